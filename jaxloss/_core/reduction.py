@@ -1,0 +1,100 @@
+"""The one place where losses are reduced, masked and weighted.
+
+Every loss computes its per-example values and hands them to :func:`reduce`.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from jaxloss._core import checks
+
+REDUCTIONS = ("none", "sum", "mean", "batchmean")
+
+
+def reduce(values, reduction: str = "none", *, weights=None, where=None,
+           name: str = "reduce") -> jax.Array:
+  r"""Reduces per-example loss values, with an optional mask and weights.
+
+  .. math::
+    \text{sum} = \sum_{i:\,m_i} w_i \ell_i, \qquad
+    \text{mean} = \frac{\sum_{i:\,m_i} w_i \ell_i}{\sum_{i:\,m_i} w_i}, \qquad
+    \text{batchmean} = \frac{\sum_{i:\,m_i} w_i \ell_i}{N_0}
+
+  Args:
+    values: ``[...]`` per-example loss values.
+    reduction: ``"none"`` (weighted values, masked entries exactly 0),
+      ``"sum"``, ``"mean"`` (0 with a finite gradient when nothing is
+      unmasked), or ``"batchmean"`` (divides by the size of axis 0 of
+      ``values``, as ``torch.nn.functional.kl_div`` does).
+    weights: optional weights broadcastable to ``values``.
+    where: optional boolean mask broadcastable to ``values``; ``False``
+      entries take no part.
+    name: the calling loss's name, used in error messages.
+
+  Returns:
+    ``values``' shape for ``"none"``, a scalar otherwise.
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> v = jnp.array([1.0, 2.0, 3.0])
+  >>> float(jaxloss.reduce(v, "mean", where=jnp.array([True, True, False])))
+  1.5
+  >>> float(jaxloss.reduce(v, "mean", where=jnp.zeros(3, bool)))
+  0.0
+  """
+  checks.option(name, "reduction", reduction, REDUCTIONS)
+  values = jnp.asarray(values)
+  if where is not None:
+    where = checks.broadcast_mask(name, "where", where, values.shape)
+  if weights is not None:
+    weights = checks.broadcast_weights(name, "weights", weights, values)
+    values = weights * values
+  if where is not None:
+    values = jnp.where(where, values, jnp.zeros((), values.dtype))
+  if reduction == "none":
+    return values
+  total = jnp.sum(values)
+  if reduction == "sum":
+    return total
+  if reduction == "batchmean":
+    return total / (values.shape[0] if values.ndim else 1)
+  # "mean": divide by the total weight of the unmasked entries.
+  if weights is None:
+    if where is None:
+      return total / max(values.size, 1)
+    denominator = jnp.sum(where, dtype=values.dtype)
+  else:
+    denominator = jnp.sum(
+        weights if where is None else jnp.where(where, weights, 0))
+  return total / jnp.where(denominator == 0, jnp.ones_like(denominator),
+                           denominator)
+
+
+def split_where(name: str, where, input_shape: Sequence[int],
+                axis) -> tuple[Optional[jax.Array], Optional[jax.Array]]:
+  """Reads ``where`` for a loss that reduces ``axis`` of its input.
+
+  A mask of the input's rank drops elements of ``axis`` (as optax's ``where``
+  does); a mask of the per-example rank drops whole examples.
+
+  Returns:
+    ``(element_mask, example_mask)``: the element mask broadcast to
+    ``input_shape`` (or ``None``), and the per-example mask, ``True`` where at
+    least one element takes part (or ``None``).
+  """
+  if where is None:
+    return None, None
+  where = checks.as_mask(name, "where", where)
+  axes = _axes_tuple(axis, len(input_shape))
+  if where.ndim == len(input_shape) - len(axes):
+    where = jnp.expand_dims(where, axes)
+  elements = checks.broadcast_mask(name, "where", where, input_shape)
+  return elements, jnp.any(elements, axis=axes)
+
+
+def _axes_tuple(axis, ndim: int) -> tuple[int, ...]:
+  axes = (axis,) if isinstance(axis, int) else tuple(axis)
+  return tuple(sorted(a % ndim for a in axes))

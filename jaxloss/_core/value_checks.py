@@ -1,0 +1,118 @@
+"""Run-time value checks: :func:`checked` and the rules losses declare.
+
+A loss declares what its values must satisfy with :func:`value_rules`; the
+declaration costs nothing until the user wraps the loss with :func:`checked`,
+which runs the rules through :mod:`jax.experimental.checkify`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import checkify
+
+# A rule maps (bound arguments, argument name) to (all-good boolean, what is wrong).
+Rule = Callable[[dict, str], tuple[jax.Array, str]]
+
+
+def value_rules(**rules: Rule):
+  """Attaches value rules (argument name -> rule) to a loss function."""
+
+  def decorate(fn):
+    fn.__jaxloss_value_rules__ = rules
+    return fn
+
+  return decorate
+
+
+def class_index(logits_arg: str, axis_arg: str | None = "axis",
+                default_axis: int = -1) -> Rule:
+  """Integer labels lie in ``[0, num_classes)``; ``ignore_index`` is allowed."""
+
+  def rule(args, arg):
+    labels = jnp.asarray(args[arg])
+    logits = jnp.asarray(args[logits_arg])
+    axis = args.get(axis_arg, default_axis) if axis_arg else default_axis
+    num_classes = logits.shape[axis]
+    ok = (labels >= 0) & (labels < num_classes)
+    if args.get("ignore_index") is not None:
+      ok = ok | (labels == args["ignore_index"])
+    return jnp.all(ok), f"must hold class indices in [0, {num_classes})"
+
+  return rule
+
+
+def unit_interval(args, arg):
+  """Probabilities lie in ``[0, 1]``."""
+  x = jnp.asarray(args[arg])
+  return jnp.all((x >= 0) & (x <= 1)), "must lie in [0, 1]"
+
+
+def positive(args, arg):
+  x = jnp.asarray(args[arg])
+  return jnp.all(x > 0), "must be > 0"
+
+
+def greater_than(bound: float) -> Rule:
+  def rule(args, arg):
+    x = jnp.asarray(args[arg])
+    return jnp.all(x > bound), f"must be > {bound}"
+  return rule
+
+
+def _is_array(x) -> bool:
+  return isinstance(x, (jax.Array,)) or hasattr(x, "__array__")
+
+
+def checked(loss_fn: Callable) -> Callable:
+  """Returns ``loss_fn`` with run-time value checks.
+
+  Every floating array argument must be free of NaN and inf, and the loss's own
+  rules (integer labels in range, probabilities in [0, 1], positive variances)
+  must hold; otherwise a :class:`jax.experimental.checkify.JaxRuntimeError`
+  names the loss and the argument. The checks cost a device-to-host sync, so
+  they are off unless asked for.
+
+  Call the returned function outside ``jit`` (it may jit internally), or use
+  ``checkify.checkify`` on your own jitted step to keep the checks inside it.
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> safe_bce = jaxloss.checked(jaxloss.binary_cross_entropy)
+  >>> safe_bce(jnp.array([0.2, 1.5]), jnp.array([0.0, 1.0]))
+  Traceback (most recent call last):
+  ...
+  jax._src.checkify.JaxRuntimeError: binary_cross_entropy: argument `probabilities` must lie in [0, 1]...
+  """
+  rules = getattr(loss_fn, "__jaxloss_value_rules__", {})
+  signature = inspect.signature(loss_fn)
+  name = loss_fn.__name__
+
+  @functools.wraps(loss_fn)
+  def wrapper(*args, **kwargs):
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    arrays = {k: jnp.asarray(v) for k, v in bound.arguments.items()
+              if _is_array(v) and not isinstance(v, str)}
+    static = {k: v for k, v in bound.arguments.items() if k not in arrays}
+
+    def run(arrays):
+      arguments = {**static, **arrays}
+      for arg, value in arrays.items():
+        if jnp.issubdtype(value.dtype, jnp.inexact):
+          checkify.check(jnp.all(jnp.isfinite(value)),
+                         f"{name}: argument `{arg}` contains NaN or inf")
+      for arg, rule in rules.items():
+        if arguments.get(arg) is not None:
+          ok, what = rule(arguments, arg)
+          checkify.check(ok, f"{name}: argument `{arg}` {what}")
+      return loss_fn(**arguments)
+
+    error, out = checkify.checkify(run)(arrays)
+    error.throw()
+    return out
+
+  return wrapper

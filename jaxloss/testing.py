@@ -1,0 +1,327 @@
+"""Conformance checks that every jaxloss loss passes; public so users can run
+them on their own losses.
+
+Describe a loss with a :class:`LossCase` (the function and a factory of
+inputs), then run :func:`check_loss` or any single property from
+:data:`PROPERTIES`::
+
+  case = LossCase(my_loss, make_inputs=lambda rng, n: (
+      (rng.normal(size=(n, 3)).astype("float32"),
+       rng.integers(0, 3, size=n).astype("int32")), {}))
+  jaxloss.testing.check_loss(case)
+
+A loss that follows the jaxloss contract takes ``where``, ``weights`` and
+``reduction`` keywords, returns per-example values whose axis 0 is the batch
+axis of its positional inputs, and raises ``ValueError``/``TypeError`` at trace
+time on bad shapes and dtypes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import test_util
+
+Inputs = tuple[tuple, dict]
+
+
+def _drop_last_example(inputs: Inputs, arg: int = 1) -> Optional[Inputs]:
+  args, kwargs = inputs
+  if len(args) <= arg or np.ndim(args[arg]) == 0:
+    return None
+  args = list(args)
+  args[arg] = np.asarray(args[arg])[:-1]
+  return tuple(args), kwargs
+
+
+@dataclasses.dataclass(frozen=True)
+class LossCase:
+  """A loss and what the conformance checks need to know to call it.
+
+  Attributes:
+    fn: the loss function.
+    make_inputs: ``(rng, batch) -> (args, kwargs)``: valid random inputs with
+      ``batch`` examples; ``args`` are the positional arrays.
+    name: test id (defaults to ``fn.__name__``); several cases may share a
+      function with different options.
+    float_args: indices of the positional arrays that are floating inputs
+      (differentiated, and cast to bfloat16 in the half-precision check).
+    batch_args: indices of the positional arrays whose axis 0 is the batch
+      axis (default: all of them).
+    edge_inputs: ``() -> [inputs, ...]``: edge cases whose value and gradient
+      must be finite.
+    reductions: the reductions the loss supports.
+    per_example: whether the loss returns per-example values along the batch
+      axis (the ``where``, ``weights`` and ``vmap`` checks need this).
+    grad_modes: modes for :func:`jax.test_util.check_grads`; ``("rev",)`` for
+      a loss with a ``custom_vjp``.
+    wrong_shape: ``inputs -> inputs`` with a shape the loss must reject, or
+      ``None`` to skip; the default drops the last example of argument 1.
+    mean_of_none: whether ``"mean"`` is the average of the ``"none"`` values;
+      ``False`` where the loss weights its own mean (class weights).
+    batch: the batch size used by the checks.
+  """
+
+  fn: Callable
+  make_inputs: Callable[[np.random.Generator, int], Inputs]
+  name: Optional[str] = None
+  float_args: tuple[int, ...] = (0,)
+  batch_args: Optional[tuple[int, ...]] = None
+  edge_inputs: Optional[Callable[[], Sequence[Inputs]]] = None
+  reductions: tuple[str, ...] = ("none", "sum", "mean")
+  per_example: bool = True
+  grad_modes: tuple[str, ...] = ("fwd", "rev")
+  wrong_shape: Optional[Callable[[Inputs], Optional[Inputs]]] = _drop_last_example
+  mean_of_none: bool = True
+  batch: int = 6
+
+  @property
+  def id(self) -> str:
+    return self.name or self.fn.__name__
+
+  def inputs(self, seed: int = 0, batch: Optional[int] = None) -> Inputs:
+    return self.make_inputs(np.random.default_rng(seed), batch or self.batch)
+
+  def call(self, args, kwargs, **extra):
+    return self.fn(*args, **{**kwargs, **extra})
+
+
+# --------------------------------------------------------------------------- #
+# helpers
+
+def _close(actual, expected, rtol=1e-5, atol=1e-6, what=""):
+  np.testing.assert_allclose(np.asarray(actual, np.float64),
+                             np.asarray(expected, np.float64),
+                             rtol=rtol, atol=atol, err_msg=what)
+
+
+def _with_floats(case: LossCase, args: tuple, floats: Sequence) -> tuple:
+  args = list(args)
+  for i, x in zip(case.float_args, floats):
+    args[i] = x
+  return tuple(args)
+
+
+def _cast_floats(case: LossCase, args: tuple, dtype) -> tuple:
+  return _with_floats(case, args,
+                      [jnp.asarray(args[i]).astype(dtype) for i in case.float_args])
+
+
+def _grads(case: LossCase, args, kwargs, **extra):
+  """Gradient of the summed output with respect to the float arguments."""
+
+  def total(*floats):
+    return jnp.sum(case.call(_with_floats(case, args, floats), kwargs, **extra))
+
+  floats = [jnp.asarray(args[i]) for i in case.float_args]
+  return jax.grad(total, argnums=tuple(range(len(floats))))(*floats)
+
+
+def _assert_finite(tree, what):
+  for leaf in jax.tree_util.tree_leaves(tree):
+    if not np.all(np.isfinite(np.asarray(leaf, np.float64))):
+      raise AssertionError(f"{what}: not finite: {leaf}")
+
+
+def _batch_indices(case: LossCase, args) -> tuple[int, ...]:
+  return case.batch_args if case.batch_args is not None else tuple(range(len(args)))
+
+
+def _reduction_kw(case: LossCase, reduction: str) -> dict:
+  return {"reduction": reduction} if case.reductions else {}
+
+
+def _mask(rng: np.random.Generator, n: int) -> np.ndarray:
+  mask = rng.random(n) < 0.5
+  mask[0], mask[-1] = True, False
+  return mask
+
+
+def _example_mask(mask: np.ndarray, case: LossCase, args, kwargs) -> np.ndarray:
+  """A ``[batch]`` mask shaped to broadcast against the per-example output."""
+  rank = len(jax.eval_shape(lambda *a: case.call(a, kwargs), *args).shape)
+  return mask.reshape(mask.shape + (1,) * (rank - 1))
+
+
+# --------------------------------------------------------------------------- #
+# properties
+
+def check_jit(case: LossCase, seed: int = 0):
+  """``jax.jit`` gives the eager value, for every supported reduction."""
+  args, kwargs = case.inputs(seed)
+  for reduction in case.reductions or (None,):
+    extra = _reduction_kw(case, reduction) if reduction else {}
+    eager = case.call(args, kwargs, **extra)
+    jitted = jax.jit(lambda *a: case.call(a, kwargs, **extra))(*args)
+    _close(jitted, eager, what=f"{case.id}: jit != eager ({reduction})")
+
+
+def check_vmap(case: LossCase, seed: int = 0, copies: int = 3):
+  """``jax.vmap`` over an extra leading axis equals a Python loop."""
+  sets = [case.inputs(seed + k) for k in range(copies)]
+  kwargs = sets[0][1]
+  stacked = tuple(np.stack([s[0][i] for s in sets]) for i in range(len(sets[0][0])))
+  for reduction in [r for r in ("none", "mean") if r in case.reductions] or [None]:
+    extra = _reduction_kw(case, reduction) if reduction else {}
+    batched = jax.vmap(lambda *a: case.call(a, kwargs, **extra))(*stacked)
+    looped = np.stack([case.call(s[0], kwargs, **extra) for s in sets])
+    _close(batched, looped, what=f"{case.id}: vmap != loop ({reduction})")
+
+
+def check_where_is_slicing(case: LossCase, seed: int = 0):
+  """A ``[batch]`` mask gives what slicing the masked examples out gives."""
+  args, kwargs = case.inputs(seed)
+  mask = _mask(np.random.default_rng(seed + 100), case.batch)
+  where = _example_mask(mask, case, args, kwargs)
+  sliced = list(args)
+  for i in _batch_indices(case, args):
+    sliced[i] = np.asarray(args[i])[mask]
+  sliced = tuple(sliced)
+  for reduction in ("sum", "mean"):
+    _close(case.call(args, kwargs, where=where, reduction=reduction),
+           case.call(sliced, kwargs, reduction=reduction),
+           what=f"{case.id}: where != slicing ({reduction})")
+  masked = np.asarray(case.call(args, kwargs, where=where, reduction="none"))
+  _close(masked[mask], case.call(sliced, kwargs, reduction="none"),
+         what=f"{case.id}: where != slicing (none)")
+  if not np.all(masked[~mask] == 0):
+    raise AssertionError(f"{case.id}: masked-out entries are not exactly 0")
+
+
+def check_all_masked(case: LossCase, seed: int = 0):
+  """Everything masked: "sum" and "mean" are 0 and the gradient is finite."""
+  args, kwargs = case.inputs(seed)
+  none = _example_mask(np.zeros(case.batch, bool), case, args, kwargs)
+  for reduction in ("sum", "mean"):
+    value = case.call(args, kwargs, where=none, reduction=reduction)
+    if float(value) != 0.0:
+      raise AssertionError(f"{case.id}: all masked {reduction} = {value}, not 0")
+    grads = _grads(case, args, kwargs, where=none, reduction=reduction)
+    _assert_finite(grads, f"{case.id}: gradient with everything masked")
+
+
+def check_reductions(case: LossCase, seed: int = 0):
+  """"none", "sum" and "mean" agree, with and without weights."""
+  args, kwargs = case.inputs(seed)
+  values = np.asarray(case.call(args, kwargs, reduction="none"), np.float64)
+  _close(case.call(args, kwargs, reduction="sum"), values.sum(), rtol=1e-5,
+         atol=1e-5, what=f"{case.id}: sum != none.sum()")
+  if case.mean_of_none:
+    _close(case.call(args, kwargs, reduction="mean"), values.mean(), rtol=1e-5,
+           atol=1e-6, what=f"{case.id}: mean != none.mean()")
+  weights = np.random.default_rng(seed + 7).uniform(0.5, 2.0, values.shape)
+  weights = weights.astype(np.float32)
+  weighted = case.call(args, kwargs, weights=weights, reduction="none")
+  _close(weighted, weights * values, what=f"{case.id}: weights in none")
+  if case.mean_of_none:
+    _close(case.call(args, kwargs, weights=weights, reduction="mean"),
+           (weights * values).sum() / weights.sum(), atol=1e-6,
+           what=f"{case.id}: weighted mean")
+
+
+def check_bfloat16(case: LossCase, seed: int = 0):
+  """bfloat16 inputs are computed in float32 and give a float32 result."""
+  args, kwargs = case.inputs(seed)
+  half = _cast_floats(case, args, jnp.bfloat16)
+  upcast = _cast_floats(case, half, jnp.float32)
+  for reduction in case.reductions or (None,):
+    extra = _reduction_kw(case, reduction) if reduction else {}
+    out = case.call(half, kwargs, **extra)
+    if out.dtype != jnp.float32:
+      raise AssertionError(f"{case.id}: bfloat16 input gave {out.dtype}, "
+                           "not float32")
+    _close(out, case.call(upcast, kwargs, **extra), rtol=1e-5, atol=1e-5,
+           what=f"{case.id}: bfloat16 result")
+
+
+def check_dtypes(case: LossCase, seed: int = 0):
+  """float32 stays float32 and float64 stays float64 under x64."""
+  args, kwargs = case.inputs(seed)
+  with jax.enable_x64(True):
+    for dtype in (jnp.float32, jnp.float64):
+      out = case.call(_cast_floats(case, args, dtype), kwargs)
+      if out.dtype != dtype:
+        raise AssertionError(f"{case.id}: {np.dtype(dtype).name} input gave "
+                             f"{out.dtype}")
+
+
+def check_edge_cases(case: LossCase, seed: int = 0):
+  """Values and gradients are finite at the loss's edge inputs."""
+  if case.edge_inputs is None:
+    return
+  for k, (args, kwargs) in enumerate(case.edge_inputs()):
+    for reduction in [r for r in ("none", "mean") if r in case.reductions] or [None]:
+      extra = _reduction_kw(case, reduction) if reduction else {}
+      _assert_finite(case.call(args, kwargs, **extra),
+                     f"{case.id}: value at edge input {k}")
+      _assert_finite(_grads(case, args, kwargs, **extra),
+                     f"{case.id}: gradient at edge input {k}")
+
+
+def check_gradients(case: LossCase, seed: int = 0):
+  """Analytic gradients match finite differences in float64."""
+  args, kwargs = case.inputs(seed)
+  with jax.enable_x64(True):
+    args64 = _cast_floats(case, args, jnp.float64)
+
+    def f(*floats):
+      return case.call(_with_floats(case, args64, floats), kwargs)
+
+    test_util.check_grads(f, [args64[i] for i in case.float_args], order=1,
+                          modes=case.grad_modes, eps=1e-6)
+
+
+def check_errors(case: LossCase, seed: int = 0):
+  """Wrong shapes, dtypes and reductions raise at trace time, naming the loss."""
+  inputs = case.inputs(seed)
+  name = case.fn.__name__
+
+  def expect(error, args, kwargs, what):
+    try:
+      jax.eval_shape(lambda *a: case.call(a, kwargs), *args)
+    except error as e:
+      if name not in str(e):
+        raise AssertionError(f"{case.id}: {what} error does not name the loss: {e}")
+      return
+    raise AssertionError(f"{case.id}: {what} did not raise {error.__name__}")
+
+  bad = case.wrong_shape(inputs) if case.wrong_shape else None
+  if bad is not None:
+    expect(ValueError, *bad, "wrong shape")
+  args, kwargs = inputs
+  integer = list(args)
+  integer[case.float_args[0]] = np.asarray(args[case.float_args[0]]).astype(np.int32)
+  expect(TypeError, tuple(integer), kwargs, "integer input")
+  if case.reductions:
+    expect(ValueError, args, {**kwargs, "reduction": "average"}, "bad reduction")
+
+
+PROPERTIES = {
+    "jit": check_jit,
+    "vmap": check_vmap,
+    "where_is_slicing": check_where_is_slicing,
+    "all_masked": check_all_masked,
+    "reductions": check_reductions,
+    "bfloat16": check_bfloat16,
+    "dtypes": check_dtypes,
+    "edge_cases": check_edge_cases,
+    "gradients": check_gradients,
+    "errors": check_errors,
+}
+
+def applicable(case: LossCase, prop: str) -> bool:
+  """Whether property ``prop`` applies to ``case``."""
+  if prop in ("where_is_slicing", "all_masked", "reductions"):
+    return case.per_example and bool(case.reductions)
+  return True
+
+
+def check_loss(case: LossCase, seed: int = 0) -> None:
+  """Runs every applicable property on ``case``; raises on the first failure."""
+  for prop, check in PROPERTIES.items():
+    if applicable(case, prop):
+      check(case, seed)

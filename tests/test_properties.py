@@ -1,0 +1,33 @@
+"""Every shared property of the jaxloss contract, over every registered loss."""
+
+import pytest
+
+from jaxloss import testing
+from tests.conftest import all_cases
+
+CASES = all_cases()
+
+PARAMS = [
+    pytest.param(case, prop, id=f"{case.id}-{prop}")
+    for case in CASES
+    for prop in testing.PROPERTIES
+    if testing.applicable(case, prop)
+]
+
+
+@pytest.mark.parametrize("case,prop", PARAMS)
+def test_property(case, prop):
+  testing.PROPERTIES[prop](case)
+
+
+def test_registry_covers_every_public_loss():
+  import jaxloss
+  registered = {case.fn.__name__ for case in CASES}
+  losses = {name for name in jaxloss.__all__
+            if name not in NOT_LOSSES and callable(getattr(jaxloss, name))}
+  assert losses - registered == set()
+
+
+# Public callables that are helpers, not losses.
+NOT_LOSSES = {"reduce", "checked", "smooth_labels", "class_weights_from_counts",
+              "make_fenchel_young_loss"}
