@@ -5,15 +5,19 @@ reduction contract (:func:`jaxloss.reduce`) and trace-time shape checks. The
 public API is flat: ``import jaxloss as jl; jl.<loss>``.
 """
 
-from jaxloss import classification
+from jaxloss import classification, divergence, metric_learning, ranking, regression
 from jaxloss._core.reduction import REDUCTIONS, reduce
 from jaxloss._core.value_checks import checked
 from jaxloss.classification import *  # noqa: F401,F403
+from jaxloss.divergence import *  # noqa: F401,F403
+from jaxloss.metric_learning import *  # noqa: F401,F403
+from jaxloss.ranking import *  # noqa: F401,F403
+from jaxloss.regression import *  # noqa: F401,F403
 
 __version__ = "0.1.0"
 
-_FAMILIES = (classification,)
+_FAMILIES = (classification, divergence, metric_learning, ranking, regression)
 
 __all__ = sorted(
-    ["REDUCTIONS", "checked", "reduce", "classification"]
+    ["REDUCTIONS", "checked", "reduce"]
     + [name for family in _FAMILIES for name in family.__all__])

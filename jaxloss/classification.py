@@ -15,6 +15,8 @@ import jax.numpy as jnp
 from jaxloss._core import checks, numerics
 from jaxloss._core import reduction as reduction_lib
 from jaxloss._core import value_checks
+from jaxloss._classification_margin import *  # noqa: F401,F403
+from jaxloss import _classification_margin
 
 _LOG_CLAMP = -100.0  # torch.nn.functional.binary_cross_entropy's log clamp.
 
@@ -266,7 +268,7 @@ def _combine_weights(name, labels, class_weights, weights, logits):
                                                 per_example)
 
 
-__all__ = [
+__all__ = _classification_margin.__all__ + [
     "binary_cross_entropy",
     "sigmoid_binary_cross_entropy",
     "softmax_cross_entropy",

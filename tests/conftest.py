@@ -11,12 +11,18 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 from tests import cases as _cases  # noqa: E402
 
 
-def all_cases():
-  """Every LossCase in tests/cases/*.py (each module's CASES list)."""
-  collected = []
+def _case_modules():
   for info in pkgutil.iter_modules(_cases.__path__):
-    if info.name.startswith("_"):
-      continue
-    module = importlib.import_module(f"tests.cases.{info.name}")
-    collected.extend(module.CASES)
-  return collected
+    if not info.name.startswith("_"):
+      yield importlib.import_module(f"tests.cases.{info.name}")
+
+
+def all_cases():
+  """Every LossCase in tests/cases/*.py (each module's ``CASES`` list)."""
+  return [case for module in _case_modules() for case in module.CASES]
+
+
+def public_helpers():
+  """Public callables that are not losses (each module's ``HELPERS`` set)."""
+  return {"reduce", "checked"}.union(
+      *(getattr(module, "HELPERS", set()) for module in _case_modules()))

@@ -3,7 +3,7 @@
 import pytest
 
 from jaxloss import testing
-from tests.conftest import all_cases
+from tests.conftest import all_cases, public_helpers
 
 CASES = all_cases()
 
@@ -23,11 +23,7 @@ def test_property(case, prop):
 def test_registry_covers_every_public_loss():
   import jaxloss
   registered = {case.fn.__name__ for case in CASES}
+  helpers = public_helpers()
   losses = {name for name in jaxloss.__all__
-            if name not in NOT_LOSSES and callable(getattr(jaxloss, name))}
+            if name not in helpers and callable(getattr(jaxloss, name))}
   assert losses - registered == set()
-
-
-# Public callables that are helpers, not losses.
-NOT_LOSSES = {"reduce", "checked", "smooth_labels", "class_weights_from_counts",
-              "make_fenchel_young_loss"}

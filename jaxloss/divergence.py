@@ -1,0 +1,3 @@
+"""divergence losses (being written)."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""metric learning losses (being written)."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""ranking losses (being written)."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""regression losses (being written)."""
+
+__all__ = []
