@@ -1,0 +1,183 @@
+"""jaxloss._core: the reduction contract, checks, safe numerics and checked()."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.experimental import checkify
+
+import jaxloss
+from jaxloss._core import checks, numerics, reduction
+
+
+# --------------------------------------------------------------------------- #
+# reduce
+
+VALUES = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], np.float32)
+WEIGHTS = np.array([[0.5, 1.0, 2.0], [1.0, 0.0, 3.0]], np.float32)
+MASK = np.array([[True, False, True], [False, True, True]])
+
+
+def test_reduce_none_sum_mean_batchmean_against_numpy():
+  w, m, v = WEIGHTS.astype(np.float64), MASK, VALUES.astype(np.float64)
+  np.testing.assert_allclose(jaxloss.reduce(VALUES, "none", weights=WEIGHTS, where=MASK),
+                             np.where(m, w * v, 0.0), rtol=1e-6)
+  np.testing.assert_allclose(jaxloss.reduce(VALUES, "sum", weights=WEIGHTS, where=MASK),
+                             (w * v)[m].sum(), rtol=1e-6)
+  np.testing.assert_allclose(jaxloss.reduce(VALUES, "mean", weights=WEIGHTS, where=MASK),
+                             (w * v)[m].sum() / w[m].sum(), rtol=1e-6)
+  np.testing.assert_allclose(jaxloss.reduce(VALUES, "mean", where=MASK),
+                             v[m].mean(), rtol=1e-6)
+  np.testing.assert_allclose(jaxloss.reduce(VALUES, "mean"), v.mean(), rtol=1e-6)
+  np.testing.assert_allclose(jaxloss.reduce(VALUES, "batchmean", where=MASK),
+                             v[m].sum() / 2, rtol=1e-6)
+
+
+def test_reduce_default_is_none():
+  np.testing.assert_array_equal(jaxloss.reduce(VALUES), VALUES)
+
+
+def test_reduce_weights_and_where_broadcast():
+  row_weights = np.array([[2.0], [3.0]], np.float32)
+  row_mask = np.array([[True], [False]])
+  got = jaxloss.reduce(VALUES, "mean", weights=row_weights, where=row_mask)
+  np.testing.assert_allclose(got, (2 * VALUES[0]).sum() / 6.0, rtol=1e-6)
+
+
+def test_all_masked_mean_is_zero_with_finite_gradient():
+  none = np.zeros_like(MASK)
+
+  def f(v):
+    return jaxloss.reduce(v, "mean", where=none)
+
+  assert float(f(VALUES)) == 0.0
+  grad = jax.grad(f)(jnp.asarray(VALUES))
+  np.testing.assert_array_equal(grad, np.zeros_like(VALUES))
+
+
+def test_masked_nan_does_not_leak():
+  values = jnp.array([1.0, jnp.nan])
+  assert float(jaxloss.reduce(values, "sum", where=jnp.array([True, False]))) == 1.0
+
+
+def test_zero_total_weight_mean_is_zero():
+  assert float(jaxloss.reduce(VALUES, "mean", weights=np.zeros_like(VALUES))) == 0.0
+
+
+def test_unknown_reduction_lists_the_valid_ones():
+  with pytest.raises(ValueError, match="'none', 'sum', 'mean', 'batchmean'"):
+    jaxloss.reduce(VALUES, "average")
+
+
+def test_bad_mask_and_weights():
+  with pytest.raises(TypeError, match="where.*boolean"):
+    jaxloss.reduce(VALUES, "sum", where=np.ones(3, np.int32))
+  with pytest.raises(ValueError, match=r"weights.*\(4,\).*\(2, 3\)"):
+    jaxloss.reduce(VALUES, "sum", weights=np.ones(4, np.float32))
+
+
+def test_split_where_element_and_example_masks():
+  shape = (2, 3)
+  elements, examples = reduction.split_where("f", jnp.array([True, False]), shape, -1)
+  np.testing.assert_array_equal(elements, [[True] * 3, [False] * 3])
+  np.testing.assert_array_equal(examples, [True, False])
+  elements, examples = reduction.split_where("f", jnp.asarray(MASK), shape, 1)
+  np.testing.assert_array_equal(elements, MASK)
+  np.testing.assert_array_equal(examples, [True, True])
+  assert reduction.split_where("f", None, shape, -1) == (None, None)
+
+
+# --------------------------------------------------------------------------- #
+# checks
+
+def test_checks_name_the_loss_argument_and_shapes():
+  with pytest.raises(ValueError) as info:
+    checks.same_shape("my_loss", predictions=jnp.zeros((2, 3)), targets=jnp.zeros((3, 2)))
+  message = str(info.value)
+  assert "my_loss" in message and "`predictions` (2, 3)" in message
+  assert "`targets` (3, 2)" in message
+
+
+def test_checks_dtypes():
+  with pytest.raises(TypeError, match="my_loss: argument `logits` must be a floating"):
+    checks.as_float("my_loss", "logits", jnp.zeros(3, jnp.int32))
+  with pytest.raises(TypeError, match="my_loss: argument `labels` must hold integer"):
+    checks.as_labels("my_loss", "labels", jnp.zeros(3))
+  assert checks.as_float("f", "x", jnp.zeros(2, jnp.bfloat16)).dtype == jnp.float32
+  assert checks.as_float("f", "x", jnp.zeros(2, jnp.float16)).dtype == jnp.float32
+
+
+def test_checks_options_and_hyperparameters():
+  with pytest.raises(ValueError, match="my_loss: unknown kind='x'; valid values are 'a', 'b'"):
+    checks.option("my_loss", "kind", "x", ("a", "b"))
+  with pytest.raises(ValueError, match="`temperature` must be > 0"):
+    checks.positive("my_loss", "temperature", 0.0)
+  with pytest.raises(ValueError, match="`gamma` must be >= 0"):
+    checks.nonnegative("my_loss", "gamma", -1)
+  checks.positive("my_loss", "temperature", jnp.asarray(-1.0))  # traced: not checked
+
+
+def test_checks_are_static_under_jit():
+  @jax.jit
+  def f(x, y):
+    checks.same_shape("f", x=x, y=y)
+    return x + y
+
+  with pytest.raises(ValueError, match="f: arguments must have the same shape"):
+    f(jnp.zeros(2), jnp.zeros(3))
+
+
+# --------------------------------------------------------------------------- #
+# numerics
+
+def test_safe_norm_value_and_zero_gradient_at_zero():
+  x = jnp.array([[3.0, 4.0], [0.0, 0.0]])
+  np.testing.assert_allclose(numerics.safe_norm(x), [5.0, 0.0])
+  grad = jax.grad(lambda v: numerics.safe_norm(v).sum())(x)
+  np.testing.assert_allclose(grad, [[0.6, 0.8], [0.0, 0.0]], rtol=1e-6)
+
+
+def test_safe_sqrt_and_divide_gradients_at_zero():
+  assert float(jax.grad(numerics.safe_sqrt)(0.0)) == 0.0
+  assert float(jax.grad(lambda d: numerics.safe_divide(1.0, d))(0.0)) == 0.0
+  np.testing.assert_allclose(numerics.safe_divide(jnp.array(3.0), jnp.array(2.0)), 1.5)
+
+
+def test_log1mexp_against_float64():
+  x = np.array([-1e-8, -1e-3, -0.5, -0.69, -0.7, -5.0, -50.0])
+  # float64 reference; the switch point differs from the implementation's
+  # (log 2), so the -0.69 and -0.5 points compare the two formulas.
+  expected = np.where(x > -0.3, np.log(-np.expm1(x)), np.log1p(-np.exp(x)))
+  with jax.enable_x64(True):
+    np.testing.assert_allclose(numerics.log1mexp(jnp.asarray(x)), expected, rtol=1e-12)
+  np.testing.assert_allclose(numerics.log1mexp(jnp.asarray(x, jnp.float32)), expected,
+                             rtol=2e-6)
+
+
+def test_xlogx_and_safe_log_at_zero():
+  assert float(numerics.xlogx(jnp.array(0.0))) == 0.0
+  assert np.isfinite(float(jax.grad(numerics.xlogx)(0.0)))
+  assert np.isfinite(float(numerics.safe_log(jnp.array(0.0))))
+  assert np.isfinite(float(jax.grad(numerics.safe_log)(0.0)))
+
+
+# --------------------------------------------------------------------------- #
+# checked
+
+def test_checked_passes_good_values_through():
+  logits = jnp.array([[1.0, 2.0], [0.5, -1.0]])
+  labels = jnp.array([1, 0])
+  fn = jaxloss.softmax_cross_entropy_with_integer_labels
+  np.testing.assert_allclose(jaxloss.checked(fn)(logits, labels), fn(logits, labels))
+
+
+def test_checked_catches_bad_values():
+  fn = jaxloss.checked(jaxloss.softmax_cross_entropy_with_integer_labels)
+  with pytest.raises(checkify.JaxRuntimeError,
+                     match="softmax_cross_entropy_with_integer_labels: argument `labels` "
+                           r"must hold class indices in \[0, 2\)"):
+    fn(jnp.zeros((2, 2)), jnp.array([0, 2]))
+  with pytest.raises(checkify.JaxRuntimeError, match="argument `logits` contains NaN or inf"):
+    fn(jnp.array([[0.0, jnp.inf]]), jnp.array([0]))
+  # ignore_index is allowed by the label rule.
+  fn(jnp.zeros((2, 2)), jnp.array([0, -100]), ignore_index=-100)
