@@ -1,3 +1,343 @@
-"""divergence losses (being written)."""
+"""Divergences between distributions: Kullback-Leibler, Jensen-Shannon, and
+the KL between diagonal Gaussians.
 
-__all__ = []
+Every divergence sums over its distribution axis (or axes) and returns
+per-example values that reduce through :func:`jaxloss.reduce`. Names shared
+with ``optax.losses`` keep optax's positional signature, defaults and values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from jaxloss._core import checks, numerics
+from jaxloss._core import reduction as reduction_lib
+from jaxloss._core import value_checks
+
+
+def _nonnegative(args, arg):
+  x = jnp.asarray(args[arg])
+  return jnp.all(x >= 0), "must be >= 0"
+
+
+def _log_probabilities(args, arg):
+  x = jnp.asarray(args[arg])
+  return jnp.all(x <= 0), "must hold log-probabilities (<= 0)"
+
+
+def _axes(name: str, axis, ndim: int) -> tuple[int, ...]:
+  """``axis`` (an int, a tuple of ints, or ``None`` for all) as sorted axes."""
+  if axis is None:
+    return tuple(range(ndim))
+  if isinstance(axis, (tuple, list)):
+    return tuple(sorted({checks.canonical_axis(name, a, ndim) for a in axis}))
+  return (checks.canonical_axis(name, axis, ndim),)
+
+
+def _divergence(name, terms_fn, first, second, axis, where, weights,
+                reduction, args):
+  """Checks two same-shaped float arrays, sums ``terms_fn`` over ``axis`` (the
+  unmasked elements only) and reduces the per-example sums."""
+  first, second = checks.same_shape_floats(
+      name, **{args[0]: first, args[1]: second})
+  axes = _axes(name, axis, first.ndim)
+  elements, examples = reduction_lib.split_where(name, where, first.shape, axes)
+  terms = terms_fn(first, second)
+  if elements is not None:
+    terms = jnp.where(elements, terms, 0)
+  return reduction_lib.reduce(jnp.sum(terms, axis=axes), reduction,
+                              weights=weights, where=examples, name=name)
+
+
+def _broadcast_to(name, arg, value, like):
+  """A numeric hyper-parameter broadcast to ``like``'s shape and dtype."""
+  value = jnp.asarray(value)
+  if not (jnp.issubdtype(value.dtype, jnp.floating)
+          or jnp.issubdtype(value.dtype, jnp.integer)):
+    raise TypeError(f"{name}: argument `{arg}` must be numeric, got "
+                    f"{value.dtype}.")
+  try:
+    return jnp.broadcast_to(value.astype(like.dtype), like.shape)
+  except ValueError:
+    raise ValueError(f"{name}: argument `{arg}` of shape {value.shape} does "
+                     f"not broadcast to the inputs' shape {like.shape}.") from None
+
+
+def _kl_terms(log_predictions, targets):
+  """``t log t - t log q``, with ``0 log 0 = 0`` and finite gradients at 0."""
+  return numerics.xlogx(targets) - targets * log_predictions
+
+
+@value_checks.value_rules(log_predictions=_log_probabilities,
+                          targets=value_checks.unit_interval)
+def kl_divergence(log_predictions, targets, axis=-1, where=None, *,
+                  weights=None, reduction="none"):
+  r"""Kullback-Leibler divergence :math:`KL(p \| q)` from log-predictions.
+
+  .. math:: \ell = \sum_i p_i (\log p_i - \log q_i), \qquad 0 \log 0 = 0
+
+  Targets of exactly 0 contribute 0, with finite gradients (also with respect
+  to the targets).
+
+  Args:
+    log_predictions: ``[..., dim]`` log-probabilities :math:`\log q`.
+    targets: ``[..., dim]`` target probabilities :math:`p`, same shape.
+    axis: the distribution axis: an int, a tuple of ints, or ``None`` (all).
+    where: boolean mask of the inputs' shape (drops elements from the sum, as
+      optax does) or of the per-example shape (drops examples).
+    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    the inputs' shape without ``axis``, or a scalar for ``"sum"``,
+    ``"mean"`` and ``"batchmean"``.
+
+  Matches ``optax.losses.kl_divergence``; with ``reduction="batchmean"``,
+  ``torch.nn.functional.kl_div(log_predictions, targets,
+  reduction="batchmean")``.
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> p = jnp.array([[0.5, 0.5], [1.0, 0.0]])
+  >>> jaxloss.kl_divergence(jnp.log(jnp.array([[0.25, 0.75]] * 2)), p)
+  Array([0.14384104, 1.3862944 ], dtype=float32)
+
+  References:
+    Kullback and Leibler, `On information and sufficiency
+    <https://doi.org/10.1214/aoms/1177729694>`_, 1951.
+  """
+  return _divergence("kl_divergence", _kl_terms, log_predictions, targets,
+                     axis, where, weights, reduction,
+                     ("log_predictions", "targets"))
+
+
+@value_checks.value_rules(log_predictions=_log_probabilities,
+                          log_targets=_log_probabilities)
+def kl_divergence_with_log_targets(log_predictions, log_targets, axis=-1,
+                                   where=None, *, weights=None,
+                                   reduction="none"):
+  r"""Kullback-Leibler divergence :math:`KL(p \| q)` with log-space targets.
+
+  .. math:: \ell = \sum_i e^{\log p_i} (\log p_i - \log q_i)
+
+  Args:
+    log_predictions: ``[..., dim]`` log-probabilities :math:`\log q`.
+    log_targets: ``[..., dim]`` target log-probabilities :math:`\log p`.
+    axis: the distribution axis: an int, a tuple of ints, or ``None`` (all).
+    where: boolean mask of the inputs' shape (drops elements) or of the
+      per-example shape (drops examples).
+    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    the inputs' shape without ``axis``, or a scalar for ``"sum"``,
+    ``"mean"`` and ``"batchmean"``.
+
+  Matches ``optax.losses.kl_divergence_with_log_targets`` and
+  ``torch.nn.functional.kl_div(..., log_target=True)``.
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> jaxloss.kl_divergence_with_log_targets(
+  ...     jnp.log(jnp.array([0.25, 0.75])), jnp.log(jnp.array([0.5, 0.5])))
+  Array(0.14384104, dtype=float32)
+
+  References:
+    Kullback and Leibler, `On information and sufficiency
+    <https://doi.org/10.1214/aoms/1177729694>`_, 1951.
+  """
+  return _divergence(
+      "kl_divergence_with_log_targets",
+      lambda log_q, log_p: jnp.exp(log_p) * (log_p - log_q),
+      log_predictions, log_targets, axis, where, weights, reduction,
+      ("log_predictions", "log_targets"))
+
+
+def _generalized_kl_terms(log_predictions, targets):
+  return (_kl_terms(log_predictions, targets) + jnp.exp(log_predictions)
+          - targets)
+
+
+@value_checks.value_rules(targets=_nonnegative)
+def generalized_kl_divergence(log_predictions, targets, axis=-1, where=None,
+                              *, weights=None, reduction="none"):
+  r"""Generalized KL divergence between unnormalized non-negative measures.
+
+  The Bregman divergence of :math:`x \log x - x`:
+
+  .. math:: \ell = \sum_i \big(p_i (\log p_i - \log q_i) + q_i - p_i\big)
+
+  Args:
+    log_predictions: ``[..., dim]`` logs :math:`\log q` of the predicted
+      measure (its exponential must not overflow).
+    targets: ``[..., dim]`` non-negative target measure :math:`p`.
+    axis: the distribution axis: an int, a tuple of ints, or ``None`` (all).
+    where: boolean mask of the inputs' shape (drops elements) or of the
+      per-example shape (drops examples).
+    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    the inputs' shape without ``axis``, or a scalar for ``"sum"``,
+    ``"mean"`` and ``"batchmean"``.
+
+  Matches ``optax.losses.generalized_kl_divergence``.
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> jaxloss.generalized_kl_divergence(jnp.log(jnp.array([1.0, 2.0])),
+  ...                                   jnp.array([2.0, 2.0]))
+  Array(0.38629436, dtype=float32)
+
+  References:
+    Boyd and Vandenberghe, `Convex optimization
+    <https://stanford.edu/~boyd/cvxbook/>`_, 2004, p. 90; Bregman, `The
+    relaxation method of finding the common point of convex sets
+    <https://doi.org/10.1016/0041-5553(67)90040-7>`_, 1967.
+  """
+  return _divergence("generalized_kl_divergence", _generalized_kl_terms,
+                     log_predictions, targets, axis, where, weights,
+                     reduction, ("log_predictions", "targets"))
+
+
+@value_checks.value_rules(targets=_nonnegative)
+def convex_kl_divergence(log_predictions, targets, axis=-1, where=None, *,
+                         weights=None, reduction="none"):
+  r"""Alias of :func:`generalized_kl_divergence`, kept for optax compatibility.
+
+  optax deprecates this name; jaxloss keeps it without a warning.
+
+  .. math:: \ell = \sum_i \big(p_i (\log p_i - \log q_i) + q_i - p_i\big)
+
+  Args:
+    log_predictions: ``[..., dim]`` logs :math:`\log q` of the predicted
+      measure.
+    targets: ``[..., dim]`` non-negative target measure :math:`p`.
+    axis: the distribution axis: an int, a tuple of ints, or ``None`` (all).
+    where: boolean mask of the inputs' shape (drops elements) or of the
+      per-example shape (drops examples).
+    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    the inputs' shape without ``axis``, or a scalar for ``"sum"``,
+    ``"mean"`` and ``"batchmean"``.
+
+  Matches ``optax.losses.convex_kl_divergence``.
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> jaxloss.convex_kl_divergence(jnp.log(jnp.array([1.0, 2.0])),
+  ...                              jnp.array([2.0, 2.0]))
+  Array(0.38629436, dtype=float32)
+
+  References:
+    Boyd and Vandenberghe, `Convex optimization
+    <https://stanford.edu/~boyd/cvxbook/>`_, 2004, p. 90.
+  """
+  return _divergence("convex_kl_divergence", _generalized_kl_terms,
+                     log_predictions, targets, axis, where, weights,
+                     reduction, ("log_predictions", "targets"))
+
+
+@value_checks.value_rules(log_p=_log_probabilities, log_q=_log_probabilities)
+def js_divergence(log_p, log_q, *, axis=-1, where=None, weights=None,
+                  reduction="none"):
+  r"""Jensen-Shannon divergence between two distributions given as logs.
+
+  .. math::
+    \ell = \tfrac12 KL(p \| m) + \tfrac12 KL(q \| m), \qquad
+    \log m = \operatorname{logaddexp}(\log p, \log q) - \log 2
+
+  Computed in log space, so it stays finite (with finite gradients) when
+  either distribution has zeros, given as very negative logs such as -1e4.
+  Symmetric, and between 0 and :math:`\log 2`.
+
+  Args:
+    log_p: ``[..., dim]`` log-probabilities of the first distribution.
+    log_q: ``[..., dim]`` log-probabilities of the second, same shape.
+    axis: the distribution axis: an int, a tuple of ints, or ``None`` (all).
+    where: boolean mask of the inputs' shape (drops elements) or of the
+      per-example shape (drops examples).
+    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    the inputs' shape without ``axis``, or a scalar for ``"sum"``,
+    ``"mean"`` and ``"batchmean"``.
+
+  Matches ``scipy.spatial.distance.jensenshannon(p, q) ** 2`` (natural log).
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> jaxloss.js_divergence(jnp.log(jnp.array([1.0, 1e-30])),
+  ...                       jnp.log(jnp.array([1e-30, 1.0])))
+  Array(0.6931472, dtype=float32)
+
+  References:
+    Lin, `Divergence measures based on the Shannon entropy
+    <https://doi.org/10.1109/18.61115>`_, 1991.
+  """
+
+  def terms(log_p, log_q):
+    log_m = jnp.logaddexp(log_p, log_q) - math.log(2.0)
+    return 0.5 * (jnp.exp(log_p) * (log_p - log_m)
+                  + jnp.exp(log_q) * (log_q - log_m))
+
+  return _divergence("js_divergence", terms, log_p, log_q, axis, where,
+                     weights, reduction, ("log_p", "log_q"))
+
+
+def gaussian_kl_divergence(mean, log_variance, *, prior_mean=0.0,
+                           prior_log_variance=0.0, where=None, weights=None,
+                           reduction="none"):
+  r"""KL divergence between diagonal Gaussians, summed over the latent axis.
+
+  .. math::
+    \ell = \frac12 \sum_d \Big(\frac{\sigma_d^2 + (\mu_d - \mu_{0,d})^2}
+           {\sigma_{0,d}^2} - 1 + \log \sigma_{0,d}^2 - \log \sigma_d^2\Big)
+
+  :math:`KL(\mathcal N(\mu, \sigma^2) \,\|\, \mathcal N(\mu_0, \sigma_0^2))`;
+  with the default standard-normal prior, the VAE's KL term.
+
+  Args:
+    mean: ``[..., latent]`` means :math:`\mu`.
+    log_variance: ``[..., latent]`` log-variances :math:`\log \sigma^2`.
+    prior_mean: the prior's mean :math:`\mu_0`, broadcastable to ``mean``
+      (may be a traced array).
+    prior_log_variance: the prior's log-variance :math:`\log \sigma_0^2`,
+      broadcastable to ``mean``.
+    where: boolean mask of the inputs' shape (drops latent dimensions) or of
+      the per-example shape (drops examples).
+    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    ``[...]`` per-example KL (the latent axis removed), or a scalar.
+
+  Matches ``torch.distributions.kl_divergence`` of two ``Normal``
+  distributions, summed over the last axis.
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> jaxloss.gaussian_kl_divergence(jnp.array([[0.0, 1.0]]),
+  ...                                jnp.array([[0.0, jnp.log(2.0)]]))
+  Array([0.6534264], dtype=float32)
+
+  References:
+    Kingma and Welling, `Auto-encoding variational Bayes
+    <https://arxiv.org/abs/1312.6114>`_, 2014 (appendix B).
+  """
+  name = "gaussian_kl_divergence"
+
+  def terms(mean, log_variance):
+    mu0 = _broadcast_to(name, "prior_mean", prior_mean, mean)
+    log_var0 = _broadcast_to(name, "prior_log_variance", prior_log_variance,
+                             mean)
+    log_ratio = log_variance - log_var0
+    squared = jnp.square(mean - mu0) * jnp.exp(-log_var0)
+    return 0.5 * (jnp.exp(log_ratio) + squared - 1 - log_ratio)
+
+  return _divergence(name, terms, mean, log_variance, -1, where, weights,
+                     reduction, ("mean", "log_variance"))
+
+
+__all__ = [
+    "convex_kl_divergence",
+    "gaussian_kl_divergence",
+    "generalized_kl_divergence",
+    "js_divergence",
+    "kl_divergence",
+    "kl_divergence_with_log_targets",
+]

@@ -1,3 +1,518 @@
-"""ranking losses (being written)."""
+"""Ranking losses: margin ranking, pairwise, listwise and in-batch retrieval.
 
-__all__ = []
+Pairwise and listwise losses take ``[..., list_size]`` scores with graded
+relevance labels; the leading axes are lists. Every loss computes its
+per-example values (one per pair, list or query) and reduces them through
+:func:`jaxloss.reduce` (``where``, ``weights``, ``reduction``).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxloss._core import checks, numerics
+from jaxloss._core import reduction as reduction_lib
+from jaxloss._core import value_checks
+
+_NORMALIZE_EPS = 1e-12  # torch.nn.functional.normalize's eps, as in cos_sim.
+_SIMILARITIES = ("cosine", "dot")
+_REDUCE_FNS = ((jnp.mean, "mean"), (jnp.sum, "sum"), (None, "none"))
+
+
+def _plus_or_minus_one(args, arg):
+  targets = jnp.asarray(args[arg])
+  return jnp.all((targets == 1) | (targets == -1)), "must hold 1 or -1"
+
+
+@value_checks.value_rules(targets=_plus_or_minus_one)
+def margin_ranking_loss(scores1, scores2, targets, *, margin=0.0, where=None,
+                        weights=None, reduction="none"):
+  r"""Margin ranking loss: ``scores1`` should rank above ``scores2`` when y = 1.
+
+  .. math::
+    \ell = \max\big(0,\; -y\,(x_1 - x_2) + m\big)
+
+  Args:
+    scores1: ``[...]`` floating scores of the first items.
+    scores2: ``[...]`` scores of the second items, same shape.
+    targets: ``[...]`` ``1`` where ``scores1`` should be larger, ``-1`` where
+      ``scores2`` should be (float, int or bool), same shape.
+    margin: ``m >= 0``; may be a traced scalar.
+    where, weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    ``[...]`` elementwise loss, or a scalar for ``"sum"``/``"mean"``.
+
+  Matches ``torch.nn.functional.margin_ranking_loss``.
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> jaxloss.margin_ranking_loss(jnp.array([1.0, 0.2]), jnp.array([0.5, 0.4]),
+  ...                             jnp.array([1.0, 1.0]), margin=0.1)
+  Array([0. , 0.3], dtype=float32)
+
+  References:
+    Herbrich, Graepel and Obermayer, `Large Margin Rank Boundaries for Ordinal
+    Regression <https://doi.org/10.7551/mitpress/1113.003.0010>`_, 2000.
+  """
+  name = "margin_ranking_loss"
+  scores1, scores2 = checks.same_shape_floats(name, scores1=scores1,
+                                              scores2=scores2)
+  targets = checks.as_targets(name, "targets", targets, scores1)
+  checks.same_shape(name, scores1=scores1, targets=targets)
+  checks.nonnegative(name, "margin", margin)
+  values = jax.nn.relu(_like(margin, scores1) - targets * (scores1 - scores2))
+  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
+                              name=name)
+
+
+# --------------------------------------------------------------------------- #
+# Pairwise losses on [..., list_size] scores.
+
+_PAIRWISE_DOC = r"""
+
+  Every pair ``(i, j)`` of one list with ``y_i > y_j`` is a pair, and
+  :math:`d_{ij} = s_i - s_j`. The ``"none"`` output is the pair matrix
+  ``[..., list_size, list_size]``: entry ``[..., i, j]`` is the loss of pair
+  ``(i, j)``, and exactly 0 where ``(i, j)`` is not a pair or is masked.
+  ``"sum"`` adds the pairs; ``"mean"`` divides by the number of pairs (0 when a
+  batch has none, e.g. all labels equal).
+
+  Args:
+    scores: ``[..., list_size]`` floating scores.
+    labels: ``[..., list_size]`` graded relevance labels (float, int or bool),
+      same shape.
+    margin: ``m >= 0``; may be a traced scalar.
+    where: optional boolean mask, of the pair matrix's rank (drops pairs:
+      ``[..., 1, 1]`` drops lists), of the scores' shape (drops items: a pair
+      counts only if both its items are valid, as rax's ``where``), or of
+      the list shape ``[...]`` (drops lists).
+    weights: optional weights, of the pair matrix's rank (per-pair weights for
+      :func:`jaxloss.reduce`: ``"mean"`` is then the weighted mean over pairs),
+      or of the scores' shape, or of the list shape ``[...]`` (per-item weights
+      as in rax: pair ``(i, j)`` is multiplied by the weight of its more
+      relevant item ``i``, and ``"mean"`` still divides by the number of pairs).
+    reduction: ``"none"`` (default), ``"sum"``, ``"mean"`` or
+      ``"batchmean"``; see :func:`jaxloss.reduce`.
+
+  Returns:
+    ``[..., list_size, list_size]`` pair losses, or a scalar.
+
+  With item ``where``/``weights``, ``"mean"``/``"sum"`` equal rax's
+  ``reduce_fn=jnp.mean``/``jnp.sum``, and ``"none"`` reshaped to
+  ``[..., list_size ** 2]`` equals rax's ``reduce_fn=None``.
+"""
+
+
+def _pairwise(name, pair_loss, scores, labels, margin, where, weights,
+              reduction):
+  """Pair matrix of ``pair_loss(m - (s_i - s_j))`` over pairs with y_i > y_j."""
+  scores = checks.as_float(name, "scores", scores)
+  labels = checks.as_targets(name, "labels", labels, scores)
+  checks.same_shape(name, scores=scores, labels=labels)
+  _has_list_axis(name, "scores", scores)
+  checks.nonnegative(name, "margin", margin)
+  item_where, pair_where = _item_or_pair(name, "where", where, scores)
+  item_weights, pair_weights = _item_or_pair(name, "weights", weights, scores)
+  differences = scores[..., :, None] - scores[..., None, :]
+  values = pair_loss(_like(margin, scores) - differences)
+  if item_weights is not None:
+    values = values * item_weights[..., :, None]
+  pairs = labels[..., :, None] > labels[..., None, :]
+  if item_where is not None:
+    pairs = pairs & item_where[..., :, None] & item_where[..., None, :]
+  if pair_where is not None:
+    pairs = pairs & pair_where
+  return reduction_lib.reduce(values, reduction, weights=pair_weights,
+                              where=pairs, name=name)
+
+
+def _item_or_pair(name, arg, x, scores):
+  """Reads a pairwise loss's ``where`` or ``weights`` by its rank.
+
+  Returns ``(per_item, per_pair)``, one of them ``None``: the pair matrix's
+  rank gives a per-pair array of the pair matrix's shape; the list shape's
+  rank gives a per-list value shared by the list's items; any other rank is
+  per item, broadcast to the scores' shape.
+  """
+  if x is None:
+    return None, None
+  x = checks.as_mask(name, arg, x) if arg == "where" else jnp.asarray(x)
+  pair_shape = scores.shape + scores.shape[-1:]
+  if x.ndim == scores.ndim + 1:
+    return None, _broadcast(name, arg, x, pair_shape, scores.dtype)
+  if x.ndim == scores.ndim - 1:
+    x = x[..., None]
+  return _broadcast(name, arg, x, scores.shape, scores.dtype), None
+
+
+def _broadcast(name, arg, x, shape, dtype):
+  if arg == "where":
+    return checks.broadcast_mask(name, arg, x, shape)
+  return checks.broadcast_weights(name, arg, x,
+                                  jax.ShapeDtypeStruct(shape, dtype))
+
+
+def pairwise_hinge_loss(scores, labels, *, margin=1.0, where=None, weights=None,
+                        reduction="none"):
+  return _pairwise("pairwise_hinge_loss", jax.nn.relu, scores, labels, margin,
+                   where, weights, reduction)
+
+
+pairwise_hinge_loss.__doc__ = r"""Pairwise hinge loss (RankSVM) on each list.
+
+  .. math::
+    \ell_{ij} = [y_i > y_j]\, \max(0,\; m - (s_i - s_j))
+  """ + _PAIRWISE_DOC + r"""
+  Matches ``rax.pairwise_hinge_loss`` (whose margin is 1, the default).
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> scores, labels = jnp.array([2.0, 1.0, 0.0]), jnp.array([0.0, 1.0, 2.0])
+  >>> jaxloss.pairwise_hinge_loss(scores, labels)
+  Array([[0., 0., 0.],
+         [2., 0., 0.],
+         [3., 2., 0.]], dtype=float32)
+  >>> float(jaxloss.pairwise_hinge_loss(scores, labels, reduction="mean"))
+  2.333333...
+
+  References:
+    Joachims, `Optimizing Search Engines using Clickthrough Data
+    <https://doi.org/10.1145/775047.775067>`_, 2002.
+  """
+
+
+def pairwise_logistic_loss(scores, labels, *, margin=0.0, where=None,
+                           weights=None, reduction="none"):
+  return _pairwise("pairwise_logistic_loss", jax.nn.softplus, scores, labels,
+                   margin, where, weights, reduction)
+
+
+pairwise_logistic_loss.__doc__ = r"""Pairwise logistic loss (RankNet) on each list.
+
+  .. math::
+    \ell_{ij} = [y_i > y_j]\, \log\big(1 + e^{\,m - (s_i - s_j)}\big)
+  """ + _PAIRWISE_DOC + r"""
+  Matches ``rax.pairwise_logistic_loss`` (``margin=0``, the default).
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> scores, labels = jnp.array([2.0, 1.0, 0.0]), jnp.array([0.0, 1.0, 2.0])
+  >>> float(jaxloss.pairwise_logistic_loss(scores, labels, reduction="mean"))
+  1.5844...
+
+  References:
+    Burges et al., `Learning to Rank using Gradient Descent
+    <https://doi.org/10.1145/1102351.1102363>`_, 2005.
+  """
+
+
+def pairwise_soft_zero_one_loss(scores, labels, *, margin=0.0, where=None,
+                                weights=None, reduction="none"):
+  return _pairwise("pairwise_soft_zero_one_loss", jax.nn.sigmoid, scores,
+                   labels, margin, where, weights, reduction)
+
+
+pairwise_soft_zero_one_loss.__doc__ = r"""Soft pairwise zero-one loss on each list.
+
+  A smooth count of mis-ordered pairs.
+
+  .. math::
+    \ell_{ij} = [y_i > y_j]\, \sigma\big(m - (s_i - s_j)\big)
+  """ + _PAIRWISE_DOC + r"""
+  Matches ``rax.pairwise_soft_zero_one_loss`` (``margin=0``, the default).
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> scores, labels = jnp.array([2.0, 1.0, 0.0]), jnp.array([0.0, 1.0, 2.0])
+  >>> float(jaxloss.pairwise_soft_zero_one_loss(scores, labels,
+  ...                                           reduction="sum"))
+  2.3429...
+
+  References:
+    Jagerman et al., `Rax: Composable Learning-to-Rank using JAX
+    <https://doi.org/10.1145/3534678.3539065>`_, 2022.
+  """
+
+
+# --------------------------------------------------------------------------- #
+# Listwise losses.
+
+def ranking_softmax_loss(logits, labels, *, where=None, weights=None,
+                         reduce_fn=jnp.mean, reduction=None):
+  r"""Softmax cross-entropy between relevance labels and each list's scores.
+
+  .. math::
+    \ell = -\sum_i w_i\, y_i \log \frac{e^{s_i}}{\sum_j e^{s_j}}
+
+  Args:
+    logits: ``[..., list_size]`` floating scores.
+    labels: ``[..., list_size]`` relevance labels (not normalised), same shape.
+    where: optional boolean mask of the logits' shape (drops items: they leave
+      the softmax and the sum; a list with no valid item takes no part) or of
+      the list shape ``[...]`` (drops lists).
+    weights: optional weights; of the logits' rank, or a scalar, they are
+      per-item weights ``w_i`` as in optax; of lower rank, per-list weights
+      for :func:`jaxloss.reduce` (``"mean"`` is then the weighted mean).
+    reduce_fn: optax's option: ``jnp.mean`` (default), ``jnp.sum`` or
+      ``None`` (per-list values), i.e. ``reduction="mean"``, ``"sum"`` or
+      ``"none"``.
+    reduction: if given, it overrides ``reduce_fn``: ``"none"``, ``"sum"``,
+      ``"mean"`` or ``"batchmean"``; see :func:`jaxloss.reduce`.
+
+  Returns:
+    A scalar by default (optax's default ``reduce_fn=jnp.mean``: the mean over
+    lists with at least one valid item); ``[...]`` per-list losses with
+    ``reduce_fn=None`` or ``reduction="none"``.
+
+  Matches ``optax.losses.ranking_softmax_loss`` and ``rax.softmax_loss``.
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> float(jaxloss.ranking_softmax_loss(jnp.array([2.0, 1.0, 3.0]),
+  ...                                    jnp.array([1.0, 0.0, 0.0])))
+  1.4076...
+
+  References:
+    Cao et al., `Learning to Rank: From Pairwise Approach to Listwise Approach
+    <https://www.microsoft.com/en-us/research/publication/learning-to-rank-from-pairwise-approach-to-listwise-approach/>`_,
+    2007.
+  """
+  name = "ranking_softmax_loss"
+  logits = checks.as_float(name, "logits", logits)
+  labels = checks.as_targets(name, "labels", labels, logits)
+  checks.same_shape(name, logits=logits, labels=labels)
+  _has_list_axis(name, "logits", logits)
+  reduction = _reduction_from(name, reduce_fn, reduction)
+  items, lists = reduction_lib.split_where(name, where, logits.shape, -1)
+  list_weights = None
+  if weights is not None:
+    weights = jnp.asarray(weights)
+    if weights.ndim in (0, logits.ndim):
+      labels = labels * checks.broadcast_weights(name, "weights", weights,
+                                                 logits)
+    else:
+      list_weights = weights
+  log_probs = logits - _masked_logsumexp(logits, items, keepdims=True)
+  if items is not None:
+    log_probs = jnp.where(items, log_probs, 0)
+    labels = jnp.where(items, labels, 0)
+  values = -jnp.sum(labels * log_probs, axis=-1)
+  return reduction_lib.reduce(values, reduction, weights=list_weights,
+                              where=lists, name=name)
+
+
+def listmle_loss(scores, labels, *, where=None, weights=None,
+                 reduction="mean"):
+  r"""ListMLE: negative log-likelihood of the label order under Plackett-Luce.
+
+  .. math::
+    \ell = -\sum_{k} \Big(s_{\pi(k)}
+           - \log \sum_{m \ge k} e^{s_{\pi(m)}}\Big)
+
+  where :math:`\pi` sorts the valid items by decreasing label; ties keep
+  their order in the list (the item that comes first ranks first), which is
+  what rax does without a ``key``.
+
+  Args:
+    scores: ``[..., list_size]`` floating scores.
+    labels: ``[..., list_size]`` relevance labels, same shape.
+    where: optional boolean mask of the scores' shape (drops items) or of the
+      list shape ``[...]`` (drops lists); a list with no valid item takes no
+      part.
+    weights: optional per-list weights broadcastable to ``[...]``; see
+      :func:`jaxloss.reduce`.
+    reduction: ``"mean"`` (default, as rax's ``reduce_fn=jnp.mean``),
+      ``"sum"``, ``"none"`` or ``"batchmean"``.
+
+  Returns:
+    A scalar by default; ``[...]`` per-list losses for ``"none"``.
+
+  Matches ``rax.listmle_loss`` with ``key=None``.
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> float(jaxloss.listmle_loss(jnp.array([2.0, 1.0, 3.0]),
+  ...                            jnp.array([1.0, 0.0, 2.0])))
+  0.7208...
+
+  References:
+    Xia et al., `Listwise Approach to Learning to Rank: Theory and Algorithm
+    <http://icml2008.cs.helsinki.fi/papers/167.pdf>`_, 2008.
+  """
+  name = "listmle_loss"
+  scores = checks.as_float(name, "scores", scores)
+  labels = checks.as_targets(name, "labels", labels, scores)
+  checks.same_shape(name, scores=scores, labels=labels)
+  _has_list_axis(name, "scores", scores)
+  items, lists = reduction_lib.split_where(name, where, scores.shape, -1)
+  valid = jnp.ones(scores.shape, bool) if items is None else items
+  axis = scores.ndim - 1
+  position = jax.lax.broadcasted_iota(jnp.int32, scores.shape, axis)
+  # Valid items first, then by decreasing label, ties by position.
+  *_, scores, valid = jax.lax.sort(
+      (jnp.logical_not(valid).astype(jnp.int32), -labels, position, scores,
+       valid), dimension=axis, num_keys=3)
+  filled = jnp.where(valid, scores, jnp.finfo(scores.dtype).min)
+  tail_lse = jax.lax.cumlogsumexp(filled, axis=axis, reverse=True)
+  values = -jnp.sum(jnp.where(valid, scores - tail_lse, 0), axis=-1)
+  return reduction_lib.reduce(values, reduction, weights=weights, where=lists,
+                              name=name)
+
+
+# --------------------------------------------------------------------------- #
+# In-batch retrieval.
+
+def multiple_negatives_ranking_loss(anchors, positives, negatives=None, *,
+                                    scale=20.0, similarity="cosine",
+                                    symmetric=False, where=None, weights=None,
+                                    reduction="none"):
+  r"""In-batch softmax loss: each anchor must pick its own positive.
+
+  The candidates of every anchor are all positives of the batch plus all hard
+  negatives of the batch; the target is the anchor's own positive.
+
+  .. math::
+    \ell_i^{\to} = -\log \frac{e^{\lambda\, \mathrm{sim}(a_i, p_i)}}
+      {\sum_j e^{\lambda\, \mathrm{sim}(a_i, p_j)}
+       + \sum_{j, n} e^{\lambda\, \mathrm{sim}(a_i, n_{jn})}},
+    \qquad
+    \ell_i = \begin{cases} \ell_i^{\to} & \text{symmetric=False} \\
+      \tfrac12 \big(\ell_i^{\to} + \ell_i^{\leftarrow}\big) & \text{symmetric=True}
+    \end{cases}
+
+  where :math:`\ell_i^{\leftarrow} = -\log \big(e^{\lambda\,\mathrm{sim}(a_i,
+  p_i)} / \sum_j e^{\lambda\,\mathrm{sim}(a_j, p_i)}\big)` picks the anchor of
+  positive ``i`` among all anchors.
+
+  Args:
+    anchors: ``[batch, dim]`` floating embeddings.
+    positives: ``[batch, dim]`` embeddings; row ``i`` is anchor ``i``'s
+      positive.
+    negatives: optional hard negatives, ``[batch, dim]`` (one per anchor) or
+      ``[batch, k, dim]``; every anchor sees all of them.
+    scale: ``λ > 0``, the inverse temperature; may be a traced scalar.
+    similarity: ``"cosine"`` (``x / max(‖x‖, 1e-12)``, as
+      ``torch.nn.functional.normalize``: a zero vector gives similarity 0) or
+      ``"dot"``.
+    symmetric: also the positive → anchor direction, averaged with the
+      anchor → candidates one.
+    where: optional ``[batch]`` mask; a masked example leaves the batch: as an
+      anchor, and its positive and negatives as candidates (so ``where`` equals
+      slicing it out).
+    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    ``[batch]`` per-anchor loss, or a scalar. Its ``"mean"`` is the
+    sentence-transformers loss.
+
+  Matches sentence-transformers' ``MultipleNegativesRankingLoss`` (and,
+  with ``symmetric=True``, ``MultipleNegativesSymmetricRankingLoss``, whose
+  backward direction uses the positives only).
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> anchors = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+  >>> positives = jnp.array([[1.0, 0.1], [0.2, 1.0]])
+  >>> jaxloss.multiple_negatives_ranking_loss(anchors, positives, scale=5.0)
+  Array([0.0182..., 0.0121...], dtype=float32)
+
+  References:
+    Henderson et al., `Efficient Natural Language Response Suggestion for
+    Smart Reply <https://arxiv.org/abs/1705.00652>`_, 2017.
+  """
+  name = "multiple_negatives_ranking_loss"
+  checks.option(name, "similarity", similarity, _SIMILARITIES)
+  checks.positive(name, "scale", scale)
+  anchors, positives, negatives = _retrieval_inputs(name, anchors, positives,
+                                                    negatives)
+  batch = anchors.shape[0]
+  keep = (None if where is None
+          else checks.broadcast_mask(name, "where", where, (batch,)))
+  if similarity == "cosine":
+    anchors, positives = _unit(anchors), _unit(positives)
+    negatives = _unit(negatives) if negatives is not None else None
+  scale = _like(scale, anchors)
+  positive_logits = scale * (anchors @ positives.T)  # [anchor, positive]
+  logits, candidates = positive_logits, keep
+  if negatives is not None:
+    k = negatives.shape[1]
+    negative_logits = scale * jnp.einsum("ad,bkd->abk", anchors, negatives)
+    logits = jnp.concatenate(
+        [positive_logits, negative_logits.reshape(batch, batch * k)], axis=1)
+    candidates = None if keep is None else jnp.concatenate(
+        [keep, jnp.repeat(keep, k)])
+  target = jnp.diagonal(positive_logits)
+  values = _masked_logsumexp(
+      logits, None if keep is None else candidates[None, :]) - target
+  if symmetric:
+    backward = _masked_logsumexp(
+        positive_logits, None if keep is None else keep[:, None], axis=0)
+    values = 0.5 * (values + backward - target)
+  return reduction_lib.reduce(values, reduction, weights=weights, where=keep,
+                              name=name)
+
+
+# --------------------------------------------------------------------------- #
+# Helpers.
+
+def _like(value, x: jax.Array) -> jax.Array:
+  """A numeric hyper-parameter (Python or traced) in ``x``'s dtype."""
+  return jnp.asarray(value).astype(x.dtype)
+
+
+def _has_list_axis(name, arg, x) -> None:
+  if x.ndim == 0:
+    raise ValueError(f"{name}: argument `{arg}` must have a list axis "
+                     f"[..., list_size], got shape {tuple(x.shape)}.")
+
+
+def _masked_logsumexp(x, mask, axis=-1, keepdims=False):
+  """``logsumexp`` over the unmasked entries; finite (not -inf) when none is."""
+  if mask is not None:
+    x = jnp.where(mask, x, jnp.finfo(x.dtype).min)
+  return jax.nn.logsumexp(x, axis=axis, keepdims=keepdims)
+
+
+def _retrieval_inputs(name, anchors, positives, negatives):
+  """Checked ``[batch, dim]`` anchors and positives, and negatives as
+  ``[batch, k, dim]`` (or ``None``), all of one float dtype."""
+  if negatives is None:
+    anchors, positives = checks.floats(name, anchors=anchors,
+                                       positives=positives)
+  else:
+    anchors, positives, negatives = checks.floats(
+        name, anchors=anchors, positives=positives, negatives=negatives)
+  checks.rank(name, "anchors", anchors, 2)
+  checks.same_shape(name, anchors=anchors, positives=positives)
+  if negatives is None:
+    return anchors, positives, None
+  batch, dim = anchors.shape
+  checks.rank(name, "negatives", negatives, {2, 3})
+  expected = (batch, dim) if negatives.ndim == 2 else (batch, None, dim)
+  checks.shape(name, "negatives", negatives, expected,
+               "[batch, dim] or [batch, k, dim]")
+  return anchors, positives, negatives.reshape(batch, -1, dim)
+
+
+def _unit(x: jax.Array) -> jax.Array:
+  """``x / max(‖x‖, eps)`` along the last axis; the zero vector stays 0."""
+  norm = numerics.safe_norm(x, axis=-1, keepdims=True)
+  return x / jnp.maximum(norm, _NORMALIZE_EPS)
+
+
+def _reduction_from(name, reduce_fn, reduction):
+  """optax's ``reduce_fn`` as a jaxloss ``reduction``; ``reduction`` wins."""
+  if reduction is not None:
+    return reduction
+  for fn, value in _REDUCE_FNS:
+    if reduce_fn is fn:
+      return value
+  raise ValueError(
+      f"{name}: unknown reduce_fn={reduce_fn!r}; valid values are jnp.mean, "
+      "jnp.sum and None (or pass reduction=...).")
+
+
+__all__ = [
+    "listmle_loss",
+    "margin_ranking_loss",
+    "multiple_negatives_ranking_loss",
+    "pairwise_hinge_loss",
+    "pairwise_logistic_loss",
+    "pairwise_soft_zero_one_loss",
+    "ranking_softmax_loss",
+]

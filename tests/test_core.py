@@ -181,3 +181,26 @@ def test_checked_catches_bad_values():
     fn(jnp.array([[0.0, jnp.inf]]), jnp.array([0]))
   # ignore_index is allowed by the label rule.
   fn(jnp.zeros((2, 2)), jnp.array([0, -100]), ignore_index=-100)
+
+
+# --------------------------------------------------------------------------- #
+# reduce over random shapes, masks and weights (hypothesis, derandomized)
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+
+@settings(derandomize=True, max_examples=40, deadline=None)
+@given(data=st.data(), shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=4),
+       reduction_name=st.sampled_from(["sum", "mean", "batchmean"]))
+def test_reduce_matches_numpy_on_random_inputs(data, shape, reduction_name):
+  values = data.draw(hnp.arrays(np.float64, shape, elements=st.floats(-10, 10)))
+  weights = data.draw(hnp.arrays(np.float64, shape, elements=st.floats(0, 3)))
+  mask = data.draw(hnp.arrays(np.bool_, shape))
+  kept = np.where(mask, weights * values, 0.0)
+  expected = {"sum": kept.sum(),
+              "mean": kept.sum() / weights[mask].sum() if weights[mask].sum() > 0 else 0.0,
+              "batchmean": kept.sum() / shape[0]}[reduction_name]
+  with jax.enable_x64(True):
+    got = jaxloss.reduce(values, reduction_name, weights=weights, where=mask)
+  np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)

@@ -1,4 +1,4 @@
-"""Registry entries for jaxloss.classification."""
+"""Registry entries for jaxloss.classification (the cross-entropy side)."""
 
 import numpy as np
 
@@ -7,18 +7,48 @@ from jaxloss.testing import LossCase
 from tests.cases import _inputs as I
 
 C = 4  # classes
+T, V = 3, 5  # perplexity: time steps, vocabulary
+
+HELPERS = {"smooth_labels", "class_weights_from_counts"}
+
+WEIGHTS = np.array([1.0, 2.0, 0.5, 1.0], I.F32)
 
 
-def _binary(rng, n):
-  return (I.logits(rng, n, 3), I.binary(rng, n, 3)), {}
+def _binary(rng, n, **kwargs):
+  return (I.logits(rng, n, 3), I.binary(rng, n, 3)), kwargs
 
 
-def _soft(rng, n):
-  return (I.logits(rng, n, C), I.distributions(rng, n, C)), {}
+def _soft(rng, n, **kwargs):
+  return (I.logits(rng, n, C), I.distributions(rng, n, C)), kwargs
 
 
-def _integer(rng, n):
-  return (I.logits(rng, n, C), I.class_labels(rng, C, n)), {}
+def _integer(rng, n, **kwargs):
+  return (I.logits(rng, n, C), I.class_labels(rng, C, n)), kwargs
+
+
+def _ignored(rng, n):
+  """Integer labels with about a third set to torch's ignore_index, -100."""
+  (logits, labels), _ = _integer(rng, n)
+  labels = np.where(rng.random(n) < 0.3, -100, labels).astype(np.int32)
+  labels[0] = 1
+  return (logits, labels), {"ignore_index": -100, "class_weights": WEIGHTS}
+
+
+def _log_probs(rng, n, **kwargs):
+  (logits, labels), _ = _integer(rng, n)
+  log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+  return (log_p.astype(I.F32), labels), kwargs
+
+
+def _tokens(rng, n, **kwargs):
+  return (I.logits(rng, n, T, V), I.class_labels(rng, V, n, T)), kwargs
+
+
+def _padded_tokens(rng, n):
+  (logits, labels), _ = _tokens(rng, n)
+  lengths = rng.integers(0, T + 1, size=n)
+  where = np.arange(T)[None, :] < lengths[:, None]
+  return (logits, labels), {"where": where, "per_sequence": True}
 
 
 def _extreme_binary():
@@ -29,17 +59,40 @@ def _extreme_soft():
   return [((I.extreme_logits(4, C), np.eye(C, dtype=I.F32)), {})]
 
 
-def _extreme_integer():
-  return [((I.extreme_logits(4, C), np.arange(4, dtype=np.int32)), {})]
+def _extreme_integer(**kwargs):
+  certain = np.full((4, C), -1e4, I.F32)
+  certain[np.arange(4), np.arange(4)] = 1e4  # p_y = 1 exactly
+  labels = np.arange(4, dtype=np.int32)
+  return lambda: [((I.extreme_logits(4, C), labels), kwargs),
+                  ((-I.extreme_logits(4, C), labels), kwargs),
+                  ((certain, labels), kwargs)]
+
+
+def _ruled_out():
+  """Logits of -inf where the label is 0 (the point of the safe variant)."""
+  logits = np.array([[0.0, -np.inf, 1.0, 2.0]] * 3, I.F32)
+  labels = np.array([[0.5, 0.0, 0.5, 0.0]] * 3, I.F32)
+  return _extreme_soft() + [((logits, labels), {})]
+
+
+def _extreme_log_probs():
+  log_p = np.array([[0.0, -1e4, -1e4, -1e4]] * 4, I.F32)
+  return [((log_p, np.array([0, 1, 0, 3], np.int32)), {})]
+
+
+def _extreme_tokens(**kwargs):
+  labels = np.zeros((4, T), np.int32)
+  empty = {**kwargs, "where": np.zeros((4, T), bool)}
+  return lambda: [((I.extreme_logits(4, T, V), labels), kwargs),
+                  ((I.extreme_logits(4, T, V), labels), empty)]
 
 
 CASES = [
     LossCase(jl.sigmoid_binary_cross_entropy, _binary, float_args=(0, 1),
              edge_inputs=_extreme_binary),
     LossCase(jl.sigmoid_binary_cross_entropy,
-             lambda rng, n: (_binary(rng, n)[0], {
-                 "pos_weight": np.array([1.0, 2.0, 0.5], I.F32),
-                 "label_smoothing": 0.1}),
+             lambda rng, n: _binary(rng, n, pos_weight=np.array([1.0, 2.0, 0.5], I.F32),
+                                    label_smoothing=0.1),
              name="sigmoid_binary_cross_entropy[pos_weight,smoothing]",
              float_args=(0, 1), edge_inputs=_extreme_binary),
     LossCase(jl.binary_cross_entropy,
@@ -51,18 +104,51 @@ CASES = [
     LossCase(jl.softmax_cross_entropy, _soft, float_args=(0, 1),
              edge_inputs=_extreme_soft),
     LossCase(jl.softmax_cross_entropy,
-             lambda rng, n: (_soft(rng, n)[0], {
-                 "label_smoothing": 0.2,
-                 "class_weights": np.array([1.0, 2.0, 0.5, 1.0], I.F32)}),
+             lambda rng, n: _soft(rng, n, label_smoothing=0.2, class_weights=WEIGHTS),
              name="softmax_cross_entropy[smoothing,class_weights]",
              float_args=(0, 1), edge_inputs=_extreme_soft),
+    LossCase(jl.safe_softmax_cross_entropy, _soft, float_args=(0, 1),
+             edge_inputs=_ruled_out),
     LossCase(jl.softmax_cross_entropy_with_integer_labels, _integer,
-             edge_inputs=_extreme_integer),
+             edge_inputs=_extreme_integer()),
     LossCase(jl.softmax_cross_entropy_with_integer_labels,
-             lambda rng, n: (_integer(rng, n)[0], {
-                 "label_smoothing": 0.1,
-                 "class_weights": np.array([1.0, 2.0, 0.5, 1.0], I.F32)}),
+             lambda rng, n: _integer(rng, n, label_smoothing=0.1, class_weights=WEIGHTS),
              name="softmax_cross_entropy_with_integer_labels[smoothing,weights]",
-             mean_of_none=False,
-             edge_inputs=_extreme_integer),
+             mean_of_none=False, edge_inputs=_extreme_integer(label_smoothing=0.1)),
+    LossCase(jl.softmax_cross_entropy_with_integer_labels, _ignored,
+             name="softmax_cross_entropy_with_integer_labels[ignore_index]",
+             mean_of_none=False),
+    LossCase(jl.softmax_cross_entropy_with_integer_labels,
+             lambda rng, n: ((I.logits(rng, n, 2, 3), I.class_labels(rng, 6, n)),
+                             {"axis": (1, 2)}),
+             name="softmax_cross_entropy_with_integer_labels[axis=(1,2)]"),
+    LossCase(jl.nll_loss, _log_probs, edge_inputs=_extreme_log_probs),
+    LossCase(jl.nll_loss,
+             lambda rng, n: (_log_probs(rng, n)[0], _ignored(rng, n)[1]),
+             name="nll_loss[class_weights,ignore_index]", mean_of_none=False),
+    # Focal losses: labels are targets, not differentiated (the log-space focal
+    # weight, as in optax, has no derivative in the labels at exactly 0 or 1).
+    LossCase(jl.sigmoid_focal_loss, _binary, edge_inputs=_extreme_binary),
+    LossCase(jl.sigmoid_focal_loss,
+             lambda rng, n: _binary(rng, n, alpha=0.25, gamma=0.5),
+             name="sigmoid_focal_loss[alpha,gamma<1]", edge_inputs=_extreme_binary),
+    LossCase(jl.poly1_focal_loss, _binary, edge_inputs=_extreme_binary),
+    LossCase(jl.poly1_focal_loss,
+             lambda rng, n: _binary(rng, n, alpha=0.25, gamma=0.5, epsilon=-0.5),
+             name="poly1_focal_loss[alpha,gamma<1]", edge_inputs=_extreme_binary),
+    LossCase(jl.softmax_focal_loss, _integer, edge_inputs=_extreme_integer()),
+    LossCase(jl.softmax_focal_loss,
+             lambda rng, n: _integer(rng, n, alpha=WEIGHTS, gamma=0.5),
+             name="softmax_focal_loss[class_alpha,gamma<1]",
+             edge_inputs=_extreme_integer(alpha=WEIGHTS, gamma=0.5)),
+    LossCase(jl.poly_loss_cross_entropy, _soft, float_args=(0, 1),
+             edge_inputs=_extreme_soft),
+    # perplexity is a metric: one value for the corpus (or per sequence) with
+    # no per-example values to mask, weight or reduce, hence per_example=False
+    # and no reductions; its masking is tested in tests/test_classification.py.
+    LossCase(jl.perplexity, _tokens, per_example=False, reductions=(),
+             edge_inputs=_extreme_tokens()),
+    LossCase(jl.perplexity, _padded_tokens, name="perplexity[per_sequence,where]",
+             per_example=False, reductions=(),
+             edge_inputs=_extreme_tokens(per_sequence=True)),
 ]

@@ -1,0 +1,303 @@
+"""Row-wise log-sum-exp over column chunks, without the full logits matrix.
+
+A loss whose logits form a ``[rows, columns]`` matrix (in-batch contrastive
+similarities, vocabulary logits) describes one column chunk of that matrix
+with a ``chunk_fn`` and gets back :class:`Stats`: per row, the log-sum-exp over
+the unmasked columns and the sums of any elementwise terms; per column, the
+log-sum-exp over the rows. Selected logits (a positive pair's similarity, a
+label's logit) are terms: the row sum of ``where(selected, logits, 0)``.
+
+* :func:`dense` computes the statistics from the whole matrix with plain
+  autodiff: the reference, and the fast path for small matrices.
+* :func:`chunked` scans over column chunks with an online log-sum-exp
+  (Milakov and Gimelshein, 2018) and a :func:`jax.custom_vjp` whose backward
+  pass recomputes each chunk, so the temporary memory is O(rows × chunk).
+  Value and gradients equal :func:`dense`'s.
+
+``chunk_fn(rows, columns) -> Chunk`` receives ``rows``, a pytree of arrays
+that is the same for every chunk (row embeddings, a temperature, row masks),
+and ``columns``, a pytree of arrays whose axis 0 runs over one chunk of
+columns. It must be a pure function of its arguments: anything traced (a
+learned temperature, a mask) goes in ``rows`` or ``columns``, not in a
+closure. Floating leaves are differentiated; integer and boolean leaves
+(labels, indices, masks) are not.
+
+:func:`init`, :func:`update` and :func:`finish` are the online log-sum-exp
+itself, for callers that run their own loop (e.g. over devices of a ring).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+
+class Chunk(NamedTuple):
+  """One column chunk of the logits, as ``chunk_fn`` returns it.
+
+  Attributes:
+    logits: ``[rows, chunk]`` logits.
+    mask: optional boolean mask broadcastable to ``logits``; ``False`` entries
+      take no part in either log-sum-exp.
+    terms: a pytree of ``[rows, chunk]`` arrays whose row sums are wanted
+      (masking them is ``chunk_fn``'s job; padding columns are dropped here).
+  """
+
+  logits: jax.Array
+  mask: Optional[jax.Array] = None
+  terms: Any = ()
+
+
+class Stats(NamedTuple):
+  """Row and column statistics of the full logits matrix.
+
+  Attributes:
+    row_lse: ``[rows]`` log-sum-exp over each row's unmasked entries (0 for a
+      row with none, with a zero gradient), or ``None`` if not asked for.
+    row_sums: ``Chunk.terms``' pytree, each leaf summed over the columns:
+      ``[rows]``.
+    col_lse: ``[columns]`` log-sum-exp over each column's unmasked entries
+      (0 for a column with none), or ``None`` if not asked for.
+  """
+
+  row_lse: Optional[jax.Array]
+  row_sums: Any
+  col_lse: Optional[jax.Array]
+
+
+ChunkFn = Callable[[Any, Any], Chunk]
+
+
+# --------------------------------------------------------------------------- #
+# masked and online log-sum-exp
+
+def masked_logsumexp(logits: jax.Array, mask: Optional[jax.Array],
+                     axis: int) -> jax.Array:
+  """``logsumexp`` over the unmasked entries of ``axis``; 0 where there are none.
+
+  Values and gradients are finite for any finite ``logits`` (masked entries
+  and empty rows get a zero gradient).
+  """
+  if mask is None:
+    return jax.nn.logsumexp(logits, axis=axis)
+  filled = jnp.where(mask, logits, -jnp.inf)
+  peak = jnp.max(filled, axis=axis, keepdims=True)
+  peak = jax.lax.stop_gradient(jnp.where(jnp.isfinite(peak), peak, 0))
+  total = jnp.sum(jnp.exp(filled - peak), axis=axis)
+  nonempty = total > 0
+  return jnp.where(nonempty,
+                   jnp.log(jnp.where(nonempty, total, 1)) + jnp.squeeze(peak, axis),
+                   0)
+
+
+class LseState(NamedTuple):
+  """Running ``(max, sum of exp(x - max))`` of an online log-sum-exp."""
+
+  peak: jax.Array
+  total: jax.Array
+
+
+def init(shape, dtype) -> LseState:
+  """The state of an empty log-sum-exp of the given shape."""
+  return LseState(jnp.full(shape, -jnp.inf, dtype), jnp.zeros(shape, dtype))
+
+
+def update(state: LseState, logits: jax.Array, mask: jax.Array,
+           axis: int = -1) -> LseState:
+  """Folds the unmasked entries of ``logits`` along ``axis`` into ``state``."""
+  filled = jnp.where(mask, logits, -jnp.inf)
+  peak = jnp.maximum(state.peak, jnp.max(filled, axis=axis))
+  shift = jnp.where(jnp.isfinite(peak), peak, 0)
+  total = (state.total * jnp.exp(state.peak - shift)
+           + jnp.sum(jnp.exp(filled - jnp.expand_dims(shift, axis)), axis=axis))
+  return LseState(peak, total)
+
+
+def merge(a: LseState, b: LseState) -> LseState:
+  """The state of the union of two sets of entries."""
+  peak = jnp.maximum(a.peak, b.peak)
+  shift = jnp.where(jnp.isfinite(peak), peak, 0)
+  return LseState(peak, a.total * jnp.exp(a.peak - shift)
+                  + b.total * jnp.exp(b.peak - shift))
+
+
+def finish(state: LseState) -> jax.Array:
+  """The log-sum-exp of the entries folded in; 0 where there were none."""
+  nonempty = state.total > 0
+  return jnp.where(nonempty,
+                   jnp.log(jnp.where(nonempty, state.total, 1)) + state.peak, 0)
+
+
+def softmax_cotangent(logits: jax.Array, mask: jax.Array, lse: jax.Array,
+                      cotangent: jax.Array) -> jax.Array:
+  """``cotangent · ∂lse/∂logits = cotangent · softmax`` over unmasked entries.
+
+  ``lse`` and ``cotangent`` broadcast against ``logits`` (e.g. ``[rows, 1]``
+  for a row log-sum-exp, ``[1, chunk]`` for a column one).
+  """
+  return cotangent * jnp.exp(jnp.where(mask, logits - lse, -jnp.inf))
+
+
+# --------------------------------------------------------------------------- #
+# the two paths
+
+def dense(chunk_fn: ChunkFn, rows, columns, *, row_lse: bool = True,
+          col_lse: bool = False) -> Stats:
+  """:class:`Stats` from the whole ``[rows, columns]`` matrix (plain autodiff)."""
+  chunk = chunk_fn(rows, columns)
+  mask = _full_mask(chunk, None)
+  return Stats(
+      masked_logsumexp(chunk.logits, mask, axis=1) if row_lse else None,
+      jax.tree.map(lambda t: jnp.sum(t, axis=1), chunk.terms),
+      masked_logsumexp(chunk.logits, mask, axis=0) if col_lse else None)
+
+
+def chunked(chunk_fn: ChunkFn, rows, columns, *, chunk_size: int,
+            row_lse: bool = True, col_lse: bool = False) -> Stats:
+  """:class:`Stats` computed ``chunk_size`` columns at a time.
+
+  Same value and gradients as :func:`dense`, but only one ``[rows,
+  chunk_size]`` block of logits exists at a time, in the forward and in the
+  backward pass (which recomputes each block). The last chunk is padded and
+  its padding masked. Reverse-mode differentiation only (a custom VJP).
+  """
+  num_columns = _leading_size(columns)
+  num_chunks = max(-(-num_columns // chunk_size), 1)
+  padded = num_chunks * chunk_size
+  blocks = jax.tree.map(
+      lambda x: jnp.pad(x, [(0, padded - num_columns)] + [(0, 0)] * (x.ndim - 1))
+      .reshape((num_chunks, chunk_size) + x.shape[1:]), columns)
+  valid = (jnp.arange(padded) < num_columns).reshape(num_chunks, chunk_size)
+  row_float, row_other, row_def = _split(rows)
+  col_float, col_other, col_def = _split(blocks)
+
+  def call(row_float, row_other, col_float, col_other) -> Chunk:
+    return chunk_fn(_join(row_def, row_float, row_other),
+                    _join(col_def, col_float, col_other))
+
+  scan = _chunk_scan(call, row_lse, col_lse)
+  row, sums, col = scan(row_float, row_other, col_float, col_other, valid)
+  if col is not None:
+    col = col.reshape(padded)[:num_columns]
+  return Stats(row, sums, col)
+
+
+def stats(chunk_fn: ChunkFn, rows, columns, *, chunk_size: Optional[int] = None,
+          row_lse: bool = True, col_lse: bool = False) -> Stats:
+  """:func:`dense` when ``chunk_size`` is ``None``, else :func:`chunked`."""
+  if chunk_size is None:
+    return dense(chunk_fn, rows, columns, row_lse=row_lse, col_lse=col_lse)
+  return chunked(chunk_fn, rows, columns, chunk_size=chunk_size,
+                 row_lse=row_lse, col_lse=col_lse)
+
+
+# --------------------------------------------------------------------------- #
+# the scan and its custom VJP
+
+def _chunk_scan(call, row_lse: bool, col_lse: bool):
+  """The custom-VJP scan over ``[num_chunks, chunk, ...]`` column blocks."""
+
+  def forward(row_float, row_other, col_float, col_other, valid):
+    first = jax.tree.map(lambda x: x[0], (col_float, col_other))
+    shapes = jax.eval_shape(lambda cf, co: call(row_float, row_other, cf, co),
+                            *first)
+    num_rows, dtype = shapes.logits.shape[0], shapes.logits.dtype
+    sums0 = jax.tree.map(lambda t: jnp.zeros(t.shape[:1], t.dtype), shapes.terms)
+
+    def step(carry, block):
+      state, sums = carry
+      cf, co, pad = block
+      chunk = call(row_float, row_other, cf, co)
+      mask = _full_mask(chunk, pad)
+      if row_lse:
+        state = update(state, chunk.logits, mask, axis=1)
+      sums = jax.tree.map(
+          lambda s, t: s + jnp.sum(jnp.where(pad[None, :], t, 0), axis=1),
+          sums, chunk.terms)
+      col = masked_logsumexp(chunk.logits, mask, axis=0) if col_lse else None
+      return (state, sums), col
+
+    (state, sums), col = jax.lax.scan(
+        step, (init((num_rows,), dtype), sums0), (col_float, col_other, valid))
+    return finish(state) if row_lse else None, sums, col
+
+  @jax.custom_vjp
+  def scan(row_float, row_other, col_float, col_other, valid):
+    return forward(row_float, row_other, col_float, col_other, valid)
+
+  def scan_fwd(row_float, row_other, col_float, col_other, valid):
+    out = forward(row_float, row_other, col_float, col_other, valid)
+    return out, (row_float, row_other, col_float, col_other, valid, out[0], out[2])
+
+  def scan_bwd(residuals, cotangents):
+    row_float, row_other, col_float, col_other, valid, row, col = residuals
+    g_row, g_sums, g_col = cotangents
+
+    def step(acc, block):
+      cf, co, pad, g_c, col_c = block
+
+      def differentiable(rf, cf):
+        chunk = call(rf, row_other, cf, co)
+        return (chunk.logits, chunk.terms), chunk.mask
+
+      (logits, terms), pull, mask = jax.vjp(differentiable, row_float, cf,
+                                            has_aux=True)
+      mask = _full_mask(Chunk(logits, mask), pad)
+      ct_logits = jnp.zeros_like(logits)
+      if row_lse:
+        ct_logits += softmax_cotangent(logits, mask, row[:, None], g_row[:, None])
+      if col_lse:
+        ct_logits += softmax_cotangent(logits, mask, col_c[None, :], g_c[None, :])
+      ct_terms = jax.tree.map(
+          lambda g, t: jnp.broadcast_to(
+              jnp.where(pad[None, :], g[:, None], 0), t.shape).astype(t.dtype),
+          g_sums, terms)
+      d_row, d_col = pull((ct_logits, ct_terms))
+      return jax.tree.map(jnp.add, acc, d_row), d_col
+
+    blocks = (col_float, col_other, valid,
+              *((g_col, col) if col_lse else (valid, valid)))
+    d_row, d_col = jax.lax.scan(step, jax.tree.map(jnp.zeros_like, row_float),
+                                blocks)
+    return (d_row, [None] * len(row_other), d_col,
+            [None] * len(col_other), None)
+
+  scan.defvjp(scan_fwd, scan_bwd)
+  return scan
+
+
+# --------------------------------------------------------------------------- #
+# pytree plumbing
+
+def _full_mask(chunk: Chunk, pad: Optional[jax.Array]) -> jax.Array:
+  """``chunk.mask`` broadcast to the logits' shape, and the padding dropped."""
+  shape = chunk.logits.shape
+  mask = (jnp.ones(shape, bool) if chunk.mask is None
+          else jnp.broadcast_to(chunk.mask, shape))
+  return mask if pad is None else mask & pad[None, :]
+
+
+def _leading_size(columns) -> int:
+  sizes = {x.shape[0] for x in jax.tree.leaves(columns)}
+  if len(sizes) != 1:
+    raise ValueError(f"online_softmax: column leaves must share axis 0, got "
+                     f"sizes {sorted(sizes)}.")
+  return sizes.pop()
+
+
+def _split(tree):
+  """``(floating leaves, other leaves, (treedef, which leaves float))``."""
+  leaves, treedef = jax.tree.flatten(tree)
+  is_float = [jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact) for x in leaves]
+  floats = [jnp.asarray(x) for x, f in zip(leaves, is_float) if f]
+  others = [jnp.asarray(x) for x, f in zip(leaves, is_float) if not f]
+  return floats, others, (treedef, is_float)
+
+
+def _join(definition, floats, others):
+  treedef, is_float = definition
+  floats, others = iter(floats), iter(others)
+  return jax.tree.unflatten(
+      treedef, [next(floats) if f else next(others) for f in is_float])

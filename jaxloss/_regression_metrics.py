@@ -1,0 +1,260 @@
+"""Regression metrics as losses: RMSE, normalised MAE, percentage and log errors.
+
+Public through :mod:`jaxloss.regression` (kept in its own file so that each
+file stays short). Also holds the input helpers the regression files share.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+
+from jaxloss._core import checks, numerics
+from jaxloss._core import reduction as reduction_lib
+from jaxloss._core import value_checks
+
+# sklearn's MAPE floor, numpy.finfo(numpy.float64).eps = 2**-52: exact in float32.
+_PERCENTAGE_EPS = 2.0 ** -52
+
+
+def _pair(name: str, predictions, targets, *,
+          arg: str = "predictions") -> tuple[jax.Array, jax.Array]:
+  """Floating predictions, and same-shaped targets (float, int or bool) cast
+  to their dtype."""
+  predictions = checks.as_float(name, arg, predictions)
+  targets = checks.as_targets(name, "targets", targets, predictions)
+  checks.same_shape(name, **{arg: predictions, "targets": targets})
+  return predictions, targets
+
+
+def _reduced(name: str, x: jax.Array, axis, where):
+  """Sorted axes of ``axis`` (int, tuple or ``None`` for all) and the masks of
+  :func:`reduction_lib.split_where`. A mask of at most the per-example rank
+  drops examples (NumPy broadcasting against the per-example shape); one of
+  the input's rank drops elements."""
+  if axis is None:
+    axes = tuple(range(x.ndim))
+  else:
+    axes = tuple(sorted({checks.canonical_axis(name, a, x.ndim) for a in
+                         (axis if isinstance(axis, (tuple, list)) else (axis,))}))
+  if where is None:
+    return axes, None, None
+  where = checks.as_mask(name, "where", where)
+  per_example = tuple(d for i, d in enumerate(x.shape) if i not in axes)
+  if where.ndim <= len(per_example):
+    where = checks.broadcast_mask(name, "where", where, per_example)
+  elif where.ndim != x.ndim:
+    raise ValueError(
+        f"{name}: argument `where` of shape {where.shape} must have the input's "
+        f"shape {x.shape} (drops elements) or the per-example shape "
+        f"{per_example} (drops examples).")
+  return (axes,) + reduction_lib.split_where(name, where, x.shape, axes)
+
+
+def _masked_mean(x: jax.Array, axes, elements: Optional[jax.Array],
+                 keepdims: bool = False) -> jax.Array:
+  """Mean over ``axes`` of the unmasked elements; 0 where none is unmasked."""
+  if elements is None:
+    return jnp.mean(x, axis=axes, keepdims=keepdims)
+  total = jnp.sum(jnp.where(elements, x, 0), axis=axes, keepdims=keepdims)
+  count = jnp.sum(elements, axis=axes, keepdims=keepdims, dtype=x.dtype)
+  return numerics.safe_divide(total, count)
+
+
+def _masked_range(x: jax.Array, axes, elements: Optional[jax.Array]):
+  """``max − min`` over ``axes`` of the unmasked elements (0 if none)."""
+  if elements is not None:  # Masked entries take the unmasked mean: in range.
+    inside = jax.lax.stop_gradient(_masked_mean(x, axes, elements, True))
+    x = jnp.where(elements, x, inside)
+  return jnp.max(x, axis=axes) - jnp.min(x, axis=axes)
+
+
+def root_mean_squared_error(predictions, targets, *, axis=None, where=None,
+                            weights=None, reduction="none"):
+  r"""Root mean squared error over ``axis`` (by default, over everything).
+
+  .. math:: \ell = \sqrt{\tfrac1{|A|} \textstyle\sum_{i \in A} (\hat y_i - y_i)^2}
+
+  An aggregate metric: the mean runs over the axes :math:`A` and the root is
+  taken per example. With ``axis=None`` (the default) :math:`A` is every axis:
+  the result is one scalar, the RMSE of the batch, and ``reduction`` has
+  nothing left to reduce. With ``axis=-1`` on ``[batch, dim]`` inputs there is
+  one RMSE per example, which ``"mean"`` averages. Zero error gives 0 with a
+  zero (not NaN) gradient.
+
+  Args:
+    predictions: ``[...]`` floating predictions :math:`\hat y`.
+    targets: ``[...]`` targets :math:`y`, same shape.
+    axis: an int, a tuple of ints, or ``None`` for all axes.
+    where: boolean mask of the input's shape (drops elements from the mean)
+      or of at most the per-example rank (drops examples).
+    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    The input's shape without ``axis`` (a scalar for ``axis=None``); a
+    scalar for ``"sum"``/``"mean"``.
+
+  Matches ``sklearn.metrics.root_mean_squared_error`` on 1-D inputs with
+  ``axis=None``.
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> p, t = jnp.array([[1.0, 2.0], [3.0, 3.0]]), jnp.array([[1.0, 4.0], [3.0, 3.0]])
+  >>> jaxloss.root_mean_squared_error(p, t)
+  Array(1., dtype=float32)
+  >>> jaxloss.root_mean_squared_error(p, t, axis=-1)
+  Array([1.4142135, 0.       ], dtype=float32)
+
+  References:
+    Hyndman and Koehler, `Another look at measures of forecast accuracy
+    <https://doi.org/10.1016/j.ijforecast.2006.03.001>`_, 2006.
+  """
+  name = "root_mean_squared_error"
+  predictions, targets = _pair(name, predictions, targets)
+  axes, elements, examples = _reduced(name, predictions, axis, where)
+  mean_square = _masked_mean(jnp.square(predictions - targets), axes, elements)
+  return reduction_lib.reduce(numerics.safe_sqrt(mean_square), reduction,
+                              weights=weights, where=examples, name=name)
+
+
+def normalized_mean_absolute_error(predictions, targets, *, normalizer="range",
+                                   axis=None, where=None, weights=None,
+                                   reduction="none"):
+  r"""Mean absolute error over ``axis``, divided by the targets' range or mean.
+
+  .. math::
+    \ell = \frac{\tfrac1{|A|} \sum_{i \in A} |\hat y_i - y_i|}{s}, \quad
+    s = \max_A y - \min_A y \ (\texttt{"range"}) \ \text{or}\
+    \Big|\tfrac1{|A|} \textstyle\sum_{i \in A} y_i\Big| \ (\texttt{"mean"})
+
+  An aggregate metric with the axes of :func:`root_mean_squared_error`: one
+  scalar by default, or with ``axis=-1`` one value per example, each
+  normalised by its own targets. Where :math:`s = 0` (constant targets for
+  ``"range"``, targets of mean 0 for ``"mean"``) it is replaced by 1: the
+  value is then the plain mean absolute error, finite with finite gradients.
+
+  Args:
+    predictions: ``[...]`` floating predictions :math:`\hat y`.
+    targets: ``[...]`` targets :math:`y`, same shape.
+    normalizer: ``"range"`` or ``"mean"``.
+    axis: an int, a tuple of ints, or ``None`` for all axes.
+    where: boolean mask of the input's shape (drops elements from the mean
+      and the normaliser) or of at most the per-example rank (drops examples).
+    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    The input's shape without ``axis`` (a scalar for ``axis=None``); a
+    scalar for ``"sum"``/``"mean"``.
+
+  No reference implementation; the normalisers are those of torchmetrics'
+  ``NormalizedRootMeanSquaredError`` (``"mean"`` takes the absolute value).
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> p, t = jnp.array([1.0, 2.0, 6.0]), jnp.array([0.0, 2.0, 4.0])
+  >>> jaxloss.normalized_mean_absolute_error(p, t)
+  Array(0.25, dtype=float32)
+  >>> jaxloss.normalized_mean_absolute_error(p, t, normalizer="mean")
+  Array(0.5, dtype=float32)
+
+  References:
+    Hyndman and Koehler, `Another look at measures of forecast accuracy
+    <https://doi.org/10.1016/j.ijforecast.2006.03.001>`_, 2006.
+  """
+  name = "normalized_mean_absolute_error"
+  checks.option(name, "normalizer", normalizer, ("range", "mean"))
+  predictions, targets = _pair(name, predictions, targets)
+  axes, elements, examples = _reduced(name, predictions, axis, where)
+  mae = _masked_mean(jnp.abs(predictions - targets), axes, elements)
+  if normalizer == "range":
+    scale = _masked_range(targets, axes, elements)
+  else:
+    scale = jnp.abs(_masked_mean(targets, axes, elements))
+  values = mae / jnp.where(scale == 0, 1, scale)
+  return reduction_lib.reduce(values, reduction, weights=weights,
+                              where=examples, name=name)
+
+
+def absolute_percentage_error(predictions, targets, *, where=None,
+                              weights=None, reduction="none"):
+  r"""Absolute percentage error (a fraction), elementwise.
+
+  .. math:: \ell = |\hat y - y| \,/\, \max(|y|, \epsilon), \qquad
+            \epsilon = 2^{-52}
+
+  :math:`\epsilon` is sklearn's floor, float64's machine epsilon, in every
+  dtype (a power of two, exact in float32): a target of 0 gives a huge but
+  finite value, about :math:`4.5 \cdot 10^{15}\, |\hat y|`.
+
+  Args:
+    predictions: ``[...]`` floating predictions :math:`\hat y`.
+    targets: ``[...]`` targets :math:`y`, same shape.
+    where, weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    ``[...]`` elementwise loss; a scalar for ``"sum"``/``"mean"``.
+
+  Matches ``sklearn.metrics.mean_absolute_percentage_error`` with
+  ``reduction="mean"`` (a fraction, not multiplied by 100).
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> jaxloss.absolute_percentage_error(jnp.array([1.5, 2.0]),
+  ...                                   jnp.array([1.0, -4.0]))
+  Array([0.5, 1.5], dtype=float32)
+
+  References:
+    Hyndman and Koehler, `Another look at measures of forecast accuracy
+    <https://doi.org/10.1016/j.ijforecast.2006.03.001>`_, 2006.
+  """
+  name = "absolute_percentage_error"
+  predictions, targets = _pair(name, predictions, targets)
+  values = (jnp.abs(predictions - targets)
+            / jnp.maximum(jnp.abs(targets), _PERCENTAGE_EPS))
+  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
+                              name=name)
+
+
+@value_checks.value_rules(predictions=value_checks.greater_than(-1),
+                          targets=value_checks.greater_than(-1))
+def squared_log_error(predictions, targets, *, where=None, weights=None,
+                      reduction="none"):
+  r"""Squared difference of ``log(1 + x)``, elementwise.
+
+  .. math:: \ell = \big(\log(1 + \hat y) - \log(1 + y)\big)^2
+
+  Defined for :math:`\hat y, y > -1`; outside, the value is NaN (sklearn
+  raises), and :func:`jaxloss.checked` names the offending argument.
+
+  Args:
+    predictions: ``[...]`` floating predictions :math:`\hat y > -1`.
+    targets: ``[...]`` targets :math:`y > -1`, same shape.
+    where, weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    ``[...]`` elementwise loss; a scalar for ``"sum"``/``"mean"``.
+
+  Matches ``sklearn.metrics.mean_squared_log_error`` with
+  ``reduction="mean"``.
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> jaxloss.squared_log_error(jnp.array([0.0, 3.0]), jnp.array([0.0, 0.0]))
+  Array([0.      , 1.921812], dtype=float32)
+
+  References:
+    `Mean squared logarithmic error
+    <https://scikit-learn.org/stable/modules/model_evaluation.html#mean-squared-log-error>`_,
+    scikit-learn user guide.
+  """
+  name = "squared_log_error"
+  predictions, targets = _pair(name, predictions, targets)
+  values = jnp.square(jnp.log1p(predictions) - jnp.log1p(targets))
+  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
+                              name=name)
+
+
+__all__ = [
+    "absolute_percentage_error",
+    "normalized_mean_absolute_error",
+    "root_mean_squared_error",
+    "squared_log_error",
+]

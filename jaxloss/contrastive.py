@@ -1,0 +1,474 @@
+"""Contrastive losses on one device, with in-batch negatives.
+
+Every loss returns per-example values and reduces through
+:func:`jaxloss.reduce`. A ``[batch]`` ``where`` removes an example both as an
+anchor and as a candidate (a column of the similarity matrix), so masking an
+example is the same as slicing it out of the batch.
+
+With ``chunk_size``, :func:`infonce_loss`, :func:`clip_loss`,
+:func:`siglip_loss` and :func:`supervised_contrastive_loss` never build the
+``batch × batch`` similarity matrix: they scan over ``chunk_size`` columns at a
+time with an online log-sum-exp and a custom VJP that recomputes each chunk
+in the backward pass (``jaxloss._core.online_softmax``). Values and gradients
+are those of the dense path; temporary memory is O(batch × chunk_size). The
+chunked path supports reverse-mode differentiation only.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+
+from jaxloss._core import checks, numerics
+from jaxloss._core import online_softmax
+from jaxloss._core import reduction as reduction_lib
+from jaxloss._core import value_checks
+
+_SIMILARITIES = ("cosine", "dot")
+
+
+# --------------------------------------------------------------------------- #
+# shared maths
+
+def _unit(x: jax.Array) -> jax.Array:
+  """L2-normalised rows; a zero vector stays zero, with a finite gradient."""
+  return numerics.safe_divide(x, numerics.safe_norm(x, axis=-1, keepdims=True))
+
+
+def _param(name: str, arg: str, value, dtype) -> jax.Array:
+  """A scalar hyper-parameter (Python number or traced array) in ``dtype``."""
+  value = jnp.asarray(value)
+  checks.rank(name, arg, value, 0)
+  return value.astype(dtype)
+
+
+def _chunk_size(name: str, chunk_size) -> Optional[int]:
+  if chunk_size is None:
+    return None
+  if (not isinstance(chunk_size, int) or isinstance(chunk_size, bool)
+      or chunk_size < 1):
+    raise ValueError(f"{name}: `chunk_size` must be None or a positive int, "
+                     f"got {chunk_size!r}.")
+  return chunk_size
+
+
+def _keep(name: str, where, shape) -> jax.Array:
+  """The per-example mask (all ``True`` without ``where``)."""
+  if where is None:
+    return jnp.ones(shape, bool)
+  return checks.broadcast_mask(name, "where", where, shape)
+
+
+def _pair(name: str, first: str, second: str, x, y):
+  """Two ``[batch, dim]`` float arrays of one shape and dtype."""
+  x, y = checks.same_shape_floats(name, **{first: x, second: y})
+  checks.rank(name, first, x, 2)
+  return x, y
+
+
+def _similarities(rows, columns) -> online_softmax.Chunk:
+  """One column chunk of ``scale · x yᵀ (+ bias)``, masked by row and column."""
+  logits = jnp.matmul(rows["x"], columns["x"].T) * rows["scale"]
+  if "bias" in rows:
+    logits = logits + rows["bias"]
+  return online_softmax.Chunk(logits,
+                              rows["keep"][:, None] & columns["keep"][None, :])
+
+
+def _same(rows, columns, key: str) -> jax.Array:
+  return rows[key][:, None] == columns[key][None, :]
+
+
+def _sigmoid_pairs(rows, columns) -> online_softmax.Chunk:
+  """SigLIP's terms ``−log σ(z · logits)``, ``z = +1`` on the diagonal."""
+  chunk = _similarities(rows, columns)
+  diagonal = _same(rows, columns, "index")
+  nll = jax.nn.softplus(jnp.where(diagonal, -chunk.logits, chunk.logits))
+  return chunk._replace(terms=jnp.where(chunk.mask, nll, 0))
+
+
+def _supervised_pairs(rows, columns) -> online_softmax.Chunk:
+  """SupCon: the anchor is no candidate; the positives share its label.
+
+  Terms: the sum of the positives' logits and their count."""
+  chunk = _similarities(rows, columns)
+  mask = chunk.mask & ~_same(rows, columns, "index")
+  positive = mask & _same(rows, columns, "label")
+  return online_softmax.Chunk(
+      chunk.logits, mask, (jnp.where(positive, chunk.logits, 0),
+                           positive.astype(chunk.logits.dtype)))
+
+
+# --------------------------------------------------------------------------- #
+# losses
+
+@value_checks.value_rules(temperature=value_checks.positive)
+def infonce_loss(anchors, positives, negatives=None, *, temperature=0.07,
+                 similarity="cosine", chunk_size=None, where=None, weights=None,
+                 reduction="none"):
+  r"""InfoNCE with in-batch negatives and optional explicit negatives.
+
+  .. math::
+    \ell_i = -\log \frac{e^{s(a_i, p_i)/\tau}}
+      {\sum_j e^{s(a_i, p_j)/\tau} + \sum_k e^{s(a_i, n_k)/\tau}}
+
+  The candidates of anchor ``i`` are every positive of the batch (its own
+  included) plus the explicit negatives: its own ``n_{i,k}`` when
+  ``negatives`` is ``[batch, k, dim]``, or all ``m`` shared ones when it is
+  ``[m, dim]``.
+
+  Args:
+    anchors: ``[batch, dim]`` floating anchor embeddings.
+    positives: ``[batch, dim]`` embeddings of each anchor's positive.
+    negatives: optional ``[batch, k, dim]`` per-anchor or ``[m, dim]`` shared
+      negatives.
+    temperature: ``τ > 0``; may be a traced (learned) scalar.
+    similarity: ``"cosine"`` (embeddings L2-normalised first; a zero vector
+      has similarity 0 with everything) or ``"dot"``.
+    chunk_size: ``None`` (dense) or the number of candidate columns per chunk
+      of the memory-saving path.
+    where: optional ``[batch]`` mask; a masked example is neither an anchor
+      nor a candidate (shared negatives stay candidates).
+    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    ``[batch]`` per-anchor loss, or a scalar for ``"sum"``/``"mean"``.
+
+  Matches the InfoNCE / NT-Xent cross-entropy over ``a pᵀ / τ`` (e.g.
+  ``info_nce_pytorch.InfoNCE(negative_mode="paired")`` for per-anchor
+  negatives, which adds the in-batch positives as candidates here).
+
+  >>> import jax.numpy as jnp, jaxloss.contrastive as jc
+  >>> a = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+  >>> jc.infonce_loss(a, a, temperature=1.0)
+  Array([0.31326163, 0.31326163], dtype=float32)
+
+  References:
+    van den Oord, Li and Vinyals, `Representation Learning with Contrastive
+    Predictive Coding <https://arxiv.org/abs/1807.03748>`_, 2018.
+  """
+  name = "infonce_loss"
+  arrays = dict(anchors=anchors, positives=positives)
+  if negatives is not None:
+    arrays["negatives"] = negatives
+  converted = checks.floats(name, **arrays)
+  anchors, positives = converted[:2]
+  checks.same_shape(name, anchors=anchors, positives=positives)
+  checks.rank(name, "anchors", anchors, 2)
+  checks.option(name, "similarity", similarity, _SIMILARITIES)
+  checks.positive(name, "temperature", temperature)
+  chunk_size = _chunk_size(name, chunk_size)
+  batch, dim = anchors.shape
+  keep = _keep(name, where, (batch,))
+  if similarity == "cosine":
+    anchors, positives = _unit(anchors), _unit(positives)
+  inverse = 1 / _param(name, "temperature", temperature, anchors.dtype)
+  columns = {"x": positives, "keep": keep}
+  per_anchor = None
+  if negatives is not None:
+    negatives = converted[2]
+    checks.rank(name, "negatives", negatives, {2, 3})
+    if negatives.ndim == 3:
+      checks.shape(name, "negatives", negatives, (batch, None, dim),
+                   "[batch, k, dim] per anchor")
+    else:
+      checks.shape(name, "negatives", negatives, (None, dim), "[m, dim] shared")
+    if similarity == "cosine":
+      negatives = _unit(negatives)
+    if negatives.ndim == 3:
+      per_anchor = jnp.einsum("bd,bkd->bk", anchors, negatives) * inverse
+    else:
+      columns = {"x": jnp.concatenate([positives, negatives]),
+                 "keep": jnp.concatenate(
+                     [keep, jnp.ones(negatives.shape[:1], bool)])}
+  rows = {"x": anchors, "scale": inverse, "keep": keep}
+  lse = online_softmax.stats(_similarities, rows, columns,
+                             chunk_size=chunk_size).row_lse
+  if per_anchor is not None:
+    lse = jnp.logaddexp(lse, jax.nn.logsumexp(per_anchor, axis=1))
+  values = lse - jnp.sum(anchors * positives, axis=1) * inverse
+  return reduction_lib.reduce(values, reduction, weights=weights, where=keep,
+                              name=name)
+
+
+def ntxent(embeddings, labels, temperature=0.07, *, where=None, weights=None,
+           reduction="mean"):
+  r"""Normalized temperature-scaled cross-entropy (NT-Xent), optax's form.
+
+  .. math::
+    \ell_{ij} = -\log \frac{e^{c_{ij}/\tau}}
+      {e^{c_{ij}/\tau} + \sum_{k:\, y_k \ne y_i} e^{c_{ik}/\tau}}
+    \quad \text{for each positive pair } y_j = y_i,\ j \ne i
+
+  with ``c`` the cosine similarity. Each positive pair has its own
+  denominator: the pair itself plus all of the anchor's negatives (the other
+  positives are left out).
+
+  Args:
+    embeddings: ``[batch, dim]`` floating embeddings.
+    labels: ``[batch]`` integer labels; equal labels make positive pairs.
+    temperature: ``τ > 0``; may be a traced (learned) scalar.
+    where: optional ``[batch]`` mask; a masked example is neither an anchor
+      nor a candidate.
+    weights: optional per-anchor weights, broadcastable to ``[batch]``.
+    reduction: see :func:`jaxloss.reduce`; the default ``"mean"`` is the
+      mean over positive pairs, optax's value (each anchor weighs as many
+      pairs as it has positives; an anchor without positives weighs 0).
+
+  Returns:
+    A scalar (``"mean"``, ``"sum"``), or ``[batch]``: each anchor's sum over
+    its positive pairs (``"none"``).
+
+  Matches ``optax.losses.ntxent`` (and pytorch-metric-learning's
+  ``NTXentLoss``); where no pair is positive, optax returns NaN and this
+  returns 0.
+
+  >>> import jax.numpy as jnp, jaxloss.contrastive as jc
+  >>> x = jnp.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
+  >>> jc.ntxent(x, jnp.array([0, 0, 1, 1]), 1.0)
+  Array(0.5978082, dtype=float32)
+
+  References:
+    Chen, Kornblith, Norouzi and Hinton, `A Simple Framework for Contrastive
+    Learning of Visual Representations <https://arxiv.org/abs/2002.05709>`_,
+    2020.
+  """
+  name = "ntxent"
+  embeddings = checks.as_float(name, "embeddings", embeddings)
+  labels = checks.as_labels(name, "labels", labels)
+  checks.rank(name, "embeddings", embeddings, 2)
+  checks.shape(name, "labels", labels, embeddings.shape[:1],
+               "one label per embedding")
+  checks.positive(name, "temperature", temperature)
+  dtype = embeddings.dtype
+  keep = _keep(name, where, labels.shape)
+  # optax's cosine: x / sqrt(max(|x|², eps)).
+  squared = jnp.sum(jnp.square(embeddings), axis=1, keepdims=True)
+  unit = embeddings / jnp.sqrt(jnp.maximum(squared, jnp.finfo(dtype).eps))
+  logits = (jnp.matmul(unit, unit.T)
+            / _param(name, "temperature", temperature, dtype))
+  pairs = keep[:, None] & keep[None, :]
+  same = labels[:, None] == labels[None, :]
+  negative = pairs & ~same
+  positive = pairs & same & ~jnp.eye(labels.shape[0], dtype=bool)
+  lse_negative = online_softmax.masked_logsumexp(logits, negative, axis=1)
+  has_negative = jnp.any(negative, axis=1)
+  pair_loss = jax.nn.softplus(lse_negative[:, None] - logits)
+  pair_loss = jnp.where(positive & has_negative[:, None], pair_loss, 0)
+  count = jnp.sum(positive, axis=1, dtype=dtype)
+  values = numerics.safe_divide(jnp.sum(pair_loss, axis=1), count)
+  if weights is not None:
+    count = count * checks.broadcast_weights(name, "weights", weights, values)
+  return reduction_lib.reduce(values, reduction, weights=count, where=keep,
+                              name=name)
+
+
+@value_checks.value_rules(temperature=value_checks.positive)
+def clip_loss(image_embeddings, text_embeddings, *, temperature=0.07,
+              normalize=True, chunk_size=None, where=None, weights=None,
+              reduction="none"):
+  r"""CLIP's symmetric contrastive loss over image-text pairs.
+
+  .. math::
+    L = \frac{\hat x \hat y^\top}{\tau}, \qquad
+    \ell_i = \tfrac12 \Big(\big(\log\textstyle\sum_j e^{L_{ij}} - L_{ii}\big)
+                   + \big(\log\textstyle\sum_j e^{L_{ji}} - L_{ii}\big)\Big)
+
+  the average of pair ``i``'s image→text and text→image cross-entropies, so
+  that ``"mean"`` is CLIP's loss.
+
+  Args:
+    image_embeddings: ``[batch, dim]`` floating image embeddings ``x``.
+    text_embeddings: ``[batch, dim]`` text embeddings ``y`` of the same pairs.
+    temperature: ``τ > 0`` (open_clip's ``logit_scale`` is ``1/τ``); may be a
+      traced (learned) scalar.
+    normalize: L2-normalise the embeddings first (``x̂``, ``ŷ``); a zero
+      vector stays zero.
+    chunk_size: ``None`` (dense) or the number of text columns per chunk of
+      the memory-saving path.
+    where: optional ``[batch]`` mask; a masked pair takes no part in either
+      direction.
+    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    ``[batch]`` per-pair loss, or a scalar for ``"sum"``/``"mean"``.
+
+  With ``"mean"``, matches ``open_clip.loss.ClipLoss`` on one device with
+  ``logit_scale = 1 / temperature`` (open_clip normalises in the model).
+
+  >>> import jax.numpy as jnp, jaxloss.contrastive as jc
+  >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+  >>> jc.clip_loss(x, x, temperature=0.5, reduction="mean")
+  Array(0.126928, dtype=float32)
+
+  References:
+    Radford et al., `Learning Transferable Visual Models From Natural
+    Language Supervision <https://arxiv.org/abs/2103.00020>`_, 2021.
+  """
+  name = "clip_loss"
+  images, texts = _pair(name, "image_embeddings", "text_embeddings",
+                        image_embeddings, text_embeddings)
+  checks.positive(name, "temperature", temperature)
+  chunk_size = _chunk_size(name, chunk_size)
+  keep = _keep(name, where, images.shape[:1])
+  if normalize:
+    images, texts = _unit(images), _unit(texts)
+  inverse = 1 / _param(name, "temperature", temperature, images.dtype)
+  stats = online_softmax.stats(
+      _similarities, {"x": images, "scale": inverse, "keep": keep},
+      {"x": texts, "keep": keep}, chunk_size=chunk_size, col_lse=True)
+  diagonal = jnp.sum(images * texts, axis=1) * inverse
+  values = (stats.row_lse + stats.col_lse) / 2 - diagonal
+  return reduction_lib.reduce(values, reduction, weights=weights, where=keep,
+                              name=name)
+
+
+@value_checks.value_rules(logit_scale=value_checks.positive)
+def siglip_loss(image_embeddings, text_embeddings, *, logit_scale=10.0,
+                logit_bias=-10.0, normalize=True, chunk_size=None, where=None,
+                weights=None, reduction="none"):
+  r"""SigLIP's pairwise sigmoid loss, summed over each image's texts.
+
+  .. math::
+    \ell_i = -\sum_j \log \sigma\big(z_{ij} (t\, \hat x_i \cdot \hat y_j + b)\big),
+    \qquad z_{ij} = \begin{cases} +1 & i = j \\ -1 & i \ne j \end{cases}
+
+  Args:
+    image_embeddings: ``[batch, dim]`` floating image embeddings ``x``.
+    text_embeddings: ``[batch, dim]`` text embeddings ``y`` of the same pairs.
+    logit_scale: the scale ``t`` itself (not its log); big_vision learns
+      ``t'`` with ``t = exp(t')``: pass ``jnp.exp(t_prime)``. The default 10
+      and ``logit_bias`` −10 are SigLIP's initialisation (``t' = log 10``).
+      May be a traced (learned) scalar.
+    logit_bias: the bias ``b``; may be traced.
+    normalize: L2-normalise the embeddings first; a zero vector stays zero.
+    chunk_size: ``None`` (dense) or the number of text columns per chunk of
+      the memory-saving path.
+    where: optional ``[batch]`` mask; a masked pair is neither a row nor a
+      column.
+    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    ``[batch]`` per-image loss (its row of the pair matrix, summed), or a
+    scalar; ``"mean"`` divides by the batch, as big_vision does.
+
+  With ``"mean"``, matches big_vision's ``sigmoid`` loss
+  (``big_vision/trainers/proj/image_text/siglip.py``) on one device.
+
+  >>> import jax.numpy as jnp, jaxloss.contrastive as jc
+  >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+  >>> jc.siglip_loss(x, x)
+  Array([0.6931926, 0.6931926], dtype=float32)
+
+  References:
+    Zhai, Mustafa, Kolesnikov and Beyer, `Sigmoid Loss for Language Image
+    Pre-Training <https://arxiv.org/abs/2303.15343>`_, 2023.
+  """
+  name = "siglip_loss"
+  images, texts = _pair(name, "image_embeddings", "text_embeddings",
+                        image_embeddings, text_embeddings)
+  checks.positive(name, "logit_scale", logit_scale)
+  chunk_size = _chunk_size(name, chunk_size)
+  batch = images.shape[0]
+  keep = _keep(name, where, (batch,))
+  if normalize:
+    images, texts = _unit(images), _unit(texts)
+  index = jnp.arange(batch)
+  rows = {"x": images, "keep": keep, "index": index,
+          "scale": _param(name, "logit_scale", logit_scale, images.dtype),
+          "bias": _param(name, "logit_bias", logit_bias, images.dtype)}
+  stats = online_softmax.stats(
+      _sigmoid_pairs, rows, {"x": texts, "keep": keep, "index": index},
+      chunk_size=chunk_size, row_lse=False)
+  return reduction_lib.reduce(stats.row_sums, reduction, weights=weights,
+                              where=keep, name=name)
+
+
+@value_checks.value_rules(temperature=value_checks.positive,
+                          base_temperature=value_checks.positive)
+def supervised_contrastive_loss(embeddings, labels, *, temperature=0.07,
+                                base_temperature=0.07, chunk_size=None,
+                                where=None, weights=None, reduction="none"):
+  r"""Supervised contrastive (SupCon) loss, every view an anchor.
+
+  .. math::
+    \ell_a = -\frac{\tau}{\tau_b} \frac{1}{|P(a)|} \sum_{p \in P(a)}
+      \log \frac{e^{z_a \cdot z_p / \tau}}{\sum_{c \ne a} e^{z_a \cdot z_c / \tau}}
+
+  over all views ``a`` of the batch, where ``P(a)`` are the other views with
+  ``a``'s label. An anchor without positives has value 0 and is left out of
+  ``"mean"``.
+
+  Args:
+    embeddings: ``[batch, dim]`` or multi-view ``[batch, views, dim]``
+      floating embeddings, used as given (the reference normalises them in
+      the model).
+    labels: ``[batch]`` integer labels, or ``None``: each example its own
+      class, so the positives are its other views (SimCLR).
+    temperature: ``τ > 0``; may be a traced (learned) scalar.
+    base_temperature: ``τ_b > 0``.
+    chunk_size: ``None`` (dense) or the number of candidate views per chunk of
+      the memory-saving path.
+    where: optional mask broadcastable to the per-example shape; a masked
+      view is neither an anchor nor a candidate (``[batch, 1]`` masks whole
+      examples of a multi-view batch).
+    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    ``[batch]`` or ``[batch, views]`` per-anchor loss, or a scalar for
+    ``"sum"``/``"mean"``.
+
+  With ``"mean"``, matches Khosla et al.'s ``SupConLoss`` with
+  ``contrast_mode="all"`` when every anchor has a positive (the reference
+  averages anchors without positives in as 0).
+
+  >>> import jax.numpy as jnp, jaxloss.contrastive as jc
+  >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+  >>> jc.supervised_contrastive_loss(x, jnp.array([0, 0, 1]), temperature=1.0,
+  ...                                base_temperature=1.0)
+  Array([0.31326163, 0.31326163, 0.        ], dtype=float32)
+
+  References:
+    Khosla et al., `Supervised Contrastive Learning
+    <https://arxiv.org/abs/2004.11362>`_, 2020; reference code
+    https://github.com/HobbitLong/SupContrast (``losses.py``).
+  """
+  name = "supervised_contrastive_loss"
+  embeddings = checks.as_float(name, "embeddings", embeddings)
+  checks.rank(name, "embeddings", embeddings, {2, 3})
+  checks.positive(name, "temperature", temperature)
+  checks.positive(name, "base_temperature", base_temperature)
+  chunk_size = _chunk_size(name, chunk_size)
+  batch, dim, dtype = embeddings.shape[0], embeddings.shape[-1], embeddings.dtype
+  shape = embeddings.shape[:-1]  # [batch] or [batch, views]
+  if labels is None:
+    labels = jnp.arange(batch)
+  labels = checks.as_labels(name, "labels", labels)
+  checks.shape(name, "labels", labels, (batch,), "one label per example")
+  keep = _keep(name, where, shape)
+  temperature = _param(name, "temperature", temperature, dtype)
+  size = keep.size
+  views = {"x": embeddings.reshape(size, dim), "keep": keep.reshape(size),
+           "index": jnp.arange(size),
+           "label": jnp.broadcast_to(labels.reshape((batch,) + (1,) * (len(shape) - 1)),
+                                     shape).reshape(size)}
+  stats = online_softmax.stats(_supervised_pairs,
+                               {**views, "scale": 1 / temperature}, views,
+                               chunk_size=chunk_size)
+  positive_sum, count = stats.row_sums
+  factor = temperature / _param(name, "base_temperature", base_temperature, dtype)
+  values = factor * (stats.row_lse - numerics.safe_divide(positive_sum, count))
+  keep = keep & (count > 0).reshape(shape)
+  return reduction_lib.reduce(values.reshape(shape), reduction, weights=weights,
+                              where=keep, name=name)
+
+
+__all__ = [
+    "clip_loss",
+    "infonce_loss",
+    "ntxent",
+    "siglip_loss",
+    "supervised_contrastive_loss",
+]

@@ -1,0 +1,136 @@
+"""Registry entries for jaxloss.contrastive (imported from the module itself,
+so that the registry works before the family is re-exported by jaxloss)."""
+
+import numpy as np
+
+from jaxloss import contrastive as jc
+from jaxloss.testing import LossCase
+from tests.cases import _inputs as I
+
+D = 5  # embedding dim
+CHUNK = 4  # does not divide the harness's batch of 6: the last chunk is padded.
+
+
+def _embeddings(rng, *shape):
+  return I.logits(rng, *shape, D, scale=0.5)
+
+
+def _pairs(rng, n):
+  return (_embeddings(rng, n), _embeddings(rng, n)), {}
+
+
+def _paired_labels(rng, n):
+  """Each label at least twice (when n > 1), so every anchor has a positive."""
+  return rng.permutation(np.arange(n) // 2).astype(np.int32)
+
+
+def _pair_edges():
+  """Identical embeddings, zero vectors, a batch of one, large values."""
+  same = np.ones((4, D), I.F32)
+  zeros = np.zeros((4, D), I.F32)
+  mixed = np.concatenate([zeros[:2], same[:2]])
+  large = np.full((3, D), 1e3, I.F32) * np.array([[1], [-1], [1]], I.F32)
+  one = np.arange(D, dtype=I.F32)[None]
+  return [((same, same), {}), ((zeros, zeros), {}), ((mixed, same), {}),
+          ((one, one), {}), ((large, -large), {})]
+
+
+def _with_negatives(shared):
+  def make(rng, n):
+    (a, p), _ = _pairs(rng, n)
+    negatives = _embeddings(rng, 3) if shared else _embeddings(rng, n, 3)
+    return (a, p, negatives), {}
+  return make
+
+
+def _negative_edges(shared):
+  def edges():
+    out = []
+    for (a, p), kw in _pair_edges():
+      n = a.shape[0]
+      shape = (2, D) if shared else (n, 2, D)
+      out += [((a, p, np.zeros(shape, I.F32)), kw),
+              ((a, p, np.ones(shape, I.F32)), kw)]
+    return out
+  return edges
+
+
+def _grouped(rng, n):
+  return (_embeddings(rng, n), _paired_labels(rng, n)), {}
+
+
+def _multiview(rng, n):
+  return (_embeddings(rng, n, 2), I.class_labels(rng, 3, n)), {}
+
+
+def _grouped_edges():
+  """Identical embeddings, zero vectors, a batch of one, all labels equal,
+  singleton labels (no positives), large values."""
+  same = np.ones((4, D), I.F32)
+  large = np.full((4, D), 30.0, I.F32) * np.array([[1], [-1], [1], [-1]], I.F32)
+  equal = np.zeros(4, np.int32)
+  distinct = np.arange(4, dtype=np.int32)
+  return [((same, equal), {}), ((np.zeros((4, D), I.F32), equal), {}),
+          ((same[:1], equal[:1]), {}), ((large, distinct), {}),
+          ((large, equal), {}), ((large, np.array([0, 0, 1, 1], np.int32)), {})]
+
+
+def _multiview_edges():
+  return [((np.stack([x, x], axis=1), labels), kw)
+          for (x, labels), kw in _grouped_edges()]
+
+
+def _kw(make, **kwargs):
+  """``make`` with extra keyword arguments."""
+  def with_kwargs(rng, n):
+    args, base = make(rng, n)
+    return args, {**base, **kwargs}
+  return with_kwargs
+
+
+def _edges_kw(edges, **kwargs):
+  return lambda: [(args, {**base, **kwargs}) for args, base in edges()]
+
+
+def _variants(fn, make, edges, name, kwargs=None, **options):
+  """The dense case and its chunked twin (reverse mode only: custom VJP);
+  ``kwargs`` go to the random and the edge inputs alike."""
+  kwargs = kwargs or {}
+  chunked = {**kwargs, "chunk_size": CHUNK}
+  return [
+      LossCase(fn, _kw(make, **kwargs), name=name,
+               edge_inputs=_edges_kw(edges, **kwargs), **options),
+      LossCase(fn, _kw(make, **chunked), name=f"{name}[chunk]",
+               edge_inputs=_edges_kw(edges, **chunked), grad_modes=("rev",),
+               **options),
+  ]
+
+
+CASES = [
+    *_variants(jc.infonce_loss, _pairs, _pair_edges, "infonce_loss",
+               float_args=(0, 1)),
+    *_variants(jc.infonce_loss, _pairs, _pair_edges, "infonce_loss[dot]",
+               dict(similarity="dot", temperature=0.5), float_args=(0, 1)),
+    *_variants(jc.infonce_loss, _with_negatives(shared=False),
+               _negative_edges(shared=False),
+               "infonce_loss[per_anchor_negatives]", float_args=(0, 1, 2)),
+    *_variants(jc.infonce_loss, _with_negatives(shared=True),
+               _negative_edges(shared=True), "infonce_loss[shared_negatives]",
+               float_args=(0, 1, 2), batch_args=(0, 1)),
+    LossCase(jc.ntxent, lambda rng, n: ((_embeddings(rng, n),
+                                          I.class_labels(rng, 3, n)), {}),
+             edge_inputs=_grouped_edges, mean_of_none=False),
+    *_variants(jc.clip_loss, _pairs, _pair_edges, "clip_loss",
+               float_args=(0, 1)),
+    *_variants(jc.clip_loss, _pairs, _pair_edges, "clip_loss[unnormalized]",
+               dict(normalize=False, temperature=0.5), float_args=(0, 1)),
+    *_variants(jc.siglip_loss, _pairs, _pair_edges, "siglip_loss",
+               float_args=(0, 1)),
+    *_variants(jc.siglip_loss, _pairs, _pair_edges, "siglip_loss[unnormalized]",
+               dict(normalize=False, logit_scale=2.0, logit_bias=0.5),
+               float_args=(0, 1)),
+    *_variants(jc.supervised_contrastive_loss, _grouped, _grouped_edges,
+               "supervised_contrastive_loss", dict(temperature=0.5)),
+    *_variants(jc.supervised_contrastive_loss, _multiview, _multiview_edges,
+               "supervised_contrastive_loss[multiview]", dict(temperature=0.5)),
+]

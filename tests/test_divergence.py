@@ -1,0 +1,378 @@
+"""Value tests for jaxloss.divergence.
+
+References: optax 0.2.8 itself for its four names; torch's ``kl_div``
+semantics written out in float64 NumPy (torch is not a test dependency); the
+formulas for the Jensen-Shannon and Gaussian divergences, the latter also by
+numerical integration of the densities.
+"""
+
+import doctest
+import inspect
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax.experimental import checkify
+from scipy.spatial import distance
+
+import jaxloss as jl
+from jaxloss import divergence
+
+RTOL, ATOL = 1e-5, 1e-6
+D = 5
+
+
+def _close(actual, expected, rtol=RTOL, atol=ATOL):
+  np.testing.assert_allclose(np.asarray(actual, np.float64),
+                             np.asarray(expected, np.float64),
+                             rtol=rtol, atol=atol)
+
+
+def _distributions(seed, *shape, zeros=False):
+  rng = np.random.default_rng(seed)
+  p = rng.dirichlet(np.ones(shape[-1]), shape[:-1])
+  if zeros:
+    p = np.where(rng.random(shape) < 0.3, 0.0, p)
+    p[..., 0] += 1e-3  # no all-zero row
+    p = p / p.sum(-1, keepdims=True)
+  return p.astype(np.float32)
+
+
+def _log(x):
+  return np.log(x).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- #
+# NumPy references (float64)
+
+def torch_kl_div(inputs, target, reduction="none", log_target=False):
+  """torch.nn.functional.kl_div(input, target): pointwise
+  target * (log target - input), with xlogy's 0 where target == 0 (or
+  exp(target) * (target - input) for log_target=True); "batchmean" is the sum
+  divided by input.size(0), "mean" the mean over every element."""
+  x, t = np.asarray(inputs, np.float64), np.asarray(target, np.float64)
+  if log_target:
+    pointwise = np.exp(t) * (t - x)
+  else:
+    safe = np.where(t > 0, t, 1.0)
+    pointwise = np.where(t > 0, t * np.log(safe), 0.0) - t * x
+  return {"none": pointwise, "sum": pointwise.sum(),
+          "mean": pointwise.mean(),
+          "batchmean": pointwise.sum() / x.shape[0]}[reduction]
+
+
+def np_js(p, q):
+  """1/2 sum p log(p/m) + 1/2 sum q log(q/m), m = (p + q)/2, 0 log 0 = 0."""
+  p, q = np.asarray(p, np.float64), np.asarray(q, np.float64)
+  m = (p + q) / 2
+
+  def kl(a):
+    positive = a > 0
+    ratio = np.where(positive, a, 1) / np.where(positive, m, 1)
+    return np.where(positive, a * np.log(ratio), 0).sum(-1)
+
+  return 0.5 * kl(p) + 0.5 * kl(q)
+
+
+def np_gaussian_kl(mu, log_var, mu0=0.0, log_var0=0.0):
+  """KL(N(mu, var) || N(mu0, var0)), summed over the last axis."""
+  mu, log_var = np.asarray(mu, np.float64), np.asarray(log_var, np.float64)
+  var, var0 = np.exp(log_var), np.exp(log_var0)
+  return 0.5 * (np.log(var0 / var) + (var + (mu - mu0) ** 2) / var0 - 1).sum(-1)
+
+
+def integrated_gaussian_kl(mu, var, mu0, var0):
+  """KL of two 1-D Gaussians by the trapezoid rule on a fine grid."""
+  sd = np.sqrt(var)
+  x = np.linspace(mu - 12 * sd, mu + 12 * sd, 200_001)
+
+  def log_density(x, mean, variance):
+    return -0.5 * (np.log(2 * np.pi * variance) + (x - mean) ** 2 / variance)
+
+  log_p = log_density(x, mu, var)
+  return np.trapezoid(np.exp(log_p) * (log_p - log_density(x, mu0, var0)), x)
+
+
+# --------------------------------------------------------------------------- #
+# optax parity: values and signatures
+
+OPTAX_NAMES = ["kl_divergence", "kl_divergence_with_log_targets",
+               "generalized_kl_divergence", "convex_kl_divergence"]
+
+
+def _optax(name, *args, **kwargs):
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)  # convex_kl_divergence
+    return getattr(optax.losses, name)(*args, **kwargs)
+
+
+@pytest.mark.parametrize("name", OPTAX_NAMES)
+def test_optax_signature(name):
+  ours = inspect.signature(getattr(jl, name)).parameters
+  theirs = inspect.signature(getattr(optax.losses, name)).parameters
+  positional = [p for p in ours.values() if p.kind != p.KEYWORD_ONLY]
+  assert [(p.name, p.kind, p.default) for p in positional] == [
+      (p.name, p.kind, p.default) for p in theirs.values()]
+  extras = [p for p in ours.values() if p.name not in theirs]
+  assert all(p.kind == p.KEYWORD_ONLY for p in extras)
+
+
+def _inputs(name, seed, *shape):
+  log_q = _log(_distributions(seed, *shape))
+  if name == "kl_divergence_with_log_targets":
+    return log_q, _log(_distributions(seed + 1, *shape))
+  if name == "kl_divergence":
+    return log_q, _distributions(seed + 1, *shape, zeros=True)
+  # unnormalised measures for the generalized KL
+  rng = np.random.default_rng(seed + 2)
+  return (rng.normal(size=shape).astype(np.float32),
+          rng.uniform(0.0, 2.0, size=shape).astype(np.float32))
+
+
+@pytest.mark.parametrize("name", OPTAX_NAMES)
+@pytest.mark.parametrize("axis", [-1, 0, (1, 2), None])
+def test_matches_optax(name, axis):
+  first, second = _inputs(name, 0, 3, 4, D)
+  _close(getattr(jl, name)(first, second, axis),
+         _optax(name, first, second, axis))
+
+
+@pytest.mark.parametrize("name", OPTAX_NAMES)
+def test_element_where_matches_optax(name):
+  first, second = _inputs(name, 1, 6, D)
+  where = np.random.default_rng(3).random((6, D)) < 0.6
+  where[2] = False  # one example with no elements
+  _close(getattr(jl, name)(first, second, where=where),
+         _optax(name, first, second, where=where))
+  _close(getattr(jl, name)(first, second, -1, where),
+         _optax(name, first, second, -1, where))
+
+
+def test_example_where_drops_examples():
+  log_q, p = _inputs("kl_divergence", 2, 6, D)
+  keep = np.array([True, False, True, True, False, True])
+  full = np.asarray(jl.kl_divergence(log_q, p), np.float64)
+  _close(jl.kl_divergence(log_q, p, where=keep), np.where(keep, full, 0))
+  _close(jl.kl_divergence(log_q, p, where=keep, reduction="mean"),
+         full[keep].mean())
+  # an example none of whose elements take part is left out of "mean"
+  elements = np.repeat(keep[:, None], D, axis=1)
+  _close(jl.kl_divergence(log_q, p, where=elements, reduction="mean"),
+         full[keep].mean())
+
+
+# --------------------------------------------------------------------------- #
+# torch kl_div
+
+@pytest.mark.parametrize("shape", [(6, D), (3, 2, D)])
+@pytest.mark.parametrize("reduction", ["none", "sum", "batchmean"])
+def test_kl_divergence_matches_torch_kl_div(shape, reduction):
+  log_q = _log(_distributions(4, *shape))
+  p = _distributions(5, *shape, zeros=True)
+  expected = torch_kl_div(log_q, p, reduction)
+  if reduction == "none":
+    expected = expected.sum(-1)  # torch returns the pointwise terms
+  _close(jl.kl_divergence(log_q, p, reduction=reduction), expected)
+
+
+def test_kl_divergence_with_log_targets_matches_torch_kl_div():
+  log_q, log_p = _log(_distributions(6, 4, D)), _log(_distributions(7, 4, D))
+  _close(jl.kl_divergence_with_log_targets(log_q, log_p,
+                                           reduction="batchmean"),
+         torch_kl_div(log_q, log_p, "batchmean", log_target=True))
+
+
+def test_kl_divergence_float64():
+  log_q, p = _log(_distributions(8, 4, D)), _distributions(9, 4, D, zeros=True)
+  with jax.enable_x64(True):
+    out = jl.kl_divergence(jnp.asarray(log_q, jnp.float64),
+                           jnp.asarray(p, jnp.float64), reduction="batchmean")
+    assert out.dtype == jnp.float64
+  _close(out, torch_kl_div(log_q, p, "batchmean"), rtol=1e-12, atol=1e-15)
+
+
+# --------------------------------------------------------------------------- #
+# Jensen-Shannon
+
+@pytest.mark.parametrize("zeros", [False, True])
+def test_js_divergence_matches_formula(zeros):
+  p = _distributions(10, 6, D, zeros=zeros)
+  q = _distributions(11, 6, D, zeros=zeros)
+  log_p = np.where(p > 0, np.log(np.where(p > 0, p, 1)), -1e4).astype(np.float32)
+  log_q = np.where(q > 0, np.log(np.where(q > 0, q, 1)), -1e4).astype(np.float32)
+  expected = np_js(p, q)
+  _close(jl.js_divergence(log_p, log_q), expected)
+  _close(jl.js_divergence(log_p, log_q), distance.jensenshannon(p, q, axis=-1)
+         ** 2)
+  _close(jl.js_divergence(log_q, log_p), expected)  # symmetric
+  grads = jax.grad(lambda a, b: jl.js_divergence(a, b, reduction="sum"),
+                   argnums=(0, 1))(log_p, log_q)
+  assert all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_js_divergence_bounds_and_axis():
+  log_p = _log(_distributions(12, D, 3)).T.copy()
+  log_q = _log(_distributions(13, D, 3)).T.copy()
+  _close(jl.js_divergence(log_p, log_q, axis=0),
+         np_js(np.exp(log_p.T), np.exp(log_q.T)))
+  disjoint = np.array([[0.0, -1e4], [-1e4, 0.0]], np.float32)
+  _close(jl.js_divergence(disjoint[0], disjoint[1]), np.log(2))
+
+
+def test_js_divergence_float64():
+  p, q = _distributions(14, 3, D), _distributions(15, 3, D)
+  with jax.enable_x64(True):
+    out = jl.js_divergence(np.log(p.astype(np.float64)),
+                           np.log(q.astype(np.float64)))
+    assert out.dtype == jnp.float64
+  _close(out, np_js(p, q), rtol=1e-12, atol=1e-15)
+
+
+# --------------------------------------------------------------------------- #
+# identical distributions and exact zeros
+
+@pytest.mark.parametrize("name", ["kl_divergence", "generalized_kl_divergence",
+                                  "convex_kl_divergence"])
+def test_targets_of_zero_contribute_zero_with_finite_gradients(name):
+  p = np.array([[0.0, 1.0, 0.0], [0.5, 0.0, 0.5]], np.float32)
+  log_q = _log([[0.2, 0.6, 0.2], [0.4, 0.2, 0.4]])
+  fn = getattr(jl, name)
+  expected = torch_kl_div(log_q, p).sum(-1)
+  if name != "kl_divergence":
+    expected = expected + (np.exp(log_q.astype(np.float64)) - p).sum(-1)
+  _close(fn(log_q, p), expected)
+  grads = jax.grad(lambda a, b: fn(a, b, reduction="sum"), argnums=(0, 1))(
+      log_q, p)
+  assert all(np.all(np.isfinite(g)) for g in grads)
+  _close(grads[0], (np.exp(log_q) - p) if name != "kl_divergence" else -p)
+
+
+def test_identical_distributions_give_zero():
+  p = _distributions(16, 4, D, zeros=True)
+  log_p = np.where(p > 0, np.log(np.where(p > 0, p, 1)), -1e4).astype(np.float32)
+  _close(jl.kl_divergence(log_p, p), np.zeros(4), atol=1e-6)
+  _close(jl.kl_divergence_with_log_targets(log_p, log_p), np.zeros(4))
+  _close(jl.generalized_kl_divergence(log_p, p), np.zeros(4), atol=1e-6)
+  _close(jl.js_divergence(log_p, log_p), np.zeros(4))
+  mean = np.random.default_rng(16).normal(size=(4, 3)).astype(np.float32)
+  _close(jl.gaussian_kl_divergence(mean, mean, prior_mean=mean,
+                                   prior_log_variance=mean), np.zeros(4))
+
+
+# --------------------------------------------------------------------------- #
+# Gaussian KL
+
+def test_gaussian_kl_matches_closed_form():
+  rng = np.random.default_rng(17)
+  mean, log_var = rng.normal(size=(2, 6, 4)).astype(np.float32)
+  _close(jl.gaussian_kl_divergence(mean, log_var),
+         np_gaussian_kl(mean, log_var))
+  mu0 = rng.normal(size=4).astype(np.float32)
+  log_var0 = rng.normal(size=(6, 1)).astype(np.float32)
+  _close(jl.gaussian_kl_divergence(mean, log_var, prior_mean=mu0,
+                                   prior_log_variance=log_var0,
+                                   reduction="mean"),
+         np_gaussian_kl(mean, log_var, mu0, log_var0).mean())
+
+
+def test_gaussian_kl_matches_numerical_integration():
+  mean = np.array([[0.3, -1.2], [2.0, 0.0]])
+  log_var = np.array([[0.5, -0.7], [0.0, 1.1]])
+  mu0, log_var0 = np.array([0.1, 0.4]), np.array([-0.3, 0.2])
+  expected = [[integrated_gaussian_kl(mean[i, d], np.exp(log_var[i, d]),
+                                      mu0[d], np.exp(log_var0[d]))
+               for d in range(2)] for i in range(2)]
+  with jax.enable_x64(True):
+    out = jl.gaussian_kl_divergence(mean, log_var, prior_mean=mu0,
+                                    prior_log_variance=log_var0)
+    assert out.dtype == jnp.float64
+  _close(out, np.sum(expected, axis=-1), rtol=1e-8, atol=1e-10)
+
+
+def test_gaussian_kl_where_drops_latent_dimensions():
+  rng = np.random.default_rng(18)
+  mean, log_var = rng.normal(size=(2, 3, 4)).astype(np.float32)
+  where = np.array([True, True, False, True])
+  _close(jl.gaussian_kl_divergence(mean, log_var,
+                                   where=np.tile(where, (3, 1))),
+         np_gaussian_kl(mean[:, where], log_var[:, where]))
+
+
+def test_gaussian_kl_traced_prior_and_its_gradient():
+  mean = np.array([[1.0, -2.0]], np.float32)
+  log_var = np.zeros((1, 2), np.float32)
+  fn = jax.jit(lambda m0: jl.gaussian_kl_divergence(
+      mean, log_var, prior_mean=m0, reduction="sum"))
+  _close(fn(0.5), np_gaussian_kl(mean, log_var, 0.5).sum())
+  _close(jax.grad(fn)(0.5), -np.sum(mean - 0.5))
+
+
+# --------------------------------------------------------------------------- #
+# errors at trace time
+
+def _raises(error, match, fn, *args, **kwargs):
+  with pytest.raises(error, match=match):
+    jax.eval_shape(lambda *a: fn(*a, **kwargs), *args)
+
+
+def test_trace_time_errors():
+  x = np.zeros((4, D), np.float32)
+  _raises(ValueError, r"kl_divergence: .*`log_predictions` \(4, 5\).*"
+          r"`targets` \(4, 4\)", jl.kl_divergence, x, x[:, :4])
+  _raises(TypeError, r"js_divergence: argument `log_q` must be a floating",
+          jl.js_divergence, x, x.astype(np.int32))
+  _raises(TypeError, r"convex_kl_divergence: argument `targets`",
+          jl.convex_kl_divergence, x, x.astype(np.int32))
+  _raises(ValueError, r"kl_divergence_with_log_targets: axis 2 is out of "
+          r"bounds", jl.kl_divergence_with_log_targets, x, x, axis=2)
+  _raises(ValueError, r"generalized_kl_divergence: unknown reduction",
+          jl.generalized_kl_divergence, x, x, reduction="batch_mean")
+  _raises(ValueError, r"gaussian_kl_divergence: argument `prior_mean` of "
+          r"shape \(3,\)", jl.gaussian_kl_divergence, x, x,
+          prior_mean=np.zeros(3, np.float32))
+  _raises(ValueError, r"gaussian_kl_divergence: .*`log_variance`",
+          jl.gaussian_kl_divergence, x, x[:3])
+  _raises(ValueError, r"kl_divergence: argument `where`", jl.kl_divergence,
+          x, x, where=np.ones(3, bool))
+
+
+# --------------------------------------------------------------------------- #
+# value checks
+
+@pytest.mark.parametrize("fn,args,match", [
+    (jl.kl_divergence, ([-1.0, -0.5], [0.5, 1.5]),
+     r"kl_divergence: argument `targets` must lie in \[0, 1\]"),
+    (jl.kl_divergence, ([0.5, -0.5], [0.5, 0.5]),
+     r"kl_divergence: argument `log_predictions` must hold log-probabilities"),
+    (jl.generalized_kl_divergence, ([0.0, 1.0], [-1.0, 1.0]),
+     r"generalized_kl_divergence: argument `targets` must be >= 0"),
+    (jl.js_divergence, ([0.1, -1.0], [-1.0, -1.0]),
+     r"js_divergence: argument `log_p`"),
+    (jl.gaussian_kl_divergence, ([[np.nan, 1.0]], [[0.0, 0.0]]),
+     r"gaussian_kl_divergence: argument `mean` contains NaN"),
+])
+def test_checked_catches_bad_values(fn, args, match):
+  args = tuple(np.asarray(a, np.float32) for a in args)
+  with pytest.raises(checkify.JaxRuntimeError, match=match):
+    jl.checked(fn)(*args)
+
+
+def test_checked_passes_good_values():
+  log_q, p = _log(_distributions(19, 2, D)), _distributions(20, 2, D)
+  _close(jl.checked(jl.kl_divergence)(log_q, p), jl.kl_divergence(log_q, p))
+
+
+# --------------------------------------------------------------------------- #
+# docstrings
+
+def test_doctests_run():
+  finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner(
+      optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+  tests = finder.find(divergence)
+  assert sum(len(t.examples) for t in tests) >= len(divergence.__all__)
+  for test in tests:
+    runner.run(test)
+  assert runner.summarize(verbose=False).failed == 0
