@@ -36,8 +36,8 @@ def _zeros_and_ones(args, arg):
 _CLASS_INDEX = value_checks.class_index("scores", axis_arg=None)
 
 
-def _binary(name, scores, targets, scores_arg="predictor_outputs",
-            targets_arg="targets"):
+def _scores_and_targets(name, scores, targets,
+                        scores_arg="predictor_outputs", targets_arg="targets"):
   """Float scores and same-shaped numeric targets in the scores' dtype."""
   scores = checks.as_float(name, scores_arg, scores)
   targets = checks.as_targets(name, targets_arg, targets, scores)
@@ -52,16 +52,16 @@ def _class_axis(name, arg, x):
                      f"(rank >= 1), got shape ().")
 
 
-def _multiclass(name, scores, labels, where, scores_arg="scores"):
+def _multiclass(name, scores, labels, where):
   """Checks ``[..., C]`` scores and ``[...]`` integer labels; reads ``where``.
 
   Returns ``(scores, labels, one_hot, elements, examples)``, with the masks of
-  :func:`jaxloss.reduction.split_where` over the class (last) axis.
+  ``reduction_lib.split_where`` over the class (last) axis.
   """
-  scores = checks.as_float(name, scores_arg, scores)
+  scores = checks.as_float(name, "scores", scores)
   labels = checks.as_labels(name, "labels", labels)
-  _class_axis(name, scores_arg, scores)
-  checks.labels_for(name, labels, scores, scores.ndim - 1, logits_arg=scores_arg)
+  _class_axis(name, "scores", scores)
+  checks.labels_for(name, labels, scores, scores.ndim - 1, logits_arg="scores")
   one_hot = jax.nn.one_hot(labels, scores.shape[-1], dtype=scores.dtype)
   elements, examples = reduction_lib.split_where(name, where, scores.shape, -1)
   return scores, labels, one_hot, elements, examples
@@ -76,7 +76,7 @@ def _masked_max(x: jax.Array, elements: Optional[jax.Array]) -> jax.Array:
 
 
 def _class_count(elements: Optional[jax.Array], like: jax.Array) -> jax.Array:
-  """Number of unmasked classes per example (at least 1), in ``like``'s dtype."""
+  """Unmasked classes per example (at least 1), in ``like``'s dtype."""
   if elements is None:
     return jnp.asarray(like.shape[-1], like.dtype)
   return jnp.maximum(jnp.sum(elements, axis=-1, dtype=like.dtype), 1)
@@ -119,7 +119,7 @@ def hinge_loss(predictor_outputs, targets, *, where=None, weights=None,
     <https://doi.org/10.1007/BF00994018>`_, 1995.
   """
   name = "hinge_loss"
-  scores, targets = _binary(name, predictor_outputs, targets)
+  scores, targets = _scores_and_targets(name, predictor_outputs, targets)
   values = jax.nn.relu(1 - scores * targets)
   return reduction_lib.reduce(values, reduction, weights=weights, where=where,
                               name=name)
@@ -153,7 +153,7 @@ def squared_hinge_loss(predictor_outputs, targets, *, where=None, weights=None,
     <https://www.jmlr.org/papers/v9/chang08a.html>`_, 2008.
   """
   name = "squared_hinge_loss"
-  scores, targets = _binary(name, predictor_outputs, targets)
+  scores, targets = _scores_and_targets(name, predictor_outputs, targets)
   values = jnp.square(jax.nn.relu(1 - scores * targets))
   return reduction_lib.reduce(values, reduction, weights=weights, where=where,
                               name=name)
@@ -185,7 +185,7 @@ def perceptron_loss(predictor_outputs, targets, *, where=None, weights=None,
     and organization in the brain <https://doi.org/10.1037/h0042519>`_, 1958.
   """
   name = "perceptron_loss"
-  scores, targets = _binary(name, predictor_outputs, targets)
+  scores, targets = _scores_and_targets(name, predictor_outputs, targets)
   values = jax.nn.relu(-scores * targets)
   return reduction_lib.reduce(values, reduction, weights=weights, where=where,
                               name=name)
@@ -218,7 +218,8 @@ def soft_margin_loss(scores, targets, *, where=None, weights=None,
     <https://pytorch.org/docs/stable/generated/torch.nn.SoftMarginLoss.html>`_.
   """
   name = "soft_margin_loss"
-  scores, targets = _binary(name, scores, targets, scores_arg="scores")
+  scores, targets = _scores_and_targets(name, scores, targets,
+                                        scores_arg="scores")
   values = jax.nn.softplus(-targets * scores)
   return reduction_lib.reduce(values, reduction, weights=weights, where=where,
                               name=name)
@@ -254,8 +255,8 @@ def sparsemax_loss(logits, labels, *, where=None, weights=None,
     <https://arxiv.org/abs/1901.02324>`_, 2020 (section 4.4).
   """
   name = "sparsemax_loss"
-  logits, labels = _binary(name, logits, labels, scores_arg="logits",
-                           targets_arg="labels")
+  logits, labels = _scores_and_targets(
+      name, logits, labels, scores_arg="logits", targets_arg="labels")
   values = jax.nn.sparse_plus(jnp.where(labels != 0, -logits, logits))
   return reduction_lib.reduce(values, reduction, weights=weights, where=where,
                               name=name)
@@ -284,7 +285,8 @@ def multiclass_hinge_loss(scores, labels, *, where=None, weights=None,
   Matches ``optax.losses.multiclass_hinge_loss``.
 
   >>> import jax.numpy as jnp, jaxloss
-  >>> jaxloss.multiclass_hinge_loss(jnp.array([[2.0, 1.5, 0.0]]), jnp.array([0]))
+  >>> jaxloss.multiclass_hinge_loss(jnp.array([[2.0, 1.5, 0.0]]),
+  ...                               jnp.array([0]))
   Array([0.5], dtype=float32)
 
   References:
@@ -338,6 +340,7 @@ def multiclass_perceptron_loss(scores, labels, *, where=None, weights=None,
                               where=examples, name=name)
 
 
+@jax.jit  # compiled once per shape: eager calls would dispatch op by op.
 def _sparsemax(scores: jax.Array) -> jax.Array:
   """``optax.projections.projection_simplex`` along the last axis.
 
@@ -440,7 +443,8 @@ def make_fenchel_young_loss(max_fun):
   def fenchel_young_loss(scores, targets, *args, where=None, weights=None,
                          reduction="none", **kwargs):
     name = "fenchel_young_loss"
-    scores, targets = _binary(name, scores, targets, scores_arg="scores")
+    scores, targets = _scores_and_targets(name, scores, targets,
+                                        scores_arg="scores")
     _class_axis(name, "scores", scores)
     values = (max_last_axis(scores, *args, **kwargs)
               - jnp.sum(targets * scores, axis=-1))
@@ -495,6 +499,7 @@ def multi_margin_loss(scores, labels, *, p=1, margin=1.0, class_weights=None,
   checks.nonnegative(name, "margin", margin)
   scores, labels, one_hot, elements, examples = _multiclass(name, scores,
                                                             labels, where)
+  margin = jnp.asarray(margin, scores.dtype)
   label_scores = jnp.sum(scores * one_hot, axis=-1, keepdims=True)
   terms = jax.nn.relu(margin - label_scores + scores)
   if p == 2:
@@ -543,8 +548,8 @@ def multilabel_soft_margin_loss(logits, labels, *, class_weights=None,
     <https://pytorch.org/docs/stable/generated/torch.nn.MultiLabelSoftMarginLoss.html>`_.
   """
   name = "multilabel_soft_margin_loss"
-  logits, labels = _binary(name, logits, labels, scores_arg="logits",
-                           targets_arg="labels")
+  logits, labels = _scores_and_targets(
+      name, logits, labels, scores_arg="logits", targets_arg="labels")
   _class_axis(name, "logits", logits)
   elements, examples = reduction_lib.split_where(name, where, logits.shape, -1)
   terms = (labels * jax.nn.softplus(-logits)

@@ -1,4 +1,4 @@
-"""Regression metrics as losses: RMSE, normalised MAE, percentage and log errors.
+"""Regression metrics as losses: RMSE, normalised MAE, percentage, log errors.
 
 Public through :mod:`jaxloss.regression` (kept in its own file so that each
 file stays short). Also holds the input helpers the regression files share.
@@ -15,7 +15,8 @@ from jaxloss._core import checks, numerics
 from jaxloss._core import reduction as reduction_lib
 from jaxloss._core import value_checks
 
-# sklearn's MAPE floor, numpy.finfo(numpy.float64).eps = 2**-52: exact in float32.
+# sklearn's MAPE floor, numpy.finfo(numpy.float64).eps = 2**-52, is a power of
+# two: exact in float32 too.
 _PERCENTAGE_EPS = 2.0 ** -52
 
 
@@ -29,6 +30,12 @@ def _pair(name: str, predictions, targets, *,
   return predictions, targets
 
 
+def _abs(x: jax.Array) -> jax.Array:
+  """``|x|`` whose gradient at 0 is 0 (``sign(0)``, torch's ``l1_loss``);
+  ``jnp.abs``'s is 1 there."""
+  return x * jax.lax.stop_gradient(jnp.sign(x))
+
+
 def _reduced(name: str, x: jax.Array, axis, where):
   """Sorted axes of ``axis`` (int, tuple or ``None`` for all) and the masks of
   :func:`reduction_lib.split_where`. A mask of at most the per-example rank
@@ -37,8 +44,8 @@ def _reduced(name: str, x: jax.Array, axis, where):
   if axis is None:
     axes = tuple(range(x.ndim))
   else:
-    axes = tuple(sorted({checks.canonical_axis(name, a, x.ndim) for a in
-                         (axis if isinstance(axis, (tuple, list)) else (axis,))}))
+    axis = axis if isinstance(axis, (tuple, list)) else (axis,)
+    axes = tuple(sorted({checks.canonical_axis(name, a, x.ndim) for a in axis}))
   if where is None:
     return axes, None, None
   where = checks.as_mask(name, "where", where)
@@ -47,9 +54,9 @@ def _reduced(name: str, x: jax.Array, axis, where):
     where = checks.broadcast_mask(name, "where", where, per_example)
   elif where.ndim != x.ndim:
     raise ValueError(
-        f"{name}: argument `where` of shape {where.shape} must have the input's "
-        f"shape {x.shape} (drops elements) or the per-example shape "
-        f"{per_example} (drops examples).")
+        f"{name}: argument `where` of shape {where.shape} must have the "
+        f"input's shape {x.shape} (drops elements) or at most the rank of the "
+        f"per-example shape {per_example} (drops examples).")
   return (axes,) + reduction_lib.split_where(name, where, x.shape, axes)
 
 
@@ -75,7 +82,8 @@ def root_mean_squared_error(predictions, targets, *, axis=None, where=None,
                             weights=None, reduction="none"):
   r"""Root mean squared error over ``axis`` (by default, over everything).
 
-  .. math:: \ell = \sqrt{\tfrac1{|A|} \textstyle\sum_{i \in A} (\hat y_i - y_i)^2}
+  .. math::
+    \ell = \sqrt{\tfrac1{|A|} \textstyle\sum_{i \in A} (\hat y_i - y_i)^2}
 
   An aggregate metric: the mean runs over the axes :math:`A` and the root is
   taken per example. With ``axis=None`` (the default) :math:`A` is every axis:
@@ -100,7 +108,8 @@ def root_mean_squared_error(predictions, targets, *, axis=None, where=None,
   ``axis=None``.
 
   >>> import jax.numpy as jnp, jaxloss
-  >>> p, t = jnp.array([[1.0, 2.0], [3.0, 3.0]]), jnp.array([[1.0, 4.0], [3.0, 3.0]])
+  >>> p = jnp.array([[1.0, 2.0], [3.0, 3.0]])
+  >>> t = jnp.array([[1.0, 4.0], [3.0, 3.0]])
   >>> jaxloss.root_mean_squared_error(p, t)
   Array(1., dtype=float32)
   >>> jaxloss.root_mean_squared_error(p, t, axis=-1)
@@ -165,7 +174,7 @@ def normalized_mean_absolute_error(predictions, targets, *, normalizer="range",
   checks.option(name, "normalizer", normalizer, ("range", "mean"))
   predictions, targets = _pair(name, predictions, targets)
   axes, elements, examples = _reduced(name, predictions, axis, where)
-  mae = _masked_mean(jnp.abs(predictions - targets), axes, elements)
+  mae = _masked_mean(_abs(predictions - targets), axes, elements)
   if normalizer == "range":
     scale = _masked_range(targets, axes, elements)
   else:
@@ -208,7 +217,7 @@ def absolute_percentage_error(predictions, targets, *, where=None,
   """
   name = "absolute_percentage_error"
   predictions, targets = _pair(name, predictions, targets)
-  values = (jnp.abs(predictions - targets)
+  values = (_abs(predictions - targets)
             / jnp.maximum(jnp.abs(targets), _PERCENTAGE_EPS))
   return reduction_lib.reduce(values, reduction, weights=weights, where=where,
                               name=name)

@@ -33,7 +33,7 @@ def _rates(args, arg):
 
 
 def _stirling(targets: jax.Array) -> jax.Array:
-  """torch's Stirling term ``t log t − t + ½ log(2π t)`` for ``t > 1``, else 0."""
+  """torch's Stirling term ``t log t − t + ½ log(2πt)`` for ``t > 1``, else 0."""
   large = targets > 1
   t = jnp.where(large, targets, 1)
   return jnp.where(large, t * jnp.log(t) - t + 0.5 * jnp.log(t) + _HALF_LOG_2PI,
@@ -158,8 +158,8 @@ def gaussian_nll_loss(means, targets, variances, *, full=False, eps=1e-6,
   is ``"mean"``), gradients included.
 
   >>> import jax.numpy as jnp, jaxloss
-  >>> jaxloss.gaussian_nll_loss(jnp.array([[0.0, 1.0]]), jnp.array([[1.0, 1.0]]),
-  ...                           jnp.array([1.0]))
+  >>> means, targets = jnp.array([[0.0, 1.0]]), jnp.array([[1.0, 1.0]])
+  >>> jaxloss.gaussian_nll_loss(means, targets, jnp.array([1.0]))
   Array([[0.5, 0. ]], dtype=float32)
 
   References:

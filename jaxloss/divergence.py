@@ -62,8 +62,9 @@ def _broadcast_to(name, arg, value, like):
   try:
     return jnp.broadcast_to(value.astype(like.dtype), like.shape)
   except ValueError:
-    raise ValueError(f"{name}: argument `{arg}` of shape {value.shape} does "
-                     f"not broadcast to the inputs' shape {like.shape}.") from None
+    message = (f"{name}: argument `{arg}` of shape {value.shape} does not "
+               f"broadcast to the inputs' shape {like.shape}.")
+    raise ValueError(message) from None
 
 
 def _kl_terms(log_predictions, targets):

@@ -4,10 +4,10 @@ Every loss returns per-example values and reduces through
 :func:`jaxloss.reduce`. Names shared with ``optax.losses`` keep optax's
 positional signature, defaults and values. Predictions and targets must have
 the same shape (never broadcast); targets may be float, int or bool and are
-cast to the predictions' dtype. The metrics (RMSE, normalised MAE, percentage
-and log errors) live in :mod:`jaxloss._regression_metrics`, the probabilistic
-losses (Poisson, Gaussian, quantile) in :mod:`jaxloss._regression_probabilistic`;
-both are re-exported here.
+cast to the predictions' dtype. Re-exported here: the metrics (RMSE,
+normalised MAE, percentage and log errors) from
+:mod:`jaxloss._regression_metrics`, and the probabilistic losses (Poisson,
+Gaussian, quantile) from :mod:`jaxloss._regression_probabilistic`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from jaxloss._core import value_checks
 from jaxloss._regression_metrics import *  # noqa: F401,F403
 from jaxloss._regression_probabilistic import *  # noqa: F401,F403
 from jaxloss import _regression_metrics, _regression_probabilistic
-from jaxloss._regression_metrics import _pair, _reduced
+from jaxloss._regression_metrics import _abs, _pair, _reduced
 
 _LOG_2 = math.log(2.0)
 _TORCH_COSINE_EPS = 1e-12  # torch's cosine_embedding_loss adds it to ‖x‖².
@@ -194,7 +194,7 @@ def log_cosh(predictions, targets=None, *, where=None, weights=None,
 
   >>> import jax.numpy as jnp, jaxloss
   >>> jaxloss.log_cosh(jnp.array([0.0, 1.0, 100.0]))
-  Array([ 0.       ,  0.4337808, 99.30685  ], dtype=float32)
+  Array([ 0.       ,  0.4337808, 99.306854 ], dtype=float32)
 
   References:
     Chen, Tian, Zhao and Fung, `Log Hyperbolic Cosine Loss Improves
@@ -312,7 +312,7 @@ def absolute_error(predictions, targets, *, where=None, weights=None,
     <https://hastie.su.domains/ElemStatLearn/>`_, 2009.
   """
   name = "absolute_error"
-  values = jnp.abs(_errors(name, predictions, targets))
+  values = _abs(_errors(name, predictions, targets))
   return reduction_lib.reduce(values, reduction, weights=weights, where=where,
                               name=name)
 
@@ -351,7 +351,7 @@ def smooth_l1_loss(predictions, targets, *, beta=1.0, where=None, weights=None,
   checks.nonnegative(name, "beta", beta)
   predictions, targets = _pair(name, predictions, targets)
   # huber(a, β) / β, written so that β = 0 gives |a| with finite gradients.
-  abs_errors = jnp.abs(predictions - targets)
+  abs_errors = _abs(predictions - targets)
   quadratic = jnp.minimum(abs_errors, beta)
   values = (numerics.safe_divide(0.5 * jnp.square(quadratic), beta)
             + abs_errors - quadratic)
@@ -361,7 +361,7 @@ def smooth_l1_loss(predictions, targets, *, beta=1.0, where=None, weights=None,
 
 def asymmetric_huber_loss(predictions, targets, *, delta=1.0, alpha=1.0,
                           where=None, weights=None, reduction="none"):
-  r"""Huber loss whose linear branch for under-prediction is scaled by ``alpha``.
+  r"""Huber loss whose linear branch for under-predictions has slope αδ.
 
   .. math::
     \ell(a) = \begin{cases} \tfrac12 a^2 & |a| \le \delta \\
@@ -407,7 +407,7 @@ def asymmetric_huber_loss(predictions, targets, *, delta=1.0, alpha=1.0,
 @value_checks.value_rules(targets=_signs)
 def cosine_embedding_loss(x1, x2, targets, *, margin=0.0, where=None,
                           weights=None, reduction="none"):
-  r"""Cosine embedding loss: pulls pairs with target 1 together, pushes −1 apart.
+  r"""Cosine embedding loss: pulls pairs with target 1 together, −1 apart.
 
   .. math::
     \ell = \begin{cases} 1 - c & t = 1 \\ \max(0, c - m) & t = -1 \end{cases},

@@ -424,10 +424,12 @@ def test_traced_margin():
 
 @pytest.mark.parametrize("fn,args,match", [
     (jl.hinge_loss, ([1.0, 2.0], [1.0, 0.5]), "hinge_loss: argument `targets`"),
-    (jl.soft_margin_loss, ([1.0], [0.0]), "soft_margin_loss: argument `targets`"),
+    (jl.soft_margin_loss, ([1.0], [0.0]),
+     "soft_margin_loss: argument `targets`"),
     (jl.sparsemax_loss, ([1.0], [2]), "sparsemax_loss: argument `labels`"),
     (jl.multi_margin_loss, ([[1.0, 2.0]], [2]),
-     r"multi_margin_loss: argument `labels` must hold class indices in \[0, 2\)"),
+     r"multi_margin_loss: argument `labels` must hold class indices in "
+     r"\[0, 2\)"),
     (jl.multiclass_sparsemax_loss, ([[1.0, 2.0]], [-1]),
      "multiclass_sparsemax_loss: argument `labels`"),
     (jl.multilabel_soft_margin_loss, ([[1.0, 2.0]], [[1.5, 0.0]]),

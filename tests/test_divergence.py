@@ -45,6 +45,11 @@ def _log(x):
   return np.log(x).astype(np.float32)
 
 
+def _log_with_zeros(p):
+  """log p, with -1e4 standing for log 0."""
+  return np.where(p > 0, np.log(np.where(p > 0, p, 1)), -1e4).astype(np.float32)
+
+
 # --------------------------------------------------------------------------- #
 # NumPy references (float64)
 
@@ -201,8 +206,7 @@ def test_kl_divergence_float64():
 def test_js_divergence_matches_formula(zeros):
   p = _distributions(10, 6, D, zeros=zeros)
   q = _distributions(11, 6, D, zeros=zeros)
-  log_p = np.where(p > 0, np.log(np.where(p > 0, p, 1)), -1e4).astype(np.float32)
-  log_q = np.where(q > 0, np.log(np.where(q > 0, q, 1)), -1e4).astype(np.float32)
+  log_p, log_q = _log_with_zeros(p), _log_with_zeros(q)
   expected = np_js(p, q)
   _close(jl.js_divergence(log_p, log_q), expected)
   _close(jl.js_divergence(log_p, log_q), distance.jensenshannon(p, q, axis=-1)
@@ -252,7 +256,7 @@ def test_targets_of_zero_contribute_zero_with_finite_gradients(name):
 
 def test_identical_distributions_give_zero():
   p = _distributions(16, 4, D, zeros=True)
-  log_p = np.where(p > 0, np.log(np.where(p > 0, p, 1)), -1e4).astype(np.float32)
+  log_p = _log_with_zeros(p)
   _close(jl.kl_divergence(log_p, p), np.zeros(4), atol=1e-6)
   _close(jl.kl_divergence_with_log_targets(log_p, log_p), np.zeros(4))
   _close(jl.generalized_kl_divergence(log_p, p), np.zeros(4), atol=1e-6)

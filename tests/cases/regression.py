@@ -103,9 +103,9 @@ def _poisson_rates(rng, n):
 def _poisson_edges():
   """Targets of 0 and 1 (the Stirling boundary), rates of 0, tiny log-rates."""
   targets = np.array([[0.0, 1.0, 2.0], [0.0, 0.0, 7.0]], I.F32)
-  return [((np.array([[0.0, 0.0, 1.0], [-50.0, 20.0, 0.0]], I.F32), targets), {}),
-          ((np.array([[0.0, 1e-9, 3.0], [0.0, 0.0, 1.0]], I.F32), targets),
-           {"log_input": False})]
+  log_rates = np.array([[0.0, 0.0, 1.0], [-50.0, 20.0, 0.0]], I.F32)
+  rates = np.array([[0.0, 1e-9, 3.0], [0.0, 0.0, 1.0]], I.F32)
+  return [((log_rates, targets), {}), ((rates, targets), {"log_input": False})]
 
 
 def _gaussian(variance_shape):
@@ -157,7 +157,8 @@ def _elementwise(fn, make=_pair, name=None, **kwargs):
 
 
 def _optax_none_targets(fn):
-  # targets=None: the loss of the predictions alone (optax's default).
+  # targets=None (optax's default): the loss of the predictions alone. The
+  # path is one helper shared by the four optax drop-ins; two are registered.
   return LossCase(fn, _predictions_only, name=f"{fn.__name__}[targets=None]",
                   edge_inputs=lambda: [((x,), {}) for (x, _), _ in
                                        _elementwise_edges()])
@@ -167,12 +168,9 @@ CASES = [
     _elementwise(jl.squared_error),
     _optax_none_targets(jl.squared_error),
     _elementwise(jl.l2_loss),
-    _optax_none_targets(jl.l2_loss),
     _elementwise(jl.huber_loss),
-    _elementwise(jl.huber_loss, name="huber_loss[delta=0.5]", delta=0.5),
     _optax_none_targets(jl.huber_loss),
     _elementwise(jl.log_cosh),
-    _optax_none_targets(jl.log_cosh),
     LossCase(jl.cosine_similarity, _vectors, float_args=(0, 1),
              edge_inputs=_zero_vectors),
     LossCase(jl.cosine_similarity,
