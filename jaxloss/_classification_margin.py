@@ -140,7 +140,8 @@ def squared_hinge_loss(predictor_outputs, targets, *, where=None, weights=None,
   Returns:
     ``[...]`` elementwise loss, or a scalar for ``"sum"``/``"mean"``.
 
-  Matches the squared hinge of ``sklearn.svm.LinearSVC(loss="squared_hinge")``.
+  No optax or torch counterpart; the loss of
+  ``sklearn.svm.LinearSVC(loss="squared_hinge")``, tested against the formula.
 
   >>> import jax.numpy as jnp, jaxloss
   >>> jaxloss.squared_hinge_loss(jnp.array([2.0, 0.5, -1.0]),

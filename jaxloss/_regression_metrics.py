@@ -231,8 +231,9 @@ def squared_log_error(predictions, targets, *, where=None, weights=None,
 
   .. math:: \ell = \big(\log(1 + \hat y) - \log(1 + y)\big)^2
 
-  Defined for :math:`\hat y, y > -1`; outside, the value is NaN (sklearn
-  raises), and :func:`jaxloss.checked` names the offending argument.
+  Defined for :math:`\hat y, y > -1`; outside, the value is NaN, and
+  :func:`jaxloss.checked` names the offending argument (sklearn raises on
+  values <= −1; older versions on any negative value).
 
   Args:
     predictions: ``[...]`` floating predictions :math:`\hat y > -1`.
@@ -250,9 +251,9 @@ def squared_log_error(predictions, targets, *, where=None, weights=None,
   Array([0.      , 1.921812], dtype=float32)
 
   References:
-    `Mean squared logarithmic error
+    scikit-learn developers, `Mean squared logarithmic error
     <https://scikit-learn.org/stable/modules/model_evaluation.html#mean-squared-log-error>`_,
-    scikit-learn user guide.
+    scikit-learn user guide, 2024.
   """
   name = "squared_log_error"
   predictions, targets = _pair(name, predictions, targets)

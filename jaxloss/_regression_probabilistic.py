@@ -220,8 +220,8 @@ def quantile_loss(predictions, targets, *, quantiles=0.5, where=None,
   Returns:
     The predictions' shape, or a scalar for ``"sum"``/``"mean"``.
 
-  Matches ``pytorch_forecasting.metrics.QuantileLoss`` (before its reduction).
-  ``quantiles=0.5`` is half the absolute error.
+  The pinball loss of Koenker and Bassett (``quantiles=0.5`` is half the
+  absolute error); ``pytorch_forecasting.metrics.QuantileLoss`` is twice it.
 
   >>> import jax.numpy as jnp, jaxloss
   >>> jaxloss.quantile_loss(jnp.array([[1.0, 2.0, 3.0]]), jnp.array([2.0]),

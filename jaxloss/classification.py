@@ -256,9 +256,8 @@ def softmax_cross_entropy_with_integer_labels(
 
   >>> import jax.numpy as jnp, jaxloss
   >>> logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
-  >>> jaxloss.softmax_cross_entropy_with_integer_labels(
-  ...     logits, jnp.array([0, 2])).round(4)
-  Array([0.2395, 1.0986], dtype=float32)
+  >>> jaxloss.softmax_cross_entropy_with_integer_labels(logits, jnp.array([0, 2]))
+  Array([0.2395..., 1.0986...], dtype=float32)
   """
   name = "softmax_cross_entropy_with_integer_labels"
   checks.in_unit_interval(name, "label_smoothing", label_smoothing)
@@ -309,8 +308,8 @@ def nll_loss(log_probabilities, labels, *, axis=-1, class_weights=None,
   >>> import jax.numpy as jnp, jaxloss
   >>> log_p = jnp.log(jnp.array([[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]]))
   >>> jaxloss.nll_loss(log_p, jnp.array([0, 2]),
-  ...                  class_weights=jnp.array([2.0, 1.0, 1.0])).round(4)
-  Array([1.3863, 0.2231], dtype=float32)
+  ...                  class_weights=jnp.array([2.0, 1.0, 1.0]))
+  Array([1.3862..., 0.2231...], dtype=float32)
   """
   name = "nll_loss"
   log_probabilities = checks.as_float(name, "log_probabilities",
@@ -360,9 +359,8 @@ def sigmoid_focal_loss(logits, labels, *, alpha=None, gamma=2.0, where=None,
   ``torchvision.ops.sigmoid_focal_loss`` (whose ``alpha`` defaults to 0.25).
 
   >>> import jax.numpy as jnp, jaxloss
-  >>> jaxloss.sigmoid_focal_loss(jnp.array([0.0, 2.0]),
-  ...                            jnp.array([1.0, 1.0])).round(4)
-  Array([0.1733, 0.0018], dtype=float32)
+  >>> jaxloss.sigmoid_focal_loss(jnp.array([0.0, 2.0]), jnp.array([1.0, 1.0]))
+  Array([0.1732..., 0.0018...], dtype=float32)
 
   References:
     Lin et al., `Focal Loss for Dense Object Detection
@@ -403,9 +401,8 @@ def poly1_focal_loss(logits, labels, *, epsilon=1.0, gamma=2.0, alpha=None,
   ``alpha=-1``).
 
   >>> import jax.numpy as jnp, jaxloss
-  >>> jaxloss.poly1_focal_loss(jnp.array([0.0, 2.0]),
-  ...                          jnp.array([1.0, 0.0])).round(4)
-  Array([0.2983, 2.3334], dtype=float32)
+  >>> jaxloss.poly1_focal_loss(jnp.array([0.0, 2.0]), jnp.array([1.0, 0.0]))
+  Array([0.2982..., 2.3334...], dtype=float32)
 
   References:
     Leng et al., `PolyLoss: A Polynomial Expansion Perspective of
@@ -452,9 +449,8 @@ def softmax_focal_loss(logits, labels, *, alpha=None, gamma=2.0, axis=-1,
   :func:`softmax_cross_entropy_with_integer_labels`.
 
   >>> import jax.numpy as jnp, jaxloss
-  >>> jaxloss.softmax_focal_loss(jnp.array([[2.0, 0.0, 0.0]]),
-  ...                            jnp.array([0])).round(4)
-  Array([0.0109], dtype=float32)
+  >>> jaxloss.softmax_focal_loss(jnp.array([[2.0, 0.0, 0.0]]), jnp.array([0]))
+  Array([0.0108...], dtype=float32)
 
   References:
     Lin et al., `Focal Loss for Dense Object Detection
@@ -501,8 +497,8 @@ def poly_loss_cross_entropy(logits, labels, *, epsilon=2.0, axis=-1, where=None,
 
   >>> import jax.numpy as jnp, jaxloss
   >>> jaxloss.poly_loss_cross_entropy(jnp.array([[0.0, 0.0]]),
-  ...                                 jnp.array([[1.0, 0.0]])).round(4)
-  Array([1.6931], dtype=float32)
+  ...                                 jnp.array([[1.0, 0.0]]))
+  Array([1.6931...], dtype=float32)
 
   References:
     Leng et al., `PolyLoss: A Polynomial Expansion Perspective of
@@ -541,8 +537,8 @@ def smooth_labels(labels, alpha, *, axis=-1, where=None) -> jax.Array:
   Matches ``optax.losses.smooth_labels``.
 
   >>> import jax.numpy as jnp, jaxloss
-  >>> jaxloss.smooth_labels(jnp.array([1.0, 0.0, 0.0, 0.0]), 0.2).round(4)
-  Array([0.85, 0.05, 0.05, 0.05], dtype=float32)
+  >>> jaxloss.smooth_labels(jnp.array([1.0, 0.0, 0.0, 0.0]), 0.5)
+  Array([0.625, 0.125, 0.125, 0.125], dtype=float32)
 
   References:
     Müller et al., `When does label smoothing help?
@@ -593,9 +589,9 @@ def class_weights_from_counts(counts, *, method="effective_number",
   Matches the class-balanced weights of Cui et al.'s reference code.
 
   >>> import jax.numpy as jnp, jaxloss
-  >>> jaxloss.class_weights_from_counts(jnp.array([10, 30, 0]),
-  ...                                   method="inverse").round(4)
-  Array([2.25, 0.75, 0.  ], dtype=float32)
+  >>> jaxloss.class_weights_from_counts(jnp.array([1, 4, 0]),
+  ...                                   method="inverse_sqrt")
+  Array([2., 1., 0.], dtype=float32)
 
   References:
     Cui et al., `Class-Balanced Loss Based on Effective Number of Samples
@@ -654,8 +650,8 @@ def perplexity(logits, labels, *, where=None, per_sequence=False) -> jax.Array:
 
   >>> import jax.numpy as jnp, jaxloss
   >>> logits = jnp.zeros((2, 3, 5))
-  >>> jaxloss.perplexity(logits, jnp.zeros((2, 3), jnp.int32)).round(4)
-  Array(5., dtype=float32)
+  >>> jaxloss.perplexity(logits, jnp.zeros((2, 3), jnp.int32))
+  Array(5..., dtype=float32)
   """
   name = "perplexity"
   logits = checks.as_float(name, "logits", logits)

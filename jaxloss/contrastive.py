@@ -16,6 +16,7 @@ chunked path supports reverse-mode differentiation only.
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import jax
@@ -37,11 +38,12 @@ def _unit(x: jax.Array) -> jax.Array:
   return numerics.safe_divide(x, numerics.safe_norm(x, axis=-1, keepdims=True))
 
 
-def _param(name: str, arg: str, value, dtype) -> jax.Array:
-  """A scalar hyper-parameter (Python number or traced array) in ``dtype``."""
+def _param(name: str, arg: str, value) -> jax.Array:
+  """A scalar hyper-parameter (Python number or traced array) as an array;
+  the jitted core casts it to the embeddings' dtype."""
   value = jnp.asarray(value)
   checks.rank(name, arg, value, 0)
-  return value.astype(dtype)
+  return value
 
 
 def _chunk_size(name: str, chunk_size) -> Optional[int]:
@@ -102,7 +104,8 @@ def _supervised_pairs(rows, columns) -> online_softmax.Chunk:
 
 
 # --------------------------------------------------------------------------- #
-# losses
+# losses: checks in the public function, maths in a jitted core (one compiled
+# program per shape when called eagerly; inlined under the caller's jit).
 
 @value_checks.value_rules(temperature=value_checks.positive)
 def infonce_loss(anchors, positives, negatives=None, *, temperature=0.07,
@@ -157,37 +160,44 @@ def infonce_loss(anchors, positives, negatives=None, *, temperature=0.07,
   anchors, positives = converted[:2]
   checks.same_shape(name, anchors=anchors, positives=positives)
   checks.rank(name, "anchors", anchors, 2)
-  checks.option(name, "similarity", similarity, _SIMILARITIES)
-  checks.positive(name, "temperature", temperature)
-  chunk_size = _chunk_size(name, chunk_size)
-  batch, dim = anchors.shape
-  keep = _keep(name, where, (batch,))
-  if similarity == "cosine":
-    anchors, positives = _unit(anchors), _unit(positives)
-  inverse = 1 / _param(name, "temperature", temperature, anchors.dtype)
-  columns = {"x": positives, "keep": keep}
-  per_anchor = None
   if negatives is not None:
     negatives = converted[2]
     checks.rank(name, "negatives", negatives, {2, 3})
+    batch, dim = anchors.shape
     if negatives.ndim == 3:
       checks.shape(name, "negatives", negatives, (batch, None, dim),
                    "[batch, k, dim] per anchor")
     else:
       checks.shape(name, "negatives", negatives, (None, dim), "[m, dim] shared")
-    if similarity == "cosine":
-      negatives = _unit(negatives)
-    if negatives.ndim == 3:
-      per_anchor = jnp.einsum("bd,bkd->bk", anchors, negatives) * inverse
-    else:
-      columns = {"x": jnp.concatenate([positives, negatives]),
-                 "keep": jnp.concatenate(
-                     [keep, jnp.ones(negatives.shape[:1], bool)])}
+  checks.option(name, "similarity", similarity, _SIMILARITIES)
+  checks.positive(name, "temperature", temperature)
+  return _infonce(anchors, positives, negatives,
+                  _param(name, "temperature", temperature), where, weights,
+                  similarity=similarity, chunk_size=_chunk_size(name, chunk_size),
+                  reduction=reduction)
+
+
+@functools.partial(jax.jit, static_argnames=("similarity", "chunk_size",
+                                             "reduction"))
+def _infonce(anchors, positives, negatives, temperature, where, weights, *,
+             similarity, chunk_size, reduction):
+  name = "infonce_loss"
+  keep = _keep(name, where, anchors.shape[:1])
+  if similarity == "cosine":
+    anchors, positives = _unit(anchors), _unit(positives)
+    negatives = None if negatives is None else _unit(negatives)
+  inverse = 1 / temperature.astype(anchors.dtype)
+  columns = {"x": positives, "keep": keep}
+  if negatives is not None and negatives.ndim == 2:  # shared: more columns.
+    columns = {"x": jnp.concatenate([positives, negatives]),
+               "keep": jnp.concatenate(
+                   [keep, jnp.ones(negatives.shape[:1], bool)])}
   rows = {"x": anchors, "scale": inverse, "keep": keep}
   lse = online_softmax.stats(_similarities, rows, columns,
                              chunk_size=chunk_size).row_lse
-  if per_anchor is not None:
-    lse = jnp.logaddexp(lse, jax.nn.logsumexp(per_anchor, axis=1))
+  if negatives is not None and negatives.ndim == 3:  # per anchor: dense.
+    own = jnp.einsum("bd,bkd->bk", anchors, negatives) * inverse
+    lse = jnp.logaddexp(lse, jax.nn.logsumexp(own, axis=1))
   values = lse - jnp.sum(anchors * positives, axis=1) * inverse
   return reduction_lib.reduce(values, reduction, weights=weights, where=keep,
                               name=name)
@@ -242,21 +252,28 @@ def ntxent(embeddings, labels, temperature=0.07, *, where=None, weights=None,
   checks.shape(name, "labels", labels, embeddings.shape[:1],
                "one label per embedding")
   checks.positive(name, "temperature", temperature)
+  return _ntxent(embeddings, labels, _param(name, "temperature", temperature),
+                 where, weights, reduction=reduction)
+
+
+@functools.partial(jax.jit, static_argnames=("reduction",))
+def _ntxent(embeddings, labels, temperature, where, weights, *, reduction):
+  name = "ntxent"
   dtype = embeddings.dtype
   keep = _keep(name, where, labels.shape)
-  # optax's cosine: x / sqrt(max(|x|², eps)).
+  # optax's cosine similarity: x / sqrt(max(|x|², eps)).
   squared = jnp.sum(jnp.square(embeddings), axis=1, keepdims=True)
   unit = embeddings / jnp.sqrt(jnp.maximum(squared, jnp.finfo(dtype).eps))
-  logits = (jnp.matmul(unit, unit.T)
-            / _param(name, "temperature", temperature, dtype))
+  logits = jnp.matmul(unit, unit.T) / temperature.astype(dtype)
   pairs = keep[:, None] & keep[None, :]
   same = labels[:, None] == labels[None, :]
   negative = pairs & ~same
   positive = pairs & same & ~jnp.eye(labels.shape[0], dtype=bool)
+  # -log(e^s / (e^s + Σ_neg e^n)) = softplus(lse_neg - s); 0 without negatives.
   lse_negative = online_softmax.masked_logsumexp(logits, negative, axis=1)
-  has_negative = jnp.any(negative, axis=1)
-  pair_loss = jax.nn.softplus(lse_negative[:, None] - logits)
-  pair_loss = jnp.where(positive & has_negative[:, None], pair_loss, 0)
+  has_negative = jnp.any(negative, axis=1, keepdims=True)
+  pair_loss = jnp.where(positive & has_negative,
+                        jax.nn.softplus(lse_negative[:, None] - logits), 0)
   count = jnp.sum(positive, axis=1, dtype=dtype)
   values = numerics.safe_divide(jnp.sum(pair_loss, axis=1), count)
   if weights is not None:
@@ -311,11 +328,20 @@ def clip_loss(image_embeddings, text_embeddings, *, temperature=0.07,
   images, texts = _pair(name, "image_embeddings", "text_embeddings",
                         image_embeddings, text_embeddings)
   checks.positive(name, "temperature", temperature)
-  chunk_size = _chunk_size(name, chunk_size)
+  return _clip(images, texts, _param(name, "temperature", temperature), where,
+               weights, normalize=bool(normalize),
+               chunk_size=_chunk_size(name, chunk_size), reduction=reduction)
+
+
+@functools.partial(jax.jit, static_argnames=("normalize", "chunk_size",
+                                             "reduction"))
+def _clip(images, texts, temperature, where, weights, *, normalize, chunk_size,
+          reduction):
+  name = "clip_loss"
   keep = _keep(name, where, images.shape[:1])
   if normalize:
     images, texts = _unit(images), _unit(texts)
-  inverse = 1 / _param(name, "temperature", temperature, images.dtype)
+  inverse = 1 / temperature.astype(images.dtype)
   stats = online_softmax.stats(
       _similarities, {"x": images, "scale": inverse, "keep": keep},
       {"x": texts, "keep": keep}, chunk_size=chunk_size, col_lse=True)
@@ -370,15 +396,23 @@ def siglip_loss(image_embeddings, text_embeddings, *, logit_scale=10.0,
   images, texts = _pair(name, "image_embeddings", "text_embeddings",
                         image_embeddings, text_embeddings)
   checks.positive(name, "logit_scale", logit_scale)
-  chunk_size = _chunk_size(name, chunk_size)
-  batch = images.shape[0]
-  keep = _keep(name, where, (batch,))
+  return _siglip(images, texts, _param(name, "logit_scale", logit_scale),
+                 _param(name, "logit_bias", logit_bias), where, weights,
+                 normalize=bool(normalize),
+                 chunk_size=_chunk_size(name, chunk_size), reduction=reduction)
+
+
+@functools.partial(jax.jit, static_argnames=("normalize", "chunk_size",
+                                             "reduction"))
+def _siglip(images, texts, scale, bias, where, weights, *, normalize,
+            chunk_size, reduction):
+  name = "siglip_loss"
+  keep = _keep(name, where, images.shape[:1])
   if normalize:
     images, texts = _unit(images), _unit(texts)
-  index = jnp.arange(batch)
+  index = jnp.arange(images.shape[0])
   rows = {"x": images, "keep": keep, "index": index,
-          "scale": _param(name, "logit_scale", logit_scale, images.dtype),
-          "bias": _param(name, "logit_bias", logit_bias, images.dtype)}
+          "scale": scale.astype(images.dtype), "bias": bias.astype(images.dtype)}
   stats = online_softmax.stats(
       _sigmoid_pairs, rows, {"x": texts, "keep": keep, "index": index},
       chunk_size=chunk_size, row_lse=False)
@@ -438,27 +472,36 @@ def supervised_contrastive_loss(embeddings, labels, *, temperature=0.07,
   name = "supervised_contrastive_loss"
   embeddings = checks.as_float(name, "embeddings", embeddings)
   checks.rank(name, "embeddings", embeddings, {2, 3})
+  batch = embeddings.shape[0]
+  labels = jnp.arange(batch) if labels is None else checks.as_labels(
+      name, "labels", labels)
+  checks.shape(name, "labels", labels, (batch,), "one label per example")
   checks.positive(name, "temperature", temperature)
   checks.positive(name, "base_temperature", base_temperature)
-  chunk_size = _chunk_size(name, chunk_size)
-  batch, dim, dtype = embeddings.shape[0], embeddings.shape[-1], embeddings.dtype
-  shape = embeddings.shape[:-1]  # [batch] or [batch, views]
-  if labels is None:
-    labels = jnp.arange(batch)
-  labels = checks.as_labels(name, "labels", labels)
-  checks.shape(name, "labels", labels, (batch,), "one label per example")
+  return _supervised(embeddings, labels,
+                     _param(name, "temperature", temperature),
+                     _param(name, "base_temperature", base_temperature),
+                     where, weights, chunk_size=_chunk_size(name, chunk_size),
+                     reduction=reduction)
+
+
+@functools.partial(jax.jit, static_argnames=("chunk_size", "reduction"))
+def _supervised(embeddings, labels, temperature, base_temperature, where,
+                weights, *, chunk_size, reduction):
+  name = "supervised_contrastive_loss"
+  dtype = embeddings.dtype
+  shape = embeddings.shape[:-1]  # [batch] or [batch, views]: one anchor each.
   keep = _keep(name, where, shape)
-  temperature = _param(name, "temperature", temperature, dtype)
-  size = keep.size
-  views = {"x": embeddings.reshape(size, dim), "keep": keep.reshape(size),
-           "index": jnp.arange(size),
-           "label": jnp.broadcast_to(labels.reshape((batch,) + (1,) * (len(shape) - 1)),
-                                     shape).reshape(size)}
+  temperature = temperature.astype(dtype)
+  labels = jnp.broadcast_to(
+      labels.reshape(labels.shape + (1,) * (len(shape) - 1)), shape)
+  views = {"x": embeddings.reshape(keep.size, -1), "keep": keep.reshape(-1),
+           "label": labels.reshape(-1), "index": jnp.arange(keep.size)}
   stats = online_softmax.stats(_supervised_pairs,
                                {**views, "scale": 1 / temperature}, views,
                                chunk_size=chunk_size)
   positive_sum, count = stats.row_sums
-  factor = temperature / _param(name, "base_temperature", base_temperature, dtype)
+  factor = temperature / base_temperature.astype(dtype)
   values = factor * (stats.row_lse - numerics.safe_divide(positive_sum, count))
   keep = keep & (count > 0).reshape(shape)
   return reduction_lib.reduce(values.reshape(shape), reduction, weights=weights,

@@ -428,17 +428,16 @@ def multiple_negatives_ranking_loss(anchors, positives, negatives=None, *,
     negatives = _unit(negatives) if negatives is not None else None
   scale = _like(scale, anchors)
   positive_logits = scale * (anchors @ positives.T)  # [anchor, positive]
-  logits, candidates = positive_logits, keep
-  if negatives is not None:
+  logits, k = positive_logits, 0
+  if negatives is not None:  # columns: all positives, then all negatives.
     k = negatives.shape[1]
     negative_logits = scale * jnp.einsum("ad,bkd->abk", anchors, negatives)
     logits = jnp.concatenate(
         [positive_logits, negative_logits.reshape(batch, batch * k)], axis=1)
-    candidates = None if keep is None else jnp.concatenate(
-        [keep, jnp.repeat(keep, k)])
+  candidates = (None if keep is None
+                else jnp.concatenate([keep, jnp.repeat(keep, k)])[None, :])
   target = jnp.diagonal(positive_logits)
-  values = _masked_logsumexp(
-      logits, None if keep is None else candidates[None, :]) - target
+  values = _masked_logsumexp(logits, candidates) - target
   if symmetric:
     backward = _masked_logsumexp(
         positive_logits, None if keep is None else keep[:, None], axis=0)
@@ -452,7 +451,7 @@ def multiple_negatives_ranking_loss(anchors, positives, negatives=None, *,
 
 def _like(value, x: jax.Array) -> jax.Array:
   """A numeric hyper-parameter (Python or traced) in ``x``'s dtype."""
-  return jnp.asarray(value).astype(x.dtype)
+  return jnp.asarray(value, dtype=x.dtype)
 
 
 def _has_list_axis(name, arg, x) -> None:

@@ -237,8 +237,8 @@ def cosine_similarity(predictions, targets, *, epsilon=0.0, axis=-1,
   Array([ 0., -1.], dtype=float32)
 
   References:
-    `Cosine similarity <https://en.wikipedia.org/wiki/Cosine_similarity>`_,
-    Wikipedia.
+    Wikipedia contributors, `Cosine similarity
+    <https://en.wikipedia.org/wiki/Cosine_similarity>`_, 2024.
   """
   name = "cosine_similarity"
   values, examples = _optax_cosine(name, predictions, targets, epsilon, axis,
@@ -276,9 +276,8 @@ def cosine_distance(predictions, targets, *, epsilon=0.0, axis=-1,
   Array([1., 2.], dtype=float32)
 
   References:
-    `Cosine distance
-    <https://en.wikipedia.org/wiki/Cosine_similarity#Cosine_distance>`_,
-    Wikipedia.
+    Wikipedia contributors, `Cosine distance
+    <https://en.wikipedia.org/wiki/Cosine_similarity#Cosine_distance>`_, 2024.
   """
   name = "cosine_distance"
   cosines, examples = _optax_cosine(name, predictions, targets, epsilon, axis,
@@ -301,7 +300,8 @@ def absolute_error(predictions, targets, *, where=None, weights=None,
   Returns:
     ``[...]`` elementwise loss; a scalar for ``"sum"``/``"mean"`` (the MAE).
 
-  Matches ``torch.nn.functional.l1_loss``.
+  Matches ``torch.nn.functional.l1_loss``, gradient included: 0 at zero
+  error (``sign(0)``; ``jnp.abs`` gives 1 there).
 
   >>> import jax.numpy as jnp, jaxloss
   >>> jaxloss.absolute_error(jnp.array([1.0, 2.0]), jnp.array([0.5, 4.0]))
@@ -326,8 +326,8 @@ def smooth_l1_loss(predictions, targets, *, beta=1.0, where=None, weights=None,
               |a| - \tfrac12 \beta & |a| \ge \beta \end{cases},
     \qquad a = \hat y - y
 
-  ``beta = 0`` gives the L1 loss :math:`|a|` (also for a traced ``beta``),
-  with finite gradients.
+  ``beta = 0`` gives the L1 loss :math:`|a|` (also for a traced ``beta``);
+  the gradient at zero error is 0, as in torch, for every ``beta``.
 
   Args:
     predictions: ``[...]`` floating predictions :math:`\hat y`.

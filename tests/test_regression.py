@@ -129,10 +129,10 @@ def sklearn_msle(y_true, y_pred):
   return np.mean((np.log1p(y_true) - np.log1p(y_pred)) ** 2)
 
 
-def forecasting_quantile(y_pred, target, quantiles):
-  """pytorch_forecasting.metrics.QuantileLoss.loss(y_pred, target) for
-  y_pred [..., Q] and target [...]: per quantile, e = target - y_pred[..., i],
-  max((q - 1) e, q e)."""
+def pinball(y_pred, target, quantiles):
+  """Koenker and Bassett's check function for y_pred [..., Q] and target
+  [...]: per quantile, e = target - y_pred[..., i], max((q - 1) e, q e)
+  (pytorch_forecasting's QuantileLoss.loss is twice this)."""
   e = np.asarray(target, F64)[..., None] - np.asarray(y_pred, F64)
   q = np.asarray(quantiles, F64)
   return np.maximum((q - 1) * e, q * e)
@@ -370,11 +370,11 @@ def test_asymmetric_huber_matches_catalogue(delta, alpha):
 def test_quantile_loss():
   p, t = _normal(24, 4, 3), _normal(25, 4)
   q = np.array([0.1, 0.5, 0.95], F32)
-  expected = forecasting_quantile(p, t, q)
+  expected = pinball(p, t, q)
   _check(jl.quantile_loss, (p, t), expected, quantiles=q)
   _check(jl.quantile_loss, (p, np.repeat(t[:, None], 3, 1)), expected,
          quantiles=q)
-  scalar = forecasting_quantile(p[..., None], p[..., ::-1], [0.3])[..., 0]
+  scalar = pinball(p[..., None], p[..., ::-1], [0.3])[..., 0]
   _check(jl.quantile_loss, (p, p[..., ::-1].copy()), scalar, quantiles=0.3)
   _close(jl.quantile_loss(p, t[:, None].repeat(3, 1)),
          0.5 * np.abs(p.astype(F64) - t[:, None]))

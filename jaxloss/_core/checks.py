@@ -90,6 +90,9 @@ def same_shape_floats(name: str, **arrays) -> tuple[jax.Array, ...]:
 
 
 def rank(name: str, arg: str, x, expected: int | Sequence[int]) -> None:
+  """``x`` has rank ``expected`` (an int, or any of several ints)."""
+  if not isinstance(expected, int):
+    expected = set(expected)
   try:
     chex.assert_rank(x, expected)
   except AssertionError:
@@ -114,7 +117,7 @@ def shape(name: str, arg: str, x, expected: Sequence[int | None],
 def labels_for(name: str, labels: jax.Array, logits: jax.Array, axis: int,
                logits_arg: str = "logits", labels_arg: str = "labels") -> None:
   """Integer labels have the logits' shape without the class axis."""
-  expected = tuple(np.delete(np.array(logits.shape, dtype=np.int64), axis))
+  expected = tuple(int(d) for d in np.delete(np.array(logits.shape), axis))
   if tuple(labels.shape) != expected:
     raise _shape_error(
         name, f"argument `{labels_arg}` must have shape {expected} (the shape "
