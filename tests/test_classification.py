@@ -306,6 +306,25 @@ def test_torch_cross_entropy(options, reduction):
   close(ours, expected, **F64_TOL)
 
 
+def test_smoothing_with_class_mask_spreads_over_unmasked_classes():
+  """ε is spread over the C' unmasked classes, as for soft labels:
+  ℓ = (1-ε)(lse' - x_y) + ε(lse' - mean' x), primes over unmasked classes."""
+  rng = rng_for(21)
+  logits, labels = rng.normal(size=(6, 5)), rng.integers(0, 5, 6)
+  where = class_mask(rng, labels, 5)
+  eps = 0.3
+  lse = np.log(np.where(where, np.exp(logits), 0).sum(-1))
+  mean = (logits * where).sum(-1) / where.sum(-1)
+  expected = (1 - eps) * (lse - np_pick(logits, labels)) + eps * (lse - mean)
+  with jax.enable_x64(True):
+    ours = jl.softmax_cross_entropy_with_integer_labels(
+        logits, labels, where=where, label_smoothing=eps)
+    soft = jl.softmax_cross_entropy(logits, np.eye(5)[labels], where=where,
+                                    label_smoothing=eps)
+  close(ours, expected, **F64_TOL)
+  close(soft, expected, **F64_TOL)
+
+
 def test_smoothing_with_class_weights_weights_the_whole_loss():
   """The documented jaxloss form (torch weights each smoothing term by its
   own class instead): ℓ = w_y((1-ε) nll + ε/C Σ_c -log p_c)."""
