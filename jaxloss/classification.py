@@ -8,7 +8,6 @@ with ``optax.losses`` keep optax's positional signature, defaults and values.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -16,25 +15,13 @@ import jax.numpy as jnp
 from jaxloss._core import checks, numerics
 from jaxloss._core import reduction as reduction_lib
 from jaxloss._core import value_checks
+from jaxloss import _classification_focal, _classification_margin
+from jaxloss import _classification_common as common
+from jaxloss._classification_focal import *  # noqa: F401,F403
 from jaxloss._classification_margin import *  # noqa: F401,F403
-from jaxloss import _classification_margin
 
 _LOG_CLAMP = -100.0  # torch.nn.functional.binary_cross_entropy's log clamp.
 _WEIGHT_METHODS = ("effective_number", "inverse", "inverse_sqrt")
-
-
-def masked_log_softmax(logits: jax.Array, axis: int,
-                       element_mask: Optional[jax.Array]) -> jax.Array:
-  """``log_softmax`` over the unmasked elements of ``axis``; masked entries 0.
-
-  A fully masked row gives zeros with a finite gradient (``jax.nn.log_softmax``
-  with ``where`` gives NaN there).
-  """
-  if element_mask is None:
-    return jax.nn.log_softmax(logits, axis=axis)
-  filled = jnp.where(element_mask, logits, jnp.finfo(logits.dtype).min)
-  lse = jax.nn.logsumexp(filled, axis=axis, keepdims=True)
-  return jnp.where(element_mask, filled - lse, 0)
 
 
 # --------------------------------------------------------------------------- #
@@ -68,6 +55,10 @@ def sigmoid_binary_cross_entropy(logits, labels, *, pos_weight=None,
   >>> jaxloss.sigmoid_binary_cross_entropy(jnp.array([0.0, 2.0]),
   ...                                      jnp.array([1.0, 0.0]))
   Array([0.6931472, 2.126928 ], dtype=float32)
+
+  References:
+    Goodfellow, Bengio and Courville, `Deep Learning
+    <https://www.deeplearningbook.org/contents/prob.html>`_, 2016.
   """
   name = "sigmoid_binary_cross_entropy"
   logits = checks.as_float(name, "logits", logits)
@@ -110,6 +101,10 @@ def binary_cross_entropy(probabilities, labels, *, where=None, weights=None,
   >>> import jax.numpy as jnp, jaxloss
   >>> jaxloss.binary_cross_entropy(jnp.array([0.5, 0.0]), jnp.array([1.0, 1.0]))
   Array([  0.6931472, 100.       ], dtype=float32)
+
+  References:
+    Goodfellow, Bengio and Courville, `Deep Learning
+    <https://www.deeplearningbook.org/contents/prob.html>`_, 2016.
   """
   name = "binary_cross_entropy"
   probabilities = checks.as_float(name, "probabilities", probabilities)
@@ -170,12 +165,16 @@ def softmax_cross_entropy(logits, labels, axis=-1, where=None, *,
   >>> jaxloss.softmax_cross_entropy(jnp.array([[0.0, 0.0]]),
   ...                               jnp.array([[1.0, 0.0]]))
   Array([0.6931472], dtype=float32)
+
+  References:
+    Szegedy et al., `Rethinking the Inception Architecture for Computer
+    Vision <https://arxiv.org/abs/1512.00567>`_, 2016 (label smoothing).
   """
   name = "softmax_cross_entropy"
-  log_probs, labels, examples = _soft_label_inputs(
+  log_probs, labels, examples = common.soft_label_inputs(
       name, logits, labels, axis, where, label_smoothing)
   if class_weights is not None:
-    labels = labels * _class_weights_last(name, class_weights, log_probs)
+    labels = labels * common.class_weights_last(name, class_weights, log_probs)
   values = -jnp.sum(labels * log_probs, axis=-1)
   return reduction_lib.reduce(values, reduction, weights=weights,
                               where=examples, name=name)
@@ -208,9 +207,13 @@ def safe_softmax_cross_entropy(logits, labels, *, where=None, weights=None,
   >>> jaxloss.safe_softmax_cross_entropy(jnp.array([[0.0, 0.0, -jnp.inf]]),
   ...                                    jnp.array([[0.5, 0.5, 0.0]]))
   Array([0.6931472], dtype=float32)
+
+  References:
+    Goodfellow, Bengio and Courville, `Deep Learning
+    <https://www.deeplearningbook.org/contents/prob.html>`_, 2016.
   """
   name = "safe_softmax_cross_entropy"
-  log_probs, labels, examples = _soft_label_inputs(name, logits, labels, -1,
+  log_probs, labels, examples = common.soft_label_inputs(name, logits, labels, -1,
                                                    where)
   values = -jnp.sum(labels * log_probs, axis=-1)
   return reduction_lib.reduce(values, reduction, weights=weights,
@@ -258,13 +261,17 @@ def softmax_cross_entropy_with_integer_labels(
   >>> logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
   >>> jaxloss.softmax_cross_entropy_with_integer_labels(logits, jnp.array([0, 2]))
   Array([0.2395..., 1.0986...], dtype=float32)
+
+  References:
+    Szegedy et al., `Rethinking the Inception Architecture for Computer
+    Vision <https://arxiv.org/abs/1512.00567>`_, 2016 (label smoothing).
   """
   name = "softmax_cross_entropy_with_integer_labels"
   checks.in_unit_interval(name, "label_smoothing", label_smoothing)
-  logits, labels, elements, examples = _integer_label_inputs(
+  logits, labels, elements, examples = common.integer_label_inputs(
       name, logits, labels, axis, where, ignore_index)
-  lse = _logsumexp(logits, elements, empty=0.0)
-  values = lse - _pick(logits, labels)
+  lse = common.logsumexp(logits, elements, empty=0.0)
+  values = lse - common.pick(logits, labels)
   if not (isinstance(label_smoothing, (int, float)) and label_smoothing == 0):
     if elements is None:
       mean_logit = jnp.mean(logits, axis=-1)
@@ -272,9 +279,9 @@ def softmax_cross_entropy_with_integer_labels(
       mean_logit = numerics.safe_divide(
           jnp.sum(jnp.where(elements, logits, 0), axis=-1),
           jnp.sum(elements, axis=-1, dtype=logits.dtype))
-    label_smoothing = _like(label_smoothing, values)
+    label_smoothing = common.like(label_smoothing, values)
     values = (1 - label_smoothing) * values + label_smoothing * (lse - mean_logit)
-  weights = _combine_weights(name, labels, class_weights, weights, logits)
+  weights = common.combine_weights(name, labels, class_weights, weights, logits)
   return reduction_lib.reduce(values, reduction, weights=weights,
                               where=examples, name=name)
 
@@ -310,18 +317,22 @@ def nll_loss(log_probabilities, labels, *, axis=-1, class_weights=None,
   >>> jaxloss.nll_loss(log_p, jnp.array([0, 2]),
   ...                  class_weights=jnp.array([2.0, 1.0, 1.0]))
   Array([1.3862..., 0.2231...], dtype=float32)
+
+  References:
+    Goodfellow, Bengio and Courville, `Deep Learning
+    <https://www.deeplearningbook.org/contents/prob.html>`_, 2016.
   """
   name = "nll_loss"
   log_probabilities = checks.as_float(name, "log_probabilities",
                                       log_probabilities)
   labels = checks.as_labels(name, "labels", labels)
   axis = checks.canonical_axis(name, axis, log_probabilities.ndim)
-  _labels_for(name, labels, log_probabilities, (axis,), "log_probabilities")
+  common.labels_for(name, labels, log_probabilities, (axis,), "log_probabilities")
   if where is not None:
     where = checks.broadcast_mask(name, "where", where, labels.shape)
-  labels, examples = _drop_ignored(labels, ignore_index, where)
-  values = -_pick(jnp.moveaxis(log_probabilities, axis, -1), labels)
-  weights = _combine_weights(name, labels, class_weights, weights,
+  labels, examples = common.drop_ignored(labels, ignore_index, where)
+  values = -common.pick(jnp.moveaxis(log_probabilities, axis, -1), labels)
+  weights = common.combine_weights(name, labels, class_weights, weights,
                              log_probabilities, axis)
   return reduction_lib.reduce(values, reduction, weights=weights,
                               where=examples, name=name)
@@ -329,193 +340,6 @@ def nll_loss(log_probabilities, labels, *, axis=-1, class_weights=None,
 
 # --------------------------------------------------------------------------- #
 # focal and polynomial losses
-
-@value_checks.value_rules(labels=value_checks.unit_interval)
-def sigmoid_focal_loss(logits, labels, *, alpha=None, gamma=2.0, where=None,
-                       weights=None, reduction="none"):
-  r"""Sigmoid focal loss, elementwise: cross-entropy scaled by ``(1 − p_t)^γ``.
-
-  .. math::
-    \ell = -\alpha_t (1 - p_t)^\gamma \log p_t, \qquad
-    p_t = y\,\sigma(x) + (1 - y)(1 - \sigma(x)), \qquad
-    \alpha_t = \alpha y + (1 - \alpha)(1 - y)
-
-  The focal weight is computed in log space, so ``γ < 1`` and logits of
-  ±1e4 give finite values and gradients (with respect to the logits; labels
-  are targets).
-
-  Args:
-    logits: ``[...]`` floating logits.
-    labels: ``[...]`` targets in [0, 1] (binary or soft), same shape.
-    alpha: optional balance ``α`` of the positive class (no weighting when
-      ``None``), a scalar or broadcastable to ``logits``.
-    gamma: focusing exponent ``γ >= 0``; ``γ = 0`` gives the cross-entropy.
-    where, weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
-
-  Returns:
-    ``[...]`` elementwise loss, or a scalar for ``"sum"``/``"mean"``.
-
-  Matches ``optax.losses.sigmoid_focal_loss`` and
-  ``torchvision.ops.sigmoid_focal_loss`` (whose ``alpha`` defaults to 0.25).
-
-  >>> import jax.numpy as jnp, jaxloss
-  >>> jaxloss.sigmoid_focal_loss(jnp.array([0.0, 2.0]), jnp.array([1.0, 1.0]))
-  Array([0.1732..., 0.0018...], dtype=float32)
-
-  References:
-    Lin et al., `Focal Loss for Dense Object Detection
-    <https://arxiv.org/abs/1708.02002>`_, 2017.
-  """
-  name = "sigmoid_focal_loss"
-  ce, log_1m_pt, alpha_t = _sigmoid_focal_terms(name, logits, labels, alpha,
-                                                gamma)
-  values = alpha_t * ce * jnp.exp(_like(gamma, ce) * log_1m_pt)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
-
-
-@value_checks.value_rules(labels=value_checks.unit_interval)
-def poly1_focal_loss(logits, labels, *, epsilon=1.0, gamma=2.0, alpha=None,
-                     where=None, weights=None, reduction="none"):
-  r"""Poly-1 focal loss: the sigmoid focal loss plus ``ε (1 − p_t)^{γ+1}``.
-
-  .. math::
-    \ell = -\alpha_t (1 - p_t)^\gamma \log p_t + \varepsilon (1 - p_t)^{\gamma + 1}
-
-  This is the Poly-1 form of the *sigmoid* focal loss (Leng et al. 2022,
-  section 4 and their reference code): the extra polynomial term is not
-  weighted by ``α_t``. ``p_t`` and ``α_t`` are as in :func:`sigmoid_focal_loss`.
-
-  Args:
-    logits: ``[...]`` floating logits.
-    labels: ``[...]`` targets in [0, 1], same shape.
-    epsilon: coefficient ``ε`` of the leading polynomial term (``ε >= -1``).
-    gamma: focusing exponent ``γ >= 0``.
-    alpha: optional balance of the positive class (``None``: no weighting).
-    where, weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
-
-  Returns:
-    ``[...]`` elementwise loss, or a scalar for ``"sum"``/``"mean"``.
-
-  Matches the paper's ``poly1_focal_loss`` (``alpha=None`` for its
-  ``alpha=-1``).
-
-  >>> import jax.numpy as jnp, jaxloss
-  >>> jaxloss.poly1_focal_loss(jnp.array([0.0, 2.0]), jnp.array([1.0, 0.0]))
-  Array([0.2982..., 2.3334...], dtype=float32)
-
-  References:
-    Leng et al., `PolyLoss: A Polynomial Expansion Perspective of
-    Classification Loss Functions <https://arxiv.org/abs/2204.12511>`_, 2022.
-  """
-  name = "poly1_focal_loss"
-  ce, log_1m_pt, alpha_t = _sigmoid_focal_terms(name, logits, labels, alpha,
-                                                gamma)
-  gamma = _like(gamma, ce)
-  values = (alpha_t * ce * jnp.exp(gamma * log_1m_pt)
-            + _like(epsilon, ce) * jnp.exp((gamma + 1) * log_1m_pt))
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
-
-
-@value_checks.value_rules(labels=value_checks.class_index("logits"))
-def softmax_focal_loss(logits, labels, *, alpha=None, gamma=2.0, axis=-1,
-                       where=None, weights=None, reduction="none"):
-  r"""Multi-class focal loss on integer labels.
-
-  .. math::
-    \ell = -\alpha_y (1 - p_y)^\gamma \log p_y, \qquad
-    p = \operatorname{softmax}(x)
-
-  ``log(1 − p_y)`` is the log-sum-exp of the other classes' logits minus the
-  normaliser, so ``p_y = 1`` and ``γ < 1`` give finite values and gradients.
-
-  Args:
-    logits: ``[..., num_classes]`` floating logits.
-    labels: ``[...]`` integer class indices.
-    alpha: optional weight: a scalar, or ``[num_classes]`` per-class weights
-      ``α_y`` (inside the per-example value, so ``"mean"`` is a plain mean).
-    gamma: focusing exponent ``γ >= 0``; ``γ = 0`` gives the cross-entropy.
-    axis: the class axis (an int or a tuple of ints, as for
-      :func:`softmax_cross_entropy_with_integer_labels`).
-    where: boolean mask of the logits' shape (drops classes) or of the labels'
-      shape (drops examples).
-    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
-
-  Returns:
-    ``labels``' shape, or a scalar for ``"sum"``/``"mean"``.
-
-  With ``gamma=0`` and no ``alpha`` it equals
-  :func:`softmax_cross_entropy_with_integer_labels`.
-
-  >>> import jax.numpy as jnp, jaxloss
-  >>> jaxloss.softmax_focal_loss(jnp.array([[2.0, 0.0, 0.0]]), jnp.array([0]))
-  Array([0.0108...], dtype=float32)
-
-  References:
-    Lin et al., `Focal Loss for Dense Object Detection
-    <https://arxiv.org/abs/1708.02002>`_, 2017.
-  """
-  name = "softmax_focal_loss"
-  checks.nonnegative(name, "gamma", gamma)
-  logits, labels, elements, examples = _integer_label_inputs(
-      name, logits, labels, axis, where)
-  lse = _logsumexp(logits, elements, empty=0.0)
-  is_label = jax.nn.one_hot(labels, logits.shape[-1], dtype=jnp.bool_)
-  others = ~is_label if elements is None else elements & ~is_label
-  log_1m_p = _logsumexp(logits, others, empty=jnp.finfo(logits.dtype).min) - lse
-  values = (lse - _pick(logits, labels)) * jnp.exp(_like(gamma, lse) * log_1m_p)
-  if alpha is not None:
-    values = values * _per_example_alpha(name, alpha, labels, logits)
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
-
-
-@value_checks.value_rules(labels=value_checks.unit_interval)
-def poly_loss_cross_entropy(logits, labels, *, epsilon=2.0, axis=-1, where=None,
-                            weights=None, reduction="none"):
-  r"""Poly-1 cross-entropy: cross-entropy plus ``ε (1 − p_t)``.
-
-  .. math::
-    \ell = -\sum_c y_c \log p_c + \varepsilon \sum_c y_c (1 - p_c),
-    \qquad p = \operatorname{softmax}(x)
-
-  Args:
-    logits: ``[..., num_classes]`` floating logits.
-    labels: ``[..., num_classes]`` target distributions, same shape.
-    epsilon: coefficient ``ε`` of the first polynomial term (the paper uses
-      2.0 for ImageNet, −1.0 for detection).
-    axis: the class axis (int, tuple of ints, or ``None``).
-    where: boolean mask of the logits' shape (drops classes) or of the
-      per-example shape (drops examples).
-    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
-
-  Returns:
-    ``[...]`` per-example loss, or a scalar for ``"sum"``/``"mean"``.
-
-  Matches ``optax.losses.poly_loss_cross_entropy``.
-
-  >>> import jax.numpy as jnp, jaxloss
-  >>> jaxloss.poly_loss_cross_entropy(jnp.array([[0.0, 0.0]]),
-  ...                                 jnp.array([[1.0, 0.0]]))
-  Array([1.6931...], dtype=float32)
-
-  References:
-    Leng et al., `PolyLoss: A Polynomial Expansion Perspective of
-    Classification Loss Functions <https://arxiv.org/abs/2204.12511>`_, 2022.
-  """
-  name = "poly_loss_cross_entropy"
-  log_probs, labels, examples = _soft_label_inputs(name, logits, labels, axis,
-                                                   where)
-  epsilon = _like(epsilon, log_probs)
-  values = -jnp.sum(labels * (log_probs + epsilon * jnp.expm1(log_probs)),
-                    axis=-1)
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
-
-
-# --------------------------------------------------------------------------- #
-# helpers and metrics
 
 @value_checks.value_rules(labels=value_checks.unit_interval)
 def smooth_labels(labels, alpha, *, axis=-1, where=None) -> jax.Array:
@@ -547,14 +371,14 @@ def smooth_labels(labels, alpha, *, axis=-1, where=None) -> jax.Array:
   name = "smooth_labels"
   labels = checks.as_float(name, "labels", labels)
   checks.in_unit_interval(name, "alpha", alpha)
-  axes = _class_axes(name, axis, labels.ndim)
+  axes = common.class_axes(name, axis, labels.ndim)
   if where is None:
     num_classes = math.prod(labels.shape[a] for a in axes)
   else:
     where = checks.broadcast_mask(name, "where", where, labels.shape)
     num_classes = jnp.maximum(
         jnp.sum(where, axis=axes, keepdims=True, dtype=labels.dtype), 1)
-  alpha = _like(alpha, labels)
+  alpha = common.like(alpha, labels)
   return (1 - alpha) * labels + alpha / num_classes
 
 
@@ -652,13 +476,17 @@ def perplexity(logits, labels, *, where=None, per_sequence=False) -> jax.Array:
   >>> logits = jnp.zeros((2, 3, 5))
   >>> jaxloss.perplexity(logits, jnp.zeros((2, 3), jnp.int32))
   Array(5..., dtype=float32)
+
+  References:
+    Jelinek et al., `Perplexity — a measure of the difficulty of speech
+    recognition tasks <https://doi.org/10.1121/1.2016299>`_, 1977.
   """
   name = "perplexity"
   logits = checks.as_float(name, "logits", logits)
   labels = checks.as_labels(name, "labels", labels)
   if logits.ndim < 2:
     checks.rank(name, "logits", logits, 2)
-  _labels_for(name, labels, logits, (logits.ndim - 1,))
+  common.labels_for(name, labels, logits, (logits.ndim - 1,))
   tokens, _ = reduction_lib.split_where(name, where, labels.shape,
                                         labels.ndim - 1)
   if tokens is not None:
@@ -675,191 +503,14 @@ def perplexity(logits, labels, *, where=None, per_sequence=False) -> jax.Array:
   return jnp.exp(jnp.minimum(mean_nll, log_max))
 
 
-# --------------------------------------------------------------------------- #
-# private helpers
-
-def _like(x, array):
-  """A numeric hyper-parameter in ``array``'s dtype (Python numbers stay
-  weakly typed), so a float64 array never promotes a float32 loss."""
-  return x if isinstance(x, (int, float)) else jnp.asarray(x).astype(array.dtype)
-
-
-def _class_axes(name, axis, ndim) -> tuple[int, ...]:
-  """The class axes as non-negative ints: ``axis`` is an int, a tuple of ints
-  or ``None`` (all axes), as optax allows."""
-  if axis is None:
-    return tuple(range(ndim))
-  if isinstance(axis, tuple):
-    axes = tuple(checks.canonical_axis(name, a, ndim) for a in axis)
-    if not axes or len(set(axes)) != len(axes):
-      raise ValueError(f"{name}: `axis` {axis!r} must name distinct axes.")
-    return axes
-  return (checks.canonical_axis(name, axis, ndim),)
-
-
-def _classes_last(name, axes, logits, labels=None, where=None):
-  """Moves the class axes to the end, flattened into one; soft ``labels`` and
-  an element mask (``where`` of the logits' rank) move with them."""
-  ndim = logits.ndim
-  if axes == (ndim - 1,):
-    return logits, labels, where
-  batch = tuple(a for a in range(ndim) if a not in axes)
-
-  def move(x):
-    x = jnp.transpose(x, batch + axes)
-    return x.reshape(x.shape[:len(batch)] + (-1,))
-
-  if where is not None and jnp.ndim(where) == ndim:
-    where = move(checks.broadcast_mask(name, "where", where, logits.shape))
-  return move(logits), None if labels is None else move(labels), where
-
-
-def _soft_label_inputs(name, logits, labels, axis, where, label_smoothing=0.0):
-  """Checks a soft-label loss's inputs; returns ``(log_probs, labels,
-  example_mask)`` with the classes last, labels smoothed and 0 on masked
-  classes, and ``log_probs`` 0 where a label is 0 (``0 log 0 = 0``)."""
-  logits = checks.as_float(name, "logits", logits)
-  labels = checks.as_targets(name, "labels", labels, logits)
-  checks.same_shape(name, logits=logits, labels=labels)
-  checks.in_unit_interval(name, "label_smoothing", label_smoothing)
-  axes = _class_axes(name, axis, logits.ndim)
-  logits, labels, where = _classes_last(name, axes, logits, labels, where)
-  elements, examples = reduction_lib.split_where(name, where, logits.shape, -1)
-  log_probs = masked_log_softmax(logits, -1, elements)
-  if elements is None:
-    num_classes = logits.shape[-1]
-  else:
-    num_classes = jnp.maximum(
-        jnp.sum(elements, axis=-1, keepdims=True, dtype=logits.dtype), 1)
-  label_smoothing = _like(label_smoothing, logits)
-  labels = (1 - label_smoothing) * labels + label_smoothing / num_classes
-  if elements is not None:
-    labels = jnp.where(elements, labels, 0)
-  log_probs = jnp.where((labels == 0) & jnp.isneginf(log_probs), 0, log_probs)
-  return log_probs, labels, examples
-
-
-def _integer_label_inputs(name, logits, labels, axis, where, ignore_index=None):
-  """Checks an integer-label loss's inputs; returns ``(logits, labels,
-  element_mask, example_mask)`` with the classes last and the labels of
-  dropped examples set to 0."""
-  logits = checks.as_float(name, "logits", logits)
-  labels = checks.as_labels(name, "labels", labels)
-  axes = _class_axes(name, axis, logits.ndim)
-  _labels_for(name, labels, logits, axes)
-  logits, _, where = _classes_last(name, axes, logits, where=where)
-  elements, examples = reduction_lib.split_where(name, where, logits.shape, -1)
-  labels, examples = _drop_ignored(labels, ignore_index, examples)
-  # Shift by the (unmasked) maximum: lse − x_y then loses no precision.
-  if elements is None:
-    top = jnp.max(logits, axis=-1, keepdims=True)
-  else:
-    top = jnp.max(jnp.where(elements, logits, jnp.finfo(logits.dtype).min),
-                  axis=-1, keepdims=True)
-    top = jnp.where(jnp.any(elements, axis=-1, keepdims=True), top, 0)
-  logits = logits - jax.lax.stop_gradient(top)
-  return logits, labels, elements, examples
-
-
-def _labels_for(name, labels, logits, axes, logits_arg="logits"):
-  """Integer labels have the logits' shape without the class axes."""
-  expected = tuple(s for a, s in enumerate(logits.shape) if a not in axes)
-  if tuple(labels.shape) != expected:
-    what = f"axis {axes[0]}" if len(axes) == 1 else f"axes {axes}"
-    raise ValueError(
-        f"{name}: argument `labels` must have shape {expected} (the shape of "
-        f"`{logits_arg}` {tuple(logits.shape)} without {what}), got "
-        f"{tuple(labels.shape)}.")
-
-
-def _drop_ignored(labels, ignore_index, examples):
-  """Adds ``labels != ignore_index`` to the example mask; the labels of
-  dropped examples become 0 (a valid index)."""
-  if ignore_index is not None:
-    keep = labels != ignore_index
-    examples = keep if examples is None else examples & keep
-  if examples is not None:
-    labels = jnp.where(examples, labels, 0)
-  return labels, examples
-
-
-def _logsumexp(logits, mask, empty):
-  """``logsumexp`` over the last axis's unmasked entries; ``empty`` where none
-  is unmasked (with a zero gradient there)."""
-  if mask is None:
-    return jax.nn.logsumexp(logits, axis=-1)
-  filled = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
-  return jnp.where(jnp.any(mask, axis=-1),
-                   jax.nn.logsumexp(filled, axis=-1), empty)
-
-
-def _pick(x, labels):
-  """``x[..., labels]`` along the last axis."""
-  return jnp.take_along_axis(x, labels[..., None], axis=-1)[..., 0]
-
-
-def _sigmoid_focal_terms(name, logits, labels, alpha, gamma):
-  """``(cross-entropy, log(1 − p_t), α_t)`` of the sigmoid focal losses."""
-  logits = checks.as_float(name, "logits", logits)
-  labels = checks.as_targets(name, "labels", labels, logits)
-  checks.same_shape(name, logits=logits, labels=labels)
-  checks.nonnegative(name, "gamma", gamma)
-  log_p, log_q = numerics.log_sigmoid_pair(logits)
-  ce = -labels * log_p - (1 - labels) * log_q
-  log_1m_pt = jax.scipy.special.logsumexp(
-      jnp.stack([log_p, log_q], axis=-1), axis=-1,
-      b=jnp.stack([1 - labels, labels], axis=-1))
-  if alpha is None:
-    return ce, log_1m_pt, 1
-  alpha = checks.broadcast_weights(name, "alpha", alpha, logits)
-  return ce, log_1m_pt, alpha * labels + (1 - alpha) * (1 - labels)
-
-
-def _per_example_alpha(name, alpha, labels, logits):
-  """A scalar ``alpha``, or ``alpha[labels]`` for ``[num_classes]`` weights."""
-  alpha = checks.as_float(name, "alpha", alpha).astype(logits.dtype)
-  checks.rank(name, "alpha", alpha, {0, 1})
-  if alpha.ndim == 0:
-    return alpha
-  checks.shape(name, "alpha", alpha, (logits.shape[-1],), "one per class")
-  return alpha[labels]
-
-
-def _class_weights_last(name, class_weights, logits):
-  """``[num_classes]`` weights shaped to broadcast along the last axis."""
-  class_weights = checks.as_float(name, "class_weights", class_weights)
-  checks.shape(name, "class_weights", class_weights, (logits.shape[-1],),
-               "one weight per class")
-  return class_weights.astype(logits.dtype).reshape(
-      (1,) * (logits.ndim - 1) + (-1,))
-
-
-def _combine_weights(name, labels, class_weights, weights, logits, axis=-1):
-  """Per-example weights ``class_weights[labels] * weights`` (or ``None``)."""
-  if class_weights is None:
-    return weights
-  class_weights = checks.as_float(name, "class_weights", class_weights)
-  checks.shape(name, "class_weights", class_weights, (logits.shape[axis],),
-               "one weight per class")
-  per_example = class_weights.astype(logits.dtype)[labels]
-  if weights is None:
-    return per_example
-  return per_example * checks.broadcast_weights(name, "weights", weights,
-                                                per_example)
-
-
-__all__ = _classification_margin.__all__ + [
+__all__ = _classification_focal.__all__ + _classification_margin.__all__ + [
     "binary_cross_entropy",
     "class_weights_from_counts",
     "nll_loss",
     "perplexity",
-    "poly1_focal_loss",
-    "poly_loss_cross_entropy",
     "safe_softmax_cross_entropy",
     "sigmoid_binary_cross_entropy",
-    "sigmoid_focal_loss",
     "smooth_labels",
     "softmax_cross_entropy",
     "softmax_cross_entropy_with_integer_labels",
-    "softmax_focal_loss",
 ]

@@ -62,3 +62,17 @@ def log1mexp(x: jax.Array) -> jax.Array:
 def log_sigmoid_pair(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
   """``(log σ(x), log σ(−x))``, both finite for any finite ``x``."""
   return jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits)
+
+
+def masked_log_softmax(logits: jax.Array, axis: int,
+                       element_mask: jax.Array | None) -> jax.Array:
+  """``log_softmax`` over the unmasked elements of ``axis``; masked entries 0.
+
+  A fully masked row gives zeros with a finite gradient (``jax.nn.log_softmax``
+  with ``where`` gives NaN there).
+  """
+  if element_mask is None:
+    return jax.nn.log_softmax(logits, axis=axis)
+  filled = jnp.where(element_mask, logits, jnp.finfo(logits.dtype).min)
+  lse = jax.nn.logsumexp(filled, axis=axis, keepdims=True)
+  return jnp.where(element_mask, filled - lse, 0)

@@ -25,14 +25,15 @@ def _paired_labels(rng, n):
 
 
 def _pair_edges():
-  """Identical embeddings, zero vectors, a batch of one, large values."""
+  """Identical embeddings, zero vectors, large values, a batch of one (all but
+  the last of one shape, so that they share compiled programs)."""
   same = np.ones((4, D), I.F32)
   zeros = np.zeros((4, D), I.F32)
   mixed = np.concatenate([zeros[:2], same[:2]])
-  large = np.full((3, D), 1e3, I.F32) * np.array([[1], [-1], [1]], I.F32)
+  large = np.full((4, D), 1e3, I.F32) * np.array([[1], [-1], [1], [-1]], I.F32)
   one = np.arange(D, dtype=I.F32)[None]
   return [((same, same), {}), ((zeros, zeros), {}), ((mixed, same), {}),
-          ((one, one), {}), ((large, -large), {})]
+          ((large, -large), {}), ((one, one), {})]
 
 
 def _with_negatives(shared):
@@ -92,28 +93,31 @@ def _edges_kw(edges, **kwargs):
   return lambda: [(args, {**base, **kwargs}) for args, base in edges()]
 
 
-def _variants(fn, make, edges, name, kwargs=None, **options):
-  """The dense case and its chunked twin (reverse mode only: custom VJP);
-  ``kwargs`` go to the random and the edge inputs alike."""
+def _case(fn, make, edges, name, kwargs=None, **options):
+  """A case whose ``kwargs`` go to the random and the edge inputs alike."""
   kwargs = kwargs or {}
-  chunked = {**kwargs, "chunk_size": CHUNK}
-  return [
-      LossCase(fn, _kw(make, **kwargs), name=name,
-               edge_inputs=_edges_kw(edges, **kwargs), **options),
-      LossCase(fn, _kw(make, **chunked), name=f"{name}[chunk]",
-               edge_inputs=_edges_kw(edges, **chunked), grad_modes=("rev",),
-               **options),
-  ]
+  return LossCase(fn, _kw(make, **kwargs), name=name,
+                  edge_inputs=_edges_kw(edges, **kwargs), **options)
 
 
+def _variants(fn, make, edges, name, kwargs=None, **options):
+  """The dense case and its chunked twin (reverse mode only: custom VJP)."""
+  chunked = {**(kwargs or {}), "chunk_size": CHUNK}
+  return [_case(fn, make, edges, name, kwargs, **options),
+          _case(fn, make, edges, f"{name}[chunk]", chunked, grad_modes=("rev",),
+                **options)]
+
+
+# Options that act before the similarity matrix (similarity, normalize,
+# per-anchor negatives) are dense-only cases: the chunked path is the same.
 CASES = [
     *_variants(jc.infonce_loss, _pairs, _pair_edges, "infonce_loss",
                float_args=(0, 1)),
-    *_variants(jc.infonce_loss, _pairs, _pair_edges, "infonce_loss[dot]",
-               dict(similarity="dot", temperature=0.5), float_args=(0, 1)),
-    *_variants(jc.infonce_loss, _with_negatives(shared=False),
-               _negative_edges(shared=False),
-               "infonce_loss[per_anchor_negatives]", float_args=(0, 1, 2)),
+    _case(jc.infonce_loss, _pairs, _pair_edges, "infonce_loss[dot]",
+          dict(similarity="dot", temperature=0.5), float_args=(0, 1)),
+    _case(jc.infonce_loss, _with_negatives(shared=False),
+          _negative_edges(shared=False), "infonce_loss[per_anchor_negatives]",
+          float_args=(0, 1, 2)),
     *_variants(jc.infonce_loss, _with_negatives(shared=True),
                _negative_edges(shared=True), "infonce_loss[shared_negatives]",
                float_args=(0, 1, 2), batch_args=(0, 1)),
@@ -122,13 +126,13 @@ CASES = [
              edge_inputs=_grouped_edges, mean_of_none=False),
     *_variants(jc.clip_loss, _pairs, _pair_edges, "clip_loss",
                float_args=(0, 1)),
-    *_variants(jc.clip_loss, _pairs, _pair_edges, "clip_loss[unnormalized]",
-               dict(normalize=False, temperature=0.5), float_args=(0, 1)),
+    _case(jc.clip_loss, _pairs, _pair_edges, "clip_loss[unnormalized]",
+          dict(normalize=False, temperature=0.5), float_args=(0, 1)),
     *_variants(jc.siglip_loss, _pairs, _pair_edges, "siglip_loss",
                float_args=(0, 1)),
-    *_variants(jc.siglip_loss, _pairs, _pair_edges, "siglip_loss[unnormalized]",
-               dict(normalize=False, logit_scale=2.0, logit_bias=0.5),
-               float_args=(0, 1)),
+    _case(jc.siglip_loss, _pairs, _pair_edges, "siglip_loss[unnormalized]",
+          dict(normalize=False, logit_scale=2.0, logit_bias=0.5),
+          float_args=(0, 1)),
     *_variants(jc.supervised_contrastive_loss, _grouped, _grouped_edges,
                "supervised_contrastive_loss", dict(temperature=0.5)),
     *_variants(jc.supervised_contrastive_loss, _multiview, _multiview_edges,

@@ -1,0 +1,237 @@
+"""Focal and polynomial classification losses.
+
+Public through :mod:`jaxloss.classification`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxloss._core import checks, numerics
+from jaxloss._core import reduction as reduction_lib
+from jaxloss._core import value_checks
+from jaxloss import _classification_common as common
+
+
+@value_checks.value_rules(labels=value_checks.unit_interval)
+def sigmoid_focal_loss(logits, labels, *, alpha=None, gamma=2.0, where=None,
+                       weights=None, reduction="none"):
+  r"""Sigmoid focal loss, elementwise: cross-entropy scaled by ``(1 − p_t)^γ``.
+
+  .. math::
+    \ell = -\alpha_t (1 - p_t)^\gamma \log p_t, \qquad
+    p_t = y\,\sigma(x) + (1 - y)(1 - \sigma(x)), \qquad
+    \alpha_t = \alpha y + (1 - \alpha)(1 - y)
+
+  The focal weight is computed in log space, so ``γ < 1`` and logits of
+  ±1e4 give finite values and gradients (with respect to the logits; labels
+  are targets).
+
+  Args:
+    logits: ``[...]`` floating logits.
+    labels: ``[...]`` targets in [0, 1] (binary or soft), same shape.
+    alpha: optional balance ``α`` of the positive class (no weighting when
+      ``None``), a scalar or broadcastable to ``logits``.
+    gamma: focusing exponent ``γ >= 0``; ``γ = 0`` gives the cross-entropy.
+    where, weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    ``[...]`` elementwise loss, or a scalar for ``"sum"``/``"mean"``.
+
+  Matches ``optax.losses.sigmoid_focal_loss`` and
+  ``torchvision.ops.sigmoid_focal_loss`` (whose ``alpha`` defaults to 0.25).
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> jaxloss.sigmoid_focal_loss(jnp.array([0.0, 2.0]), jnp.array([1.0, 1.0]))
+  Array([0.1732..., 0.0018...], dtype=float32)
+
+  References:
+    Lin et al., `Focal Loss for Dense Object Detection
+    <https://arxiv.org/abs/1708.02002>`_, 2017.
+  """
+  name = "sigmoid_focal_loss"
+  ce, log_1m_pt, alpha_t = _sigmoid_focal_terms(name, logits, labels, alpha,
+                                                gamma)
+  values = alpha_t * ce * jnp.exp(common.like(gamma, ce) * log_1m_pt)
+  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
+                              name=name)
+
+
+@value_checks.value_rules(labels=value_checks.unit_interval)
+def poly1_focal_loss(logits, labels, *, epsilon=1.0, gamma=2.0, alpha=None,
+                     where=None, weights=None, reduction="none"):
+  r"""Poly-1 focal loss: the sigmoid focal loss plus ``ε (1 − p_t)^{γ+1}``.
+
+  .. math::
+    \ell = -\alpha_t (1 - p_t)^\gamma \log p_t + \varepsilon (1 - p_t)^{\gamma + 1}
+
+  This is the Poly-1 form of the *sigmoid* focal loss (the paper's
+  ``poly1_focal_loss`` code): the extra polynomial term is not
+  weighted by ``α_t``. ``p_t`` and ``α_t`` are as in :func:`sigmoid_focal_loss`.
+
+  Args:
+    logits: ``[...]`` floating logits.
+    labels: ``[...]`` targets in [0, 1], same shape.
+    epsilon: coefficient ``ε`` of the leading polynomial term (``ε >= -1``).
+    gamma: focusing exponent ``γ >= 0``.
+    alpha: optional balance of the positive class (``None``: no weighting).
+    where, weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    ``[...]`` elementwise loss, or a scalar for ``"sum"``/``"mean"``.
+
+  Matches the paper's ``poly1_focal_loss`` (``alpha=None`` for its
+  ``alpha=-1``).
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> jaxloss.poly1_focal_loss(jnp.array([0.0, 2.0]), jnp.array([1.0, 0.0]))
+  Array([0.2982..., 2.3334...], dtype=float32)
+
+  References:
+    Leng et al., `PolyLoss: A Polynomial Expansion Perspective of
+    Classification Loss Functions <https://arxiv.org/abs/2204.12511>`_, 2022.
+  """
+  name = "poly1_focal_loss"
+  ce, log_1m_pt, alpha_t = _sigmoid_focal_terms(name, logits, labels, alpha,
+                                                gamma)
+  gamma = common.like(gamma, ce)
+  values = (alpha_t * ce * jnp.exp(gamma * log_1m_pt)
+            + common.like(epsilon, ce) * jnp.exp((gamma + 1) * log_1m_pt))
+  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
+                              name=name)
+
+
+@value_checks.value_rules(labels=value_checks.class_index("logits"))
+def softmax_focal_loss(logits, labels, *, alpha=None, gamma=2.0, axis=-1,
+                       where=None, weights=None, reduction="none"):
+  r"""Multi-class focal loss on integer labels.
+
+  .. math::
+    \ell = -\alpha_y (1 - p_y)^\gamma \log p_y, \qquad
+    p = \operatorname{softmax}(x)
+
+  ``log(1 − p_y)`` is the log-sum-exp of the other classes' logits minus the
+  normaliser, so ``p_y = 1`` and ``γ < 1`` give finite values and gradients.
+
+  Args:
+    logits: ``[..., num_classes]`` floating logits.
+    labels: ``[...]`` integer class indices.
+    alpha: optional weight: a scalar, or ``[num_classes]`` per-class weights
+      ``α_y`` (inside the per-example value, so ``"mean"`` is a plain mean).
+    gamma: focusing exponent ``γ >= 0``; ``γ = 0`` gives the cross-entropy.
+    axis: the class axis (an int or a tuple of ints, as for
+      :func:`softmax_cross_entropy_with_integer_labels`).
+    where: boolean mask of the logits' shape (drops classes) or of the labels'
+      shape (drops examples).
+    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    ``labels``' shape, or a scalar for ``"sum"``/``"mean"``.
+
+  With ``gamma=0`` and no ``alpha`` it equals
+  :func:`softmax_cross_entropy_with_integer_labels`.
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> jaxloss.softmax_focal_loss(jnp.array([[2.0, 0.0, 0.0]]), jnp.array([0]))
+  Array([0.0108...], dtype=float32)
+
+  References:
+    Lin et al., `Focal Loss for Dense Object Detection
+    <https://arxiv.org/abs/1708.02002>`_, 2017.
+  """
+  name = "softmax_focal_loss"
+  checks.nonnegative(name, "gamma", gamma)
+  logits, labels, elements, examples = common.integer_label_inputs(
+      name, logits, labels, axis, where)
+  lse = common.logsumexp(logits, elements, empty=0.0)
+  is_label = jax.nn.one_hot(labels, logits.shape[-1], dtype=jnp.bool_)
+  others = ~is_label if elements is None else elements & ~is_label
+  log_1m_p = common.logsumexp(logits, others, empty=jnp.finfo(logits.dtype).min) - lse
+  values = (lse - common.pick(logits, labels)) * jnp.exp(common.like(gamma, lse) * log_1m_p)
+  if alpha is not None:
+    values = values * _per_example_alpha(name, alpha, labels, logits)
+  return reduction_lib.reduce(values, reduction, weights=weights,
+                              where=examples, name=name)
+
+
+@value_checks.value_rules(labels=value_checks.unit_interval)
+def poly_loss_cross_entropy(logits, labels, *, epsilon=2.0, axis=-1, where=None,
+                            weights=None, reduction="none"):
+  r"""Poly-1 cross-entropy: cross-entropy plus ``ε (1 − p_t)``.
+
+  .. math::
+    \ell = -\sum_c y_c \log p_c + \varepsilon \sum_c y_c (1 - p_c),
+    \qquad p = \operatorname{softmax}(x)
+
+  Args:
+    logits: ``[..., num_classes]`` floating logits.
+    labels: ``[..., num_classes]`` target distributions, same shape.
+    epsilon: coefficient ``ε`` of the first polynomial term (the paper uses
+      2.0 for ImageNet, −1.0 for detection).
+    axis: the class axis (int, tuple of ints, or ``None``).
+    where: boolean mask of the logits' shape (drops classes) or of the
+      per-example shape (drops examples).
+    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    ``[...]`` per-example loss, or a scalar for ``"sum"``/``"mean"``.
+
+  Matches ``optax.losses.poly_loss_cross_entropy``.
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> jaxloss.poly_loss_cross_entropy(jnp.array([[0.0, 0.0]]),
+  ...                                 jnp.array([[1.0, 0.0]]))
+  Array([1.6931...], dtype=float32)
+
+  References:
+    Leng et al., `PolyLoss: A Polynomial Expansion Perspective of
+    Classification Loss Functions <https://arxiv.org/abs/2204.12511>`_, 2022.
+  """
+  name = "poly_loss_cross_entropy"
+  log_probs, labels, examples = common.soft_label_inputs(name, logits, labels, axis,
+                                                   where)
+  epsilon = common.like(epsilon, log_probs)
+  values = -jnp.sum(labels * (log_probs + epsilon * jnp.expm1(log_probs)),
+                    axis=-1)
+  return reduction_lib.reduce(values, reduction, weights=weights,
+                              where=examples, name=name)
+
+
+# --------------------------------------------------------------------------- #
+# helpers and metrics
+
+
+def _sigmoid_focal_terms(name, logits, labels, alpha, gamma):
+  """``(cross-entropy, log(1 − p_t), α_t)`` of the sigmoid focal losses."""
+  logits = checks.as_float(name, "logits", logits)
+  labels = checks.as_targets(name, "labels", labels, logits)
+  checks.same_shape(name, logits=logits, labels=labels)
+  checks.nonnegative(name, "gamma", gamma)
+  log_p, log_q = numerics.log_sigmoid_pair(logits)
+  ce = -labels * log_p - (1 - labels) * log_q
+  log_1m_pt = jax.scipy.special.logsumexp(
+      jnp.stack([log_p, log_q], axis=-1), axis=-1,
+      b=jnp.stack([1 - labels, labels], axis=-1))
+  if alpha is None:
+    return ce, log_1m_pt, 1
+  alpha = checks.broadcast_weights(name, "alpha", alpha, logits)
+  return ce, log_1m_pt, alpha * labels + (1 - alpha) * (1 - labels)
+
+
+def _per_example_alpha(name, alpha, labels, logits):
+  """A scalar ``alpha``, or ``alpha[labels]`` for ``[num_classes]`` weights."""
+  alpha = checks.as_float(name, "alpha", alpha).astype(logits.dtype)
+  checks.rank(name, "alpha", alpha, {0, 1})
+  if alpha.ndim == 0:
+    return alpha
+  checks.shape(name, "alpha", alpha, (logits.shape[-1],), "one per class")
+  return alpha[labels]
+
+
+__all__ = [
+    "poly1_focal_loss",
+    "poly_loss_cross_entropy",
+    "sigmoid_focal_loss",
+    "softmax_focal_loss",
+]
