@@ -299,7 +299,7 @@ def ranking_softmax_loss(logits, labels, *, where=None, weights=None,
 
 
 def listmle_loss(scores, labels, *, where=None, weights=None,
-                 reduction="mean"):
+                 reduction="none"):
   r"""ListMLE: negative log-likelihood of the label order under Plackett-Luce.
 
   .. math::
@@ -318,13 +318,14 @@ def listmle_loss(scores, labels, *, where=None, weights=None,
       part.
     weights: optional per-list weights broadcastable to ``[...]``; see
       :func:`jaxloss.reduce`.
-    reduction: ``"mean"`` (default, as rax's ``reduce_fn=jnp.mean``),
-      ``"sum"``, ``"none"`` or ``"batchmean"``.
+    reduction: ``"none"`` (default, the jaxloss convention), ``"mean"`` (as
+      rax's default ``reduce_fn=jnp.mean``), ``"sum"`` or ``"batchmean"``.
 
   Returns:
-    A scalar by default; ``[...]`` per-list losses for ``"none"``.
+    ``[...]`` per-list losses, or a scalar for ``"mean"``/``"sum"``.
 
-  Matches ``rax.listmle_loss`` with ``key=None``.
+  Matches ``rax.listmle_loss`` with ``key=None`` (with ``reduction="mean"``
+  for rax's default).
 
   >>> import jax.numpy as jnp, jaxloss
   >>> float(jaxloss.listmle_loss(jnp.array([2.0, 1.0, 3.0]),

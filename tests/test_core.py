@@ -204,3 +204,11 @@ def test_reduce_matches_numpy_on_random_inputs(data, shape, reduction_name):
   with jax.enable_x64(True):
     got = jaxloss.reduce(values, reduction_name, weights=weights, where=mask)
   np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_checked_label_rule_respects_where_and_tuple_axes():
+  fn = jaxloss.checked(jaxloss.softmax_cross_entropy_with_integer_labels)
+  fn(jnp.zeros((2, 3)), jnp.array([0, -1]), where=jnp.array([True, False]))
+  with pytest.raises(checkify.JaxRuntimeError, match=r"class indices in \[0, 3\)"):
+    fn(jnp.zeros((2, 3)), jnp.array([0, -1]), where=jnp.array([True, True]))
+  fn(jnp.zeros((2, 2, 3)), jnp.array([5, 0]), axis=(1, 2))  # 6 classes

@@ -160,7 +160,8 @@ def test_pairwise_and_listmle_match_rax_on_any_shape(batch, list_size, levels,
   close(ours(scores, labels, where=where, weights=weights),
         jax.jit(rax.pairwise_soft_zero_one_loss)(scores, labels, where=where,
                                                  weights=weights))
-  close(jax.jit(jl.listmle_loss)(scores, labels, where=where),
+  listmle = jax.jit(functools.partial(jl.listmle_loss, reduction="mean"))
+  close(listmle(scores, labels, where=where),
         jax.jit(rax.listmle_loss)(scores, labels, where=where))
 
 
@@ -261,9 +262,9 @@ def test_listmle_matches_numpy_formula_and_rax():
   expected = np_listmle(scores, labels, where)
   close(jl.listmle_loss(scores, labels, where=where, reduction="none"),
         expected)
-  close(jl.listmle_loss(scores, labels, where=where),
+  close(jl.listmle_loss(scores, labels, where=where, reduction="mean"),
         expected.sum() / where.any(-1).sum())
-  close(jl.listmle_loss(scores, labels, where=where),
+  close(jl.listmle_loss(scores, labels, where=where, reduction="mean"),
         rax.listmle_loss(scores, labels, where=where))
   close(jl.listmle_loss(scores, labels, reduction="sum"),
         rax.listmle_loss(scores, labels, reduce_fn=jnp.sum))
@@ -277,7 +278,8 @@ def test_listmle_ties_keep_list_order():
   expected = np_listmle(np.asarray(scores)[None], np.zeros((1, 3)),
                         np.ones((1, 3), bool))
   close(jl.listmle_loss(scores, labels, reduction="none"), expected[0])
-  close(jl.listmle_loss(scores, labels), rax.listmle_loss(scores, labels))
+  close(jl.listmle_loss(scores, labels, reduction="mean"),
+        rax.listmle_loss(scores, labels))
 
 
 # --------------------------------------------------------------------------- #

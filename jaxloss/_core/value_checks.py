@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from typing import Callable
 
 import jax
@@ -31,16 +32,22 @@ def value_rules(**rules: Rule):
 
 def class_index(logits_arg: str, axis_arg: str | None = "axis",
                 default_axis: int = -1) -> Rule:
-  """Integer labels lie in ``[0, num_classes)``; ``ignore_index`` is allowed."""
+  """Integer labels lie in ``[0, num_classes)``; ``ignore_index`` and labels
+  masked out by a per-example ``where`` are allowed."""
 
   def rule(args, arg):
     labels = jnp.asarray(args[arg])
-    logits = jnp.asarray(args[logits_arg])
+    shape = jnp.shape(args[logits_arg])
     axis = args.get(axis_arg, default_axis) if axis_arg else default_axis
-    num_classes = logits.shape[axis]
+    axes = range(len(shape)) if axis is None else (
+        axis if isinstance(axis, tuple) else (axis,))
+    num_classes = math.prod(shape[a] for a in axes)
     ok = (labels >= 0) & (labels < num_classes)
     if args.get("ignore_index") is not None:
       ok = ok | (labels == args["ignore_index"])
+    where = args.get("where")
+    if where is not None and jnp.shape(where) == labels.shape:
+      ok = ok | ~jnp.asarray(where)
     return jnp.all(ok), f"must hold class indices in [0, {num_classes})"
 
   return rule

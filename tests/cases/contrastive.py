@@ -47,11 +47,9 @@ def _with_negatives(shared):
 def _negative_edges(shared):
   def edges():
     out = []
-    for (a, p), kw in _pair_edges():
-      n = a.shape[0]
-      shape = (2, D) if shared else (n, 2, D)
-      out += [((a, p, np.zeros(shape, I.F32)), kw),
-              ((a, p, np.ones(shape, I.F32)), kw)]
+    for k, ((a, p), kw) in enumerate(_pair_edges()):
+      shape = (2, D) if shared else (a.shape[0], 2, D)
+      out.append(((a, p, np.full(shape, k % 2, I.F32)), kw))  # zeros, ones
     return out
   return edges
 
