@@ -32,7 +32,8 @@ def param(value, dtype):
 
 def normalize(x: jax.Array, axis: int = -1) -> jax.Array:
   """``x / ‖x‖`` along ``axis``; a zero vector stays 0, with a zero gradient."""
-  return numerics.safe_divide(x, numerics.safe_norm(x, axis=axis, keepdims=True))
+  norm = numerics.safe_norm(x, axis=axis, keepdims=True)
+  return numerics.safe_divide(x, norm)
 
 
 def pairwise_distances(x: jax.Array, distance: str) -> jax.Array:
@@ -57,19 +58,19 @@ def pairwise_distances(x: jax.Array, distance: str) -> jax.Array:
 
 
 def masked_max(x: jax.Array, mask: jax.Array, axis: int = -1) -> jax.Array:
-  """Max of ``x`` over the ``True`` entries of ``mask``; 0 where there are none."""
+  """Max of ``x`` over the ``True`` entries of ``mask``; 0 where none are."""
   picked = jnp.max(jnp.where(mask, x, jnp.finfo(x.dtype).min), axis=axis)
   return jnp.where(jnp.any(mask, axis=axis), picked, 0)
 
 
 def masked_min(x: jax.Array, mask: jax.Array, axis: int = -1) -> jax.Array:
-  """Min of ``x`` over the ``True`` entries of ``mask``; 0 where there are none."""
+  """Min of ``x`` over the ``True`` entries of ``mask``; 0 where none are."""
   picked = jnp.min(jnp.where(mask, x, jnp.finfo(x.dtype).max), axis=axis)
   return jnp.where(jnp.any(mask, axis=axis), picked, 0)
 
 
 def example_mask(name: str, where, size: int) -> jax.Array:
-  """The ``[size]`` mask of an in-batch loss (all ``True`` when ``where`` is None)."""
+  """The ``[size]`` mask of an in-batch loss (all ``True`` without ``where``)."""
   if where is None:
     return jnp.ones((size,), bool)
   return checks.broadcast_mask(name, "where", where, (size,))
@@ -185,7 +186,7 @@ def batch_all_triplet_loss(embeddings, labels, *, margin=1.0,
   over the valid triplets of anchor ``a`` (``y_p = y_a``, ``p ≠ a``,
   ``y_n ≠ y_a``): each anchor's value is the mean of its active triplets,
   the "BA≠0" variant that Hermans et al. recommend over averaging all
-  triplets.
+  triplets. Memory is ``O(batch³)`` (the triplet tensor is built).
   {args}
 
   Returns:
@@ -212,8 +213,8 @@ def batch_all_triplet_loss(embeddings, labels, *, margin=1.0,
   batch = _mine(name, embeddings, labels, margin, distance, where)
   d = batch.distances
   triplets = batch.positives[:, :, None] & batch.negatives[:, None, :]
-  losses = jnp.where(triplets,
-                     jax.nn.relu(d[:, :, None] - d[:, None, :] + batch.margin), 0)
+  losses = jax.nn.relu(d[:, :, None] - d[:, None, :] + batch.margin)
+  losses = jnp.where(triplets, losses, 0)
   active = jnp.sum(losses > 0, axis=(1, 2), dtype=d.dtype)
   values = numerics.safe_divide(jnp.sum(losses, axis=(1, 2)), active)
   return reduction_lib.reduce(values, reduction, weights=weights,

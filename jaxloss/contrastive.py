@@ -17,6 +17,7 @@ chunked path supports reverse-mode differentiation only.
 from __future__ import annotations
 
 import functools
+import numbers
 from typing import Optional
 
 import jax
@@ -49,11 +50,11 @@ def _param(name: str, arg: str, value) -> jax.Array:
 def _chunk_size(name: str, chunk_size) -> Optional[int]:
   if chunk_size is None:
     return None
-  if (not isinstance(chunk_size, int) or isinstance(chunk_size, bool)
-      or chunk_size < 1):
+  if (not isinstance(chunk_size, numbers.Integral)
+      or isinstance(chunk_size, bool) or chunk_size < 1):
     raise ValueError(f"{name}: `chunk_size` must be None or a positive int, "
                      f"got {chunk_size!r}.")
-  return chunk_size
+  return int(chunk_size)
 
 
 def _keep(name: str, where, shape) -> jax.Array:
@@ -139,9 +140,12 @@ def infonce_loss(anchors, positives, negatives=None, *, temperature=0.07,
   Returns:
     ``[batch]`` per-anchor loss, or a scalar for ``"sum"``/``"mean"``.
 
-  Matches the InfoNCE / NT-Xent cross-entropy over ``a pᵀ / τ`` (e.g.
-  ``info_nce_pytorch.InfoNCE(negative_mode="paired")`` for per-anchor
-  negatives, which adds the in-batch positives as candidates here).
+  Without ``negatives``, matches info-nce-pytorch's ``info_nce(query,
+  positive_key)`` (cross-entropy of ``a pᵀ / τ`` with labels ``arange``).
+  With them it differs from that package's ``negative_mode="paired"`` /
+  ``"unpaired"``, which drop the in-batch candidates: here they stay (with
+  shared negatives this is sentence-transformers'
+  ``MultipleNegativesRankingLoss`` with ``scale = 1/τ``).
 
   >>> import jax.numpy as jnp, jaxloss.contrastive as jc
   >>> a = jnp.array([[1.0, 0.0], [0.0, 1.0]])
@@ -318,7 +322,7 @@ def clip_loss(image_embeddings, text_embeddings, *, temperature=0.07,
   >>> import jax.numpy as jnp, jaxloss.contrastive as jc
   >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0]])
   >>> jc.clip_loss(x, x, temperature=0.5, reduction="mean")
-  Array(0.126928, dtype=float32)
+  Array(0.12692809, dtype=float32)
 
   References:
     Radford et al., `Learning Transferable Visual Models From Natural

@@ -15,17 +15,16 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxloss._core import checks, numerics
-from jaxloss._core import reduction as reduction_lib
-from jaxloss._core import value_checks
-from jaxloss._metric_mining import *  # noqa: F401,F403
 from jaxloss import _metric_mining
+from jaxloss._core import checks, numerics, value_checks
+from jaxloss._core import reduction as reduction_lib
+from jaxloss._metric_mining import *  # noqa: F401,F403
 from jaxloss._metric_mining import (is_static, masked_cross_entropy,
                                      masked_max, normalize, param)
 
 
 def _safe_power(x: jax.Array, exponent) -> jax.Array:
-  """``x ** exponent`` for ``x >= 0``, with value and gradient 0 at ``x = 0``."""
+  """``x ** exponent`` for ``x >= 0``; value and gradient 0 at ``x = 0``."""
   positive = x > 0
   return jnp.where(positive, jnp.power(jnp.where(positive, x, 1), exponent), 0)
 
@@ -191,8 +190,8 @@ def angular_loss(anchors, positives, negatives, *, alpha_degrees=45.0,
   Returns:
     ``[...]`` per-triplet loss, or a scalar for ``"sum"``/``"mean"``.
 
-  Matches the triplet form, eq. (5), of Wang et al. (their N-pair form, which
-  ``pytorch_metric_learning.losses.AngularLoss`` implements, is not this one).
+  Matches the triplet (hinge) form of Wang et al.; their N-pair form, which
+  ``pytorch_metric_learning.losses.AngularLoss`` implements, is not this one.
 
   >>> import jax.numpy as jnp, jaxloss
   >>> a = jnp.array([[1.0, 0.0]]); p = jnp.array([[-1.0, 0.0]])
@@ -250,8 +249,9 @@ def proxy_nca_loss(embeddings, labels, proxies, *, temperature=1.0,
   Returns:
     ``[batch]`` per-example loss, or a scalar for ``"sum"``/``"mean"``.
 
-  Matches ``pytorch_metric_learning.losses.ProxyNCALoss`` on normalised
-  inputs with ``softmax_scale = 1 / temperature``.
+  The formula of ``pytorch_metric_learning.losses.ProxyNCALoss`` (softmax
+  over all proxies) on normalised inputs, with ``softmax_scale =
+  1 / temperature``; tested against the formula, not against that package.
 
   >>> import jax.numpy as jnp, jaxloss
   >>> proxies = jnp.array([[1.0, 0.0], [0.0, 1.0]])
@@ -304,9 +304,9 @@ def ge2e_loss(embeddings, *, w=10.0, b=-5.0, method="softmax", where=None,
     w: the similarity scale (the paper keeps it > 0).
     b: the similarity bias.
     method: ``"softmax"`` or ``"contrast"``.
-    where: optional mask broadcastable to ``[speakers, utterances]``; a masked
-      utterance is neither an example nor part of a centroid (a ``[speakers,
-      1]`` mask removes speakers: ``where`` equals slicing).
+    where: optional ``[speakers, utterances]`` mask, or ``[speakers]`` (or
+      ``[speakers, 1]``) to drop whole speakers; a masked utterance is neither
+      an example nor part of a centroid, so ``where`` equals slicing.
     weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
 
   Returns:
@@ -341,8 +341,13 @@ def ge2e_loss(embeddings, *, w=10.0, b=-5.0, method="softmax", where=None,
     raise ValueError(f"{name}: argument `embeddings` must hold at least 2 "
                      f"utterances per speaker, got shape {embeddings.shape}.")
   dtype = embeddings.dtype
-  keep = (jnp.ones((speakers, utterances), bool) if where is None else
-          checks.broadcast_mask(name, "where", where, (speakers, utterances)))
+  if where is None:
+    keep = jnp.ones((speakers, utterances), bool)
+  else:
+    where = checks.as_mask(name, "where", where)
+    if where.ndim == 1:  # a [speakers] mask
+      where = where[:, None]
+    keep = checks.broadcast_mask(name, "where", where, (speakers, utterances))
   kept = jnp.where(keep[..., None], embeddings, 0)
   counts = jnp.sum(keep, axis=1, dtype=dtype)  # [speakers]
   totals = jnp.sum(kept, axis=1)  # [speakers, dim]
@@ -397,8 +402,8 @@ def _margin_cross_entropy(cosines, labels, target, scale, elements):
   return masked_cross_entropy(logits, labels, elements)
 
 
-_CLASS_RULES = dict(cosines=_cosines_rule,
-                    labels=value_checks.class_index("cosines", axis_arg=None))
+_CLASS_RULES = {"cosines": _cosines_rule,
+                "labels": value_checks.class_index("cosines", axis_arg=None)}
 
 
 @value_checks.value_rules(**_CLASS_RULES)
@@ -409,7 +414,8 @@ def arcface_loss(cosines, labels, *, scale=64.0, margin=0.5,
 
   .. math::
     \ell = -\log \frac{e^{s\, \phi(\cos\theta_y)}}
-                      {e^{s\, \phi(\cos\theta_y)} + \sum_{c \ne y} e^{s \cos\theta_c}},
+                      {e^{s\, \phi(\cos\theta_y)}
+                       + \sum_{c \ne y} e^{s \cos\theta_c}},
     \qquad
     \phi = \begin{cases} \cos(\theta + m) & \theta + m \le \pi \\
                          \cos\theta - m \sin m & \text{otherwise}
@@ -419,8 +425,9 @@ def arcface_loss(cosines, labels, *, scale=64.0, margin=0.5,
   ``sin θ = sqrt(1 − cos²θ)`` (a safe square root), so cosines of exactly ±1
   give finite gradients. The fallback keeps the target logit decreasing in
   ``θ`` where ``θ + m`` passes ``π``: insightface's ``th = cos(π − m)``,
-  ``mm = sin(π − m)·m``. With ``easy_margin`` the margin applies only where
-  ``cos θ > 0`` and ``cos θ`` is used elsewhere.
+  ``mm = sin(π − m)·m`` (like insightface's, it jumps at ``θ = π − m``:
+  from ``−1`` to ``−cos m − m sin m``). With ``easy_margin`` the margin
+  applies only where ``cos θ > 0`` and ``cos θ`` is used elsewhere.
 
   Args:
     cosines: ``[..., num_classes]`` cosines between embeddings and class
@@ -475,7 +482,8 @@ def cosface_loss(cosines, labels, *, scale=64.0, margin=0.35, where=None,
 
   .. math::
     \ell = -\log \frac{e^{s (\cos\theta_y - m)}}
-                      {e^{s (\cos\theta_y - m)} + \sum_{c \ne y} e^{s \cos\theta_c}}
+                      {e^{s (\cos\theta_y - m)}
+                       + \sum_{c \ne y} e^{s \cos\theta_c}}
 
   Args:
     cosines: ``[..., num_classes]`` cosines between embeddings and class

@@ -212,3 +212,13 @@ def test_checked_label_rule_respects_where_and_tuple_axes():
   with pytest.raises(checkify.JaxRuntimeError, match=r"class indices in \[0, 3\)"):
     fn(jnp.zeros((2, 3)), jnp.array([0, -1]), where=jnp.array([True, True]))
   fn(jnp.zeros((2, 2, 3)), jnp.array([5, 0]), axis=(1, 2))  # 6 classes
+
+
+def test_lower_rank_mask_is_an_error_not_a_silent_broadcast():
+  square = np.ones((3, 3), np.float32)
+  with pytest.raises(ValueError, match=r"where.*\(3,\).*\[batch, 1\]"):
+    jaxloss.reduce(square, "sum", where=np.array([True, False, True]))
+  with pytest.raises(ValueError, match=r"weights.*\(3,\)"):
+    jaxloss.reduce(square, "sum", weights=np.ones(3, np.float32))
+  got = jaxloss.reduce(square, "sum", where=np.array([[True], [False], [True]]))
+  assert float(got) == 6.0

@@ -3,6 +3,7 @@ written from the papers (and torch's / tfa's documented semantics), and
 against optax."""
 
 import doctest
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -258,7 +259,8 @@ def test_semi_hard_mean_is_tfa_pair_mean_with_balanced_classes():
 @pytest.mark.parametrize("kind", sorted(MINING))
 def test_mining_single_class_and_identical_embeddings(kind):
   fn = MINING[kind]
-  one_class, two_classes = np.zeros(4, np.int32), np.array([0, 0, 1, 1], np.int32)
+  one_class = np.zeros(4, np.int32)
+  two_classes = np.array([0, 0, 1, 1], np.int32)
 
   def means(x):
     return jnp.stack([fn(x, labels, distance=distance, reduction="mean")
@@ -282,7 +284,7 @@ def test_cosine_distance_of_a_zero_vector():
 
 
 # --------------------------------------------------------------------------- #
-# npair_loss: Sohn 2016, eq. (3): log(1 + Σ_{j≠i} exp(f_i·f+_j − f_i·f+_i));
+# npair_loss: Sohn 2016: log(1 + Σ_{j≠i} exp(f_i·f+_j − f_i·f+_i));
 # tf.contrib.losses.metric_learning.npairs_loss adds
 # 0.25·reg_lambda·(mean‖f‖² + mean‖f+‖²) to the mean.
 
@@ -380,6 +382,10 @@ def test_ge2e_utterance_mask_deletes_utterances(method):
   close(jl.ge2e_loss(e, method=method, where=keep), values)
   close(jl.ge2e_loss(e, method=method, where=keep, reduction="mean"),
         values[counted].mean())
+  # A [speakers] mask drops whole speakers.
+  speakers = np.array([True, False, True, True])
+  close(jl.ge2e_loss(e, method=method, where=speakers)[speakers],
+        np_ge2e(e[speakers], 10.0, -5.0, method)[0])
 
 
 # --------------------------------------------------------------------------- #
@@ -429,9 +435,9 @@ def test_arcface_gradient_at_exact_unit_cosines():
   c = jnp.array([[1.0, 0.2], [-1.0, 0.2], [1.0, -1.0]])
   labels = jnp.array([0, 0, 1])
   for easy in (False, True):
-    grad = jax.grad(lambda c: jl.arcface_loss(
-        c, labels, easy_margin=easy, reduction="sum"))(c)
-    assert np.all(np.isfinite(grad))
+    loss = functools.partial(jl.arcface_loss, labels=labels, easy_margin=easy,
+                             reduction="sum")
+    assert np.all(np.isfinite(jax.grad(loss)(c)))
 
 
 def test_cosface_matches_definition():
@@ -528,7 +534,7 @@ def test_traced_float64_hyper_parameters_keep_float32():
 
 
 def test_gradients_with_respect_to_hyper_parameters():
-  a, p, n = triplets(20)
+  a, p, _ = triplets(20)
   labels = np.array([0, 0, 1, 1, 2], np.int32)
 
   def losses(m):

@@ -125,21 +125,33 @@ def labels_for(name: str, labels: jax.Array, logits: jax.Array, axis: int,
         f"{tuple(labels.shape)}.")
 
 
-def broadcast_mask(name: str, arg: str, where, shape_: Sequence[int]) -> jax.Array:
+def broadcast_mask(name: str, arg: str, where, shape_: Sequence[int], *,
+                   same_rank: bool = False) -> jax.Array:
   where = as_mask(name, arg, where)
-  return _broadcast(name, arg, where, tuple(shape_))
+  return _broadcast(name, arg, where, tuple(shape_), same_rank)
 
 
-def broadcast_weights(name: str, arg: str, weights, like: jax.Array) -> jax.Array:
+def broadcast_weights(name: str, arg: str, weights, like: jax.Array, *,
+                      same_rank: bool = False) -> jax.Array:
   weights = jnp.asarray(weights)
   if not (jnp.issubdtype(weights.dtype, jnp.floating)
           or jnp.issubdtype(weights.dtype, jnp.integer)):
     raise TypeError(f"{name}: argument `{arg}` must be numeric, got "
                     f"{weights.dtype}.")
-  return _broadcast(name, arg, weights.astype(like.dtype), like.shape)
+  return _broadcast(name, arg, weights.astype(like.dtype), like.shape, same_rank)
 
 
-def _broadcast(name: str, arg: str, x: jax.Array, target: tuple) -> jax.Array:
+def _broadcast(name: str, arg: str, x: jax.Array, target: tuple,
+               same_rank: bool) -> jax.Array:
+  """Broadcasts ``x`` to ``target``. With ``same_rank``, ``x`` must be a
+  scalar or have ``target``'s rank: a ``[batch]`` mask against a
+  ``[batch, k]`` output would align with ``k``, silently, when the sizes
+  agree, so it is an error (pass ``[batch, 1]``)."""
+  if same_rank and x.ndim not in (0, len(target)):
+    raise _shape_error(
+        name, f"argument `{arg}` of shape {x.shape} must be a scalar or have "
+        f"the rank of the per-example shape {target} (size-1 axes broadcast; "
+        f"e.g. a [batch] mask for a [batch, k] loss is [batch, 1]).")
   try:
     chex.assert_is_broadcastable(x.shape, target)
   except AssertionError:

@@ -10,9 +10,10 @@ label's logit) are terms: the row sum of ``where(selected, logits, 0)``.
 * :func:`dense` computes the statistics from the whole matrix with plain
   autodiff: the reference, and the fast path for small matrices.
 * :func:`chunked` scans over column chunks with an online log-sum-exp
-  (Milakov and Gimelshein, 2018) and a :func:`jax.custom_vjp` whose backward
-  pass recomputes each chunk, so the temporary memory is O(rows × chunk).
-  Value and gradients equal :func:`dense`'s.
+  (Milakov and Gimelshein, `Online normalizer calculation for softmax
+  <https://arxiv.org/abs/1805.02867>`_, 2018) and a :func:`jax.custom_vjp`
+  whose backward pass recomputes each chunk, so the temporary memory is
+  O(rows × chunk). Value and gradients equal :func:`dense`'s.
 
 ``chunk_fn(rows, columns) -> Chunk`` receives ``rows``, a pytree of arrays
 that is the same for every chunk (row embeddings, a temperature, row masks),
@@ -22,8 +23,9 @@ learned temperature, a mask) goes in ``rows`` or ``columns``, not in a
 closure. Floating leaves are differentiated; integer and boolean leaves
 (labels, indices, masks) are not.
 
-:func:`init`, :func:`update` and :func:`finish` are the online log-sum-exp
-itself, for callers that run their own loop (e.g. over devices of a ring).
+:func:`init`, :func:`update`, :func:`merge`, :func:`finish` and
+:func:`softmax_cotangent` are the online log-sum-exp itself, for callers that
+run their own loop (e.g. over the devices of a ring).
 """
 
 from __future__ import annotations
@@ -130,14 +132,19 @@ def finish(state: LseState) -> jax.Array:
                    jnp.log(jnp.where(nonempty, state.total, 1)) + state.peak, 0)
 
 
-def softmax_cotangent(logits: jax.Array, mask: jax.Array, lse: jax.Array,
+def softmax_cotangent(logits: jax.Array, mask: jax.Array, state: LseState,
                       cotangent: jax.Array) -> jax.Array:
   """``cotangent · ∂lse/∂logits = cotangent · softmax`` over unmasked entries.
 
-  ``lse`` and ``cotangent`` broadcast against ``logits`` (e.g. ``[rows, 1]``
-  for a row log-sum-exp, ``[1, chunk]`` for a column one).
+  ``state`` (the log-sum-exp's final :class:`LseState`) and ``cotangent``
+  broadcast against ``logits`` (``[rows, 1]`` for a row log-sum-exp, ``[1,
+  chunk]`` for a column one). The softmax is ``exp(x - max) / total``, not
+  ``exp(x - lse)``: rounding ``lse`` to the logits' precision would put its
+  error, relative to the size of the logits, on every probability.
   """
-  return cotangent * jnp.exp(jnp.where(mask, logits - lse, -jnp.inf))
+  shift = jnp.where(jnp.isfinite(state.peak), state.peak, 0)
+  total = jnp.where(state.total > 0, state.total, 1)
+  return cotangent * jnp.exp(jnp.where(mask, logits - shift, -jnp.inf)) / total
 
 
 # --------------------------------------------------------------------------- #
@@ -200,6 +207,7 @@ def _chunk_scan(call, row_lse: bool, col_lse: bool):
   """The custom-VJP scan over ``[num_chunks, chunk, ...]`` column blocks."""
 
   def forward(row_float, row_other, col_float, col_other, valid):
+    """Returns the row and column :class:`LseState` and the row sums."""
     first = jax.tree.map(lambda x: x[0], (col_float, col_other))
     shapes = jax.eval_shape(lambda cf, co: call(row_float, row_other, cf, co),
                             *first)
@@ -216,20 +224,26 @@ def _chunk_scan(call, row_lse: bool, col_lse: bool):
       sums = jax.tree.map(
           lambda s, t: s + jnp.sum(jnp.where(pad[None, :], t, 0), axis=1),
           sums, chunk.terms)
-      col = masked_logsumexp(chunk.logits, mask, axis=0) if col_lse else None
+      col = (update(init(pad.shape, dtype), chunk.logits, mask, axis=0)
+             if col_lse else None)
       return (state, sums), col
 
     (state, sums), col = jax.lax.scan(
         step, (init((num_rows,), dtype), sums0), (col_float, col_other, valid))
-    return finish(state) if row_lse else None, sums, col
+    return (state if row_lse else None), sums, col
+
+  def outputs(row, sums, col):
+    return (None if row is None else finish(row), sums,
+            None if col is None else finish(col))
 
   @jax.custom_vjp
   def scan(row_float, row_other, col_float, col_other, valid):
-    return forward(row_float, row_other, col_float, col_other, valid)
+    return outputs(*forward(row_float, row_other, col_float, col_other, valid))
 
   def scan_fwd(row_float, row_other, col_float, col_other, valid):
-    out = forward(row_float, row_other, col_float, col_other, valid)
-    return out, (row_float, row_other, col_float, col_other, valid, out[0], out[2])
+    row, sums, col = forward(row_float, row_other, col_float, col_other, valid)
+    residuals = (row_float, row_other, col_float, col_other, valid, row, col)
+    return outputs(row, sums, col), residuals
 
   def scan_bwd(residuals, cotangents):
     row_float, row_other, col_float, col_other, valid, row, col = residuals
@@ -247,9 +261,11 @@ def _chunk_scan(call, row_lse: bool, col_lse: bool):
       mask = _full_mask(Chunk(logits, mask), pad)
       ct_logits = jnp.zeros_like(logits)
       if row_lse:
-        ct_logits += softmax_cotangent(logits, mask, row[:, None], g_row[:, None])
+        ct_logits += softmax_cotangent(
+            logits, mask, jax.tree.map(lambda r: r[:, None], row), g_row[:, None])
       if col_lse:
-        ct_logits += softmax_cotangent(logits, mask, col_c[None, :], g_c[None, :])
+        ct_logits += softmax_cotangent(
+            logits, mask, jax.tree.map(lambda c: c[None, :], col_c), g_c[None, :])
       ct_terms = jax.tree.map(
           lambda g, t: jnp.broadcast_to(
               jnp.where(pad[None, :], g[:, None], 0), t.shape).astype(t.dtype),
@@ -258,7 +274,7 @@ def _chunk_scan(call, row_lse: bool, col_lse: bool):
       return jax.tree.map(jnp.add, acc, d_row), d_col
 
     blocks = (col_float, col_other, valid,
-              *((g_col, col) if col_lse else (valid, valid)))
+              *((g_col, col) if col_lse else (valid, valid)))  # dummies
     d_row, d_col = jax.lax.scan(step, jax.tree.map(jnp.zeros_like, row_float),
                                 blocks)
     return (d_row, [None] * len(row_other), d_col,

@@ -30,9 +30,10 @@ def reduce(values, reduction: str = "none", *, weights=None, where=None,
       ``"sum"``, ``"mean"`` (0 with a finite gradient when nothing is
       unmasked), or ``"batchmean"`` (divides by the size of axis 0 of
       ``values``, as ``torch.nn.functional.kl_div`` does).
-    weights: optional weights broadcastable to ``values``.
-    where: optional boolean mask broadcastable to ``values``; ``False``
-      entries take no part.
+    weights: optional weights: a scalar, or an array of ``values``' rank
+      whose axes match or are 1.
+    where: optional boolean mask: a scalar, or an array of ``values``' rank
+      whose axes match or are 1; ``False`` entries take no part.
     name: the calling loss's name, used in error messages.
 
   Returns:
@@ -48,9 +49,11 @@ def reduce(values, reduction: str = "none", *, weights=None, where=None,
   checks.option(name, "reduction", reduction, REDUCTIONS)
   values = jnp.asarray(values)
   if where is not None:
-    where = checks.broadcast_mask(name, "where", where, values.shape)
+    where = checks.broadcast_mask(name, "where", where, values.shape,
+                                  same_rank=True)
   if weights is not None:
-    weights = checks.broadcast_weights(name, "weights", weights, values)
+    weights = checks.broadcast_weights(name, "weights", weights, values,
+                                       same_rank=True)
     values = weights * values
   if where is not None:
     values = jnp.where(where, values, jnp.zeros((), values.dtype))
@@ -78,7 +81,8 @@ def split_where(name: str, where, input_shape: Sequence[int],
   """Reads ``where`` for a loss that reduces ``axis`` of its input.
 
   A mask of the input's rank drops elements of ``axis`` (as optax's ``where``
-  does); a mask of the per-example rank drops whole examples.
+  does); a mask of the per-example rank drops whole examples; any other rank
+  (but a scalar) is an error.
 
   Returns:
     ``(element_mask, example_mask)``: the element mask broadcast to
@@ -91,7 +95,8 @@ def split_where(name: str, where, input_shape: Sequence[int],
   axes = _axes_tuple(axis, len(input_shape))
   if where.ndim == len(input_shape) - len(axes):
     where = jnp.expand_dims(where, axes)
-  elements = checks.broadcast_mask(name, "where", where, input_shape)
+  elements = checks.broadcast_mask(name, "where", where, input_shape,
+                                   same_rank=True)
   return elements, jnp.any(elements, axis=axes)
 
 

@@ -106,7 +106,8 @@ def _ge2e(method):
 
 def _ge2e_edges(method):
   kw = {"method": method}
-  return lambda: [((_repeated(3, U, D),), kw), ((np.zeros((3, U, D), I.F32),), kw),
+  return lambda: [((_repeated(3, U, D),), kw),
+                  ((np.zeros((3, U, D), I.F32),), kw),
                   ((_embeddings(np.random.default_rng(0), 1, U, D),), kw)]
 
 
@@ -139,7 +140,8 @@ CASES = [
     LossCase(jl.triplet_margin_loss, _triplets, float_args=(0, 1, 2),
              edge_inputs=_triplet_edges()),
     LossCase(jl.triplet_margin_loss,
-             lambda rng, n: _triplets(rng, n, norm_degree=1, swap=True, eps=0.0),
+             lambda rng, n: _triplets(rng, n, norm_degree=1, swap=True,
+                                      eps=0.0),
              name="triplet_margin_loss[p=1,swap,eps=0]", float_args=(0, 1, 2),
              edge_inputs=_triplet_edges(norm_degree=1, swap=True, eps=0.0)),
     LossCase(jl.triplet_margin_loss,

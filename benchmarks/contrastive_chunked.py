@@ -1,0 +1,185 @@
+"""Dense vs chunked contrastive losses: memory and time of forward + backward.
+
+For ``clip_loss``, ``infonce_loss``, ``siglip_loss`` and
+``supervised_contrastive_loss`` on one device (dim 256, float32), compares the
+dense path (the ``batch × batch`` similarity matrix, plain autodiff) with
+``chunk_size`` (online log-sum-exp over column chunks, custom VJP):
+
+* compiled temporary memory of ``jit(value_and_grad(loss))``
+  (``memory_analysis().temp_size_in_bytes``) at batch 4096, 16384 and 65536
+  (compiled only, never run, at 65536: the dense path would need ~48 GiB);
+* median wall time of the same step at batch 4096 and 16384, the dense and
+  chunked steps interleaved round by round after a warm-up, so that other jobs
+  on the machine slow both alike.
+
+Prints a Markdown table and (re)writes this benchmark's section of
+``benchmarks/RESULTS.md``::
+
+  .venv/bin/python benchmarks/contrastive_chunked.py [--repeats 9] [--chunk 512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import pathlib
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import jaxlib
+import numpy as np
+
+from jaxloss import contrastive
+
+DIM = 256
+MEMORY_BATCHES = (4096, 16384, 65536)
+TIME_BATCHES = (4096, 16384)
+RESULTS = pathlib.Path(__file__).with_name("RESULTS.md")
+BEGIN = "<!-- contrastive_chunked: begin -->"
+END = "<!-- contrastive_chunked: end -->"
+
+
+def _supcon(x, y, t, chunk_size):
+  del y  # one view per example; labels shared by groups of four.
+  labels = jnp.arange(x.shape[0]) // 4
+  return contrastive.supervised_contrastive_loss(
+      x, labels, temperature=t, chunk_size=chunk_size, reduction="mean")
+
+
+LOSSES = {
+    "clip_loss": lambda x, y, t, c: contrastive.clip_loss(
+        x, y, temperature=t, chunk_size=c, reduction="mean"),
+    "infonce_loss": lambda x, y, t, c: contrastive.infonce_loss(
+        x, y, temperature=t, chunk_size=c, reduction="mean"),
+    "siglip_loss": lambda x, y, t, c: contrastive.siglip_loss(
+        x, y, logit_scale=1 / t, chunk_size=c, reduction="mean"),
+    "supervised_contrastive_loss": _supcon,
+}
+
+
+def step(loss, chunk_size):
+  """``jit(value_and_grad)`` with respect to both embeddings and the
+  temperature (or SigLIP's scale)."""
+  return jax.jit(jax.value_and_grad(
+      lambda x, y, t: loss(x, y, t, chunk_size), argnums=(0, 1, 2)))
+
+
+def temp_bytes(loss, chunk_size, batch) -> int:
+  embeddings = jax.ShapeDtypeStruct((batch, DIM), jnp.float32)
+  scalar = jax.ShapeDtypeStruct((), jnp.float32)
+  compiled = step(loss, chunk_size).lower(embeddings, embeddings, scalar).compile()
+  return compiled.memory_analysis().temp_size_in_bytes
+
+
+def median_times(fns: dict, args, repeats: int) -> dict:
+  """Median seconds per call; one warm-up call each, then ``repeats`` rounds
+  that call every function once, in turn."""
+  for fn in fns.values():
+    jax.block_until_ready(fn(*args))
+  times = {key: [] for key in fns}
+  for _ in range(repeats):
+    for key, fn in fns.items():
+      start = time.perf_counter()
+      jax.block_until_ready(fn(*args))
+      times[key].append(time.perf_counter() - start)
+  return {key: statistics.median(values) for key, values in times.items()}
+
+
+def _mib(n: int) -> str:
+  return f"{n / 2**20:,.1f} MiB"
+
+
+def _cpu_model() -> str:
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def run(repeats: int, chunk: int, losses) -> str:
+  rng = np.random.default_rng(0)
+  rows = []
+  for name in losses:
+    loss = LOSSES[name]
+    for batch in MEMORY_BATCHES:
+      dense_mem, chunk_mem = temp_bytes(loss, None, batch), temp_bytes(loss, chunk, batch)
+      row = [name, f"{batch:,}", _mib(dense_mem), _mib(chunk_mem),
+             f"1/{dense_mem / chunk_mem:.0f}"]
+      if batch in TIME_BATCHES:
+        x, y = (jnp.asarray(rng.normal(size=(batch, DIM)), jnp.float32)
+                for _ in range(2))
+        args = (x, y, jnp.float32(0.07))
+        times = median_times({"dense": step(loss, None),
+                              "chunked": step(loss, chunk)}, args, repeats)
+        row += [f"{times['dense']:.3f} s", f"{times['chunked']:.3f} s",
+                f"{times['chunked'] / times['dense']:.2f}×"]
+        del x, y, args
+      else:
+        row += ["not run"] * 3
+      print(" | ".join(row), flush=True)
+      rows.append(row)
+  header = ["loss", "batch", "dense temp", f"chunked temp (chunk {chunk})",
+            "chunked / dense memory", "dense time", "chunked time",
+            "chunked / dense time"]
+  table = ["| " + " | ".join(header) + " |",
+           "|" + "---|" * len(header)]
+  table += ["| " + " | ".join(row) + " |" for row in rows]
+  machine = (f"{os.cpu_count()} CPU cores ({_cpu_model()}), "
+             f"{jax.devices()[0].platform} device, jax {jax.__version__}, "
+             f"jaxlib {jaxlib.__version__}, Python {platform.python_version()}")
+  return "\n".join([
+      "## Contrastive losses: dense vs chunked (`benchmarks/contrastive_chunked.py`)",
+      "",
+      f"Forward + backward (`jit(value_and_grad)` with respect to both "
+      f"embeddings and the temperature), dim {DIM}, float32, one CPU device, "
+      f"`reduction=\"mean\"`. Memory: compiled temporary bytes "
+      f"(`memory_analysis().temp_size_in_bytes`); batch 65,536 is compiled, "
+      f"not run. Time: median of {repeats} rounds after a warm-up, dense and "
+      f"chunked interleaved in each round.",
+      "",
+      f"Machine: {machine}; measured {datetime.date.today().isoformat()}. Other "
+      f"CPU-heavy jobs shared the machine while this ran, so absolute times "
+      f"vary from run to run; the interleaved medians keep the ratios "
+      f"comparable.",
+      "",
+      *table,
+      "",
+  ])
+
+
+def write_section(section: str) -> None:
+  """Replaces this benchmark's section of RESULTS.md (or appends it)."""
+  text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+  block = f"{BEGIN}\n{section}{END}\n"
+  if BEGIN in text and END in text:
+    head, rest = text.split(BEGIN, 1)
+    text = head + block + rest.split(END, 1)[1].lstrip("\n")
+  else:
+    text = text.rstrip("\n") + "\n\n" + block
+  RESULTS.write_text(text)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--repeats", type=int, default=9)
+  parser.add_argument("--chunk", type=int, default=512)
+  parser.add_argument("--losses", nargs="+", default=list(LOSSES),
+                      choices=list(LOSSES))
+  parser.add_argument("--no-write", action="store_true",
+                      help="print the table without updating RESULTS.md")
+  args = parser.parse_args()
+  section = run(args.repeats, args.chunk, args.losses)
+  print(section)
+  if not args.no_write:
+    write_section(section)
+
+
+if __name__ == "__main__":
+  main()
