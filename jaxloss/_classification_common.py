@@ -9,12 +9,6 @@ from jaxloss._core import checks, numerics
 from jaxloss._core import reduction as reduction_lib
 
 
-def like(x, array):
-  """A numeric hyper-parameter in ``array``'s dtype (Python numbers stay
-  weakly typed), so a float64 array never promotes a float32 loss."""
-  return x if isinstance(x, (int, float)) else jnp.asarray(x).astype(array.dtype)
-
-
 def class_axes(name, axis, ndim) -> tuple[int, ...]:
   """The class axes as non-negative ints: ``axis`` is an int, a tuple of ints
   or ``None`` (all axes), as optax allows."""
@@ -62,7 +56,7 @@ def soft_label_inputs(name, logits, labels, axis, where, label_smoothing=0.0):
   else:
     num_classes = jnp.maximum(
         jnp.sum(elements, axis=-1, keepdims=True, dtype=logits.dtype), 1)
-  label_smoothing = like(label_smoothing, logits)
+  label_smoothing = numerics.like(label_smoothing, logits)
   labels = (1 - label_smoothing) * labels + label_smoothing / num_classes
   if elements is not None:
     labels = jnp.where(elements, labels, 0)

@@ -53,7 +53,7 @@ def sigmoid_focal_loss(logits, labels, *, alpha=None, gamma=2.0, where=None,
   name = "sigmoid_focal_loss"
   ce, log_1m_pt, alpha_t = _sigmoid_focal_terms(name, logits, labels, alpha,
                                                 gamma)
-  values = alpha_t * ce * jnp.exp(common.like(gamma, ce) * log_1m_pt)
+  values = alpha_t * ce * jnp.exp(numerics.like(gamma, ce) * log_1m_pt)
   return reduction_lib.reduce(values, reduction, weights=weights, where=where,
                               name=name)
 
@@ -95,9 +95,9 @@ def poly1_focal_loss(logits, labels, *, epsilon=1.0, gamma=2.0, alpha=None,
   name = "poly1_focal_loss"
   ce, log_1m_pt, alpha_t = _sigmoid_focal_terms(name, logits, labels, alpha,
                                                 gamma)
-  gamma = common.like(gamma, ce)
+  gamma = numerics.like(gamma, ce)
   values = (alpha_t * ce * jnp.exp(gamma * log_1m_pt)
-            + common.like(epsilon, ce) * jnp.exp((gamma + 1) * log_1m_pt))
+            + numerics.like(epsilon, ce) * jnp.exp((gamma + 1) * log_1m_pt))
   return reduction_lib.reduce(values, reduction, weights=weights, where=where,
                               name=name)
 
@@ -148,7 +148,7 @@ def softmax_focal_loss(logits, labels, *, alpha=None, gamma=2.0, axis=-1,
   is_label = jax.nn.one_hot(labels, logits.shape[-1], dtype=jnp.bool_)
   others = ~is_label if elements is None else elements & ~is_label
   log_1m_p = common.logsumexp(logits, others, empty=jnp.finfo(logits.dtype).min) - lse
-  values = (lse - common.pick(logits, labels)) * jnp.exp(common.like(gamma, lse) * log_1m_p)
+  values = (lse - common.pick(logits, labels)) * jnp.exp(numerics.like(gamma, lse) * log_1m_p)
   if alpha is not None:
     values = values * _per_example_alpha(name, alpha, labels, logits)
   return reduction_lib.reduce(values, reduction, weights=weights,
@@ -191,7 +191,7 @@ def poly_loss_cross_entropy(logits, labels, *, epsilon=2.0, axis=-1, where=None,
   name = "poly_loss_cross_entropy"
   log_probs, labels, examples = common.soft_label_inputs(name, logits, labels, axis,
                                                    where)
-  epsilon = common.like(epsilon, log_probs)
+  epsilon = numerics.like(epsilon, log_probs)
   values = -jnp.sum(labels * (log_probs + epsilon * jnp.expm1(log_probs)),
                     axis=-1)
   return reduction_lib.reduce(values, reduction, weights=weights,

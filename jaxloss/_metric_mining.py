@@ -24,12 +24,6 @@ def is_static(value) -> bool:
   return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def param(value, dtype):
-  """A numeric hyper-parameter: Python numbers stay weakly typed; arrays
-  (possibly traced) are cast to the inputs' dtype, so float32 stays float32."""
-  return value if is_static(value) else jnp.asarray(value).astype(dtype)
-
-
 def normalize(x: jax.Array, axis: int = -1) -> jax.Array:
   """``x / ‖x‖`` along ``axis``; a zero vector stays 0, with a zero gradient."""
   norm = numerics.safe_norm(x, axis=axis, keepdims=True)
@@ -114,7 +108,7 @@ def _mine(name, embeddings, labels, margin, distance, where) -> _Batch:
       positives=same & both_kept & ~jnp.eye(n, dtype=bool),
       negatives=~same & both_kept,
       keep=keep,
-      margin=param(margin, embeddings.dtype))
+      margin=numerics.like(margin, embeddings))
 
 
 def _has_triplet(batch: _Batch) -> jax.Array:
@@ -328,7 +322,7 @@ def npair_loss(anchors, positives, *, l2_reg=0.0, where=None, weights=None,
                                  jnp.broadcast_to(keep[None, :], logits.shape))
   if not (is_static(l2_reg) and l2_reg == 0):
     norms = jnp.sum(jnp.square(anchors) + jnp.square(positives), axis=-1)
-    values = values + param(l2_reg, anchors.dtype) / 4 * norms
+    values = values + numerics.like(l2_reg, anchors) / 4 * norms
   return reduction_lib.reduce(values, reduction, weights=weights, where=keep,
                               name=name)
 
@@ -384,7 +378,7 @@ def uniformity_loss(x, *, t=2, where=None, weights=None, reduction="none"):
   has_pairs = total > 0
   squared = pairwise_distances(x, "squared_euclidean")
   log_potential = jax.nn.logsumexp(
-      -param(t, x.dtype) * squared,
+      -numerics.like(t, x) * squared,
       b=jnp.where(has_pairs, pair_weights, 1))
   return jnp.where(has_pairs,
                    log_potential - jnp.log(jnp.where(has_pairs, total, 1)), 0)

@@ -279,7 +279,7 @@ def softmax_cross_entropy_with_integer_labels(
       mean_logit = numerics.safe_divide(
           jnp.sum(jnp.where(elements, logits, 0), axis=-1),
           jnp.sum(elements, axis=-1, dtype=logits.dtype))
-    label_smoothing = common.like(label_smoothing, values)
+    label_smoothing = numerics.like(label_smoothing, values)
     values = (1 - label_smoothing) * values + label_smoothing * (lse - mean_logit)
   weights = common.combine_weights(name, labels, class_weights, weights, logits)
   return reduction_lib.reduce(values, reduction, weights=weights,
@@ -378,7 +378,7 @@ def smooth_labels(labels, alpha, *, axis=-1, where=None) -> jax.Array:
     where = checks.broadcast_mask(name, "where", where, labels.shape)
     num_classes = jnp.maximum(
         jnp.sum(where, axis=axes, keepdims=True, dtype=labels.dtype), 1)
-  alpha = common.like(alpha, labels)
+  alpha = numerics.like(alpha, labels)
   return (1 - alpha) * labels + alpha / num_classes
 
 

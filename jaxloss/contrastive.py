@@ -61,7 +61,7 @@ def _keep(name: str, where, shape) -> jax.Array:
   """The per-example mask (all ``True`` without ``where``)."""
   if where is None:
     return jnp.ones(shape, bool)
-  return checks.broadcast_mask(name, "where", where, shape)
+  return checks.broadcast_mask(name, "where", where, shape, same_rank=True)
 
 
 def _pair(name: str, first: str, second: str, x, y):
@@ -281,7 +281,8 @@ def _ntxent(embeddings, labels, temperature, where, weights, *, reduction):
   count = jnp.sum(positive, axis=1, dtype=dtype)
   values = numerics.safe_divide(jnp.sum(pair_loss, axis=1), count)
   if weights is not None:
-    count = count * checks.broadcast_weights(name, "weights", weights, values)
+    count = count * checks.broadcast_weights(name, "weights", weights, values,
+                                             same_rank=True)
   return reduction_lib.reduce(values, reduction, weights=count, where=keep,
                               name=name)
 

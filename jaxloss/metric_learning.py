@@ -20,7 +20,7 @@ from jaxloss._core import checks, numerics, value_checks
 from jaxloss._core import reduction as reduction_lib
 from jaxloss._metric_mining import *  # noqa: F401,F403
 from jaxloss._metric_mining import (is_static, masked_cross_entropy,
-                                     masked_max, normalize, param)
+                                     masked_max, normalize)
 
 
 def _safe_power(x: jax.Array, exponent) -> jax.Array:
@@ -103,7 +103,7 @@ def triplet_margin_loss(anchors, positives, negatives, axis=-1, norm_degree=2,
   checks.nonnegative(name, "eps", eps)
   elements, examples = reduction_lib.split_where(name, where, anchors.shape,
                                                  axis)
-  p, margin, eps = (param(v, anchors.dtype) for v in (norm_degree, margin, eps))
+  p, margin, eps = (numerics.like(v, anchors.dtype) for v in (norm_degree, margin, eps))
 
   def distance(x, y):
     powers = _safe_power(jnp.abs(x - y), p)
@@ -161,7 +161,7 @@ def contrastive_loss(embeddings1, embeddings2, labels, *, margin=1.0,
   checks.shape(name, "labels", labels, embeddings1.shape[:-1],
                "one label per pair")
   checks.nonnegative(name, "margin", margin)
-  margin = param(margin, embeddings1.dtype)
+  margin = numerics.like(margin, embeddings1.dtype)
   elements, examples = _feature_where(name, where, embeddings1.shape)
   squared = _squared_distance(embeddings1, embeddings2, elements)
   dissimilar = jnp.square(jax.nn.relu(margin - numerics.safe_sqrt(squared)))
@@ -212,7 +212,7 @@ def angular_loss(anchors, positives, negatives, *, alpha_degrees=45.0,
   if is_static(alpha_degrees):
     tan_squared = math.tan(math.radians(alpha_degrees)) ** 2
   else:
-    radians = jnp.deg2rad(param(alpha_degrees, anchors.dtype))
+    radians = jnp.deg2rad(numerics.like(alpha_degrees, anchors.dtype))
     tan_squared = jnp.square(jnp.tan(radians))
   elements, examples = _feature_where(name, where, anchors.shape)
   center = (anchors + positives) / 2
@@ -275,7 +275,7 @@ def proxy_nca_loss(embeddings, labels, proxies, *, temperature=1.0,
   # −‖x − p_c‖² without ‖x‖², which is the same for every class.
   logits = 2 * jnp.matmul(embeddings, proxies.T) - jnp.sum(
       jnp.square(proxies), axis=-1)[None, :]
-  logits = logits / param(temperature, embeddings.dtype)
+  logits = logits / numerics.like(temperature, embeddings.dtype)
   values = masked_cross_entropy(logits, labels, None)
   return reduction_lib.reduce(values, reduction, weights=weights, where=where,
                               name=name)
@@ -358,7 +358,7 @@ def ge2e_loss(embeddings, *, w=10.0, b=-5.0, method="softmax", where=None,
   cosines = jnp.einsum("jid,kd->jik", unit, normalize(centroids))
   own_cosines = jnp.sum(unit * normalize(own), axis=-1)  # [speakers, utts]
   is_own = jnp.eye(speakers, dtype=bool)[:, None, :]  # [speakers, 1, speakers]
-  w, b = param(w, dtype), param(b, dtype)
+  w, b = numerics.like(w, dtype), numerics.like(b, dtype)
   similarities = w * jnp.where(is_own, own_cosines[..., None], cosines) + b
   positive = w * own_cosines + b
   others = (counts > 0)[None, None, :] & ~is_own  # candidate speakers k != j
@@ -389,7 +389,7 @@ def _margin_inputs(name, cosines, labels, scale, margin, where):
   checks.positive(name, "scale", scale)
   checks.nonnegative(name, "margin", margin)
   elements, examples = _feature_where(name, where, cosines.shape)
-  return (cosines, labels, param(margin, cosines.dtype), elements, examples)
+  return (cosines, labels, numerics.like(margin, cosines.dtype), elements, examples)
 
 
 def _margin_cross_entropy(cosines, labels, target, scale, elements):
@@ -398,7 +398,7 @@ def _margin_cross_entropy(cosines, labels, target, scale, elements):
   is_label = jax.nn.one_hot(labels, cosines.shape[-1], dtype=bool)
   label_cosines = jnp.take_along_axis(cosines, labels[..., None], axis=-1)
   logits = jnp.where(is_label, target(label_cosines), cosines)
-  logits = param(scale, cosines.dtype) * logits
+  logits = numerics.like(scale, cosines.dtype) * logits
   return masked_cross_entropy(logits, labels, elements)
 
 
@@ -554,7 +554,7 @@ def alignment_loss(x, y, *, alpha=2, where=None, weights=None,
   checks.positive(name, "alpha", alpha)
   elements, examples = _feature_where(name, where, x.shape)
   squared = _squared_distance(x, y, elements)
-  values = _safe_power(squared, param(alpha, x.dtype) / 2)
+  values = _safe_power(squared, numerics.like(alpha, x.dtype) / 2)
   return reduction_lib.reduce(values, reduction, weights=weights,
                               where=examples, name=name)
 

@@ -61,7 +61,7 @@ def margin_ranking_loss(scores1, scores2, targets, *, margin=0.0, where=None,
   targets = checks.as_targets(name, "targets", targets, scores1)
   checks.same_shape(name, scores1=scores1, targets=targets)
   checks.nonnegative(name, "margin", margin)
-  values = jax.nn.relu(_like(margin, scores1) - targets * (scores1 - scores2))
+  values = jax.nn.relu(numerics.like(margin, scores1) - targets * (scores1 - scores2))
   return reduction_lib.reduce(values, reduction, weights=weights, where=where,
                               name=name)
 
@@ -115,7 +115,7 @@ def _pairwise(name, pair_loss, scores, labels, margin, where, weights,
   item_where, pair_where = _item_or_pair(name, "where", where, scores)
   item_weights, pair_weights = _item_or_pair(name, "weights", weights, scores)
   differences = scores[..., :, None] - scores[..., None, :]
-  values = pair_loss(_like(margin, scores) - differences)
+  values = pair_loss(numerics.like(margin, scores) - differences)
   if item_weights is not None:
     values = values * item_weights[..., :, None]
   pairs = labels[..., :, None] > labels[..., None, :]
@@ -427,7 +427,7 @@ def multiple_negatives_ranking_loss(anchors, positives, negatives=None, *,
   if similarity == "cosine":
     anchors, positives = _unit(anchors), _unit(positives)
     negatives = _unit(negatives) if negatives is not None else None
-  scale = _like(scale, anchors)
+  scale = numerics.like(scale, anchors)
   positive_logits = scale * (anchors @ positives.T)  # [anchor, positive]
   logits, k = positive_logits, 0
   if negatives is not None:  # columns: all positives, then all negatives.
@@ -449,11 +449,6 @@ def multiple_negatives_ranking_loss(anchors, positives, negatives=None, *,
 
 # --------------------------------------------------------------------------- #
 # Helpers.
-
-def _like(value, x: jax.Array) -> jax.Array:
-  """A numeric hyper-parameter (Python or traced) in ``x``'s dtype."""
-  return jnp.asarray(value, dtype=x.dtype)
-
 
 def _has_list_axis(name, arg, x) -> None:
   if x.ndim == 0:

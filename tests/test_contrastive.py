@@ -444,6 +444,10 @@ def test_shape_errors_name_the_loss_and_argument():
     jc.ntxent(x, np.zeros(5, np.int32))
   with pytest.raises(ValueError, match=r"siglip_loss: argument `where`"):
     jc.siglip_loss(x, x, where=np.ones(3, bool))
+  with pytest.raises(ValueError, match=r"supervised_contrastive_loss: argument "
+                     r"`where`.*\[batch, 1\]"):  # multi-view: [batch, 1]
+    jc.supervised_contrastive_loss(np.zeros((4, 2, 3), np.float32),
+                                   np.zeros(4, np.int32), where=np.ones(4, bool))
   with pytest.raises(ValueError, match=r"clip_loss: argument `temperature` must "
                      r"have rank 0"):
     jc.clip_loss(x, x, temperature=jnp.ones(2))

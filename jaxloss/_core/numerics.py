@@ -76,3 +76,15 @@ def masked_log_softmax(logits: jax.Array, axis: int,
   filled = jnp.where(element_mask, logits, jnp.finfo(logits.dtype).min)
   lse = jax.nn.logsumexp(filled, axis=axis, keepdims=True)
   return jnp.where(element_mask, filled - lse, 0)
+
+
+def like(value, reference):
+  """A numeric hyper-parameter in the dtype of ``reference`` (an array or a
+  dtype).
+
+  Python numbers stay Python numbers (weakly typed); arrays, possibly traced,
+  are cast, so a float64 hyper-parameter never promotes a float32 loss.
+  """
+  if isinstance(value, (int, float)) and not isinstance(value, bool):
+    return value
+  return jnp.asarray(value).astype(getattr(reference, "dtype", reference))
