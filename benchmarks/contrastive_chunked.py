@@ -145,21 +145,19 @@ def run(repeats: int, chunk: int, losses) -> str:
       f"chunked interleaved in each round.",
       "",
       f"Machine: {machine}; measured {datetime.date.today().isoformat()}. Other "
-      f"CPU-heavy jobs shared the machine while this ran, so absolute times "
-      f"vary from run to run; the interleaved medians keep the ratios "
-      f"comparable.",
+      f"CPU-heavy jobs may share this machine, so absolute times vary from "
+      f"run to run; the interleaved medians keep the ratios comparable.",
       "",
       *table,
       "",
       "Reading the times: the chunked step does four `batch × batch × dim` "
       "products (the forward pass, then the recomputation and the two "
       "gradient products of the backward pass) where the dense step does "
-      "three, but it never writes or reads a `batch × batch` matrix. Where "
-      "the dense step is bound by memory bandwidth (large batches, or a "
-      "machine shared with other jobs, as here) the chunked one is as fast "
-      "or faster; on an idle machine where both are bound by arithmetic, "
-      "expect the chunked step to take up to about 4/3 of the dense time or "
-      "a little more.",
+      "three, but it never writes or reads a `batch × batch` matrix. On this "
+      "CPU the dense step is bound by memory traffic, so the chunked one is "
+      "as fast or faster; where the products dominate (a faster matmul unit, "
+      "small batches that fit in cache) expect the chunked step to take up "
+      "to about 4/3 of the dense time.",
       "",
   ])
 

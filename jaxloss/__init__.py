@@ -5,10 +5,12 @@ reduction contract (:func:`jaxloss.reduce`) and trace-time shape checks. The
 public API is flat: ``import jaxloss as jl; jl.<loss>``.
 """
 
-from jaxloss import classification, divergence, metric_learning, ranking, regression
+from jaxloss import (classification, contrastive, divergence, metric_learning,
+                     ranking, regression)
 from jaxloss._core.reduction import REDUCTIONS, reduce
 from jaxloss._core.value_checks import checked
 from jaxloss.classification import *  # noqa: F401,F403
+from jaxloss.contrastive import *  # noqa: F401,F403
 from jaxloss.divergence import *  # noqa: F401,F403
 from jaxloss.metric_learning import *  # noqa: F401,F403
 from jaxloss.ranking import *  # noqa: F401,F403
@@ -16,7 +18,8 @@ from jaxloss.regression import *  # noqa: F401,F403
 
 __version__ = "0.1.0"
 
-_FAMILIES = (classification, divergence, metric_learning, ranking, regression)
+_FAMILIES = (classification, contrastive, divergence, metric_learning, ranking,
+             regression)
 
 __all__ = sorted(
     ["REDUCTIONS", "checked", "reduce"]

@@ -15,7 +15,6 @@ import jaxloss
 # optax names whose family has not landed yet, with the issue that brings it.
 # This set may only shrink: the test below fails if a listed name appears.
 PENDING = {
-    "ntxent": "issue 5 (contrastive)",
     "ctc_loss": "issue 7 (sequence)",
     "ctc_loss_with_forward_probs": "issue 7 (sequence)",
     "dice_loss": "issue 8 (segmentation)",
