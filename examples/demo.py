@@ -63,14 +63,19 @@ def main():
   OUT.mkdir(exist_ok=True)
   x_train, y_train, x_test, y_test = long_tailed_digits()
   counts = np.bincount(y_train, minlength=10)
-  inverse = counts.sum() / (10 * np.maximum(counts, 1))
+  balanced = jl.class_weights_from_counts(counts, method="effective_number",
+                                          beta=0.99)
+  ce = jl.softmax_cross_entropy_with_integer_labels
   losses = {
-      "cross-entropy": lambda z, y: jl.softmax_cross_entropy_with_integer_labels(
-          z, y, reduction="mean"),
-      "class-weighted CE": lambda z, y: jl.softmax_cross_entropy_with_integer_labels(
-          z, y, class_weights=inverse, reduction="mean"),
-      "label-smoothed CE": lambda z, y: jl.softmax_cross_entropy_with_integer_labels(
-          z, y, label_smoothing=0.1, reduction="mean"),
+      "cross-entropy": lambda z, y: ce(z, y, reduction="mean"),
+      "class-balanced CE (Cui et al.)": lambda z, y: ce(
+          z, y, class_weights=balanced, reduction="mean"),
+      "focal (gamma=2)": lambda z, y: jl.softmax_focal_loss(
+          z, y, gamma=2.0, reduction="mean"),
+      "class-balanced focal": lambda z, y: jl.softmax_focal_loss(
+          z, y, alpha=balanced, gamma=2.0, reduction="mean"),
+      "PolyLoss (eps=2)": lambda z, y: jl.poly_loss_cross_entropy(
+          z, jax.nn.one_hot(y, 10), epsilon=2.0, reduction="mean"),
   }
   lines = [f"train counts per class: {counts.tolist()}", "",
            "| loss | " + " | ".join(f"r{c}" for c in range(10)) + " | balanced acc |",
