@@ -5,8 +5,6 @@ out in float64 NumPy (torch is not a test dependency) for multi_margin_loss,
 soft_margin_loss and multilabel_soft_margin_loss; the formulas for the rest.
 """
 
-import doctest
-import inspect
 
 import hypothesis
 import hypothesis.strategies as st
@@ -19,7 +17,6 @@ from jax.experimental import checkify
 from jax.scipy.special import logsumexp
 
 import jaxloss as jl
-from jaxloss import _classification_margin
 from tests.cases.classification_margin import signs
 
 RTOL, ATOL = 1e-5, 1e-6
@@ -117,22 +114,6 @@ def torch_multilabel_soft_margin_loss(x, y, weight=None, reduction="none"):
 
 # --------------------------------------------------------------------------- #
 # optax parity: values and signatures
-
-OPTAX_NAMES = ["hinge_loss", "perceptron_loss", "sparsemax_loss",
-               "multiclass_hinge_loss", "multiclass_perceptron_loss",
-               "multiclass_sparsemax_loss", "make_fenchel_young_loss"]
-
-
-@pytest.mark.parametrize("name", OPTAX_NAMES)
-def test_optax_signature(name):
-  ours = inspect.signature(getattr(jl, name)).parameters
-  theirs = inspect.signature(getattr(optax.losses, name)).parameters
-  positional = [p for p in ours.values() if p.kind != p.KEYWORD_ONLY]
-  assert [(p.name, p.kind, p.default) for p in positional] == [
-      (p.name, p.kind, p.default) for p in theirs.values()]
-  extras = [p for p in ours.values() if p.name not in theirs]
-  assert all(p.kind == p.KEYWORD_ONLY for p in extras)
-
 
 @pytest.mark.parametrize("name", ["hinge_loss", "perceptron_loss"])
 @pytest.mark.parametrize("seed", range(3))
@@ -446,13 +427,3 @@ def test_checked_catches_bad_values(fn, args, match):
 
 # --------------------------------------------------------------------------- #
 # docstrings
-
-def test_doctests_run():
-  finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner(
-      optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
-  tests = finder.find(_classification_margin)
-  assert sum(len(t.examples) for t in tests) >= len(
-      _classification_margin.__all__)
-  for test in tests:
-    runner.run(test)
-  assert runner.summarize(verbose=False).failed == 0

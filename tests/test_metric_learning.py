@@ -2,7 +2,6 @@
 written from the papers (and torch's / tfa's documented semantics), and
 against optax."""
 
-import doctest
 import functools
 
 import jax
@@ -623,10 +622,3 @@ def test_checked_catches_bad_values():
   # Valid values pass through.
   close(jl.checked(jl.arcface_loss)(c / 2, np.array([0, 1], np.int32)),
         jl.arcface_loss(c / 2, np.array([0, 1], np.int32)))
-
-
-@pytest.mark.parametrize("module", [metric_learning, _metric_mining])
-def test_doctests_run(module):
-  flags = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
-  result = doctest.testmod(module, optionflags=flags)
-  assert result.attempted > 0 and result.failed == 0

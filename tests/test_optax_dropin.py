@@ -45,6 +45,9 @@ def test_same_signature_as_optax(name):
   assert ours_positional == positional
   ours_params = inspect.signature(ours).parameters
   for p in _parameters(theirs):
-    if p.kind is p.KEYWORD_ONLY:
-      assert p.name in ours_params, f"{name}: missing keyword {p.name}"
-      assert ours_params[p.name].default == p.default, f"{name}: default of {p.name}"
+    assert p.name in ours_params, f"{name}: missing parameter {p.name}"
+    assert ours_params[p.name].kind == p.kind, f"{name}: kind of {p.name}"
+    assert ours_params[p.name].default == p.default, f"{name}: default of {p.name}"
+  theirs_names = {p.name for p in _parameters(theirs)}
+  extras = [p for p in _parameters(ours) if p.name not in theirs_names]
+  assert all(p.kind is p.KEYWORD_ONLY for p in extras), f"{name}: extras {extras}"

@@ -1,6 +1,5 @@
 """Value tests for jaxloss.ranking against float64 NumPy formulas, rax and optax."""
 
-import doctest
 import functools
 
 import jax
@@ -14,7 +13,6 @@ from hypothesis import strategies as st
 from jax.experimental import checkify
 
 import jaxloss as jl
-from jaxloss import ranking
 
 RTOL, ATOL = 1e-5, 1e-6
 
@@ -448,9 +446,3 @@ def test_checked_rejects_bad_targets_and_nan_scores():
   with pytest.raises(checkify.JaxRuntimeError,
                      match="pairwise_hinge_loss: argument `scores` contains"):
     jl.checked(jl.pairwise_hinge_loss)(jnp.array([1.0, jnp.nan]), ones[:2])
-
-
-def test_doctests_run():
-  flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-  result = doctest.testmod(ranking, optionflags=flags)
-  assert result.failed == 0 and result.attempted >= 7 * 2

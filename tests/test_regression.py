@@ -5,7 +5,6 @@ formulas written out in float64 NumPy (neither is a test dependency), each
 naming the function it mirrors; the catalogue's own formulas otherwise.
 """
 
-import doctest
 import math
 
 import hypothesis
@@ -19,7 +18,6 @@ import pytest
 from jax.experimental import checkify
 
 import jaxloss as jl
-from jaxloss import _regression_metrics, _regression_probabilistic, regression
 
 RTOL, ATOL = 1e-5, 1e-6
 F32, F64 = np.float32, np.float64
@@ -597,15 +595,3 @@ def test_checked_passes_good_values():
   _close(jl.checked(jl.poisson_nll_loss)(-x, x), jl.poisson_nll_loss(-x, x))
   _close(jl.checked(jl.hinge_embedding_loss)(x, jnp.array([[1, -1]])),
          [[0.5, 0.0]])
-
-
-def test_doctests_run():
-  finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner(
-      optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
-  tests = [t for module in (regression, _regression_metrics,
-                            _regression_probabilistic)
-           for t in finder.find(module) if t.examples]
-  assert len(tests) == len(regression.__all__)
-  for test in tests:
-    runner.run(test)
-  assert runner.failures == 0
