@@ -1,0 +1,3 @@
+"""Detection losses (being built; see DESIGN.md section 4)."""
+
+__all__ = []

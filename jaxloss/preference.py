@@ -1,0 +1,3 @@
+"""Preference losses (being built; see DESIGN.md section 4)."""
+
+__all__ = []

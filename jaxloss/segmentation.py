@@ -1,0 +1,3 @@
+"""Segmentation losses (being built; see DESIGN.md section 4)."""
+
+__all__ = []
