@@ -170,25 +170,35 @@ def chunked(chunk_fn: ChunkFn, rows, columns, *, chunk_size: int,
   backward pass (which recomputes each block). The last chunk is padded and
   its padding masked. Reverse-mode differentiation only (a custom VJP).
   """
-  num_columns = _leading_size(columns)
-  num_chunks = max(-(-num_columns // chunk_size), 1)
-  padded = num_chunks * chunk_size
-  blocks = jax.tree.map(
-      lambda x: jnp.pad(x, [(0, padded - num_columns)] + [(0, 0)] * (x.ndim - 1))
-      .reshape((num_chunks, chunk_size) + x.shape[1:]), columns)
-  valid = (jnp.arange(padded) < num_columns).reshape(num_chunks, chunk_size)
-  row_float, row_other, row_def = _split(rows)
-  col_float, col_other, col_def = _split(blocks)
+  blocked = Blocked.build(chunk_fn, rows, columns, chunk_size)
 
-  def call(row_float, row_other, col_float, col_other) -> Chunk:
-    return chunk_fn(_join(row_def, row_float, row_other),
-                    _join(col_def, col_float, col_other))
+  # The integer and boolean leaves are arguments, not closed over: a custom
+  # VJP may not close over traced values.
+  @jax.custom_vjp
+  def scan(row_float, row_other, col_float, col_other, valid):
+    problem = blocked._replace(row_other=row_other, valid=valid)
+    return finish_stats(*problem.forward(row_float, col_float, col_other,
+                                         row_lse=row_lse, col_lse=col_lse))
 
-  scan = _chunk_scan(call, row_lse, col_lse)
-  row, sums, col = scan(row_float, row_other, col_float, col_other, valid)
-  if col is not None:
-    col = col.reshape(padded)[:num_columns]
-  return Stats(row, sums, col)
+  def scan_fwd(row_float, row_other, col_float, col_other, valid):
+    problem = blocked._replace(row_other=row_other, valid=valid)
+    row, sums, col = problem.forward(row_float, col_float, col_other,
+                                     row_lse=row_lse, col_lse=col_lse)
+    residuals = (row_float, row_other, col_float, col_other, valid, row, col)
+    return finish_stats(row, sums, col), residuals
+
+  def scan_bwd(residuals, cotangents):
+    row_float, row_other, col_float, col_other, valid, row, col = residuals
+    problem = blocked._replace(row_other=row_other, valid=valid)
+    d_row, d_col = problem.backward(row_float, col_float, col_other, row, col,
+                                    *cotangents)
+    return (d_row, [None] * len(row_other), d_col, [None] * len(col_other),
+            None)
+
+  scan.defvjp(scan_fwd, scan_bwd)
+  row, sums, col = scan(blocked.row_float, blocked.row_other, blocked.col_float,
+                        blocked.col_other, blocked.valid)
+  return Stats(row, sums, blocked.unblock(col))
 
 
 def stats(chunk_fn: ChunkFn, rows, columns, *, chunk_size: Optional[int] = None,
@@ -201,23 +211,74 @@ def stats(chunk_fn: ChunkFn, rows, columns, *, chunk_size: Optional[int] = None,
 
 
 # --------------------------------------------------------------------------- #
-# the scan and its custom VJP
+# the scan over column chunks, forward and backward
 
-def _chunk_scan(call, row_lse: bool, col_lse: bool):
-  """The custom-VJP scan over ``[num_chunks, chunk, ...]`` column blocks."""
+def finish_stats(row: Optional[LseState], sums, col: Optional[LseState]):
+  """``(row_lse, row_sums, col_lse)`` from the running states."""
+  return (None if row is None else finish(row), sums,
+          None if col is None else finish(col))
 
-  def forward(row_float, row_other, col_float, col_other, valid):
-    """Returns the row and column :class:`LseState` and the row sums."""
+
+class Blocked(NamedTuple):
+  """A chunk function with its rows and its columns cut into chunks.
+
+  The pytrees are split into floating leaves (differentiated) and other
+  leaves; the columns are padded to ``[num_chunks, chunk_size, ...]`` with
+  ``valid`` marking the real ones. :meth:`forward` and :meth:`backward` scan
+  over the chunks of the columns given as ``col_float``/``col_other`` (this
+  device's, or a block travelling round a ring of devices,
+  :mod:`jaxloss._core.ring`).
+  """
+
+  chunk_fn: ChunkFn
+  row_float: list
+  row_other: list
+  row_def: Any
+  col_float: list
+  col_other: list
+  col_def: Any
+  valid: jax.Array
+  num_columns: int
+
+  @classmethod
+  def build(cls, chunk_fn: ChunkFn, rows, columns, chunk_size: int) -> "Blocked":
+    num_columns = _leading_size(columns)
+    num_chunks = max(-(-num_columns // chunk_size), 1)
+    padded = num_chunks * chunk_size
+    blocks = jax.tree.map(
+        lambda x: jnp.pad(x, [(0, padded - num_columns)] + [(0, 0)] * (x.ndim - 1))
+        .reshape((num_chunks, chunk_size) + x.shape[1:]), columns)
+    valid = (jnp.arange(padded) < num_columns).reshape(num_chunks, chunk_size)
+    return cls(chunk_fn, *_split(rows), *_split(blocks), valid, num_columns)
+
+  def unblock(self, col: Optional[jax.Array]) -> Optional[jax.Array]:
+    """``[num_chunks, chunk]`` column values back to ``[columns]``."""
+    return None if col is None else col.reshape(-1)[:self.num_columns]
+
+  def call(self, row_float, col_float, col_other) -> Chunk:
+    return self.chunk_fn(_join(self.row_def, row_float, self.row_other),
+                         _join(self.col_def, col_float, col_other))
+
+  def forward(self, row_float, col_float, col_other, *, row_lse: bool,
+              col_lse: bool):
+    """Scans the column chunks.
+
+    Returns:
+      ``(row, sums, col)``: the rows' :class:`LseState` (``None`` unless
+      ``row_lse``), the row sums of the terms, and the columns' stacked
+      ``[num_chunks, chunk]`` :class:`LseState` (``None`` unless ``col_lse``).
+    """
     first = jax.tree.map(lambda x: x[0], (col_float, col_other))
-    shapes = jax.eval_shape(lambda cf, co: call(row_float, row_other, cf, co),
-                            *first)
+    shapes = jax.eval_shape(lambda cf, co: self.call(row_float, cf, co), *first)
     num_rows, dtype = shapes.logits.shape[0], shapes.logits.dtype
-    sums0 = jax.tree.map(lambda t: jnp.zeros(t.shape[:1], t.dtype), shapes.terms)
+    zero = _zero(row_float, col_float, dtype)
+    sums0 = jax.tree.map(lambda t: jnp.zeros(t.shape[:1], t.dtype) + zero,
+                         shapes.terms)
 
     def step(carry, block):
       state, sums = carry
       cf, co, pad = block
-      chunk = call(row_float, row_other, cf, co)
+      chunk = self.call(row_float, cf, co)
       mask = _full_mask(chunk, pad)
       if row_lse:
         state = update(state, chunk.logits, mask, axis=1)
@@ -228,32 +289,26 @@ def _chunk_scan(call, row_lse: bool, col_lse: bool):
              if col_lse else None)
       return (state, sums), col
 
-    (state, sums), col = jax.lax.scan(
-        step, (init((num_rows,), dtype), sums0), (col_float, col_other, valid))
+    state0 = jax.tree.map(lambda x: x + zero, init((num_rows,), dtype))
+    (state, sums), col = jax.lax.scan(step, (state0, sums0),
+                                      (col_float, col_other, self.valid))
     return (state if row_lse else None), sums, col
 
-  def outputs(row, sums, col):
-    return (None if row is None else finish(row), sums,
-            None if col is None else finish(col))
+  def backward(self, row_float, col_float, col_other, row, col, g_row, g_sums,
+               g_col):
+    """Gradients ``(d_row_float, d_col_float)`` of the statistics.
 
-  @jax.custom_vjp
-  def scan(row_float, row_other, col_float, col_other, valid):
-    return outputs(*forward(row_float, row_other, col_float, col_other, valid))
-
-  def scan_fwd(row_float, row_other, col_float, col_other, valid):
-    row, sums, col = forward(row_float, row_other, col_float, col_other, valid)
-    residuals = (row_float, row_other, col_float, col_other, valid, row, col)
-    return outputs(row, sums, col), residuals
-
-  def scan_bwd(residuals, cotangents):
-    row_float, row_other, col_float, col_other, valid, row, col = residuals
-    g_row, g_sums, g_col = cotangents
+    ``row`` and ``col`` are the final :class:`LseState` of every row and of
+    these columns (``[num_chunks, chunk]``); ``g_row``, ``g_sums`` and
+    ``g_col`` the cotangents of :func:`finish_stats`' outputs.
+    """
+    row_lse, col_lse = row is not None, col is not None
 
     def step(acc, block):
       cf, co, pad, g_c, col_c = block
 
       def differentiable(rf, cf):
-        chunk = call(rf, row_other, cf, co)
+        chunk = self.call(rf, cf, co)
         return (chunk.logits, chunk.terms), chunk.mask
 
       (logits, terms), pull, mask = jax.vjp(differentiable, row_float, cf,
@@ -273,15 +328,25 @@ def _chunk_scan(call, row_lse: bool, col_lse: bool):
       d_row, d_col = pull((ct_logits, ct_terms))
       return jax.tree.map(jnp.add, acc, d_row), d_col
 
-    blocks = (col_float, col_other, valid,
-              *((g_col, col) if col_lse else (valid, valid)))  # dummies
-    d_row, d_col = jax.lax.scan(step, jax.tree.map(jnp.zeros_like, row_float),
-                                blocks)
-    return (d_row, [None] * len(row_other), d_col,
-            [None] * len(col_other), None)
+    acc0 = jax.tree.map(
+        lambda x: jnp.zeros_like(x) + _zero(row_float, col_float, x.dtype),
+        row_float)
+    blocks = (col_float, col_other, self.valid,
+              *((g_col, col) if col_lse else (self.valid, self.valid)))  # dummies
+    return jax.lax.scan(step, acc0, blocks)
 
-  scan.defvjp(scan_fwd, scan_bwd)
-  return scan
+
+def _zero(row_float, col_float, dtype) -> jax.Array:
+  """A scalar 0 that varies over every mesh axis any input varies over.
+
+  Inside ``shard_map`` a scan's carry must have the type of the scan body's
+  output; starting the carries from ``x + 0`` with this zero gives them the
+  inputs' device-varying type. Outside ``shard_map`` it is a plain 0.
+  """
+  zero = jnp.zeros((), dtype)
+  for leaf in jax.tree.leaves((row_float, col_float)):
+    zero = zero + jnp.zeros_like(leaf, dtype=dtype, shape=())
+  return zero
 
 
 # --------------------------------------------------------------------------- #
