@@ -1,3 +1,382 @@
-"""Preference losses (being built; see DESIGN.md section 4)."""
+"""Preference-optimisation losses for language models: DPO and its variants,
+SimPO, ORPO, and GRPO.
 
-__all__ = []
+Every loss returns one value per preference pair (or, for GRPO, per
+completion) and reduces through :func:`jaxloss.reduce`. Inputs are
+log-probabilities computed by the caller from a model's logits:
+
+* :func:`dpo_loss` takes one summed log-probability per completion (trl's
+  ``*_logps``), ``[batch]``.
+* :func:`simpo_loss`, :func:`orpo_loss` and :func:`grpo_loss` take
+  per-token log-probabilities ``[batch, time]`` with boolean (or 0/1
+  integer) token masks, and average over the masked tokens themselves, so a
+  padded token never reaches the result.
+
+Re-exported here: :func:`grpo_loss` and :func:`group_normalized_advantages`
+from :mod:`jaxloss._preference_policy`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from jaxloss._core import checks, numerics
+from jaxloss._core import reduction as reduction_lib
+from jaxloss._core import value_checks
+from jaxloss._preference_policy import *  # noqa: F401,F403
+from jaxloss import _preference_policy
+from jaxloss._rl_common import at_least_rank, masked_mean, token_mask
+
+__all__ = [
+    "dpo_implicit_rewards",
+    "dpo_loss",
+    "orpo_loss",
+    "simpo_loss",
+] + _preference_policy.__all__
+
+DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "robust")
+
+
+def _log_probabilities(args, arg):
+  """Value rule: log-probabilities are <= 0."""
+  x = jnp.asarray(args[arg])
+  return jnp.all(x <= 0), "must hold log-probabilities (<= 0)"
+
+
+def _static_number(value) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_dpo_options(name: str, loss_type: str, beta, label_smoothing):
+  checks.option(name, "loss_type", loss_type, DPO_LOSS_TYPES)
+  checks.positive(name, "beta", beta)
+  if loss_type == "sigmoid":
+    checks.in_unit_interval(name, "label_smoothing", label_smoothing)
+  elif loss_type == "robust":
+    if _static_number(label_smoothing) and not 0 <= label_smoothing < 0.5:
+      raise ValueError(f"{name}: `label_smoothing` must lie in [0, 0.5) for "
+                       f"loss_type='robust', got {label_smoothing}.")
+  elif _static_number(label_smoothing) and label_smoothing != 0:
+    raise ValueError(f"{name}: `label_smoothing` applies to loss_type "
+                     f"'sigmoid' and 'robust' only, got {label_smoothing} with "
+                     f"loss_type={loss_type!r}.")
+
+
+def _dpo_inputs(name, policy_chosen_logps, policy_rejected_logps,
+                reference_chosen_logps, reference_rejected_logps):
+  return checks.same_shape_floats(
+      name, policy_chosen_logps=policy_chosen_logps,
+      policy_rejected_logps=policy_rejected_logps,
+      reference_chosen_logps=reference_chosen_logps,
+      reference_rejected_logps=reference_rejected_logps)
+
+
+@value_checks.value_rules(policy_chosen_logps=_log_probabilities,
+                          policy_rejected_logps=_log_probabilities,
+                          reference_chosen_logps=_log_probabilities,
+                          reference_rejected_logps=_log_probabilities)
+def dpo_loss(policy_chosen_logps, policy_rejected_logps,
+             reference_chosen_logps, reference_rejected_logps, *, beta=0.1,
+             label_smoothing=0.0, loss_type="sigmoid", where=None,
+             weights=None, reduction="none"):
+  r"""Direct Preference Optimization loss and its cDPO, IPO, rDPO and hinge
+  variants, per preference pair.
+
+  With :math:`z = (\log\pi_w - \log\pi_l) - (\log\pi^\text{ref}_w -
+  \log\pi^\text{ref}_l)` and :math:`\varepsilon` = ``label_smoothing``:
+
+  .. math::
+    \begin{aligned}
+    \texttt{sigmoid:}\ & -(1 - \varepsilon) \log\sigma(\beta z)
+        - \varepsilon \log\sigma(-\beta z)
+        \quad (\text{DPO}; \varepsilon > 0: \text{cDPO}) \\
+    \texttt{robust:}\ & \big(-(1 - \varepsilon) \log\sigma(\beta z)
+        + \varepsilon \log\sigma(-\beta z)\big) / (1 - 2\varepsilon)
+        \quad (\text{rDPO}) \\
+    \texttt{hinge:}\ & \max(0, 1 - \beta z) \quad (\text{SLiC}) \\
+    \texttt{ipo:}\ & \big(z - 1 / (2\beta)\big)^2 \quad (\text{IPO})
+    \end{aligned}
+
+  Args:
+    policy_chosen_logps: ``[...]`` floating :math:`\log\pi(y_w \mid x)`, the
+      policy's summed log-probability of each chosen completion.
+    policy_rejected_logps: ``[...]`` :math:`\log\pi(y_l \mid x)`.
+    reference_chosen_logps: ``[...]`` the same under the reference model.
+    reference_rejected_logps: ``[...]`` the same under the reference model.
+    beta: :math:`\beta > 0` (may be traced); IPO's :math:`\tau`.
+    label_smoothing: :math:`\varepsilon`, the assumed probability that a
+      preference label is flipped: in [0, 1] for ``"sigmoid"``, [0, 0.5) for
+      ``"robust"``; must be 0 for ``"hinge"`` and ``"ipo"``.
+    loss_type: ``"sigmoid"``, ``"hinge"``, ``"ipo"`` or ``"robust"``
+      (static).
+    where, weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    ``[...]`` per-pair loss, or a scalar for ``"sum"``/``"mean"``.
+
+  Matches trl's ``DPOTrainer.dpo_loss`` for these four ``loss_type`` values
+  (whose mean is ``"mean"`` here). For IPO, trl averages the log-probabilities
+  over tokens before calling it; pass averaged log-probabilities to do the
+  same. No gradient is stopped: the reference log-probabilities come from a
+  frozen model.
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> loss = jaxloss.dpo_loss(jnp.array([-10.0]), jnp.array([-12.0]),
+  ...                         jnp.array([-11.0]), jnp.array([-11.0]), beta=0.5)
+  >>> print(f"{float(loss[0]):.4f}")  # -log σ(0.5 · 2)
+  0.3133
+
+  References:
+    Rafailov et al., `Direct Preference Optimization: Your Language Model is
+    Secretly a Reward Model <https://arxiv.org/abs/2305.18290>`_, 2023;
+    Mitchell, `A Note on DPO with Noisy Preferences & Relationship to IPO
+    <https://ericmitchell.ai/cdpo.pdf>`_, 2023;
+    Azar et al., `A General Theoretical Paradigm to Understand Learning from
+    Human Preferences <https://arxiv.org/abs/2310.12036>`_, 2023;
+    Chowdhury, Kini and Natarajan, `Provably Robust DPO: Aligning Language
+    Models with Noisy Feedback <https://arxiv.org/abs/2403.00409>`_, 2024;
+    Zhao et al., `SLiC-HF: Sequence Likelihood Calibration with Human
+    Feedback <https://arxiv.org/abs/2305.10425>`_, 2023.
+  """
+  _check_dpo_options("dpo_loss", loss_type, beta, label_smoothing)
+  return _dpo(policy_chosen_logps, policy_rejected_logps,
+              reference_chosen_logps, reference_rejected_logps, beta,
+              label_smoothing, where, weights, loss_type=loss_type,
+              reduction=reduction)
+
+
+@(lambda f: f)
+def _dpo(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
+         reference_rejected_logps, beta, label_smoothing, where, weights, *,
+         loss_type, reduction):
+  name = "dpo_loss"
+  chosen, rejected, ref_chosen, ref_rejected = _dpo_inputs(
+      name, policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
+      reference_rejected_logps)
+  beta = numerics.like(beta, chosen)
+  smoothing = numerics.like(label_smoothing, chosen)
+  z = (chosen - rejected) - (ref_chosen - ref_rejected)
+  if loss_type == "ipo":
+    values = jnp.square(z - 1 / (2 * beta))
+  elif loss_type == "hinge":
+    values = jax.nn.relu(1 - beta * z)
+  else:
+    log_win, log_lose = numerics.log_sigmoid_pair(beta * z)
+    if loss_type == "sigmoid":
+      values = -(1 - smoothing) * log_win - smoothing * log_lose
+    else:
+      values = (-(1 - smoothing) * log_win + smoothing * log_lose) / (
+          1 - 2 * smoothing)
+  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
+                              name=name)
+
+
+def dpo_implicit_rewards(policy_chosen_logps, policy_rejected_logps,
+                         reference_chosen_logps, reference_rejected_logps, *,
+                         beta=0.1):
+  r"""DPO's implicit rewards of the chosen and rejected completions, for
+  logging.
+
+  .. math:: r_w = \beta (\log\pi_w - \log\pi^\text{ref}_w), \qquad
+            r_l = \beta (\log\pi_l - \log\pi^\text{ref}_l)
+
+  Trainers log their means, the margin :math:`r_w - r_l` and the accuracy
+  :math:`r_w > r_l`. Gradients are stopped (these are metrics).
+
+  Args:
+    policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
+      reference_rejected_logps: ``[...]`` as in :func:`dpo_loss`.
+    beta: :math:`\beta` (may be traced).
+
+  Returns:
+    ``(chosen_rewards, rejected_rewards)``, each ``[...]``.
+
+  Matches ``chosen_rewards``/``rejected_rewards`` of trl's
+  ``DPOTrainer.dpo_loss``.
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> chosen, rejected = jaxloss.dpo_implicit_rewards(
+  ...     jnp.array([-10.0]), jnp.array([-12.0]), jnp.array([-11.0]),
+  ...     jnp.array([-11.0]), beta=0.5)
+  >>> print(float(chosen[0]), float(rejected[0]))
+  0.5 -0.5
+
+  References:
+    Rafailov et al., `Direct Preference Optimization: Your Language Model is
+    Secretly a Reward Model <https://arxiv.org/abs/2305.18290>`_, 2023.
+  """
+  name = "dpo_implicit_rewards"
+  chosen, rejected, ref_chosen, ref_rejected = _dpo_inputs(
+      name, policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
+      reference_rejected_logps)
+  beta = numerics.like(beta, chosen)
+  return (jax.lax.stop_gradient(beta * (chosen - ref_chosen)),
+          jax.lax.stop_gradient(beta * (rejected - ref_rejected)))
+
+
+def _average_logps(name, chosen_logps, rejected_logps, chosen_mask,
+                   rejected_mask):
+  """Length-normalised log-probabilities of both completions, and the mask of
+  pairs in which both have at least one token."""
+  chosen_logps = checks.as_float(name, "chosen_logps", chosen_logps)
+  at_least_rank(name, "chosen_logps", chosen_logps, 1)
+  rejected_logps = checks.as_float(name, "rejected_logps", rejected_logps)
+  checks.shape(name, "rejected_logps", rejected_logps,
+               chosen_logps.shape[:-1] + (None,),
+               "the leading shape of `chosen_logps`")
+  rejected_logps = rejected_logps.astype(chosen_logps.dtype)
+  chosen_mask = token_mask(name, "chosen_mask", chosen_mask, chosen_logps.shape)
+  rejected_mask = token_mask(name, "rejected_mask", rejected_mask,
+                             rejected_logps.shape)
+  chosen, chosen_count = masked_mean(chosen_logps, chosen_mask)
+  rejected, rejected_count = masked_mean(rejected_logps, rejected_mask)
+  return chosen, rejected, (chosen_count > 0) & (rejected_count > 0)
+
+
+def _and(name: str, where, examples: jax.Array) -> jax.Array:
+  if where is None:
+    return examples
+  return checks.broadcast_mask(name, "where", where, examples.shape,
+                               same_rank=True) & examples
+
+
+def simpo_loss(chosen_logps, rejected_logps, chosen_mask=None,
+               rejected_mask=None, *, beta=2.0, gamma=1.0, where=None,
+               weights=None, reduction="none"):
+  r"""SimPO: a reference-free preference loss on length-normalised
+  log-probabilities, per preference pair.
+
+  .. math::
+    \ell = -\log\sigma\Big(\frac{\beta}{|y_w|} \log\pi(y_w \mid x)
+           - \frac{\beta}{|y_l|} \log\pi(y_l \mid x) - \gamma\Big)
+
+  where :math:`\log\pi(y \mid x) / |y|` is the mean of the per-token
+  log-probabilities over the completion's masked tokens. A pair in which a
+  completion has no token has value 0 and is left out of ``"mean"``.
+
+  Args:
+    chosen_logps: ``[..., time]`` floating per-token log-probabilities of the
+      chosen completions.
+    rejected_logps: ``[..., time']`` the same for the rejected completions
+      (same leading shape; the padded length may differ).
+    chosen_mask: ``[..., time]`` boolean (or 0/1 integer) mask of the chosen
+      completions' tokens; ``None`` for all.
+    rejected_mask: ``[..., time']`` the same for the rejected completions.
+    beta: reward scale :math:`\beta` (the paper uses 2 to 10; may be traced).
+    gamma: target reward margin :math:`\gamma` (the paper's γ, not γ/β; may
+      be traced).
+    where: boolean mask of the per-pair shape ``[...]``.
+    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    ``[...]`` per-pair loss, or a scalar for ``"sum"``/``"mean"``.
+
+  Matches the SimPO paper's Eq. 6 and trl's ``CPOTrainer`` with
+  ``loss_type="simpo"`` (whose ``simpo_gamma`` is this ``gamma``) and no
+  label smoothing.
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> chosen = jnp.array([[-1.0, -3.0, 0.0]])   # mean -2 over two tokens
+  >>> rejected = jnp.array([[-3.0, -3.0, -3.0]])
+  >>> loss = jaxloss.simpo_loss(chosen, rejected, jnp.array([[1, 1, 0]]),
+  ...                           beta=2.0, gamma=1.0)
+  >>> print(f"{float(loss[0]):.4f}")  # -log σ(2·(-2) - 2·(-3) - 1)
+  0.3133
+
+  References:
+    Meng, Xia and Chen, `SimPO: Simple Preference Optimization with a
+    Reference-Free Reward <https://arxiv.org/abs/2405.14734>`_, 2024.
+  """
+  checks.positive("simpo_loss", "beta", beta)
+  return _simpo(chosen_logps, rejected_logps, chosen_mask, rejected_mask, beta,
+                gamma, where, weights, reduction=reduction)
+
+
+@(lambda f: f)
+def _simpo(chosen_logps, rejected_logps, chosen_mask, rejected_mask, beta,
+           gamma, where, weights, *, reduction):
+  name = "simpo_loss"
+  chosen, rejected, examples = _average_logps(
+      name, chosen_logps, rejected_logps, chosen_mask, rejected_mask)
+  beta = numerics.like(beta, chosen)
+  gamma = numerics.like(gamma, chosen)
+  values = -jax.nn.log_sigmoid(beta * (chosen - rejected) - gamma)
+  return reduction_lib.reduce(values, reduction, weights=weights,
+                              where=_and(name, where, examples), name=name)
+
+
+def _log_odds(average_logps: jax.Array) -> jax.Array:
+  """``log(p / (1 - p))`` for ``log p`` = the average log-probability, which
+  is capped at ``-eps`` of the dtype (p = 1 has infinite odds)."""
+  capped = jnp.minimum(average_logps, -jnp.finfo(average_logps.dtype).eps)
+  return capped - numerics.log1mexp(capped)
+
+
+def orpo_loss(chosen_logps, rejected_logps, chosen_mask=None,
+              rejected_mask=None, *, beta=0.1, where=None, weights=None,
+              reduction="none"):
+  r"""ORPO: supervised NLL on the chosen completion plus an odds-ratio
+  preference term, per preference pair.
+
+  .. math::
+    \ell = -\log P_w - \lambda \log\sigma\Big(\log\frac{P_w}{1 - P_w}
+           - \log\frac{P_l}{1 - P_l}\Big), \qquad
+    \log P = \frac{1}{|y|} \sum_t \log\pi(y_t \mid x, y_{<t})
+
+  :math:`\log(1 - P)` is computed with ``log1mexp``; the average
+  log-probability is capped at ``-eps`` of the dtype inside the odds (a
+  probability of exactly 1 has infinite odds), which changes nothing below
+  :math:`P \approx 1 - 10^{-7}` in float32. A pair in which a completion has
+  no token has value 0 and is left out of ``"mean"``.
+
+  Args:
+    chosen_logps: ``[..., time]`` floating per-token log-probabilities of the
+      chosen completions.
+    rejected_logps: ``[..., time']`` the same for the rejected completions
+      (same leading shape; the padded length may differ).
+    chosen_mask: ``[..., time]`` boolean (or 0/1 integer) mask of the chosen
+      completions' tokens; ``None`` for all.
+    rejected_mask: ``[..., time']`` the same for the rejected completions.
+    beta: the odds-ratio weight :math:`\lambda` (trl's ``beta``; may be
+      traced).
+    where: boolean mask of the per-pair shape ``[...]``.
+    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    ``[...]`` per-pair loss, or a scalar for ``"sum"``/``"mean"``.
+
+  Matches trl's ``ORPOTrainer`` (``policy_nll_loss - beta * log σ(log
+  odds)``), except that the NLL here is each chosen completion's token mean
+  (trl's is the mean over all chosen tokens of the batch; the two agree when
+  the completions have equal lengths).
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> chosen = jnp.log(jnp.array([[0.5, 0.5]]))
+  >>> rejected = jnp.log(jnp.array([[0.2, 0.2]]))
+  >>> loss = jaxloss.orpo_loss(chosen, rejected, beta=1.0)
+  >>> print(f"{float(loss[0]):.4f}")  # log 2 - log σ(log 1 - log ¼)
+  0.9163
+
+  References:
+    Hong, Lee and Thorne, `ORPO: Monolithic Preference Optimization without
+    Reference Model <https://arxiv.org/abs/2403.07691>`_, 2024.
+  """
+  checks.nonnegative("orpo_loss", "beta", beta)
+  return _orpo(chosen_logps, rejected_logps, chosen_mask, rejected_mask, beta,
+               where, weights, reduction=reduction)
+
+
+@(lambda f: f)
+def _orpo(chosen_logps, rejected_logps, chosen_mask, rejected_mask, beta, where,
+          weights, *, reduction):
+  name = "orpo_loss"
+  chosen, rejected, examples = _average_logps(
+      name, chosen_logps, rejected_logps, chosen_mask, rejected_mask)
+  beta = numerics.like(beta, chosen)
+  odds_ratio = jax.nn.log_sigmoid(_log_odds(chosen) - _log_odds(rejected))
+  values = -chosen - beta * odds_ratio
+  return reduction_lib.reduce(values, reduction, weights=weights,
+                              where=_and(name, where, examples), name=name)

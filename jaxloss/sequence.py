@@ -1,3 +1,226 @@
-"""Sequence losses (being built; see DESIGN.md section 4)."""
+"""Sequence losses: CTC and the chunked cross-entropy of a linear output layer.
 
-__all__ = []
+:func:`ctc_loss` and :func:`ctc_loss_with_forward_probs` keep optax's
+signatures and call optax's forward algorithm; they add the jaxloss
+``where``/``weights``/``reduction`` contract per sequence.
+:func:`linear_cross_entropy` computes a language model's token cross-entropy
+from the last hidden states and the output projection without building the
+``tokens × vocab`` logits.
+
+Per-token losses on materialised logits (``[batch, time, vocab]`` with a
+padding mask) are the classification family's
+:func:`jaxloss.softmax_cross_entropy_with_integer_labels` and
+:func:`jaxloss.perplexity`.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxloss._core import checks, numerics
+from jaxloss._core import reduction as reduction_lib
+from jaxloss._core import value_checks
+from jaxloss import _sequence_linear
+from jaxloss._sequence_linear import linear_cross_entropy  # noqa: F401
+
+
+# --------------------------------------------------------------------------- #
+# CTC
+
+def _ctc_labels_rule(args, arg):
+  """Unpadded labels are class indices other than the blank."""
+  labels = jnp.asarray(args[arg])
+  padded = jnp.asarray(args["label_paddings"]) > 0
+  num_classes = np.shape(args["logits"])[-1]
+  blank = args.get("blank_id", 0)
+  ok = padded | ((labels >= 0) & (labels < num_classes) & (labels != blank))
+  return jnp.all(ok), (f"must hold class indices in [0, {num_classes}) other "
+                       f"than blank_id={blank} where not padded")
+
+
+def _paddings_rule(args, arg):
+  x = jnp.asarray(args[arg])
+  return jnp.all((x == 0) | (x == 1)), "must hold only 0 and 1"
+
+
+def _right_padded_rule(args, arg):
+  x = jnp.asarray(args[arg])
+  binary = jnp.all((x == 0) | (x == 1))
+  right = jnp.all(x[..., 1:] >= x[..., :-1])
+  return binary & right, ("must hold only 0 and 1, right-padded (the ones "
+                          "after the zeros)")
+
+
+_CTC_RULES = dict(labels=_ctc_labels_rule, logit_paddings=_paddings_rule,
+                  label_paddings=_right_padded_rule)
+
+
+def _ctc_inputs(name, logits, logit_paddings, labels, label_paddings, blank_id,
+                log_epsilon):
+  logits = checks.as_float(name, "logits", logits)
+  checks.rank(name, "logits", logits, 3)
+  batch, frames, num_classes = logits.shape
+  logit_paddings = checks.as_targets(name, "logit_paddings", logit_paddings,
+                                     logits)
+  checks.shape(name, "logit_paddings", logit_paddings, (batch, frames),
+               "[batch, time] like logits")
+  labels = checks.as_labels(name, "labels", labels)
+  checks.rank(name, "labels", labels, 2)
+  checks.shape(name, "labels", labels, (batch, None), "[batch, max_labels]")
+  label_paddings = checks.as_targets(name, "label_paddings", label_paddings,
+                                     logits)
+  checks.shape(name, "label_paddings", label_paddings, labels.shape,
+               "labels' shape")
+  if (not isinstance(blank_id, numbers.Integral) or isinstance(blank_id, bool)
+      or not 0 <= blank_id < num_classes):
+    raise ValueError(f"{name}: `blank_id` must be a Python int in [0, "
+                     f"{num_classes}) (a class of logits' last axis), got "
+                     f"{blank_id!r}.")
+  log_epsilon = jnp.asarray(numerics.like(log_epsilon, logits))
+  checks.rank(name, "log_epsilon", log_epsilon, 0)
+  return logits, logit_paddings, labels, label_paddings, int(blank_id), \
+      log_epsilon
+
+
+@functools.partial(jax.jit, static_argnames=("blank_id", "reduction", "name"))
+def _ctc(logits, logit_paddings, labels, label_paddings, log_epsilon, where,
+         weights, *, blank_id, reduction, name):
+  dtype = logits.dtype
+  # optax builds float32 constants with jnp.ones (float64 under x64): its
+  # results are cast back to the logits' dtype.
+  values, log_alpha_blank, log_alpha_label = (
+      optax.losses.ctc_loss_with_forward_probs(
+          logits, logit_paddings, labels, label_paddings, blank_id=blank_id,
+          log_epsilon=log_epsilon))
+  values = reduction_lib.reduce(values.astype(dtype), reduction,
+                                weights=weights, where=where, name=name)
+  return values, log_alpha_blank.astype(dtype), log_alpha_label.astype(dtype)
+
+
+@value_checks.value_rules(**_CTC_RULES)
+def ctc_loss_with_forward_probs(logits, logit_paddings, labels, label_paddings,
+                                *, blank_id=0, log_epsilon=-1e5, where=None,
+                                weights=None, reduction="none"):
+  r"""CTC loss per sequence and the forward (alpha) log-probabilities.
+
+  .. math::
+    \ell_b = -\log \sum_{\pi \in \mathcal{B}^{-1}(y_b)} \prod_t
+      \operatorname{softmax}(x_{b,t})_{\pi_t}
+
+  over the alignments ``π`` (label sequences with blanks inserted and labels
+  repeated) that collapse to the labels ``y_b`` by merging repeats and then
+  removing blanks; a repeated label needs a blank between its two frames.
+  Computed by optax's forward algorithm (Graves et al.), called as is.
+
+  Args:
+    logits: ``[batch, time, num_classes]`` floating logits, the blank class
+      included (``log_softmax`` is applied inside).
+    logit_paddings: ``[batch, time]`` 1.0 for padded frames, 0.0 otherwise.
+    labels: ``[batch, max_labels]`` integer labels (never the blank).
+    label_paddings: ``[batch, max_labels]`` 1.0 for padding, right-padded.
+    blank_id: the blank's class index (a Python int).
+    log_epsilon: stand-in for ``log(0)`` (may be traced).
+    where: optional ``[batch]`` mask of sequences; applies to the loss only.
+    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``
+      (optax's per-sequence values).
+
+  Returns:
+    ``(loss, log_alpha_blank, log_alpha_label)``: ``loss`` is ``[batch]``
+    (or a scalar for ``"sum"``/``"mean"``); the log-alphas are
+    ``[time, batch, max_labels + 1]`` and ``[time, batch, max_labels]``, as
+    in optax, for every sequence whatever ``where`` says.
+
+  Matches ``optax.losses.ctc_loss_with_forward_probs``; see :func:`ctc_loss`
+  for the comparison with torch.
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> logits = jnp.zeros((1, 3, 3))
+  >>> loss, blank, label = jaxloss.ctc_loss_with_forward_probs(
+  ...     logits, jnp.zeros((1, 3)), jnp.array([[1, 2]]), jnp.zeros((1, 2)))
+  >>> print(f"{float(loss[0]):.4f}", blank.shape, label.shape)
+  2.1972 (3, 1, 3) (3, 1, 2)
+
+  References:
+    Graves, Fernández, Gomez and Schmidhuber, `Connectionist temporal
+    classification: labelling unsegmented sequence data with recurrent
+    neural networks <https://dl.acm.org/doi/abs/10.1145/1143844.1143891>`_,
+    2006.
+  """
+  name = "ctc_loss_with_forward_probs"
+  inputs = _ctc_inputs(name, logits, logit_paddings, labels, label_paddings,
+                       blank_id, log_epsilon)
+  checks.option(name, "reduction", reduction, reduction_lib.REDUCTIONS)
+  return _ctc(*inputs[:4], inputs[5], where, weights, blank_id=inputs[4],
+              reduction=reduction, name=name)
+
+
+@value_checks.value_rules(**_CTC_RULES)
+def ctc_loss(logits, logit_paddings, labels, label_paddings, *, blank_id=0,
+             log_epsilon=-1e5, where=None, weights=None, reduction="none"):
+  r"""Connectionist temporal classification (CTC) loss per sequence.
+
+  .. math::
+    \ell_b = -\log \sum_{\pi \in \mathcal{B}^{-1}(y_b)} \prod_t
+      \operatorname{softmax}(x_{b,t})_{\pi_t}
+
+  over the alignments ``π`` that collapse to the labels ``y_b`` (merge
+  repeats, then drop blanks). Computed by optax's forward algorithm, called
+  as is.
+
+  Args:
+    logits: ``[batch, time, num_classes]`` floating logits, the blank class
+      included (``log_softmax`` is applied inside).
+    logit_paddings: ``[batch, time]`` 1.0 for padded frames, 0.0 otherwise.
+    labels: ``[batch, max_labels]`` integer labels (never the blank).
+    label_paddings: ``[batch, max_labels]`` 1.0 for padding, right-padded.
+    blank_id: the blank's class index (a Python int).
+    log_epsilon: stand-in for ``log(0)`` (may be traced).
+    where: optional ``[batch]`` mask of sequences.
+    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``
+      (optax's per-sequence values).
+
+  Returns:
+    ``[batch]`` negative log-likelihoods, or a scalar for ``"sum"``/
+    ``"mean"``.
+
+  Matches ``optax.losses.ctc_loss`` and, per sequence,
+  ``torch.nn.functional.ctc_loss(log_softmax(logits).transpose(0, 1),
+  labels, input_lengths, target_lengths, blank, reduction="none")`` with the
+  lengths counted from the paddings. Differences from torch: an infeasible
+  target (longer than the frames, counting the blanks that repeated labels
+  need) gives a large finite value (of order ``-log_epsilon``, 1e5) where
+  torch gives ``inf`` (or 0 with ``zero_infinity=True``); torch's
+  ``reduction="mean"`` divides each sequence by its target length first,
+  which is ``weights=1/max(target_length, 1)`` with ``"batchmean"`` here.
+  Padded frames may be anywhere (torch: only at the end).
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> logits = jnp.zeros((2, 3, 3))
+  >>> labels = jnp.array([[1, 2], [1, 1]])
+  >>> jaxloss.ctc_loss(logits, jnp.zeros((2, 3)), labels, jnp.zeros((2, 2)))
+  Array([2.1972246, 3.2958367], dtype=float32)
+
+  References:
+    Graves, Fernández, Gomez and Schmidhuber, `Connectionist temporal
+    classification: labelling unsegmented sequence data with recurrent
+    neural networks <https://dl.acm.org/doi/abs/10.1145/1143844.1143891>`_,
+    2006.
+  """
+  name = "ctc_loss"
+  inputs = _ctc_inputs(name, logits, logit_paddings, labels, label_paddings,
+                       blank_id, log_epsilon)
+  checks.option(name, "reduction", reduction, reduction_lib.REDUCTIONS)
+  return _ctc(*inputs[:4], inputs[5], where, weights, blank_id=inputs[4],
+              reduction=reduction, name=name)[0]
+
+
+__all__ = _sequence_linear.__all__ + [
+    "ctc_loss",
+    "ctc_loss_with_forward_probs",
+]

@@ -1,0 +1,221 @@
+"""GRPO: the group-relative policy loss and its group-normalised advantages.
+
+Re-exported by :mod:`jaxloss.preference`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxloss._core import checks, numerics
+from jaxloss._core import reduction as reduction_lib
+from jaxloss._rl_common import (at_least_rank, clipped_surrogate, data,
+                                float_like, k3_kl, masked_mean, token_mask)
+
+__all__ = ["grpo_loss", "group_normalized_advantages"]
+
+TOKEN_AVERAGING = ("sequence", "token")
+
+
+def group_normalized_advantages(rewards, groups, *, eps=1e-4, scale=True):
+  r"""GRPO's advantages: each reward relative to the other completions of its
+  prompt.
+
+  .. math::
+    A_i = \frac{r_i - \operatorname{mean}_{g(i)}(r)}
+               {\operatorname{std}_{g(i)}(r) + \varepsilon}
+    \quad (\text{or } r_i - \operatorname{mean}_{g(i)}(r) \text{ without
+    scaling})
+
+  The standard deviation is the unbiased one (``ddof=1``, as ``torch.std``,
+  which trl uses); a group of one completion gets advantage 0.
+
+  Args:
+    rewards: ``[batch]`` rewards, one per completion.
+    groups: an ``int`` group size ``G`` (the completions of each prompt are
+      ``G`` consecutive entries, trl's layout; ``batch`` must be a multiple
+      of ``G``), or ``[batch]`` integer group ids (any order).
+    eps: :math:`\varepsilon`, added to the standard deviation (trl: 1e-4).
+    scale: whether to divide by the group's standard deviation (trl's
+      ``scale_rewards``; Dr. GRPO does not).
+
+  Returns:
+    ``[batch]`` advantages, in the rewards' (floating) dtype.
+
+  Matches the advantages of trl's ``GRPOTrainer`` (``scale_rewards`` true or
+  false).
+
+  >>> import jax.numpy as jnp, numpy as np, jaxloss
+  >>> rewards = jnp.array([1.0, 0.0, 0.0, 2.0, 2.0, 2.0])
+  >>> print(np.round(np.asarray(
+  ...     jaxloss.group_normalized_advantages(rewards, 3)), 4))
+  [ 1.1545 -0.5773 -0.5773  0.      0.      0.    ]
+
+  References:
+    Shao et al., `DeepSeekMath: Pushing the Limits of Mathematical Reasoning
+    in Open Language Models <https://arxiv.org/abs/2402.03300>`_, 2024.
+  """
+  name = "group_normalized_advantages"
+  rewards = jnp.asarray(rewards)
+  if not jnp.issubdtype(rewards.dtype, jnp.floating):
+    rewards = checks.as_targets(name, "rewards", rewards,
+                                jnp.zeros((), jnp.float32))
+  rewards = numerics.upcast(rewards)
+  checks.rank(name, "rewards", rewards, 1)
+  checks.nonnegative(name, "eps", eps)
+  size = rewards.shape[0]
+  if isinstance(groups, (int, np.integer)) and not isinstance(groups, bool):
+    groups = int(groups)
+    if groups < 1 or size % groups:
+      raise ValueError(f"{name}: group size {groups} must be >= 1 and divide "
+                       f"the batch size {size}.")
+    grouped = rewards.reshape(size // groups, groups)
+    mean = jnp.mean(grouped, axis=1, keepdims=True)
+    squares = jnp.sum(jnp.square(grouped - mean), axis=1, keepdims=True)
+    count = groups
+    centred = (grouped - mean).reshape(size)
+    squares = jnp.broadcast_to(squares, grouped.shape).reshape(size)
+  else:
+    ids = checks.as_labels(name, "groups", groups)
+    checks.shape(name, "groups", ids, (size,), "group ids, one per reward")
+    same = (ids[:, None] == ids[None, :]).astype(rewards.dtype)
+    count = jnp.sum(same, axis=1)
+    mean = (same @ rewards) / count
+    centred = rewards - mean
+    squares = jnp.sum(same * jnp.square(rewards[None, :] - mean[:, None]),
+                      axis=1)
+  if not scale:
+    return centred
+  variance = squares / jnp.maximum(jnp.asarray(count, rewards.dtype) - 1, 1)
+  return centred / (numerics.safe_sqrt(variance) + numerics.like(eps, rewards))
+
+
+def grpo_loss(log_probs, old_log_probs, advantages, completion_mask=None,
+              ref_log_probs=None, *, epsilon=0.2, epsilon_high=None, beta=0.04,
+              token_averaging="sequence", where=None, weights=None,
+              reduction="none"):
+  r"""GRPO's token-level clipped surrogate loss, with an optional k3 KL
+  penalty, per completion.
+
+  .. math::
+    \ell_{i,t} = -\min\big(\rho_{i,t} A_i,\ \operatorname{clip}(\rho_{i,t},
+      1 - \epsilon, 1 + \epsilon_\text{high}) A_i\big)
+      + \beta \big(e^{\,r_{i,t} - \log\pi_{i,t}} - (r_{i,t} - \log\pi_{i,t})
+      - 1\big),
+
+  with :math:`\rho_{i,t} = \exp(\log\pi_{i,t} - \operatorname{sg}(\log
+  \pi^\text{old}_{i,t}))` and :math:`r_{i,t}` the reference policy's
+  log-probability (the KL term only when ``ref_log_probs`` is given).
+
+  Per-example means per completion: the value of completion :math:`i` is
+  the mean of :math:`\ell_{i,t}` over its active tokens (0, and left out of
+  ``"mean"``, when it has none). ``token_averaging`` decides how ``"mean"``
+  weighs the completions:
+
+  * ``"sequence"`` (original GRPO): every completion counts once, so
+    ``"mean"`` is the mean over completions of each one's token mean.
+  * ``"token"`` (DAPO): completion :math:`i` is weighted by its number of
+    active tokens :math:`|o_i|` (times ``weights``), so ``"mean"`` is
+    :math:`\sum_{i,t} \ell_{i,t} / \sum_i |o_i|`, the mean over all active
+    tokens of the batch; ``"none"`` and ``"sum"`` then give token sums.
+    Dr. GRPO's loss is ``"sum"`` divided by ``batch * max_length``.
+
+  Args:
+    log_probs: ``[..., time]`` floating per-token log-probabilities of the
+      sampled completions under the policy being optimised.
+    old_log_probs: ``[..., time]`` the same under the sampling policy (data:
+      gradient stopped), or ``None`` for ``log_probs`` itself (one update per
+      generation: ratio 1, trl's ``per_token_logps.detach()``).
+    advantages: ``[...]`` one advantage per completion, e.g. from
+      :func:`group_normalized_advantages` (data: gradient stopped).
+    completion_mask: ``[..., time]`` boolean (or 0/1 integer) mask of the
+      completion tokens; ``None`` for all.
+    ref_log_probs: optional ``[..., time]`` per-token log-probabilities under
+      the reference policy, for the k3 KL penalty.
+    epsilon: lower clip range :math:`\epsilon \ge 0` (may be traced).
+    epsilon_high: upper clip range :math:`\epsilon_\text{high}` (DAPO's
+      clip-higher, e.g. 0.28); ``None`` for ``epsilon``.
+    beta: KL coefficient :math:`\beta` (DeepSeekMath: 0.04), used only with
+      ``ref_log_probs``.
+    token_averaging: ``"sequence"`` or ``"token"`` (static), see above.
+    where: boolean mask of the per-completion shape ``[...]`` (drops
+      completions) or of ``log_probs``' shape (drops tokens, like
+      ``completion_mask``).
+    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    ``[...]`` per-completion loss (token means; weighted by token counts for
+    ``"token"``), or a scalar for ``"sum"``/``"mean"``.
+
+  Matches trl's ``GRPOTrainer`` loss: ``loss_type="grpo"`` is ``"mean"``
+  with ``"sequence"`` and ``loss_type="bnpo"``/``"dapo"`` (on one process)
+  is ``"mean"`` with ``"token"`` (trl counts a completion without tokens as
+  0 in the ``"grpo"`` mean; here it is left out).
+
+  >>> import jax.numpy as jnp, numpy as np, jaxloss
+  >>> logp = jnp.log(jnp.array([[0.5, 0.5, 1.0], [0.4, 1.0, 1.0]]))
+  >>> mask = jnp.array([[1, 1, 0], [1, 1, 1]])
+  >>> adv = jaxloss.group_normalized_advantages(jnp.array([1.0, 0.0]), 2)
+  >>> loss = jaxloss.grpo_loss(logp, None, adv, mask)  # ratio 1: -A
+  >>> print(np.round(np.asarray(loss), 4))
+  [-0.707  0.707]
+
+  References:
+    Shao et al., `DeepSeekMath: Pushing the Limits of Mathematical Reasoning
+    in Open Language Models <https://arxiv.org/abs/2402.03300>`_, 2024;
+    Yu et al., `DAPO: An Open-Source LLM Reinforcement Learning System at
+    Scale <https://arxiv.org/abs/2503.14476>`_, 2025; Schulman,
+    `Approximating KL Divergence <http://joschu.net/blog/kl-approx.html>`_,
+    2020 (k3).
+  """
+  name = "grpo_loss"
+  checks.option(name, "token_averaging", token_averaging, TOKEN_AVERAGING)
+  checks.nonnegative(name, "epsilon", epsilon)
+  checks.nonnegative(name, "beta", beta)
+  if epsilon_high is not None:
+    checks.nonnegative(name, "epsilon_high", epsilon_high)
+  return _grpo(log_probs, old_log_probs, advantages, completion_mask,
+               ref_log_probs, epsilon, epsilon_high, beta, where, weights,
+               token_averaging=token_averaging, reduction=reduction)
+
+
+@(lambda f: f)  #
+def _grpo(log_probs, old_log_probs, advantages, completion_mask, ref_log_probs,
+          epsilon, epsilon_high, beta, where, weights, *, token_averaging,
+          reduction):
+  name = "grpo_loss"
+  log_probs = checks.as_float(name, "log_probs", log_probs)
+  at_least_rank(name, "log_probs", log_probs, 1)
+  shape = log_probs.shape
+  if old_log_probs is None:
+    old_log_probs = log_probs
+  else:
+    old_log_probs = data(name, "old_log_probs", old_log_probs, log_probs, shape)
+  advantages = data(name, "advantages", advantages, log_probs, shape[:-1])
+  tokens = token_mask(name, "completion_mask", completion_mask, shape)
+  elements, _ = reduction_lib.split_where(name, where, shape, -1)
+  if elements is not None:
+    tokens = tokens & elements
+  epsilon_low = numerics.like(epsilon, log_probs)
+  if epsilon_high is None:
+    epsilon_high = epsilon_low
+  else:
+    epsilon_high = numerics.like(epsilon_high, log_probs)
+  per_token = clipped_surrogate(
+      log_probs - jax.lax.stop_gradient(old_log_probs),
+      jax.lax.stop_gradient(advantages)[..., None], epsilon_low, epsilon_high)
+  if ref_log_probs is not None:
+    ref_log_probs = float_like(name, "ref_log_probs", ref_log_probs, log_probs,
+                               shape)
+    per_token = per_token + numerics.like(beta, log_probs) * k3_kl(
+        log_probs, ref_log_probs)
+  values, count = masked_mean(per_token, tokens)
+  if token_averaging == "token":
+    weights = count if weights is None else count * checks.broadcast_weights(
+        name, "weights", weights, count, same_rank=True)
+  return reduction_lib.reduce(values, reduction, weights=weights,
+                              where=count > 0, name=name)

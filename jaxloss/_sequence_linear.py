@@ -1,0 +1,254 @@
+"""Cross-entropy of a linear layer's logits without materialising them.
+
+:func:`linear_cross_entropy` computes the cross-entropy of
+``hidden @ weight (+ bias)`` over vocabulary chunks with the online
+log-sum-exp of :mod:`jaxloss._core.online_softmax`: rows are the tokens, the
+columns are the vocabulary. Only a ``[tokens, chunk]`` block of logits exists
+at a time, in the forward pass and in the backward pass, which recomputes each
+block and accumulates the gradients of ``hidden``, ``weight`` and ``bias``.
+
+The weight is used in its ``[dim, vocab]`` layout: each chunk is a dynamic
+slice of it, so no transposed or padded copy of the weight is made, and the
+gradient of a slice (a dynamic update of zeros) is accumulated in place by XLA.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+
+from jaxloss._core import checks, numerics
+from jaxloss._core import online_softmax
+from jaxloss._core import reduction as reduction_lib
+from jaxloss._core import value_checks
+
+_NAME = "linear_cross_entropy"
+
+# Default chunking: about this many logits per [tokens, chunk] block (16 MiB
+# in float32), the chunk a power of two between these bounds.
+_BLOCK_ELEMENTS = 2**22
+_MIN_CHUNK = 256
+_MAX_CHUNK = 8192
+
+
+def default_chunk_size(num_tokens: int, vocab_size: int) -> int:
+  """The vocabulary chunk used when ``chunk_size=None``.
+
+  The largest power of two with ``tokens × chunk ≤ 2**22`` logits per block,
+  clipped to [256, 8192]; ``vocab_size`` itself (one dense block, plain
+  autodiff) when that is not larger.
+  """
+  chunk = _MAX_CHUNK
+  while chunk > _MIN_CHUNK and num_tokens * chunk > _BLOCK_ELEMENTS:
+    chunk //= 2
+  return vocab_size if vocab_size <= chunk else chunk
+
+
+def _is_zero(value) -> bool:
+  """A Python number equal to 0 (a term that can be left out statically)."""
+  return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+          and value == 0)
+
+
+def _chunk_size(chunk_size) -> Optional[int]:
+  if chunk_size is None:
+    return None
+  if (not isinstance(chunk_size, numbers.Integral)
+      or isinstance(chunk_size, bool) or chunk_size < 1):
+    raise ValueError(f"{_NAME}: `chunk_size` must be None or a positive int, "
+                     f"got {chunk_size!r}.")
+  return int(chunk_size)
+
+
+def _scalar(arg: str, value) -> jax.Array:
+  value = jnp.asarray(value)
+  checks.rank(_NAME, arg, value, 0)
+  return value
+
+
+@value_checks.value_rules(
+    labels=value_checks.class_index("weight", axis_arg=None))
+def linear_cross_entropy(hidden, weight, labels, *, bias=None, where=None,
+                         ignore_index=None, label_smoothing=0.0, z_loss=0.0,
+                         logit_soft_cap=None, chunk_size=None, weights=None,
+                         reduction="mean"):
+  r"""Cross-entropy of ``hidden @ weight + bias``, never materialising the logits.
+
+  .. math::
+    z = c \tanh\big((h W + b) / c\big), \qquad
+    \ell = \operatorname{lse}(z) - (1 - \varepsilon)\, z_y
+      - \frac{\varepsilon}{V} \sum_v z_v + \lambda_z \operatorname{lse}(z)^2
+
+  (the soft cap ``c`` only with ``logit_soft_cap``). This is the token's
+  cross-entropy ``(1 − ε)·(−log p_y) + ε·mean_v(−log p_v)`` (torch's label
+  smoothing: ε spread over all ``V`` classes) plus PaLM's z-loss. The
+  vocabulary is processed ``chunk_size`` columns at a time with an online
+  log-sum-exp (:mod:`jaxloss._core.online_softmax`); the backward pass
+  recomputes each chunk's logits (a custom VJP), so the temporary memory is
+  O(tokens × chunk_size) instead of O(tokens × vocab). Values and gradients
+  (with respect to ``hidden``, ``weight``, ``bias`` and a traced soft cap)
+  equal those of the materialised logits.
+
+  Args:
+    hidden: ``[..., dim]`` floating hidden states (e.g. ``[batch, time, dim]``).
+    weight: ``[dim, vocab]`` output projection (a Flax ``Dense`` kernel, or
+      the transposed embedding table of a tied model).
+    labels: ``[...]`` integer token labels (``hidden``'s shape without
+      ``dim``).
+    bias: optional ``[vocab]`` bias.
+    where: optional boolean mask of ``labels``' rank (e.g. the padding mask
+      ``[batch, time]``; size-1 axes broadcast); masked tokens may hold any
+      label.
+    ignore_index: optional label value that takes no part (torch's
+      ``ignore_index``): sugar for ``where=labels != ignore_index``.
+    label_smoothing: ``ε`` in [0, 1] (may be traced).
+    z_loss: ``λ_z ≥ 0``, the weight of ``lse(z)²`` (may be traced).
+    logit_soft_cap: optional ``c > 0``: logits become ``c·tanh(z/c)`` (Gemma 2)
+      before everything else (may be traced; it is differentiated).
+    chunk_size: vocabulary columns per chunk; ``None`` picks
+      :func:`default_chunk_size` (a power of two with at most ``2**22``
+      logits per block, between 256 and 8192). A chunk of at least the
+      vocabulary size computes the logits in one block with plain autodiff;
+      otherwise only reverse-mode differentiation is supported.
+    weights: optional per-token weights broadcastable to ``labels``' shape.
+    reduction: see :func:`jaxloss.reduce`; the default ``"mean"`` averages
+      over the unmasked tokens only (no host sync).
+
+  Returns:
+    A scalar for ``"mean"``/``"sum"``, or ``[...]`` per-token values for
+    ``"none"`` (masked tokens exactly 0).
+
+  Matches ``optax.losses.softmax_cross_entropy_with_integer_labels(hidden @
+  weight + bias, labels)`` (and ``torch.nn.functional.cross_entropy`` with
+  ``label_smoothing`` and ``ignore_index``), in the manner of Apple's
+  Cut Cross-Entropy and Liger-Kernel's fused linear cross-entropy.
+
+  >>> import jax, jax.numpy as jnp, jaxloss
+  >>> hidden = jax.random.normal(jax.random.key(0), (2, 3, 8))
+  >>> weight = jax.random.normal(jax.random.key(1), (8, 10))
+  >>> labels = jnp.array([[1, 2, 3], [4, 5, 0]])
+  >>> padding = jnp.array([[True, True, True], [True, True, False]])
+  >>> chunked = jaxloss.linear_cross_entropy(hidden, weight, labels,
+  ...                                        where=padding, chunk_size=4)
+  >>> dense = jaxloss.softmax_cross_entropy_with_integer_labels(
+  ...     hidden @ weight, labels, where=padding, reduction="mean")
+  >>> print(f"{float(chunked):.4f} {float(dense):.4f}")
+  4.3335 4.3335
+
+  References:
+    Wijmans et al., `Cut Your Losses in Large-Vocabulary Language Models
+    <https://arxiv.org/abs/2411.09009>`_, 2024 (chunked linear cross-entropy);
+    Milakov and Gimelshein, `Online normalizer calculation for softmax
+    <https://arxiv.org/abs/1805.02867>`_, 2018;
+    Chowdhery et al., `PaLM <https://arxiv.org/abs/2204.02311>`_, 2022
+    (z-loss); Gemma Team, `Gemma 2 <https://arxiv.org/abs/2408.00118>`_, 2024
+    (logit soft-capping).
+  """
+  arrays = dict(hidden=hidden, weight=weight)
+  if bias is not None:
+    arrays["bias"] = bias
+  converted = checks.floats(_NAME, **arrays)
+  hidden, weight = converted[:2]
+  labels = checks.as_labels(_NAME, "labels", labels)
+  if hidden.ndim < 1:
+    checks.rank(_NAME, "hidden", hidden, 1)
+  checks.rank(_NAME, "weight", weight, 2)
+  dim = hidden.shape[-1]
+  checks.shape(_NAME, "weight", weight, (dim, None),
+               f"[dim, vocab] with dim = hidden.shape[-1] = {dim}")
+  checks.shape(_NAME, "labels", labels, hidden.shape[:-1],
+               "hidden's shape without its last axis")
+  if bias is not None:
+    bias = converted[2]
+    checks.shape(_NAME, "bias", bias, weight.shape[1:], "[vocab]")
+  checks.option(_NAME, "reduction", reduction, reduction_lib.REDUCTIONS)
+  checks.in_unit_interval(_NAME, "label_smoothing", label_smoothing)
+  checks.nonnegative(_NAME, "z_loss", z_loss)
+  if logit_soft_cap is not None:
+    checks.positive(_NAME, "logit_soft_cap", logit_soft_cap)
+  chunk_size = _chunk_size(chunk_size)
+  if where is not None:
+    where = checks.broadcast_mask(_NAME, "where", where, labels.shape,
+                                  same_rank=True)
+  if ignore_index is not None:
+    ignore_index = _scalar("ignore_index", ignore_index)
+  return _linear_cross_entropy(
+      hidden, weight, labels, bias, where, weights, ignore_index,
+      _scalar("label_smoothing", label_smoothing), _scalar("z_loss", z_loss),
+      None if logit_soft_cap is None else _scalar("logit_soft_cap",
+                                                  logit_soft_cap),
+      chunk_size=chunk_size, reduction=reduction,
+      smoothing=not _is_zero(label_smoothing), use_z_loss=not _is_zero(z_loss))
+
+
+def _logits(rows, columns, *, smoothing: bool) -> online_softmax.Chunk:
+  """One vocabulary chunk: logits, the label's logit and (for smoothing) all
+  logits as a term to sum."""
+  index = columns["index"]
+  weight = rows["weight"]
+  chunk, vocab = index.shape[0], weight.shape[1]
+  if chunk < vocab:
+    # A slice of [dim, vocab] in place (its gradient is an in-place update).
+    # The last chunk of a vocabulary that chunk does not divide is clamped to
+    # end at `vocab` and rolled so that position p holds column start + p
+    # (positions past the end are the padding that `chunked` masks).
+    start = index[0]
+    clamped = jnp.minimum(start, vocab - chunk)
+    weight = jax.lax.dynamic_slice_in_dim(weight, clamped, chunk, axis=1)
+    if vocab % chunk:
+      weight = jnp.roll(weight, clamped - start, axis=1)
+  logits = jnp.matmul(rows["hidden"], weight)
+  if "bias" in columns:
+    logits = logits + columns["bias"][None, :]
+  if "cap" in rows:
+    cap = rows["cap"]
+    logits = cap * jnp.tanh(logits / cap)
+  label = jnp.where(index[None, :] == rows["labels"][:, None], logits, 0)
+  terms = (label, logits) if smoothing else (label,)
+  return online_softmax.Chunk(logits, None, terms)
+
+
+@functools.partial(jax.jit, static_argnames=(
+    "chunk_size", "reduction", "smoothing", "use_z_loss"))
+def _linear_cross_entropy(hidden, weight, labels, bias, where, weights,
+                          ignore_index, label_smoothing, z_loss, cap, *,
+                          chunk_size, reduction, smoothing, use_z_loss):
+  dtype = hidden.dtype
+  shape = labels.shape
+  dim, vocab = weight.shape
+  keep = where
+  if ignore_index is not None:
+    valid = labels != ignore_index.astype(labels.dtype)
+    keep = valid if keep is None else keep & valid
+  if keep is not None:
+    labels = jnp.where(keep, labels, -1)  # dropped: matches no column.
+  rows = {"hidden": hidden.reshape(-1, dim), "weight": weight,
+          "labels": labels.reshape(-1)}
+  if cap is not None:
+    rows["cap"] = cap.astype(dtype)
+  columns = {"index": jnp.arange(vocab, dtype=jnp.int32)}
+  if bias is not None:
+    columns["bias"] = bias
+  num_tokens = rows["hidden"].shape[0]
+  chunk = (default_chunk_size(num_tokens, vocab) if chunk_size is None
+           else chunk_size)
+  stats = online_softmax.stats(functools.partial(_logits, smoothing=smoothing),
+                               rows, columns,
+                               chunk_size=None if chunk >= vocab else chunk)
+  lse = stats.row_lse
+  values = lse - stats.row_sums[0]
+  if smoothing:
+    epsilon = label_smoothing.astype(dtype)
+    mean_logit = stats.row_sums[1] / vocab
+    values = (1 - epsilon) * values + epsilon * (lse - mean_logit)
+  if use_z_loss:
+    values = values + z_loss.astype(dtype) * jnp.square(lse)
+  return reduction_lib.reduce(values.reshape(shape), reduction,
+                              weights=weights, where=keep, name=_NAME)
+
+
+__all__ = ["linear_cross_entropy"]
