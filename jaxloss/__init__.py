@@ -7,8 +7,9 @@ the contrastive losses live in :mod:`jaxloss.distributed`.
 """
 
 from jaxloss import (classification, contrastive, detection, divergence,
-                     generative, image, metric_learning, preference, ranking,
-                     regression, regularization, rl, segmentation, sequence)
+                     generative, image, metric_learning, nn, preference,
+                     ranking, regression, regularization, rl, segmentation,
+                     sequence, train)
 from jaxloss._core.reduction import REDUCTIONS, reduce
 from jaxloss._core.value_checks import checked
 from jaxloss.classification import *  # noqa: F401,F403

@@ -1,0 +1,427 @@
+"""Flax NNX modules for losses with learnable parts.
+
+Each module holds the learnable parameters of a loss (class centres, proxies,
+a temperature, a scale and a bias, task variances) and calls the functional
+loss in :mod:`jaxloss`, so the maths lives in one place. Unlike the functions,
+whose default is ``reduction="none"``, the modules return the training loss:
+their default is ``reduction="mean"`` (pass ``"none"`` for per-example values).
+
+Put a loss module inside your model and train both together; with
+:func:`jaxloss.train.nnx_step` and ``nnx.Optimizer(model, tx, wrt=nnx.Param)``
+its parameters are updated with the model's.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxloss import contrastive, metric_learning
+from jaxloss._core import numerics
+
+__all__ = ["ArcFace", "CosFace", "ProxyNCA", "LearnedTemperature",
+           "LearnedScaleBias", "GE2E", "UncertaintyWeighting"]
+
+
+def _unit(x: jax.Array) -> jax.Array:
+  """L2-normalised rows (a zero row stays zero, with a finite gradient)."""
+  x = numerics.upcast(jnp.asarray(x))
+  return numerics.safe_divide(x, numerics.safe_norm(x, axis=-1, keepdims=True))
+
+
+def _table(rngs: nnx.Rngs, rows: int, columns: int, dtype) -> nnx.Param:
+  """A ``[rows, columns]`` parameter drawn from a standard normal."""
+  return nnx.Param(jax.random.normal(rngs.params(), (rows, columns), dtype))
+
+
+class _CosineHead(nnx.Module):
+  """Class centres ``[num_classes, num_features]`` and their cosine logits."""
+
+  def __init__(self, num_features: int, num_classes: int, *, scale: float,
+               margin: float, rngs: nnx.Rngs, param_dtype=jnp.float32):
+    self.centers = _table(rngs, num_classes, num_features, param_dtype)
+    self.scale = scale
+    self.margin = margin
+
+  def logits(self, embeddings) -> jax.Array:
+    """Cosines ``[..., num_classes]`` between embeddings and class centres
+    (no margin, no scale): ``argmax`` gives the predicted class."""
+    cosines = jnp.matmul(_unit(embeddings), _unit(self.centers[...]).T)
+    return jnp.clip(cosines, -1, 1)  # rounding can leave |cos| just above 1
+
+
+class ArcFace(_CosineHead):
+  r"""ArcFace head: learned class centres and an additive angular margin.
+
+  .. math::
+    \cos\theta_{ic} = \frac{x_i \cdot W_c}{\|x_i\| \|W_c\|}, \qquad
+    \ell_i = \mathrm{arcface}(\cos\theta_i, y_i;\ s, m)
+
+  The centres ``W`` are normalised at every call; the loss is
+  :func:`jaxloss.arcface_loss` on the cosines.
+
+  Args:
+    num_features: embedding size ``dim``.
+    num_classes: number of classes ``C``.
+    scale: the logit scale ``s``.
+    margin: the angular margin ``m`` (radians).
+    easy_margin: ArcFace's easy-margin variant.
+    rngs: ``nnx.Rngs`` with a ``params`` stream (centres ~ N(0, 1)).
+    param_dtype: dtype of the centres.
+
+  Calling ``head(embeddings, labels)`` with ``[batch, dim]`` embeddings and
+  ``[batch]`` integer labels returns the loss (a scalar for the default
+  ``reduction="mean"``; ``where``, ``weights`` and ``reduction`` as in
+  :func:`jaxloss.reduce`). ``head.logits(embeddings)`` gives the
+  ``[batch, C]`` cosines, for accuracy.
+
+  >>> import jax.numpy as jnp, jaxloss as jl
+  >>> from flax import nnx
+  >>> head = jl.nn.ArcFace(4, 3, scale=16.0, rngs=nnx.Rngs(0))
+  >>> x, y = jnp.ones((2, 4)), jnp.array([0, 2])
+  >>> loss = head(x, y)
+  >>> bool(jnp.allclose(loss, jl.arcface_loss(head.logits(x), y, scale=16.0,
+  ...                                         reduction="mean")))
+  True
+  >>> head.logits(x).shape
+  (2, 3)
+
+  References:
+    Deng, Guo, Xue and Zafeiriou, `ArcFace: Additive Angular Margin Loss for
+    Deep Face Recognition <https://arxiv.org/abs/1801.07698>`_, 2019.
+  """
+
+  def __init__(self, num_features: int, num_classes: int, *,
+               scale: float = 64.0, margin: float = 0.5,
+               easy_margin: bool = False, rngs: nnx.Rngs,
+               param_dtype=jnp.float32):
+    super().__init__(num_features, num_classes, scale=scale, margin=margin,
+                     rngs=rngs, param_dtype=param_dtype)
+    self.easy_margin = easy_margin
+
+  def __call__(self, embeddings, labels, *, where=None, weights=None,
+               reduction: str = "mean") -> jax.Array:
+    return metric_learning.arcface_loss(
+        self.logits(embeddings), labels, scale=self.scale, margin=self.margin,
+        easy_margin=self.easy_margin, where=where, weights=weights,
+        reduction=reduction)
+
+
+class CosFace(_CosineHead):
+  r"""CosFace head: learned class centres and an additive cosine margin.
+
+  .. math::
+    \ell_i = -\log \frac{e^{s(\cos\theta_{iy} - m)}}
+                        {e^{s(\cos\theta_{iy} - m)}
+                         + \sum_{c \ne y} e^{s \cos\theta_{ic}}}
+
+  with the cosines of :class:`ArcFace`; the loss is
+  :func:`jaxloss.cosface_loss`.
+
+  Args:
+    num_features: embedding size ``dim``.
+    num_classes: number of classes ``C``.
+    scale: the logit scale ``s``.
+    margin: the cosine margin ``m``.
+    rngs: ``nnx.Rngs`` with a ``params`` stream (centres ~ N(0, 1)).
+    param_dtype: dtype of the centres.
+
+  ``head(embeddings, labels)`` (``[batch, dim]``, ``[batch]``) returns the
+  loss, default ``reduction="mean"``; ``head.logits(embeddings)`` the
+  ``[batch, C]`` cosines.
+
+  >>> import jax.numpy as jnp, jaxloss as jl
+  >>> from flax import nnx
+  >>> head = jl.nn.CosFace(4, 3, rngs=nnx.Rngs(0))
+  >>> head(jnp.ones((2, 4)), jnp.array([0, 2])).shape
+  ()
+
+  References:
+    Wang, Wang, Zhou, Ji, Gong, Zhou, Li and Liu, `CosFace: Large Margin
+    Cosine Loss for Deep Face Recognition
+    <https://arxiv.org/abs/1801.09414>`_, 2018.
+  """
+
+  def __init__(self, num_features: int, num_classes: int, *,
+               scale: float = 64.0, margin: float = 0.35, rngs: nnx.Rngs,
+               param_dtype=jnp.float32):
+    super().__init__(num_features, num_classes, scale=scale, margin=margin,
+                     rngs=rngs, param_dtype=param_dtype)
+
+  def __call__(self, embeddings, labels, *, where=None, weights=None,
+               reduction: str = "mean") -> jax.Array:
+    return metric_learning.cosface_loss(
+        self.logits(embeddings), labels, scale=self.scale, margin=self.margin,
+        where=where, weights=weights, reduction=reduction)
+
+
+class ProxyNCA(nnx.Module):
+  r"""Proxy-NCA with learned proxies, one per class.
+
+  .. math::
+    \ell_i = -\log \frac{\exp(-\|\hat x_i - \hat p_{y_i}\|^2 / T)}
+                        {\sum_c \exp(-\|\hat x_i - \hat p_c\|^2 / T)}
+
+  With ``normalize=True`` (the paper's setting) embeddings and proxies are
+  L2-normalised (``x̂``, ``p̂``) before :func:`jaxloss.proxy_nca_loss`.
+
+  Args:
+    num_features: embedding size ``dim``.
+    num_classes: number of classes ``C``.
+    temperature: ``T > 0``.
+    normalize: normalise embeddings and proxies first.
+    rngs: ``nnx.Rngs`` with a ``params`` stream (proxies ~ N(0, 1)).
+    param_dtype: dtype of the proxies.
+
+  ``head(embeddings, labels)`` (``[batch, dim]``, ``[batch]``) returns the
+  loss, default ``reduction="mean"``.
+
+  >>> import jax.numpy as jnp, jaxloss as jl
+  >>> from flax import nnx
+  >>> head = jl.nn.ProxyNCA(4, 3, rngs=nnx.Rngs(0))
+  >>> head.proxies.shape
+  (3, 4)
+  >>> head(jnp.ones((2, 4)), jnp.array([0, 2])).shape
+  ()
+
+  References:
+    Movshovitz-Attias, Toshev, Leung, Ioffe and Singh, `No Fuss Distance
+    Metric Learning using Proxies <https://arxiv.org/abs/1703.07464>`_, 2017.
+  """
+
+  def __init__(self, num_features: int, num_classes: int, *,
+               temperature: float = 1.0, normalize: bool = True,
+               rngs: nnx.Rngs, param_dtype=jnp.float32):
+    self.proxies = _table(rngs, num_classes, num_features, param_dtype)
+    self.temperature = temperature
+    self.normalize = normalize
+
+  def __call__(self, embeddings, labels, *, where=None, weights=None,
+               reduction: str = "mean") -> jax.Array:
+    proxies = self.proxies[...]
+    if self.normalize:
+      embeddings, proxies = _unit(embeddings), _unit(proxies)
+    return metric_learning.proxy_nca_loss(
+        embeddings, labels, proxies, temperature=self.temperature,
+        where=where, weights=weights, reduction=reduction)
+
+
+class LearnedTemperature(nnx.Module):
+  r"""CLIP's contrastive loss with a learned temperature.
+
+  .. math::
+    t = \min\big(e^{\log t}, t_{\max}\big), \qquad
+    \ell = \mathrm{clip\_loss}(x, y;\ \tau = 1/t)
+
+  The parameter is the log-scale ``log t``, initialised to ``log(1/0.07)``;
+  the scale is capped at ``t_max = 100`` as in CLIP. CLIP's training code
+  clamps the parameter itself after each step; here the cap is applied in
+  the forward pass, which gives the same values, but above the cap the
+  log-scale receives no gradient (it stays where it is).
+
+  Args:
+    init_scale: the initial scale ``t`` (``1/τ``).
+    max_scale: the cap ``t_max``.
+    normalize, chunk_size: passed to :func:`jaxloss.clip_loss`.
+
+  ``loss(image_embeddings, text_embeddings)`` (both ``[batch, dim]``) returns
+  :func:`jaxloss.clip_loss` at ``temperature = 1 / t``, default
+  ``reduction="mean"``. ``loss.scale()`` is the current ``t``.
+
+  >>> import jax.numpy as jnp, jaxloss as jl
+  >>> loss = jl.nn.LearnedTemperature()
+  >>> round(float(loss.scale()), 4)
+  14.2857
+  >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+  >>> bool(jnp.allclose(loss(x, x), jl.clip_loss(x, x, temperature=0.07,
+  ...                                             reduction="mean")))
+  True
+
+  References:
+    Radford et al., `Learning Transferable Visual Models From Natural
+    Language Supervision <https://arxiv.org/abs/2103.00020>`_, 2021.
+  """
+
+  def __init__(self, *, init_scale: float = 1 / 0.07, max_scale: float = 100.0,
+               normalize: bool = True, chunk_size: int | None = None):
+    self.log_scale = nnx.Param(jnp.asarray(math.log(init_scale), jnp.float32))
+    self.max_scale = max_scale
+    self.normalize = normalize
+    self.chunk_size = chunk_size
+
+  def scale(self) -> jax.Array:
+    """The scale ``t = min(exp(log t), t_max)``."""
+    return jnp.exp(jnp.minimum(self.log_scale[...], math.log(self.max_scale)))
+
+  def __call__(self, image_embeddings, text_embeddings, *, where=None,
+               weights=None, reduction: str = "mean") -> jax.Array:
+    return contrastive.clip_loss(
+        image_embeddings, text_embeddings, temperature=1 / self.scale(),
+        normalize=self.normalize, chunk_size=self.chunk_size, where=where,
+        weights=weights, reduction=reduction)
+
+
+class LearnedScaleBias(nnx.Module):
+  r"""SigLIP's sigmoid loss with a learned scale and bias.
+
+  .. math::
+    t = e^{t'}, \qquad
+    \ell_i = -\sum_j \log\sigma\big(z_{ij}(t\, \hat x_i \cdot \hat y_j + b)\big)
+
+  The parameters are the log-scale ``t'`` (initialised to ``log 10``) and the
+  bias ``b`` (initialised to ``−10``), SigLIP's initialisation; the loss is
+  :func:`jaxloss.siglip_loss`.
+
+  Args:
+    init_scale: the initial scale ``t``.
+    init_bias: the initial bias ``b``.
+    normalize, chunk_size: passed to :func:`jaxloss.siglip_loss`.
+
+  ``loss(image_embeddings, text_embeddings)`` (both ``[batch, dim]``) returns
+  the loss, default ``reduction="mean"`` (big_vision's ``/ batch``).
+
+  >>> import jax.numpy as jnp, jaxloss as jl
+  >>> loss = jl.nn.LearnedScaleBias()
+  >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+  >>> bool(jnp.allclose(loss(x, x), jl.siglip_loss(x, x, reduction="mean")))
+  True
+
+  References:
+    Zhai, Mustafa, Kolesnikov and Beyer, `Sigmoid Loss for Language Image
+    Pre-Training <https://arxiv.org/abs/2303.15343>`_, 2023.
+  """
+
+  def __init__(self, *, init_scale: float = 10.0, init_bias: float = -10.0,
+               normalize: bool = True, chunk_size: int | None = None):
+    self.log_scale = nnx.Param(jnp.asarray(math.log(init_scale), jnp.float32))
+    self.bias = nnx.Param(jnp.asarray(init_bias, jnp.float32))
+    self.normalize = normalize
+    self.chunk_size = chunk_size
+
+  def __call__(self, image_embeddings, text_embeddings, *, where=None,
+               weights=None, reduction: str = "mean") -> jax.Array:
+    return contrastive.siglip_loss(
+        image_embeddings, text_embeddings,
+        logit_scale=jnp.exp(self.log_scale[...]), logit_bias=self.bias[...],
+        normalize=self.normalize, chunk_size=self.chunk_size, where=where,
+        weights=weights, reduction=reduction)
+
+
+class GE2E(nnx.Module):
+  r"""The GE2E speaker-verification loss with its learned ``w > 0`` and ``b``.
+
+  .. math::
+    S_{ji,k} = \max(w, w_{\min}) \cos(e_{ji}, c_k) + b
+
+  then :func:`jaxloss.ge2e_loss`. ``w`` starts at 10 and ``b`` at −5 (the
+  paper's initialisation); ``w`` is kept positive by clamping it at
+  ``w_min = 1e-6`` in the forward pass (below the clamp its gradient is 0).
+
+  Args:
+    init_w: the initial ``w``.
+    init_b: the initial ``b``.
+    method: ``"softmax"`` or ``"contrast"``.
+    min_w: the clamp ``w_min > 0``.
+
+  ``loss(embeddings)`` with ``[speakers, utterances, dim]`` embeddings
+  returns the loss, default ``reduction="mean"``.
+
+  >>> import jax.numpy as jnp, jaxloss as jl
+  >>> e = jnp.array([[[1.0, 0.0], [2.0, 0.0]], [[0.0, 1.0], [0.0, 3.0]]])
+  >>> bool(jnp.allclose(jl.nn.GE2E()(e), jl.ge2e_loss(e, reduction="mean")))
+  True
+
+  References:
+    Wan, Wang, Papir and Lopez Moreno, `Generalized End-to-End Loss for
+    Speaker Verification <https://arxiv.org/abs/1710.10467>`_, 2018.
+  """
+
+  def __init__(self, *, init_w: float = 10.0, init_b: float = -5.0,
+               method: str = "softmax", min_w: float = 1e-6):
+    self.w = nnx.Param(jnp.asarray(init_w, jnp.float32))
+    self.b = nnx.Param(jnp.asarray(init_b, jnp.float32))
+    self.method = method
+    self.min_w = min_w
+
+  def __call__(self, embeddings, *, where=None, weights=None,
+               reduction: str = "mean") -> jax.Array:
+    return metric_learning.ge2e_loss(
+        embeddings, w=jnp.maximum(self.w[...], self.min_w), b=self.b[...],
+        method=self.method, where=where, weights=weights, reduction=reduction)
+
+
+_KINDS = ("regression", "classification")
+
+
+class UncertaintyWeighting(nnx.Module):
+  r"""Multi-task loss weighted by learned homoscedastic uncertainties.
+
+  With one learned log-variance ``s_i = log σ_i²`` per task (initialised to
+  0, i.e. σ² = 1):
+
+  .. math::
+    L = \sum_{i \in \text{regression}} \big(\tfrac12 e^{-s_i} L_i
+                                          + \tfrac12 s_i\big)
+      + \sum_{i \in \text{classification}} \big(e^{-s_i} L_i
+                                              + \tfrac12 s_i\big)
+
+  Kendall et al.'s equation (7) for a Gaussian likelihood (``L_i`` the
+  squared error: ``1/(2σ²) L + log σ``) and their approximation (10) for a
+  softmax likelihood (``1/σ² L + log σ``), written in ``s = log σ²`` so the
+  loss is finite for every ``s``. For a regression task the minimum over
+  ``s_i`` is at ``σ_i² = L_i``: the learned variance estimates the task's
+  mean squared error. (The simplified form ``Σ e^{-s_i} L_i + s_i`` found in
+  many implementations is twice the regression form.)
+
+  Args:
+    tasks: task names (all regression), or a mapping ``name -> kind`` with
+      kind ``"regression"`` or ``"classification"``.
+
+  ``weighting(losses)`` takes a mapping ``name -> scalar loss`` with exactly
+  the task names and returns the scalar ``L``. ``variances()`` gives
+  ``{name: σ_i²}``.
+
+  >>> import jax.numpy as jnp, jaxloss as jl
+  >>> weighting = jl.nn.UncertaintyWeighting(["depth", "normals"])
+  >>> float(weighting({"depth": jnp.asarray(2.0), "normals": jnp.asarray(4.0)}))
+  3.0
+
+  References:
+    Kendall, Gal and Cipolla, `Multi-Task Learning Using Uncertainty to Weigh
+    Losses for Scene Geometry and Semantics
+    <https://arxiv.org/abs/1705.07115>`_, 2018.
+  """
+
+  def __init__(self, tasks: Sequence[str] | Mapping[str, str]):
+    kinds = (dict(tasks) if isinstance(tasks, Mapping)
+             else {name: "regression" for name in tasks})
+    for name, kind in kinds.items():
+      if kind not in _KINDS:
+        raise ValueError(f"UncertaintyWeighting: task {name!r} has kind "
+                         f"{kind!r}; valid kinds are {_KINDS}.")
+    if not kinds:
+      raise ValueError("UncertaintyWeighting: `tasks` must name at least one "
+                       "task.")
+    self.names = tuple(kinds)
+    self.kinds = tuple(kinds.values())
+    self.log_variances = nnx.Param(jnp.zeros(len(kinds), jnp.float32))
+
+  def variances(self) -> dict[str, jax.Array]:
+    """``{name: σ²}``, the learned variances."""
+    variances = jnp.exp(self.log_variances[...])
+    return {name: variances[i] for i, name in enumerate(self.names)}
+
+  def __call__(self, losses: Mapping[str, jax.Array]) -> jax.Array:
+    if set(losses) != set(self.names):
+      raise ValueError(f"UncertaintyWeighting: `losses` must have the keys "
+                       f"{sorted(self.names)}, got {sorted(losses)}.")
+    total = jnp.zeros((), jnp.float32)
+    for i, (name, kind) in enumerate(zip(self.names, self.kinds)):
+      s = self.log_variances[i]
+      factor = 0.5 if kind == "regression" else 1.0
+      total = total + factor * jnp.exp(-s) * jnp.asarray(losses[name]) + 0.5 * s
+    return total
