@@ -1,0 +1,562 @@
+"""Value tests for jaxloss.sequence.
+
+References:
+
+* ``linear_cross_entropy``: the materialised logits ``hidden @ weight + bias``
+  fed to :func:`jaxloss.softmax_cross_entropy_with_integer_labels` (with the
+  z-loss and the soft cap added by hand), and a float64 NumPy formula written
+  here; the chunked path (custom VJP) must equal both in value and in the
+  gradients of ``hidden``, ``weight``, ``bias`` and a traced soft cap.
+* ``ctc_loss``: a float64 NumPy CTC forward algorithm written here on the
+  extended label sequence (Graves et al. 2006, Eq. 6–8), its numerical
+  gradient, and ``optax.losses.ctc_loss``.
+
+The shared properties (jit, vmap, where ≡ slicing, dtypes, edge cases, …) run
+over tests/cases/sequence.py in tests/test_properties.py.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxloss
+from jaxloss import sequence as js
+
+F64_TOL = dict(rtol=1e-10, atol=1e-10)
+F32_TOL = dict(rtol=1e-5, atol=1e-5)
+IGNORE = -100
+
+
+def _rng(seed):
+  return np.random.default_rng(seed)
+
+
+@pytest.fixture
+def x64():
+  with jax.enable_x64(True):
+    yield
+
+
+# --------------------------------------------------------------------------- #
+# linear_cross_entropy: references
+
+def _np_lse(x):
+  peak = np.max(x, axis=-1, keepdims=True)
+  return peak[..., 0] + np.log(np.sum(np.exp(x - peak), axis=-1))
+
+
+def numpy_linear_cross_entropy(hidden, weight, labels, bias=None, keep=None,
+                               label_smoothing=0.0, z_loss=0.0, cap=None):
+  """Per-token float64 values, written from torch's ``cross_entropy`` (ε
+  spread over all V classes) plus PaLM's ``z_loss · lse²``; masked tokens 0."""
+  z = np.float64(hidden) @ np.float64(weight)
+  if bias is not None:
+    z = z + np.float64(bias)
+  if cap is not None:
+    z = cap * np.tanh(z / cap)
+  lse = _np_lse(z)
+  safe = np.where(keep, labels, 0) if keep is not None else labels
+  log_p = z - lse[..., None]
+  nll = -np.take_along_axis(log_p, safe[..., None], -1)[..., 0]
+  smooth = -np.mean(log_p, axis=-1)
+  values = ((1 - label_smoothing) * nll + label_smoothing * smooth
+            + z_loss * lse**2)
+  return values if keep is None else np.where(keep, values, 0.0)
+
+
+def naive_linear_cross_entropy(hidden, weight, labels, *, bias=None,
+                               where=None, ignore_index=None,
+                               label_smoothing=0.0, z_loss=0.0,
+                               logit_soft_cap=None, reduction="mean"):
+  """The same loss on materialised logits, through jaxloss' classification
+  cross-entropy."""
+  logits = hidden @ weight
+  if bias is not None:
+    logits = logits + bias[None, None, :]
+  if logit_soft_cap is not None:
+    logits = logit_soft_cap * jnp.tanh(logits / logit_soft_cap)
+  keep = jnp.ones(labels.shape, bool) if where is None else where
+  if ignore_index is not None:
+    keep = keep & (labels != ignore_index)
+  values = jaxloss.softmax_cross_entropy_with_integer_labels(
+      logits, labels, where=keep, label_smoothing=label_smoothing)
+  values = values + jnp.where(
+      keep, z_loss * jnp.square(jax.nn.logsumexp(logits, axis=-1)), 0)
+  if reduction == "none":
+    return values
+  if reduction == "sum":
+    return jnp.sum(values)
+  return jnp.sum(values) / jnp.maximum(jnp.sum(keep), 1)
+
+
+B, T, D, V = 2, 3, 5, 11
+
+
+def _lce_inputs(seed, dtype, vocab=V):
+  rng = _rng(seed)
+  hidden = rng.normal(size=(B, T, D)).astype(dtype)
+  weight = rng.normal(size=(D, vocab)).astype(dtype)
+  bias = (0.5 * rng.normal(size=vocab)).astype(dtype)
+  labels = rng.integers(0, vocab, size=(B, T)).astype(np.int32)
+  labels[0, 1] = IGNORE
+  labels[1, 2] = vocab - 1  # a label in the last (clamped, rolled) chunk.
+  where = np.ones((B, T), bool)
+  where[1, 0] = False
+  return hidden, weight, bias, labels, where
+
+
+# name -> options (the soft cap, when present, is passed traced).
+OPTIONS = {
+    "plain": dict(),
+    "ignore_index,z_loss,soft_cap": dict(ignore_index=IGNORE, z_loss=1e-2,
+                                         logit_soft_cap=2.5),
+    "bias,where,label_smoothing": dict(bias=True, where=True,
+                                       label_smoothing=0.2),
+    "all": dict(bias=True, where=True, ignore_index=IGNORE,
+                label_smoothing=0.1, z_loss=1e-2, logit_soft_cap=2.5),
+}
+
+
+def _all_reductions(chunk_size, inputs, options, dtype):
+  """Values for "none", "sum" and "mean", and the gradients with respect to
+  hidden, weight, bias and the soft cap of "none" (pulled back with distinct
+  cotangents) and "mean", of the chunked loss and of the naive one: one
+  compiled program."""
+  hidden, weight, bias, labels, where = inputs
+  has_bias = options.get("bias", False)
+  kwargs = {k: v for k, v in options.items()
+            if k not in ("bias", "where", "logit_soft_cap")}
+  if options.get("where"):
+    kwargs["where"] = where
+  if "ignore_index" not in options:
+    labels = np.where(labels == IGNORE, 0, labels)
+  cotangent = np.arange(1, labels.size + 1, dtype=dtype).reshape(labels.shape)
+  cap = dtype(options.get("logit_soft_cap", 1.0))
+
+  def call(loss, reduction):
+    return lambda h, w, b, c: loss(
+        h, w, labels, bias=b if has_bias else None,
+        logit_soft_cap=c if "logit_soft_cap" in options else None,
+        reduction=reduction, **kwargs)
+
+  def results(loss, args):
+    none, pull = jax.vjp(call(loss, "none"), *args)
+    mean, d_mean = jax.value_and_grad(call(loss, "mean"),
+                                      argnums=(0, 1, 2, 3))(*args)
+    values = {"none": none, "sum": call(loss, "sum")(*args), "mean": mean}
+    return values, {"none": pull(jnp.asarray(cotangent)), "mean": d_mean}
+
+  def run(*args):
+    chunked = functools.partial(js.linear_cross_entropy, chunk_size=chunk_size)
+    return results(chunked, args), results(naive_linear_cross_entropy, args)
+
+  return jax.jit(run)(hidden, weight, bias, cap), labels
+
+
+def _check_against_naive(options, chunk_size, dtype, tol, vocab=V):
+  inputs = _lce_inputs(0, dtype, vocab)
+  ((values, grads), (want_values, want_grads)), labels = _all_reductions(
+      chunk_size, inputs, options, dtype)
+  for reduction in ("none", "sum", "mean"):
+    np.testing.assert_allclose(values[reduction], want_values[reduction],
+                               **tol, err_msg=reduction)
+  for reduction in ("none", "mean"):
+    for arg, got, want in zip(("hidden", "weight", "bias", "cap"),
+                              grads[reduction], want_grads[reduction]):
+      np.testing.assert_allclose(got, want, **tol,
+                                 err_msg=f"{reduction} d/d{arg}")
+  # Every gradient that should be non-zero is.
+  d_hidden, d_weight, d_bias, d_cap = grads["none"]
+  assert np.all(np.abs(d_weight) > 0)
+  assert (np.abs(d_bias) > 0).all() == bool(options.get("bias"))
+  assert (np.abs(d_cap) > 0) == ("logit_soft_cap" in options)
+  # The float64 NumPy formula, per token and reduced.
+  hidden, weight, bias, _, where = inputs
+  keep = labels != IGNORE
+  if options.get("where"):
+    keep &= where
+  expected = numpy_linear_cross_entropy(
+      hidden, weight, labels, bias if options.get("bias") else None, keep,
+      options.get("label_smoothing", 0.0), options.get("z_loss", 0.0),
+      options.get("logit_soft_cap"))
+  np.testing.assert_allclose(values["none"], expected, **tol)
+  np.testing.assert_allclose(values["sum"], expected.sum(), **tol)
+  np.testing.assert_allclose(values["mean"], expected.sum() / keep.sum(), **tol)
+  assert np.all(values["none"][~keep] == 0)
+
+
+# --------------------------------------------------------------------------- #
+# linear_cross_entropy: chunked vs naive
+
+@pytest.mark.parametrize("options", list(OPTIONS), ids=list(OPTIONS))
+def test_linear_cross_entropy_float64(x64, options):
+  """Chunk 4 of a vocabulary of 11: the last chunk is clamped and rolled."""
+  _check_against_naive(OPTIONS[options], 4, np.float64, F64_TOL)
+
+
+def test_linear_cross_entropy_float64_one_dense_block(x64):
+  """chunk_size >= vocab: one dense block, plain autodiff."""
+  _check_against_naive(OPTIONS["all"], 16, np.float64, F64_TOL)
+
+
+def test_linear_cross_entropy_float64_chunk_divides_vocab(x64):
+  _check_against_naive(OPTIONS["all"], 4, np.float64, F64_TOL, vocab=12)
+
+
+def test_linear_cross_entropy_float32():
+  _check_against_naive(OPTIONS["all"], 3, np.float32, F32_TOL)
+
+
+def test_linear_cross_entropy_default_chunk_and_flat_tokens(x64):
+  """chunk_size=None (one dense block at this vocabulary) and [tokens, dim]
+  inputs give the [batch, time] values, flattened."""
+  hidden, weight, bias, labels, _ = _lce_inputs(1, np.float64)
+  labels = np.where(labels == IGNORE, 0, labels)
+  assert js._sequence_linear.default_chunk_size(B * T, V) == V
+  full = js.linear_cross_entropy(hidden, weight, labels, bias=bias,
+                                 reduction="none")
+  flat = js.linear_cross_entropy(hidden.reshape(-1, D), weight,
+                                 labels.reshape(-1), bias=bias, chunk_size=4,
+                                 reduction="none")
+  assert full.shape == (B, T) and flat.shape == (B * T,)
+  np.testing.assert_allclose(flat, np.asarray(full).reshape(-1), **F64_TOL)
+  np.testing.assert_allclose(
+      full, numpy_linear_cross_entropy(hidden, weight, labels, bias), **F64_TOL)
+
+
+def test_default_chunk_size():
+  chunk = js._sequence_linear.default_chunk_size
+  assert chunk(4096, 32768) == 1024  # 4096 × 1024 = 2**22 logits per block
+  assert chunk(16384, 262144) == 256
+  assert chunk(16, 262144) == 8192  # capped
+  assert chunk(2**20, 262144) == 256  # floored
+  assert chunk(64, 300) == 300  # one dense block
+
+
+def test_linear_cross_entropy_masked_everything_is_zero_with_zero_grad():
+  hidden, weight, _, labels, _ = _lce_inputs(2, np.float32)
+  where = np.zeros((B, T), bool)
+
+  def f(h, w):
+    return js.linear_cross_entropy(h, w, np.maximum(labels, 0), where=where,
+                                   chunk_size=4)
+
+  value, (d_hidden, d_weight) = jax.value_and_grad(f, argnums=(0, 1))(
+      hidden, weight)
+  assert float(value) == 0.0
+  assert not np.any(d_hidden) and not np.any(d_weight)
+
+
+def test_linear_cross_entropy_weights_and_mean_over_valid_tokens(x64):
+  """weights scale the per-token values; "mean" divides by the weights of the
+  valid tokens only (ignore_index and where both count)."""
+  hidden, weight, _, labels, where = _lce_inputs(3, np.float64)
+  weights = _rng(4).uniform(0.5, 2.0, size=(B, T))
+  keep = (labels != IGNORE) & where
+  per_token = numpy_linear_cross_entropy(hidden, weight, labels, keep=keep)
+  kwargs = dict(where=where, ignore_index=IGNORE, weights=weights,
+                chunk_size=4)
+  mean = js.linear_cross_entropy(hidden, weight, labels, **kwargs)
+  none = js.linear_cross_entropy(hidden, weight, labels, reduction="none",
+                                 **kwargs)
+  np.testing.assert_allclose(none, weights * per_token, **F64_TOL)
+  np.testing.assert_allclose(
+      mean, np.sum(weights * per_token) / np.sum(weights * keep), **F64_TOL)
+
+
+# --------------------------------------------------------------------------- #
+# linear_cross_entropy: memory
+
+def _temp_bytes(fn, tokens, dim, vocab):
+  f32 = jnp.float32
+  args = (jax.ShapeDtypeStruct((tokens, dim), f32),
+          jax.ShapeDtypeStruct((dim, vocab), f32),
+          jax.ShapeDtypeStruct((vocab,), f32),
+          jax.ShapeDtypeStruct((tokens,), jnp.int32))
+  step = jax.jit(jax.value_and_grad(fn, argnums=(0, 1, 2)))
+  return step.lower(*args).compile().memory_analysis().temp_size_in_bytes
+
+
+def test_linear_cross_entropy_temporary_memory_does_not_scale_with_vocab():
+  """Compiled temporary bytes of forward + backward: the naive version holds
+  the float32 logits (4 × tokens × vocab bytes); the chunked one (chunk 128,
+  every option on) grows, from a vocabulary of 512 to 4096, by less than 1/16
+  of the logits' growth (what it keeps is O(vocab) vectors: the column
+  indices, the padded bias) and stays under 1/8 of the logits (a few
+  [tokens, chunk] blocks, the chunk being 1/32 of the vocabulary)."""
+  tokens, dim, small, large = 128, 8, 512, 4096
+
+  def naive(h, w, b, y):
+    return optax.losses.softmax_cross_entropy_with_integer_labels(
+        h @ w + b[None, :], y).mean()
+
+  def chunked(h, w, b, y):
+    return js.linear_cross_entropy(h, w, y, bias=b, chunk_size=128,
+                                   label_smoothing=0.1, z_loss=1e-4,
+                                   logit_soft_cap=30.0, ignore_index=0)
+
+  logits_bytes = 4 * tokens * large
+  growth = 4 * tokens * (large - small)
+  assert _temp_bytes(naive, tokens, dim, large) >= logits_bytes
+  chunked_small = _temp_bytes(chunked, tokens, dim, small)
+  chunked_large = _temp_bytes(chunked, tokens, dim, large)
+  assert chunked_large - chunked_small < growth / 16, (chunked_small,
+                                                       chunked_large)
+  assert chunked_large < logits_bytes / 8, chunked_large
+
+
+# --------------------------------------------------------------------------- #
+# linear_cross_entropy: errors
+
+def test_linear_cross_entropy_errors_name_the_loss_and_argument():
+  hidden, weight, bias, labels, where = _lce_inputs(5, np.float32)
+  labels = np.maximum(labels, 0)
+  lce = js.linear_cross_entropy
+  cases = [
+      (dict(weight=weight[:-1]), ValueError, r"`weight`.*\(5, '\*'\)"),
+      (dict(weight=weight[0]), ValueError, r"`weight` must have rank 2"),
+      (dict(labels=labels[:, :-1]), ValueError, r"`labels`.*\(2, 3\)"),
+      (dict(labels=labels.astype(np.float32)), TypeError, r"`labels`"),
+      (dict(hidden=hidden.astype(np.int32)), TypeError, r"`hidden`"),
+      (dict(bias=bias[:-1]), ValueError, r"`bias`.*\(11,\)"),
+      (dict(where=where[:, :1, None]), ValueError, r"`where`"),
+      (dict(where=where.astype(np.int32)), TypeError, r"`where`"),
+      (dict(reduction="avg"), ValueError, r"reduction='avg'"),
+      (dict(label_smoothing=1.5), ValueError, r"`label_smoothing`"),
+      (dict(z_loss=-1.0), ValueError, r"`z_loss`"),
+      (dict(logit_soft_cap=0.0), ValueError, r"`logit_soft_cap`"),
+      (dict(chunk_size=0), ValueError, r"`chunk_size`"),
+      (dict(chunk_size=True), ValueError, r"`chunk_size`"),
+      (dict(chunk_size=4.0), ValueError, r"`chunk_size`"),
+      (dict(ignore_index=np.array([1, 2])), ValueError, r"`ignore_index`"),
+  ]
+  for change, error, pattern in cases:
+    args = dict(hidden=hidden, weight=weight, labels=labels)
+    kwargs = {k: v for k, v in change.items() if k not in args}
+    args.update({k: v for k, v in change.items() if k in args})
+    with pytest.raises(error, match="linear_cross_entropy.*" + pattern):
+      lce(args["hidden"], args["weight"], args["labels"], **kwargs)
+
+
+# --------------------------------------------------------------------------- #
+# CTC: float64 NumPy forward algorithm
+
+def _logaddexp(*xs):
+  return np.logaddexp.reduce(np.array(xs))
+
+
+def numpy_ctc(logits, logit_paddings, labels, label_paddings, blank=0):
+  """Per-sequence CTC negative log-likelihoods: the forward algorithm over
+  the extended sequence ``blank, l1, blank, l2, …, blank`` on the unpadded
+  frames (wherever they are) and the unpadded labels; ``inf`` when no
+  alignment fits."""
+  losses = []
+  for x, frame_pad, y, label_pad in zip(np.float64(logits), logit_paddings,
+                                        labels, label_paddings):
+    log_p = x[frame_pad == 0]
+    log_p = log_p - _np_lse(log_p)[:, None]
+    y = list(y[label_pad == 0])
+    ext = [blank]
+    for label in y:
+      ext += [label, blank]
+    alpha = np.full(len(ext), -np.inf)
+    alpha[0] = log_p[0, blank]
+    if y:
+      alpha[1] = log_p[0, ext[1]]
+    for t in range(1, len(log_p)):
+      prev = alpha.copy()
+      for s in range(len(ext)):
+        terms = [prev[s]]
+        if s >= 1:
+          terms.append(prev[s - 1])
+        if s >= 2 and ext[s] != blank and ext[s] != ext[s - 2]:
+          terms.append(prev[s - 2])
+        alpha[s] = _logaddexp(*terms) + log_p[t, ext[s]]
+    final = [alpha[-1]] + ([alpha[-2]] if y else [])
+    losses.append(-_logaddexp(*final))
+  return np.array(losses)
+
+
+def _ctc_inputs(seed, blank=0, frames=6, classes=5, max_labels=3):
+  """Four sequences: a repeated label, a label used twice apart, padded
+  frames (at the end and in the middle), padded labels, an empty label
+  sequence; padded label entries hold arbitrary classes."""
+  rng = _rng(seed)
+  logits = 2 * rng.normal(size=(4, frames, classes))
+  others = [k for k in range(classes) if k != blank]
+  a, b, c = others[:3]
+  labels = np.array([[a, a, b], [b, c, b], [c, a, a], [a, b, c]], np.int32)
+  lengths = np.array([3, 3, 2, 0])
+  label_paddings = np.float64(np.arange(max_labels)[None] >= lengths[:, None])
+  logit_paddings = np.zeros((4, frames))
+  logit_paddings[1, -2:] = 1.0  # right-padded frames
+  logit_paddings[2, 2] = 1.0  # a padded frame in the middle (optax allows it)
+  return logits, logit_paddings, labels, label_paddings
+
+
+@pytest.mark.parametrize("blank", [0, 4])
+def test_ctc_matches_numpy_forward_algorithm(x64, blank):
+  logits, logit_paddings, labels, label_paddings = _ctc_inputs(0, blank)
+  expected = numpy_ctc(logits, logit_paddings, labels, label_paddings, blank)
+  assert np.all(np.isfinite(expected))
+  got = js.ctc_loss(logits, logit_paddings, labels, label_paddings,
+                    blank_id=blank)
+  assert got.dtype == jnp.float64
+  np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+  got32 = js.ctc_loss(np.float32(logits), np.float32(logit_paddings), labels,
+                      np.float32(label_paddings), blank_id=blank)
+  assert got32.dtype == jnp.float32
+  np.testing.assert_allclose(got32, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_ctc_small_cases_by_hand(x64):
+  """Uniform logits over K classes and T frames: the loss is
+  ``T·log K − log(#alignments)``."""
+  K, frames = 3, 3
+  logits = np.zeros((4, frames, K))
+  labels = np.array([[1, 2], [1, 1], [1, 0], [0, 0]], np.int32)
+  label_paddings = np.array([[0, 0], [0, 0], [0, 1], [1, 1]], np.float64)
+  # "1 2" in 3 frames: 1 1 2, 1 2 2, 1 2 _, 1 _ 2, _ 1 2 (5 alignments);
+  # "1 1": only 1 _ 1; "1": 1 1 1, 1 1 _, 1 _ _, _ 1 1, _ _ 1, _ 1 _
+  # (6); "": _ _ _ (1).
+  counts = np.array([5, 1, 6, 1])
+  got = js.ctc_loss(logits, np.zeros((4, frames)), labels, label_paddings)
+  np.testing.assert_allclose(got, frames * np.log(K) - np.log(counts),
+                             rtol=1e-12)
+
+
+def test_ctc_gradient_matches_numerical_gradient_of_numpy_reference(x64):
+  logits, logit_paddings, labels, label_paddings = _ctc_inputs(1, blank=2,
+                                                               frames=4,
+                                                               classes=4,
+                                                               max_labels=2)
+  labels = np.array([[0, 0], [1, 3], [3, 1], [0, 1]], np.int32)
+  label_paddings = np.array([[0, 0], [0, 1], [0, 0], [1, 1]], np.float64)
+  grad = jax.grad(lambda x: js.ctc_loss(x, logit_paddings, labels,
+                                        label_paddings, blank_id=2,
+                                        reduction="sum"))(logits)
+  assert np.all(np.isfinite(grad))
+  step, numerical = 1e-6, np.zeros_like(logits)
+  for index in np.ndindex(*logits.shape):
+    up, down = logits.copy(), logits.copy()
+    up[index] += step
+    down[index] -= step
+    numerical[index] = (
+        numpy_ctc(up, logit_paddings, labels, label_paddings, 2).sum()
+        - numpy_ctc(down, logit_paddings, labels, label_paddings, 2).sum()
+    ) / (2 * step)
+  np.testing.assert_allclose(grad, numerical, rtol=1e-6, atol=1e-7)
+  # Padded frames take no part.
+  assert not np.any(grad[logit_paddings == 1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ctc_equals_optax(dtype):
+  with jax.enable_x64(dtype == np.float64):
+    logits, logit_paddings, labels, label_paddings = _ctc_inputs(2, blank=1)
+    args = (dtype(logits), dtype(logit_paddings), labels,
+            dtype(label_paddings))
+    np.testing.assert_array_equal(
+        js.ctc_loss(*args, blank_id=1),
+        optax.losses.ctc_loss(*args, blank_id=1).astype(dtype))
+    ours = js.ctc_loss_with_forward_probs(*args, blank_id=1, log_epsilon=-1e4)
+    theirs = optax.losses.ctc_loss_with_forward_probs(*args, blank_id=1,
+                                                      log_epsilon=-1e4)
+    for a, b in zip(ours, theirs):
+      assert a.dtype == dtype
+      np.testing.assert_array_equal(a, np.asarray(b).astype(dtype))
+
+
+def test_ctc_with_forward_probs_shapes_and_final_alpha(x64):
+  logits, logit_paddings, labels, label_paddings = _ctc_inputs(3)
+  loss, blank, label = js.ctc_loss_with_forward_probs(
+      logits, logit_paddings, labels, label_paddings)
+  assert blank.shape == (6, 4, 4) and label.shape == (6, 4, 3)
+  np.testing.assert_allclose(
+      loss, numpy_ctc(logits, logit_paddings, labels, label_paddings),
+      rtol=1e-10, atol=1e-10)
+  # The loss is minus the last frame's blank-state alpha after the labels.
+  lengths = (label_paddings == 0).sum(1)
+  np.testing.assert_allclose(loss, -blank[-1, np.arange(4), lengths],
+                             rtol=1e-12)
+  # where/reduction apply to the loss only.
+  where = np.array([True, False, True, True])
+  mean, blank2, _ = js.ctc_loss_with_forward_probs(
+      logits, logit_paddings, labels, label_paddings, where=where,
+      reduction="mean")
+  np.testing.assert_allclose(mean, np.mean(np.asarray(loss)[where]),
+                             rtol=1e-12)
+  np.testing.assert_array_equal(blank2, blank)
+
+
+def test_ctc_reduction_where_weights_contract(x64):
+  logits, logit_paddings, labels, label_paddings = _ctc_inputs(4)
+  per_sequence = numpy_ctc(logits, logit_paddings, labels, label_paddings)
+  where = np.array([True, True, False, True])
+  weights = np.array([0.5, 2.0, 3.0, 1.0])
+  args = (logits, logit_paddings, labels, label_paddings)
+  tol = dict(rtol=1e-10)
+  np.testing.assert_allclose(js.ctc_loss(*args, reduction="sum"),
+                             per_sequence.sum(), **tol)
+  np.testing.assert_allclose(js.ctc_loss(*args, reduction="mean"),
+                             per_sequence.mean(), **tol)
+  np.testing.assert_allclose(
+      js.ctc_loss(*args, where=where, weights=weights),
+      np.where(where, weights * per_sequence, 0), **tol)
+  np.testing.assert_allclose(
+      js.ctc_loss(*args, where=where, weights=weights, reduction="mean"),
+      np.sum((weights * per_sequence)[where]) / np.sum(weights[where]), **tol)
+  # torch's reduction="mean": each sequence divided by its target length.
+  lengths = np.maximum((label_paddings == 0).sum(1), 1)
+  np.testing.assert_allclose(
+      js.ctc_loss(*args, weights=1 / lengths, reduction="batchmean"),
+      np.mean(per_sequence / lengths), **tol)
+  # A traced log_epsilon and the jit of the whole call.
+  jitted = jax.jit(lambda x, e: js.ctc_loss(x, *args[1:], log_epsilon=e))
+  np.testing.assert_allclose(jitted(logits, -1e4), per_sequence, **tol)
+
+
+def test_ctc_infeasible_target_is_large_and_finite(x64):
+  """Two frames cannot hold "1 1" (a blank must separate the repeats): optax
+  gives a value of order -log_epsilon, where the exact value is inf."""
+  logits = _rng(5).normal(size=(1, 2, 3))
+  labels, label_paddings = np.array([[1, 1]]), np.zeros((1, 2))
+  assert numpy_ctc(logits, np.zeros((1, 2)), labels, label_paddings) == np.inf
+  loss = js.ctc_loss(logits, np.zeros((1, 2)), labels, label_paddings)
+  assert np.isfinite(loss[0]) and loss[0] > 1e4
+  grad = jax.grad(lambda x: js.ctc_loss(x, np.zeros((1, 2)), labels,
+                                        label_paddings, reduction="sum"))(
+                                            logits)
+  assert np.all(np.isfinite(grad))
+
+
+def test_ctc_errors_name_the_loss_and_argument():
+  logits, logit_paddings, labels, label_paddings = _ctc_inputs(6)
+  args = (np.float32(logits), np.float32(logit_paddings), labels,
+          np.float32(label_paddings))
+  with pytest.raises(ValueError, match=r"ctc_loss: argument `logits` must "
+                     "have rank 3"):
+    js.ctc_loss(args[0][0], *args[1:])
+  with pytest.raises(ValueError, match=r"ctc_loss: argument `logit_paddings`"):
+    js.ctc_loss(args[0], args[1][:, :-1], *args[2:])
+  with pytest.raises(ValueError, match=r"ctc_loss: argument `label_paddings`"):
+    js.ctc_loss(*args[:3], args[3][:, :-1])
+  with pytest.raises(ValueError, match=r"ctc_loss: argument `labels`"):
+    js.ctc_loss(*args[:2], labels[:-1], args[3])
+  with pytest.raises(TypeError, match=r"ctc_loss: argument `labels`"):
+    js.ctc_loss(*args[:2], np.float32(labels), args[3])
+  for blank in (5, -1, 1.0, True):
+    with pytest.raises(ValueError, match=r"ctc_loss: `blank_id`"):
+      js.ctc_loss(*args, blank_id=blank)
+  with pytest.raises(ValueError, match=r"ctc_loss_with_forward_probs: unknown "
+                     "reduction"):
+    js.ctc_loss_with_forward_probs(*args, reduction="avg")
+  # Value rules under jaxloss.checked: a blank among the unpadded labels.
+  bad = labels.copy()
+  bad[0, 0] = 0
+  with pytest.raises(Exception, match=r"ctc_loss.*labels"):
+    jaxloss.checked(js.ctc_loss)(*args[:2], bad, args[3])
