@@ -320,6 +320,8 @@ class GE2E(nnx.Module):
   then :func:`jaxloss.ge2e_loss`. ``w`` starts at 10 and ``b`` at −5 (the
   paper's initialisation); ``w`` is kept positive by clamping it at
   ``w_min = 1e-6`` in the forward pass (below the clamp its gradient is 0).
+  ``b`` cancels in the softmax variant (its gradient is 0 there); it matters
+  for ``"contrast"``.
 
   Args:
     init_w: the initial ``w``.

@@ -1,0 +1,186 @@
+"""jaxloss.nn: each module equals the functional loss on its parameters
+(cosines and normalisation recomputed in NumPy), parameters get gradients,
+and the constraints (CLIP's cap, GE2E's w > 0) hold. Training runs that learn
+are in tests/test_train.py."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import jaxloss as jl
+
+F32 = dict(rtol=1e-5, atol=1e-6)
+
+
+def _normal(seed, *shape):
+  return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+
+
+def _unit(x):
+  x = np.asarray(x, np.float64)
+  return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def _grads(module, loss_fn):
+  """``{name: gradient}`` of ``loss_fn(module)`` for its nnx.Param state."""
+  return nnx.to_pure_dict(nnx.jit(nnx.grad(loss_fn))(module))
+
+
+def _call(fn, *args, **options):
+  """``fn(*args, **options)`` as one compiled program (eager calls dispatch
+  dozens of small ones), with ``options`` static."""
+  return jax.jit(lambda *a: fn(*a, **options))(*args)
+
+
+def _module_call(module, *args, **options):
+  return nnx.jit(lambda m, *a: m(*a, **options))(module, *args)
+
+
+EMB = _normal(0, 6, 5)
+LABELS = np.array([0, 1, 2, 3, 0, 1], np.int32)
+WHERE = np.array([True, True, False, True, True, False])
+
+
+@pytest.mark.parametrize("head, loss_fn, options", [
+    (jl.nn.ArcFace, jl.arcface_loss, dict(scale=8.0, margin=0.3)),
+    (jl.nn.ArcFace, jl.arcface_loss, dict(scale=8.0, margin=0.3,
+                                          easy_margin=True)),
+    (jl.nn.CosFace, jl.cosface_loss, dict(scale=8.0, margin=0.2)),
+])
+def test_margin_heads_equal_the_functional_loss(head, loss_fn, options):
+  module = head(5, 4, rngs=nnx.Rngs(1), **options)
+  cosines = _unit(EMB) @ _unit(module.centers[...]).T
+  np.testing.assert_allclose(module.logits(EMB), cosines, **F32)
+  cosines = cosines.astype(np.float32)
+  np.testing.assert_allclose(
+      _module_call(module, EMB, LABELS),
+      _call(loss_fn, cosines, LABELS, reduction="mean", **options), **F32)
+  masked = nnx.jit(lambda m, x, y, w: m(x, y, where=w, reduction="none"))
+  reference = jax.jit(lambda c, y, w: loss_fn(c, y, where=w, **options))
+  np.testing.assert_allclose(masked(module, EMB, LABELS, WHERE),
+                             reference(cosines, LABELS, WHERE), **F32)
+  grad = _grads(module, lambda m: m(EMB, LABELS))["centers"]
+  assert np.all(np.isfinite(grad)) and np.any(np.abs(grad) > 0)
+
+
+def test_margin_head_logits_are_clipped_cosines_for_accuracy():
+  head = jl.nn.ArcFace(3, 2, rngs=nnx.Rngs(0))
+  centres = np.asarray(head.centers[...])
+  logits = head.logits(np.concatenate([centres, -3 * centres]))
+  np.testing.assert_allclose(np.diag(logits[:2]), [1.0, 1.0], atol=1e-6)
+  np.testing.assert_allclose(np.diag(logits[2:]), [-1.0, -1.0], atol=1e-6)
+  assert float(jnp.max(jnp.abs(logits))) <= 1.0
+  np.testing.assert_array_equal(np.argmax(logits[:2], axis=-1), [0, 1])
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_proxy_nca_equals_the_functional_loss(normalize):
+  head = jl.nn.ProxyNCA(5, 4, temperature=0.5, normalize=normalize,
+                        rngs=nnx.Rngs(2))
+  proxies = np.asarray(head.proxies[...])
+  x, p = (_unit(EMB), _unit(proxies)) if normalize else (EMB, proxies)
+  expected = jl.proxy_nca_loss(np.float32(x), LABELS, np.float32(p),
+                               temperature=0.5, where=WHERE, reduction="mean")
+  np.testing.assert_allclose(head(EMB, LABELS, where=WHERE), expected, **F32)
+  assert np.any(np.abs(_grads(head, lambda m: m(EMB, LABELS))["proxies"]) > 0)
+
+
+def test_learned_temperature_is_clip_loss_with_clipped_scale():
+  x, y = _normal(3, 6, 4), _normal(4, 6, 4)
+  module = jl.nn.LearnedTemperature()
+  np.testing.assert_allclose(module.scale(), 1 / 0.07, rtol=1e-6)
+  np.testing.assert_allclose(
+      module(x, y), jl.clip_loss(x, y, temperature=0.07, reduction="mean"),
+      **F32)
+  assert abs(float(_grads(module, lambda m: m(x, y))["log_scale"])) > 0
+  module.log_scale[...] = jnp.asarray(math.log(500.0))  # above CLIP's cap
+  np.testing.assert_allclose(module.scale(), 100.0, rtol=1e-6)
+  np.testing.assert_allclose(
+      module(x, y), jl.clip_loss(x, y, temperature=0.01, reduction="mean"),
+      **F32)
+  assert float(_grads(module, lambda m: m(x, y))["log_scale"]) == 0.0
+
+
+def test_learned_scale_bias_is_siglip_with_its_initialisation():
+  x, y = _normal(5, 6, 4), _normal(6, 6, 4)
+  module = jl.nn.LearnedScaleBias()
+  np.testing.assert_allclose(module.log_scale[...], math.log(10.0), rtol=1e-6)
+  np.testing.assert_allclose(module.bias[...], -10.0)
+  np.testing.assert_allclose(
+      module(x, y), jl.siglip_loss(x, y, logit_scale=10.0, logit_bias=-10.0,
+                                   reduction="mean"), **F32)
+  module.log_scale[...] = jnp.asarray(math.log(3.0))
+  module.bias[...] = jnp.asarray(-1.5)
+  np.testing.assert_allclose(
+      module(x, y, reduction="none"),
+      jl.siglip_loss(x, y, logit_scale=3.0, logit_bias=-1.5), **F32)
+  grads = _grads(module, lambda m: m(x, y))
+  assert abs(float(grads["log_scale"])) > 0 and abs(float(grads["bias"])) > 0
+
+
+def test_ge2e_equals_the_functional_loss_and_keeps_w_positive():
+  e = _normal(7, 3, 4, 5)
+  for method in ("softmax", "contrast"):
+    module = jl.nn.GE2E(method=method)
+    np.testing.assert_allclose(
+        _module_call(module, e),
+        _call(jl.ge2e_loss, e, w=10.0, b=-5.0, method=method,
+              reduction="mean"), **F32)
+  module = jl.nn.GE2E()
+  module.w[...] = jnp.asarray(-2.0)
+  module.b[...] = jnp.asarray(0.5)
+  np.testing.assert_allclose(
+      _module_call(module, e, reduction="none"),
+      _call(jl.ge2e_loss, e, w=1e-6, b=0.5), **F32)
+  module.w[...] = jnp.asarray(3.0)
+  grads = _grads(module, lambda m: m(e))
+  assert abs(float(grads["w"])) > 0
+  assert float(grads["b"]) == 0.0  # b cancels: log Σ e^(S+b) − (S+b)
+  grads = _grads(jl.nn.GE2E(method="contrast"), lambda m: m(e))
+  assert abs(float(grads["w"])) > 0 and abs(float(grads["b"])) > 0
+
+
+def test_uncertainty_weighting_formula():
+  weighting = jl.nn.UncertaintyWeighting({"depth": "regression",
+                                          "labels": "classification"})
+  s = np.array([0.7, -1.2])
+  weighting.log_variances[...] = jnp.asarray(s, jnp.float32)
+  losses = {"depth": 2.5, "labels": 0.8}
+  expected = (0.5 * np.exp(-s[0]) * 2.5 + 0.5 * s[0]
+              + np.exp(-s[1]) * 0.8 + 0.5 * s[1])
+  np.testing.assert_allclose(
+      weighting({k: jnp.asarray(v) for k, v in losses.items()}), expected,
+      rtol=1e-6)
+  variances = weighting.variances()
+  np.testing.assert_allclose([variances["depth"], variances["labels"]],
+                             np.exp(s), rtol=1e-6)
+  # d/ds_i at s = log L_i (regression): the learned variance is the loss.
+  at_optimum = jl.nn.UncertaintyWeighting(["a"])
+  at_optimum.log_variances[...] = jnp.log(jnp.array([2.5]))
+  grad = _grads(at_optimum, lambda m: m({"a": jnp.asarray(2.5)}))
+  np.testing.assert_allclose(grad["log_variances"], [0.0], atol=1e-7)
+
+
+def test_uncertainty_weighting_errors():
+  with pytest.raises(ValueError, match="kind"):
+    jl.nn.UncertaintyWeighting({"a": "ranking"})
+  with pytest.raises(ValueError, match="at least one"):
+    jl.nn.UncertaintyWeighting([])
+  weighting = jl.nn.UncertaintyWeighting(["a", "b"])
+  with pytest.raises(ValueError, match=r"\['a', 'b'\]"):
+    weighting({"a": jnp.asarray(1.0)})
+
+
+def test_modules_run_under_nnx_jit():
+  head = jl.nn.CosFace(5, 4, scale=8.0, rngs=nnx.Rngs(0))
+
+  @nnx.jit
+  def loss(module, x, y):
+    return module(x, y)
+
+  np.testing.assert_allclose(loss(head, EMB, LABELS), head(EMB, LABELS),
+                             **F32)
