@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxloss._core import checks, numerics
+from jaxloss._core import checks, numerics, value_checks
 from jaxloss._core import reduction as reduction_lib
 from jaxloss._rl_common import (at_least_rank, clipped_surrogate, data,
                                 float_like, k3_kl, masked_mean, token_mask)
@@ -94,6 +94,9 @@ def group_normalized_advantages(rewards, groups, *, eps=1e-4, scale=True):
   return centred / (numerics.safe_sqrt(variance) + numerics.like(eps, rewards))
 
 
+@value_checks.value_rules(**{
+    arg: value_checks.bounded(high=0, mask="completion_mask")
+    for arg in ("log_probs", "old_log_probs", "ref_log_probs")})
 def grpo_loss(log_probs, old_log_probs, advantages, completion_mask=None,
               ref_log_probs=None, *, epsilon=0.2, epsilon_high=None, beta=0.04,
               token_averaging="sequence", where=None, weights=None,

@@ -47,7 +47,7 @@ def _is_probability_input(args) -> bool:
 def predictions_rule(args, arg):
   """Value rule: predictions are probabilities when no softmax is applied."""
   x = jnp.asarray(args[arg])
-  if not _is_probability_input(args):
+  if _is_probability_input(args):
     return jnp.all((x >= 0) & (x <= 1)), "must lie in [0, 1] (probabilities)"
   return jnp.array(True), ""
 

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxloss._core import checks, numerics
+from jaxloss._core import checks, numerics, value_checks
 from jaxloss._core import reduction as reduction_lib
 
 __all__ = [
@@ -144,6 +144,10 @@ def _ssim_inputs(name, images, targets, max_val, filter_size, filter_sigma,
   return images, targets
 
 
+_PIXELS = value_checks.bounded(0, "max_val")
+
+
+@value_checks.value_rules(images=_PIXELS, targets=_PIXELS)
 def ssim_loss(images, targets, *, max_val=1.0, filter_size=11,
               filter_sigma=1.5, k1=0.01, k2=0.03, where=None, weights=None,
               reduction="none"):
@@ -210,6 +214,7 @@ def ssim_loss(images, targets, *, max_val=1.0, filter_size=11,
                               name=name)
 
 
+@value_checks.value_rules(images=_PIXELS, targets=_PIXELS)
 def ms_ssim_loss(images, targets, *, max_val=1.0, filter_size=11,
                  filter_sigma=1.5, k1=0.01, k2=0.03, scale_weights=None,
                  where=None, weights=None, reduction="none"):

@@ -281,6 +281,7 @@ def proxy_nca_loss(embeddings, labels, proxies, *, temperature=1.0,
                               name=name)
 
 
+@value_checks.value_rules(w=value_checks.positive)
 def ge2e_loss(embeddings, *, w=10.0, b=-5.0, method="softmax", where=None,
               weights=None, reduction="none"):
   r"""Generalized end-to-end (GE2E) loss for speaker verification.

@@ -46,6 +46,11 @@ def _log_probabilities(args, arg):
   return jnp.all(x <= 0), "must hold log-probabilities (<= 0)"
 
 
+_TOKEN_RULES = dict(
+    chosen_logps=value_checks.bounded(high=0, mask="chosen_mask"),
+    rejected_logps=value_checks.bounded(high=0, mask="rejected_mask"))
+
+
 def _static_number(value) -> bool:
   return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -174,6 +179,10 @@ def _dpo(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
                               name=name)
 
 
+@value_checks.value_rules(policy_chosen_logps=_log_probabilities,
+                          policy_rejected_logps=_log_probabilities,
+                          reference_chosen_logps=_log_probabilities,
+                          reference_rejected_logps=_log_probabilities)
 def dpo_implicit_rewards(policy_chosen_logps, policy_rejected_logps,
                          reference_chosen_logps, reference_rejected_logps, *,
                          beta=0.1):
@@ -243,6 +252,7 @@ def _and(name: str, where, examples: jax.Array) -> jax.Array:
                                same_rank=True) & examples
 
 
+@value_checks.value_rules(**_TOKEN_RULES)
 def simpo_loss(chosen_logps, rejected_logps, chosen_mask=None,
                rejected_mask=None, *, beta=2.0, gamma=1.0, where=None,
                weights=None, reduction="none"):
@@ -315,6 +325,7 @@ def _log_odds(average_logps: jax.Array) -> jax.Array:
   return capped - numerics.log1mexp(capped)
 
 
+@value_checks.value_rules(**_TOKEN_RULES)
 def orpo_loss(chosen_logps, rejected_logps, chosen_mask=None,
               rejected_mask=None, *, beta=0.1, where=None, weights=None,
               reduction="none"):

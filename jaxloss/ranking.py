@@ -235,6 +235,7 @@ pairwise_soft_zero_one_loss.__doc__ = r"""Soft pairwise zero-one loss on each li
 # --------------------------------------------------------------------------- #
 # Listwise losses.
 
+@value_checks.value_rules(labels=value_checks.bounded(0, mask="where"))
 def ranking_softmax_loss(logits, labels, *, where=None, weights=None,
                          reduce_fn=jnp.mean, reduction=None):
   r"""Softmax cross-entropy between relevance labels and each list's scores.

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxloss._core import checks, numerics
+from jaxloss._core import checks, numerics, value_checks
 
 Mask = Any  # a pytree of booleans, a callable returning one, or None
 
@@ -156,6 +156,8 @@ def l2_regularization(params, *, mask: Mask = None) -> jax.Array:
   return _total([jnp.sum(jnp.square(w)) for w in _selected(name, params, mask)])
 
 
+@value_checks.value_rules(l1=value_checks.bounded(0),
+                          l2=value_checks.bounded(0))
 def elastic_net_regularization(params, *, l1=1.0, l2=1.0,
                                mask: Mask = None) -> jax.Array:
   r"""Elastic-net penalty: a weighted sum of the L1 norm and squared L2 norm.

@@ -74,7 +74,8 @@ def _take(values: jax.Array, actions: jax.Array) -> jax.Array:
 
 
 @value_checks.value_rules(
-    actions=value_checks.class_index("q_values", axis_arg=None))
+    actions=value_checks.class_index("q_values", axis_arg=None),
+    discounts=value_checks.bounded(0, 1))
 def q_learning_loss(q_values, actions, rewards, discounts, next_q_values, *,
                     next_q_selector=None, loss="mse", delta=1.0, where=None,
                     weights=None, reduction="none"):
@@ -158,6 +159,7 @@ def _q_learning(q_values, actions, rewards, discounts, next_q_values,
                               name=name)
 
 
+@value_checks.value_rules(discounts=value_checks.bounded(0, 1))
 def td_loss(values, rewards, discounts, next_values, *, loss="mse", delta=1.0,
             where=None, weights=None, reduction="none"):
   r"""TD(0) loss on state values, per step.

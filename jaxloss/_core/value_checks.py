@@ -71,17 +71,55 @@ def greater_than(bound: float) -> Rule:
   return rule
 
 
+def bounded(low=None, high=None, *, mask: str | None = None) -> Rule:
+  """Entries lie in ``[low, high]`` (``None``: unbounded on that side).
+
+  A bound is a number or the name of another argument (``"max_val"``).
+  Entries where the argument ``mask`` (if given and of the same shape) is
+  false or 0 are exempt, so padding may hold anything.
+  """
+
+  def rule(args, arg):
+    x = jnp.asarray(args[arg])
+    lo, hi = (args[b] if isinstance(b, str) else b for b in (low, high))
+    ok = jnp.ones(x.shape, bool)
+    if lo is not None:
+      ok = ok & (x >= lo)
+    if hi is not None:
+      ok = ok & (x <= hi)
+    exempt = None if mask is None else args.get(mask)
+    if exempt is not None and jnp.shape(exempt) == x.shape:
+      ok = ok | (jnp.asarray(exempt) == 0)
+    if low is not None and high is not None:
+      what = f"must lie in [{low}, {high}]"
+    elif low is not None:
+      what = f"must be >= {low}"
+    else:
+      what = f"must be <= {high}"
+    return jnp.all(ok), what
+
+  return rule
+
+
 def _is_array(x) -> bool:
   return isinstance(x, (jax.Array,)) or hasattr(x, "__array__")
+
+
+def _is_array_tree(x) -> bool:
+  """An array, or a pytree (dict, list, tuple, NNX state) of arrays only."""
+  leaves = jax.tree.leaves(x)
+  return bool(leaves) and all(_is_array(leaf) and not isinstance(leaf, str)
+                              for leaf in leaves)
 
 
 def checked(loss_fn: Callable) -> Callable:
   """Returns ``loss_fn`` with run-time value checks.
 
-  Every floating array argument must be free of NaN and inf, and the loss's own
-  rules (integer labels in range, probabilities in [0, 1], positive variances)
-  must hold; otherwise a :class:`jax.experimental.checkify.JaxRuntimeError`
-  names the loss and the argument. The checks cost a device-to-host sync, so
+  Every floating array argument (or pytree of arrays, such as parameters)
+  must be free of NaN and inf, and the loss's own rules (integer labels in
+  range, probabilities in [0, 1], positive variances, valid boxes) must hold;
+  otherwise a :class:`jax.experimental.checkify.JaxRuntimeError` names the
+  loss and the argument. The checks cost a device-to-host sync, so
   they are off unless asked for.
 
   Call the returned function outside ``jit`` (it may jit internally), or use
@@ -102,15 +140,19 @@ def checked(loss_fn: Callable) -> Callable:
   def wrapper(*args, **kwargs):
     bound = signature.bind(*args, **kwargs)
     bound.apply_defaults()
-    arrays = {k: jnp.asarray(v) for k, v in bound.arguments.items()
-              if _is_array(v) and not isinstance(v, str)}
+    arrays = {k: jax.tree.map(jnp.asarray, v)
+              for k, v in bound.arguments.items()
+              if not isinstance(v, str) and _is_array_tree(v)}
     static = {k: v for k, v in bound.arguments.items() if k not in arrays}
 
     def run(arrays):
       arguments = {**static, **arrays}
       for arg, value in arrays.items():
-        if jnp.issubdtype(value.dtype, jnp.inexact):
-          checkify.check(jnp.all(jnp.isfinite(value)),
+        floats = [x for x in jax.tree.leaves(value)
+                  if jnp.issubdtype(x.dtype, jnp.inexact)]
+        if floats:
+          checkify.check(jnp.all(jnp.stack([jnp.all(jnp.isfinite(x))
+                                            for x in floats])),
                          f"{name}: argument `{arg}` contains NaN or inf")
       for arg, rule in rules.items():
         if arguments.get(arg) is not None:
