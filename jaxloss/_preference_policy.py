@@ -186,7 +186,7 @@ def grpo_loss(log_probs, old_log_probs, advantages, completion_mask=None,
                token_averaging=token_averaging, reduction=reduction)
 
 
-@(lambda f: f)  #
+@functools.partial(jax.jit, static_argnames=("token_averaging", "reduction"))
 def _grpo(log_probs, old_log_probs, advantages, completion_mask, ref_log_probs,
           epsilon, epsilon_high, beta, where, weights, *, token_averaging,
           reduction):

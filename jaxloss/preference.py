@@ -153,7 +153,7 @@ def dpo_loss(policy_chosen_logps, policy_rejected_logps,
               reduction=reduction)
 
 
-@(lambda f: f)
+@functools.partial(jax.jit, static_argnames=("loss_type", "reduction"))
 def _dpo(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
          reference_rejected_logps, beta, label_smoothing, where, weights, *,
          loss_type, reduction):
@@ -305,7 +305,7 @@ def simpo_loss(chosen_logps, rejected_logps, chosen_mask=None,
                 gamma, where, weights, reduction=reduction)
 
 
-@(lambda f: f)
+@functools.partial(jax.jit, static_argnames=("reduction",))
 def _simpo(chosen_logps, rejected_logps, chosen_mask, rejected_mask, beta,
            gamma, where, weights, *, reduction):
   name = "simpo_loss"
@@ -380,7 +380,7 @@ def orpo_loss(chosen_logps, rejected_logps, chosen_mask=None,
                where, weights, reduction=reduction)
 
 
-@(lambda f: f)
+@functools.partial(jax.jit, static_argnames=("reduction",))
 def _orpo(chosen_logps, rejected_logps, chosen_mask, rejected_mask, beta, where,
           weights, *, reduction):
   name = "orpo_loss"

@@ -345,39 +345,35 @@ def test_linear_cross_entropy_errors_name_the_loss_and_argument():
 # --------------------------------------------------------------------------- #
 # CTC: float64 NumPy forward algorithm
 
-def _logaddexp(*xs):
-  return np.logaddexp.reduce(np.array(xs))
-
-
 def numpy_ctc(logits, logit_paddings, labels, label_paddings, blank=0):
   """Per-sequence CTC negative log-likelihoods: the forward algorithm over
   the extended sequence ``blank, l1, blank, l2, …, blank`` on the unpadded
   frames (wherever they are) and the unpadded labels; ``inf`` when no
-  alignment fits."""
+  alignment fits.
+
+  ``alpha[s]`` after frame ``t`` sums the paths that end in state ``s``; a
+  state is entered from itself, from the previous state, or from two states
+  back when it is a label different from the label two states back (a blank
+  must separate two equal labels)."""
   losses = []
   for x, frame_pad, y, label_pad in zip(np.float64(logits), logit_paddings,
                                         labels, label_paddings):
     log_p = x[frame_pad == 0]
     log_p = log_p - _np_lse(log_p)[:, None]
     y = list(y[label_pad == 0])
-    ext = [blank]
-    for label in y:
-      ext += [label, blank]
+    ext = np.array([blank] + [v for label in y for v in (label, blank)])
+    skip = np.zeros(len(ext), bool)
+    skip[2:] = (ext[2:] != blank) & (ext[2:] != ext[:-2])
     alpha = np.full(len(ext), -np.inf)
-    alpha[0] = log_p[0, blank]
-    if y:
-      alpha[1] = log_p[0, ext[1]]
+    alpha[:2] = log_p[0, ext[:2]]
     for t in range(1, len(log_p)):
-      prev = alpha.copy()
-      for s in range(len(ext)):
-        terms = [prev[s]]
-        if s >= 1:
-          terms.append(prev[s - 1])
-        if s >= 2 and ext[s] != blank and ext[s] != ext[s - 2]:
-          terms.append(prev[s - 2])
-        alpha[s] = _logaddexp(*terms) + log_p[t, ext[s]]
-    final = [alpha[-1]] + ([alpha[-2]] if y else [])
-    losses.append(-_logaddexp(*final))
+      one_back = np.concatenate([[-np.inf], alpha])[:len(ext)]
+      two_back = np.where(skip, np.concatenate([[-np.inf] * 2, alpha])[:len(ext)],
+                          -np.inf)
+      with np.errstate(invalid="ignore"):  # logaddexp(-inf, -inf) = -inf
+        alpha = (np.logaddexp(np.logaddexp(alpha, one_back), two_back)
+                 + log_p[t, ext])
+    losses.append(-np.logaddexp.reduce(alpha[-2:] if y else alpha[-1:]))
   return np.array(losses)
 
 
@@ -398,19 +394,26 @@ def _ctc_inputs(seed, blank=0, frames=6, classes=5, max_labels=3):
   return logits, logit_paddings, labels, label_paddings
 
 
-@pytest.mark.parametrize("blank", [0, 4])
-def test_ctc_matches_numpy_forward_algorithm(x64, blank):
-  logits, logit_paddings, labels, label_paddings = _ctc_inputs(0, blank)
-  expected = numpy_ctc(logits, logit_paddings, labels, label_paddings, blank)
-  assert np.all(np.isfinite(expected))
-  got = js.ctc_loss(logits, logit_paddings, labels, label_paddings,
-                    blank_id=blank)
-  assert got.dtype == jnp.float64
-  np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
-  got32 = js.ctc_loss(np.float32(logits), np.float32(logit_paddings), labels,
-                      np.float32(label_paddings), blank_id=blank)
-  assert got32.dtype == jnp.float32
-  np.testing.assert_allclose(got32, expected, rtol=1e-5, atol=1e-5)
+def test_ctc_matches_numpy_forward_algorithm(x64):
+  """float64 (1e-10) and float32 (1e-5), blank 0 and a non-zero blank."""
+  cases = {blank: _ctc_inputs(0, blank) for blank in (0, 4)}
+
+  @jax.jit
+  def run(cases):
+    out = {}
+    for blank, (logits, logit_paddings, labels, label_paddings) in cases.items():
+      out[blank] = [
+          js.ctc_loss(logits.astype(dtype), logit_paddings.astype(dtype),
+                      labels, label_paddings.astype(dtype), blank_id=blank)
+          for dtype in (jnp.float64, jnp.float32)]
+    return out
+
+  for blank, (got64, got32) in run(cases).items():
+    expected = numpy_ctc(*cases[blank], blank)
+    assert np.all(np.isfinite(expected))
+    assert got64.dtype == jnp.float64 and got32.dtype == jnp.float32
+    np.testing.assert_allclose(got64, expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(got32, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_ctc_small_cases_by_hand(x64):
@@ -430,15 +433,25 @@ def test_ctc_small_cases_by_hand(x64):
 
 
 def test_ctc_gradient_matches_numerical_gradient_of_numpy_reference(x64):
-  logits, logit_paddings, labels, label_paddings = _ctc_inputs(1, blank=2,
-                                                               frames=4,
-                                                               classes=4,
-                                                               max_labels=2)
+  """Central differences of the NumPy reference (blank 2, a repeat, an empty
+  target, padded frames); the gradient is 0 on padded frames. An infeasible
+  target ("1 1" in two frames: a blank must separate the repeats) has a
+  large finite value, of order -log_epsilon, where the exact one is inf, and
+  a finite gradient."""
+  logits, logit_paddings, _, _ = _ctc_inputs(1, blank=2, frames=4, classes=4,
+                                             max_labels=2)
   labels = np.array([[0, 0], [1, 3], [3, 1], [0, 1]], np.int32)
   label_paddings = np.array([[0, 0], [0, 1], [0, 0], [1, 1]], np.float64)
-  grad = jax.grad(lambda x: js.ctc_loss(x, logit_paddings, labels,
-                                        label_paddings, blank_id=2,
-                                        reduction="sum"))(logits)
+  infeasible = (logits[:1, :2], np.zeros((1, 2)), np.array([[1, 1]]),
+                np.zeros((1, 2)))
+
+  @jax.jit
+  def run(x, y):
+    total = lambda x, *a: js.ctc_loss(x, *a, blank_id=2, reduction="sum")
+    return (jax.grad(total)(x, logit_paddings, labels, label_paddings),
+            jax.value_and_grad(total)(y, *infeasible[1:]))
+
+  grad, (large, grad_infeasible) = run(logits, infeasible[0])
   assert np.all(np.isfinite(grad))
   step, numerical = 1e-6, np.zeros_like(logits)
   for index in np.ndindex(*logits.shape):
@@ -450,47 +463,54 @@ def test_ctc_gradient_matches_numerical_gradient_of_numpy_reference(x64):
         - numpy_ctc(down, logit_paddings, labels, label_paddings, 2).sum()
     ) / (2 * step)
   np.testing.assert_allclose(grad, numerical, rtol=1e-6, atol=1e-7)
-  # Padded frames take no part.
   assert not np.any(grad[logit_paddings == 1])
+  assert numpy_ctc(*infeasible, 2) == np.inf
+  assert np.isfinite(large) and large > 1e4
+  assert np.all(np.isfinite(grad_infeasible))
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_ctc_equals_optax(dtype):
-  with jax.enable_x64(dtype == np.float64):
-    logits, logit_paddings, labels, label_paddings = _ctc_inputs(2, blank=1)
-    args = (dtype(logits), dtype(logit_paddings), labels,
-            dtype(label_paddings))
-    np.testing.assert_array_equal(
-        js.ctc_loss(*args, blank_id=1),
-        optax.losses.ctc_loss(*args, blank_id=1).astype(dtype))
-    ours = js.ctc_loss_with_forward_probs(*args, blank_id=1, log_epsilon=-1e4)
-    theirs = optax.losses.ctc_loss_with_forward_probs(*args, blank_id=1,
-                                                      log_epsilon=-1e4)
-    for a, b in zip(ours, theirs):
+def test_ctc_equals_optax_and_forward_probs(x64):
+  """ctc_loss and ctc_loss_with_forward_probs equal optax's (float32 and
+  float64, blank 1, a traced log_epsilon); the loss is minus the last frame's
+  blank-state alpha after the labels; where/reduction apply to the loss
+  only."""
+  logits, logit_paddings, labels, label_paddings = _ctc_inputs(2, blank=1)
+  where = np.array([True, False, True, True])
+
+  @jax.jit
+  def run(logits, log_epsilon):
+    out = {}
+    for dtype in ("float32", "float64"):
+      args = (logits.astype(dtype), logit_paddings.astype(dtype), labels,
+              label_paddings.astype(dtype))
+      kwargs = dict(blank_id=1, log_epsilon=log_epsilon)
+      out[dtype] = dict(
+          ours=js.ctc_loss(*args, **kwargs),
+          probs=js.ctc_loss_with_forward_probs(*args, **kwargs),
+          mean=js.ctc_loss_with_forward_probs(*args, **kwargs, where=where,
+                                              reduction="mean"),
+          optax=optax.losses.ctc_loss(*args, **kwargs),
+          optax_probs=optax.losses.ctc_loss_with_forward_probs(*args,
+                                                               **kwargs))
+    return out
+
+  lengths = (label_paddings == 0).sum(1)
+  for dtype, out in run(logits, -1e4).items():
+    np.testing.assert_array_equal(out["ours"],
+                                  np.asarray(out["optax"]).astype(dtype))
+    for a, b in zip(out["probs"], out["optax_probs"]):
       assert a.dtype == dtype
       np.testing.assert_array_equal(a, np.asarray(b).astype(dtype))
-
-
-def test_ctc_with_forward_probs_shapes_and_final_alpha(x64):
-  logits, logit_paddings, labels, label_paddings = _ctc_inputs(3)
-  loss, blank, label = js.ctc_loss_with_forward_probs(
-      logits, logit_paddings, labels, label_paddings)
-  assert blank.shape == (6, 4, 4) and label.shape == (6, 4, 3)
-  np.testing.assert_allclose(
-      loss, numpy_ctc(logits, logit_paddings, labels, label_paddings),
-      rtol=1e-10, atol=1e-10)
-  # The loss is minus the last frame's blank-state alpha after the labels.
-  lengths = (label_paddings == 0).sum(1)
-  np.testing.assert_allclose(loss, -blank[-1, np.arange(4), lengths],
-                             rtol=1e-12)
-  # where/reduction apply to the loss only.
-  where = np.array([True, False, True, True])
-  mean, blank2, _ = js.ctc_loss_with_forward_probs(
-      logits, logit_paddings, labels, label_paddings, where=where,
-      reduction="mean")
-  np.testing.assert_allclose(mean, np.mean(np.asarray(loss)[where]),
-                             rtol=1e-12)
-  np.testing.assert_array_equal(blank2, blank)
+    loss, blank, label = out["probs"]
+    assert blank.shape == (6, 4, 4) and label.shape == (6, 4, 3)
+    np.testing.assert_array_equal(loss, out["ours"])
+    np.testing.assert_allclose(loss, -blank[-1, np.arange(4), lengths],
+                               rtol=1e-6)
+    mean, blank_where, label_where = out["mean"]
+    np.testing.assert_allclose(mean, np.mean(np.asarray(loss)[where]),
+                               rtol=1e-6)
+    np.testing.assert_array_equal(blank_where, blank)
+    np.testing.assert_array_equal(label_where, label)
 
 
 def test_ctc_reduction_where_weights_contract(x64):
@@ -498,40 +518,29 @@ def test_ctc_reduction_where_weights_contract(x64):
   per_sequence = numpy_ctc(logits, logit_paddings, labels, label_paddings)
   where = np.array([True, True, False, True])
   weights = np.array([0.5, 2.0, 3.0, 1.0])
-  args = (logits, logit_paddings, labels, label_paddings)
-  tol = dict(rtol=1e-10)
-  np.testing.assert_allclose(js.ctc_loss(*args, reduction="sum"),
-                             per_sequence.sum(), **tol)
-  np.testing.assert_allclose(js.ctc_loss(*args, reduction="mean"),
-                             per_sequence.mean(), **tol)
+  lengths = np.maximum((label_paddings == 0).sum(1), 1)
+
+  @jax.jit
+  def run(logits):
+    loss = functools.partial(js.ctc_loss, logits, logit_paddings, labels,
+                             label_paddings)
+    return dict(
+        sum=loss(reduction="sum"), mean=loss(reduction="mean"),
+        none=loss(where=where, weights=weights),
+        weighted_mean=loss(where=where, weights=weights, reduction="mean"),
+        torch_mean=loss(weights=1 / lengths, reduction="batchmean"))
+
+  out, tol = run(logits), dict(rtol=1e-10)
+  np.testing.assert_allclose(out["sum"], per_sequence.sum(), **tol)
+  np.testing.assert_allclose(out["mean"], per_sequence.mean(), **tol)
+  np.testing.assert_allclose(out["none"],
+                             np.where(where, weights * per_sequence, 0), **tol)
   np.testing.assert_allclose(
-      js.ctc_loss(*args, where=where, weights=weights),
-      np.where(where, weights * per_sequence, 0), **tol)
-  np.testing.assert_allclose(
-      js.ctc_loss(*args, where=where, weights=weights, reduction="mean"),
+      out["weighted_mean"],
       np.sum((weights * per_sequence)[where]) / np.sum(weights[where]), **tol)
   # torch's reduction="mean": each sequence divided by its target length.
-  lengths = np.maximum((label_paddings == 0).sum(1), 1)
-  np.testing.assert_allclose(
-      js.ctc_loss(*args, weights=1 / lengths, reduction="batchmean"),
-      np.mean(per_sequence / lengths), **tol)
-  # A traced log_epsilon and the jit of the whole call.
-  jitted = jax.jit(lambda x, e: js.ctc_loss(x, *args[1:], log_epsilon=e))
-  np.testing.assert_allclose(jitted(logits, -1e4), per_sequence, **tol)
-
-
-def test_ctc_infeasible_target_is_large_and_finite(x64):
-  """Two frames cannot hold "1 1" (a blank must separate the repeats): optax
-  gives a value of order -log_epsilon, where the exact value is inf."""
-  logits = _rng(5).normal(size=(1, 2, 3))
-  labels, label_paddings = np.array([[1, 1]]), np.zeros((1, 2))
-  assert numpy_ctc(logits, np.zeros((1, 2)), labels, label_paddings) == np.inf
-  loss = js.ctc_loss(logits, np.zeros((1, 2)), labels, label_paddings)
-  assert np.isfinite(loss[0]) and loss[0] > 1e4
-  grad = jax.grad(lambda x: js.ctc_loss(x, np.zeros((1, 2)), labels,
-                                        label_paddings, reduction="sum"))(
-                                            logits)
-  assert np.all(np.isfinite(grad))
+  np.testing.assert_allclose(out["torch_mean"],
+                             np.mean(per_sequence / lengths), **tol)
 
 
 def test_ctc_errors_name_the_loss_and_argument():
@@ -555,8 +564,3 @@ def test_ctc_errors_name_the_loss_and_argument():
   with pytest.raises(ValueError, match=r"ctc_loss_with_forward_probs: unknown "
                      "reduction"):
     js.ctc_loss_with_forward_probs(*args, reduction="avg")
-  # Value rules under jaxloss.checked: a blank among the unpadded labels.
-  bad = labels.copy()
-  bad[0, 0] = 0
-  with pytest.raises(Exception, match=r"ctc_loss.*labels"):
-    jaxloss.checked(js.ctc_loss)(*args[:2], bad, args[3])
