@@ -17,91 +17,22 @@ chunked path supports reverse-mode differentiation only.
 from __future__ import annotations
 
 import functools
-import numbers
-from typing import Optional
 
 import jax
 import jax.numpy as jnp
 
-from jaxloss._core import checks, numerics
+from jaxloss._core import checks, in_batch, numerics
 from jaxloss._core import online_softmax
 from jaxloss._core import reduction as reduction_lib
 from jaxloss._core import value_checks
 
 _SIMILARITIES = ("cosine", "dot")
 
-
-# --------------------------------------------------------------------------- #
-# shared maths
-
-def _unit(x: jax.Array) -> jax.Array:
-  """L2-normalised rows; a zero vector stays zero, with a finite gradient."""
-  return numerics.safe_divide(x, numerics.safe_norm(x, axis=-1, keepdims=True))
-
-
-def _param(name: str, arg: str, value) -> jax.Array:
-  """A scalar hyper-parameter (Python number or traced array) as an array;
-  the jitted core casts it to the embeddings' dtype."""
-  value = jnp.asarray(value)
-  checks.rank(name, arg, value, 0)
-  return value
-
-
-def _chunk_size(name: str, chunk_size) -> Optional[int]:
-  if chunk_size is None:
-    return None
-  if (not isinstance(chunk_size, numbers.Integral)
-      or isinstance(chunk_size, bool) or chunk_size < 1):
-    raise ValueError(f"{name}: `chunk_size` must be None or a positive int, "
-                     f"got {chunk_size!r}.")
-  return int(chunk_size)
-
-
-def _keep(name: str, where, shape) -> jax.Array:
-  """The per-example mask (all ``True`` without ``where``)."""
-  if where is None:
-    return jnp.ones(shape, bool)
-  return checks.broadcast_mask(name, "where", where, shape, same_rank=True)
-
-
-def _pair(name: str, first: str, second: str, x, y):
-  """Two ``[batch, dim]`` float arrays of one shape and dtype."""
-  x, y = checks.same_shape_floats(name, **{first: x, second: y})
-  checks.rank(name, first, x, 2)
-  return x, y
-
-
-def _similarities(rows, columns) -> online_softmax.Chunk:
-  """One column chunk of ``scale · x yᵀ (+ bias)``, masked by row and column."""
-  logits = jnp.matmul(rows["x"], columns["x"].T) * rows["scale"]
-  if "bias" in rows:
-    logits = logits + rows["bias"]
-  return online_softmax.Chunk(logits,
-                              rows["keep"][:, None] & columns["keep"][None, :])
-
-
-def _same(rows, columns, key: str) -> jax.Array:
-  return rows[key][:, None] == columns[key][None, :]
-
-
-def _sigmoid_pairs(rows, columns) -> online_softmax.Chunk:
-  """SigLIP's terms ``−log σ(z · logits)``, ``z = +1`` on the diagonal."""
-  chunk = _similarities(rows, columns)
-  diagonal = _same(rows, columns, "index")
-  nll = jax.nn.softplus(jnp.where(diagonal, -chunk.logits, chunk.logits))
-  return chunk._replace(terms=jnp.where(chunk.mask, nll, 0))
-
-
-def _supervised_pairs(rows, columns) -> online_softmax.Chunk:
-  """SupCon: the anchor is no candidate; the positives share its label.
-
-  Terms: the sum of the positives' logits and their count."""
-  chunk = _similarities(rows, columns)
-  mask = chunk.mask & ~_same(rows, columns, "index")
-  positive = mask & _same(rows, columns, "label")
-  return online_softmax.Chunk(
-      chunk.logits, mask, (jnp.where(positive, chunk.logits, 0),
-                           positive.astype(chunk.logits.dtype)))
+# The maths is shared with jaxloss.distributed (jaxloss._core.in_batch).
+_param = in_batch.scalar_param
+_chunk_size = in_batch.check_chunk_size
+_keep = in_batch.example_mask
+_pair = in_batch.embedding_pair
 
 
 # --------------------------------------------------------------------------- #
@@ -187,22 +118,9 @@ def _infonce(anchors, positives, negatives, temperature, where, weights, *,
              similarity, chunk_size, reduction):
   name = "infonce_loss"
   keep = _keep(name, where, anchors.shape[:1])
-  if similarity == "cosine":
-    anchors, positives = _unit(anchors), _unit(positives)
-    negatives = None if negatives is None else _unit(negatives)
-  inverse = 1 / temperature.astype(anchors.dtype)
-  columns = {"x": positives, "keep": keep}
-  if negatives is not None and negatives.ndim == 2:  # shared: more columns.
-    columns = {"x": jnp.concatenate([positives, negatives]),
-               "keep": jnp.concatenate(
-                   [keep, jnp.ones(negatives.shape[:1], bool)])}
-  rows = {"x": anchors, "scale": inverse, "keep": keep}
-  lse = online_softmax.stats(_similarities, rows, columns,
-                             chunk_size=chunk_size).row_lse
-  if negatives is not None and negatives.ndim == 3:  # per anchor: dense.
-    own = jnp.einsum("bd,bkd->bk", anchors, negatives) * inverse
-    lse = jnp.logaddexp(lse, jax.nn.logsumexp(own, axis=1))
-  values = lse - jnp.sum(anchors * positives, axis=1) * inverse
+  values = in_batch.infonce_values(anchors, positives, negatives, temperature,
+                                   keep, similarity=similarity,
+                                   stats=in_batch.local_stats(chunk_size))
   return reduction_lib.reduce(values, reduction, weights=weights, where=keep,
                               name=name)
 
@@ -344,14 +262,9 @@ def _clip(images, texts, temperature, where, weights, *, normalize, chunk_size,
           reduction):
   name = "clip_loss"
   keep = _keep(name, where, images.shape[:1])
-  if normalize:
-    images, texts = _unit(images), _unit(texts)
-  inverse = 1 / temperature.astype(images.dtype)
-  stats = online_softmax.stats(
-      _similarities, {"x": images, "scale": inverse, "keep": keep},
-      {"x": texts, "keep": keep}, chunk_size=chunk_size, col_lse=True)
-  diagonal = jnp.sum(images * texts, axis=1) * inverse
-  values = (stats.row_lse + stats.col_lse) / 2 - diagonal
+  values = in_batch.clip_values(images, texts, temperature, keep,
+                                normalize=normalize,
+                                stats=in_batch.local_stats(chunk_size))
   return reduction_lib.reduce(values, reduction, weights=weights, where=keep,
                               name=name)
 
@@ -413,16 +326,11 @@ def _siglip(images, texts, scale, bias, where, weights, *, normalize,
             chunk_size, reduction):
   name = "siglip_loss"
   keep = _keep(name, where, images.shape[:1])
-  if normalize:
-    images, texts = _unit(images), _unit(texts)
-  index = jnp.arange(images.shape[0])
-  rows = {"x": images, "keep": keep, "index": index,
-          "scale": scale.astype(images.dtype), "bias": bias.astype(images.dtype)}
-  stats = online_softmax.stats(
-      _sigmoid_pairs, rows, {"x": texts, "keep": keep, "index": index},
-      chunk_size=chunk_size, row_lse=False)
-  return reduction_lib.reduce(stats.row_sums, reduction, weights=weights,
-                              where=keep, name=name)
+  values = in_batch.siglip_values(images, texts, scale, bias, keep,
+                                  normalize=normalize,
+                                  stats=in_batch.local_stats(chunk_size))
+  return reduction_lib.reduce(values, reduction, weights=weights, where=keep,
+                              name=name)
 
 
 @value_checks.value_rules(temperature=value_checks.positive,
@@ -494,23 +402,12 @@ def supervised_contrastive_loss(embeddings, labels, *, temperature=0.07,
 def _supervised(embeddings, labels, temperature, base_temperature, where,
                 weights, *, chunk_size, reduction):
   name = "supervised_contrastive_loss"
-  dtype = embeddings.dtype
-  shape = embeddings.shape[:-1]  # [batch] or [batch, views]: one anchor each.
-  keep = _keep(name, where, shape)
-  temperature = temperature.astype(dtype)
-  labels = jnp.broadcast_to(
-      labels.reshape(labels.shape + (1,) * (len(shape) - 1)), shape)
-  views = {"x": embeddings.reshape(keep.size, -1), "keep": keep.reshape(-1),
-           "label": labels.reshape(-1), "index": jnp.arange(keep.size)}
-  stats = online_softmax.stats(_supervised_pairs,
-                               {**views, "scale": 1 / temperature}, views,
-                               chunk_size=chunk_size)
-  positive_sum, count = stats.row_sums
-  factor = temperature / base_temperature.astype(dtype)
-  values = factor * (stats.row_lse - numerics.safe_divide(positive_sum, count))
-  keep = keep & (count > 0).reshape(shape)
-  return reduction_lib.reduce(values.reshape(shape), reduction, weights=weights,
-                              where=keep, name=name)
+  keep = _keep(name, where, embeddings.shape[:-1])
+  values, keep = in_batch.supervised_values(
+      embeddings, labels, temperature, base_temperature, keep,
+      stats=in_batch.local_stats(chunk_size))
+  return reduction_lib.reduce(values, reduction, weights=weights, where=keep,
+                              name=name)
 
 
 __all__ = [

@@ -1,0 +1,189 @@
+"""In-batch contrastive maths shared by one-device and sharded losses.
+
+:mod:`jaxloss.contrastive` and :mod:`jaxloss.distributed` compute the same
+per-example values; they differ only in where the columns of the similarity
+matrix come from. Each ``*_values`` function below takes this device's rows
+and columns (the whole batch on one device, the local slice of the global
+batch inside ``shard_map``) and a ``stats`` function with the signature
+
+  ``stats(chunk_fn, rows, columns, *, row_lse=True, col_lse=False) -> Stats``
+
+that returns :class:`~jaxloss._core.online_softmax.Stats` of the matrix
+between the local rows and **all** columns (and, for ``col_lse``, between all
+rows and the local columns):
+
+* one device: :func:`local_stats` (:func:`online_softmax.stats`, dense or
+  chunked);
+* several devices: :mod:`jaxloss._core.ring` (a ring of ``ppermute`` steps,
+  or an ``all_gather``).
+
+``start`` is the global index of the first local example (0 on one device);
+losses that must recognise an example's own column (SigLIP's diagonal, the
+SupCon anchor) give rows and columns the global ``index`` ``start + i``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+from typing import Callable, Optional
+
+import jax
+import jax.numpy as jnp
+
+from jaxloss._core import checks, numerics
+from jaxloss._core import online_softmax
+
+StatsFn = Callable[..., online_softmax.Stats]
+
+
+def local_stats(chunk_size: Optional[int]) -> StatsFn:
+  """The ``stats`` function of one device: dense, or chunked by ``chunk_size``."""
+  return functools.partial(online_softmax.stats, chunk_size=chunk_size)
+
+
+# --------------------------------------------------------------------------- #
+# inputs
+
+def scalar_param(name: str, arg: str, value) -> jax.Array:
+  """A scalar hyper-parameter (Python number or traced array) as an array;
+  the maths below casts it to the embeddings' dtype."""
+  value = jnp.asarray(value)
+  checks.rank(name, arg, value, 0)
+  return value
+
+
+def check_chunk_size(name: str, chunk_size) -> Optional[int]:
+  """``None`` or a positive Python int, else a ``ValueError``."""
+  if chunk_size is None:
+    return None
+  if (not isinstance(chunk_size, numbers.Integral)
+      or isinstance(chunk_size, bool) or chunk_size < 1):
+    raise ValueError(f"{name}: `chunk_size` must be None or a positive int, "
+                     f"got {chunk_size!r}.")
+  return int(chunk_size)
+
+
+def example_mask(name: str, where, shape) -> jax.Array:
+  """The per-example mask (all ``True`` without ``where``)."""
+  if where is None:
+    return jnp.ones(shape, bool)
+  return checks.broadcast_mask(name, "where", where, shape, same_rank=True)
+
+
+def embedding_pair(name: str, first: str, second: str, x, y):
+  """Two ``[batch, dim]`` float arrays of one shape and dtype."""
+  x, y = checks.same_shape_floats(name, **{first: x, second: y})
+  checks.rank(name, first, x, 2)
+  return x, y
+
+
+# --------------------------------------------------------------------------- #
+# chunk functions (see online_softmax): one column chunk of the logits
+
+def unit(x: jax.Array) -> jax.Array:
+  """L2-normalised rows; a zero vector stays zero, with a finite gradient."""
+  return numerics.safe_divide(x, numerics.safe_norm(x, axis=-1, keepdims=True))
+
+
+def similarities(rows, columns) -> online_softmax.Chunk:
+  """One column chunk of ``scale · x yᵀ (+ bias)``, masked by row and column."""
+  logits = jnp.matmul(rows["x"], columns["x"].T) * rows["scale"]
+  if "bias" in rows:
+    logits = logits + rows["bias"]
+  return online_softmax.Chunk(logits,
+                              rows["keep"][:, None] & columns["keep"][None, :])
+
+
+def _same(rows, columns, key: str) -> jax.Array:
+  return rows[key][:, None] == columns[key][None, :]
+
+
+def sigmoid_pairs(rows, columns) -> online_softmax.Chunk:
+  """SigLIP's terms ``−log σ(z · logits)``, ``z = +1`` on the diagonal."""
+  chunk = similarities(rows, columns)
+  diagonal = _same(rows, columns, "index")
+  nll = jax.nn.softplus(jnp.where(diagonal, -chunk.logits, chunk.logits))
+  return chunk._replace(terms=jnp.where(chunk.mask, nll, 0))
+
+
+def supervised_pairs(rows, columns) -> online_softmax.Chunk:
+  """SupCon: the anchor is no candidate; the positives share its label.
+
+  Terms: the sum of the positives' logits and their count."""
+  chunk = similarities(rows, columns)
+  mask = chunk.mask & ~_same(rows, columns, "index")
+  positive = mask & _same(rows, columns, "label")
+  return online_softmax.Chunk(
+      chunk.logits, mask, (jnp.where(positive, chunk.logits, 0),
+                           positive.astype(chunk.logits.dtype)))
+
+
+# --------------------------------------------------------------------------- #
+# per-example values of each loss
+
+def infonce_values(anchors, positives, negatives, temperature, keep, *,
+                   similarity: str, stats: StatsFn) -> jax.Array:
+  """``[batch]`` InfoNCE values; shared ``[m, dim]`` negatives are extra
+  columns (never masked), per-anchor ``[batch, k, dim]`` ones are dense."""
+  if similarity == "cosine":
+    anchors, positives = unit(anchors), unit(positives)
+    negatives = None if negatives is None else unit(negatives)
+  inverse = 1 / temperature.astype(anchors.dtype)
+  columns = {"x": positives, "keep": keep}
+  if negatives is not None and negatives.ndim == 2:  # shared: more columns.
+    columns = {"x": jnp.concatenate([positives, negatives]),
+               "keep": jnp.concatenate(
+                   [keep, jnp.ones(negatives.shape[:1], bool)])}
+  rows = {"x": anchors, "scale": inverse, "keep": keep}
+  lse = stats(similarities, rows, columns).row_lse
+  if negatives is not None and negatives.ndim == 3:  # per anchor: dense.
+    own = jnp.einsum("bd,bkd->bk", anchors, negatives) * inverse
+    lse = jnp.logaddexp(lse, jax.nn.logsumexp(own, axis=1))
+  return lse - jnp.sum(anchors * positives, axis=1) * inverse
+
+
+def clip_values(images, texts, temperature, keep, *, normalize: bool,
+                stats: StatsFn) -> jax.Array:
+  """``[batch]`` CLIP values: the mean of each pair's two cross-entropies."""
+  if normalize:
+    images, texts = unit(images), unit(texts)
+  inverse = 1 / temperature.astype(images.dtype)
+  result = stats(similarities, {"x": images, "scale": inverse, "keep": keep},
+                 {"x": texts, "keep": keep}, col_lse=True)
+  diagonal = jnp.sum(images * texts, axis=1) * inverse
+  return (result.row_lse + result.col_lse) / 2 - diagonal
+
+
+def siglip_values(images, texts, scale, bias, keep, *, normalize: bool,
+                  stats: StatsFn, start=0) -> jax.Array:
+  """``[batch]`` SigLIP values: each image's row of pair terms, summed."""
+  if normalize:
+    images, texts = unit(images), unit(texts)
+  index = start + jnp.arange(images.shape[0])
+  rows = {"x": images, "keep": keep, "index": index,
+          "scale": scale.astype(images.dtype), "bias": bias.astype(images.dtype)}
+  result = stats(sigmoid_pairs, rows,
+                 {"x": texts, "keep": keep, "index": index}, row_lse=False)
+  return result.row_sums
+
+
+def supervised_values(embeddings, labels, temperature, base_temperature, keep,
+                      *, stats: StatsFn, start=0):
+  """SupCon values ``[batch]`` or ``[batch, views]``, and the mask to reduce
+  them with (``keep`` without the anchors that have no positive)."""
+  dtype = embeddings.dtype
+  shape = embeddings.shape[:-1]  # [batch] or [batch, views]: one anchor each.
+  temperature = temperature.astype(dtype)
+  labels = jnp.broadcast_to(
+      labels.reshape(labels.shape + (1,) * (len(shape) - 1)), shape)
+  views_per_example = math.prod(shape[1:])
+  views = {"x": embeddings.reshape(keep.size, -1), "keep": keep.reshape(-1),
+           "label": labels.reshape(-1),
+           "index": start * views_per_example + jnp.arange(keep.size)}
+  result = stats(supervised_pairs, {**views, "scale": 1 / temperature}, views)
+  positive_sum, count = result.row_sums
+  factor = temperature / base_temperature.astype(dtype)
+  values = factor * (result.row_lse - numerics.safe_divide(positive_sum, count))
+  return values.reshape(shape), keep & (count > 0).reshape(shape)

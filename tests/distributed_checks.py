@@ -1,0 +1,499 @@
+"""Checks of jaxloss.distributed on 8 simulated CPU devices, run in a child
+process by tests/test_distributed.py (the rest of the suite keeps one device).
+
+Every sharded loss is compared, in value and gradient, with the single-device
+jaxloss loss on the concatenated batch. Run by hand with::
+
+  XLA_FLAGS=--xla_force_host_platform_device_count=8 \
+      .venv/bin/python -m tests.distributed_checks [group ...]
+
+It prints one JSON object per line, ``{"group", "label", "ok", "detail"}``,
+and exits non-zero if any check failed. Importing this module has no side
+effects (pytest's --doctest-modules imports it in the one-device process).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+import traceback
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import AxisType, Mesh
+
+import jaxloss
+from jaxloss import distributed as jd
+
+DEVICES = 8
+BATCH = 24  # global batch: per-device 24, 12, 8, 3 on 1, 2, 3, 8 devices.
+DIM = 4
+CHUNK = 5  # divides none of the per-device batches: the last chunk is padded.
+TOLERANCE = {np.float64: dict(rtol=1e-10, atol=1e-12),
+             np.float32: dict(rtol=1e-5, atol=1e-6)}
+STRATEGIES = ("ring", "all_gather")
+
+
+class Variant(NamedTuple):
+  """One loss with its options. ``loss(diff, other, params, **sharded)``
+  calls the single-device loss (``sharded`` empty) or the sharded one;
+  ``diff`` are differentiated arrays, ``other`` not, both split over the
+  devices along axis 0; ``params`` are replicated learned scalars."""
+
+  name: str
+  loss: Callable
+  inputs: Callable  # (rng, dtype) -> (diff, other, params)
+
+
+def _mean(fn, *args, **kwargs):
+  return fn(*args, reduction=kwargs.pop("reduction", "mean"), **kwargs)
+
+
+def _pick(single, sharded, options):
+  """The sharded loss when given an ``axis_name``, else the single-device one."""
+  return sharded if "axis_name" in options else single
+
+
+def _clip(diff, other, params, **options):
+  (x, y), (where, weights), (t,) = diff, other, params
+  fn = _pick(jaxloss.clip_loss, jd.clip_loss, options)
+  return _mean(fn, x, y, temperature=t, where=where, weights=weights, **options)
+
+
+def _siglip(diff, other, params, **options):
+  (x, y), (where,), (scale, bias) = diff, other, params
+  fn = _pick(jaxloss.siglip_loss, jd.siglip_loss, options)
+  return _mean(fn, x, y, logit_scale=scale, logit_bias=bias, where=where,
+               **options)
+
+
+def _infonce_shared(diff, other, params, **options):
+  (a, p, n), (where,), (t,) = diff, other, params
+  fn = _pick(jaxloss.infonce_loss, jd.infonce_loss, options)
+  return _mean(fn, a, p, n, temperature=t, where=where, **options)
+
+
+def _infonce_paired(diff, other, params, **options):
+  (a, p, n), (weights,), (t,) = diff, other, params
+  fn = _pick(jaxloss.infonce_loss, jd.infonce_loss, options)
+  return _mean(fn, a, p, n, temperature=t, similarity="dot", weights=weights,
+               **options)
+
+
+def _supcon(diff, other, params, **options):
+  (x,), (labels, where), (t,) = diff, other, params
+  fn = _pick(jaxloss.supervised_contrastive_loss,
+             jd.supervised_contrastive_loss, options)
+  return _mean(fn, x, labels, temperature=t, base_temperature=0.1,
+               where=where, **options)
+
+
+def _supcon_views(diff, other, params, **options):
+  (x,), (where,), (t,) = diff, other, params
+  fn = _pick(jaxloss.supervised_contrastive_loss,
+             jd.supervised_contrastive_loss, options)
+  return _mean(fn, x, None, temperature=t, where=where, **options)
+
+
+def _mnr_symmetric(diff, other, params, **options):
+  (a, p, n), (where,), (scale,) = diff, other, params
+  fn = _pick(jaxloss.multiple_negatives_ranking_loss,
+             jd.multiple_negatives_ranking_loss, options)
+  return _mean(fn, a, p, n, scale=scale, symmetric=True, where=where, **options)
+
+
+def _mnr_dot(diff, other, params, **options):
+  (a, p), (weights,), (scale,) = diff, other, params
+  fn = _pick(jaxloss.multiple_negatives_ranking_loss,
+             jd.multiple_negatives_ranking_loss, options)
+  return _mean(fn, a, p, scale=scale, similarity="dot", weights=weights,
+               **options)
+
+
+def _normal(rng, dtype, *shape):
+  return jnp.asarray(rng.normal(size=shape), dtype)
+
+
+def _mask(rng, *shape):
+  return jnp.asarray(rng.random(shape) > 0.2)
+
+
+def _weights(rng, dtype):
+  return jnp.asarray(rng.uniform(0.5, 2.0, BATCH), dtype)
+
+
+def _scalar(value, dtype):
+  return jnp.asarray(value, dtype)
+
+
+VARIANTS = [
+    Variant("clip_loss", _clip, lambda r, t: (
+        (_normal(r, t, BATCH, DIM), _normal(r, t, BATCH, DIM)),
+        (_mask(r, BATCH), _weights(r, t)), (_scalar(0.2, t),))),
+    Variant("siglip_loss", _siglip, lambda r, t: (
+        (_normal(r, t, BATCH, DIM), _normal(r, t, BATCH, DIM)),
+        (_mask(r, BATCH),), (_scalar(5.0, t), _scalar(-2.0, t)))),
+    Variant("infonce_loss[shared negatives]", _infonce_shared, lambda r, t: (
+        (_normal(r, t, BATCH, DIM), _normal(r, t, BATCH, DIM),
+         _normal(r, t, BATCH, DIM)), (_mask(r, BATCH),), (_scalar(0.3, t),))),
+    Variant("infonce_loss[per-anchor negatives, dot]", _infonce_paired,
+            lambda r, t: (
+                (_normal(r, t, BATCH, DIM), _normal(r, t, BATCH, DIM),
+                 _normal(r, t, BATCH, 2, DIM)), (_weights(r, t),),
+                (_scalar(2.0, t),))),
+    Variant("supervised_contrastive_loss", _supcon, lambda r, t: (
+        (_normal(r, t, BATCH, DIM) / 2,),
+        (jnp.asarray(r.integers(0, 5, BATCH)), _mask(r, BATCH)),
+        (_scalar(0.5, t),))),
+    Variant("supervised_contrastive_loss[2 views, no labels]", _supcon_views,
+            lambda r, t: ((_normal(r, t, BATCH, 2, DIM) / 2,),
+                          (_mask(r, BATCH, 1),), (_scalar(0.5, t),))),
+    Variant("multiple_negatives_ranking_loss[negatives, symmetric]",
+            _mnr_symmetric, lambda r, t: (
+                (_normal(r, t, BATCH, DIM), _normal(r, t, BATCH, DIM),
+                 _normal(r, t, BATCH, DIM)), (_mask(r, BATCH),),
+                (_scalar(4.0, t),))),
+    Variant("multiple_negatives_ranking_loss[dot]", _mnr_dot, lambda r, t: (
+        (_normal(r, t, BATCH, DIM), _normal(r, t, BATCH, DIM)),
+        (_weights(r, t),), (_scalar(0.5, t),))),
+]
+
+# --------------------------------------------------------------------------- #
+# harness
+
+class Report:
+  """Collects check results and prints them as JSON lines."""
+
+  def __init__(self):
+    self.failed = 0
+
+  def add(self, group, label, ok, detail=""):
+    self.failed += not ok
+    print(json.dumps({"group": group, "label": label, "ok": bool(ok),
+                      "detail": detail}), flush=True)
+
+  def close(self, group, label, got, want, dtype):
+    """``got`` ≈ ``want`` leaf by leaf, with the dtype's tolerance."""
+    got_leaves, want_leaves = jax.tree.leaves(got), jax.tree.leaves(want)
+    if len(got_leaves) != len(want_leaves):
+      return self.add(group, label, False, f"{len(got_leaves)} leaves, "
+                      f"expected {len(want_leaves)}")
+    worst, problems = 0.0, []
+    for i, (g, w) in enumerate(zip(got_leaves, want_leaves)):
+      g, w = np.asarray(g), np.asarray(w)
+      if g.dtype != w.dtype or g.shape != w.shape:
+        problems.append(f"leaf {i}: {g.dtype}{g.shape} vs {w.dtype}{w.shape}")
+        continue
+      tol = TOLERANCE[dtype]
+      error = np.abs(g.astype(np.float64) - w)
+      bound = tol["atol"] + tol["rtol"] * np.abs(w)
+      if not np.all(error <= bound):
+        problems.append(f"leaf {i}: max |error| {error.max():.3g}, "
+                        f"max |expected| {np.abs(w).max():.3g}")
+      worst = max(worst, float(error.max()) if error.size else 0.0)
+    self.add(group, label, not problems,
+             "; ".join(problems) or f"max |error| {worst:.2g}")
+
+
+def _mesh(n, names=("data",), shape=None, types=AxisType.Auto):
+  devices = np.array(jax.devices()[:n]).reshape(shape or (n,))
+  return Mesh(devices, names, axis_types=(types,) * len(names))
+
+
+# Compiling is most of the cost, so each program runs several variants at
+# once (their inputs are disjoint: the gradient of the sum of their losses
+# with respect to one variant's inputs is that variant's gradient), and the
+# full set runs on 3 and 8 devices, one variant per function elsewhere.
+ALL = tuple(range(len(VARIANTS)))
+ONE_EACH = (0, 1, 2, 4, 6)  # clip, siglip, infonce, supcon, mnr.
+FEW = (0, 1, 4)  # clip, siglip (no log-sum-exp), supcon (labels travel).
+
+
+def _inputs(dtype, seed=0):
+  """``[(diff, other, params)]`` of every variant, in float ``dtype``."""
+  rng = np.random.default_rng(seed)
+  return [variant.inputs(rng, dtype) for variant in VARIANTS]
+
+
+def _losses(which, diffs, others, params, **options):
+  return [VARIANTS[k].loss(d, o, p, **options)
+          for k, d, o, p in zip(which, diffs, others, params)]
+
+
+def _value_and_grad(losses):
+  """``(diffs, others, params) -> ((total, values), (d_diffs, d_params))``."""
+  def total(diffs, others, params):
+    values = losses(diffs, others, params)
+    return sum(values), values
+
+  return jax.value_and_grad(total, argnums=(0, 2), has_aux=True)
+
+
+@jax.jit
+def _reference(inputs):
+  """Single-device values and gradients of every variant."""
+  return _value_and_grad(functools.partial(_losses, ALL))(*zip(*inputs))
+
+
+def _sharded_step(mesh, axis, strategy, which, chunk_size=CHUNK):
+  """jit(value_and_grad(shard_map(variants))), gradients taken outside."""
+  spec = jax.P(axis)
+  losses = jax.shard_map(
+      functools.partial(_losses, which, axis_name=axis, strategy=strategy,
+                        chunk_size=chunk_size),
+      mesh=mesh, in_specs=(spec, spec, jax.P()), out_specs=jax.P(),
+      check_vma=True)
+  return jax.jit(_value_and_grad(losses))
+
+
+def _compare(report, group, prefix, which, got, want, dtype):
+  """Values, then gradients, variant by variant (``want``: all variants)."""
+  (_, got_values), (got_d, got_p) = got
+  (_, want_values), (want_d, want_p) = want
+  for i, k in enumerate(which):
+    label = f"{prefix} {VARIANTS[k].name}"
+    report.close(group, f"{label}: value", got_values[i], want_values[k], dtype)
+    report.close(group, f"{label}: embedding gradients", got_d[i], want_d[k],
+                 dtype)
+    report.close(group, f"{label}: hyper-parameter gradients", got_p[i],
+                 want_p[k], dtype)
+
+
+def _run(report, group, prefix, step, which, inputs, want, dtype):
+  got = step(*zip(*[inputs[k] for k in which]))
+  _compare(report, group, prefix, which, got, want, dtype)
+
+
+# --------------------------------------------------------------------------- #
+# check groups
+
+def check_equality(report, dtype, plan):
+  """``plan``: ``[(devices, strategy, variants, chunk_size)]``."""
+  group = np.dtype(dtype).name
+  inputs = _inputs(dtype)
+  want = _reference(inputs)
+  for n, strategy, which, chunk in plan:
+    _run(report, group, f"{n} devices, {strategy}, chunk_size={chunk}:",
+         _sharded_step(_mesh(n), "data", strategy, which, chunk), which,
+         inputs, want, dtype)
+  # The comparison can fail: the mean of per-device single-device losses
+  # (what forgetting the other devices' negatives gives) is another number.
+  d, o, p = inputs[0]
+  part = lambda tree, k: jax.tree.map(lambda x: x[3 * k:3 * k + 3], tree)
+  local = np.mean([VARIANTS[0].loss(part(d, k), part(o, k), p)
+                   for k in range(8)])
+  global_ = float(want[0][1][0])
+  report.add(group, "control: local-only CLIP differs from the global loss",
+             abs(float(local) - global_) > 1e-3,
+             f"local {float(local):.6f} vs global {global_:.6f}")
+
+
+FLOAT64_PLAN = [(n, s, ALL, CHUNK) for n in (3, 8) for s in STRATEGIES] + [
+    (1, s, ONE_EACH, CHUNK) for s in STRATEGIES] + [
+    (2, s, ONE_EACH, None) for s in STRATEGIES]  # None: whole blocks / dense.
+FLOAT32_PLAN = [(8, s, ONE_EACH, CHUNK) for s in STRATEGIES]
+
+
+def check_two_axis_mesh(report):
+  group = "two_axis_mesh"
+  inputs = _inputs(np.float64)
+  want = _reference(inputs)
+  mesh = _mesh(8, ("data", "model"), (4, 2))
+  for axis, strategy, which in [("data", "ring", ONE_EACH),
+                                ("data", "all_gather", FEW),
+                                (("data", "model"), "ring", FEW)]:
+    _run(report, group, f"data 4 x model 2, batch over {axis}, {strategy}:",
+         _sharded_step(mesh, axis, strategy, which), which, inputs, want,
+         np.float64)
+
+
+def check_pmap(report):
+  """jax.pmap with the same axis_name; gradients outside pmap."""
+  group = "pmap"
+  inputs = _inputs(np.float64)
+  want = _reference(inputs)
+  split = lambda tree: jax.tree.map(
+      lambda x: x.reshape((DEVICES, -1) + x.shape[1:]), tree)
+  for strategy in STRATEGIES:
+    mapped = jax.pmap(
+        lambda d, o, p: jnp.stack(_losses(FEW, d, o, p, axis_name="i",
+                                          strategy=strategy, chunk_size=2)),
+        axis_name="i", in_axes=(0, 0, None))
+
+    def losses(d, o, p):
+      per_device = mapped(split(d), split(o), p)  # [devices, variants]
+      return list(jnp.mean(per_device, axis=0)), per_device
+
+    def total(d, o, p):
+      mean, per_device = losses(d, o, p)
+      return sum(mean), (mean, per_device)
+
+    (_, (mean, per_device)), grads = jax.value_and_grad(
+        total, argnums=(0, 2), has_aux=True)(*zip(*[inputs[k] for k in FEW]))
+    per_device = np.asarray(per_device)
+    report.add(group, f"{strategy}: the loss is the same on every device",
+               bool(np.all(np.abs(per_device - per_device[:1]) <= 1e-12)))
+    _compare(report, group, f"8 devices, {strategy}:", FEW,
+             ((None, mean), grads), want, np.float64)
+
+
+def check_grad_inside(report):
+  """jax.grad inside shard_map (check_vma on) equals the outside gradient."""
+  group = "grad_inside"
+  inputs = _inputs(np.float64)
+  want = _reference(inputs)
+  spec = jax.P("data")
+  losses = functools.partial(_losses, FEW, axis_name="data", chunk_size=CHUNK)
+  step = jax.jit(jax.shard_map(
+      _value_and_grad(losses), mesh=_mesh(DEVICES),
+      in_specs=(spec, spec, jax.P()),
+      out_specs=((jax.P(), jax.P()), (spec, jax.P())), check_vma=True))
+  _run(report, group, "8 devices, ring, grad inside:", step, FEW, inputs,
+       want, np.float64)
+
+
+def check_reductions(report):
+  """"none" (local values, sharded out), "sum" and "batchmean"."""
+  group = "reductions"
+  inputs = _inputs(np.float64)
+  spec = jax.P("data")
+  reductions = ("none", "sum", "batchmean")
+  for strategy, which in [("ring", ONE_EACH), ("all_gather", FEW)]:
+    def local(diffs, others, params):
+      return [_losses(which, diffs, others, params, reduction=r,
+                      axis_name="data", strategy=strategy, chunk_size=CHUNK)
+              for r in reductions]
+
+    got = jax.jit(jax.shard_map(
+        local, mesh=_mesh(3), in_specs=(spec, spec, jax.P()),
+        out_specs=[spec, jax.P(), jax.P()]))(*zip(*[inputs[k] for k in which]))
+    for r, values in zip(reductions, got):
+      for k, value in zip(which, values):
+        want = VARIANTS[k].loss(*inputs[k], reduction=r)
+        report.close(group, f"3 devices, {strategy}: {VARIANTS[k].name}, "
+                     f"reduction={r!r}", value, want, np.float64)
+
+
+def check_shard_wrapper(report):
+  """shard() on an Explicit mesh under jit and eagerly, on a 2-axis mesh,
+  with a learned temperature and reduction="none"."""
+  group = "shard_wrapper"
+  rng = np.random.default_rng(6)
+  x, y = (jnp.asarray(rng.normal(size=(BATCH, DIM)), jnp.float32)
+          for _ in range(2))
+  labels = jnp.asarray(rng.integers(0, 4, BATCH))
+  t = jnp.float32(0.2)
+  explicit = _mesh(8, types=AxisType.Explicit)
+  two_axis = _mesh(8, ("data", "model"), (4, 2), AxisType.Explicit)
+
+  def clip(x, y, t):
+    return jd.shard(jd.clip_loss, explicit)(x, y, temperature=t)
+
+  got = jax.jit(jax.value_and_grad(clip, argnums=(0, 1, 2)))(x, y, t)
+  want = jax.value_and_grad(
+      lambda x, y, t: jaxloss.clip_loss(x, y, temperature=t,
+                                        reduction="mean"),
+      argnums=(0, 1, 2))(x, y, t)
+  report.close(group, "jit, Explicit mesh: clip_loss value and gradients",
+               got, want, np.float32)
+  got = jd.shard(jd.supervised_contrastive_loss, two_axis)(
+      x, labels, strategy="all_gather", temperature=0.5, reduction="none")
+  want = jaxloss.supervised_contrastive_loss(x, labels, temperature=0.5)
+  report.close(group, "eager, data x model mesh: supcon, reduction='none'",
+               got, want, np.float32)
+  siglip = functools.partial(jd.shard(jd.siglip_loss, _mesh(3), axis="data"),
+                             chunk_size=3)  # options static under jit.
+  got = jax.jit(siglip)(x, y, logit_scale=t * 20)
+  want = jaxloss.siglip_loss(x, y, logit_scale=t * 20, reduction="mean")
+  report.close(group, "jit, Auto 3-device mesh: siglip_loss", got, want,
+               np.float32)
+  report.add(group, "float32 stays float32 under jax_enable_x64",
+             got.dtype == jnp.float32, str(got.dtype))
+
+
+def check_errors(report):
+  """Bad options raise ValueError with a message that names the problem."""
+  group = "errors"
+  mesh = _mesh(2)
+  x = jnp.zeros((4, DIM))
+
+  def traced(fn):
+    return lambda: jax.eval_shape(jax.shard_map(
+        fn, mesh=mesh, in_specs=jax.P("data"), out_specs=jax.P()), x)
+
+  cases = {
+      "unknown strategy": (traced(lambda v: jd.clip_loss(
+          v, v, axis_name="data", strategy="tree")), "strategy"),
+      "unknown reduction": (traced(lambda v: jd.siglip_loss(
+          v, v, axis_name="data", reduction="avg")), "reduction"),
+      "chunk_size 0": (traced(lambda v: jd.infonce_loss(
+          v, v, axis_name="data", chunk_size=0)), "chunk_size"),
+      "temperature <= 0": (traced(lambda v: jd.clip_loss(
+          v, v, axis_name="data", temperature=0.0)), "temperature"),
+      "axis not in the shard_map": (traced(lambda v: jd.clip_loss(
+          v, v, axis_name="batch")), "axis_name='batch'"),
+      "called outside shard_map": (lambda: jd.clip_loss(
+          x, x, axis_name="data"), "shard_map"),
+      "labels of the wrong shape": (traced(lambda v: jd.supervised_contrastive_loss(
+          v, jnp.zeros(3, int), axis_name="data")), "labels"),
+      "unknown similarity": (traced(lambda v: jd.multiple_negatives_ranking_loss(
+          v, v, axis_name="data", similarity="l2")), "similarity"),
+      "shard of a single-device loss": (lambda: jd.shard(
+          jaxloss.clip_loss, mesh), "jaxloss.distributed"),
+      "shard over an unknown axis": (lambda: jd.shard(
+          jd.clip_loss, mesh, axis="model"), "model"),
+      "shard with axis_name": (lambda: jd.shard(jd.clip_loss, mesh)(
+          x, x, axis_name="data"), "axis_name"),
+      "shard of a batch the devices do not divide": (lambda: jd.shard(
+          jd.clip_loss, mesh)(x[:3], x[:3]), "multiple"),
+  }
+  for label, (fn, needle) in cases.items():
+    try:
+      fn()
+    except ValueError as error:
+      report.add(group, label, needle in str(error), str(error)[:300])
+    except Exception as error:  # noqa: BLE001 (reported, not hidden)
+      report.add(group, label, False,
+                 f"{type(error).__name__} instead of ValueError: {error}"[:300])
+    else:
+      report.add(group, label, False, "no error raised")
+
+
+GROUPS = {
+    "float64": lambda r: check_equality(r, np.float64, FLOAT64_PLAN),
+    "float32": lambda r: check_equality(r, np.float32, FLOAT32_PLAN),
+    "two_axis_mesh": check_two_axis_mesh,
+    "pmap": check_pmap,
+    "grad_inside": check_grad_inside,
+    "reductions": check_reductions,
+    "shard_wrapper": check_shard_wrapper,
+    "errors": check_errors,
+}
+
+
+def main(argv):
+  jax.config.update("jax_enable_x64", True)
+  jax.config.update("jax_numpy_rank_promotion", "raise")
+  report = Report()
+  if jax.device_count() < DEVICES:
+    report.add("setup", "8 devices", False,
+               f"{jax.device_count()} devices: set XLA_FLAGS="
+               f"--xla_force_host_platform_device_count={DEVICES} before jax "
+               "is imported")
+    return 1
+  for name in argv or GROUPS:
+    start = time.perf_counter()
+    try:
+      GROUPS[name](report)
+    except Exception:  # noqa: BLE001 (a crash is a failed check, with its trace)
+      report.add(name, "group crashed", False, traceback.format_exc()[-2000:])
+    report.add(name, "time", True, f"{time.perf_counter() - start:.1f} s")
+  return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))
