@@ -6,10 +6,10 @@ public API is flat: ``import jaxloss as jl; jl.<loss>``. Sharded versions of
 the contrastive losses live in :mod:`jaxloss.distributed`.
 """
 
-from jaxloss import (classification, contrastive, detection, divergence,
-                     generative, image, metric_learning, nn, preference,
-                     ranking, regression, regularization, rl, segmentation,
-                     sequence, train)
+from jaxloss import (classification, contrastive, detection, distributed,
+                     divergence, generative, image, metric_learning, nn,
+                     preference, ranking, regression, regularization, rl,
+                     segmentation, sequence, train)
 from jaxloss._core.reduction import REDUCTIONS, reduce
 from jaxloss._core.value_checks import checked
 from jaxloss.classification import *  # noqa: F401,F403
