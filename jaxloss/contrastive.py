@@ -125,6 +125,7 @@ def _infonce(anchors, positives, negatives, temperature, where, weights, *,
                               name=name)
 
 
+@value_checks.value_rules(temperature=value_checks.positive)
 def ntxent(embeddings, labels, temperature=0.07, *, where=None, weights=None,
            reduction="mean"):
   r"""Normalized temperature-scaled cross-entropy (NT-Xent), optax's form.

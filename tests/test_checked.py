@@ -137,6 +137,8 @@ def test_checked_raises_on_bad_values_and_passes_good_ones(family):
     (jl.q_learning_loss, (LOGITS, np.array([0, 1, 2, 0]), np.ones(4, np.float32),
                           np.float32([0.9, 0.9, -0.1, 0.9]), LOGITS), {},
      "discounts"),
+    (jl.ntxent, (_normal(14, 4, 3), np.array([0, 0, 1, 1])),
+     dict(temperature=jnp.asarray(-0.1)), "temperature"),
     (jl.elastic_net_regularization, ({"w": LOGITS},), dict(l1=jnp.asarray(-1.0)),
      "l1"),
 ])
