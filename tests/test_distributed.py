@@ -1,0 +1,95 @@
+"""jaxloss.distributed on 8 simulated CPU devices, in a child process.
+
+The rest of the suite keeps one CPU device, and XLA reads the device count
+once, when jax is first imported; so the checks (tests/distributed_checks.py)
+run in their own process with ``--xla_force_host_platform_device_count=8``
+and report one JSON line per check, and each test here asserts on one group
+of them. Every check compares a sharded loss with the single-device jaxloss
+loss on the concatenated batch (value and gradients; float64 at 1e-10 and
+float32 at 1e-5), so the references are the tested single-device losses.
+
+The child also lowers XLA:CPU's optimisation level and turns off its fusion
+emitters: both only change how fast the tiny test programs compile (about
+2.5× faster), and the two sides of every comparison are compiled alike.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+XLA_FLAGS = ("--xla_force_host_platform_device_count=8 "
+             "--xla_backend_optimization_level=0 "
+             "--xla_cpu_use_fusion_emitters=false")
+TIMEOUT = 300  # seconds; the checks take well under a minute.
+
+pytestmark = pytest.mark.xdist_group("distributed")  # one child per run.
+
+
+@pytest.fixture(scope="module")
+def results():
+  env = dict(os.environ, XLA_FLAGS=XLA_FLAGS, JAX_PLATFORMS="cpu")
+  env["PYTHONPATH"] = os.pathsep.join(
+      [str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+  child = subprocess.run([sys.executable, "-m", "tests.distributed_checks"],
+                         cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=TIMEOUT)
+  lines = [json.loads(line) for line in child.stdout.splitlines()
+           if line.startswith("{")]
+  if not lines:
+    pytest.fail(f"the checker produced no results (exit {child.returncode})"
+                f":\n{child.stderr[-4000:]}")
+  return {"lines": lines, "returncode": child.returncode,
+          "stderr": child.stderr}
+
+
+def _assert_group(results, group, minimum):
+  lines = [r for r in results["lines"] if r["group"] == group]
+  checks = [r for r in lines if r["label"] != "time"]
+  failures = [f"{r['label']}: {r['detail']}" for r in checks if not r["ok"]]
+  assert not failures, (f"{len(failures)} of {len(checks)} {group} checks "
+                        "failed:\n" + "\n".join(failures))
+  assert len(checks) >= minimum, (
+      f"only {len(checks)} {group} checks ran (expected {minimum}); child "
+      f"stderr:\n{results['stderr'][-4000:]}")
+
+
+def test_float64_values_and_gradients_equal_single_device(results):
+  # Every function, both strategies, 1, 2, 3 and 8 devices, chunked and not.
+  _assert_group(results, "float64", 127)
+
+
+def test_float32_values_and_gradients_equal_single_device(results):
+  _assert_group(results, "float32", 25)
+
+
+def test_mesh_with_a_model_axis(results):
+  _assert_group(results, "two_axis_mesh", 18)
+
+
+def test_pmap(results):
+  _assert_group(results, "pmap", 11)
+
+
+def test_gradient_inside_shard_map(results):
+  _assert_group(results, "grad_inside", 6)
+
+
+def test_reductions(results):
+  _assert_group(results, "reductions", 9)
+
+
+def test_shard_wrapper(results):
+  _assert_group(results, "shard_wrapper", 4)
+
+
+def test_bad_options_raise_clear_errors(results):
+  _assert_group(results, "errors", 12)
+
+
+def test_checker_exit_status(results):
+  assert results["returncode"] == 0, results["stderr"][-4000:]
