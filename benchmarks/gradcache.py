@@ -141,8 +141,8 @@ def run(repeats: int) -> str:
   keys = jax.random.split(jax.random.key(1))
   x = tuple(jax.random.normal(k, (TIME_BATCH, SIZES[0])) for k in keys)
   times = median_times(fns, (params, x), repeats)
-  (full_loss, full_grads), (gc_loss, gc_grads) = (fns[k](params, x)
-                                                  for k in ("full", "grad_cache"))
+  (full_loss, full_grads), (gc_loss, gc_grads) = (
+      fns[k](params, x) for k in ("full", "grad_cache"))
   difference = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(
       jax.tree.leaves(full_grads), jax.tree.leaves(gc_grads)))
   scale = max(float(jnp.max(jnp.abs(a))) for a in jax.tree.leaves(full_grads))
@@ -177,8 +177,8 @@ def run(repeats: int) -> str:
       f"interleaved rounds, on a machine other jobs may share, so the times "
       f"vary from run to run). GradCache runs the encoder's forward pass "
       f"twice (about 4/3 of the full-batch FLOPs); on this CPU its "
-      f"mini-batch working set, which stays in cache, offsets that. Loss {float(full_loss):.6f} vs "
-      f"{float(gc_loss):.6f}; the largest gradient difference is "
+      f"mini-batch working set, which stays in cache, offsets that. Loss "
+      f"{float(full_loss):.6f} vs {float(gc_loss):.6f}; the largest gradient difference is "
       f"{difference:.1e} (largest gradient entry {scale:.1e}), float32 "
       f"rounding.",
       "",

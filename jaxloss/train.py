@@ -160,7 +160,8 @@ def value(objective_fn: Objective) -> Callable:
   ``optax.value_and_grad_from_state`` (which takes no ``has_aux``).
 
   >>> import jax.numpy as jnp, jaxloss as jl
-  >>> obj = jl.train.objective(lambda p, b: p, {"l2": jl.train.term(jl.l2_loss)})
+  >>> obj = jl.train.objective(lambda p, b: p,
+  ...                          {"l2": jl.train.term(jl.l2_loss)})
   >>> float(jl.train.value(obj)(jnp.array([2.0]), None))
   2.0
   """
@@ -197,7 +198,8 @@ def step(objective_fn: Objective, optimizer, *, jit: bool = True) -> Callable:
     the state with ``optimizer.init(params)``.
 
   >>> import jax.numpy as jnp, optax, jaxloss as jl
-  >>> obj = jl.train.objective(lambda p, b: p - b, {"l2": jl.train.term(jl.l2_loss)})
+  >>> obj = jl.train.objective(lambda p, b: p - b,
+  ...                          {"l2": jl.train.term(jl.l2_loss)})
   >>> opt = optax.sgd(0.5)
   >>> train_step = jl.train.step(obj, opt)
   >>> params = jnp.zeros(2); state = opt.init(params)
@@ -265,7 +267,8 @@ def _leading_size(inputs) -> int:
            for x in jax.tree.leaves(inputs)}
   if len(sizes) != 1 or None in sizes:
     raise ValueError(f"grad_cache: every input must have the same leading "
-                     f"(batch) axis, got leading sizes {sorted(map(str, sizes))}.")
+                     f"(batch) axis, got leading sizes "
+                     f"{sorted(map(str, sizes))}.")
   return sizes.pop()
 
 
@@ -307,7 +310,9 @@ def grad_cache(encode_fn: Callable, loss_fn: Callable, *,
 
   Returns:
     ``value_and_grad(params, inputs, key=None) -> (loss, grads)``, to be
-    used inside ``jax.jit``.
+    used inside ``jax.jit``; ``params`` is a pytree of floating arrays. For
+    an NNX encoder pass ``nnx.split``'s state and rebuild the module inside
+    ``encode_fn``: ``lambda state, x: nnx.merge(graphdef, state)(x)``.
 
   >>> import jax, jax.numpy as jnp, jaxloss as jl
   >>> encode = lambda w, x: (x[0] @ w, x[1] @ w)
@@ -317,7 +322,8 @@ def grad_cache(encode_fn: Callable, loss_fn: Callable, *,
   >>> w = jnp.eye(3)
   >>> value, grads = jl.train.grad_cache(encode, loss, mini_batch_size=2)(w, x)
   >>> full = jax.value_and_grad(lambda w: loss(w, encode(w, x)))(w)
-  >>> bool(jnp.allclose(value, full[0]) & jnp.allclose(grads, full[1], atol=1e-5))
+  >>> bool(jnp.allclose(value, full[0])
+  ...      & jnp.allclose(grads, full[1], atol=1e-5))
   True
 
   References:

@@ -25,9 +25,11 @@ BOXES = np.array([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 3.0, 4.0]], np.float32)
 IMAGES = _uniform(1, 2, 8, 8, 1)
 TOKENS = -_uniform(2, 2, 5) - 0.1  # per-token log-probabilities
 MASK = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], np.int32)
-CTC = dict(logits=_normal(3, 2, 6, 4), logit_paddings=np.zeros((2, 6), np.float32),
+CTC = dict(logits=_normal(3, 2, 6, 4),
+           logit_paddings=np.zeros((2, 6), np.float32),
            label_paddings=np.array([[0, 0, 1], [0, 0, 0]], np.float32))
-TD = dict(values=_normal(4, 5), rewards=_normal(5, 5), next_values=_normal(6, 5))
+TD = dict(values=_normal(4, 5), rewards=_normal(5, 5),
+          next_values=_normal(6, 5))
 
 
 def _with(array, index, value):
@@ -83,10 +85,11 @@ FAMILIES = {
         ((255 * IMAGES, 255 * IMAGES[::-1]), dict(filter_size=3)), "images"),
     "sequence": (
         jl.ctc_loss,
-        ((CTC["logits"], CTC["logit_paddings"], np.array([[1, 2, 0], [3, 1, 2]]),
-          CTC["label_paddings"]), {}),
-        ((CTC["logits"], CTC["logit_paddings"], np.array([[1, 0, 2], [3, 1, 2]]),
-          CTC["label_paddings"]), {}), "labels"),
+        ((CTC["logits"], CTC["logit_paddings"],
+          np.array([[1, 2, 0], [3, 1, 2]]), CTC["label_paddings"]), {}),
+        ((CTC["logits"], CTC["logit_paddings"],  # 0 is the blank
+          np.array([[1, 0, 2], [3, 1, 2]]), CTC["label_paddings"]), {}),
+        "labels"),
     "rl": (
         jl.td_loss,
         ((TD["values"], TD["rewards"], np.full(5, 0.99, np.float32),
@@ -134,13 +137,13 @@ def test_checked_raises_on_bad_values_and_passes_good_ones(family):
     (jl.dpo_implicit_rewards, (np.float32([0.5]), np.float32([-1.0]),
                                np.float32([-1.0]), np.float32([-1.0])), {},
      "policy_chosen_logps"),
-    (jl.q_learning_loss, (LOGITS, np.array([0, 1, 2, 0]), np.ones(4, np.float32),
-                          np.float32([0.9, 0.9, -0.1, 0.9]), LOGITS), {},
-     "discounts"),
+    (jl.q_learning_loss,
+     (LOGITS, np.array([0, 1, 2, 0]), np.ones(4, np.float32),
+      np.float32([0.9, 0.9, -0.1, 0.9]), LOGITS), {}, "discounts"),
     (jl.ntxent, (_normal(14, 4, 3), np.array([0, 0, 1, 1])),
      dict(temperature=jnp.asarray(-0.1)), "temperature"),
-    (jl.elastic_net_regularization, ({"w": LOGITS},), dict(l1=jnp.asarray(-1.0)),
-     "l1"),
+    (jl.elastic_net_regularization, ({"w": LOGITS},),
+     dict(l1=jnp.asarray(-1.0)), "l1"),
 ])
 def test_rules_added_with_the_flax_and_optax_integration(loss_fn, args, kwargs,
                                                          arg):
