@@ -178,6 +178,15 @@ def _extra_args(optimizer):
   return optimizer
 
 
+def _strong(tree):
+  """Weakly typed leaves made strong. Optax initialises some state entries
+  (e.g. ``optax.lbfgs``'s line-search info) as weakly typed scalars that the
+  first update returns strong, which would compile the step twice."""
+  return jax.tree.map(
+      lambda x: jnp.asarray(x, x.dtype) if getattr(x, "weak_type", False)
+      else x, tree)
+
+
 def step(objective_fn: Objective, optimizer, *, jit: bool = True) -> Callable:
   """A (jitted) optax training step for a pytree of parameters.
 
@@ -217,7 +226,11 @@ def step(objective_fn: Objective, optimizer, *, jit: bool = True) -> Callable:
         value_fn=lambda p: objective_fn(p, batch)[0])
     return optax.apply_updates(params, updates), opt_state, aux
 
-  return jax.jit(step_fn) if jit else step_fn
+  if not jit:
+    return step_fn
+  jitted = jax.jit(step_fn)
+  return lambda params, opt_state, batch: jitted(
+      _strong(params), _strong(opt_state), batch)
 
 
 def nnx_step(objective_fn: Objective) -> Callable:

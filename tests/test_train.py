@@ -96,12 +96,19 @@ def _least_squares():
 
 
 def test_lbfgs_step_reaches_the_least_squares_optimum():
-  batch, objective, optimum = _least_squares()
+  batch, _, optimum = _least_squares()
+  traces = []
+  objective = train.objective(
+      lambda p, b: traces.append(1) or _linear(p, b),
+      {"mse": train.term(jl.squared_error, "y")})
   solver = optax.lbfgs()
   train_step = train.step(objective, solver)
   params, state = PARAMS, solver.init(PARAMS)
-  for _ in range(15):
+  for i in range(15):
     params, state, aux = train_step(params, state, batch)
+    if i == 0:
+      traced = len(traces)
+  assert len(traces) == traced  # compiled once (weakly typed init handled)
   np.testing.assert_allclose(np.append(params["w"], params["b"]), optimum,
                              rtol=1e-4, atol=1e-4)
 
@@ -119,7 +126,11 @@ def test_value_and_grad_from_state_reuses_the_line_search():
         value_fn=lambda p: train.value(objective)(p, batch))
     return optax.apply_updates(params, updates), state
 
-  params, state = PARAMS, solver.init(PARAMS)
+  # optax.lbfgs's initial line-search info is weakly typed and comes back
+  # strong, which would compile lbfgs_step twice (train.step handles this).
+  state = jax.tree.map(lambda x: jnp.asarray(x, x.dtype),
+                       solver.init(PARAMS))
+  params = PARAMS
   for _ in range(15):
     params, state = lbfgs_step(params, state)
   np.testing.assert_allclose(np.append(params["w"], params["b"]), optimum,
@@ -171,11 +182,11 @@ def test_nnx_step_matches_the_pytree_step():
 # --------------------------------------------------------------------------- #
 # GradCache
 
-def _mlp_params(seed, sizes):
-  keys = jax.random.split(jax.random.key(seed), len(sizes) - 1)
-  return [{"w": jax.random.normal(k, (m, n)) / np.sqrt(m),
-           "b": jnp.zeros((1, n))}
-          for k, m, n in zip(keys, sizes[:-1], sizes[1:])]
+def _mlp_params(seed, sizes, dtype=np.float32):
+  """NumPy parameters (no eager JAX programs to compile)."""
+  rng = np.random.default_rng(seed)
+  return [{"w": (rng.normal(size=(m, n)) / np.sqrt(m)).astype(dtype),
+           "b": np.zeros((1, n), dtype)} for m, n in zip(sizes[:-1], sizes[1:])]
 
 
 def _mlp(layers, x, key=None, rate=0.25):
@@ -202,20 +213,20 @@ def _clip(params, embeddings):
                       reduction="mean")
 
 
-def _tower_problem(batch, sizes=(6, 16, 4)):
-  params = {"image": _mlp_params(0, sizes), "text": _mlp_params(1, sizes),
-            "log_scale": jnp.asarray(np.log(10.0))}
-  inputs = (jax.random.normal(jax.random.key(2), (batch, sizes[0])),
-            jax.random.normal(jax.random.key(3), (batch, sizes[0])))
+def _tower_problem(batch, sizes=(6, 16, 4), dtype=np.float32):
+  params = {"image": _mlp_params(0, sizes, dtype),
+            "text": _mlp_params(1, sizes, dtype),
+            "log_scale": np.asarray(np.log(10.0), dtype)}
+  rng = np.random.default_rng(2)
+  inputs = tuple(rng.normal(size=(batch, sizes[0])).astype(dtype)
+                 for _ in range(2))
   return params, inputs
 
 
 @pytest.mark.parametrize("dropout", [False, True])
 def test_grad_cache_equals_the_full_batch_gradient(dropout):
   with jax.enable_x64(True):
-    params, inputs = _tower_problem(12)
-    params = jax.tree.map(lambda x: x.astype(jnp.float64), params)
-    inputs = jax.tree.map(lambda x: x.astype(jnp.float64), inputs)
+    params, inputs = _tower_problem(12, dtype=np.float64)
     key = jax.random.key(4) if dropout else None
     cached = train.grad_cache(_two_towers, _clip, mini_batch_size=4)
     loss, grads = jax.jit(cached)(params, inputs, key)
