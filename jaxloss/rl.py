@@ -136,7 +136,7 @@ def q_learning_loss(q_values, actions, rewards, discounts, next_q_values, *,
                      reduction=reduction)
 
 
-@(lambda f: f)
+@functools.partial(jax.jit, static_argnames=("loss", "reduction"))
 def _q_learning(q_values, actions, rewards, discounts, next_q_values,
                 next_q_selector, delta, where, weights, *, loss, reduction):
   name = "q_learning_loss"
@@ -200,7 +200,7 @@ def td_loss(values, rewards, discounts, next_values, *, loss="mse", delta=1.0,
              loss=loss, reduction=reduction)
 
 
-@(lambda f: f)
+@functools.partial(jax.jit, static_argnames=("loss", "reduction"))
 def _td(values, rewards, discounts, next_values, delta, where, weights, *,
         loss, reduction):
   name = "td_loss"
@@ -270,7 +270,7 @@ def policy_gradient_loss(logits, actions, advantages, *, where=None,
                           reduction=reduction)
 
 
-@(lambda f: f)
+@functools.partial(jax.jit, static_argnames=("reduction",))
 def _policy_gradient(logits, actions, advantages, where, weights, *,
                      reduction):
   name = "policy_gradient_loss"
@@ -319,7 +319,7 @@ def entropy_loss(logits, *, where=None, weights=None, reduction="none"):
   return _entropy(logits, where, weights, reduction=reduction)
 
 
-@(lambda f: f)
+@functools.partial(jax.jit, static_argnames=("reduction",))
 def _entropy(logits, where, weights, *, reduction):
   name = "entropy_loss"
   _, log_probs, probs, examples = _policy(name, logits, where)
@@ -372,7 +372,7 @@ def ppo_clip_loss(log_probs, old_log_probs, advantages, *, epsilon=0.2,
                    weights, reduction=reduction)
 
 
-@(lambda f: f)
+@functools.partial(jax.jit, static_argnames=("reduction",))
 def _ppo_clip(log_probs, old_log_probs, advantages, epsilon, where, weights, *,
               reduction):
   name = "ppo_clip_loss"
@@ -438,7 +438,7 @@ def ppo_value_loss(values, old_values, returns, *, clip_epsilon=None,
                     reduction=reduction)
 
 
-@(lambda f: f)
+@functools.partial(jax.jit, static_argnames=("reduction",))
 def _ppo_value(values, old_values, returns, clip_epsilon, where, weights, *,
                reduction):
   name = "ppo_value_loss"
