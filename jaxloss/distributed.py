@@ -91,10 +91,6 @@ def _reduce(values, keep, weights, reduction, axis_name, name):
   return total / jnp.where(count == 0, jnp.ones_like(count), count)
 
 
-def _start(axis_name, batch):
-  return ring.start_index(axis_name, batch)
-
-
 # --------------------------------------------------------------------------- #
 # losses
 
@@ -207,7 +203,7 @@ def siglip_loss(image_embeddings, text_embeddings, *, axis_name,
       images, texts, in_batch.scalar_param(name, "logit_scale", logit_scale),
       in_batch.scalar_param(name, "logit_bias", logit_bias), keep,
       normalize=bool(normalize), stats=stats,
-      start=_start(axis_name, images.shape[0]))
+      start=ring.start_index(axis_name, images.shape[0]))
   return _reduce(values, keep, weights, reduction, axis_name, name)
 
 
@@ -336,7 +332,7 @@ def supervised_contrastive_loss(embeddings, labels, *, axis_name,
   checks.positive(name, "temperature", temperature)
   checks.positive(name, "base_temperature", base_temperature)
   stats = _setup(name, axis_name, strategy, chunk_size, reduction)
-  start = _start(axis_name, batch)
+  start = ring.start_index(axis_name, batch)
   if labels is None:
     labels = start + jnp.arange(batch)
   keep = in_batch.example_mask(name, where, embeddings.shape[:-1])

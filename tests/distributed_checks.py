@@ -341,6 +341,17 @@ def check_pmap(report):
                bool(np.all(np.abs(per_device - per_device[:1]) <= 1e-12)))
     _compare(report, group, f"8 devices, {strategy}:", which,
              ((None, mean), grads), want, np.float64)
+  # jax.grad inside pmap differentiates every device's copy of the
+  # replicated loss: D times the global gradient (as docs/distributed.md says).
+  d, o, p = inputs[0]
+  inner = jax.pmap(jax.grad(lambda d, o, p: VARIANTS[0].loss(
+      d, o, p, axis_name="i", chunk_size=2)), axis_name="i",
+                   in_axes=(0, 0, None))
+  got = jax.tree.map(lambda g: g.reshape((-1,) + g.shape[2:]),
+                     inner(split(d), split(o), p))
+  report.close(group, "ring: clip_loss, grad inside pmap = 8 x the gradient",
+               got, jax.tree.map(lambda w: DEVICES * w, want[1][0][0]),
+               np.float64)
 
 
 def check_grad_inside(report):

@@ -72,7 +72,7 @@ def test_mesh_with_a_model_axis(results):
 
 
 def test_pmap(results):
-  _assert_group(results, "pmap", 11)
+  _assert_group(results, "pmap", 12)
 
 
 def test_gradient_inside_shard_map(results):

@@ -129,9 +129,9 @@ def ring_stats(chunk_fn: ChunkFn, rows, columns, *, axis_name,
   differentiation only (a custom VJP).
   """
   rows, columns = varying((rows, columns), axis_name)
-  num_columns = jax.tree.leaves(columns)[0].shape[0]
-  blocked = online_softmax.Blocked.build(chunk_fn, rows, columns,
-                                         chunk_size or max(num_columns, 1))
+  num_columns = max(jax.tree.leaves(columns)[0].shape[0], 1)
+  chunk_size = min(chunk_size or num_columns, num_columns)  # no idle padding.
+  blocked = online_softmax.Blocked.build(chunk_fn, rows, columns, chunk_size)
   devices = axis_size("ring_stats", axis_name)
   shift = functools.partial(_shift, axis_name=axis_name, devices=devices)
   options = dict(row_lse=row_lse, col_lse=col_lse)
