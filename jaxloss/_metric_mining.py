@@ -13,7 +13,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxloss._core import checks, numerics
+from jaxloss._core import checks, numerics, online_softmax
 from jaxloss._core import reduction as reduction_lib
 
 DISTANCES = ("euclidean", "squared_euclidean", "cosine")
@@ -72,14 +72,22 @@ def example_mask(name: str, where, size: int) -> jax.Array:
 
 def masked_cross_entropy(logits, labels, element_mask):
   """``−log softmax(logits)[label]`` over the unmasked entries of the last
-  axis; 0, with a finite gradient, where the label's entry is masked."""
-  take = lambda x: jnp.take_along_axis(x, labels[..., None], axis=-1)[..., 0]
+  axis; 0, with a finite gradient, where the label's entry is masked.
+
+  Computed as ``log(1 + Σ_{k≠y} exp(z_k − z_y))``: the label's own term is
+  an exact 1, so a confident prediction (a loss far below the logits' size)
+  keeps its relative precision however the compiler rounds ``z`` (``lse(z) −
+  z_y`` rounds at the size of ``z``).
+  """
+  take = lambda x: jnp.take_along_axis(x, labels[..., None], axis=-1)
+  others = ~jax.nn.one_hot(labels, logits.shape[-1], dtype=bool)
+  if element_mask is not None:
+    others = others & element_mask
+  lse = online_softmax.masked_logsumexp(logits - take(logits), others, axis=-1)
+  values = jnp.where(jnp.any(others, axis=-1), jnp.logaddexp(0, lse), 0)
   if element_mask is None:
-    return jax.nn.logsumexp(logits, axis=-1) - take(logits)
-  logits = jnp.where(element_mask, logits, jnp.finfo(logits.dtype).min)
-  label_kept = take(element_mask)
-  values = jax.nn.logsumexp(logits, axis=-1) - take(logits)
-  return jnp.where(label_kept, values, 0)
+    return values
+  return jnp.where(take(element_mask)[..., 0], values, 0)
 
 
 class _Batch(NamedTuple):
