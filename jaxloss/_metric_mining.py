@@ -312,7 +312,7 @@ def npair_loss(anchors, positives, *, l2_reg=0.0, where=None, weights=None,
   >>> import jax.numpy as jnp, jaxloss
   >>> f = jnp.array([[1.0, 0.0], [0.0, 1.0]])
   >>> jaxloss.npair_loss(f, f)
-  Array([0.31326163, 0.31326163], dtype=float32)
+  Array([0.3132617, 0.3132617], dtype=float32)
 
   References:
     Sohn, `Improved Deep Metric Learning with Multi-class N-pair Loss
