@@ -88,22 +88,8 @@ def infonce_loss(anchors, positives, negatives=None, *, temperature=0.07,
     Predictive Coding <https://arxiv.org/abs/1807.03748>`_, 2018.
   """
   name = "infonce_loss"
-  arrays = dict(anchors=anchors, positives=positives)
-  if negatives is not None:
-    arrays["negatives"] = negatives
-  converted = checks.floats(name, **arrays)
-  anchors, positives = converted[:2]
-  checks.same_shape(name, anchors=anchors, positives=positives)
-  checks.rank(name, "anchors", anchors, 2)
-  if negatives is not None:
-    negatives = converted[2]
-    checks.rank(name, "negatives", negatives, {2, 3})
-    batch, dim = anchors.shape
-    if negatives.ndim == 3:
-      checks.shape(name, "negatives", negatives, (batch, None, dim),
-                   "[batch, k, dim] per anchor")
-    else:
-      checks.shape(name, "negatives", negatives, (None, dim), "[m, dim] shared")
+  anchors, positives, negatives = in_batch.infonce_inputs(
+      name, anchors, positives, negatives)
   checks.option(name, "similarity", similarity, _SIMILARITIES)
   checks.positive(name, "temperature", temperature)
   return _infonce(anchors, positives, negatives,

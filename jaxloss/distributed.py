@@ -251,20 +251,8 @@ def infonce_loss(anchors, positives, negatives=None, *, axis_name,
     Predictive Coding <https://arxiv.org/abs/1807.03748>`_, 2018.
   """
   name = "infonce_loss"
-  arrays = dict(anchors=anchors, positives=positives)
-  if negatives is not None:
-    arrays["negatives"] = negatives
-  converted = checks.floats(name, **arrays)
-  anchors, positives = converted[:2]
-  checks.same_shape(name, anchors=anchors, positives=positives)
-  checks.rank(name, "anchors", anchors, 2)
-  if negatives is not None:
-    negatives = converted[2]
-    checks.rank(name, "negatives", negatives, {2, 3})
-    batch, dim = anchors.shape
-    expected = (batch, None, dim) if negatives.ndim == 3 else (None, dim)
-    checks.shape(name, "negatives", negatives, expected,
-                 "[b, k, dim] per anchor or [m, dim] shared")
+  anchors, positives, negatives = in_batch.infonce_inputs(
+      name, anchors, positives, negatives)
   checks.option(name, "similarity", similarity, _SIMILARITIES)
   checks.positive(name, "temperature", temperature)
   stats = _setup(name, axis_name, strategy, chunk_size, reduction)

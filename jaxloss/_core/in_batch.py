@@ -79,6 +79,30 @@ def embedding_pair(name: str, first: str, second: str, x, y):
   return x, y
 
 
+def infonce_inputs(name: str, anchors, positives, negatives):
+  """InfoNCE's arrays: ``[batch, dim]`` anchors and positives of one float
+  dtype, and optional ``[batch, k, dim]`` per-anchor or ``[m, dim]`` shared
+  negatives of that dtype."""
+  arrays = dict(anchors=anchors, positives=positives)
+  if negatives is not None:
+    arrays["negatives"] = negatives
+  converted = checks.floats(name, **arrays)
+  anchors, positives = converted[:2]
+  checks.same_shape(name, anchors=anchors, positives=positives)
+  checks.rank(name, "anchors", anchors, 2)
+  if negatives is None:
+    return anchors, positives, None
+  negatives = converted[2]
+  checks.rank(name, "negatives", negatives, {2, 3})
+  batch, dim = anchors.shape
+  if negatives.ndim == 3:
+    checks.shape(name, "negatives", negatives, (batch, None, dim),
+                 "[batch, k, dim] per anchor")
+  else:
+    checks.shape(name, "negatives", negatives, (None, dim), "[m, dim] shared")
+  return anchors, positives, negatives
+
+
 # --------------------------------------------------------------------------- #
 # chunk functions (see online_softmax): one column chunk of the logits
 
