@@ -57,7 +57,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxloss import ranking
 from jaxloss._core import checks, in_batch, ring, value_checks
 from jaxloss._core import reduction as reduction_lib
 
@@ -384,14 +383,14 @@ def multiple_negatives_ranking_loss(anchors, positives, negatives=None, *,
   checks.option(name, "similarity", similarity, _SIMILARITIES)
   checks.positive(name, "scale", scale)
   # The single-device loss's checks and normalisation (torch's eps).
-  anchors, positives, negatives = ranking._retrieval_inputs(
+  anchors, positives, negatives = in_batch.retrieval_inputs(
       name, anchors, positives, negatives)
   stats = _setup(name, axis_name, strategy, chunk_size, reduction)
   batch, dim = anchors.shape
   keep = in_batch.example_mask(name, where, (batch,))
   if similarity == "cosine":
-    anchors, positives = ranking._unit(anchors), ranking._unit(positives)
-    negatives = None if negatives is None else ranking._unit(negatives)
+    anchors, positives = in_batch.torch_unit(anchors), in_batch.torch_unit(positives)
+    negatives = None if negatives is None else in_batch.torch_unit(negatives)
   scale = in_batch.scalar_param(name, "scale", scale).astype(anchors.dtype)
   columns = {"x": positives, "keep": keep}
   if negatives is not None:  # candidates: all positives, then all negatives.

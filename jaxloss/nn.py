@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxloss import contrastive, metric_learning
-from jaxloss._core import numerics
+from jaxloss._core import in_batch, numerics
 
 __all__ = ["ArcFace", "CosFace", "ProxyNCA", "LearnedTemperature",
            "LearnedScaleBias", "GE2E", "UncertaintyWeighting"]
@@ -29,8 +29,7 @@ __all__ = ["ArcFace", "CosFace", "ProxyNCA", "LearnedTemperature",
 
 def _unit(x: jax.Array) -> jax.Array:
   """L2-normalised rows (a zero row stays zero, with a finite gradient)."""
-  x = numerics.upcast(jnp.asarray(x))
-  return numerics.safe_divide(x, numerics.safe_norm(x, axis=-1, keepdims=True))
+  return in_batch.unit(numerics.upcast(jnp.asarray(x)))
 
 
 def _table(rngs: nnx.Rngs, rows: int, columns: int, dtype) -> nnx.Param:

@@ -11,11 +11,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxloss._core import checks, numerics
+from jaxloss._core import checks, in_batch, numerics
 from jaxloss._core import reduction as reduction_lib
 from jaxloss._core import value_checks
 
-_NORMALIZE_EPS = 1e-12  # torch.nn.functional.normalize's eps, as in cos_sim.
 _SIMILARITIES = ("cosine", "dot")
 _REDUCE_FNS = ((jnp.mean, "mean"), (jnp.sum, "sum"), (None, "none"))
 
@@ -420,14 +419,15 @@ def multiple_negatives_ranking_loss(anchors, positives, negatives=None, *,
   name = "multiple_negatives_ranking_loss"
   checks.option(name, "similarity", similarity, _SIMILARITIES)
   checks.positive(name, "scale", scale)
-  anchors, positives, negatives = _retrieval_inputs(name, anchors, positives,
-                                                    negatives)
+  anchors, positives, negatives = in_batch.retrieval_inputs(
+      name, anchors, positives, negatives)
   batch = anchors.shape[0]
   keep = (None if where is None
           else checks.broadcast_mask(name, "where", where, (batch,)))
   if similarity == "cosine":
-    anchors, positives = _unit(anchors), _unit(positives)
-    negatives = _unit(negatives) if negatives is not None else None
+    anchors = in_batch.torch_unit(anchors)
+    positives = in_batch.torch_unit(positives)
+    negatives = None if negatives is None else in_batch.torch_unit(negatives)
   scale = numerics.like(scale, anchors)
   positive_logits = scale * (anchors @ positives.T)  # [anchor, positive]
   logits, k = positive_logits, 0
@@ -462,33 +462,6 @@ def _masked_logsumexp(x, mask, axis=-1, keepdims=False):
   if mask is not None:
     x = jnp.where(mask, x, jnp.finfo(x.dtype).min)
   return jax.nn.logsumexp(x, axis=axis, keepdims=keepdims)
-
-
-def _retrieval_inputs(name, anchors, positives, negatives):
-  """Checked ``[batch, dim]`` anchors and positives, and negatives as
-  ``[batch, k, dim]`` (or ``None``), all of one float dtype."""
-  if negatives is None:
-    anchors, positives = checks.floats(name, anchors=anchors,
-                                       positives=positives)
-  else:
-    anchors, positives, negatives = checks.floats(
-        name, anchors=anchors, positives=positives, negatives=negatives)
-  checks.rank(name, "anchors", anchors, 2)
-  checks.same_shape(name, anchors=anchors, positives=positives)
-  if negatives is None:
-    return anchors, positives, None
-  batch, dim = anchors.shape
-  checks.rank(name, "negatives", negatives, {2, 3})
-  expected = (batch, dim) if negatives.ndim == 2 else (batch, None, dim)
-  checks.shape(name, "negatives", negatives, expected,
-               "[batch, dim] or [batch, k, dim]")
-  return anchors, positives, negatives.reshape(batch, -1, dim)
-
-
-def _unit(x: jax.Array) -> jax.Array:
-  """``x / max(‖x‖, eps)`` along the last axis; the zero vector stays 0."""
-  norm = numerics.safe_norm(x, axis=-1, keepdims=True)
-  return x / jnp.maximum(norm, _NORMALIZE_EPS)
 
 
 def _reduction_from(name, reduce_fn, reduction):

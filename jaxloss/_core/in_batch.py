@@ -35,6 +35,8 @@ import jax.numpy as jnp
 from jaxloss._core import checks, numerics
 from jaxloss._core import online_softmax
 
+_TORCH_NORMALIZE_EPS = 1e-12
+
 StatsFn = Callable[..., online_softmax.Stats]
 
 
@@ -101,6 +103,34 @@ def infonce_inputs(name: str, anchors, positives, negatives):
   else:
     checks.shape(name, "negatives", negatives, (None, dim), "[m, dim] shared")
   return anchors, positives, negatives
+
+
+def retrieval_inputs(name, anchors, positives, negatives):
+  """Checked ``[batch, dim]`` anchors and positives, and negatives as
+  ``[batch, k, dim]`` (or ``None``), all of one float dtype."""
+  if negatives is None:
+    anchors, positives = checks.floats(name, anchors=anchors,
+                                       positives=positives)
+  else:
+    anchors, positives, negatives = checks.floats(
+        name, anchors=anchors, positives=positives, negatives=negatives)
+  checks.rank(name, "anchors", anchors, 2)
+  checks.same_shape(name, anchors=anchors, positives=positives)
+  if negatives is None:
+    return anchors, positives, None
+  batch, dim = anchors.shape
+  checks.rank(name, "negatives", negatives, {2, 3})
+  expected = (batch, dim) if negatives.ndim == 2 else (batch, None, dim)
+  checks.shape(name, "negatives", negatives, expected,
+               "[batch, dim] or [batch, k, dim]")
+  return anchors, positives, negatives.reshape(batch, -1, dim)
+
+
+def torch_unit(x: jax.Array) -> jax.Array:
+  """``x / max(‖x‖, 1e-12)`` along the last axis (torch's ``normalize``, as
+  sentence-transformers' ``cos_sim``); the zero vector stays 0."""
+  norm = numerics.safe_norm(x, axis=-1, keepdims=True)
+  return x / jnp.maximum(norm, _TORCH_NORMALIZE_EPS)
 
 
 # --------------------------------------------------------------------------- #
