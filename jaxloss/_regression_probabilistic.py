@@ -222,6 +222,8 @@ def quantile_loss(predictions, targets, *, quantiles=0.5, where=None,
 
   The pinball loss of Koenker and Bassett (``quantiles=0.5`` is half the
   absolute error); ``pytorch_forecasting.metrics.QuantileLoss`` is twice it.
+  With a scalar quantile and ``"mean"``, matches
+  ``sklearn.metrics.mean_pinball_loss(targets, predictions, alpha=q)``.
 
   >>> import jax.numpy as jnp, jaxloss
   >>> jaxloss.quantile_loss(jnp.array([[1.0, 2.0, 3.0]]), jnp.array([2.0]),

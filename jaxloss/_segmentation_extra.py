@@ -62,6 +62,9 @@ def combo_loss(predictions, targets, *, ce_weight=0.5, ce_beta=0.5,
     ``[batch]`` per-image losses (``[batch, classes]`` with
     ``class_reduction="none"``), or a scalar.
 
+  No reference implementation: tested against the paper's formula (plus
+  ``1 - a``, the convention above).
+
   >>> import jax.numpy as jnp, numpy as np, jaxloss
   >>> logits = jnp.array([[[2.0, -1.0], [0.0, 1.0], [-1.0, 3.0]]])
   >>> targets = jnp.array([[[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]])

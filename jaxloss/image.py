@@ -415,6 +415,10 @@ def perceptual_loss(feature_fn, images, targets, *, layer_weights=None,
   module with a half-precision ``dtype`` still computes in it) and the
   feature maps are compared in float32 at least.
 
+  No reference implementation: each map's term is Johnson et al.'s feature
+  reconstruction loss, the squared Euclidean distance divided by the map's
+  size.
+
   >>> import jax.numpy as jnp, numpy as np, jaxloss
   >>> features = lambda x: [x, jnp.tanh(x).sum(-1)]  # [2, 3] and [2]
   >>> x, y = jnp.zeros((2, 3)), jnp.ones((2, 3))

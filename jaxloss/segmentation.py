@@ -380,6 +380,9 @@ def focal_tversky_loss(predictions, targets, *, alpha=0.3, beta=0.7,
     ``[batch]`` per-image losses (``[batch, classes]`` with
     ``class_reduction="none"``), or a scalar.
 
+  No reference implementation: tested against the paper's formula, applied
+  per class.
+
   >>> import jax.numpy as jnp, numpy as np, jaxloss
   >>> logits = jnp.array([[[2.0, -1.0], [0.0, 1.0], [-1.0, 3.0]]])
   >>> targets = jnp.array([[[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]])

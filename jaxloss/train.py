@@ -159,6 +159,12 @@ def value(objective_fn: Objective) -> Callable:
   """``(params, *args) -> loss``: the objective without its ``aux``, for
   ``optax.value_and_grad_from_state`` (which takes no ``has_aux``).
 
+  Args:
+    objective_fn: an objective from :func:`objective`.
+
+  Returns:
+    A function ``(params, *args, **kwargs) -> loss`` (the scalar total).
+
   >>> import jax.numpy as jnp, jaxloss as jl
   >>> obj = jl.train.objective(lambda p, b: p,
   ...                          {"l2": jl.train.term(jl.l2_loss)})

@@ -125,6 +125,14 @@ def checked(loss_fn: Callable) -> Callable:
   Call the returned function outside ``jit`` (it may jit internally), or use
   ``checkify.checkify`` on your own jitted step to keep the checks inside it.
 
+  Args:
+    loss_fn: a jaxloss loss (its value rules are read from it), or any
+      function of arrays (only the NaN/inf checks apply).
+
+  Returns:
+    A function with ``loss_fn``'s signature and value that raises
+    ``JaxRuntimeError`` when a check fails.
+
   >>> import jax.numpy as jnp, jaxloss
   >>> safe_bce = jaxloss.checked(jaxloss.binary_cross_entropy)
   >>> safe_bce(jnp.array([0.2, 1.5]), jnp.array([0.0, 1.0]))
