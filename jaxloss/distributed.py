@@ -126,6 +126,9 @@ def clip_loss(image_embeddings, text_embeddings, *, axis_name,
   Returns:
     A scalar, replicated (``[b]`` local values for ``"none"``).
 
+  Matches :func:`jaxloss.clip_loss` on the concatenated global batch, value
+  and gradients.
+
   >>> import jax, jax.numpy as jnp, jaxloss.distributed as jd
   >>> mesh = jax.make_mesh((1,), ("data",))
   >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0]])
@@ -180,6 +183,9 @@ def siglip_loss(image_embeddings, text_embeddings, *, axis_name,
 
   Returns:
     A scalar, replicated (``[b]`` local row sums for ``"none"``).
+
+  Matches :func:`jaxloss.siglip_loss` on the concatenated global batch, value
+  and gradients.
 
   >>> import jax, jax.numpy as jnp, jaxloss.distributed as jd
   >>> mesh = jax.make_mesh((1,), ("data",))
@@ -239,6 +245,9 @@ def infonce_loss(anchors, positives, negatives=None, *, axis_name,
   Returns:
     A scalar, replicated (``[b]`` local values for ``"none"``).
 
+  Matches :func:`jaxloss.infonce_loss` on the concatenated global batch, value
+  and gradients.
+
   >>> import jax, jax.numpy as jnp, jaxloss.distributed as jd
   >>> mesh = jax.make_mesh((1,), ("data",))
   >>> a = jnp.array([[1.0, 0.0], [0.0, 1.0]])
@@ -297,6 +306,9 @@ def supervised_contrastive_loss(embeddings, labels, *, axis_name,
   Returns:
     A scalar, replicated (``[b]`` or ``[b, views]`` local values for
     ``"none"``).
+
+  Matches :func:`jaxloss.supervised_contrastive_loss` on the concatenated
+  global batch, value and gradients.
 
   >>> import jax, jax.numpy as jnp, jaxloss.distributed as jd
   >>> mesh = jax.make_mesh((1,), ("data",))
@@ -367,6 +379,9 @@ def multiple_negatives_ranking_loss(anchors, positives, negatives=None, *,
 
   Returns:
     A scalar, replicated (``[b]`` local values for ``"none"``).
+
+  Matches :func:`jaxloss.multiple_negatives_ranking_loss` on the concatenated
+  global batch, value and gradients.
 
   >>> import jax, jax.numpy as jnp, jaxloss.distributed as jd
   >>> mesh = jax.make_mesh((1,), ("data",))
