@@ -1,92 +1,83 @@
-"""The flagship demo: choosing a loss for a long-tailed classification problem.
+"""The flagship demo (``make demo``, i.e. ``python -m examples.demo``).
 
-Trains a linear classifier on a long-tailed split of scikit-learn's bundled
-digits (no download) with several jaxloss losses and prints per-class recall
-and balanced accuracy. Outputs go under ``out/``.
+Four parts, on data that needs no download (scikit-learn's bundled digits),
+each in its own module, writing Markdown tables and PNGs under ``out/``:
+
+1. :mod:`examples.imbalanced`: CE vs focal vs class-balanced vs PolyLoss on
+   long-tailed digits;
+2. :mod:`examples.metric_learning`: SupCon vs batch-hard triplet vs ArcFace
+   embeddings, nearest-neighbour accuracy;
+3. :mod:`examples.sharded_contrastive`: CLIP and SigLIP (ring) on 8 simulated
+   devices, sharded = single-device, ring vs all_gather memory;
+4. :mod:`examples.gallery`: every family's loss and gradient curves.
+
+``--quick`` runs a small configuration (the tests use it); ``--parts``
+chooses parts (e.g. ``--parts sharded,gallery``); ``--out`` the output folder.
+
+The CPU is split into 8 simulated devices for part 3. XLA reads the flag once,
+when jax starts, so it is set here, before anything imports jax (appended to
+any ``XLA_FLAGS`` already set; a device count already there is kept). On a
+machine with accelerators, part 3 uses the real devices instead.
 """
 
-from __future__ import annotations
+import os
 
-import pathlib
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS",
+                                                                 ""):
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " "
+                             "--xla_force_host_platform_device_count=8").strip()
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
+import argparse  # noqa: E402
+import json  # noqa: E402
+import pathlib  # noqa: E402
+import time  # noqa: E402
 
-import jaxloss as jl
+from examples import common, gallery, imbalanced, metric_learning  # noqa: E402
+from examples import sharded_contrastive  # noqa: E402
 
-OUT = pathlib.Path("out")
-
-
-def long_tailed_digits(seed: int = 0, imbalance: float = 0.05):
-  """Digits with class c kept at a rate falling geometrically to ``imbalance``."""
-  x, y = load_digits(return_X_y=True)
-  x = (x / 16.0).astype(np.float32)
-  x_train, x_test, y_train, y_test = train_test_split(
-      x, y, test_size=0.4, random_state=seed, stratify=y)
-  rng = np.random.default_rng(seed)
-  keep = rng.random(len(y_train)) < imbalance ** (y_train / 9.0)
-  return x_train[keep], y_train[keep].astype(np.int32), x_test, y_test.astype(np.int32)
+PARTS = {"imbalanced": imbalanced.run, "metric": metric_learning.run,
+         "sharded": sharded_contrastive.run, "gallery": gallery.run}
 
 
-def train(loss_fn, x, y, steps: int = 400, seed: int = 0):
-  """Full-batch Adam on a linear softmax classifier; returns the parameters."""
-  key = jax.random.PRNGKey(seed)
-  params = {"w": 0.01 * jax.random.normal(key, (x.shape[1], 10)),
-            "b": jnp.zeros(10)}
-  optimizer = optax.adam(0.05)
-
-  def objective(p):
-    return loss_fn(x @ p["w"] + p["b"], y)
-
-  @jax.jit
-  def step(p, state):
-    loss, grads = jax.value_and_grad(objective)(p)
-    updates, state = optimizer.update(grads, state, p)
-    return optax.apply_updates(p, updates), state, loss
-
-  state = optimizer.init(params)
-  for _ in range(steps):
-    params, state, _ = step(params, state)
-  return params
+def _jsonable(value):
+  if isinstance(value, dict):
+    return {str(k): _jsonable(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_jsonable(v) for v in value]
+  if hasattr(value, "tolist"):
+    return value.tolist()
+  return value if isinstance(value, (int, float, str, type(None))) else str(
+      value)
 
 
-def per_class_recall(params, x, y):
-  predicted = np.asarray(jnp.argmax(x @ params["w"] + params["b"], axis=-1))
-  return np.array([np.mean(predicted[y == c] == c) for c in range(10)])
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--quick", action="store_true",
+                      help="small configuration (fewer steps, smaller batches)")
+  parser.add_argument("--parts", default=",".join(PARTS),
+                      help=f"comma-separated subset of {','.join(PARTS)}")
+  parser.add_argument("--out", default=str(common.OUT), type=pathlib.Path)
+  parser.add_argument("--no-progress", action="store_true")
+  args = parser.parse_args(argv)
+  parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+  unknown = sorted(set(parts) - set(PARTS))
+  if unknown:
+    parser.error(f"unknown parts {unknown}; choose from {list(PARTS)}")
 
-
-def main():
-  OUT.mkdir(exist_ok=True)
-  x_train, y_train, x_test, y_test = long_tailed_digits()
-  counts = np.bincount(y_train, minlength=10)
-  balanced = jl.class_weights_from_counts(counts, method="effective_number",
-                                          beta=0.99)
-  ce = jl.softmax_cross_entropy_with_integer_labels
-  losses = {
-      "cross-entropy": lambda z, y: ce(z, y, reduction="mean"),
-      "class-balanced CE (Cui et al.)": lambda z, y: ce(
-          z, y, class_weights=balanced, reduction="mean"),
-      "focal (gamma=2)": lambda z, y: jl.softmax_focal_loss(
-          z, y, gamma=2.0, reduction="mean"),
-      "class-balanced focal": lambda z, y: jl.softmax_focal_loss(
-          z, y, alpha=balanced, gamma=2.0, reduction="mean"),
-      "PolyLoss (eps=2)": lambda z, y: jl.poly_loss_cross_entropy(
-          z, jax.nn.one_hot(y, 10), epsilon=2.0, reduction="mean"),
-  }
-  lines = [f"train counts per class: {counts.tolist()}", "",
-           "| loss | " + " | ".join(f"r{c}" for c in range(10)) + " | balanced acc |",
-           "|---" * 12 + "|"]
-  for name, loss_fn in losses.items():
-    recall = per_class_recall(train(loss_fn, x_train, y_train), x_test, y_test)
-    lines.append(f"| {name} | " + " | ".join(f"{r:.2f}" for r in recall)
-                 + f" | {recall.mean():.3f} |")
-  report = "\n".join(lines)
-  print(report)
-  (OUT / "imbalanced_digits.md").write_text(report + "\n")
+  start, results, times = time.perf_counter(), {}, {}
+  for part in parts:
+    out = args.out / "gallery" if part == "gallery" else args.out
+    began = time.perf_counter()
+    results[part] = PARTS[part](out, progress=not args.no_progress,
+                                **(common.QUICK[part] if args.quick else {}))
+    times[part] = round(time.perf_counter() - began, 1)
+  results["seconds"] = times
+  (args.out / "results.json").write_text(json.dumps(_jsonable(results),
+                                                    indent=1))
+  summary = ", ".join(f"{p} {t:.0f} s" for p, t in times.items())
+  print(f"\nDone in {time.perf_counter() - start:.0f} s ({summary}); "
+        f"outputs in {args.out}/", flush=True)
+  return results
 
 
 if __name__ == "__main__":
