@@ -1,0 +1,342 @@
+"""Writes docs/catalogue.md, the catalogue of jaxloss, from the docstrings.
+
+Every public name of the flat API (``jaxloss.__all__``), grouped by family
+module, then ``jaxloss.distributed``, ``jaxloss.nn`` and ``jaxloss.train``:
+its one-line summary, signature, formula (the ``.. math::`` blocks), Args,
+Returns, the implementation it matches and its references. The same parser
+backs ``tests/test_docs.py``, which fails when a public symbol lacks a part
+that the contract (DESIGN.md §2.6) requires, or when the committed file is
+stale::
+
+  .venv/bin/python docs/build_catalogue.py          # rewrite docs/catalogue.md
+  .venv/bin/python docs/build_catalogue.py --check  # exit 1 if it is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import inspect
+import pathlib
+import re
+import sys
+
+import jaxloss
+
+OUTPUT = pathlib.Path(__file__).with_name("catalogue.md")
+
+# (module, title, kind of its public names). The flat API is the union of the
+# families' __all__ plus the core names below; tests/test_docs.py checks that.
+FAMILIES = [
+    ("classification", "Classification"),
+    ("divergence", "Divergences"),
+    ("regression", "Regression"),
+    ("ranking", "Ranking"),
+    ("metric_learning", "Metric learning"),
+    ("contrastive", "Contrastive (one device)"),
+    ("segmentation", "Segmentation"),
+    ("detection", "Detection"),
+    ("image", "Image"),
+    ("sequence", "Sequence"),
+    ("rl", "Reinforcement learning"),
+    ("preference", "Preference optimisation"),
+    ("generative", "Generative models"),
+    ("regularization", "Regularisation"),
+]
+CORE = ["reduce", "checked", "REDUCTIONS"]
+CONSTANTS = {
+    "REDUCTIONS": "The valid values of every loss's `reduction` argument: "
+                  "`\"none\"`, `\"sum\"`, `\"mean\"`, `\"batchmean\"` (see "
+                  "`jaxloss.reduce`).",
+}
+HELPERS = {"reduce", "checked", "distributed.shard"}  # and all of train
+
+# What each kind of public name must document (DESIGN.md §2.6).
+REQUIRED = {
+    "loss": ("summary", "math", "args", "returns", "example", "references",
+             "matches"),
+    "module": ("summary", "math", "args", "call", "example", "references"),
+    "helper": ("summary", "args", "returns", "example"),
+    "constant": ("summary",),  # described in CONSTANTS
+}
+_MATCHES = re.compile(r"\b([Mm]atch(es)?|[Ee]quals)\b|[Tt]he formula of"
+                      r"|[Nn]o (packaged )?reference implementation|counterpart")
+_SECTION = re.compile(r"^(Args|Returns|References):\s*$")
+
+
+@dataclasses.dataclass
+class Entry:
+  """One public name and the parts of its docstring."""
+  qualname: str  # as a user writes it: jaxloss.x, jaxloss.nn.X
+  kind: str  # loss | module | helper | constant
+  signature: str = ""
+  summary: str = ""
+  math: list = dataclasses.field(default_factory=list)
+  args: list = dataclasses.field(default_factory=list)  # [(names, text)]
+  returns: str = ""
+  matches: list = dataclasses.field(default_factory=list)
+  references: str = ""
+  example: bool = False
+  call: str = ""  # a class: what calling it returns
+  parameters: list = dataclasses.field(default_factory=list)
+
+  def missing(self) -> list:
+    """The parts its kind requires that the docstring lacks."""
+    parts = [p for p in REQUIRED.get(self.kind, ()) if not getattr(self, p)]
+    documented = {n for names, _ in self.args for n in names}
+    parts += [f"Args entry for `{p}`" for p in self.parameters
+              if self.kind != "constant" and p not in documented]
+    return parts
+
+
+# --------------------------------------------------------------------------- #
+# Parsing.
+
+def _paragraphs(lines: list) -> list:
+  blocks, block = [], []
+  for line in lines + [""]:
+    if line.strip():
+      block.append(line)
+    elif block:
+      blocks.append(block)
+      block = []
+  return blocks
+
+
+def _split(doc: str):
+  """(summary lines, math blocks, sections {name: lines}, free paragraphs,
+  has doctest)."""
+  lines = doc.splitlines()
+  paragraphs = _paragraphs(lines)
+  summary = paragraphs[0] if paragraphs else []
+  rest = lines[len(summary):]
+  sections, free, math, current = {}, [], [], None
+  body = []
+  i = 0
+  while i < len(rest):
+    line = rest[i]
+    header = _SECTION.match(line)
+    if header:
+      current = header.group(1)
+      sections[current] = []
+      body.append("")
+    elif current and (not line.strip() or line.startswith(" ")):
+      sections[current].append(line)
+    else:
+      current = None
+      if line.startswith(".. math::"):
+        body.append("")
+        expr = [line[len(".. math::"):].strip()]
+        while i + 1 < len(rest) and (rest[i + 1].startswith(" ")
+                                     or not rest[i + 1].strip()):
+          if not rest[i + 1].strip() and (i + 2 >= len(rest)
+                                          or not rest[i + 2].startswith(" ")):
+            break
+          i += 1
+          expr.append(rest[i])
+        math.append(inspect.cleandoc("\n".join(e for e in expr)).strip())
+      else:
+        body.append(line)
+    i += 1
+  example = any(line.lstrip().startswith(">>>") for line in lines)
+  for block in _paragraphs(body):
+    if not block[0].lstrip().startswith((">>>", "...")) and not any(
+        line.lstrip().startswith(">>>") for line in block):
+      free.append(block)
+  return summary, math, sections, free, example
+
+
+def _args(lines: list) -> list:
+  """``[(names, text)]`` from a Google-style Args section."""
+  entries, joined = [], []
+  for line in lines:  # a list of names may go on over two lines
+    if joined and joined[-1].endswith(",") and re.match(r"^  \S", joined[-1]):
+      joined[-1] += " " + line.strip()
+    else:
+      joined.append(line)
+  for line in joined:
+    head = re.match(r"^  (\*{0,2}[\w, *]+?):(\s|$)(.*)", line)
+    if head and not line.startswith("   "):
+      names = [n.strip().lstrip("*") for n in head.group(1).split(",")]
+      entries.append((names, head.group(3).strip()))
+    elif entries and line.strip():
+      entries[-1] = (entries[-1][0], entries[-1][1] + " " + line.strip())
+  return entries
+
+
+def _join(lines) -> str:
+  return " ".join(line.strip() for line in lines if line.strip())
+
+
+def to_markdown(text: str) -> str:
+  """The reStructuredText of the docstrings, as Markdown."""
+  text = re.sub(r"`([^`<]+?)\s*<([^>]+)>`_+", r"[\1](\2)", text)
+  text = re.sub(r":math:`([^`]+)`", r"$\1$", text)
+  text = re.sub(r":(?:func|class|mod|meth|attr|data|obj):`~?([^`]+)`",
+                r"`\1`", text)
+  text = re.sub(r"``(.+?)``", r"`\1`", text)
+  return text
+
+
+def _default(value) -> str:
+  if callable(value) and hasattr(value, "__name__"):
+    module = getattr(value, "__module__", "") or ""
+    prefix = {"jax.numpy": "jnp", "numpy": "np"}.get(
+        module, "jnp" if module.startswith("jax.numpy") else module)
+    return f"{prefix}.{value.__name__}"
+  if isinstance(value, str):
+    return '"' + value + '"'
+  return repr(value)
+
+
+def signature(name: str, obj) -> tuple:
+  """(``name(params)`` without annotations, the documentable parameters)."""
+  target = obj.__init__ if inspect.isclass(obj) else obj
+  params = list(inspect.signature(target).parameters.values())
+  if inspect.isclass(obj):
+    params = params[1:]  # self
+  parts, seen_star, documented = [], False, []
+  for p in params:
+    if p.kind is p.VAR_POSITIONAL:
+      parts.append(f"*{p.name}")
+      seen_star = True
+      continue
+    if p.kind is p.VAR_KEYWORD:
+      parts.append(f"**{p.name}")
+      documented.append(p.name)
+      continue
+    if p.kind is p.KEYWORD_ONLY and not seen_star:
+      parts.append("*")
+      seen_star = True
+    documented.append(p.name)
+    parts.append(p.name if p.default is p.empty
+                 else f"{p.name}={_default(p.default)}")
+  return f"{name}({', '.join(parts)})", documented
+
+
+def entry(qualname: str, obj, kind: str) -> Entry:
+  if not callable(obj):
+    kind = "constant"
+  if kind == "constant":
+    return Entry(qualname, kind, signature=f"{qualname.split('.')[-1]} = "
+                 f"{obj!r}", summary=CONSTANTS.get(qualname.split(".")[-1], ""))
+  doc = inspect.getdoc(obj) or ""
+  summary, math, sections, free, example = _split(doc)
+  sig, parameters = signature(qualname.split(".")[-1], obj)
+  matches = [to_markdown(_join(b)) for b in free if _MATCHES.search(_join(b))]
+  call = " ".join(to_markdown(_join(b)) for b in free if kind == "module"
+                  and re.search(r"\breturns?\b", _join(b)))
+  return Entry(
+      qualname, kind, signature=sig, summary=to_markdown(_join(summary)),
+      math=math, args=[(names, to_markdown(text)) for names, text in
+                       _args(sections.get("Args", []))],
+      returns=to_markdown(_join(sections.get("Returns", []))),
+      matches=matches if kind == "loss" else [],
+      references=to_markdown(_join(sections.get("References", []))),
+      example=example, call=call, parameters=parameters)
+
+
+def catalogue() -> list:
+  """``[(title, module name, module summary, [Entry])]`` in catalogue order."""
+  groups = []
+  for module, title in FAMILIES:
+    mod = importlib.import_module(f"jaxloss.{module}")
+    entries = [entry(f"jaxloss.{n}", getattr(mod, n), "loss")
+               for n in sorted(mod.__all__)]
+    groups.append((title, f"jaxloss.{module}", mod, entries))
+  core = [entry(f"jaxloss.{n}", getattr(jaxloss, n), "helper") for n in CORE]
+  groups.append(("Reduction and value checks", "jaxloss", jaxloss, core))
+  for module, title, kind in [("distributed", "Sharded losses", "loss"),
+                              ("nn", "Flax NNX modules", "module"),
+                              ("train", "Training with optax", "helper")]:
+    mod = importlib.import_module(f"jaxloss.{module}")
+    entries = []
+    for n in sorted(mod.__all__):
+      k = "helper" if f"{module}.{n}" in HELPERS else kind
+      entries.append(entry(f"jaxloss.{module}.{n}", getattr(mod, n), k))
+    groups.append((title, f"jaxloss.{module}", mod, entries))
+  return groups
+
+
+# --------------------------------------------------------------------------- #
+# Rendering.
+
+def _anchor(title: str) -> str:
+  return re.sub(r"[^\w\- ]", "", title.lower()).strip().replace(" ", "-")
+
+
+def render_entry(e: Entry) -> list:
+  out = [f"### `{e.qualname}`", "", e.summary, ""]
+  out += ["```python", e.signature, "```", ""]
+  for expr in e.math:
+    out += ["```math", expr, "```", ""]
+  if e.args:
+    out += ["**Args**", ""]
+    out += [f"- {', '.join(f'`{n}`' for n in names)}: {text}"
+            for names, text in e.args]
+    out.append("")
+  if e.returns:
+    out += [f"**Returns** {e.returns}", ""]
+  if e.call:
+    out += [f"**Calling it** {e.call}", ""]
+  if e.matches:
+    out += [f"**Reference implementation** {' '.join(e.matches)}", ""]
+  if e.references:
+    out += [f"**References** {e.references}", ""]
+  return out
+
+
+def render() -> str:
+  groups = catalogue()
+  total = sum(len(entries) for *_, entries in groups)
+  out = [
+      "# jaxloss catalogue",
+      "",
+      "<!-- Generated by docs/build_catalogue.py from the docstrings; do not "
+      "edit. -->",
+      "",
+      f"Every public name of jaxloss ({total} in all), grouped by module: "
+      "the one-line summary, the signature, the formula, the shapes "
+      "(Args, Returns), the implementation it matches and the references. "
+      "The flat API (`import jaxloss as jl; jl.<name>`) holds every family's "
+      "names; the sharded losses, the Flax modules and the training helpers "
+      "stay in their modules. `help(jaxloss.<name>)` gives the full "
+      "docstring, with its example; names borrowed from other libraries are "
+      "mapped in [names.md](names.md). Regenerate with "
+      "`.venv/bin/python docs/build_catalogue.py`.",
+      "",
+      "| module | names | |",
+      "|---|---|---|",
+  ]
+  for title, module, _, entries in groups:
+    out.append(f"| [{title}](#{_anchor(title)}) (`{module}`) | "
+               f"{len(entries)} | "
+               + ", ".join(f"`{e.qualname.rsplit('.', 1)[1]}`"
+                           for e in entries) + " |")
+  out.append("")
+  for title, module, mod, entries in groups:
+    doc = inspect.getdoc(mod) or ""
+    out += [f"## {title}", "", f"`{module}`: "
+            + to_markdown(_join(_paragraphs(doc.splitlines())[0])), ""]
+    for e in entries:
+      out += render_entry(e)
+  return "\n".join(out).rstrip("\n") + "\n"
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--check", action="store_true",
+                      help="exit 1 if docs/catalogue.md is stale")
+  args = parser.parse_args()
+  text = render()
+  if args.check:
+    stale = not OUTPUT.exists() or OUTPUT.read_text() != text
+    print(f"{OUTPUT} is {'stale' if stale else 'up to date'}")
+    sys.exit(1 if stale else 0)
+  OUTPUT.write_text(text)
+  print(f"wrote {OUTPUT} ({len(text.splitlines())} lines)")
+
+
+if __name__ == "__main__":
+  main()
