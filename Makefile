@@ -1,10 +1,12 @@
 # Two entry points: `make demo` and `make test`. Both build .venv from nothing.
+# `make bench` (slow, and part of neither) reruns every
+# benchmark, one after the other, and rewrites benchmarks/RESULTS.md.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv clean
+.PHONY: test demo bench venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +21,13 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m examples.demo
+
+BENCHMARKS := contrastive_chunked distributed_ring linear_cross_entropy \
+              gradcache optax_dropin
+
+bench: $(STAMP)
+	for b in $(BENCHMARKS); do $(BIN)/python benchmarks/$$b.py || exit 1; done
+	$(BIN)/python benchmarks/plots.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
