@@ -62,6 +62,11 @@ def sharded_results(tmp_path_factory):
   return json.loads((out / "results.json").read_text())["sharded"]
 
 
+# The three tests on the child's results share one child (one xdist worker).
+sharded = pytest.mark.xdist_group("sharded_demo")
+
+
+@sharded
 def test_sharded_losses_equal_single_device_losses(sharded_results):
   assert sharded_results["devices"] == 4
   rows = sharded_results["equality"]
@@ -72,6 +77,7 @@ def test_sharded_losses_equal_single_device_losses(sharded_results):
     assert value_diff < 1e-5 and grad_diff < 1e-5, (loss, strategy)
 
 
+@sharded
 def test_ring_needs_less_memory_than_all_gather(sharded_results):
   memory = {(loss, batch, strategy): size
             for loss, batch, strategy, size in sharded_results["memory"]}
@@ -80,6 +86,7 @@ def test_ring_needs_less_memory_than_all_gather(sharded_results):
       assert size < memory[loss, batch, "all_gather"] / 2, (loss, batch)
 
 
+@sharded
 def test_sharded_training_learns_to_retrieve(sharded_results):
   retrieval = sharded_results["retrieval"]
   untrained = retrieval.pop("untrained")
