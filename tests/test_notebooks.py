@@ -1,8 +1,8 @@
 """Every notebook in notebooks/ executes, in a kernel running this Python.
 
-The notebooks are written by ``notebooks/build.py``; the committed files must
-be exactly what it writes (so outputs stay cleared and the generator is the
-source). Each notebook runs in a fresh kernel from a kernelspec written for
+The notebooks are written by ``notebooks/build.py`` from ``notebooks/src/``;
+the committed files must be exactly what it writes (so outputs stay cleared
+and the sources are the truth). Each notebook runs in a fresh kernel from a kernelspec written for
 the test, whose command is this interpreter (``sys.executable``, the
 virtual environment's python), found first through ``JUPYTER_PATH`` whatever
 kernels the user has installed; a last, appended cell checks it.
