@@ -121,7 +121,5 @@ def test_relative_links_resolve(doc):
   links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text())
   local = [link for link in links if "://" not in link
            and not link.startswith(("mailto:", "out/"))]
-  if not (ROOT / "notebooks").exists():  # until the notebooks land (issue 11)
-    local = [link for link in local if not link.startswith("notebooks/")]
   broken = [link for link in local if not (path.parent / link).exists()]
   assert not broken, f"{doc}: broken links {broken}"
