@@ -7,7 +7,9 @@ over ``axis`` (by default every axis but the first and the last) and combines
 the classes itself (``class_reduction``, class weights, ``ignore_background``),
 so its per-example value is **one value per image**; ``reduction``,
 ``weights`` and ``where`` then follow :func:`jaxloss.reduce`. A single channel
-uses a sigmoid instead of a softmax.
+uses a sigmoid instead of a softmax. :func:`dice_loss` keeps optax's meaning
+of ``reduction`` (the classes) and calls the reduction over the images
+``batch_reduction``.
 
 ``where`` is read by rank: a mask of the pixel shape ``[batch, *spatial]``
 leaves pixels out of every sum (an image without a pixel left is dropped); a
@@ -32,6 +34,7 @@ from __future__ import annotations
 from jaxloss import _segmentation_common as common
 from jaxloss import _segmentation_extra
 from jaxloss._core import checks, value_checks
+from jaxloss._core import reduction as reduction_lib
 from jaxloss._segmentation_extra import *  # noqa: F401,F403
 
 _RULES = dict(predictions=common.predictions_rule,
@@ -68,7 +71,7 @@ def _overlap(name, predictions, targets, *, kind, class_weights=None,
 def dice_loss(predictions, targets, *, class_weights=None, smooth=1.,
               alpha=0.5, beta=0.5, apply_softmax=True, reduction="mean",
               ignore_background=False, axis=None, squared_denominator=False,
-              class_reduction="mean", where=None, weights=None):
+              where=None, weights=None, batch_reduction="none"):
   r"""Soft Dice loss (Tversky-weighted), one value per image; optax's form.
 
   .. math::
@@ -91,28 +94,26 @@ def dice_loss(predictions, targets, *, class_weights=None, smooth=1.,
     alpha: weight of the false positives :math:`P_c - I_c`.
     beta: weight of the false negatives :math:`T_c - I_c`.
     apply_softmax: ``False`` if ``predictions`` are probabilities already.
-    reduction: see :func:`jaxloss.reduce`, over the images; default
-      ``"mean"``. **Differs from optax**, whose ``reduction`` reduces the
-      class axis: optax's ``reduction=r`` is ``reduction="none",
-      class_reduction=r`` here, and the default here is the mean over images
-      of optax's default output.
+    reduction: optax's: how the classes of one image combine, ``"mean"``
+      (default), ``"sum"`` or ``"none"`` (per-class values ``[batch,
+      classes]``). The other segmentation losses call this
+      ``class_reduction``.
     ignore_background: leave class 0 out (when there are several classes).
     axis: the axes summed over (int or tuple); default: all but the first and
       the last. The class axis cannot be one of them.
     squared_denominator: use :math:`\sum p^2` and :math:`\sum t^2` for
       :math:`P_c`, :math:`T_c` (V-Net's form).
-    class_reduction: how the classes of one image combine: ``"mean"``
-      (default), ``"sum"`` or ``"none"`` (per-image values ``[batch,
-      classes]``).
     where: boolean mask of the pixel shape ``[batch, *spatial]`` (ignored
       pixels) or of the per-image shape (dropped images).
     weights: per-image weights, see :func:`jaxloss.reduce`.
+    batch_reduction: the jaxloss ``reduction`` over the images (see
+      :func:`jaxloss.reduce`); default ``"none"``, optax's per-image output.
 
   Returns:
-    A scalar by default; ``[batch]`` for ``"none"`` (``[batch, classes]``
-    with ``class_reduction="none"``).
+    ``[batch]`` by default (``[batch, classes]`` with ``reduction="none"``),
+    or a scalar with ``batch_reduction="mean"``/``"sum"``.
 
-  Matches ``optax.losses.dice_loss`` (see ``reduction``), except that
+  Matches ``optax.losses.dice_loss`` with the same arguments, except that
   probabilities given with ``apply_softmax=False`` are not checked to sum to 1
   (use :func:`jaxloss.checked`), and a class with an empty denominator
   (``smooth=0``, nothing predicted, nothing there) has loss 0, not NaN.
@@ -120,10 +121,10 @@ def dice_loss(predictions, targets, *, class_weights=None, smooth=1.,
   >>> import jax.numpy as jnp, numpy as np, jaxloss
   >>> logits = jnp.array([[[2.0, -1.0], [0.0, 1.0], [-1.0, 3.0]]])  # [1, 3, 2]
   >>> targets = jnp.array([[[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]])
-  >>> print(f"{float(jaxloss.dice_loss(logits, targets)):.4f}")
-  0.0685
-  >>> print(np.asarray(jaxloss.dice_loss(logits, targets, reduction="none",
-  ...                                  class_reduction="none")).round(4))
+  >>> print(np.asarray(jaxloss.dice_loss(logits, targets)).round(4))
+  [0.0685]
+  >>> print(np.asarray(jaxloss.dice_loss(logits, targets, reduction="none")
+  ...                  ).round(4))
   [[0.0789 0.058 ]]
 
   References:
@@ -131,13 +132,17 @@ def dice_loss(predictions, targets, *, class_weights=None, smooth=1.,
     for Volumetric Medical Image Segmentation
     <https://arxiv.org/abs/1606.04797>`_, 2016.
   """
-  return _overlap("dice_loss", predictions, targets, kind="tversky",
+  name = "dice_loss"
+  checks.option(name, "reduction", reduction, common.CLASS_REDUCTIONS)
+  checks.option(name, "batch_reduction", batch_reduction,
+                reduction_lib.REDUCTIONS)
+  return _overlap(name, predictions, targets, kind="tversky",
                   class_weights=class_weights, smooth=smooth, alpha=alpha,
                   beta=beta, apply_softmax=apply_softmax,
                   ignore_background=ignore_background, axis=axis,
                   squared_denominator=squared_denominator,
-                  class_reduction=class_reduction, where=where,
-                  weights=weights, reduction=reduction)
+                  class_reduction=reduction, where=where,
+                  weights=weights, reduction=batch_reduction)
 
 
 @value_checks.value_rules(**_RULES)

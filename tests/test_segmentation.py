@@ -169,23 +169,21 @@ def test_dice_loss_matches_optax(kwargs):
   if kwargs.get("apply_softmax") is False:
     x = np.asarray(jax.nn.softmax(x), F32)
   for optax_reduction in ("mean", "sum", "none"):
-    _close(jl.dice_loss(x, t, reduction="none",
-                        class_reduction=optax_reduction, **kwargs),
+    _close(jl.dice_loss(x, t, reduction=optax_reduction, **kwargs),
            _optax("dice_loss", x, t, reduction=optax_reduction, **kwargs))
-  # The default reduces the images too: the mean of optax's default output.
-  _close(jl.dice_loss(x, t, **kwargs),
+  _close(jl.dice_loss(x, t, **kwargs), _optax("dice_loss", x, t, **kwargs))
+  # batch_reduction is the jaxloss reduction over the images.
+  _close(jl.dice_loss(x, t, batch_reduction="mean", **kwargs),
          jnp.mean(_optax("dice_loss", x, t, **kwargs)))
 
 
 def test_dice_loss_layouts_match_optax():
   """Rank-3 inputs, one channel (sigmoid), and an input one rank short."""
   x, t, _ = _images(1, 5, 7)
-  _close(jl.dice_loss(x, t, reduction="none"), _optax("dice_loss", x, t))
+  _close(jl.dice_loss(x, t), _optax("dice_loss", x, t))
   xb, tb = x[..., :1], t[..., :1]
-  _close(jl.dice_loss(xb, tb, reduction="none"),
-         _optax("dice_loss", xb, tb))
-  _close(jl.dice_loss(xb[..., 0], tb, reduction="none"),
-         _optax("dice_loss", xb[..., 0], tb))
+  _close(jl.dice_loss(xb, tb), _optax("dice_loss", xb, tb))
+  _close(jl.dice_loss(xb[..., 0], tb), _optax("dice_loss", xb[..., 0], tb))
 
 
 @pytest.mark.parametrize("shape", [(4, 3, 3), (4, 3, 3, 1), (5, 6)])
@@ -240,7 +238,7 @@ def test_generalized_dice_where_counts_only_unmasked_pixels():
                   st.integers(2, 4), st.floats(0.0, 2.0))
 def test_dice_loss_matches_optax_hypothesis(batch, h, w, classes, smooth):
   x, t, _ = _images(batch * 100 + h * 10 + w, batch, h, w, classes=classes)
-  _close(jl.dice_loss(x, t, smooth=smooth, reduction="none"),
+  _close(jl.dice_loss(x, t, smooth=smooth),
          _optax("dice_loss", x, t, smooth=smooth), rtol=2e-5)
 
 
@@ -251,13 +249,13 @@ def test_squared_denominator_is_vnet_dice():
   x, t, _ = _images(6, 4, 9)
   p = np_probs(x)
   expected = milletari_dice(p, t, 1.0, squared=True)
-  _close(jl.dice_loss(x, t, squared_denominator=True, reduction="none",
-                      class_reduction="none"), expected)
+  _close(jl.dice_loss(x, t, squared_denominator=True, reduction="none"),
+         expected)
   _close(jl.binary_dice_loss(x[..., 0], t[..., 0], squared_denominator=True),
          milletari_dice(np_probs(x[..., :1]), t[..., :1], 1.0,
                         squared=True)[:, 0])
   _check64(jl.dice_loss, (x, t), expected, squared_denominator=True,
-           reduction="none", class_reduction="none")
+           reduction="none")
 
 
 @pytest.mark.parametrize("squared", [False, True])
@@ -384,11 +382,12 @@ def test_pixel_where_is_slicing_pixels():
   where = np.ones((3, 6), bool)
   where[0, 4:] = False
   where[2] = False
-  values = jl.dice_loss(x, t, where=where, reduction="none")
-  _close(values[0], jl.dice_loss(x[:1, :4], t[:1, :4], reduction="none")[0])
-  _close(values[1], jl.dice_loss(x[1:2], t[1:2], reduction="none")[0])
+  values = jl.dice_loss(x, t, where=where)
+  _close(values[0], jl.dice_loss(x[:1, :4], t[:1, :4])[0])
+  _close(values[1], jl.dice_loss(x[1:2], t[1:2])[0])
   assert values[2] == 0
-  _close(jl.dice_loss(x, t, where=where), values[:2].mean())
+  _close(jl.dice_loss(x, t, where=where, batch_reduction="mean"),
+         values[:2].mean())
   _close(jl.jaccard_loss(x, t, where=where, smooth=0.5),
          rahman_jaccard(np_probs(x), t, 0.5, mask=where).mean(-1)
          * where.any(-1))
@@ -400,9 +399,9 @@ def test_where_image_and_class_masks():
   _close(jl.tversky_loss(x, t, where=images),
          jl.tversky_loss(x, t) * images)
   entries = np.random.default_rng(18).random((4, C)) < 0.5
-  per_class = jl.dice_loss(x, t, reduction="none", class_reduction="none")
-  _close(jl.dice_loss(x, t, where=entries, reduction="none",
-                      class_reduction="none"), per_class * entries)
+  per_class = jl.dice_loss(x, t, reduction="none")
+  _close(jl.dice_loss(x, t, where=entries, reduction="none"),
+         per_class * entries)
 
 
 def test_edge_cases_are_finite():
@@ -413,8 +412,7 @@ def test_edge_cases_are_finite():
   t[0, :, 0] = 1
   t[1, :2, 1] = t[1, 2:, 0] = 1
   where = np.array([[True] * 4, [False] * 4])
-  for fn, kwargs in [(jl.dice_loss, {"reduction": "none",
-                                     "class_reduction": "none"}),
+  for fn, kwargs in [(jl.dice_loss, {"reduction": "none"}),
                      (jl.jaccard_loss, {"class_reduction": "none"}),
                      (jl.focal_tversky_loss, {"class_reduction": "none"}),
                      (jl.combo_loss, {"class_reduction": "none"}),
@@ -429,7 +427,7 @@ def test_edge_cases_are_finite():
           lambda x: jnp.sum(fn(x, t, **kwargs, **kw)))(jnp.asarray(x))
       assert np.isfinite(value) and np.all(np.isfinite(grad)), (fn, kw)
   perfect = jl.dice_loss(t, t, apply_softmax=False, smooth=0.0,
-                         reduction="none", class_reduction="none")
+                         reduction="none")
   _close(perfect, np.zeros((2, C)))
 
 
@@ -441,7 +439,7 @@ def test_traced_hyper_parameters():
           1.0, 0.3, 0.75, 0.5)
   assert all(np.isfinite(g) for g in grads)
   jitted = jax.jit(lambda a: jl.tversky_loss(x, t, alpha=a, beta=1 - a))
-  _close(jitted(0.5), jl.dice_loss(x, t, reduction="none"))
+  _close(jitted(0.5), jl.dice_loss(x, t))
 
 
 def test_checked_rejects_bad_probabilities():
@@ -476,8 +474,12 @@ def test_errors_name_the_loss_and_argument(fn):
 
 def test_option_errors():
   x, t, _ = _images(22, 2, 4)
-  with pytest.raises(ValueError, match=r"dice_loss.*class_reduction='avg'"):
-    jl.dice_loss(x, t, class_reduction="avg")
+  with pytest.raises(ValueError, match=r"dice_loss.*reduction='avg'"):
+    jl.dice_loss(x, t, reduction="avg")
+  with pytest.raises(ValueError, match=r"dice_loss.*batch_reduction='avg'"):
+    jl.dice_loss(x, t, batch_reduction="avg")
+  with pytest.raises(ValueError, match=r"jaccard_loss.*class_reduction='avg'"):
+    jl.jaccard_loss(x, t, class_reduction="avg")
   with pytest.raises(ValueError, match=r"dice_loss.*class axis"):
     jl.dice_loss(x, t, axis=(1, 2))
   with pytest.raises(ValueError, match=r"dice_loss.*`class_weights`.*\(3,\)"):

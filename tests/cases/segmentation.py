@@ -73,8 +73,15 @@ def _case(fn, make=None, name=None, edges=None, **kwargs):
                   edge_inputs=edges or _edges(**kwargs))
 
 
+def dice_loss(predictions, targets, *, reduction="none", **kwargs):
+  """``jl.dice_loss`` under the contract's names: its own ``reduction`` is
+  optax's reduction of the classes; the contract's is ``batch_reduction``."""
+  return jl.dice_loss(predictions, targets, batch_reduction=reduction,
+                      **kwargs)
+
+
 CASES = [
-    _case(jl.dice_loss),
+    _case(dice_loss),
     LossCase(jl.binary_dice_loss, _binary, edge_inputs=_edges(binary=True)),
     _case(jl.multiclass_generalized_dice_loss),
     # The options shared by the overlap losses are spread over the cases
