@@ -163,12 +163,6 @@ INPUTS = {
         "[4096, 128] × 3"),
 }
 
-# jaxloss options that give optax's output: jaxloss's dice_loss reduces over the
-# images by default (optax's `reduction` is the class reduction; see its
-# docstring), so its per-image values are optax's default output.
-JAXLOSS_OPTIONS = {"dice_loss": {"reduction": "none"}}
-
-
 def optax_names() -> list:
   """The callables of ``optax.losses``, as ``tests/test_optax_dropin.py``."""
   return sorted(n for n in dir(optax.losses) if not n.startswith("_")
@@ -179,9 +173,6 @@ def loss_of(module, name):
   """The loss to time: ``make_fenchel_young_loss`` is built on logsumexp;
   ``ctc_loss_with_forward_probs`` gives its per-sequence losses."""
   fn = getattr(module, name)
-  if module is jaxloss and name in JAXLOSS_OPTIONS:
-    options = JAXLOSS_OPTIONS[name]
-    return lambda *args: fn(*args, **options)
   if name == "make_fenchel_young_loss":
     return fn(logsumexp)
   if name == "ctc_loss_with_forward_probs":
@@ -285,9 +276,7 @@ def section(rows: list, rounds: int, block: float) -> str:
       "sum(loss(x, *rest))))`, the gradient with respect to the first "
       "argument, float32, one CPU device, the same positional arguments and "
       "optax's defaults for both (`make_fenchel_young_loss` built on "
-      "`logsumexp`; `dice_loss` with `reduction=\"none\"` on the jaxloss "
-      "side, which is optax's default output: jaxloss's default is the mean "
-      "over the images). Time: per call, median over "
+      "`logsumexp`). Time: per call, median over "
       f"{rounds} rounds after a warm-up; each round runs a block of about "
       f"{block * 1e3:.0f} ms of calls of each function, the order alternating "
       "from round to round; the ratios are the medians of the per-round "
