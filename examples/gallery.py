@@ -132,21 +132,18 @@ def metric_learning() -> Family:
 def segmentation() -> Family:
   target = jnp.concatenate([jnp.ones(50), jnp.zeros(50)])[None, :, None]
 
-  def predictions(p):  # probability p on the object, 0 on the background
-    return (target * p)
-
-  options = dict(apply_softmax=False, smooth=0.0, reduction="sum")
+  def overlap(loss_fn, **options):  # probability p on the object, 0 elsewhere
+    return lambda p: jnp.sum(loss_fn(target * p, target, apply_softmax=False,
+                                     smooth=0.0, **options))  # one image
   return Family(
       "segmentation", "Overlap losses (under-segmentation)",
       "predicted probability on the object's pixels (background: 0)",
       jnp.linspace(0, 1, 201), {
-          "Dice": lambda p: jl.dice_loss(predictions(p), target, **options),
-          "Jaccard (IoU)": lambda p: jl.jaccard_loss(predictions(p), target,
-                                                     **options),
-          "Tversky α=0.3, β=0.7": lambda p: jl.tversky_loss(
-              predictions(p), target, alpha=0.3, beta=0.7, **options),
-          "focal Tversky γ=0.75": lambda p: jl.focal_tversky_loss(
-              predictions(p), target, gamma=0.75, **options)},
+          "Dice": overlap(jl.dice_loss),
+          "Jaccard (IoU)": overlap(jl.jaccard_loss),
+          "Tversky α=0.3, β=0.7": overlap(jl.tversky_loss, alpha=0.3,
+                                          beta=0.7),
+          "focal Tversky γ=0.75": overlap(jl.focal_tversky_loss, gamma=0.75)},
       note="Missing object pixels are false negatives, which Tversky's β "
            "weighs more than Dice does; focal Tversky's γ < 1 makes the "
            "gradient grow as the overlap nears perfect.")
@@ -192,7 +189,8 @@ def preference() -> Family:
               "IPO": dict(loss_type="ipo")}
   return Family(
       "preference", "DPO and its variants (β = 0.5)",
-      "log-ratio margin  z = (log π_w − log π_l) − (log π_ref,w − log π_ref,l)",
+      "log-ratio margin  z = (log π_w − log π_l) − "
+      "(log π_ref,w − log π_ref,l)",
       jnp.linspace(-6, 6, 241),
       {k: lambda u, o=o: jl.dpo_loss(_one(u), zero, zero, zero, beta=0.5,
                                      reduction="sum", **o)
@@ -208,7 +206,8 @@ def divergence() -> Family:
       "divergence", "Divergences between Bernoulli(0.3) and Bernoulli(q)",
       "q", jnp.linspace(0.01, 0.99, 197), {
           "KL(p ‖ q)": lambda q: jl.kl_divergence(log(q), p),
-          "KL(q ‖ p)": lambda q: jl.kl_divergence(jnp.log(p), jnp.exp(log(q))),
+          "KL(q ‖ p)": lambda q: jl.kl_divergence(jnp.log(p),
+                                                  jnp.exp(log(q))),
           "Jensen-Shannon": lambda q: jl.js_divergence(jnp.log(p), log(q))},
       ylim=(0, 2), grad_ylim=(-10, 10),
       note="p = (0.3, 0.7) fixed; q = (q, 1 − q).")

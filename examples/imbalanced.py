@@ -19,7 +19,8 @@ from examples import common
 
 
 def long_tailed_digits(seed: int = 0, imbalance: float = 0.05):
-  """Digits whose training split keeps class ``c`` at rate ``imbalance**(c/9)``."""
+  """Digits whose training split keeps class ``c`` at rate
+  ``imbalance ** (c / 9)`` (the test split stays balanced)."""
   x_train, x_test, y_train, y_test = common.digits(seed)
   keep = np.random.default_rng(seed).random(len(y_train)) < (
       imbalance ** (y_train / 9.0))

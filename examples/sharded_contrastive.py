@@ -16,8 +16,6 @@ memory of the ring with ``all_gather`` at larger batches.
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -168,9 +166,30 @@ def _mib(n: int) -> str:
   return f"{n / 2**20:,.1f} MiB"
 
 
+def memory_table(batches, dim, the_mesh, chunk_size, progress=True):
+  """``[(loss, global batch, strategy, temp bytes)]`` and its Markdown."""
+  cases = [(name, b, s) for name in ("CLIP", "SigLIP") for b in batches
+           for s in ("all_gather", "ring")]
+  sizes = {case: temp_memory(case[0], case[2], case[1], dim, the_mesh,
+                             chunk_size)
+           for case in common.progress(cases, "compiling for memory",
+                                       progress)}
+  devices = jax.device_count()
+  rows = []
+  for name in ("CLIP", "SigLIP"):
+    for b in batches:
+      gather, ring = sizes[name, b, "all_gather"], sizes[name, b, "ring"]
+      rows.append([name, f"{b:,}", f"{b // devices:,}", _mib(gather),
+                   _mib(ring), f"1/{gather / ring:.0f}"])
+  text = common.table(["loss", "global batch", "per device",
+                       "all_gather temp", "ring temp", "ring / all_gather"],
+                      rows)
+  return [(*case, size) for case, size in sizes.items()], text
+
+
 def run(out=common.OUT, *, steps: int = 300, batch_size: int = 512,
-        memory_batches=(4096, 16384, 65536), dim: int = 128, chunk_size: int = 512,
-        progress=True) -> dict:
+        memory_batches=(4096, 16384, 65536), dim: int = 128,
+        chunk_size: int = 512, progress=True) -> dict:
   """Trains both losses, checks equality, measures memory; writes the tables.
 
   Returns ``{"devices", "retrieval", "equality", "memory"}`` (the tables'
@@ -187,18 +206,8 @@ def run(out=common.OUT, *, steps: int = 300, batch_size: int = 512,
     retrieval[f"{name} (ring)"] = retrieval_accuracy(trained[name], x_test)
   n = len(x_test) // devices * devices
   checks = equality(trained, x_test[:n], the_mesh)
-  memory = []
-  cases = [(b, name, s) for b in memory_batches for name in ("CLIP", "SigLIP")
-           for s in ("all_gather", "ring")]
-  for b, name, s in common.progress(cases, "compiling for memory", progress):
-    memory.append((name, b, s, temp_memory(name, s, b, dim, the_mesh,
-                                           chunk_size)))
-  by_case = {(name, b, s): m for name, b, s, m in memory}
-  memory_rows = [
-      [name, f"{b:,}", f"{b // devices:,}", _mib(by_case[name, b, "all_gather"]),
-       _mib(by_case[name, b, "ring"]),
-       f"1/{by_case[name, b, 'all_gather'] / by_case[name, b, 'ring']:.0f}"]
-      for name in ("CLIP", "SigLIP") for b in memory_batches]
+  memory, memory_text = memory_table(memory_batches, dim, the_mesh,
+                                     chunk_size, progress)
   text = "\n\n".join([
       f"{devices} {jax.devices()[0].platform} devices; the top half of each "
       f"digit is paired with its bottom half; two 32-64-{EMBED} towers, "
@@ -226,8 +235,7 @@ def run(out=common.OUT, *, steps: int = 300, batch_size: int = 512,
       f"scale (`memory_analysis().temp_size_in_bytes`, compiled, not run), "
       f"dim {dim}, float32; ring with `chunk_size={chunk_size}`, all_gather "
       f"dense.",
-      common.table(["loss", "global batch", "per device", "all_gather temp",
-                    "ring temp", "ring / all_gather"], memory_rows)])
+      memory_text])
   common.report(out, "sharded_contrastive.md",
                 f"3. Contrastive pretraining on {devices} devices", text)
   return {"devices": devices, "retrieval": retrieval, "equality": checks,

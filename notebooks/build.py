@@ -1,4 +1,4 @@
-"""Writes the Colab-ready notebooks of this folder from ``src/``, outputs cleared.
+"""Writes this folder's Colab-ready notebooks from ``src/``, outputs cleared.
 
 Each notebook's source is a Python file in ``src/`` in the "percent" format:
 a line ``# %%`` starts a code cell, ``# %% [markdown]`` a Markdown cell whose

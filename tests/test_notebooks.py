@@ -2,12 +2,12 @@
 
 The notebooks are written by ``notebooks/build.py`` from ``notebooks/src/``;
 the committed files must be exactly what it writes (so outputs stay cleared
-and the sources are the truth). Each notebook runs in a fresh kernel from a kernelspec written for
-the test, whose command is this interpreter (``sys.executable``, the
-virtual environment's python), found first through ``JUPYTER_PATH`` whatever
-kernels the user has installed; a last, appended cell checks it.
-The notebooks share one xdist group: each kernel compiles with every core,
-and two at once would only slow both.
+and the sources are the truth). Each notebook runs in a fresh kernel from a
+kernelspec written for the test, whose command is this interpreter
+(``sys.executable``, the virtual environment's python), found first through
+``JUPYTER_PATH`` whatever kernels the user has installed; a last, appended
+cell checks it. The notebooks share one xdist group: each kernel compiles
+with every core, and two at once would only slow both.
 """
 
 import importlib.util

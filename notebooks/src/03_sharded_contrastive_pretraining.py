@@ -129,8 +129,8 @@ for strategy in ("ring", "all_gather"):
 #
 # `all_gather` collects the other side's embeddings and holds `b × B` logits
 # per device (a local batch `b`, a global batch `B`); the ring holds one
-# `b × chunk` block. The compiled programs' temporary memory shows it (compiled,
-# not run):
+# `b × chunk` block. The compiled programs' temporary memory shows it
+# (compiled, not run):
 
 # %%
 def temp_mib(strategy, batch, dim=128, chunk_size=512):

@@ -40,7 +40,8 @@ dense_value, dense_grads = grad(naive)(hidden, weight, labels)
 chunked_value, chunked_grads = grad(
     lambda h, w, y: jl.linear_cross_entropy(h, w, y, chunk_size=4096))(
         hidden, weight, labels)
-print(f"loss: naive {float(dense_value):.6f}, chunked {float(chunked_value):.6f}")
+print(f"loss: naive {float(dense_value):.6f}, "
+      f"chunked {float(chunked_value):.6f}")
 for name, a, b in zip(("d hidden", "d weight"), chunked_grads, dense_grads):
   error = float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
   print(f"{name}: largest relative difference {error:.1e}")
@@ -126,7 +127,8 @@ def generate(prompt, steps=40):
   out = [ids[c] for c in prompt]
   for _ in range(steps):
     h = model(jnp.array(out[-context:]))
-    out.append(int(jnp.argmax(h @ model.head.kernel[...] + model.head.bias[...])))
+    logits = h @ model.head.kernel[...] + model.head.bias[...]
+    out.append(int(jnp.argmax(logits)))
   return "".join(chars[i] for i in out)
 
 print(generate("Bea"))
