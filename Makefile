@@ -26,8 +26,8 @@ BENCHMARKS := contrastive_chunked distributed_ring linear_cross_entropy \
               gradcache optax_dropin
 
 bench: $(STAMP)
-	for b in $(BENCHMARKS); do $(BIN)/python benchmarks/$$b.py || exit 1; done
-	$(BIN)/python benchmarks/plots.py
+	for b in $(BENCHMARKS); do $(BIN)/python -m benchmarks.$$b || exit 1; done
+	$(BIN)/python -m benchmarks.plots
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

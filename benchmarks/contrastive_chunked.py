@@ -15,7 +15,7 @@ dense path (the ``batch × batch`` similarity matrix, plain autodiff) with
 Prints a Markdown table and (re)writes this benchmark's section of
 ``benchmarks/RESULTS.md``::
 
-  .venv/bin/python benchmarks/contrastive_chunked.py [--repeats 9] [--chunk 512]
+  .venv/bin/python -m benchmarks.contrastive_chunked [--repeats 9] [--chunk 512]
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import datetime
 import os
 import pathlib
 import platform
-import statistics
 import time
 
 import jax
@@ -33,6 +32,7 @@ import jax.numpy as jnp
 import jaxlib
 import numpy as np
 
+from benchmarks._report import cpu_model, median_times, mib, write_section
 from jaxloss import contrastive
 
 DIM = 256
@@ -75,34 +75,6 @@ def temp_bytes(loss, chunk_size, batch) -> int:
   return compiled.memory_analysis().temp_size_in_bytes
 
 
-def median_times(fns: dict, args, repeats: int) -> dict:
-  """Median seconds per call; one warm-up call each, then ``repeats`` rounds
-  that call every function once, in turn."""
-  for fn in fns.values():
-    jax.block_until_ready(fn(*args))
-  times = {key: [] for key in fns}
-  for _ in range(repeats):
-    for key, fn in fns.items():
-      start = time.perf_counter()
-      jax.block_until_ready(fn(*args))
-      times[key].append(time.perf_counter() - start)
-  return {key: statistics.median(values) for key, values in times.items()}
-
-
-def _mib(n: int) -> str:
-  return f"{n / 2**20:,.1f} MiB"
-
-
-def _cpu_model() -> str:
-  try:
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
-
-
 def run(repeats: int, chunk: int, losses) -> str:
   rng = np.random.default_rng(0)
   rows = []
@@ -110,7 +82,7 @@ def run(repeats: int, chunk: int, losses) -> str:
     loss = LOSSES[name]
     for batch in MEMORY_BATCHES:
       dense_mem, chunk_mem = temp_bytes(loss, None, batch), temp_bytes(loss, chunk, batch)
-      row = [name, f"{batch:,}", _mib(dense_mem), _mib(chunk_mem),
+      row = [name, f"{batch:,}", mib(dense_mem), mib(chunk_mem),
              f"1/{dense_mem / chunk_mem:.0f}"]
       if batch in TIME_BATCHES:
         x, y = (jnp.asarray(rng.normal(size=(batch, DIM)), jnp.float32)
@@ -131,7 +103,7 @@ def run(repeats: int, chunk: int, losses) -> str:
   table = ["| " + " | ".join(header) + " |",
            "|" + "---|" * len(header)]
   table += ["| " + " | ".join(row) + " |" for row in rows]
-  machine = (f"{os.cpu_count()} CPU cores ({_cpu_model()}), "
+  machine = (f"{os.cpu_count()} CPU cores ({cpu_model()}), "
              f"{jax.devices()[0].platform} device, jax {jax.__version__}, "
              f"jaxlib {jaxlib.__version__}, Python {platform.python_version()}")
   return "\n".join([
@@ -162,18 +134,6 @@ def run(repeats: int, chunk: int, losses) -> str:
   ])
 
 
-def write_section(section: str) -> None:
-  """Replaces this benchmark's section of RESULTS.md (or appends it)."""
-  text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-  block = f"{BEGIN}\n{section}{END}\n"
-  if BEGIN in text and END in text:
-    head, rest = text.split(BEGIN, 1)
-    text = head + block + rest.split(END, 1)[1].lstrip("\n")
-  else:
-    text = text.rstrip("\n") + "\n\n" + block
-  RESULTS.write_text(text)
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--repeats", type=int, default=9)
@@ -186,7 +146,7 @@ def main():
   section = run(args.repeats, args.chunk, args.losses)
   print(section)
   if not args.no_write:
-    write_section(section)
+    write_section(RESULTS, BEGIN, END, section)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ import jax.numpy as jnp  # noqa: E402
 import jaxlib  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.contrastive_chunked import _cpu_model, _mib, median_times  # noqa: E402
+from benchmarks._report import (cpu_model, median_times, mib,  # noqa: E402
+                                write_section)
 from jaxloss import distributed as jd  # noqa: E402
 
 DIM = 256
@@ -151,8 +152,8 @@ def run(repeats: int, chunk: int, losses) -> tuple[str, list]:
                 for s in STRATEGIES}
       plain = temp_bytes(lambda: plain_step(name, mesh), batch, mesh)
       ratio = memory["ring"] / memory["all_gather"]
-      row = [name, f"{batch:,}", f"{batch // DEVICES:,}", _mib(plain),
-             _mib(memory["all_gather"]), _mib(memory["ring"]),
+      row = [name, f"{batch:,}", f"{batch // DEVICES:,}", mib(plain),
+             mib(memory["all_gather"]), mib(memory["ring"]),
              f"1/{1 / ratio:.0f}", f"1/{plain / memory['ring']:.0f}"]
       if batch == MEMORY_BATCHES[-1]:
         verdicts.append((name, "memory", batch, ratio, ratio <= TARGET_MEMORY))
@@ -186,7 +187,7 @@ def run(repeats: int, chunk: int, losses) -> tuple[str, list]:
       + f" (target {'≤ 1/30' if what == 'memory' else '≤ 1.5×'}): "
       + ("met" if ok else "**missed**")
       for name, what, batch, ratio, ok in sorted(verdicts)]
-  machine = (f"{os.cpu_count()} CPU cores ({_cpu_model()}), {DEVICES} "
+  machine = (f"{os.cpu_count()} CPU cores ({cpu_model()}), {DEVICES} "
              f"simulated {jax.devices()[0].platform} devices, jax "
              f"{jax.__version__}, jaxlib {jaxlib.__version__}, Python "
              f"{platform.python_version()}")
@@ -225,19 +226,6 @@ def run(repeats: int, chunk: int, losses) -> tuple[str, list]:
   return section, verdicts
 
 
-def write_section(section: str) -> None:
-  """Puts ``section`` between this benchmark's markers in RESULTS.md,
-  appending the markers if they are not there yet."""
-  text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-  block = f"{BEGIN}\n{section}{END}\n"
-  start, stop = text.find(BEGIN), text.find(END)
-  if start >= 0 and stop > start:
-    text = text[:start] + block + text[stop + len(END):].lstrip("\n")
-  else:
-    text = text.rstrip("\n") + "\n\n" + block
-  RESULTS.write_text(text)
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--repeats", type=int, default=5)
@@ -250,7 +238,7 @@ def main():
   section, _ = run(args.repeats, args.chunk, args.losses)
   print(section)
   if not args.no_write:
-    write_section(section)
+    write_section(RESULTS, BEGIN, END, section)
 
 
 if __name__ == "__main__":

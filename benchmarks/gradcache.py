@@ -15,7 +15,7 @@ wall time of both at the smallest, and the largest gradient difference
 between them there. Prints a Markdown section and (re)writes this benchmark's
 section of ``benchmarks/RESULTS.md``::
 
-  .venv/bin/python benchmarks/gradcache.py [--repeats 5] [--no-write]
+  .venv/bin/python -m benchmarks.gradcache [--repeats 5] [--no-write]
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import datetime
 import os
 import pathlib
 import platform
-import statistics
 import time
 
 import jax
@@ -33,6 +32,7 @@ import jax.numpy as jnp
 import jaxlib
 import numpy as np
 
+from benchmarks._report import cpu_model, median_times, mib, write_section
 import jaxloss as jl
 from jaxloss import train
 
@@ -98,33 +98,6 @@ def loss_alone_bytes(params, batch: int) -> int:
   return temp_bytes(fn, params, spec(batch, SIZES[-1]))
 
 
-def median_times(fns: dict, args, repeats: int) -> dict:
-  """Median seconds per call after one warm-up each, calls interleaved."""
-  for fn in fns.values():
-    jax.block_until_ready(fn(*args))
-  times = {key: [] for key in fns}
-  for _ in range(repeats):
-    for key, fn in fns.items():
-      start = time.perf_counter()
-      jax.block_until_ready(fn(*args))
-      times[key].append(time.perf_counter() - start)
-  return {key: statistics.median(values) for key, values in times.items()}
-
-
-def _mib(n: int) -> str:
-  return f"{n / 2**20:,.1f} MiB"
-
-
-def _cpu_model() -> str:
-  try:
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
-
-
 def run(repeats: int) -> str:
   params = init(0)
   fns = variants()
@@ -134,9 +107,9 @@ def run(repeats: int) -> str:
                     for k in ("full", "grad_cache"))
     alone = loss_alone_bytes(params, batch)
     shares = (full - alone, cached - alone)
-    rows.append([f"{batch:,}", _mib(full), _mib(cached),
-                 f"1/{full / cached:.1f}", _mib(alone),
-                 _mib(full - alone), _mib(cached - alone)])
+    rows.append([f"{batch:,}", mib(full), mib(cached),
+                 f"1/{full / cached:.1f}", mib(alone),
+                 mib(full - alone), mib(cached - alone)])
     print(" | ".join(rows[-1]), flush=True)
   keys = jax.random.split(jax.random.key(1))
   x = tuple(jax.random.normal(k, (TIME_BATCH, SIZES[0])) for k in keys)
@@ -152,7 +125,7 @@ def run(repeats: int) -> str:
             "full − loss", "GradCache − loss"]
   table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   table += ["| " + " | ".join(row) + " |" for row in rows]
-  machine = (f"{os.cpu_count()} CPU cores ({_cpu_model()}), "
+  machine = (f"{os.cpu_count()} CPU cores ({cpu_model()}), "
              f"{jax.devices()[0].platform} device, jax {jax.__version__}, "
              f"jaxlib {jaxlib.__version__}, Python {platform.python_version()}")
   return "\n".join([
@@ -194,18 +167,6 @@ def run(repeats: int) -> str:
   ])
 
 
-def write_section(section: str) -> None:
-  """Replaces this benchmark's section of RESULTS.md (or appends it)."""
-  text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-  block = f"{BEGIN}\n{section}{END}\n"
-  if BEGIN in text and END in text:
-    head, rest = text.split(BEGIN, 1)
-    text = head + block + rest.split(END, 1)[1].lstrip("\n")
-  else:
-    text = text.rstrip("\n") + "\n\n" + block
-  RESULTS.write_text(text)
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--repeats", type=int, default=5)
@@ -215,7 +176,7 @@ def main():
   section = run(args.repeats)
   print(section)
   if not args.no_write:
-    write_section(section)
+    write_section(RESULTS, BEGIN, END, section)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ N=16384, D=1024, V=262144, where the naive step would need about 34 GB.
 Prints a Markdown table and (re)writes this benchmark's section of
 ``benchmarks/RESULTS.md``::
 
-  .venv/bin/python benchmarks/linear_cross_entropy.py [--repeats 7] [--chunk N]
+  .venv/bin/python -m benchmarks.linear_cross_entropy [--repeats 7] [--chunk N]
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import jaxlib
 import numpy as np
 import optax
 
+from benchmarks._report import cpu_model, mib, write_section
 import jaxloss
 from jaxloss import _sequence_linear
 
@@ -126,20 +127,6 @@ def torch_time(hidden, weight, labels, repeats: int):
   return statistics.median(times)
 
 
-def _mib(n: int) -> str:
-  return f"{n / 2**20:,.1f} MiB"
-
-
-def _cpu_model() -> str:
-  try:
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
-
-
 def _sizes(sizes) -> str:
   tokens, dim, vocab = sizes
   return f"N={tokens:,}, D={dim:,}, V={vocab:,}"
@@ -155,7 +142,7 @@ def run(repeats: int, chunk) -> str:
     chunk_label[sizes] = used
     naive_mem = temp_bytes(naive, sizes)
     chunk_mem = temp_bytes(chunked(chunk), sizes)
-    row = [_sizes(sizes), f"{used:,}", _mib(naive_mem), _mib(chunk_mem),
+    row = [_sizes(sizes), f"{used:,}", mib(naive_mem), mib(chunk_mem),
            f"1/{naive_mem / chunk_mem:.0f}"]
     if timed:
       rng = np.random.default_rng(0)
@@ -192,7 +179,7 @@ def run(repeats: int, chunk) -> str:
             "chunked / naive time", "CPU time: naive / chunked (ratio)"]
   table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   table += ["| " + " | ".join(row) + " |" for row in rows]
-  machine = (f"{os.cpu_count()} CPU cores ({_cpu_model()}), "
+  machine = (f"{os.cpu_count()} CPU cores ({cpu_model()}), "
              f"{jax.devices()[0].platform} device, jax {jax.__version__}, "
              f"jaxlib {jaxlib.__version__}, optax {optax.__version__}, "
              f"Python {platform.python_version()}")
@@ -245,18 +232,6 @@ def run(repeats: int, chunk) -> str:
   ])
 
 
-def write_section(section: str) -> None:
-  """Replaces this benchmark's section of RESULTS.md (or appends it)."""
-  text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-  block = f"{BEGIN}\n{section}{END}\n"
-  if BEGIN in text and END in text:
-    head, rest = text.split(BEGIN, 1)
-    text = head + block + rest.split(END, 1)[1].lstrip("\n")
-  else:
-    text = text.rstrip("\n") + "\n\n" + block
-  RESULTS.write_text(text)
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--repeats", type=int, default=7)
@@ -267,7 +242,7 @@ def main():
   args = parser.parse_args()
   section = run(args.repeats, args.chunk)
   if not args.no_write:
-    write_section(section)
+    write_section(RESULTS, BEGIN, END, section)
   print(section)
 
 

@@ -18,7 +18,7 @@ defaults, in one process:
 Prints a Markdown table, writes ``benchmarks/results/optax_dropin.json`` and
 (re)writes this benchmark's section of ``benchmarks/RESULTS.md``::
 
-  .venv/bin/python benchmarks/optax_dropin.py [--rounds 15] [--block 0.1]
+  .venv/bin/python -m benchmarks.optax_dropin [--rounds 15] [--block 0.1]
                                               [--names NAME ...] [--no-write]
 """
 
@@ -40,6 +40,7 @@ import numpy as np
 import optax
 from jax.scipy.special import logsumexp
 
+from benchmarks._report import cpu_model, write_section
 import jaxloss
 
 HERE = pathlib.Path(__file__).parent
@@ -240,18 +241,8 @@ def _ms(seconds: float) -> str:
   return f"{seconds * 1e3:.2f} ms"
 
 
-def _cpu_model() -> str:
-  try:
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
-
-
 def machine() -> str:
-  return (f"{os.cpu_count()} CPU cores ({_cpu_model()}), "
+  return (f"{os.cpu_count()} CPU cores ({cpu_model()}), "
           f"{jax.devices()[0].platform} device, jax {jax.__version__}, "
           f"jaxlib {jaxlib.__version__}, optax {optax.__version__}, "
           f"Python {platform.python_version()}")
@@ -316,18 +307,6 @@ def section(rows: list, rounds: int, block: float) -> str:
   ])
 
 
-def write_section(text: str) -> None:
-  """Replaces this benchmark's section of RESULTS.md (or appends it)."""
-  doc = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-  block = f"{BEGIN}\n{text}{END}\n"
-  if BEGIN in doc and END in doc:
-    head, rest = doc.split(BEGIN, 1)
-    doc = head + block + rest.split(END, 1)[1].lstrip("\n")
-  else:
-    doc = doc.rstrip("\n") + "\n\n" + block
-  RESULTS.write_text(doc)
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--rounds", type=int, default=15)
@@ -354,7 +333,7 @@ def main():
   print(text)
   if args.no_write or args.names:
     return
-  write_section(text)
+  write_section(RESULTS, BEGIN, END, text)
   JSON.parent.mkdir(exist_ok=True)
   JSON.write_text(json.dumps({
       "machine": machine(), "date": datetime.date.today().isoformat(),

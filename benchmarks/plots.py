@@ -6,7 +6,7 @@ script rewrites its section between ``<!-- name: begin -->`` and
 writes small PNGs into ``benchmarks/plots/`` and (re)writes the report block
 (machine, commands, headline ratios, plots) at the top of RESULTS.md::
 
-  .venv/bin/python benchmarks/plots.py
+  .venv/bin/python -m benchmarks.plots
 
 Run it after any benchmark (``make bench`` runs every benchmark, then this).
 It runs no benchmark itself.
@@ -252,9 +252,9 @@ def report(found: dict, pngs: list) -> str:
       "",
   ]
   for name, what in BENCHMARKS.items():
-    lines.append(f"* {what}: `.venv/bin/python benchmarks/{name}.py`")
+    lines.append(f"* {what}: `.venv/bin/python -m benchmarks.{name}`")
   lines += ["* this summary and the plots: "
-            "`.venv/bin/python benchmarks/plots.py`", "",
+            "`.venv/bin/python -m benchmarks.plots`", "",
             "## Summary", "",
             "| benchmark | case | memory ratio | time ratio |",
             "|---|---|---|---|"]
