@@ -54,22 +54,6 @@ def _is_zero(value) -> bool:
           and value == 0)
 
 
-def _chunk_size(chunk_size) -> Optional[int]:
-  if chunk_size is None:
-    return None
-  if (not isinstance(chunk_size, numbers.Integral)
-      or isinstance(chunk_size, bool) or chunk_size < 1):
-    raise ValueError(f"{_NAME}: `chunk_size` must be None or a positive int, "
-                     f"got {chunk_size!r}.")
-  return int(chunk_size)
-
-
-def _scalar(arg: str, value) -> jax.Array:
-  value = jnp.asarray(value)
-  checks.rank(_NAME, arg, value, 0)
-  return value
-
-
 @value_checks.value_rules(
     labels=value_checks.class_index("weight", axis_arg=None))
 def linear_cross_entropy(hidden, weight, labels, *, bias=None, where=None,
@@ -170,18 +154,17 @@ def linear_cross_entropy(hidden, weight, labels, *, bias=None, where=None,
   checks.nonnegative(_NAME, "z_loss", z_loss)
   if logit_soft_cap is not None:
     checks.positive(_NAME, "logit_soft_cap", logit_soft_cap)
-  chunk_size = _chunk_size(chunk_size)
+  chunk_size = checks.chunk_size(_NAME, chunk_size)
   if where is not None:
     where = checks.broadcast_mask(_NAME, "where", where, labels.shape,
                                   same_rank=True)
-  if ignore_index is not None:
-    ignore_index = _scalar("ignore_index", ignore_index)
+  scalar = lambda arg, value: (None if value is None
+                               else checks.scalar(_NAME, arg, value))
   return _linear_cross_entropy(
-      hidden, weight, labels, bias, where, weights, ignore_index,
-      _scalar("label_smoothing", label_smoothing), _scalar("z_loss", z_loss),
-      None if logit_soft_cap is None else _scalar("logit_soft_cap",
-                                                  logit_soft_cap),
-      chunk_size=chunk_size, reduction=reduction,
+      hidden, weight, labels, bias, where, weights,
+      scalar("ignore_index", ignore_index),
+      scalar("label_smoothing", label_smoothing), scalar("z_loss", z_loss),
+      scalar("logit_soft_cap", logit_soft_cap), chunk_size=chunk_size, reduction=reduction,
       smoothing=not _is_zero(label_smoothing), use_z_loss=not _is_zero(z_loss))
 
 

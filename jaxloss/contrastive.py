@@ -29,8 +29,8 @@ from jaxloss._core import value_checks
 _SIMILARITIES = ("cosine", "dot")
 
 # The maths is shared with jaxloss.distributed (jaxloss._core.in_batch).
-_param = in_batch.scalar_param
-_chunk_size = in_batch.check_chunk_size
+_param = checks.scalar
+_chunk_size = checks.chunk_size
 _keep = in_batch.example_mask
 _pair = in_batch.embedding_pair
 

@@ -70,7 +70,7 @@ def _setup(name, axis_name, strategy, chunk_size, reduction):
   """Checks the options; returns the ``stats`` function of ``strategy``."""
   checks.option(name, "strategy", strategy, ring.STRATEGIES)
   checks.option(name, "reduction", reduction, reduction_lib.REDUCTIONS)
-  chunk_size = in_batch.check_chunk_size(name, chunk_size)
+  chunk_size = checks.chunk_size(name, chunk_size)
   ring.axis_size(name, axis_name)  # a clear error outside shard_map / pmap.
   return ring.stats_fn(strategy, axis_name, chunk_size)
 
@@ -147,7 +147,7 @@ def clip_loss(image_embeddings, text_embeddings, *, axis_name,
   stats = _setup(name, axis_name, strategy, chunk_size, reduction)
   keep = in_batch.example_mask(name, where, images.shape[:1])
   values = in_batch.clip_values(
-      images, texts, in_batch.scalar_param(name, "temperature", temperature),
+      images, texts, checks.scalar(name, "temperature", temperature),
       keep, normalize=bool(normalize), stats=stats)
   return _reduce(values, keep, weights, reduction, axis_name, name)
 
@@ -205,8 +205,8 @@ def siglip_loss(image_embeddings, text_embeddings, *, axis_name,
   stats = _setup(name, axis_name, strategy, chunk_size, reduction)
   keep = in_batch.example_mask(name, where, images.shape[:1])
   values = in_batch.siglip_values(
-      images, texts, in_batch.scalar_param(name, "logit_scale", logit_scale),
-      in_batch.scalar_param(name, "logit_bias", logit_bias), keep,
+      images, texts, checks.scalar(name, "logit_scale", logit_scale),
+      checks.scalar(name, "logit_bias", logit_bias), keep,
       normalize=bool(normalize), stats=stats,
       start=ring.start_index(axis_name, images.shape[0]))
   return _reduce(values, keep, weights, reduction, axis_name, name)
@@ -267,7 +267,7 @@ def infonce_loss(anchors, positives, negatives=None, *, axis_name,
   keep = in_batch.example_mask(name, where, anchors.shape[:1])
   values = in_batch.infonce_values(
       anchors, positives, negatives,
-      in_batch.scalar_param(name, "temperature", temperature), keep,
+      checks.scalar(name, "temperature", temperature), keep,
       similarity=similarity, stats=stats)
   return _reduce(values, keep, weights, reduction, axis_name, name)
 
@@ -337,8 +337,8 @@ def supervised_contrastive_loss(embeddings, labels, *, axis_name,
   keep = in_batch.example_mask(name, where, embeddings.shape[:-1])
   values, keep = in_batch.supervised_values(
       embeddings, labels,
-      in_batch.scalar_param(name, "temperature", temperature),
-      in_batch.scalar_param(name, "base_temperature", base_temperature), keep,
+      checks.scalar(name, "temperature", temperature),
+      checks.scalar(name, "base_temperature", base_temperature), keep,
       stats=stats, start=start)
   return _reduce(values, keep, weights, reduction, axis_name, name)
 
@@ -406,7 +406,7 @@ def multiple_negatives_ranking_loss(anchors, positives, negatives=None, *,
   if similarity == "cosine":
     anchors, positives = in_batch.torch_unit(anchors), in_batch.torch_unit(positives)
     negatives = None if negatives is None else in_batch.torch_unit(negatives)
-  scale = in_batch.scalar_param(name, "scale", scale).astype(anchors.dtype)
+  scale = checks.scalar(name, "scale", scale).astype(anchors.dtype)
   columns = {"x": positives, "keep": keep}
   if negatives is not None:  # candidates: all positives, then all negatives.
     k = negatives.shape[1]

@@ -120,12 +120,6 @@ def _ssim_core(images, targets, max_val, filter_sigma, k1, k2, scale_weights,
   return jnp.mean(jnp.prod(powered, axis=0), axis=-1)
 
 
-def _scalar(name: str, arg: str, value) -> jax.Array:
-  value = jnp.asarray(value)
-  checks.rank(name, arg, value, 0)
-  return value
-
-
 def _ssim_inputs(name, images, targets, max_val, filter_size, filter_sigma,
                  k1, k2):
   """Checks shared by the two SSIM losses; returns the images."""
@@ -140,7 +134,7 @@ def _ssim_inputs(name, images, targets, max_val, filter_size, filter_sigma,
   for arg, value in (("max_val", max_val), ("filter_sigma", filter_sigma),
                      ("k1", k1), ("k2", k2)):
     checks.positive(name, arg, value)
-    _scalar(name, arg, value)
+    checks.scalar(name, arg, value)
   return images, targets
 
 

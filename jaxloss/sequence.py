@@ -103,6 +103,18 @@ def _ctc(logits, logit_paddings, labels, label_paddings, log_epsilon, where,
   return values, log_alpha_blank.astype(dtype), log_alpha_label.astype(dtype)
 
 
+def _checked_ctc(name, logits, logit_paddings, labels, label_paddings,
+                 blank_id, log_epsilon, where, weights, reduction):
+  """Checks the inputs and options, then calls the jitted core."""
+  checks.option(name, "reduction", reduction, reduction_lib.REDUCTIONS)
+  logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon = (
+      _ctc_inputs(name, logits, logit_paddings, labels, label_paddings,
+                  blank_id, log_epsilon))
+  return _ctc(logits, logit_paddings, labels, label_paddings, log_epsilon,
+              where, weights, blank_id=blank_id, reduction=reduction,
+              name=name)
+
+
 @value_checks.value_rules(**_CTC_RULES)
 def ctc_loss_with_forward_probs(logits, logit_paddings, labels, label_paddings,
                                 *, blank_id=0, log_epsilon=-1e5, where=None,
@@ -153,12 +165,9 @@ def ctc_loss_with_forward_probs(logits, logit_paddings, labels, label_paddings,
     neural networks <https://dl.acm.org/doi/abs/10.1145/1143844.1143891>`_,
     2006.
   """
-  name = "ctc_loss_with_forward_probs"
-  inputs = _ctc_inputs(name, logits, logit_paddings, labels, label_paddings,
-                       blank_id, log_epsilon)
-  checks.option(name, "reduction", reduction, reduction_lib.REDUCTIONS)
-  return _ctc(*inputs[:4], inputs[5], where, weights, blank_id=inputs[4],
-              reduction=reduction, name=name)
+  return _checked_ctc("ctc_loss_with_forward_probs", logits, logit_paddings,
+                      labels, label_paddings, blank_id, log_epsilon, where,
+                      weights, reduction)
 
 
 @value_checks.value_rules(**_CTC_RULES)
@@ -213,12 +222,9 @@ def ctc_loss(logits, logit_paddings, labels, label_paddings, *, blank_id=0,
     neural networks <https://dl.acm.org/doi/abs/10.1145/1143844.1143891>`_,
     2006.
   """
-  name = "ctc_loss"
-  inputs = _ctc_inputs(name, logits, logit_paddings, labels, label_paddings,
-                       blank_id, log_epsilon)
-  checks.option(name, "reduction", reduction, reduction_lib.REDUCTIONS)
-  return _ctc(*inputs[:4], inputs[5], where, weights, blank_id=inputs[4],
-              reduction=reduction, name=name)[0]
+  return _checked_ctc("ctc_loss", logits, logit_paddings, labels,
+                      label_paddings, blank_id, log_epsilon, where, weights,
+                      reduction)[0]
 
 
 __all__ = _sequence_linear.__all__ + [

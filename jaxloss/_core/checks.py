@@ -161,6 +161,24 @@ def _broadcast(name: str, arg: str, x: jax.Array, target: tuple,
   return jnp.broadcast_to(x, target)
 
 
+def scalar(name: str, arg: str, value) -> jax.Array:
+  """A scalar hyper-parameter (Python number or traced array) as an array."""
+  value = jnp.asarray(value)
+  rank(name, arg, value, 0)
+  return value
+
+
+def chunk_size(name: str, value) -> int | None:
+  """``None`` or a positive Python int (a static ``chunk_size``)."""
+  if value is None:
+    return None
+  if (not isinstance(value, numbers.Integral) or isinstance(value, bool)
+      or value < 1):
+    raise ValueError(f"{name}: `chunk_size` must be None or a positive int, "
+                     f"got {value!r}.")
+  return int(value)
+
+
 def option(name: str, arg: str, value: Any, valid: Sequence[Any]) -> None:
   """A static option must be one of ``valid``."""
   if value not in valid:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 from typing import Callable, Optional
 
 import jax
@@ -47,25 +46,6 @@ def local_stats(chunk_size: Optional[int]) -> StatsFn:
 
 # --------------------------------------------------------------------------- #
 # inputs
-
-def scalar_param(name: str, arg: str, value) -> jax.Array:
-  """A scalar hyper-parameter (Python number or traced array) as an array;
-  the maths below casts it to the embeddings' dtype."""
-  value = jnp.asarray(value)
-  checks.rank(name, arg, value, 0)
-  return value
-
-
-def check_chunk_size(name: str, chunk_size) -> Optional[int]:
-  """``None`` or a positive Python int, else a ``ValueError``."""
-  if chunk_size is None:
-    return None
-  if (not isinstance(chunk_size, numbers.Integral)
-      or isinstance(chunk_size, bool) or chunk_size < 1):
-    raise ValueError(f"{name}: `chunk_size` must be None or a positive int, "
-                     f"got {chunk_size!r}.")
-  return int(chunk_size)
-
 
 def example_mask(name: str, where, shape) -> jax.Array:
   """The per-example mask (all ``True`` without ``where``)."""
