@@ -79,10 +79,13 @@ def _dpo_inputs(name, policy_chosen_logps, policy_rejected_logps,
       reference_rejected_logps=reference_rejected_logps)
 
 
-@value_checks.value_rules(policy_chosen_logps=_log_probabilities,
-                          policy_rejected_logps=_log_probabilities,
-                          reference_chosen_logps=_log_probabilities,
-                          reference_rejected_logps=_log_probabilities)
+_DPO_RULES = dict(policy_chosen_logps=_log_probabilities,
+                  policy_rejected_logps=_log_probabilities,
+                  reference_chosen_logps=_log_probabilities,
+                  reference_rejected_logps=_log_probabilities)
+
+
+@value_checks.value_rules(**_DPO_RULES)
 def dpo_loss(policy_chosen_logps, policy_rejected_logps,
              reference_chosen_logps, reference_rejected_logps, *, beta=0.1,
              label_smoothing=0.0, loss_type="sigmoid", where=None,
@@ -179,10 +182,7 @@ def _dpo(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
                               name=name)
 
 
-@value_checks.value_rules(policy_chosen_logps=_log_probabilities,
-                          policy_rejected_logps=_log_probabilities,
-                          reference_chosen_logps=_log_probabilities,
-                          reference_rejected_logps=_log_probabilities)
+@value_checks.value_rules(**_DPO_RULES)
 def dpo_implicit_rewards(policy_chosen_logps, policy_rejected_logps,
                          reference_chosen_logps, reference_rejected_logps, *,
                          beta=0.1):
