@@ -118,11 +118,13 @@ for strategy in ("ring", "all_gather"):
   value, grads = jax.jit(jax.value_and_grad(lambda p: clip(
       tower(p["top"], sharded_inputs[0]), tower(p["bottom"], sharded_inputs[1]),
       temperature=jnp.exp(-p["log_scale"]), strategy=strategy)))(params)
+  # Relative to the largest gradient entry: float32 sums in another order.
+  scale = max(float(jnp.max(jnp.abs(b))) for b in jax.tree.leaves(single[1]))
   grad_error = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(
-      jax.tree.leaves(grads), jax.tree.leaves(single[1])))
+      jax.tree.leaves(grads), jax.tree.leaves(single[1]))) / scale
   print(f"{strategy:>10}: loss {float(value):.6f} vs {float(single[0]):.6f}, "
-        f"largest gradient difference {grad_error:.1e}")
-  assert abs(float(value) - float(single[0])) < 1e-5 and grad_error < 1e-4
+        f"largest relative gradient difference {grad_error:.1e}")
+  assert abs(float(value) - float(single[0])) < 1e-5 and grad_error < 1e-5
 
 # %% [markdown]
 # ## Memory per device: ring vs all_gather
