@@ -26,7 +26,6 @@ from jaxloss._core import online_softmax
 from jaxloss._core import reduction as reduction_lib
 from jaxloss._core import value_checks
 
-_SIMILARITIES = ("cosine", "dot")
 
 # The maths is shared with jaxloss.distributed (jaxloss._core.in_batch).
 _param = checks.scalar
@@ -90,7 +89,7 @@ def infonce_loss(anchors, positives, negatives=None, *, temperature=0.07,
   name = "infonce_loss"
   anchors, positives, negatives = in_batch.infonce_inputs(
       name, anchors, positives, negatives)
-  checks.option(name, "similarity", similarity, _SIMILARITIES)
+  checks.option(name, "similarity", similarity, in_batch.SIMILARITIES)
   checks.positive(name, "temperature", temperature)
   return _infonce(anchors, positives, negatives,
                   _param(name, "temperature", temperature), where, weights,

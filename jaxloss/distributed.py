@@ -60,7 +60,6 @@ import numpy as np
 from jaxloss._core import checks, in_batch, ring, value_checks
 from jaxloss._core import reduction as reduction_lib
 
-_SIMILARITIES = ("cosine", "dot")
 
 
 # --------------------------------------------------------------------------- #
@@ -261,7 +260,7 @@ def infonce_loss(anchors, positives, negatives=None, *, axis_name,
   name = "infonce_loss"
   anchors, positives, negatives = in_batch.infonce_inputs(
       name, anchors, positives, negatives)
-  checks.option(name, "similarity", similarity, _SIMILARITIES)
+  checks.option(name, "similarity", similarity, in_batch.SIMILARITIES)
   checks.positive(name, "temperature", temperature)
   stats = _setup(name, axis_name, strategy, chunk_size, reduction)
   keep = in_batch.example_mask(name, where, anchors.shape[:1])
@@ -395,7 +394,7 @@ def multiple_negatives_ranking_loss(anchors, positives, negatives=None, *,
     Smart Reply <https://arxiv.org/abs/1705.00652>`_, 2017.
   """
   name = "multiple_negatives_ranking_loss"
-  checks.option(name, "similarity", similarity, _SIMILARITIES)
+  checks.option(name, "similarity", similarity, in_batch.SIMILARITIES)
   checks.positive(name, "scale", scale)
   # The single-device loss's checks and normalisation (torch's eps).
   anchors, positives, negatives = in_batch.retrieval_inputs(

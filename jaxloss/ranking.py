@@ -15,7 +15,6 @@ from jaxloss._core import checks, in_batch, numerics
 from jaxloss._core import reduction as reduction_lib
 from jaxloss._core import value_checks
 
-_SIMILARITIES = ("cosine", "dot")
 _REDUCE_FNS = ((jnp.mean, "mean"), (jnp.sum, "sum"), (None, "none"))
 
 
@@ -417,7 +416,7 @@ def multiple_negatives_ranking_loss(anchors, positives, negatives=None, *,
     Smart Reply <https://arxiv.org/abs/1705.00652>`_, 2017.
   """
   name = "multiple_negatives_ranking_loss"
-  checks.option(name, "similarity", similarity, _SIMILARITIES)
+  checks.option(name, "similarity", similarity, in_batch.SIMILARITIES)
   checks.positive(name, "scale", scale)
   anchors, positives, negatives = in_batch.retrieval_inputs(
       name, anchors, positives, negatives)

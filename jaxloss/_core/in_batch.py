@@ -35,6 +35,7 @@ from jaxloss._core import checks, numerics
 from jaxloss._core import online_softmax
 
 _TORCH_NORMALIZE_EPS = 1e-12
+SIMILARITIES = ("cosine", "dot")  # the `similarity` option of in-batch losses
 
 StatsFn = Callable[..., online_softmax.Stats]
 
