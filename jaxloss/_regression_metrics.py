@@ -30,12 +30,6 @@ def _pair(name: str, predictions, targets, *,
   return predictions, targets
 
 
-def _abs(x: jax.Array) -> jax.Array:
-  """``|x|`` whose gradient at 0 is 0 (``sign(0)``, torch's ``l1_loss``);
-  ``jnp.abs``'s is 1 there."""
-  return x * jax.lax.stop_gradient(jnp.sign(x))
-
-
 def _reduced(name: str, x: jax.Array, axis, where):
   """Sorted axes of ``axis`` (int, tuple or ``None`` for all) and the masks of
   :func:`reduction_lib.split_where`. A mask of at most the per-example rank
@@ -174,7 +168,7 @@ def normalized_mean_absolute_error(predictions, targets, *, normalizer="range",
   checks.option(name, "normalizer", normalizer, ("range", "mean"))
   predictions, targets = _pair(name, predictions, targets)
   axes, elements, examples = _reduced(name, predictions, axis, where)
-  mae = _masked_mean(_abs(predictions - targets), axes, elements)
+  mae = _masked_mean(numerics.safe_abs(predictions - targets), axes, elements)
   if normalizer == "range":
     scale = _masked_range(targets, axes, elements)
   else:
@@ -217,7 +211,7 @@ def absolute_percentage_error(predictions, targets, *, where=None,
   """
   name = "absolute_percentage_error"
   predictions, targets = _pair(name, predictions, targets)
-  values = (_abs(predictions - targets)
+  values = (numerics.safe_abs(predictions - targets)
             / jnp.maximum(jnp.abs(targets), _PERCENTAGE_EPS))
   return reduction_lib.reduce(values, reduction, weights=weights, where=where,
                               name=name)

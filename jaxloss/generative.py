@@ -289,11 +289,6 @@ def vae_loss(reconstruction, targets, mean, log_variance, *,
                               name=name)
 
 
-def _abs(x: jax.Array) -> jax.Array:
-  """``|x|`` with gradient ``sign(x)``: 0 at 0 (``jnp.abs``'s is 1 there)."""
-  return x * jax.lax.stop_gradient(jnp.sign(x))
-
-
 def _mean_features(x: jax.Array) -> jax.Array:
   """Means every axis but the first."""
   return jnp.mean(x, axis=tuple(range(1, x.ndim)))
@@ -303,8 +298,8 @@ def _mean_features(x: jax.Array) -> jax.Array:
 def _cycle_values(real_a, reconstructed_a, real_b, reconstructed_b, lambda_a,
                   lambda_b):
   dtype = jnp.result_type(real_a, real_b)
-  cycle_a = _mean_features(_abs(reconstructed_a - real_a).astype(dtype))
-  cycle_b = _mean_features(_abs(reconstructed_b - real_b).astype(dtype))
+  cycle_a = _mean_features(numerics.safe_abs(reconstructed_a - real_a).astype(dtype))
+  cycle_b = _mean_features(numerics.safe_abs(reconstructed_b - real_b).astype(dtype))
   return lambda_a * cycle_a + lambda_b * cycle_b
 
 

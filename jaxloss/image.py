@@ -294,15 +294,10 @@ def ms_ssim_loss(images, targets, *, max_val=1.0, filter_size=11,
 # --------------------------------------------------------------------------- #
 # total variation
 
-def _abs(x: jax.Array) -> jax.Array:
-  """``|x|`` with gradient 0 at 0 (``sign(0)``, as TensorFlow and torch)."""
-  return x * jax.lax.stop_gradient(jnp.sign(x))
-
-
 @jax.jit
 def _total_variation(images):
-  rows = _abs(jnp.diff(images, axis=-3))
-  cols = _abs(jnp.diff(images, axis=-2))
+  rows = numerics.safe_abs(jnp.diff(images, axis=-3))
+  cols = numerics.safe_abs(jnp.diff(images, axis=-2))
   return jnp.sum(rows, axis=(-3, -2, -1)) + jnp.sum(cols, axis=(-3, -2, -1))
 
 

@@ -23,7 +23,7 @@ from jaxloss._core import value_checks
 from jaxloss._regression_metrics import *  # noqa: F401,F403
 from jaxloss._regression_probabilistic import *  # noqa: F401,F403
 from jaxloss import _regression_metrics, _regression_probabilistic
-from jaxloss._regression_metrics import _abs, _pair, _reduced
+from jaxloss._regression_metrics import _pair, _reduced
 
 _LOG_2 = math.log(2.0)
 _TORCH_COSINE_EPS = 1e-12  # torch's cosine_embedding_loss adds it to ‖x‖².
@@ -312,7 +312,7 @@ def absolute_error(predictions, targets, *, where=None, weights=None,
     <https://hastie.su.domains/ElemStatLearn/>`_, 2009.
   """
   name = "absolute_error"
-  values = _abs(_errors(name, predictions, targets))
+  values = numerics.safe_abs(_errors(name, predictions, targets))
   return reduction_lib.reduce(values, reduction, weights=weights, where=where,
                               name=name)
 
@@ -351,7 +351,7 @@ def smooth_l1_loss(predictions, targets, *, beta=1.0, where=None, weights=None,
   checks.nonnegative(name, "beta", beta)
   predictions, targets = _pair(name, predictions, targets)
   # huber(a, β) / β, written so that β = 0 gives |a| with finite gradients.
-  abs_errors = _abs(predictions - targets)
+  abs_errors = numerics.safe_abs(predictions - targets)
   quadratic = jnp.minimum(abs_errors, beta)
   values = (numerics.safe_divide(0.5 * jnp.square(quadratic), beta)
             + abs_errors - quadratic)

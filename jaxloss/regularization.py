@@ -26,11 +26,6 @@ from jaxloss._core import checks, numerics, value_checks
 Mask = Any  # a pytree of booleans, a callable returning one, or None
 
 
-def _abs(x: jax.Array) -> jax.Array:
-  """``|x|`` with gradient ``sign(x)``: 0 at 0 (``jnp.abs``'s is 1 there)."""
-  return x * jax.lax.stop_gradient(jnp.sign(x))
-
-
 def _mask_error(name: str, message: str) -> ValueError:
   return ValueError(f"{name}: `mask` {message}")
 
@@ -120,7 +115,7 @@ def l1_regularization(params, *, mask: Mask = None) -> jax.Array:
     <https://doi.org/10.1111/j.2517-6161.1996.tb02080.x>`_, 1996.
   """
   name = "l1_regularization"
-  return _total([jnp.sum(_abs(w)) for w in _selected(name, params, mask)])
+  return _total([jnp.sum(numerics.safe_abs(w)) for w in _selected(name, params, mask)])
 
 
 def l2_regularization(params, *, mask: Mask = None) -> jax.Array:
@@ -192,7 +187,7 @@ def elastic_net_regularization(params, *, l1=1.0, l2=1.0,
   checks.nonnegative(name, "l1", l1)
   checks.nonnegative(name, "l2", l2)
   leaves = list(_selected(name, params, mask))
-  l1_sum = _total([jnp.sum(_abs(w)) for w in leaves])
+  l1_sum = _total([jnp.sum(numerics.safe_abs(w)) for w in leaves])
   l2_sum = _total([jnp.sum(jnp.square(w)) for w in leaves])
   return (numerics.like(l1, l1_sum) * l1_sum
           + numerics.like(l2, l2_sum) * l2_sum)

@@ -20,6 +20,12 @@ def safe_norm(x: jax.Array, axis=-1, keepdims: bool = False) -> jax.Array:
   return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1)), 0)
 
 
+def safe_abs(x: jax.Array) -> jax.Array:
+  """``|x|`` with gradient ``sign(x)``, so 0 at 0 (torch's ``l1_loss`` and
+  TensorFlow's convention; ``jnp.abs``'s gradient is 1 there)."""
+  return x * jax.lax.stop_gradient(jnp.sign(x))
+
+
 def safe_sqrt(x: jax.Array) -> jax.Array:
   """``sqrt(max(x, 0))`` with gradient 0 (not inf) at 0."""
   positive = x > 0
