@@ -21,12 +21,6 @@ from jaxloss._core import value_checks
 # --------------------------------------------------------------------------- #
 # value rules and shared maths
 
-def _signs(args, arg):
-  """Binary targets are -1 or +1."""
-  x = jnp.asarray(args[arg])
-  return jnp.all((x == 1) | (x == -1)), "must hold -1 or +1"
-
-
 def _zeros_and_ones(args, arg):
   """Binary labels are 0 or 1."""
   x = jnp.asarray(args[arg])
@@ -101,7 +95,7 @@ def _per_class(name, arg, class_weights, scores):
 # --------------------------------------------------------------------------- #
 # binary margins
 
-@value_checks.value_rules(targets=_signs)
+@value_checks.value_rules(targets=value_checks.signs)
 def hinge_loss(predictor_outputs, targets, *, where=None, weights=None,
                reduction="none"):
   r"""Hinge loss for binary classification, elementwise.
@@ -133,7 +127,7 @@ def hinge_loss(predictor_outputs, targets, *, where=None, weights=None,
                               name=name)
 
 
-@value_checks.value_rules(targets=_signs)
+@value_checks.value_rules(targets=value_checks.signs)
 def squared_hinge_loss(predictor_outputs, targets, *, where=None, weights=None,
                        reduction="none"):
   r"""Squared hinge (L2-SVM) loss for binary classification, elementwise.
@@ -168,7 +162,7 @@ def squared_hinge_loss(predictor_outputs, targets, *, where=None, weights=None,
                               name=name)
 
 
-@value_checks.value_rules(targets=_signs)
+@value_checks.value_rules(targets=value_checks.signs)
 def perceptron_loss(predictor_outputs, targets, *, where=None, weights=None,
                     reduction="none"):
   r"""Binary perceptron loss, elementwise.
@@ -200,7 +194,7 @@ def perceptron_loss(predictor_outputs, targets, *, where=None, weights=None,
                               name=name)
 
 
-@value_checks.value_rules(targets=_signs)
+@value_checks.value_rules(targets=value_checks.signs)
 def soft_margin_loss(scores, targets, *, where=None, weights=None,
                      reduction="none"):
   r"""Soft-margin (logistic) loss for targets in {-1, +1}, elementwise.

@@ -20,16 +20,11 @@ from jaxloss._regression_metrics import _pair
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
-def _nonnegative(args, arg):
-  """Value rule: every entry is >= 0."""
-  return jnp.all(jnp.asarray(args[arg]) >= 0), "must be >= 0"
-
-
 def _rates(args, arg):
   """Value rule: with ``log_input=False`` the inputs are rates, >= 0."""
   if args.get("log_input", True):
     return jnp.array(True), ""
-  return _nonnegative(args, arg)
+  return value_checks.nonnegative(args, arg)
 
 
 def _stirling(targets: jax.Array) -> jax.Array:
@@ -44,7 +39,7 @@ def _flag(name: str, arg: str, value) -> None:
   checks.option(name, arg, value, (True, False))
 
 
-@value_checks.value_rules(inputs=_rates, targets=_nonnegative)
+@value_checks.value_rules(inputs=_rates, targets=value_checks.nonnegative)
 def poisson_nll_loss(inputs, targets, *, log_input=True, full=False, eps=1e-8,
                      where=None, weights=None, reduction="none"):
   r"""Poisson negative log-likelihood of counts, elementwise.

@@ -382,11 +382,7 @@ def smooth_labels(labels, alpha, *, axis=-1, where=None) -> jax.Array:
   return (1 - alpha) * labels + alpha / num_classes
 
 
-def _nonnegative_rule(args, arg):
-  return jnp.all(jnp.asarray(args[arg]) >= 0), "must be >= 0"
-
-
-@value_checks.value_rules(counts=_nonnegative_rule)
+@value_checks.value_rules(counts=value_checks.nonnegative)
 def class_weights_from_counts(counts, *, method="effective_number",
                               beta=0.999) -> jax.Array:
   r"""Class weights from class frequencies, normalised to sum to ``C``.

@@ -17,16 +17,6 @@ from jaxloss._core import reduction as reduction_lib
 from jaxloss._core import value_checks
 
 
-def _nonnegative(args, arg):
-  x = jnp.asarray(args[arg])
-  return jnp.all(x >= 0), "must be >= 0"
-
-
-def _log_probabilities(args, arg):
-  x = jnp.asarray(args[arg])
-  return jnp.all(x <= 0), "must hold log-probabilities (<= 0)"
-
-
 def _axes(name: str, axis, ndim: int) -> tuple[int, ...]:
   """``axis`` (an int, a tuple of ints, or ``None`` for all) as sorted axes."""
   if axis is None:
@@ -71,7 +61,7 @@ def _kl_terms(log_predictions, targets):
   return numerics.xlogx(targets) - targets * log_predictions
 
 
-@value_checks.value_rules(log_predictions=_log_probabilities,
+@value_checks.value_rules(log_predictions=value_checks.log_probabilities,
                           targets=value_checks.unit_interval)
 def kl_divergence(log_predictions, targets, axis=-1, where=None, *,
                   weights=None, reduction="none"):
@@ -112,8 +102,8 @@ def kl_divergence(log_predictions, targets, axis=-1, where=None, *,
                      ("log_predictions", "targets"))
 
 
-@value_checks.value_rules(log_predictions=_log_probabilities,
-                          log_targets=_log_probabilities)
+@value_checks.value_rules(log_predictions=value_checks.log_probabilities,
+                          log_targets=value_checks.log_probabilities)
 def kl_divergence_with_log_targets(log_predictions, log_targets, axis=-1,
                                    where=None, *, weights=None,
                                    reduction="none"):
@@ -157,7 +147,7 @@ def _generalized_kl_terms(log_predictions, targets):
           - targets)
 
 
-@value_checks.value_rules(targets=_nonnegative)
+@value_checks.value_rules(targets=value_checks.nonnegative)
 def generalized_kl_divergence(log_predictions, targets, axis=-1, where=None,
                               *, weights=None, reduction="none"):
   r"""Generalized KL divergence between unnormalized non-negative measures.
@@ -197,7 +187,7 @@ def generalized_kl_divergence(log_predictions, targets, axis=-1, where=None,
                      reduction, ("log_predictions", "targets"))
 
 
-@value_checks.value_rules(targets=_nonnegative)
+@value_checks.value_rules(targets=value_checks.nonnegative)
 def convex_kl_divergence(log_predictions, targets, axis=-1, where=None, *,
                          weights=None, reduction="none"):
   r"""Alias of :func:`generalized_kl_divergence`, kept for optax compatibility.
@@ -235,7 +225,7 @@ def convex_kl_divergence(log_predictions, targets, axis=-1, where=None, *,
                      reduction, ("log_predictions", "targets"))
 
 
-@value_checks.value_rules(log_p=_log_probabilities, log_q=_log_probabilities)
+@value_checks.value_rules(log_p=value_checks.log_probabilities, log_q=value_checks.log_probabilities)
 def js_divergence(log_p, log_q, *, axis=-1, where=None, weights=None,
                   reduction="none"):
   r"""Jensen-Shannon divergence between two distributions given as logs.

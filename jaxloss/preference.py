@@ -40,12 +40,6 @@ __all__ = [
 DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "robust")
 
 
-def _log_probabilities(args, arg):
-  """Value rule: log-probabilities are <= 0."""
-  x = jnp.asarray(args[arg])
-  return jnp.all(x <= 0), "must hold log-probabilities (<= 0)"
-
-
 _TOKEN_RULES = dict(
     chosen_logps=value_checks.bounded(high=0, mask="chosen_mask"),
     rejected_logps=value_checks.bounded(high=0, mask="rejected_mask"))
@@ -79,10 +73,10 @@ def _dpo_inputs(name, policy_chosen_logps, policy_rejected_logps,
       reference_rejected_logps=reference_rejected_logps)
 
 
-_DPO_RULES = dict(policy_chosen_logps=_log_probabilities,
-                  policy_rejected_logps=_log_probabilities,
-                  reference_chosen_logps=_log_probabilities,
-                  reference_rejected_logps=_log_probabilities)
+_DPO_RULES = dict(policy_chosen_logps=value_checks.log_probabilities,
+                  policy_rejected_logps=value_checks.log_probabilities,
+                  reference_chosen_logps=value_checks.log_probabilities,
+                  reference_rejected_logps=value_checks.log_probabilities)
 
 
 @value_checks.value_rules(**_DPO_RULES)

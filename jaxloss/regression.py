@@ -71,12 +71,6 @@ def _optax_cosine(name, predictions, targets, epsilon, axis, where):
                 * _inverse_sqrt(jnp.maximum(norm_t, epsilon))), examples
 
 
-def _signs(args, arg):
-  """Value rule: targets are 1 or −1."""
-  x = jnp.asarray(args[arg])
-  return jnp.all((x == 1) | (x == -1)), "must hold 1 or -1"
-
-
 def squared_error(predictions, targets=None, *, where=None, weights=None,
                   reduction="none"):
   r"""Squared error, elementwise.
@@ -404,7 +398,7 @@ def asymmetric_huber_loss(predictions, targets, *, delta=1.0, alpha=1.0,
                               name=name)
 
 
-@value_checks.value_rules(targets=_signs)
+@value_checks.value_rules(targets=value_checks.signs)
 def cosine_embedding_loss(x1, x2, targets, *, margin=0.0, where=None,
                           weights=None, reduction="none"):
   r"""Cosine embedding loss: pulls pairs with target 1 together, −1 apart.
@@ -458,7 +452,7 @@ def cosine_embedding_loss(x1, x2, targets, *, margin=0.0, where=None,
                               where=examples, name=name)
 
 
-@value_checks.value_rules(targets=_signs)
+@value_checks.value_rules(targets=value_checks.signs)
 def hinge_embedding_loss(inputs, targets, *, margin=1.0, where=None,
                          weights=None, reduction="none"):
   r"""Hinge embedding loss on distances: ``x`` for target 1, hinge for −1.

@@ -59,6 +59,23 @@ def unit_interval(args, arg):
   return jnp.all((x >= 0) & (x <= 1)), "must lie in [0, 1]"
 
 
+def nonnegative(args, arg):
+  """Every entry is >= 0."""
+  return jnp.all(jnp.asarray(args[arg]) >= 0), "must be >= 0"
+
+
+def log_probabilities(args, arg):
+  """Log-probabilities are <= 0."""
+  return (jnp.all(jnp.asarray(args[arg]) <= 0),
+          "must hold log-probabilities (<= 0)")
+
+
+def signs(args, arg):
+  """Binary targets are -1 or +1."""
+  x = jnp.asarray(args[arg])
+  return jnp.all((x == 1) | (x == -1)), "must hold -1 or +1"
+
+
 def positive(args, arg):
   x = jnp.asarray(args[arg])
   return jnp.all(x > 0), "must be > 0"
