@@ -573,9 +573,9 @@ def test_bad_options_of_three_array_losses_raise():
      {"quantiles": jnp.array([0.5, 1.2])},
      "quantile_loss: argument `quantiles` must lie in"),
     (jl.cosine_embedding_loss, ([[1.0, 0.0]], [[0.0, 1.0]], [0]), {},
-     "cosine_embedding_loss: argument `targets` must hold -1 or +1"),
+     "cosine_embedding_loss: argument `targets` must hold -1 or \\+1"),
     (jl.hinge_embedding_loss, ([1.0, 0.0], [1, 2]), {},
-     "hinge_embedding_loss: argument `targets` must hold -1 or +1"),
+     "hinge_embedding_loss: argument `targets` must hold -1 or \\+1"),
     (jl.absolute_error, ([1.0, np.nan], [1.0, 1.0]), {},
      "absolute_error: argument `predictions` contains NaN"),
 ])
