@@ -8,7 +8,9 @@ fast-math at any level). Benchmarks and the demo keep the default flags.
 
 import os
 
-_FAST_COMPILE = ("--xla_backend_optimization_level=0 "
-                 "--xla_cpu_use_fusion_emitters=false")
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " "
-                           + _FAST_COMPILE).strip()
+_FAST_COMPILE = (
+  "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+)
+os.environ["XLA_FLAGS"] = (
+  os.environ.get("XLA_FLAGS", "") + " " + _FAST_COMPILE
+).strip()

@@ -40,15 +40,16 @@ def cpu_model() -> str:
   return platform.processor() or platform.machine()
 
 
-def write_section(results: pathlib.Path, begin: str, end: str,
-                  section: str) -> None:
+def write_section(
+  results: pathlib.Path, begin: str, end: str, section: str
+) -> None:
   """Puts ``section`` between the ``begin`` and ``end`` markers of
   ``results`` (appended, markers included, if they are not there yet)."""
   text = results.read_text() if results.exists() else "# Benchmark results\n"
   block = f"{begin}\n{section}{end}\n"
   start, stop = text.find(begin), text.find(end)
   if start >= 0 and stop > start:
-    text = text[:start] + block + text[stop + len(end):].lstrip("\n")
+    text = text[:start] + block + text[stop + len(end) :].lstrip("\n")
   else:
     text = text.rstrip("\n") + "\n\n" + block
   results.write_text(text)

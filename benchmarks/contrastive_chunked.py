@@ -25,7 +25,6 @@ import datetime
 import os
 import pathlib
 import platform
-import time
 
 import jax
 import jax.numpy as jnp
@@ -47,31 +46,40 @@ def _supcon(x, y, t, chunk_size):
   del y  # one view per example; labels shared by groups of four.
   labels = jnp.arange(x.shape[0]) // 4
   return contrastive.supervised_contrastive_loss(
-      x, labels, temperature=t, chunk_size=chunk_size, reduction="mean")
+    x, labels, temperature=t, chunk_size=chunk_size, reduction="mean"
+  )
 
 
 LOSSES = {
-    "clip_loss": lambda x, y, t, c: contrastive.clip_loss(
-        x, y, temperature=t, chunk_size=c, reduction="mean"),
-    "infonce_loss": lambda x, y, t, c: contrastive.infonce_loss(
-        x, y, temperature=t, chunk_size=c, reduction="mean"),
-    "siglip_loss": lambda x, y, t, c: contrastive.siglip_loss(
-        x, y, logit_scale=1 / t, chunk_size=c, reduction="mean"),
-    "supervised_contrastive_loss": _supcon,
+  "clip_loss": lambda x, y, t, c: contrastive.clip_loss(
+    x, y, temperature=t, chunk_size=c, reduction="mean"
+  ),
+  "infonce_loss": lambda x, y, t, c: contrastive.infonce_loss(
+    x, y, temperature=t, chunk_size=c, reduction="mean"
+  ),
+  "siglip_loss": lambda x, y, t, c: contrastive.siglip_loss(
+    x, y, logit_scale=1 / t, chunk_size=c, reduction="mean"
+  ),
+  "supervised_contrastive_loss": _supcon,
 }
 
 
 def step(loss, chunk_size):
   """``jit(value_and_grad)`` with respect to both embeddings and the
   temperature (or SigLIP's scale)."""
-  return jax.jit(jax.value_and_grad(
-      lambda x, y, t: loss(x, y, t, chunk_size), argnums=(0, 1, 2)))
+  return jax.jit(
+    jax.value_and_grad(
+      lambda x, y, t: loss(x, y, t, chunk_size), argnums=(0, 1, 2)
+    )
+  )
 
 
 def temp_bytes(loss, chunk_size, batch) -> int:
   embeddings = jax.ShapeDtypeStruct((batch, DIM), jnp.float32)
   scalar = jax.ShapeDtypeStruct((), jnp.float32)
-  compiled = step(loss, chunk_size).lower(embeddings, embeddings, scalar).compile()
+  compiled = (
+    step(loss, chunk_size).lower(embeddings, embeddings, scalar).compile()
+  )
   return compiled.memory_analysis().temp_size_in_bytes
 
 
@@ -81,37 +89,62 @@ def run(repeats: int, chunk: int, losses) -> str:
   for name in losses:
     loss = LOSSES[name]
     for batch in MEMORY_BATCHES:
-      dense_mem, chunk_mem = temp_bytes(loss, None, batch), temp_bytes(loss, chunk, batch)
-      row = [name, f"{batch:,}", mib(dense_mem), mib(chunk_mem),
-             f"1/{dense_mem / chunk_mem:.0f}"]
+      dense_mem, chunk_mem = (
+        temp_bytes(loss, None, batch),
+        temp_bytes(loss, chunk, batch),
+      )
+      row = [
+        name,
+        f"{batch:,}",
+        mib(dense_mem),
+        mib(chunk_mem),
+        f"1/{dense_mem / chunk_mem:.0f}",
+      ]
       if batch in TIME_BATCHES:
-        x, y = (jnp.asarray(rng.normal(size=(batch, DIM)), jnp.float32)
-                for _ in range(2))
+        x, y = (
+          jnp.asarray(rng.normal(size=(batch, DIM)), jnp.float32)
+          for _ in range(2)
+        )
         args = (x, y, jnp.float32(0.07))
-        times = median_times({"dense": step(loss, None),
-                              "chunked": step(loss, chunk)}, args, repeats)
-        row += [f"{times['dense']:.3f} s", f"{times['chunked']:.3f} s",
-                f"{times['chunked'] / times['dense']:.2f}×"]
+        times = median_times(
+          {"dense": step(loss, None), "chunked": step(loss, chunk)},
+          args,
+          repeats,
+        )
+        row += [
+          f"{times['dense']:.3f} s",
+          f"{times['chunked']:.3f} s",
+          f"{times['chunked'] / times['dense']:.2f}×",
+        ]
         del x, y, args
       else:
         row += ["not run"] * 3
       print(" | ".join(row), flush=True)
       rows.append(row)
-  header = ["loss", "batch", "dense temp", f"chunked temp (chunk {chunk})",
-            "chunked / dense memory", "dense time", "chunked time",
-            "chunked / dense time"]
-  table = ["| " + " | ".join(header) + " |",
-           "|" + "---|" * len(header)]
+  header = [
+    "loss",
+    "batch",
+    "dense temp",
+    f"chunked temp (chunk {chunk})",
+    "chunked / dense memory",
+    "dense time",
+    "chunked time",
+    "chunked / dense time",
+  ]
+  table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   table += ["| " + " | ".join(row) + " |" for row in rows]
-  machine = (f"{os.cpu_count()} CPU cores ({cpu_model()}), "
-             f"{jax.devices()[0].platform} device, jax {jax.__version__}, "
-             f"jaxlib {jaxlib.__version__}, Python {platform.python_version()}")
-  return "\n".join([
+  machine = (
+    f"{os.cpu_count()} CPU cores ({cpu_model()}), "
+    f"{jax.devices()[0].platform} device, jax {jax.__version__}, "
+    f"jaxlib {jaxlib.__version__}, Python {platform.python_version()}"
+  )
+  return "\n".join(
+    [
       "## Contrastive losses: dense vs chunked (`benchmarks/contrastive_chunked.py`)",
       "",
       f"Forward + backward (`jit(value_and_grad)` with respect to both "
       f"embeddings and the temperature), dim {DIM}, float32, one CPU device, "
-      f"`reduction=\"mean\"`. Memory: compiled temporary bytes "
+      f'`reduction="mean"`. Memory: compiled temporary bytes '
       f"(`memory_analysis().temp_size_in_bytes`); batch 65,536 is compiled, "
       f"not run. Time: median of {repeats} rounds after a warm-up, dense and "
       f"chunked interleaved in each round.",
@@ -131,17 +164,22 @@ def run(repeats: int, chunk: int, losses) -> str:
       "small batches that fit in cache) expect the chunked step to take up "
       "to about 4/3 of the dense time.",
       "",
-  ])
+    ]
+  )
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--repeats", type=int, default=9)
   parser.add_argument("--chunk", type=int, default=512)
-  parser.add_argument("--losses", nargs="+", default=list(LOSSES),
-                      choices=list(LOSSES))
-  parser.add_argument("--no-write", action="store_true",
-                      help="print the table without updating RESULTS.md")
+  parser.add_argument(
+    "--losses", nargs="+", default=list(LOSSES), choices=list(LOSSES)
+  )
+  parser.add_argument(
+    "--no-write",
+    action="store_true",
+    help="print the table without updating RESULTS.md",
+  )
   args = parser.parse_args()
   section = run(args.repeats, args.chunk, args.losses)
   print(section)

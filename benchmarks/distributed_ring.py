@@ -26,8 +26,9 @@ import os
 
 DEVICES = 8
 os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "")
-    + f" --xla_force_host_platform_device_count={DEVICES}")
+  os.environ.get("XLA_FLAGS", "")
+  + f" --xla_force_host_platform_device_count={DEVICES}"
+)
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
@@ -39,8 +40,12 @@ import jax.numpy as jnp  # noqa: E402
 import jaxlib  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks._report import (cpu_model, median_times, mib,  # noqa: E402
-                                write_section)
+from benchmarks._report import (
+  cpu_model,
+  median_times,
+  mib,
+  write_section,
+)
 from jaxloss import distributed as jd  # noqa: E402
 
 DIM = 256
@@ -53,17 +58,20 @@ END = "<!-- distributed_ring: end -->"
 TARGET_MEMORY, TARGET_TIME = 1 / 30, 1.5  # ring / all_gather, from issue 6.
 
 LOSSES = {  # (x, y, hyper, strategy, chunk) -> global loss; hyper learned.
-    "clip_loss": lambda sharded: lambda x, y, t, s, c: sharded(
-        x, y, temperature=t, strategy=s, chunk_size=c),
-    "siglip_loss": lambda sharded: lambda x, y, t, s, c: sharded(
-        x, y, logit_scale=t, strategy=s, chunk_size=c),
+  "clip_loss": lambda sharded: (
+    lambda x, y, t, s, c: sharded(x, y, temperature=t, strategy=s, chunk_size=c)
+  ),
+  "siglip_loss": lambda sharded: (
+    lambda x, y, t, s, c: sharded(x, y, logit_scale=t, strategy=s, chunk_size=c)
+  ),
 }
 HYPER = {"clip_loss": 0.07, "siglip_loss": 10.0}
 
 
 def _mesh():
-  return jax.make_mesh((DEVICES,), ("data",),
-                       axis_types=(jax.sharding.AxisType.Auto,))
+  return jax.make_mesh(
+    (DEVICES,), ("data",), axis_types=(jax.sharding.AxisType.Auto,)
+  )
 
 
 def step(name, strategy, chunk, mesh):
@@ -71,8 +79,11 @@ def step(name, strategy, chunk, mesh):
   temperature (SigLIP: the scale)."""
   loss = LOSSES[name](jd.shard(getattr(jd, name), mesh))
   chunk = chunk if strategy == "ring" else None  # all_gather: dense.
-  return jax.jit(jax.value_and_grad(
-      lambda x, y, t: loss(x, y, t, strategy, chunk), argnums=(0, 1, 2)))
+  return jax.jit(
+    jax.value_and_grad(
+      lambda x, y, t: loss(x, y, t, strategy, chunk), argnums=(0, 1, 2)
+    )
+  )
 
 
 def _plain_clip(x, y, t):
@@ -85,8 +96,9 @@ def _plain_clip(x, y, t):
     chosen = jnp.take_along_axis(logits, labels[:, None], axis=1)[:, 0]
     return jax.nn.logsumexp(logits, axis=1) - chosen
 
-  local = (cross_entropy(x @ every_y.T / t)
-           + cross_entropy(y @ every_x.T / t)) / 2
+  local = (
+    cross_entropy(x @ every_y.T / t) + cross_entropy(y @ every_x.T / t)
+  ) / 2
   return jax.lax.psum(jnp.sum(local), "data") / (x.shape[0] * DEVICES)
 
 
@@ -106,39 +118,44 @@ PLAIN = {"clip_loss": _plain_clip, "siglip_loss": _plain_siglip}
 
 def plain_step(name, mesh):
   """The same step for a plain all_gather loss written without jaxloss."""
-  loss = jax.shard_map(PLAIN[name], mesh=mesh,
-                       in_specs=(jax.P("data"), jax.P("data"), jax.P()),
-                       out_specs=jax.P())
+  loss = jax.shard_map(
+    PLAIN[name],
+    mesh=mesh,
+    in_specs=(jax.P("data"), jax.P("data"), jax.P()),
+    out_specs=jax.P(),
+  )
   return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))
 
 
 def temp_bytes(make_step, batch, mesh) -> int:
   sharding = jax.NamedSharding(mesh, jax.P("data"))
-  embeddings = jax.ShapeDtypeStruct((batch, DIM), jnp.float32,
-                                    sharding=sharding)
+  embeddings = jax.ShapeDtypeStruct(
+    (batch, DIM), jnp.float32, sharding=sharding
+  )
   scalar = jax.ShapeDtypeStruct((), jnp.float32)
   compiled = make_step().lower(embeddings, embeddings, scalar).compile()
   return compiled.memory_analysis().temp_size_in_bytes
 
 
 READING = (
-    "Reading the numbers: the all_gather step holds `b × B` matrices (the "
-    "logits and what autodiff saves of them; for CLIP both directions, "
-    "image→text and text→image), so its memory grows with the global batch "
-    "`B`; the ring holds one `b × chunk` block of logits and a few "
-    "`b × dim` buffers (the travelling block, its gradient), whatever the "
-    "number of devices. For CLIP the ring is also faster: it computes each "
-    "block's logits once for both directions (four `b × b × dim` products "
-    "per block: one in the forward pass, three in the backward) where the "
-    "all_gather step computes the two `b × B` directions separately (two "
-    "products forward, four backward). For SigLIP the ring does four "
-    "products where the all_gather step does three, plus the chunk loop. "
-    "On accelerators the ring's `ppermute`s overlap with the products; here "
-    "the simulated devices share the CPU, so the times measure compute. The "
-    "plain column shows that the all_gather strategy is no heavier than a "
-    "hand-written gather loss (issue 6 quoted about 8.7 GB for one at "
-    "65,536; the one compiled here, which gathers both sides as open_clip "
-    "does, needs as much as jaxloss's all_gather).")
+  "Reading the numbers: the all_gather step holds `b × B` matrices (the "
+  "logits and what autodiff saves of them; for CLIP both directions, "
+  "image→text and text→image), so its memory grows with the global batch "
+  "`B`; the ring holds one `b × chunk` block of logits and a few "
+  "`b × dim` buffers (the travelling block, its gradient), whatever the "
+  "number of devices. For CLIP the ring is also faster: it computes each "
+  "block's logits once for both directions (four `b × b × dim` products "
+  "per block: one in the forward pass, three in the backward) where the "
+  "all_gather step computes the two `b × B` directions separately (two "
+  "products forward, four backward). For SigLIP the ring does four "
+  "products where the all_gather step does three, plus the chunk loop. "
+  "On accelerators the ring's `ppermute`s overlap with the products; here "
+  "the simulated devices share the CPU, so the times measure compute. The "
+  "plain column shows that the all_gather strategy is no heavier than a "
+  "hand-written gather loss (issue 6 quoted about 8.7 GB for one at "
+  "65,536; the one compiled here, which gathers both sides as open_clip "
+  "does, needs as much as jaxloss's all_gather)."
+)
 
 
 def run(repeats: int, chunk: int, losses) -> tuple[str, list]:
@@ -148,57 +165,87 @@ def run(repeats: int, chunk: int, losses) -> tuple[str, list]:
   rows, verdicts = [], []
   for name in losses:
     for batch in MEMORY_BATCHES:
-      memory = {s: temp_bytes(lambda: step(name, s, chunk, mesh), batch, mesh)
-                for s in STRATEGIES}
+      memory = {
+        s: temp_bytes(lambda: step(name, s, chunk, mesh), batch, mesh)
+        for s in STRATEGIES
+      }
       plain = temp_bytes(lambda: plain_step(name, mesh), batch, mesh)
       ratio = memory["ring"] / memory["all_gather"]
-      row = [name, f"{batch:,}", f"{batch // DEVICES:,}", mib(plain),
-             mib(memory["all_gather"]), mib(memory["ring"]),
-             f"1/{1 / ratio:.0f}", f"1/{plain / memory['ring']:.0f}"]
+      row = [
+        name,
+        f"{batch:,}",
+        f"{batch // DEVICES:,}",
+        mib(plain),
+        mib(memory["all_gather"]),
+        mib(memory["ring"]),
+        f"1/{1 / ratio:.0f}",
+        f"1/{plain / memory['ring']:.0f}",
+      ]
       if batch == MEMORY_BATCHES[-1]:
         verdicts.append((name, "memory", batch, ratio, ratio <= TARGET_MEMORY))
       if batch in TIME_BATCHES:
-        x, y = (jax.device_put(jnp.asarray(rng.normal(size=(batch, DIM)),
-                                           jnp.float32), sharding)
-                for _ in range(2))
+        x, y = (
+          jax.device_put(
+            jnp.asarray(rng.normal(size=(batch, DIM)), jnp.float32), sharding
+          )
+          for _ in range(2)
+        )
         args = (x, y, jnp.float32(HYPER[name]))
-        times = median_times({s: step(name, s, chunk, mesh)
-                              for s in STRATEGIES}, args, repeats)
+        times = median_times(
+          {s: step(name, s, chunk, mesh) for s in STRATEGIES}, args, repeats
+        )
         slowdown = times["ring"] / times["all_gather"]
-        row += [f"{times['all_gather']:.3f} s", f"{times['ring']:.3f} s",
-                f"{slowdown:.2f}×"]
+        row += [
+          f"{times['all_gather']:.3f} s",
+          f"{times['ring']:.3f} s",
+          f"{slowdown:.2f}×",
+        ]
         if batch == TIME_BATCHES[-1]:
-          verdicts.append((name, "time", batch, slowdown,
-                           slowdown <= TARGET_TIME))
+          verdicts.append(
+            (name, "time", batch, slowdown, slowdown <= TARGET_TIME)
+          )
         del x, y, args
       else:
         row += ["not run"] * 3
       print(" | ".join(row), flush=True)
       rows.append(row)
-  header = ["loss", "global batch", "per device", "plain all_gather temp",
-            "all_gather temp", f"ring temp (chunk {chunk})",
-            "ring / all_gather memory", "ring / plain memory",
-            "all_gather time", "ring time", "ring / all_gather time"]
+  header = [
+    "loss",
+    "global batch",
+    "per device",
+    "plain all_gather temp",
+    "all_gather temp",
+    f"ring temp (chunk {chunk})",
+    "ring / all_gather memory",
+    "ring / plain memory",
+    "all_gather time",
+    "ring time",
+    "ring / all_gather time",
+  ]
   table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   table += ["| " + " | ".join(row) + " |" for row in rows]
   targets = [
-      f"* {name}, {what} at {batch:,}: ring / all_gather = "
-      + (f"1/{1 / ratio:.0f}" if what == "memory" else f"{ratio:.2f}×")
-      + f" (target {'≤ 1/30' if what == 'memory' else '≤ 1.5×'}): "
-      + ("met" if ok else "**missed**")
-      for name, what, batch, ratio, ok in sorted(verdicts)]
-  machine = (f"{os.cpu_count()} CPU cores ({cpu_model()}), {DEVICES} "
-             f"simulated {jax.devices()[0].platform} devices, jax "
-             f"{jax.__version__}, jaxlib {jaxlib.__version__}, Python "
-             f"{platform.python_version()}")
-  section = "\n".join([
+    f"* {name}, {what} at {batch:,}: ring / all_gather = "
+    + (f"1/{1 / ratio:.0f}" if what == "memory" else f"{ratio:.2f}×")
+    + f" (target {'≤ 1/30' if what == 'memory' else '≤ 1.5×'}): "
+    + ("met" if ok else "**missed**")
+    for name, what, batch, ratio, ok in sorted(verdicts)
+  ]
+  machine = (
+    f"{os.cpu_count()} CPU cores ({cpu_model()}), {DEVICES} "
+    f"simulated {jax.devices()[0].platform} devices, jax "
+    f"{jax.__version__}, jaxlib {jaxlib.__version__}, Python "
+    f"{platform.python_version()}"
+  )
+  section = "\n".join(
+    [
       "## Sharded contrastive losses: ring vs all_gather "
       "(`benchmarks/distributed_ring.py`)",
       "",
       f"Forward + backward (`jit(value_and_grad)` with respect to both "
       f"embeddings and the temperature / SigLIP scale) of "
       f"`jaxloss.distributed.shard(loss, mesh)` on {DEVICES} simulated CPU "
-      f"devices (one mesh axis), dim {DIM}, float32, `reduction=\"mean\"`. "
+      f'devices (one mesh axis), dim {DIM}, float32, `reduction="mean"`. '
       f"`all_gather`: dense `b × B` logits per device; `ring`: "
       f"`chunk_size={chunk}`. Memory: compiled per-device temporary bytes "
       f"(`memory_analysis().temp_size_in_bytes`); batch 65,536 is compiled, "
@@ -222,7 +269,8 @@ def run(repeats: int, chunk: int, losses) -> tuple[str, list]:
       "",
       READING,
       "",
-  ])
+    ]
+  )
   return section, verdicts
 
 
@@ -230,10 +278,14 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--chunk", type=int, default=512)
-  parser.add_argument("--losses", nargs="+", default=list(LOSSES),
-                      choices=list(LOSSES))
-  parser.add_argument("--no-write", action="store_true",
-                      help="print the table without updating RESULTS.md")
+  parser.add_argument(
+    "--losses", nargs="+", default=list(LOSSES), choices=list(LOSSES)
+  )
+  parser.add_argument(
+    "--no-write",
+    action="store_true",
+    help="print the table without updating RESULTS.md",
+  )
   args = parser.parse_args()
   section, _ = run(args.repeats, args.chunk, args.losses)
   print(section)

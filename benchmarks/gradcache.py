@@ -25,15 +25,14 @@ import datetime
 import os
 import pathlib
 import platform
-import time
 
 import jax
 import jax.numpy as jnp
 import jaxlib
 import numpy as np
 
-from benchmarks._report import cpu_model, median_times, mib, write_section
 import jaxloss as jl
+from benchmarks._report import cpu_model, median_times, mib, write_section
 from jaxloss import train
 
 RESULTS = pathlib.Path(__file__).with_name("RESULTS.md")
@@ -49,12 +48,17 @@ TIME_BATCH = 4096
 def init(seed: int) -> dict:
   def tower(key):
     keys = jax.random.split(key, len(SIZES) - 1)
-    return [{"w": jax.random.normal(k, (m, n)) / np.sqrt(m),
-             "b": jnp.zeros((1, n))}
-            for k, m, n in zip(keys, SIZES[:-1], SIZES[1:])]
+    return [
+      {"w": jax.random.normal(k, (m, n)) / np.sqrt(m), "b": jnp.zeros((1, n))}
+      for k, m, n in zip(keys, SIZES[:-1], SIZES[1:])
+    ]
+
   image_key, text_key = jax.random.split(jax.random.key(seed))
-  return {"image": tower(image_key), "text": tower(text_key),
-          "log_scale": jnp.asarray(np.log(1 / 0.07), jnp.float32)}
+  return {
+    "image": tower(image_key),
+    "text": tower(text_key),
+    "log_scale": jnp.asarray(np.log(1 / 0.07), jnp.float32),
+  }
 
 
 def mlp(layers, x):
@@ -71,15 +75,20 @@ def encode(params, inputs):
 
 
 def loss(params, embeddings):
-  return jl.clip_loss(*embeddings, temperature=jnp.exp(-params["log_scale"]),
-                      chunk_size=LOSS_CHUNK, reduction="mean")
+  return jl.clip_loss(
+    *embeddings,
+    temperature=jnp.exp(-params["log_scale"]),
+    chunk_size=LOSS_CHUNK,
+    reduction="mean",
+  )
 
 
 def variants() -> dict:
   return {
-      "full": jax.jit(jax.value_and_grad(lambda p, x: loss(p, encode(p, x)))),
-      "grad_cache": jax.jit(train.grad_cache(encode, loss,
-                                             mini_batch_size=MINI_BATCH)),
+    "full": jax.jit(jax.value_and_grad(lambda p, x: loss(p, encode(p, x)))),
+    "grad_cache": jax.jit(
+      train.grad_cache(encode, loss, mini_batch_size=MINI_BATCH)
+    ),
   }
 
 
@@ -103,32 +112,54 @@ def run(repeats: int) -> str:
   fns = variants()
   rows = []
   for batch in MEMORY_BATCHES:
-    full, cached = (temp_bytes(fns[k], params, spec(batch, SIZES[0]))
-                    for k in ("full", "grad_cache"))
+    full, cached = (
+      temp_bytes(fns[k], params, spec(batch, SIZES[0]))
+      for k in ("full", "grad_cache")
+    )
     alone = loss_alone_bytes(params, batch)
     shares = (full - alone, cached - alone)
-    rows.append([f"{batch:,}", mib(full), mib(cached),
-                 f"1/{full / cached:.1f}", mib(alone),
-                 mib(full - alone), mib(cached - alone)])
+    rows.append(
+      [
+        f"{batch:,}",
+        mib(full),
+        mib(cached),
+        f"1/{full / cached:.1f}",
+        mib(alone),
+        mib(full - alone),
+        mib(cached - alone),
+      ]
+    )
     print(" | ".join(rows[-1]), flush=True)
   keys = jax.random.split(jax.random.key(1))
   x = tuple(jax.random.normal(k, (TIME_BATCH, SIZES[0])) for k in keys)
   times = median_times(fns, (params, x), repeats)
   (full_loss, full_grads), (gc_loss, gc_grads) = (
-      fns[k](params, x) for k in ("full", "grad_cache"))
-  difference = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(
-      jax.tree.leaves(full_grads), jax.tree.leaves(gc_grads)))
+    fns[k](params, x) for k in ("full", "grad_cache")
+  )
+  difference = max(
+    float(jnp.max(jnp.abs(a - b)))
+    for a, b in zip(jax.tree.leaves(full_grads), jax.tree.leaves(gc_grads))
+  )
   scale = max(float(jnp.max(jnp.abs(a))) for a in jax.tree.leaves(full_grads))
   encoder_ratio = shares[0] / shares[1]
-  header = ["batch", "full-batch temp", f"GradCache temp (mini-batch "
-            f"{MINI_BATCH})", "GradCache / full", "loss alone",
-            "full − loss", "GradCache − loss"]
+  header = [
+    "batch",
+    "full-batch temp",
+    f"GradCache temp (mini-batch {MINI_BATCH})",
+    "GradCache / full",
+    "loss alone",
+    "full − loss",
+    "GradCache − loss",
+  ]
   table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   table += ["| " + " | ".join(row) + " |" for row in rows]
-  machine = (f"{os.cpu_count()} CPU cores ({cpu_model()}), "
-             f"{jax.devices()[0].platform} device, jax {jax.__version__}, "
-             f"jaxlib {jaxlib.__version__}, Python {platform.python_version()}")
-  return "\n".join([
+  machine = (
+    f"{os.cpu_count()} CPU cores ({cpu_model()}), "
+    f"{jax.devices()[0].platform} device, jax {jax.__version__}, "
+    f"jaxlib {jaxlib.__version__}, Python {platform.python_version()}"
+  )
+  return "\n".join(
+    [
       "## GradCache vs full-batch gradient (`benchmarks/gradcache.py`)",
       "",
       f"Two-tower MLP encoder (layers {' → '.join(map(str, SIZES))}, GELU, "
@@ -155,7 +186,7 @@ def run(repeats: int) -> str:
       f"{difference:.1e} (largest gradient entry {scale:.1e}), float32 "
       f"rounding.",
       "",
-      "Reading the memory: \"loss alone\" is the chunked loss's own "
+      'Reading the memory: "loss alone" is the chunked loss\'s own '
       "temporary memory (its value and gradient given the embeddings), "
       "O(batch × chunk), which both variants need. Beyond it, the full-batch "
       "gradient keeps every layer's activations for the whole batch, "
@@ -164,14 +195,18 @@ def run(repeats: int) -> str:
       f"mini-batch's activations: {encoder_ratio:.0f}× less here, and the "
       "gap widens with a wider or deeper encoder.",
       "",
-  ])
+    ]
+  )
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--repeats", type=int, default=5)
-  parser.add_argument("--no-write", action="store_true",
-                      help="print the section without updating RESULTS.md")
+  parser.add_argument(
+    "--no-write",
+    action="store_true",
+    help="print the section without updating RESULTS.md",
+  )
   args = parser.parse_args()
   section = run(args.repeats)
   print(section)

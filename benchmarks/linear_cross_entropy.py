@@ -38,8 +38,8 @@ import jaxlib
 import numpy as np
 import optax
 
-from benchmarks._report import cpu_model, mib, write_section
 import jaxloss
+from benchmarks._report import cpu_model, mib, write_section
 from jaxloss import _sequence_linear
 
 TIMED = (4096, 512, 32768)  # tokens, dim, vocab
@@ -53,13 +53,16 @@ LOADS = []  # the machine's load average at the start of each timed round
 def naive(hidden, weight, labels):
   logits = hidden @ weight
   return optax.losses.softmax_cross_entropy_with_integer_labels(
-      logits, labels).mean()
+    logits, labels
+  ).mean()
 
 
 def chunked(chunk_size):
   def loss(hidden, weight, labels):
-    return jaxloss.linear_cross_entropy(hidden, weight, labels,
-                                        chunk_size=chunk_size)
+    return jaxloss.linear_cross_entropy(
+      hidden, weight, labels, chunk_size=chunk_size
+    )
+
   return loss
 
 
@@ -68,9 +71,11 @@ def step(loss):
 
 
 def _shapes(tokens, dim, vocab):
-  return (jax.ShapeDtypeStruct((tokens, dim), jnp.float32),
-          jax.ShapeDtypeStruct((dim, vocab), jnp.float32),
-          jax.ShapeDtypeStruct((tokens,), jnp.int32))
+  return (
+    jax.ShapeDtypeStruct((tokens, dim), jnp.float32),
+    jax.ShapeDtypeStruct((dim, vocab), jnp.float32),
+    jax.ShapeDtypeStruct((tokens,), jnp.int32),
+  )
 
 
 def temp_bytes(loss, sizes) -> int:
@@ -99,8 +104,9 @@ def interleaved_times(fns: dict, args, repeats: int) -> dict:
 def paired_ratio(times: dict, which: int) -> float:
   """Median over the rounds of chunked / naive (wall: ``which=0``, CPU: 1):
   the two calls of a round run back to back, under about the same load."""
-  return statistics.median(c[which] / n[which] for n, c in
-                           zip(times["naive"], times["chunked"]))
+  return statistics.median(
+    c[which] / n[which] for n, c in zip(times["naive"], times["chunked"])
+  )
 
 
 def torch_time(hidden, weight, labels, repeats: int):
@@ -137,53 +143,88 @@ def run(repeats: int, chunk) -> str:
   chunk_label = {}
   for sizes, timed in ((TIMED, True), (COMPILED, False)):
     tokens, dim, vocab = sizes
-    used = (_sequence_linear.default_chunk_size(tokens, vocab) if chunk is None
-            else chunk)
+    used = (
+      _sequence_linear.default_chunk_size(tokens, vocab)
+      if chunk is None
+      else chunk
+    )
     chunk_label[sizes] = used
     naive_mem = temp_bytes(naive, sizes)
     chunk_mem = temp_bytes(chunked(chunk), sizes)
-    row = [_sizes(sizes), f"{used:,}", mib(naive_mem), mib(chunk_mem),
-           f"1/{naive_mem / chunk_mem:.0f}"]
+    row = [
+      _sizes(sizes),
+      f"{used:,}",
+      mib(naive_mem),
+      mib(chunk_mem),
+      f"1/{naive_mem / chunk_mem:.0f}",
+    ]
     if timed:
       rng = np.random.default_rng(0)
       hidden = jnp.asarray(rng.normal(size=(tokens, dim)), jnp.float32)
-      weight = jnp.asarray(rng.normal(size=(dim, vocab)) / np.sqrt(dim),
-                           jnp.float32)
+      weight = jnp.asarray(
+        rng.normal(size=(dim, vocab)) / np.sqrt(dim), jnp.float32
+      )
       labels = jnp.asarray(rng.integers(0, vocab, size=tokens), jnp.int32)
       args = (hidden, weight, labels)
       steps = {"naive": step(naive), "chunked": step(chunked(chunk))}
-      (naive_value, naive_grads), (value, grads) = (steps["naive"](*args),
-                                                    steps["chunked"](*args))
-      error = max(float(jnp.max(jnp.abs(a - b))) for a, b in
-                  zip((naive_value, *naive_grads), (value, *grads)))
+      (naive_value, naive_grads), (value, grads) = (
+        steps["naive"](*args),
+        steps["chunked"](*args),
+      )
+      error = max(
+        float(jnp.max(jnp.abs(a - b)))
+        for a, b in zip((naive_value, *naive_grads), (value, *grads))
+      )
       times = interleaved_times(steps, args, repeats)
       wall = {k: statistics.median(t for t, _ in v) for k, v in times.items()}
       cpu = {k: statistics.median(c for _, c in v) for k, v in times.items()}
-      row += [f"{wall['naive']:.2f} s", f"{wall['chunked']:.2f} s",
-              f"{paired_ratio(times, 0):.2f}×",
-              f"{cpu['naive']:.2f} s / {cpu['chunked']:.2f} s "
-              f"({paired_ratio(times, 1):.2f}×)"]
-      print("rounds (wall, cpu):",
-            {k: [(round(t, 2), round(c, 2)) for t, c in v]
-             for k, v in times.items()}, flush=True)
+      row += [
+        f"{wall['naive']:.2f} s",
+        f"{wall['chunked']:.2f} s",
+        f"{paired_ratio(times, 0):.2f}×",
+        f"{cpu['naive']:.2f} s / {cpu['chunked']:.2f} s "
+        f"({paired_ratio(times, 1):.2f}×)",
+      ]
+      print(
+        "rounds (wall, cpu):",
+        {
+          k: [(round(t, 2), round(c, 2)) for t, c in v]
+          for k, v in times.items()
+        },
+        flush=True,
+      )
       torch_seconds = torch_time(hidden, weight, labels, repeats)
-      torch_cell = ("torch not installed" if torch_seconds is None
-                    else f"{torch_seconds:.2f} s")
+      torch_cell = (
+        "torch not installed"
+        if torch_seconds is None
+        else f"{torch_seconds:.2f} s"
+      )
       del hidden, weight, labels, args, steps
     else:
       row += ["not run"] * 4
     print(" | ".join(row), flush=True)
     rows.append(row)
-  header = ["sizes (float32)", "chunk", "naive temp", "chunked temp",
-            "chunked / naive memory", "naive time", "chunked time",
-            "chunked / naive time", "CPU time: naive / chunked (ratio)"]
+  header = [
+    "sizes (float32)",
+    "chunk",
+    "naive temp",
+    "chunked temp",
+    "chunked / naive memory",
+    "naive time",
+    "chunked time",
+    "chunked / naive time",
+    "CPU time: naive / chunked (ratio)",
+  ]
   table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   table += ["| " + " | ".join(row) + " |" for row in rows]
-  machine = (f"{os.cpu_count()} CPU cores ({cpu_model()}), "
-             f"{jax.devices()[0].platform} device, jax {jax.__version__}, "
-             f"jaxlib {jaxlib.__version__}, optax {optax.__version__}, "
-             f"Python {platform.python_version()}")
-  return "\n".join([
+  machine = (
+    f"{os.cpu_count()} CPU cores ({cpu_model()}), "
+    f"{jax.devices()[0].platform} device, jax {jax.__version__}, "
+    f"jaxlib {jaxlib.__version__}, optax {optax.__version__}, "
+    f"Python {platform.python_version()}"
+  )
+  return "\n".join(
+    [
       "## Linear cross-entropy: naive vs chunked "
       "(`benchmarks/linear_cross_entropy.py`)",
       "",
@@ -229,16 +270,24 @@ def run(repeats: int, chunk) -> str:
       "within a few per cent of the naive one. Skipping the recomputation "
       "would mean storing the logits, the memory the chunking saves.",
       "",
-  ])
+    ]
+  )
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--repeats", type=int, default=7)
-  parser.add_argument("--chunk", type=int, default=None,
-                      help="vocabulary chunk (default: the library's)")
-  parser.add_argument("--no-write", action="store_true",
-                      help="print the table without updating RESULTS.md")
+  parser.add_argument(
+    "--chunk",
+    type=int,
+    default=None,
+    help="vocabulary chunk (default: the library's)",
+  )
+  parser.add_argument(
+    "--no-write",
+    action="store_true",
+    help="print the table without updating RESULTS.md",
+  )
   args = parser.parse_args()
   section = run(args.repeats, args.chunk)
   if not args.no_write:

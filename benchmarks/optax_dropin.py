@@ -40,8 +40,8 @@ import numpy as np
 import optax
 from jax.scipy.special import logsumexp
 
-from benchmarks._report import cpu_model, write_section
 import jaxloss
+from benchmarks._report import cpu_model, write_section
 
 HERE = pathlib.Path(__file__).parent
 RESULTS = HERE / "RESULTS.md"
@@ -80,94 +80,145 @@ def _ctc(rng):
   """64 sequences of 128 frames, 32 classes (blank 0), labels of 20 to 32
   tokens padded to 32."""
   batch, frames, classes, max_len = 64, 128, 32, 32
-  labels = jnp.asarray(rng.integers(1, classes, size=(batch, max_len)),
-                       jnp.int32)
+  labels = jnp.asarray(
+    rng.integers(1, classes, size=(batch, max_len)), jnp.int32
+  )
   lengths = rng.integers(20, max_len + 1, size=batch)
   label_paddings = _f32(np.arange(max_len)[None] >= lengths[:, None])
-  return (_normal(rng, batch, frames, classes), jnp.zeros((batch, frames)),
-          labels, label_paddings)
+  return (
+    _normal(rng, batch, frames, classes),
+    jnp.zeros((batch, frames)),
+    labels,
+    label_paddings,
+  )
 
 
 # name -> (input factory, shape shown in the table). Every factory returns the
 # positional arguments; the first one is differentiated.
 INPUTS = {
-    "binary_dice_loss": (lambda r: _segmentation(r, 1), "[8, 64, 64, 1]"),
-    "convex_kl_divergence": (
-        lambda r: (jax.nn.log_softmax(_normal(r, N, C)),
-                   jnp.abs(_normal(r, N, C))), "[4096, 128]"),
-    "cosine_distance": (lambda r: (_normal(r, N, C), _normal(r, N, C)),
-                        "[4096, 128]"),
-    "cosine_similarity": (lambda r: (_normal(r, N, C), _normal(r, N, C)),
-                          "[4096, 128]"),
-    "ctc_loss": (_ctc, "[64, 128, 32], labels ≤ 32"),
-    "ctc_loss_with_forward_probs": (_ctc, "[64, 128, 32], labels ≤ 32"),
-    "dice_loss": (lambda r: _segmentation(r, 8), "[8, 64, 64, 8]"),
-    "generalized_kl_divergence": (
-        lambda r: (jax.nn.log_softmax(_normal(r, N, C)),
-                   jnp.abs(_normal(r, N, C))), "[4096, 128]"),
-    "hinge_loss": (lambda r: (_normal(r, N, C),
-                              _f32(r.choice([-1.0, 1.0], size=(N, C)))),
-                   "[4096, 128]"),
-    "huber_loss": (lambda r: (2 * _normal(r, N, C), _normal(r, N, C)),
-                   "[4096, 128]"),
-    "kl_divergence": (lambda r: (jax.nn.log_softmax(_normal(r, N, C)),
-                                 _probs(r, N, C)), "[4096, 128]"),
-    "kl_divergence_with_log_targets": (
-        lambda r: (jax.nn.log_softmax(_normal(r, N, C)),
-                   jax.nn.log_softmax(_normal(r, N, C))), "[4096, 128]"),
-    "l2_loss": (lambda r: (_normal(r, N, C), _normal(r, N, C)), "[4096, 128]"),
-    "log_cosh": (lambda r: (_normal(r, N, C), _normal(r, N, C)),
-                 "[4096, 128]"),
-    "make_fenchel_young_loss": (lambda r: (_normal(r, N, C), _probs(r, N, C)),
-                                "[4096, 128], logsumexp"),
-    "multiclass_generalized_dice_loss": (lambda r: _segmentation(r, 8),
-                                         "[8, 64, 64, 8]"),
-    "multiclass_hinge_loss": (lambda r: (_normal(r, N, C), _classes(r, N)),
-                              "[4096, 128]"),
-    "multiclass_perceptron_loss": (lambda r: (_normal(r, N, C),
-                                              _classes(r, N)), "[4096, 128]"),
-    "multiclass_sparsemax_loss": (lambda r: (_normal(r, N, C),
-                                             _classes(r, N)), "[4096, 128]"),
-    "ntxent": (lambda r: (_normal(r, 1024, C),
-                          jnp.arange(1024, dtype=jnp.int32) // 2),
-               "[1024, 128], pairs"),
-    "perceptron_loss": (lambda r: (_normal(r, N, C),
-                                   _f32(r.choice([-1.0, 1.0], size=(N, C)))),
-                        "[4096, 128]"),
-    "poly_loss_cross_entropy": (
-        lambda r: (_normal(r, N, C), jax.nn.one_hot(_classes(r, N), C)),
-        "[4096, 128]"),
-    "ranking_softmax_loss": (
-        lambda r: (_normal(r, N, C), _f32(r.integers(0, 5, size=(N, C)))),
-        "[4096 lists, 128]"),
-    "safe_softmax_cross_entropy": (lambda r: (_normal(r, N, C),
-                                              _probs(r, N, C)), "[4096, 128]"),
-    "sigmoid_binary_cross_entropy": (
-        lambda r: (_normal(r, N, C), _f32(r.integers(0, 2, size=(N, C)))),
-        "[4096, 128]"),
-    "sigmoid_focal_loss": (
-        lambda r: (_normal(r, N, C), _f32(r.integers(0, 2, size=(N, C)))),
-        "[4096, 128]"),
-    "smooth_labels": (lambda r: (jax.nn.one_hot(_classes(r, N), C),
-                                 jnp.float32(0.1)), "[4096, 128]"),
-    "softmax_cross_entropy": (lambda r: (_normal(r, N, C), _probs(r, N, C)),
-                              "[4096, 128]"),
-    "softmax_cross_entropy_with_integer_labels": (
-        lambda r: (_normal(r, N, C), _classes(r, N)), "[4096, 128]"),
-    "sparsemax_loss": (
-        lambda r: (_normal(r, N, C), _f32(r.integers(0, 2, size=(N, C)))),
-        "[4096, 128]"),
-    "squared_error": (lambda r: (_normal(r, N, C), _normal(r, N, C)),
-                      "[4096, 128]"),
-    "triplet_margin_loss": (
-        lambda r: (_normal(r, N, C), _normal(r, N, C), _normal(r, N, C)),
-        "[4096, 128] × 3"),
+  "binary_dice_loss": (lambda r: _segmentation(r, 1), "[8, 64, 64, 1]"),
+  "convex_kl_divergence": (
+    lambda r: (jax.nn.log_softmax(_normal(r, N, C)), jnp.abs(_normal(r, N, C))),
+    "[4096, 128]",
+  ),
+  "cosine_distance": (
+    lambda r: (_normal(r, N, C), _normal(r, N, C)),
+    "[4096, 128]",
+  ),
+  "cosine_similarity": (
+    lambda r: (_normal(r, N, C), _normal(r, N, C)),
+    "[4096, 128]",
+  ),
+  "ctc_loss": (_ctc, "[64, 128, 32], labels ≤ 32"),
+  "ctc_loss_with_forward_probs": (_ctc, "[64, 128, 32], labels ≤ 32"),
+  "dice_loss": (lambda r: _segmentation(r, 8), "[8, 64, 64, 8]"),
+  "generalized_kl_divergence": (
+    lambda r: (jax.nn.log_softmax(_normal(r, N, C)), jnp.abs(_normal(r, N, C))),
+    "[4096, 128]",
+  ),
+  "hinge_loss": (
+    lambda r: (_normal(r, N, C), _f32(r.choice([-1.0, 1.0], size=(N, C)))),
+    "[4096, 128]",
+  ),
+  "huber_loss": (
+    lambda r: (2 * _normal(r, N, C), _normal(r, N, C)),
+    "[4096, 128]",
+  ),
+  "kl_divergence": (
+    lambda r: (jax.nn.log_softmax(_normal(r, N, C)), _probs(r, N, C)),
+    "[4096, 128]",
+  ),
+  "kl_divergence_with_log_targets": (
+    lambda r: (
+      jax.nn.log_softmax(_normal(r, N, C)),
+      jax.nn.log_softmax(_normal(r, N, C)),
+    ),
+    "[4096, 128]",
+  ),
+  "l2_loss": (lambda r: (_normal(r, N, C), _normal(r, N, C)), "[4096, 128]"),
+  "log_cosh": (lambda r: (_normal(r, N, C), _normal(r, N, C)), "[4096, 128]"),
+  "make_fenchel_young_loss": (
+    lambda r: (_normal(r, N, C), _probs(r, N, C)),
+    "[4096, 128], logsumexp",
+  ),
+  "multiclass_generalized_dice_loss": (
+    lambda r: _segmentation(r, 8),
+    "[8, 64, 64, 8]",
+  ),
+  "multiclass_hinge_loss": (
+    lambda r: (_normal(r, N, C), _classes(r, N)),
+    "[4096, 128]",
+  ),
+  "multiclass_perceptron_loss": (
+    lambda r: (_normal(r, N, C), _classes(r, N)),
+    "[4096, 128]",
+  ),
+  "multiclass_sparsemax_loss": (
+    lambda r: (_normal(r, N, C), _classes(r, N)),
+    "[4096, 128]",
+  ),
+  "ntxent": (
+    lambda r: (_normal(r, 1024, C), jnp.arange(1024, dtype=jnp.int32) // 2),
+    "[1024, 128], pairs",
+  ),
+  "perceptron_loss": (
+    lambda r: (_normal(r, N, C), _f32(r.choice([-1.0, 1.0], size=(N, C)))),
+    "[4096, 128]",
+  ),
+  "poly_loss_cross_entropy": (
+    lambda r: (_normal(r, N, C), jax.nn.one_hot(_classes(r, N), C)),
+    "[4096, 128]",
+  ),
+  "ranking_softmax_loss": (
+    lambda r: (_normal(r, N, C), _f32(r.integers(0, 5, size=(N, C)))),
+    "[4096 lists, 128]",
+  ),
+  "safe_softmax_cross_entropy": (
+    lambda r: (_normal(r, N, C), _probs(r, N, C)),
+    "[4096, 128]",
+  ),
+  "sigmoid_binary_cross_entropy": (
+    lambda r: (_normal(r, N, C), _f32(r.integers(0, 2, size=(N, C)))),
+    "[4096, 128]",
+  ),
+  "sigmoid_focal_loss": (
+    lambda r: (_normal(r, N, C), _f32(r.integers(0, 2, size=(N, C)))),
+    "[4096, 128]",
+  ),
+  "smooth_labels": (
+    lambda r: (jax.nn.one_hot(_classes(r, N), C), jnp.float32(0.1)),
+    "[4096, 128]",
+  ),
+  "softmax_cross_entropy": (
+    lambda r: (_normal(r, N, C), _probs(r, N, C)),
+    "[4096, 128]",
+  ),
+  "softmax_cross_entropy_with_integer_labels": (
+    lambda r: (_normal(r, N, C), _classes(r, N)),
+    "[4096, 128]",
+  ),
+  "sparsemax_loss": (
+    lambda r: (_normal(r, N, C), _f32(r.integers(0, 2, size=(N, C)))),
+    "[4096, 128]",
+  ),
+  "squared_error": (
+    lambda r: (_normal(r, N, C), _normal(r, N, C)),
+    "[4096, 128]",
+  ),
+  "triplet_margin_loss": (
+    lambda r: (_normal(r, N, C), _normal(r, N, C), _normal(r, N, C)),
+    "[4096, 128] × 3",
+  ),
 }
+
 
 def optax_names() -> list:
   """The callables of ``optax.losses``, as ``tests/test_optax_dropin.py``."""
-  return sorted(n for n in dir(optax.losses) if not n.startswith("_")
-                and callable(getattr(optax.losses, n)))
+  return sorted(
+    n
+    for n in dir(optax.losses)
+    if not n.startswith("_") and callable(getattr(optax.losses, n))
+  )
 
 
 def loss_of(module, name):
@@ -199,8 +250,10 @@ def _timed(fn, args, calls: int):
   for _ in range(calls):
     out = fn(*args)
   jax.block_until_ready(out)
-  return ((time.perf_counter() - wall) / calls,
-          (time.process_time() - cpu) / calls)
+  return (
+    (time.perf_counter() - wall) / calls,
+    (time.process_time() - cpu) / calls,
+  )
 
 
 def _difference(ours, theirs) -> float:
@@ -212,8 +265,10 @@ def _difference(ours, theirs) -> float:
 
 def measure(name: str, rounds: int, block: float) -> dict:
   args = INPUTS[name][0](np.random.default_rng(0))
-  fns = {"jaxloss": step(loss_of(jaxloss, name)),
-         "optax": step(loss_of(optax.losses, name))}
+  fns = {
+    "jaxloss": step(loss_of(jaxloss, name)),
+    "optax": step(loss_of(optax.losses, name)),
+  }
   outs = {key: jax.block_until_ready(fn(*args)) for key, fn in fns.items()}
   value_diff = _difference(outs["jaxloss"][0], outs["optax"][0])
   grad_diff = _difference(outs["jaxloss"][1], outs["optax"][1])
@@ -221,20 +276,29 @@ def measure(name: str, rounds: int, block: float) -> dict:
   times = {key: [] for key in fns}
   for i in range(rounds):
     LOADS.append(os.getloadavg()[0])
-    for key in (("jaxloss", "optax") if i % 2 == 0 else ("optax", "jaxloss")):
+    for key in ("jaxloss", "optax") if i % 2 == 0 else ("optax", "jaxloss"):
       times[key].append(_timed(fns[key], args, calls[key]))
   wall = {k: statistics.median(t[0] for t in v) for k, v in times.items()}
   cpu = {k: statistics.median(t[1] for t in v) for k, v in times.items()}
-  ratio = statistics.median(a[0] / b[0] for a, b in
-                            zip(times["jaxloss"], times["optax"]))
-  cpu_ratio = statistics.median(a[1] / b[1] for a, b in
-                                zip(times["jaxloss"], times["optax"]))
-  return {"name": name, "shape": INPUTS[name][1],
-          "jaxloss_s": wall["jaxloss"], "optax_s": wall["optax"],
-          "ratio": ratio, "jaxloss_cpu_s": cpu["jaxloss"],
-          "optax_cpu_s": cpu["optax"], "cpu_ratio": cpu_ratio,
-          "value_diff": value_diff, "grad_diff": grad_diff,
-          "agree": value_diff <= TOLERANCE and grad_diff <= TOLERANCE}
+  ratio = statistics.median(
+    a[0] / b[0] for a, b in zip(times["jaxloss"], times["optax"])
+  )
+  cpu_ratio = statistics.median(
+    a[1] / b[1] for a, b in zip(times["jaxloss"], times["optax"])
+  )
+  return {
+    "name": name,
+    "shape": INPUTS[name][1],
+    "jaxloss_s": wall["jaxloss"],
+    "optax_s": wall["optax"],
+    "ratio": ratio,
+    "jaxloss_cpu_s": cpu["jaxloss"],
+    "optax_cpu_s": cpu["optax"],
+    "cpu_ratio": cpu_ratio,
+    "value_diff": value_diff,
+    "grad_diff": grad_diff,
+    "agree": value_diff <= TOLERANCE and grad_diff <= TOLERANCE,
+  }
 
 
 def _ms(seconds: float) -> str:
@@ -242,25 +306,36 @@ def _ms(seconds: float) -> str:
 
 
 def machine() -> str:
-  return (f"{os.cpu_count()} CPU cores ({cpu_model()}), "
-          f"{jax.devices()[0].platform} device, jax {jax.__version__}, "
-          f"jaxlib {jaxlib.__version__}, optax {optax.__version__}, "
-          f"Python {platform.python_version()}")
+  return (
+    f"{os.cpu_count()} CPU cores ({cpu_model()}), "
+    f"{jax.devices()[0].platform} device, jax {jax.__version__}, "
+    f"jaxlib {jaxlib.__version__}, optax {optax.__version__}, "
+    f"Python {platform.python_version()}"
+  )
 
 
 def section(rows: list, rounds: int, block: float) -> str:
-  header = ["function", "input", "jaxloss", "optax", "jaxloss / optax (wall)",
-            "jaxloss / optax (CPU)", "values agree (max rel. diff: value, grad)"]
+  header = [
+    "function",
+    "input",
+    "jaxloss",
+    "optax",
+    "jaxloss / optax (wall)",
+    "jaxloss / optax (CPU)",
+    "values agree (max rel. diff: value, grad)",
+  ]
   table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for r in rows:
     agree = "yes" if r["agree"] else "**no**"
     table.append(
-        f"| `{r['name']}` | {r['shape']} | {_ms(r['jaxloss_s'])} | "
-        f"{_ms(r['optax_s'])} | {r['ratio']:.2f}× | {r['cpu_ratio']:.2f}× | "
-        f"{agree} ({r['value_diff']:.0e}, {r['grad_diff']:.0e}) |")
+      f"| `{r['name']}` | {r['shape']} | {_ms(r['jaxloss_s'])} | "
+      f"{_ms(r['optax_s'])} | {r['ratio']:.2f}× | {r['cpu_ratio']:.2f}× | "
+      f"{agree} ({r['value_diff']:.0e}, {r['grad_diff']:.0e}) |"
+    )
   ratios = [r["cpu_ratio"] for r in rows]
   slow = [r["name"] for r in rows if r["cpu_ratio"] > 1.3]
-  return "\n".join([
+  return "\n".join(
+    [
       "## optax drop-ins: jaxloss vs optax (`benchmarks/optax_dropin.py`)",
       "",
       "Forward + backward: `jit(value_and_grad(lambda x, *rest: "
@@ -286,8 +361,11 @@ def section(rows: list, rounds: int, block: float) -> str:
       "",
       f"Median CPU-time ratio {statistics.median(ratios):.2f}× "
       f"(range {min(ratios):.2f}× to {max(ratios):.2f}×); "
-      + (f"above 1.3×: {', '.join(f'`{n}`' for n in slow)}."
-         if slow else "none above 1.3×."),
+      + (
+        f"above 1.3×: {', '.join(f'`{n}`' for n in slow)}."
+        if slow
+        else "none above 1.3×."
+      ),
       "",
       "Reading the numbers: most functions compile to the same program as "
       "optax's, hence about 1×. Faster: `ntxent` (optax builds the "
@@ -304,18 +382,30 @@ def section(rows: list, rounds: int, block: float) -> str:
       "relative cost shrinks where the loss is a small part of a training "
       "step.",
       "",
-  ])
+    ]
+  )
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--rounds", type=int, default=15)
-  parser.add_argument("--block", type=float, default=0.1,
-                      help="seconds of calls per function per round")
-  parser.add_argument("--names", nargs="+", default=None,
-                      help="only these functions (no files are written)")
-  parser.add_argument("--no-write", action="store_true",
-                      help="print the table without writing any file")
+  parser.add_argument(
+    "--block",
+    type=float,
+    default=0.1,
+    help="seconds of calls per function per round",
+  )
+  parser.add_argument(
+    "--names",
+    nargs="+",
+    default=None,
+    help="only these functions (no files are written)",
+  )
+  parser.add_argument(
+    "--no-write",
+    action="store_true",
+    help="print the table without writing any file",
+  )
   args = parser.parse_args()
   names = optax_names()
   missing = sorted(set(names) - set(INPUTS))
@@ -325,20 +415,32 @@ def main():
   for name in args.names or names:
     rows.append(measure(name, args.rounds, args.block))
     r = rows[-1]
-    print(f"{name}: {_ms(r['jaxloss_s'])} vs {_ms(r['optax_s'])}, "
-          f"{r['ratio']:.2f}× wall, {r['cpu_ratio']:.2f}× CPU, "
-          f"agree={r['agree']} ({r['value_diff']:.1e}, {r['grad_diff']:.1e})",
-          flush=True)
+    print(
+      f"{name}: {_ms(r['jaxloss_s'])} vs {_ms(r['optax_s'])}, "
+      f"{r['ratio']:.2f}× wall, {r['cpu_ratio']:.2f}× CPU, "
+      f"agree={r['agree']} ({r['value_diff']:.1e}, {r['grad_diff']:.1e})",
+      flush=True,
+    )
   text = section(rows, args.rounds, args.block)
   print(text)
   if args.no_write or args.names:
     return
   write_section(RESULTS, BEGIN, END, text)
   JSON.parent.mkdir(exist_ok=True)
-  JSON.write_text(json.dumps({
-      "machine": machine(), "date": datetime.date.today().isoformat(),
-      "rounds": args.rounds, "block_s": args.block,
-      "load_average": [min(LOADS), max(LOADS)], "rows": rows}, indent=1) + "\n")
+  JSON.write_text(
+    json.dumps(
+      {
+        "machine": machine(),
+        "date": datetime.date.today().isoformat(),
+        "rounds": args.rounds,
+        "block_s": args.block,
+        "load_average": [min(LOADS), max(LOADS)],
+        "rows": rows,
+      },
+      indent=1,
+    )
+    + "\n"
+  )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import statistics
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 HERE = pathlib.Path(__file__).parent
 RESULTS = HERE / "RESULTS.md"
@@ -30,22 +30,24 @@ PLOTS = HERE / "plots"
 DROPIN_JSON = HERE / "results" / "optax_dropin.json"
 BEGIN, END = "<!-- report: begin -->", "<!-- report: end -->"
 BENCHMARKS = {  # section name -> what it compares
-    "contrastive_chunked": "contrastive losses, dense vs chunked (one device)",
-    "distributed_ring": "sharded contrastive losses, ring vs all_gather "
-                        "(8 simulated devices)",
-    "linear_cross_entropy": "linear cross-entropy, naive vs chunked",
-    "gradcache": "GradCache vs full-batch gradient",
-    "optax_dropin": "optax drop-ins, jaxloss vs optax",
+  "contrastive_chunked": "contrastive losses, dense vs chunked (one device)",
+  "distributed_ring": "sharded contrastive losses, ring vs all_gather "
+  "(8 simulated devices)",
+  "linear_cross_entropy": "linear cross-entropy, naive vs chunked",
+  "gradcache": "GradCache vs full-batch gradient",
+  "optax_dropin": "optax drop-ins, jaxloss vs optax",
 }
 
 
 # --------------------------------------------------------------------------- #
 # Reading the sections.
 
+
 def sections(text: str) -> dict:
   """``{name: section text}`` of every marked section."""
-  found = re.findall(r"<!-- (\w+): begin -->\n(.*?)<!-- \1: end -->", text,
-                     re.S)
+  found = re.findall(
+    r"<!-- (\w+): begin -->\n(.*?)<!-- \1: end -->", text, re.S
+  )
   return {name: body for name, body in found if name != "report"}
 
 
@@ -83,53 +85,83 @@ def machine(section: str) -> str:
 # --------------------------------------------------------------------------- #
 # Summary rows: (benchmark, case, memory ratio, time ratio).
 
+
 def summary_rows(found: dict) -> list:
   rows = []
   if "contrastive_chunked" in found:
     t = table(found["contrastive_chunked"])
     for r in t:
       if r["chunked / dense time"] != "not run" and r["batch"] == "16,384":
-        big = next(x for x in t if x["loss"] == r["loss"]
-                   and x["batch"] == "65,536")
-        rows.append(("contrastive_chunked", f"`{r['loss']}`",
-                     f"{big['chunked / dense memory']} at 65,536",
-                     f"{r['chunked / dense time']} at 16,384"))
+        big = next(
+          x for x in t if x["loss"] == r["loss"] and x["batch"] == "65,536"
+        )
+        rows.append(
+          (
+            "contrastive_chunked",
+            f"`{r['loss']}`",
+            f"{big['chunked / dense memory']} at 65,536",
+            f"{r['chunked / dense time']} at 16,384",
+          )
+        )
   if "distributed_ring" in found:
     t = table(found["distributed_ring"])
     for r in t:
       if r["global batch"] == "16,384":
-        big = next(x for x in t if x["loss"] == r["loss"]
-                   and x["global batch"] == "65,536")
-        rows.append(("distributed_ring", f"`{r['loss']}`, ring / all_gather",
-                     f"{big['ring / all_gather memory']} at 65,536",
-                     f"{r['ring / all_gather time']} at 16,384"))
+        big = next(
+          x
+          for x in t
+          if x["loss"] == r["loss"] and x["global batch"] == "65,536"
+        )
+        rows.append(
+          (
+            "distributed_ring",
+            f"`{r['loss']}`, ring / all_gather",
+            f"{big['ring / all_gather memory']} at 65,536",
+            f"{r['ring / all_gather time']} at 16,384",
+          )
+        )
   if "linear_cross_entropy" in found:
     t = table(found["linear_cross_entropy"])
     ratio = column(t, "chunked / naive memory")
-    rows.append(("linear_cross_entropy", "chunked / naive",
-                 f"{t[0][ratio]} at {t[0][column(t, 'sizes')]}; "
-                 f"{t[1][ratio]} at {t[1][column(t, 'sizes')]}",
-                 f"{t[0]['chunked / naive time']} at the first size"))
+    rows.append(
+      (
+        "linear_cross_entropy",
+        "chunked / naive",
+        f"{t[0][ratio]} at {t[0][column(t, 'sizes')]}; "
+        f"{t[1][ratio]} at {t[1][column(t, 'sizes')]}",
+        f"{t[0]['chunked / naive time']} at the first size",
+      )
+    )
   if "gradcache" in found:
     t = table(found["gradcache"])
     time = re.search(r"per step \(([\d.]+×)", found["gradcache"])
-    rows.append(("gradcache", "GradCache / full batch",
-                 f"{t[-1][column(t, 'GradCache / full')]} at "
-                 f"{t[-1]['batch']}",
-                 f"{time.group(1)} at 4,096" if time else "—"))
+    rows.append(
+      (
+        "gradcache",
+        "GradCache / full batch",
+        f"{t[-1][column(t, 'GradCache / full')]} at {t[-1]['batch']}",
+        f"{time.group(1)} at 4,096" if time else "—",
+      )
+    )
   if DROPIN_JSON.exists():
     data = json.loads(DROPIN_JSON.read_text())
     ratios = [r["cpu_ratio"] for r in data["rows"]]
     agree = sum(r["agree"] for r in data["rows"])
-    rows.append(("optax_dropin", f"jaxloss / optax, {len(ratios)} functions "
-                 f"({agree} agree in value)", "—",
-                 f"median {statistics.median(ratios):.2f}× "
-                 f"({min(ratios):.2f}× to {max(ratios):.2f}×), CPU time"))
+    rows.append(
+      (
+        "optax_dropin",
+        f"jaxloss / optax, {len(ratios)} functions ({agree} agree in value)",
+        "—",
+        f"median {statistics.median(ratios):.2f}× "
+        f"({min(ratios):.2f}× to {max(ratios):.2f}×), CPU time",
+      )
+    )
   return rows
 
 
 # --------------------------------------------------------------------------- #
 # Plots.
+
 
 def _style(ax, title, xlabel, ylabel):
   ax.set_title(title, fontsize=9)
@@ -148,10 +180,18 @@ def plot_memory(found: dict) -> str:
     for loss in dict.fromkeys(r["loss"] for r in t):
       r = [x for x in t if x["loss"] == loss]
       batch = [number(x["batch"]) for x in r]
-      line, = axes[0].plot(batch, [mib(x["dense temp"]) for x in r], "o--",
-                           ms=3, lw=1)
-      axes[0].plot(batch, [mib(x[chunk]) for x in r], "o-", ms=3, lw=1,
-                   color=line.get_color(), label=loss.replace("_loss", ""))
+      (line,) = axes[0].plot(
+        batch, [mib(x["dense temp"]) for x in r], "o--", ms=3, lw=1
+      )
+      axes[0].plot(
+        batch,
+        [mib(x[chunk]) for x in r],
+        "o-",
+        ms=3,
+        lw=1,
+        color=line.get_color(),
+        label=loss.replace("_loss", ""),
+      )
     _style(axes[0], "contrastive: dense (--) vs chunked (—)", "batch", "MiB")
   if "distributed_ring" in found:
     t = table(found["distributed_ring"])
@@ -159,29 +199,63 @@ def plot_memory(found: dict) -> str:
     for loss in dict.fromkeys(r["loss"] for r in t):
       r = [x for x in t if x["loss"] == loss]
       batch = [number(x["global batch"]) for x in r]
-      line, = axes[1].plot(batch, [mib(x["all_gather temp"]) for x in r],
-                           "o--", ms=3, lw=1)
-      axes[1].plot(batch, [mib(x[ring]) for x in r], "o-", ms=3, lw=1,
-                   color=line.get_color(), label=loss.replace("_loss", ""))
-    _style(axes[1], "8 devices: all_gather (--) vs ring (—)", "global batch",
-           "MiB per device")
+      (line,) = axes[1].plot(
+        batch, [mib(x["all_gather temp"]) for x in r], "o--", ms=3, lw=1
+      )
+      axes[1].plot(
+        batch,
+        [mib(x[ring]) for x in r],
+        "o-",
+        ms=3,
+        lw=1,
+        color=line.get_color(),
+        label=loss.replace("_loss", ""),
+      )
+    _style(
+      axes[1],
+      "8 devices: all_gather (--) vs ring (—)",
+      "global batch",
+      "MiB per device",
+    )
   if "gradcache" in found:
     t = table(found["gradcache"])
     batch = [number(x["batch"]) for x in t]
-    axes[2].plot(batch, [mib(x["full-batch temp"]) for x in t], "o--", ms=3,
-                 lw=1, label="full batch")
-    axes[2].plot(batch, [mib(x[column(t, "GradCache temp")]) for x in t], "o-",
-                 ms=3, lw=1, label="GradCache")
+    axes[2].plot(
+      batch,
+      [mib(x["full-batch temp"]) for x in t],
+      "o--",
+      ms=3,
+      lw=1,
+      label="full batch",
+    )
+    axes[2].plot(
+      batch,
+      [mib(x[column(t, "GradCache temp")]) for x in t],
+      "o-",
+      ms=3,
+      lw=1,
+      label="GradCache",
+    )
     _style(axes[2], "GradCache vs full batch", "batch", "MiB")
   if "linear_cross_entropy" in found:
     t = table(found["linear_cross_entropy"])
-    labels = [x[column(t, "sizes")].replace(", D=", "\nD=").replace(
-        " (float32)", "") for x in t]
+    labels = [
+      x[column(t, "sizes")].replace(", D=", "\nD=").replace(" (float32)", "")
+      for x in t
+    ]
     xs = range(len(t))
-    axes[3].bar([x - 0.2 for x in xs], [mib(x["naive temp"]) for x in t], 0.4,
-                label="naive")
-    axes[3].bar([x + 0.2 for x in xs], [mib(x["chunked temp"]) for x in t],
-                0.4, label="chunked")
+    axes[3].bar(
+      [x - 0.2 for x in xs],
+      [mib(x["naive temp"]) for x in t],
+      0.4,
+      label="naive",
+    )
+    axes[3].bar(
+      [x + 0.2 for x in xs],
+      [mib(x["chunked temp"]) for x in t],
+      0.4,
+      label="chunked",
+    )
     axes[3].set_xticks(list(xs), labels)
     _style(axes[3], "linear cross-entropy", "", "MiB")
   for i, ax in enumerate(axes):
@@ -190,8 +264,10 @@ def plot_memory(found: dict) -> str:
       ax.set_xscale("log", base=2)
     if ax.get_legend_handles_labels()[0]:
       ax.legend(fontsize=7)
-  fig.suptitle("Compiled temporary memory of forward + backward "
-               "(lower is better)", fontsize=10)
+  fig.suptitle(
+    "Compiled temporary memory of forward + backward (lower is better)",
+    fontsize=10,
+  )
   fig.tight_layout()
   path = PLOTS / "memory.png"
   fig.savefig(path, dpi=80)
@@ -206,17 +282,25 @@ def plot_dropin() -> str:
   fig, ax = plt.subplots(figsize=(6, 6.5))
   names = [r["name"] for r in rows]
   ratios = [r["cpu_ratio"] for r in rows]
-  ax.barh(names, [x - 1 for x in ratios], left=1, color=[
-      "tab:orange" if x > 1.1 else "tab:green" for x in ratios])
+  ax.barh(
+    names,
+    [x - 1 for x in ratios],
+    left=1,
+    color=["tab:orange" if x > 1.1 else "tab:green" for x in ratios],
+  )
   for i, x in enumerate(ratios):
     if x < 0.5:
       ax.text(x * 1.1, i, f"{x:.2f}×", va="center", fontsize=7)
   ax.axvline(1.0, color="k", lw=0.8)
   ax.set_xscale("log")
   ax.set_xlim(min(ratios) / 2, 2)
-  _style(ax, "jaxloss / optax: CPU time of jit(value_and_grad)\n"
-         "(left of 1: jaxloss faster; orange: above 1.1×)",
-         "ratio (log scale)", "")
+  _style(
+    ax,
+    "jaxloss / optax: CPU time of jit(value_and_grad)\n"
+    "(left of 1: jaxloss faster; orange: above 1.1×)",
+    "ratio (log scale)",
+    "",
+  )
   fig.tight_layout()
   path = PLOTS / "optax_dropin.png"
   fig.savefig(path, dpi=80)
@@ -227,41 +311,51 @@ def plot_dropin() -> str:
 # --------------------------------------------------------------------------- #
 # The report block.
 
+
 def report(found: dict, pngs: list) -> str:
   machines = [machine(body) for body in found.values()]
   parts = []  # the machine strings' parts, devices left out, in order
   for m, _ in machines:
     parts += [p for p in m.split(", ") if "device" not in p and p not in parts]
   lines = [
-      "One run of each benchmark in `benchmarks/`, each in its own process; "
-      "every section below gives its sizes, its method and the machine and "
-      "date of its run. Ratios, not only absolute times: the machine has 2 "
-      "cores that other jobs share, so absolute times vary from run to run, "
-      "while the interleaved rounds keep the ratios comparable. Memory is "
-      "XLA's compiled temporary memory "
-      "(`jit(...).lower(...).compile().memory_analysis().temp_size_in_bytes`),"
-      " which does not depend on the load.",
-      "",
-      f"Machine: {', '.join(parts)}; one CPU device (`distributed_ring`: 8 "
-      "simulated CPU devices on the same cores). Measured "
-      + ", ".join(sorted({d for _, d in machines})) + ".",
-      "",
-      "Reproduce (from the repository root, after `make test` or `make demo` "
-      "has built `.venv`; `make bench` runs them all, one after the other, "
-      "then this report):",
-      "",
+    "One run of each benchmark in `benchmarks/`, each in its own process; "
+    "every section below gives its sizes, its method and the machine and "
+    "date of its run. Ratios, not only absolute times: the machine has 2 "
+    "cores that other jobs share, so absolute times vary from run to run, "
+    "while the interleaved rounds keep the ratios comparable. Memory is "
+    "XLA's compiled temporary memory "
+    "(`jit(...).lower(...).compile().memory_analysis().temp_size_in_bytes`),"
+    " which does not depend on the load.",
+    "",
+    f"Machine: {', '.join(parts)}; one CPU device (`distributed_ring`: 8 "
+    "simulated CPU devices on the same cores). Measured "
+    + ", ".join(sorted({d for _, d in machines}))
+    + ".",
+    "",
+    "Reproduce (from the repository root, after `make test` or `make demo` "
+    "has built `.venv`; `make bench` runs them all, one after the other, "
+    "then this report):",
+    "",
   ]
   for name, what in BENCHMARKS.items():
     lines.append(f"* {what}: `.venv/bin/python -m benchmarks.{name}`")
-  lines += ["* this summary and the plots: "
-            "`.venv/bin/python -m benchmarks.plots`", "",
-            "## Summary", "",
-            "| benchmark | case | memory ratio | time ratio |",
-            "|---|---|---|---|"]
-  lines += [f"| [{b}](#{b}) | {c} | {m} | {t} |"
-            for b, c, m, t in summary_rows(found)]
-  lines += ["", "Memory ratios: jaxloss's way / the alternative (1/109: 109 "
-            "times less); time ratios likewise (below 1: faster).", ""]
+  lines += [
+    "* this summary and the plots: `.venv/bin/python -m benchmarks.plots`",
+    "",
+    "## Summary",
+    "",
+    "| benchmark | case | memory ratio | time ratio |",
+    "|---|---|---|---|",
+  ]
+  lines += [
+    f"| [{b}](#{b}) | {c} | {m} | {t} |" for b, c, m, t in summary_rows(found)
+  ]
+  lines += [
+    "",
+    "Memory ratios: jaxloss's way / the alternative (1/109: 109 "
+    "times less); time ratios likewise (below 1: faster).",
+    "",
+  ]
   lines += [f"![{png}](plots/{png})" for png in pngs]
   return "\n".join(lines) + "\n"
 
@@ -276,10 +370,15 @@ def write_report(block: str) -> None:
     title, _, rest = text.partition("\n")
     text = f"{title}\n\n{new}\n{rest.lstrip(chr(10))}"
   # Anchors for the summary's links: one before each marked section.
-  text = re.sub(r'(?:<a id="\w+"></a>\n)?(<!-- (\w+): begin -->)',
-                lambda m: (m.group(1) if m.group(2) == "report"
-                           else f'<a id="{m.group(2)}"></a>\n{m.group(1)}'),
-                text)
+  text = re.sub(
+    r'(?:<a id="\w+"></a>\n)?(<!-- (\w+): begin -->)',
+    lambda m: (
+      m.group(1)
+      if m.group(2) == "report"
+      else f'<a id="{m.group(2)}"></a>\n{m.group(1)}'
+    ),
+    text,
+  )
   RESULTS.write_text(text)
 
 
@@ -290,8 +389,10 @@ def main():
   if DROPIN_JSON.exists():
     pngs.append(plot_dropin())
   write_report(report(found, pngs))
-  print(f"wrote {', '.join(str(PLOTS / p) for p in pngs)} and the report of "
-        f"{RESULTS}")
+  print(
+    f"wrote {', '.join(str(PLOTS / p) for p in pngs)} and the report of "
+    f"{RESULTS}"
+  )
 
 
 if __name__ == "__main__":

@@ -29,45 +29,55 @@ OUTPUT = pathlib.Path(__file__).with_name("catalogue.md")
 # (module, title, kind of its public names). The flat API is the union of the
 # families' __all__ plus the core names below; tests/test_docs.py checks that.
 FAMILIES = [
-    ("classification", "Classification"),
-    ("divergence", "Divergences"),
-    ("regression", "Regression"),
-    ("ranking", "Ranking"),
-    ("metric_learning", "Metric learning"),
-    ("contrastive", "Contrastive (one device)"),
-    ("segmentation", "Segmentation"),
-    ("detection", "Detection"),
-    ("image", "Image"),
-    ("sequence", "Sequence"),
-    ("rl", "Reinforcement learning"),
-    ("preference", "Preference optimisation"),
-    ("generative", "Generative models"),
-    ("regularization", "Regularisation"),
+  ("classification", "Classification"),
+  ("divergence", "Divergences"),
+  ("regression", "Regression"),
+  ("ranking", "Ranking"),
+  ("metric_learning", "Metric learning"),
+  ("contrastive", "Contrastive (one device)"),
+  ("segmentation", "Segmentation"),
+  ("detection", "Detection"),
+  ("image", "Image"),
+  ("sequence", "Sequence"),
+  ("rl", "Reinforcement learning"),
+  ("preference", "Preference optimisation"),
+  ("generative", "Generative models"),
+  ("regularization", "Regularisation"),
 ]
 CORE = ["reduce", "checked", "REDUCTIONS"]
 CONSTANTS = {
-    "REDUCTIONS": "The valid values of every loss's `reduction` argument: "
-                  "`\"none\"`, `\"sum\"`, `\"mean\"`, `\"batchmean\"` (see "
-                  "`jaxloss.reduce`).",
+  "REDUCTIONS": "The valid values of every loss's `reduction` argument: "
+  '`"none"`, `"sum"`, `"mean"`, `"batchmean"` (see '
+  "`jaxloss.reduce`).",
 }
 HELPERS = {"reduce", "checked", "distributed.shard"}  # and all of train
 
 # What each kind of public name must document (DESIGN.md §2.6).
 REQUIRED = {
-    "loss": ("summary", "math", "args", "returns", "example", "references",
-             "matches"),
-    "module": ("summary", "math", "args", "call", "example", "references"),
-    "helper": ("summary", "args", "returns", "example"),
-    "constant": ("summary",),  # described in CONSTANTS
+  "loss": (
+    "summary",
+    "math",
+    "args",
+    "returns",
+    "example",
+    "references",
+    "matches",
+  ),
+  "module": ("summary", "math", "args", "call", "example", "references"),
+  "helper": ("summary", "args", "returns", "example"),
+  "constant": ("summary",),  # described in CONSTANTS
 }
-_MATCHES = re.compile(r"\b([Mm]atch(es)?|[Ee]quals)\b|[Tt]he formula of"
-                      r"|[Nn]o (packaged )?reference implementation|counterpart")
+_MATCHES = re.compile(
+  r"\b([Mm]atch(es)?|[Ee]quals)\b|[Tt]he formula of"
+  r"|[Nn]o (packaged )?reference implementation|counterpart"
+)
 _SECTION = re.compile(r"^(Args|Returns|References):\s*$")
 
 
 @dataclasses.dataclass
 class Entry:
   """One public name and the parts of its docstring."""
+
   qualname: str  # as a user writes it: jaxloss.x, jaxloss.nn.X
   kind: str  # loss | module | helper | constant
   signature: str = ""
@@ -85,13 +95,17 @@ class Entry:
     """The parts its kind requires that the docstring lacks."""
     parts = [p for p in REQUIRED.get(self.kind, ()) if not getattr(self, p)]
     documented = {n for names, _ in self.args for n in names}
-    parts += [f"Args entry for `{p}`" for p in self.parameters
-              if self.kind != "constant" and p not in documented]
+    parts += [
+      f"Args entry for `{p}`"
+      for p in self.parameters
+      if self.kind != "constant" and p not in documented
+    ]
     return parts
 
 
 # --------------------------------------------------------------------------- #
 # Parsing.
+
 
 def _paragraphs(lines: list) -> list:
   blocks, block = [], []
@@ -110,7 +124,7 @@ def _split(doc: str):
   lines = doc.splitlines()
   paragraphs = _paragraphs(lines)
   summary = paragraphs[0] if paragraphs else []
-  rest = lines[len(summary):]
+  rest = lines[len(summary) :]
   sections, free, math, current = {}, [], [], None
   body = []
   i = 0
@@ -127,11 +141,13 @@ def _split(doc: str):
       current = None
       if line.startswith(".. math::"):
         body.append("")
-        expr = [line[len(".. math::"):].strip()]
-        while i + 1 < len(rest) and (rest[i + 1].startswith(" ")
-                                     or not rest[i + 1].strip()):
-          if not rest[i + 1].strip() and (i + 2 >= len(rest)
-                                          or not rest[i + 2].startswith(" ")):
+        expr = [line[len(".. math::") :].strip()]
+        while i + 1 < len(rest) and (
+          rest[i + 1].startswith(" ") or not rest[i + 1].strip()
+        ):
+          if not rest[i + 1].strip() and (
+            i + 2 >= len(rest) or not rest[i + 2].startswith(" ")
+          ):
             break
           i += 1
           expr.append(rest[i])
@@ -142,7 +158,8 @@ def _split(doc: str):
   example = any(line.lstrip().startswith(">>>") for line in lines)
   for block in _paragraphs(body):
     if not block[0].lstrip().startswith((">>>", "...")) and not any(
-        line.lstrip().startswith(">>>") for line in block):
+      line.lstrip().startswith(">>>") for line in block
+    ):
       free.append(block)
   return summary, math, sections, free, example
 
@@ -173,8 +190,9 @@ def to_markdown(text: str) -> str:
   """The reStructuredText of the docstrings, as Markdown."""
   text = re.sub(r"`([^`<]+?)\s*<([^>]+)>`_+", r"[\1](\2)", text)
   text = re.sub(r":math:`([^`]+)`", r"$\1$", text)
-  text = re.sub(r":(?:func|class|mod|meth|attr|data|obj):`~?([^`]+)`",
-                r"`\1`", text)
+  text = re.sub(
+    r":(?:func|class|mod|meth|attr|data|obj):`~?([^`]+)`", r"`\1`", text
+  )
   text = re.sub(r"``(.+?)``", r"`\1`", text)
   return text
 
@@ -183,7 +201,8 @@ def _default(value) -> str:
   if callable(value) and hasattr(value, "__name__"):
     module = getattr(value, "__module__", "") or ""
     prefix = {"jax.numpy": "jnp", "numpy": "np"}.get(
-        module, "jnp" if module.startswith("jax.numpy") else module)
+      module, "jnp" if module.startswith("jax.numpy") else module
+    )
     return f"{prefix}.{value.__name__}"
   if isinstance(value, str):
     return '"' + value + '"'
@@ -210,8 +229,9 @@ def signature(name: str, obj) -> tuple:
       parts.append("*")
       seen_star = True
     documented.append(p.name)
-    parts.append(p.name if p.default is p.empty
-                 else f"{p.name}={_default(p.default)}")
+    parts.append(
+      p.name if p.default is p.empty else f"{p.name}={_default(p.default)}"
+    )
   return f"{name}({', '.join(parts)})", documented
 
 
@@ -219,22 +239,38 @@ def entry(qualname: str, obj, kind: str) -> Entry:
   if not callable(obj):
     kind = "constant"
   if kind == "constant":
-    return Entry(qualname, kind, signature=f"{qualname.split('.')[-1]} = "
-                 f"{obj!r}", summary=CONSTANTS.get(qualname.split(".")[-1], ""))
+    return Entry(
+      qualname,
+      kind,
+      signature=f"{qualname.split('.')[-1]} = {obj!r}",
+      summary=CONSTANTS.get(qualname.split(".")[-1], ""),
+    )
   doc = inspect.getdoc(obj) or ""
   summary, math, sections, free, example = _split(doc)
   sig, parameters = signature(qualname.split(".")[-1], obj)
   matches = [to_markdown(_join(b)) for b in free if _MATCHES.search(_join(b))]
-  call = " ".join(to_markdown(_join(b)) for b in free if kind == "module"
-                  and re.search(r"\breturns?\b", _join(b)))
+  call = " ".join(
+    to_markdown(_join(b))
+    for b in free
+    if kind == "module" and re.search(r"\breturns?\b", _join(b))
+  )
   return Entry(
-      qualname, kind, signature=sig, summary=to_markdown(_join(summary)),
-      math=math, args=[(names, to_markdown(text)) for names, text in
-                       _args(sections.get("Args", []))],
-      returns=to_markdown(_join(sections.get("Returns", []))),
-      matches=matches if kind == "loss" else [],
-      references=to_markdown(_join(sections.get("References", []))),
-      example=example, call=call, parameters=parameters)
+    qualname,
+    kind,
+    signature=sig,
+    summary=to_markdown(_join(summary)),
+    math=math,
+    args=[
+      (names, to_markdown(text))
+      for names, text in _args(sections.get("Args", []))
+    ],
+    returns=to_markdown(_join(sections.get("Returns", []))),
+    matches=matches if kind == "loss" else [],
+    references=to_markdown(_join(sections.get("References", []))),
+    example=example,
+    call=call,
+    parameters=parameters,
+  )
 
 
 def catalogue() -> list:
@@ -242,14 +278,18 @@ def catalogue() -> list:
   groups = []
   for module, title in FAMILIES:
     mod = importlib.import_module(f"jaxloss.{module}")
-    entries = [entry(f"jaxloss.{n}", getattr(mod, n), "loss")
-               for n in sorted(mod.__all__)]
+    entries = [
+      entry(f"jaxloss.{n}", getattr(mod, n), "loss")
+      for n in sorted(mod.__all__)
+    ]
     groups.append((title, f"jaxloss.{module}", mod, entries))
   core = [entry(f"jaxloss.{n}", getattr(jaxloss, n), "helper") for n in CORE]
   groups.append(("Reduction and value checks", "jaxloss", jaxloss, core))
-  for module, title, kind in [("distributed", "Sharded losses", "loss"),
-                              ("nn", "Flax NNX modules", "module"),
-                              ("train", "Training with optax", "helper")]:
+  for module, title, kind in [
+    ("distributed", "Sharded losses", "loss"),
+    ("nn", "Flax NNX modules", "module"),
+    ("train", "Training with optax", "helper"),
+  ]:
     mod = importlib.import_module(f"jaxloss.{module}")
     entries = []
     for n in sorted(mod.__all__):
@@ -262,6 +302,7 @@ def catalogue() -> list:
 # --------------------------------------------------------------------------- #
 # Rendering.
 
+
 def _anchor(title: str) -> str:
   return re.sub(r"[^\w\- ]", "", title.lower()).strip().replace(" ", "-")
 
@@ -273,8 +314,10 @@ def render_entry(e: Entry) -> list:
     out += ["```math", expr, "```", ""]
   if e.args:
     out += ["**Args**", ""]
-    out += [f"- {', '.join(f'`{n}`' for n in names)}: {text}"
-            for names, text in e.args]
+    out += [
+      f"- {', '.join(f'`{n}`' for n in names)}: {text}"
+      for names, text in e.args
+    ]
     out.append("")
   if e.returns:
     out += [f"**Returns** {e.returns}", ""]
@@ -291,34 +334,40 @@ def render() -> str:
   groups = catalogue()
   total = sum(len(entries) for *_, entries in groups)
   out = [
-      "# jaxloss catalogue",
-      "",
-      "<!-- Generated by docs/build_catalogue.py from the docstrings; do not "
-      "edit. -->",
-      "",
-      f"Every public name of jaxloss ({total} in all), grouped by module: "
-      "the one-line summary, the signature, the formula, the shapes "
-      "(Args, Returns), the implementation it matches and the references. "
-      "The flat API (`import jaxloss as jl; jl.<name>`) holds every family's "
-      "names; the sharded losses, the Flax modules and the training helpers "
-      "stay in their modules. `help(jaxloss.<name>)` gives the full "
-      "docstring, with its example; names borrowed from other libraries are "
-      "mapped in [names.md](names.md). Regenerate with "
-      "`.venv/bin/python docs/build_catalogue.py`.",
-      "",
-      "| module | names | |",
-      "|---|---|---|",
+    "# jaxloss catalogue",
+    "",
+    "<!-- Generated by docs/build_catalogue.py from the docstrings; do not "
+    "edit. -->",
+    "",
+    f"Every public name of jaxloss ({total} in all), grouped by module: "
+    "the one-line summary, the signature, the formula, the shapes "
+    "(Args, Returns), the implementation it matches and the references. "
+    "The flat API (`import jaxloss as jl; jl.<name>`) holds every family's "
+    "names; the sharded losses, the Flax modules and the training helpers "
+    "stay in their modules. `help(jaxloss.<name>)` gives the full "
+    "docstring, with its example; names borrowed from other libraries are "
+    "mapped in [names.md](names.md). Regenerate with "
+    "`.venv/bin/python docs/build_catalogue.py`.",
+    "",
+    "| module | names | |",
+    "|---|---|---|",
   ]
   for title, module, _, entries in groups:
-    out.append(f"| [{title}](#{_anchor(title)}) (`{module}`) | "
-               f"{len(entries)} | "
-               + ", ".join(f"`{e.qualname.rsplit('.', 1)[1]}`"
-                           for e in entries) + " |")
+    out.append(
+      f"| [{title}](#{_anchor(title)}) (`{module}`) | "
+      f"{len(entries)} | "
+      + ", ".join(f"`{e.qualname.rsplit('.', 1)[1]}`" for e in entries)
+      + " |"
+    )
   out.append("")
   for title, module, mod, entries in groups:
     doc = inspect.getdoc(mod) or ""
-    out += [f"## {title}", "", f"`{module}`: "
-            + to_markdown(_join(_paragraphs(doc.splitlines())[0])), ""]
+    out += [
+      f"## {title}",
+      "",
+      f"`{module}`: " + to_markdown(_join(_paragraphs(doc.splitlines())[0])),
+      "",
+    ]
     for e in entries:
       out += render_entry(e)
   return "\n".join(out).rstrip("\n") + "\n"
@@ -326,8 +375,9 @@ def render() -> str:
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--check", action="store_true",
-                      help="exit 1 if docs/catalogue.md is stale")
+  parser.add_argument(
+    "--check", action="store_true", help="exit 1 if docs/catalogue.md is stale"
+  )
   args = parser.parse_args()
   text = render()
   if args.check:

@@ -14,11 +14,16 @@ OUT = pathlib.Path("out")
 # The small configuration of each part (``python -m examples.demo --quick``,
 # and the tests): fewer steps, smaller batches.
 QUICK = {
-    "imbalanced": {"steps": 150},
-    "metric": {"steps": 150, "batch_size": 96},
-    "sharded": {"steps": 100, "batch_size": 256, "memory_batches": (1024, 4096),
-                "dim": 64, "chunk_size": 128},
-    "gallery": {},
+  "imbalanced": {"steps": 150},
+  "metric": {"steps": 150, "batch_size": 96},
+  "sharded": {
+    "steps": 100,
+    "batch_size": 256,
+    "memory_batches": (1024, 4096),
+    "dim": 64,
+    "chunk_size": 128,
+  },
+  "gallery": {},
 }
 
 
@@ -30,8 +35,9 @@ def digits(seed: int = 0, test_size: float = 0.4):
   """
   x, y = load_digits(return_X_y=True)
   x = (x / 16.0).astype(np.float32)
-  return train_test_split(x, y.astype(np.int32), test_size=test_size,
-                          random_state=seed, stratify=y)
+  return train_test_split(
+    x, y.astype(np.int32), test_size=test_size, random_state=seed, stratify=y
+  )
 
 
 def table(header, rows) -> str:
@@ -52,5 +58,11 @@ def report(out: pathlib.Path, name: str, title: str, text: str) -> str:
 
 def progress(iterable, desc: str, enabled: bool = True, **kwargs):
   """A tqdm progress bar (on stderr) that disappears when it is done."""
-  return tqdm(iterable, desc=desc, leave=False, disable=not enabled,
-              dynamic_ncols=True, **kwargs)
+  return tqdm(
+    iterable,
+    desc=desc,
+    leave=False,
+    disable=not enabled,
+    dynamic_ncols=True,
+    **kwargs,
+  )

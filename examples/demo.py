@@ -22,21 +22,33 @@ machine with accelerators, part 3 uses the real devices instead.
 
 import os
 
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS",
-                                                                 ""):
-  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " "
-                             "--xla_force_host_platform_device_count=8").strip()
+if "xla_force_host_platform_device_count" not in os.environ.get(
+  "XLA_FLAGS", ""
+):
+  os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " "
+    "--xla_force_host_platform_device_count=8"
+  ).strip()
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import pathlib  # noqa: E402
-import time  # noqa: E402
+import argparse
+import json
+import pathlib
+import time
 
-from examples import common, gallery, imbalanced, metric_learning  # noqa: E402
-from examples import sharded_contrastive  # noqa: E402
+from examples import (
+  common,
+  gallery,
+  imbalanced,
+  metric_learning,
+  sharded_contrastive,
+)
 
-PARTS = {"imbalanced": imbalanced.run, "metric": metric_learning.run,
-         "sharded": sharded_contrastive.run, "gallery": gallery.run}
+PARTS = {
+  "imbalanced": imbalanced.run,
+  "metric": metric_learning.run,
+  "sharded": sharded_contrastive.run,
+  "gallery": gallery.run,
+}
 
 
 def _jsonable(value):
@@ -46,16 +58,23 @@ def _jsonable(value):
     return [_jsonable(v) for v in value]
   if hasattr(value, "tolist"):
     return value.tolist()
-  return value if isinstance(value, (int, float, str, type(None))) else str(
-      value)
+  return (
+    value if isinstance(value, (int, float, str, type(None))) else str(value)
+  )
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--quick", action="store_true",
-                      help="small configuration (fewer steps, smaller batches)")
-  parser.add_argument("--parts", default=",".join(PARTS),
-                      help=f"comma-separated subset of {','.join(PARTS)}")
+  parser.add_argument(
+    "--quick",
+    action="store_true",
+    help="small configuration (fewer steps, smaller batches)",
+  )
+  parser.add_argument(
+    "--parts",
+    default=",".join(PARTS),
+    help=f"comma-separated subset of {','.join(PARTS)}",
+  )
   parser.add_argument("--out", default=str(common.OUT), type=pathlib.Path)
   parser.add_argument("--no-progress", action="store_true")
   args = parser.parse_args(argv)
@@ -68,15 +87,22 @@ def main(argv=None):
   for part in parts:
     out = args.out / "gallery" if part == "gallery" else args.out
     began = time.perf_counter()
-    results[part] = PARTS[part](out, progress=not args.no_progress,
-                                **(common.QUICK[part] if args.quick else {}))
+    results[part] = PARTS[part](
+      out,
+      progress=not args.no_progress,
+      **(common.QUICK[part] if args.quick else {}),
+    )
     times[part] = round(time.perf_counter() - began, 1)
   results["seconds"] = times
-  (args.out / "results.json").write_text(json.dumps(_jsonable(results),
-                                                    indent=1))
+  (args.out / "results.json").write_text(
+    json.dumps(_jsonable(results), indent=1)
+  )
   summary = ", ".join(f"{p} {t:.0f} s" for p, t in times.items())
-  print(f"\nDone in {time.perf_counter() - start:.0f} s ({summary}); "
-        f"outputs in {args.out}/", flush=True)
+  print(
+    f"\nDone in {time.perf_counter() - start:.0f} s ({summary}); "
+    f"outputs in {args.out}/",
+    flush=True,
+  )
   return results
 
 

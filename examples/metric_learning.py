@@ -47,15 +47,18 @@ def _unit(e):
 
 # name -> (apply_fn(model, batch) -> outputs, loss term(outputs, batch)).
 LOSSES = {
-    "supervised contrastive (t=0.1)": (
-        lambda m, b: _unit(m.embed(b["x"])),
-        jl.train.term(jl.supervised_contrastive_loss, "y", temperature=0.1)),
-    "batch-hard triplet (margin 0.5)": (
-        lambda m, b: _unit(m.embed(b["x"])),
-        jl.train.term(jl.batch_hard_triplet_loss, "y", margin=0.5)),
-    "ArcFace (s=16, m=0.3)": (
-        lambda m, b: m.arcface(m.embed(b["x"]), b["y"]),
-        lambda loss, b: loss),
+  "supervised contrastive (t=0.1)": (
+    lambda m, b: _unit(m.embed(b["x"])),
+    jl.train.term(jl.supervised_contrastive_loss, "y", temperature=0.1),
+  ),
+  "batch-hard triplet (margin 0.5)": (
+    lambda m, b: _unit(m.embed(b["x"])),
+    jl.train.term(jl.batch_hard_triplet_loss, "y", margin=0.5),
+  ),
+  "ArcFace (s=16, m=0.3)": (
+    lambda m, b: m.arcface(m.embed(b["x"]), b["y"]),
+    lambda loss, b: loss,
+  ),
 }
 
 
@@ -68,8 +71,9 @@ def nn_accuracy(embeddings, labels) -> float:
   return float(np.mean(labels[np.argmax(similarity, axis=1)] == labels))
 
 
-def train(name, x, y, *, steps: int, batch_size: int, seed: int = 0,
-          progress=True) -> Model:
+def train(
+  name, x, y, *, steps: int, batch_size: int, seed: int = 0, progress=True
+) -> Model:
   """Adam on random mini-batches with :func:`jaxloss.train.nnx_step`."""
   apply_fn, term = LOSSES[name]
   model = Model(seed=seed)
@@ -82,8 +86,9 @@ def train(name, x, y, *, steps: int, batch_size: int, seed: int = 0,
   return model
 
 
-def run(out=common.OUT, *, steps: int = 400, batch_size: int = 128,
-        progress=True) -> dict:
+def run(
+  out=common.OUT, *, steps: int = 400, batch_size: int = 128, progress=True
+) -> dict:
   """Trains each loss and writes the accuracy table.
 
   Returns ``{row name: nearest-neighbour accuracy}``, including the
@@ -91,16 +96,27 @@ def run(out=common.OUT, *, steps: int = 400, batch_size: int = 128,
   """
   x_train, x_test, y_train, y_test = common.digits()
   accuracy = {
-      "raw pixels (64-d, reference)": nn_accuracy(x_test, y_test),
-      "untrained": nn_accuracy(Model().embed(x_test), y_test)}
+    "raw pixels (64-d, reference)": nn_accuracy(x_test, y_test),
+    "untrained": nn_accuracy(Model().embed(x_test), y_test),
+  }
   for name in common.progress(LOSSES, "metric learning", progress):
-    model = train(name, x_train, y_train, steps=steps, batch_size=batch_size,
-                  progress=progress)
+    model = train(
+      name,
+      x_train,
+      y_train,
+      steps=steps,
+      batch_size=batch_size,
+      progress=progress,
+    )
     accuracy[name] = nn_accuracy(model.embed(x_test), y_test)
-  text = (f"{DIM}-d embeddings from a 64-128-{DIM} MLP, {steps} Adam steps on "
-          f"batches of {batch_size}; leave-one-out nearest-neighbour accuracy "
-          f"(cosine) on the {len(y_test)} held-out digits.\n\n"
-          + common.table(["embedding", "NN accuracy"],
-                         [[k, f"{v:.3f}"] for k, v in accuracy.items()]))
+  text = (
+    f"{DIM}-d embeddings from a 64-128-{DIM} MLP, {steps} Adam steps on "
+    f"batches of {batch_size}; leave-one-out nearest-neighbour accuracy "
+    f"(cosine) on the {len(y_test)} held-out digits.\n\n"
+    + common.table(
+      ["embedding", "NN accuracy"],
+      [[k, f"{v:.3f}"] for k, v in accuracy.items()],
+    )
+  )
   common.report(out, "metric_learning.md", "2. Metric learning (digits)", text)
   return accuracy

@@ -32,7 +32,7 @@ def classes_last(name, axes, logits, labels=None, where=None):
 
   def move(x):
     x = jnp.transpose(x, batch + axes)
-    return x.reshape(x.shape[:len(batch)] + (-1,))
+    return x.reshape(x.shape[: len(batch)] + (-1,))
 
   if where is not None and jnp.ndim(where) == ndim:
     where = move(checks.broadcast_mask(name, "where", where, logits.shape))
@@ -55,7 +55,8 @@ def soft_label_inputs(name, logits, labels, axis, where, label_smoothing=0.0):
     num_classes = logits.shape[-1]
   else:
     num_classes = jnp.maximum(
-        jnp.sum(elements, axis=-1, keepdims=True, dtype=logits.dtype), 1)
+      jnp.sum(elements, axis=-1, keepdims=True, dtype=logits.dtype), 1
+    )
   label_smoothing = numerics.like(label_smoothing, logits)
   labels = (1 - label_smoothing) * labels + label_smoothing / num_classes
   if elements is not None:
@@ -79,8 +80,11 @@ def integer_label_inputs(name, logits, labels, axis, where, ignore_index=None):
   if elements is None:
     top = jnp.max(logits, axis=-1, keepdims=True)
   else:
-    top = jnp.max(jnp.where(elements, logits, jnp.finfo(logits.dtype).min),
-                  axis=-1, keepdims=True)
+    top = jnp.max(
+      jnp.where(elements, logits, jnp.finfo(logits.dtype).min),
+      axis=-1,
+      keepdims=True,
+    )
     top = jnp.where(jnp.any(elements, axis=-1, keepdims=True), top, 0)
   logits = logits - jax.lax.stop_gradient(top)
   return logits, labels, elements, examples
@@ -92,9 +96,10 @@ def labels_for(name, labels, logits, axes, logits_arg="logits"):
   if tuple(labels.shape) != expected:
     what = f"axis {axes[0]}" if len(axes) == 1 else f"axes {axes}"
     raise ValueError(
-        f"{name}: argument `labels` must have shape {expected} (the shape of "
-        f"`{logits_arg}` {tuple(logits.shape)} without {what}), got "
-        f"{tuple(labels.shape)}.")
+      f"{name}: argument `labels` must have shape {expected} (the shape of "
+      f"`{logits_arg}` {tuple(logits.shape)} without {what}), got "
+      f"{tuple(labels.shape)}."
+    )
 
 
 def drop_ignored(labels, ignore_index, examples):
@@ -114,8 +119,9 @@ def logsumexp(logits, mask, empty):
   if mask is None:
     return jax.nn.logsumexp(logits, axis=-1)
   filled = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
-  return jnp.where(jnp.any(mask, axis=-1),
-                   jax.nn.logsumexp(filled, axis=-1), empty)
+  return jnp.where(
+    jnp.any(mask, axis=-1), jax.nn.logsumexp(filled, axis=-1), empty
+  )
 
 
 def pick(x, labels):
@@ -126,10 +132,16 @@ def pick(x, labels):
 def class_weights_last(name, class_weights, logits):
   """``[num_classes]`` weights shaped to broadcast along the last axis."""
   class_weights = checks.as_float(name, "class_weights", class_weights)
-  checks.shape(name, "class_weights", class_weights, (logits.shape[-1],),
-               "one weight per class")
+  checks.shape(
+    name,
+    "class_weights",
+    class_weights,
+    (logits.shape[-1],),
+    "one weight per class",
+  )
   return class_weights.astype(logits.dtype).reshape(
-      (1,) * (logits.ndim - 1) + (-1,))
+    (1,) * (logits.ndim - 1) + (-1,)
+  )
 
 
 def combine_weights(name, labels, class_weights, weights, logits, axis=-1):
@@ -137,10 +149,16 @@ def combine_weights(name, labels, class_weights, weights, logits, axis=-1):
   if class_weights is None:
     return weights
   class_weights = checks.as_float(name, "class_weights", class_weights)
-  checks.shape(name, "class_weights", class_weights, (logits.shape[axis],),
-               "one weight per class")
+  checks.shape(
+    name,
+    "class_weights",
+    class_weights,
+    (logits.shape[axis],),
+    "one weight per class",
+  )
   per_example = class_weights.astype(logits.dtype)[labels]
   if weights is None:
     return per_example
-  return per_example * checks.broadcast_weights(name, "weights", weights,
-                                                per_example)
+  return per_example * checks.broadcast_weights(
+    name, "weights", weights, per_example
+  )

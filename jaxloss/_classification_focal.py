@@ -8,15 +8,22 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxloss._core import checks, numerics
-from jaxloss._core import reduction as reduction_lib
-from jaxloss._core import value_checks
 from jaxloss import _classification_common as common
+from jaxloss._core import checks, numerics, value_checks
+from jaxloss._core import reduction as reduction_lib
 
 
 @value_checks.value_rules(labels=value_checks.unit_interval)
-def sigmoid_focal_loss(logits, labels, *, alpha=None, gamma=2.0, where=None,
-                       weights=None, reduction="none"):
+def sigmoid_focal_loss(
+  logits,
+  labels,
+  *,
+  alpha=None,
+  gamma=2.0,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Sigmoid focal loss, elementwise: cross-entropy scaled by ``(1 − p_t)^γ``.
 
   .. math::
@@ -51,16 +58,27 @@ def sigmoid_focal_loss(logits, labels, *, alpha=None, gamma=2.0, where=None,
     <https://arxiv.org/abs/1708.02002>`_, 2017.
   """
   name = "sigmoid_focal_loss"
-  ce, log_1m_pt, alpha_t = _sigmoid_focal_terms(name, logits, labels, alpha,
-                                                gamma)
+  ce, log_1m_pt, alpha_t = _sigmoid_focal_terms(
+    name, logits, labels, alpha, gamma
+  )
   values = alpha_t * ce * jnp.exp(numerics.like(gamma, ce) * log_1m_pt)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 @value_checks.value_rules(labels=value_checks.unit_interval)
-def poly1_focal_loss(logits, labels, *, epsilon=1.0, gamma=2.0, alpha=None,
-                     where=None, weights=None, reduction="none"):
+def poly1_focal_loss(
+  logits,
+  labels,
+  *,
+  epsilon=1.0,
+  gamma=2.0,
+  alpha=None,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Poly-1 focal loss: the sigmoid focal loss plus ``ε (1 − p_t)^{γ+1}``.
 
   .. math::
@@ -93,18 +111,30 @@ def poly1_focal_loss(logits, labels, *, epsilon=1.0, gamma=2.0, alpha=None,
     Classification Loss Functions <https://arxiv.org/abs/2204.12511>`_, 2022.
   """
   name = "poly1_focal_loss"
-  ce, log_1m_pt, alpha_t = _sigmoid_focal_terms(name, logits, labels, alpha,
-                                                gamma)
+  ce, log_1m_pt, alpha_t = _sigmoid_focal_terms(
+    name, logits, labels, alpha, gamma
+  )
   gamma = numerics.like(gamma, ce)
-  values = (alpha_t * ce * jnp.exp(gamma * log_1m_pt)
-            + numerics.like(epsilon, ce) * jnp.exp((gamma + 1) * log_1m_pt))
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  values = alpha_t * ce * jnp.exp(gamma * log_1m_pt) + numerics.like(
+    epsilon, ce
+  ) * jnp.exp((gamma + 1) * log_1m_pt)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 @value_checks.value_rules(labels=value_checks.class_index("logits"))
-def softmax_focal_loss(logits, labels, *, alpha=None, gamma=2.0, axis=-1,
-                       where=None, weights=None, reduction="none"):
+def softmax_focal_loss(
+  logits,
+  labels,
+  *,
+  alpha=None,
+  gamma=2.0,
+  axis=-1,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Multi-class focal loss on integer labels.
 
   .. math::
@@ -143,21 +173,35 @@ def softmax_focal_loss(logits, labels, *, alpha=None, gamma=2.0, axis=-1,
   name = "softmax_focal_loss"
   checks.nonnegative(name, "gamma", gamma)
   logits, labels, elements, examples = common.integer_label_inputs(
-      name, logits, labels, axis, where)
+    name, logits, labels, axis, where
+  )
   lse = common.logsumexp(logits, elements, empty=0.0)
   is_label = jax.nn.one_hot(labels, logits.shape[-1], dtype=jnp.bool_)
   others = ~is_label if elements is None else elements & ~is_label
-  log_1m_p = common.logsumexp(logits, others, empty=jnp.finfo(logits.dtype).min) - lse
-  values = (lse - common.pick(logits, labels)) * jnp.exp(numerics.like(gamma, lse) * log_1m_p)
+  log_1m_p = (
+    common.logsumexp(logits, others, empty=jnp.finfo(logits.dtype).min) - lse
+  )
+  values = (lse - common.pick(logits, labels)) * jnp.exp(
+    numerics.like(gamma, lse) * log_1m_p
+  )
   if alpha is not None:
     values = values * _per_example_alpha(name, alpha, labels, logits)
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=examples, name=name
+  )
 
 
 @value_checks.value_rules(labels=value_checks.unit_interval)
-def poly_loss_cross_entropy(logits, labels, *, epsilon=2.0, axis=-1, where=None,
-                            weights=None, reduction="none"):
+def poly_loss_cross_entropy(
+  logits,
+  labels,
+  *,
+  epsilon=2.0,
+  axis=-1,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Poly-1 cross-entropy: cross-entropy plus ``ε (1 − p_t)``.
 
   .. math::
@@ -189,13 +233,16 @@ def poly_loss_cross_entropy(logits, labels, *, epsilon=2.0, axis=-1, where=None,
     Classification Loss Functions <https://arxiv.org/abs/2204.12511>`_, 2022.
   """
   name = "poly_loss_cross_entropy"
-  log_probs, labels, examples = common.soft_label_inputs(name, logits, labels, axis,
-                                                   where)
+  log_probs, labels, examples = common.soft_label_inputs(
+    name, logits, labels, axis, where
+  )
   epsilon = numerics.like(epsilon, log_probs)
-  values = -jnp.sum(labels * (log_probs + epsilon * jnp.expm1(log_probs)),
-                    axis=-1)
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
+  values = -jnp.sum(
+    labels * (log_probs + epsilon * jnp.expm1(log_probs)), axis=-1
+  )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=examples, name=name
+  )
 
 
 # --------------------------------------------------------------------------- #
@@ -211,8 +258,10 @@ def _sigmoid_focal_terms(name, logits, labels, alpha, gamma):
   log_p, log_q = numerics.log_sigmoid_pair(logits)
   ce = -labels * log_p - (1 - labels) * log_q
   log_1m_pt = jax.scipy.special.logsumexp(
-      jnp.stack([log_p, log_q], axis=-1), axis=-1,
-      b=jnp.stack([1 - labels, labels], axis=-1))
+    jnp.stack([log_p, log_q], axis=-1),
+    axis=-1,
+    b=jnp.stack([1 - labels, labels], axis=-1),
+  )
   if alpha is None:
     return ce, log_1m_pt, 1
   alpha = checks.broadcast_weights(name, "alpha", alpha, logits)
@@ -230,8 +279,8 @@ def _per_example_alpha(name, alpha, labels, logits):
 
 
 __all__ = [
-    "poly1_focal_loss",
-    "poly_loss_cross_entropy",
-    "sigmoid_focal_loss",
-    "softmax_focal_loss",
+  "poly1_focal_loss",
+  "poly_loss_cross_entropy",
+  "sigmoid_focal_loss",
+  "softmax_focal_loss",
 ]

@@ -7,19 +7,16 @@ signature, defaults and values; the jaxloss extras are keyword-only.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import jax
 import jax.numpy as jnp
 from optax import projections
 
-from jaxloss._core import checks
+from jaxloss._core import checks, value_checks
 from jaxloss._core import reduction as reduction_lib
-from jaxloss._core import value_checks
-
 
 # --------------------------------------------------------------------------- #
 # value rules and shared maths
+
 
 def _zeros_and_ones(args, arg):
   """Binary labels are 0 or 1."""
@@ -38,8 +35,9 @@ def _relu(x):
   return jnp.where(x <= 0, 0, x)
 
 
-def _scores_and_targets(name, scores, targets,
-                        scores_arg="predictor_outputs", targets_arg="targets"):
+def _scores_and_targets(
+  name, scores, targets, scores_arg="predictor_outputs", targets_arg="targets"
+):
   """Float scores and same-shaped numeric targets in the scores' dtype."""
   scores = checks.as_float(name, scores_arg, scores)
   targets = checks.as_targets(name, targets_arg, targets, scores)
@@ -50,8 +48,10 @@ def _scores_and_targets(name, scores, targets,
 def _class_axis(name, arg, x):
   """``x`` has a class (last) axis: a scalar is rejected."""
   if x.ndim == 0:
-    raise ValueError(f"{name}: argument `{arg}` must have a class axis "
-                     f"(rank >= 1), got shape ().")
+    raise ValueError(
+      f"{name}: argument `{arg}` must have a class axis "
+      f"(rank >= 1), got shape ()."
+    )
 
 
 def _multiclass(name, scores, labels, where):
@@ -69,7 +69,7 @@ def _multiclass(name, scores, labels, where):
   return scores, labels, one_hot, elements, examples
 
 
-def _masked_max(x: jax.Array, elements: Optional[jax.Array]) -> jax.Array:
+def _masked_max(x: jax.Array, elements: jax.Array | None) -> jax.Array:
   """Max over the last axis of the unmasked entries; 0 for a row with none."""
   if elements is None:
     return jnp.max(x, axis=-1)
@@ -77,7 +77,7 @@ def _masked_max(x: jax.Array, elements: Optional[jax.Array]) -> jax.Array:
   return jnp.where(jnp.any(elements, axis=-1), jnp.max(filled, axis=-1), 0)
 
 
-def _class_count(elements: Optional[jax.Array], like: jax.Array) -> jax.Array:
+def _class_count(elements: jax.Array | None, like: jax.Array) -> jax.Array:
   """Unmasked classes per example (at least 1), in ``like``'s dtype."""
   if elements is None:
     return jnp.asarray(like.shape[-1], like.dtype)
@@ -87,17 +87,20 @@ def _class_count(elements: Optional[jax.Array], like: jax.Array) -> jax.Array:
 def _per_class(name, arg, class_weights, scores):
   """``[num_classes]`` class weights in the scores' dtype."""
   class_weights = checks.as_float(name, arg, class_weights).astype(scores.dtype)
-  checks.shape(name, arg, class_weights, (scores.shape[-1],),
-               "one weight per class")
+  checks.shape(
+    name, arg, class_weights, (scores.shape[-1],), "one weight per class"
+  )
   return class_weights
 
 
 # --------------------------------------------------------------------------- #
 # binary margins
 
+
 @value_checks.value_rules(targets=value_checks.signs)
-def hinge_loss(predictor_outputs, targets, *, where=None, weights=None,
-               reduction="none"):
+def hinge_loss(
+  predictor_outputs, targets, *, where=None, weights=None, reduction="none"
+):
   r"""Hinge loss for binary classification, elementwise.
 
   .. math:: \ell = \max(0, 1 - y\, s), \qquad y \in \{-1, +1\}
@@ -123,13 +126,15 @@ def hinge_loss(predictor_outputs, targets, *, where=None, weights=None,
   name = "hinge_loss"
   scores, targets = _scores_and_targets(name, predictor_outputs, targets)
   values = _relu(1 - scores * targets)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 @value_checks.value_rules(targets=value_checks.signs)
-def squared_hinge_loss(predictor_outputs, targets, *, where=None, weights=None,
-                       reduction="none"):
+def squared_hinge_loss(
+  predictor_outputs, targets, *, where=None, weights=None, reduction="none"
+):
   r"""Squared hinge (L2-SVM) loss for binary classification, elementwise.
 
   .. math:: \ell = \max(0, 1 - y\, s)^2, \qquad y \in \{-1, +1\}
@@ -158,13 +163,15 @@ def squared_hinge_loss(predictor_outputs, targets, *, where=None, weights=None,
   name = "squared_hinge_loss"
   scores, targets = _scores_and_targets(name, predictor_outputs, targets)
   values = jnp.square(_relu(1 - scores * targets))
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 @value_checks.value_rules(targets=value_checks.signs)
-def perceptron_loss(predictor_outputs, targets, *, where=None, weights=None,
-                    reduction="none"):
+def perceptron_loss(
+  predictor_outputs, targets, *, where=None, weights=None, reduction="none"
+):
   r"""Binary perceptron loss, elementwise.
 
   .. math:: \ell = \max(0, -y\, s), \qquad y \in \{-1, +1\}
@@ -190,13 +197,15 @@ def perceptron_loss(predictor_outputs, targets, *, where=None, weights=None,
   name = "perceptron_loss"
   scores, targets = _scores_and_targets(name, predictor_outputs, targets)
   values = _relu(-scores * targets)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 @value_checks.value_rules(targets=value_checks.signs)
-def soft_margin_loss(scores, targets, *, where=None, weights=None,
-                     reduction="none"):
+def soft_margin_loss(
+  scores, targets, *, where=None, weights=None, reduction="none"
+):
   r"""Soft-margin (logistic) loss for targets in {-1, +1}, elementwise.
 
   .. math:: \ell = \log(1 + e^{-y x}) = \operatorname{softplus}(-y x)
@@ -221,16 +230,19 @@ def soft_margin_loss(scores, targets, *, where=None, weights=None,
     <https://pytorch.org/docs/stable/generated/torch.nn.SoftMarginLoss.html>`_.
   """
   name = "soft_margin_loss"
-  scores, targets = _scores_and_targets(name, scores, targets,
-                                        scores_arg="scores")
+  scores, targets = _scores_and_targets(
+    name, scores, targets, scores_arg="scores"
+  )
   values = jax.nn.softplus(-targets * scores)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 @value_checks.value_rules(labels=_zeros_and_ones)
-def sparsemax_loss(logits, labels, *, where=None, weights=None,
-                   reduction="none"):
+def sparsemax_loss(
+  logits, labels, *, where=None, weights=None, reduction="none"
+):
   r"""Binary sparsemax loss, elementwise.
 
   Zero if and only if ``jax.nn.sparse_sigmoid(logits) == labels``.
@@ -259,18 +271,22 @@ def sparsemax_loss(logits, labels, *, where=None, weights=None,
   """
   name = "sparsemax_loss"
   logits, labels = _scores_and_targets(
-      name, logits, labels, scores_arg="logits", targets_arg="labels")
+    name, logits, labels, scores_arg="logits", targets_arg="labels"
+  )
   values = jax.nn.sparse_plus(jnp.where(labels != 0, -logits, logits))
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 # --------------------------------------------------------------------------- #
 # multiclass margins
 
+
 @value_checks.value_rules(labels=_CLASS_INDEX)
-def multiclass_hinge_loss(scores, labels, *, where=None, weights=None,
-                          reduction="none"):
+def multiclass_hinge_loss(
+  scores, labels, *, where=None, weights=None, reduction="none"
+):
   r"""Multiclass (Crammer-Singer) hinge loss.
 
   .. math:: \ell = \max_c \big(s_c + 1 - [c = y]\big) - s_y
@@ -298,17 +314,20 @@ def multiclass_hinge_loss(scores, labels, *, where=None, weights=None,
     <https://www.jmlr.org/papers/v2/crammer01a.html>`_, 2001.
   """
   name = "multiclass_hinge_loss"
-  scores, _, one_hot, elements, examples = _multiclass(name, scores, labels,
-                                                       where)
+  scores, _, one_hot, elements, examples = _multiclass(
+    name, scores, labels, where
+  )
   label_scores = jnp.sum(scores * one_hot, axis=-1)
   values = _masked_max(scores + 1 - one_hot, elements) - label_scores
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=examples, name=name
+  )
 
 
 @value_checks.value_rules(labels=_CLASS_INDEX)
-def multiclass_perceptron_loss(scores, labels, *, where=None, weights=None,
-                               reduction="none"):
+def multiclass_perceptron_loss(
+  scores, labels, *, where=None, weights=None, reduction="none"
+):
   r"""Multiclass perceptron loss.
 
   .. math:: \ell = \max_c s_c - s_y
@@ -336,11 +355,13 @@ def multiclass_perceptron_loss(scores, labels, *, where=None, weights=None,
     <https://aclanthology.org/W02-1001/>`_, 2002.
   """
   name = "multiclass_perceptron_loss"
-  scores, _, one_hot, elements, examples = _multiclass(name, scores, labels,
-                                                       where)
+  scores, _, one_hot, elements, examples = _multiclass(
+    name, scores, labels, where
+  )
   values = _masked_max(scores, elements) - jnp.sum(scores * one_hot, axis=-1)
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=examples, name=name
+  )
 
 
 @jax.jit  # compiled once per shape: eager calls would dispatch op by op.
@@ -352,16 +373,17 @@ def _sparsemax(scores: jax.Array) -> jax.Array:
   promotes to and the result is cast back.
   """
   promoted = jax.eval_shape(
-      projections.projection_simplex,
-      jax.ShapeDtypeStruct(scores.shape[-1:], scores.dtype)).dtype
-  project = jnp.vectorize(projections.projection_simplex,
-                          signature="(n)->(n)")
+    projections.projection_simplex,
+    jax.ShapeDtypeStruct(scores.shape[-1:], scores.dtype),
+  ).dtype
+  project = jnp.vectorize(projections.projection_simplex, signature="(n)->(n)")
   return project(scores.astype(promoted)).astype(scores.dtype)
 
 
 @value_checks.value_rules(labels=_CLASS_INDEX)
-def multiclass_sparsemax_loss(scores, labels, *, where=None, weights=None,
-                              reduction="none"):
+def multiclass_sparsemax_loss(
+  scores, labels, *, where=None, weights=None, reduction="none"
+):
   r"""Multiclass sparsemax loss: the Fenchel-Young loss of sparsemax.
 
   .. math::
@@ -396,18 +418,21 @@ def multiclass_sparsemax_loss(scores, labels, *, where=None, weights=None,
     <https://arxiv.org/abs/1602.02068>`_, 2016.
   """
   name = "multiclass_sparsemax_loss"
-  scores, _, one_hot, elements, examples = _multiclass(name, scores, labels,
-                                                       where)
+  scores, _, one_hot, elements, examples = _multiclass(
+    name, scores, labels, where
+  )
   if elements is not None:
     # Sparsemax gives 0 to any score at or below max - 1: masked classes drop.
     low = jax.lax.stop_gradient(_masked_max(scores, elements))[..., None] - 2
     scores = jnp.where(elements, scores, low)
   probabilities = _sparsemax(scores)
   label_scores = jnp.sum(scores * one_hot, axis=-1, keepdims=True)
-  values = (jnp.sum(probabilities * (scores - label_scores), axis=-1)
-            + 0.5 * (1 - jnp.sum(jnp.square(probabilities), axis=-1)))
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
+  values = jnp.sum(probabilities * (scores - label_scores), axis=-1) + 0.5 * (
+    1 - jnp.sum(jnp.square(probabilities), axis=-1)
+  )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=examples, name=name
+  )
 
 
 def make_fenchel_young_loss(max_fun):
@@ -443,16 +468,20 @@ def make_fenchel_young_loss(max_fun):
   """
   max_last_axis = jnp.vectorize(max_fun, signature="(n)->()")
 
-  def fenchel_young_loss(scores, targets, *args, where=None, weights=None,
-                         reduction="none", **kwargs):
+  def fenchel_young_loss(
+    scores, targets, *args, where=None, weights=None, reduction="none", **kwargs
+  ):
     name = "fenchel_young_loss"
-    scores, targets = _scores_and_targets(name, scores, targets,
-                                        scores_arg="scores")
+    scores, targets = _scores_and_targets(
+      name, scores, targets, scores_arg="scores"
+    )
     _class_axis(name, "scores", scores)
-    values = (max_last_axis(scores, *args, **kwargs)
-              - jnp.sum(targets * scores, axis=-1))
-    return reduction_lib.reduce(values, reduction, weights=weights,
-                                where=where, name=name)
+    values = max_last_axis(scores, *args, **kwargs) - jnp.sum(
+      targets * scores, axis=-1
+    )
+    return reduction_lib.reduce(
+      values, reduction, weights=weights, where=where, name=name
+    )
 
   return fenchel_young_loss
 
@@ -460,9 +489,19 @@ def make_fenchel_young_loss(max_fun):
 # --------------------------------------------------------------------------- #
 # torch's multi-class margins
 
+
 @value_checks.value_rules(labels=_CLASS_INDEX)
-def multi_margin_loss(scores, labels, *, p=1, margin=1.0, class_weights=None,
-                      where=None, weights=None, reduction="none"):
+def multi_margin_loss(
+  scores,
+  labels,
+  *,
+  p=1,
+  margin=1.0,
+  class_weights=None,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Multi-class margin (Weston-Watkins) loss, as torch computes it.
 
   .. math::
@@ -500,26 +539,37 @@ def multi_margin_loss(scores, labels, *, p=1, margin=1.0, class_weights=None,
   name = "multi_margin_loss"
   checks.option(name, "p", p, (1, 2))
   checks.nonnegative(name, "margin", margin)
-  scores, labels, one_hot, elements, examples = _multiclass(name, scores,
-                                                            labels, where)
+  scores, labels, one_hot, elements, examples = _multiclass(
+    name, scores, labels, where
+  )
   margin = jnp.asarray(margin, scores.dtype)
   label_scores = jnp.sum(scores * one_hot, axis=-1, keepdims=True)
   terms = jax.nn.relu(margin - label_scores + scores)
   if p == 2:
     terms = jnp.square(terms)
   others = one_hot == 0 if elements is None else (one_hot == 0) & elements
-  values = (jnp.sum(jnp.where(others, terms, 0), axis=-1)
-            / _class_count(elements, scores))
+  values = jnp.sum(jnp.where(others, terms, 0), axis=-1) / _class_count(
+    elements, scores
+  )
   if class_weights is not None:
-    values = values * _per_class(name, "class_weights", class_weights,
-                                 scores)[labels]
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
+    values = (
+      values * _per_class(name, "class_weights", class_weights, scores)[labels]
+    )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=examples, name=name
+  )
 
 
 @value_checks.value_rules(labels=value_checks.unit_interval)
-def multilabel_soft_margin_loss(logits, labels, *, class_weights=None,
-                                where=None, weights=None, reduction="none"):
+def multilabel_soft_margin_loss(
+  logits,
+  labels,
+  *,
+  class_weights=None,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Multi-label one-versus-all logistic loss, averaged over classes.
 
   .. math::
@@ -552,31 +602,35 @@ def multilabel_soft_margin_loss(logits, labels, *, class_weights=None,
   """
   name = "multilabel_soft_margin_loss"
   logits, labels = _scores_and_targets(
-      name, logits, labels, scores_arg="logits", targets_arg="labels")
+    name, logits, labels, scores_arg="logits", targets_arg="labels"
+  )
   _class_axis(name, "logits", logits)
   elements, examples = reduction_lib.split_where(name, where, logits.shape, -1)
-  terms = (labels * jax.nn.softplus(-logits)
-           + (1 - labels) * jax.nn.softplus(logits))
+  terms = labels * jax.nn.softplus(-logits) + (1 - labels) * jax.nn.softplus(
+    logits
+  )
   if class_weights is not None:
     terms = terms * jnp.broadcast_to(
-        _per_class(name, "class_weights", class_weights, logits), terms.shape)
+      _per_class(name, "class_weights", class_weights, logits), terms.shape
+    )
   if elements is not None:
     terms = jnp.where(elements, terms, 0)
   values = jnp.sum(terms, axis=-1) / _class_count(elements, logits)
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=examples, name=name
+  )
 
 
 __all__ = [
-    "hinge_loss",
-    "make_fenchel_young_loss",
-    "multi_margin_loss",
-    "multiclass_hinge_loss",
-    "multiclass_perceptron_loss",
-    "multiclass_sparsemax_loss",
-    "multilabel_soft_margin_loss",
-    "perceptron_loss",
-    "soft_margin_loss",
-    "sparsemax_loss",
-    "squared_hinge_loss",
+  "hinge_loss",
+  "make_fenchel_young_loss",
+  "multi_margin_loss",
+  "multiclass_hinge_loss",
+  "multiclass_perceptron_loss",
+  "multiclass_sparsemax_loss",
+  "multilabel_soft_margin_loss",
+  "perceptron_loss",
+  "soft_margin_loss",
+  "sparsemax_loss",
+  "squared_hinge_loss",
 ]

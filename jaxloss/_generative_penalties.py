@@ -25,20 +25,23 @@ from jaxloss._core import reduction as reduction_lib
 def _input_gradients(name: str, critic_fn: Callable, x: jax.Array) -> jax.Array:
   """``∇_x Σ_i critic_fn(x)_i``: each example's gradient, ``x``'s shape."""
   if not callable(critic_fn):
-    raise TypeError(f"{name}: `critic_fn` must be callable, got "
-                    f"{type(critic_fn).__name__}.")
+    raise TypeError(
+      f"{name}: `critic_fn` must be callable, got {type(critic_fn).__name__}."
+    )
   batch = x.shape[0]
 
   def total(x):
     scores = jnp.asarray(critic_fn(x))
     if scores.ndim == 0 or scores.shape[0] != batch:
       raise ValueError(
-          f"{name}: `critic_fn` must return one score per example (axis 0 of "
-          f"size {batch}), got shape {tuple(scores.shape)} for an input of "
-          f"shape {tuple(x.shape)}.")
+        f"{name}: `critic_fn` must return one score per example (axis 0 of "
+        f"size {batch}), got shape {tuple(scores.shape)} for an input of "
+        f"shape {tuple(x.shape)}."
+      )
     if not jnp.issubdtype(scores.dtype, jnp.floating):
-      raise TypeError(f"{name}: `critic_fn` must return floating scores, got "
-                      f"{scores.dtype}.")
+      raise TypeError(
+        f"{name}: `critic_fn` must return floating scores, got {scores.dtype}."
+      )
     return jnp.sum(numerics.upcast(scores))
 
   return jax.grad(total)(x)
@@ -46,8 +49,9 @@ def _input_gradients(name: str, critic_fn: Callable, x: jax.Array) -> jax.Array:
 
 def _inputs(name: str, x) -> jax.Array:
   if x.ndim == 0:
-    raise ValueError(f"{name}: the inputs must have a batch axis (rank >= 1), "
-                     f"got a scalar.")
+    raise ValueError(
+      f"{name}: the inputs must have a batch axis (rank >= 1), got a scalar."
+    )
   return x
 
 
@@ -59,19 +63,31 @@ def _check_key(name: str, key) -> jax.Array:
   key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
   if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
     if key.ndim != 0:
-      raise ValueError(f"{name}: `key` must be a single PRNG key, got shape "
-                       f"{tuple(key.shape)}.")
+      raise ValueError(
+        f"{name}: `key` must be a single PRNG key, got shape "
+        f"{tuple(key.shape)}."
+      )
     return key
   if key.dtype != jnp.uint32 or key.ndim != 1:
     raise TypeError(
-        f"{name}: `key` must be a PRNG key (jax.random.key or "
-        f"jax.random.PRNGKey), got dtype {key.dtype} with shape "
-        f"{tuple(key.shape)}.")
+      f"{name}: `key` must be a PRNG key (jax.random.key or "
+      f"jax.random.PRNGKey), got dtype {key.dtype} with shape "
+      f"{tuple(key.shape)}."
+    )
   return key
 
 
-def gradient_penalty(critic_fn: Callable, real, fake, key, *, target=1.0,
-                     where=None, weights=None, reduction="none"):
+def gradient_penalty(
+  critic_fn: Callable,
+  real,
+  fake,
+  key,
+  *,
+  target=1.0,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""WGAN-GP's gradient penalty at random interpolates of real and fake data.
 
   .. math::
@@ -125,12 +141,14 @@ def gradient_penalty(critic_fn: Callable, real, fake, key, *, target=1.0,
   gradients = _input_gradients(name, critic_fn, interpolates)
   norms = numerics.safe_norm(_flat(gradients), axis=-1)
   values = jnp.square(norms - numerics.like(target, norms))
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
-def r1_penalty(critic_fn: Callable, real, *, where=None, weights=None,
-               reduction="none"):
+def r1_penalty(
+  critic_fn: Callable, real, *, where=None, weights=None, reduction="none"
+):
   r"""R1 penalty: the squared gradient norm of the discriminator on real data.
 
   .. math:: \ell_i = \lVert \nabla_x D(x_i) \rVert_2^2
@@ -168,8 +186,9 @@ def r1_penalty(critic_fn: Callable, real, *, where=None, weights=None,
   real = _inputs(name, checks.as_float(name, "real", real))
   gradients = _input_gradients(name, critic_fn, real)
   values = jnp.sum(jnp.square(_flat(gradients)), axis=-1)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 __all__ = ["gradient_penalty", "r1_penalty"]

@@ -41,8 +41,9 @@ def pairwise_distances(x: jax.Array, distance: str) -> jax.Array:
   eye = jnp.eye(x.shape[0], dtype=bool)
   if distance == "cosine":
     unit = normalize(x)
-    distances = 1 - jnp.matmul(unit, unit.T,
-                               precision=jax.lax.Precision.HIGHEST)
+    distances = 1 - jnp.matmul(
+      unit, unit.T, precision=jax.lax.Precision.HIGHEST
+    )
   else:
     squared_norms = jnp.sum(jnp.square(x), axis=-1)
     gram = jnp.matmul(x, x.T, precision=jax.lax.Precision.HIGHEST)
@@ -103,8 +104,9 @@ def _mine(name, embeddings, labels, margin, distance, where) -> _Batch:
   embeddings = checks.as_float(name, "embeddings", embeddings)
   labels = checks.as_labels(name, "labels", labels)
   checks.rank(name, "embeddings", embeddings, 2)
-  checks.shape(name, "labels", labels, embeddings.shape[:1],
-               "one label per embedding")
+  checks.shape(
+    name, "labels", labels, embeddings.shape[:1], "one label per embedding"
+  )
   checks.option(name, "distance", distance, DISTANCES)
   checks.nonnegative(name, "margin", margin)
   n = embeddings.shape[0]
@@ -112,17 +114,21 @@ def _mine(name, embeddings, labels, margin, distance, where) -> _Batch:
   both_kept = keep[:, None] & keep[None, :]
   same = labels[:, None] == labels[None, :]
   return _Batch(
-      distances=pairwise_distances(embeddings, distance),
-      positives=same & both_kept & ~jnp.eye(n, dtype=bool),
-      negatives=~same & both_kept,
-      keep=keep,
-      margin=numerics.like(margin, embeddings))
+    distances=pairwise_distances(embeddings, distance),
+    positives=same & both_kept & ~jnp.eye(n, dtype=bool),
+    negatives=~same & both_kept,
+    keep=keep,
+    margin=numerics.like(margin, embeddings),
+  )
 
 
 def _has_triplet(batch: _Batch) -> jax.Array:
   """Kept anchors with at least one positive and one negative."""
-  return (batch.keep & jnp.any(batch.positives, axis=-1)
-          & jnp.any(batch.negatives, axis=-1))
+  return (
+    batch.keep
+    & jnp.any(batch.positives, axis=-1)
+    & jnp.any(batch.negatives, axis=-1)
+  )
 
 
 _ARGS_DOC = """
@@ -139,9 +145,16 @@ _ARGS_DOC = """
     reduction: see :func:`jaxloss.reduce`; default ``"none"``."""
 
 
-def batch_hard_triplet_loss(embeddings, labels, *, margin=1.0,
-                            distance="euclidean", where=None, weights=None,
-                            reduction="none"):
+def batch_hard_triplet_loss(
+  embeddings,
+  labels,
+  *,
+  margin=1.0,
+  distance="euclidean",
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Batch-hard triplet loss: each anchor's hardest positive and negative.
 
   .. math::
@@ -172,13 +185,21 @@ def batch_hard_triplet_loss(embeddings, labels, *, margin=1.0,
   hardest_positive = masked_max(batch.distances, batch.positives)
   hardest_negative = masked_min(batch.distances, batch.negatives)
   values = jax.nn.relu(hardest_positive - hardest_negative + batch.margin)
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=_has_triplet(batch), name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=_has_triplet(batch), name=name
+  )
 
 
-def batch_all_triplet_loss(embeddings, labels, *, margin=1.0,
-                           distance="euclidean", where=None, weights=None,
-                           reduction="none"):
+def batch_all_triplet_loss(
+  embeddings,
+  labels,
+  *,
+  margin=1.0,
+  distance="euclidean",
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Batch-all triplet loss, averaged over the active (non-zero) triplets.
 
   .. math::
@@ -219,13 +240,25 @@ def batch_all_triplet_loss(embeddings, labels, *, margin=1.0,
   losses = jnp.where(triplets, losses, 0)
   active = jnp.sum(losses > 0, axis=(1, 2), dtype=d.dtype)
   values = numerics.safe_divide(jnp.sum(losses, axis=(1, 2)), active)
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=batch.keep & (active > 0), name=name)
+  return reduction_lib.reduce(
+    values,
+    reduction,
+    weights=weights,
+    where=batch.keep & (active > 0),
+    name=name,
+  )
 
 
-def semi_hard_triplet_loss(embeddings, labels, *, margin=1.0,
-                           distance="euclidean", where=None, weights=None,
-                           reduction="none"):
+def semi_hard_triplet_loss(
+  embeddings,
+  labels,
+  *,
+  margin=1.0,
+  distance="euclidean",
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Semi-hard triplet loss (FaceNet), averaged over each anchor's positives.
 
   For each positive pair ``(a, p)`` the negative is the hardest one farther
@@ -264,25 +297,30 @@ def semi_hard_triplet_loss(embeddings, labels, *, margin=1.0,
   d = batch.distances
   # Each anchor's negative distances in ascending order, non-negatives last.
   ascending = jnp.sort(
-      jnp.where(batch.negatives, d, jnp.finfo(d.dtype).max), axis=-1)
+    jnp.where(batch.negatives, d, jnp.finfo(d.dtype).max), axis=-1
+  )
   num_negatives = jnp.sum(batch.negatives, axis=-1)
   # Index of the first negative strictly farther than each positive, d(a, p).
-  farther = jax.vmap(lambda row, queries: jnp.searchsorted(
-      row, queries, side="right"))(ascending, d)
+  farther = jax.vmap(
+    lambda row, queries: jnp.searchsorted(row, queries, side="right")
+  )(ascending, d)
   easiest = jnp.maximum(num_negatives - 1, 0)[:, None]
   index = jnp.where(farther < num_negatives[:, None], farther, easiest)
   negative = jnp.take_along_axis(ascending, index, axis=-1)
-  losses = jnp.where(batch.positives, jax.nn.relu(d - negative + batch.margin),
-                     0)
+  losses = jnp.where(
+    batch.positives, jax.nn.relu(d - negative + batch.margin), 0
+  )
   values = numerics.safe_divide(
-      jnp.sum(losses, axis=-1),
-      jnp.sum(batch.positives, axis=-1, dtype=d.dtype))
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=_has_triplet(batch), name=name)
+    jnp.sum(losses, axis=-1), jnp.sum(batch.positives, axis=-1, dtype=d.dtype)
+  )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=_has_triplet(batch), name=name
+  )
 
 
-def npair_loss(anchors, positives, *, l2_reg=0.0, where=None, weights=None,
-               reduction="none"):
+def npair_loss(
+  anchors, positives, *, l2_reg=0.0, where=None, weights=None, reduction="none"
+):
   r"""Multi-class N-pair loss: each anchor's positive against the others'.
 
   .. math::
@@ -319,20 +357,23 @@ def npair_loss(anchors, positives, *, l2_reg=0.0, where=None, weights=None,
     Objective <https://papers.nips.cc/paper/6200>`_, 2016.
   """
   name = "npair_loss"
-  anchors, positives = checks.same_shape_floats(name, anchors=anchors,
-                                                positives=positives)
+  anchors, positives = checks.same_shape_floats(
+    name, anchors=anchors, positives=positives
+  )
   checks.rank(name, "anchors", anchors, 2)
   checks.nonnegative(name, "l2_reg", l2_reg)
   keep = example_mask(name, where, anchors.shape[0])
   logits = jnp.matmul(anchors, positives.T)
   labels = jnp.arange(anchors.shape[0])
-  values = masked_cross_entropy(logits, labels,
-                                 jnp.broadcast_to(keep[None, :], logits.shape))
+  values = masked_cross_entropy(
+    logits, labels, jnp.broadcast_to(keep[None, :], logits.shape)
+  )
   if not (is_static(l2_reg) and l2_reg == 0):
     norms = jnp.sum(jnp.square(anchors) + jnp.square(positives), axis=-1)
     values = values + numerics.like(l2_reg, anchors) / 4 * norms
-  return reduction_lib.reduce(values, reduction, weights=weights, where=keep,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=keep, name=name
+  )
 
 
 def uniformity_loss(x, *, t=2, where=None, weights=None, reduction="none"):
@@ -379,27 +420,35 @@ def uniformity_loss(x, *, t=2, where=None, weights=None, reduction="none"):
   example_weights = example_mask(name, where, n).astype(x.dtype)
   if weights is not None:
     example_weights = example_weights * checks.broadcast_weights(
-        name, "weights", weights, example_weights)
-  pair_weights = jnp.where(jnp.eye(n, dtype=bool), 0,
-                           example_weights[:, None] * example_weights[None, :])
+      name, "weights", weights, example_weights
+    )
+  pair_weights = jnp.where(
+    jnp.eye(n, dtype=bool),
+    0,
+    example_weights[:, None] * example_weights[None, :],
+  )
   total = jnp.sum(pair_weights)
   has_pairs = total > 0
   squared = pairwise_distances(x, "squared_euclidean")
   log_potential = jax.nn.logsumexp(
-      -numerics.like(t, x) * squared,
-      b=jnp.where(has_pairs, pair_weights, 1))
-  return jnp.where(has_pairs,
-                   log_potential - jnp.log(jnp.where(has_pairs, total, 1)), 0)
+    -numerics.like(t, x) * squared, b=jnp.where(has_pairs, pair_weights, 1)
+  )
+  return jnp.where(
+    has_pairs, log_potential - jnp.log(jnp.where(has_pairs, total, 1)), 0
+  )
 
 
-for _fn in (batch_hard_triplet_loss, batch_all_triplet_loss,
-            semi_hard_triplet_loss):
+for _fn in (
+  batch_hard_triplet_loss,
+  batch_all_triplet_loss,
+  semi_hard_triplet_loss,
+):
   _fn.__doc__ = _fn.__doc__.replace("  {args}", _ARGS_DOC)
 
 __all__ = [
-    "batch_all_triplet_loss",
-    "batch_hard_triplet_loss",
-    "npair_loss",
-    "semi_hard_triplet_loss",
-    "uniformity_loss",
+  "batch_all_triplet_loss",
+  "batch_hard_triplet_loss",
+  "npair_loss",
+  "semi_hard_triplet_loss",
+  "uniformity_loss",
 ]

@@ -13,8 +13,15 @@ import numpy as np
 
 from jaxloss._core import checks, numerics, value_checks
 from jaxloss._core import reduction as reduction_lib
-from jaxloss._rl_common import (at_least_rank, clipped_surrogate, data,
-                                float_like, k3_kl, masked_mean, token_mask)
+from jaxloss._rl_common import (
+  at_least_rank,
+  clipped_surrogate,
+  data,
+  float_like,
+  k3_kl,
+  masked_mean,
+  token_mask,
+)
 
 __all__ = ["grpo_loss", "group_normalized_advantages"]
 
@@ -62,8 +69,9 @@ def group_normalized_advantages(rewards, groups, *, eps=1e-4, scale=True):
   name = "group_normalized_advantages"
   rewards = jnp.asarray(rewards)
   if not jnp.issubdtype(rewards.dtype, jnp.floating):
-    rewards = checks.as_targets(name, "rewards", rewards,
-                                jnp.zeros((), jnp.float32))
+    rewards = checks.as_targets(
+      name, "rewards", rewards, jnp.zeros((), jnp.float32)
+    )
   rewards = numerics.upcast(rewards)
   checks.rank(name, "rewards", rewards, 1)
   checks.nonnegative(name, "eps", eps)
@@ -71,8 +79,10 @@ def group_normalized_advantages(rewards, groups, *, eps=1e-4, scale=True):
   if isinstance(groups, (int, np.integer)) and not isinstance(groups, bool):
     groups = int(groups)
     if groups < 1 or size % groups:
-      raise ValueError(f"{name}: group size {groups} must be >= 1 and divide "
-                       f"the batch size {size}.")
+      raise ValueError(
+        f"{name}: group size {groups} must be >= 1 and divide "
+        f"the batch size {size}."
+      )
     grouped = rewards.reshape(size // groups, groups)
     mean = jnp.mean(grouped, axis=1, keepdims=True)
     squares = jnp.sum(jnp.square(grouped - mean), axis=1, keepdims=True)
@@ -86,21 +96,36 @@ def group_normalized_advantages(rewards, groups, *, eps=1e-4, scale=True):
     count = jnp.sum(same, axis=1)
     mean = (same @ rewards) / count
     centred = rewards - mean
-    squares = jnp.sum(same * jnp.square(rewards[None, :] - mean[:, None]),
-                      axis=1)
+    squares = jnp.sum(
+      same * jnp.square(rewards[None, :] - mean[:, None]), axis=1
+    )
   if not scale:
     return centred
   variance = squares / jnp.maximum(jnp.asarray(count, rewards.dtype) - 1, 1)
   return centred / (numerics.safe_sqrt(variance) + numerics.like(eps, rewards))
 
 
-@value_checks.value_rules(**{
+@value_checks.value_rules(
+  **{
     arg: value_checks.bounded(high=0, mask="completion_mask")
-    for arg in ("log_probs", "old_log_probs", "ref_log_probs")})
-def grpo_loss(log_probs, old_log_probs, advantages, completion_mask=None,
-              ref_log_probs=None, *, epsilon=0.2, epsilon_high=None, beta=0.04,
-              token_averaging="sequence", where=None, weights=None,
-              reduction="none"):
+    for arg in ("log_probs", "old_log_probs", "ref_log_probs")
+  }
+)
+def grpo_loss(
+  log_probs,
+  old_log_probs,
+  advantages,
+  completion_mask=None,
+  ref_log_probs=None,
+  *,
+  epsilon=0.2,
+  epsilon_high=None,
+  beta=0.04,
+  token_averaging="sequence",
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""GRPO's token-level clipped surrogate loss, with an optional k3 KL
   penalty, per completion.
 
@@ -181,15 +206,38 @@ def grpo_loss(log_probs, old_log_probs, advantages, completion_mask=None,
   checks.nonnegative(name, "beta", beta)
   if epsilon_high is not None:
     checks.nonnegative(name, "epsilon_high", epsilon_high)
-  return _grpo(log_probs, old_log_probs, advantages, completion_mask,
-               ref_log_probs, epsilon, epsilon_high, beta, where, weights,
-               token_averaging=token_averaging, reduction=reduction)
+  return _grpo(
+    log_probs,
+    old_log_probs,
+    advantages,
+    completion_mask,
+    ref_log_probs,
+    epsilon,
+    epsilon_high,
+    beta,
+    where,
+    weights,
+    token_averaging=token_averaging,
+    reduction=reduction,
+  )
 
 
 @functools.partial(jax.jit, static_argnames=("token_averaging", "reduction"))
-def _grpo(log_probs, old_log_probs, advantages, completion_mask, ref_log_probs,
-          epsilon, epsilon_high, beta, where, weights, *, token_averaging,
-          reduction):
+def _grpo(
+  log_probs,
+  old_log_probs,
+  advantages,
+  completion_mask,
+  ref_log_probs,
+  epsilon,
+  epsilon_high,
+  beta,
+  where,
+  weights,
+  *,
+  token_averaging,
+  reduction,
+):
   name = "grpo_loss"
   log_probs = checks.as_float(name, "log_probs", log_probs)
   at_least_rank(name, "log_probs", log_probs, 1)
@@ -209,16 +257,28 @@ def _grpo(log_probs, old_log_probs, advantages, completion_mask, ref_log_probs,
   else:
     epsilon_high = numerics.like(epsilon_high, log_probs)
   per_token = clipped_surrogate(
-      log_probs - jax.lax.stop_gradient(old_log_probs),
-      jax.lax.stop_gradient(advantages)[..., None], epsilon_low, epsilon_high)
+    log_probs - jax.lax.stop_gradient(old_log_probs),
+    jax.lax.stop_gradient(advantages)[..., None],
+    epsilon_low,
+    epsilon_high,
+  )
   if ref_log_probs is not None:
-    ref_log_probs = float_like(name, "ref_log_probs", ref_log_probs, log_probs,
-                               shape)
+    ref_log_probs = float_like(
+      name, "ref_log_probs", ref_log_probs, log_probs, shape
+    )
     per_token = per_token + numerics.like(beta, log_probs) * k3_kl(
-        log_probs, ref_log_probs)
+      log_probs, ref_log_probs
+    )
   values, count = masked_mean(per_token, tokens)
   if token_averaging == "token":
-    weights = count if weights is None else count * checks.broadcast_weights(
-        name, "weights", weights, count, same_rank=True)
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=count > 0, name=name)
+    weights = (
+      count
+      if weights is None
+      else count
+      * checks.broadcast_weights(
+        name, "weights", weights, count, same_rank=True
+      )
+    )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=count > 0, name=name
+  )

@@ -6,22 +6,20 @@ file stays short). Also holds the input helpers the regression files share.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import jax
 import jax.numpy as jnp
 
-from jaxloss._core import checks, numerics
+from jaxloss._core import checks, numerics, value_checks
 from jaxloss._core import reduction as reduction_lib
-from jaxloss._core import value_checks
 
 # sklearn's MAPE floor, numpy.finfo(numpy.float64).eps = 2**-52, is a power of
 # two: exact in float32 too.
-_PERCENTAGE_EPS = 2.0 ** -52
+_PERCENTAGE_EPS = 2.0**-52
 
 
-def _pair(name: str, predictions, targets, *,
-          arg: str = "predictions") -> tuple[jax.Array, jax.Array]:
+def _pair(
+  name: str, predictions, targets, *, arg: str = "predictions"
+) -> tuple[jax.Array, jax.Array]:
   """Floating predictions, and same-shaped targets (float, int or bool) cast
   to their dtype."""
   predictions = checks.as_float(name, arg, predictions)
@@ -48,14 +46,16 @@ def _reduced(name: str, x: jax.Array, axis, where):
     where = checks.broadcast_mask(name, "where", where, per_example)
   elif where.ndim != x.ndim:
     raise ValueError(
-        f"{name}: argument `where` of shape {where.shape} must have the "
-        f"input's shape {x.shape} (drops elements) or at most the rank of the "
-        f"per-example shape {per_example} (drops examples).")
+      f"{name}: argument `where` of shape {where.shape} must have the "
+      f"input's shape {x.shape} (drops elements) or at most the rank of the "
+      f"per-example shape {per_example} (drops examples)."
+    )
   return (axes,) + reduction_lib.split_where(name, where, x.shape, axes)
 
 
-def _masked_mean(x: jax.Array, axes, elements: Optional[jax.Array],
-                 keepdims: bool = False) -> jax.Array:
+def _masked_mean(
+  x: jax.Array, axes, elements: jax.Array | None, keepdims: bool = False
+) -> jax.Array:
   """Mean over ``axes`` of the unmasked elements; 0 where none is unmasked."""
   if elements is None:
     return jnp.mean(x, axis=axes, keepdims=keepdims)
@@ -64,7 +64,7 @@ def _masked_mean(x: jax.Array, axes, elements: Optional[jax.Array],
   return numerics.safe_divide(total, count)
 
 
-def _masked_range(x: jax.Array, axes, elements: Optional[jax.Array]):
+def _masked_range(x: jax.Array, axes, elements: jax.Array | None):
   """``max − min`` over ``axes`` of the unmasked elements (0 if none)."""
   if elements is not None:  # Masked entries take the unmasked mean: in range.
     inside = jax.lax.stop_gradient(_masked_mean(x, axes, elements, True))
@@ -72,8 +72,9 @@ def _masked_range(x: jax.Array, axes, elements: Optional[jax.Array]):
   return jnp.max(x, axis=axes) - jnp.min(x, axis=axes)
 
 
-def root_mean_squared_error(predictions, targets, *, axis=None, where=None,
-                            weights=None, reduction="none"):
+def root_mean_squared_error(
+  predictions, targets, *, axis=None, where=None, weights=None, reduction="none"
+):
   r"""Root mean squared error over ``axis`` (by default, over everything).
 
   .. math::
@@ -117,13 +118,25 @@ def root_mean_squared_error(predictions, targets, *, axis=None, where=None,
   predictions, targets = _pair(name, predictions, targets)
   axes, elements, examples = _reduced(name, predictions, axis, where)
   mean_square = _masked_mean(jnp.square(predictions - targets), axes, elements)
-  return reduction_lib.reduce(numerics.safe_sqrt(mean_square), reduction,
-                              weights=weights, where=examples, name=name)
+  return reduction_lib.reduce(
+    numerics.safe_sqrt(mean_square),
+    reduction,
+    weights=weights,
+    where=examples,
+    name=name,
+  )
 
 
-def normalized_mean_absolute_error(predictions, targets, *, normalizer="range",
-                                   axis=None, where=None, weights=None,
-                                   reduction="none"):
+def normalized_mean_absolute_error(
+  predictions,
+  targets,
+  *,
+  normalizer="range",
+  axis=None,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Mean absolute error over ``axis``, divided by the targets' range or mean.
 
   .. math::
@@ -174,12 +187,14 @@ def normalized_mean_absolute_error(predictions, targets, *, normalizer="range",
   else:
     scale = jnp.abs(_masked_mean(targets, axes, elements))
   values = mae / jnp.where(scale == 0, 1, scale)
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=examples, name=name
+  )
 
 
-def absolute_percentage_error(predictions, targets, *, where=None,
-                              weights=None, reduction="none"):
+def absolute_percentage_error(
+  predictions, targets, *, where=None, weights=None, reduction="none"
+):
   r"""Absolute percentage error (a fraction), elementwise.
 
   .. math:: \ell = |\hat y - y| \,/\, \max(|y|, \epsilon), \qquad
@@ -211,16 +226,21 @@ def absolute_percentage_error(predictions, targets, *, where=None,
   """
   name = "absolute_percentage_error"
   predictions, targets = _pair(name, predictions, targets)
-  values = (numerics.safe_abs(predictions - targets)
-            / jnp.maximum(jnp.abs(targets), _PERCENTAGE_EPS))
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  values = numerics.safe_abs(predictions - targets) / jnp.maximum(
+    jnp.abs(targets), _PERCENTAGE_EPS
+  )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
-@value_checks.value_rules(predictions=value_checks.greater_than(-1),
-                          targets=value_checks.greater_than(-1))
-def squared_log_error(predictions, targets, *, where=None, weights=None,
-                      reduction="none"):
+@value_checks.value_rules(
+  predictions=value_checks.greater_than(-1),
+  targets=value_checks.greater_than(-1),
+)
+def squared_log_error(
+  predictions, targets, *, where=None, weights=None, reduction="none"
+):
   r"""Squared difference of ``log(1 + x)``, elementwise.
 
   .. math:: \ell = \big(\log(1 + \hat y) - \log(1 + y)\big)^2
@@ -252,13 +272,14 @@ def squared_log_error(predictions, targets, *, where=None, weights=None,
   name = "squared_log_error"
   predictions, targets = _pair(name, predictions, targets)
   values = jnp.square(jnp.log1p(predictions) - jnp.log1p(targets))
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 __all__ = [
-    "absolute_percentage_error",
-    "normalized_mean_absolute_error",
-    "root_mean_squared_error",
-    "squared_log_error",
+  "absolute_percentage_error",
+  "normalized_mean_absolute_error",
+  "root_mean_squared_error",
+  "squared_log_error",
 ]

@@ -12,9 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxloss._core import checks
+from jaxloss._core import checks, value_checks
 from jaxloss._core import reduction as reduction_lib
-from jaxloss._core import value_checks
 from jaxloss._regression_metrics import _pair
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -31,8 +30,9 @@ def _stirling(targets: jax.Array) -> jax.Array:
   """torch's Stirling term ``t log t − t + ½ log(2πt)`` for ``t > 1``, else 0."""
   large = targets > 1
   t = jnp.where(large, targets, 1)
-  return jnp.where(large, t * jnp.log(t) - t + 0.5 * jnp.log(t) + _HALF_LOG_2PI,
-                   0)
+  return jnp.where(
+    large, t * jnp.log(t) - t + 0.5 * jnp.log(t) + _HALF_LOG_2PI, 0
+  )
 
 
 def _flag(name: str, arg: str, value) -> None:
@@ -40,8 +40,17 @@ def _flag(name: str, arg: str, value) -> None:
 
 
 @value_checks.value_rules(inputs=_rates, targets=value_checks.nonnegative)
-def poisson_nll_loss(inputs, targets, *, log_input=True, full=False, eps=1e-8,
-                     where=None, weights=None, reduction="none"):
+def poisson_nll_loss(
+  inputs,
+  targets,
+  *,
+  log_input=True,
+  full=False,
+  eps=1e-8,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Poisson negative log-likelihood of counts, elementwise.
 
   .. math::
@@ -90,12 +99,14 @@ def poisson_nll_loss(inputs, targets, *, log_input=True, full=False, eps=1e-8,
     values = inputs - targets * jnp.log(inputs + eps)
   if full:
     values = values + _stirling(targets)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
-def _variances_like(name: str, variances: jax.Array,
-                    means: jax.Array) -> jax.Array:
+def _variances_like(
+  name: str, variances: jax.Array, means: jax.Array
+) -> jax.Array:
   """torch's variance shapes: ``means``' shape, that shape with a last axis of
   1, or without its last axis; broadcast to ``means``' shape."""
   if variances.shape == means.shape:
@@ -105,21 +116,32 @@ def _variances_like(name: str, variances: jax.Array,
   if means.ndim and variances.shape == means.shape[:-1] + (1,):
     return jnp.broadcast_to(variances, means.shape)
   raise ValueError(
-      f"{name}: argument `variances` must have the shape of `means` "
-      f"{means.shape}, that shape with a last axis of 1, or that shape without "
-      f"its last axis; got {variances.shape}.")
+    f"{name}: argument `variances` must have the shape of `means` "
+    f"{means.shape}, that shape with a last axis of 1, or that shape without "
+    f"its last axis; got {variances.shape}."
+  )
 
 
 def _clamp_straight_through(x: jax.Array, floor) -> jax.Array:
   """``max(x, floor)`` in value, with the gradient of ``x`` (torch's in-place
   clamp under ``no_grad``)."""
-  return x - jax.lax.stop_gradient(x) + jax.lax.stop_gradient(
-      jnp.maximum(x, floor))
+  return (
+    x - jax.lax.stop_gradient(x) + jax.lax.stop_gradient(jnp.maximum(x, floor))
+  )
 
 
 @value_checks.value_rules(variances=value_checks.positive)
-def gaussian_nll_loss(means, targets, variances, *, full=False, eps=1e-6,
-                      where=None, weights=None, reduction="none"):
+def gaussian_nll_loss(
+  means,
+  targets,
+  variances,
+  *,
+  full=False,
+  eps=1e-6,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Gaussian negative log-likelihood with predicted variances, elementwise.
 
   .. math::
@@ -167,13 +189,15 @@ def gaussian_nll_loss(means, targets, variances, *, full=False, eps=1e-6,
   means, variances = checks.floats(name, means=means, variances=variances)
   targets = checks.as_targets(name, "targets", targets, means)
   checks.same_shape(name, means=means, targets=targets)
-  variances = _clamp_straight_through(_variances_like(name, variances, means),
-                                      eps)
+  variances = _clamp_straight_through(
+    _variances_like(name, variances, means), eps
+  )
   values = 0.5 * (jnp.log(variances) + jnp.square(means - targets) / variances)
   if full:
     values = values + _HALF_LOG_2PI
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 def _quantile_array(name: str, quantiles, predictions: jax.Array) -> jax.Array:
@@ -184,19 +208,32 @@ def _quantile_array(name: str, quantiles, predictions: jax.Array) -> jax.Array:
       checks.in_unit_interval(name, "quantiles", float(q))
   quantiles = checks.as_float(name, "quantiles", quantiles)
   if quantiles.ndim == 1 and predictions.ndim >= 1:
-    checks.shape(name, "quantiles", quantiles, (predictions.shape[-1],),
-                 "one quantile per entry of the last axis of `predictions`")
+    checks.shape(
+      name,
+      "quantiles",
+      quantiles,
+      (predictions.shape[-1],),
+      "one quantile per entry of the last axis of `predictions`",
+    )
   elif quantiles.ndim != 0:
     raise ValueError(
-        f"{name}: argument `quantiles` must be a scalar or a vector matching "
-        f"the last axis of `predictions` {predictions.shape}, got shape "
-        f"{quantiles.shape}.")
+      f"{name}: argument `quantiles` must be a scalar or a vector matching "
+      f"the last axis of `predictions` {predictions.shape}, got shape "
+      f"{quantiles.shape}."
+    )
   return quantiles.astype(predictions.dtype)
 
 
 @value_checks.value_rules(quantiles=value_checks.unit_interval)
-def quantile_loss(predictions, targets, *, quantiles=0.5, where=None,
-                  weights=None, reduction="none"):
+def quantile_loss(
+  predictions,
+  targets,
+  *,
+  quantiles=0.5,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Quantile (pinball) loss, elementwise.
 
   .. math::
@@ -239,8 +276,9 @@ def quantile_loss(predictions, targets, *, quantiles=0.5, where=None,
   errors = targets - predictions
   quantiles = jnp.broadcast_to(quantiles, errors.shape)
   values = errors * jnp.where(errors >= 0, quantiles, quantiles - 1)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 __all__ = ["gaussian_nll_loss", "poisson_nll_loss", "quantile_loss"]

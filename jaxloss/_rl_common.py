@@ -20,8 +20,9 @@ def bounded_exp(x: jax.Array) -> jax.Array:
   return jnp.exp(jnp.minimum(x, bound))
 
 
-def clipped_surrogate(log_ratio: jax.Array, advantages: jax.Array, eps_low,
-                      eps_high) -> jax.Array:
+def clipped_surrogate(
+  log_ratio: jax.Array, advantages: jax.Array, eps_low, eps_high
+) -> jax.Array:
   """``-min(r A, clip(r, 1 - eps_low, 1 + eps_high) A)`` with ``r = exp(log_ratio)``."""
   ratio = bounded_exp(log_ratio)
   clipped = jnp.clip(ratio, 1 - eps_low, 1 + eps_high)
@@ -52,8 +53,10 @@ def float_like(name: str, arg: str, x, like: jax.Array, shape) -> jax.Array:
 
 def at_least_rank(name: str, arg: str, x: jax.Array, rank: int) -> None:
   if x.ndim < rank:
-    raise ValueError(f"{name}: argument `{arg}` must have rank >= {rank}, got "
-                     f"shape {tuple(x.shape)}.")
+    raise ValueError(
+      f"{name}: argument `{arg}` must have rank >= {rank}, got "
+      f"shape {tuple(x.shape)}."
+    )
 
 
 def token_mask(name: str, arg: str, mask, shape) -> jax.Array:
@@ -65,13 +68,17 @@ def token_mask(name: str, arg: str, mask, shape) -> jax.Array:
   if jnp.issubdtype(mask.dtype, jnp.integer):
     mask = mask != 0
   elif mask.dtype != jnp.bool_:
-    raise TypeError(f"{name}: argument `{arg}` must be a boolean or integer "
-                    f"mask, got dtype {mask.dtype} with shape {mask.shape}.")
+    raise TypeError(
+      f"{name}: argument `{arg}` must be a boolean or integer "
+      f"mask, got dtype {mask.dtype} with shape {mask.shape}."
+    )
   checks.shape(name, arg, mask, tuple(shape))
   return mask
 
 
-def masked_mean(values: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+def masked_mean(
+  values: jax.Array, mask: jax.Array
+) -> tuple[jax.Array, jax.Array]:
   """``(mean of values over the last axis where mask, token count)``; the
   mean is 0 (gradient 0) where no token is active. Padded entries never reach
   the result, whatever they hold."""

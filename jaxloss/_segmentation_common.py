@@ -17,7 +17,7 @@ When two of these ranks coincide the first reading wins.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,9 +35,9 @@ class Inputs(NamedTuple):
 
   predictions: jax.Array
   targets: jax.Array
-  axes: tuple[int, ...]          # summed (spatial) axes, non-negative
-  pixels: Optional[jax.Array]    # mask of the pixel shape, or None
-  outputs: Optional[jax.Array]   # mask of the [..., classes] output, or None
+  axes: tuple[int, ...]  # summed (spatial) axes, non-negative
+  pixels: jax.Array | None  # mask of the pixel shape, or None
+  outputs: jax.Array | None  # mask of the [..., classes] output, or None
 
 
 def _is_probability_input(args) -> bool:
@@ -70,22 +70,34 @@ def summed_axes(name: str, axis, ndim: int) -> tuple[int, ...]:
   out = []
   for a in items:
     if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
-      raise TypeError(f"{name}: `axis` must be an int or a tuple of ints, got "
-                      f"{axis!r}.")
+      raise TypeError(
+        f"{name}: `axis` must be an int or a tuple of ints, got {axis!r}."
+      )
     if not -ndim <= a < ndim:
-      raise ValueError(f"{name}: axis {a} is out of bounds for inputs of rank "
-                       f"{ndim}.")
+      raise ValueError(
+        f"{name}: axis {a} is out of bounds for inputs of rank {ndim}."
+      )
     out.append(int(a) % ndim)
   if ndim - 1 in out:
-    raise ValueError(f"{name}: `axis` {axis!r} includes the class axis (the "
-                     f"last); it names the spatial axes to sum over.")
+    raise ValueError(
+      f"{name}: `axis` {axis!r} includes the class axis (the "
+      f"last); it names the spatial axes to sum over."
+    )
   if len(set(out)) != len(out):
     raise ValueError(f"{name}: `axis` {axis!r} repeats an axis.")
   return tuple(sorted(out))
 
 
-def inputs(name: str, predictions, targets, axis, where, *,
-           class_reduction: str = "mean", expand: bool = True) -> Inputs:
+def inputs(
+  name: str,
+  predictions,
+  targets,
+  axis,
+  where,
+  *,
+  class_reduction: str = "mean",
+  expand: bool = True,
+) -> Inputs:
   """Checks and converts the arrays, reads ``axis`` and ``where``."""
   predictions = checks.as_float(name, "predictions", predictions)
   targets = checks.as_targets(name, "targets", targets, predictions)
@@ -93,12 +105,14 @@ def inputs(name: str, predictions, targets, axis, where, *,
     predictions, targets = expand_like_optax(predictions, targets)
   checks.same_shape(name, predictions=predictions, targets=targets)
   if predictions.ndim < 1:
-    raise ValueError(f"{name}: `predictions` needs a class axis (the last), "
-                     f"got a scalar.")
+    raise ValueError(
+      f"{name}: `predictions` needs a class axis (the last), got a scalar."
+    )
   checks.option(name, "class_reduction", class_reduction, CLASS_REDUCTIONS)
   axes = summed_axes(name, axis, predictions.ndim)
-  pixels, outputs = _read_where(name, where, predictions.shape[:-1], axes,
-                                class_reduction)
+  pixels, outputs = _read_where(
+    name, where, predictions.shape[:-1], axes, class_reduction
+  )
   return Inputs(predictions, targets, axes, pixels, outputs)
 
 
@@ -108,21 +122,26 @@ def _read_where(name, where, pixel_shape, axes, class_reduction):
   where = checks.as_mask(name, "where", where)
   image_rank = len(pixel_shape) - len(axes)
   if where.ndim == len(pixel_shape):
-    return checks.broadcast_mask(name, "where", where, pixel_shape,
-                                 same_rank=True), None
+    return checks.broadcast_mask(
+      name, "where", where, pixel_shape, same_rank=True
+    ), None
   if where.ndim == image_rank:
     image_shape = tuple(d for i, d in enumerate(pixel_shape) if i not in axes)
-    where = checks.broadcast_mask(name, "where", where, image_shape,
-                                  same_rank=True)
+    where = checks.broadcast_mask(
+      name, "where", where, image_shape, same_rank=True
+    )
     return jnp.broadcast_to(jnp.expand_dims(where, axes), pixel_shape), None
   if class_reduction == "none" and where.ndim == image_rank + 1:
     return None, where
-  ranks = sorted({len(pixel_shape), image_rank}
-                 | ({image_rank + 1} if class_reduction == "none" else set()))
+  ranks = sorted(
+    {len(pixel_shape), image_rank}
+    | ({image_rank + 1} if class_reduction == "none" else set())
+  )
   raise ValueError(
-      f"{name}: `where` of shape {where.shape} must have the pixel shape "
-      f"{tuple(pixel_shape)} (rank {len(pixel_shape)}) or the per-image "
-      f"shape (rank {image_rank}); allowed ranks: {ranks}.")
+    f"{name}: `where` of shape {where.shape} must have the pixel shape "
+    f"{tuple(pixel_shape)} (rank {len(pixel_shape)}) or the per-image "
+    f"shape (rank {image_rank}); allowed ranks: {ranks}."
+  )
 
 
 def class_weights_array(name: str, class_weights, num_classes: int, dtype):
@@ -130,13 +149,19 @@ def class_weights_array(name: str, class_weights, num_classes: int, dtype):
   if class_weights is None:
     return None
   class_weights = jnp.asarray(class_weights)
-  if not (jnp.issubdtype(class_weights.dtype, jnp.floating)
-          or jnp.issubdtype(class_weights.dtype, jnp.integer)):
-    raise TypeError(f"{name}: argument `class_weights` must be numeric, got "
-                    f"{class_weights.dtype}.")
+  if not (
+    jnp.issubdtype(class_weights.dtype, jnp.floating)
+    or jnp.issubdtype(class_weights.dtype, jnp.integer)
+  ):
+    raise TypeError(
+      f"{name}: argument `class_weights` must be numeric, got "
+      f"{class_weights.dtype}."
+    )
   if class_weights.ndim != 1 or class_weights.shape[0] not in (1, num_classes):
-    raise ValueError(f"{name}: argument `class_weights` must have shape "
-                     f"({num_classes},), got {class_weights.shape}.")
+    raise ValueError(
+      f"{name}: argument `class_weights` must have shape "
+      f"({num_classes},), got {class_weights.shape}."
+    )
   return class_weights.astype(dtype)
 
 
@@ -146,6 +171,7 @@ def check_reduction(name: str, reduction: str) -> None:
 
 # --------------------------------------------------------------------------- #
 # traced helpers (called inside the jitted cores)
+
 
 def probabilities(predictions: jax.Array, apply_softmax: bool) -> jax.Array:
   """Sigmoid for one channel, softmax over the last axis otherwise."""
@@ -167,23 +193,26 @@ def log_probability_pair(predictions: jax.Array, apply_softmax: bool):
   """
   if not apply_softmax:
     tiny = jnp.finfo(predictions.dtype).tiny
-    return (jnp.maximum(jnp.log(jnp.maximum(predictions, tiny)), _LOG_CLAMP),
-            jnp.maximum(jnp.log(jnp.maximum(1 - predictions, tiny)),
-                        _LOG_CLAMP))
+    return (
+      jnp.maximum(jnp.log(jnp.maximum(predictions, tiny)), _LOG_CLAMP),
+      jnp.maximum(jnp.log(jnp.maximum(1 - predictions, tiny)), _LOG_CLAMP),
+    )
   if predictions.shape[-1] == 1:
     return numerics.log_sigmoid_pair(predictions)
   log_p = jax.nn.log_softmax(predictions, axis=-1)
   num_classes = predictions.shape[-1]
-  top = jax.nn.one_hot(jnp.argmax(predictions, axis=-1), num_classes,
-                       dtype=bool)
+  top = jax.nn.one_hot(
+    jnp.argmax(predictions, axis=-1), num_classes, dtype=bool
+  )
   others = jnp.where(top, -jnp.inf, predictions)
-  log_rest = (jax.nn.logsumexp(others, axis=-1, keepdims=True)
-              - jax.nn.logsumexp(predictions, axis=-1, keepdims=True))
+  log_rest = jax.nn.logsumexp(
+    others, axis=-1, keepdims=True
+  ) - jax.nn.logsumexp(predictions, axis=-1, keepdims=True)
   below_top = numerics.log1mexp(jnp.where(top, -1.0, log_p))
   return log_p, jnp.where(top, log_rest, below_top)
 
 
-def masked_sum(x: jax.Array, pixels: Optional[jax.Array], axes) -> jax.Array:
+def masked_sum(x: jax.Array, pixels: jax.Array | None, axes) -> jax.Array:
   """Sum over ``axes`` of ``[..., classes]`` values, masked pixels left out."""
   if pixels is not None:
     x = jnp.where(pixels[..., None], x, jnp.zeros((), x.dtype))
@@ -195,16 +224,23 @@ def overlap_sums(probs, targets, pixels, axes, squared: bool):
   intersection = masked_sum(probs * targets, pixels, axes)
   if squared:
     probs, targets = jnp.square(probs), jnp.square(targets)
-  return (intersection, masked_sum(probs, pixels, axes),
-          masked_sum(targets, pixels, axes))
+  return (
+    intersection,
+    masked_sum(probs, pixels, axes),
+    masked_sum(targets, pixels, axes),
+  )
 
 
 def tversky_index(intersection, pred_sum, target_sum, smooth, alpha, beta):
   r"""``(I + s) / (I + α (P − I) + β (T − I) + s)``; 1 where the denominator
   is 0 (an empty class predicted empty, ``smooth = 0``)."""
   numerator = intersection + smooth
-  denominator = (intersection + alpha * (pred_sum - intersection)
-                 + beta * (target_sum - intersection) + smooth)
+  denominator = (
+    intersection
+    + alpha * (pred_sum - intersection)
+    + beta * (target_sum - intersection)
+    + smooth
+  )
   zero = denominator == 0
   return jnp.where(zero, 1, numerator / jnp.where(zero, 1, denominator))
 
@@ -215,8 +251,9 @@ def safe_power(x: jax.Array, gamma) -> jax.Array:
   return jnp.where(positive, jnp.where(positive, x, 1) ** gamma, 0)
 
 
-def combine_classes(per_class: jax.Array, class_weights, ignore_background,
-                    class_reduction: str) -> jax.Array:
+def combine_classes(
+  per_class: jax.Array, class_weights, ignore_background, class_reduction: str
+) -> jax.Array:
   """Class weights, then background dropped, then the class reduction."""
   if class_weights is not None:
     shape = (1,) * (per_class.ndim - 1) + class_weights.shape
@@ -240,8 +277,11 @@ def output_mask(values, pixels, outputs, axes, class_reduction):
       mask = mask[..., None]
   if outputs is not None:
     outputs = jnp.broadcast_to(outputs, values.shape)
-    mask = outputs if mask is None else jnp.logical_and(
-        jnp.broadcast_to(mask, values.shape), outputs)
+    mask = (
+      outputs
+      if mask is None
+      else jnp.logical_and(jnp.broadcast_to(mask, values.shape), outputs)
+    )
   return mask
 
 
@@ -261,11 +301,36 @@ def generalized_class_weights(targets, pixels):
   return weights / jnp.sum(weights) * weights.shape[0]
 
 
-@jax.jit(static_argnames=("name", "kind", "axes", "apply_softmax", "squared",
-                          "ignore_background", "class_reduction", "reduction"))
-def region_loss(predictions, targets, pixels, outputs, weights, class_weights,
-                hyper, *, name, kind, axes, apply_softmax, squared,
-                ignore_background, class_reduction, reduction):
+@jax.jit(
+  static_argnames=(
+    "name",
+    "kind",
+    "axes",
+    "apply_softmax",
+    "squared",
+    "ignore_background",
+    "class_reduction",
+    "reduction",
+  )
+)
+def region_loss(
+  predictions,
+  targets,
+  pixels,
+  outputs,
+  weights,
+  class_weights,
+  hyper,
+  *,
+  name,
+  kind,
+  axes,
+  apply_softmax,
+  squared,
+  ignore_background,
+  class_reduction,
+  reduction,
+):
   """Per-class overlap loss, class combination and :func:`jaxloss.reduce`.
 
   ``kind``: ``"tversky"`` (``1 − TI``; Dice and Jaccard are special cases),
@@ -277,8 +342,9 @@ def region_loss(predictions, targets, pixels, outputs, weights, class_weights,
   if kind == "generalized":
     class_weights = generalized_class_weights(targets, pixels)
   sums = overlap_sums(probs, targets, pixels, axes, squared)
-  per_class = 1 - tversky_index(*sums, hyper["smooth"], hyper["alpha"],
-                                hyper["beta"])
+  per_class = 1 - tversky_index(
+    *sums, hyper["smooth"], hyper["alpha"], hyper["beta"]
+  )
   if kind == "focal":
     per_class = safe_power(per_class, hyper["gamma"])
   if kind == "combo":
@@ -289,11 +355,13 @@ def region_loss(predictions, targets, pixels, outputs, weights, class_weights,
     cross_entropy = numerics.safe_divide(masked_sum(bce, pixels, axes), count)
     ce_weight = hyper["ce_weight"]
     per_class = ce_weight * cross_entropy + (1 - ce_weight) * per_class
-  values = combine_classes(per_class, class_weights, ignore_background,
-                           class_reduction)
+  values = combine_classes(
+    per_class, class_weights, ignore_background, class_reduction
+  )
   mask = output_mask(values, pixels, outputs, axes, class_reduction)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=mask,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=mask, name=name
+  )
 
 
 def hyper_parameters(like: jax.Array, **values) -> dict:

@@ -15,17 +15,30 @@ from jaxloss import _segmentation_common as common
 from jaxloss._core import checks, value_checks
 from jaxloss._core import reduction as reduction_lib
 
-_RULES = dict(predictions=common.predictions_rule,
-              targets=value_checks.unit_interval)
+_RULES = dict(
+  predictions=common.predictions_rule, targets=value_checks.unit_interval
+)
 _CLASSES = ("present", "all")
 
 
 @value_checks.value_rules(**_RULES)
-def combo_loss(predictions, targets, *, ce_weight=0.5, ce_beta=0.5,
-               class_weights=None, smooth=1.0, apply_softmax=True,
-               ignore_background=False, axis=None, squared_denominator=False,
-               class_reduction="mean", where=None, weights=None,
-               reduction="none"):
+def combo_loss(
+  predictions,
+  targets,
+  *,
+  ce_weight=0.5,
+  ce_beta=0.5,
+  class_weights=None,
+  smooth=1.0,
+  apply_softmax=True,
+  ignore_background=False,
+  axis=None,
+  squared_denominator=False,
+  class_reduction="mean",
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Combo loss: a weighted sum of a β-weighted cross-entropy and the Dice loss.
 
   .. math::
@@ -81,27 +94,54 @@ def combo_loss(predictions, targets, *, ce_weight=0.5, ce_beta=0.5,
   checks.nonnegative(name, "smooth", smooth)
   checks.in_unit_interval(name, "ce_weight", ce_weight)
   checks.in_unit_interval(name, "ce_beta", ce_beta)
-  x = common.inputs(name, predictions, targets, axis, where,
-                    class_reduction=class_reduction)
+  x = common.inputs(
+    name, predictions, targets, axis, where, class_reduction=class_reduction
+  )
   class_weights = common.class_weights_array(
-      name, class_weights, x.predictions.shape[-1], x.predictions.dtype)
-  hyper = common.hyper_parameters(x.predictions, smooth=smooth, alpha=0.5,
-                                  beta=0.5, ce_weight=ce_weight,
-                                  ce_beta=ce_beta)
+    name, class_weights, x.predictions.shape[-1], x.predictions.dtype
+  )
+  hyper = common.hyper_parameters(
+    x.predictions,
+    smooth=smooth,
+    alpha=0.5,
+    beta=0.5,
+    ce_weight=ce_weight,
+    ce_beta=ce_beta,
+  )
   return common.region_loss(
-      x.predictions, x.targets, x.pixels, x.outputs, weights, class_weights,
-      hyper, name=name, kind="combo", axes=x.axes,
-      apply_softmax=bool(apply_softmax), squared=bool(squared_denominator),
-      ignore_background=bool(ignore_background),
-      class_reduction=class_reduction, reduction=reduction)
+    x.predictions,
+    x.targets,
+    x.pixels,
+    x.outputs,
+    weights,
+    class_weights,
+    hyper,
+    name=name,
+    kind="combo",
+    axes=x.axes,
+    apply_softmax=bool(apply_softmax),
+    squared=bool(squared_denominator),
+    ignore_background=bool(ignore_background),
+    class_reduction=class_reduction,
+    reduction=reduction,
+  )
 
 
 @value_checks.value_rules(**_RULES)
-def lovasz_softmax_loss(predictions, targets, *, classes="present",
-                        per_image=True, class_weights=None,
-                        apply_softmax=True, ignore_background=False,
-                        axis=None, where=None, weights=None,
-                        reduction="none"):
+def lovasz_softmax_loss(
+  predictions,
+  targets,
+  *,
+  classes="present",
+  per_image=True,
+  class_weights=None,
+  apply_softmax=True,
+  ignore_background=False,
+  axis=None,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Lovász-Softmax loss: the Lovász extension of the per-class Jaccard loss.
 
   For each class ``c``, the pixels' errors :math:`e_i = |t_{ic} - p_{ic}|`
@@ -159,11 +199,22 @@ def lovasz_softmax_loss(predictions, targets, *, classes="present",
     raise TypeError(f"{name}: `per_image` must be a bool, got {per_image!r}.")
   x = common.inputs(name, predictions, targets, axis, where)
   class_weights = common.class_weights_array(
-      name, class_weights, x.predictions.shape[-1], x.predictions.dtype)
-  return _lovasz(x.predictions, x.targets, x.pixels, weights, class_weights,
-                 name=name, axes=x.axes, apply_softmax=bool(apply_softmax),
-                 ignore_background=bool(ignore_background), classes=classes,
-                 per_image=per_image, reduction=reduction)
+    name, class_weights, x.predictions.shape[-1], x.predictions.dtype
+  )
+  return _lovasz(
+    x.predictions,
+    x.targets,
+    x.pixels,
+    weights,
+    class_weights,
+    name=name,
+    axes=x.axes,
+    apply_softmax=bool(apply_softmax),
+    ignore_background=bool(ignore_background),
+    classes=classes,
+    per_image=per_image,
+    reduction=reduction,
+  )
 
 
 def _lovasz_sorted(errors, foreground, valid):
@@ -173,21 +224,44 @@ def _lovasz_sorted(errors, foreground, valid):
   order = jnp.argsort(key, axis=-1, descending=True, stable=True)
   errors = jnp.take_along_axis(jnp.where(valid, errors, 0), order, axis=-1)
   foreground = jax.lax.stop_gradient(
-      jnp.take_along_axis(jnp.where(valid, foreground, 0), order, axis=-1))
+    jnp.take_along_axis(jnp.where(valid, foreground, 0), order, axis=-1)
+  )
   total = jnp.sum(foreground, axis=-1, keepdims=True)
   intersection = total - jnp.cumsum(foreground, axis=-1)
   union = total + jnp.cumsum(1 - foreground, axis=-1)
   jaccard = 1 - intersection / union
-  steps = jnp.concatenate([jaccard[..., :1], jnp.diff(jaccard, axis=-1)],
-                          axis=-1)
+  steps = jnp.concatenate(
+    [jaccard[..., :1], jnp.diff(jaccard, axis=-1)], axis=-1
+  )
   return jnp.sum(errors * steps, axis=-1), total[..., 0]
 
 
-@jax.jit(static_argnames=("name", "axes", "apply_softmax", "ignore_background",
-                          "classes", "per_image", "reduction"))
-def _lovasz(predictions, targets, pixels, weights, class_weights, *, name,
-            axes, apply_softmax, ignore_background, classes, per_image,
-            reduction):
+@jax.jit(
+  static_argnames=(
+    "name",
+    "axes",
+    "apply_softmax",
+    "ignore_background",
+    "classes",
+    "per_image",
+    "reduction",
+  )
+)
+def _lovasz(
+  predictions,
+  targets,
+  pixels,
+  weights,
+  class_weights,
+  *,
+  name,
+  axes,
+  apply_softmax,
+  ignore_background,
+  classes,
+  per_image,
+  reduction,
+):
   probs = common.probabilities(predictions, apply_softmax)
   ndim = probs.ndim
   image_axes = tuple(a for a in range(ndim - 1) if a not in axes)
@@ -203,28 +277,42 @@ def _lovasz(predictions, targets, pixels, weights, class_weights, *, name,
       x = x.reshape((1, -1, x.shape[-1]))
     return jnp.swapaxes(x, 1, 2)
 
-  valid = (jnp.ones(probs.shape[:-1] + (1,), bool) if pixels is None
-           else pixels[..., None])
+  valid = (
+    jnp.ones(probs.shape[:-1] + (1,), bool)
+    if pixels is None
+    else pixels[..., None]
+  )
   foreground = rows(targets)
   per_class, present = _lovasz_sorted(
-      jnp.abs(foreground - rows(probs)), foreground,
-      jnp.broadcast_to(rows(valid), foreground.shape))
+    jnp.abs(foreground - rows(probs)),
+    foreground,
+    jnp.broadcast_to(rows(valid), foreground.shape),
+  )
   if class_weights is not None:
-    per_class = per_class * jnp.broadcast_to(class_weights[None, :],
-                                             per_class.shape)
-  counted = (present > 0 if classes == "present"
-             else jnp.ones(per_class.shape, bool))
+    per_class = per_class * jnp.broadcast_to(
+      class_weights[None, :], per_class.shape
+    )
+  counted = (
+    present > 0 if classes == "present" else jnp.ones(per_class.shape, bool)
+  )
   if ignore_background and num_classes > 1:
     per_class, counted = per_class[:, 1:], counted[:, 1:]
   count = jnp.sum(counted, axis=-1, dtype=per_class.dtype)
-  values = (jnp.sum(jnp.where(counted, per_class, 0), axis=-1)
-            / jnp.maximum(count, 1))
+  values = jnp.sum(jnp.where(counted, per_class, 0), axis=-1) / jnp.maximum(
+    count, 1
+  )
   if not per_image:
-    return reduction_lib.reduce(values[0], reduction, weights=weights,
-                                name=name)
+    return reduction_lib.reduce(
+      values[0], reduction, weights=weights, name=name
+    )
   mask = None if pixels is None else jnp.any(pixels, axis=axes)
-  return reduction_lib.reduce(values.reshape(image_shape), reduction,
-                              weights=weights, where=mask, name=name)
+  return reduction_lib.reduce(
+    values.reshape(image_shape),
+    reduction,
+    weights=weights,
+    where=mask,
+    name=name,
+  )
 
 
 __all__ = ["combo_loss", "lovasz_softmax_loss"]

@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import functools
 import numbers
-from typing import Optional
 
 import jax
 import jax.numpy as jnp
 
-from jaxloss._core import checks, numerics
-from jaxloss._core import online_softmax
+from jaxloss._core import checks, online_softmax, value_checks
 from jaxloss._core import reduction as reduction_lib
-from jaxloss._core import value_checks
 
 _NAME = "linear_cross_entropy"
 
@@ -50,16 +47,31 @@ def default_chunk_size(num_tokens: int, vocab_size: int) -> int:
 
 def _is_zero(value) -> bool:
   """A Python number equal to 0 (a term that can be left out statically)."""
-  return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-          and value == 0)
+  return (
+    isinstance(value, numbers.Real)
+    and not isinstance(value, bool)
+    and value == 0
+  )
 
 
 @value_checks.value_rules(
-    labels=value_checks.class_index("weight", axis_arg=None))
-def linear_cross_entropy(hidden, weight, labels, *, bias=None, where=None,
-                         ignore_index=None, label_smoothing=0.0, z_loss=0.0,
-                         logit_soft_cap=None, chunk_size=None, weights=None,
-                         reduction="mean"):
+  labels=value_checks.class_index("weight", axis_arg=None)
+)
+def linear_cross_entropy(
+  hidden,
+  weight,
+  labels,
+  *,
+  bias=None,
+  where=None,
+  ignore_index=None,
+  label_smoothing=0.0,
+  z_loss=0.0,
+  logit_soft_cap=None,
+  chunk_size=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Cross-entropy of ``hidden @ weight + bias``, never materialising the logits.
 
   .. math::
@@ -142,10 +154,20 @@ def linear_cross_entropy(hidden, weight, labels, *, bias=None, where=None,
     checks.rank(_NAME, "hidden", hidden, 1)
   checks.rank(_NAME, "weight", weight, 2)
   dim = hidden.shape[-1]
-  checks.shape(_NAME, "weight", weight, (dim, None),
-               f"[dim, vocab] with dim = hidden.shape[-1] = {dim}")
-  checks.shape(_NAME, "labels", labels, hidden.shape[:-1],
-               "hidden's shape without its last axis")
+  checks.shape(
+    _NAME,
+    "weight",
+    weight,
+    (dim, None),
+    f"[dim, vocab] with dim = hidden.shape[-1] = {dim}",
+  )
+  checks.shape(
+    _NAME,
+    "labels",
+    labels,
+    hidden.shape[:-1],
+    "hidden's shape without its last axis",
+  )
   if bias is not None:
     bias = converted[2]
     checks.shape(_NAME, "bias", bias, weight.shape[1:], "[vocab]")
@@ -156,16 +178,28 @@ def linear_cross_entropy(hidden, weight, labels, *, bias=None, where=None,
     checks.positive(_NAME, "logit_soft_cap", logit_soft_cap)
   chunk_size = checks.chunk_size(_NAME, chunk_size)
   if where is not None:
-    where = checks.broadcast_mask(_NAME, "where", where, labels.shape,
-                                  same_rank=True)
-  scalar = lambda arg, value: (None if value is None
-                               else checks.scalar(_NAME, arg, value))
+    where = checks.broadcast_mask(
+      _NAME, "where", where, labels.shape, same_rank=True
+    )
+  scalar = lambda arg, value: (
+    None if value is None else checks.scalar(_NAME, arg, value)
+  )
   return _linear_cross_entropy(
-      hidden, weight, labels, bias, where, weights,
-      scalar("ignore_index", ignore_index),
-      scalar("label_smoothing", label_smoothing), scalar("z_loss", z_loss),
-      scalar("logit_soft_cap", logit_soft_cap), chunk_size=chunk_size, reduction=reduction,
-      smoothing=not _is_zero(label_smoothing), use_z_loss=not _is_zero(z_loss))
+    hidden,
+    weight,
+    labels,
+    bias,
+    where,
+    weights,
+    scalar("ignore_index", ignore_index),
+    scalar("label_smoothing", label_smoothing),
+    scalar("z_loss", z_loss),
+    scalar("logit_soft_cap", logit_soft_cap),
+    chunk_size=chunk_size,
+    reduction=reduction,
+    smoothing=not _is_zero(label_smoothing),
+    use_z_loss=not _is_zero(z_loss),
+  )
 
 
 def _logits(rows, columns, *, smoothing: bool) -> online_softmax.Chunk:
@@ -195,11 +229,27 @@ def _logits(rows, columns, *, smoothing: bool) -> online_softmax.Chunk:
   return online_softmax.Chunk(logits, None, terms)
 
 
-@functools.partial(jax.jit, static_argnames=(
-    "chunk_size", "reduction", "smoothing", "use_z_loss"))
-def _linear_cross_entropy(hidden, weight, labels, bias, where, weights,
-                          ignore_index, label_smoothing, z_loss, cap, *,
-                          chunk_size, reduction, smoothing, use_z_loss):
+@functools.partial(
+  jax.jit,
+  static_argnames=("chunk_size", "reduction", "smoothing", "use_z_loss"),
+)
+def _linear_cross_entropy(
+  hidden,
+  weight,
+  labels,
+  bias,
+  where,
+  weights,
+  ignore_index,
+  label_smoothing,
+  z_loss,
+  cap,
+  *,
+  chunk_size,
+  reduction,
+  smoothing,
+  use_z_loss,
+):
   dtype = hidden.dtype
   shape = labels.shape
   dim, vocab = weight.shape
@@ -209,19 +259,26 @@ def _linear_cross_entropy(hidden, weight, labels, bias, where, weights,
     keep = valid if keep is None else keep & valid
   if keep is not None:
     labels = jnp.where(keep, labels, -1)  # dropped: matches no column.
-  rows = {"hidden": hidden.reshape(-1, dim), "weight": weight,
-          "labels": labels.reshape(-1)}
+  rows = {
+    "hidden": hidden.reshape(-1, dim),
+    "weight": weight,
+    "labels": labels.reshape(-1),
+  }
   if cap is not None:
     rows["cap"] = cap.astype(dtype)
   columns = {"index": jnp.arange(vocab, dtype=jnp.int32)}
   if bias is not None:
     columns["bias"] = bias
   num_tokens = rows["hidden"].shape[0]
-  chunk = (default_chunk_size(num_tokens, vocab) if chunk_size is None
-           else chunk_size)
-  stats = online_softmax.stats(functools.partial(_logits, smoothing=smoothing),
-                               rows, columns,
-                               chunk_size=None if chunk >= vocab else chunk)
+  chunk = (
+    default_chunk_size(num_tokens, vocab) if chunk_size is None else chunk_size
+  )
+  stats = online_softmax.stats(
+    functools.partial(_logits, smoothing=smoothing),
+    rows,
+    columns,
+    chunk_size=None if chunk >= vocab else chunk,
+  )
   lse = stats.row_lse
   values = lse - stats.row_sums[0]
   if smoothing:
@@ -230,8 +287,9 @@ def _linear_cross_entropy(hidden, weight, labels, bias, where, weights,
     values = (1 - epsilon) * values + epsilon * (lse - mean_logit)
   if use_z_loss:
     values = values + z_loss.astype(dtype) * jnp.square(lse)
-  return reduction_lib.reduce(values.reshape(shape), reduction,
-                              weights=weights, where=keep, name=_NAME)
+  return reduction_lib.reduce(
+    values.reshape(shape), reduction, weights=weights, where=keep, name=_NAME
+  )
 
 
 __all__ = ["linear_cross_entropy"]

@@ -12,13 +12,12 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxloss._core import checks, numerics
-from jaxloss._core import reduction as reduction_lib
-from jaxloss._core import value_checks
-from jaxloss import _classification_focal, _classification_margin
 from jaxloss import _classification_common as common
-from jaxloss._classification_focal import *  # noqa: F401,F403
-from jaxloss._classification_margin import *  # noqa: F401,F403
+from jaxloss import _classification_focal, _classification_margin
+from jaxloss._classification_focal import *  # noqa: F403
+from jaxloss._classification_margin import *  # noqa: F403
+from jaxloss._core import checks, numerics, value_checks
+from jaxloss._core import reduction as reduction_lib
 
 _LOG_CLAMP = -100.0  # torch.nn.functional.binary_cross_entropy's log clamp.
 _WEIGHT_METHODS = ("effective_number", "inverse", "inverse_sqrt")
@@ -27,10 +26,18 @@ _WEIGHT_METHODS = ("effective_number", "inverse", "inverse_sqrt")
 # --------------------------------------------------------------------------- #
 # binary cross-entropies
 
+
 @value_checks.value_rules(labels=value_checks.unit_interval)
-def sigmoid_binary_cross_entropy(logits, labels, *, pos_weight=None,
-                                 label_smoothing=0.0, where=None, weights=None,
-                                 reduction="none"):
+def sigmoid_binary_cross_entropy(
+  logits,
+  labels,
+  *,
+  pos_weight=None,
+  label_smoothing=0.0,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Binary cross-entropy on logits, elementwise.
 
   .. math::
@@ -69,17 +76,21 @@ def sigmoid_binary_cross_entropy(logits, labels, *, pos_weight=None,
   log_p, log_not_p = numerics.log_sigmoid_pair(logits)
   positive = labels * log_p
   if pos_weight is not None:
-    positive = positive * checks.broadcast_weights(name, "pos_weight",
-                                                   pos_weight, logits)
+    positive = positive * checks.broadcast_weights(
+      name, "pos_weight", pos_weight, logits
+    )
   values = -positive - (1 - labels) * log_not_p
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
-@value_checks.value_rules(probabilities=value_checks.unit_interval,
-                          labels=value_checks.unit_interval)
-def binary_cross_entropy(probabilities, labels, *, where=None, weights=None,
-                         reduction="none"):
+@value_checks.value_rules(
+  probabilities=value_checks.unit_interval, labels=value_checks.unit_interval
+)
+def binary_cross_entropy(
+  probabilities, labels, *, where=None, weights=None, reduction="none"
+):
   r"""Binary cross-entropy on probabilities, with torch's log clamp at −100.
 
   .. math::
@@ -110,10 +121,13 @@ def binary_cross_entropy(probabilities, labels, *, where=None, weights=None,
   probabilities = checks.as_float(name, "probabilities", probabilities)
   labels = checks.as_targets(name, "labels", labels, probabilities)
   checks.same_shape(name, probabilities=probabilities, labels=labels)
-  values = -(labels * _clamped_log(probabilities)
-             + (1 - labels) * _clamped_log(1 - probabilities))
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  values = -(
+    labels * _clamped_log(probabilities)
+    + (1 - labels) * _clamped_log(1 - probabilities)
+  )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 def _clamped_log(p: jax.Array) -> jax.Array:
@@ -128,10 +142,19 @@ def _clamped_log(p: jax.Array) -> jax.Array:
 # --------------------------------------------------------------------------- #
 # softmax cross-entropies
 
+
 @value_checks.value_rules(labels=value_checks.unit_interval)
-def softmax_cross_entropy(logits, labels, axis=-1, where=None, *,
-                          label_smoothing=0.0, class_weights=None,
-                          weights=None, reduction="none"):
+def softmax_cross_entropy(
+  logits,
+  labels,
+  axis=-1,
+  where=None,
+  *,
+  label_smoothing=0.0,
+  class_weights=None,
+  weights=None,
+  reduction="none",
+):
   r"""Cross-entropy between soft (or one-hot) labels and ``softmax(logits)``.
 
   .. math::
@@ -172,17 +195,20 @@ def softmax_cross_entropy(logits, labels, axis=-1, where=None, *,
   """
   name = "softmax_cross_entropy"
   log_probs, labels, examples = common.soft_label_inputs(
-      name, logits, labels, axis, where, label_smoothing)
+    name, logits, labels, axis, where, label_smoothing
+  )
   if class_weights is not None:
     labels = labels * common.class_weights_last(name, class_weights, log_probs)
   values = -jnp.sum(labels * log_probs, axis=-1)
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=examples, name=name
+  )
 
 
 @value_checks.value_rules(labels=value_checks.unit_interval)
-def safe_softmax_cross_entropy(logits, labels, *, where=None, weights=None,
-                               reduction="none"):
+def safe_softmax_cross_entropy(
+  logits, labels, *, where=None, weights=None, reduction="none"
+):
   r"""Softmax cross-entropy with ``0 \log 0 = 0``, also where a logit is −inf.
 
   .. math::
@@ -213,17 +239,28 @@ def safe_softmax_cross_entropy(logits, labels, *, where=None, weights=None,
     <https://www.deeplearningbook.org/contents/prob.html>`_, 2016.
   """
   name = "safe_softmax_cross_entropy"
-  log_probs, labels, examples = common.soft_label_inputs(name, logits, labels, -1,
-                                                   where)
+  log_probs, labels, examples = common.soft_label_inputs(
+    name, logits, labels, -1, where
+  )
   values = -jnp.sum(labels * log_probs, axis=-1)
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=examples, name=name
+  )
 
 
 @value_checks.value_rules(labels=value_checks.class_index("logits"))
 def softmax_cross_entropy_with_integer_labels(
-    logits, labels, axis=-1, where=None, *, label_smoothing=0.0,
-    class_weights=None, ignore_index=None, weights=None, reduction="none"):
+  logits,
+  labels,
+  axis=-1,
+  where=None,
+  *,
+  label_smoothing=0.0,
+  class_weights=None,
+  ignore_index=None,
+  weights=None,
+  reduction="none",
+):
   r"""Cross-entropy between integer class labels and ``softmax(logits)``.
 
   .. math::
@@ -269,7 +306,8 @@ def softmax_cross_entropy_with_integer_labels(
   name = "softmax_cross_entropy_with_integer_labels"
   checks.in_unit_interval(name, "label_smoothing", label_smoothing)
   logits, labels, elements, examples = common.integer_label_inputs(
-      name, logits, labels, axis, where, ignore_index)
+    name, logits, labels, axis, where, ignore_index
+  )
   lse = common.logsumexp(logits, elements, empty=0.0)
   values = lse - common.pick(logits, labels)
   if not (isinstance(label_smoothing, (int, float)) and label_smoothing == 0):
@@ -277,19 +315,31 @@ def softmax_cross_entropy_with_integer_labels(
       mean_logit = jnp.mean(logits, axis=-1)
     else:
       mean_logit = numerics.safe_divide(
-          jnp.sum(jnp.where(elements, logits, 0), axis=-1),
-          jnp.sum(elements, axis=-1, dtype=logits.dtype))
+        jnp.sum(jnp.where(elements, logits, 0), axis=-1),
+        jnp.sum(elements, axis=-1, dtype=logits.dtype),
+      )
     label_smoothing = numerics.like(label_smoothing, values)
-    values = (1 - label_smoothing) * values + label_smoothing * (lse - mean_logit)
+    values = (1 - label_smoothing) * values + label_smoothing * (
+      lse - mean_logit
+    )
   weights = common.combine_weights(name, labels, class_weights, weights, logits)
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=examples, name=name
+  )
 
 
-@value_checks.value_rules(
-    labels=value_checks.class_index("log_probabilities"))
-def nll_loss(log_probabilities, labels, *, axis=-1, class_weights=None,
-             ignore_index=None, where=None, weights=None, reduction="none"):
+@value_checks.value_rules(labels=value_checks.class_index("log_probabilities"))
+def nll_loss(
+  log_probabilities,
+  labels,
+  *,
+  axis=-1,
+  class_weights=None,
+  ignore_index=None,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Negative log-likelihood of integer labels under given log-probabilities.
 
   .. math::
@@ -323,23 +373,29 @@ def nll_loss(log_probabilities, labels, *, axis=-1, class_weights=None,
     <https://www.deeplearningbook.org/contents/prob.html>`_, 2016.
   """
   name = "nll_loss"
-  log_probabilities = checks.as_float(name, "log_probabilities",
-                                      log_probabilities)
+  log_probabilities = checks.as_float(
+    name, "log_probabilities", log_probabilities
+  )
   labels = checks.as_labels(name, "labels", labels)
   axis = checks.canonical_axis(name, axis, log_probabilities.ndim)
-  common.labels_for(name, labels, log_probabilities, (axis,), "log_probabilities")
+  common.labels_for(
+    name, labels, log_probabilities, (axis,), "log_probabilities"
+  )
   if where is not None:
     where = checks.broadcast_mask(name, "where", where, labels.shape)
   labels, examples = common.drop_ignored(labels, ignore_index, where)
   values = -common.pick(jnp.moveaxis(log_probabilities, axis, -1), labels)
-  weights = common.combine_weights(name, labels, class_weights, weights,
-                             log_probabilities, axis)
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
+  weights = common.combine_weights(
+    name, labels, class_weights, weights, log_probabilities, axis
+  )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=examples, name=name
+  )
 
 
 # --------------------------------------------------------------------------- #
 # focal and polynomial losses
+
 
 @value_checks.value_rules(labels=value_checks.unit_interval)
 def smooth_labels(labels, alpha, *, axis=-1, where=None) -> jax.Array:
@@ -377,14 +433,16 @@ def smooth_labels(labels, alpha, *, axis=-1, where=None) -> jax.Array:
   else:
     where = checks.broadcast_mask(name, "where", where, labels.shape)
     num_classes = jnp.maximum(
-        jnp.sum(where, axis=axes, keepdims=True, dtype=labels.dtype), 1)
+      jnp.sum(where, axis=axes, keepdims=True, dtype=labels.dtype), 1
+    )
   alpha = numerics.like(alpha, labels)
   return (1 - alpha) * labels + alpha / num_classes
 
 
 @value_checks.value_rules(counts=value_checks.nonnegative)
-def class_weights_from_counts(counts, *, method="effective_number",
-                              beta=0.999) -> jax.Array:
+def class_weights_from_counts(
+  counts, *, method="effective_number", beta=0.999
+) -> jax.Array:
   r"""Class weights from class frequencies, normalised to sum to ``C``.
 
   .. math::
@@ -441,7 +499,8 @@ def class_weights_from_counts(counts, *, method="effective_number",
 
 
 @value_checks.value_rules(
-    labels=value_checks.class_index("logits", axis_arg=None))
+  labels=value_checks.class_index("logits", axis_arg=None)
+)
 def perplexity(logits, labels, *, where=None, per_sequence=False) -> jax.Array:
   r"""Perplexity of integer tokens under ``softmax(logits)`` (a metric).
 
@@ -483,8 +542,9 @@ def perplexity(logits, labels, *, where=None, per_sequence=False) -> jax.Array:
   if logits.ndim < 2:
     checks.rank(name, "logits", logits, 2)
   common.labels_for(name, labels, logits, (logits.ndim - 1,))
-  tokens, _ = reduction_lib.split_where(name, where, labels.shape,
-                                        labels.ndim - 1)
+  tokens, _ = reduction_lib.split_where(
+    name, where, labels.shape, labels.ndim - 1
+  )
   if tokens is not None:
     labels = jnp.where(tokens, labels, 0)
   nll = softmax_cross_entropy_with_integer_labels(logits, labels)
@@ -493,13 +553,17 @@ def perplexity(logits, labels, *, where=None, per_sequence=False) -> jax.Array:
     mean_nll = jnp.mean(nll, axis=axis)
   else:
     mean_nll = numerics.safe_divide(
-        jnp.sum(jnp.where(tokens, nll, 0), axis=axis),
-        jnp.sum(tokens, axis=axis, dtype=nll.dtype))
+      jnp.sum(jnp.where(tokens, nll, 0), axis=axis),
+      jnp.sum(tokens, axis=axis, dtype=nll.dtype),
+    )
   log_max = math.log(float(jnp.finfo(nll.dtype).max)) - 0.01
   return jnp.exp(jnp.minimum(mean_nll, log_max))
 
 
-__all__ = _classification_focal.__all__ + _classification_margin.__all__ + [
+__all__ = (
+  _classification_focal.__all__
+  + _classification_margin.__all__
+  + [
     "binary_cross_entropy",
     "class_weights_from_counts",
     "nll_loss",
@@ -509,4 +573,5 @@ __all__ = _classification_focal.__all__ + _classification_margin.__all__ + [
     "smooth_labels",
     "softmax_cross_entropy",
     "softmax_cross_entropy_with_integer_labels",
-]
+  ]
+)

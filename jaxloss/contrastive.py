@@ -21,11 +21,14 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxloss._core import checks, in_batch, numerics
-from jaxloss._core import online_softmax
+from jaxloss._core import (
+  checks,
+  in_batch,
+  numerics,
+  online_softmax,
+  value_checks,
+)
 from jaxloss._core import reduction as reduction_lib
-from jaxloss._core import value_checks
-
 
 # The maths is shared with jaxloss.distributed (jaxloss._core.in_batch).
 _param = checks.scalar
@@ -38,10 +41,20 @@ _pair = in_batch.embedding_pair
 # losses: checks in the public function, maths in a jitted core (one compiled
 # program per shape when called eagerly; inlined under the caller's jit).
 
+
 @value_checks.value_rules(temperature=value_checks.positive)
-def infonce_loss(anchors, positives, negatives=None, *, temperature=0.07,
-                 similarity="cosine", chunk_size=None, where=None, weights=None,
-                 reduction="none"):
+def infonce_loss(
+  anchors,
+  positives,
+  negatives=None,
+  *,
+  temperature=0.07,
+  similarity="cosine",
+  chunk_size=None,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""InfoNCE with in-batch negatives and optional explicit negatives.
 
   .. math::
@@ -88,31 +101,64 @@ def infonce_loss(anchors, positives, negatives=None, *, temperature=0.07,
   """
   name = "infonce_loss"
   anchors, positives, negatives = in_batch.infonce_inputs(
-      name, anchors, positives, negatives)
+    name, anchors, positives, negatives
+  )
   checks.option(name, "similarity", similarity, in_batch.SIMILARITIES)
   checks.positive(name, "temperature", temperature)
-  return _infonce(anchors, positives, negatives,
-                  _param(name, "temperature", temperature), where, weights,
-                  similarity=similarity, chunk_size=_chunk_size(name, chunk_size),
-                  reduction=reduction)
+  return _infonce(
+    anchors,
+    positives,
+    negatives,
+    _param(name, "temperature", temperature),
+    where,
+    weights,
+    similarity=similarity,
+    chunk_size=_chunk_size(name, chunk_size),
+    reduction=reduction,
+  )
 
 
-@functools.partial(jax.jit, static_argnames=("similarity", "chunk_size",
-                                             "reduction"))
-def _infonce(anchors, positives, negatives, temperature, where, weights, *,
-             similarity, chunk_size, reduction):
+@functools.partial(
+  jax.jit, static_argnames=("similarity", "chunk_size", "reduction")
+)
+def _infonce(
+  anchors,
+  positives,
+  negatives,
+  temperature,
+  where,
+  weights,
+  *,
+  similarity,
+  chunk_size,
+  reduction,
+):
   name = "infonce_loss"
   keep = _keep(name, where, anchors.shape[:1])
-  values = in_batch.infonce_values(anchors, positives, negatives, temperature,
-                                   keep, similarity=similarity,
-                                   stats=in_batch.local_stats(chunk_size))
-  return reduction_lib.reduce(values, reduction, weights=weights, where=keep,
-                              name=name)
+  values = in_batch.infonce_values(
+    anchors,
+    positives,
+    negatives,
+    temperature,
+    keep,
+    similarity=similarity,
+    stats=in_batch.local_stats(chunk_size),
+  )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=keep, name=name
+  )
 
 
 @value_checks.value_rules(temperature=value_checks.positive)
-def ntxent(embeddings, labels, temperature=0.07, *, where=None, weights=None,
-           reduction="mean"):
+def ntxent(
+  embeddings,
+  labels,
+  temperature=0.07,
+  *,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Normalized temperature-scaled cross-entropy (NT-Xent), optax's form.
 
   .. math::
@@ -157,11 +203,18 @@ def ntxent(embeddings, labels, temperature=0.07, *, where=None, weights=None,
   embeddings = checks.as_float(name, "embeddings", embeddings)
   labels = checks.as_labels(name, "labels", labels)
   checks.rank(name, "embeddings", embeddings, 2)
-  checks.shape(name, "labels", labels, embeddings.shape[:1],
-               "one label per embedding")
+  checks.shape(
+    name, "labels", labels, embeddings.shape[:1], "one label per embedding"
+  )
   checks.positive(name, "temperature", temperature)
-  return _ntxent(embeddings, labels, _param(name, "temperature", temperature),
-                 where, weights, reduction=reduction)
+  return _ntxent(
+    embeddings,
+    labels,
+    _param(name, "temperature", temperature),
+    where,
+    weights,
+    reduction=reduction,
+  )
 
 
 @functools.partial(jax.jit, static_argnames=("reduction",))
@@ -180,21 +233,32 @@ def _ntxent(embeddings, labels, temperature, where, weights, *, reduction):
   # -log(e^s / (e^s + Σ_neg e^n)) = softplus(lse_neg - s); 0 without negatives.
   lse_negative = online_softmax.masked_logsumexp(logits, negative, axis=1)
   has_negative = jnp.any(negative, axis=1, keepdims=True)
-  pair_loss = jnp.where(positive & has_negative,
-                        jax.nn.softplus(lse_negative[:, None] - logits), 0)
+  pair_loss = jnp.where(
+    positive & has_negative, jax.nn.softplus(lse_negative[:, None] - logits), 0
+  )
   count = jnp.sum(positive, axis=1, dtype=dtype)
   values = numerics.safe_divide(jnp.sum(pair_loss, axis=1), count)
   if weights is not None:
-    count = count * checks.broadcast_weights(name, "weights", weights, values,
-                                             same_rank=True)
-  return reduction_lib.reduce(values, reduction, weights=count, where=keep,
-                              name=name)
+    count = count * checks.broadcast_weights(
+      name, "weights", weights, values, same_rank=True
+    )
+  return reduction_lib.reduce(
+    values, reduction, weights=count, where=keep, name=name
+  )
 
 
 @value_checks.value_rules(temperature=value_checks.positive)
-def clip_loss(image_embeddings, text_embeddings, *, temperature=0.07,
-              normalize=True, chunk_size=None, where=None, weights=None,
-              reduction="none"):
+def clip_loss(
+  image_embeddings,
+  text_embeddings,
+  *,
+  temperature=0.07,
+  normalize=True,
+  chunk_size=None,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""CLIP's symmetric contrastive loss over image-text pairs.
 
   .. math::
@@ -234,31 +298,68 @@ def clip_loss(image_embeddings, text_embeddings, *, temperature=0.07,
     Language Supervision <https://arxiv.org/abs/2103.00020>`_, 2021.
   """
   name = "clip_loss"
-  images, texts = _pair(name, "image_embeddings", "text_embeddings",
-                        image_embeddings, text_embeddings)
+  images, texts = _pair(
+    name,
+    "image_embeddings",
+    "text_embeddings",
+    image_embeddings,
+    text_embeddings,
+  )
   checks.positive(name, "temperature", temperature)
-  return _clip(images, texts, _param(name, "temperature", temperature), where,
-               weights, normalize=bool(normalize),
-               chunk_size=_chunk_size(name, chunk_size), reduction=reduction)
+  return _clip(
+    images,
+    texts,
+    _param(name, "temperature", temperature),
+    where,
+    weights,
+    normalize=bool(normalize),
+    chunk_size=_chunk_size(name, chunk_size),
+    reduction=reduction,
+  )
 
 
-@functools.partial(jax.jit, static_argnames=("normalize", "chunk_size",
-                                             "reduction"))
-def _clip(images, texts, temperature, where, weights, *, normalize, chunk_size,
-          reduction):
+@functools.partial(
+  jax.jit, static_argnames=("normalize", "chunk_size", "reduction")
+)
+def _clip(
+  images,
+  texts,
+  temperature,
+  where,
+  weights,
+  *,
+  normalize,
+  chunk_size,
+  reduction,
+):
   name = "clip_loss"
   keep = _keep(name, where, images.shape[:1])
-  values = in_batch.clip_values(images, texts, temperature, keep,
-                                normalize=normalize,
-                                stats=in_batch.local_stats(chunk_size))
-  return reduction_lib.reduce(values, reduction, weights=weights, where=keep,
-                              name=name)
+  values = in_batch.clip_values(
+    images,
+    texts,
+    temperature,
+    keep,
+    normalize=normalize,
+    stats=in_batch.local_stats(chunk_size),
+  )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=keep, name=name
+  )
 
 
 @value_checks.value_rules(logit_scale=value_checks.positive)
-def siglip_loss(image_embeddings, text_embeddings, *, logit_scale=10.0,
-                logit_bias=-10.0, normalize=True, chunk_size=None, where=None,
-                weights=None, reduction="none"):
+def siglip_loss(
+  image_embeddings,
+  text_embeddings,
+  *,
+  logit_scale=10.0,
+  logit_bias=-10.0,
+  normalize=True,
+  chunk_size=None,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""SigLIP's pairwise sigmoid loss, summed over each image's texts.
 
   .. math::
@@ -297,33 +398,72 @@ def siglip_loss(image_embeddings, text_embeddings, *, logit_scale=10.0,
     Pre-Training <https://arxiv.org/abs/2303.15343>`_, 2023.
   """
   name = "siglip_loss"
-  images, texts = _pair(name, "image_embeddings", "text_embeddings",
-                        image_embeddings, text_embeddings)
+  images, texts = _pair(
+    name,
+    "image_embeddings",
+    "text_embeddings",
+    image_embeddings,
+    text_embeddings,
+  )
   checks.positive(name, "logit_scale", logit_scale)
-  return _siglip(images, texts, _param(name, "logit_scale", logit_scale),
-                 _param(name, "logit_bias", logit_bias), where, weights,
-                 normalize=bool(normalize),
-                 chunk_size=_chunk_size(name, chunk_size), reduction=reduction)
+  return _siglip(
+    images,
+    texts,
+    _param(name, "logit_scale", logit_scale),
+    _param(name, "logit_bias", logit_bias),
+    where,
+    weights,
+    normalize=bool(normalize),
+    chunk_size=_chunk_size(name, chunk_size),
+    reduction=reduction,
+  )
 
 
-@functools.partial(jax.jit, static_argnames=("normalize", "chunk_size",
-                                             "reduction"))
-def _siglip(images, texts, scale, bias, where, weights, *, normalize,
-            chunk_size, reduction):
+@functools.partial(
+  jax.jit, static_argnames=("normalize", "chunk_size", "reduction")
+)
+def _siglip(
+  images,
+  texts,
+  scale,
+  bias,
+  where,
+  weights,
+  *,
+  normalize,
+  chunk_size,
+  reduction,
+):
   name = "siglip_loss"
   keep = _keep(name, where, images.shape[:1])
-  values = in_batch.siglip_values(images, texts, scale, bias, keep,
-                                  normalize=normalize,
-                                  stats=in_batch.local_stats(chunk_size))
-  return reduction_lib.reduce(values, reduction, weights=weights, where=keep,
-                              name=name)
+  values = in_batch.siglip_values(
+    images,
+    texts,
+    scale,
+    bias,
+    keep,
+    normalize=normalize,
+    stats=in_batch.local_stats(chunk_size),
+  )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=keep, name=name
+  )
 
 
-@value_checks.value_rules(temperature=value_checks.positive,
-                          base_temperature=value_checks.positive)
-def supervised_contrastive_loss(embeddings, labels, *, temperature=0.07,
-                                base_temperature=0.07, chunk_size=None,
-                                where=None, weights=None, reduction="none"):
+@value_checks.value_rules(
+  temperature=value_checks.positive, base_temperature=value_checks.positive
+)
+def supervised_contrastive_loss(
+  embeddings,
+  labels,
+  *,
+  temperature=0.07,
+  base_temperature=0.07,
+  chunk_size=None,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Supervised contrastive (SupCon) loss, every view an anchor.
 
   .. math::
@@ -372,34 +512,57 @@ def supervised_contrastive_loss(embeddings, labels, *, temperature=0.07,
   embeddings = checks.as_float(name, "embeddings", embeddings)
   checks.rank(name, "embeddings", embeddings, {2, 3})
   batch = embeddings.shape[0]
-  labels = jnp.arange(batch) if labels is None else checks.as_labels(
-      name, "labels", labels)
+  labels = (
+    jnp.arange(batch)
+    if labels is None
+    else checks.as_labels(name, "labels", labels)
+  )
   checks.shape(name, "labels", labels, (batch,), "one label per example")
   checks.positive(name, "temperature", temperature)
   checks.positive(name, "base_temperature", base_temperature)
-  return _supervised(embeddings, labels,
-                     _param(name, "temperature", temperature),
-                     _param(name, "base_temperature", base_temperature),
-                     where, weights, chunk_size=_chunk_size(name, chunk_size),
-                     reduction=reduction)
+  return _supervised(
+    embeddings,
+    labels,
+    _param(name, "temperature", temperature),
+    _param(name, "base_temperature", base_temperature),
+    where,
+    weights,
+    chunk_size=_chunk_size(name, chunk_size),
+    reduction=reduction,
+  )
 
 
 @functools.partial(jax.jit, static_argnames=("chunk_size", "reduction"))
-def _supervised(embeddings, labels, temperature, base_temperature, where,
-                weights, *, chunk_size, reduction):
+def _supervised(
+  embeddings,
+  labels,
+  temperature,
+  base_temperature,
+  where,
+  weights,
+  *,
+  chunk_size,
+  reduction,
+):
   name = "supervised_contrastive_loss"
   keep = _keep(name, where, embeddings.shape[:-1])
   values, keep = in_batch.supervised_values(
-      embeddings, labels, temperature, base_temperature, keep,
-      stats=in_batch.local_stats(chunk_size))
-  return reduction_lib.reduce(values, reduction, weights=weights, where=keep,
-                              name=name)
+    embeddings,
+    labels,
+    temperature,
+    base_temperature,
+    keep,
+    stats=in_batch.local_stats(chunk_size),
+  )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=keep, name=name
+  )
 
 
 __all__ = [
-    "clip_loss",
-    "infonce_loss",
-    "ntxent",
-    "siglip_loss",
-    "supervised_contrastive_loss",
+  "clip_loss",
+  "infonce_loss",
+  "ntxent",
+  "siglip_loss",
+  "supervised_contrastive_loss",
 ]

@@ -23,19 +23,18 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxloss._core import checks, numerics
+from jaxloss._core import checks, numerics, value_checks
 from jaxloss._core import reduction as reduction_lib
-from jaxloss._core import value_checks
 
 __all__ = [
-    "box_iou_loss",
-    "complete_box_iou_loss",
-    "distance_box_iou_loss",
-    "generalized_box_iou_loss",
+  "box_iou_loss",
+  "complete_box_iou_loss",
+  "distance_box_iou_loss",
+  "generalized_box_iou_loss",
 ]
 
 BOX_FORMATS = ("xyxy", "cxcywh", "xywh")
-_ASPECT = 4 / math.pi ** 2  # CIoU's aspect-ratio term 4/π² (atan difference)².
+_ASPECT = 4 / math.pi**2  # CIoU's aspect-ratio term 4/π² (atan difference)².
 
 
 def _valid_boxes(args, arg):
@@ -47,7 +46,8 @@ def _valid_boxes(args, arg):
   else:
     sizes = boxes[..., 2:]
   return jnp.all(sizes >= 0), (
-      f"must hold boxes of non-negative width and height ({box_format})")
+    f"must hold boxes of non-negative width and height ({box_format})"
+  )
 
 
 _RULES = {"boxes1": _valid_boxes, "boxes2": _valid_boxes}
@@ -74,8 +74,9 @@ def _aspect_angle(width: jax.Array, height: jax.Array) -> jax.Array:
   """
   s = jnp.where(height < 0, -1, 1).astype(width.dtype)
   nonzero = (width * width + height * height) > 0
-  angle = jnp.arctan2(jnp.where(nonzero, s * width, 0),
-                      jnp.where(nonzero, s * height, 1))
+  angle = jnp.arctan2(
+    jnp.where(nonzero, s * width, 0), jnp.where(nonzero, s * height, 1)
+  )
   return jnp.where(nonzero, angle, 0)
 
 
@@ -104,8 +105,9 @@ def _box_loss(boxes1, boxes2, eps, *, kind, box_format):
     values = values + numerics.safe_divide(area - union, area + eps)
   if kind in ("diou", "ciou"):
     diagonal = jnp.square(enclose_w) + jnp.square(enclose_h) + eps
-    centres = (jnp.square(0.5 * (x1 + x2) - 0.5 * (x1g + x2g))
-               + jnp.square(0.5 * (y1 + y2) - 0.5 * (y1g + y2g)))
+    centres = jnp.square(0.5 * (x1 + x2) - 0.5 * (x1g + x2g)) + jnp.square(
+      0.5 * (y1 + y2) - 0.5 * (y1g + y2g)
+    )
     values = values + numerics.safe_divide(centres, diagonal)
   if kind == "ciou":
     v = _ASPECT * jnp.square(_aspect_angle(w2, h2) - _aspect_angle(w1, h1))
@@ -114,26 +116,37 @@ def _box_loss(boxes1, boxes2, eps, *, kind, box_format):
   return values
 
 
-def _loss(name, kind, boxes1, boxes2, eps, box_format, where, weights,
-          reduction):
+def _loss(
+  name, kind, boxes1, boxes2, eps, box_format, where, weights, reduction
+):
   """Checks the inputs, then runs the jitted core."""
   boxes1, boxes2 = checks.same_shape_floats(name, boxes1=boxes1, boxes2=boxes2)
   if boxes1.ndim == 0 or boxes1.shape[-1] != 4:
     raise ValueError(
-        f"{name}: arguments `boxes1` and `boxes2` must have shape [..., 4] "
-        f"(one box per row), got {tuple(boxes1.shape)}.")
+      f"{name}: arguments `boxes1` and `boxes2` must have shape [..., 4] "
+      f"(one box per row), got {tuple(boxes1.shape)}."
+    )
   checks.option(name, "box_format", box_format, BOX_FORMATS)
   checks.nonnegative(name, "eps", eps)
   eps = jnp.asarray(eps)
   checks.rank(name, "eps", eps, 0)
   values = _box_loss(boxes1, boxes2, eps, kind=kind, box_format=box_format)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 @value_checks.value_rules(**_RULES)
-def box_iou_loss(boxes1, boxes2, *, eps=1e-7, box_format="xyxy", where=None,
-                 weights=None, reduction="none"):
+def box_iou_loss(
+  boxes1,
+  boxes2,
+  *,
+  eps=1e-7,
+  box_format="xyxy",
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""IoU loss: one minus the intersection over union of paired boxes.
 
   .. math::
@@ -165,13 +178,30 @@ def box_iou_loss(boxes1, boxes2, *, eps=1e-7, box_format="xyxy", where=None,
     Yu, Jiang, Wang, Cao and Huang, `UnitBox: An Advanced Object Detection
     Network <https://arxiv.org/abs/1608.01471>`_, 2016.
   """
-  return _loss("box_iou_loss", "iou", boxes1, boxes2, eps, box_format, where,
-               weights, reduction)
+  return _loss(
+    "box_iou_loss",
+    "iou",
+    boxes1,
+    boxes2,
+    eps,
+    box_format,
+    where,
+    weights,
+    reduction,
+  )
 
 
 @value_checks.value_rules(**_RULES)
-def generalized_box_iou_loss(boxes1, boxes2, *, eps=1e-7, box_format="xyxy",
-                             where=None, weights=None, reduction="none"):
+def generalized_box_iou_loss(
+  boxes1,
+  boxes2,
+  *,
+  eps=1e-7,
+  box_format="xyxy",
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Generalized IoU loss: the IoU loss plus the empty share of the
   smallest enclosing box.
 
@@ -207,13 +237,30 @@ def generalized_box_iou_loss(boxes1, boxes2, *, eps=1e-7, box_format="xyxy",
     Intersection over Union: A Metric and A Loss for Bounding Box Regression
     <https://arxiv.org/abs/1902.09630>`_, 2019.
   """
-  return _loss("generalized_box_iou_loss", "giou", boxes1, boxes2, eps,
-               box_format, where, weights, reduction)
+  return _loss(
+    "generalized_box_iou_loss",
+    "giou",
+    boxes1,
+    boxes2,
+    eps,
+    box_format,
+    where,
+    weights,
+    reduction,
+  )
 
 
 @value_checks.value_rules(**_RULES)
-def distance_box_iou_loss(boxes1, boxes2, *, eps=1e-7, box_format="xyxy",
-                          where=None, weights=None, reduction="none"):
+def distance_box_iou_loss(
+  boxes1,
+  boxes2,
+  *,
+  eps=1e-7,
+  box_format="xyxy",
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Distance IoU loss: the IoU loss plus the squared distance of the box
   centres over the squared diagonal of the enclosing box.
 
@@ -248,13 +295,30 @@ def distance_box_iou_loss(boxes1, boxes2, *, eps=1e-7, box_format="xyxy",
     Learning for Bounding Box Regression <https://arxiv.org/abs/1911.08287>`_,
     2020.
   """
-  return _loss("distance_box_iou_loss", "diou", boxes1, boxes2, eps,
-               box_format, where, weights, reduction)
+  return _loss(
+    "distance_box_iou_loss",
+    "diou",
+    boxes1,
+    boxes2,
+    eps,
+    box_format,
+    where,
+    weights,
+    reduction,
+  )
 
 
 @value_checks.value_rules(**_RULES)
-def complete_box_iou_loss(boxes1, boxes2, *, eps=1e-7, box_format="xyxy",
-                          where=None, weights=None, reduction="none"):
+def complete_box_iou_loss(
+  boxes1,
+  boxes2,
+  *,
+  eps=1e-7,
+  box_format="xyxy",
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Complete IoU loss: the distance IoU loss plus an aspect-ratio term.
 
   .. math::
@@ -297,5 +361,14 @@ def complete_box_iou_loss(boxes1, boxes2, *, eps=1e-7, box_format="xyxy",
     Learning for Bounding Box Regression <https://arxiv.org/abs/1911.08287>`_,
     2020.
   """
-  return _loss("complete_box_iou_loss", "ciou", boxes1, boxes2, eps,
-               box_format, where, weights, reduction)
+  return _loss(
+    "complete_box_iou_loss",
+    "ciou",
+    boxes1,
+    boxes2,
+    eps,
+    box_format,
+    where,
+    weights,
+    reduction,
+  )

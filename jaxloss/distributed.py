@@ -60,10 +60,9 @@ import numpy as np
 from jaxloss._core import checks, in_batch, ring, value_checks
 from jaxloss._core import reduction as reduction_lib
 
-
-
 # --------------------------------------------------------------------------- #
 # shared set-up: options, the stats function, the global reduction
+
 
 def _setup(name, axis_name, strategy, chunk_size, reduction):
   """Checks the options; returns the ``stats`` function of ``strategy``."""
@@ -76,8 +75,9 @@ def _setup(name, axis_name, strategy, chunk_size, reduction):
 
 def _reduce(values, keep, weights, reduction, axis_name, name):
   """:func:`jaxloss.reduce` over the global batch (``"none"``: local values)."""
-  local = functools.partial(reduction_lib.reduce, weights=weights, where=keep,
-                            name=name)
+  local = functools.partial(
+    reduction_lib.reduce, weights=weights, where=keep, name=name
+  )
   if reduction == "none":
     return local(values, "none")
   total = jax.lax.psum(local(values, "sum"), axis_name)
@@ -92,10 +92,21 @@ def _reduce(values, keep, weights, reduction, axis_name, name):
 # --------------------------------------------------------------------------- #
 # losses
 
+
 @value_checks.value_rules(temperature=value_checks.positive)
-def clip_loss(image_embeddings, text_embeddings, *, axis_name,
-              strategy="ring", temperature=0.07, normalize=True,
-              chunk_size=None, where=None, weights=None, reduction="mean"):
+def clip_loss(
+  image_embeddings,
+  text_embeddings,
+  *,
+  axis_name,
+  strategy="ring",
+  temperature=0.07,
+  normalize=True,
+  chunk_size=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""CLIP's symmetric contrastive loss over the global batch of pairs.
 
   .. math::
@@ -140,22 +151,41 @@ def clip_loss(image_embeddings, text_embeddings, *, axis_name,
   """
   name = "clip_loss"
   images, texts = in_batch.embedding_pair(
-      name, "image_embeddings", "text_embeddings", image_embeddings,
-      text_embeddings)
+    name,
+    "image_embeddings",
+    "text_embeddings",
+    image_embeddings,
+    text_embeddings,
+  )
   checks.positive(name, "temperature", temperature)
   stats = _setup(name, axis_name, strategy, chunk_size, reduction)
   keep = in_batch.example_mask(name, where, images.shape[:1])
   values = in_batch.clip_values(
-      images, texts, checks.scalar(name, "temperature", temperature),
-      keep, normalize=bool(normalize), stats=stats)
+    images,
+    texts,
+    checks.scalar(name, "temperature", temperature),
+    keep,
+    normalize=bool(normalize),
+    stats=stats,
+  )
   return _reduce(values, keep, weights, reduction, axis_name, name)
 
 
 @value_checks.value_rules(logit_scale=value_checks.positive)
-def siglip_loss(image_embeddings, text_embeddings, *, axis_name,
-                strategy="ring", logit_scale=10.0, logit_bias=-10.0,
-                normalize=True, chunk_size=None, where=None, weights=None,
-                reduction="mean"):
+def siglip_loss(
+  image_embeddings,
+  text_embeddings,
+  *,
+  axis_name,
+  strategy="ring",
+  logit_scale=10.0,
+  logit_bias=-10.0,
+  normalize=True,
+  chunk_size=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""SigLIP's pairwise sigmoid loss over the global batch.
 
   .. math::
@@ -198,23 +228,43 @@ def siglip_loss(image_embeddings, text_embeddings, *, axis_name,
   """
   name = "siglip_loss"
   images, texts = in_batch.embedding_pair(
-      name, "image_embeddings", "text_embeddings", image_embeddings,
-      text_embeddings)
+    name,
+    "image_embeddings",
+    "text_embeddings",
+    image_embeddings,
+    text_embeddings,
+  )
   checks.positive(name, "logit_scale", logit_scale)
   stats = _setup(name, axis_name, strategy, chunk_size, reduction)
   keep = in_batch.example_mask(name, where, images.shape[:1])
   values = in_batch.siglip_values(
-      images, texts, checks.scalar(name, "logit_scale", logit_scale),
-      checks.scalar(name, "logit_bias", logit_bias), keep,
-      normalize=bool(normalize), stats=stats,
-      start=ring.start_index(axis_name, images.shape[0]))
+    images,
+    texts,
+    checks.scalar(name, "logit_scale", logit_scale),
+    checks.scalar(name, "logit_bias", logit_bias),
+    keep,
+    normalize=bool(normalize),
+    stats=stats,
+    start=ring.start_index(axis_name, images.shape[0]),
+  )
   return _reduce(values, keep, weights, reduction, axis_name, name)
 
 
 @value_checks.value_rules(temperature=value_checks.positive)
-def infonce_loss(anchors, positives, negatives=None, *, axis_name,
-                 strategy="ring", temperature=0.07, similarity="cosine",
-                 chunk_size=None, where=None, weights=None, reduction="mean"):
+def infonce_loss(
+  anchors,
+  positives,
+  negatives=None,
+  *,
+  axis_name,
+  strategy="ring",
+  temperature=0.07,
+  similarity="cosine",
+  chunk_size=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""InfoNCE with the global batch's positives as candidates.
 
   .. math::
@@ -259,24 +309,40 @@ def infonce_loss(anchors, positives, negatives=None, *, axis_name,
   """
   name = "infonce_loss"
   anchors, positives, negatives = in_batch.infonce_inputs(
-      name, anchors, positives, negatives)
+    name, anchors, positives, negatives
+  )
   checks.option(name, "similarity", similarity, in_batch.SIMILARITIES)
   checks.positive(name, "temperature", temperature)
   stats = _setup(name, axis_name, strategy, chunk_size, reduction)
   keep = in_batch.example_mask(name, where, anchors.shape[:1])
   values = in_batch.infonce_values(
-      anchors, positives, negatives,
-      checks.scalar(name, "temperature", temperature), keep,
-      similarity=similarity, stats=stats)
+    anchors,
+    positives,
+    negatives,
+    checks.scalar(name, "temperature", temperature),
+    keep,
+    similarity=similarity,
+    stats=stats,
+  )
   return _reduce(values, keep, weights, reduction, axis_name, name)
 
 
-@value_checks.value_rules(temperature=value_checks.positive,
-                          base_temperature=value_checks.positive)
-def supervised_contrastive_loss(embeddings, labels, *, axis_name,
-                                strategy="ring", temperature=0.07,
-                                base_temperature=0.07, chunk_size=None,
-                                where=None, weights=None, reduction="mean"):
+@value_checks.value_rules(
+  temperature=value_checks.positive, base_temperature=value_checks.positive
+)
+def supervised_contrastive_loss(
+  embeddings,
+  labels,
+  *,
+  axis_name,
+  strategy="ring",
+  temperature=0.07,
+  base_temperature=0.07,
+  chunk_size=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Supervised contrastive (SupCon) loss over the global batch.
 
   .. math::
@@ -335,18 +401,32 @@ def supervised_contrastive_loss(embeddings, labels, *, axis_name,
     labels = start + jnp.arange(batch)
   keep = in_batch.example_mask(name, where, embeddings.shape[:-1])
   values, keep = in_batch.supervised_values(
-      embeddings, labels,
-      checks.scalar(name, "temperature", temperature),
-      checks.scalar(name, "base_temperature", base_temperature), keep,
-      stats=stats, start=start)
+    embeddings,
+    labels,
+    checks.scalar(name, "temperature", temperature),
+    checks.scalar(name, "base_temperature", base_temperature),
+    keep,
+    stats=stats,
+    start=start,
+  )
   return _reduce(values, keep, weights, reduction, axis_name, name)
 
 
-def multiple_negatives_ranking_loss(anchors, positives, negatives=None, *,
-                                    axis_name, strategy="ring", scale=20.0,
-                                    similarity="cosine", symmetric=False,
-                                    chunk_size=None, where=None, weights=None,
-                                    reduction="mean"):
+def multiple_negatives_ranking_loss(
+  anchors,
+  positives,
+  negatives=None,
+  *,
+  axis_name,
+  strategy="ring",
+  scale=20.0,
+  similarity="cosine",
+  symmetric=False,
+  chunk_size=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""In-batch softmax ranking loss with the global batch as candidates.
 
   .. math::
@@ -398,23 +478,31 @@ def multiple_negatives_ranking_loss(anchors, positives, negatives=None, *,
   checks.positive(name, "scale", scale)
   # The single-device loss's checks and normalisation (torch's eps).
   anchors, positives, negatives = in_batch.retrieval_inputs(
-      name, anchors, positives, negatives)
+    name, anchors, positives, negatives
+  )
   stats = _setup(name, axis_name, strategy, chunk_size, reduction)
   batch, dim = anchors.shape
   keep = in_batch.example_mask(name, where, (batch,))
   if similarity == "cosine":
-    anchors, positives = in_batch.torch_unit(anchors), in_batch.torch_unit(positives)
+    anchors, positives = (
+      in_batch.torch_unit(anchors),
+      in_batch.torch_unit(positives),
+    )
     negatives = None if negatives is None else in_batch.torch_unit(negatives)
   scale = checks.scalar(name, "scale", scale).astype(anchors.dtype)
   columns = {"x": positives, "keep": keep}
   if negatives is not None:  # candidates: all positives, then all negatives.
     k = negatives.shape[1]
-    columns = {"x": jnp.concatenate([positives,
-                                     negatives.reshape(batch * k, dim)]),
-               "keep": jnp.concatenate([keep, jnp.repeat(keep, k)])}
-  result = stats(in_batch.similarities, {"x": anchors, "scale": scale,
-                                         "keep": keep}, columns,
-                 col_lse=symmetric)
+    columns = {
+      "x": jnp.concatenate([positives, negatives.reshape(batch * k, dim)]),
+      "keep": jnp.concatenate([keep, jnp.repeat(keep, k)]),
+    }
+  result = stats(
+    in_batch.similarities,
+    {"x": anchors, "scale": scale, "keep": keep},
+    columns,
+    col_lse=symmetric,
+  )
   target = jnp.sum(anchors * positives, axis=1) * scale
   values = result.row_lse - target
   if symmetric:  # each positive's log-sum-exp over all anchors.
@@ -422,12 +510,18 @@ def multiple_negatives_ranking_loss(anchors, positives, negatives=None, *,
   return _reduce(values, keep, weights, reduction, axis_name, name)
 
 
-_LOSSES = (clip_loss, siglip_loss, infonce_loss, supervised_contrastive_loss,
-           multiple_negatives_ranking_loss)
+_LOSSES = (
+  clip_loss,
+  siglip_loss,
+  infonce_loss,
+  supervised_contrastive_loss,
+  multiple_negatives_ranking_loss,
+)
 
 
 # --------------------------------------------------------------------------- #
 # shard_map wrapper
+
 
 def shard(loss_fn, mesh, axis="data"):
   """Wraps one of this module's losses in :func:`jax.shard_map` over ``axis``.
@@ -461,14 +555,17 @@ def shard(loss_fn, mesh, axis="data"):
   """
   if not any(loss_fn is fn for fn in _LOSSES):
     raise ValueError(
-        f"shard: loss_fn must be one of jaxloss.distributed's losses "
-        f"({', '.join(fn.__name__ for fn in _LOSSES)}), got {loss_fn!r}; the "
-        "single-device losses of jaxloss do not communicate.")
+      f"shard: loss_fn must be one of jaxloss.distributed's losses "
+      f"({', '.join(fn.__name__ for fn in _LOSSES)}), got {loss_fn!r}; the "
+      "single-device losses of jaxloss do not communicate."
+    )
   axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
   unknown = [a for a in axes if a not in mesh.axis_names]
   if unknown:
-    raise ValueError(f"shard: axis {axis!r} is not an axis of the mesh "
-                     f"(axes {tuple(mesh.axis_names)}).")
+    raise ValueError(
+      f"shard: axis {axis!r} is not an axis of the mesh "
+      f"(axes {tuple(mesh.axis_names)})."
+    )
   axis_name = axes[0] if len(axes) == 1 else axes
   spec = jax.P(axis_name)
   devices = int(np.prod([mesh.shape[a] for a in axes]))
@@ -478,8 +575,10 @@ def shard(loss_fn, mesh, axis="data"):
   @functools.wraps(loss_fn)
   def sharded(*args, **kwargs):
     if "axis_name" in kwargs:
-      raise ValueError(f"shard({loss_fn.__name__}): axis_name is set by shard "
-                       f"(axis={axis!r}); do not pass it.")
+      raise ValueError(
+        f"shard({loss_fn.__name__}): axis_name is set by shard "
+        f"(axis={axis!r}); do not pass it."
+      )
     names = [f"argument {i}" for i in range(len(args))] + list(kwargs)
     values = list(args) + list(kwargs.values())
     is_array = [isinstance(v, (jax.Array, np.ndarray)) for v in values]
@@ -488,30 +587,37 @@ def shard(loss_fn, mesh, axis="data"):
     for arg, x in zip([n for n, a in zip(names, is_array) if a], arrays):
       if x.ndim and x.shape[0] % devices:
         raise ValueError(
-            f"shard({loss_fn.__name__}): {arg} has {x.shape[0]} rows, not a "
-            f"multiple of the {devices} devices of axis {axis!r}.")
+          f"shard({loss_fn.__name__}): {arg} has {x.shape[0]} rows, not a "
+          f"multiple of the {devices} devices of axis {axis!r}."
+        )
     if explicit:
-      arrays = [jax.reshard(x, jax.NamedSharding(mesh, s))
-                for x, s in zip(arrays, specs)]
+      arrays = [
+        jax.reshard(x, jax.NamedSharding(mesh, s))
+        for x, s in zip(arrays, specs)
+      ]
 
     def local(*shards):
       it = iter(shards)
       full = [next(it) if a else v for v, a in zip(values, is_array)]
-      return loss_fn(*full[:len(args)], axis_name=axis_name,
-                     **dict(zip(kwargs, full[len(args):])))
+      return loss_fn(
+        *full[: len(args)],
+        axis_name=axis_name,
+        **dict(zip(kwargs, full[len(args) :])),
+      )
 
     out_specs = spec if kwargs.get("reduction", "mean") == "none" else jax.P()
-    return jax.shard_map(local, mesh=mesh, in_specs=specs,
-                         out_specs=out_specs)(*arrays)
+    return jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=out_specs)(
+      *arrays
+    )
 
   return sharded
 
 
 __all__ = [
-    "clip_loss",
-    "infonce_loss",
-    "multiple_negatives_ranking_loss",
-    "shard",
-    "siglip_loss",
-    "supervised_contrastive_loss",
+  "clip_loss",
+  "infonce_loss",
+  "multiple_negatives_ranking_loss",
+  "shard",
+  "siglip_loss",
+  "supervised_contrastive_loss",
 ]

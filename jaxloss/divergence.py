@@ -12,9 +12,8 @@ import math
 
 import jax.numpy as jnp
 
-from jaxloss._core import checks, numerics
+from jaxloss._core import checks, numerics, value_checks
 from jaxloss._core import reduction as reduction_lib
-from jaxloss._core import value_checks
 
 
 def _axes(name: str, axis, ndim: int) -> tuple[int, ...]:
@@ -26,33 +25,45 @@ def _axes(name: str, axis, ndim: int) -> tuple[int, ...]:
   return (checks.canonical_axis(name, axis, ndim),)
 
 
-def _divergence(name, terms_fn, first, second, axis, where, weights,
-                reduction, args):
+def _divergence(
+  name, terms_fn, first, second, axis, where, weights, reduction, args
+):
   """Checks two same-shaped float arrays, sums ``terms_fn`` over ``axis`` (the
   unmasked elements only) and reduces the per-example sums."""
   first, second = checks.same_shape_floats(
-      name, **{args[0]: first, args[1]: second})
+    name, **{args[0]: first, args[1]: second}
+  )
   axes = _axes(name, axis, first.ndim)
   elements, examples = reduction_lib.split_where(name, where, first.shape, axes)
   terms = terms_fn(first, second)
   if elements is not None:
     terms = jnp.where(elements, terms, 0)
-  return reduction_lib.reduce(jnp.sum(terms, axis=axes), reduction,
-                              weights=weights, where=examples, name=name)
+  return reduction_lib.reduce(
+    jnp.sum(terms, axis=axes),
+    reduction,
+    weights=weights,
+    where=examples,
+    name=name,
+  )
 
 
 def _broadcast_to(name, arg, value, like):
   """A numeric hyper-parameter broadcast to ``like``'s shape and dtype."""
   value = jnp.asarray(value)
-  if not (jnp.issubdtype(value.dtype, jnp.floating)
-          or jnp.issubdtype(value.dtype, jnp.integer)):
-    raise TypeError(f"{name}: argument `{arg}` must be numeric, got "
-                    f"{value.dtype}.")
+  if not (
+    jnp.issubdtype(value.dtype, jnp.floating)
+    or jnp.issubdtype(value.dtype, jnp.integer)
+  ):
+    raise TypeError(
+      f"{name}: argument `{arg}` must be numeric, got {value.dtype}."
+    )
   try:
     return jnp.broadcast_to(value.astype(like.dtype), like.shape)
   except ValueError:
-    message = (f"{name}: argument `{arg}` of shape {value.shape} does not "
-               f"broadcast to the inputs' shape {like.shape}.")
+    message = (
+      f"{name}: argument `{arg}` of shape {value.shape} does not "
+      f"broadcast to the inputs' shape {like.shape}."
+    )
     raise ValueError(message) from None
 
 
@@ -61,10 +72,19 @@ def _kl_terms(log_predictions, targets):
   return numerics.xlogx(targets) - targets * log_predictions
 
 
-@value_checks.value_rules(log_predictions=value_checks.log_probabilities,
-                          targets=value_checks.unit_interval)
-def kl_divergence(log_predictions, targets, axis=-1, where=None, *,
-                  weights=None, reduction="none"):
+@value_checks.value_rules(
+  log_predictions=value_checks.log_probabilities,
+  targets=value_checks.unit_interval,
+)
+def kl_divergence(
+  log_predictions,
+  targets,
+  axis=-1,
+  where=None,
+  *,
+  weights=None,
+  reduction="none",
+):
   r"""Kullback-Leibler divergence :math:`KL(p \| q)` from log-predictions.
 
   .. math:: \ell = \sum_i p_i (\log p_i - \log q_i), \qquad 0 \log 0 = 0
@@ -97,16 +117,32 @@ def kl_divergence(log_predictions, targets, axis=-1, where=None, *,
     Kullback and Leibler, `On information and sufficiency
     <https://doi.org/10.1214/aoms/1177729694>`_, 1951.
   """
-  return _divergence("kl_divergence", _kl_terms, log_predictions, targets,
-                     axis, where, weights, reduction,
-                     ("log_predictions", "targets"))
+  return _divergence(
+    "kl_divergence",
+    _kl_terms,
+    log_predictions,
+    targets,
+    axis,
+    where,
+    weights,
+    reduction,
+    ("log_predictions", "targets"),
+  )
 
 
-@value_checks.value_rules(log_predictions=value_checks.log_probabilities,
-                          log_targets=value_checks.log_probabilities)
-def kl_divergence_with_log_targets(log_predictions, log_targets, axis=-1,
-                                   where=None, *, weights=None,
-                                   reduction="none"):
+@value_checks.value_rules(
+  log_predictions=value_checks.log_probabilities,
+  log_targets=value_checks.log_probabilities,
+)
+def kl_divergence_with_log_targets(
+  log_predictions,
+  log_targets,
+  axis=-1,
+  where=None,
+  *,
+  weights=None,
+  reduction="none",
+):
   r"""Kullback-Leibler divergence :math:`KL(p \| q)` with log-space targets.
 
   .. math:: \ell = \sum_i e^{\log p_i} (\log p_i - \log q_i)
@@ -136,20 +172,34 @@ def kl_divergence_with_log_targets(log_predictions, log_targets, axis=-1,
     <https://doi.org/10.1214/aoms/1177729694>`_, 1951.
   """
   return _divergence(
-      "kl_divergence_with_log_targets",
-      lambda log_q, log_p: jnp.exp(log_p) * (log_p - log_q),
-      log_predictions, log_targets, axis, where, weights, reduction,
-      ("log_predictions", "log_targets"))
+    "kl_divergence_with_log_targets",
+    lambda log_q, log_p: jnp.exp(log_p) * (log_p - log_q),
+    log_predictions,
+    log_targets,
+    axis,
+    where,
+    weights,
+    reduction,
+    ("log_predictions", "log_targets"),
+  )
 
 
 def _generalized_kl_terms(log_predictions, targets):
-  return (_kl_terms(log_predictions, targets) + jnp.exp(log_predictions)
-          - targets)
+  return (
+    _kl_terms(log_predictions, targets) + jnp.exp(log_predictions) - targets
+  )
 
 
 @value_checks.value_rules(targets=value_checks.nonnegative)
-def generalized_kl_divergence(log_predictions, targets, axis=-1, where=None,
-                              *, weights=None, reduction="none"):
+def generalized_kl_divergence(
+  log_predictions,
+  targets,
+  axis=-1,
+  where=None,
+  *,
+  weights=None,
+  reduction="none",
+):
   r"""Generalized KL divergence between unnormalized non-negative measures.
 
   The Bregman divergence of :math:`x \log x - x`:
@@ -182,14 +232,29 @@ def generalized_kl_divergence(log_predictions, targets, axis=-1, where=None,
     relaxation method of finding the common point of convex sets
     <https://doi.org/10.1016/0041-5553(67)90040-7>`_, 1967.
   """
-  return _divergence("generalized_kl_divergence", _generalized_kl_terms,
-                     log_predictions, targets, axis, where, weights,
-                     reduction, ("log_predictions", "targets"))
+  return _divergence(
+    "generalized_kl_divergence",
+    _generalized_kl_terms,
+    log_predictions,
+    targets,
+    axis,
+    where,
+    weights,
+    reduction,
+    ("log_predictions", "targets"),
+  )
 
 
 @value_checks.value_rules(targets=value_checks.nonnegative)
-def convex_kl_divergence(log_predictions, targets, axis=-1, where=None, *,
-                         weights=None, reduction="none"):
+def convex_kl_divergence(
+  log_predictions,
+  targets,
+  axis=-1,
+  where=None,
+  *,
+  weights=None,
+  reduction="none",
+):
   r"""Alias of :func:`generalized_kl_divergence`, kept for optax compatibility.
 
   optax deprecates this name; jaxloss keeps it without a warning.
@@ -220,14 +285,25 @@ def convex_kl_divergence(log_predictions, targets, axis=-1, where=None, *,
     Boyd and Vandenberghe, `Convex optimization
     <https://stanford.edu/~boyd/cvxbook/>`_, 2004, p. 90.
   """
-  return _divergence("convex_kl_divergence", _generalized_kl_terms,
-                     log_predictions, targets, axis, where, weights,
-                     reduction, ("log_predictions", "targets"))
+  return _divergence(
+    "convex_kl_divergence",
+    _generalized_kl_terms,
+    log_predictions,
+    targets,
+    axis,
+    where,
+    weights,
+    reduction,
+    ("log_predictions", "targets"),
+  )
 
 
-@value_checks.value_rules(log_p=value_checks.log_probabilities, log_q=value_checks.log_probabilities)
-def js_divergence(log_p, log_q, *, axis=-1, where=None, weights=None,
-                  reduction="none"):
+@value_checks.value_rules(
+  log_p=value_checks.log_probabilities, log_q=value_checks.log_probabilities
+)
+def js_divergence(
+  log_p, log_q, *, axis=-1, where=None, weights=None, reduction="none"
+):
   r"""Jensen-Shannon divergence between two distributions given as logs.
 
   .. math::
@@ -264,16 +340,33 @@ def js_divergence(log_p, log_q, *, axis=-1, where=None, weights=None,
 
   def terms(log_p, log_q):
     log_m = jnp.logaddexp(log_p, log_q) - math.log(2.0)
-    return 0.5 * (jnp.exp(log_p) * (log_p - log_m)
-                  + jnp.exp(log_q) * (log_q - log_m))
+    return 0.5 * (
+      jnp.exp(log_p) * (log_p - log_m) + jnp.exp(log_q) * (log_q - log_m)
+    )
 
-  return _divergence("js_divergence", terms, log_p, log_q, axis, where,
-                     weights, reduction, ("log_p", "log_q"))
+  return _divergence(
+    "js_divergence",
+    terms,
+    log_p,
+    log_q,
+    axis,
+    where,
+    weights,
+    reduction,
+    ("log_p", "log_q"),
+  )
 
 
-def gaussian_kl_divergence(mean, log_variance, *, prior_mean=0.0,
-                           prior_log_variance=0.0, where=None, weights=None,
-                           reduction="none"):
+def gaussian_kl_divergence(
+  mean,
+  log_variance,
+  *,
+  prior_mean=0.0,
+  prior_log_variance=0.0,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""KL divergence between diagonal Gaussians, summed over the latent axis.
 
   .. math::
@@ -313,21 +406,31 @@ def gaussian_kl_divergence(mean, log_variance, *, prior_mean=0.0,
 
   def terms(mean, log_variance):
     mu0 = _broadcast_to(name, "prior_mean", prior_mean, mean)
-    log_var0 = _broadcast_to(name, "prior_log_variance", prior_log_variance,
-                             mean)
+    log_var0 = _broadcast_to(
+      name, "prior_log_variance", prior_log_variance, mean
+    )
     log_ratio = log_variance - log_var0
     squared = jnp.square(mean - mu0) * jnp.exp(-log_var0)
     return 0.5 * (jnp.exp(log_ratio) + squared - 1 - log_ratio)
 
-  return _divergence(name, terms, mean, log_variance, -1, where, weights,
-                     reduction, ("mean", "log_variance"))
+  return _divergence(
+    name,
+    terms,
+    mean,
+    log_variance,
+    -1,
+    where,
+    weights,
+    reduction,
+    ("mean", "log_variance"),
+  )
 
 
 __all__ = [
-    "convex_kl_divergence",
-    "gaussian_kl_divergence",
-    "generalized_kl_divergence",
-    "js_divergence",
-    "kl_divergence",
-    "kl_divergence_with_log_targets",
+  "convex_kl_divergence",
+  "gaussian_kl_divergence",
+  "generalized_kl_divergence",
+  "js_divergence",
+  "kl_divergence",
+  "kl_divergence_with_log_targets",
 ]

@@ -24,15 +24,21 @@ from jaxloss._generative_penalties import gradient_penalty, r1_penalty
 from jaxloss.classification import sigmoid_binary_cross_entropy
 from jaxloss.divergence import gaussian_kl_divergence
 
-GAN_KINDS = ("minimax", "non_saturating", "least_squares", "wasserstein",
-             "hinge")
+GAN_KINDS = (
+  "minimax",
+  "non_saturating",
+  "least_squares",
+  "wasserstein",
+  "hinge",
+)
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
 # Jitted cores (static options): eager calls would dispatch op by op.
 @functools.partial(jax.jit, static_argnums=0)
-def _discriminator_terms(kind: str, real: jax.Array,
-                         fake: jax.Array) -> jax.Array:
+def _discriminator_terms(
+  kind: str, real: jax.Array, fake: jax.Array
+) -> jax.Array:
   if kind in ("minimax", "non_saturating"):
     # -log σ(r) - log(1 - σ(f)) = softplus(-r) + softplus(f).
     return jax.nn.softplus(-real) + jax.nn.softplus(fake)
@@ -54,8 +60,9 @@ def _generator_terms(kind: str, fake: jax.Array) -> jax.Array:
   return -fake  # wasserstein and hinge
 
 
-def gan_discriminator_loss(real_logits, fake_logits, *, kind, where=None,
-                           weights=None, reduction="none"):
+def gan_discriminator_loss(
+  real_logits, fake_logits, *, kind, where=None, weights=None, reduction="none"
+):
   r"""The discriminator's (or critic's) loss of a GAN, from its raw outputs.
 
   With :math:`r = D(x)` on real data and :math:`f = D(G(z))` on generated
@@ -112,15 +119,18 @@ def gan_discriminator_loss(real_logits, fake_logits, *, kind, where=None,
   """
   name = "gan_discriminator_loss"
   checks.option(name, "kind", kind, GAN_KINDS)
-  real, fake = checks.same_shape_floats(name, real_logits=real_logits,
-                                        fake_logits=fake_logits)
+  real, fake = checks.same_shape_floats(
+    name, real_logits=real_logits, fake_logits=fake_logits
+  )
   values = _discriminator_terms(kind, real, fake)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
-def gan_generator_loss(fake_logits, *, kind, where=None, weights=None,
-                       reduction="none"):
+def gan_generator_loss(
+  fake_logits, *, kind, where=None, weights=None, reduction="none"
+):
   r"""The generator's loss of a GAN, from the discriminator's raw outputs.
 
   With :math:`f = D(G(z))` the discriminator's logit on generated data:
@@ -169,21 +179,25 @@ def gan_generator_loss(fake_logits, *, kind, where=None, weights=None,
   checks.option(name, "kind", kind, GAN_KINDS)
   fake = checks.as_float(name, "fake_logits", fake_logits)
   values = _generator_terms(kind, fake)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 def _batched(name: str, **arrays) -> int:
   """All named arrays have rank >= 1 and one batch size (axis 0)."""
   for arg, x in arrays.items():
     if x.ndim == 0:
-      raise ValueError(f"{name}: argument `{arg}` must have a batch axis "
-                       f"(rank >= 1), got a scalar.")
+      raise ValueError(
+        f"{name}: argument `{arg}` must have a batch axis "
+        f"(rank >= 1), got a scalar."
+      )
   sizes = {arg: x.shape[0] for arg, x in arrays.items()}
   if len(set(sizes.values())) > 1:
     listed = ", ".join(f"`{arg}` {tuple(x.shape)}" for arg, x in arrays.items())
-    raise ValueError(f"{name}: arguments must have one batch size (axis 0), "
-                     f"got {listed}.")
+    raise ValueError(
+      f"{name}: arguments must have one batch size (axis 0), got {listed}."
+    )
   return next(iter(sizes.values()))
 
 
@@ -208,15 +222,25 @@ def _vae_values(likelihood, reconstruction, targets, mean, log_variance, beta):
   else:
     nll = 0.5 * jnp.square(reconstruction - targets)
   latent = (batch, math.prod(mean.shape[1:]))
-  kl = gaussian_kl_divergence(mean.reshape(latent),
-                              log_variance.reshape(latent))
+  kl = gaussian_kl_divergence(
+    mean.reshape(latent), log_variance.reshape(latent)
+  )
   return _sum_features(nll) + beta * kl
 
 
 @value_checks.value_rules(targets=_bernoulli_targets)
-def vae_loss(reconstruction, targets, mean, log_variance, *,
-             likelihood="bernoulli", beta=1.0, where=None, weights=None,
-             reduction="none"):
+def vae_loss(
+  reconstruction,
+  targets,
+  mean,
+  log_variance,
+  *,
+  likelihood="bernoulli",
+  beta=1.0,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Negative ELBO of a VAE: reconstruction NLL plus β times the KL to N(0, I).
 
   .. math::
@@ -278,15 +302,22 @@ def vae_loss(reconstruction, targets, mean, log_variance, *,
   reconstruction = checks.as_float(name, "reconstruction", reconstruction)
   targets = checks.as_targets(name, "targets", targets, reconstruction)
   checks.same_shape(name, reconstruction=reconstruction, targets=targets)
-  mean, log_variance = checks.same_shape_floats(name, mean=mean,
-                                                log_variance=log_variance)
+  mean, log_variance = checks.same_shape_floats(
+    name, mean=mean, log_variance=log_variance
+  )
   _batched(name, reconstruction=reconstruction, mean=mean)
   dtype = jnp.result_type(reconstruction, mean)
-  values = _vae_values(likelihood, reconstruction.astype(dtype),
-                       targets.astype(dtype), mean.astype(dtype),
-                       log_variance.astype(dtype), numerics.like(beta, dtype))
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  values = _vae_values(
+    likelihood,
+    reconstruction.astype(dtype),
+    targets.astype(dtype),
+    mean.astype(dtype),
+    log_variance.astype(dtype),
+    numerics.like(beta, dtype),
+  )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 def _mean_features(x: jax.Array) -> jax.Array:
@@ -295,17 +326,31 @@ def _mean_features(x: jax.Array) -> jax.Array:
 
 
 @jax.jit
-def _cycle_values(real_a, reconstructed_a, real_b, reconstructed_b, lambda_a,
-                  lambda_b):
+def _cycle_values(
+  real_a, reconstructed_a, real_b, reconstructed_b, lambda_a, lambda_b
+):
   dtype = jnp.result_type(real_a, real_b)
-  cycle_a = _mean_features(numerics.safe_abs(reconstructed_a - real_a).astype(dtype))
-  cycle_b = _mean_features(numerics.safe_abs(reconstructed_b - real_b).astype(dtype))
+  cycle_a = _mean_features(
+    numerics.safe_abs(reconstructed_a - real_a).astype(dtype)
+  )
+  cycle_b = _mean_features(
+    numerics.safe_abs(reconstructed_b - real_b).astype(dtype)
+  )
   return lambda_a * cycle_a + lambda_b * cycle_b
 
 
-def cycle_consistency_loss(real_a, reconstructed_a, real_b, reconstructed_b, *,
-                           lambda_a=1.0, lambda_b=1.0, where=None,
-                           weights=None, reduction="none"):
+def cycle_consistency_loss(
+  real_a,
+  reconstructed_a,
+  real_b,
+  reconstructed_b,
+  *,
+  lambda_a=1.0,
+  lambda_b=1.0,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""CycleGAN's cycle-consistency loss: L1 between inputs and round trips.
 
   .. math::
@@ -347,23 +392,31 @@ def cycle_consistency_loss(real_a, reconstructed_a, real_b, reconstructed_b, *,
   """
   name = "cycle_consistency_loss"
   real_a, reconstructed_a = checks.same_shape_floats(
-      name, real_a=real_a, reconstructed_a=reconstructed_a)
+    name, real_a=real_a, reconstructed_a=reconstructed_a
+  )
   real_b, reconstructed_b = checks.same_shape_floats(
-      name, real_b=real_b, reconstructed_b=reconstructed_b)
+    name, real_b=real_b, reconstructed_b=reconstructed_b
+  )
   _batched(name, real_a=real_a, real_b=real_b)
   dtype = jnp.result_type(real_a, real_b)
-  values = _cycle_values(real_a, reconstructed_a, real_b, reconstructed_b,
-                         numerics.like(lambda_a, dtype),
-                         numerics.like(lambda_b, dtype))
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  values = _cycle_values(
+    real_a,
+    reconstructed_a,
+    real_b,
+    reconstructed_b,
+    numerics.like(lambda_a, dtype),
+    numerics.like(lambda_b, dtype),
+  )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 __all__ = [
-    "cycle_consistency_loss",
-    "gan_discriminator_loss",
-    "gan_generator_loss",
-    "gradient_penalty",
-    "r1_penalty",
-    "vae_loss",
+  "cycle_consistency_loss",
+  "gan_discriminator_loss",
+  "gan_generator_loss",
+  "gradient_penalty",
+  "r1_penalty",
+  "vae_loss",
 ]

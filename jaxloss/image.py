@@ -21,10 +21,10 @@ from jaxloss._core import checks, numerics, value_checks
 from jaxloss._core import reduction as reduction_lib
 
 __all__ = [
-    "ms_ssim_loss",
-    "perceptual_loss",
-    "ssim_loss",
-    "total_variation_loss",
+  "ms_ssim_loss",
+  "perceptual_loss",
+  "ssim_loss",
+  "total_variation_loss",
 ]
 
 # pytorch-msssim's (and Wang et al.'s) MS-SSIM weights, finest scale first.
@@ -33,6 +33,7 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 # --------------------------------------------------------------------------- #
 # SSIM machinery
+
 
 def _gaussian_window(size: int, sigma: jax.Array, dtype) -> jax.Array:
   """pytorch-msssim's ``_fspecial_gauss_1d``: a normalised 1-D Gaussian."""
@@ -53,22 +54,27 @@ def _blur(x: jax.Array, window: jax.Array) -> jax.Array:
     shape = [1, 1, 1, channels]
     shape[axis - 1] = size
     kernel = jnp.broadcast_to(
-        window.reshape([size if a == axis - 1 else 1 for a in range(4)]),
-        shape)
+      window.reshape([size if a == axis - 1 else 1 for a in range(4)]), shape
+    )
     x = jax.lax.conv_general_dilated(
-        x, kernel, window_strides=(1, 1), padding="VALID",
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        feature_group_count=channels, precision=jax.lax.Precision.HIGHEST)
+      x,
+      kernel,
+      window_strides=(1, 1),
+      padding="VALID",
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      feature_group_count=channels,
+      precision=jax.lax.Precision.HIGHEST,
+    )
   return x
 
 
 def _ssim_and_cs(x, y, window, c1, c2):
   """Per-image, per-channel mean SSIM and contrast-structure, ``[N, C]``."""
   channels = x.shape[-1]
-  blurred = _blur(jnp.concatenate([x, y, x * x, y * y, x * y], axis=-1),
-                  window)
-  mu1, mu2, xx, yy, xy = (blurred[..., k * channels:(k + 1) * channels]
-                          for k in range(5))
+  blurred = _blur(jnp.concatenate([x, y, x * x, y * y, x * y], axis=-1), window)
+  mu1, mu2, xx, yy, xy = (
+    blurred[..., k * channels : (k + 1) * channels] for k in range(5)
+  )
   mu1_sq, mu2_sq, mu1_mu2 = mu1 * mu1, mu2 * mu2, mu1 * mu2
   sigma1_sq, sigma2_sq, sigma12 = xx - mu1_sq, yy - mu2_sq, xy - mu1_mu2
   cs_map = (2 * sigma12 + c2) / (sigma1_sq + sigma2_sq + c2)
@@ -82,8 +88,9 @@ def _avg_pool(x: jax.Array) -> jax.Array:
   in front of an odd axis, then 2x2 means."""
   n, h, w, c = x.shape
   x = jnp.pad(x, ((0, 0), (h % 2, 0), (w % 2, 0), (0, 0)))
-  return jnp.mean(x.reshape(n, (h + 1) // 2, 2, (w + 1) // 2, 2, c),
-                  axis=(2, 4))
+  return jnp.mean(
+    x.reshape(n, (h + 1) // 2, 2, (w + 1) // 2, 2, c), axis=(2, 4)
+  )
 
 
 def _safe_pow(x: jax.Array, p: jax.Array) -> jax.Array:
@@ -95,12 +102,23 @@ def _safe_pow(x: jax.Array, p: jax.Array) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("filter_size", "multiscale"))
-def _ssim_core(images, targets, max_val, filter_sigma, k1, k2, scale_weights,
-               *, filter_size, multiscale):
+def _ssim_core(
+  images,
+  targets,
+  max_val,
+  filter_sigma,
+  k1,
+  k2,
+  scale_weights,
+  *,
+  filter_size,
+  multiscale,
+):
   """Per-image SSIM (``multiscale=False``) or MS-SSIM, ``[N]``."""
   dtype = images.dtype
   max_val, filter_sigma, k1, k2 = (
-      jnp.asarray(v).astype(dtype) for v in (max_val, filter_sigma, k1, k2))
+    jnp.asarray(v).astype(dtype) for v in (max_val, filter_sigma, k1, k2)
+  )
   window = _gaussian_window(filter_size, filter_sigma, dtype)
   c1, c2 = jnp.square(k1 * max_val), jnp.square(k2 * max_val)
   if not multiscale:
@@ -120,19 +138,29 @@ def _ssim_core(images, targets, max_val, filter_sigma, k1, k2, scale_weights,
   return jnp.mean(jnp.prod(powered, axis=0), axis=-1)
 
 
-def _ssim_inputs(name, images, targets, max_val, filter_size, filter_sigma,
-                 k1, k2):
+def _ssim_inputs(
+  name, images, targets, max_val, filter_size, filter_sigma, k1, k2
+):
   """Checks shared by the two SSIM losses; returns the images."""
-  images, targets = checks.same_shape_floats(name, images=images,
-                                             targets=targets)
+  images, targets = checks.same_shape_floats(
+    name, images=images, targets=targets
+  )
   checks.rank(name, "images", images, 4)
-  if (not isinstance(filter_size, numbers.Integral)
-      or isinstance(filter_size, bool) or filter_size < 1
-      or filter_size % 2 == 0):
-    raise ValueError(f"{name}: `filter_size` must be an odd positive int, got "
-                     f"{filter_size!r}.")
-  for arg, value in (("max_val", max_val), ("filter_sigma", filter_sigma),
-                     ("k1", k1), ("k2", k2)):
+  if (
+    not isinstance(filter_size, numbers.Integral)
+    or isinstance(filter_size, bool)
+    or filter_size < 1
+    or filter_size % 2 == 0
+  ):
+    raise ValueError(
+      f"{name}: `filter_size` must be an odd positive int, got {filter_size!r}."
+    )
+  for arg, value in (
+    ("max_val", max_val),
+    ("filter_sigma", filter_sigma),
+    ("k1", k1),
+    ("k2", k2),
+  ):
     checks.positive(name, arg, value)
     checks.scalar(name, arg, value)
   return images, targets
@@ -142,9 +170,19 @@ _PIXELS = value_checks.bounded(0, "max_val")
 
 
 @value_checks.value_rules(images=_PIXELS, targets=_PIXELS)
-def ssim_loss(images, targets, *, max_val=1.0, filter_size=11,
-              filter_sigma=1.5, k1=0.01, k2=0.03, where=None, weights=None,
-              reduction="none"):
+def ssim_loss(
+  images,
+  targets,
+  *,
+  max_val=1.0,
+  filter_size=11,
+  filter_sigma=1.5,
+  k1=0.01,
+  k2=0.03,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""SSIM loss: one minus the mean structural similarity of each image.
 
   .. math::
@@ -195,23 +233,48 @@ def ssim_loss(images, targets, *, max_val=1.0, filter_size=11,
     <https://doi.org/10.1109/TIP.2003.819861>`_, 2004.
   """
   name = "ssim_loss"
-  images, targets = _ssim_inputs(name, images, targets, max_val, filter_size,
-                                 filter_sigma, k1, k2)
+  images, targets = _ssim_inputs(
+    name, images, targets, max_val, filter_size, filter_sigma, k1, k2
+  )
   short = [s for s in images.shape[1:3] if s < filter_size]
   if short:
-    warnings.warn(f"{name}: an image side {short} is shorter than "
-                  f"filter_size={filter_size}; that axis is not filtered "
-                  "(as pytorch-msssim).", stacklevel=2)
-  values = 1 - _ssim_core(images, targets, max_val, filter_sigma, k1, k2,
-                          None, filter_size=filter_size, multiscale=False)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+    warnings.warn(
+      f"{name}: an image side {short} is shorter than "
+      f"filter_size={filter_size}; that axis is not filtered "
+      "(as pytorch-msssim).",
+      stacklevel=2,
+    )
+  values = 1 - _ssim_core(
+    images,
+    targets,
+    max_val,
+    filter_sigma,
+    k1,
+    k2,
+    None,
+    filter_size=filter_size,
+    multiscale=False,
+  )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 @value_checks.value_rules(images=_PIXELS, targets=_PIXELS)
-def ms_ssim_loss(images, targets, *, max_val=1.0, filter_size=11,
-                 filter_sigma=1.5, k1=0.01, k2=0.03, scale_weights=None,
-                 where=None, weights=None, reduction="none"):
+def ms_ssim_loss(
+  images,
+  targets,
+  *,
+  max_val=1.0,
+  filter_size=11,
+  filter_sigma=1.5,
+  k1=0.01,
+  k2=0.03,
+  scale_weights=None,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Multi-scale SSIM loss: one minus MS-SSIM of each image.
 
   .. math::
@@ -264,35 +327,48 @@ def ms_ssim_loss(images, targets, *, max_val=1.0, filter_size=11,
     Quality Assessment <https://doi.org/10.1109/ACSSC.2003.1292216>`_, 2003.
   """
   name = "ms_ssim_loss"
-  images, targets = _ssim_inputs(name, images, targets, max_val, filter_size,
-                                 filter_sigma, k1, k2)
+  images, targets = _ssim_inputs(
+    name, images, targets, max_val, filter_size, filter_sigma, k1, k2
+  )
   if scale_weights is None:
     scale_weights = np.asarray(MS_SSIM_WEIGHTS)
   scale_weights = jnp.asarray(scale_weights)
   checks.rank(name, "scale_weights", scale_weights, 1)
   if not jnp.issubdtype(scale_weights.dtype, jnp.floating):
-    raise TypeError(f"{name}: argument `scale_weights` must be floating, got "
-                    f"{scale_weights.dtype}.")
+    raise TypeError(
+      f"{name}: argument `scale_weights` must be floating, got "
+      f"{scale_weights.dtype}."
+    )
   levels = scale_weights.shape[0]
   if levels < 1:
-    raise ValueError(f"{name}: `scale_weights` must hold at least one "
-                     "weight.")
+    raise ValueError(f"{name}: `scale_weights` must hold at least one weight.")
   smallest = (filter_size - 1) * 2 ** (levels - 1)
   if min(images.shape[1:3]) <= smallest:
     raise ValueError(
-        f"{name}: images of shape {tuple(images.shape)} are too small for "
-        f"{levels} scales with filter_size={filter_size}: the smaller side "
-        f"must be > (filter_size - 1) * 2 ** (scales - 1) = {smallest}. Use "
-        "larger images, a smaller filter_size or fewer scale_weights.")
-  values = 1 - _ssim_core(images, targets, max_val, filter_sigma, k1, k2,
-                          scale_weights, filter_size=filter_size,
-                          multiscale=True)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+      f"{name}: images of shape {tuple(images.shape)} are too small for "
+      f"{levels} scales with filter_size={filter_size}: the smaller side "
+      f"must be > (filter_size - 1) * 2 ** (scales - 1) = {smallest}. Use "
+      "larger images, a smaller filter_size or fewer scale_weights."
+    )
+  values = 1 - _ssim_core(
+    images,
+    targets,
+    max_val,
+    filter_sigma,
+    k1,
+    k2,
+    scale_weights,
+    filter_size=filter_size,
+    multiscale=True,
+  )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 # --------------------------------------------------------------------------- #
 # total variation
+
 
 @jax.jit
 def _total_variation(images):
@@ -301,8 +377,7 @@ def _total_variation(images):
   return jnp.sum(rows, axis=(-3, -2, -1)) + jnp.sum(cols, axis=(-3, -2, -1))
 
 
-def total_variation_loss(images, *, where=None, weights=None,
-                         reduction="none"):
+def total_variation_loss(images, *, where=None, weights=None, reduction="none"):
   r"""Total variation: the sum of absolute differences of neighbouring pixels.
 
   .. math::
@@ -336,24 +411,32 @@ def total_variation_loss(images, *, where=None, weights=None,
   name = "total_variation_loss"
   images = checks.as_float(name, "images", images)
   if images.ndim < 3:
-    raise ValueError(f"{name}: argument `images` must have shape [..., height, "
-                     f"width, channels] (rank >= 3), got {tuple(images.shape)}.")
+    raise ValueError(
+      f"{name}: argument `images` must have shape [..., height, "
+      f"width, channels] (rank >= 3), got {tuple(images.shape)}."
+    )
   values = _total_variation(images)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 # --------------------------------------------------------------------------- #
 # perceptual loss
 
+
 def _feature_list(name: str, features, arg: str) -> list:
   if isinstance(features, (jax.Array, np.ndarray)):
     features = [features]
   if not isinstance(features, (list, tuple)):
-    raise TypeError(f"{name}: `feature_fn` must return a list or tuple of "
-                    f"feature maps, got {type(features).__name__} for `{arg}`.")
-  return [checks.as_float(name, f"feature_fn({arg})[{k}]", f)
-          for k, f in enumerate(features)]
+    raise TypeError(
+      f"{name}: `feature_fn` must return a list or tuple of "
+      f"feature maps, got {type(features).__name__} for `{arg}`."
+    )
+  return [
+    checks.as_float(name, f"feature_fn({arg})[{k}]", f)
+    for k, f in enumerate(features)
+  ]
 
 
 @jax.jit
@@ -361,16 +444,30 @@ def _feature_distance(mine, theirs, layer_weights):
   """``Σ_k w_k mean((a_k - b_k)²)`` per example, ``[batch]``."""
   dtype = jnp.result_type(*mine)
   batch = mine[0].shape[0]
-  per_map = jnp.stack([
-      jnp.mean(jnp.square(a.astype(dtype) - b.astype(dtype)).reshape(batch, -1),
-               axis=1) for a, b in zip(mine, theirs)], axis=1)  # [batch, maps]
+  per_map = jnp.stack(
+    [
+      jnp.mean(
+        jnp.square(a.astype(dtype) - b.astype(dtype)).reshape(batch, -1), axis=1
+      )
+      for a, b in zip(mine, theirs)
+    ],
+    axis=1,
+  )  # [batch, maps]
   if layer_weights is None:
     return jnp.sum(per_map, axis=1)
   return jnp.sum(per_map * layer_weights.astype(dtype)[None, :], axis=1)
 
 
-def perceptual_loss(feature_fn, images, targets, *, layer_weights=None,
-                    where=None, weights=None, reduction="none"):
+def perceptual_loss(
+  feature_fn,
+  images,
+  targets,
+  *,
+  layer_weights=None,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Perceptual (feature reconstruction) loss: the weighted mean squared
   difference of feature maps.
 
@@ -420,30 +517,43 @@ def perceptual_loss(feature_fn, images, targets, *, layer_weights=None,
   """
   name = "perceptual_loss"
   if not callable(feature_fn):
-    raise TypeError(f"{name}: `feature_fn` must be callable, got "
-                    f"{type(feature_fn).__name__}.")
-  images, targets = checks.same_shape_floats(name, images=images,
-                                             targets=targets)
+    raise TypeError(
+      f"{name}: `feature_fn` must be callable, got {type(feature_fn).__name__}."
+    )
+  images, targets = checks.same_shape_floats(
+    name, images=images, targets=targets
+  )
   if images.ndim < 1:
-    raise ValueError(f"{name}: arguments `images` and `targets` need a batch "
-                     "axis, got a scalar.")
+    raise ValueError(
+      f"{name}: arguments `images` and `targets` need a batch "
+      "axis, got a scalar."
+    )
   batch = images.shape[0]
   mine = _feature_list(name, feature_fn(images), "images")
   theirs = _feature_list(name, feature_fn(targets), "targets")
   if len(mine) != len(theirs) or not mine:
-    raise ValueError(f"{name}: `feature_fn` returned {len(mine)} maps for "
-                     f"`images` and {len(theirs)} for `targets`; it must "
-                     "return the same, non-zero number.")
+    raise ValueError(
+      f"{name}: `feature_fn` returned {len(mine)} maps for "
+      f"`images` and {len(theirs)} for `targets`; it must "
+      "return the same, non-zero number."
+    )
   for k, (a, b) in enumerate(zip(mine, theirs)):
     if a.ndim < 1 or a.shape[0] != batch or a.shape != b.shape:
       raise ValueError(
-          f"{name}: feature map {k} has shape {tuple(a.shape)} for `images` "
-          f"and {tuple(b.shape)} for `targets`; both must be [batch, ...] "
-          f"with batch = {batch}.")
+        f"{name}: feature map {k} has shape {tuple(a.shape)} for `images` "
+        f"and {tuple(b.shape)} for `targets`; both must be [batch, ...] "
+        f"with batch = {batch}."
+      )
   if layer_weights is not None:
     layer_weights = jnp.asarray(layer_weights)
-    checks.shape(name, "layer_weights", layer_weights, (len(mine),),
-                 "one weight per feature map")
+    checks.shape(
+      name,
+      "layer_weights",
+      layer_weights,
+      (len(mine),),
+      "one weight per feature map",
+    )
   values = _feature_distance(mine, theirs, layer_weights)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )

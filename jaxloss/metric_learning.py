@@ -18,9 +18,13 @@ import jax.numpy as jnp
 from jaxloss import _metric_mining
 from jaxloss._core import checks, numerics, value_checks
 from jaxloss._core import reduction as reduction_lib
-from jaxloss._metric_mining import *  # noqa: F401,F403
-from jaxloss._metric_mining import (is_static, masked_cross_entropy,
-                                     masked_max, normalize)
+from jaxloss._metric_mining import *  # noqa: F403
+from jaxloss._metric_mining import (
+  is_static,
+  masked_cross_entropy,
+  masked_max,
+  normalize,
+)
 
 
 def _safe_power(x: jax.Array, exponent) -> jax.Array:
@@ -45,13 +49,26 @@ def _squared_distance(x, y, elements):
 def _vectors(name, arg, x):
   """``x`` holds vectors along its last axis (rank >= 1)."""
   if x.ndim < 1:
-    raise ValueError(f"{name}: argument `{arg}` must have rank >= 1 (vectors "
-                     f"along the last axis), got shape {x.shape}.")
+    raise ValueError(
+      f"{name}: argument `{arg}` must have rank >= 1 (vectors "
+      f"along the last axis), got shape {x.shape}."
+    )
 
 
-def triplet_margin_loss(anchors, positives, negatives, axis=-1, norm_degree=2,
-                        margin=1.0, eps=1e-6, *, swap=False, where=None,
-                        weights=None, reduction="none"):
+def triplet_margin_loss(
+  anchors,
+  positives,
+  negatives,
+  axis=-1,
+  norm_degree=2,
+  margin=1.0,
+  eps=1e-6,
+  *,
+  swap=False,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Triplet margin loss with ``L_p`` distances.
 
   .. math::
@@ -96,14 +113,18 @@ def triplet_margin_loss(anchors, positives, negatives, axis=-1, norm_degree=2,
   """
   name = "triplet_margin_loss"
   anchors, positives, negatives = checks.same_shape_floats(
-      name, anchors=anchors, positives=positives, negatives=negatives)
+    name, anchors=anchors, positives=positives, negatives=negatives
+  )
   axis = checks.canonical_axis(name, axis, anchors.ndim)
   checks.positive(name, "norm_degree", norm_degree)
   checks.nonnegative(name, "margin", margin)
   checks.nonnegative(name, "eps", eps)
-  elements, examples = reduction_lib.split_where(name, where, anchors.shape,
-                                                 axis)
-  p, margin, eps = (numerics.like(v, anchors.dtype) for v in (norm_degree, margin, eps))
+  elements, examples = reduction_lib.split_where(
+    name, where, anchors.shape, axis
+  )
+  p, margin, eps = (
+    numerics.like(v, anchors.dtype) for v in (norm_degree, margin, eps)
+  )
 
   def distance(x, y):
     powers = _safe_power(jnp.abs(x - y), p)
@@ -115,13 +136,22 @@ def triplet_margin_loss(anchors, positives, negatives, axis=-1, norm_degree=2,
   if swap:
     negative = jnp.minimum(negative, distance(positives, negatives))
   values = jax.nn.relu(distance(anchors, positives) - negative + margin)
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=examples, name=name
+  )
 
 
 @value_checks.value_rules(labels=value_checks.unit_interval)
-def contrastive_loss(embeddings1, embeddings2, labels, *, margin=1.0,
-                     where=None, weights=None, reduction="none"):
+def contrastive_loss(
+  embeddings1,
+  embeddings2,
+  labels,
+  *,
+  margin=1.0,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Contrastive (siamese) loss on pairs; label 1 means similar.
 
   .. math::
@@ -155,23 +185,34 @@ def contrastive_loss(embeddings1, embeddings2, labels, *, margin=1.0,
   """
   name = "contrastive_loss"
   embeddings1, embeddings2 = checks.same_shape_floats(
-      name, embeddings1=embeddings1, embeddings2=embeddings2)
+    name, embeddings1=embeddings1, embeddings2=embeddings2
+  )
   _vectors(name, "embeddings1", embeddings1)
   labels = checks.as_targets(name, "labels", labels, embeddings1)
-  checks.shape(name, "labels", labels, embeddings1.shape[:-1],
-               "one label per pair")
+  checks.shape(
+    name, "labels", labels, embeddings1.shape[:-1], "one label per pair"
+  )
   checks.nonnegative(name, "margin", margin)
   margin = numerics.like(margin, embeddings1.dtype)
   elements, examples = _feature_where(name, where, embeddings1.shape)
   squared = _squared_distance(embeddings1, embeddings2, elements)
   dissimilar = jnp.square(jax.nn.relu(margin - numerics.safe_sqrt(squared)))
   values = labels * squared + (1 - labels) * dissimilar
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=examples, name=name
+  )
 
 
-def angular_loss(anchors, positives, negatives, *, alpha_degrees=45.0,
-                 where=None, weights=None, reduction="none"):
+def angular_loss(
+  anchors,
+  positives,
+  negatives,
+  *,
+  alpha_degrees=45.0,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Angular loss on triplets: bounds the angle at the negative.
 
   .. math::
@@ -204,11 +245,13 @@ def angular_loss(anchors, positives, negatives, *, alpha_degrees=45.0,
   """
   name = "angular_loss"
   anchors, positives, negatives = checks.same_shape_floats(
-      name, anchors=anchors, positives=positives, negatives=negatives)
+    name, anchors=anchors, positives=positives, negatives=negatives
+  )
   _vectors(name, "anchors", anchors)
   if is_static(alpha_degrees) and not 0 < alpha_degrees < 90:
-    raise ValueError(f"{name}: `alpha_degrees` must lie in (0, 90), got "
-                     f"{alpha_degrees}.")
+    raise ValueError(
+      f"{name}: `alpha_degrees` must lie in (0, 90), got {alpha_degrees}."
+    )
   if is_static(alpha_degrees):
     tan_squared = math.tan(math.radians(alpha_degrees)) ** 2
   else:
@@ -217,16 +260,27 @@ def angular_loss(anchors, positives, negatives, *, alpha_degrees=45.0,
   elements, examples = _feature_where(name, where, anchors.shape)
   center = (anchors + positives) / 2
   values = jax.nn.relu(
-      _squared_distance(anchors, positives, elements)
-      - 4 * tan_squared * _squared_distance(negatives, center, elements))
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
+    _squared_distance(anchors, positives, elements)
+    - 4 * tan_squared * _squared_distance(negatives, center, elements)
+  )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=examples, name=name
+  )
 
 
-@value_checks.value_rules(labels=value_checks.class_index(
-    "proxies", axis_arg=None, default_axis=0))
-def proxy_nca_loss(embeddings, labels, proxies, *, temperature=1.0,
-                   where=None, weights=None, reduction="none"):
+@value_checks.value_rules(
+  labels=value_checks.class_index("proxies", axis_arg=None, default_axis=0)
+)
+def proxy_nca_loss(
+  embeddings,
+  labels,
+  proxies,
+  *,
+  temperature=1.0,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Proxy-NCA loss: a softmax over negative squared distances to proxies.
 
   .. math::
@@ -263,27 +317,41 @@ def proxy_nca_loss(embeddings, labels, proxies, *, temperature=1.0,
     Metric Learning using Proxies <https://arxiv.org/abs/1703.07464>`_, 2017.
   """
   name = "proxy_nca_loss"
-  embeddings, proxies = checks.floats(name, embeddings=embeddings,
-                                      proxies=proxies)
+  embeddings, proxies = checks.floats(
+    name, embeddings=embeddings, proxies=proxies
+  )
   labels = checks.as_labels(name, "labels", labels)
   checks.rank(name, "embeddings", embeddings, 2)
-  checks.shape(name, "labels", labels, embeddings.shape[:1],
-               "one label per embedding")
-  checks.shape(name, "proxies", proxies, (None, embeddings.shape[1]),
-               "[num_classes, dim]")
+  checks.shape(
+    name, "labels", labels, embeddings.shape[:1], "one label per embedding"
+  )
+  checks.shape(
+    name, "proxies", proxies, (None, embeddings.shape[1]), "[num_classes, dim]"
+  )
   checks.positive(name, "temperature", temperature)
   # −‖x − p_c‖² without ‖x‖², which is the same for every class.
-  logits = 2 * jnp.matmul(embeddings, proxies.T) - jnp.sum(
-      jnp.square(proxies), axis=-1)[None, :]
+  logits = (
+    2 * jnp.matmul(embeddings, proxies.T)
+    - jnp.sum(jnp.square(proxies), axis=-1)[None, :]
+  )
   logits = logits / numerics.like(temperature, embeddings.dtype)
   values = masked_cross_entropy(logits, labels, None)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 @value_checks.value_rules(w=value_checks.positive)
-def ge2e_loss(embeddings, *, w=10.0, b=-5.0, method="softmax", where=None,
-              weights=None, reduction="none"):
+def ge2e_loss(
+  embeddings,
+  *,
+  w=10.0,
+  b=-5.0,
+  method="softmax",
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Generalized end-to-end (GE2E) loss for speaker verification.
 
   .. math::
@@ -339,8 +407,10 @@ def ge2e_loss(embeddings, *, w=10.0, b=-5.0, method="softmax", where=None,
   checks.positive(name, "w", w)
   speakers, utterances, _ = embeddings.shape
   if utterances < 2:
-    raise ValueError(f"{name}: argument `embeddings` must hold at least 2 "
-                     f"utterances per speaker, got shape {embeddings.shape}.")
+    raise ValueError(
+      f"{name}: argument `embeddings` must hold at least 2 "
+      f"utterances per speaker, got shape {embeddings.shape}."
+    )
   dtype = embeddings.dtype
   if where is None:
     keep = jnp.ones((speakers, utterances), bool)
@@ -353,8 +423,9 @@ def ge2e_loss(embeddings, *, w=10.0, b=-5.0, method="softmax", where=None,
   counts = jnp.sum(keep, axis=1, dtype=dtype)  # [speakers]
   totals = jnp.sum(kept, axis=1)  # [speakers, dim]
   centroids = numerics.safe_divide(totals, counts[:, None])
-  own = numerics.safe_divide(totals[:, None, :] - kept,
-                             counts[:, None, None] - 1)
+  own = numerics.safe_divide(
+    totals[:, None, :] - kept, counts[:, None, None] - 1
+  )
   unit = normalize(embeddings)
   cosines = jnp.einsum("jid,kd->jik", unit, normalize(centroids))
   own_cosines = jnp.sum(unit * normalize(own), axis=-1)  # [speakers, utts]
@@ -368,11 +439,17 @@ def ge2e_loss(embeddings, *, w=10.0, b=-5.0, method="softmax", where=None,
     logits = jnp.where(others | is_own, similarities, jnp.finfo(dtype).min)
     values = jax.nn.logsumexp(logits, axis=-1) - positive
   else:
-    values = (1 - jax.nn.sigmoid(positive)
-              + masked_max(jax.nn.sigmoid(similarities),
-                           jnp.broadcast_to(others, similarities.shape)))
-  return reduction_lib.reduce(values, reduction, weights=weights, where=valid,
-                              name=name)
+    values = (
+      1
+      - jax.nn.sigmoid(positive)
+      + masked_max(
+        jax.nn.sigmoid(similarities),
+        jnp.broadcast_to(others, similarities.shape),
+      )
+    )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=valid, name=name
+  )
 
 
 def _cosines_rule(args, arg):
@@ -390,7 +467,13 @@ def _margin_inputs(name, cosines, labels, scale, margin, where):
   checks.positive(name, "scale", scale)
   checks.nonnegative(name, "margin", margin)
   elements, examples = _feature_where(name, where, cosines.shape)
-  return (cosines, labels, numerics.like(margin, cosines.dtype), elements, examples)
+  return (
+    cosines,
+    labels,
+    numerics.like(margin, cosines.dtype),
+    elements,
+    examples,
+  )
 
 
 def _margin_cross_entropy(cosines, labels, target, scale, elements):
@@ -403,14 +486,24 @@ def _margin_cross_entropy(cosines, labels, target, scale, elements):
   return masked_cross_entropy(logits, labels, elements)
 
 
-_CLASS_RULES = {"cosines": _cosines_rule,
-                "labels": value_checks.class_index("cosines", axis_arg=None)}
+_CLASS_RULES = {
+  "cosines": _cosines_rule,
+  "labels": value_checks.class_index("cosines", axis_arg=None),
+}
 
 
 @value_checks.value_rules(**_CLASS_RULES)
-def arcface_loss(cosines, labels, *, scale=64.0, margin=0.5,
-                 easy_margin=False, where=None, weights=None,
-                 reduction="none"):
+def arcface_loss(
+  cosines,
+  labels,
+  *,
+  scale=64.0,
+  margin=0.5,
+  easy_margin=False,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""ArcFace: softmax cross-entropy with an additive angular margin.
 
   .. math::
@@ -458,7 +551,8 @@ def arcface_loss(cosines, labels, *, scale=64.0, margin=0.5,
   """
   name = "arcface_loss"
   cosines, labels, margin, elements, examples = _margin_inputs(
-      name, cosines, labels, scale, margin, where)
+    name, cosines, labels, scale, margin, where
+  )
   if is_static(margin):
     cos_m, sin_m = math.cos(margin), math.sin(margin)
   else:
@@ -472,13 +566,22 @@ def arcface_loss(cosines, labels, *, scale=64.0, margin=0.5,
     return jnp.where(c > -cos_m, phi, c - margin * sin_m)
 
   values = _margin_cross_entropy(cosines, labels, target, scale, elements)
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=examples, name=name
+  )
 
 
 @value_checks.value_rules(**_CLASS_RULES)
-def cosface_loss(cosines, labels, *, scale=64.0, margin=0.35, where=None,
-                 weights=None, reduction="none"):
+def cosface_loss(
+  cosines,
+  labels,
+  *,
+  scale=64.0,
+  margin=0.35,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""CosFace (large margin cosine loss): an additive margin on the cosine.
 
   .. math::
@@ -512,15 +615,19 @@ def cosface_loss(cosines, labels, *, scale=64.0, margin=0.35, where=None,
   """
   name = "cosface_loss"
   cosines, labels, margin, elements, examples = _margin_inputs(
-      name, cosines, labels, scale, margin, where)
-  values = _margin_cross_entropy(cosines, labels, lambda c: c - margin, scale,
-                                 elements)
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
+    name, cosines, labels, scale, margin, where
+  )
+  values = _margin_cross_entropy(
+    cosines, labels, lambda c: c - margin, scale, elements
+  )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=examples, name=name
+  )
 
 
-def alignment_loss(x, y, *, alpha=2, where=None, weights=None,
-                   reduction="none"):
+def alignment_loss(
+  x, y, *, alpha=2, where=None, weights=None, reduction="none"
+):
   r"""Alignment of positive pairs: the ``α``-th power of their distance.
 
   .. math:: \ell = \|x - y\|_2^\alpha
@@ -556,17 +663,18 @@ def alignment_loss(x, y, *, alpha=2, where=None, weights=None,
   elements, examples = _feature_where(name, where, x.shape)
   squared = _squared_distance(x, y, elements)
   values = _safe_power(squared, numerics.like(alpha, x.dtype) / 2)
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=examples, name=name
+  )
 
 
 __all__ = _metric_mining.__all__ + [
-    "alignment_loss",
-    "angular_loss",
-    "arcface_loss",
-    "contrastive_loss",
-    "cosface_loss",
-    "ge2e_loss",
-    "proxy_nca_loss",
-    "triplet_margin_loss",
+  "alignment_loss",
+  "angular_loss",
+  "arcface_loss",
+  "contrastive_loss",
+  "cosface_loss",
+  "ge2e_loss",
+  "proxy_nca_loss",
+  "triplet_margin_loss",
 ]

@@ -14,7 +14,7 @@ its parameters are updated with the model's.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -23,8 +23,15 @@ from flax import nnx
 from jaxloss import contrastive, metric_learning
 from jaxloss._core import in_batch, numerics
 
-__all__ = ["ArcFace", "CosFace", "ProxyNCA", "LearnedTemperature",
-           "LearnedScaleBias", "GE2E", "UncertaintyWeighting"]
+__all__ = [
+  "ArcFace",
+  "CosFace",
+  "ProxyNCA",
+  "LearnedTemperature",
+  "LearnedScaleBias",
+  "GE2E",
+  "UncertaintyWeighting",
+]
 
 
 def _unit(x: jax.Array) -> jax.Array:
@@ -40,8 +47,16 @@ def _table(rngs: nnx.Rngs, rows: int, columns: int, dtype) -> nnx.Param:
 class _CosineHead(nnx.Module):
   """Class centres ``[num_classes, num_features]`` and their cosine logits."""
 
-  def __init__(self, num_features: int, num_classes: int, *, scale: float,
-               margin: float, rngs: nnx.Rngs, param_dtype=jnp.float32):
+  def __init__(
+    self,
+    num_features: int,
+    num_classes: int,
+    *,
+    scale: float,
+    margin: float,
+    rngs: nnx.Rngs,
+    param_dtype=jnp.float32,
+  ):
     self.centers = _table(rngs, num_classes, num_features, param_dtype)
     self.scale = scale
     self.margin = margin
@@ -94,20 +109,46 @@ class ArcFace(_CosineHead):
     Deep Face Recognition <https://arxiv.org/abs/1801.07698>`_, 2019.
   """
 
-  def __init__(self, num_features: int, num_classes: int, *,
-               scale: float = 64.0, margin: float = 0.5,
-               easy_margin: bool = False, rngs: nnx.Rngs,
-               param_dtype=jnp.float32):
-    super().__init__(num_features, num_classes, scale=scale, margin=margin,
-                     rngs=rngs, param_dtype=param_dtype)
+  def __init__(
+    self,
+    num_features: int,
+    num_classes: int,
+    *,
+    scale: float = 64.0,
+    margin: float = 0.5,
+    easy_margin: bool = False,
+    rngs: nnx.Rngs,
+    param_dtype=jnp.float32,
+  ):
+    super().__init__(
+      num_features,
+      num_classes,
+      scale=scale,
+      margin=margin,
+      rngs=rngs,
+      param_dtype=param_dtype,
+    )
     self.easy_margin = easy_margin
 
-  def __call__(self, embeddings, labels, *, where=None, weights=None,
-               reduction: str = "mean") -> jax.Array:
+  def __call__(
+    self,
+    embeddings,
+    labels,
+    *,
+    where=None,
+    weights=None,
+    reduction: str = "mean",
+  ) -> jax.Array:
     return metric_learning.arcface_loss(
-        self.logits(embeddings), labels, scale=self.scale, margin=self.margin,
-        easy_margin=self.easy_margin, where=where, weights=weights,
-        reduction=reduction)
+      self.logits(embeddings),
+      labels,
+      scale=self.scale,
+      margin=self.margin,
+      easy_margin=self.easy_margin,
+      where=where,
+      weights=weights,
+      reduction=reduction,
+    )
 
 
 class CosFace(_CosineHead):
@@ -145,17 +186,43 @@ class CosFace(_CosineHead):
     <https://arxiv.org/abs/1801.09414>`_, 2018.
   """
 
-  def __init__(self, num_features: int, num_classes: int, *,
-               scale: float = 64.0, margin: float = 0.35, rngs: nnx.Rngs,
-               param_dtype=jnp.float32):
-    super().__init__(num_features, num_classes, scale=scale, margin=margin,
-                     rngs=rngs, param_dtype=param_dtype)
+  def __init__(
+    self,
+    num_features: int,
+    num_classes: int,
+    *,
+    scale: float = 64.0,
+    margin: float = 0.35,
+    rngs: nnx.Rngs,
+    param_dtype=jnp.float32,
+  ):
+    super().__init__(
+      num_features,
+      num_classes,
+      scale=scale,
+      margin=margin,
+      rngs=rngs,
+      param_dtype=param_dtype,
+    )
 
-  def __call__(self, embeddings, labels, *, where=None, weights=None,
-               reduction: str = "mean") -> jax.Array:
+  def __call__(
+    self,
+    embeddings,
+    labels,
+    *,
+    where=None,
+    weights=None,
+    reduction: str = "mean",
+  ) -> jax.Array:
     return metric_learning.cosface_loss(
-        self.logits(embeddings), labels, scale=self.scale, margin=self.margin,
-        where=where, weights=weights, reduction=reduction)
+      self.logits(embeddings),
+      labels,
+      scale=self.scale,
+      margin=self.margin,
+      where=where,
+      weights=weights,
+      reduction=reduction,
+    )
 
 
 class ProxyNCA(nnx.Module):
@@ -192,21 +259,41 @@ class ProxyNCA(nnx.Module):
     Metric Learning using Proxies <https://arxiv.org/abs/1703.07464>`_, 2017.
   """
 
-  def __init__(self, num_features: int, num_classes: int, *,
-               temperature: float = 1.0, normalize: bool = True,
-               rngs: nnx.Rngs, param_dtype=jnp.float32):
+  def __init__(
+    self,
+    num_features: int,
+    num_classes: int,
+    *,
+    temperature: float = 1.0,
+    normalize: bool = True,
+    rngs: nnx.Rngs,
+    param_dtype=jnp.float32,
+  ):
     self.proxies = _table(rngs, num_classes, num_features, param_dtype)
     self.temperature = temperature
     self.normalize = normalize
 
-  def __call__(self, embeddings, labels, *, where=None, weights=None,
-               reduction: str = "mean") -> jax.Array:
+  def __call__(
+    self,
+    embeddings,
+    labels,
+    *,
+    where=None,
+    weights=None,
+    reduction: str = "mean",
+  ) -> jax.Array:
     proxies = self.proxies[...]
     if self.normalize:
       embeddings, proxies = _unit(embeddings), _unit(proxies)
     return metric_learning.proxy_nca_loss(
-        embeddings, labels, proxies, temperature=self.temperature,
-        where=where, weights=weights, reduction=reduction)
+      embeddings,
+      labels,
+      proxies,
+      temperature=self.temperature,
+      where=where,
+      weights=weights,
+      reduction=reduction,
+    )
 
 
 class LearnedTemperature(nnx.Module):
@@ -245,8 +332,14 @@ class LearnedTemperature(nnx.Module):
     Language Supervision <https://arxiv.org/abs/2103.00020>`_, 2021.
   """
 
-  def __init__(self, *, init_scale: float = 1 / 0.07, max_scale: float = 100.0,
-               normalize: bool = True, chunk_size: int | None = None):
+  def __init__(
+    self,
+    *,
+    init_scale: float = 1 / 0.07,
+    max_scale: float = 100.0,
+    normalize: bool = True,
+    chunk_size: int | None = None,
+  ):
     self.log_scale = nnx.Param(jnp.asarray(math.log(init_scale), jnp.float32))
     self.max_scale = max_scale
     self.normalize = normalize
@@ -256,12 +349,25 @@ class LearnedTemperature(nnx.Module):
     """The scale ``t = min(exp(log t), t_max)``."""
     return jnp.exp(jnp.minimum(self.log_scale[...], math.log(self.max_scale)))
 
-  def __call__(self, image_embeddings, text_embeddings, *, where=None,
-               weights=None, reduction: str = "mean") -> jax.Array:
+  def __call__(
+    self,
+    image_embeddings,
+    text_embeddings,
+    *,
+    where=None,
+    weights=None,
+    reduction: str = "mean",
+  ) -> jax.Array:
     return contrastive.clip_loss(
-        image_embeddings, text_embeddings, temperature=1 / self.scale(),
-        normalize=self.normalize, chunk_size=self.chunk_size, where=where,
-        weights=weights, reduction=reduction)
+      image_embeddings,
+      text_embeddings,
+      temperature=1 / self.scale(),
+      normalize=self.normalize,
+      chunk_size=self.chunk_size,
+      where=where,
+      weights=weights,
+      reduction=reduction,
+    )
 
 
 class LearnedScaleBias(nnx.Module):
@@ -294,20 +400,39 @@ class LearnedScaleBias(nnx.Module):
     Pre-Training <https://arxiv.org/abs/2303.15343>`_, 2023.
   """
 
-  def __init__(self, *, init_scale: float = 10.0, init_bias: float = -10.0,
-               normalize: bool = True, chunk_size: int | None = None):
+  def __init__(
+    self,
+    *,
+    init_scale: float = 10.0,
+    init_bias: float = -10.0,
+    normalize: bool = True,
+    chunk_size: int | None = None,
+  ):
     self.log_scale = nnx.Param(jnp.asarray(math.log(init_scale), jnp.float32))
     self.bias = nnx.Param(jnp.asarray(init_bias, jnp.float32))
     self.normalize = normalize
     self.chunk_size = chunk_size
 
-  def __call__(self, image_embeddings, text_embeddings, *, where=None,
-               weights=None, reduction: str = "mean") -> jax.Array:
+  def __call__(
+    self,
+    image_embeddings,
+    text_embeddings,
+    *,
+    where=None,
+    weights=None,
+    reduction: str = "mean",
+  ) -> jax.Array:
     return contrastive.siglip_loss(
-        image_embeddings, text_embeddings,
-        logit_scale=jnp.exp(self.log_scale[...]), logit_bias=self.bias[...],
-        normalize=self.normalize, chunk_size=self.chunk_size, where=where,
-        weights=weights, reduction=reduction)
+      image_embeddings,
+      text_embeddings,
+      logit_scale=jnp.exp(self.log_scale[...]),
+      logit_bias=self.bias[...],
+      normalize=self.normalize,
+      chunk_size=self.chunk_size,
+      where=where,
+      weights=weights,
+      reduction=reduction,
+    )
 
 
 class GE2E(nnx.Module):
@@ -341,18 +466,31 @@ class GE2E(nnx.Module):
     Speaker Verification <https://arxiv.org/abs/1710.10467>`_, 2018.
   """
 
-  def __init__(self, *, init_w: float = 10.0, init_b: float = -5.0,
-               method: str = "softmax", min_w: float = 1e-6):
+  def __init__(
+    self,
+    *,
+    init_w: float = 10.0,
+    init_b: float = -5.0,
+    method: str = "softmax",
+    min_w: float = 1e-6,
+  ):
     self.w = nnx.Param(jnp.asarray(init_w, jnp.float32))
     self.b = nnx.Param(jnp.asarray(init_b, jnp.float32))
     self.method = method
     self.min_w = min_w
 
-  def __call__(self, embeddings, *, where=None, weights=None,
-               reduction: str = "mean") -> jax.Array:
+  def __call__(
+    self, embeddings, *, where=None, weights=None, reduction: str = "mean"
+  ) -> jax.Array:
     return metric_learning.ge2e_loss(
-        embeddings, w=jnp.maximum(self.w[...], self.min_w), b=self.b[...],
-        method=self.method, where=where, weights=weights, reduction=reduction)
+      embeddings,
+      w=jnp.maximum(self.w[...], self.min_w),
+      b=self.b[...],
+      method=self.method,
+      where=where,
+      weights=weights,
+      reduction=reduction,
+    )
 
 
 _KINDS = ("regression", "classification")
@@ -398,15 +536,21 @@ class UncertaintyWeighting(nnx.Module):
   """
 
   def __init__(self, tasks: Sequence[str] | Mapping[str, str]):
-    kinds = (dict(tasks) if isinstance(tasks, Mapping)
-             else {name: "regression" for name in tasks})
+    kinds = (
+      dict(tasks)
+      if isinstance(tasks, Mapping)
+      else {name: "regression" for name in tasks}
+    )
     for name, kind in kinds.items():
       if kind not in _KINDS:
-        raise ValueError(f"UncertaintyWeighting: task {name!r} has kind "
-                         f"{kind!r}; valid kinds are {_KINDS}.")
+        raise ValueError(
+          f"UncertaintyWeighting: task {name!r} has kind "
+          f"{kind!r}; valid kinds are {_KINDS}."
+        )
     if not kinds:
-      raise ValueError("UncertaintyWeighting: `tasks` must name at least one "
-                       "task.")
+      raise ValueError(
+        "UncertaintyWeighting: `tasks` must name at least one task."
+      )
     self.names = tuple(kinds)
     self.kinds = tuple(kinds.values())
     self.log_variances = nnx.Param(jnp.zeros(len(kinds), jnp.float32))
@@ -418,8 +562,10 @@ class UncertaintyWeighting(nnx.Module):
 
   def __call__(self, losses: Mapping[str, jax.Array]) -> jax.Array:
     if set(losses) != set(self.names):
-      raise ValueError(f"UncertaintyWeighting: `losses` must have the keys "
-                       f"{sorted(self.names)}, got {sorted(losses)}.")
+      raise ValueError(
+        f"UncertaintyWeighting: `losses` must have the keys "
+        f"{sorted(self.names)}, got {sorted(losses)}."
+      )
     total = jnp.zeros((), jnp.float32)
     for i, (name, kind) in enumerate(zip(self.names, self.kinds)):
       s = self.log_variances[i]

@@ -23,26 +23,26 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxloss._core import checks, numerics
-from jaxloss._core import reduction as reduction_lib
-from jaxloss._core import value_checks
-from jaxloss._preference_policy import *  # noqa: F401,F403
 from jaxloss import _preference_policy
+from jaxloss._core import checks, numerics, value_checks
+from jaxloss._core import reduction as reduction_lib
+from jaxloss._preference_policy import *  # noqa: F403
 from jaxloss._rl_common import at_least_rank, masked_mean, token_mask
 
 __all__ = [
-    "dpo_implicit_rewards",
-    "dpo_loss",
-    "orpo_loss",
-    "simpo_loss",
+  "dpo_implicit_rewards",
+  "dpo_loss",
+  "orpo_loss",
+  "simpo_loss",
 ] + _preference_policy.__all__
 
 DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "robust")
 
 
 _TOKEN_RULES = dict(
-    chosen_logps=value_checks.bounded(high=0, mask="chosen_mask"),
-    rejected_logps=value_checks.bounded(high=0, mask="rejected_mask"))
+  chosen_logps=value_checks.bounded(high=0, mask="chosen_mask"),
+  rejected_logps=value_checks.bounded(high=0, mask="rejected_mask"),
+)
 
 
 def _static_number(value) -> bool:
@@ -56,34 +56,56 @@ def _check_dpo_options(name: str, loss_type: str, beta, label_smoothing):
     checks.in_unit_interval(name, "label_smoothing", label_smoothing)
   elif loss_type == "robust":
     if _static_number(label_smoothing) and not 0 <= label_smoothing < 0.5:
-      raise ValueError(f"{name}: `label_smoothing` must lie in [0, 0.5) for "
-                       f"loss_type='robust', got {label_smoothing}.")
+      raise ValueError(
+        f"{name}: `label_smoothing` must lie in [0, 0.5) for "
+        f"loss_type='robust', got {label_smoothing}."
+      )
   elif _static_number(label_smoothing) and label_smoothing != 0:
-    raise ValueError(f"{name}: `label_smoothing` applies to loss_type "
-                     f"'sigmoid' and 'robust' only, got {label_smoothing} with "
-                     f"loss_type={loss_type!r}.")
+    raise ValueError(
+      f"{name}: `label_smoothing` applies to loss_type "
+      f"'sigmoid' and 'robust' only, got {label_smoothing} with "
+      f"loss_type={loss_type!r}."
+    )
 
 
-def _dpo_inputs(name, policy_chosen_logps, policy_rejected_logps,
-                reference_chosen_logps, reference_rejected_logps):
+def _dpo_inputs(
+  name,
+  policy_chosen_logps,
+  policy_rejected_logps,
+  reference_chosen_logps,
+  reference_rejected_logps,
+):
   return checks.same_shape_floats(
-      name, policy_chosen_logps=policy_chosen_logps,
-      policy_rejected_logps=policy_rejected_logps,
-      reference_chosen_logps=reference_chosen_logps,
-      reference_rejected_logps=reference_rejected_logps)
+    name,
+    policy_chosen_logps=policy_chosen_logps,
+    policy_rejected_logps=policy_rejected_logps,
+    reference_chosen_logps=reference_chosen_logps,
+    reference_rejected_logps=reference_rejected_logps,
+  )
 
 
-_DPO_RULES = dict(policy_chosen_logps=value_checks.log_probabilities,
-                  policy_rejected_logps=value_checks.log_probabilities,
-                  reference_chosen_logps=value_checks.log_probabilities,
-                  reference_rejected_logps=value_checks.log_probabilities)
+_DPO_RULES = dict(
+  policy_chosen_logps=value_checks.log_probabilities,
+  policy_rejected_logps=value_checks.log_probabilities,
+  reference_chosen_logps=value_checks.log_probabilities,
+  reference_rejected_logps=value_checks.log_probabilities,
+)
 
 
 @value_checks.value_rules(**_DPO_RULES)
-def dpo_loss(policy_chosen_logps, policy_rejected_logps,
-             reference_chosen_logps, reference_rejected_logps, *, beta=0.1,
-             label_smoothing=0.0, loss_type="sigmoid", where=None,
-             weights=None, reduction="none"):
+def dpo_loss(
+  policy_chosen_logps,
+  policy_rejected_logps,
+  reference_chosen_logps,
+  reference_rejected_logps,
+  *,
+  beta=0.1,
+  label_smoothing=0.0,
+  loss_type="sigmoid",
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Direct Preference Optimization loss and its cDPO, IPO, rDPO and hinge
   variants, per preference pair.
 
@@ -144,20 +166,42 @@ def dpo_loss(policy_chosen_logps, policy_rejected_logps,
     Feedback <https://arxiv.org/abs/2305.10425>`_, 2023.
   """
   _check_dpo_options("dpo_loss", loss_type, beta, label_smoothing)
-  return _dpo(policy_chosen_logps, policy_rejected_logps,
-              reference_chosen_logps, reference_rejected_logps, beta,
-              label_smoothing, where, weights, loss_type=loss_type,
-              reduction=reduction)
+  return _dpo(
+    policy_chosen_logps,
+    policy_rejected_logps,
+    reference_chosen_logps,
+    reference_rejected_logps,
+    beta,
+    label_smoothing,
+    where,
+    weights,
+    loss_type=loss_type,
+    reduction=reduction,
+  )
 
 
 @functools.partial(jax.jit, static_argnames=("loss_type", "reduction"))
-def _dpo(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
-         reference_rejected_logps, beta, label_smoothing, where, weights, *,
-         loss_type, reduction):
+def _dpo(
+  policy_chosen_logps,
+  policy_rejected_logps,
+  reference_chosen_logps,
+  reference_rejected_logps,
+  beta,
+  label_smoothing,
+  where,
+  weights,
+  *,
+  loss_type,
+  reduction,
+):
   name = "dpo_loss"
   chosen, rejected, ref_chosen, ref_rejected = _dpo_inputs(
-      name, policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
-      reference_rejected_logps)
+    name,
+    policy_chosen_logps,
+    policy_rejected_logps,
+    reference_chosen_logps,
+    reference_rejected_logps,
+  )
   beta = numerics.like(beta, chosen)
   smoothing = numerics.like(label_smoothing, chosen)
   z = (chosen - rejected) - (ref_chosen - ref_rejected)
@@ -171,15 +215,22 @@ def _dpo(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
       values = -(1 - smoothing) * log_win - smoothing * log_lose
     else:
       values = (-(1 - smoothing) * log_win + smoothing * log_lose) / (
-          1 - 2 * smoothing)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+        1 - 2 * smoothing
+      )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 @value_checks.value_rules(**_DPO_RULES)
-def dpo_implicit_rewards(policy_chosen_logps, policy_rejected_logps,
-                         reference_chosen_logps, reference_rejected_logps, *,
-                         beta=0.1):
+def dpo_implicit_rewards(
+  policy_chosen_logps,
+  policy_rejected_logps,
+  reference_chosen_logps,
+  reference_rejected_logps,
+  *,
+  beta=0.1,
+):
   r"""DPO's implicit rewards of the chosen and rejected completions, for
   logging.
 
@@ -213,27 +264,39 @@ def dpo_implicit_rewards(policy_chosen_logps, policy_rejected_logps,
   """
   name = "dpo_implicit_rewards"
   chosen, rejected, ref_chosen, ref_rejected = _dpo_inputs(
-      name, policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
-      reference_rejected_logps)
+    name,
+    policy_chosen_logps,
+    policy_rejected_logps,
+    reference_chosen_logps,
+    reference_rejected_logps,
+  )
   beta = numerics.like(beta, chosen)
-  return (jax.lax.stop_gradient(beta * (chosen - ref_chosen)),
-          jax.lax.stop_gradient(beta * (rejected - ref_rejected)))
+  return (
+    jax.lax.stop_gradient(beta * (chosen - ref_chosen)),
+    jax.lax.stop_gradient(beta * (rejected - ref_rejected)),
+  )
 
 
-def _average_logps(name, chosen_logps, rejected_logps, chosen_mask,
-                   rejected_mask):
+def _average_logps(
+  name, chosen_logps, rejected_logps, chosen_mask, rejected_mask
+):
   """Length-normalised log-probabilities of both completions, and the mask of
   pairs in which both have at least one token."""
   chosen_logps = checks.as_float(name, "chosen_logps", chosen_logps)
   at_least_rank(name, "chosen_logps", chosen_logps, 1)
   rejected_logps = checks.as_float(name, "rejected_logps", rejected_logps)
-  checks.shape(name, "rejected_logps", rejected_logps,
-               chosen_logps.shape[:-1] + (None,),
-               "the leading shape of `chosen_logps`")
+  checks.shape(
+    name,
+    "rejected_logps",
+    rejected_logps,
+    chosen_logps.shape[:-1] + (None,),
+    "the leading shape of `chosen_logps`",
+  )
   rejected_logps = rejected_logps.astype(chosen_logps.dtype)
   chosen_mask = token_mask(name, "chosen_mask", chosen_mask, chosen_logps.shape)
-  rejected_mask = token_mask(name, "rejected_mask", rejected_mask,
-                             rejected_logps.shape)
+  rejected_mask = token_mask(
+    name, "rejected_mask", rejected_mask, rejected_logps.shape
+  )
   chosen, chosen_count = masked_mean(chosen_logps, chosen_mask)
   rejected, rejected_count = masked_mean(rejected_logps, rejected_mask)
   return chosen, rejected, (chosen_count > 0) & (rejected_count > 0)
@@ -242,14 +305,25 @@ def _average_logps(name, chosen_logps, rejected_logps, chosen_mask,
 def _and(name: str, where, examples: jax.Array) -> jax.Array:
   if where is None:
     return examples
-  return checks.broadcast_mask(name, "where", where, examples.shape,
-                               same_rank=True) & examples
+  return (
+    checks.broadcast_mask(name, "where", where, examples.shape, same_rank=True)
+    & examples
+  )
 
 
 @value_checks.value_rules(**_TOKEN_RULES)
-def simpo_loss(chosen_logps, rejected_logps, chosen_mask=None,
-               rejected_mask=None, *, beta=2.0, gamma=1.0, where=None,
-               weights=None, reduction="none"):
+def simpo_loss(
+  chosen_logps,
+  rejected_logps,
+  chosen_mask=None,
+  rejected_mask=None,
+  *,
+  beta=2.0,
+  gamma=1.0,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""SimPO: a reference-free preference loss on length-normalised
   log-probabilities, per preference pair.
 
@@ -295,21 +369,46 @@ def simpo_loss(chosen_logps, rejected_logps, chosen_mask=None,
     Reference-Free Reward <https://arxiv.org/abs/2405.14734>`_, 2024.
   """
   checks.positive("simpo_loss", "beta", beta)
-  return _simpo(chosen_logps, rejected_logps, chosen_mask, rejected_mask, beta,
-                gamma, where, weights, reduction=reduction)
+  return _simpo(
+    chosen_logps,
+    rejected_logps,
+    chosen_mask,
+    rejected_mask,
+    beta,
+    gamma,
+    where,
+    weights,
+    reduction=reduction,
+  )
 
 
 @functools.partial(jax.jit, static_argnames=("reduction",))
-def _simpo(chosen_logps, rejected_logps, chosen_mask, rejected_mask, beta,
-           gamma, where, weights, *, reduction):
+def _simpo(
+  chosen_logps,
+  rejected_logps,
+  chosen_mask,
+  rejected_mask,
+  beta,
+  gamma,
+  where,
+  weights,
+  *,
+  reduction,
+):
   name = "simpo_loss"
   chosen, rejected, examples = _average_logps(
-      name, chosen_logps, rejected_logps, chosen_mask, rejected_mask)
+    name, chosen_logps, rejected_logps, chosen_mask, rejected_mask
+  )
   beta = numerics.like(beta, chosen)
   gamma = numerics.like(gamma, chosen)
   values = -jax.nn.log_sigmoid(beta * (chosen - rejected) - gamma)
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=_and(name, where, examples), name=name)
+  return reduction_lib.reduce(
+    values,
+    reduction,
+    weights=weights,
+    where=_and(name, where, examples),
+    name=name,
+  )
 
 
 def _log_odds(average_logps: jax.Array) -> jax.Array:
@@ -320,9 +419,17 @@ def _log_odds(average_logps: jax.Array) -> jax.Array:
 
 
 @value_checks.value_rules(**_TOKEN_RULES)
-def orpo_loss(chosen_logps, rejected_logps, chosen_mask=None,
-              rejected_mask=None, *, beta=0.1, where=None, weights=None,
-              reduction="none"):
+def orpo_loss(
+  chosen_logps,
+  rejected_logps,
+  chosen_mask=None,
+  rejected_mask=None,
+  *,
+  beta=0.1,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""ORPO: supervised NLL on the chosen completion plus an odds-ratio
   preference term, per preference pair.
 
@@ -370,18 +477,41 @@ def orpo_loss(chosen_logps, rejected_logps, chosen_mask=None,
     Reference Model <https://arxiv.org/abs/2403.07691>`_, 2024.
   """
   checks.nonnegative("orpo_loss", "beta", beta)
-  return _orpo(chosen_logps, rejected_logps, chosen_mask, rejected_mask, beta,
-               where, weights, reduction=reduction)
+  return _orpo(
+    chosen_logps,
+    rejected_logps,
+    chosen_mask,
+    rejected_mask,
+    beta,
+    where,
+    weights,
+    reduction=reduction,
+  )
 
 
 @functools.partial(jax.jit, static_argnames=("reduction",))
-def _orpo(chosen_logps, rejected_logps, chosen_mask, rejected_mask, beta, where,
-          weights, *, reduction):
+def _orpo(
+  chosen_logps,
+  rejected_logps,
+  chosen_mask,
+  rejected_mask,
+  beta,
+  where,
+  weights,
+  *,
+  reduction,
+):
   name = "orpo_loss"
   chosen, rejected, examples = _average_logps(
-      name, chosen_logps, rejected_logps, chosen_mask, rejected_mask)
+    name, chosen_logps, rejected_logps, chosen_mask, rejected_mask
+  )
   beta = numerics.like(beta, chosen)
   odds_ratio = jax.nn.log_sigmoid(_log_odds(chosen) - _log_odds(rejected))
   values = -chosen - beta * odds_ratio
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=_and(name, where, examples), name=name)
+  return reduction_lib.reduce(
+    values,
+    reduction,
+    weights=weights,
+    where=_and(name, where, examples),
+    name=name,
+  )

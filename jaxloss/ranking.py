@@ -11,9 +11,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxloss._core import checks, in_batch, numerics
+from jaxloss._core import checks, in_batch, numerics, value_checks
 from jaxloss._core import reduction as reduction_lib
-from jaxloss._core import value_checks
 
 _REDUCE_FNS = ((jnp.mean, "mean"), (jnp.sum, "sum"), (None, "none"))
 
@@ -24,8 +23,16 @@ def _plus_or_minus_one(args, arg):
 
 
 @value_checks.value_rules(targets=_plus_or_minus_one)
-def margin_ranking_loss(scores1, scores2, targets, *, margin=0.0, where=None,
-                        weights=None, reduction="none"):
+def margin_ranking_loss(
+  scores1,
+  scores2,
+  targets,
+  *,
+  margin=0.0,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Margin ranking loss: ``scores1`` should rank above ``scores2`` when y = 1.
 
   .. math::
@@ -54,14 +61,18 @@ def margin_ranking_loss(scores1, scores2, targets, *, margin=0.0, where=None,
     Regression <https://doi.org/10.7551/mitpress/1113.003.0010>`_, 2000.
   """
   name = "margin_ranking_loss"
-  scores1, scores2 = checks.same_shape_floats(name, scores1=scores1,
-                                              scores2=scores2)
+  scores1, scores2 = checks.same_shape_floats(
+    name, scores1=scores1, scores2=scores2
+  )
   targets = checks.as_targets(name, "targets", targets, scores1)
   checks.same_shape(name, scores1=scores1, targets=targets)
   checks.nonnegative(name, "margin", margin)
-  values = jax.nn.relu(numerics.like(margin, scores1) - targets * (scores1 - scores2))
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  values = jax.nn.relu(
+    numerics.like(margin, scores1) - targets * (scores1 - scores2)
+  )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 # --------------------------------------------------------------------------- #
@@ -102,8 +113,9 @@ _PAIRWISE_DOC = r"""
 """
 
 
-def _pairwise(name, pair_loss, scores, labels, margin, where, weights,
-              reduction):
+def _pairwise(
+  name, pair_loss, scores, labels, margin, where, weights, reduction
+):
   """Pair matrix of ``pair_loss(m - (s_i - s_j))`` over pairs with y_i > y_j."""
   scores = checks.as_float(name, "scores", scores)
   labels = checks.as_targets(name, "labels", labels, scores)
@@ -121,8 +133,9 @@ def _pairwise(name, pair_loss, scores, labels, margin, where, weights,
     pairs = pairs & item_where[..., :, None] & item_where[..., None, :]
   if pair_where is not None:
     pairs = pairs & pair_where
-  return reduction_lib.reduce(values, reduction, weights=pair_weights,
-                              where=pairs, name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=pair_weights, where=pairs, name=name
+  )
 
 
 def _item_or_pair(name, arg, x, scores):
@@ -147,21 +160,34 @@ def _item_or_pair(name, arg, x, scores):
 def _broadcast(name, arg, x, shape, dtype):
   if arg == "where":
     return checks.broadcast_mask(name, arg, x, shape)
-  return checks.broadcast_weights(name, arg, x,
-                                  jax.ShapeDtypeStruct(shape, dtype))
+  return checks.broadcast_weights(
+    name, arg, x, jax.ShapeDtypeStruct(shape, dtype)
+  )
 
 
-def pairwise_hinge_loss(scores, labels, *, margin=1.0, where=None, weights=None,
-                        reduction="none"):
-  return _pairwise("pairwise_hinge_loss", jax.nn.relu, scores, labels, margin,
-                   where, weights, reduction)
+def pairwise_hinge_loss(
+  scores, labels, *, margin=1.0, where=None, weights=None, reduction="none"
+):
+  return _pairwise(
+    "pairwise_hinge_loss",
+    jax.nn.relu,
+    scores,
+    labels,
+    margin,
+    where,
+    weights,
+    reduction,
+  )
 
 
-pairwise_hinge_loss.__doc__ = r"""Pairwise hinge loss (RankSVM) on each list.
+pairwise_hinge_loss.__doc__ = (
+  r"""Pairwise hinge loss (RankSVM) on each list.
 
   .. math::
     \ell_{ij} = [y_i > y_j]\, \max(0,\; m - (s_i - s_j))
-  """ + _PAIRWISE_DOC + r"""
+  """
+  + _PAIRWISE_DOC
+  + r"""
   Matches ``rax.pairwise_hinge_loss`` (whose margin is 1, the default).
 
   >>> import jax.numpy as jnp, jaxloss
@@ -177,19 +203,32 @@ pairwise_hinge_loss.__doc__ = r"""Pairwise hinge loss (RankSVM) on each list.
     Joachims, `Optimizing Search Engines using Clickthrough Data
     <https://doi.org/10.1145/775047.775067>`_, 2002.
   """
+)
 
 
-def pairwise_logistic_loss(scores, labels, *, margin=0.0, where=None,
-                           weights=None, reduction="none"):
-  return _pairwise("pairwise_logistic_loss", jax.nn.softplus, scores, labels,
-                   margin, where, weights, reduction)
+def pairwise_logistic_loss(
+  scores, labels, *, margin=0.0, where=None, weights=None, reduction="none"
+):
+  return _pairwise(
+    "pairwise_logistic_loss",
+    jax.nn.softplus,
+    scores,
+    labels,
+    margin,
+    where,
+    weights,
+    reduction,
+  )
 
 
-pairwise_logistic_loss.__doc__ = r"""Pairwise logistic loss (RankNet) on each list.
+pairwise_logistic_loss.__doc__ = (
+  r"""Pairwise logistic loss (RankNet) on each list.
 
   .. math::
     \ell_{ij} = [y_i > y_j]\, \log\big(1 + e^{\,m - (s_i - s_j)}\big)
-  """ + _PAIRWISE_DOC + r"""
+  """
+  + _PAIRWISE_DOC
+  + r"""
   Matches ``rax.pairwise_logistic_loss`` (``margin=0``, the default).
 
   >>> import jax.numpy as jnp, jaxloss
@@ -201,21 +240,34 @@ pairwise_logistic_loss.__doc__ = r"""Pairwise logistic loss (RankNet) on each li
     Burges et al., `Learning to Rank using Gradient Descent
     <https://doi.org/10.1145/1102351.1102363>`_, 2005.
   """
+)
 
 
-def pairwise_soft_zero_one_loss(scores, labels, *, margin=0.0, where=None,
-                                weights=None, reduction="none"):
-  return _pairwise("pairwise_soft_zero_one_loss", jax.nn.sigmoid, scores,
-                   labels, margin, where, weights, reduction)
+def pairwise_soft_zero_one_loss(
+  scores, labels, *, margin=0.0, where=None, weights=None, reduction="none"
+):
+  return _pairwise(
+    "pairwise_soft_zero_one_loss",
+    jax.nn.sigmoid,
+    scores,
+    labels,
+    margin,
+    where,
+    weights,
+    reduction,
+  )
 
 
-pairwise_soft_zero_one_loss.__doc__ = r"""Soft pairwise zero-one loss on each list.
+pairwise_soft_zero_one_loss.__doc__ = (
+  r"""Soft pairwise zero-one loss on each list.
 
   A smooth count of mis-ordered pairs.
 
   .. math::
     \ell_{ij} = [y_i > y_j]\, \sigma\big(m - (s_i - s_j)\big)
-  """ + _PAIRWISE_DOC + r"""
+  """
+  + _PAIRWISE_DOC
+  + r"""
   Matches ``rax.pairwise_soft_zero_one_loss`` (``margin=0``, the default).
 
   >>> import jax.numpy as jnp, jaxloss
@@ -228,14 +280,23 @@ pairwise_soft_zero_one_loss.__doc__ = r"""Soft pairwise zero-one loss on each li
     Jagerman et al., `Rax: Composable Learning-to-Rank using JAX
     <https://doi.org/10.1145/3534678.3539065>`_, 2022.
   """
+)
 
 
 # --------------------------------------------------------------------------- #
 # Listwise losses.
 
+
 @value_checks.value_rules(labels=value_checks.bounded(0, mask="where"))
-def ranking_softmax_loss(logits, labels, *, where=None, weights=None,
-                         reduce_fn=jnp.mean, reduction=None):
+def ranking_softmax_loss(
+  logits,
+  labels,
+  *,
+  where=None,
+  weights=None,
+  reduce_fn=jnp.mean,
+  reduction=None,
+):
   r"""Softmax cross-entropy between relevance labels and each list's scores.
 
   .. math::
@@ -284,8 +345,9 @@ def ranking_softmax_loss(logits, labels, *, where=None, weights=None,
   if weights is not None:
     weights = jnp.asarray(weights)
     if weights.ndim in (0, logits.ndim):
-      labels = labels * checks.broadcast_weights(name, "weights", weights,
-                                                 logits)
+      labels = labels * checks.broadcast_weights(
+        name, "weights", weights, logits
+      )
     else:
       list_weights = weights
   log_probs = logits - _masked_logsumexp(logits, items, keepdims=True)
@@ -293,12 +355,12 @@ def ranking_softmax_loss(logits, labels, *, where=None, weights=None,
     log_probs = jnp.where(items, log_probs, 0)
     labels = jnp.where(items, labels, 0)
   values = -jnp.sum(labels * log_probs, axis=-1)
-  return reduction_lib.reduce(values, reduction, weights=list_weights,
-                              where=lists, name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=list_weights, where=lists, name=name
+  )
 
 
-def listmle_loss(scores, labels, *, where=None, weights=None,
-                 reduction="none"):
+def listmle_loss(scores, labels, *, where=None, weights=None, reduction="none"):
   r"""ListMLE: negative log-likelihood of the label order under Plackett-Luce.
 
   .. math::
@@ -346,22 +408,40 @@ def listmle_loss(scores, labels, *, where=None, weights=None,
   position = jax.lax.broadcasted_iota(jnp.int32, scores.shape, axis)
   # Valid items first, then by decreasing label, ties by position.
   *_, scores, valid = jax.lax.sort(
-      (jnp.logical_not(valid).astype(jnp.int32), -labels, position, scores,
-       valid), dimension=axis, num_keys=3)
+    (
+      jnp.logical_not(valid).astype(jnp.int32),
+      -labels,
+      position,
+      scores,
+      valid,
+    ),
+    dimension=axis,
+    num_keys=3,
+  )
   filled = jnp.where(valid, scores, jnp.finfo(scores.dtype).min)
   tail_lse = jax.lax.cumlogsumexp(filled, axis=axis, reverse=True)
   values = -jnp.sum(jnp.where(valid, scores - tail_lse, 0), axis=-1)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=lists,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=lists, name=name
+  )
 
 
 # --------------------------------------------------------------------------- #
 # In-batch retrieval.
 
-def multiple_negatives_ranking_loss(anchors, positives, negatives=None, *,
-                                    scale=20.0, similarity="cosine",
-                                    symmetric=False, where=None, weights=None,
-                                    reduction="none"):
+
+def multiple_negatives_ranking_loss(
+  anchors,
+  positives,
+  negatives=None,
+  *,
+  scale=20.0,
+  similarity="cosine",
+  symmetric=False,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""In-batch softmax loss: each anchor must pick its own positive.
 
   The candidates of every anchor are all positives of the batch plus all hard
@@ -419,10 +499,14 @@ def multiple_negatives_ranking_loss(anchors, positives, negatives=None, *,
   checks.option(name, "similarity", similarity, in_batch.SIMILARITIES)
   checks.positive(name, "scale", scale)
   anchors, positives, negatives = in_batch.retrieval_inputs(
-      name, anchors, positives, negatives)
+    name, anchors, positives, negatives
+  )
   batch = anchors.shape[0]
-  keep = (None if where is None
-          else checks.broadcast_mask(name, "where", where, (batch,)))
+  keep = (
+    None
+    if where is None
+    else checks.broadcast_mask(name, "where", where, (batch,))
+  )
   if similarity == "cosine":
     anchors = in_batch.torch_unit(anchors)
     positives = in_batch.torch_unit(positives)
@@ -434,26 +518,35 @@ def multiple_negatives_ranking_loss(anchors, positives, negatives=None, *,
     k = negatives.shape[1]
     negative_logits = scale * jnp.einsum("ad,bkd->abk", anchors, negatives)
     logits = jnp.concatenate(
-        [positive_logits, negative_logits.reshape(batch, batch * k)], axis=1)
-  candidates = (None if keep is None
-                else jnp.concatenate([keep, jnp.repeat(keep, k)])[None, :])
+      [positive_logits, negative_logits.reshape(batch, batch * k)], axis=1
+    )
+  candidates = (
+    None
+    if keep is None
+    else jnp.concatenate([keep, jnp.repeat(keep, k)])[None, :]
+  )
   target = jnp.diagonal(positive_logits)
   values = _masked_logsumexp(logits, candidates) - target
   if symmetric:
     backward = _masked_logsumexp(
-        positive_logits, None if keep is None else keep[:, None], axis=0)
+      positive_logits, None if keep is None else keep[:, None], axis=0
+    )
     values = 0.5 * (values + backward - target)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=keep,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=keep, name=name
+  )
 
 
 # --------------------------------------------------------------------------- #
 # Helpers.
 
+
 def _has_list_axis(name, arg, x) -> None:
   if x.ndim == 0:
-    raise ValueError(f"{name}: argument `{arg}` must have a list axis "
-                     f"[..., list_size], got shape {tuple(x.shape)}.")
+    raise ValueError(
+      f"{name}: argument `{arg}` must have a list axis "
+      f"[..., list_size], got shape {tuple(x.shape)}."
+    )
 
 
 def _masked_logsumexp(x, mask, axis=-1, keepdims=False):
@@ -471,16 +564,17 @@ def _reduction_from(name, reduce_fn, reduction):
     if reduce_fn is fn:
       return value
   raise ValueError(
-      f"{name}: unknown reduce_fn={reduce_fn!r}; valid values are jnp.mean, "
-      "jnp.sum and None (or pass reduction=...).")
+    f"{name}: unknown reduce_fn={reduce_fn!r}; valid values are jnp.mean, "
+    "jnp.sum and None (or pass reduction=...)."
+  )
 
 
 __all__ = [
-    "listmle_loss",
-    "margin_ranking_loss",
-    "multiple_negatives_ranking_loss",
-    "pairwise_hinge_loss",
-    "pairwise_logistic_loss",
-    "pairwise_soft_zero_one_loss",
-    "ranking_softmax_loss",
+  "listmle_loss",
+  "margin_ranking_loss",
+  "multiple_negatives_ranking_loss",
+  "pairwise_hinge_loss",
+  "pairwise_logistic_loss",
+  "pairwise_soft_zero_one_loss",
+  "ranking_softmax_loss",
 ]

@@ -17,13 +17,12 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxloss._core import checks, numerics
-from jaxloss._core import reduction as reduction_lib
-from jaxloss._core import value_checks
-from jaxloss._regression_metrics import *  # noqa: F401,F403
-from jaxloss._regression_probabilistic import *  # noqa: F401,F403
 from jaxloss import _regression_metrics, _regression_probabilistic
+from jaxloss._core import checks, numerics, value_checks
+from jaxloss._core import reduction as reduction_lib
+from jaxloss._regression_metrics import *  # noqa: F403
 from jaxloss._regression_metrics import _pair, _reduced
+from jaxloss._regression_probabilistic import *  # noqa: F403
 
 _LOG_2 = math.log(2.0)
 _TORCH_COSINE_EPS = 1e-12  # torch's cosine_embedding_loss adds it to ‖x‖².
@@ -63,16 +62,21 @@ def _optax_cosine(name, predictions, targets, epsilon, axis, where):
   """optax's cosine similarity (squared norms floored at ``epsilon``), 0 for a
   zero vector instead of NaN; and the example mask."""
   predictions, targets = checks.same_shape_floats(
-      name, predictions=predictions, targets=targets)
+    name, predictions=predictions, targets=targets
+  )
   checks.nonnegative(name, "epsilon", epsilon)
-  dot, norm_p, norm_t, examples = _cosine_sums(name, predictions, targets,
-                                               axis, where)
-  return dot * (_inverse_sqrt(jnp.maximum(norm_p, epsilon))
-                * _inverse_sqrt(jnp.maximum(norm_t, epsilon))), examples
+  dot, norm_p, norm_t, examples = _cosine_sums(
+    name, predictions, targets, axis, where
+  )
+  return dot * (
+    _inverse_sqrt(jnp.maximum(norm_p, epsilon))
+    * _inverse_sqrt(jnp.maximum(norm_t, epsilon))
+  ), examples
 
 
-def squared_error(predictions, targets=None, *, where=None, weights=None,
-                  reduction="none"):
+def squared_error(
+  predictions, targets=None, *, where=None, weights=None, reduction="none"
+):
   r"""Squared error, elementwise.
 
   .. math:: \ell = (\hat y - y)^2
@@ -97,12 +101,14 @@ def squared_error(predictions, targets=None, *, where=None, weights=None,
   """
   name = "squared_error"
   values = jnp.square(_errors(name, predictions, targets))
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
-def l2_loss(predictions, targets=None, *, where=None, weights=None,
-            reduction="none"):
+def l2_loss(
+  predictions, targets=None, *, where=None, weights=None, reduction="none"
+):
   r"""Half the squared error, elementwise.
 
   .. math:: \ell = \tfrac12 (\hat y - y)^2
@@ -128,12 +134,20 @@ def l2_loss(predictions, targets=None, *, where=None, weights=None,
   """
   name = "l2_loss"
   values = 0.5 * jnp.square(_errors(name, predictions, targets))
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
-def huber_loss(predictions, targets=None, *, delta=1.0, where=None,
-               weights=None, reduction="none"):
+def huber_loss(
+  predictions,
+  targets=None,
+  *,
+  delta=1.0,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Huber loss: quadratic for errors up to ``delta``, linear beyond.
 
   .. math::
@@ -164,12 +178,14 @@ def huber_loss(predictions, targets=None, *, delta=1.0, where=None,
   name = "huber_loss"
   checks.positive(name, "delta", delta)
   values = _huber(_errors(name, predictions, targets), delta)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
-def log_cosh(predictions, targets=None, *, where=None, weights=None,
-             reduction="none"):
+def log_cosh(
+  predictions, targets=None, *, where=None, weights=None, reduction="none"
+):
   r"""Log-cosh loss: about :math:`a^2 / 2` near 0 and :math:`|a| - \log 2` far.
 
   .. math:: \ell = \log\cosh a = \operatorname{logaddexp}(a, -a) - \log 2,
@@ -197,12 +213,21 @@ def log_cosh(predictions, targets=None, *, where=None, weights=None,
   name = "log_cosh"
   errors = _errors(name, predictions, targets)
   values = jnp.logaddexp(errors, -errors) - _LOG_2
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
-def cosine_similarity(predictions, targets, *, epsilon=0.0, axis=-1,
-                      where=None, weights=None, reduction="none"):
+def cosine_similarity(
+  predictions,
+  targets,
+  *,
+  epsilon=0.0,
+  axis=-1,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Cosine of the angle between predictions and targets.
 
   .. math:: \ell = \hat y \cdot y \,\big/ \sqrt{\max(\|\hat y\|^2, \epsilon)
@@ -235,14 +260,24 @@ def cosine_similarity(predictions, targets, *, epsilon=0.0, axis=-1,
     <https://en.wikipedia.org/wiki/Cosine_similarity>`_, 2024.
   """
   name = "cosine_similarity"
-  values, examples = _optax_cosine(name, predictions, targets, epsilon, axis,
-                                   where)
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
+  values, examples = _optax_cosine(
+    name, predictions, targets, epsilon, axis, where
+  )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=examples, name=name
+  )
 
 
-def cosine_distance(predictions, targets, *, epsilon=0.0, axis=-1,
-                    where=None, weights=None, reduction="none"):
+def cosine_distance(
+  predictions,
+  targets,
+  *,
+  epsilon=0.0,
+  axis=-1,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""One minus the cosine similarity of predictions and targets.
 
   .. math:: \ell = 1 - \cos(\hat y, y)
@@ -274,14 +309,17 @@ def cosine_distance(predictions, targets, *, epsilon=0.0, axis=-1,
     <https://en.wikipedia.org/wiki/Cosine_similarity#Cosine_distance>`_, 2024.
   """
   name = "cosine_distance"
-  cosines, examples = _optax_cosine(name, predictions, targets, epsilon, axis,
-                                    where)
-  return reduction_lib.reduce(1 - cosines, reduction, weights=weights,
-                              where=examples, name=name)
+  cosines, examples = _optax_cosine(
+    name, predictions, targets, epsilon, axis, where
+  )
+  return reduction_lib.reduce(
+    1 - cosines, reduction, weights=weights, where=examples, name=name
+  )
 
 
-def absolute_error(predictions, targets, *, where=None, weights=None,
-                   reduction="none"):
+def absolute_error(
+  predictions, targets, *, where=None, weights=None, reduction="none"
+):
   r"""Absolute error (L1), elementwise.
 
   .. math:: \ell = |\hat y - y|
@@ -307,12 +345,14 @@ def absolute_error(predictions, targets, *, where=None, weights=None,
   """
   name = "absolute_error"
   values = numerics.safe_abs(_errors(name, predictions, targets))
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
-def smooth_l1_loss(predictions, targets, *, beta=1.0, where=None, weights=None,
-                   reduction="none"):
+def smooth_l1_loss(
+  predictions, targets, *, beta=1.0, where=None, weights=None, reduction="none"
+):
   r"""Smooth L1 loss: quadratic below ``beta``, linear above.
 
   .. math::
@@ -347,14 +387,26 @@ def smooth_l1_loss(predictions, targets, *, beta=1.0, where=None, weights=None,
   # huber(a, β) / β, written so that β = 0 gives |a| with finite gradients.
   abs_errors = numerics.safe_abs(predictions - targets)
   quadratic = jnp.minimum(abs_errors, beta)
-  values = (numerics.safe_divide(0.5 * jnp.square(quadratic), beta)
-            + abs_errors - quadratic)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  values = (
+    numerics.safe_divide(0.5 * jnp.square(quadratic), beta)
+    + abs_errors
+    - quadratic
+  )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
-def asymmetric_huber_loss(predictions, targets, *, delta=1.0, alpha=1.0,
-                          where=None, weights=None, reduction="none"):
+def asymmetric_huber_loss(
+  predictions,
+  targets,
+  *,
+  delta=1.0,
+  alpha=1.0,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Huber loss whose linear branch for under-predictions has slope αδ.
 
   .. math::
@@ -394,13 +446,15 @@ def asymmetric_huber_loss(predictions, targets, *, delta=1.0, alpha=1.0,
   predictions, targets = _pair(name, predictions, targets)
   errors = predictions - targets
   values = jnp.where(errors < -delta, alpha, 1) * _huber(errors, delta)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 @value_checks.value_rules(targets=value_checks.signs)
-def cosine_embedding_loss(x1, x2, targets, *, margin=0.0, where=None,
-                          weights=None, reduction="none"):
+def cosine_embedding_loss(
+  x1, x2, targets, *, margin=0.0, where=None, weights=None, reduction="none"
+):
   r"""Cosine embedding loss: pulls pairs with target 1 together, −1 apart.
 
   .. math::
@@ -442,19 +496,28 @@ def cosine_embedding_loss(x1, x2, targets, *, margin=0.0, where=None,
     raise ValueError(f"{name}: `margin` must lie in [-1, 1], got {margin}.")
   dot, norm1, norm2, examples = _cosine_sums(name, x1, x2, -1, where)
   targets = checks.as_targets(name, "targets", targets, x1)
-  checks.shape(name, "targets", targets, x1.shape[:-1],
-               "the shape of `x1` without its last axis")
-  cosines = dot / jnp.sqrt((norm1 + _TORCH_COSINE_EPS)
-                           * (norm2 + _TORCH_COSINE_EPS))
-  values = (jnp.where(targets == 1, 1 - cosines, 0)
-            + jnp.where(targets == -1, jnp.maximum(cosines - margin, 0), 0))
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
+  checks.shape(
+    name,
+    "targets",
+    targets,
+    x1.shape[:-1],
+    "the shape of `x1` without its last axis",
+  )
+  cosines = dot / jnp.sqrt(
+    (norm1 + _TORCH_COSINE_EPS) * (norm2 + _TORCH_COSINE_EPS)
+  )
+  values = jnp.where(targets == 1, 1 - cosines, 0) + jnp.where(
+    targets == -1, jnp.maximum(cosines - margin, 0), 0
+  )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=examples, name=name
+  )
 
 
 @value_checks.value_rules(targets=value_checks.signs)
-def hinge_embedding_loss(inputs, targets, *, margin=1.0, where=None,
-                         weights=None, reduction="none"):
+def hinge_embedding_loss(
+  inputs, targets, *, margin=1.0, where=None, weights=None, reduction="none"
+):
   r"""Hinge embedding loss on distances: ``x`` for target 1, hinge for −1.
 
   .. math::
@@ -485,13 +548,18 @@ def hinge_embedding_loss(inputs, targets, *, margin=1.0, where=None,
   name = "hinge_embedding_loss"
   checks.nonnegative(name, "margin", margin)
   inputs, targets = _pair(name, inputs, targets, arg="inputs")
-  values = (jnp.where(targets != 1, jnp.maximum(margin - inputs, 0), 0)
-            + jnp.where(targets != -1, inputs, 0))
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  values = jnp.where(
+    targets != 1, jnp.maximum(margin - inputs, 0), 0
+  ) + jnp.where(targets != -1, inputs, 0)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
-__all__ = _regression_metrics.__all__ + _regression_probabilistic.__all__ + [
+__all__ = (
+  _regression_metrics.__all__
+  + _regression_probabilistic.__all__
+  + [
     "absolute_error",
     "asymmetric_huber_loss",
     "cosine_distance",
@@ -503,4 +571,5 @@ __all__ = _regression_metrics.__all__ + _regression_probabilistic.__all__ + [
     "log_cosh",
     "smooth_l1_loss",
     "squared_error",
-]
+  ]
+)

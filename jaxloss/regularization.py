@@ -42,8 +42,11 @@ def _selected(name: str, params, mask: Mask) -> Iterator[jax.Array]:
     try:
       subtrees = mask_def.flatten_up_to(params)
     except (ValueError, TypeError) as e:
-      raise _mask_error(name, f"must have the structure of `params` (or a "
-                        f"prefix of it), as in optax.masked: {e}") from None
+      raise _mask_error(
+        name,
+        f"must have the structure of `params` (or a "
+        f"prefix of it), as in optax.masked: {e}",
+      ) from None
     pairs = [(path, m, sub) for (path, m), sub in zip(mask_leaves, subtrees)]
   for mask_path, m, subtree in pairs:
     static = isinstance(m, (bool, np.bool_))
@@ -53,24 +56,28 @@ def _selected(name: str, params, mask: Mask) -> Iterator[jax.Array]:
       m = jnp.asarray(m)
       if m.dtype != jnp.bool_:
         raise TypeError(
-            f"{name}: `mask` leaves must be booleans (or boolean arrays), got "
-            f"{m.dtype} at {jax.tree_util.keystr(mask_path)}.")
+          f"{name}: `mask` leaves must be booleans (or boolean arrays), got "
+          f"{m.dtype} at {jax.tree_util.keystr(mask_path)}."
+        )
     for path, leaf in jax.tree_util.tree_flatten_with_path(subtree)[0]:
       where = jax.tree_util.keystr(tuple(mask_path) + tuple(path)) or "the root"
       leaf = jnp.asarray(leaf)
       if not jnp.issubdtype(leaf.dtype, jnp.floating):
         raise TypeError(
-            f"{name}: leaf {where} of `params` has dtype {leaf.dtype}; only "
-            f"floating leaves can be regularised: leave it out with `mask` "
-            f"(or pass only the parameters, e.g. nnx.state(model, nnx.Param)).")
+          f"{name}: leaf {where} of `params` has dtype {leaf.dtype}; only "
+          f"floating leaves can be regularised: leave it out with `mask` "
+          f"(or pass only the parameters, e.g. nnx.state(model, nnx.Param))."
+        )
       leaf = numerics.upcast(leaf)
       if not static:
         try:
           element_mask = jnp.broadcast_to(m, leaf.shape)
         except ValueError:
           raise _mask_error(
-              name, f"array of shape {m.shape} at {where} does not broadcast "
-              f"to the leaf's shape {leaf.shape}.") from None
+            name,
+            f"array of shape {m.shape} at {where} does not broadcast "
+            f"to the leaf's shape {leaf.shape}.",
+          ) from None
         leaf = jnp.where(element_mask, leaf, jnp.zeros((), leaf.dtype))
       yield leaf
 
@@ -115,7 +122,9 @@ def l1_regularization(params, *, mask: Mask = None) -> jax.Array:
     <https://doi.org/10.1111/j.2517-6161.1996.tb02080.x>`_, 1996.
   """
   name = "l1_regularization"
-  return _total([jnp.sum(numerics.safe_abs(w)) for w in _selected(name, params, mask)])
+  return _total(
+    [jnp.sum(numerics.safe_abs(w)) for w in _selected(name, params, mask)]
+  )
 
 
 def l2_regularization(params, *, mask: Mask = None) -> jax.Array:
@@ -151,10 +160,12 @@ def l2_regularization(params, *, mask: Mask = None) -> jax.Array:
   return _total([jnp.sum(jnp.square(w)) for w in _selected(name, params, mask)])
 
 
-@value_checks.value_rules(l1=value_checks.bounded(0),
-                          l2=value_checks.bounded(0))
-def elastic_net_regularization(params, *, l1=1.0, l2=1.0,
-                               mask: Mask = None) -> jax.Array:
+@value_checks.value_rules(
+  l1=value_checks.bounded(0), l2=value_checks.bounded(0)
+)
+def elastic_net_regularization(
+  params, *, l1=1.0, l2=1.0, mask: Mask = None
+) -> jax.Array:
   r"""Elastic-net penalty: a weighted sum of the L1 norm and squared L2 norm.
 
   .. math:: R(w) = \lambda_1 \sum_k |w_k| + \lambda_2 \sum_k w_k^2
@@ -189,12 +200,11 @@ def elastic_net_regularization(params, *, l1=1.0, l2=1.0,
   leaves = list(_selected(name, params, mask))
   l1_sum = _total([jnp.sum(numerics.safe_abs(w)) for w in leaves])
   l2_sum = _total([jnp.sum(jnp.square(w)) for w in leaves])
-  return (numerics.like(l1, l1_sum) * l1_sum
-          + numerics.like(l2, l2_sum) * l2_sum)
+  return numerics.like(l1, l1_sum) * l1_sum + numerics.like(l2, l2_sum) * l2_sum
 
 
 __all__ = [
-    "elastic_net_regularization",
-    "l1_regularization",
-    "l2_regularization",
+  "elastic_net_regularization",
+  "l1_regularization",
+  "l2_regularization",
 ]

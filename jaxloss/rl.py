@@ -23,19 +23,18 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxloss._core import checks, numerics
+from jaxloss._core import checks, numerics, value_checks
 from jaxloss._core import reduction as reduction_lib
-from jaxloss._core import value_checks
 from jaxloss._rl_common import at_least_rank, clipped_surrogate
 from jaxloss._rl_common import data as _data
 
 __all__ = [
-    "entropy_loss",
-    "policy_gradient_loss",
-    "ppo_clip_loss",
-    "ppo_value_loss",
-    "q_learning_loss",
-    "td_loss",
+  "entropy_loss",
+  "policy_gradient_loss",
+  "ppo_clip_loss",
+  "ppo_value_loss",
+  "q_learning_loss",
+  "td_loss",
 ]
 
 LOSSES = ("mse", "huber")
@@ -61,8 +60,14 @@ def _actions(name: str, actions, values: jax.Array, values_arg: str, where):
   """Integer actions of ``values``' shape without the last axis; actions of
   steps dropped by a per-step ``where`` become 0 before any gather."""
   actions = checks.as_labels(name, "actions", actions)
-  checks.labels_for(name, actions, values, values.ndim - 1,
-                    logits_arg=values_arg, labels_arg="actions")
+  checks.labels_for(
+    name,
+    actions,
+    values,
+    values.ndim - 1,
+    logits_arg=values_arg,
+    labels_arg="actions",
+  )
   if where is not None and jnp.ndim(where) == actions.ndim:
     where = checks.broadcast_mask(name, "where", where, actions.shape)
     actions = jnp.where(where, actions, 0)
@@ -74,11 +79,23 @@ def _take(values: jax.Array, actions: jax.Array) -> jax.Array:
 
 
 @value_checks.value_rules(
-    actions=value_checks.class_index("q_values", axis_arg=None),
-    discounts=value_checks.bounded(0, 1))
-def q_learning_loss(q_values, actions, rewards, discounts, next_q_values, *,
-                    next_q_selector=None, loss="mse", delta=1.0, where=None,
-                    weights=None, reduction="none"):
+  actions=value_checks.class_index("q_values", axis_arg=None),
+  discounts=value_checks.bounded(0, 1),
+)
+def q_learning_loss(
+  q_values,
+  actions,
+  rewards,
+  discounts,
+  next_q_values,
+  *,
+  next_q_selector=None,
+  loss="mse",
+  delta=1.0,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Q-learning (or double Q-learning) loss on the TD error, per step.
 
   .. math::
@@ -131,37 +148,72 @@ def q_learning_loss(q_values, actions, rewards, discounts, next_q_values, *,
     Q-learning <https://arxiv.org/abs/1509.06461>`_, 2016.
   """
   _check_penalty("q_learning_loss", loss, delta)
-  return _q_learning(q_values, actions, rewards, discounts, next_q_values,
-                     next_q_selector, delta, where, weights, loss=loss,
-                     reduction=reduction)
+  return _q_learning(
+    q_values,
+    actions,
+    rewards,
+    discounts,
+    next_q_values,
+    next_q_selector,
+    delta,
+    where,
+    weights,
+    loss=loss,
+    reduction=reduction,
+  )
 
 
 @functools.partial(jax.jit, static_argnames=("loss", "reduction"))
-def _q_learning(q_values, actions, rewards, discounts, next_q_values,
-                next_q_selector, delta, where, weights, *, loss, reduction):
+def _q_learning(
+  q_values,
+  actions,
+  rewards,
+  discounts,
+  next_q_values,
+  next_q_selector,
+  delta,
+  where,
+  weights,
+  *,
+  loss,
+  reduction,
+):
   name = "q_learning_loss"
   q_values = checks.as_float(name, "q_values", q_values)
   at_least_rank(name, "q_values", q_values, 1)
   actions = _actions(name, actions, q_values, "q_values", where)
   rewards = _data(name, "rewards", rewards, q_values, actions.shape)
   discounts = _data(name, "discounts", discounts, q_values, actions.shape)
-  next_q_values = _data(name, "next_q_values", next_q_values, q_values,
-                        q_values.shape)
+  next_q_values = _data(
+    name, "next_q_values", next_q_values, q_values, q_values.shape
+  )
   if next_q_selector is None:
     next_value = jnp.max(next_q_values, axis=-1)
   else:
-    selector = _data(name, "next_q_selector", next_q_selector, q_values,
-                     q_values.shape)
+    selector = _data(
+      name, "next_q_selector", next_q_selector, q_values, q_values.shape
+    )
     next_value = _take(next_q_values, jnp.argmax(selector, axis=-1))
   target = jax.lax.stop_gradient(rewards + discounts * next_value)
   values = _td_penalty(name, target - _take(q_values, actions), loss, delta)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
 @value_checks.value_rules(discounts=value_checks.bounded(0, 1))
-def td_loss(values, rewards, discounts, next_values, *, loss="mse", delta=1.0,
-            where=None, weights=None, reduction="none"):
+def td_loss(
+  values,
+  rewards,
+  discounts,
+  next_values,
+  *,
+  loss="mse",
+  delta=1.0,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""TD(0) loss on state values, per step.
 
   .. math::
@@ -196,13 +248,32 @@ def td_loss(values, rewards, discounts, next_values, *, loss="mse", delta=1.0,
     <https://link.springer.com/article/10.1007/BF00115009>`_, 1988.
   """
   _check_penalty("td_loss", loss, delta)
-  return _td(values, rewards, discounts, next_values, delta, where, weights,
-             loss=loss, reduction=reduction)
+  return _td(
+    values,
+    rewards,
+    discounts,
+    next_values,
+    delta,
+    where,
+    weights,
+    loss=loss,
+    reduction=reduction,
+  )
 
 
 @functools.partial(jax.jit, static_argnames=("loss", "reduction"))
-def _td(values, rewards, discounts, next_values, delta, where, weights, *,
-        loss, reduction):
+def _td(
+  values,
+  rewards,
+  discounts,
+  next_values,
+  delta,
+  where,
+  weights,
+  *,
+  loss,
+  reduction,
+):
   name = "td_loss"
   values = checks.as_float(name, "values", values)
   rewards = _data(name, "rewards", rewards, values, values.shape)
@@ -210,8 +281,9 @@ def _td(values, rewards, discounts, next_values, delta, where, weights, *,
   next_values = _data(name, "next_values", next_values, values, values.shape)
   target = jax.lax.stop_gradient(rewards + discounts * next_values)
   losses = _td_penalty(name, target - values, loss, delta)
-  return reduction_lib.reduce(losses, reduction, weights=weights, where=where,
-                              name=name)
+  return reduction_lib.reduce(
+    losses, reduction, weights=weights, where=where, name=name
+  )
 
 
 def _policy(name: str, logits, where):
@@ -227,9 +299,11 @@ def _policy(name: str, logits, where):
 
 
 @value_checks.value_rules(
-    actions=value_checks.class_index("logits", axis_arg=None))
-def policy_gradient_loss(logits, actions, advantages, *, where=None,
-                         weights=None, reduction="none"):
+  actions=value_checks.class_index("logits", axis_arg=None)
+)
+def policy_gradient_loss(
+  logits, actions, advantages, *, where=None, weights=None, reduction="none"
+):
   r"""REINFORCE / actor-critic policy-gradient loss, per step.
 
   .. math:: \ell = -\log \pi(a \mid s)\, \operatorname{sg}(A),
@@ -266,20 +340,21 @@ def policy_gradient_loss(logits, actions, advantages, *, where=None,
     Connectionist Reinforcement Learning
     <https://link.springer.com/article/10.1007/BF00992696>`_, 1992.
   """
-  return _policy_gradient(logits, actions, advantages, where, weights,
-                          reduction=reduction)
+  return _policy_gradient(
+    logits, actions, advantages, where, weights, reduction=reduction
+  )
 
 
 @functools.partial(jax.jit, static_argnames=("reduction",))
-def _policy_gradient(logits, actions, advantages, where, weights, *,
-                     reduction):
+def _policy_gradient(logits, actions, advantages, where, weights, *, reduction):
   name = "policy_gradient_loss"
   logits, log_probs, _, examples = _policy(name, logits, where)
   actions = _actions(name, actions, logits, "logits", examples)
   advantages = _data(name, "advantages", advantages, logits, actions.shape)
   values = -_take(log_probs, actions) * jax.lax.stop_gradient(advantages)
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=examples, name=name
+  )
 
 
 def entropy_loss(logits, *, where=None, weights=None, reduction="none"):
@@ -324,12 +399,21 @@ def _entropy(logits, where, weights, *, reduction):
   name = "entropy_loss"
   _, log_probs, probs, examples = _policy(name, logits, where)
   values = jnp.sum(probs * log_probs, axis=-1)
-  return reduction_lib.reduce(values, reduction, weights=weights,
-                              where=examples, name=name)
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=examples, name=name
+  )
 
 
-def ppo_clip_loss(log_probs, old_log_probs, advantages, *, epsilon=0.2,
-                  where=None, weights=None, reduction="none"):
+def ppo_clip_loss(
+  log_probs,
+  old_log_probs,
+  advantages,
+  *,
+  epsilon=0.2,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""PPO's clipped surrogate policy loss, per step.
 
   .. math::
@@ -368,29 +452,49 @@ def ppo_clip_loss(log_probs, old_log_probs, advantages, *, epsilon=0.2,
     <https://arxiv.org/abs/1707.06347>`_, 2017.
   """
   checks.nonnegative("ppo_clip_loss", "epsilon", epsilon)
-  return _ppo_clip(log_probs, old_log_probs, advantages, epsilon, where,
-                   weights, reduction=reduction)
+  return _ppo_clip(
+    log_probs,
+    old_log_probs,
+    advantages,
+    epsilon,
+    where,
+    weights,
+    reduction=reduction,
+  )
 
 
 @functools.partial(jax.jit, static_argnames=("reduction",))
-def _ppo_clip(log_probs, old_log_probs, advantages, epsilon, where, weights, *,
-              reduction):
+def _ppo_clip(
+  log_probs, old_log_probs, advantages, epsilon, where, weights, *, reduction
+):
   name = "ppo_clip_loss"
   log_probs = checks.as_float(name, "log_probs", log_probs)
-  old_log_probs = _data(name, "old_log_probs", old_log_probs, log_probs,
-                        log_probs.shape)
-  advantages = _data(name, "advantages", advantages, log_probs,
-                     log_probs.shape)
+  old_log_probs = _data(
+    name, "old_log_probs", old_log_probs, log_probs, log_probs.shape
+  )
+  advantages = _data(name, "advantages", advantages, log_probs, log_probs.shape)
   epsilon = numerics.like(epsilon, log_probs)
-  values = clipped_surrogate(log_probs - jax.lax.stop_gradient(old_log_probs),
-                             jax.lax.stop_gradient(advantages), epsilon,
-                             epsilon)
-  return reduction_lib.reduce(values, reduction, weights=weights, where=where,
-                              name=name)
+  values = clipped_surrogate(
+    log_probs - jax.lax.stop_gradient(old_log_probs),
+    jax.lax.stop_gradient(advantages),
+    epsilon,
+    epsilon,
+  )
+  return reduction_lib.reduce(
+    values, reduction, weights=weights, where=where, name=name
+  )
 
 
-def ppo_value_loss(values, old_values, returns, *, clip_epsilon=None,
-                   where=None, weights=None, reduction="none"):
+def ppo_value_loss(
+  values,
+  old_values,
+  returns,
+  *,
+  clip_epsilon=None,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""PPO's value loss, optionally clipped around the old values, per step.
 
   .. math::
@@ -434,23 +538,34 @@ def ppo_value_loss(values, old_values, returns, *, clip_epsilon=None,
   """
   if clip_epsilon is not None:
     checks.nonnegative("ppo_value_loss", "clip_epsilon", clip_epsilon)
-  return _ppo_value(values, old_values, returns, clip_epsilon, where, weights,
-                    reduction=reduction)
+  return _ppo_value(
+    values,
+    old_values,
+    returns,
+    clip_epsilon,
+    where,
+    weights,
+    reduction=reduction,
+  )
 
 
 @functools.partial(jax.jit, static_argnames=("reduction",))
-def _ppo_value(values, old_values, returns, clip_epsilon, where, weights, *,
-               reduction):
+def _ppo_value(
+  values, old_values, returns, clip_epsilon, where, weights, *, reduction
+):
   name = "ppo_value_loss"
   values = checks.as_float(name, "values", values)
   old_values = jax.lax.stop_gradient(
-      _data(name, "old_values", old_values, values, values.shape))
+    _data(name, "old_values", old_values, values, values.shape)
+  )
   returns = jax.lax.stop_gradient(
-      _data(name, "returns", returns, values, values.shape))
+    _data(name, "returns", returns, values, values.shape)
+  )
   squared = jnp.square(values - returns)
   if clip_epsilon is not None:
     epsilon = numerics.like(clip_epsilon, values)
     clipped = old_values + jnp.clip(values - old_values, -epsilon, epsilon)
     squared = jnp.maximum(squared, jnp.square(clipped - returns))
-  return reduction_lib.reduce(0.5 * squared, reduction, weights=weights,
-                              where=where, name=name)
+  return reduction_lib.reduce(
+    0.5 * squared, reduction, weights=weights, where=where, name=name
+  )

@@ -35,43 +35,91 @@ from jaxloss import _segmentation_common as common
 from jaxloss import _segmentation_extra
 from jaxloss._core import checks, value_checks
 from jaxloss._core import reduction as reduction_lib
-from jaxloss._segmentation_extra import *  # noqa: F401,F403
+from jaxloss._segmentation_extra import *  # noqa: F403
 
-_RULES = dict(predictions=common.predictions_rule,
-              targets=value_checks.unit_interval)
+_RULES = dict(
+  predictions=common.predictions_rule, targets=value_checks.unit_interval
+)
 
 
-def _overlap(name, predictions, targets, *, kind, class_weights=None,
-             smooth=1.0, alpha=0.5, beta=0.5, gamma=None,
-             apply_softmax=True, ignore_background=False, axis=None,
-             squared_denominator=False, class_reduction="mean", where=None,
-             weights=None, reduction="none", expand=True):
+def _overlap(
+  name,
+  predictions,
+  targets,
+  *,
+  kind,
+  class_weights=None,
+  smooth=1.0,
+  alpha=0.5,
+  beta=0.5,
+  gamma=None,
+  apply_softmax=True,
+  ignore_background=False,
+  axis=None,
+  squared_denominator=False,
+  class_reduction="mean",
+  where=None,
+  weights=None,
+  reduction="none",
+  expand=True,
+):
   """Checks the options and inputs, then calls the jitted core."""
   common.check_reduction(name, reduction)
   for arg, value in (("smooth", smooth), ("alpha", alpha), ("beta", beta)):
     checks.nonnegative(name, arg, value)
-  x = common.inputs(name, predictions, targets, axis, where,
-                    class_reduction=class_reduction, expand=expand)
+  x = common.inputs(
+    name,
+    predictions,
+    targets,
+    axis,
+    where,
+    class_reduction=class_reduction,
+    expand=expand,
+  )
   class_weights = common.class_weights_array(
-      name, class_weights, x.predictions.shape[-1], x.predictions.dtype)
+    name, class_weights, x.predictions.shape[-1], x.predictions.dtype
+  )
   hyper = dict(smooth=smooth, alpha=alpha, beta=beta)
   if gamma is not None:
     checks.positive(name, "gamma", gamma)
     hyper["gamma"] = gamma
   return common.region_loss(
-      x.predictions, x.targets, x.pixels, x.outputs, weights, class_weights,
-      common.hyper_parameters(x.predictions, **hyper), name=name, kind=kind,
-      axes=x.axes, apply_softmax=bool(apply_softmax),
-      squared=bool(squared_denominator),
-      ignore_background=bool(ignore_background),
-      class_reduction=class_reduction, reduction=reduction)
+    x.predictions,
+    x.targets,
+    x.pixels,
+    x.outputs,
+    weights,
+    class_weights,
+    common.hyper_parameters(x.predictions, **hyper),
+    name=name,
+    kind=kind,
+    axes=x.axes,
+    apply_softmax=bool(apply_softmax),
+    squared=bool(squared_denominator),
+    ignore_background=bool(ignore_background),
+    class_reduction=class_reduction,
+    reduction=reduction,
+  )
 
 
 @value_checks.value_rules(**_RULES)
-def dice_loss(predictions, targets, *, class_weights=None, smooth=1.,
-              alpha=0.5, beta=0.5, apply_softmax=True, reduction="mean",
-              ignore_background=False, axis=None, squared_denominator=False,
-              where=None, weights=None, batch_reduction="none"):
+def dice_loss(
+  predictions,
+  targets,
+  *,
+  class_weights=None,
+  smooth=1.0,
+  alpha=0.5,
+  beta=0.5,
+  apply_softmax=True,
+  reduction="mean",
+  ignore_background=False,
+  axis=None,
+  squared_denominator=False,
+  where=None,
+  weights=None,
+  batch_reduction="none",
+):
   r"""Soft Dice loss (Tversky-weighted), one value per image; optax's form.
 
   .. math::
@@ -134,21 +182,41 @@ def dice_loss(predictions, targets, *, class_weights=None, smooth=1.,
   """
   name = "dice_loss"
   checks.option(name, "reduction", reduction, common.CLASS_REDUCTIONS)
-  checks.option(name, "batch_reduction", batch_reduction,
-                reduction_lib.REDUCTIONS)
-  return _overlap(name, predictions, targets, kind="tversky",
-                  class_weights=class_weights, smooth=smooth, alpha=alpha,
-                  beta=beta, apply_softmax=apply_softmax,
-                  ignore_background=ignore_background, axis=axis,
-                  squared_denominator=squared_denominator,
-                  class_reduction=reduction, where=where,
-                  weights=weights, reduction=batch_reduction)
+  checks.option(
+    name, "batch_reduction", batch_reduction, reduction_lib.REDUCTIONS
+  )
+  return _overlap(
+    name,
+    predictions,
+    targets,
+    kind="tversky",
+    class_weights=class_weights,
+    smooth=smooth,
+    alpha=alpha,
+    beta=beta,
+    apply_softmax=apply_softmax,
+    ignore_background=ignore_background,
+    axis=axis,
+    squared_denominator=squared_denominator,
+    class_reduction=reduction,
+    where=where,
+    weights=weights,
+    reduction=batch_reduction,
+  )
 
 
 @value_checks.value_rules(**_RULES)
-def binary_dice_loss(predictions, targets, *, smooth=1., apply_sigmoid=True,
-                     squared_denominator=False, where=None, weights=None,
-                     reduction="none"):
+def binary_dice_loss(
+  predictions,
+  targets,
+  *,
+  smooth=1.0,
+  apply_sigmoid=True,
+  squared_denominator=False,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Dice loss of a binary (one-channel) segmentation, one value per image.
 
   .. math::
@@ -190,18 +258,33 @@ def binary_dice_loss(predictions, targets, *, smooth=1., apply_sigmoid=True,
   t = checks.as_targets(name, "targets", t, p)
   if p.ndim == t.ndim and p.ndim and p.shape[-1] != 1:  # optax's rule
     p, t = p[..., None], t[..., None]
-  return _overlap(name, p, t, kind="tversky", smooth=smooth,
-                  apply_softmax=apply_sigmoid,
-                  squared_denominator=squared_denominator, where=where,
-                  weights=weights, reduction=reduction)
+  return _overlap(
+    name,
+    p,
+    t,
+    kind="tversky",
+    smooth=smooth,
+    apply_softmax=apply_sigmoid,
+    squared_denominator=squared_denominator,
+    where=where,
+    weights=weights,
+    reduction=reduction,
+  )
 
 
 @value_checks.value_rules(**_RULES)
-def multiclass_generalized_dice_loss(predictions, targets, *, smooth=1.,
-                                     apply_softmax=True,
-                                     ignore_background=False,
-                                     squared_denominator=False, where=None,
-                                     weights=None, reduction="mean"):
+def multiclass_generalized_dice_loss(
+  predictions,
+  targets,
+  *,
+  smooth=1.0,
+  apply_softmax=True,
+  ignore_background=False,
+  squared_denominator=False,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Dice loss with class weights from the batch's class frequencies; optax's form.
 
   .. math::
@@ -244,19 +327,38 @@ def multiclass_generalized_dice_loss(predictions, targets, *, smooth=1.,
     as a deep learning loss function for highly unbalanced segmentations
     <https://arxiv.org/abs/1707.03237>`_, 2017.
   """
-  return _overlap("multiclass_generalized_dice_loss", predictions, targets,
-                  kind="generalized", smooth=smooth,
-                  apply_softmax=apply_softmax,
-                  ignore_background=ignore_background,
-                  squared_denominator=squared_denominator, where=where,
-                  weights=weights, reduction=reduction, expand=False)
+  return _overlap(
+    "multiclass_generalized_dice_loss",
+    predictions,
+    targets,
+    kind="generalized",
+    smooth=smooth,
+    apply_softmax=apply_softmax,
+    ignore_background=ignore_background,
+    squared_denominator=squared_denominator,
+    where=where,
+    weights=weights,
+    reduction=reduction,
+    expand=False,
+  )
 
 
 @value_checks.value_rules(**_RULES)
-def jaccard_loss(predictions, targets, *, class_weights=None, smooth=1.0,
-                 apply_softmax=True, ignore_background=False, axis=None,
-                 squared_denominator=False, class_reduction="mean",
-                 where=None, weights=None, reduction="none"):
+def jaccard_loss(
+  predictions,
+  targets,
+  *,
+  class_weights=None,
+  smooth=1.0,
+  apply_softmax=True,
+  ignore_background=False,
+  axis=None,
+  squared_denominator=False,
+  class_reduction="mean",
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Soft Jaccard (IoU) loss, one value per image.
 
   .. math::
@@ -290,21 +392,44 @@ def jaccard_loss(predictions, targets, *, class_weights=None, smooth=1.0,
     Networks for Image Segmentation
     <https://doi.org/10.1007/978-3-319-50835-1_22>`_, 2016.
   """
-  return _overlap("jaccard_loss", predictions, targets, kind="tversky",
-                  class_weights=class_weights, smooth=smooth, alpha=1.0,
-                  beta=1.0, apply_softmax=apply_softmax,
-                  ignore_background=ignore_background, axis=axis,
-                  squared_denominator=squared_denominator,
-                  class_reduction=class_reduction, where=where,
-                  weights=weights, reduction=reduction)
+  return _overlap(
+    "jaccard_loss",
+    predictions,
+    targets,
+    kind="tversky",
+    class_weights=class_weights,
+    smooth=smooth,
+    alpha=1.0,
+    beta=1.0,
+    apply_softmax=apply_softmax,
+    ignore_background=ignore_background,
+    axis=axis,
+    squared_denominator=squared_denominator,
+    class_reduction=class_reduction,
+    where=where,
+    weights=weights,
+    reduction=reduction,
+  )
 
 
 @value_checks.value_rules(**_RULES)
-def tversky_loss(predictions, targets, *, alpha=0.3, beta=0.7,
-                 class_weights=None, smooth=1.0, apply_softmax=True,
-                 ignore_background=False, axis=None,
-                 squared_denominator=False, class_reduction="mean",
-                 where=None, weights=None, reduction="none"):
+def tversky_loss(
+  predictions,
+  targets,
+  *,
+  alpha=0.3,
+  beta=0.7,
+  class_weights=None,
+  smooth=1.0,
+  apply_softmax=True,
+  ignore_background=False,
+  axis=None,
+  squared_denominator=False,
+  class_reduction="mean",
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Tversky loss: Dice with separate weights on false positives and negatives.
 
   .. math::
@@ -341,21 +466,45 @@ def tversky_loss(predictions, targets, *, alpha=0.3, beta=0.7,
     segmentation using 3D fully convolutional deep networks
     <https://arxiv.org/abs/1706.05721>`_, 2017.
   """
-  return _overlap("tversky_loss", predictions, targets, kind="tversky",
-                  class_weights=class_weights, smooth=smooth, alpha=alpha,
-                  beta=beta, apply_softmax=apply_softmax,
-                  ignore_background=ignore_background, axis=axis,
-                  squared_denominator=squared_denominator,
-                  class_reduction=class_reduction, where=where,
-                  weights=weights, reduction=reduction)
+  return _overlap(
+    "tversky_loss",
+    predictions,
+    targets,
+    kind="tversky",
+    class_weights=class_weights,
+    smooth=smooth,
+    alpha=alpha,
+    beta=beta,
+    apply_softmax=apply_softmax,
+    ignore_background=ignore_background,
+    axis=axis,
+    squared_denominator=squared_denominator,
+    class_reduction=class_reduction,
+    where=where,
+    weights=weights,
+    reduction=reduction,
+  )
 
 
 @value_checks.value_rules(**_RULES)
-def focal_tversky_loss(predictions, targets, *, alpha=0.3, beta=0.7,
-                       gamma=0.75, class_weights=None, smooth=1.0,
-                       apply_softmax=True, ignore_background=False, axis=None,
-                       squared_denominator=False, class_reduction="mean",
-                       where=None, weights=None, reduction="none"):
+def focal_tversky_loss(
+  predictions,
+  targets,
+  *,
+  alpha=0.3,
+  beta=0.7,
+  gamma=0.75,
+  class_weights=None,
+  smooth=1.0,
+  apply_softmax=True,
+  ignore_background=False,
+  axis=None,
+  squared_denominator=False,
+  class_reduction="mean",
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Focal Tversky loss: each class's Tversky loss raised to ``gamma``.
 
   .. math::
@@ -399,15 +548,32 @@ def focal_tversky_loss(predictions, targets, *, alpha=0.3, beta=0.7,
     Attention U-Net for lesion segmentation
     <https://arxiv.org/abs/1810.07842>`_, 2019.
   """
-  return _overlap("focal_tversky_loss", predictions, targets, kind="focal",
-                  class_weights=class_weights, smooth=smooth, alpha=alpha,
-                  beta=beta, gamma=gamma, apply_softmax=apply_softmax,
-                  ignore_background=ignore_background, axis=axis,
-                  squared_denominator=squared_denominator,
-                  class_reduction=class_reduction, where=where,
-                  weights=weights, reduction=reduction)
+  return _overlap(
+    "focal_tversky_loss",
+    predictions,
+    targets,
+    kind="focal",
+    class_weights=class_weights,
+    smooth=smooth,
+    alpha=alpha,
+    beta=beta,
+    gamma=gamma,
+    apply_softmax=apply_softmax,
+    ignore_background=ignore_background,
+    axis=axis,
+    squared_denominator=squared_denominator,
+    class_reduction=class_reduction,
+    where=where,
+    weights=weights,
+    reduction=reduction,
+  )
 
 
-__all__ = ["binary_dice_loss", "dice_loss", "focal_tversky_loss",
-           "jaccard_loss", "multiclass_generalized_dice_loss",
-           "tversky_loss"] + list(_segmentation_extra.__all__)
+__all__ = [
+  "binary_dice_loss",
+  "dice_loss",
+  "focal_tversky_loss",
+  "jaccard_loss",
+  "multiclass_generalized_dice_loss",
+  "tversky_loss",
+] + list(_segmentation_extra.__all__)

@@ -23,15 +23,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxloss._core import checks, numerics
-from jaxloss._core import reduction as reduction_lib
-from jaxloss._core import value_checks
 from jaxloss import _sequence_linear
+from jaxloss._core import checks, numerics, value_checks
+from jaxloss._core import reduction as reduction_lib
 from jaxloss._sequence_linear import linear_cross_entropy  # noqa: F401
-
 
 # --------------------------------------------------------------------------- #
 # CTC
+
 
 def _ctc_labels_rule(args, arg):
   """Unpadded labels are class indices other than the blank."""
@@ -40,8 +39,10 @@ def _ctc_labels_rule(args, arg):
   num_classes = np.shape(args["logits"])[-1]
   blank = args.get("blank_id", 0)
   ok = padded | ((labels >= 0) & (labels < num_classes) & (labels != blank))
-  return jnp.all(ok), (f"must hold class indices in [0, {num_classes}) other "
-                       f"than blank_id={blank} where not padded")
+  return jnp.all(ok), (
+    f"must hold class indices in [0, {num_classes}) other "
+    f"than blank_id={blank} where not padded"
+  )
 
 
 def _paddings_rule(args, arg):
@@ -53,72 +54,150 @@ def _right_padded_rule(args, arg):
   x = jnp.asarray(args[arg])
   binary = jnp.all((x == 0) | (x == 1))
   right = jnp.all(x[..., 1:] >= x[..., :-1])
-  return binary & right, ("must hold only 0 and 1, right-padded (the ones "
-                          "after the zeros)")
+  return binary & right, (
+    "must hold only 0 and 1, right-padded (the ones after the zeros)"
+  )
 
 
-_CTC_RULES = dict(labels=_ctc_labels_rule, logit_paddings=_paddings_rule,
-                  label_paddings=_right_padded_rule)
+_CTC_RULES = dict(
+  labels=_ctc_labels_rule,
+  logit_paddings=_paddings_rule,
+  label_paddings=_right_padded_rule,
+)
 
 
-def _ctc_inputs(name, logits, logit_paddings, labels, label_paddings, blank_id,
-                log_epsilon):
+def _ctc_inputs(
+  name, logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon
+):
   logits = checks.as_float(name, "logits", logits)
   checks.rank(name, "logits", logits, 3)
   batch, frames, num_classes = logits.shape
-  logit_paddings = checks.as_targets(name, "logit_paddings", logit_paddings,
-                                     logits)
-  checks.shape(name, "logit_paddings", logit_paddings, (batch, frames),
-               "[batch, time] like logits")
+  logit_paddings = checks.as_targets(
+    name, "logit_paddings", logit_paddings, logits
+  )
+  checks.shape(
+    name,
+    "logit_paddings",
+    logit_paddings,
+    (batch, frames),
+    "[batch, time] like logits",
+  )
   labels = checks.as_labels(name, "labels", labels)
   checks.rank(name, "labels", labels, 2)
   checks.shape(name, "labels", labels, (batch, None), "[batch, max_labels]")
-  label_paddings = checks.as_targets(name, "label_paddings", label_paddings,
-                                     logits)
-  checks.shape(name, "label_paddings", label_paddings, labels.shape,
-               "labels' shape")
-  if (not isinstance(blank_id, numbers.Integral) or isinstance(blank_id, bool)
-      or not 0 <= blank_id < num_classes):
-    raise ValueError(f"{name}: `blank_id` must be a Python int in [0, "
-                     f"{num_classes}) (a class of logits' last axis), got "
-                     f"{blank_id!r}.")
+  label_paddings = checks.as_targets(
+    name, "label_paddings", label_paddings, logits
+  )
+  checks.shape(
+    name, "label_paddings", label_paddings, labels.shape, "labels' shape"
+  )
+  if (
+    not isinstance(blank_id, numbers.Integral)
+    or isinstance(blank_id, bool)
+    or not 0 <= blank_id < num_classes
+  ):
+    raise ValueError(
+      f"{name}: `blank_id` must be a Python int in [0, "
+      f"{num_classes}) (a class of logits' last axis), got "
+      f"{blank_id!r}."
+    )
   log_epsilon = jnp.asarray(numerics.like(log_epsilon, logits))
   checks.rank(name, "log_epsilon", log_epsilon, 0)
-  return logits, logit_paddings, labels, label_paddings, int(blank_id), \
-      log_epsilon
+  return (
+    logits,
+    logit_paddings,
+    labels,
+    label_paddings,
+    int(blank_id),
+    log_epsilon,
+  )
 
 
 @functools.partial(jax.jit, static_argnames=("blank_id", "reduction", "name"))
-def _ctc(logits, logit_paddings, labels, label_paddings, log_epsilon, where,
-         weights, *, blank_id, reduction, name):
+def _ctc(
+  logits,
+  logit_paddings,
+  labels,
+  label_paddings,
+  log_epsilon,
+  where,
+  weights,
+  *,
+  blank_id,
+  reduction,
+  name,
+):
   dtype = logits.dtype
   # optax builds float32 constants with jnp.ones (float64 under x64): its
   # results are cast back to the logits' dtype.
   values, log_alpha_blank, log_alpha_label = (
-      optax.losses.ctc_loss_with_forward_probs(
-          logits, logit_paddings, labels, label_paddings, blank_id=blank_id,
-          log_epsilon=log_epsilon))
-  values = reduction_lib.reduce(values.astype(dtype), reduction,
-                                weights=weights, where=where, name=name)
+    optax.losses.ctc_loss_with_forward_probs(
+      logits,
+      logit_paddings,
+      labels,
+      label_paddings,
+      blank_id=blank_id,
+      log_epsilon=log_epsilon,
+    )
+  )
+  values = reduction_lib.reduce(
+    values.astype(dtype), reduction, weights=weights, where=where, name=name
+  )
   return values, log_alpha_blank.astype(dtype), log_alpha_label.astype(dtype)
 
 
-def _checked_ctc(name, logits, logit_paddings, labels, label_paddings,
-                 blank_id, log_epsilon, where, weights, reduction):
+def _checked_ctc(
+  name,
+  logits,
+  logit_paddings,
+  labels,
+  label_paddings,
+  blank_id,
+  log_epsilon,
+  where,
+  weights,
+  reduction,
+):
   """Checks the inputs and options, then calls the jitted core."""
   checks.option(name, "reduction", reduction, reduction_lib.REDUCTIONS)
   logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon = (
-      _ctc_inputs(name, logits, logit_paddings, labels, label_paddings,
-                  blank_id, log_epsilon))
-  return _ctc(logits, logit_paddings, labels, label_paddings, log_epsilon,
-              where, weights, blank_id=blank_id, reduction=reduction,
-              name=name)
+    _ctc_inputs(
+      name,
+      logits,
+      logit_paddings,
+      labels,
+      label_paddings,
+      blank_id,
+      log_epsilon,
+    )
+  )
+  return _ctc(
+    logits,
+    logit_paddings,
+    labels,
+    label_paddings,
+    log_epsilon,
+    where,
+    weights,
+    blank_id=blank_id,
+    reduction=reduction,
+    name=name,
+  )
 
 
 @value_checks.value_rules(**_CTC_RULES)
-def ctc_loss_with_forward_probs(logits, logit_paddings, labels, label_paddings,
-                                *, blank_id=0, log_epsilon=-1e5, where=None,
-                                weights=None, reduction="none"):
+def ctc_loss_with_forward_probs(
+  logits,
+  logit_paddings,
+  labels,
+  label_paddings,
+  *,
+  blank_id=0,
+  log_epsilon=-1e5,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""CTC loss per sequence and the forward (alpha) log-probabilities.
 
   .. math::
@@ -165,14 +244,33 @@ def ctc_loss_with_forward_probs(logits, logit_paddings, labels, label_paddings,
     neural networks <https://dl.acm.org/doi/abs/10.1145/1143844.1143891>`_,
     2006.
   """
-  return _checked_ctc("ctc_loss_with_forward_probs", logits, logit_paddings,
-                      labels, label_paddings, blank_id, log_epsilon, where,
-                      weights, reduction)
+  return _checked_ctc(
+    "ctc_loss_with_forward_probs",
+    logits,
+    logit_paddings,
+    labels,
+    label_paddings,
+    blank_id,
+    log_epsilon,
+    where,
+    weights,
+    reduction,
+  )
 
 
 @value_checks.value_rules(**_CTC_RULES)
-def ctc_loss(logits, logit_paddings, labels, label_paddings, *, blank_id=0,
-             log_epsilon=-1e5, where=None, weights=None, reduction="none"):
+def ctc_loss(
+  logits,
+  logit_paddings,
+  labels,
+  label_paddings,
+  *,
+  blank_id=0,
+  log_epsilon=-1e5,
+  where=None,
+  weights=None,
+  reduction="none",
+):
   r"""Connectionist temporal classification (CTC) loss per sequence.
 
   .. math::
@@ -222,12 +320,21 @@ def ctc_loss(logits, logit_paddings, labels, label_paddings, *, blank_id=0,
     neural networks <https://dl.acm.org/doi/abs/10.1145/1143844.1143891>`_,
     2006.
   """
-  return _checked_ctc("ctc_loss", logits, logit_paddings, labels,
-                      label_paddings, blank_id, log_epsilon, where, weights,
-                      reduction)[0]
+  return _checked_ctc(
+    "ctc_loss",
+    logits,
+    logit_paddings,
+    labels,
+    label_paddings,
+    blank_id,
+    log_epsilon,
+    where,
+    weights,
+    reduction,
+  )[0]
 
 
 __all__ = _sequence_linear.__all__ + [
-    "ctc_loss",
-    "ctc_loss_with_forward_probs",
+  "ctc_loss",
+  "ctc_loss_with_forward_probs",
 ]

@@ -19,7 +19,7 @@ time on bad shapes and dtypes.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +29,7 @@ from jax import test_util
 Inputs = tuple[tuple, dict]
 
 
-def _drop_last_example(inputs: Inputs, arg: int = 1) -> Optional[Inputs]:
+def _drop_last_example(inputs: Inputs, arg: int = 1) -> Inputs | None:
   args, kwargs = inputs
   if len(args) <= arg or np.ndim(args[arg]) == 0:
     return None
@@ -68,14 +68,16 @@ class LossCase:
 
   fn: Callable
   make_inputs: Callable[[np.random.Generator, int], Inputs]
-  name: Optional[str] = None
+  name: str | None = None
   float_args: tuple[int, ...] = (0,)
-  batch_args: Optional[tuple[int, ...]] = None
-  edge_inputs: Optional[Callable[[], Sequence[Inputs]]] = None
+  batch_args: tuple[int, ...] | None = None
+  edge_inputs: Callable[[], Sequence[Inputs]] | None = None
   reductions: tuple[str, ...] = ("none", "sum", "mean")
   per_example: bool = True
   grad_modes: tuple[str, ...] = ("fwd", "rev")
-  wrong_shape: Optional[Callable[[Inputs], Optional[Inputs]]] = _drop_last_example
+  wrong_shape: Callable[[Inputs], Inputs | None] | None = (
+    _drop_last_example
+  )
   mean_of_none: bool = True
   batch: int = 6
 
@@ -83,7 +85,7 @@ class LossCase:
   def id(self) -> str:
     return self.name or self.fn.__name__
 
-  def inputs(self, seed: int = 0, batch: Optional[int] = None) -> Inputs:
+  def inputs(self, seed: int = 0, batch: int | None = None) -> Inputs:
     return self.make_inputs(np.random.default_rng(seed), batch or self.batch)
 
   def call(self, args, kwargs, **extra):
@@ -93,10 +95,15 @@ class LossCase:
 # --------------------------------------------------------------------------- #
 # helpers
 
+
 def _close(actual, expected, rtol=1e-5, atol=1e-6, what=""):
-  np.testing.assert_allclose(np.asarray(actual, np.float64),
-                             np.asarray(expected, np.float64),
-                             rtol=rtol, atol=atol, err_msg=what)
+  np.testing.assert_allclose(
+    np.asarray(actual, np.float64),
+    np.asarray(expected, np.float64),
+    rtol=rtol,
+    atol=atol,
+    err_msg=what,
+  )
 
 
 def _with_floats(case: LossCase, args: tuple, floats: Sequence) -> tuple:
@@ -107,8 +114,9 @@ def _with_floats(case: LossCase, args: tuple, floats: Sequence) -> tuple:
 
 
 def _cast_floats(case: LossCase, args: tuple, dtype) -> tuple:
-  return _with_floats(case, args,
-                      [jnp.asarray(args[i]).astype(dtype) for i in case.float_args])
+  return _with_floats(
+    case, args, [jnp.asarray(args[i]).astype(dtype) for i in case.float_args]
+  )
 
 
 def _grads(case: LossCase, args, kwargs, **extra):
@@ -128,7 +136,9 @@ def _assert_finite(tree, what):
 
 
 def _batch_indices(case: LossCase, args) -> tuple[int, ...]:
-  return case.batch_args if case.batch_args is not None else tuple(range(len(args)))
+  return (
+    case.batch_args if case.batch_args is not None else tuple(range(len(args)))
+  )
 
 
 def _reduction_kw(case: LossCase, reduction: str) -> dict:
@@ -150,6 +160,7 @@ def _example_mask(mask: np.ndarray, case: LossCase, args, kwargs) -> np.ndarray:
 # --------------------------------------------------------------------------- #
 # properties
 
+
 def check_jit(case: LossCase, seed: int = 0):
   """``jax.jit`` gives the eager value, for every supported reduction."""
   args, kwargs = case.inputs(seed)
@@ -164,8 +175,12 @@ def check_vmap(case: LossCase, seed: int = 0, copies: int = 3):
   """``jax.vmap`` over an extra leading axis equals a Python loop."""
   sets = [case.inputs(seed + k) for k in range(copies)]
   kwargs = sets[0][1]
-  stacked = tuple(np.stack([s[0][i] for s in sets]) for i in range(len(sets[0][0])))
-  for reduction in [r for r in ("none", "mean") if r in case.reductions] or [None]:
+  stacked = tuple(
+    np.stack([s[0][i] for s in sets]) for i in range(len(sets[0][0]))
+  )
+  for reduction in [r for r in ("none", "mean") if r in case.reductions] or [
+    None
+  ]:
     extra = _reduction_kw(case, reduction) if reduction else {}
     batched = jax.vmap(lambda *a: case.call(a, kwargs, **extra))(*stacked)
     looped = np.stack([case.call(s[0], kwargs, **extra) for s in sets])
@@ -182,12 +197,17 @@ def check_where_is_slicing(case: LossCase, seed: int = 0):
     sliced[i] = np.asarray(args[i])[mask]
   sliced = tuple(sliced)
   for reduction in ("sum", "mean"):
-    _close(case.call(args, kwargs, where=where, reduction=reduction),
-           case.call(sliced, kwargs, reduction=reduction),
-           what=f"{case.id}: where != slicing ({reduction})")
+    _close(
+      case.call(args, kwargs, where=where, reduction=reduction),
+      case.call(sliced, kwargs, reduction=reduction),
+      what=f"{case.id}: where != slicing ({reduction})",
+    )
   masked = np.asarray(case.call(args, kwargs, where=where, reduction="none"))
-  _close(masked[mask], case.call(sliced, kwargs, reduction="none"),
-         what=f"{case.id}: where != slicing (none)")
+  _close(
+    masked[mask],
+    case.call(sliced, kwargs, reduction="none"),
+    what=f"{case.id}: where != slicing (none)",
+  )
   if not np.all(masked[~mask] == 0):
     raise AssertionError(f"{case.id}: masked-out entries are not exactly 0")
 
@@ -199,28 +219,43 @@ def check_all_masked(case: LossCase, seed: int = 0):
   for reduction in ("sum", "mean"):
     value = case.call(args, kwargs, where=none, reduction=reduction)
     if float(value) != 0.0:
-      raise AssertionError(f"{case.id}: all masked {reduction} = {value}, not 0")
+      raise AssertionError(
+        f"{case.id}: all masked {reduction} = {value}, not 0"
+      )
     grads = _grads(case, args, kwargs, where=none, reduction=reduction)
     _assert_finite(grads, f"{case.id}: gradient with everything masked")
 
 
 def check_reductions(case: LossCase, seed: int = 0):
-  """"none", "sum" and "mean" agree, with and without weights."""
+  """ "none", "sum" and "mean" agree, with and without weights."""
   args, kwargs = case.inputs(seed)
   values = np.asarray(case.call(args, kwargs, reduction="none"), np.float64)
-  _close(case.call(args, kwargs, reduction="sum"), values.sum(), rtol=1e-5,
-         atol=1e-5, what=f"{case.id}: sum != none.sum()")
+  _close(
+    case.call(args, kwargs, reduction="sum"),
+    values.sum(),
+    rtol=1e-5,
+    atol=1e-5,
+    what=f"{case.id}: sum != none.sum()",
+  )
   if case.mean_of_none:
-    _close(case.call(args, kwargs, reduction="mean"), values.mean(), rtol=1e-5,
-           atol=1e-6, what=f"{case.id}: mean != none.mean()")
+    _close(
+      case.call(args, kwargs, reduction="mean"),
+      values.mean(),
+      rtol=1e-5,
+      atol=1e-6,
+      what=f"{case.id}: mean != none.mean()",
+    )
   weights = np.random.default_rng(seed + 7).uniform(0.5, 2.0, values.shape)
   weights = weights.astype(np.float32)
   weighted = case.call(args, kwargs, weights=weights, reduction="none")
   _close(weighted, weights * values, what=f"{case.id}: weights in none")
   if case.mean_of_none:
-    _close(case.call(args, kwargs, weights=weights, reduction="mean"),
-           (weights * values).sum() / weights.sum(), atol=1e-6,
-           what=f"{case.id}: weighted mean")
+    _close(
+      case.call(args, kwargs, weights=weights, reduction="mean"),
+      (weights * values).sum() / weights.sum(),
+      atol=1e-6,
+      what=f"{case.id}: weighted mean",
+    )
 
 
 def check_bfloat16(case: LossCase, seed: int = 0):
@@ -232,10 +267,16 @@ def check_bfloat16(case: LossCase, seed: int = 0):
     extra = _reduction_kw(case, reduction) if reduction else {}
     out = case.call(half, kwargs, **extra)
     if out.dtype != jnp.float32:
-      raise AssertionError(f"{case.id}: bfloat16 input gave {out.dtype}, "
-                           "not float32")
-    _close(out, case.call(upcast, kwargs, **extra), rtol=1e-5, atol=1e-5,
-           what=f"{case.id}: bfloat16 result")
+      raise AssertionError(
+        f"{case.id}: bfloat16 input gave {out.dtype}, not float32"
+      )
+    _close(
+      out,
+      case.call(upcast, kwargs, **extra),
+      rtol=1e-5,
+      atol=1e-5,
+      what=f"{case.id}: bfloat16 result",
+    )
 
 
 def check_dtypes(case: LossCase, seed: int = 0):
@@ -247,8 +288,9 @@ def check_dtypes(case: LossCase, seed: int = 0):
       floats = _cast_floats(case, args, dtype)
       out = jax.eval_shape(lambda *a: case.call(a, kwargs), *floats)
       if out.dtype != dtype:
-        raise AssertionError(f"{case.id}: {np.dtype(dtype).name} input gave "
-                             f"{out.dtype}")
+        raise AssertionError(
+          f"{case.id}: {np.dtype(dtype).name} input gave {out.dtype}"
+        )
 
 
 def check_edge_cases(case: LossCase, seed: int = 0):
@@ -256,12 +298,17 @@ def check_edge_cases(case: LossCase, seed: int = 0):
   if case.edge_inputs is None:
     return
   for k, (args, kwargs) in enumerate(case.edge_inputs()):
-    for reduction in [r for r in ("none", "mean") if r in case.reductions] or [None]:
+    for reduction in [r for r in ("none", "mean") if r in case.reductions] or [
+      None
+    ]:
       extra = _reduction_kw(case, reduction) if reduction else {}
-      _assert_finite(case.call(args, kwargs, **extra),
-                     f"{case.id}: value at edge input {k}")
-      _assert_finite(_grads(case, args, kwargs, **extra),
-                     f"{case.id}: gradient at edge input {k}")
+      _assert_finite(
+        case.call(args, kwargs, **extra), f"{case.id}: value at edge input {k}"
+      )
+      _assert_finite(
+        _grads(case, args, kwargs, **extra),
+        f"{case.id}: gradient at edge input {k}",
+      )
 
 
 def check_gradients(case: LossCase, seed: int = 0):
@@ -273,8 +320,13 @@ def check_gradients(case: LossCase, seed: int = 0):
     def f(*floats):
       return case.call(_with_floats(case, args64, floats), kwargs)
 
-    test_util.check_grads(f, [args64[i] for i in case.float_args], order=1,
-                          modes=case.grad_modes, eps=1e-6)
+    test_util.check_grads(
+      f,
+      [args64[i] for i in case.float_args],
+      order=1,
+      modes=case.grad_modes,
+      eps=1e-6,
+    )
 
 
 def check_errors(case: LossCase, seed: int = 0):
@@ -287,7 +339,9 @@ def check_errors(case: LossCase, seed: int = 0):
       jax.eval_shape(lambda *a: case.call(a, kwargs), *args)
     except error as e:
       if name not in str(e):
-        raise AssertionError(f"{case.id}: {what} error does not name the loss: {e}")
+        raise AssertionError(
+          f"{case.id}: {what} error does not name the loss: {e}"
+        )
       return
     raise AssertionError(f"{case.id}: {what} did not raise {error.__name__}")
 
@@ -296,24 +350,29 @@ def check_errors(case: LossCase, seed: int = 0):
     expect(ValueError, *bad, "wrong shape")
   args, kwargs = inputs
   integer = list(args)
-  integer[case.float_args[0]] = np.asarray(args[case.float_args[0]]).astype(np.int32)
+  integer[case.float_args[0]] = np.asarray(args[case.float_args[0]]).astype(
+    np.int32
+  )
   expect(TypeError, tuple(integer), kwargs, "integer input")
   if case.reductions:
-    expect(ValueError, args, {**kwargs, "reduction": "average"}, "bad reduction")
+    expect(
+      ValueError, args, {**kwargs, "reduction": "average"}, "bad reduction"
+    )
 
 
 PROPERTIES = {
-    "jit": check_jit,
-    "vmap": check_vmap,
-    "where_is_slicing": check_where_is_slicing,
-    "all_masked": check_all_masked,
-    "reductions": check_reductions,
-    "bfloat16": check_bfloat16,
-    "dtypes": check_dtypes,
-    "edge_cases": check_edge_cases,
-    "gradients": check_gradients,
-    "errors": check_errors,
+  "jit": check_jit,
+  "vmap": check_vmap,
+  "where_is_slicing": check_where_is_slicing,
+  "all_masked": check_all_masked,
+  "reductions": check_reductions,
+  "bfloat16": check_bfloat16,
+  "dtypes": check_dtypes,
+  "edge_cases": check_edge_cases,
+  "gradients": check_gradients,
+  "errors": check_errors,
 }
+
 
 def applicable(case: LossCase, prop: str) -> bool:
   """Whether property ``prop`` applies to ``case``."""

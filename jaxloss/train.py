@@ -18,7 +18,8 @@ a pytree of arrays, or an ``nnx.Module``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Optional
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -30,9 +31,15 @@ __all__ = ["term", "objective", "value", "step", "nnx_step", "grad_cache"]
 Objective = Callable[[Any, Any], tuple[jax.Array, dict]]
 
 
-def term(loss_fn: Callable, *keys, output=None, where: Optional[str] = None,
-         weights: Optional[str] = None, reduction: Optional[str] = "mean",
-         **options) -> Callable:
+def term(
+  loss_fn: Callable,
+  *keys,
+  output=None,
+  where: str | None = None,
+  weights: str | None = None,
+  reduction: str | None = "mean",
+  **options,
+) -> Callable:
   """A loss term ``(outputs, batch) -> loss`` for :func:`objective`.
 
   The term computes::
@@ -87,20 +94,25 @@ def _terms(losses: Mapping) -> dict[str, tuple[Callable, Any]]:
   for name, spec in losses.items():
     fn, weight = spec if isinstance(spec, tuple) else (spec, 1.0)
     if name == "loss":
-      raise ValueError("objective: `loss` is the name of the total in aux; "
-                       "give the term another name.")
+      raise ValueError(
+        "objective: `loss` is the name of the total in aux; "
+        "give the term another name."
+      )
     if not callable(fn):
-      raise TypeError(f"objective: term {name!r} must be a function "
-                      f"(outputs, batch) -> loss or a (function, weight) "
-                      f"pair, got {spec!r}.")
+      raise TypeError(
+        f"objective: term {name!r} must be a function "
+        f"(outputs, batch) -> loss or a (function, weight) "
+        f"pair, got {spec!r}."
+      )
     terms[name] = (fn, weight)
   if not terms:
     raise ValueError("objective: `losses` must name at least one term.")
   return terms
 
 
-def objective(apply_fn: Callable, losses: Mapping, *,
-              combine: Optional[Callable] = None) -> Objective:
+def objective(
+  apply_fn: Callable, losses: Mapping, *, combine: Callable | None = None
+) -> Objective:
   r"""Builds ``(params, batch) -> (loss, aux)`` from a model and named losses.
 
   .. math::
@@ -142,10 +154,13 @@ def objective(apply_fn: Callable, losses: Mapping, *,
     values = {name: loss(outputs, batch) for name, (loss, _) in terms.items()}
     for name, v in values.items():
       if jnp.ndim(v) != 0:
-        raise ValueError(f"objective: term {name!r} must return a scalar, got "
-                         f"shape {jnp.shape(v)}; use a reducing `reduction`.")
-    weighted = {name: weight * values[name]
-                for name, (_, weight) in terms.items()}
+        raise ValueError(
+          f"objective: term {name!r} must return a scalar, got "
+          f"shape {jnp.shape(v)}; use a reducing `reduction`."
+        )
+    weighted = {
+      name: weight * values[name] for name, (_, weight) in terms.items()
+    }
     if combine is None:
       total = sum(weighted.values())
     else:
@@ -171,8 +186,9 @@ def value(objective_fn: Objective) -> Callable:
   >>> float(jl.train.value(obj)(jnp.array([2.0]), None))
   2.0
   """
-  return lambda params, *args, **kwargs: objective_fn(params, *args,
-                                                      **kwargs)[0]
+  return lambda params, *args, **kwargs: objective_fn(params, *args, **kwargs)[
+    0
+  ]
 
 
 def _extra_args(optimizer):
@@ -189,8 +205,9 @@ def _strong(tree):
   (e.g. ``optax.lbfgs``'s line-search info) as weakly typed scalars that the
   first update returns strong, which would compile the step twice."""
   return jax.tree.map(
-      lambda x: jnp.asarray(x, x.dtype) if getattr(x, "weak_type", False)
-      else x, tree)
+    lambda x: jnp.asarray(x, x.dtype) if getattr(x, "weak_type", False) else x,
+    tree,
+  )
 
 
 def step(objective_fn: Objective, optimizer, *, jit: bool = True) -> Callable:
@@ -226,17 +243,24 @@ def step(objective_fn: Objective, optimizer, *, jit: bool = True) -> Callable:
 
   def step_fn(params, opt_state, batch):
     (loss, aux), grads = jax.value_and_grad(objective_fn, has_aux=True)(
-        params, batch)
+      params, batch
+    )
     updates, opt_state = tx.update(
-        grads, opt_state, params, value=loss, grad=grads,
-        value_fn=lambda p: objective_fn(p, batch)[0])
+      grads,
+      opt_state,
+      params,
+      value=loss,
+      grad=grads,
+      value_fn=lambda p: objective_fn(p, batch)[0],
+    )
     return optax.apply_updates(params, updates), opt_state, aux
 
   if not jit:
     return step_fn
   jitted = jax.jit(step_fn)
   return lambda params, opt_state, batch: jitted(
-      _strong(params), _strong(opt_state), batch)
+    _strong(params), _strong(opt_state), batch
+  )
 
 
 def nnx_step(objective_fn: Objective) -> Callable:
@@ -271,9 +295,9 @@ def nnx_step(objective_fn: Objective) -> Callable:
 
   @nnx.jit
   def step_fn(model, optimizer, batch):
-    grad_fn = nnx.value_and_grad(objective_fn,
-                                 argnums=nnx.DiffState(0, optimizer.wrt),
-                                 has_aux=True)
+    grad_fn = nnx.value_and_grad(
+      objective_fn, argnums=nnx.DiffState(0, optimizer.wrt), has_aux=True
+    )
     (_, aux), grads = grad_fn(model, batch)
     optimizer.update(model, grads)
     return aux
@@ -282,17 +306,21 @@ def nnx_step(objective_fn: Objective) -> Callable:
 
 
 def _leading_size(inputs) -> int:
-  sizes = {jnp.shape(x)[0] if jnp.ndim(x) else None
-           for x in jax.tree.leaves(inputs)}
+  sizes = {
+    jnp.shape(x)[0] if jnp.ndim(x) else None for x in jax.tree.leaves(inputs)
+  }
   if len(sizes) != 1 or None in sizes:
-    raise ValueError(f"grad_cache: every input must have the same leading "
-                     f"(batch) axis, got leading sizes "
-                     f"{sorted(map(str, sizes))}.")
+    raise ValueError(
+      f"grad_cache: every input must have the same leading "
+      f"(batch) axis, got leading sizes "
+      f"{sorted(map(str, sizes))}."
+    )
   return sizes.pop()
 
 
-def grad_cache(encode_fn: Callable, loss_fn: Callable, *,
-               mini_batch_size: int) -> Callable:
+def grad_cache(
+  encode_fn: Callable, loss_fn: Callable, *, mini_batch_size: int
+) -> Callable:
   r"""Loss and parameter gradients of a batch-level loss, mini-batch by
   mini-batch (GradCache).
 
@@ -349,16 +377,23 @@ def grad_cache(encode_fn: Callable, loss_fn: Callable, *,
     Gao, Zhang, Han and Callan, `Scaling Deep Contrastive Learning Batch Size
     under Memory Limited Setup <https://arxiv.org/abs/2101.06983>`_, 2021.
   """
-  if (not isinstance(mini_batch_size, int) or isinstance(mini_batch_size, bool)
-      or mini_batch_size < 1):
-    raise ValueError(f"grad_cache: `mini_batch_size` must be a positive int, "
-                     f"got {mini_batch_size!r}.")
+  if (
+    not isinstance(mini_batch_size, int)
+    or isinstance(mini_batch_size, bool)
+    or mini_batch_size < 1
+  ):
+    raise ValueError(
+      f"grad_cache: `mini_batch_size` must be a positive int, "
+      f"got {mini_batch_size!r}."
+    )
 
   def value_and_grad(params, inputs, key=None):
     batch = _leading_size(inputs)
     if batch % mini_batch_size:
-      raise ValueError(f"grad_cache: `mini_batch_size` {mini_batch_size} must "
-                       f"divide the batch size {batch}.")
+      raise ValueError(
+        f"grad_cache: `mini_batch_size` {mini_batch_size} must "
+        f"divide the batch size {batch}."
+      )
     count = batch // mini_batch_size
     split = lambda x: x.reshape(count, mini_batch_size, *x.shape[1:])
     merge = lambda x: x.reshape(count * mini_batch_size, *x.shape[2:])
@@ -372,16 +407,17 @@ def grad_cache(encode_fn: Callable, loss_fn: Callable, *,
     embeddings = jax.lax.map(lambda xs: encode(frozen, *xs), (chunks, keys))
     embeddings = jax.tree.map(merge, embeddings)
     loss, (direct, cached) = jax.value_and_grad(loss_fn, argnums=(0, 1))(
-        params, embeddings)
+      params, embeddings
+    )
 
     def backward(total, xs):
       chunk, k, cotangent = xs
       _, pull = jax.vjp(lambda p: encode(p, chunk, k), params)
       return jax.tree.map(jnp.add, total, pull(cotangent)[0]), None
 
-    grads, _ = jax.lax.scan(backward, direct,
-                            (chunks, keys, jax.tree.map(split, cached)))
+    grads, _ = jax.lax.scan(
+      backward, direct, (chunks, keys, jax.tree.map(split, cached))
+    )
     return loss, grads
 
   return value_and_grad
-

@@ -69,22 +69,31 @@ def notebook(source: str) -> nbformat.NotebookNode:
   first = next(i for i, (kind, _) in enumerate(parsed) if kind == "code")
   parsed[first] = ("code", INSTALL + "\n" + parsed[first][1])
   parsed.insert(first, ("markdown", COLAB_NOTE))
-  nb = nbformat.v4.new_notebook(cells=[
-      nbformat.v4.new_markdown_cell(text) if kind == "markdown"
-      else nbformat.v4.new_code_cell(text) for kind, text in parsed])
+  nb = nbformat.v4.new_notebook(
+    cells=[
+      nbformat.v4.new_markdown_cell(text)
+      if kind == "markdown"
+      else nbformat.v4.new_code_cell(text)
+      for kind, text in parsed
+    ]
+  )
   nb.metadata = {
-      "kernelspec": {"name": "python3", "display_name": "Python 3",
-                     "language": "python"},
-      "language_info": {"name": "python"},
-      "colab": {"provenance": []},
+    "kernelspec": {
+      "name": "python3",
+      "display_name": "Python 3",
+      "language": "python",
+    },
+    "language_info": {"name": "python"},
+    "colab": {"provenance": []},
   }
   for i, cell in enumerate(nb.cells):
     cell.id = f"cell-{i:02d}"  # stable ids: rebuilding changes nothing
   return nb
 
 
-NOTEBOOKS = {f"{path.stem}.ipynb": path
-             for path in sorted(SOURCES.glob("*.py"))}
+NOTEBOOKS = {
+  f"{path.stem}.ipynb": path for path in sorted(SOURCES.glob("*.py"))
+}
 
 
 def render(name: str) -> str:

@@ -25,4 +25,5 @@ def all_cases():
 def public_helpers():
   """Public callables that are not losses (each module's ``HELPERS`` set)."""
   return {"reduce", "checked"}.union(
-      *(getattr(module, "HELPERS", set()) for module in _case_modules()))
+    *(getattr(module, "HELPERS", set()) for module in _case_modules())
+  )

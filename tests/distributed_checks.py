@@ -19,7 +19,8 @@ import json
 import sys
 import time
 import traceback
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -33,8 +34,10 @@ DEVICES = 8
 BATCH = 24  # global batch: per-device 24, 12, 8, 3 on 1, 2, 3, 8 devices.
 DIM = 4
 CHUNK = 5  # divides none of the per-device batches: the last chunk is padded.
-TOLERANCE = {np.float64: dict(rtol=1e-10, atol=1e-12),
-             np.float32: dict(rtol=1e-5, atol=1e-6)}
+TOLERANCE = {
+  np.float64: dict(rtol=1e-10, atol=1e-12),
+  np.float32: dict(rtol=1e-5, atol=1e-6),
+}
 STRATEGIES = ("ring", "all_gather")
 
 
@@ -67,8 +70,9 @@ def _clip(diff, other, params, **options):
 def _siglip(diff, other, params, **options):
   (x, y), (where,), (scale, bias) = diff, other, params
   fn = _pick(jaxloss.siglip_loss, jd.siglip_loss, options)
-  return _mean(fn, x, y, logit_scale=scale, logit_bias=bias, where=where,
-               **options)
+  return _mean(
+    fn, x, y, logit_scale=scale, logit_bias=bias, where=where, **options
+  )
 
 
 def _infonce_shared(diff, other, params, **options):
@@ -80,38 +84,49 @@ def _infonce_shared(diff, other, params, **options):
 def _infonce_paired(diff, other, params, **options):
   (a, p, n), (weights,), (t,) = diff, other, params
   fn = _pick(jaxloss.infonce_loss, jd.infonce_loss, options)
-  return _mean(fn, a, p, n, temperature=t, similarity="dot", weights=weights,
-               **options)
+  return _mean(
+    fn, a, p, n, temperature=t, similarity="dot", weights=weights, **options
+  )
 
 
 def _supcon(diff, other, params, **options):
   (x,), (labels, where), (t,) = diff, other, params
-  fn = _pick(jaxloss.supervised_contrastive_loss,
-             jd.supervised_contrastive_loss, options)
-  return _mean(fn, x, labels, temperature=t, base_temperature=0.1,
-               where=where, **options)
+  fn = _pick(
+    jaxloss.supervised_contrastive_loss, jd.supervised_contrastive_loss, options
+  )
+  return _mean(
+    fn, x, labels, temperature=t, base_temperature=0.1, where=where, **options
+  )
 
 
 def _supcon_views(diff, other, params, **options):
   (x,), (where,), (t,) = diff, other, params
-  fn = _pick(jaxloss.supervised_contrastive_loss,
-             jd.supervised_contrastive_loss, options)
+  fn = _pick(
+    jaxloss.supervised_contrastive_loss, jd.supervised_contrastive_loss, options
+  )
   return _mean(fn, x, None, temperature=t, where=where, **options)
 
 
 def _mnr_symmetric(diff, other, params, **options):
   (a, p, n), (where,), (scale,) = diff, other, params
-  fn = _pick(jaxloss.multiple_negatives_ranking_loss,
-             jd.multiple_negatives_ranking_loss, options)
+  fn = _pick(
+    jaxloss.multiple_negatives_ranking_loss,
+    jd.multiple_negatives_ranking_loss,
+    options,
+  )
   return _mean(fn, a, p, n, scale=scale, symmetric=True, where=where, **options)
 
 
 def _mnr_dot(diff, other, params, **options):
   (a, p), (weights,), (scale,) = diff, other, params
-  fn = _pick(jaxloss.multiple_negatives_ranking_loss,
-             jd.multiple_negatives_ranking_loss, options)
-  return _mean(fn, a, p, scale=scale, similarity="dot", weights=weights,
-               **options)
+  fn = _pick(
+    jaxloss.multiple_negatives_ranking_loss,
+    jd.multiple_negatives_ranking_loss,
+    options,
+  )
+  return _mean(
+    fn, a, p, scale=scale, similarity="dot", weights=weights, **options
+  )
 
 
 def _normal(rng, dtype, *shape):
@@ -131,39 +146,95 @@ def _scalar(value, dtype):
 
 
 VARIANTS = [
-    Variant("clip_loss", _clip, lambda r, t: (
-        (_normal(r, t, BATCH, DIM), _normal(r, t, BATCH, DIM)),
-        (_mask(r, BATCH), _weights(r, t)), (_scalar(0.2, t),))),
-    Variant("siglip_loss", _siglip, lambda r, t: (
-        (_normal(r, t, BATCH, DIM), _normal(r, t, BATCH, DIM)),
-        (_mask(r, BATCH),), (_scalar(5.0, t), _scalar(-2.0, t)))),
-    Variant("infonce_loss[shared negatives]", _infonce_shared, lambda r, t: (
-        (_normal(r, t, BATCH, DIM), _normal(r, t, BATCH, DIM),
-         _normal(r, t, BATCH, DIM)), (_mask(r, BATCH),), (_scalar(0.3, t),))),
-    Variant("infonce_loss[per-anchor negatives, dot]", _infonce_paired,
-            lambda r, t: (
-                (_normal(r, t, BATCH, DIM), _normal(r, t, BATCH, DIM),
-                 _normal(r, t, BATCH, 2, DIM)), (_weights(r, t),),
-                (_scalar(2.0, t),))),
-    Variant("supervised_contrastive_loss", _supcon, lambda r, t: (
-        (_normal(r, t, BATCH, DIM) / 2,),
-        (jnp.asarray(r.integers(0, 5, BATCH)), _mask(r, BATCH)),
-        (_scalar(0.5, t),))),
-    Variant("supervised_contrastive_loss[2 views, no labels]", _supcon_views,
-            lambda r, t: ((_normal(r, t, BATCH, 2, DIM) / 2,),
-                          (_mask(r, BATCH, 1),), (_scalar(0.5, t),))),
-    Variant("multiple_negatives_ranking_loss[negatives, symmetric]",
-            _mnr_symmetric, lambda r, t: (
-                (_normal(r, t, BATCH, DIM), _normal(r, t, BATCH, DIM),
-                 _normal(r, t, BATCH, DIM)), (_mask(r, BATCH),),
-                (_scalar(4.0, t),))),
-    Variant("multiple_negatives_ranking_loss[dot]", _mnr_dot, lambda r, t: (
-        (_normal(r, t, BATCH, DIM), _normal(r, t, BATCH, DIM)),
-        (_weights(r, t),), (_scalar(0.5, t),))),
+  Variant(
+    "clip_loss",
+    _clip,
+    lambda r, t: (
+      (_normal(r, t, BATCH, DIM), _normal(r, t, BATCH, DIM)),
+      (_mask(r, BATCH), _weights(r, t)),
+      (_scalar(0.2, t),),
+    ),
+  ),
+  Variant(
+    "siglip_loss",
+    _siglip,
+    lambda r, t: (
+      (_normal(r, t, BATCH, DIM), _normal(r, t, BATCH, DIM)),
+      (_mask(r, BATCH),),
+      (_scalar(5.0, t), _scalar(-2.0, t)),
+    ),
+  ),
+  Variant(
+    "infonce_loss[shared negatives]",
+    _infonce_shared,
+    lambda r, t: (
+      (
+        _normal(r, t, BATCH, DIM),
+        _normal(r, t, BATCH, DIM),
+        _normal(r, t, BATCH, DIM),
+      ),
+      (_mask(r, BATCH),),
+      (_scalar(0.3, t),),
+    ),
+  ),
+  Variant(
+    "infonce_loss[per-anchor negatives, dot]",
+    _infonce_paired,
+    lambda r, t: (
+      (
+        _normal(r, t, BATCH, DIM),
+        _normal(r, t, BATCH, DIM),
+        _normal(r, t, BATCH, 2, DIM),
+      ),
+      (_weights(r, t),),
+      (_scalar(2.0, t),),
+    ),
+  ),
+  Variant(
+    "supervised_contrastive_loss",
+    _supcon,
+    lambda r, t: (
+      (_normal(r, t, BATCH, DIM) / 2,),
+      (jnp.asarray(r.integers(0, 5, BATCH)), _mask(r, BATCH)),
+      (_scalar(0.5, t),),
+    ),
+  ),
+  Variant(
+    "supervised_contrastive_loss[2 views, no labels]",
+    _supcon_views,
+    lambda r, t: (
+      (_normal(r, t, BATCH, 2, DIM) / 2,),
+      (_mask(r, BATCH, 1),),
+      (_scalar(0.5, t),),
+    ),
+  ),
+  Variant(
+    "multiple_negatives_ranking_loss[negatives, symmetric]",
+    _mnr_symmetric,
+    lambda r, t: (
+      (
+        _normal(r, t, BATCH, DIM),
+        _normal(r, t, BATCH, DIM),
+        _normal(r, t, BATCH, DIM),
+      ),
+      (_mask(r, BATCH),),
+      (_scalar(4.0, t),),
+    ),
+  ),
+  Variant(
+    "multiple_negatives_ranking_loss[dot]",
+    _mnr_dot,
+    lambda r, t: (
+      (_normal(r, t, BATCH, DIM), _normal(r, t, BATCH, DIM)),
+      (_weights(r, t),),
+      (_scalar(0.5, t),),
+    ),
+  ),
 ]
 
 # --------------------------------------------------------------------------- #
 # harness
+
 
 class Report:
   """Collects check results and prints them as JSON lines."""
@@ -173,15 +244,23 @@ class Report:
 
   def add(self, group, label, ok, detail=""):
     self.failed += not ok
-    print(json.dumps({"group": group, "label": label, "ok": bool(ok),
-                      "detail": detail}), flush=True)
+    print(
+      json.dumps(
+        {"group": group, "label": label, "ok": bool(ok), "detail": detail}
+      ),
+      flush=True,
+    )
 
   def close(self, group, label, got, want, dtype):
     """``got`` ≈ ``want`` leaf by leaf, with the dtype's tolerance."""
     got_leaves, want_leaves = jax.tree.leaves(got), jax.tree.leaves(want)
     if len(got_leaves) != len(want_leaves):
-      return self.add(group, label, False, f"{len(got_leaves)} leaves, "
-                      f"expected {len(want_leaves)}")
+      return self.add(
+        group,
+        label,
+        False,
+        f"{len(got_leaves)} leaves, expected {len(want_leaves)}",
+      )
     worst, problems = 0.0, []
     for i, (g, w) in enumerate(zip(got_leaves, want_leaves)):
       g, w = np.asarray(g), np.asarray(w)
@@ -192,11 +271,17 @@ class Report:
       error = np.abs(g.astype(np.float64) - w)
       bound = tol["atol"] + tol["rtol"] * np.abs(w)
       if not np.all(error <= bound):
-        problems.append(f"leaf {i}: max |error| {error.max():.3g}, "
-                        f"max |expected| {np.abs(w).max():.3g}")
+        problems.append(
+          f"leaf {i}: max |error| {error.max():.3g}, "
+          f"max |expected| {np.abs(w).max():.3g}"
+        )
       worst = max(worst, float(error.max()) if error.size else 0.0)
-    self.add(group, label, not problems,
-             "; ".join(problems) or f"max |error| {worst:.2g}")
+    self.add(
+      group,
+      label,
+      not problems,
+      "; ".join(problems) or f"max |error| {worst:.2g}",
+    )
 
 
 def _mesh(n, names=("data",), shape=None, types=AxisType.Auto):
@@ -220,12 +305,15 @@ def _inputs(dtype, seed=0):
 
 
 def _losses(which, diffs, others, params, **options):
-  return [VARIANTS[k].loss(d, o, p, **options)
-          for k, d, o, p in zip(which, diffs, others, params)]
+  return [
+    VARIANTS[k].loss(d, o, p, **options)
+    for k, d, o, p in zip(which, diffs, others, params)
+  ]
 
 
 def _value_and_grad(losses):
   """``(diffs, others, params) -> ((total, values), (d_diffs, d_params))``."""
+
   def total(diffs, others, params):
     values = losses(diffs, others, params)
     return sum(values), values
@@ -243,10 +331,14 @@ def _sharded_step(mesh, axis, strategy, which, chunk_size=CHUNK):
   """jit(value_and_grad(shard_map(variants))), gradients taken outside."""
   spec = jax.P(axis)
   losses = jax.shard_map(
-      functools.partial(_losses, which, axis_name=axis, strategy=strategy,
-                        chunk_size=chunk_size),
-      mesh=mesh, in_specs=(spec, spec, jax.P()), out_specs=jax.P(),
-      check_vma=True)
+    functools.partial(
+      _losses, which, axis_name=axis, strategy=strategy, chunk_size=chunk_size
+    ),
+    mesh=mesh,
+    in_specs=(spec, spec, jax.P()),
+    out_specs=jax.P(),
+    check_vma=True,
+  )
   return jax.jit(_value_and_grad(losses))
 
 
@@ -257,10 +349,12 @@ def _compare(report, group, prefix, which, got, want, dtype):
   for i, k in enumerate(which):
     label = f"{prefix} {VARIANTS[k].name}"
     report.close(group, f"{label}: value", got_values[i], want_values[k], dtype)
-    report.close(group, f"{label}: embedding gradients", got_d[i], want_d[k],
-                 dtype)
-    report.close(group, f"{label}: hyper-parameter gradients", got_p[i],
-                 want_p[k], dtype)
+    report.close(
+      group, f"{label}: embedding gradients", got_d[i], want_d[k], dtype
+    )
+    report.close(
+      group, f"{label}: hyper-parameter gradients", got_p[i], want_p[k], dtype
+    )
 
 
 def _run(report, group, prefix, step, which, inputs, want, dtype):
@@ -271,32 +365,49 @@ def _run(report, group, prefix, step, which, inputs, want, dtype):
 # --------------------------------------------------------------------------- #
 # check groups
 
+
 def check_equality(report, dtype, plan):
   """``plan``: ``[(devices, strategy, variants, chunk_size)]``."""
   group = np.dtype(dtype).name
   inputs = _inputs(dtype)
   want = _reference(inputs)
   for n, strategy, which, chunk in plan:
-    _run(report, group, f"{n} devices, {strategy}, chunk_size={chunk}:",
-         _sharded_step(_mesh(n), "data", strategy, which, chunk), which,
-         inputs, want, dtype)
+    _run(
+      report,
+      group,
+      f"{n} devices, {strategy}, chunk_size={chunk}:",
+      _sharded_step(_mesh(n), "data", strategy, which, chunk),
+      which,
+      inputs,
+      want,
+      dtype,
+    )
   # The comparison can fail: the mean of per-device single-device losses
   # (what forgetting the other devices' negatives gives) is another number.
   d, o, p = inputs[0]
-  part = lambda tree, k: jax.tree.map(lambda x: x[3 * k:3 * k + 3], tree)
-  local = np.mean([VARIANTS[0].loss(part(d, k), part(o, k), p)
-                   for k in range(8)])
+  part = lambda tree, k: jax.tree.map(lambda x: x[3 * k : 3 * k + 3], tree)
+  local = np.mean(
+    [VARIANTS[0].loss(part(d, k), part(o, k), p) for k in range(8)]
+  )
   global_ = float(want[0][1][0])
-  report.add(group, "control: local-only CLIP differs from the global loss",
-             abs(float(local) - global_) > 1e-3,
-             f"local {float(local):.6f} vs global {global_:.6f}")
+  report.add(
+    group,
+    "control: local-only CLIP differs from the global loss",
+    abs(float(local) - global_) > 1e-3,
+    f"local {float(local):.6f} vs global {global_:.6f}",
+  )
 
 
 FLOAT64_PLAN = [
-    (8, "ring", ALL, CHUNK), (8, "all_gather", ALL, CHUNK),
-    (3, "ring", ONE_EACH, CHUNK), (3, "all_gather", ONE_EACH, CHUNK),
-    (2, "ring", ONE_EACH, None), (2, "all_gather", FEW, None),  # whole blocks
-    (1, "ring", ONE_EACH, CHUNK), (1, "all_gather", FEW, CHUNK)]  # / dense.
+  (8, "ring", ALL, CHUNK),
+  (8, "all_gather", ALL, CHUNK),
+  (3, "ring", ONE_EACH, CHUNK),
+  (3, "all_gather", ONE_EACH, CHUNK),
+  (2, "ring", ONE_EACH, None),
+  (2, "all_gather", FEW, None),  # whole blocks
+  (1, "ring", ONE_EACH, CHUNK),
+  (1, "all_gather", FEW, CHUNK),
+]  # / dense.
 FLOAT32_PLAN = [(8, "ring", ONE_EACH, CHUNK), (3, "all_gather", FEW, CHUNK)]
 
 
@@ -305,12 +416,21 @@ def check_two_axis_mesh(report):
   inputs = _inputs(np.float64)
   want = _reference(inputs)
   mesh = _mesh(8, ("data", "model"), (4, 2))
-  for axis, strategy, which in [("data", "ring", FEW),
-                                ("data", "all_gather", (0,)),
-                                (("data", "model"), "ring", (0, 1))]:
-    _run(report, group, f"data 4 x model 2, batch over {axis}, {strategy}:",
-         _sharded_step(mesh, axis, strategy, which), which, inputs, want,
-         np.float64)
+  for axis, strategy, which in [
+    ("data", "ring", FEW),
+    ("data", "all_gather", (0,)),
+    (("data", "model"), "ring", (0, 1)),
+  ]:
+    _run(
+      report,
+      group,
+      f"data 4 x model 2, batch over {axis}, {strategy}:",
+      _sharded_step(mesh, axis, strategy, which),
+      which,
+      inputs,
+      want,
+      np.float64,
+    )
 
 
 def check_pmap(report):
@@ -319,12 +439,16 @@ def check_pmap(report):
   inputs = _inputs(np.float64)
   want = _reference(inputs)
   split = lambda tree: jax.tree.map(
-      lambda x: x.reshape((DEVICES, -1) + x.shape[1:]), tree)
+    lambda x: x.reshape((DEVICES, -1) + x.shape[1:]), tree
+  )
   for strategy, which in [("ring", (0, 4)), ("all_gather", (1,))]:
     mapped = jax.pmap(
-        lambda d, o, p: jnp.stack(_losses(which, d, o, p, axis_name="i",
-                                          strategy=strategy, chunk_size=2)),
-        axis_name="i", in_axes=(0, 0, None))
+      lambda d, o, p: jnp.stack(
+        _losses(which, d, o, p, axis_name="i", strategy=strategy, chunk_size=2)
+      ),
+      axis_name="i",
+      in_axes=(0, 0, None),
+    )
 
     def losses(d, o, p):
       per_device = mapped(split(d), split(o), p)  # [devices, variants]
@@ -335,23 +459,43 @@ def check_pmap(report):
       return sum(mean), (mean, per_device)
 
     (_, (mean, per_device)), grads = jax.value_and_grad(
-        total, argnums=(0, 2), has_aux=True)(*zip(*[inputs[k] for k in which]))
+      total, argnums=(0, 2), has_aux=True
+    )(*zip(*[inputs[k] for k in which]))
     per_device = np.asarray(per_device)
-    report.add(group, f"{strategy}: the loss is the same on every device",
-               bool(np.all(np.abs(per_device - per_device[:1]) <= 1e-12)))
-    _compare(report, group, f"8 devices, {strategy}:", which,
-             ((None, mean), grads), want, np.float64)
+    report.add(
+      group,
+      f"{strategy}: the loss is the same on every device",
+      bool(np.all(np.abs(per_device - per_device[:1]) <= 1e-12)),
+    )
+    _compare(
+      report,
+      group,
+      f"8 devices, {strategy}:",
+      which,
+      ((None, mean), grads),
+      want,
+      np.float64,
+    )
   # jax.grad inside pmap differentiates every device's copy of the
   # replicated loss: D times the global gradient (as docs/distributed.md says).
   d, o, p = inputs[0]
-  inner = jax.pmap(jax.grad(lambda d, o, p: VARIANTS[0].loss(
-      d, o, p, axis_name="i", chunk_size=2)), axis_name="i",
-                   in_axes=(0, 0, None))
-  got = jax.tree.map(lambda g: g.reshape((-1,) + g.shape[2:]),
-                     inner(split(d), split(o), p))
-  report.close(group, "ring: clip_loss, grad inside pmap = 8 x the gradient",
-               got, jax.tree.map(lambda w: DEVICES * w, want[1][0][0]),
-               np.float64)
+  inner = jax.pmap(
+    jax.grad(
+      lambda d, o, p: VARIANTS[0].loss(d, o, p, axis_name="i", chunk_size=2)
+    ),
+    axis_name="i",
+    in_axes=(0, 0, None),
+  )
+  got = jax.tree.map(
+    lambda g: g.reshape((-1,) + g.shape[2:]), inner(split(d), split(o), p)
+  )
+  report.close(
+    group,
+    "ring: clip_loss, grad inside pmap = 8 x the gradient",
+    got,
+    jax.tree.map(lambda w: DEVICES * w, want[1][0][0]),
+    np.float64,
+  )
 
 
 def check_grad_inside(report):
@@ -361,37 +505,68 @@ def check_grad_inside(report):
   want = _reference(inputs)
   spec = jax.P("data")
   which = (0, 1)
-  losses = functools.partial(_losses, which, axis_name="data",
-                             chunk_size=CHUNK)
-  step = jax.jit(jax.shard_map(
-      _value_and_grad(losses), mesh=_mesh(DEVICES),
+  losses = functools.partial(_losses, which, axis_name="data", chunk_size=CHUNK)
+  step = jax.jit(
+    jax.shard_map(
+      _value_and_grad(losses),
+      mesh=_mesh(DEVICES),
       in_specs=(spec, spec, jax.P()),
-      out_specs=((jax.P(), jax.P()), (spec, jax.P())), check_vma=True))
-  _run(report, group, "8 devices, ring, grad inside:", step, which, inputs,
-       want, np.float64)
+      out_specs=((jax.P(), jax.P()), (spec, jax.P())),
+      check_vma=True,
+    )
+  )
+  _run(
+    report,
+    group,
+    "8 devices, ring, grad inside:",
+    step,
+    which,
+    inputs,
+    want,
+    np.float64,
+  )
 
 
 def check_reductions(report):
-  """"none" (local values, sharded out), "sum" and "batchmean"."""
+  """ "none" (local values, sharded out), "sum" and "batchmean"."""
   group = "reductions"
   inputs = _inputs(np.float64)
   spec = jax.P("data")
-  plans = {"ring": [(k, "none") for k in ONE_EACH] + [(0, "sum"),
-                                                      (4, "batchmean")],
-           "all_gather": [(0, "none"), (1, "sum")]}
+  plans = {
+    "ring": [(k, "none") for k in ONE_EACH] + [(0, "sum"), (4, "batchmean")],
+    "all_gather": [(0, "none"), (1, "sum")],
+  }
   for strategy, plan in plans.items():
-    def local(inputs):
-      return [VARIANTS[k].loss(*inputs[k], reduction=r, axis_name="data",
-                               strategy=strategy, chunk_size=CHUNK)
-              for k, r in plan]
 
-    got = jax.jit(jax.shard_map(
-        local, mesh=_mesh(3), in_specs=([(spec, spec, jax.P())] * len(inputs),),
-        out_specs=[spec if r == "none" else jax.P() for _, r in plan]))(inputs)
+    def local(inputs):
+      return [
+        VARIANTS[k].loss(
+          *inputs[k],
+          reduction=r,
+          axis_name="data",
+          strategy=strategy,
+          chunk_size=CHUNK,
+        )
+        for k, r in plan
+      ]
+
+    got = jax.jit(
+      jax.shard_map(
+        local,
+        mesh=_mesh(3),
+        in_specs=([(spec, spec, jax.P())] * len(inputs),),
+        out_specs=[spec if r == "none" else jax.P() for _, r in plan],
+      )
+    )(inputs)
     for (k, r), value in zip(plan, got):
       want = VARIANTS[k].loss(*inputs[k], reduction=r)
-      report.close(group, f"3 devices, {strategy}: {VARIANTS[k].name}, "
-                   f"reduction={r!r}", value, want, np.float64)
+      report.close(
+        group,
+        f"3 devices, {strategy}: {VARIANTS[k].name}, reduction={r!r}",
+        value,
+        want,
+        np.float64,
+      )
 
 
 def check_shard_wrapper(report):
@@ -399,8 +574,9 @@ def check_shard_wrapper(report):
   with a learned temperature and reduction="none"."""
   group = "shard_wrapper"
   rng = np.random.default_rng(6)
-  x, y = (jnp.asarray(rng.normal(size=(BATCH, DIM)), jnp.float32)
-          for _ in range(2))
+  x, y = (
+    jnp.asarray(rng.normal(size=(BATCH, DIM)), jnp.float32) for _ in range(2)
+  )
   labels = jnp.asarray(rng.integers(0, 4, BATCH))
   t = jnp.float32(0.2)
   explicit = _mesh(8, types=AxisType.Explicit)
@@ -411,24 +587,41 @@ def check_shard_wrapper(report):
 
   got = jax.jit(jax.value_and_grad(clip, argnums=(0, 1, 2)))(x, y, t)
   want = jax.value_and_grad(
-      lambda x, y, t: jaxloss.clip_loss(x, y, temperature=t,
-                                        reduction="mean"),
-      argnums=(0, 1, 2))(x, y, t)
-  report.close(group, "jit, Explicit mesh: clip_loss value and gradients",
-               got, want, np.float32)
+    lambda x, y, t: jaxloss.clip_loss(x, y, temperature=t, reduction="mean"),
+    argnums=(0, 1, 2),
+  )(x, y, t)
+  report.close(
+    group,
+    "jit, Explicit mesh: clip_loss value and gradients",
+    got,
+    want,
+    np.float32,
+  )
   got = jd.shard(jd.supervised_contrastive_loss, two_axis)(
-      x, labels, strategy="all_gather", temperature=0.5, reduction="none")
+    x, labels, strategy="all_gather", temperature=0.5, reduction="none"
+  )
   want = jaxloss.supervised_contrastive_loss(x, labels, temperature=0.5)
-  report.close(group, "eager, data x model mesh: supcon, reduction='none'",
-               got, want, np.float32)
-  siglip = functools.partial(jd.shard(jd.siglip_loss, _mesh(3), axis="data"),
-                             chunk_size=3)  # options static under jit.
+  report.close(
+    group,
+    "eager, data x model mesh: supcon, reduction='none'",
+    got,
+    want,
+    np.float32,
+  )
+  siglip = functools.partial(
+    jd.shard(jd.siglip_loss, _mesh(3), axis="data"), chunk_size=3
+  )  # options static under jit.
   got = jax.jit(siglip)(x, y, logit_scale=t * 20)
   want = jaxloss.siglip_loss(x, y, logit_scale=t * 20, reduction="mean")
-  report.close(group, "jit, Auto 3-device mesh: siglip_loss", got, want,
-               np.float32)
-  report.add(group, "float32 stays float32 under jax_enable_x64",
-             got.dtype == jnp.float32, str(got.dtype))
+  report.close(
+    group, "jit, Auto 3-device mesh: siglip_loss", got, want, np.float32
+  )
+  report.add(
+    group,
+    "float32 stays float32 under jax_enable_x64",
+    got.dtype == jnp.float32,
+    str(got.dtype),
+  )
 
 
 def check_errors(report):
@@ -438,56 +631,93 @@ def check_errors(report):
   x = jnp.zeros((4, DIM))
 
   def traced(fn):
-    return lambda: jax.eval_shape(jax.shard_map(
-        fn, mesh=mesh, in_specs=jax.P("data"), out_specs=jax.P()), x)
+    return lambda: jax.eval_shape(
+      jax.shard_map(fn, mesh=mesh, in_specs=jax.P("data"), out_specs=jax.P()), x
+    )
 
   cases = {
-      "unknown strategy": (traced(lambda v: jd.clip_loss(
-          v, v, axis_name="data", strategy="tree")), "strategy"),
-      "unknown reduction": (traced(lambda v: jd.siglip_loss(
-          v, v, axis_name="data", reduction="avg")), "reduction"),
-      "chunk_size 0": (traced(lambda v: jd.infonce_loss(
-          v, v, axis_name="data", chunk_size=0)), "chunk_size"),
-      "temperature <= 0": (traced(lambda v: jd.clip_loss(
-          v, v, axis_name="data", temperature=0.0)), "temperature"),
-      "axis not in the shard_map": (traced(lambda v: jd.clip_loss(
-          v, v, axis_name="batch")), "axis_name='batch'"),
-      "called outside shard_map": (lambda: jd.clip_loss(
-          x, x, axis_name="data"), "shard_map"),
-      "labels of the wrong shape": (traced(lambda v: jd.supervised_contrastive_loss(
-          v, jnp.zeros(3, int), axis_name="data")), "labels"),
-      "unknown similarity": (traced(lambda v: jd.multiple_negatives_ranking_loss(
-          v, v, axis_name="data", similarity="l2")), "similarity"),
-      "shard of a single-device loss": (lambda: jd.shard(
-          jaxloss.clip_loss, mesh), "jaxloss.distributed"),
-      "shard over an unknown axis": (lambda: jd.shard(
-          jd.clip_loss, mesh, axis="model"), "model"),
-      "shard with axis_name": (lambda: jd.shard(jd.clip_loss, mesh)(
-          x, x, axis_name="data"), "axis_name"),
-      "shard of a batch the devices do not divide": (lambda: jd.shard(
-          jd.clip_loss, mesh)(x[:3], x[:3]), "multiple"),
+    "unknown strategy": (
+      traced(lambda v: jd.clip_loss(v, v, axis_name="data", strategy="tree")),
+      "strategy",
+    ),
+    "unknown reduction": (
+      traced(lambda v: jd.siglip_loss(v, v, axis_name="data", reduction="avg")),
+      "reduction",
+    ),
+    "chunk_size 0": (
+      traced(lambda v: jd.infonce_loss(v, v, axis_name="data", chunk_size=0)),
+      "chunk_size",
+    ),
+    "temperature <= 0": (
+      traced(lambda v: jd.clip_loss(v, v, axis_name="data", temperature=0.0)),
+      "temperature",
+    ),
+    "axis not in the shard_map": (
+      traced(lambda v: jd.clip_loss(v, v, axis_name="batch")),
+      "axis_name='batch'",
+    ),
+    "called outside shard_map": (
+      lambda: jd.clip_loss(x, x, axis_name="data"),
+      "shard_map",
+    ),
+    "labels of the wrong shape": (
+      traced(
+        lambda v: jd.supervised_contrastive_loss(
+          v, jnp.zeros(3, int), axis_name="data"
+        )
+      ),
+      "labels",
+    ),
+    "unknown similarity": (
+      traced(
+        lambda v: jd.multiple_negatives_ranking_loss(
+          v, v, axis_name="data", similarity="l2"
+        )
+      ),
+      "similarity",
+    ),
+    "shard of a single-device loss": (
+      lambda: jd.shard(jaxloss.clip_loss, mesh),
+      "jaxloss.distributed",
+    ),
+    "shard over an unknown axis": (
+      lambda: jd.shard(jd.clip_loss, mesh, axis="model"),
+      "model",
+    ),
+    "shard with axis_name": (
+      lambda: jd.shard(jd.clip_loss, mesh)(x, x, axis_name="data"),
+      "axis_name",
+    ),
+    "shard of a batch the devices do not divide": (
+      lambda: jd.shard(jd.clip_loss, mesh)(x[:3], x[:3]),
+      "multiple",
+    ),
   }
   for label, (fn, needle) in cases.items():
     try:
       fn()
     except ValueError as error:
       report.add(group, label, needle in str(error), str(error)[:300])
-    except Exception as error:  # noqa: BLE001 (reported, not hidden)
-      report.add(group, label, False,
-                 f"{type(error).__name__} instead of ValueError: {error}"[:300])
+    except Exception as error:
+      report.add(
+        group,
+        label,
+        False,
+        f"{type(error).__name__} instead of ValueError: {error}"[:300],
+      )
     else:
       report.add(group, label, False, "no error raised")
 
 
 GROUPS = {
-    "float64": lambda r: check_equality(r, np.float64, FLOAT64_PLAN),
-    "float32": lambda r: check_equality(r, np.float32, FLOAT32_PLAN),
-    "two_axis_mesh": check_two_axis_mesh,
-    "pmap": check_pmap,
-    "grad_inside": check_grad_inside,
-    "reductions": check_reductions,
-    "shard_wrapper": check_shard_wrapper,
-    "errors": check_errors,
+  "float64": lambda r: check_equality(r, np.float64, FLOAT64_PLAN),
+  "float32": lambda r: check_equality(r, np.float32, FLOAT32_PLAN),
+  "two_axis_mesh": check_two_axis_mesh,
+  "pmap": check_pmap,
+  "grad_inside": check_grad_inside,
+  "reductions": check_reductions,
+  "shard_wrapper": check_shard_wrapper,
+  "errors": check_errors,
 }
 
 
@@ -496,16 +726,20 @@ def main(argv):
   jax.config.update("jax_numpy_rank_promotion", "raise")
   report = Report()
   if jax.device_count() < DEVICES:
-    report.add("setup", "8 devices", False,
-               f"{jax.device_count()} devices: set XLA_FLAGS="
-               f"--xla_force_host_platform_device_count={DEVICES} before jax "
-               "is imported")
+    report.add(
+      "setup",
+      "8 devices",
+      False,
+      f"{jax.device_count()} devices: set XLA_FLAGS="
+      f"--xla_force_host_platform_device_count={DEVICES} before jax "
+      "is imported",
+    )
     return 1
   for name in argv or GROUPS:
     start = time.perf_counter()
     try:
       GROUPS[name](report)
-    except Exception:  # noqa: BLE001 (a crash is a failed check, with its trace)
+    except Exception:
       report.add(name, "group crashed", False, traceback.format_exc()[-2000:])
     report.add(name, "time", True, f"{time.perf_counter() - start:.1f} s")
   return 1 if report.failed else 0

@@ -25,11 +25,14 @@ BOXES = np.array([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 3.0, 4.0]], np.float32)
 IMAGES = _uniform(1, 2, 8, 8, 1)
 TOKENS = -_uniform(2, 2, 5) - 0.1  # per-token log-probabilities
 MASK = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], np.int32)
-CTC = dict(logits=_normal(3, 2, 6, 4),
-           logit_paddings=np.zeros((2, 6), np.float32),
-           label_paddings=np.array([[0, 0, 1], [0, 0, 0]], np.float32))
-TD = dict(values=_normal(4, 5), rewards=_normal(5, 5),
-          next_values=_normal(6, 5))
+CTC = dict(
+  logits=_normal(3, 2, 6, 4),
+  logit_paddings=np.zeros((2, 6), np.float32),
+  label_paddings=np.array([[0, 0, 1], [0, 0, 0]], np.float32),
+)
+TD = dict(
+  values=_normal(4, 5), rewards=_normal(5, 5), next_values=_normal(6, 5)
+)
 
 
 def _with(array, index, value):
@@ -40,115 +43,220 @@ def _with(array, index, value):
 
 # family: (loss, good (args, kwargs), bad (args, kwargs), the argument named)
 FAMILIES = {
-    "classification": (
-        jl.softmax_cross_entropy_with_integer_labels,
-        ((LOGITS, np.array([0, 2, 1, -100])), dict(ignore_index=-100)),
-        ((LOGITS, np.array([0, 3, 1, 1])), {}), "labels"),
-    "divergence": (
-        jl.kl_divergence,
-        ((jax.nn.log_softmax(LOGITS), jax.nn.softmax(LOGITS[::-1])), {}),
-        ((LOGITS, jax.nn.softmax(LOGITS)), {}), "log_predictions"),
-    "regression": (
-        jl.gaussian_nll_loss,
-        ((LOGITS, LOGITS[::-1], _uniform(7, 4, 3) + 0.1), {}),
-        ((LOGITS, LOGITS[::-1], _with(_uniform(7, 4, 3), (1, 2), -0.5)), {}),
-        "variances"),
-    "ranking": (
-        jl.ranking_softmax_loss,  # a masked item's label may hold padding
-        ((LOGITS, _with(_uniform(8, 4, 3), (0, 1), -1.0)),
-         dict(where=_with(np.ones((4, 3), bool), (0, 1), False))),
-        ((LOGITS, _with(_uniform(8, 4, 3), (0, 1), -1.0)), {}), "labels"),
-    "metric_learning": (
-        jl.arcface_loss,
-        ((np.tanh(LOGITS), np.array([0, 2, 1, 1])), {}),
-        ((_with(np.tanh(LOGITS), (3, 0), 1.5), np.array([0, 2, 1, 1])), {}),
-        "cosines"),
-    "contrastive": (
-        jl.clip_loss,
-        ((_normal(10, 4, 3), _normal(11, 4, 3)), {}),
-        ((_with(_normal(10, 4, 3), (2, 0), np.nan), _normal(11, 4, 3)), {}),
-        "image_embeddings"),
-    "segmentation": (
-        jl.dice_loss,
-        ((_uniform(12, 2, 4, 3), np.eye(3, dtype=np.float32)[[0, 1, 2, 1]][None]
-          .repeat(2, 0)), dict(apply_softmax=False)),
-        ((_uniform(12, 2, 4, 3) + 1.5, np.ones((2, 4, 3), np.float32)),
-         dict(apply_softmax=False)), "predictions"),
-    "detection": (
-        jl.generalized_box_iou_loss,
-        ((BOXES, BOXES[::-1]), {}),
-        ((BOXES, _with(BOXES, (1, 2), 0.0)), {}), "boxes2"),
-    "image": (
-        jl.ssim_loss,
-        ((255 * IMAGES, 255 * IMAGES[::-1]), dict(max_val=255.0,
-                                                  filter_size=3)),
-        ((255 * IMAGES, 255 * IMAGES[::-1]), dict(filter_size=3)), "images"),
-    "sequence": (
-        jl.ctc_loss,
-        ((CTC["logits"], CTC["logit_paddings"],
-          np.array([[1, 2, 0], [3, 1, 2]]), CTC["label_paddings"]), {}),
-        ((CTC["logits"], CTC["logit_paddings"],  # 0 is the blank
-          np.array([[1, 0, 2], [3, 1, 2]]), CTC["label_paddings"]), {}),
-        "labels"),
-    "rl": (
-        jl.td_loss,
-        ((TD["values"], TD["rewards"], np.full(5, 0.99, np.float32),
-          TD["next_values"]), {}),
-        ((TD["values"], TD["rewards"], np.full(5, 1.5, np.float32),
-          TD["next_values"]), {}), "discounts"),
-    "preference": (
-        jl.simpo_loss,  # padded tokens (mask 0) may hold anything
-        ((TOKENS, _with(TOKENS, (0, 4), 3.0), MASK, MASK), {}),
-        ((_with(TOKENS, (1, 4), 3.0), TOKENS, MASK, MASK), {}),
-        "chosen_logps"),
-    "generative": (
-        jl.vae_loss,
-        ((LOGITS, _uniform(13, 4, 3), LOGITS, LOGITS), {}),
-        ((LOGITS, _uniform(13, 4, 3) + 1.0, LOGITS, LOGITS), {}), "targets"),
-    "regularization": (
-        jl.l2_regularization,
-        (({"w": LOGITS, "b": np.zeros(3, np.float32)},), {}),
-        (({"w": LOGITS, "b": np.array([0.0, np.inf, 0.0], np.float32)},), {}),
-        "params"),
+  "classification": (
+    jl.softmax_cross_entropy_with_integer_labels,
+    ((LOGITS, np.array([0, 2, 1, -100])), dict(ignore_index=-100)),
+    ((LOGITS, np.array([0, 3, 1, 1])), {}),
+    "labels",
+  ),
+  "divergence": (
+    jl.kl_divergence,
+    ((jax.nn.log_softmax(LOGITS), jax.nn.softmax(LOGITS[::-1])), {}),
+    ((LOGITS, jax.nn.softmax(LOGITS)), {}),
+    "log_predictions",
+  ),
+  "regression": (
+    jl.gaussian_nll_loss,
+    ((LOGITS, LOGITS[::-1], _uniform(7, 4, 3) + 0.1), {}),
+    ((LOGITS, LOGITS[::-1], _with(_uniform(7, 4, 3), (1, 2), -0.5)), {}),
+    "variances",
+  ),
+  "ranking": (
+    jl.ranking_softmax_loss,  # a masked item's label may hold padding
+    (
+      (LOGITS, _with(_uniform(8, 4, 3), (0, 1), -1.0)),
+      dict(where=_with(np.ones((4, 3), bool), (0, 1), False)),
+    ),
+    ((LOGITS, _with(_uniform(8, 4, 3), (0, 1), -1.0)), {}),
+    "labels",
+  ),
+  "metric_learning": (
+    jl.arcface_loss,
+    ((np.tanh(LOGITS), np.array([0, 2, 1, 1])), {}),
+    ((_with(np.tanh(LOGITS), (3, 0), 1.5), np.array([0, 2, 1, 1])), {}),
+    "cosines",
+  ),
+  "contrastive": (
+    jl.clip_loss,
+    ((_normal(10, 4, 3), _normal(11, 4, 3)), {}),
+    ((_with(_normal(10, 4, 3), (2, 0), np.nan), _normal(11, 4, 3)), {}),
+    "image_embeddings",
+  ),
+  "segmentation": (
+    jl.dice_loss,
+    (
+      (
+        _uniform(12, 2, 4, 3),
+        np.eye(3, dtype=np.float32)[[0, 1, 2, 1]][None].repeat(2, 0),
+      ),
+      dict(apply_softmax=False),
+    ),
+    (
+      (_uniform(12, 2, 4, 3) + 1.5, np.ones((2, 4, 3), np.float32)),
+      dict(apply_softmax=False),
+    ),
+    "predictions",
+  ),
+  "detection": (
+    jl.generalized_box_iou_loss,
+    ((BOXES, BOXES[::-1]), {}),
+    ((BOXES, _with(BOXES, (1, 2), 0.0)), {}),
+    "boxes2",
+  ),
+  "image": (
+    jl.ssim_loss,
+    ((255 * IMAGES, 255 * IMAGES[::-1]), dict(max_val=255.0, filter_size=3)),
+    ((255 * IMAGES, 255 * IMAGES[::-1]), dict(filter_size=3)),
+    "images",
+  ),
+  "sequence": (
+    jl.ctc_loss,
+    (
+      (
+        CTC["logits"],
+        CTC["logit_paddings"],
+        np.array([[1, 2, 0], [3, 1, 2]]),
+        CTC["label_paddings"],
+      ),
+      {},
+    ),
+    (
+      (
+        CTC["logits"],
+        CTC["logit_paddings"],  # 0 is the blank
+        np.array([[1, 0, 2], [3, 1, 2]]),
+        CTC["label_paddings"],
+      ),
+      {},
+    ),
+    "labels",
+  ),
+  "rl": (
+    jl.td_loss,
+    (
+      (
+        TD["values"],
+        TD["rewards"],
+        np.full(5, 0.99, np.float32),
+        TD["next_values"],
+      ),
+      {},
+    ),
+    (
+      (
+        TD["values"],
+        TD["rewards"],
+        np.full(5, 1.5, np.float32),
+        TD["next_values"],
+      ),
+      {},
+    ),
+    "discounts",
+  ),
+  "preference": (
+    jl.simpo_loss,  # padded tokens (mask 0) may hold anything
+    ((TOKENS, _with(TOKENS, (0, 4), 3.0), MASK, MASK), {}),
+    ((_with(TOKENS, (1, 4), 3.0), TOKENS, MASK, MASK), {}),
+    "chosen_logps",
+  ),
+  "generative": (
+    jl.vae_loss,
+    ((LOGITS, _uniform(13, 4, 3), LOGITS, LOGITS), {}),
+    ((LOGITS, _uniform(13, 4, 3) + 1.0, LOGITS, LOGITS), {}),
+    "targets",
+  ),
+  "regularization": (
+    jl.l2_regularization,
+    (({"w": LOGITS, "b": np.zeros(3, np.float32)},), {}),
+    (({"w": LOGITS, "b": np.array([0.0, np.inf, 0.0], np.float32)},), {}),
+    "params",
+  ),
 }
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_checked_raises_on_bad_values_and_passes_good_ones(family):
-  loss_fn, (good_args, good_kwargs), (bad_args, bad_kwargs), arg = (
-      FAMILIES[family])
-  assert loss_fn.__module__.split(".")[-1].lstrip("_").startswith(
-      family.split("_")[0])
+  loss_fn, (good_args, good_kwargs), (bad_args, bad_kwargs), arg = FAMILIES[
+    family
+  ]
+  assert (
+    loss_fn.__module__.split(".")[-1]
+    .lstrip("_")
+    .startswith(family.split("_")[0])
+  )
   checked = jl.checked(loss_fn)
   assert np.all(np.isfinite(checked(*good_args, **good_kwargs)))
   name = loss_fn.__name__
-  with pytest.raises(checkify.JaxRuntimeError,
-                     match=rf"^{name}: argument `{arg}` "):
+  with pytest.raises(
+    checkify.JaxRuntimeError, match=rf"^{name}: argument `{arg}` "
+  ):
     checked(*bad_args, **bad_kwargs)
 
 
-@pytest.mark.parametrize("loss_fn, args, kwargs, arg", [
-    (jl.ms_ssim_loss, (-IMAGES, IMAGES),
-     dict(filter_size=3, scale_weights=np.float32([0.5, 0.5])), "images"),
-    (jl.grpo_loss, (_with(TOKENS, (0, 1), 0.5), TOKENS, np.ones(2, np.float32),
-                    MASK), {}, "log_probs"),
-    (jl.orpo_loss, (TOKENS, _with(TOKENS, (1, 2), 0.5), MASK, MASK), {},
-     "rejected_logps"),
-    (jl.dpo_implicit_rewards, (np.float32([0.5]), np.float32([-1.0]),
-                               np.float32([-1.0]), np.float32([-1.0])), {},
-     "policy_chosen_logps"),
-    (jl.q_learning_loss,
-     (LOGITS, np.array([0, 1, 2, 0]), np.ones(4, np.float32),
-      np.float32([0.9, 0.9, -0.1, 0.9]), LOGITS), {}, "discounts"),
-    (jl.ntxent, (_normal(14, 4, 3), np.array([0, 0, 1, 1])),
-     dict(temperature=jnp.asarray(-0.1)), "temperature"),
-    (jl.elastic_net_regularization, ({"w": LOGITS},),
-     dict(l1=jnp.asarray(-1.0)), "l1"),
-])
-def test_rules_added_with_the_flax_and_optax_integration(loss_fn, args, kwargs,
-                                                         arg):
-  with pytest.raises(checkify.JaxRuntimeError,
-                     match=rf"^{loss_fn.__name__}: argument `{arg}` "):
+@pytest.mark.parametrize(
+  "loss_fn, args, kwargs, arg",
+  [
+    (
+      jl.ms_ssim_loss,
+      (-IMAGES, IMAGES),
+      dict(filter_size=3, scale_weights=np.float32([0.5, 0.5])),
+      "images",
+    ),
+    (
+      jl.grpo_loss,
+      (_with(TOKENS, (0, 1), 0.5), TOKENS, np.ones(2, np.float32), MASK),
+      {},
+      "log_probs",
+    ),
+    (
+      jl.orpo_loss,
+      (TOKENS, _with(TOKENS, (1, 2), 0.5), MASK, MASK),
+      {},
+      "rejected_logps",
+    ),
+    (
+      jl.dpo_implicit_rewards,
+      (
+        np.float32([0.5]),
+        np.float32([-1.0]),
+        np.float32([-1.0]),
+        np.float32([-1.0]),
+      ),
+      {},
+      "policy_chosen_logps",
+    ),
+    (
+      jl.q_learning_loss,
+      (
+        LOGITS,
+        np.array([0, 1, 2, 0]),
+        np.ones(4, np.float32),
+        np.float32([0.9, 0.9, -0.1, 0.9]),
+        LOGITS,
+      ),
+      {},
+      "discounts",
+    ),
+    (
+      jl.ntxent,
+      (_normal(14, 4, 3), np.array([0, 0, 1, 1])),
+      dict(temperature=jnp.asarray(-0.1)),
+      "temperature",
+    ),
+    (
+      jl.elastic_net_regularization,
+      ({"w": LOGITS},),
+      dict(l1=jnp.asarray(-1.0)),
+      "l1",
+    ),
+  ],
+)
+def test_rules_added_with_the_flax_and_optax_integration(
+  loss_fn, args, kwargs, arg
+):
+  with pytest.raises(
+    checkify.JaxRuntimeError, match=rf"^{loss_fn.__name__}: argument `{arg}` "
+  ):
     jl.checked(loss_fn)(*args, **kwargs)
 
 

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jax.experimental import checkify
 
 import jaxloss as jl
@@ -21,9 +22,11 @@ F64_TOL = dict(rtol=1e-10, atol=1e-12)
 
 
 def close(actual, expected, **tol):
-  np.testing.assert_allclose(np.asarray(actual, np.float64),
-                             np.asarray(expected, np.float64),
-                             **(tol or F32_TOL))
+  np.testing.assert_allclose(
+    np.asarray(actual, np.float64),
+    np.asarray(expected, np.float64),
+    **(tol or F32_TOL),
+  )
 
 
 def rng_for(seed):
@@ -45,6 +48,7 @@ def class_mask(rng, labels, num_classes):
 # --------------------------------------------------------------------------- #
 # float64 NumPy references
 
+
 def np_log_softmax(x, axis=-1):
   shifted = x - x.max(axis, keepdims=True)
   return shifted - np.log(np.exp(shifted).sum(axis, keepdims=True))
@@ -58,8 +62,14 @@ def np_pick(x, labels):
   return np.take_along_axis(x, labels[..., None], axis=-1)[..., 0]
 
 
-def torch_cross_entropy(logits, target, weight=None, ignore_index=-100,
-                        reduction="mean", label_smoothing=0.0):
+def torch_cross_entropy(
+  logits,
+  target,
+  weight=None,
+  ignore_index=-100,
+  reduction="mean",
+  label_smoothing=0.0,
+):
   """torch.nn.functional.cross_entropy with class-index targets (class axis
   last), following aten's cross_entropy_loss_label_smoothing / nll_loss."""
   logp = np_log_softmax(logits)
@@ -75,25 +85,31 @@ def torch_cross_entropy(logits, target, weight=None, ignore_index=-100,
   if reduction == "sum":
     return (1 - eps) * nll.sum() + eps / num_classes * smooth.sum()
   denominator = (w[t] * keep).sum()
-  return ((1 - eps) * nll.sum() / denominator
-          + eps / num_classes * smooth.sum() / denominator)
+  return (
+    1 - eps
+  ) * nll.sum() / denominator + eps / num_classes * smooth.sum() / denominator
 
 
-def torch_nll_loss(logp, target, weight=None, ignore_index=-100,
-                   reduction="mean"):
+def torch_nll_loss(
+  logp, target, weight=None, ignore_index=-100, reduction="mean"
+):
   """torch.nn.functional.nll_loss, class axis last."""
   keep = target != ignore_index
   t = np.where(keep, target, 0)
   w = (np.ones(logp.shape[-1]) if weight is None else weight)[t] * keep
   loss = -np_pick(logp, t) * w
-  return {"none": loss, "sum": loss.sum(), "mean": loss.sum() / w.sum()}[reduction]
+  return {"none": loss, "sum": loss.sum(), "mean": loss.sum() / w.sum()}[
+    reduction
+  ]
 
 
 def torch_binary_cross_entropy(p, y):
   """torch.nn.functional.binary_cross_entropy(reduction="none"): logs
   clamped at -100."""
   with np.errstate(divide="ignore"):
-    return -(y * np.maximum(np.log(p), -100) + (1 - y) * np.maximum(np.log1p(-p), -100))
+    return -(
+      y * np.maximum(np.log(p), -100) + (1 - y) * np.maximum(np.log1p(-p), -100)
+    )
 
 
 def torch_bce_with_logits(x, y, pos_weight=None):
@@ -101,7 +117,9 @@ def torch_bce_with_logits(x, y, pos_weight=None):
   as aten computes it."""
   pw = np.ones_like(x) if pos_weight is None else pos_weight
   log_weight = 1 + (pw - 1) * y
-  return (1 - y) * x + log_weight * (np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0))
+  return (1 - y) * x + log_weight * (
+    np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0)
+  )
 
 
 def torchvision_sigmoid_focal_loss(x, y, alpha=0.25, gamma=2.0):
@@ -119,14 +137,21 @@ def paper_poly1_focal_loss(x, y, epsilon=1.0, gamma=2.0, alpha=-1.0):
   """Leng et al. 2022, poly1_focal_loss (their appendix code)."""
   p = 1 / (1 + np.exp(-x))
   p_t = y * p + (1 - y) * (1 - p)
-  return (torchvision_sigmoid_focal_loss(x, y, alpha, gamma)
-          + epsilon * (1 - p_t) ** (gamma + 1))
+  return torchvision_sigmoid_focal_loss(x, y, alpha, gamma) + epsilon * (
+    1 - p_t
+  ) ** (gamma + 1)
 
 
 def np_softmax_focal_loss(logits, labels, alpha=None, gamma=2.0):
   """-α_y (1 - p_y)^γ log p_y."""
   log_p = np_pick(np_log_softmax(logits), labels)
-  a = 1.0 if alpha is None else np.asarray(alpha)[labels] if np.ndim(alpha) else alpha
+  a = (
+    1.0
+    if alpha is None
+    else np.asarray(alpha)[labels]
+    if np.ndim(alpha)
+    else alpha
+  )
   return -a * (1 - np.exp(log_p)) ** gamma * log_p
 
 
@@ -135,8 +160,11 @@ def cui_class_weights(counts, method, beta=0.999):
   counts = np.asarray(counts, np.float64)
   present = counts > 0
   n = counts[present]
-  raw = {"effective_number": (1 - beta) / (1 - np.power(beta, n)),
-         "inverse": 1 / n, "inverse_sqrt": 1 / np.sqrt(n)}[method]
+  raw = {
+    "effective_number": (1 - beta) / (1 - np.power(beta, n)),
+    "inverse": 1 / n,
+    "inverse_sqrt": 1 / np.sqrt(n),
+  }[method]
   weights = np.zeros_like(counts)
   weights[present] = raw / raw.sum() * len(counts)
   return weights
@@ -145,12 +173,15 @@ def cui_class_weights(counts, method, beta=0.999):
 # --------------------------------------------------------------------------- #
 # optax parity (float32)
 
+
 def test_optax_sigmoid_binary_cross_entropy():
   rng = rng_for(0)
   logits = rng.normal(size=(5, 3)).astype(np.float32) * 3
   labels = rng.uniform(size=(5, 3)).astype(np.float32)
-  close(jl.sigmoid_binary_cross_entropy(logits, labels),
-        optax.losses.sigmoid_binary_cross_entropy(logits, labels))
+  close(
+    jl.sigmoid_binary_cross_entropy(logits, labels),
+    optax.losses.sigmoid_binary_cross_entropy(logits, labels),
+  )
 
 
 @pytest.mark.parametrize("mask", [None, "classes", "examples"])
@@ -158,10 +189,15 @@ def test_optax_softmax_cross_entropy(mask):
   rng = rng_for(1)
   logits = rng.normal(size=(6, 5)).astype(np.float32) * 2
   labels = soft_labels(rng, 6, 5).astype(np.float32)
-  where = {None: None, "examples": rng.random(6) < 0.5,
-           "classes": class_mask(rng, rng.integers(0, 5, 6), 5)}[mask]
-  close(jl.softmax_cross_entropy(logits, labels, where=where),
-        optax.losses.softmax_cross_entropy(logits, labels, where=where))
+  where = {
+    None: None,
+    "examples": rng.random(6) < 0.5,
+    "classes": class_mask(rng, rng.integers(0, 5, 6), 5),
+  }[mask]
+  close(
+    jl.softmax_cross_entropy(logits, labels, where=where),
+    optax.losses.softmax_cross_entropy(logits, labels, where=where),
+  )
 
 
 @pytest.mark.parametrize("axis", [0, (1, 2), None])
@@ -169,8 +205,10 @@ def test_optax_softmax_cross_entropy_axis(axis):
   rng = rng_for(2)
   logits = rng.normal(size=(3, 2, 4)).astype(np.float32)
   labels = rng.uniform(size=(3, 2, 4)).astype(np.float32)
-  close(jl.softmax_cross_entropy(logits, labels, axis=axis),
-        optax.losses.softmax_cross_entropy(logits, labels, axis=axis))
+  close(
+    jl.softmax_cross_entropy(logits, labels, axis=axis),
+    optax.losses.softmax_cross_entropy(logits, labels, axis=axis),
+  )
 
 
 @pytest.mark.parametrize("mask", [None, "classes", "examples"])
@@ -178,33 +216,49 @@ def test_optax_integer_labels(mask):
   rng = rng_for(3)
   logits = rng.normal(size=(6, 5)).astype(np.float32) * 2
   labels = rng.integers(0, 5, 6).astype(np.int32)
-  where = {None: None, "examples": rng.random(6) < 0.5,
-           "classes": class_mask(rng, labels, 5)}[mask]
-  close(jl.softmax_cross_entropy_with_integer_labels(logits, labels, where=where),
-        optax.losses.softmax_cross_entropy_with_integer_labels(
-            logits, labels, where=where))
+  where = {
+    None: None,
+    "examples": rng.random(6) < 0.5,
+    "classes": class_mask(rng, labels, 5),
+  }[mask]
+  close(
+    jl.softmax_cross_entropy_with_integer_labels(logits, labels, where=where),
+    optax.losses.softmax_cross_entropy_with_integer_labels(
+      logits, labels, where=where
+    ),
+  )
 
 
 @settings(derandomize=True, database=None, max_examples=8, deadline=None)
-@given(batch=st.lists(st.integers(1, 3), min_size=0, max_size=2),
-       classes=st.lists(st.integers(1, 4), min_size=1, max_size=2),
-       seed=st.integers(0, 2**16))
+@given(
+  batch=st.lists(st.integers(1, 3), min_size=0, max_size=2),
+  classes=st.lists(st.integers(1, 4), min_size=1, max_size=2),
+  seed=st.integers(0, 2**16),
+)
 def test_optax_integer_labels_any_axes(batch, classes, seed):
   rng = rng_for(seed)
   logits = rng.normal(size=tuple(batch) + tuple(classes)).astype(np.float32)
   axis = tuple(range(len(batch), logits.ndim))
   axis = axis[0] if len(axis) == 1 else axis
   labels = rng.integers(0, np.prod(classes), size=batch).astype(np.int32)
-  close(jl.softmax_cross_entropy_with_integer_labels(logits, labels, axis),
-        optax.losses.softmax_cross_entropy_with_integer_labels(logits, labels, axis))
+  close(
+    jl.softmax_cross_entropy_with_integer_labels(logits, labels, axis),
+    optax.losses.softmax_cross_entropy_with_integer_labels(
+      logits, labels, axis
+    ),
+  )
 
 
 def test_optax_integer_labels_axis_0():
   rng = rng_for(4)
   logits = rng.normal(size=(5, 3)).astype(np.float32)
   labels = rng.integers(0, 5, 3).astype(np.int32)
-  close(jl.softmax_cross_entropy_with_integer_labels(logits, labels, axis=0),
-        optax.losses.softmax_cross_entropy_with_integer_labels(logits, labels, axis=0))
+  close(
+    jl.softmax_cross_entropy_with_integer_labels(logits, labels, axis=0),
+    optax.losses.softmax_cross_entropy_with_integer_labels(
+      logits, labels, axis=0
+    ),
+  )
 
 
 def test_optax_safe_softmax_cross_entropy():
@@ -218,50 +272,71 @@ def test_optax_safe_softmax_cross_entropy():
   labels = (labels / labels.sum(-1, keepdims=True)).astype(np.float32)
   ours = jl.safe_softmax_cross_entropy(logits, labels)
   close(ours, optax.losses.safe_softmax_cross_entropy(logits, labels))
-  grads = jax.grad(lambda x: jl.safe_softmax_cross_entropy(x, labels).sum())(logits)
+  grads = jax.grad(lambda x: jl.safe_softmax_cross_entropy(x, labels).sum())(
+    logits
+  )
   assert np.all(np.isfinite(grads))
   # softmax_cross_entropy also takes 0 log 0 = 0 (optax gives NaN there).
   close(jl.softmax_cross_entropy(logits, labels), ours)
 
 
-@pytest.mark.parametrize("alpha,gamma", [(None, 2.0), (0.25, 2.0), (0.7, 0.5),
-                                         (None, 0.0)])
+@pytest.mark.parametrize(
+  "alpha,gamma", [(None, 2.0), (0.25, 2.0), (0.7, 0.5), (None, 0.0)]
+)
 def test_optax_sigmoid_focal_loss(alpha, gamma):
   rng = rng_for(6)
   logits = (rng.normal(size=(5, 4)) * 3).astype(np.float32)
-  labels = np.concatenate([rng.integers(0, 2, (5, 2)),
-                           rng.uniform(size=(5, 2))], axis=1).astype(np.float32)
-  close(jl.sigmoid_focal_loss(logits, labels, alpha=alpha, gamma=gamma),
-        optax.losses.sigmoid_focal_loss(logits, labels, alpha=alpha, gamma=gamma))
+  labels = np.concatenate(
+    [rng.integers(0, 2, (5, 2)), rng.uniform(size=(5, 2))], axis=1
+  ).astype(np.float32)
+  close(
+    jl.sigmoid_focal_loss(logits, labels, alpha=alpha, gamma=gamma),
+    optax.losses.sigmoid_focal_loss(logits, labels, alpha=alpha, gamma=gamma),
+  )
 
 
-@pytest.mark.parametrize("epsilon,mask", [(2.0, False), (-1.0, False), (1.0, True)])
+@pytest.mark.parametrize(
+  "epsilon,mask", [(2.0, False), (-1.0, False), (1.0, True)]
+)
 def test_optax_poly_loss_cross_entropy(epsilon, mask):
   rng = rng_for(7)
   logits = rng.normal(size=(6, 5)).astype(np.float32) * 2
   labels = soft_labels(rng, 6, 5).astype(np.float32)
   where = class_mask(rng, rng.integers(0, 5, 6), 5) if mask else None
-  close(jl.poly_loss_cross_entropy(logits, labels, epsilon=epsilon, where=where),
-        optax.losses.poly_loss_cross_entropy(logits, labels, epsilon=epsilon,
-                                             where=where))
+  close(
+    jl.poly_loss_cross_entropy(logits, labels, epsilon=epsilon, where=where),
+    optax.losses.poly_loss_cross_entropy(
+      logits, labels, epsilon=epsilon, where=where
+    ),
+  )
 
 
-@pytest.mark.parametrize("axis,mask", [(-1, False), (-1, True), (0, False),
-                                       ((0, 1), False)])
+@pytest.mark.parametrize(
+  "axis,mask", [(-1, False), (-1, True), (0, False), ((0, 1), False)]
+)
 def test_optax_smooth_labels(axis, mask):
   rng = rng_for(8)
   labels = np.eye(5, dtype=np.float32)[rng.integers(0, 5, 4)]
   where = class_mask(rng, rng.integers(0, 5, 4), 5) if mask else None
-  close(jl.smooth_labels(labels, 0.1, axis=axis, where=where),
-        optax.losses.smooth_labels(labels, 0.1, axis=axis, where=where))
+  close(
+    jl.smooth_labels(labels, 0.1, axis=axis, where=where),
+    optax.losses.smooth_labels(labels, 0.1, axis=axis, where=where),
+  )
 
 
 # --------------------------------------------------------------------------- #
 # torch parity, written out in float64
 
-@pytest.mark.parametrize("options", [
-    {"label_smoothing": 0.15}, {"weight": "random"}, {"ignore_index": -100},
-    {"ignore_index": -100, "label_smoothing": 0.1}])
+
+@pytest.mark.parametrize(
+  "options",
+  [
+    {"label_smoothing": 0.15},
+    {"weight": "random"},
+    {"ignore_index": -100},
+    {"ignore_index": -100, "label_smoothing": 0.1},
+  ],
+)
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
 def test_torch_cross_entropy(options, reduction):
   rng = rng_for(9)
@@ -270,14 +345,22 @@ def test_torch_cross_entropy(options, reduction):
   if "ignore_index" in options:
     labels[[1, 4]] = -100
   weight = rng.uniform(0.2, 3.0, 5) if "weight" in options else None
-  expected = torch_cross_entropy(logits, labels, weight=weight,
-                                 label_smoothing=options.get("label_smoothing", 0.0),
-                                 reduction=reduction)
+  expected = torch_cross_entropy(
+    logits,
+    labels,
+    weight=weight,
+    label_smoothing=options.get("label_smoothing", 0.0),
+    reduction=reduction,
+  )
   with jax.enable_x64(True):
     ours = jl.softmax_cross_entropy_with_integer_labels(
-        logits, labels, label_smoothing=options.get("label_smoothing", 0.0),
-        class_weights=weight, ignore_index=options.get("ignore_index"),
-        reduction=reduction)
+      logits,
+      labels,
+      label_smoothing=options.get("label_smoothing", 0.0),
+      class_weights=weight,
+      ignore_index=options.get("ignore_index"),
+      reduction=reduction,
+    )
     assert ours.dtype == jnp.float64
   close(ours, expected, **F64_TOL)
 
@@ -294,9 +377,11 @@ def test_smoothing_with_class_mask_spreads_over_unmasked_classes():
   expected = (1 - eps) * (lse - np_pick(logits, labels)) + eps * (lse - mean)
   with jax.enable_x64(True):
     ours = jl.softmax_cross_entropy_with_integer_labels(
-        logits, labels, where=where, label_smoothing=eps)
-    soft = jl.softmax_cross_entropy(logits, np.eye(5)[labels], where=where,
-                                    label_smoothing=eps)
+      logits, labels, where=where, label_smoothing=eps
+    )
+    soft = jl.softmax_cross_entropy(
+      logits, np.eye(5)[labels], where=where, label_smoothing=eps
+    )
   close(ours, expected, **F64_TOL)
   close(soft, expected, **F64_TOL)
 
@@ -308,12 +393,17 @@ def test_smoothing_with_class_weights_weights_the_whole_loss():
   logits, labels = rng.normal(size=(6, 4)), rng.integers(0, 4, 6)
   weight, eps = rng.uniform(0.5, 2.0, 4), 0.2
   logp = np_log_softmax(logits)
-  per_example = weight[labels] * ((1 - eps) * -np_pick(logp, labels)
-                                  - eps * logp.mean(-1))
+  per_example = weight[labels] * (
+    (1 - eps) * -np_pick(logp, labels) - eps * logp.mean(-1)
+  )
   with jax.enable_x64(True):
     ours = jl.softmax_cross_entropy_with_integer_labels(
-        logits, labels, label_smoothing=eps, class_weights=weight,
-        reduction="mean")
+      logits,
+      labels,
+      label_smoothing=eps,
+      class_weights=weight,
+      reduction="mean",
+    )
   close(ours, per_example.sum() / weight[labels].sum(), **F64_TOL)
 
 
@@ -326,8 +416,9 @@ def test_torch_nll_loss(reduction, weighted):
   labels[[0, 5]] = -100
   weight = rng.uniform(0.2, 3.0, 4) if weighted else None
   with jax.enable_x64(True):
-    ours = jl.nll_loss(logp, labels, class_weights=weight, ignore_index=-100,
-                       reduction=reduction)
+    ours = jl.nll_loss(
+      logp, labels, class_weights=weight, ignore_index=-100, reduction=reduction
+    )
   close(ours, torch_nll_loss(logp, labels, weight, -100, reduction), **F64_TOL)
 
 
@@ -350,8 +441,10 @@ def test_torch_binary_cross_entropy_clamp():
     close(jl.binary_cross_entropy(p, y), expected, **F64_TOL)
   # float32, probabilities exactly 0 and 1: finite values and gradients.
   p32, y32 = p.astype(np.float32), y.astype(np.float32)
-  close(jl.binary_cross_entropy(p32, y32),
-        torch_binary_cross_entropy(p32.astype(np.float64), y32))
+  close(
+    jl.binary_cross_entropy(p32, y32),
+    torch_binary_cross_entropy(p32.astype(np.float64), y32),
+  )
   grads = jax.grad(lambda q: jl.binary_cross_entropy(q, y32).sum())(p32)
   assert np.all(np.isfinite(grads))
 
@@ -362,26 +455,37 @@ def test_torch_bce_with_logits_pos_weight():
   labels = rng.uniform(size=(6, 3))
   pos_weight = np.array([0.5, 1.0, 3.0])
   with jax.enable_x64(True):
-    ours = jl.sigmoid_binary_cross_entropy(logits, labels, pos_weight=pos_weight)
-  close(ours, torch_bce_with_logits(logits, labels, np.tile(pos_weight, (6, 1))),
-        **F64_TOL)
+    ours = jl.sigmoid_binary_cross_entropy(
+      logits, labels, pos_weight=pos_weight
+    )
+  close(
+    ours,
+    torch_bce_with_logits(logits, labels, np.tile(pos_weight, (6, 1))),
+    **F64_TOL,
+  )
 
 
-@pytest.mark.parametrize("alpha,gamma", [(0.25, 2.0), (-1, 2.0), (0.5, 0.5),
-                                         (0.25, 3.5)])
+@pytest.mark.parametrize(
+  "alpha,gamma", [(0.25, 2.0), (-1, 2.0), (0.5, 0.5), (0.25, 3.5)]
+)
 def test_torchvision_sigmoid_focal_loss(alpha, gamma):
   rng = rng_for(14)
   logits = rng.normal(size=(6, 3)) * 4
   labels = rng.integers(0, 2, (6, 3)).astype(np.float64)
   with jax.enable_x64(True):
-    ours = jl.sigmoid_focal_loss(logits, labels, gamma=gamma,
-                                 alpha=None if alpha < 0 else alpha)
-  close(ours, torchvision_sigmoid_focal_loss(logits, labels, alpha, gamma),
-        **F64_TOL)
+    ours = jl.sigmoid_focal_loss(
+      logits, labels, gamma=gamma, alpha=None if alpha < 0 else alpha
+    )
+  close(
+    ours,
+    torchvision_sigmoid_focal_loss(logits, labels, alpha, gamma),
+    **F64_TOL,
+  )
 
 
 # --------------------------------------------------------------------------- #
 # the other losses, against their formulas
+
 
 @pytest.mark.parametrize("alpha", [None, 0.25, np.array([0.5, 1.0, 2.0, 0.1])])
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
@@ -407,31 +511,38 @@ def test_softmax_focal_loss_class_mask_and_axis():
   close(moved, np_softmax_focal_loss(logits, labels), **F64_TOL)
 
 
-@pytest.mark.parametrize("epsilon,gamma,alpha", [(1.0, 2.0, None), (-0.5, 0.5, 0.25),
-                                                 (2.0, 1.0, 0.75)])
+@pytest.mark.parametrize(
+  "epsilon,gamma,alpha", [(1.0, 2.0, None), (-0.5, 0.5, 0.25), (2.0, 1.0, 0.75)]
+)
 def test_poly1_focal_loss(epsilon, gamma, alpha):
   rng = rng_for(17)
   logits = rng.normal(size=(6, 3)) * 3
   labels = rng.integers(0, 2, (6, 3)).astype(np.float64)
   with jax.enable_x64(True):
-    ours = jl.poly1_focal_loss(logits, labels, epsilon=epsilon, gamma=gamma,
-                               alpha=alpha)
-  expected = paper_poly1_focal_loss(logits, labels, epsilon, gamma,
-                                    -1.0 if alpha is None else alpha)
+    ours = jl.poly1_focal_loss(
+      logits, labels, epsilon=epsilon, gamma=gamma, alpha=alpha
+    )
+  expected = paper_poly1_focal_loss(
+    logits, labels, epsilon, gamma, -1.0 if alpha is None else alpha
+  )
   close(ours, expected, **F64_TOL)
 
 
-@pytest.mark.parametrize("method", ["effective_number", "inverse", "inverse_sqrt"])
+@pytest.mark.parametrize(
+  "method", ["effective_number", "inverse", "inverse_sqrt"]
+)
 @pytest.mark.parametrize("counts", [[10, 200, 3, 5000], [0, 7, 1, 40]])
 def test_class_weights_from_counts(method, counts):
   with jax.enable_x64(True):
-    ours = jl.class_weights_from_counts(np.array(counts, np.float64),
-                                        method=method, beta=0.99)
+    ours = jl.class_weights_from_counts(
+      np.array(counts, np.float64), method=method, beta=0.99
+    )
   expected = cui_class_weights(counts, method, beta=0.99)
   close(ours, expected, **F64_TOL)
   assert np.isclose(np.asarray(ours).sum(), len(counts))
-  ours32 = jl.class_weights_from_counts(np.array(counts, np.int32), method=method,
-                                        beta=0.99)
+  ours32 = jl.class_weights_from_counts(
+    np.array(counts, np.int32), method=method, beta=0.99
+  )
   assert ours32.dtype == jnp.float32
   close(ours32, expected)
 
@@ -442,8 +553,11 @@ def test_class_weights_from_counts_limits():
   close(jl.class_weights_from_counts(np.zeros(3, np.int32)), np.ones(3))
   # β → 1 approaches the inverse frequency.
   with jax.enable_x64(True):
-    close(jl.class_weights_from_counts(counts.astype(np.float64), beta=1 - 1e-9),
-          cui_class_weights(counts, "inverse"), rtol=1e-6)
+    close(
+      jl.class_weights_from_counts(counts.astype(np.float64), beta=1 - 1e-9),
+      cui_class_weights(counts, "inverse"),
+      rtol=1e-6,
+    )
 
 
 def np_token_nll(logits, labels):
@@ -462,14 +576,17 @@ def test_perplexity_corpus_and_per_sequence():
   per_sequence = np.exp((nll * where).sum(-1) / np.maximum(lengths, 1))
   with jax.enable_x64(True):
     close(jl.perplexity(logits, labels, where=where), corpus, **F64_TOL)
-    ours = np.asarray(jl.perplexity(logits, labels, where=where,
-                                    per_sequence=True))
+    ours = np.asarray(
+      jl.perplexity(logits, labels, where=where, per_sequence=True)
+    )
   close(ours, per_sequence, **F64_TOL)
   assert ours[2] == 1.0  # an empty sequence has perplexity 1
   # Without a mask, every token counts.
   full = rng.integers(0, 7, (3, 5))
-  close(jl.perplexity(logits.astype(np.float32), full),
-        np.exp(np_token_nll(logits, full).mean()))
+  close(
+    jl.perplexity(logits.astype(np.float32), full),
+    np.exp(np_token_nll(logits, full).mean()),
+  )
 
 
 def test_perplexity_sequence_mask_is_slicing():
@@ -477,39 +594,51 @@ def test_perplexity_sequence_mask_is_slicing():
   logits = rng.normal(size=(4, 3, 6)).astype(np.float32)
   labels = rng.integers(0, 6, (4, 3)).astype(np.int32)
   keep = np.array([True, False, True, True])
-  close(jl.perplexity(logits, labels, where=keep),
-        jl.perplexity(logits[keep], labels[keep]))
-  close(jl.perplexity(logits, labels, where=keep, per_sequence=True)[keep],
-        jl.perplexity(logits[keep], labels[keep], per_sequence=True))
+  close(
+    jl.perplexity(logits, labels, where=keep),
+    jl.perplexity(logits[keep], labels[keep]),
+  )
+  close(
+    jl.perplexity(logits, labels, where=keep, per_sequence=True)[keep],
+    jl.perplexity(logits[keep], labels[keep], per_sequence=True),
+  )
 
 
 # --------------------------------------------------------------------------- #
 # edge cases
 
+
 def test_gamma_zero_is_cross_entropy():
   rng = rng_for(20)
   logits = rng.normal(size=(6, 4)).astype(np.float32) * 3
   labels = rng.integers(0, 4, 6).astype(np.int32)
-  close(jl.softmax_focal_loss(logits, labels, gamma=0.0),
-        jl.softmax_cross_entropy_with_integer_labels(logits, labels))
+  close(
+    jl.softmax_focal_loss(logits, labels, gamma=0.0),
+    jl.softmax_cross_entropy_with_integer_labels(logits, labels),
+  )
   binary = rng.integers(0, 2, (6, 4)).astype(np.float32)
-  close(jl.sigmoid_focal_loss(logits, binary, gamma=0.0),
-        jl.sigmoid_binary_cross_entropy(logits, binary))
+  close(
+    jl.sigmoid_focal_loss(logits, binary, gamma=0.0),
+    jl.sigmoid_binary_cross_entropy(logits, binary),
+  )
 
 
 @pytest.mark.parametrize("gamma", [0.0, 0.3, 2.0])
 def test_focal_losses_at_extreme_logits(gamma):
-  certain = np.array([[1e4, -1e4, -1e4], [-1e4, 1e4, -1e4], [1e4, 1e4, -1e4]],
-                     np.float32)
+  certain = np.array(
+    [[1e4, -1e4, -1e4], [-1e4, 1e4, -1e4], [1e4, 1e4, -1e4]], np.float32
+  )
   labels = np.array([0, 0, 2], np.int32)  # p_y = 1, p_y = 0, p_y = 0
   value, grad = jax.value_and_grad(
-      lambda x: jl.softmax_focal_loss(x, labels, gamma=gamma).sum())(certain)
+    lambda x: jl.softmax_focal_loss(x, labels, gamma=gamma).sum()
+  )(certain)
   assert np.isfinite(value) and np.all(np.isfinite(grad))
   close(jl.softmax_focal_loss(certain[:1], labels[:1], gamma=gamma), [0.0])
   binary = np.array([[1.0, 0.0, 1.0]] * 3, np.float32)
   for fn in (jl.sigmoid_focal_loss, jl.poly1_focal_loss):
     value, grad = jax.value_and_grad(
-        lambda x: fn(x, binary, gamma=gamma).sum())(certain)
+      lambda x: fn(x, binary, gamma=gamma).sum()
+    )(certain)
     assert np.isfinite(value) and np.all(np.isfinite(grad)), fn.__name__
 
 
@@ -520,43 +649,55 @@ def test_perplexity_all_masked_and_saturation():
   none = np.zeros((2, 3), bool)
   for where in (None, none):
     value, grad = jax.value_and_grad(
-        lambda x: jl.perplexity(x, labels, where=where))(logits)
+      lambda x: jl.perplexity(x, labels, where=where)
+    )(logits)
     assert np.isfinite(value) and np.all(np.isfinite(grad))
   assert float(jl.perplexity(logits, labels, where=none)) == 1.0
   assert float(jl.perplexity(logits, labels)) == pytest.approx(
-      float(np.finfo(np.float32).max), rel=0.02)
+    float(np.finfo(np.float32).max), rel=0.02
+  )
 
 
 def test_all_classes_masked_gives_zero():
   logits = np.zeros((2, 3), np.float32)
   where = np.array([[False] * 3, [True] * 3])
-  for fn, labels in ((jl.softmax_cross_entropy, np.eye(3, dtype=np.float32)[:2]),
-                     (jl.softmax_cross_entropy_with_integer_labels,
-                      np.array([0, 1], np.int32)),
-                     (jl.softmax_focal_loss, np.array([0, 1], np.int32))):
+  for fn, labels in (
+    (jl.softmax_cross_entropy, np.eye(3, dtype=np.float32)[:2]),
+    (jl.softmax_cross_entropy_with_integer_labels, np.array([0, 1], np.int32)),
+    (jl.softmax_focal_loss, np.array([0, 1], np.int32)),
+  ):
     values = fn(logits, labels, where=where)
     assert values[0] == 0 and values[1] > 0, fn.__name__
-    grad = jax.grad(lambda x: fn(x, labels, where=where, reduction="mean"))(logits)
+    grad = jax.grad(lambda x: fn(x, labels, where=where, reduction="mean"))(
+      logits
+    )
     assert np.all(np.isfinite(grad))
 
 
 # --------------------------------------------------------------------------- #
 # errors and value checks
 
+
 def test_trace_time_errors():
   logits = np.zeros((4, 3), np.float32)
   with pytest.raises(ValueError, match=r"nll_loss.*`labels`.*\(4,\).*\(3,\)"):
     jl.nll_loss(logits, np.zeros(3, np.int32))
-  with pytest.raises(ValueError, match=r"sigmoid_focal_loss.*\(4, 3\).*\(4, 2\)"):
+  with pytest.raises(
+    ValueError, match=r"sigmoid_focal_loss.*\(4, 3\).*\(4, 2\)"
+  ):
     jl.sigmoid_focal_loss(logits, np.zeros((4, 2), np.float32))
-  with pytest.raises(ValueError, match=r"softmax_focal_loss.*`alpha`.*\(3,\).*\(2,\)"):
+  with pytest.raises(
+    ValueError, match=r"softmax_focal_loss.*`alpha`.*\(3,\).*\(2,\)"
+  ):
     jl.softmax_focal_loss(logits, np.zeros(4, np.int32), alpha=np.ones(2))
   with pytest.raises(ValueError, match=r"class_weights.*\(3,\)"):
     jl.softmax_cross_entropy_with_integer_labels(
-        logits, np.zeros(4, np.int32), class_weights=np.ones(4))
+      logits, np.zeros(4, np.int32), class_weights=np.ones(4)
+    )
   with pytest.raises(ValueError, match=r"`labels` must have shape \(2,\)"):
     jl.softmax_cross_entropy_with_integer_labels(
-        np.zeros((2, 3, 4), np.float32), np.zeros(3, np.int32), axis=(1, 2))
+      np.zeros((2, 3, 4), np.float32), np.zeros(3, np.int32), axis=(1, 2)
+    )
   with pytest.raises(ValueError, match="perplexity.*`logits`"):
     jl.perplexity(np.zeros(5, np.float32), np.zeros((), np.int32))
   with pytest.raises(TypeError, match="softmax_focal_loss.*integer"):
@@ -565,19 +706,39 @@ def test_trace_time_errors():
     jl.poly1_focal_loss(np.zeros((4, 3), np.int32), logits)
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: jl.class_weights_from_counts(np.ones(3), method="log"),
-     "'effective_number', 'inverse', 'inverse_sqrt'"),
+@pytest.mark.parametrize(
+  "call,match",
+  [
+    (
+      lambda: jl.class_weights_from_counts(np.ones(3), method="log"),
+      "'effective_number', 'inverse', 'inverse_sqrt'",
+    ),
     (lambda: jl.class_weights_from_counts(np.ones(3), beta=1.0), r"\[0, 1\)"),
-    (lambda: jl.sigmoid_focal_loss(np.zeros(2), np.zeros(2), gamma=-1.0), ">= 0"),
-    (lambda: jl.softmax_focal_loss(np.zeros((2, 3)), np.zeros(2, np.int32),
-                                   gamma=-0.5), ">= 0"),
+    (
+      lambda: jl.sigmoid_focal_loss(np.zeros(2), np.zeros(2), gamma=-1.0),
+      ">= 0",
+    ),
+    (
+      lambda: jl.softmax_focal_loss(
+        np.zeros((2, 3)), np.zeros(2, np.int32), gamma=-0.5
+      ),
+      ">= 0",
+    ),
     (lambda: jl.smooth_labels(np.zeros(3), 1.5), r"\[0, 1\]"),
-    (lambda: jl.nll_loss(np.zeros((2, 3)), np.zeros(2, np.int32),
-                         reduction="avg"), "'none', 'sum', 'mean'"),
-    (lambda: jl.softmax_cross_entropy(np.zeros((2, 3)), np.zeros((2, 3)),
-                                      axis=(1, 1)), "distinct"),
-])
+    (
+      lambda: jl.nll_loss(
+        np.zeros((2, 3)), np.zeros(2, np.int32), reduction="avg"
+      ),
+      "'none', 'sum', 'mean'",
+    ),
+    (
+      lambda: jl.softmax_cross_entropy(
+        np.zeros((2, 3)), np.zeros((2, 3)), axis=(1, 1)
+      ),
+      "distinct",
+    ),
+  ],
+)
 def test_bad_options(call, match):
   with pytest.raises(ValueError, match=match):
     call()
@@ -587,31 +748,62 @@ LOGITS = np.zeros((2, 3), np.float32)
 OUT_OF_RANGE = np.array([0, 3], np.int32)
 
 
-@pytest.mark.parametrize("fn,args,arg", [
-    (jl.softmax_cross_entropy_with_integer_labels, (LOGITS, OUT_OF_RANGE), "labels"),
+@pytest.mark.parametrize(
+  "fn,args,arg",
+  [
+    (
+      jl.softmax_cross_entropy_with_integer_labels,
+      (LOGITS, OUT_OF_RANGE),
+      "labels",
+    ),
     (jl.nll_loss, (LOGITS, OUT_OF_RANGE), "labels"),
     (jl.softmax_focal_loss, (LOGITS, np.array([-1, 0], np.int32)), "labels"),
-    (jl.perplexity, (np.zeros((2, 2, 3), np.float32),
-                     np.array([[0, 1], [3, 0]], np.int32)), "labels"),
-    (jl.binary_cross_entropy, (np.array([0.2, 1.5]), np.array([0.0, 1.0])),
-     "probabilities"),
-    (jl.sigmoid_binary_cross_entropy, (np.zeros(2), np.array([0.0, 1.2])), "labels"),
+    (
+      jl.perplexity,
+      (np.zeros((2, 2, 3), np.float32), np.array([[0, 1], [3, 0]], np.int32)),
+      "labels",
+    ),
+    (
+      jl.binary_cross_entropy,
+      (np.array([0.2, 1.5]), np.array([0.0, 1.0])),
+      "probabilities",
+    ),
+    (
+      jl.sigmoid_binary_cross_entropy,
+      (np.zeros(2), np.array([0.0, 1.2])),
+      "labels",
+    ),
     (jl.sigmoid_focal_loss, (np.zeros(2), np.array([-0.1, 1.0])), "labels"),
     (jl.poly1_focal_loss, (np.zeros(2), np.array([0.5, 2.0])), "labels"),
     (jl.softmax_cross_entropy, (LOGITS, np.array([[1.1, 0, 0]] * 2)), "labels"),
-    (jl.safe_softmax_cross_entropy, (LOGITS, np.array([[-1.0, 1, 1]] * 2)), "labels"),
-    (jl.poly_loss_cross_entropy, (LOGITS, np.array([[3.0, 0, 0]] * 2)), "labels"),
+    (
+      jl.safe_softmax_cross_entropy,
+      (LOGITS, np.array([[-1.0, 1, 1]] * 2)),
+      "labels",
+    ),
+    (
+      jl.poly_loss_cross_entropy,
+      (LOGITS, np.array([[3.0, 0, 0]] * 2)),
+      "labels",
+    ),
     (jl.smooth_labels, (np.array([1.0, 2.0]), 0.1), "labels"),
     (jl.class_weights_from_counts, (np.array([3, -1]),), "counts"),
-])
+  ],
+)
 def test_checked_catches_bad_values(fn, args, arg):
-  with pytest.raises(checkify.JaxRuntimeError, match=f"{fn.__name__}: argument `{arg}`"):
+  with pytest.raises(
+    checkify.JaxRuntimeError, match=f"{fn.__name__}: argument `{arg}`"
+  ):
     jl.checked(fn)(*args)
 
 
 def test_checked_accepts_valid_values_and_ignore_index():
   labels = np.array([2, -100], np.int32)
-  close(jl.checked(jl.nll_loss)(LOGITS, labels, ignore_index=-100),
-        jl.nll_loss(LOGITS, labels, ignore_index=-100))
-  close(jl.checked(jl.softmax_focal_loss)(LOGITS, np.array([0, 2], np.int32)),
-        jl.softmax_focal_loss(LOGITS, np.array([0, 2], np.int32)))
+  close(
+    jl.checked(jl.nll_loss)(LOGITS, labels, ignore_index=-100),
+    jl.nll_loss(LOGITS, labels, ignore_index=-100),
+  )
+  close(
+    jl.checked(jl.softmax_focal_loss)(LOGITS, np.array([0, 2], np.int32)),
+    jl.softmax_focal_loss(LOGITS, np.array([0, 2], np.int32)),
+  )

@@ -5,7 +5,6 @@ out in float64 NumPy (torch is not a test dependency) for multi_margin_loss,
 soft_margin_loss and multilabel_soft_margin_loss; the formulas for the rest.
 """
 
-
 import hypothesis
 import hypothesis.strategies as st
 import jax
@@ -24,9 +23,12 @@ C = 5
 
 
 def _close(actual, expected, rtol=RTOL, atol=ATOL):
-  np.testing.assert_allclose(np.asarray(actual, np.float64),
-                             np.asarray(expected, np.float64),
-                             rtol=rtol, atol=atol)
+  np.testing.assert_allclose(
+    np.asarray(actual, np.float64),
+    np.asarray(expected, np.float64),
+    rtol=rtol,
+    atol=atol,
+  )
 
 
 def _scores(seed, *shape):
@@ -40,6 +42,7 @@ def _labels(seed, num_classes, *shape):
 
 # --------------------------------------------------------------------------- #
 # NumPy references (float64)
+
 
 def np_softplus(x):
   return np.logaddexp(0.0, x)
@@ -69,8 +72,9 @@ def np_sparsemax_loss(z, y):
   return (p * z).sum(-1) - 0.5 * (p * p).sum(-1) + 0.5 - z_y
 
 
-def torch_multi_margin_loss(x, y, p=1, margin=1.0, weight=None,
-                            reduction="none"):
+def torch_multi_margin_loss(
+  x, y, p=1, margin=1.0, weight=None, reduction="none"
+):
   """torch.nn.functional.multi_margin_loss, as aten's CPU kernel computes it:
   for each sample, sum over d != y of w[y] * max(0, margin - x[y] + x[d])^p,
   divided by the number of classes C; "mean" divides the sum of the samples'
@@ -115,36 +119,53 @@ def torch_multilabel_soft_margin_loss(x, y, weight=None, reduction="none"):
 # --------------------------------------------------------------------------- #
 # optax parity: values and signatures
 
+
 @pytest.mark.parametrize("name", ["hinge_loss", "perceptron_loss"])
 @pytest.mark.parametrize("seed", range(3))
 def test_binary_margins_match_optax(name, seed):
   scores = _scores(seed, 7, 3)
   targets = signs(np.random.default_rng(seed), 7, 3)
-  _close(getattr(jl, name)(scores, targets),
-         getattr(optax.losses, name)(scores, targets))
+  _close(
+    getattr(jl, name)(scores, targets),
+    getattr(optax.losses, name)(scores, targets),
+  )
 
 
 @pytest.mark.parametrize("seed", range(3))
 def test_sparsemax_loss_matches_optax(seed):
   logits = _scores(seed, 7, 3)
   labels = _labels(seed, 2, 7, 3)
-  _close(jl.sparsemax_loss(logits, labels),
-         optax.losses.sparsemax_loss(logits, labels))
+  _close(
+    jl.sparsemax_loss(logits, labels),
+    optax.losses.sparsemax_loss(logits, labels),
+  )
 
 
-@pytest.mark.parametrize("name", ["multiclass_hinge_loss",
-                                  "multiclass_perceptron_loss",
-                                  "multiclass_sparsemax_loss"])
+@pytest.mark.parametrize(
+  "name",
+  [
+    "multiclass_hinge_loss",
+    "multiclass_perceptron_loss",
+    "multiclass_sparsemax_loss",
+  ],
+)
 @pytest.mark.parametrize("seed", range(3))
 def test_multiclass_margins_match_optax(name, seed):
   scores, labels = _scores(seed, 8, C), _labels(seed, C, 8)
-  _close(getattr(jl, name)(scores, labels),
-         getattr(optax.losses, name)(scores, labels))
+  _close(
+    getattr(jl, name)(scores, labels),
+    getattr(optax.losses, name)(scores, labels),
+  )
 
 
-@pytest.mark.parametrize("name", ["multiclass_hinge_loss",
-                                  "multiclass_perceptron_loss",
-                                  "multiclass_sparsemax_loss"])
+@pytest.mark.parametrize(
+  "name",
+  [
+    "multiclass_hinge_loss",
+    "multiclass_perceptron_loss",
+    "multiclass_sparsemax_loss",
+  ],
+)
 def test_multiclass_margins_take_leading_axes(name):
   scores, labels = _scores(0, 2, 3, C), _labels(0, C, 2, 3)
   flat = getattr(optax.losses, name)(scores.reshape(6, C), labels.reshape(6))
@@ -153,14 +174,18 @@ def test_multiclass_margins_take_leading_axes(name):
 
 def test_multiclass_sparsemax_loss_matches_numpy_formula():
   scores, labels = _scores(3, 10, C), _labels(3, C, 10)
-  _close(jl.multiclass_sparsemax_loss(scores, labels),
-         np_sparsemax_loss(scores, labels), atol=1e-5)
+  _close(
+    jl.multiclass_sparsemax_loss(scores, labels),
+    np_sparsemax_loss(scores, labels),
+    atol=1e-5,
+  )
 
 
 def test_multiclass_sparsemax_gradient_is_sparsemax_minus_one_hot():
   scores, labels = _scores(4, 6, C), _labels(4, C, 6)
-  grad = jax.grad(lambda s: jl.multiclass_sparsemax_loss(
-      s, labels, reduction="sum"))(scores)
+  grad = jax.grad(
+    lambda s: jl.multiclass_sparsemax_loss(s, labels, reduction="sum")
+  )(scores)
   _close(grad, np_sparsemax(scores) - np.eye(C)[labels], atol=1e-5)
 
 
@@ -169,8 +194,9 @@ def test_multiclass_sparsemax_float32_under_x64():
   # JVP then fails: the loss must stay float32 and differentiable.
   scores, labels = _scores(5, 4, C), _labels(5, C, 4)
   with jax.enable_x64(True):
-    value, grad = jax.value_and_grad(lambda s: jl.multiclass_sparsemax_loss(
-        s, labels, reduction="sum"))(jnp.asarray(scores))
+    value, grad = jax.value_and_grad(
+      lambda s: jl.multiclass_sparsemax_loss(s, labels, reduction="sum")
+    )(jnp.asarray(scores))
     assert value.dtype == jnp.float32 and grad.dtype == jnp.float32
   _close(value, np_sparsemax_loss(scores, labels).sum(), atol=1e-5)
   _close(grad, np_sparsemax(scores) - np.eye(C)[labels], atol=1e-5)
@@ -186,8 +212,10 @@ def test_fenchel_young_loss_matches_optax(seed):
   _close(ours(scores, targets), theirs(scores, targets))
   # with one-hot targets, the logsumexp loss is the cross-entropy
   labels = _labels(seed, C, 2, 3)
-  _close(ours(scores, np.eye(C, dtype=np.float32)[labels]),
-         optax.losses.softmax_cross_entropy_with_integer_labels(scores, labels))
+  _close(
+    ours(scores, np.eye(C, dtype=np.float32)[labels]),
+    optax.losses.softmax_cross_entropy_with_integer_labels(scores, labels),
+  )
 
 
 def test_fenchel_young_loss_reduces_by_keyword():
@@ -196,14 +224,18 @@ def test_fenchel_young_loss_reduces_by_keyword():
   targets = np.eye(C, dtype=np.float32)[_labels(1, C, 4)]
   values = np.asarray(loss(scores, targets), np.float64)
   where = np.array([True, False, True, True])
-  _close(loss(scores, targets, where=where, reduction="mean"),
-         values[where].mean())
-  _close(loss(scores, targets, weights=np.arange(4.0), reduction="sum"),
-         (np.arange(4.0) * values).sum())
+  _close(
+    loss(scores, targets, where=where, reduction="mean"), values[where].mean()
+  )
+  _close(
+    loss(scores, targets, weights=np.arange(4.0), reduction="sum"),
+    (np.arange(4.0) * values).sum(),
+  )
 
 
 # --------------------------------------------------------------------------- #
 # NumPy formulas and torch semantics
+
 
 @pytest.mark.parametrize("seed", range(3))
 def test_squared_hinge_loss_matches_formula(seed):
@@ -211,52 +243,92 @@ def test_squared_hinge_loss_matches_formula(seed):
   targets = signs(np.random.default_rng(seed), 6, 4)
   expected = np.maximum(0, 1 - targets.astype(np.float64) * scores) ** 2
   _close(jl.squared_hinge_loss(scores, targets), expected)
-  _close(jl.squared_hinge_loss(scores, targets, reduction="mean"),
-         expected.mean())
+  _close(
+    jl.squared_hinge_loss(scores, targets, reduction="mean"), expected.mean()
+  )
 
 
-@pytest.mark.parametrize("p,margin,weighted", [
-    (1, 1.0, False), (2, 1.0, False), (1, 0.3, False), (2, 2.5, False),
-    (1, 1.0, True), (2, 0.7, True)])
+@pytest.mark.parametrize(
+  "p,margin,weighted",
+  [
+    (1, 1.0, False),
+    (2, 1.0, False),
+    (1, 0.3, False),
+    (2, 2.5, False),
+    (1, 1.0, True),
+    (2, 0.7, True),
+  ],
+)
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
 def test_multi_margin_loss_matches_torch(p, margin, weighted, reduction):
   scores, labels = _scores(7, 9, C), _labels(7, C, 9)
-  weight = (np.random.default_rng(8).uniform(0.2, 3.0, C).astype(np.float32)
-            if weighted else None)
-  _close(jl.multi_margin_loss(scores, labels, p=p, margin=margin,
-                              class_weights=weight, reduction=reduction),
-         torch_multi_margin_loss(scores, labels, p, margin, weight, reduction))
+  weight = (
+    np.random.default_rng(8).uniform(0.2, 3.0, C).astype(np.float32)
+    if weighted
+    else None
+  )
+  _close(
+    jl.multi_margin_loss(
+      scores,
+      labels,
+      p=p,
+      margin=margin,
+      class_weights=weight,
+      reduction=reduction,
+    ),
+    torch_multi_margin_loss(scores, labels, p, margin, weight, reduction),
+  )
 
 
 @hypothesis.settings(derandomize=True, max_examples=15, deadline=None)
-@hypothesis.given(batch=st.integers(1, 5), num_classes=st.integers(2, 6),
-                  p=st.sampled_from([1, 2]), margin=st.floats(0.0, 3.0),
-                  seed=st.integers(0, 2**16))
-def test_multi_margin_loss_matches_torch_hypothesis(batch, num_classes, p,
-                                                    margin, seed):
-  scores, labels = _scores(seed, batch, num_classes), _labels(
-      seed, num_classes, batch)
-  _close(jl.multi_margin_loss(scores, labels, p=p, margin=margin),
-         torch_multi_margin_loss(scores, labels, p, margin))
+@hypothesis.given(
+  batch=st.integers(1, 5),
+  num_classes=st.integers(2, 6),
+  p=st.sampled_from([1, 2]),
+  margin=st.floats(0.0, 3.0),
+  seed=st.integers(0, 2**16),
+)
+def test_multi_margin_loss_matches_torch_hypothesis(
+  batch, num_classes, p, margin, seed
+):
+  scores, labels = (
+    _scores(seed, batch, num_classes),
+    _labels(seed, num_classes, batch),
+  )
+  _close(
+    jl.multi_margin_loss(scores, labels, p=p, margin=margin),
+    torch_multi_margin_loss(scores, labels, p, margin),
+  )
 
 
 def test_multi_margin_loss_float64():
   scores, labels = _scores(9, 6, C), _labels(9, C, 6)
   weight = np.linspace(0.5, 2.0, C)
   with jax.enable_x64(True):
-    out = jl.multi_margin_loss(jnp.asarray(scores, jnp.float64), labels, p=2,
-                               class_weights=weight, reduction="mean")
+    out = jl.multi_margin_loss(
+      jnp.asarray(scores, jnp.float64),
+      labels,
+      p=2,
+      class_weights=weight,
+      reduction="mean",
+    )
     assert out.dtype == jnp.float64
-  _close(out, torch_multi_margin_loss(scores, labels, 2, 1.0, weight, "mean"),
-         rtol=1e-12, atol=0)
+  _close(
+    out,
+    torch_multi_margin_loss(scores, labels, 2, 1.0, weight, "mean"),
+    rtol=1e-12,
+    atol=0,
+  )
 
 
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
 def test_soft_margin_loss_matches_torch(reduction):
   scores = _scores(10, 5, 3)
   targets = signs(np.random.default_rng(10), 5, 3)
-  _close(jl.soft_margin_loss(scores, targets, reduction=reduction),
-         torch_soft_margin_loss(scores, targets, reduction))
+  _close(
+    jl.soft_margin_loss(scores, targets, reduction=reduction),
+    torch_soft_margin_loss(scores, targets, reduction),
+  )
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -266,9 +338,12 @@ def test_multilabel_soft_margin_loss_matches_torch(weighted, reduction):
   logits = _scores(11, 6, C)
   labels = (rng.random((6, C)) < 0.5).astype(np.float32)
   weight = rng.uniform(0.2, 3.0, C).astype(np.float32) if weighted else None
-  _close(jl.multilabel_soft_margin_loss(logits, labels, class_weights=weight,
-                                        reduction=reduction),
-         torch_multilabel_soft_margin_loss(logits, labels, weight, reduction))
+  _close(
+    jl.multilabel_soft_margin_loss(
+      logits, labels, class_weights=weight, reduction=reduction
+    ),
+    torch_multilabel_soft_margin_loss(logits, labels, weight, reduction),
+  )
 
 
 def test_multilabel_soft_margin_loss_float64():
@@ -277,12 +352,14 @@ def test_multilabel_soft_margin_loss_float64():
   with jax.enable_x64(True):
     out = jl.multilabel_soft_margin_loss(jnp.asarray(logits), labels)
     assert out.dtype == jnp.float64
-  _close(out, torch_multilabel_soft_margin_loss(logits, labels), rtol=1e-12,
-         atol=0)
+  _close(
+    out, torch_multilabel_soft_margin_loss(logits, labels), rtol=1e-12, atol=0
+  )
 
 
 # --------------------------------------------------------------------------- #
 # where: a mask of the scores' shape drops classes
+
 
 def _class_mask():
   mask = np.ones((4, C), bool)
@@ -290,10 +367,15 @@ def _class_mask():
   return mask
 
 
-@pytest.mark.parametrize("name", ["multiclass_hinge_loss",
-                                  "multiclass_perceptron_loss",
-                                  "multiclass_sparsemax_loss",
-                                  "multi_margin_loss"])
+@pytest.mark.parametrize(
+  "name",
+  [
+    "multiclass_hinge_loss",
+    "multiclass_perceptron_loss",
+    "multiclass_sparsemax_loss",
+    "multi_margin_loss",
+  ],
+)
 def test_class_mask_equals_dropping_the_class(name):
   scores = _scores(13, 4, C)
   labels = np.array([0, 2, 3, 4], np.int32)  # class 1 is masked out
@@ -307,31 +389,41 @@ def test_multilabel_class_mask_equals_dropping_the_class():
   logits = _scores(14, 4, C)
   labels = (np.random.default_rng(14).random((4, C)) < 0.5).astype(np.float32)
   weight = np.linspace(0.5, 1.5, C).astype(np.float32)
-  _close(jl.multilabel_soft_margin_loss(logits, labels, class_weights=weight,
-                                        where=_class_mask()),
-         torch_multilabel_soft_margin_loss(np.delete(logits, 1, -1),
-                                           np.delete(labels, 1, -1),
-                                           np.delete(weight, 1)))
+  _close(
+    jl.multilabel_soft_margin_loss(
+      logits, labels, class_weights=weight, where=_class_mask()
+    ),
+    torch_multilabel_soft_margin_loss(
+      np.delete(logits, 1, -1), np.delete(labels, 1, -1), np.delete(weight, 1)
+    ),
+  )
 
 
 def test_fully_masked_row_is_zero_and_left_out_of_the_mean():
   scores, labels = _scores(15, 3, C), _labels(15, C, 3)
   mask = np.ones((3, C), bool)
   mask[1] = False
-  for fn in (jl.multiclass_hinge_loss, jl.multiclass_sparsemax_loss,
-             jl.multi_margin_loss):
+  for fn in (
+    jl.multiclass_hinge_loss,
+    jl.multiclass_sparsemax_loss,
+    jl.multi_margin_loss,
+  ):
     values = fn(scores, labels, where=mask)
     assert values[1] == 0
     keep = np.array([True, False, True])
-    _close(fn(scores, labels, where=mask, reduction="mean"),
-           np.asarray(fn(scores[keep], labels[keep])).mean())
+    _close(
+      fn(scores, labels, where=mask, reduction="mean"),
+      np.asarray(fn(scores[keep], labels[keep])).mean(),
+    )
     grad = jax.grad(lambda s: fn(s, labels, where=mask, reduction="mean"))(
-        scores)
+      scores
+    )
     assert np.all(np.isfinite(grad)) and np.all(grad[1] == 0)
 
 
 # --------------------------------------------------------------------------- #
 # edge cases
+
 
 def test_extreme_scores():
   big = np.array([1e4, -1e4], np.float32)
@@ -343,22 +435,31 @@ def test_extreme_scores():
   scores = np.array([[1e4, -1e4, 0.0]], np.float32)
   _close(jl.multiclass_sparsemax_loss(scores, np.array([0])), [0])
   _close(jl.multiclass_sparsemax_loss(scores, np.array([1])), [2e4])
-  _close(jl.multi_margin_loss(scores, np.array([1]), p=2),
-         [((2e4 + 1) ** 2 + (1e4 + 1) ** 2) / 3])
-  _close(jl.multilabel_soft_margin_loss(scores, np.array([[0, 1, 1]])),
-         [(1e4 + 1e4 + np.log(2)) / 3])
+  _close(
+    jl.multi_margin_loss(scores, np.array([1]), p=2),
+    [((2e4 + 1) ** 2 + (1e4 + 1) ** 2) / 3],
+  )
+  _close(
+    jl.multilabel_soft_margin_loss(scores, np.array([[0, 1, 1]])),
+    [(1e4 + 1e4 + np.log(2)) / 3],
+  )
 
 
 def test_perfect_predictions_give_zero():
   scores = np.array([[3.0, 0.0, -1.0]], np.float32)
   label = np.array([0], np.int32)
-  for fn in (jl.multiclass_hinge_loss, jl.multiclass_perceptron_loss,
-             jl.multiclass_sparsemax_loss, jl.multi_margin_loss):
+  for fn in (
+    jl.multiclass_hinge_loss,
+    jl.multiclass_perceptron_loss,
+    jl.multiclass_sparsemax_loss,
+    jl.multi_margin_loss,
+  ):
     assert float(fn(scores, label)[0]) == 0.0
 
 
 # --------------------------------------------------------------------------- #
 # errors at trace time
+
 
 def _raises(error, match, fn, *args, **kwargs):
   with pytest.raises(error, match=match):
@@ -367,31 +468,97 @@ def _raises(error, match, fn, *args, **kwargs):
 
 def test_trace_time_errors():
   scores, labels = _scores(0, 4, C), _labels(0, C, 4)
-  _raises(ValueError, r"multi_margin_loss.*`labels`.*shape.*4.*got \(3,\)",
-          jl.multi_margin_loss, scores, labels[:3])
-  _raises(TypeError, r"multiclass_hinge_loss.*`labels`.*integer",
-          jl.multiclass_hinge_loss, scores, labels.astype(np.float32))
-  _raises(TypeError, r"multiclass_sparsemax_loss.*`scores`.*floating",
-          jl.multiclass_sparsemax_loss, labels[:, None], labels)
-  _raises(ValueError, r"multi_margin_loss.*p=3.*1, 2", jl.multi_margin_loss,
-          scores, labels, p=3)
-  _raises(ValueError, r"multi_margin_loss.*margin.*>= 0",
-          jl.multi_margin_loss, scores, labels, margin=-1.0)
-  _raises(ValueError, r"multi_margin_loss.*class_weights.*\(5,\)",
-          jl.multi_margin_loss, scores, labels, class_weights=np.ones(3))
-  _raises(ValueError, r"multilabel_soft_margin_loss.*class_weights",
-          jl.multilabel_soft_margin_loss, scores, scores,
-          class_weights=np.ones(4))
-  _raises(ValueError, r"hinge_loss.*`predictor_outputs` \(4, 5\).*"
-          r"`targets` \(4,\)", jl.hinge_loss, scores, scores[:, 0])
-  _raises(ValueError, r"soft_margin_loss.*unknown reduction.*'mean'",
-          jl.soft_margin_loss, scores, scores, reduction="avg")
-  _raises(ValueError, r"multiclass_perceptron_loss.*class axis",
-          jl.multiclass_perceptron_loss, np.float32(1.0), np.int32(0))
-  _raises(ValueError, r"multiclass_hinge_loss.*`where`",
-          jl.multiclass_hinge_loss, scores, labels, where=np.ones((4, 3), bool))
-  _raises(ValueError, r"fenchel_young_loss.*`targets`",
-          jl.make_fenchel_young_loss(logsumexp), scores, scores[:3])
+  _raises(
+    ValueError,
+    r"multi_margin_loss.*`labels`.*shape.*4.*got \(3,\)",
+    jl.multi_margin_loss,
+    scores,
+    labels[:3],
+  )
+  _raises(
+    TypeError,
+    r"multiclass_hinge_loss.*`labels`.*integer",
+    jl.multiclass_hinge_loss,
+    scores,
+    labels.astype(np.float32),
+  )
+  _raises(
+    TypeError,
+    r"multiclass_sparsemax_loss.*`scores`.*floating",
+    jl.multiclass_sparsemax_loss,
+    labels[:, None],
+    labels,
+  )
+  _raises(
+    ValueError,
+    r"multi_margin_loss.*p=3.*1, 2",
+    jl.multi_margin_loss,
+    scores,
+    labels,
+    p=3,
+  )
+  _raises(
+    ValueError,
+    r"multi_margin_loss.*margin.*>= 0",
+    jl.multi_margin_loss,
+    scores,
+    labels,
+    margin=-1.0,
+  )
+  _raises(
+    ValueError,
+    r"multi_margin_loss.*class_weights.*\(5,\)",
+    jl.multi_margin_loss,
+    scores,
+    labels,
+    class_weights=np.ones(3),
+  )
+  _raises(
+    ValueError,
+    r"multilabel_soft_margin_loss.*class_weights",
+    jl.multilabel_soft_margin_loss,
+    scores,
+    scores,
+    class_weights=np.ones(4),
+  )
+  _raises(
+    ValueError,
+    r"hinge_loss.*`predictor_outputs` \(4, 5\).*"
+    r"`targets` \(4,\)",
+    jl.hinge_loss,
+    scores,
+    scores[:, 0],
+  )
+  _raises(
+    ValueError,
+    r"soft_margin_loss.*unknown reduction.*'mean'",
+    jl.soft_margin_loss,
+    scores,
+    scores,
+    reduction="avg",
+  )
+  _raises(
+    ValueError,
+    r"multiclass_perceptron_loss.*class axis",
+    jl.multiclass_perceptron_loss,
+    np.float32(1.0),
+    np.int32(0),
+  )
+  _raises(
+    ValueError,
+    r"multiclass_hinge_loss.*`where`",
+    jl.multiclass_hinge_loss,
+    scores,
+    labels,
+    where=np.ones((4, 3), bool),
+  )
+  _raises(
+    ValueError,
+    r"fenchel_young_loss.*`targets`",
+    jl.make_fenchel_young_loss(logsumexp),
+    scores,
+    scores[:3],
+  )
 
 
 def test_traced_margin():
@@ -403,25 +570,42 @@ def test_traced_margin():
 # --------------------------------------------------------------------------- #
 # value checks
 
-@pytest.mark.parametrize("fn,args,match", [
+
+@pytest.mark.parametrize(
+  "fn,args,match",
+  [
     (jl.hinge_loss, ([1.0, 2.0], [1.0, 0.5]), "hinge_loss: argument `targets`"),
-    (jl.soft_margin_loss, ([1.0], [0.0]),
-     "soft_margin_loss: argument `targets`"),
+    (
+      jl.soft_margin_loss,
+      ([1.0], [0.0]),
+      "soft_margin_loss: argument `targets`",
+    ),
     (jl.sparsemax_loss, ([1.0], [2]), "sparsemax_loss: argument `labels`"),
-    (jl.multi_margin_loss, ([[1.0, 2.0]], [2]),
-     r"multi_margin_loss: argument `labels` must hold class indices in "
-     r"\[0, 2\)"),
-    (jl.multiclass_sparsemax_loss, ([[1.0, 2.0]], [-1]),
-     "multiclass_sparsemax_loss: argument `labels`"),
-    (jl.multilabel_soft_margin_loss, ([[1.0, 2.0]], [[1.5, 0.0]]),
-     r"multilabel_soft_margin_loss: argument `labels` must lie in \[0, 1\]"),
-])
+    (
+      jl.multi_margin_loss,
+      ([[1.0, 2.0]], [2]),
+      r"multi_margin_loss: argument `labels` must hold class indices in "
+      r"\[0, 2\)",
+    ),
+    (
+      jl.multiclass_sparsemax_loss,
+      ([[1.0, 2.0]], [-1]),
+      "multiclass_sparsemax_loss: argument `labels`",
+    ),
+    (
+      jl.multilabel_soft_margin_loss,
+      ([[1.0, 2.0]], [[1.5, 0.0]]),
+      r"multilabel_soft_margin_loss: argument `labels` must lie in \[0, 1\]",
+    ),
+  ],
+)
 def test_checked_catches_bad_values(fn, args, match):
   args = tuple(np.asarray(a) for a in args)
   with pytest.raises(checkify.JaxRuntimeError, match=match):
     jl.checked(fn)(*args)
-  valid = jl.checked(jl.multi_margin_loss)(np.ones((1, 2), np.float32),
-                                           np.zeros(1, np.int32))
+  valid = jl.checked(jl.multi_margin_loss)(
+    np.ones((1, 2), np.float32), np.zeros(1, np.int32)
+  )
   _close(valid, [0.5])
 
 

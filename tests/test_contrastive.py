@@ -10,9 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from hypothesis import given, settings, strategies as st
-from jax.experimental import checkify
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jax import test_util
+from jax.experimental import checkify
 
 import jaxloss
 from jaxloss import contrastive as jc
@@ -32,6 +33,7 @@ def _normal(seed, *shape):
 # --------------------------------------------------------------------------- #
 # float64 NumPy references, each written from the named implementation
 
+
 def _lse(x, axis):
   peak = np.max(x, axis=axis, keepdims=True)
   return np.squeeze(peak, axis) + np.log(np.sum(np.exp(x - peak), axis=axis))
@@ -44,7 +46,7 @@ def _unit(x):
 
 def _cross_entropy_arange(logits):
   """torch.nn.functional.cross_entropy(logits, arange(n), reduction="none")."""
-  return _lse(logits, 1) - np.diag(logits[:, :logits.shape[0]])
+  return _lse(logits, 1) - np.diag(logits[:, : logits.shape[0]])
 
 
 def infonce_reference(a, p, negatives=None, temperature=0.07, cosine=True):
@@ -57,7 +59,7 @@ def infonce_reference(a, p, negatives=None, temperature=0.07, cosine=True):
   logits = a @ p.T
   if negatives is not None:
     n = _unit(np.float64(negatives)) if cosine else np.float64(negatives)
-    extra = (np.einsum("bd,bkd->bk", a, n) if n.ndim == 3 else a @ n.T)
+    extra = np.einsum("bd,bkd->bk", a, n) if n.ndim == 3 else a @ n.T
     logits = np.concatenate([logits, extra], axis=1)
   return _cross_entropy_arange(logits / temperature)
 
@@ -69,8 +71,10 @@ def clip_reference(x, y, temperature=0.07, normalize=True):
   if normalize:
     x, y = _unit(x), _unit(y)
   logits_per_image = x @ y.T / temperature
-  return (_cross_entropy_arange(logits_per_image)
-          + _cross_entropy_arange(logits_per_image.T)) / 2
+  return (
+    _cross_entropy_arange(logits_per_image)
+    + _cross_entropy_arange(logits_per_image.T)
+  ) / 2
 
 
 def siglip_reference(x, y, scale=10.0, bias=-10.0, normalize=True):
@@ -119,23 +123,30 @@ def ntxent_reference(embeddings, labels, temperature=0.07):
     negatives = s[a][labels != labels[a]]
     for p in range(len(x)):
       if p != a and labels[p] == labels[a]:
-        losses.append(-s[a, p] + np.logaddexp.reduce(np.append(negatives, s[a, p])))
+        losses.append(
+          -s[a, p] + np.logaddexp.reduce(np.append(negatives, s[a, p]))
+        )
   return np.mean(losses) if losses else 0.0
 
 
 # --------------------------------------------------------------------------- #
 # values
 
+
 @pytest.mark.parametrize("similarity", ["cosine", "dot"])
 @pytest.mark.parametrize("negatives", [None, "per_anchor", "shared"])
 def test_infonce_against_numpy(similarity, negatives):
   a, p = _normal(0, 6, 8), _normal(1, 6, 8)
-  n = {None: None, "per_anchor": _normal(2, 6, 3, 8),
-       "shared": _normal(2, 4, 8)}[negatives]
+  n = {
+    None: None,
+    "per_anchor": _normal(2, 6, 3, 8),
+    "shared": _normal(2, 4, 8),
+  }[negatives]
   temperature = 0.07 if similarity == "cosine" else 2.0
   got = jc.infonce_loss(a, p, n, temperature=temperature, similarity=similarity)
   np.testing.assert_allclose(
-      got, infonce_reference(a, p, n, temperature, similarity == "cosine"), **F32)
+    got, infonce_reference(a, p, n, temperature, similarity == "cosine"), **F32
+  )
 
 
 def test_infonce_where_drops_anchor_and_candidate_but_not_shared_negatives():
@@ -154,30 +165,39 @@ def test_clip_against_open_clip_formula(normalize):
   reference = clip_reference(x, y, temperature, normalize)
   kw = dict(temperature=temperature, normalize=normalize)
   np.testing.assert_allclose(jc.clip_loss(x, y, **kw), reference, **F32)
-  np.testing.assert_allclose(jc.clip_loss(x, y, reduction="mean", **kw),
-                             reference.mean(), **F32)
+  np.testing.assert_allclose(
+    jc.clip_loss(x, y, reduction="mean", **kw), reference.mean(), **F32
+  )
 
 
 @pytest.mark.parametrize("normalize", [True, False])
 def test_siglip_against_big_vision_formula(normalize):
   x, y = _normal(5, 7, 16), _normal(6, 7, 16)
-  kw = dict(logit_scale=10.0, logit_bias=-10.0) if normalize else dict(
-      logit_scale=0.5, logit_bias=1.5)
-  reference = siglip_reference(x, y, kw["logit_scale"], kw["logit_bias"],
-                               normalize)
-  np.testing.assert_allclose(jc.siglip_loss(x, y, normalize=normalize, **kw),
-                             reference, **F32)
+  kw = (
+    dict(logit_scale=10.0, logit_bias=-10.0)
+    if normalize
+    else dict(logit_scale=0.5, logit_bias=1.5)
+  )
+  reference = siglip_reference(
+    x, y, kw["logit_scale"], kw["logit_bias"], normalize
+  )
   np.testing.assert_allclose(
-      jc.siglip_loss(x, y, normalize=normalize, reduction="mean", **kw),
-      reference.mean(), **F32)
+    jc.siglip_loss(x, y, normalize=normalize, **kw), reference, **F32
+  )
+  np.testing.assert_allclose(
+    jc.siglip_loss(x, y, normalize=normalize, reduction="mean", **kw),
+    reference.mean(),
+    **F32,
+  )
 
 
 def test_siglip_learned_log_scale_as_big_vision():
   """big_vision learns t' with scale exp(t'); pass jnp.exp(t')."""
   x, y = _normal(5, 4, 8), _normal(6, 4, 8)
   t_prime = np.log(10.0)
-  got = jax.jit(lambda t: jc.siglip_loss(x, y, logit_scale=jnp.exp(t),
-                                         reduction="mean"))(t_prime)
+  got = jax.jit(
+    lambda t: jc.siglip_loss(x, y, logit_scale=jnp.exp(t), reduction="mean")
+  )(t_prime)
   np.testing.assert_allclose(got, siglip_reference(x, y).mean(), **F32)
 
 
@@ -190,9 +210,12 @@ def test_supcon_against_khosla_reference(views):
   got = jc.supervised_contrastive_loss(features, labels, temperature=0.1)
   np.testing.assert_allclose(got, reference.reshape(got.shape), **F32)
   np.testing.assert_allclose(
-      jc.supervised_contrastive_loss(features, labels, temperature=0.1,
-                                     reduction="mean"),
-      reference.mean(), **F32)
+    jc.supervised_contrastive_loss(
+      features, labels, temperature=0.1, reduction="mean"
+    ),
+    reference.mean(),
+    **F32,
+  )
 
 
 def test_supcon_excludes_anchors_without_positives():
@@ -204,15 +227,18 @@ def test_supcon_excludes_anchors_without_positives():
   assert np.all(np.asarray(got)[4:] == 0)
   # The reference averages them in as 0; jaxloss leaves them out of "mean".
   np.testing.assert_allclose(
-      jc.supervised_contrastive_loss(features, labels, reduction="mean"),
-      reference[:4].mean(), **F32)
+    jc.supervised_contrastive_loss(features, labels, reduction="mean"),
+    reference[:4].mean(),
+    **F32,
+  )
 
 
 def test_supcon_without_labels_is_simclr_over_views():
   features = np.float32(_unit(_normal(9, 5, 2, 4)))
   got = jc.supervised_contrastive_loss(features, None, temperature=0.5)
   np.testing.assert_allclose(
-      got, supcon_reference(features, np.arange(5), 0.5, 0.07), **F32)
+    got, supcon_reference(features, np.arange(5), 0.5, 0.07), **F32
+  )
 
 
 @pytest.mark.parametrize("temperature", [0.07, 1.0])
@@ -221,15 +247,22 @@ def test_ntxent_equals_optax(temperature):
   labels = np.array([0, 0, 1, 1, 1, 2, 3, 3], np.int32)  # 2: no positive
   ours = jc.ntxent(x, labels, temperature)
   np.testing.assert_allclose(
-      ours, optax.losses.ntxent(jnp.asarray(x), jnp.asarray(labels), temperature),
-      **F32)
-  np.testing.assert_allclose(ours, ntxent_reference(x, labels, temperature),
-                             **F32)
+    ours,
+    optax.losses.ntxent(jnp.asarray(x), jnp.asarray(labels), temperature),
+    **F32,
+  )
+  np.testing.assert_allclose(
+    ours, ntxent_reference(x, labels, temperature), **F32
+  )
 
 
 @settings(max_examples=15, deadline=None, derandomize=True)
-@given(seed=st.integers(0, 2**16), batch=st.sampled_from([2, 5, 8]),
-       classes=st.integers(1, 4), scale=st.sampled_from([1e-3, 1.0, 100.0]))
+@given(
+  seed=st.integers(0, 2**16),
+  batch=st.sampled_from([2, 5, 8]),
+  classes=st.integers(1, 4),
+  scale=st.sampled_from([1e-3, 1.0, 100.0]),
+)
 def test_ntxent_equals_optax_on_random_inputs(seed, batch, classes, scale):
   rng = _rng(seed)
   x = (scale * rng.normal(size=(batch, 3))).astype(np.float32)
@@ -238,29 +271,33 @@ def test_ntxent_equals_optax_on_random_inputs(seed, batch, classes, scale):
   if np.isnan(expected):  # optax divides by zero positive pairs
     assert float(jc.ntxent(x, labels)) == 0.0
   else:
-    np.testing.assert_allclose(jc.ntxent(x, labels), expected, rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+      jc.ntxent(x, labels), expected, rtol=1e-5, atol=1e-5
+    )
 
 
 def test_ntxent_none_sums_pairs_and_mean_counts_pairs():
   x = _normal(11, 5, 3)
   labels = np.array([0, 0, 0, 1, 2], np.int32)
   per_anchor = jc.ntxent(x, labels, reduction="none")
-  np.testing.assert_allclose(np.sum(per_anchor) / 6,
-                             ntxent_reference(x, labels), **F32)
+  np.testing.assert_allclose(
+    np.sum(per_anchor) / 6, ntxent_reference(x, labels), **F32
+  )
   assert np.all(np.asarray(per_anchor)[3:] == 0)
 
 
 # --------------------------------------------------------------------------- #
 # edge cases with known values
 
+
 def test_identical_and_zero_embeddings_give_log_batch():
   n = 4
   for x in (np.ones((n, 3), np.float32), np.zeros((n, 3), np.float32)):
     for fn in (jc.infonce_loss, jc.clip_loss):
       for chunk_size in (None, 3):
-        np.testing.assert_allclose(fn(x, x, chunk_size=chunk_size),
-                                   np.full(n, np.log(n)), **F32)
+        np.testing.assert_allclose(
+          fn(x, x, chunk_size=chunk_size), np.full(n, np.log(n)), **F32
+        )
 
 
 def test_zero_vectors_have_zero_gradient_under_cosine():
@@ -268,8 +305,9 @@ def test_zero_vectors_have_zero_gradient_under_cosine():
   y = _normal(12, 3, 4)
   for fn in (jc.infonce_loss, jc.clip_loss, jc.siglip_loss):
     for chunk_size in (None, 2):
-      grad = jax.grad(lambda v: fn(v, y, chunk_size=chunk_size,
-                                   reduction="mean"))(x)
+      grad = jax.grad(
+        lambda v: fn(v, y, chunk_size=chunk_size, reduction="mean")
+      )(x)
       np.testing.assert_array_equal(grad, np.zeros_like(x))
 
 
@@ -277,10 +315,13 @@ def test_batch_of_one():
   x = _normal(13, 1, 4)
   np.testing.assert_allclose(jc.infonce_loss(x, x), [0.0], atol=1e-6)
   np.testing.assert_allclose(jc.clip_loss(x, x), [0.0], atol=1e-6)
-  np.testing.assert_allclose(jc.siglip_loss(x, x),
-                             siglip_reference(x, x), **F32)
-  assert float(jc.supervised_contrastive_loss(x, np.array([0]),
-                                              reduction="mean")) == 0.0
+  np.testing.assert_allclose(
+    jc.siglip_loss(x, x), siglip_reference(x, x), **F32
+  )
+  assert (
+    float(jc.supervised_contrastive_loss(x, np.array([0]), reduction="mean"))
+    == 0.0
+  )
 
 
 def test_supcon_all_labels_equal():
@@ -288,12 +329,15 @@ def test_supcon_all_labels_equal():
   labels = np.zeros(5, np.int32)
   for chunk_size in (None, 4):
     np.testing.assert_allclose(
-        jc.supervised_contrastive_loss(x, labels, chunk_size=chunk_size),
-        supcon_reference(x, labels), **F32)
+      jc.supervised_contrastive_loss(x, labels, chunk_size=chunk_size),
+      supcon_reference(x, labels),
+      **F32,
+    )
 
 
 # --------------------------------------------------------------------------- #
 # chunked ≡ dense: values and gradients (embeddings and hyper-parameters)
+
 
 def _chunk_cases(dtype):
   """(name, loss(x, y, hyper, chunk_size, **kw), hyper-parameter value)."""
@@ -301,34 +345,55 @@ def _chunk_cases(dtype):
 
   def supcon(x, y, t, chunk_size, **kw):
     views = jnp.stack([x, y], axis=1)
-    return jc.supervised_contrastive_loss(views, labels[:x.shape[0]],
-                                          temperature=t, chunk_size=chunk_size,
-                                          **kw)
+    return jc.supervised_contrastive_loss(
+      views, labels[: x.shape[0]], temperature=t, chunk_size=chunk_size, **kw
+    )
 
   def siglip(x, y, scale_bias, chunk_size, **kw):
-    return jc.siglip_loss(x, y, logit_scale=scale_bias[0],
-                          logit_bias=scale_bias[1], chunk_size=chunk_size, **kw)
+    return jc.siglip_loss(
+      x,
+      y,
+      logit_scale=scale_bias[0],
+      logit_bias=scale_bias[1],
+      chunk_size=chunk_size,
+      **kw,
+    )
 
   def infonce_shared(x, y, t, chunk_size, **kw):
-    return jc.infonce_loss(x, y, y[:3] + 1.0, temperature=t,
-                           chunk_size=chunk_size, **kw)
+    return jc.infonce_loss(
+      x, y, y[:3] + 1.0, temperature=t, chunk_size=chunk_size, **kw
+    )
 
   return [
-      ("infonce", lambda x, y, t, c, **kw: jc.infonce_loss(
-          x, y, temperature=t, chunk_size=c, **kw), np.asarray(0.1, dtype)),
-      ("infonce[shared]", infonce_shared, np.asarray(0.3, dtype)),
-      ("clip", lambda x, y, t, c, **kw: jc.clip_loss(
-          x, y, temperature=t, chunk_size=c, **kw), np.asarray(0.07, dtype)),
-      ("siglip", siglip, np.asarray([5.0, -3.0], dtype)),
-      ("supcon", supcon, np.asarray(0.2, dtype)),
+    (
+      "infonce",
+      lambda x, y, t, c, **kw: jc.infonce_loss(
+        x, y, temperature=t, chunk_size=c, **kw
+      ),
+      np.asarray(0.1, dtype),
+    ),
+    ("infonce[shared]", infonce_shared, np.asarray(0.3, dtype)),
+    (
+      "clip",
+      lambda x, y, t, c, **kw: jc.clip_loss(
+        x, y, temperature=t, chunk_size=c, **kw
+      ),
+      np.asarray(0.07, dtype),
+    ),
+    ("siglip", siglip, np.asarray([5.0, -3.0], dtype)),
+    ("supcon", supcon, np.asarray(0.2, dtype)),
   ]
 
 
 def _value_and_grads(loss, x, y, hyper, chunk_size, where, weights):
   def total(x, y, hyper):
-    values = loss(x, y, hyper, chunk_size, where=where, weights=weights,
-                  reduction="none")
-    return jnp.sum(values * jnp.arange(1, values.size + 1).reshape(values.shape))
+    values = loss(
+      x, y, hyper, chunk_size, where=where, weights=weights, reduction="none"
+    )
+    return jnp.sum(
+      values * jnp.arange(1, values.size + 1).reshape(values.shape)
+    )
+
   return jax.jit(jax.value_and_grad(total, argnums=(0, 1, 2)))(x, y, hyper)
 
 
@@ -342,8 +407,11 @@ def test_chunked_equals_dense_float64(batch, chunk_size):
     for name, loss, hyper in _chunk_cases(np.float64):
       # SupCon's per-example output is [batch, views]: per-example masks are
       # [batch, 1].
-      m, w = (where, weights) if name != "supcon" else (where[:, None],
-                                                         weights[:, None])
+      m, w = (
+        (where, weights)
+        if name != "supcon"
+        else (where[:, None], weights[:, None])
+      )
       dense = _value_and_grads(loss, x, y, hyper, None, m, w)
       chunked = _value_and_grads(loss, x, y, hyper, chunk_size, m, w)
       for a, b in zip(jax.tree.leaves(chunked), jax.tree.leaves(dense)):
@@ -356,10 +424,13 @@ def test_chunked_equals_dense_float32():
     where = np.array([True] * 7 + [False, True])
     where = where[:, None] if name == "supcon" else where
     for reduction in ("none", "mean"):
+
       def f(x, y, hyper, chunk_size):
         values = loss(x, y, hyper, chunk_size, where=where, reduction=reduction)
-        return jnp.sum(values * jnp.arange(1.0, values.size + 1).reshape(
-            values.shape))
+        return jnp.sum(
+          values * jnp.arange(1.0, values.size + 1).reshape(values.shape)
+        )
+
       dense = jax.value_and_grad(f, argnums=(0, 1, 2))(x, y, hyper, None)
       chunked = jax.value_and_grad(f, argnums=(0, 1, 2))(x, y, hyper, 4)
       what = f"{name} {reduction}"
@@ -367,14 +438,16 @@ def test_chunked_equals_dense_float32():
       for a, b in zip(chunked[1][:2], dense[1][:2]):
         # An embedding's gradient adds its row and column contributions,
         # which can cancel: the tolerance is relative to the gradient's scale.
-        np.testing.assert_allclose(a, b, rtol=1e-5,
-                                   atol=1e-5 * np.max(np.abs(b)), err_msg=what)
+        np.testing.assert_allclose(
+          a, b, rtol=1e-5, atol=1e-5 * np.max(np.abs(b)), err_msg=what
+        )
       # The hyper-parameter gradient sums ~100 terms of either sign, each of
       # the loss's size (the terms of d/dτ of τ·f(x/τ) nearly cancel): float32
       # rounding alone moves it by ~1e-4 relative (the float64 test holds both
       # paths to 1e-10).
-      np.testing.assert_allclose(chunked[1][2], dense[1][2], rtol=3e-4,
-                                 atol=1e-5, err_msg=what)
+      np.testing.assert_allclose(
+        chunked[1][2], dense[1][2], rtol=3e-4, atol=1e-5, err_msg=what
+      )
 
 
 @pytest.mark.parametrize("chunk_size", [None, 3])
@@ -383,20 +456,26 @@ def test_hyperparameter_gradients_match_finite_differences(chunk_size):
   with jax.enable_x64(True):
     x, y = np.float64(_normal(26, 5, 4)), np.float64(_normal(27, 5, 4))
     for name, loss, hyper in _chunk_cases(np.float64):
+
       def f(hyper):
         return loss(x, y, hyper, chunk_size, reduction="mean")
+
       test_util.check_grads(f, (hyper,), order=1, modes=modes, eps=1e-6)
 
 
 def test_temperature_gradient_against_numpy_finite_difference():
   x, y = _normal(28, 6, 5), _normal(29, 6, 5)
   for chunk_size in (None, 4):
-    grad = jax.grad(lambda t: jc.clip_loss(x, y, temperature=t,
-                                           chunk_size=chunk_size,
-                                           reduction="mean"))(0.2)
+    grad = jax.grad(
+      lambda t: jc.clip_loss(
+        x, y, temperature=t, chunk_size=chunk_size, reduction="mean"
+      )
+    )(0.2)
     h = 1e-6
-    numeric = (clip_reference(x, y, 0.2 + h).mean()
-               - clip_reference(x, y, 0.2 - h).mean()) / (2 * h)
+    numeric = (
+      clip_reference(x, y, 0.2 + h).mean()
+      - clip_reference(x, y, 0.2 - h).mean()
+    ) / (2 * h)
     np.testing.assert_allclose(grad, numeric, rtol=1e-4)
 
 
@@ -406,10 +485,18 @@ def test_chunked_never_holds_the_batch_by_batch_matrix():
   temperature = jax.ShapeDtypeStruct((), jnp.float32)
 
   def temp_bytes(loss, chunk_size):
-    step = jax.jit(jax.grad(
+    step = jax.jit(
+      jax.grad(
         lambda x, y, t: loss(x, y, t, chunk_size, reduction="mean"),
-        argnums=(0, 1, 2)))
-    return step.lower(x, x, temperature).compile().memory_analysis().temp_size_in_bytes
+        argnums=(0, 1, 2),
+      )
+    )
+    return (
+      step.lower(x, x, temperature)
+      .compile()
+      .memory_analysis()
+      .temp_size_in_bytes
+    )
 
   matrix = 2048 * 2048 * 4
   for name, loss, _ in _chunk_cases(np.float32):
@@ -424,32 +511,52 @@ def test_chunked_never_holds_the_batch_by_batch_matrix():
 # --------------------------------------------------------------------------- #
 # errors and value checks
 
+
 def test_shape_errors_name_the_loss_and_argument():
   x, y = _normal(30, 4, 3), _normal(31, 5, 3)
-  with pytest.raises(ValueError, match=r"clip_loss.*image_embeddings.*\(4, 3\)"
-                     r".*text_embeddings.*\(5, 3\)"):
+  with pytest.raises(
+    ValueError,
+    match=r"clip_loss.*image_embeddings.*\(4, 3\)"
+    r".*text_embeddings.*\(5, 3\)",
+  ):
     jc.clip_loss(x, y)
   with pytest.raises(ValueError, match=r"infonce_loss: argument `negatives`"):
     jc.infonce_loss(x, x, _normal(32, 4, 2, 5))
   with pytest.raises(ValueError, match=r"infonce_loss: argument `negatives`"):
     jc.infonce_loss(x, x, _normal(32, 3, 2, 3))
-  with pytest.raises(ValueError, match=r"supervised_contrastive_loss: argument "
-                     r"`labels` must have shape \(4,\)"):
+  with pytest.raises(
+    ValueError,
+    match=r"supervised_contrastive_loss: argument "
+    r"`labels` must have shape \(4,\)",
+  ):
     jc.supervised_contrastive_loss(x, np.zeros(3, np.int32))
-  with pytest.raises(ValueError, match=r"supervised_contrastive_loss: argument "
-                     r"`embeddings` must have rank"):
-    jc.supervised_contrastive_loss(np.zeros((2, 2, 2, 2), np.float32),
-                                   np.zeros(2, np.int32))
+  with pytest.raises(
+    ValueError,
+    match=r"supervised_contrastive_loss: argument "
+    r"`embeddings` must have rank",
+  ):
+    jc.supervised_contrastive_loss(
+      np.zeros((2, 2, 2, 2), np.float32), np.zeros(2, np.int32)
+    )
   with pytest.raises(ValueError, match=r"ntxent: argument `labels`"):
     jc.ntxent(x, np.zeros(5, np.int32))
   with pytest.raises(ValueError, match=r"siglip_loss: argument `where`"):
     jc.siglip_loss(x, x, where=np.ones(3, bool))
-  with pytest.raises(ValueError, match=r"supervised_contrastive_loss: argument "
-                     r"`where`.*\[batch, 1\]"):  # multi-view: [batch, 1]
-    jc.supervised_contrastive_loss(np.zeros((4, 2, 3), np.float32),
-                                   np.zeros(4, np.int32), where=np.ones(4, bool))
-  with pytest.raises(ValueError, match=r"clip_loss: argument `temperature` must "
-                     r"have rank 0"):
+  with pytest.raises(
+    ValueError,
+    match=r"supervised_contrastive_loss: argument "
+    r"`where`.*\[batch, 1\]",
+  ):  # multi-view: [batch, 1]
+    jc.supervised_contrastive_loss(
+      np.zeros((4, 2, 3), np.float32),
+      np.zeros(4, np.int32),
+      where=np.ones(4, bool),
+    )
+  with pytest.raises(
+    ValueError,
+    match=r"clip_loss: argument `temperature` must "
+    r"have rank 0",
+  ):
     jc.clip_loss(x, x, temperature=jnp.ones(2))
 
 
@@ -465,19 +572,26 @@ def test_dtype_errors():
 
 def test_option_errors_list_valid_values():
   x = _normal(34, 4, 3)
-  with pytest.raises(ValueError, match="infonce_loss: unknown similarity='l2'; "
-                     "valid values are 'cosine', 'dot'"):
+  with pytest.raises(
+    ValueError,
+    match="infonce_loss: unknown similarity='l2'; "
+    "valid values are 'cosine', 'dot'",
+  ):
     jc.infonce_loss(x, x, similarity="l2")
   with pytest.raises(ValueError, match="clip_loss: `temperature` must be > 0"):
     jc.clip_loss(x, x, temperature=0.0)
-  with pytest.raises(ValueError, match="siglip_loss: `logit_scale` must be > 0"):
+  with pytest.raises(
+    ValueError, match="siglip_loss: `logit_scale` must be > 0"
+  ):
     jc.siglip_loss(x, x, logit_scale=-1.0)
   with pytest.raises(ValueError, match="base_temperature"):
-    jc.supervised_contrastive_loss(x, np.zeros(4, np.int32),
-                                   base_temperature=-0.1)
+    jc.supervised_contrastive_loss(
+      x, np.zeros(4, np.int32), base_temperature=-0.1
+    )
   for bad in (0, 2.5, True):
-    with pytest.raises(ValueError, match="clip_loss: `chunk_size` must be None "
-                       "or a positive int"):
+    with pytest.raises(
+      ValueError, match="clip_loss: `chunk_size` must be None or a positive int"
+    ):
       jc.clip_loss(x, x, chunk_size=bad)
   with pytest.raises(ValueError, match="ntxent: unknown reduction"):
     jc.ntxent(x, np.zeros(4, np.int32), reduction="average")
@@ -485,49 +599,64 @@ def test_option_errors_list_valid_values():
 
 def test_checked_catches_bad_values():
   x = _normal(35, 4, 3)
-  with pytest.raises(checkify.JaxRuntimeError,
-                     match="clip_loss: argument `temperature` must be > 0"):
+  with pytest.raises(
+    checkify.JaxRuntimeError,
+    match="clip_loss: argument `temperature` must be > 0",
+  ):
     jaxloss.checked(jc.clip_loss)(x, x, temperature=jnp.asarray(-0.5))
-  with pytest.raises(checkify.JaxRuntimeError,
-                     match="siglip_loss: argument `logit_scale` must be > 0"):
+  with pytest.raises(
+    checkify.JaxRuntimeError,
+    match="siglip_loss: argument `logit_scale` must be > 0",
+  ):
     jaxloss.checked(jc.siglip_loss)(x, x, logit_scale=jnp.asarray(0.0))
-  with pytest.raises(checkify.JaxRuntimeError,
-                     match="infonce_loss: argument `anchors` contains NaN"):
+  with pytest.raises(
+    checkify.JaxRuntimeError,
+    match="infonce_loss: argument `anchors` contains NaN",
+  ):
     jaxloss.checked(jc.infonce_loss)(np.full((4, 3), np.nan, np.float32), x)
   checked = jaxloss.checked(jc.supervised_contrastive_loss)
   np.testing.assert_allclose(
-      checked(x, np.zeros(4, np.int32), temperature=jnp.asarray(0.5)),
-      jc.supervised_contrastive_loss(x, np.zeros(4, np.int32), temperature=0.5))
+    checked(x, np.zeros(4, np.int32), temperature=jnp.asarray(0.5)),
+    jc.supervised_contrastive_loss(x, np.zeros(4, np.int32), temperature=0.5),
+  )
 
 
 # --------------------------------------------------------------------------- #
 # the online log-sum-exp machinery (jaxloss._core.online_softmax)
 
+
 def test_online_logsumexp_matches_numpy_over_any_split():
   x = _normal(40, 3, 10) * 30
   mask = _rng(41).random((3, 10)) < 0.7
   mask[2] = False  # an empty row: 0
-  expected = np.array([_lse(np.float64(r[m]), 0) if m.any() else 0.0
-                       for r, m in zip(x, mask)])
+  expected = np.array(
+    [_lse(np.float64(r[m]), 0) if m.any() else 0.0 for r, m in zip(x, mask)]
+  )
   state = online_softmax.init((3,), jnp.float32)
   for cut in ((0, 4), (4, 5), (5, 10)):
     part = slice(*cut)
     state = online_softmax.update(state, x[:, part], mask[:, part], axis=1)
   np.testing.assert_allclose(online_softmax.finish(state), expected, **F32)
-  left = online_softmax.update(online_softmax.init((3,), jnp.float32),
-                               x[:, :6], mask[:, :6], axis=1)
-  right = online_softmax.update(online_softmax.init((3,), jnp.float32),
-                                x[:, 6:], mask[:, 6:], axis=1)
-  np.testing.assert_allclose(online_softmax.finish(online_softmax.merge(left, right)),
-                             expected, **F32)
-  np.testing.assert_allclose(online_softmax.masked_logsumexp(x, mask, axis=1),
-                             expected, **F32)
+  left = online_softmax.update(
+    online_softmax.init((3,), jnp.float32), x[:, :6], mask[:, :6], axis=1
+  )
+  right = online_softmax.update(
+    online_softmax.init((3,), jnp.float32), x[:, 6:], mask[:, 6:], axis=1
+  )
+  np.testing.assert_allclose(
+    online_softmax.finish(online_softmax.merge(left, right)), expected, **F32
+  )
+  np.testing.assert_allclose(
+    online_softmax.masked_logsumexp(x, mask, axis=1), expected, **F32
+  )
 
 
 def test_masked_logsumexp_gradient_is_finite_and_masked():
   x = jnp.asarray(_normal(42, 2, 4))
   mask = jnp.array([[True, False, True, False], [False] * 4])
-  grad = jax.grad(lambda v: jnp.sum(online_softmax.masked_logsumexp(v, mask, 1)))(x)
+  grad = jax.grad(
+    lambda v: jnp.sum(online_softmax.masked_logsumexp(v, mask, 1))
+  )(x)
   assert np.all(np.isfinite(grad))
   assert np.all(np.asarray(grad)[~np.asarray(mask)] == 0)
   np.testing.assert_allclose(np.asarray(grad)[0, [0, 2]].sum(), 1.0, rtol=1e-6)
@@ -539,11 +668,18 @@ def test_chunked_stats_with_terms_and_column_lse_equal_dense():
 
   def chunk_fn(rows, columns):
     logits = rows["x"] @ columns["x"].T * rows["scale"]
-    mask = columns["keep"][None, :] & (rows["id"][:, None] != columns["id"][None, :])
+    mask = columns["keep"][None, :] & (
+      rows["id"][:, None] != columns["id"][None, :]
+    )
     selected = (rows["id"][:, None] % 3) == (columns["id"][None, :] % 3)
     return online_softmax.Chunk(
-        logits, mask, {"selected": jnp.where(mask & selected, logits, 0),
-                       "soft": jnp.where(mask, jax.nn.softplus(logits), 0)})
+      logits,
+      mask,
+      {
+        "selected": jnp.where(mask & selected, logits, 0),
+        "soft": jnp.where(mask, jax.nn.softplus(logits), 0),
+      },
+    )
 
   with jax.enable_x64(True):
     x, y = np.float64(_normal(43, 6, 3)), np.float64(_normal(44, 7, 3))
@@ -551,13 +687,19 @@ def test_chunked_stats_with_terms_and_column_lse_equal_dense():
 
     def total(x, y, scale, chunk_size):
       stats = online_softmax.stats(
-          chunk_fn, {"x": x, "scale": scale, "id": jnp.arange(6)},
-          {"x": y, "keep": keep, "id": jnp.arange(7)}, chunk_size=chunk_size,
-          col_lse=True)
+        chunk_fn,
+        {"x": x, "scale": scale, "id": jnp.arange(6)},
+        {"x": y, "keep": keep, "id": jnp.arange(7)},
+        chunk_size=chunk_size,
+        col_lse=True,
+      )
       w = jnp.arange(1.0, 7.0)
-      return (jnp.sum(w * stats.row_lse) + jnp.sum(stats.col_lse * jnp.arange(7.0))
-              + jnp.sum(w * stats.row_sums["selected"])
-              + jnp.sum(w ** 2 * stats.row_sums["soft"]))
+      return (
+        jnp.sum(w * stats.row_lse)
+        + jnp.sum(stats.col_lse * jnp.arange(7.0))
+        + jnp.sum(w * stats.row_sums["selected"])
+        + jnp.sum(w**2 * stats.row_sums["soft"])
+      )
 
     reference = jax.value_and_grad(total, argnums=(0, 1, 2))(x, y, 1.5, None)
     for chunk_size in (2, 9):  # padded last chunk; one chunk wider than all

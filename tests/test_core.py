@@ -9,7 +9,6 @@ from jax.experimental import checkify
 import jaxloss
 from jaxloss._core import checks, numerics, reduction
 
-
 # --------------------------------------------------------------------------- #
 # reduce
 
@@ -20,17 +19,30 @@ MASK = np.array([[True, False, True], [False, True, True]])
 
 def test_reduce_none_sum_mean_batchmean_against_numpy():
   w, m, v = WEIGHTS.astype(np.float64), MASK, VALUES.astype(np.float64)
-  np.testing.assert_allclose(jaxloss.reduce(VALUES, "none", weights=WEIGHTS, where=MASK),
-                             np.where(m, w * v, 0.0), rtol=1e-6)
-  np.testing.assert_allclose(jaxloss.reduce(VALUES, "sum", weights=WEIGHTS, where=MASK),
-                             (w * v)[m].sum(), rtol=1e-6)
-  np.testing.assert_allclose(jaxloss.reduce(VALUES, "mean", weights=WEIGHTS, where=MASK),
-                             (w * v)[m].sum() / w[m].sum(), rtol=1e-6)
-  np.testing.assert_allclose(jaxloss.reduce(VALUES, "mean", where=MASK),
-                             v[m].mean(), rtol=1e-6)
-  np.testing.assert_allclose(jaxloss.reduce(VALUES, "mean"), v.mean(), rtol=1e-6)
-  np.testing.assert_allclose(jaxloss.reduce(VALUES, "batchmean", where=MASK),
-                             v[m].sum() / 2, rtol=1e-6)
+  np.testing.assert_allclose(
+    jaxloss.reduce(VALUES, "none", weights=WEIGHTS, where=MASK),
+    np.where(m, w * v, 0.0),
+    rtol=1e-6,
+  )
+  np.testing.assert_allclose(
+    jaxloss.reduce(VALUES, "sum", weights=WEIGHTS, where=MASK),
+    (w * v)[m].sum(),
+    rtol=1e-6,
+  )
+  np.testing.assert_allclose(
+    jaxloss.reduce(VALUES, "mean", weights=WEIGHTS, where=MASK),
+    (w * v)[m].sum() / w[m].sum(),
+    rtol=1e-6,
+  )
+  np.testing.assert_allclose(
+    jaxloss.reduce(VALUES, "mean", where=MASK), v[m].mean(), rtol=1e-6
+  )
+  np.testing.assert_allclose(
+    jaxloss.reduce(VALUES, "mean"), v.mean(), rtol=1e-6
+  )
+  np.testing.assert_allclose(
+    jaxloss.reduce(VALUES, "batchmean", where=MASK), v[m].sum() / 2, rtol=1e-6
+  )
 
 
 def test_reduce_default_is_none():
@@ -57,11 +69,15 @@ def test_all_masked_mean_is_zero_with_finite_gradient():
 
 def test_masked_nan_does_not_leak():
   values = jnp.array([1.0, jnp.nan])
-  assert float(jaxloss.reduce(values, "sum", where=jnp.array([True, False]))) == 1.0
+  assert (
+    float(jaxloss.reduce(values, "sum", where=jnp.array([True, False]))) == 1.0
+  )
 
 
 def test_zero_total_weight_mean_is_zero():
-  assert float(jaxloss.reduce(VALUES, "mean", weights=np.zeros_like(VALUES))) == 0.0
+  assert (
+    float(jaxloss.reduce(VALUES, "mean", weights=np.zeros_like(VALUES))) == 0.0
+  )
 
 
 def test_unknown_reduction_lists_the_valid_ones():
@@ -78,7 +94,9 @@ def test_bad_mask_and_weights():
 
 def test_split_where_element_and_example_masks():
   shape = (2, 3)
-  elements, examples = reduction.split_where("f", jnp.array([True, False]), shape, -1)
+  elements, examples = reduction.split_where(
+    "f", jnp.array([True, False]), shape, -1
+  )
   np.testing.assert_array_equal(elements, [[True] * 3, [False] * 3])
   np.testing.assert_array_equal(examples, [True, False])
   elements, examples = reduction.split_where("f", jnp.asarray(MASK), shape, 1)
@@ -90,31 +108,46 @@ def test_split_where_element_and_example_masks():
 # --------------------------------------------------------------------------- #
 # checks
 
+
 def test_checks_name_the_loss_argument_and_shapes():
   with pytest.raises(ValueError) as info:
-    checks.same_shape("my_loss", predictions=jnp.zeros((2, 3)), targets=jnp.zeros((3, 2)))
+    checks.same_shape(
+      "my_loss", predictions=jnp.zeros((2, 3)), targets=jnp.zeros((3, 2))
+    )
   message = str(info.value)
   assert "my_loss" in message and "`predictions` (2, 3)" in message
   assert "`targets` (3, 2)" in message
 
 
 def test_checks_dtypes():
-  with pytest.raises(TypeError, match="my_loss: argument `logits` must be a floating"):
+  with pytest.raises(
+    TypeError, match="my_loss: argument `logits` must be a floating"
+  ):
     checks.as_float("my_loss", "logits", jnp.zeros(3, jnp.int32))
-  with pytest.raises(TypeError, match="my_loss: argument `labels` must hold integer"):
+  with pytest.raises(
+    TypeError, match="my_loss: argument `labels` must hold integer"
+  ):
     checks.as_labels("my_loss", "labels", jnp.zeros(3))
-  assert checks.as_float("f", "x", jnp.zeros(2, jnp.bfloat16)).dtype == jnp.float32
-  assert checks.as_float("f", "x", jnp.zeros(2, jnp.float16)).dtype == jnp.float32
+  assert (
+    checks.as_float("f", "x", jnp.zeros(2, jnp.bfloat16)).dtype == jnp.float32
+  )
+  assert (
+    checks.as_float("f", "x", jnp.zeros(2, jnp.float16)).dtype == jnp.float32
+  )
 
 
 def test_checks_options_and_hyperparameters():
-  with pytest.raises(ValueError, match="my_loss: unknown kind='x'; valid values are 'a', 'b'"):
+  with pytest.raises(
+    ValueError, match="my_loss: unknown kind='x'; valid values are 'a', 'b'"
+  ):
     checks.option("my_loss", "kind", "x", ("a", "b"))
   with pytest.raises(ValueError, match="`temperature` must be > 0"):
     checks.positive("my_loss", "temperature", 0.0)
   with pytest.raises(ValueError, match="`gamma` must be >= 0"):
     checks.nonnegative("my_loss", "gamma", -1)
-  checks.positive("my_loss", "temperature", jnp.asarray(-1.0))  # traced: not checked
+  checks.positive(
+    "my_loss", "temperature", jnp.asarray(-1.0)
+  )  # traced: not checked
 
 
 def test_checks_are_static_under_jit():
@@ -130,6 +163,7 @@ def test_checks_are_static_under_jit():
 # --------------------------------------------------------------------------- #
 # numerics
 
+
 def test_safe_norm_value_and_zero_gradient_at_zero():
   x = jnp.array([[3.0, 4.0], [0.0, 0.0]])
   np.testing.assert_allclose(numerics.safe_norm(x), [5.0, 0.0])
@@ -140,7 +174,9 @@ def test_safe_norm_value_and_zero_gradient_at_zero():
 def test_safe_sqrt_and_divide_gradients_at_zero():
   assert float(jax.grad(numerics.safe_sqrt)(0.0)) == 0.0
   assert float(jax.grad(lambda d: numerics.safe_divide(1.0, d))(0.0)) == 0.0
-  np.testing.assert_allclose(numerics.safe_divide(jnp.array(3.0), jnp.array(2.0)), 1.5)
+  np.testing.assert_allclose(
+    numerics.safe_divide(jnp.array(3.0), jnp.array(2.0)), 1.5
+  )
 
 
 def test_log1mexp_against_float64():
@@ -149,9 +185,12 @@ def test_log1mexp_against_float64():
   # (log 2), so the -0.69 and -0.5 points compare the two formulas.
   expected = np.where(x > -0.3, np.log(-np.expm1(x)), np.log1p(-np.exp(x)))
   with jax.enable_x64(True):
-    np.testing.assert_allclose(numerics.log1mexp(jnp.asarray(x)), expected, rtol=1e-12)
-  np.testing.assert_allclose(numerics.log1mexp(jnp.asarray(x, jnp.float32)), expected,
-                             rtol=2e-6)
+    np.testing.assert_allclose(
+      numerics.log1mexp(jnp.asarray(x)), expected, rtol=1e-12
+    )
+  np.testing.assert_allclose(
+    numerics.log1mexp(jnp.asarray(x, jnp.float32)), expected, rtol=2e-6
+  )
 
 
 def test_xlogx_and_safe_log_at_zero():
@@ -164,20 +203,27 @@ def test_xlogx_and_safe_log_at_zero():
 # --------------------------------------------------------------------------- #
 # checked
 
+
 def test_checked_passes_good_values_through():
   logits = jnp.array([[1.0, 2.0], [0.5, -1.0]])
   labels = jnp.array([1, 0])
   fn = jaxloss.softmax_cross_entropy_with_integer_labels
-  np.testing.assert_allclose(jaxloss.checked(fn)(logits, labels), fn(logits, labels))
+  np.testing.assert_allclose(
+    jaxloss.checked(fn)(logits, labels), fn(logits, labels)
+  )
 
 
 def test_checked_catches_bad_values():
   fn = jaxloss.checked(jaxloss.softmax_cross_entropy_with_integer_labels)
-  with pytest.raises(checkify.JaxRuntimeError,
-                     match="softmax_cross_entropy_with_integer_labels: argument `labels` "
-                           r"must hold class indices in \[0, 2\)"):
+  with pytest.raises(
+    checkify.JaxRuntimeError,
+    match="softmax_cross_entropy_with_integer_labels: argument `labels` "
+    r"must hold class indices in \[0, 2\)",
+  ):
     fn(jnp.zeros((2, 2)), jnp.array([0, 2]))
-  with pytest.raises(checkify.JaxRuntimeError, match="argument `logits` contains NaN or inf"):
+  with pytest.raises(
+    checkify.JaxRuntimeError, match="argument `logits` contains NaN or inf"
+  ):
     fn(jnp.array([[0.0, jnp.inf]]), jnp.array([0]))
   # ignore_index is allowed by the label rule.
   fn(jnp.zeros((2, 2)), jnp.array([0, -100]), ignore_index=-100)
@@ -186,21 +232,29 @@ def test_checked_catches_bad_values():
 # --------------------------------------------------------------------------- #
 # reduce over random shapes, masks and weights (hypothesis, derandomized)
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
 
 @settings(derandomize=True, max_examples=40, deadline=None)
-@given(data=st.data(), shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=4),
-       reduction_name=st.sampled_from(["sum", "mean", "batchmean"]))
+@given(
+  data=st.data(),
+  shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=4),
+  reduction_name=st.sampled_from(["sum", "mean", "batchmean"]),
+)
 def test_reduce_matches_numpy_on_random_inputs(data, shape, reduction_name):
   values = data.draw(hnp.arrays(np.float64, shape, elements=st.floats(-10, 10)))
   weights = data.draw(hnp.arrays(np.float64, shape, elements=st.floats(0, 3)))
   mask = data.draw(hnp.arrays(np.bool_, shape))
   kept = np.where(mask, weights * values, 0.0)
-  expected = {"sum": kept.sum(),
-              "mean": kept.sum() / weights[mask].sum() if weights[mask].sum() > 0 else 0.0,
-              "batchmean": kept.sum() / shape[0]}[reduction_name]
+  expected = {
+    "sum": kept.sum(),
+    "mean": kept.sum() / weights[mask].sum()
+    if weights[mask].sum() > 0
+    else 0.0,
+    "batchmean": kept.sum() / shape[0],
+  }[reduction_name]
   with jax.enable_x64(True):
     got = jaxloss.reduce(values, reduction_name, weights=weights, where=mask)
   np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
@@ -209,7 +263,9 @@ def test_reduce_matches_numpy_on_random_inputs(data, shape, reduction_name):
 def test_checked_label_rule_respects_where_and_tuple_axes():
   fn = jaxloss.checked(jaxloss.softmax_cross_entropy_with_integer_labels)
   fn(jnp.zeros((2, 3)), jnp.array([0, -1]), where=jnp.array([True, False]))
-  with pytest.raises(checkify.JaxRuntimeError, match=r"class indices in \[0, 3\)"):
+  with pytest.raises(
+    checkify.JaxRuntimeError, match=r"class indices in \[0, 3\)"
+  ):
     fn(jnp.zeros((2, 3)), jnp.array([0, -1]), where=jnp.array([True, True]))
   fn(jnp.zeros((2, 2, 3)), jnp.array([5, 0]), axis=(1, 2))  # 6 classes
 

@@ -17,20 +17,22 @@ import jaxloss as jl
 
 F32, F64 = np.float32, np.float64
 LOSSES = {
-    "iou": jl.box_iou_loss,
-    "giou": jl.generalized_box_iou_loss,
-    "diou": jl.distance_box_iou_loss,
-    "ciou": jl.complete_box_iou_loss,
+  "iou": jl.box_iou_loss,
+  "giou": jl.generalized_box_iou_loss,
+  "diou": jl.distance_box_iou_loss,
+  "ciou": jl.complete_box_iou_loss,
 }
 
 
 def _close(actual, expected, rtol=1e-5, atol=1e-6):
-  np.testing.assert_allclose(np.asarray(actual, F64), np.asarray(expected, F64),
-                             rtol=rtol, atol=atol)
+  np.testing.assert_allclose(
+    np.asarray(actual, F64), np.asarray(expected, F64), rtol=rtol, atol=atol
+  )
 
 
 # --------------------------------------------------------------------------- #
 # float64 NumPy references (torchvision.ops)
+
 
 def tv_inter_union(b1, b2):
   """torchvision.ops._utils._loss_inter_union: the intersection is set only
@@ -58,8 +60,9 @@ def tv_giou_loss(b1, b2, eps=1e-7):
   iou = inter / (union + eps)
   x1, y1, x2, y2 = np.moveaxis(np.asarray(b1, F64), -1, 0)
   x1g, y1g, x2g, y2g = np.moveaxis(np.asarray(b2, F64), -1, 0)
-  area_c = ((np.maximum(x2, x2g) - np.minimum(x1, x1g))
-            * (np.maximum(y2, y2g) - np.minimum(y1, y1g)))
+  area_c = (np.maximum(x2, x2g) - np.minimum(x1, x1g)) * (
+    np.maximum(y2, y2g) - np.minimum(y1, y1g)
+  )
   return 1 - (iou - (area_c - union) / (area_c + eps))
 
 
@@ -70,10 +73,14 @@ def tv_diou_iou_loss(b1, b2, eps=1e-7):
   iou = inter / (union + eps)
   x1, y1, x2, y2 = np.moveaxis(np.asarray(b1, F64), -1, 0)
   x1g, y1g, x2g, y2g = np.moveaxis(np.asarray(b2, F64), -1, 0)
-  diag = ((np.maximum(x2, x2g) - np.minimum(x1, x1g)) ** 2
-          + (np.maximum(y2, y2g) - np.minimum(y1, y1g)) ** 2 + eps)
+  diag = (
+    (np.maximum(x2, x2g) - np.minimum(x1, x1g)) ** 2
+    + (np.maximum(y2, y2g) - np.minimum(y1, y1g)) ** 2
+    + eps
+  )
   dist = ((x2 + x1) / 2 - (x1g + x2g) / 2) ** 2 + (
-      (y2 + y1) / 2 - (y1g + y2g) / 2) ** 2
+    (y2 + y1) / 2 - (y1g + y2g) / 2
+  ) ** 2
   return 1 - iou + dist / diag, iou
 
 
@@ -87,7 +94,7 @@ def tv_ciou_parts(b1, b2, eps=1e-7, diou_eps=1e-7):
   w, h = b1[..., 2] - b1[..., 0], b1[..., 3] - b1[..., 1]
   wg, hg = b2[..., 2] - b2[..., 0], b2[..., 3] - b2[..., 1]
   with np.errstate(divide="ignore", invalid="ignore"):
-    v = (4 / np.pi ** 2) * (np.arctan(wg / hg) - np.arctan(w / h)) ** 2
+    v = (4 / np.pi**2) * (np.arctan(wg / hg) - np.arctan(w / h)) ** 2
   alpha = v / (1 - iou + v + eps)
   return diou, alpha, v
 
@@ -98,10 +105,10 @@ def tv_ciou_loss(b1, b2, eps=1e-7, diou_eps=1e-7):
 
 
 REFERENCES = {
-    "iou": tv_iou_loss,
-    "giou": tv_giou_loss,
-    "diou": lambda a, b, eps=1e-7: tv_diou_iou_loss(a, b, eps)[0],
-    "ciou": tv_ciou_loss,
+  "iou": tv_iou_loss,
+  "giou": tv_giou_loss,
+  "diou": lambda a, b, eps=1e-7: tv_diou_iou_loss(a, b, eps)[0],
+  "ciou": tv_ciou_loss,
 }
 
 
@@ -110,12 +117,14 @@ def tv_box_convert_to_xyxy(boxes, in_fmt):
   b = np.asarray(boxes, F64)
   if in_fmt == "xywh":
     return np.concatenate([b[..., :2], b[..., :2] + b[..., 2:]], -1)
-  return np.concatenate([b[..., :2] - 0.5 * b[..., 2:],
-                         b[..., :2] + 0.5 * b[..., 2:]], -1)
+  return np.concatenate(
+    [b[..., :2] - 0.5 * b[..., 2:], b[..., :2] + 0.5 * b[..., 2:]], -1
+  )
 
 
 # --------------------------------------------------------------------------- #
 # inputs
+
 
 def random_boxes(seed, *shape):
   rng = np.random.default_rng(seed)
@@ -126,15 +135,34 @@ def random_boxes(seed, *shape):
 
 def special_pairs():
   """Disjoint, nested, touching, partly overlapping, identical boxes."""
-  a = np.array([[0, 0, 1, 1], [0, 0, 4, 4], [0, 0, 1, 1], [0, 0, 2, 2],
-                [1, 2, 3, 5], [0, 0, 1, 1]], F32)
-  b = np.array([[2, 3, 3, 5], [1, 1, 2, 3], [1, 0, 2, 1], [1, 1, 3, 3],
-                [1, 2, 3, 5], [5, 0, 6, 1]], F32)
+  a = np.array(
+    [
+      [0, 0, 1, 1],
+      [0, 0, 4, 4],
+      [0, 0, 1, 1],
+      [0, 0, 2, 2],
+      [1, 2, 3, 5],
+      [0, 0, 1, 1],
+    ],
+    F32,
+  )
+  b = np.array(
+    [
+      [2, 3, 3, 5],
+      [1, 1, 2, 3],
+      [1, 0, 2, 1],
+      [1, 1, 3, 3],
+      [1, 2, 3, 5],
+      [5, 0, 6, 1],
+    ],
+    F32,
+  )
   return a, b
 
 
 # --------------------------------------------------------------------------- #
 # values
+
 
 @pytest.mark.parametrize("kind", LOSSES)
 def test_matches_torchvision(kind):
@@ -156,8 +184,12 @@ def test_eps_placement(kind):
   """A large eps shows where it is added."""
   a, b = random_boxes(2, 8), random_boxes(3, 8)
   with jax.enable_x64(True):
-    _close(LOSSES[kind](a.astype(F64), b.astype(F64), eps=0.5),
-           REFERENCES[kind](a, b, eps=0.5), rtol=1e-12, atol=1e-12)
+    _close(
+      LOSSES[kind](a.astype(F64), b.astype(F64), eps=0.5),
+      REFERENCES[kind](a, b, eps=0.5),
+      rtol=1e-12,
+      atol=1e-12,
+    )
 
 
 def test_ciou_eps_is_used_everywhere():
@@ -166,22 +198,33 @@ def test_ciou_eps_is_used_everywhere():
   a, b = random_boxes(4, 8), random_boxes(5, 8)
   with jax.enable_x64(True):
     a64, b64 = a.astype(F64), b.astype(F64)
-    _close(jl.complete_box_iou_loss(a64, b64, eps=0.5),
-           tv_ciou_loss(a, b, eps=0.5, diou_eps=0.5), rtol=1e-12, atol=1e-12)
-    _close(jl.complete_box_iou_loss(a64, b64),
-           tv_ciou_loss(a, b), rtol=1e-12, atol=1e-12)
+    _close(
+      jl.complete_box_iou_loss(a64, b64, eps=0.5),
+      tv_ciou_loss(a, b, eps=0.5, diou_eps=0.5),
+      rtol=1e-12,
+      atol=1e-12,
+    )
+    _close(
+      jl.complete_box_iou_loss(a64, b64),
+      tv_ciou_loss(a, b),
+      rtol=1e-12,
+      atol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("box_format", ["cxcywh", "xywh"])
 @pytest.mark.parametrize("kind", LOSSES)
 def test_box_formats(kind, box_format):
   rng = np.random.default_rng(6)
-  a = np.concatenate([rng.uniform(0, 4, (8, 2)), rng.uniform(0.1, 3, (8, 2))],
-                     -1).astype(F32)
-  b = np.concatenate([rng.uniform(0, 4, (8, 2)), rng.uniform(0.1, 3, (8, 2))],
-                     -1).astype(F32)
-  expected = REFERENCES[kind](tv_box_convert_to_xyxy(a, box_format),
-                              tv_box_convert_to_xyxy(b, box_format))
+  a = np.concatenate(
+    [rng.uniform(0, 4, (8, 2)), rng.uniform(0.1, 3, (8, 2))], -1
+  ).astype(F32)
+  b = np.concatenate(
+    [rng.uniform(0, 4, (8, 2)), rng.uniform(0.1, 3, (8, 2))], -1
+  ).astype(F32)
+  expected = REFERENCES[kind](
+    tv_box_convert_to_xyxy(a, box_format), tv_box_convert_to_xyxy(b, box_format)
+  )
   _close(LOSSES[kind](a, b, box_format=box_format), expected)
 
 
@@ -215,8 +258,9 @@ def test_ciou_gradient_holds_alpha_fixed():
     down[idx] -= step
     expected[idx] = (frozen(up) - frozen(down)) / (2 * step)
   with jax.enable_x64(True):
-    grad = jax.grad(lambda x: jl.complete_box_iou_loss(
-        x, b.astype(F64), reduction="sum"))(a.astype(F64))
+    grad = jax.grad(
+      lambda x: jl.complete_box_iou_loss(x, b.astype(F64), reduction="sum")
+    )(a.astype(F64))
   _close(grad, expected, rtol=1e-6, atol=1e-7)
 
 
@@ -242,13 +286,14 @@ def test_degenerate_boxes():
 def test_ciou_tiny_boxes_have_finite_gradients():
   a = np.array([[0, 0, 1e-30, 1e-30], [0, 0, 1e-20, 0]], F32)
   b = np.array([[0, 0, 1, 2], [0, 0, 1e-20, 1e-20]], F32)
-  grads = jax.grad(lambda x, y: jnp.sum(jl.complete_box_iou_loss(x, y)),
-                   argnums=(0, 1))(a, b)
+  grads = jax.grad(
+    lambda x, y: jnp.sum(jl.complete_box_iou_loss(x, y)), argnums=(0, 1)
+  )(a, b)
   assert all(np.isfinite(g).all() for g in grads)
 
 
 @hypothesis.settings(max_examples=15, deadline=None, derandomize=True)
-@hypothesis.given(seed=st.integers(0, 2 ** 16))
+@hypothesis.given(seed=st.integers(0, 2**16))
 def test_symmetric_and_bounded(seed):
   """All four losses are symmetric in the two boxes; IoU in [0, 1], GIoU and
   DIoU in [0, 2), CIoU >= 0."""
@@ -269,6 +314,7 @@ def test_identical_boxes_give_zero():
 
 # --------------------------------------------------------------------------- #
 # errors
+
 
 @pytest.mark.parametrize("name", sorted(fn.__name__ for fn in LOSSES.values()))
 def test_errors_name_the_loss_and_argument(name):

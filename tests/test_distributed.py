@@ -22,9 +22,11 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-XLA_FLAGS = ("--xla_force_host_platform_device_count=8 "
-             "--xla_backend_optimization_level=0 "
-             "--xla_cpu_use_fusion_emitters=false")
+XLA_FLAGS = (
+  "--xla_force_host_platform_device_count=8 "
+  "--xla_backend_optimization_level=0 "
+  "--xla_cpu_use_fusion_emitters=false"
+)
 TIMEOUT = 300  # seconds; the checks take well under a minute.
 
 pytestmark = pytest.mark.xdist_group("distributed")  # one child per run.
@@ -34,28 +36,45 @@ pytestmark = pytest.mark.xdist_group("distributed")  # one child per run.
 def results():
   env = dict(os.environ, XLA_FLAGS=XLA_FLAGS, JAX_PLATFORMS="cpu")
   env["PYTHONPATH"] = os.pathsep.join(
-      [str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-  child = subprocess.run([sys.executable, "-m", "tests.distributed_checks"],
-                         cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=TIMEOUT)
-  lines = [json.loads(line) for line in child.stdout.splitlines()
-           if line.startswith("{")]
+    [str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p]
+  )
+  child = subprocess.run(
+    [sys.executable, "-m", "tests.distributed_checks"],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=TIMEOUT,
+  )
+  lines = [
+    json.loads(line)
+    for line in child.stdout.splitlines()
+    if line.startswith("{")
+  ]
   if not lines:
-    pytest.fail(f"the checker produced no results (exit {child.returncode})"
-                f":\n{child.stderr[-4000:]}")
-  return {"lines": lines, "returncode": child.returncode,
-          "stderr": child.stderr}
+    pytest.fail(
+      f"the checker produced no results (exit {child.returncode})"
+      f":\n{child.stderr[-4000:]}"
+    )
+  return {
+    "lines": lines,
+    "returncode": child.returncode,
+    "stderr": child.stderr,
+  }
 
 
 def _assert_group(results, group, minimum):
   lines = [r for r in results["lines"] if r["group"] == group]
   checks = [r for r in lines if r["label"] != "time"]
   failures = [f"{r['label']}: {r['detail']}" for r in checks if not r["ok"]]
-  assert not failures, (f"{len(failures)} of {len(checks)} {group} checks "
-                        "failed:\n" + "\n".join(failures))
+  assert not failures, (
+    f"{len(failures)} of {len(checks)} {group} checks "
+    "failed:\n" + "\n".join(failures)
+  )
   assert len(checks) >= minimum, (
-      f"only {len(checks)} {group} checks ran (expected {minimum}); child "
-      f"stderr:\n{results['stderr'][-4000:]}")
+    f"only {len(checks)} {group} checks ran (expected {minimum}); child "
+    f"stderr:\n{results['stderr'][-4000:]}"
+  )
 
 
 def test_float64_values_and_gradients_equal_single_device(results):

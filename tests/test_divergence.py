@@ -23,9 +23,12 @@ D = 5
 
 
 def _close(actual, expected, rtol=RTOL, atol=ATOL):
-  np.testing.assert_allclose(np.asarray(actual, np.float64),
-                             np.asarray(expected, np.float64),
-                             rtol=rtol, atol=atol)
+  np.testing.assert_allclose(
+    np.asarray(actual, np.float64),
+    np.asarray(expected, np.float64),
+    rtol=rtol,
+    atol=atol,
+  )
 
 
 def _distributions(seed, *shape, zeros=False):
@@ -50,6 +53,7 @@ def _log_with_zeros(p):
 # --------------------------------------------------------------------------- #
 # NumPy references (float64)
 
+
 def torch_kl_div(inputs, target, reduction="none", log_target=False):
   """torch.nn.functional.kl_div(input, target): pointwise
   target * (log target - input), with xlogy's 0 where target == 0 (or
@@ -61,9 +65,12 @@ def torch_kl_div(inputs, target, reduction="none", log_target=False):
   else:
     safe = np.where(t > 0, t, 1.0)
     pointwise = np.where(t > 0, t * np.log(safe), 0.0) - t * x
-  return {"none": pointwise, "sum": pointwise.sum(),
-          "mean": pointwise.mean(),
-          "batchmean": pointwise.sum() / x.shape[0]}[reduction]
+  return {
+    "none": pointwise,
+    "sum": pointwise.sum(),
+    "mean": pointwise.mean(),
+    "batchmean": pointwise.sum() / x.shape[0],
+  }[reduction]
 
 
 def np_js(p, q):
@@ -101,8 +108,12 @@ def integrated_gaussian_kl(mu, var, mu0, var0):
 # --------------------------------------------------------------------------- #
 # optax parity: values and signatures
 
-OPTAX_NAMES = ["kl_divergence", "kl_divergence_with_log_targets",
-               "generalized_kl_divergence", "convex_kl_divergence"]
+OPTAX_NAMES = [
+  "kl_divergence",
+  "kl_divergence_with_log_targets",
+  "generalized_kl_divergence",
+  "convex_kl_divergence",
+]
 
 
 def _optax(name, *args, **kwargs):
@@ -119,16 +130,19 @@ def _inputs(name, seed, *shape):
     return log_q, _distributions(seed + 1, *shape, zeros=True)
   # unnormalised measures for the generalized KL
   rng = np.random.default_rng(seed + 2)
-  return (rng.normal(size=shape).astype(np.float32),
-          rng.uniform(0.0, 2.0, size=shape).astype(np.float32))
+  return (
+    rng.normal(size=shape).astype(np.float32),
+    rng.uniform(0.0, 2.0, size=shape).astype(np.float32),
+  )
 
 
 @pytest.mark.parametrize("name", OPTAX_NAMES)
 @pytest.mark.parametrize("axis", [-1, 0, (1, 2), None])
 def test_matches_optax(name, axis):
   first, second = _inputs(name, 0, 3, 4, D)
-  _close(getattr(jl, name)(first, second, axis),
-         _optax(name, first, second, axis))
+  _close(
+    getattr(jl, name)(first, second, axis), _optax(name, first, second, axis)
+  )
 
 
 @pytest.mark.parametrize("name", OPTAX_NAMES)
@@ -136,10 +150,14 @@ def test_element_where_matches_optax(name):
   first, second = _inputs(name, 1, 6, D)
   where = np.random.default_rng(3).random((6, D)) < 0.6
   where[2] = False  # one example with no elements
-  _close(getattr(jl, name)(first, second, where=where),
-         _optax(name, first, second, where=where))
-  _close(getattr(jl, name)(first, second, -1, where),
-         _optax(name, first, second, -1, where))
+  _close(
+    getattr(jl, name)(first, second, where=where),
+    _optax(name, first, second, where=where),
+  )
+  _close(
+    getattr(jl, name)(first, second, -1, where),
+    _optax(name, first, second, -1, where),
+  )
 
 
 def test_example_where_drops_examples():
@@ -147,16 +165,20 @@ def test_example_where_drops_examples():
   keep = np.array([True, False, True, True, False, True])
   full = np.asarray(jl.kl_divergence(log_q, p), np.float64)
   _close(jl.kl_divergence(log_q, p, where=keep), np.where(keep, full, 0))
-  _close(jl.kl_divergence(log_q, p, where=keep, reduction="mean"),
-         full[keep].mean())
+  _close(
+    jl.kl_divergence(log_q, p, where=keep, reduction="mean"), full[keep].mean()
+  )
   # an example none of whose elements take part is left out of "mean"
   elements = np.repeat(keep[:, None], D, axis=1)
-  _close(jl.kl_divergence(log_q, p, where=elements, reduction="mean"),
-         full[keep].mean())
+  _close(
+    jl.kl_divergence(log_q, p, where=elements, reduction="mean"),
+    full[keep].mean(),
+  )
 
 
 # --------------------------------------------------------------------------- #
 # torch kl_div
+
 
 @pytest.mark.parametrize("shape", [(6, D), (3, 2, D)])
 @pytest.mark.parametrize("reduction", ["none", "sum", "batchmean"])
@@ -171,22 +193,27 @@ def test_kl_divergence_matches_torch_kl_div(shape, reduction):
 
 def test_kl_divergence_with_log_targets_matches_torch_kl_div():
   log_q, log_p = _log(_distributions(6, 4, D)), _log(_distributions(7, 4, D))
-  _close(jl.kl_divergence_with_log_targets(log_q, log_p,
-                                           reduction="batchmean"),
-         torch_kl_div(log_q, log_p, "batchmean", log_target=True))
+  _close(
+    jl.kl_divergence_with_log_targets(log_q, log_p, reduction="batchmean"),
+    torch_kl_div(log_q, log_p, "batchmean", log_target=True),
+  )
 
 
 def test_kl_divergence_float64():
   log_q, p = _log(_distributions(8, 4, D)), _distributions(9, 4, D, zeros=True)
   with jax.enable_x64(True):
-    out = jl.kl_divergence(jnp.asarray(log_q, jnp.float64),
-                           jnp.asarray(p, jnp.float64), reduction="batchmean")
+    out = jl.kl_divergence(
+      jnp.asarray(log_q, jnp.float64),
+      jnp.asarray(p, jnp.float64),
+      reduction="batchmean",
+    )
     assert out.dtype == jnp.float64
   _close(out, torch_kl_div(log_q, p, "batchmean"), rtol=1e-12, atol=1e-15)
 
 
 # --------------------------------------------------------------------------- #
 # Jensen-Shannon
+
 
 @pytest.mark.parametrize("zeros", [False, True])
 def test_js_divergence_matches_formula(zeros):
@@ -195,19 +222,23 @@ def test_js_divergence_matches_formula(zeros):
   log_p, log_q = _log_with_zeros(p), _log_with_zeros(q)
   expected = np_js(p, q)
   _close(jl.js_divergence(log_p, log_q), expected)
-  _close(jl.js_divergence(log_p, log_q), distance.jensenshannon(p, q, axis=-1)
-         ** 2)
+  _close(
+    jl.js_divergence(log_p, log_q), distance.jensenshannon(p, q, axis=-1) ** 2
+  )
   _close(jl.js_divergence(log_q, log_p), expected)  # symmetric
-  grads = jax.grad(lambda a, b: jl.js_divergence(a, b, reduction="sum"),
-                   argnums=(0, 1))(log_p, log_q)
+  grads = jax.grad(
+    lambda a, b: jl.js_divergence(a, b, reduction="sum"), argnums=(0, 1)
+  )(log_p, log_q)
   assert all(np.all(np.isfinite(g)) for g in grads)
 
 
 def test_js_divergence_bounds_and_axis():
   log_p = _log(_distributions(12, D, 3)).T.copy()
   log_q = _log(_distributions(13, D, 3)).T.copy()
-  _close(jl.js_divergence(log_p, log_q, axis=0),
-         np_js(np.exp(log_p.T), np.exp(log_q.T)))
+  _close(
+    jl.js_divergence(log_p, log_q, axis=0),
+    np_js(np.exp(log_p.T), np.exp(log_q.T)),
+  )
   disjoint = np.array([[0.0, -1e4], [-1e4, 0.0]], np.float32)
   _close(jl.js_divergence(disjoint[0], disjoint[1]), np.log(2))
 
@@ -215,8 +246,9 @@ def test_js_divergence_bounds_and_axis():
 def test_js_divergence_float64():
   p, q = _distributions(14, 3, D), _distributions(15, 3, D)
   with jax.enable_x64(True):
-    out = jl.js_divergence(np.log(p.astype(np.float64)),
-                           np.log(q.astype(np.float64)))
+    out = jl.js_divergence(
+      np.log(p.astype(np.float64)), np.log(q.astype(np.float64))
+    )
     assert out.dtype == jnp.float64
   _close(out, np_js(p, q), rtol=1e-12, atol=1e-15)
 
@@ -224,8 +256,10 @@ def test_js_divergence_float64():
 # --------------------------------------------------------------------------- #
 # identical distributions and exact zeros
 
-@pytest.mark.parametrize("name", ["kl_divergence", "generalized_kl_divergence",
-                                  "convex_kl_divergence"])
+
+@pytest.mark.parametrize(
+  "name", ["kl_divergence", "generalized_kl_divergence", "convex_kl_divergence"]
+)
 def test_targets_of_zero_contribute_zero_with_finite_gradients(name):
   p = np.array([[0.0, 1.0, 0.0], [0.5, 0.0, 0.5]], np.float32)
   log_q = _log([[0.2, 0.6, 0.2], [0.4, 0.2, 0.4]])
@@ -235,7 +269,8 @@ def test_targets_of_zero_contribute_zero_with_finite_gradients(name):
     expected = expected + (np.exp(log_q.astype(np.float64)) - p).sum(-1)
   _close(fn(log_q, p), expected)
   grads = jax.grad(lambda a, b: fn(a, b, reduction="sum"), argnums=(0, 1))(
-      log_q, p)
+    log_q, p
+  )
   assert all(np.all(np.isfinite(g)) for g in grads)
   _close(grads[0], (np.exp(log_q) - p) if name != "kl_divergence" else -p)
 
@@ -248,36 +283,55 @@ def test_identical_distributions_give_zero():
   _close(jl.generalized_kl_divergence(log_p, p), np.zeros(4), atol=1e-6)
   _close(jl.js_divergence(log_p, log_p), np.zeros(4))
   mean = np.random.default_rng(16).normal(size=(4, 3)).astype(np.float32)
-  _close(jl.gaussian_kl_divergence(mean, mean, prior_mean=mean,
-                                   prior_log_variance=mean), np.zeros(4))
+  _close(
+    jl.gaussian_kl_divergence(
+      mean, mean, prior_mean=mean, prior_log_variance=mean
+    ),
+    np.zeros(4),
+  )
 
 
 # --------------------------------------------------------------------------- #
 # Gaussian KL
 
+
 def test_gaussian_kl_matches_closed_form():
   rng = np.random.default_rng(17)
   mean, log_var = rng.normal(size=(2, 6, 4)).astype(np.float32)
-  _close(jl.gaussian_kl_divergence(mean, log_var),
-         np_gaussian_kl(mean, log_var))
+  _close(
+    jl.gaussian_kl_divergence(mean, log_var), np_gaussian_kl(mean, log_var)
+  )
   mu0 = rng.normal(size=4).astype(np.float32)
   log_var0 = rng.normal(size=(6, 1)).astype(np.float32)
-  _close(jl.gaussian_kl_divergence(mean, log_var, prior_mean=mu0,
-                                   prior_log_variance=log_var0,
-                                   reduction="mean"),
-         np_gaussian_kl(mean, log_var, mu0, log_var0).mean())
+  _close(
+    jl.gaussian_kl_divergence(
+      mean,
+      log_var,
+      prior_mean=mu0,
+      prior_log_variance=log_var0,
+      reduction="mean",
+    ),
+    np_gaussian_kl(mean, log_var, mu0, log_var0).mean(),
+  )
 
 
 def test_gaussian_kl_matches_numerical_integration():
   mean = np.array([[0.3, -1.2], [2.0, 0.0]])
   log_var = np.array([[0.5, -0.7], [0.0, 1.1]])
   mu0, log_var0 = np.array([0.1, 0.4]), np.array([-0.3, 0.2])
-  expected = [[integrated_gaussian_kl(mean[i, d], np.exp(log_var[i, d]),
-                                      mu0[d], np.exp(log_var0[d]))
-               for d in range(2)] for i in range(2)]
+  expected = [
+    [
+      integrated_gaussian_kl(
+        mean[i, d], np.exp(log_var[i, d]), mu0[d], np.exp(log_var0[d])
+      )
+      for d in range(2)
+    ]
+    for i in range(2)
+  ]
   with jax.enable_x64(True):
-    out = jl.gaussian_kl_divergence(mean, log_var, prior_mean=mu0,
-                                    prior_log_variance=log_var0)
+    out = jl.gaussian_kl_divergence(
+      mean, log_var, prior_mean=mu0, prior_log_variance=log_var0
+    )
     assert out.dtype == jnp.float64
   _close(out, np.sum(expected, axis=-1), rtol=1e-8, atol=1e-10)
 
@@ -286,22 +340,27 @@ def test_gaussian_kl_where_drops_latent_dimensions():
   rng = np.random.default_rng(18)
   mean, log_var = rng.normal(size=(2, 3, 4)).astype(np.float32)
   where = np.array([True, True, False, True])
-  _close(jl.gaussian_kl_divergence(mean, log_var,
-                                   where=np.tile(where, (3, 1))),
-         np_gaussian_kl(mean[:, where], log_var[:, where]))
+  _close(
+    jl.gaussian_kl_divergence(mean, log_var, where=np.tile(where, (3, 1))),
+    np_gaussian_kl(mean[:, where], log_var[:, where]),
+  )
 
 
 def test_gaussian_kl_traced_prior_and_its_gradient():
   mean = np.array([[1.0, -2.0]], np.float32)
   log_var = np.zeros((1, 2), np.float32)
-  fn = jax.jit(lambda m0: jl.gaussian_kl_divergence(
-      mean, log_var, prior_mean=m0, reduction="sum"))
+  fn = jax.jit(
+    lambda m0: jl.gaussian_kl_divergence(
+      mean, log_var, prior_mean=m0, reduction="sum"
+    )
+  )
   _close(fn(0.5), np_gaussian_kl(mean, log_var, 0.5).sum())
   _close(jax.grad(fn)(0.5), -np.sum(mean - 0.5))
 
 
 # --------------------------------------------------------------------------- #
 # errors at trace time
+
 
 def _raises(error, match, fn, *args, **kwargs):
   with pytest.raises(error, match=match):
@@ -310,40 +369,105 @@ def _raises(error, match, fn, *args, **kwargs):
 
 def test_trace_time_errors():
   x = np.zeros((4, D), np.float32)
-  _raises(ValueError, r"kl_divergence: .*`log_predictions` \(4, 5\).*"
-          r"`targets` \(4, 4\)", jl.kl_divergence, x, x[:, :4])
-  _raises(TypeError, r"js_divergence: argument `log_q` must be a floating",
-          jl.js_divergence, x, x.astype(np.int32))
-  _raises(TypeError, r"convex_kl_divergence: argument `targets`",
-          jl.convex_kl_divergence, x, x.astype(np.int32))
-  _raises(ValueError, r"kl_divergence_with_log_targets: axis 2 is out of "
-          r"bounds", jl.kl_divergence_with_log_targets, x, x, axis=2)
-  _raises(ValueError, r"generalized_kl_divergence: unknown reduction",
-          jl.generalized_kl_divergence, x, x, reduction="batch_mean")
-  _raises(ValueError, r"gaussian_kl_divergence: argument `prior_mean` of "
-          r"shape \(3,\)", jl.gaussian_kl_divergence, x, x,
-          prior_mean=np.zeros(3, np.float32))
-  _raises(ValueError, r"gaussian_kl_divergence: .*`log_variance`",
-          jl.gaussian_kl_divergence, x, x[:3])
-  _raises(ValueError, r"kl_divergence: argument `where`", jl.kl_divergence,
-          x, x, where=np.ones(3, bool))
+  _raises(
+    ValueError,
+    r"kl_divergence: .*`log_predictions` \(4, 5\).*"
+    r"`targets` \(4, 4\)",
+    jl.kl_divergence,
+    x,
+    x[:, :4],
+  )
+  _raises(
+    TypeError,
+    r"js_divergence: argument `log_q` must be a floating",
+    jl.js_divergence,
+    x,
+    x.astype(np.int32),
+  )
+  _raises(
+    TypeError,
+    r"convex_kl_divergence: argument `targets`",
+    jl.convex_kl_divergence,
+    x,
+    x.astype(np.int32),
+  )
+  _raises(
+    ValueError,
+    r"kl_divergence_with_log_targets: axis 2 is out of "
+    r"bounds",
+    jl.kl_divergence_with_log_targets,
+    x,
+    x,
+    axis=2,
+  )
+  _raises(
+    ValueError,
+    r"generalized_kl_divergence: unknown reduction",
+    jl.generalized_kl_divergence,
+    x,
+    x,
+    reduction="batch_mean",
+  )
+  _raises(
+    ValueError,
+    r"gaussian_kl_divergence: argument `prior_mean` of "
+    r"shape \(3,\)",
+    jl.gaussian_kl_divergence,
+    x,
+    x,
+    prior_mean=np.zeros(3, np.float32),
+  )
+  _raises(
+    ValueError,
+    r"gaussian_kl_divergence: .*`log_variance`",
+    jl.gaussian_kl_divergence,
+    x,
+    x[:3],
+  )
+  _raises(
+    ValueError,
+    r"kl_divergence: argument `where`",
+    jl.kl_divergence,
+    x,
+    x,
+    where=np.ones(3, bool),
+  )
 
 
 # --------------------------------------------------------------------------- #
 # value checks
 
-@pytest.mark.parametrize("fn,args,match", [
-    (jl.kl_divergence, ([-1.0, -0.5], [0.5, 1.5]),
-     r"kl_divergence: argument `targets` must lie in \[0, 1\]"),
-    (jl.kl_divergence, ([0.5, -0.5], [0.5, 0.5]),
-     r"kl_divergence: argument `log_predictions` must hold log-probabilities"),
-    (jl.generalized_kl_divergence, ([0.0, 1.0], [-1.0, 1.0]),
-     r"generalized_kl_divergence: argument `targets` must be >= 0"),
-    (jl.js_divergence, ([0.1, -1.0], [-1.0, -1.0]),
-     r"js_divergence: argument `log_p`"),
-    (jl.gaussian_kl_divergence, ([[np.nan, 1.0]], [[0.0, 0.0]]),
-     r"gaussian_kl_divergence: argument `mean` contains NaN"),
-])
+
+@pytest.mark.parametrize(
+  "fn,args,match",
+  [
+    (
+      jl.kl_divergence,
+      ([-1.0, -0.5], [0.5, 1.5]),
+      r"kl_divergence: argument `targets` must lie in \[0, 1\]",
+    ),
+    (
+      jl.kl_divergence,
+      ([0.5, -0.5], [0.5, 0.5]),
+      r"kl_divergence: argument `log_predictions` must hold log-probabilities",
+    ),
+    (
+      jl.generalized_kl_divergence,
+      ([0.0, 1.0], [-1.0, 1.0]),
+      r"generalized_kl_divergence: argument `targets` must be >= 0",
+    ),
+    (
+      jl.js_divergence,
+      ([0.1, -1.0], [-1.0, -1.0]),
+      r"js_divergence: argument `log_p`",
+    ),
+    (
+      jl.gaussian_kl_divergence,
+      ([[np.nan, 1.0]], [[0.0, 0.0]]),
+      r"gaussian_kl_divergence: argument `mean` contains NaN",
+    ),
+  ],
+)
 def test_checked_catches_bad_values(fn, args, match):
   args = tuple(np.asarray(a, np.float32) for a in args)
   with pytest.raises(checkify.JaxRuntimeError, match=match):

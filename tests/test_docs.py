@@ -16,7 +16,8 @@ import jaxloss
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location(
-    "build_catalogue", ROOT / "docs" / "build_catalogue.py")
+  "build_catalogue", ROOT / "docs" / "build_catalogue.py"
+)
 catalogue = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = catalogue  # dataclasses look their module up there
 _spec.loader.exec_module(catalogue)
@@ -27,16 +28,20 @@ SUBMODULES = ("distributed", "nn", "train")
 
 
 def test_catalogue_groups_the_flat_api_exactly():
-  flat = [e.qualname.split(".", 1)[1] for e in ENTRIES
-          if e.qualname.count(".") == 1]
+  flat = [
+    e.qualname.split(".", 1)[1] for e in ENTRIES if e.qualname.count(".") == 1
+  ]
   assert len(flat) == len(set(flat)), "a name is listed in two families"
   assert sorted(flat) == sorted(jaxloss.__all__)
 
 
 @pytest.mark.parametrize("module", SUBMODULES)
 def test_catalogue_lists_each_submodule(module):
-  listed = {e.qualname.rsplit(".", 1)[1] for e in ENTRIES
-            if e.qualname.startswith(f"jaxloss.{module}.")}
+  listed = {
+    e.qualname.rsplit(".", 1)[1]
+    for e in ENTRIES
+    if e.qualname.startswith(f"jaxloss.{module}.")
+  }
   assert listed == set(importlib.import_module(f"jaxloss.{module}").__all__)
 
 
@@ -46,13 +51,15 @@ def test_public_symbol_is_documented(entry):
   (every parameter), Returns, a doctest, References and the implementation
   it matches; a module its call, a helper the parts that apply to it."""
   assert entry.missing() == [], (
-      f"{entry.qualname} ({entry.kind}) lacks: {', '.join(entry.missing())}")
+    f"{entry.qualname} ({entry.kind}) lacks: {', '.join(entry.missing())}"
+  )
 
 
 def test_catalogue_is_current():
   text = (ROOT / "docs" / "catalogue.md").read_text()
   assert text == catalogue.render(), (
-      "docs/catalogue.md is stale: run .venv/bin/python docs/build_catalogue.py")
+    "docs/catalogue.md is stale: run .venv/bin/python docs/build_catalogue.py"
+  )
 
 
 def _table_column(path, header):
@@ -95,8 +102,11 @@ def test_names_page_maps_every_optax_name():
   optax = pytest.importorskip("optax")
   cells = _table_column(ROOT / "docs" / "names.md", "optax.losses")
   listed = {n for cell in cells for n in re.findall(r"`([^`]+)`", cell)}
-  public = {n for n in dir(optax.losses) if not n.startswith("_")
-            and callable(getattr(optax.losses, n))}
+  public = {
+    n
+    for n in dir(optax.losses)
+    if not n.startswith("_") and callable(getattr(optax.losses, n))
+  }
   assert public <= listed
 
 
@@ -106,20 +116,36 @@ def test_readme_family_counts_match_the_package():
     match = re.match(r"^\|[^|]*\| `(jaxloss(?:\.\w+)?)` \| (\d+) \|", line)
     if match:
       rows[match.group(1)] = int(match.group(2))
-  expected = {f"jaxloss.{m}": len(importlib.import_module(f"jaxloss.{m}").__all__)
-              for m, _ in catalogue.FAMILIES}
-  expected.update({f"jaxloss.{m}": len(importlib.import_module(
-      f"jaxloss.{m}").__all__) for m in SUBMODULES})
+  expected = {
+    f"jaxloss.{m}": len(importlib.import_module(f"jaxloss.{m}").__all__)
+    for m, _ in catalogue.FAMILIES
+  }
+  expected.update(
+    {
+      f"jaxloss.{m}": len(importlib.import_module(f"jaxloss.{m}").__all__)
+      for m in SUBMODULES
+    }
+  )
   assert rows == expected
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/names.md",
-                                 "docs/catalogue.md", "docs/distributed.md",
-                                 "benchmarks/RESULTS.md"])
+@pytest.mark.parametrize(
+  "doc",
+  [
+    "README.md",
+    "docs/names.md",
+    "docs/catalogue.md",
+    "docs/distributed.md",
+    "benchmarks/RESULTS.md",
+  ],
+)
 def test_relative_links_resolve(doc):
   path = ROOT / doc
   links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text())
-  local = [link for link in links if "://" not in link
-           and not link.startswith(("mailto:", "out/"))]
+  local = [
+    link
+    for link in links
+    if "://" not in link and not link.startswith(("mailto:", "out/"))
+  ]
   broken = [link for link in local if not (path.parent / link).exists()]
   assert not broken, f"{doc}: broken links {broken}"

@@ -20,27 +20,32 @@ import pytest
 from examples import common, gallery, imbalanced, metric_learning
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-CHILD_XLA_FLAGS = ("--xla_force_host_platform_device_count=4 "
-                   "--xla_backend_optimization_level=0 "
-                   "--xla_cpu_use_fusion_emitters=false")
+CHILD_XLA_FLAGS = (
+  "--xla_force_host_platform_device_count=4 "
+  "--xla_backend_optimization_level=0 "
+  "--xla_cpu_use_fusion_emitters=false"
+)
 
 
 def test_imbalanced_digits_every_loss_learns(tmp_path):
-  recalls = imbalanced.run(tmp_path, progress=False,
-                           **common.QUICK["imbalanced"])
+  recalls = imbalanced.run(
+    tmp_path, progress=False, **common.QUICK["imbalanced"]
+  )
   assert len(recalls) == 5
   balanced = {name: float(np.mean(r)) for name, r in recalls.items()}
   # A linear model on digits: far above chance (0.1) even on the long tail.
   assert min(balanced.values()) > 0.75, balanced
   report = (tmp_path / "imbalanced_digits.md").read_text()
-  written = [float(x) for x in re.findall(r"\| (0\.\d+|1\.000) \|$", report,
-                                          re.M)]
+  written = [
+    float(x) for x in re.findall(r"\| (0\.\d+|1\.000) \|$", report, re.M)
+  ]
   assert written == pytest.approx(list(balanced.values()), abs=1e-3)
 
 
 def test_metric_learning_beats_the_untrained_network(tmp_path):
-  accuracy = metric_learning.run(tmp_path, progress=False,
-                                 **common.QUICK["metric"])
+  accuracy = metric_learning.run(
+    tmp_path, progress=False, **common.QUICK["metric"]
+  )
   untrained = accuracy.pop("untrained")
   accuracy.pop("raw pixels (64-d, reference)")
   assert len(accuracy) == 3
@@ -54,9 +59,23 @@ def sharded_results(tmp_path_factory):
   out = tmp_path_factory.mktemp("sharded")
   env = dict(os.environ, XLA_FLAGS=CHILD_XLA_FLAGS, JAX_PLATFORMS="cpu")
   child = subprocess.run(
-      [sys.executable, "-m", "examples.demo", "--quick", "--parts", "sharded",
-       "--no-progress", "--out", str(out)],
-      cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    [
+      sys.executable,
+      "-m",
+      "examples.demo",
+      "--quick",
+      "--parts",
+      "sharded",
+      "--no-progress",
+      "--out",
+      str(out),
+    ],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=240,
+  )
   assert child.returncode == 0, child.stderr[-4000:]
   assert (out / "sharded_contrastive.md").exists()
   return json.loads((out / "results.json").read_text())["sharded"]
@@ -71,16 +90,20 @@ def test_sharded_losses_equal_single_device_losses(sharded_results):
   assert sharded_results["devices"] == 4
   rows = sharded_results["equality"]
   assert {(r[0], r[1]) for r in rows} == {
-      (loss, strategy) for loss in ("CLIP", "SigLIP")
-      for strategy in ("ring", "all_gather")}
+    (loss, strategy)
+    for loss in ("CLIP", "SigLIP")
+    for strategy in ("ring", "all_gather")
+  }
   for loss, strategy, _, value_diff, grad_diff in rows:
     assert value_diff < 1e-5 and grad_diff < 1e-5, (loss, strategy)
 
 
 @sharded
 def test_ring_needs_less_memory_than_all_gather(sharded_results):
-  memory = {(loss, batch, strategy): size
-            for loss, batch, strategy, size in sharded_results["memory"]}
+  memory = {
+    (loss, batch, strategy): size
+    for loss, batch, strategy, size in sharded_results["memory"]
+  }
   for (loss, batch, strategy), size in memory.items():
     if strategy == "ring":
       assert size < memory[loss, batch, "all_gather"] / 2, (loss, batch)

@@ -22,17 +22,19 @@ MSSSIM_WEIGHTS = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333]
 
 
 def _close(actual, expected, rtol=1e-5, atol=1e-5):
-  np.testing.assert_allclose(np.asarray(actual, F64), np.asarray(expected, F64),
-                             rtol=rtol, atol=atol)
+  np.testing.assert_allclose(
+    np.asarray(actual, F64), np.asarray(expected, F64), rtol=rtol, atol=atol
+  )
 
 
 # --------------------------------------------------------------------------- #
 # float64 NumPy references
 
+
 def msssim_gauss_1d(size, sigma):
   """pytorch_msssim._fspecial_gauss_1d."""
   coords = np.arange(size, dtype=F64) - size // 2
-  g = np.exp(-(coords ** 2) / (2 * sigma ** 2))
+  g = np.exp(-(coords**2) / (2 * sigma**2))
   return g / g.sum()
 
 
@@ -50,11 +52,11 @@ def msssim_ssim_cs(x, y, data_range, win, k=(0.01, 0.03)):
   """pytorch_msssim._ssim: (ssim_per_channel, cs), each [N, C]."""
   c1, c2 = (k[0] * data_range) ** 2, (k[1] * data_range) ** 2
   mu1, mu2 = msssim_gaussian_filter(x, win), msssim_gaussian_filter(y, win)
-  sigma1_sq = msssim_gaussian_filter(x * x, win) - mu1 ** 2
-  sigma2_sq = msssim_gaussian_filter(y * y, win) - mu2 ** 2
+  sigma1_sq = msssim_gaussian_filter(x * x, win) - mu1**2
+  sigma2_sq = msssim_gaussian_filter(y * y, win) - mu2**2
   sigma12 = msssim_gaussian_filter(x * y, win) - mu1 * mu2
   cs_map = (2 * sigma12 + c2) / (sigma1_sq + sigma2_sq + c2)
-  ssim_map = (2 * mu1 * mu2 + c1) / (mu1 ** 2 + mu2 ** 2 + c1) * cs_map
+  ssim_map = (2 * mu1 * mu2 + c1) / (mu1**2 + mu2**2 + c1) * cs_map
   return ssim_map.mean(axis=(2, 3)), cs_map.mean(axis=(2, 3))
 
 
@@ -64,22 +66,35 @@ def torch_avg_pool2d_2x2(x, padding):
   ph, pw = padding
   x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
   h, w = (x.shape[2] - 2) // 2 + 1, (x.shape[3] - 2) // 2 + 1
-  return (x[:, :, 0:2 * h:2, 0:2 * w:2] + x[:, :, 1:2 * h:2, 0:2 * w:2]
-          + x[:, :, 0:2 * h:2, 1:2 * w:2] + x[:, :, 1:2 * h:2, 1:2 * w:2]) / 4
+  return (
+    x[:, :, 0 : 2 * h : 2, 0 : 2 * w : 2]
+    + x[:, :, 1 : 2 * h : 2, 0 : 2 * w : 2]
+    + x[:, :, 0 : 2 * h : 2, 1 : 2 * w : 2]
+    + x[:, :, 1 : 2 * h : 2, 1 : 2 * w : 2]
+  ) / 4
 
 
-def msssim_ssim(x_nhwc, y_nhwc, data_range=1.0, win_size=11, win_sigma=1.5,
-                k=(0.01, 0.03)):
+def msssim_ssim(
+  x_nhwc, y_nhwc, data_range=1.0, win_size=11, win_sigma=1.5, k=(0.01, 0.03)
+):
   """pytorch_msssim.ssim(X, Y, data_range, size_average=False, ...) on the
   NCHW transposes: ssim_per_channel.mean(1)."""
   x, y = (np.moveaxis(np.asarray(a, F64), -1, 1) for a in (x_nhwc, y_nhwc))
-  ssim, _ = msssim_ssim_cs(x, y, data_range,
-                           msssim_gauss_1d(win_size, win_sigma), k)
+  ssim, _ = msssim_ssim_cs(
+    x, y, data_range, msssim_gauss_1d(win_size, win_sigma), k
+  )
   return ssim.mean(1)
 
 
-def msssim_ms_ssim(x_nhwc, y_nhwc, data_range=1.0, win_size=11,
-                   win_sigma=1.5, weights=None, k=(0.01, 0.03)):
+def msssim_ms_ssim(
+  x_nhwc,
+  y_nhwc,
+  data_range=1.0,
+  win_size=11,
+  win_sigma=1.5,
+  weights=None,
+  k=(0.01, 0.03),
+):
   """pytorch_msssim.ms_ssim(X, Y, data_range, size_average=False, ...)."""
   x, y = (np.moveaxis(np.asarray(a, F64), -1, 1) for a in (x_nhwc, y_nhwc))
   weights = np.asarray(MSSSIM_WEIGHTS if weights is None else weights, F64)
@@ -99,12 +114,14 @@ def tf_total_variation(images):
   """tf.image.total_variation: sum |x[i+1, j] - x[i, j]| + sum |x[i, j+1] -
   x[i, j]| over the last three axes (height, width, channels)."""
   x = np.asarray(images, F64)
-  return (np.abs(np.diff(x, axis=-3)).sum(axis=(-3, -2, -1))
-          + np.abs(np.diff(x, axis=-2)).sum(axis=(-3, -2, -1)))
+  return np.abs(np.diff(x, axis=-3)).sum(axis=(-3, -2, -1)) + np.abs(
+    np.diff(x, axis=-2)
+  ).sum(axis=(-3, -2, -1))
 
 
 # --------------------------------------------------------------------------- #
 # inputs
+
 
 def image_pair(seed, shape, noise=0.2, scale=1.0):
   rng = np.random.default_rng(seed)
@@ -116,22 +133,32 @@ def image_pair(seed, shape, noise=0.2, scale=1.0):
 # --------------------------------------------------------------------------- #
 # SSIM
 
-@pytest.mark.parametrize("options", [
+
+@pytest.mark.parametrize(
+  "options",
+  [
     {},
     {"filter_size": 7, "filter_sigma": 2.0, "k1": 0.02, "k2": 0.05},
-])
+  ],
+)
 def test_ssim_matches_pytorch_msssim(options):
   x, y = image_pair(0, (3, 16, 18, 3))
-  ref = {"win_size": options.get("filter_size", 11),
-         "win_sigma": options.get("filter_sigma", 1.5),
-         "k": (options.get("k1", 0.01), options.get("k2", 0.03))}
+  ref = {
+    "win_size": options.get("filter_size", 11),
+    "win_sigma": options.get("filter_sigma", 1.5),
+    "k": (options.get("k1", 0.01), options.get("k2", 0.03)),
+  }
   expected = 1 - msssim_ssim(x, y, **ref)
   out = jl.ssim_loss(x, y, **options)
   assert out.dtype == jnp.float32 and out.shape == (3,)
   _close(out, expected)
   with jax.enable_x64(True):
-    _close(jl.ssim_loss(x.astype(F64), y.astype(F64), **options), expected,
-           rtol=1e-10, atol=1e-10)
+    _close(
+      jl.ssim_loss(x.astype(F64), y.astype(F64), **options),
+      expected,
+      rtol=1e-10,
+      atol=1e-10,
+    )
 
 
 def test_ssim_8bit_range_and_traced_options():
@@ -157,14 +184,19 @@ def test_ssim_small_images_skip_filtering_like_pytorch_msssim():
 # --------------------------------------------------------------------------- #
 # MS-SSIM
 
+
 def test_ms_ssim_matches_pytorch_msssim_with_odd_sides():
   """Five scales with a 3-wide window: sides > 32; odd sides are padded."""
   x, y = image_pair(4, (2, 35, 37, 2))
   expected = 1 - msssim_ms_ssim(x, y, win_size=3)
   _close(jl.ms_ssim_loss(x, y, filter_size=3), expected)
   with jax.enable_x64(True):
-    _close(jl.ms_ssim_loss(x.astype(F64), y.astype(F64), filter_size=3),
-           expected, rtol=1e-10, atol=1e-10)
+    _close(
+      jl.ms_ssim_loss(x.astype(F64), y.astype(F64), filter_size=3),
+      expected,
+      rtol=1e-10,
+      atol=1e-10,
+    )
 
 
 def test_ms_ssim_full_defaults():
@@ -175,16 +207,34 @@ def test_ms_ssim_full_defaults():
 def test_ms_ssim_scale_weights_and_options():
   x, y = image_pair(6, (3, 12, 11, 1), scale=2.0)
   weights = [0.3, 0.3, 0.4]
-  expected = 1 - msssim_ms_ssim(x, y, data_range=2.0, win_size=3,
-                                win_sigma=1.0, weights=weights, k=(0.02, 0.04))
-  _close(jl.ms_ssim_loss(x, y, max_val=2.0, filter_size=3, filter_sigma=1.0,
-                         k1=0.02, k2=0.04, scale_weights=np.array(weights)),
-         expected)
+  expected = 1 - msssim_ms_ssim(
+    x,
+    y,
+    data_range=2.0,
+    win_size=3,
+    win_sigma=1.0,
+    weights=weights,
+    k=(0.02, 0.04),
+  )
+  _close(
+    jl.ms_ssim_loss(
+      x,
+      y,
+      max_val=2.0,
+      filter_size=3,
+      filter_sigma=1.0,
+      k1=0.02,
+      k2=0.04,
+      scale_weights=np.array(weights),
+    ),
+    expected,
+  )
   # The scale weights may be traced, and have a finite gradient.
-  grad = jax.grad(lambda w: jl.ms_ssim_loss(x, y, filter_size=3,
-                                            scale_weights=w,
-                                            reduction="sum"))(
-      jnp.array(weights))
+  grad = jax.grad(
+    lambda w: jl.ms_ssim_loss(
+      x, y, filter_size=3, scale_weights=w, reduction="sum"
+    )
+  )(jnp.array(weights))
   assert np.isfinite(grad).all()
 
 
@@ -198,8 +248,11 @@ def test_ms_ssim_clipped_factors_have_zero_gradient():
   out = jl.ms_ssim_loss(x, y, filter_size=3, scale_weights=weights)
   _close(out, expected)
   assert np.allclose(out, 1)
-  grad = jax.grad(lambda a: jl.ms_ssim_loss(
-      a, y, filter_size=3, scale_weights=weights, reduction="sum"))(x)
+  grad = jax.grad(
+    lambda a: jl.ms_ssim_loss(
+      a, y, filter_size=3, scale_weights=weights, reduction="sum"
+    )
+  )(x)
   assert np.isfinite(grad).all()
 
 
@@ -208,12 +261,14 @@ def test_ms_ssim_too_small_images():
   with pytest.raises(ValueError, match=r"ms_ssim_loss.*too small.*> .* = 160"):
     jl.ms_ssim_loss(x, y)
   with pytest.raises(ValueError, match=r"ms_ssim_loss.*3 scales.* = 8"):
-    jl.ms_ssim_loss(x[:, :8, :8], y[:, :8, :8], filter_size=3,
-                    scale_weights=[0.3, 0.3, 0.4])
+    jl.ms_ssim_loss(
+      x[:, :8, :8], y[:, :8, :8], filter_size=3, scale_weights=[0.3, 0.3, 0.4]
+    )
 
 
 # --------------------------------------------------------------------------- #
 # total variation
+
 
 def test_total_variation_matches_tf():
   rng = np.random.default_rng(9)
@@ -223,8 +278,12 @@ def test_total_variation_matches_tf():
   batched = x.reshape(3, 1, 5, 6, 2)
   _close(jl.total_variation_loss(batched), tf_total_variation(batched))
   with jax.enable_x64(True):
-    _close(jl.total_variation_loss(x.astype(F64)), tf_total_variation(x),
-           rtol=1e-12, atol=1e-12)
+    _close(
+      jl.total_variation_loss(x.astype(F64)),
+      tf_total_variation(x),
+      rtol=1e-12,
+      atol=1e-12,
+    )
 
 
 def test_total_variation_gradient_is_sign():
@@ -233,9 +292,15 @@ def test_total_variation_gradient_is_sign():
   grad = jax.grad(lambda a: jl.total_variation_loss(a, reduction="sum"))(x)
   sgn = np.sign
   expected = np.zeros_like(x)
-  for (i, j), (k, l) in [(((0, 0)), (1, 0)), ((0, 1), (1, 1)), ((0, 2), (1, 2)),
-                         ((0, 0), (0, 1)), ((0, 1), (0, 2)), ((1, 0), (1, 1)),
-                         ((1, 1), (1, 2))]:
+  for (i, j), (k, l) in [
+    (((0, 0)), (1, 0)),
+    ((0, 1), (1, 1)),
+    ((0, 2), (1, 2)),
+    ((0, 0), (0, 1)),
+    ((0, 1), (0, 2)),
+    ((1, 0), (1, 1)),
+    ((1, 1), (1, 2)),
+  ]:
     s = sgn(x[0, k, l, 0] - x[0, i, j, 0])
     expected[0, k, l, 0] += s
     expected[0, i, j, 0] -= s
@@ -244,6 +309,7 @@ def test_total_variation_gradient_is_sign():
 
 # --------------------------------------------------------------------------- #
 # perceptual loss with a Flax NNX network
+
 
 class _TinyNet(nnx.Module):
   """Two 3x3 convolutions; returns both activations."""
@@ -264,20 +330,27 @@ def test_perceptual_loss_with_nnx_module():
   net = nnx.jit(lambda: _TinyNet(nnx.Rngs(0)))()
   x, y = image_pair(10, (3, 8, 8, 2))
   fx, fy = net(x), net(y)
-  per_layer = [np.mean((np.asarray(a, F64) - np.asarray(b, F64)) ** 2,
-                       axis=(1, 2, 3)) for a, b in zip(fx, fy)]
+  per_layer = [
+    np.mean((np.asarray(a, F64) - np.asarray(b, F64)) ** 2, axis=(1, 2, 3))
+    for a, b in zip(fx, fy)
+  ]
   _close(jl.perceptual_loss(net, x, y), per_layer[0] + per_layer[1])
-  _close(jl.perceptual_loss(net, x, y, layer_weights=[0.5, 2.0]),
-         0.5 * per_layer[0] + 2.0 * per_layer[1])
-  _close(jl.perceptual_loss(net, x, y, reduction="mean"),
-         np.mean(per_layer[0] + per_layer[1]))
+  _close(
+    jl.perceptual_loss(net, x, y, layer_weights=[0.5, 2.0]),
+    0.5 * per_layer[0] + 2.0 * per_layer[1],
+  )
+  _close(
+    jl.perceptual_loss(net, x, y, reduction="mean"),
+    np.mean(per_layer[0] + per_layer[1]),
+  )
 
   # Gradients with respect to the network's parameters and the images, in a
   # jitted NNX step.
   @nnx.jit
   def grads(model, images):
-    return nnx.grad(lambda m, a: jl.perceptual_loss(m, a, y, reduction="mean"),
-                    argnums=(0, 1))(model, images)
+    return nnx.grad(
+      lambda m, a: jl.perceptual_loss(m, a, y, reduction="mean"), argnums=(0, 1)
+    )(model, images)
 
   param_grads, image_grads = grads(net, x)
   assert image_grads.shape == x.shape and np.isfinite(image_grads).all()
@@ -288,6 +361,7 @@ def test_perceptual_loss_with_nnx_module():
 
 # --------------------------------------------------------------------------- #
 # errors
+
 
 def test_ssim_errors_name_the_loss_and_argument():
   x, y = image_pair(0, (2, 12, 12, 1))
@@ -304,8 +378,9 @@ def test_ssim_errors_name_the_loss_and_argument():
     with pytest.raises(ValueError, match=f"{name}.*max_val.*> 0"):
       fn(x, y, max_val=0.0)
     with pytest.raises(ValueError, match=f"{name}.*reduction"):
-      fn(x, y, filter_size=3, scale_weights=[1.0], reduction="avg") \
-          if name == "ms_ssim_loss" else fn(x, y, reduction="avg")
+      fn(
+        x, y, filter_size=3, scale_weights=[1.0], reduction="avg"
+      ) if name == "ms_ssim_loss" else fn(x, y, reduction="avg")
   with pytest.raises(ValueError, match="ms_ssim_loss.*scale_weights.*rank"):
     jl.ms_ssim_loss(x, y, filter_size=3, scale_weights=[[0.5, 0.5]])
   with pytest.raises(ValueError, match="ssim_loss.*where"):
@@ -321,7 +396,7 @@ def test_total_variation_errors():
 
 def test_perceptual_errors():
   x, y = image_pair(0, (2, 4, 4, 1))
-  features = lambda a: [a, a.sum(-1)]  # noqa: E731
+  features = lambda a: [a, a.sum(-1)]
   with pytest.raises(TypeError, match="perceptual_loss.*callable"):
     jl.perceptual_loss(x, x, y)
   with pytest.raises(TypeError, match="perceptual_loss.*list or tuple"):

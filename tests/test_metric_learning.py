@@ -25,9 +25,12 @@ DISTANCES = ("euclidean", "squared_euclidean", "cosine")
 
 
 def close(actual, expected, rtol=RTOL, atol=ATOL):
-  np.testing.assert_allclose(np.asarray(actual, np.float64),
-                             np.asarray(expected, np.float64), rtol=rtol,
-                             atol=atol)
+  np.testing.assert_allclose(
+    np.asarray(actual, np.float64),
+    np.asarray(expected, np.float64),
+    rtol=rtol,
+    atol=atol,
+  )
 
 
 def normal(rng, *shape):
@@ -57,10 +60,12 @@ def sigmoid(x):
 #   d_neg = min(d(a, n), d(p, n)) if swap else d(a, n)
 #   loss = max(margin + d(a, p) − d_neg, 0)
 
+
 def np_torch_triplet(a, p, n, norm_degree, margin, eps, swap):
   a, p, n = (np.asarray(x, np.float64) for x in (a, p, n))
-  dist = lambda x, y: np.sum(np.abs(x - y + eps) ** norm_degree, -1) ** (
-      1 / norm_degree)
+  dist = lambda x, y: (
+    np.sum(np.abs(x - y + eps) ** norm_degree, -1) ** (1 / norm_degree)
+  )
   negative = dist(a, n)
   if swap:
     negative = np.minimum(negative, dist(p, n))
@@ -70,8 +75,9 @@ def np_torch_triplet(a, p, n, norm_degree, margin, eps, swap):
 def np_optax_triplet_fixed(a, p, n, norm_degree, margin, eps):
   """optax's formula, (Σ|a − p|^q + eps)^(1/q), with the absolute value."""
   a, p, n = (np.asarray(x, np.float64) for x in (a, p, n))
-  dist = lambda x, y: (np.sum(np.abs(x - y) ** norm_degree, -1) + eps) ** (
-      1 / norm_degree)
+  dist = lambda x, y: (
+    (np.sum(np.abs(x - y) ** norm_degree, -1) + eps) ** (1 / norm_degree)
+  )
   return np.maximum(dist(a, p) - dist(a, n) + margin, 0)
 
 
@@ -95,8 +101,9 @@ def test_triplet_margin_takes_absolute_values_for_odd_degrees(norm_degree):
   close(ours, np_optax_triplet_fixed(a, p, n, norm_degree, 2.0, 1e-6))
   # optax raises signed differences to odd powers: its values would fail the
   # check above.
-  theirs = optax.losses.triplet_margin_loss(a, p, n, norm_degree=norm_degree,
-                                            margin=2.0)
+  theirs = optax.losses.triplet_margin_loss(
+    a, p, n, norm_degree=norm_degree, margin=2.0
+  )
   assert not np.allclose(ours, theirs, rtol=RTOL, atol=ATOL)
 
 
@@ -104,38 +111,49 @@ def test_triplet_margin_takes_absolute_values_for_odd_degrees(norm_degree):
 @pytest.mark.parametrize("swap", [False, True])
 def test_triplet_margin_matches_torch_with_eps_zero(norm_degree, swap):
   a, p, n = triplets(2)
-  close(jl.triplet_margin_loss(a, p, n, norm_degree=norm_degree, eps=0.0,
-                               swap=swap),
-        np_torch_triplet(a, p, n, norm_degree, 1.0, 0.0, swap))
+  close(
+    jl.triplet_margin_loss(
+      a, p, n, norm_degree=norm_degree, eps=0.0, swap=swap
+    ),
+    np_torch_triplet(a, p, n, norm_degree, 1.0, 0.0, swap),
+  )
 
 
 def test_triplet_margin_swap_close_to_torch_with_default_eps():
   # torch adds eps to the difference, jaxloss (like optax) to the sum of
   # powers: both move the distance by O(eps) = O(1e-6).
   a, p, n = triplets(3)
-  close(jl.triplet_margin_loss(a, p, n, swap=True),
-        np_torch_triplet(a, p, n, 2, 1.0, 1e-6, True), atol=1e-5)
+  close(
+    jl.triplet_margin_loss(a, p, n, swap=True),
+    np_torch_triplet(a, p, n, 2, 1.0, 1e-6, True),
+    atol=1e-5,
+  )
 
 
 def test_triplet_margin_feature_mask_is_a_sub_vector():
   a, p, n = triplets(4)
   features = np.array([True, False, True, True])
   where = np.broadcast_to(features, a.shape)
-  close(jl.triplet_margin_loss(a, p, n, where=where, swap=True),
-        jl.triplet_margin_loss(a[:, features], p[:, features],
-                               n[:, features], swap=True))
+  close(
+    jl.triplet_margin_loss(a, p, n, where=where, swap=True),
+    jl.triplet_margin_loss(
+      a[:, features], p[:, features], n[:, features], swap=True
+    ),
+  )
 
 
 def test_triplet_margin_identical_embeddings_with_eps_zero():
   x = np.ones((2, 3), np.float32)
-  grad = jax.grad(lambda x: jl.triplet_margin_loss(
-      x, x, x, eps=0.0, reduction="sum"))(x)
+  grad = jax.grad(
+    lambda x: jl.triplet_margin_loss(x, x, x, eps=0.0, reduction="sum")
+  )(x)
   close(jl.triplet_margin_loss(x, x, x, eps=0.0), [1.0, 1.0])
   assert np.all(np.isfinite(grad))
 
 
 # --------------------------------------------------------------------------- #
 # contrastive_loss: Hadsell et al. 2006 with label 1 = similar, no ½ factors.
+
 
 def test_contrastive_matches_formula():
   rng = np.random.default_rng(5)
@@ -144,12 +162,16 @@ def test_contrastive_matches_formula():
   d = np.linalg.norm(x1.astype(np.float64) - x2, axis=-1)
   expected = labels * d**2 + (1 - labels) * np.maximum(0, 1.5 - d) ** 2
   close(jl.contrastive_loss(x1, x2, labels, margin=1.5), expected)
-  close(jl.contrastive_loss(x1, x2, labels, margin=1.5, reduction="mean"),
-        expected.mean())
+  close(
+    jl.contrastive_loss(x1, x2, labels, margin=1.5, reduction="mean"),
+    expected.mean(),
+  )
   # Integer and boolean labels are read as 0/1.
   hard = labels.round().astype(np.int32)
-  close(jl.contrastive_loss(x1, x2, hard.astype(bool), margin=1.5),
-        jl.contrastive_loss(x1, x2, hard, margin=1.5))
+  close(
+    jl.contrastive_loss(x1, x2, hard.astype(bool), margin=1.5),
+    jl.contrastive_loss(x1, x2, hard, margin=1.5),
+  )
 
 
 # --------------------------------------------------------------------------- #
@@ -158,13 +180,18 @@ def test_contrastive_matches_formula():
 # triplet_semihard_loss (hardest negative strictly farther than the positive,
 # else the farthest negative).
 
+
 def np_distances(x, distance):
   x = np.asarray(x, np.float64)
   diff = x[:, None] - x[None, :]
   if distance == "cosine":
     n = len(x)
-    return np.array([[1 - np_cos(x[i], x[j]) if i != j else 0.0
-                      for j in range(n)] for i in range(n)])
+    return np.array(
+      [
+        [1 - np_cos(x[i], x[j]) if i != j else 0.0 for j in range(n)]
+        for i in range(n)
+      ]
+    )
   squared = np.sum(diff**2, -1)
   return squared if distance == "squared_euclidean" else np.sqrt(squared)
 
@@ -197,8 +224,11 @@ def np_mining(kind, x, labels, margin, distance):
   return values, counted
 
 
-MINING = {"hard": jl.batch_hard_triplet_loss, "all": jl.batch_all_triplet_loss,
-          "semi": jl.semi_hard_triplet_loss}
+MINING = {
+  "hard": jl.batch_hard_triplet_loss,
+  "all": jl.batch_all_triplet_loss,
+  "semi": jl.semi_hard_triplet_loss,
+}
 
 
 @pytest.mark.parametrize("kind", sorted(MINING))
@@ -210,19 +240,27 @@ def test_mining_matches_reference(kind, distance):
   margin = 0.4 if distance == "cosine" else 1.0
   values, counted = np_mining(kind, x, labels, margin, distance)
   fn = MINING[kind]
-  close(fn(x, labels, margin=margin, distance=distance), values,
-        atol=GRAM_ATOL)
-  close(fn(x, labels, margin=margin, distance=distance, reduction="mean"),
-        values[counted].mean(), atol=GRAM_ATOL)
+  close(fn(x, labels, margin=margin, distance=distance), values, atol=GRAM_ATOL)
+  close(
+    fn(x, labels, margin=margin, distance=distance, reduction="mean"),
+    values[counted].mean(),
+    atol=GRAM_ATOL,
+  )
   with jax.enable_x64(True):
-    close(fn(x.astype(np.float64), labels, margin=margin, distance=distance),
-          values, rtol=1e-10, atol=1e-10)
+    close(
+      fn(x.astype(np.float64), labels, margin=margin, distance=distance),
+      values,
+      rtol=1e-10,
+      atol=1e-10,
+    )
 
 
 @jax.jit
 def _all_mining(x, labels):
-  return {kind: (fn(x, labels), fn(x, labels, reduction="mean"))
-          for kind, fn in MINING.items()}
+  return {
+    kind: (fn(x, labels), fn(x, labels, reduction="mean"))
+    for kind, fn in MINING.items()
+  }
 
 
 @settings(max_examples=8, deadline=None, derandomize=True)
@@ -234,8 +272,9 @@ def test_mining_matches_reference_on_random_batches(n, classes, seed):
   for kind, (values, mean) in _all_mining(x, labels).items():
     expected, counted = np_mining(kind, x, labels, 1.0, "euclidean")
     close(values, expected, atol=GRAM_ATOL)
-    close(mean, expected[counted].mean() if counted.any() else 0.0,
-          atol=GRAM_ATOL)
+    close(
+      mean, expected[counted].mean() if counted.any() else 0.0, atol=GRAM_ATOL
+    )
 
 
 def test_semi_hard_mean_is_tfa_pair_mean_with_balanced_classes():
@@ -252,8 +291,11 @@ def test_semi_hard_mean_is_tfa_pair_mean_with_balanced_classes():
         farther = d[a][neg & (d[a] > d[a, p])]
         negative = farther.min() if farther.size else d[a][neg].max()
         pair_losses.append(max(0, d[a, p] - negative + 1.0))
-  close(jl.semi_hard_triplet_loss(x, labels, reduction="mean"),
-        np.mean(pair_losses), atol=GRAM_ATOL)
+  close(
+    jl.semi_hard_triplet_loss(x, labels, reduction="mean"),
+    np.mean(pair_losses),
+    atol=GRAM_ATOL,
+  )
 
 
 @pytest.mark.parametrize("kind", sorted(MINING))
@@ -263,9 +305,13 @@ def test_mining_single_class_and_identical_embeddings(kind):
   two_classes = np.array([0, 0, 1, 1], np.int32)
 
   def means(x):
-    return jnp.stack([fn(x, labels, distance=distance, reduction="mean")
-                      for labels in (one_class, two_classes)
-                      for distance in DISTANCES])
+    return jnp.stack(
+      [
+        fn(x, labels, distance=distance, reduction="mean")
+        for labels in (one_class, two_classes)
+        for distance in DISTANCES
+      ]
+    )
 
   x = np.ones((4, 3), np.float32)
   # One class: no anchor counts, so the mean is 0. Identical embeddings of
@@ -278,8 +324,9 @@ def test_cosine_distance_of_a_zero_vector():
   x = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], np.float32)
   d = _metric_mining.pairwise_distances(jnp.asarray(x), "cosine")
   close(d, [[0, 1, 1], [1, 0, 1], [1, 1, 0]])
-  grad = jax.grad(lambda x: jnp.sum(
-      _metric_mining.pairwise_distances(x, "cosine")))(jnp.asarray(x))
+  grad = jax.grad(
+    lambda x: jnp.sum(_metric_mining.pairwise_distances(x, "cosine"))
+  )(jnp.asarray(x))
   assert np.all(np.isfinite(grad))
 
 
@@ -288,17 +335,24 @@ def test_cosine_distance_of_a_zero_vector():
 # tf.contrib.losses.metric_learning.npairs_loss adds
 # 0.25·reg_lambda·(mean‖f‖² + mean‖f+‖²) to the mean.
 
+
 def test_npair_matches_formula_and_tf_regulariser():
   rng = np.random.default_rng(8)
   f, fp = normal(rng, 5, 3), normal(rng, 5, 3)
   f64, fp64 = f.astype(np.float64), fp.astype(np.float64)
   logits = f64 @ fp64.T
-  expected = np.array([np.log1p(sum(np.exp(logits[i, j] - logits[i, i])
-                                    for j in range(5) if j != i))
-                       for i in range(5)])
+  expected = np.array(
+    [
+      np.log1p(
+        sum(np.exp(logits[i, j] - logits[i, i]) for j in range(5) if j != i)
+      )
+      for i in range(5)
+    ]
+  )
   close(jl.npair_loss(f, fp), expected)
   tf_value = expected.mean() + 0.25 * 0.002 * (
-      np.mean(np.sum(f64**2, -1)) + np.mean(np.sum(fp64**2, -1)))
+    np.mean(np.sum(f64**2, -1)) + np.mean(np.sum(fp64**2, -1))
+  )
   close(jl.npair_loss(f, fp, l2_reg=0.002, reduction="mean"), tf_value)
 
 
@@ -306,12 +360,15 @@ def test_npair_matches_formula_and_tf_regulariser():
 # angular_loss: Wang et al. 2017, eq. (5):
 # [‖a − p‖² − 4 tan²α ‖n − (a + p)/2‖²]_+.
 
+
 @pytest.mark.parametrize("alpha", [30.0, 45.0, 60.0])
 def test_angular_matches_formula(alpha):
   a, p, n = (x.astype(np.float64) for x in triplets(9))
   expected = np.maximum(
-      0, np.sum((a - p) ** 2, -1)
-      - 4 * np.tan(np.radians(alpha)) ** 2 * np.sum((n - (a + p) / 2) ** 2, -1))
+    0,
+    np.sum((a - p) ** 2, -1)
+    - 4 * np.tan(np.radians(alpha)) ** 2 * np.sum((n - (a + p) / 2) ** 2, -1),
+  )
   a, p, n = triplets(9)
   close(jl.angular_loss(a, p, n, alpha_degrees=alpha), expected)
   traced = jax.jit(lambda alpha: jl.angular_loss(a, p, n, alpha_degrees=alpha))
@@ -322,6 +379,7 @@ def test_angular_matches_formula(alpha):
 # proxy_nca_loss: −log softmax_c(−‖x − p_c‖² / T)[y], the full squared
 # distances (the implementation drops ‖x‖², which cancels).
 
+
 @pytest.mark.parametrize("temperature", [1.0, 0.25])
 def test_proxy_nca_matches_formula(temperature):
   rng = np.random.default_rng(10)
@@ -329,31 +387,36 @@ def test_proxy_nca_matches_formula(temperature):
   labels = rng.integers(0, 4, size=6).astype(np.int32)
   squared = np.sum((x[:, None].astype(np.float64) - proxies[None]) ** 2, -1)
   expected = np_softmax_ce(-squared / temperature, labels)
-  close(jl.proxy_nca_loss(x, labels, proxies, temperature=temperature),
-        expected)
+  close(
+    jl.proxy_nca_loss(x, labels, proxies, temperature=temperature), expected
+  )
 
 
 # --------------------------------------------------------------------------- #
 # ge2e_loss: Wan et al. 2018, eqs. (6), (7), (9), written with loops; a masked
 # utterance is deleted from the (ragged) batch.
 
+
 def np_ge2e(e, w, b, method, keep=None):
   e = np.asarray(e, np.float64)
   speakers, utterances, _ = e.shape
   keep = np.ones((speakers, utterances), bool) if keep is None else keep
-  kept = [[e[k, m] for m in range(utterances) if keep[k, m]]
-          for k in range(speakers)]
+  kept = [
+    [e[k, m] for m in range(utterances) if keep[k, m]] for k in range(speakers)
+  ]
   values, counted = np.zeros((speakers, utterances)), np.zeros_like(keep)
   for j in range(speakers):
     others = [k for k in range(speakers) if k != j and kept[k]]
     for i in range(utterances):
       if not keep[j, i] or len(kept[j]) < 2 or not others:
         continue
-      own = np.mean([e[j, m] for m in range(utterances)
-                     if keep[j, m] and m != i], axis=0)
+      own = np.mean(
+        [e[j, m] for m in range(utterances) if keep[j, m] and m != i], axis=0
+      )
       s_own = w * np_cos(e[j, i], own) + b
-      s_other = [w * np_cos(e[j, i], np.mean(kept[k], axis=0)) + b
-                 for k in others]
+      s_other = [
+        w * np_cos(e[j, i], np.mean(kept[k], axis=0)) + b for k in others
+      ]
       if method == "softmax":
         values[j, i] = -s_own + np.log(np.exp(s_own) + np.sum(np.exp(s_other)))
       else:
@@ -368,8 +431,10 @@ def test_ge2e_matches_paper(method):
   e = normal(rng, 4, 3, 5)
   values, _ = np_ge2e(e, 10.0, -5.0, method)
   close(jl.ge2e_loss(e, method=method), values)
-  close(jl.ge2e_loss(e, w=3.0, b=1.0, method=method),
-        np_ge2e(e, 3.0, 1.0, method)[0])
+  close(
+    jl.ge2e_loss(e, w=3.0, b=1.0, method=method),
+    np_ge2e(e, 3.0, 1.0, method)[0],
+  )
 
 
 @pytest.mark.parametrize("method", ["softmax", "contrast"])
@@ -380,12 +445,16 @@ def test_ge2e_utterance_mask_deletes_utterances(method):
   values, counted = np_ge2e(e, 10.0, -5.0, method, keep)
   assert not counted[1].any()  # speaker 1 has a single utterance left
   close(jl.ge2e_loss(e, method=method, where=keep), values)
-  close(jl.ge2e_loss(e, method=method, where=keep, reduction="mean"),
-        values[counted].mean())
+  close(
+    jl.ge2e_loss(e, method=method, where=keep, reduction="mean"),
+    values[counted].mean(),
+  )
   # A [speakers] mask drops whole speakers.
   speakers = np.array([True, False, True, True])
-  close(jl.ge2e_loss(e, method=method, where=speakers)[speakers],
-        np_ge2e(e[speakers], 10.0, -5.0, method)[0])
+  close(
+    jl.ge2e_loss(e, method=method, where=speakers)[speakers],
+    np_ge2e(e[speakers], 10.0, -5.0, method)[0],
+  )
 
 
 # --------------------------------------------------------------------------- #
@@ -393,6 +462,7 @@ def test_ge2e_utterance_mask_deletes_utterances(method):
 #   ArcFace target cos(θ + m) with θ = arccos(c) when θ + m ≤ π, else
 #   c − m·sin(m) (insightface); easy margin: cos(θ + m) if c > 0 else c.
 #   CosFace target c − m. Then softmax cross-entropy of s·logits.
+
 
 def np_margin_ce(cosines, labels, scale, target):
   c = np.asarray(cosines, np.float64).copy()
@@ -407,6 +477,7 @@ def arcface_target(m, easy):
     if easy:
       return np.cos(theta + m) if c > 0 else c
     return np.cos(theta + m) if theta + m <= np.pi else c - m * np.sin(m)
+
   return target
 
 
@@ -424,10 +495,17 @@ def cosines(seed, n=8, classes=5):
 def test_arcface_matches_definition(easy_margin, margin):
   c, labels = cosines(13)
   expected = np_margin_ce(c, labels, 16.0, arcface_target(margin, easy_margin))
-  close(jl.arcface_loss(c, labels, scale=16.0, margin=margin,
-                        easy_margin=easy_margin), expected)
-  traced = jax.jit(lambda s, m: jl.arcface_loss(
-      c, labels, scale=s, margin=m, easy_margin=easy_margin))
+  close(
+    jl.arcface_loss(
+      c, labels, scale=16.0, margin=margin, easy_margin=easy_margin
+    ),
+    expected,
+  )
+  traced = jax.jit(
+    lambda s, m: jl.arcface_loss(
+      c, labels, scale=s, margin=m, easy_margin=easy_margin
+    )
+  )
   close(traced(jnp.float32(16.0), jnp.float32(margin)), expected)
 
 
@@ -435,15 +513,18 @@ def test_arcface_gradient_at_exact_unit_cosines():
   c = jnp.array([[1.0, 0.2], [-1.0, 0.2], [1.0, -1.0]])
   labels = jnp.array([0, 0, 1])
   for easy in (False, True):
-    loss = functools.partial(jl.arcface_loss, labels=labels, easy_margin=easy,
-                             reduction="sum")
+    loss = functools.partial(
+      jl.arcface_loss, labels=labels, easy_margin=easy, reduction="sum"
+    )
     assert np.all(np.isfinite(jax.grad(loss)(c)))
 
 
 def test_cosface_matches_definition():
   c, labels = cosines(14)
-  close(jl.cosface_loss(c, labels, scale=30.0, margin=0.2),
-        np_margin_ce(c, labels, 30.0, lambda v: v - 0.2))
+  close(
+    jl.cosface_loss(c, labels, scale=30.0, margin=0.2),
+    np_margin_ce(c, labels, 30.0, lambda v: v - 0.2),
+  )
 
 
 def test_class_mask_drops_classes():
@@ -465,6 +546,7 @@ def test_class_mask_drops_classes():
 #   align = (x − y).norm(p=2, dim=1).pow(alpha).mean()
 #   uniform = torch.pdist(x, p=2).pow(2).mul(−t).exp().mean().log()
 
+
 @pytest.mark.parametrize("alpha", [1, 2, 3])
 def test_alignment_matches_paper(alpha):
   rng = np.random.default_rng(16)
@@ -479,8 +561,9 @@ def np_uniformity(x, t, w=None):
   n = len(x)
   w = np.ones(n) if w is None else np.asarray(w, np.float64)
   pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
-  potential = [w[i] * w[j] * np.exp(-t * np.sum((x[i] - x[j]) ** 2))
-               for i, j in pairs]
+  potential = [
+    w[i] * w[j] * np.exp(-t * np.sum((x[i] - x[j]) ** 2)) for i, j in pairs
+  ]
   return np.log(np.sum(potential) / sum(w[i] * w[j] for i, j in pairs))
 
 
@@ -497,36 +580,41 @@ def test_uniformity_mask_and_weights():
   keep = np.array([1, 0, 1, 1, 0, 1], bool)
   close(jl.uniformity_loss(x, where=keep), np_uniformity(x[keep], 2.0))
   w = rng.uniform(0.5, 2.0, size=6)
-  close(jl.uniformity_loss(x, weights=w.astype(np.float32)),
-        np_uniformity(x, 2.0, w))
+  close(
+    jl.uniformity_loss(x, weights=w.astype(np.float32)),
+    np_uniformity(x, 2.0, w),
+  )
   for reduction in ("none", "sum", "mean"):
     close(jl.uniformity_loss(x, reduction=reduction), np_uniformity(x, 2.0))
-  nobody = jax.value_and_grad(lambda x: jl.uniformity_loss(
-      x, where=np.zeros(6, bool)))(x)
+  nobody = jax.value_and_grad(
+    lambda x: jl.uniformity_loss(x, where=np.zeros(6, bool))
+  )(x)
   assert float(nobody[0]) == 0 and np.all(np.isfinite(nobody[1]))
 
 
 # --------------------------------------------------------------------------- #
 # dtypes, traced hyper-parameters, errors, checked, doctests.
 
+
 def test_traced_float64_hyper_parameters_keep_float32():
   a, p, n = triplets(19)
   labels = np.array([0, 0, 1, 1, 2], np.int32)
 
   def losses(m):
-    return [jl.triplet_margin_loss(a, p, n, norm_degree=2 * m, margin=m,
-                                   eps=m / 1e6),
-            jl.contrastive_loss(a, p, np.ones(5, np.float32), margin=m),
-            jl.semi_hard_triplet_loss(a, labels, margin=m),
-            jl.batch_all_triplet_loss(a, labels, margin=m),
-            jl.angular_loss(a, p, n, alpha_degrees=40 * m),
-            jl.npair_loss(a, p, l2_reg=m),
-            jl.proxy_nca_loss(a, labels, p, temperature=m),
-            jl.ge2e_loss(a.reshape(5, 2, 2), w=m, b=m),
-            jl.arcface_loss(np.tanh(a), labels % 4, scale=m, margin=m),
-            jl.cosface_loss(np.tanh(a), labels % 4, scale=m, margin=m),
-            jl.alignment_loss(a, p, alpha=m),
-            jl.uniformity_loss(a, t=m)]
+    return [
+      jl.triplet_margin_loss(a, p, n, norm_degree=2 * m, margin=m, eps=m / 1e6),
+      jl.contrastive_loss(a, p, np.ones(5, np.float32), margin=m),
+      jl.semi_hard_triplet_loss(a, labels, margin=m),
+      jl.batch_all_triplet_loss(a, labels, margin=m),
+      jl.angular_loss(a, p, n, alpha_degrees=40 * m),
+      jl.npair_loss(a, p, l2_reg=m),
+      jl.proxy_nca_loss(a, labels, p, temperature=m),
+      jl.ge2e_loss(a.reshape(5, 2, 2), w=m, b=m),
+      jl.arcface_loss(np.tanh(a), labels % 4, scale=m, margin=m),
+      jl.cosface_loss(np.tanh(a), labels % 4, scale=m, margin=m),
+      jl.alignment_loss(a, p, alpha=m),
+      jl.uniformity_loss(a, t=m),
+    ]
 
   with jax.enable_x64(True):
     outs = jax.eval_shape(losses, jnp.asarray(1.0, jnp.float64))
@@ -538,11 +626,14 @@ def test_gradients_with_respect_to_hyper_parameters():
   labels = np.array([0, 0, 1, 1, 2], np.int32)
 
   def losses(m):
-    return jnp.stack([
+    return jnp.stack(
+      [
         jl.batch_hard_triplet_loss(a, labels, margin=m, reduction="mean"),
         jl.proxy_nca_loss(a, labels, p, temperature=m, reduction="mean"),
         jl.ge2e_loss(a.reshape(5, 2, 2), w=20 * m, reduction="mean"),
-        jl.arcface_loss(np.tanh(a), labels % 4, margin=m, reduction="mean")])
+        jl.arcface_loss(np.tanh(a), labels % 4, margin=m, reduction="mean"),
+      ]
+    )
 
   grads = jax.jit(jax.jacrev(losses))(0.5)
   assert np.all(np.isfinite(grads)) and np.all(grads != 0)
@@ -556,70 +647,193 @@ def _raises(error, match, fn, *args, **kwargs):
 def test_errors_name_the_loss_and_the_argument():
   x = np.zeros((4, 3), np.float32)
   labels = np.zeros(4, np.int32)
-  _raises(ValueError, r"batch_hard_triplet_loss: unknown distance='l1'.*"
-          r"'euclidean', 'squared_euclidean', 'cosine'",
-          jl.batch_hard_triplet_loss, x, labels, distance="l1")
-  _raises(ValueError, r"semi_hard_triplet_loss: argument `labels` must have "
-          r"shape \(4,\)", jl.semi_hard_triplet_loss, x, labels[:3])
-  _raises(ValueError, r"batch_all_triplet_loss: `margin` must be >= 0",
-          jl.batch_all_triplet_loss, x, labels, margin=-1.0)
-  _raises(TypeError, r"batch_hard_triplet_loss: argument `labels` must hold "
-          r"integer", jl.batch_hard_triplet_loss, x, x[:, 0])
-  _raises(ValueError, r"batch_hard_triplet_loss: argument `where`",
-          jl.batch_hard_triplet_loss, x, labels, where=np.ones((4, 3), bool))
-  _raises(ValueError, r"triplet_margin_loss: arguments must have the same "
-          r"shape.*`negatives` \(4, 2\)", jl.triplet_margin_loss, x, x,
-          x[:, :2])
-  _raises(ValueError, r"triplet_margin_loss: `norm_degree` must be > 0",
-          jl.triplet_margin_loss, x, x, x, norm_degree=0)
-  _raises(ValueError, r"contrastive_loss: argument `labels` must have shape "
-          r"\(4,\)", jl.contrastive_loss, x, x, np.ones(3))
-  _raises(ValueError, r"angular_loss: `alpha_degrees` must lie in \(0, 90\)",
-          jl.angular_loss, x, x, x, alpha_degrees=90.0)
-  _raises(ValueError, r"npair_loss: argument `anchors` must have rank 2",
-          jl.npair_loss, x[0], x[0])
-  _raises(ValueError, r"proxy_nca_loss: argument `proxies` must have shape "
-          r"\('\*', 3\)", jl.proxy_nca_loss, x, labels, np.zeros((5, 2)))
-  _raises(ValueError, r"proxy_nca_loss: `temperature` must be > 0",
-          jl.proxy_nca_loss, x, labels, x, temperature=0.0)
-  _raises(ValueError, r"ge2e_loss: unknown method='triplet'.*'softmax', "
-          r"'contrast'", jl.ge2e_loss, np.zeros((2, 3, 4)), method="triplet")
-  _raises(ValueError, r"ge2e_loss: argument `embeddings` must hold at least 2 "
-          r"utterances", jl.ge2e_loss, np.zeros((2, 1, 4)))
-  _raises(ValueError, r"arcface_loss: argument `labels` must have shape "
-          r"\(4,\)", jl.arcface_loss, x, labels[:2])
-  _raises(ValueError, r"cosface_loss: `scale` must be > 0", jl.cosface_loss,
-          x, labels, scale=-1.0)
-  _raises(TypeError, r"alignment_loss: argument `x` must be a floating",
-          jl.alignment_loss, labels, labels)
-  _raises(ValueError, r"uniformity_loss: unknown reduction='batch'",
-          jl.uniformity_loss, x, reduction="batch")
+  _raises(
+    ValueError,
+    r"batch_hard_triplet_loss: unknown distance='l1'.*"
+    r"'euclidean', 'squared_euclidean', 'cosine'",
+    jl.batch_hard_triplet_loss,
+    x,
+    labels,
+    distance="l1",
+  )
+  _raises(
+    ValueError,
+    r"semi_hard_triplet_loss: argument `labels` must have "
+    r"shape \(4,\)",
+    jl.semi_hard_triplet_loss,
+    x,
+    labels[:3],
+  )
+  _raises(
+    ValueError,
+    r"batch_all_triplet_loss: `margin` must be >= 0",
+    jl.batch_all_triplet_loss,
+    x,
+    labels,
+    margin=-1.0,
+  )
+  _raises(
+    TypeError,
+    r"batch_hard_triplet_loss: argument `labels` must hold "
+    r"integer",
+    jl.batch_hard_triplet_loss,
+    x,
+    x[:, 0],
+  )
+  _raises(
+    ValueError,
+    r"batch_hard_triplet_loss: argument `where`",
+    jl.batch_hard_triplet_loss,
+    x,
+    labels,
+    where=np.ones((4, 3), bool),
+  )
+  _raises(
+    ValueError,
+    r"triplet_margin_loss: arguments must have the same "
+    r"shape.*`negatives` \(4, 2\)",
+    jl.triplet_margin_loss,
+    x,
+    x,
+    x[:, :2],
+  )
+  _raises(
+    ValueError,
+    r"triplet_margin_loss: `norm_degree` must be > 0",
+    jl.triplet_margin_loss,
+    x,
+    x,
+    x,
+    norm_degree=0,
+  )
+  _raises(
+    ValueError,
+    r"contrastive_loss: argument `labels` must have shape "
+    r"\(4,\)",
+    jl.contrastive_loss,
+    x,
+    x,
+    np.ones(3),
+  )
+  _raises(
+    ValueError,
+    r"angular_loss: `alpha_degrees` must lie in \(0, 90\)",
+    jl.angular_loss,
+    x,
+    x,
+    x,
+    alpha_degrees=90.0,
+  )
+  _raises(
+    ValueError,
+    r"npair_loss: argument `anchors` must have rank 2",
+    jl.npair_loss,
+    x[0],
+    x[0],
+  )
+  _raises(
+    ValueError,
+    r"proxy_nca_loss: argument `proxies` must have shape "
+    r"\('\*', 3\)",
+    jl.proxy_nca_loss,
+    x,
+    labels,
+    np.zeros((5, 2)),
+  )
+  _raises(
+    ValueError,
+    r"proxy_nca_loss: `temperature` must be > 0",
+    jl.proxy_nca_loss,
+    x,
+    labels,
+    x,
+    temperature=0.0,
+  )
+  _raises(
+    ValueError,
+    r"ge2e_loss: unknown method='triplet'.*'softmax', "
+    r"'contrast'",
+    jl.ge2e_loss,
+    np.zeros((2, 3, 4)),
+    method="triplet",
+  )
+  _raises(
+    ValueError,
+    r"ge2e_loss: argument `embeddings` must hold at least 2 "
+    r"utterances",
+    jl.ge2e_loss,
+    np.zeros((2, 1, 4)),
+  )
+  _raises(
+    ValueError,
+    r"arcface_loss: argument `labels` must have shape "
+    r"\(4,\)",
+    jl.arcface_loss,
+    x,
+    labels[:2],
+  )
+  _raises(
+    ValueError,
+    r"cosface_loss: `scale` must be > 0",
+    jl.cosface_loss,
+    x,
+    labels,
+    scale=-1.0,
+  )
+  _raises(
+    TypeError,
+    r"alignment_loss: argument `x` must be a floating",
+    jl.alignment_loss,
+    labels,
+    labels,
+  )
+  _raises(
+    ValueError,
+    r"uniformity_loss: unknown reduction='batch'",
+    jl.uniformity_loss,
+    x,
+    reduction="batch",
+  )
 
 
 def test_checked_catches_bad_values():
   c = np.array([[0.5, 1.5], [0.1, 0.2]], np.float32)
-  with pytest.raises(checkify.JaxRuntimeError,
-                     match=r"arcface_loss: argument `cosines` must lie in "
-                           r"\[-1, 1\]"):
+  with pytest.raises(
+    checkify.JaxRuntimeError,
+    match=r"arcface_loss: argument `cosines` must lie in "
+    r"\[-1, 1\]",
+  ):
     jl.checked(jl.arcface_loss)(c, np.array([0, 1], np.int32))
-  with pytest.raises(checkify.JaxRuntimeError,
-                     match=r"cosface_loss: argument `labels` must hold class "
-                           r"indices in \[0, 2\)"):
+  with pytest.raises(
+    checkify.JaxRuntimeError,
+    match=r"cosface_loss: argument `labels` must hold class "
+    r"indices in \[0, 2\)",
+  ):
     jl.checked(jl.cosface_loss)(c / 2, np.array([0, 2], np.int32))
   x = np.zeros((2, 3), np.float32)
-  with pytest.raises(checkify.JaxRuntimeError,
-                     match=r"proxy_nca_loss: argument `labels` must hold class "
-                           r"indices in \[0, 4\)"):
-    jl.checked(jl.proxy_nca_loss)(x, np.array([0, 4], np.int32),
-                                  np.zeros((4, 3), np.float32))
-  with pytest.raises(checkify.JaxRuntimeError,
-                     match=r"contrastive_loss: argument `labels` must lie in"):
+  with pytest.raises(
+    checkify.JaxRuntimeError,
+    match=r"proxy_nca_loss: argument `labels` must hold class "
+    r"indices in \[0, 4\)",
+  ):
+    jl.checked(jl.proxy_nca_loss)(
+      x, np.array([0, 4], np.int32), np.zeros((4, 3), np.float32)
+    )
+  with pytest.raises(
+    checkify.JaxRuntimeError,
+    match=r"contrastive_loss: argument `labels` must lie in",
+  ):
     jl.checked(jl.contrastive_loss)(x, x, np.array([1.0, 2.0], np.float32))
-  with pytest.raises(checkify.JaxRuntimeError,
-                     match=r"batch_hard_triplet_loss: argument `embeddings` "
-                           r"contains NaN"):
-    jl.checked(jl.batch_hard_triplet_loss)(np.full((2, 3), np.nan, np.float32),
-                                           np.array([0, 1], np.int32))
+  with pytest.raises(
+    checkify.JaxRuntimeError,
+    match=r"batch_hard_triplet_loss: argument `embeddings` "
+    r"contains NaN",
+  ):
+    jl.checked(jl.batch_hard_triplet_loss)(
+      np.full((2, 3), np.nan, np.float32), np.array([0, 1], np.int32)
+    )
   # Valid values pass through.
-  close(jl.checked(jl.arcface_loss)(c / 2, np.array([0, 1], np.int32)),
-        jl.arcface_loss(c / 2, np.array([0, 1], np.int32)))
+  close(
+    jl.checked(jl.arcface_loss)(c / 2, np.array([0, 1], np.int32)),
+    jl.arcface_loss(c / 2, np.array([0, 1], np.int32)),
+  )

@@ -42,21 +42,29 @@ LABELS = np.array([0, 1, 2, 3, 0, 1], np.int32)
 WHERE = np.array([True, True, False, True, True, False])
 
 
-@pytest.mark.parametrize("head, loss_fn, options", [
+@pytest.mark.parametrize(
+  "head, loss_fn, options",
+  [
     (jl.nn.ArcFace, jl.arcface_loss, dict(scale=8.0, margin=0.3)),
-    (jl.nn.ArcFace, jl.arcface_loss, dict(scale=8.0, margin=0.3,
-                                          easy_margin=True)),
+    (
+      jl.nn.ArcFace,
+      jl.arcface_loss,
+      dict(scale=8.0, margin=0.3, easy_margin=True),
+    ),
     (jl.nn.CosFace, jl.cosface_loss, dict(scale=8.0, margin=0.2)),
-])
+  ],
+)
 def test_margin_heads_equal_the_functional_loss(head, loss_fn, options):
   module = head(5, 4, rngs=nnx.Rngs(1), **options)
   cosines = _unit(EMB) @ _unit(module.centers[...]).T
   value, grads = _value_and_grads(module, lambda m: m(EMB, LABELS, where=WHERE))
   np.testing.assert_allclose(module.logits(EMB), cosines, **F32)
-  reference = jax.jit(lambda c, y, w: loss_fn(c, y, where=w, reduction="mean",
-                                               **options))
+  reference = jax.jit(
+    lambda c, y, w: loss_fn(c, y, where=w, reduction="mean", **options)
+  )
   np.testing.assert_allclose(
-      value, reference(cosines.astype(np.float32), LABELS, WHERE), **F32)
+    value, reference(cosines.astype(np.float32), LABELS, WHERE), **F32
+  )
   assert np.all(np.isfinite(grads["centers"]))
   assert np.any(np.abs(grads["centers"]) > 0)
 
@@ -73,12 +81,19 @@ def test_margin_head_logits_are_clipped_cosines_for_accuracy():
 
 @pytest.mark.parametrize("normalize", [True, False])
 def test_proxy_nca_equals_the_functional_loss(normalize):
-  head = jl.nn.ProxyNCA(5, 4, temperature=0.5, normalize=normalize,
-                        rngs=nnx.Rngs(2))
+  head = jl.nn.ProxyNCA(
+    5, 4, temperature=0.5, normalize=normalize, rngs=nnx.Rngs(2)
+  )
   proxies = np.asarray(head.proxies[...])
   x, p = (_unit(EMB), _unit(proxies)) if normalize else (EMB, proxies)
-  expected = jl.proxy_nca_loss(np.float32(x), LABELS, np.float32(p),
-                               temperature=0.5, where=WHERE, reduction="mean")
+  expected = jl.proxy_nca_loss(
+    np.float32(x),
+    LABELS,
+    np.float32(p),
+    temperature=0.5,
+    where=WHERE,
+    reduction="mean",
+  )
   value, grads = _value_and_grads(head, lambda m: m(EMB, LABELS, where=WHERE))
   np.testing.assert_allclose(value, expected, **F32)
   assert np.any(np.abs(grads["proxies"]) > 0)
@@ -90,13 +105,15 @@ def test_learned_temperature_is_clip_loss_with_clipped_scale():
   np.testing.assert_allclose(module.scale(), 1 / 0.07, rtol=1e-6)
   value, grads = _value_and_grads(module, lambda m: m(x, y))
   np.testing.assert_allclose(
-      value, jl.clip_loss(x, y, temperature=0.07, reduction="mean"), **F32)
+    value, jl.clip_loss(x, y, temperature=0.07, reduction="mean"), **F32
+  )
   assert abs(float(grads["log_scale"])) > 0
   module.log_scale[...] = jnp.asarray(math.log(500.0))  # above CLIP's cap
   np.testing.assert_allclose(module.scale(), 100.0, rtol=1e-6)
   value, grads = _value_and_grads(module, lambda m: m(x, y))
   np.testing.assert_allclose(
-      value, jl.clip_loss(x, y, temperature=0.01, reduction="mean"), **F32)
+    value, jl.clip_loss(x, y, temperature=0.01, reduction="mean"), **F32
+  )
   assert float(grads["log_scale"]) == 0.0
 
 
@@ -106,14 +123,18 @@ def test_learned_scale_bias_is_siglip_with_its_initialisation():
   np.testing.assert_allclose(module.log_scale[...], math.log(10.0), rtol=1e-6)
   np.testing.assert_allclose(module.bias[...], -10.0)
   np.testing.assert_allclose(
-      module(x, y), jl.siglip_loss(x, y, logit_scale=10.0, logit_bias=-10.0,
-                                   reduction="mean"), **F32)
+    module(x, y),
+    jl.siglip_loss(x, y, logit_scale=10.0, logit_bias=-10.0, reduction="mean"),
+    **F32,
+  )
   module.log_scale[...] = jnp.asarray(math.log(3.0))
   module.bias[...] = jnp.asarray(-1.5)
   value, grads = _value_and_grads(module, lambda m: m(x, y, reduction="sum"))
   np.testing.assert_allclose(
-      value, jl.siglip_loss(x, y, logit_scale=3.0, logit_bias=-1.5,
-                            reduction="sum"), **F32)
+    value,
+    jl.siglip_loss(x, y, logit_scale=3.0, logit_bias=-1.5, reduction="sum"),
+    **F32,
+  )
   assert abs(float(grads["log_scale"])) > 0 and abs(float(grads["bias"])) > 0
 
 
@@ -121,7 +142,8 @@ def test_ge2e_equals_the_functional_loss_and_keeps_w_positive():
   e = _normal(7, 3, 4, 5)
   value, grads = _value_and_grads(jl.nn.GE2E(), lambda m: m(e))
   np.testing.assert_allclose(
-      value, _call(jl.ge2e_loss, e, w=10.0, b=-5.0, reduction="mean"), **F32)
+    value, _call(jl.ge2e_loss, e, w=10.0, b=-5.0, reduction="mean"), **F32
+  )
   assert abs(float(grads["w"])) > 0
   # b cancels: ∂/∂b [log Σ e^(S+b) − (S+b)] = Σ softmax − 1, zero up to
   # float32 rounding of the softmax sum.
@@ -129,8 +151,10 @@ def test_ge2e_equals_the_functional_loss_and_keeps_w_positive():
   module = jl.nn.GE2E(method="contrast", init_w=-2.0, init_b=0.5)
   value, grads = _value_and_grads(module, lambda m: m(e))
   np.testing.assert_allclose(  # w is clamped at 1e-6
-      value, _call(jl.ge2e_loss, e, w=1e-6, b=0.5, method="contrast",
-                   reduction="mean"), **F32)
+    value,
+    _call(jl.ge2e_loss, e, w=1e-6, b=0.5, method="contrast", reduction="mean"),
+    **F32,
+  )
   assert float(grads["w"]) == 0.0 and abs(float(grads["b"])) > 0
   module.w[...] = jnp.asarray(3.0)
   _, grads = _value_and_grads(module, lambda m: m(e))
@@ -138,19 +162,24 @@ def test_ge2e_equals_the_functional_loss_and_keeps_w_positive():
 
 
 def test_uncertainty_weighting_formula():
-  weighting = jl.nn.UncertaintyWeighting({"depth": "regression",
-                                          "labels": "classification"})
+  weighting = jl.nn.UncertaintyWeighting(
+    {"depth": "regression", "labels": "classification"}
+  )
   s = np.array([0.7, -1.2])
   weighting.log_variances[...] = jnp.asarray(s, jnp.float32)
   losses = {"depth": 2.5, "labels": 0.8}
-  expected = (0.5 * np.exp(-s[0]) * 2.5 + 0.5 * s[0]
-              + np.exp(-s[1]) * 0.8 + 0.5 * s[1])
+  expected = (
+    0.5 * np.exp(-s[0]) * 2.5 + 0.5 * s[0] + np.exp(-s[1]) * 0.8 + 0.5 * s[1]
+  )
   np.testing.assert_allclose(
-      weighting({k: jnp.asarray(v) for k, v in losses.items()}), expected,
-      rtol=1e-6)
+    weighting({k: jnp.asarray(v) for k, v in losses.items()}),
+    expected,
+    rtol=1e-6,
+  )
   variances = weighting.variances()
-  np.testing.assert_allclose([variances["depth"], variances["labels"]],
-                             np.exp(s), rtol=1e-6)
+  np.testing.assert_allclose(
+    [variances["depth"], variances["labels"]], np.exp(s), rtol=1e-6
+  )
   # d/ds_i at s = log L_i (regression): the learned variance is the loss.
   at_optimum = jl.nn.UncertaintyWeighting(["a"])
   at_optimum.log_variances[...] = jnp.log(jnp.array([2.5]))
@@ -175,5 +204,4 @@ def test_modules_run_under_nnx_jit():
   def loss(module, x, y):
     return module(x, y)
 
-  np.testing.assert_allclose(loss(head, EMB, LABELS), head(EMB, LABELS),
-                             **F32)
+  np.testing.assert_allclose(loss(head, EMB, LABELS), head(EMB, LABELS), **F32)

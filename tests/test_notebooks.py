@@ -36,17 +36,29 @@ def kernel_name(tmp_path_factory, monkeypatch):
   spec = root / "kernels" / KERNEL / "kernel.json"
   if not spec.exists():
     spec.parent.mkdir(parents=True)
-    spec.write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f",
-                 "{connection_file}"],
-        "display_name": "jaxloss tests", "language": "python"}))
+    spec.write_text(
+      json.dumps(
+        {
+          "argv": [
+            sys.executable,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+          ],
+          "display_name": "jaxloss tests",
+          "language": "python",
+        }
+      )
+    )
   monkeypatch.setenv("JUPYTER_PATH", str(root))
   return KERNEL
 
 
 def _build():
-  spec = importlib.util.spec_from_file_location("notebooks_build",
-                                                NOTEBOOKS / "build.py")
+  spec = importlib.util.spec_from_file_location(
+    "notebooks_build", NOTEBOOKS / "build.py"
+  )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -60,7 +72,8 @@ def test_committed_notebooks_are_what_build_writes():
   assert committed == sorted(BUILD.NOTEBOOKS)
   for name in BUILD.NOTEBOOKS:
     assert (NOTEBOOKS / name).read_text() == BUILD.render(name), (
-        f"{name} is stale: run `.venv/bin/python notebooks/build.py`")
+      f"{name} is stale: run `.venv/bin/python notebooks/build.py`"
+    )
 
 
 def test_notebooks_start_with_the_colab_install_cell():
@@ -74,14 +87,20 @@ def test_notebooks_start_with_the_colab_install_cell():
 @pytest.mark.parametrize("name", sorted(BUILD.NOTEBOOKS))
 def test_notebook_executes(name, kernel_name, tmp_path):
   nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-  nb.cells.append(nbformat.v4.new_code_cell(
-      "import sys; print(sys.executable)"))
-  client = NotebookClient(nb, timeout=SECONDS, kernel_name=kernel_name,
-                          resources={"metadata": {"path": str(tmp_path)}})
+  nb.cells.append(
+    nbformat.v4.new_code_cell("import sys; print(sys.executable)")
+  )
+  client = NotebookClient(
+    nb,
+    timeout=SECONDS,
+    kernel_name=kernel_name,
+    resources={"metadata": {"path": str(tmp_path)}},
+  )
   start = time.perf_counter()
   client.execute()  # raises CellExecutionError on the first failing cell
   seconds = time.perf_counter() - start
   executable = nb.cells[-1].outputs[0]["text"].strip()
-  assert pathlib.Path(executable).resolve() == pathlib.Path(
-      sys.executable).resolve()
+  assert (
+    pathlib.Path(executable).resolve() == pathlib.Path(sys.executable).resolve()
+  )
   assert seconds < SECONDS, f"{name} took {seconds:.0f} s"

@@ -20,8 +20,11 @@ import jaxloss
 # This set may only shrink: the test below fails if a listed name appears.
 PENDING: dict = {}
 
-OPTAX_NAMES = sorted(n for n in dir(optax.losses) if not n.startswith("_")
-                     and callable(getattr(optax.losses, n)))
+OPTAX_NAMES = sorted(
+  n
+  for n in dir(optax.losses)
+  if not n.startswith("_") and callable(getattr(optax.losses, n))
+)
 
 
 def test_pending_list_is_exact():
@@ -36,23 +39,34 @@ def _parameters(fn):
 @pytest.mark.parametrize("name", [n for n in OPTAX_NAMES if n not in PENDING])
 def test_same_signature_as_optax(name):
   ours, theirs = getattr(jaxloss, name), getattr(optax.losses, name)
-  positional = [(p.name, p.default) for p in _parameters(theirs)
-                if p.kind is p.POSITIONAL_OR_KEYWORD]
-  ours_positional = [(p.name, p.default) for p in _parameters(ours)
-                     if p.kind is p.POSITIONAL_OR_KEYWORD]
+  positional = [
+    (p.name, p.default)
+    for p in _parameters(theirs)
+    if p.kind is p.POSITIONAL_OR_KEYWORD
+  ]
+  ours_positional = [
+    (p.name, p.default)
+    for p in _parameters(ours)
+    if p.kind is p.POSITIONAL_OR_KEYWORD
+  ]
   assert ours_positional == positional
   ours_params = inspect.signature(ours).parameters
   for p in _parameters(theirs):
     assert p.name in ours_params, f"{name}: missing parameter {p.name}"
     assert ours_params[p.name].kind == p.kind, f"{name}: kind of {p.name}"
-    assert ours_params[p.name].default == p.default, f"{name}: default of {p.name}"
+    assert ours_params[p.name].default == p.default, (
+      f"{name}: default of {p.name}"
+    )
   theirs_names = {p.name for p in _parameters(theirs)}
   extras = [p for p in _parameters(ours) if p.name not in theirs_names]
-  assert all(p.kind is p.KEYWORD_ONLY for p in extras), f"{name}: extras {extras}"
+  assert all(p.kind is p.KEYWORD_ONLY for p in extras), (
+    f"{name}: extras {extras}"
+  )
 
 
 # --------------------------------------------------------------------------- #
 # values with optax's defaults: `losses.f(*args)` gives optax's output
+
 
 def _inputs(name, rng):
   """Small valid positional arguments for each optax name."""
@@ -63,50 +77,60 @@ def _inputs(name, rng):
   signs = lambda *s: rng.choice([-1.0, 1.0], size=s).astype(np.float32)
   binary = lambda *s: rng.integers(0, 2, size=s).astype(np.float32)
   log_probs = lambda *s: np.asarray(jax.nn.log_softmax(normal(*s)))
-  images = lambda k: (normal(2, 4, 3, k), np.asarray(
-      jax.nn.one_hot(classes(2, 4, 3, k=k), k)) if k > 1 else binary(2, 4, 3, 1))
-  ctc = (normal(2, 6, 4), np.zeros((2, 6), np.float32),
-         rng.integers(1, 4, size=(2, 3)).astype(np.int32),
-         np.array([[0, 0, 1], [0, 0, 0]], np.float32))
+  images = lambda k: (
+    normal(2, 4, 3, k),
+    np.asarray(jax.nn.one_hot(classes(2, 4, 3, k=k), k))
+    if k > 1
+    else binary(2, 4, 3, 1),
+  )
+  ctc = (
+    normal(2, 6, 4),
+    np.zeros((2, 6), np.float32),
+    rng.integers(1, 4, size=(2, 3)).astype(np.int32),
+    np.array([[0, 0, 1], [0, 0, 0]], np.float32),
+  )
   return {
-      "binary_dice_loss": images(1),
-      "convex_kl_divergence": (log_probs(n, c), np.abs(normal(n, c))),
-      "cosine_distance": (normal(n, c), normal(n, c)),
-      "cosine_similarity": (normal(n, c), normal(n, c)),
-      "ctc_loss": ctc,
-      "ctc_loss_with_forward_probs": ctc,
-      "dice_loss": images(3),
-      "generalized_kl_divergence": (log_probs(n, c), np.abs(normal(n, c))),
-      "hinge_loss": (normal(n, c), signs(n, c)),
-      "huber_loss": (2 * normal(n, c), normal(n, c)),
-      "kl_divergence": (log_probs(n, c), probs(n, c)),
-      "kl_divergence_with_log_targets": (log_probs(n, c), log_probs(n, c)),
-      "l2_loss": (normal(n, c), normal(n, c)),
-      "log_cosh": (normal(n, c), normal(n, c)),
-      "multiclass_generalized_dice_loss": images(3),
-      "multiclass_hinge_loss": (normal(n, c), classes(n)),
-      "multiclass_perceptron_loss": (normal(n, c), classes(n)),
-      "multiclass_sparsemax_loss": (normal(n, c), classes(n)),
-      "ntxent": (normal(n, c), np.arange(n, dtype=np.int32) // 2),
-      "perceptron_loss": (normal(n, c), signs(n, c)),
-      "poly_loss_cross_entropy": (normal(n, c), probs(n, c)),
-      "ranking_softmax_loss": (normal(n, c),
-                               rng.integers(0, 3, (n, c)).astype(np.float32)),
-      "safe_softmax_cross_entropy": (normal(n, c), probs(n, c)),
-      "sigmoid_binary_cross_entropy": (normal(n, c), binary(n, c)),
-      "sigmoid_focal_loss": (normal(n, c), binary(n, c)),
-      "smooth_labels": (probs(n, c), 0.1),
-      "softmax_cross_entropy": (normal(n, c), probs(n, c)),
-      "softmax_cross_entropy_with_integer_labels": (normal(n, c), classes(n)),
-      "sparsemax_loss": (normal(n, c), binary(n, c)),
-      "squared_error": (normal(n, c), normal(n, c)),
-      "triplet_margin_loss": (normal(n, c), normal(n, c), normal(n, c)),
+    "binary_dice_loss": images(1),
+    "convex_kl_divergence": (log_probs(n, c), np.abs(normal(n, c))),
+    "cosine_distance": (normal(n, c), normal(n, c)),
+    "cosine_similarity": (normal(n, c), normal(n, c)),
+    "ctc_loss": ctc,
+    "ctc_loss_with_forward_probs": ctc,
+    "dice_loss": images(3),
+    "generalized_kl_divergence": (log_probs(n, c), np.abs(normal(n, c))),
+    "hinge_loss": (normal(n, c), signs(n, c)),
+    "huber_loss": (2 * normal(n, c), normal(n, c)),
+    "kl_divergence": (log_probs(n, c), probs(n, c)),
+    "kl_divergence_with_log_targets": (log_probs(n, c), log_probs(n, c)),
+    "l2_loss": (normal(n, c), normal(n, c)),
+    "log_cosh": (normal(n, c), normal(n, c)),
+    "multiclass_generalized_dice_loss": images(3),
+    "multiclass_hinge_loss": (normal(n, c), classes(n)),
+    "multiclass_perceptron_loss": (normal(n, c), classes(n)),
+    "multiclass_sparsemax_loss": (normal(n, c), classes(n)),
+    "ntxent": (normal(n, c), np.arange(n, dtype=np.int32) // 2),
+    "perceptron_loss": (normal(n, c), signs(n, c)),
+    "poly_loss_cross_entropy": (normal(n, c), probs(n, c)),
+    "ranking_softmax_loss": (
+      normal(n, c),
+      rng.integers(0, 3, (n, c)).astype(np.float32),
+    ),
+    "safe_softmax_cross_entropy": (normal(n, c), probs(n, c)),
+    "sigmoid_binary_cross_entropy": (normal(n, c), binary(n, c)),
+    "sigmoid_focal_loss": (normal(n, c), binary(n, c)),
+    "smooth_labels": (probs(n, c), 0.1),
+    "softmax_cross_entropy": (normal(n, c), probs(n, c)),
+    "softmax_cross_entropy_with_integer_labels": (normal(n, c), classes(n)),
+    "sparsemax_loss": (normal(n, c), binary(n, c)),
+    "squared_error": (normal(n, c), normal(n, c)),
+    "triplet_margin_loss": (normal(n, c), normal(n, c), normal(n, c)),
   }[name]
 
 
 @pytest.mark.filterwarnings("ignore:The function convex_kl_divergence")
-@pytest.mark.parametrize("name", [n for n in OPTAX_NAMES
-                                  if n != "make_fenchel_young_loss"])
+@pytest.mark.parametrize(
+  "name", [n for n in OPTAX_NAMES if n != "make_fenchel_young_loss"]
+)
 def test_same_values_as_optax_with_defaults(name):
   args = _inputs(name, np.random.default_rng(0))
   ours = getattr(jaxloss, name)(*args)
@@ -123,6 +147,8 @@ def test_fenchel_young_loss_same_values_as_optax():
   targets = np.asarray(jax.nn.softmax(rng.normal(size=(6, 5))))
   logsumexp = jax.scipy.special.logsumexp
   np.testing.assert_allclose(
-      jaxloss.make_fenchel_young_loss(logsumexp)(scores, targets),
-      optax.losses.make_fenchel_young_loss(logsumexp)(scores, targets),
-      rtol=1e-5, atol=1e-6)
+    jaxloss.make_fenchel_young_loss(logsumexp)(scores, targets),
+    optax.losses.make_fenchel_young_loss(logsumexp)(scores, targets),
+    rtol=1e-5,
+    atol=1e-6,
+  )

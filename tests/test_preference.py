@@ -62,6 +62,7 @@ def numerical_grad(f, x, step=1e-6):
 # --------------------------------------------------------------------------- #
 # DPO
 
+
 def numpy_dpo(pc, pr, rc, rr, beta, eps, loss_type):
   """trl ``DPOTrainer.dpo_loss``: values and d loss / d z (z the logits)."""
   z = (pc - pr) - (rc - rr)
@@ -70,7 +71,9 @@ def numpy_dpo(pc, pr, rc, rr, beta, eps, loss_type):
     value = -(1 - eps) * log_sigmoid(u) - eps * log_sigmoid(-u)
     dz = beta * (-(1 - eps) * sigmoid(-u) + eps * sigmoid(u))
   elif loss_type == "robust":
-    value = (-(1 - eps) * log_sigmoid(u) + eps * log_sigmoid(-u)) / (1 - 2 * eps)
+    value = (-(1 - eps) * log_sigmoid(u) + eps * log_sigmoid(-u)) / (
+      1 - 2 * eps
+    )
     dz = beta * (-(1 - eps) * sigmoid(-u) - eps * sigmoid(u)) / (1 - 2 * eps)
   elif loss_type == "hinge":
     value = np.maximum(0.0, 1 - u)
@@ -87,18 +90,29 @@ def _dpo_inputs(seed, n=12, dtype=np.float64):
   return [x.astype(dtype) for x in logps]
 
 
-DPO_CASES = [("sigmoid", 0.1, 0.0), ("sigmoid", 0.1, 0.15), ("robust", 0.2, 0.2),
-             ("hinge", 0.3, 0.0), ("ipo", 0.5, 0.0)]
+DPO_CASES = [
+  ("sigmoid", 0.1, 0.0),
+  ("sigmoid", 0.1, 0.15),
+  ("robust", 0.2, 0.2),
+  ("hinge", 0.3, 0.0),
+  ("ipo", 0.5, 0.0),
+]
 
 
-@pytest.mark.parametrize("loss_type,beta,eps", DPO_CASES,
-                         ids=[f"{t}-{e}" for t, _, e in DPO_CASES])
+@pytest.mark.parametrize(
+  "loss_type,beta,eps", DPO_CASES, ids=[f"{t}-{e}" for t, _, e in DPO_CASES]
+)
 def test_dpo_matches_trl_formulas(x64, loss_type, beta, eps):
   inputs = _dpo_inputs(0)
   value, dz = numpy_dpo(*inputs, beta, eps, loss_type)
   if loss_type == "hinge":
-    assert 0 < np.mean(1 - beta * ((inputs[0] - inputs[1])
-                                   - (inputs[2] - inputs[3])) > 0) < 1
+    assert (
+      0
+      < np.mean(
+        1 - beta * ((inputs[0] - inputs[1]) - (inputs[2] - inputs[3])) > 0
+      )
+      < 1
+    )
   kwargs = dict(beta=beta, label_smoothing=eps, loss_type=loss_type)
 
   def mean(*logps):
@@ -128,12 +142,11 @@ def test_dpo_sigmoid_without_smoothing_is_minus_log_sigmoid_and_cdpo_mixes(x64):
   np.testing.assert_allclose(plain, -log_sigmoid(u), **F64_TOL)
   flipped = jl.dpo_loss(pr, pc, rr, rc, beta=beta)
   cdpo = jl.dpo_loss(pc, pr, rc, rr, beta=beta, label_smoothing=eps)
-  np.testing.assert_allclose(cdpo, (1 - eps) * plain + eps * flipped,
-                             **F64_TOL)
+  np.testing.assert_allclose(cdpo, (1 - eps) * plain + eps * flipped, **F64_TOL)
   # rDPO with ε = 0 is DPO.
   np.testing.assert_allclose(
-      jl.dpo_loss(pc, pr, rc, rr, beta=beta, loss_type="robust"), plain,
-      **F64_TOL)
+    jl.dpo_loss(pc, pr, rc, rr, beta=beta, loss_type="robust"), plain, **F64_TOL
+  )
 
 
 def test_dpo_where_weights_and_traced_beta(x64):
@@ -144,16 +157,20 @@ def test_dpo_where_weights_and_traced_beta(x64):
 
   @jax.jit
   def run(beta):
-    return (jl.dpo_loss(*inputs, beta=beta, where=where, weights=weights),
-            jl.dpo_loss(*inputs, beta=beta, where=where, weights=weights,
-                        reduction="mean"))
+    return (
+      jl.dpo_loss(*inputs, beta=beta, where=where, weights=weights),
+      jl.dpo_loss(
+        *inputs, beta=beta, where=where, weights=weights, reduction="mean"
+      ),
+    )
 
   none, mean = run(0.2)
-  np.testing.assert_allclose(none, np.where(where, weights * value, 0),
-                             **F64_TOL)
   np.testing.assert_allclose(
-      mean, np.sum((weights * value)[where]) / np.sum(weights[where]),
-      **F64_TOL)
+    none, np.where(where, weights * value, 0), **F64_TOL
+  )
+  np.testing.assert_allclose(
+    mean, np.sum((weights * value)[where]) / np.sum(weights[where]), **F64_TOL
+  )
 
 
 def test_dpo_option_errors():
@@ -178,16 +195,21 @@ def test_dpo_implicit_rewards(x64):
   np.testing.assert_allclose(chosen, 0.3 * (pc - rc), **F64_TOL)
   np.testing.assert_allclose(rejected, 0.3 * (pr - rr), **F64_TOL)
   # The DPO loss is -log σ of the reward margin.
-  np.testing.assert_allclose(jl.dpo_loss(pc, pr, rc, rr, beta=0.3),
-                             -log_sigmoid(np.asarray(chosen - rejected)),
-                             **F64_TOL)
-  grads = jax.grad(lambda *a: sum(jnp.sum(r) for r in jl.dpo_implicit_rewards(
-      *a, beta=0.3)), argnums=(0, 1, 2, 3))(pc, pr, rc, rr)
+  np.testing.assert_allclose(
+    jl.dpo_loss(pc, pr, rc, rr, beta=0.3),
+    -log_sigmoid(np.asarray(chosen - rejected)),
+    **F64_TOL,
+  )
+  grads = jax.grad(
+    lambda *a: sum(jnp.sum(r) for r in jl.dpo_implicit_rewards(*a, beta=0.3)),
+    argnums=(0, 1, 2, 3),
+  )(pc, pr, rc, rr)
   assert not any(np.any(g) for g in grads)  # metrics: gradients stopped
 
 
 # --------------------------------------------------------------------------- #
 # GRPO
+
 
 def numpy_grpo_per_token(logp, old, adv, ref, eps_low, eps_high, beta):
   """trl GRPOTrainer: ``-min(r A, clip(r, 1 − ε_low, 1 + ε_high) A) + β k3``,
@@ -216,14 +238,16 @@ def _grpo_inputs(seed, n=6, t=5, dtype=np.float64):
   # Padded tokens hold garbage that must never reach the result.
   garbage = np.where(mask, 0.0, 7.0)
   return [(x + garbage).astype(dtype) for x in (logp, old, ref)] + [
-      adv.astype(dtype), mask]
+    adv.astype(dtype),
+    mask,
+  ]
 
 
 GRPO_CASES = [
-    ("sequence", 0.2, None, False),
-    ("token", 0.2, None, False),
-    ("sequence", 0.2, 0.28, True),
-    ("token", 0.1, 0.28, True),
+  ("sequence", 0.2, None, False),
+  ("token", 0.2, None, False),
+  ("sequence", 0.2, 0.28, True),
+  ("token", 0.1, 0.28, True),
 ]
 
 
@@ -232,8 +256,14 @@ def test_grpo_matches_trl(x64, averaging, eps, eps_high, kl):
   logp, old, ref, adv, mask = _grpo_inputs(6)
   beta = 0.05
   per_token, d_token = numpy_grpo_per_token(
-      logp, old, adv, ref if kl else None, eps,
-      eps if eps_high is None else eps_high, beta)
+    logp,
+    old,
+    adv,
+    ref if kl else None,
+    eps,
+    eps if eps_high is None else eps_high,
+    beta,
+  )
   ratio = np.exp(logp - old)[mask]
   # The inputs clip on both sides, with advantages of both signs.
   assert np.any(ratio < 1 - eps) and np.any(ratio > 1 + (eps_high or eps))
@@ -247,14 +277,16 @@ def test_grpo_matches_trl(x64, averaging, eps, eps_high, kl):
     none = per_token.sum(1)
     mean = per_token.sum() / mask.sum()
     d_mean = d_token / mask.sum()
-  kwargs = dict(epsilon=eps, epsilon_high=eps_high, beta=beta,
-                token_averaging=averaging)
+  kwargs = dict(
+    epsilon=eps, epsilon_high=eps_high, beta=beta, token_averaging=averaging
+  )
   refs = (ref,) if kl else ()
 
   @jax.jit
   def run(logp):
     loss = lambda logp, reduction: jl.grpo_loss(
-        logp, old, adv, mask, *refs, reduction=reduction, **kwargs)
+      logp, old, adv, mask, *refs, reduction=reduction, **kwargs
+    )
     value, grad = jax.value_and_grad(loss)(logp, "mean")
     return loss(logp, "none"), loss(logp, "sum"), value, grad
 
@@ -268,20 +300,20 @@ def test_grpo_matches_trl(x64, averaging, eps, eps_high, kl):
 
 def test_grpo_float32_integer_mask_and_where():
   logp, old, ref, adv, mask = _grpo_inputs(7, dtype=np.float32)
-  per_token, _ = numpy_grpo_per_token(*(np.float64(x) for x in (logp, old, adv,
-                                                                ref)),
-                                      0.2, 0.2, 0.04)
+  per_token, _ = numpy_grpo_per_token(
+    *(np.float64(x) for x in (logp, old, adv, ref)), 0.2, 0.2, 0.04
+  )
   expected = np.where(mask, per_token, 0).sum(1) / mask.sum(1)
   where = np.array([True, True, False, True, True, False])
   got = jl.grpo_loss(logp, old, adv, mask.astype(np.int32), ref, where=where)
   assert got.dtype == jnp.float32
   np.testing.assert_allclose(got, np.where(where, expected, 0), **F32_TOL)
-  mean = jl.grpo_loss(logp, old, adv, mask, ref, where=where,
-                      reduction="mean")
+  mean = jl.grpo_loss(logp, old, adv, mask, ref, where=where, reduction="mean")
   np.testing.assert_allclose(mean, expected[where].mean(), **F32_TOL)
   # A token-shaped where is a completion mask.
-  np.testing.assert_allclose(jl.grpo_loss(logp, old, adv, None, ref,
-                                          where=mask), expected, **F32_TOL)
+  np.testing.assert_allclose(
+    jl.grpo_loss(logp, old, adv, None, ref, where=mask), expected, **F32_TOL
+  )
 
 
 def test_grpo_one_update_per_generation_and_empty_completion(x64):
@@ -294,11 +326,13 @@ def test_grpo_one_update_per_generation_and_empty_completion(x64):
   none = jl.grpo_loss(logp, None, adv, mask)
   np.testing.assert_allclose(none, np.where(keep, -adv, 0), **F64_TOL)
   mean, grad = jax.value_and_grad(
-      lambda x: jl.grpo_loss(x, None, adv, mask, reduction="mean"))(logp)
+    lambda x: jl.grpo_loss(x, None, adv, mask, reduction="mean")
+  )(logp)
   np.testing.assert_allclose(mean, -adv[keep].mean(), **F64_TOL)
   counts = np.maximum(mask.sum(1), 1)[:, None]
   np.testing.assert_allclose(
-      grad, np.where(mask, -adv[:, None] / counts / keep.sum(), 0), **F64_TOL)
+    grad, np.where(mask, -adv[:, None] / counts / keep.sum(), 0), **F64_TOL
+  )
 
 
 def test_grpo_errors():
@@ -307,7 +341,9 @@ def test_grpo_errors():
     jl.grpo_loss(logp, old, adv, mask, token_averaging="batch")
   with pytest.raises(ValueError, match=r"grpo_loss: argument `advantages`"):
     jl.grpo_loss(logp, old, adv[:-1], mask)
-  with pytest.raises(ValueError, match=r"grpo_loss: argument `completion_mask`"):
+  with pytest.raises(
+    ValueError, match=r"grpo_loss: argument `completion_mask`"
+  ):
     jl.grpo_loss(logp, old, adv, mask[:, :-1])
   with pytest.raises(ValueError, match=r"grpo_loss: argument `ref_log_probs`"):
     jl.grpo_loss(logp, old, adv, mask, ref[:, :-1])
@@ -334,26 +370,35 @@ def test_group_normalized_advantages(x64, scale):
   consecutive = np.repeat(np.arange(3), 4)
   # Group ids in any order, groups of different sizes (one of one).
   ids = rng.permutation(np.array([0] * 5 + [1] * 3 + [2] * 3 + [7]))
-  by_size, by_ids = jax.jit(lambda r, ids: (
+  by_size, by_ids = jax.jit(
+    lambda r, ids: (
       jl.group_normalized_advantages(r, 4, scale=scale),
-      jl.group_normalized_advantages(r, ids, eps=0.01, scale=scale)))(
-          rewards, ids)
+      jl.group_normalized_advantages(r, ids, eps=0.01, scale=scale),
+    )
+  )(rewards, ids)
   np.testing.assert_allclose(
-      by_size, numpy_group_advantages(rewards, consecutive, 1e-4, scale),
-      **F64_TOL)
+    by_size,
+    numpy_group_advantages(rewards, consecutive, 1e-4, scale),
+    **F64_TOL,
+  )
   np.testing.assert_allclose(
-      by_ids, numpy_group_advantages(rewards, ids, 0.01, scale), **F64_TOL)
+    by_ids, numpy_group_advantages(rewards, ids, 0.01, scale), **F64_TOL
+  )
   # float32 rewards stay float32; integer rewards become float32.
   got = jl.group_normalized_advantages(np.float32(rewards), 4, scale=scale)
   assert got.dtype == jnp.float32
   assert jl.group_normalized_advantages(np.arange(4), 2).dtype == jnp.float32
-  with pytest.raises(ValueError, match=r"group_normalized_advantages: group "
-                     "size 5"):
+  with pytest.raises(
+    ValueError,
+    match=r"group_normalized_advantages: group "
+    "size 5",
+  ):
     jl.group_normalized_advantages(rewards, 5)
 
 
 # --------------------------------------------------------------------------- #
 # SimPO and ORPO
+
 
 def _masked_mean(x, mask):
   return np.sum(np.where(mask, x, 0), axis=-1) / mask.sum(-1)
@@ -361,8 +406,11 @@ def _masked_mean(x, mask):
 
 def numpy_simpo(chosen, rejected, chosen_mask, rejected_mask, beta, gamma):
   """SimPO Eq. 6: −log σ(β/|y_w| log π(y_w) − β/|y_l| log π(y_l) − γ)."""
-  margin = (beta * _masked_mean(chosen, chosen_mask)
-            - beta * _masked_mean(rejected, rejected_mask) - gamma)
+  margin = (
+    beta * _masked_mean(chosen, chosen_mask)
+    - beta * _masked_mean(rejected, rejected_mask)
+    - gamma
+  )
   return -log_sigmoid(margin)
 
 
@@ -390,10 +438,14 @@ def _pair_inputs(seed, n=4, t=5, t2=3):
 
 
 PAIR_LOSSES = {
-    "simpo": (lambda *a: jl.simpo_loss(*a, beta=2.5, gamma=0.7),
-              lambda *a: numpy_simpo(*a, 2.5, 0.7)),
-    "orpo": (lambda *a: jl.orpo_loss(*a, beta=0.3),
-             lambda *a: numpy_orpo(*a, 0.3)),
+  "simpo": (
+    lambda *a: jl.simpo_loss(*a, beta=2.5, gamma=0.7),
+    lambda *a: numpy_simpo(*a, 2.5, 0.7),
+  ),
+  "orpo": (
+    lambda *a: jl.orpo_loss(*a, beta=0.3),
+    lambda *a: numpy_orpo(*a, 0.3),
+  ),
 }
 
 
@@ -406,21 +458,27 @@ def test_pair_losses_match_papers(x64, name):
   assert got.shape == (4,) and got.dtype == jnp.float64
   np.testing.assert_allclose(got, expected, **F64_TOL)
   # Gradients: central differences of the reference; padding gets none.
-  grads = jax.grad(lambda c, r: jnp.sum(ours(c, r, chosen_mask,
-                                             rejected_mask)),
-                   argnums=(0, 1))(chosen, rejected)
-  for grad, x, mask, i in ((grads[0], chosen, chosen_mask, 0),
-                           (grads[1], rejected, rejected_mask, 1)):
+  grads = jax.grad(
+    lambda c, r: jnp.sum(ours(c, r, chosen_mask, rejected_mask)), argnums=(0, 1)
+  )(chosen, rejected)
+  for grad, x, mask, i in (
+    (grads[0], chosen, chosen_mask, 0),
+    (grads[1], rejected, rejected_mask, 1),
+  ):
+
     def total(y, i=i):
       args = [chosen, rejected, chosen_mask, rejected_mask]
       args[i] = y
       return reference(*args).sum()
-    np.testing.assert_allclose(grad, numerical_grad(total, x), rtol=1e-6,
-                               atol=1e-8)
+
+    np.testing.assert_allclose(
+      grad, numerical_grad(total, x), rtol=1e-6, atol=1e-8
+    )
     assert not np.any(grad[~mask])
   # float32
-  got32 = ours(np.float32(chosen), np.float32(rejected), chosen_mask,
-               rejected_mask)
+  got32 = ours(
+    np.float32(chosen), np.float32(rejected), chosen_mask, rejected_mask
+  )
   assert got32.dtype == jnp.float32
   np.testing.assert_allclose(got32, expected, **F32_TOL)
 
@@ -433,9 +491,12 @@ def test_pair_losses_masks_and_reductions(x64, name):
   # No masks: every token counts.
   unpadded = np.where(rejected_mask, rejected, -0.5)
   np.testing.assert_allclose(
-      ours(chosen[:, :3], unpadded),
-      reference(chosen[:, :3], unpadded, np.ones((4, 3), bool),
-                np.ones((4, 3), bool)), **F64_TOL)
+    ours(chosen[:, :3], unpadded),
+    reference(
+      chosen[:, :3], unpadded, np.ones((4, 3), bool), np.ones((4, 3), bool)
+    ),
+    **F64_TOL,
+  )
   # A pair with an empty completion is 0 and left out of "mean"; where drops
   # pairs too.
   empty = rejected_mask.copy()
@@ -446,8 +507,15 @@ def test_pair_losses_masks_and_reductions(x64, name):
   none = fn(chosen, rejected, chosen_mask, empty, where=where, **kwargs)
   keep = np.array([True, False, True, False])
   np.testing.assert_allclose(none, np.where(keep, expected, 0), **F64_TOL)
-  mean = fn(chosen, rejected, chosen_mask, empty, where=where,
-            reduction="mean", **kwargs)
+  mean = fn(
+    chosen,
+    rejected,
+    chosen_mask,
+    empty,
+    where=where,
+    reduction="mean",
+    **kwargs,
+  )
   np.testing.assert_allclose(mean, expected[keep].mean(), **F64_TOL)
 
 
@@ -457,14 +525,19 @@ def test_orpo_log_odds_near_probability_one(x64):
   chosen = np.array([[-1e-9, -1e-9], [-2.0, -1e-3]])
   rejected = np.array([[-0.5, -0.7], [-1e-6, -3e-6]])
   np.testing.assert_allclose(
-      jl.orpo_loss(chosen, rejected, beta=1.0),
-      numpy_orpo(chosen, rejected, np.ones((2, 2), bool),
-                 np.ones((2, 2), bool), 1.0), rtol=1e-9)
+    jl.orpo_loss(chosen, rejected, beta=1.0),
+    numpy_orpo(
+      chosen, rejected, np.ones((2, 2), bool), np.ones((2, 2), bool), 1.0
+    ),
+    rtol=1e-9,
+  )
 
 
 def test_pair_loss_errors():
   chosen, rejected, chosen_mask, rejected_mask = _pair_inputs(13)
-  with pytest.raises(ValueError, match=r"simpo_loss: argument `rejected_logps`"):
+  with pytest.raises(
+    ValueError, match=r"simpo_loss: argument `rejected_logps`"
+  ):
     jl.simpo_loss(chosen, rejected[:-1])
   with pytest.raises(ValueError, match=r"orpo_loss: argument `chosen_mask`"):
     jl.orpo_loss(chosen, rejected, chosen_mask[:, :-1])

@@ -24,8 +24,9 @@ F32, F64 = np.float32, np.float64
 
 
 def _close(actual, expected, rtol=RTOL, atol=ATOL):
-  np.testing.assert_allclose(np.asarray(actual, F64), np.asarray(expected, F64),
-                             rtol=rtol, atol=atol)
+  np.testing.assert_allclose(
+    np.asarray(actual, F64), np.asarray(expected, F64), rtol=rtol, atol=atol
+  )
 
 
 def _normal(seed, *shape):
@@ -39,14 +40,17 @@ def _check(fn, args, expected, rtol=RTOL, atol=ATOL, **kwargs):
   assert out.dtype == jnp.float32
   _close(out, expected, rtol, atol)
   with jax.enable_x64(True):
-    out = fn(*[np.asarray(a, F64) if np.asarray(a).dtype == F32 else a
-               for a in args], **kwargs)
+    out = fn(
+      *[np.asarray(a, F64) if np.asarray(a).dtype == F32 else a for a in args],
+      **kwargs,
+    )
     assert out.dtype == jnp.float64
     _close(out, expected, 1e-10, 1e-12)
 
 
 # --------------------------------------------------------------------------- #
 # float64 NumPy references
+
 
 def torch_smooth_l1(x, y, beta):
   """torch.nn.functional.smooth_l1_loss(x, y, reduction="none", beta=beta):
@@ -55,7 +59,7 @@ def torch_smooth_l1(x, y, beta):
   z = np.asarray(x, F64) - np.asarray(y, F64)
   if beta == 0:
     return np.abs(z)
-  return np.where(np.abs(z) < beta, 0.5 * z ** 2 / beta, np.abs(z) - 0.5 * beta)
+  return np.where(np.abs(z) < beta, 0.5 * z**2 / beta, np.abs(z) - 0.5 * beta)
 
 
 def torch_poisson_nll(x, t, log_input=True, full=False, eps=1e-8):
@@ -90,7 +94,7 @@ def torch_gaussian_nll_grads(mu, y, var, eps=1e-6):
   at the clamped value, passed through: 0.5 (1/v - (mu - y)² / v²)."""
   mu, y, var = (np.asarray(a, F64) for a in (mu, y, var))
   v = np.maximum(var, eps)
-  return (mu - y) / v, (y - mu) / v, 0.5 * (1 / v - (mu - y) ** 2 / v ** 2)
+  return (mu - y) / v, (y - mu) / v, 0.5 * (1 / v - (mu - y) ** 2 / v**2)
 
 
 def torch_cosine_embedding(x1, x2, t, margin=0.0):
@@ -98,18 +102,21 @@ def torch_cosine_embedding(x1, x2, t, margin=0.0):
   reduction="none") (ATen): cos = Σ x1 x2 / sqrt((Σ x1² + 1e-12)(Σ x2² +
   1e-12)); 1 - cos where t == 1, max(0, cos - margin) where t == -1, else 0."""
   x1, x2, t = np.asarray(x1, F64), np.asarray(x2, F64), np.asarray(t)
-  cos = (x1 * x2).sum(-1) / np.sqrt(((x1 ** 2).sum(-1) + 1e-12)
-                                     * ((x2 ** 2).sum(-1) + 1e-12))
-  return (np.where(t == 1, 1 - cos, 0.0)
-          + np.where(t == -1, np.maximum(cos - margin, 0.0), 0.0))
+  cos = (x1 * x2).sum(-1) / np.sqrt(
+    ((x1**2).sum(-1) + 1e-12) * ((x2**2).sum(-1) + 1e-12)
+  )
+  return np.where(t == 1, 1 - cos, 0.0) + np.where(
+    t == -1, np.maximum(cos - margin, 0.0), 0.0
+  )
 
 
 def torch_hinge_embedding(x, t, margin=1.0):
   """torch.nn.functional.hinge_embedding_loss(x, t, margin, reduction="none")
   (ATen): where(t != 1, max(0, margin - x), 0) + where(t != -1, x, 0)."""
   x, t = np.asarray(x, F64), np.asarray(t)
-  return (np.where(t != 1, np.maximum(margin - x, 0.0), 0.0)
-          + np.where(t != -1, x, 0.0))
+  return np.where(t != 1, np.maximum(margin - x, 0.0), 0.0) + np.where(
+    t != -1, x, 0.0
+  )
 
 
 def sklearn_mape(y_true, y_pred):
@@ -141,8 +148,9 @@ def catalogue_asymmetric_huber(p, t, delta, alpha):
   αδ(|a| - δ/2) for a < -δ."""
   a = np.asarray(p, F64) - np.asarray(t, F64)
   linear = delta * (np.abs(a) - 0.5 * delta)
-  return np.where(np.abs(a) <= delta, 0.5 * a ** 2,
-                  np.where(a > delta, linear, alpha * linear))
+  return np.where(
+    np.abs(a) <= delta, 0.5 * a**2, np.where(a > delta, linear, alpha * linear)
+  )
 
 
 def np_masked_rmse(p, t, mask, axis):
@@ -180,8 +188,10 @@ def test_elementwise_matches_optax(name, with_targets):
 
 
 @pytest.mark.parametrize("name", ["cosine_similarity", "cosine_distance"])
-@pytest.mark.parametrize("kwargs", [{}, {"epsilon": 0.5}, {"axis": (1, 2)},
-                                    {"axis": None}, {"axis": 1}])
+@pytest.mark.parametrize(
+  "kwargs",
+  [{}, {"epsilon": 0.5}, {"axis": (1, 2)}, {"axis": None}, {"axis": 1}],
+)
 def test_cosine_matches_optax(name, kwargs):
   p, t = _normal(2, 3, 4, 5), _normal(3, 3, 4, 5)
   ours, theirs = getattr(jl, name), getattr(optax.losses, name)
@@ -202,8 +212,9 @@ def test_cosine_zero_vectors_and_masked_examples():
   t = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]], F32)
   _close(jl.cosine_similarity(p, t), [0.0, 0.0])
   _close(jl.cosine_distance(p, t), [1.0, 1.0])
-  grads = jax.grad(lambda a, b: jl.cosine_distance(a, b, reduction="sum"),
-                   argnums=(0, 1))(p, t)
+  grads = jax.grad(
+    lambda a, b: jl.cosine_distance(a, b, reduction="sum"), argnums=(0, 1)
+  )(p, t)
   _close(grads[0], np.zeros_like(p))
   _close(grads[1], np.zeros_like(t))
   # An example with no element left is dropped (value 0, not optax's 1).
@@ -217,12 +228,16 @@ def test_cosine_zero_vectors_and_masked_examples():
 # --------------------------------------------------------------------------- #
 # pointwise losses and metrics
 
-@pytest.mark.parametrize("fn,reference", [
+
+@pytest.mark.parametrize(
+  "fn,reference",
+  [
     (jl.absolute_error, lambda p, t: np.abs(p - t)),
     (jl.squared_error, lambda p, t: (p - t) ** 2),
     (jl.l2_loss, lambda p, t: 0.5 * (p - t) ** 2),
     (jl.log_cosh, lambda p, t: np.log(np.cosh(p - t))),
-])
+  ],
+)
 def test_pointwise_formulas(fn, reference):
   p, t = _normal(7, 3, 4), _normal(8, 3, 4)
   _check(fn, (p, t), reference(p.astype(F64), t.astype(F64)))
@@ -237,27 +252,36 @@ def test_root_mean_squared_error():
   p, t = _normal(9, 3, 4, 5), _normal(10, 3, 4, 5)
   e2 = (p.astype(F64) - t) ** 2
   # sklearn.metrics.root_mean_squared_error on 1-D inputs: sqrt(mean(e²)).
-  _check(jl.root_mean_squared_error, (p[0, 0], t[0, 0]),
-         np.sqrt(e2[0, 0].mean()))
+  _check(
+    jl.root_mean_squared_error, (p[0, 0], t[0, 0]), np.sqrt(e2[0, 0].mean())
+  )
   _check(jl.root_mean_squared_error, (p, t), np.sqrt(e2.mean()))
   _check(jl.root_mean_squared_error, (p, t), np.sqrt(e2.mean(-1)), axis=-1)
-  _check(jl.root_mean_squared_error, (p, t), np.sqrt(e2.mean((1, 2))),
-         axis=(1, 2))
-  _close(jl.root_mean_squared_error(p, t, axis=(1, 2), reduction="mean"),
-         np.sqrt(e2.mean((1, 2))).mean())
+  _check(
+    jl.root_mean_squared_error, (p, t), np.sqrt(e2.mean((1, 2))), axis=(1, 2)
+  )
+  _close(
+    jl.root_mean_squared_error(p, t, axis=(1, 2), reduction="mean"),
+    np.sqrt(e2.mean((1, 2))).mean(),
+  )
   mask = np.random.default_rng(11).random(p.shape) < 0.5
   mask[..., 0] = True
-  _close(jl.root_mean_squared_error(p, t, axis=-1, where=mask),
-         np_masked_rmse(p, t, mask, -1))
-  _close(jl.root_mean_squared_error(p, t, where=mask),
-         np_masked_rmse(p, t, mask, None))
+  _close(
+    jl.root_mean_squared_error(p, t, axis=-1, where=mask),
+    np_masked_rmse(p, t, mask, -1),
+  )
+  _close(
+    jl.root_mean_squared_error(p, t, where=mask),
+    np_masked_rmse(p, t, mask, None),
+  )
 
 
 def test_root_mean_squared_error_zero_error_gradient():
   x = _normal(12, 3, 4)
   for axis in (None, -1):
-    value, grad = jax.value_and_grad(lambda p: jl.root_mean_squared_error(
-        p, x, axis=axis, reduction="sum"))(x)
+    value, grad = jax.value_and_grad(
+      lambda p: jl.root_mean_squared_error(p, x, axis=axis, reduction="sum")
+    )(x)
     assert float(value) == 0.0
     _close(grad, np.zeros_like(x))
 
@@ -266,29 +290,44 @@ def test_root_mean_squared_error_zero_error_gradient():
 def test_normalized_mean_absolute_error(normalizer):
   p = _normal(13, 3, 5)
   t = np.random.default_rng(14).uniform(1, 4, (3, 5)).astype(F32)
-  _check(jl.normalized_mean_absolute_error, (p, t), np_nmae(p, t, normalizer),
-         normalizer=normalizer)
-  _check(jl.normalized_mean_absolute_error, (p, t),
-         np_nmae(p, t, normalizer, -1), normalizer=normalizer, axis=-1)
+  _check(
+    jl.normalized_mean_absolute_error,
+    (p, t),
+    np_nmae(p, t, normalizer),
+    normalizer=normalizer,
+  )
+  _check(
+    jl.normalized_mean_absolute_error,
+    (p, t),
+    np_nmae(p, t, normalizer, -1),
+    normalizer=normalizer,
+    axis=-1,
+  )
   # Masked elements leave the mean and the normaliser.
   mask = np.ones((3, 5), bool)
   mask[:, 3:] = False
-  _close(jl.normalized_mean_absolute_error(p, t, normalizer=normalizer,
-                                           axis=-1, where=mask),
-         np_nmae(p[:, :3], t[:, :3], normalizer, -1))
+  _close(
+    jl.normalized_mean_absolute_error(
+      p, t, normalizer=normalizer, axis=-1, where=mask
+    ),
+    np_nmae(p[:, :3], t[:, :3], normalizer, -1),
+  )
 
 
 @pytest.mark.parametrize("normalizer", ["range", "mean"])
 def test_normalized_mean_absolute_error_degenerate_normaliser(normalizer):
   """A constant target ("range") or a zero mean ("mean") gives the plain MAE."""
   p = np.array([[1.0, -1.0, 0.5, 2.0], [3.0, 3.0, 3.0, 3.0]], F32)
-  t = (np.zeros((2, 4), F32) if normalizer == "mean"
-       else np.full((2, 4), 3.0, F32))
+  t = (
+    np.zeros((2, 4), F32) if normalizer == "mean" else np.full((2, 4), 3.0, F32)
+  )
   mae = np.abs(p.astype(F64) - t).mean(-1)
   value, grad = jax.value_and_grad(
-      lambda p, t: jl.normalized_mean_absolute_error(
-          p, t, normalizer=normalizer, axis=-1, reduction="sum"),
-      argnums=(0, 1))(p, t)
+    lambda p, t: jl.normalized_mean_absolute_error(
+      p, t, normalizer=normalizer, axis=-1, reduction="sum"
+    ),
+    argnums=(0, 1),
+  )(p, t)
   _close(value, mae.sum())
   assert all(np.all(np.isfinite(g)) for g in grad)
 
@@ -297,18 +336,25 @@ def test_absolute_percentage_error_matches_sklearn():
   p = _normal(15, 4, 3)
   t = _normal(16, 4, 3)
   t[0] = 0.0  # sklearn's floor: finfo(float64).eps, also in float32
-  _check(jl.absolute_percentage_error, (t, p),
-         np.abs(p.astype(F64) - t) / np.maximum(np.abs(p.astype(F64)),
-                                                np.finfo(F64).eps))
-  _close(jl.absolute_percentage_error(p, t, reduction="mean"),
-         sklearn_mape(t, p))
+  _check(
+    jl.absolute_percentage_error,
+    (t, p),
+    np.abs(p.astype(F64) - t)
+    / np.maximum(np.abs(p.astype(F64)), np.finfo(F64).eps),
+  )
+  _close(
+    jl.absolute_percentage_error(p, t, reduction="mean"), sklearn_mape(t, p)
+  )
 
 
 def test_squared_log_error_matches_sklearn():
   rng = np.random.default_rng(17)
   p, t = (rng.uniform(-0.9, 5, (4, 3)).astype(F32) for _ in range(2))
-  _check(jl.squared_log_error, (p, t),
-         (np.log1p(p.astype(F64)) - np.log1p(t.astype(F64))) ** 2)
+  _check(
+    jl.squared_log_error,
+    (p, t),
+    (np.log1p(p.astype(F64)) - np.log1p(t.astype(F64))) ** 2,
+  )
   _close(jl.squared_log_error(p, t, reduction="mean"), sklearn_msle(t, p))
 
 
@@ -317,22 +363,30 @@ def test_smooth_l1_matches_torch(beta):
   p, t = 2 * _normal(18, 4, 5), _normal(19, 4, 5)
   _check(jl.smooth_l1_loss, (p, t), torch_smooth_l1(p, t, beta), beta=beta)
   # A traced beta of 0 is the L1 loss too, with finite gradients.
-  f = jax.jit(lambda p, beta: jl.smooth_l1_loss(p, t, beta=beta,
-                                                reduction="sum"))
+  f = jax.jit(
+    lambda p, beta: jl.smooth_l1_loss(p, t, beta=beta, reduction="sum")
+  )
   _close(f(p, beta), torch_smooth_l1(p, t, beta).sum(), rtol=1e-5, atol=1e-5)
   grads = jax.grad(f, argnums=(0, 1))(t, jnp.float32(beta))
   assert all(np.all(np.isfinite(g)) for g in grads)
 
 
-@pytest.mark.parametrize("fn,kwargs", [
-    (jl.absolute_error, {}), (jl.smooth_l1_loss, {"beta": 0.0}),
-    (jl.smooth_l1_loss, {}), (jl.normalized_mean_absolute_error, {}),
-    (jl.absolute_percentage_error, {})])
+@pytest.mark.parametrize(
+  "fn,kwargs",
+  [
+    (jl.absolute_error, {}),
+    (jl.smooth_l1_loss, {"beta": 0.0}),
+    (jl.smooth_l1_loss, {}),
+    (jl.normalized_mean_absolute_error, {}),
+    (jl.absolute_percentage_error, {}),
+  ],
+)
 def test_l1_gradient_at_zero_error_is_zero(fn, kwargs):
   """torch's l1_loss and smooth_l1_loss take sign(0) = 0 at zero error."""
   x = _normal(39, 3, 4) + 3
   grads = jax.grad(lambda p, t: jnp.sum(fn(p, t, **kwargs)), argnums=(0, 1))(
-      x, x)
+    x, x
+  )
   _close(grads[0], np.zeros_like(x))
   _close(grads[1], np.zeros_like(x))
 
@@ -345,22 +399,30 @@ def test_smooth_l1_gradient_matches_torch_away_from_kinks():
 
 
 @hypothesis.settings(max_examples=15, deadline=None, derandomize=True)
-@hypothesis.given(hnp.arrays(F32, st.integers(1, 6),
-                             elements=st.floats(-50, 50, width=32)),
-                  st.floats(0.05, 5.0))
+@hypothesis.given(
+  hnp.arrays(F32, st.integers(1, 6), elements=st.floats(-50, 50, width=32)),
+  st.floats(0.05, 5.0),
+)
 def test_smooth_l1_is_scaled_huber(errors, beta):
   zeros = np.zeros_like(errors)
-  _close(jl.smooth_l1_loss(errors, zeros, beta=beta),
-         jl.huber_loss(errors, zeros, delta=beta) / np.float32(beta),
-         rtol=2e-5, atol=1e-5)
+  _close(
+    jl.smooth_l1_loss(errors, zeros, beta=beta),
+    jl.huber_loss(errors, zeros, delta=beta) / np.float32(beta),
+    rtol=2e-5,
+    atol=1e-5,
+  )
 
 
 @pytest.mark.parametrize("delta,alpha", [(1.0, 1.0), (0.5, 2.0), (2.0, 0.25)])
 def test_asymmetric_huber_matches_catalogue(delta, alpha):
   p, t = 3 * _normal(22, 5, 4), _normal(23, 5, 4)
-  _check(jl.asymmetric_huber_loss, (p, t),
-         catalogue_asymmetric_huber(p, t, delta, alpha), delta=delta,
-         alpha=alpha)
+  _check(
+    jl.asymmetric_huber_loss,
+    (p, t),
+    catalogue_asymmetric_huber(p, t, delta, alpha),
+    delta=delta,
+    alpha=alpha,
+  )
   if alpha == 1.0:
     _close(jl.asymmetric_huber_loss(p, t), optax.losses.huber_loss(p, t))
 
@@ -370,15 +432,19 @@ def test_quantile_loss():
   q = np.array([0.1, 0.5, 0.95], F32)
   expected = pinball(p, t, q)
   _check(jl.quantile_loss, (p, t), expected, quantiles=q)
-  _check(jl.quantile_loss, (p, np.repeat(t[:, None], 3, 1)), expected,
-         quantiles=q)
+  _check(
+    jl.quantile_loss, (p, np.repeat(t[:, None], 3, 1)), expected, quantiles=q
+  )
   scalar = pinball(p[..., None], p[..., ::-1], [0.3])[..., 0]
   _check(jl.quantile_loss, (p, p[..., ::-1].copy()), scalar, quantiles=0.3)
-  _close(jl.quantile_loss(p, t[:, None].repeat(3, 1)),
-         0.5 * np.abs(p.astype(F64) - t[:, None]))
+  _close(
+    jl.quantile_loss(p, t[:, None].repeat(3, 1)),
+    0.5 * np.abs(p.astype(F64) - t[:, None]),
+  )
   # Quantiles may be traced, and differentiated.
-  grad = jax.grad(lambda q: jl.quantile_loss(p, t, quantiles=q,
-                                             reduction="sum"))(jnp.asarray(q))
+  grad = jax.grad(
+    lambda q: jl.quantile_loss(p, t, quantiles=q, reduction="sum")
+  )(jnp.asarray(q))
   _close(grad, (t[:, None].astype(F64) - p).sum(0))
 
 
@@ -386,25 +452,34 @@ def test_quantile_loss():
 @pytest.mark.parametrize("full", [False, True])
 def test_poisson_nll_matches_torch(log_input, full):
   rng = np.random.default_rng(26)
-  x = (rng.normal(size=(4, 5)) if log_input
-       else rng.uniform(0, 4, (4, 5))).astype(F32)
+  x = (
+    rng.normal(size=(4, 5)) if log_input else rng.uniform(0, 4, (4, 5))
+  ).astype(F32)
   t = rng.integers(0, 6, (4, 5)).astype(F32)
   t[0] = [0, 1, 2, 0, 1]
   expected = torch_poisson_nll(x, t, log_input, full)
   _check(jl.poisson_nll_loss, (x, t), expected, log_input=log_input, full=full)
-  _close(jl.poisson_nll_loss(x, t.astype(np.int32), log_input=log_input,
-                             full=full), expected)
-  grad = jax.grad(lambda x: jl.poisson_nll_loss(
-      x, t, log_input=log_input, full=full, reduction="sum"))(x)
+  _close(
+    jl.poisson_nll_loss(x, t.astype(np.int32), log_input=log_input, full=full),
+    expected,
+  )
+  grad = jax.grad(
+    lambda x: jl.poisson_nll_loss(
+      x, t, log_input=log_input, full=full, reduction="sum"
+    )
+  )(x)
   x64 = x.astype(F64)
-  _close(grad, np.exp(x64) - t if log_input else 1 - t / (x64 + 1e-8),
-         rtol=1e-4)
+  _close(
+    grad, np.exp(x64) - t if log_input else 1 - t / (x64 + 1e-8), rtol=1e-4
+  )
 
 
 def test_poisson_nll_eps():
   x, t = np.array([0.0, 1.0], F32), np.array([2.0, 2.0], F32)
-  _close(jl.poisson_nll_loss(x, t, log_input=False, eps=1e-3),
-         torch_poisson_nll(x, t, log_input=False, eps=1e-3))
+  _close(
+    jl.poisson_nll_loss(x, t, log_input=False, eps=1e-3),
+    torch_poisson_nll(x, t, log_input=False, eps=1e-3),
+  )
 
 
 @pytest.mark.parametrize("variance_shape", [(3, 4), (3, 1), (3,)])
@@ -414,19 +489,26 @@ def test_gaussian_nll_matches_torch(variance_shape, full):
   mu, y = _normal(28, 3, 4), _normal(29, 3, 4)
   var = rng.uniform(0.1, 3, variance_shape).astype(F32)
   var.reshape(-1)[0] = 1e-8  # below eps: clamped
-  _check(jl.gaussian_nll_loss, (mu, y, var),
-         torch_gaussian_nll(mu, y, var, full), full=full)
+  _check(
+    jl.gaussian_nll_loss,
+    (mu, y, var),
+    torch_gaussian_nll(mu, y, var, full),
+    full=full,
+  )
 
 
 def test_gaussian_nll_eps_and_gradients_follow_torch():
   mu, y = _normal(30, 3, 4), _normal(31, 3, 4)
   var = np.random.default_rng(32).uniform(0.1, 3, (3, 4)).astype(F32)
   var[0] = [1e-9, 0.0, -0.5, 2e-6]  # under eps=1e-6, except the last
-  _close(jl.gaussian_nll_loss(mu, y, var, eps=1e-3),
-         torch_gaussian_nll(mu, y, var, eps=1e-3))
+  _close(
+    jl.gaussian_nll_loss(mu, y, var, eps=1e-3),
+    torch_gaussian_nll(mu, y, var, eps=1e-3),
+  )
   with jax.enable_x64(True):
-    grads = jax.grad(lambda *a: jl.gaussian_nll_loss(*a, reduction="sum"),
-                     argnums=(0, 1, 2))(*(a.astype(F64) for a in (mu, y, var)))
+    grads = jax.grad(
+      lambda *a: jl.gaussian_nll_loss(*a, reduction="sum"), argnums=(0, 1, 2)
+    )(*(a.astype(F64) for a in (mu, y, var)))
     for ours, theirs in zip(grads, torch_gaussian_nll_grads(mu, y, var)):
       _close(ours, theirs, rtol=1e-10)
 
@@ -437,10 +519,16 @@ def test_cosine_embedding_matches_torch(margin):
   x2[0] = x1[0]  # identical pair
   x1[1] = 0.0  # zero vector
   t = np.array([1, -1, 1, -1, 1, -1], np.int32)
-  _check(jl.cosine_embedding_loss, (x1, x2, t),
-         torch_cosine_embedding(x1, x2, t, margin), margin=margin)
-  _close(jl.cosine_embedding_loss(x1, x2, t.astype(F32), margin=margin),
-         torch_cosine_embedding(x1, x2, t, margin))
+  _check(
+    jl.cosine_embedding_loss,
+    (x1, x2, t),
+    torch_cosine_embedding(x1, x2, t, margin),
+    margin=margin,
+  )
+  _close(
+    jl.cosine_embedding_loss(x1, x2, t.astype(F32), margin=margin),
+    torch_cosine_embedding(x1, x2, t, margin),
+  )
   # Targets other than +-1 contribute 0, as in torch.
   _close(jl.cosine_embedding_loss(x1, x2, np.zeros(6, np.int32)), np.zeros(6))
 
@@ -450,30 +538,50 @@ def test_cosine_embedding_feature_mask():
   t = np.array([1, -1, 1], np.int32)
   mask = np.ones((3, 5), bool)
   mask[:, 3:] = False
-  _close(jl.cosine_embedding_loss(x1, x2, t, where=mask),
-         torch_cosine_embedding(x1[:, :3], x2[:, :3], t))
+  _close(
+    jl.cosine_embedding_loss(x1, x2, t, where=mask),
+    torch_cosine_embedding(x1[:, :3], x2[:, :3], t),
+  )
 
 
 @pytest.mark.parametrize("margin", [1.0, 0.5, 2.0])
 def test_hinge_embedding_matches_torch(margin):
   x = np.abs(_normal(37, 4, 5)) * 2
   t = np.where(np.random.default_rng(38).random((4, 5)) < 0.5, 1, -1)
-  _check(jl.hinge_embedding_loss, (x, t.astype(np.int32)),
-         torch_hinge_embedding(x, t, margin), margin=margin)
+  _check(
+    jl.hinge_embedding_loss,
+    (x, t.astype(np.int32)),
+    torch_hinge_embedding(x, t, margin),
+    margin=margin,
+  )
   t[0, 0] = 0  # neither 1 nor -1: both terms, as torch
-  _close(jl.hinge_embedding_loss(x, t.astype(F32), margin=margin),
-         torch_hinge_embedding(x, t, margin))
+  _close(
+    jl.hinge_embedding_loss(x, t.astype(F32), margin=margin),
+    torch_hinge_embedding(x, t, margin),
+  )
 
 
 # --------------------------------------------------------------------------- #
 # errors
 
-TWO_ARRAY = ["squared_error", "l2_loss", "huber_loss", "log_cosh",
-             "cosine_similarity", "cosine_distance", "absolute_error",
-             "root_mean_squared_error", "normalized_mean_absolute_error",
-             "absolute_percentage_error", "squared_log_error",
-             "smooth_l1_loss", "asymmetric_huber_loss", "quantile_loss",
-             "poisson_nll_loss", "hinge_embedding_loss"]
+TWO_ARRAY = [
+  "squared_error",
+  "l2_loss",
+  "huber_loss",
+  "log_cosh",
+  "cosine_similarity",
+  "cosine_distance",
+  "absolute_error",
+  "root_mean_squared_error",
+  "normalized_mean_absolute_error",
+  "absolute_percentage_error",
+  "squared_log_error",
+  "smooth_l1_loss",
+  "asymmetric_huber_loss",
+  "quantile_loss",
+  "poisson_nll_loss",
+  "hinge_embedding_loss",
+]
 
 
 @pytest.mark.parametrize("name", TWO_ARRAY)
@@ -494,25 +602,48 @@ def test_integer_predictions_raise(name):
 X = jnp.ones((4, 3))
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: jl.gaussian_nll_loss(X, X, jnp.ones(2)),
-     r"gaussian_nll_loss.*variances.*\(2,\)"),
-    (lambda: jl.gaussian_nll_loss(X, X, jnp.ones((4, 2))),
-     r"gaussian_nll_loss.*variances.*\(4, 2\)"),
-    (lambda: jl.gaussian_nll_loss(X, jnp.ones((4, 1)), X),
-     r"gaussian_nll_loss.*\(4, 3\).*\(4, 1\)"),
-    (lambda: jl.cosine_embedding_loss(X, jnp.ones((4, 2)), jnp.ones(4)),
-     r"cosine_embedding_loss.*\(4, 3\).*\(4, 2\)"),
-    (lambda: jl.cosine_embedding_loss(X, X, jnp.ones(3)),
-     r"cosine_embedding_loss.*targets.*\(3,\)"),
-    (lambda: jl.quantile_loss(X, X, quantiles=[0.1, 0.9]),
-     r"quantile_loss.*quantiles.*\(2,\)"),
-    (lambda: jl.quantile_loss(X, jnp.ones(3), quantiles=[0.1, 0.5, 0.9]),
-     r"quantile_loss.*\(4, 3\).*\(3,\)"),
-    (lambda: jl.root_mean_squared_error(jnp.ones((2, 3, 4)), jnp.ones((2, 3, 4)),
-                                        axis=(1, 2), where=jnp.ones((2, 3), bool)),
-     r"root_mean_squared_error.*where.*\(2, 3\)"),
-])
+@pytest.mark.parametrize(
+  "call,match",
+  [
+    (
+      lambda: jl.gaussian_nll_loss(X, X, jnp.ones(2)),
+      r"gaussian_nll_loss.*variances.*\(2,\)",
+    ),
+    (
+      lambda: jl.gaussian_nll_loss(X, X, jnp.ones((4, 2))),
+      r"gaussian_nll_loss.*variances.*\(4, 2\)",
+    ),
+    (
+      lambda: jl.gaussian_nll_loss(X, jnp.ones((4, 1)), X),
+      r"gaussian_nll_loss.*\(4, 3\).*\(4, 1\)",
+    ),
+    (
+      lambda: jl.cosine_embedding_loss(X, jnp.ones((4, 2)), jnp.ones(4)),
+      r"cosine_embedding_loss.*\(4, 3\).*\(4, 2\)",
+    ),
+    (
+      lambda: jl.cosine_embedding_loss(X, X, jnp.ones(3)),
+      r"cosine_embedding_loss.*targets.*\(3,\)",
+    ),
+    (
+      lambda: jl.quantile_loss(X, X, quantiles=[0.1, 0.9]),
+      r"quantile_loss.*quantiles.*\(2,\)",
+    ),
+    (
+      lambda: jl.quantile_loss(X, jnp.ones(3), quantiles=[0.1, 0.5, 0.9]),
+      r"quantile_loss.*\(4, 3\).*\(3,\)",
+    ),
+    (
+      lambda: jl.root_mean_squared_error(
+        jnp.ones((2, 3, 4)),
+        jnp.ones((2, 3, 4)),
+        axis=(1, 2),
+        where=jnp.ones((2, 3), bool),
+      ),
+      r"root_mean_squared_error.*where.*\(2, 3\)",
+    ),
+  ],
+)
 def test_other_shapes_raise(call, match):
   with pytest.raises(ValueError, match=match):
     call()
@@ -523,22 +654,28 @@ def test_integer_variances_raise():
     jl.gaussian_nll_loss(X, X, jnp.ones((4, 3), jnp.int32))
 
 
-@pytest.mark.parametrize("name,kwargs,match", [
+@pytest.mark.parametrize(
+  "name,kwargs,match",
+  [
     ("huber_loss", {"delta": 0.0}, "huber_loss: `delta` must be > 0"),
     ("smooth_l1_loss", {"beta": -1.0}, "smooth_l1_loss: `beta` must be >= 0"),
     ("asymmetric_huber_loss", {"alpha": -1.0}, "`alpha` must be >= 0"),
     ("asymmetric_huber_loss", {"delta": -1.0}, "`delta` must be > 0"),
     ("quantile_loss", {"quantiles": 1.5}, r"quantile_loss: `quantiles`"),
     ("quantile_loss", {"quantiles": [0.1, 0.5, -0.1]}, "`quantiles`"),
-    ("normalized_mean_absolute_error", {"normalizer": "median"},
-     r"normalizer='median'; valid values are 'range', 'mean'"),
+    (
+      "normalized_mean_absolute_error",
+      {"normalizer": "median"},
+      r"normalizer='median'; valid values are 'range', 'mean'",
+    ),
     ("root_mean_squared_error", {"axis": 2}, "axis 2 is out of bounds"),
     ("cosine_similarity", {"epsilon": -1.0}, "`epsilon` must be >= 0"),
     ("poisson_nll_loss", {"log_input": "yes"}, "log_input='yes'"),
     ("poisson_nll_loss", {"eps": 0.0}, "`eps` must be > 0"),
     ("hinge_embedding_loss", {"margin": -1.0}, "`margin` must be >= 0"),
     ("absolute_error", {"reduction": "average"}, "valid values"),
-])
+  ],
+)
 def test_bad_options_raise(name, kwargs, match):
   x = jnp.ones((2, 3))
   with pytest.raises(ValueError, match=match):
@@ -558,27 +695,66 @@ def test_bad_options_of_three_array_losses_raise():
 # --------------------------------------------------------------------------- #
 # jaxloss.checked
 
-@pytest.mark.parametrize("fn,args,kwargs,match", [
-    (jl.squared_log_error, ([0.5, -1.0], [0.0, 1.0]), {},
-     "squared_log_error: argument `predictions` must be > -1"),
-    (jl.squared_log_error, ([0.5, 1.0], [0.0, -3.0]), {},
-     "squared_log_error: argument `targets` must be > -1"),
-    (jl.gaussian_nll_loss, ([0.0, 1.0], [0.0, 0.0], [1.0, 0.0]), {},
-     "gaussian_nll_loss: argument `variances` must be > 0"),
-    (jl.poisson_nll_loss, ([0.0, 1.0], [1.0, -1.0]), {},
-     "poisson_nll_loss: argument `targets` must be >= 0"),
-    (jl.poisson_nll_loss, ([-0.5, 1.0], [1.0, 1.0]), {"log_input": False},
-     "poisson_nll_loss: argument `inputs` must be >= 0"),
-    (jl.quantile_loss, ([0.0, 1.0], [1.0, 1.0]),
-     {"quantiles": jnp.array([0.5, 1.2])},
-     "quantile_loss: argument `quantiles` must lie in"),
-    (jl.cosine_embedding_loss, ([[1.0, 0.0]], [[0.0, 1.0]], [0]), {},
-     "cosine_embedding_loss: argument `targets` must hold -1 or \\+1"),
-    (jl.hinge_embedding_loss, ([1.0, 0.0], [1, 2]), {},
-     "hinge_embedding_loss: argument `targets` must hold -1 or \\+1"),
-    (jl.absolute_error, ([1.0, np.nan], [1.0, 1.0]), {},
-     "absolute_error: argument `predictions` contains NaN"),
-])
+
+@pytest.mark.parametrize(
+  "fn,args,kwargs,match",
+  [
+    (
+      jl.squared_log_error,
+      ([0.5, -1.0], [0.0, 1.0]),
+      {},
+      "squared_log_error: argument `predictions` must be > -1",
+    ),
+    (
+      jl.squared_log_error,
+      ([0.5, 1.0], [0.0, -3.0]),
+      {},
+      "squared_log_error: argument `targets` must be > -1",
+    ),
+    (
+      jl.gaussian_nll_loss,
+      ([0.0, 1.0], [0.0, 0.0], [1.0, 0.0]),
+      {},
+      "gaussian_nll_loss: argument `variances` must be > 0",
+    ),
+    (
+      jl.poisson_nll_loss,
+      ([0.0, 1.0], [1.0, -1.0]),
+      {},
+      "poisson_nll_loss: argument `targets` must be >= 0",
+    ),
+    (
+      jl.poisson_nll_loss,
+      ([-0.5, 1.0], [1.0, 1.0]),
+      {"log_input": False},
+      "poisson_nll_loss: argument `inputs` must be >= 0",
+    ),
+    (
+      jl.quantile_loss,
+      ([0.0, 1.0], [1.0, 1.0]),
+      {"quantiles": jnp.array([0.5, 1.2])},
+      "quantile_loss: argument `quantiles` must lie in",
+    ),
+    (
+      jl.cosine_embedding_loss,
+      ([[1.0, 0.0]], [[0.0, 1.0]], [0]),
+      {},
+      "cosine_embedding_loss: argument `targets` must hold -1 or \\+1",
+    ),
+    (
+      jl.hinge_embedding_loss,
+      ([1.0, 0.0], [1, 2]),
+      {},
+      "hinge_embedding_loss: argument `targets` must hold -1 or \\+1",
+    ),
+    (
+      jl.absolute_error,
+      ([1.0, np.nan], [1.0, 1.0]),
+      {},
+      "absolute_error: argument `predictions` contains NaN",
+    ),
+  ],
+)
 def test_checked_catches_bad_values(fn, args, kwargs, match):
   args = tuple(jnp.asarray(a) for a in args)
   with pytest.raises(checkify.JaxRuntimeError, match=match):
@@ -588,10 +764,14 @@ def test_checked_catches_bad_values(fn, args, kwargs, match):
 def test_checked_passes_good_values():
   x = jnp.array([[0.5, 2.0]])
   _close(jl.checked(jl.squared_log_error)(x, x), [[0.0, 0.0]])
-  _close(jl.checked(jl.gaussian_nll_loss)(x, x, x),
-         jl.gaussian_nll_loss(x, x, x))
-  _close(jl.checked(jl.poisson_nll_loss)(x, x, log_input=False),
-         jl.poisson_nll_loss(x, x, log_input=False))
+  _close(
+    jl.checked(jl.gaussian_nll_loss)(x, x, x), jl.gaussian_nll_loss(x, x, x)
+  )
+  _close(
+    jl.checked(jl.poisson_nll_loss)(x, x, log_input=False),
+    jl.poisson_nll_loss(x, x, log_input=False),
+  )
   _close(jl.checked(jl.poisson_nll_loss)(-x, x), jl.poisson_nll_loss(-x, x))
-  _close(jl.checked(jl.hinge_embedding_loss)(x, jnp.array([[1, -1]])),
-         [[0.5, 0.0]])
+  _close(
+    jl.checked(jl.hinge_embedding_loss)(x, jnp.array([[1, -1]])), [[0.5, 0.0]]
+  )

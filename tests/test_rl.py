@@ -18,8 +18,9 @@ A = 4
 
 
 def _close(actual, expected, rtol=1e-5, atol=1e-6):
-  np.testing.assert_allclose(np.asarray(actual, F64), np.asarray(expected, F64),
-                             rtol=rtol, atol=atol)
+  np.testing.assert_allclose(
+    np.asarray(actual, F64), np.asarray(expected, F64), rtol=rtol, atol=atol
+  )
 
 
 def _rng(seed):
@@ -28,12 +29,14 @@ def _rng(seed):
 
 def _q_inputs(seed, *lead):
   rng = _rng(seed)
-  return (rng.normal(size=lead + (A,)).astype(F32),
-          rng.integers(0, A, size=lead).astype(np.int32),
-          rng.normal(size=lead).astype(F32),
-          rng.choice([0.0, 0.5, 0.99], size=lead).astype(F32),
-          rng.normal(size=lead + (A,)).astype(F32),
-          rng.normal(size=lead + (A,)).astype(F32))
+  return (
+    rng.normal(size=lead + (A,)).astype(F32),
+    rng.integers(0, A, size=lead).astype(np.int32),
+    rng.normal(size=lead).astype(F32),
+    rng.choice([0.0, 0.5, 0.99], size=lead).astype(F32),
+    rng.normal(size=lead + (A,)).astype(F32),
+    rng.normal(size=lead + (A,)).astype(F32),
+  )
 
 
 def _vmapped(fn, depth):
@@ -49,14 +52,16 @@ def _penalty(td, loss, delta):
 # --------------------------------------------------------------------------- #
 # Q-learning and TD
 
+
 @pytest.mark.parametrize("lead", [(6,), (3, 2)], ids=["batch", "time_major"])
 @pytest.mark.parametrize("loss", ["mse", "huber"])
 @pytest.mark.parametrize("double", [False, True])
 def test_q_learning_matches_rlax(lead, loss, double):
   q, a, r, d, next_q, selector = _q_inputs(0, *lead)
   if double:
-    td = _vmapped(rlax.double_q_learning, len(lead))(q, a, r, d, next_q,
-                                                     selector)
+    td = _vmapped(rlax.double_q_learning, len(lead))(
+      q, a, r, d, next_q, selector
+    )
     kwargs = {"next_q_selector": selector}
   else:
     td = _vmapped(rlax.q_learning, len(lead))(q, a, r, d, next_q)
@@ -87,11 +92,11 @@ def test_q_learning_float64_and_where():
   where = np.array([True, False, True, True, False, True])
   a_padded = np.where(where, a, -1).astype(np.int32)  # padding actions
   with jax.enable_x64(True):
-    out = jl.q_learning_loss(q.astype(F64), a_padded, r, d, next_q,
-                             where=where)
+    out = jl.q_learning_loss(q.astype(F64), a_padded, r, d, next_q, where=where)
     assert out.dtype == jnp.float64
-    td = jax.vmap(rlax.q_learning)(q.astype(F64), a, r.astype(F64),
-                                   d.astype(F64), next_q.astype(F64))
+    td = jax.vmap(rlax.q_learning)(
+      q.astype(F64), a, r.astype(F64), d.astype(F64), next_q.astype(F64)
+    )
     _close(out, np.where(where, 0.5 * np.square(td), 0), 1e-12, 1e-12)
 
 
@@ -100,36 +105,46 @@ def test_td_loss_matches_rlax(loss):
   rng = _rng(3)
   v, r, d, next_v = (rng.normal(size=(3, 2)).astype(F32) for _ in range(4))
   td = _vmapped(rlax.td_learning, 2)(v, r, d, next_v)
-  _close(jl.td_loss(v, r, d, next_v, loss=loss, delta=0.5),
-         _penalty(td, loss, 0.5))
-  grad_next = jax.grad(lambda n: jl.td_loss(v, r, d, n, reduction="sum"))(next_v)
+  _close(
+    jl.td_loss(v, r, d, next_v, loss=loss, delta=0.5), _penalty(td, loss, 0.5)
+  )
+  grad_next = jax.grad(lambda n: jl.td_loss(v, r, d, n, reduction="sum"))(
+    next_v
+  )
   assert np.all(np.asarray(grad_next) == 0)
 
 
 # --------------------------------------------------------------------------- #
 # policy gradient and entropy
 
+
 def _pg_inputs(seed, *lead):
   rng = _rng(seed)
-  return (2 * rng.normal(size=lead + (A,)).astype(F32),
-          rng.integers(0, A, size=lead).astype(np.int32),
-          rng.normal(size=lead).astype(F32),
-          rng.uniform(0.0, 1.0, size=lead).astype(F32))
+  return (
+    2 * rng.normal(size=lead + (A,)).astype(F32),
+    rng.integers(0, A, size=lead).astype(np.int32),
+    rng.normal(size=lead).astype(F32),
+    rng.uniform(0.0, 1.0, size=lead).astype(F32),
+  )
 
 
 def test_policy_gradient_loss_matches_rlax_per_sequence():
   logits, a, adv, w = _pg_inputs(4, 5)
   ones = np.ones(5, F32)
-  _close(jl.policy_gradient_loss(logits, a, adv, reduction="mean"),
-         rlax.policy_gradient_loss(logits, a, adv, ones))
+  _close(
+    jl.policy_gradient_loss(logits, a, adv, reduction="mean"),
+    rlax.policy_gradient_loss(logits, a, adv, ones),
+  )
   # rlax's per-step weights divide by the number of steps: "batchmean".
-  _close(jl.policy_gradient_loss(logits, a, adv, weights=w,
-                                 reduction="batchmean"),
-         rlax.policy_gradient_loss(logits, a, adv, w))
+  _close(
+    jl.policy_gradient_loss(logits, a, adv, weights=w, reduction="batchmean"),
+    rlax.policy_gradient_loss(logits, a, adv, w),
+  )
   mask = np.array([True, True, False, True, False])
-  _close(jl.policy_gradient_loss(logits, a, adv, where=mask,
-                                 reduction="batchmean"),
-         rlax.policy_gradient_loss(logits, a, adv, mask.astype(F32)))
+  _close(
+    jl.policy_gradient_loss(logits, a, adv, where=mask, reduction="batchmean"),
+    rlax.policy_gradient_loss(logits, a, adv, mask.astype(F32)),
+  )
 
 
 def test_policy_gradient_loss_time_major_and_gradients_match_rlax():
@@ -139,7 +154,8 @@ def test_policy_gradient_loss_time_major_and_gradients_match_rlax():
   def theirs(logits, adv):
     # rlax takes one [time, ...] sequence; vmap over the batch axis 1.
     per_sequence = jax.vmap(rlax.policy_gradient_loss, in_axes=1)(
-        logits, a, adv, ones)
+      logits, a, adv, ones
+    )
     return jnp.mean(per_sequence)
 
   def ours(logits, adv):
@@ -169,22 +185,29 @@ def test_policy_gradient_and_entropy_with_an_action_mask():
   expected_pg = -log_p[np.arange(6), a] * adv
   expected_pg[5] = 0
   _close(jl.policy_gradient_loss(logits, a, adv, where=legal), expected_pg)
-  _close(jl.policy_gradient_loss(logits, a, adv, where=legal,
-                                 reduction="mean"), expected_pg[:5].mean())
+  _close(
+    jl.policy_gradient_loss(logits, a, adv, where=legal, reduction="mean"),
+    expected_pg[:5].mean(),
+  )
   expected_entropy = np.sum(np.where(legal, np.exp(log_p) * log_p, 0), -1)
   _close(jl.entropy_loss(logits, where=legal), expected_entropy)
 
 
 def test_entropy_loss_matches_rlax():
   logits, _, _, w = _pg_inputs(8, 5)
-  _close(jl.entropy_loss(logits, reduction="mean"),
-         rlax.entropy_loss(logits, np.ones(5, F32)))
-  _close(jl.entropy_loss(logits, weights=w, reduction="batchmean"),
-         rlax.entropy_loss(logits, w))
+  _close(
+    jl.entropy_loss(logits, reduction="mean"),
+    rlax.entropy_loss(logits, np.ones(5, F32)),
+  )
+  _close(
+    jl.entropy_loss(logits, weights=w, reduction="batchmean"),
+    rlax.entropy_loss(logits, w),
+  )
 
 
 # --------------------------------------------------------------------------- #
 # PPO
+
 
 def _ppo_inputs(seed, *shape):
   rng = _rng(seed)
@@ -199,35 +222,46 @@ def test_ppo_clip_loss_matches_rlax(epsilon):
 
   def theirs(log_probs):
     ratios = jnp.exp(log_probs - old)
-    return jnp.mean(jax.vmap(rlax.clipped_surrogate_pg_loss,
-                             in_axes=(1, 1, None))(ratios, adv, epsilon))
+    return jnp.mean(
+      jax.vmap(rlax.clipped_surrogate_pg_loss, in_axes=(1, 1, None))(
+        ratios, adv, epsilon
+      )
+    )
 
   def ours(log_probs):
-    return jl.ppo_clip_loss(log_probs, old, adv, epsilon=epsilon,
-                            reduction="mean")
+    return jl.ppo_clip_loss(
+      log_probs, old, adv, epsilon=epsilon, reduction="mean"
+    )
 
   _close(ours(log_probs), theirs(log_probs))
   _close(jax.grad(ours)(log_probs), jax.grad(theirs)(log_probs))
   # A traced epsilon gives the same value.
-  _close(jax.jit(lambda e: jl.ppo_clip_loss(log_probs, old, adv, epsilon=e,
-                                            reduction="mean"))(epsilon),
-         theirs(log_probs))
+  _close(
+    jax.jit(
+      lambda e: jl.ppo_clip_loss(
+        log_probs, old, adv, epsilon=e, reduction="mean"
+      )
+    )(epsilon),
+    theirs(log_probs),
+  )
 
 
 def test_ppo_clip_loss_on_policy_is_the_policy_gradient():
   """``old_log_probs=log_probs``: ratio 1, gradient ``-A`` per step."""
   log_probs, _, adv = _ppo_inputs(10, 6)
-  grad = jax.grad(lambda lp: jl.ppo_clip_loss(lp, lp, adv,
-                                              reduction="sum"))(log_probs)
+  grad = jax.grad(lambda lp: jl.ppo_clip_loss(lp, lp, adv, reduction="sum"))(
+    log_probs
+  )
   _close(grad, -adv)
   _close(jl.ppo_clip_loss(log_probs, log_probs, adv), -adv)
 
 
 def test_ppo_clip_loss_overflowing_ratio_is_finite():
   out, grad = jax.value_and_grad(
-      lambda lp: jl.ppo_clip_loss(lp, jnp.array([-1e4, -1e4]),
-                                  jnp.array([1.0, -1.0]), reduction="sum"))(
-                                      jnp.array([0.0, 0.0]))
+    lambda lp: jl.ppo_clip_loss(
+      lp, jnp.array([-1e4, -1e4]), jnp.array([1.0, -1.0]), reduction="sum"
+    )
+  )(jnp.array([0.0, 0.0]))
   assert np.isfinite(float(out)) and np.all(np.isfinite(np.asarray(grad)))
 
 
@@ -246,18 +280,26 @@ def baselines_value_loss(values, old_values, returns, clip):
 def test_ppo_value_loss_matches_baselines(clip):
   rng = _rng(11)
   values, old, returns = (rng.normal(size=(4, 3)).astype(F32) for _ in "vor")
-  _close(jl.ppo_value_loss(values, old, returns, clip_epsilon=clip),
-         baselines_value_loss(values, old, returns, clip))
+  _close(
+    jl.ppo_value_loss(values, old, returns, clip_epsilon=clip),
+    baselines_value_loss(values, old, returns, clip),
+  )
   if clip is None:
-    _close(jl.ppo_value_loss(values, old, returns), rlax.l2_loss(values, returns))
-  grads = jax.grad(lambda o, r: jl.ppo_value_loss(values, o, r, clip_epsilon=clip,
-                                                  reduction="sum"),
-                   argnums=(0, 1))(old, returns)
+    _close(
+      jl.ppo_value_loss(values, old, returns), rlax.l2_loss(values, returns)
+    )
+  grads = jax.grad(
+    lambda o, r: jl.ppo_value_loss(
+      values, o, r, clip_epsilon=clip, reduction="sum"
+    ),
+    argnums=(0, 1),
+  )(old, returns)
   assert all(np.all(np.asarray(g) == 0) for g in grads)
 
 
 # --------------------------------------------------------------------------- #
 # errors
+
 
 def test_errors_name_the_loss_and_argument():
   q, a, r, d, next_q, _ = _q_inputs(12, 6)
@@ -292,6 +334,8 @@ def test_checked_rejects_out_of_range_actions():
   bad = a.copy()
   bad[0] = A
   from jax.experimental import checkify
-  with pytest.raises(checkify.JaxRuntimeError,
-                     match=r"q_learning_loss: argument `actions`"):
+
+  with pytest.raises(
+    checkify.JaxRuntimeError, match=r"q_learning_loss: argument `actions`"
+  ):
     jl.checked(jl.q_learning_loss)(q, bad, r, d, next_q)

@@ -28,8 +28,9 @@ C = 3
 
 
 def _close(actual, expected, rtol=RTOL, atol=ATOL):
-  np.testing.assert_allclose(np.asarray(actual, F64), np.asarray(expected, F64),
-                             rtol=rtol, atol=atol)
+  np.testing.assert_allclose(
+    np.asarray(actual, F64), np.asarray(expected, F64), rtol=rtol, atol=atol
+  )
 
 
 def _images(seed, *shape, classes=C, scale=2.0):
@@ -57,6 +58,7 @@ def _check64(fn, args, expected, **kwargs):
 # --------------------------------------------------------------------------- #
 # float64 NumPy references, written from the papers
 
+
 def np_probs(x, apply_softmax=True):
   x = np.asarray(x, F64)
   if not apply_softmax:
@@ -74,8 +76,7 @@ def np_sums(p, t, mask=None, squared=False):
   m = np.ones(p.shape[:2]) if mask is None else np.asarray(mask, F64)
   m = m[..., None]
   power = 2 if squared else 1
-  return ((m * p * t).sum(1), (m * p ** power).sum(1),
-          (m * t ** power).sum(1))
+  return ((m * p * t).sum(1), (m * p**power).sum(1), (m * t**power).sum(1))
 
 
 def milletari_dice(p, t, s, squared=False, mask=None):
@@ -118,8 +119,9 @@ def berman_lovasz_grad(gt_sorted):
   return jaccard
 
 
-def berman_lovasz_flat(probas, labels, classes="present", class_weights=None,
-                       skip=()):
+def berman_lovasz_flat(
+  probas, labels, classes="present", class_weights=None, skip=()
+):
   """lovasz_softmax_flat: probas [P, C], labels [P]; mean over the counted
   classes (0 if none) of the errors sorted decreasingly · lovasz_grad."""
   losses = []
@@ -136,15 +138,20 @@ def berman_lovasz_flat(probas, labels, classes="present", class_weights=None,
   return np.mean(losses) if losses else 0.0
 
 
-def berman_lovasz(probas, labels, per_image, classes="present", valid=None,
-                  **kwargs):
+def berman_lovasz(
+  probas, labels, per_image, classes="present", valid=None, **kwargs
+):
   """lovasz_softmax on [B, N, C] probabilities with integer labels [B, N];
   ``valid`` plays the reference's ``ignore`` label."""
   probas = np.asarray(probas, F64)
   valid = np.ones(labels.shape, bool) if valid is None else valid
   if per_image:
-    return np.array([berman_lovasz_flat(p[v], l[v], classes, **kwargs)
-                     for p, l, v in zip(probas, labels, valid)])
+    return np.array(
+      [
+        berman_lovasz_flat(p[v], l[v], classes, **kwargs)
+        for p, l, v in zip(probas, labels, valid)
+      ]
+    )
   return berman_lovasz_flat(probas[valid], labels[valid], classes, **kwargs)
 
 
@@ -152,14 +159,14 @@ def berman_lovasz(probas, labels, per_image, classes="present", valid=None,
 # optax drop-ins
 
 DICE_OPTIONS = [
-    {},
-    {"smooth": 0.3},
-    {"alpha": 0.2, "beta": 0.9},
-    {"class_weights": np.array([1.0, 2.0, 0.5], F32)},
-    {"ignore_background": True},
-    {"axis": (1,)},
-    {"axis": (0, 1, 2)},
-    {"apply_softmax": False},
+  {},
+  {"smooth": 0.3},
+  {"alpha": 0.2, "beta": 0.9},
+  {"class_weights": np.array([1.0, 2.0, 0.5], F32)},
+  {"ignore_background": True},
+  {"axis": (1,)},
+  {"axis": (0, 1, 2)},
+  {"apply_softmax": False},
 ]
 
 
@@ -169,12 +176,16 @@ def test_dice_loss_matches_optax(kwargs):
   if kwargs.get("apply_softmax") is False:
     x = np.asarray(jax.nn.softmax(x), F32)
   for optax_reduction in ("mean", "sum", "none"):
-    _close(jl.dice_loss(x, t, reduction=optax_reduction, **kwargs),
-           _optax("dice_loss", x, t, reduction=optax_reduction, **kwargs))
+    _close(
+      jl.dice_loss(x, t, reduction=optax_reduction, **kwargs),
+      _optax("dice_loss", x, t, reduction=optax_reduction, **kwargs),
+    )
   _close(jl.dice_loss(x, t, **kwargs), _optax("dice_loss", x, t, **kwargs))
   # batch_reduction is the jaxloss reduction over the images.
-  _close(jl.dice_loss(x, t, batch_reduction="mean", **kwargs),
-         jnp.mean(_optax("dice_loss", x, t, **kwargs)))
+  _close(
+    jl.dice_loss(x, t, batch_reduction="mean", **kwargs),
+    jnp.mean(_optax("dice_loss", x, t, **kwargs)),
+  )
 
 
 def test_dice_loss_layouts_match_optax():
@@ -192,8 +203,10 @@ def test_binary_dice_loss_matches_optax(shape):
   x = (2 * rng.normal(size=shape)).astype(F32)
   t = (rng.random(shape) < 0.5).astype(F32)
   _close(jl.binary_dice_loss(x, t), _optax("binary_dice_loss", x, t))
-  _close(jl.binary_dice_loss(x, t, smooth=0.5),
-         _optax("binary_dice_loss", x, t, smooth=0.5))
+  _close(
+    jl.binary_dice_loss(x, t, smooth=0.5),
+    _optax("binary_dice_loss", x, t, smooth=0.5),
+  )
 
 
 def test_binary_dice_loss_probabilities():
@@ -206,10 +219,11 @@ def test_binary_dice_loss_probabilities():
   _close(jl.binary_dice_loss(p, t, apply_sigmoid=False), expected)
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"smooth": 0.5},
-                                    {"ignore_background": True},
-                                    {"apply_softmax": False}],
-                         ids=lambda k: ",".join(k))
+@pytest.mark.parametrize(
+  "kwargs",
+  [{}, {"smooth": 0.5}, {"ignore_background": True}, {"apply_softmax": False}],
+  ids=lambda k: ",".join(k),
+)
 def test_generalized_dice_matches_optax(kwargs):
   x, t, _ = _images(4, 4, 3, 3)
   t[0, ..., 2] = 0  # a class rare in the batch gets a large weight
@@ -218,8 +232,12 @@ def test_generalized_dice_matches_optax(kwargs):
     x = np.asarray(jax.nn.softmax(x), F32)
   expected = _optax("multiclass_generalized_dice_loss", x, t, **kwargs)
   _close(jl.multiclass_generalized_dice_loss(x, t, **kwargs), expected)
-  _close(jnp.mean(jl.multiclass_generalized_dice_loss(x, t, reduction="none",
-                                                      **kwargs)), expected)
+  _close(
+    jnp.mean(
+      jl.multiclass_generalized_dice_loss(x, t, reduction="none", **kwargs)
+    ),
+    expected,
+  )
 
 
 def test_generalized_dice_where_counts_only_unmasked_pixels():
@@ -229,56 +247,72 @@ def test_generalized_dice_where_counts_only_unmasked_pixels():
   where = np.zeros((3, 4, 2), bool)
   where[:, 1] = True
   ours = jl.multiclass_generalized_dice_loss(x, t, where=where)
-  _close(ours, _optax("multiclass_generalized_dice_loss", x[:, 1:2],
-                                                             t[:, 1:2]))
+  _close(ours, _optax("multiclass_generalized_dice_loss", x[:, 1:2], t[:, 1:2]))
 
 
 @hypothesis.settings(max_examples=4, deadline=None, derandomize=True)
-@hypothesis.given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4),
-                  st.integers(2, 4), st.floats(0.0, 2.0))
+@hypothesis.given(
+  st.integers(1, 3),
+  st.integers(1, 4),
+  st.integers(1, 4),
+  st.integers(2, 4),
+  st.floats(0.0, 2.0),
+)
 def test_dice_loss_matches_optax_hypothesis(batch, h, w, classes, smooth):
   x, t, _ = _images(batch * 100 + h * 10 + w, batch, h, w, classes=classes)
-  _close(jl.dice_loss(x, t, smooth=smooth),
-         _optax("dice_loss", x, t, smooth=smooth), rtol=2e-5)
+  _close(
+    jl.dice_loss(x, t, smooth=smooth),
+    _optax("dice_loss", x, t, smooth=smooth),
+    rtol=2e-5,
+  )
 
 
 # --------------------------------------------------------------------------- #
 # the other losses, against the papers' formulas
 
+
 def test_squared_denominator_is_vnet_dice():
   x, t, _ = _images(6, 4, 9)
   p = np_probs(x)
   expected = milletari_dice(p, t, 1.0, squared=True)
-  _close(jl.dice_loss(x, t, squared_denominator=True, reduction="none"),
-         expected)
-  _close(jl.binary_dice_loss(x[..., 0], t[..., 0], squared_denominator=True),
-         milletari_dice(np_probs(x[..., :1]), t[..., :1], 1.0,
-                        squared=True)[:, 0])
-  _check64(jl.dice_loss, (x, t), expected, squared_denominator=True,
-           reduction="none")
+  _close(
+    jl.dice_loss(x, t, squared_denominator=True, reduction="none"), expected
+  )
+  _close(
+    jl.binary_dice_loss(x[..., 0], t[..., 0], squared_denominator=True),
+    milletari_dice(np_probs(x[..., :1]), t[..., :1], 1.0, squared=True)[:, 0],
+  )
+  _check64(
+    jl.dice_loss, (x, t), expected, squared_denominator=True, reduction="none"
+  )
 
 
 @pytest.mark.parametrize("squared", [False, True])
 def test_jaccard_loss(squared):
   x, t, _ = _images(7, 4, 9)
   expected = rahman_jaccard(np_probs(x), t, 0.5, squared).mean(-1)
-  _close(jl.jaccard_loss(x, t, smooth=0.5, squared_denominator=squared),
-         expected)
+  _close(
+    jl.jaccard_loss(x, t, smooth=0.5, squared_denominator=squared), expected
+  )
 
 
 def test_tversky_loss():
   x, t, _ = _images(8, 4, 9)
   expected = salehi_tversky(np_probs(x), t, 0.3, 0.7, 1.0)
   _close(jl.tversky_loss(x, t, class_reduction="none"), expected)
-  _close(jl.tversky_loss(x, t, alpha=0.5, beta=0.5),
-         milletari_dice(np_probs(x), t, 1.0).mean(-1))
+  _close(
+    jl.tversky_loss(x, t, alpha=0.5, beta=0.5),
+    milletari_dice(np_probs(x), t, 1.0).mean(-1),
+  )
   # alpha weighs false positives: predicting everything as class 0
   # costs more with a large alpha.
   all_zero = np.broadcast_to(np.array([10.0, -10.0, -10.0], F32), x.shape)
-  fp_heavy = jl.tversky_loss(all_zero, t, alpha=0.9, beta=0.1,
-                             class_reduction="none")
-  fn_heavy = jl.tversky_loss(all_zero, t, alpha=0.1, beta=0.9,
-                             class_reduction="none")
+  fp_heavy = jl.tversky_loss(
+    all_zero, t, alpha=0.9, beta=0.1, class_reduction="none"
+  )
+  fn_heavy = jl.tversky_loss(
+    all_zero, t, alpha=0.1, beta=0.9, class_reduction="none"
+  )
   assert np.all(fp_heavy[:, 0] > fn_heavy[:, 0])
   _check64(jl.tversky_loss, (x, t), expected, class_reduction="none")
 
@@ -287,14 +321,15 @@ def test_focal_tversky_applies_gamma_per_class():
   x, t, _ = _images(9, 4, 9)
   per_class = salehi_tversky(np_probs(x), t, 0.3, 0.7, 1.0)
   ours = jl.focal_tversky_loss(x, t, gamma=0.75)
-  _close(ours, (per_class ** 0.75).mean(-1))
+  _close(ours, (per_class**0.75).mean(-1))
   # γ after the class mean (some libraries' convention) would fail the check
   # above: mean(x^γ) ≠ mean(x)^γ (Jensen), by 3e-4 to 5e-3 relative here.
-  assert not np.allclose(ours, per_class.mean(-1) ** 0.75, rtol=RTOL,
-                         atol=ATOL)
-  _close(jl.focal_tversky_loss(x, t, gamma=2.0, class_weights=[1, 2, 3]),
-         (np.array([1, 2, 3]) * per_class ** 2).mean(-1))
-  _check64(jl.focal_tversky_loss, (x, t), (per_class ** 0.75).mean(-1))
+  assert not np.allclose(ours, per_class.mean(-1) ** 0.75, rtol=RTOL, atol=ATOL)
+  _close(
+    jl.focal_tversky_loss(x, t, gamma=2.0, class_weights=[1, 2, 3]),
+    (np.array([1, 2, 3]) * per_class**2).mean(-1),
+  )
+  _check64(jl.focal_tversky_loss, (x, t), (per_class**0.75).mean(-1))
 
 
 def test_combo_loss():
@@ -343,16 +378,26 @@ def test_lovasz_softmax_options():
   x, t, labels = _images(13, 4, 8)
   valid = np.random.default_rng(14).random(labels.shape) < 0.7
   weights = np.array([0.5, 1.0, 2.0])
-  expected = berman_lovasz(np_probs(x), labels, True, valid=valid,
-                           class_weights=weights, skip=(0,))
-  ours = jl.lovasz_softmax_loss(x, t, where=valid, class_weights=weights,
-                                ignore_background=True)
+  expected = berman_lovasz(
+    np_probs(x), labels, True, valid=valid, class_weights=weights, skip=(0,)
+  )
+  ours = jl.lovasz_softmax_loss(
+    x, t, where=valid, class_weights=weights, ignore_background=True
+  )
   _close(ours, expected)
-  _check64(jl.lovasz_softmax_loss, (x, t), expected, where=valid,
-           class_weights=weights, ignore_background=True)
+  _check64(
+    jl.lovasz_softmax_loss,
+    (x, t),
+    expected,
+    where=valid,
+    class_weights=weights,
+    ignore_background=True,
+  )
   p = np.asarray(jax.nn.softmax(x), F32)
-  _close(jl.lovasz_softmax_loss(p, t, apply_softmax=False, per_image=False),
-         berman_lovasz(p, labels, False))
+  _close(
+    jl.lovasz_softmax_loss(p, t, apply_softmax=False, per_image=False),
+    berman_lovasz(p, labels, False),
+  )
 
 
 def test_lovasz_gradient_is_errors_times_lovasz_grad():
@@ -363,20 +408,25 @@ def test_lovasz_gradient_is_errors_times_lovasz_grad():
   labels = rng.integers(0, C, (1, 7))
   labels[0, :3] = [0, 1, 2]
   t = np.eye(C, dtype=F32)[labels]
-  grad = jax.grad(lambda q: jl.lovasz_softmax_loss(
-      q, t, apply_softmax=False, classes="all", reduction="sum"))(p)
+  grad = jax.grad(
+    lambda q: jl.lovasz_softmax_loss(
+      q, t, apply_softmax=False, classes="all", reduction="sum"
+    )
+  )(p)
   expected = np.zeros((7, C))
   for c in range(C):
     fg = t[0, :, c].astype(F64)
     errors = np.abs(fg - p[0, :, c])
     order = np.argsort(-errors, kind="stable")
-    expected[order, c] = (-np.sign(fg - p[0, :, c])[order]
-                          * berman_lovasz_grad(fg[order])) / C
+    expected[order, c] = (
+      -np.sign(fg - p[0, :, c])[order] * berman_lovasz_grad(fg[order])
+    ) / C
   _close(grad[0], expected, rtol=1e-5)
 
 
 # --------------------------------------------------------------------------- #
 # layout, masks, edge cases
+
 
 def test_pixel_where_is_slicing_pixels():
   """A pixel mask gives the loss of the valid pixels alone; an image with no
@@ -389,22 +439,24 @@ def test_pixel_where_is_slicing_pixels():
   _close(values[0], jl.dice_loss(x[:1, :4], t[:1, :4])[0])
   _close(values[1], jl.dice_loss(x[1:2], t[1:2])[0])
   assert values[2] == 0
-  _close(jl.dice_loss(x, t, where=where, batch_reduction="mean"),
-         values[:2].mean())
-  _close(jl.jaccard_loss(x, t, where=where, smooth=0.5),
-         rahman_jaccard(np_probs(x), t, 0.5, mask=where).mean(-1)
-         * where.any(-1))
+  _close(
+    jl.dice_loss(x, t, where=where, batch_reduction="mean"), values[:2].mean()
+  )
+  _close(
+    jl.jaccard_loss(x, t, where=where, smooth=0.5),
+    rahman_jaccard(np_probs(x), t, 0.5, mask=where).mean(-1) * where.any(-1),
+  )
 
 
 def test_where_image_and_class_masks():
   x, t, _ = _images(17, 4, 2, 2)
   images = np.array([True, False, True, True])
-  _close(jl.tversky_loss(x, t, where=images),
-         jl.tversky_loss(x, t) * images)
+  _close(jl.tversky_loss(x, t, where=images), jl.tversky_loss(x, t) * images)
   entries = np.random.default_rng(18).random((4, C)) < 0.5
   per_class = jl.dice_loss(x, t, reduction="none")
-  _close(jl.dice_loss(x, t, where=entries, reduction="none"),
-         per_class * entries)
+  _close(
+    jl.dice_loss(x, t, where=entries, reduction="none"), per_class * entries
+  )
 
 
 def test_edge_cases_are_finite():
@@ -415,31 +467,40 @@ def test_edge_cases_are_finite():
   t[0, :, 0] = 1
   t[1, :2, 1] = t[1, 2:, 0] = 1
   where = np.array([[True] * 4, [False] * 4])
-  for fn, kwargs in [(jl.dice_loss, {"reduction": "none"}),
-                     (jl.jaccard_loss, {"class_reduction": "none"}),
-                     (jl.focal_tversky_loss, {"class_reduction": "none"}),
-                     (jl.combo_loss, {"class_reduction": "none"}),
-                     (jl.lovasz_softmax_loss, {})]:
-    for x, kw in [(t, {"apply_softmax": False, "smooth": 0.0}),
-                  (1 - t, {"apply_softmax": False}),
-                  (1e4 * (2 * t - 1), {}),
-                  (1e4 * (2 * t - 1), {"where": where})]:
+  for fn, kwargs in [
+    (jl.dice_loss, {"reduction": "none"}),
+    (jl.jaccard_loss, {"class_reduction": "none"}),
+    (jl.focal_tversky_loss, {"class_reduction": "none"}),
+    (jl.combo_loss, {"class_reduction": "none"}),
+    (jl.lovasz_softmax_loss, {}),
+  ]:
+    for x, kw in [
+      (t, {"apply_softmax": False, "smooth": 0.0}),
+      (1 - t, {"apply_softmax": False}),
+      (1e4 * (2 * t - 1), {}),
+      (1e4 * (2 * t - 1), {"where": where}),
+    ]:
       if fn is jl.lovasz_softmax_loss:
         kw.pop("smooth", None)
       value, grad = jax.value_and_grad(
-          lambda x: jnp.sum(fn(x, t, **kwargs, **kw)))(jnp.asarray(x))
+        lambda x: jnp.sum(fn(x, t, **kwargs, **kw))
+      )(jnp.asarray(x))
       assert np.isfinite(value) and np.all(np.isfinite(grad)), (fn, kw)
-  perfect = jl.dice_loss(t, t, apply_softmax=False, smooth=0.0,
-                         reduction="none")
+  perfect = jl.dice_loss(
+    t, t, apply_softmax=False, smooth=0.0, reduction="none"
+  )
   _close(perfect, np.zeros((2, C)))
 
 
 def test_traced_hyper_parameters():
   x, t, _ = _images(19, 4, 6)
-  grads = jax.grad(lambda s, a, g, w: jnp.sum(
+  grads = jax.grad(
+    lambda s, a, g, w: jnp.sum(
       jl.focal_tversky_loss(x, t, smooth=s, alpha=a, gamma=g)
-      + jl.combo_loss(x, t, ce_weight=w)), argnums=(0, 1, 2, 3))(
-          1.0, 0.3, 0.75, 0.5)
+      + jl.combo_loss(x, t, ce_weight=w)
+    ),
+    argnums=(0, 1, 2, 3),
+  )(1.0, 0.3, 0.75, 0.5)
   assert all(np.isfinite(g) for g in grads)
   jitted = jax.jit(lambda a: jl.tversky_loss(x, t, alpha=a, beta=1 - a))
   _close(jitted(0.5), jl.dice_loss(x, t))
@@ -447,8 +508,10 @@ def test_traced_hyper_parameters():
 
 def test_checked_rejects_bad_probabilities():
   x, t, _ = _images(20, 2, 4)
-  with pytest.raises(checkify.JaxRuntimeError,
-                     match=r"dice_loss: argument `predictions` must lie in"):
+  with pytest.raises(
+    checkify.JaxRuntimeError,
+    match=r"dice_loss: argument `predictions` must lie in",
+  ):
     jl.checked(jl.dice_loss)(x, t, apply_softmax=False)
   jl.checked(jl.dice_loss)(x, t)  # logits: any value
 
@@ -456,14 +519,25 @@ def test_checked_rejects_bad_probabilities():
 # --------------------------------------------------------------------------- #
 # errors
 
-@pytest.mark.parametrize("fn", [jl.dice_loss, jl.jaccard_loss, jl.combo_loss,
-                                jl.lovasz_softmax_loss,
-                                jl.multiclass_generalized_dice_loss])
+
+@pytest.mark.parametrize(
+  "fn",
+  [
+    jl.dice_loss,
+    jl.jaccard_loss,
+    jl.combo_loss,
+    jl.lovasz_softmax_loss,
+    jl.multiclass_generalized_dice_loss,
+  ],
+)
 def test_errors_name_the_loss_and_argument(fn):
   name = fn.__name__
   x, t, _ = _images(21, 2, 4)
-  with pytest.raises(ValueError, match=rf"{name}.*`predictions` \(2, 4, 3\)"
-                     rf".*`targets` \(2, 3, 3\)"):
+  with pytest.raises(
+    ValueError,
+    match=rf"{name}.*`predictions` \(2, 4, 3\)"
+    rf".*`targets` \(2, 3, 3\)",
+  ):
     fn(x, t[:, :3])
   with pytest.raises(TypeError, match=rf"{name}.*`predictions`"):
     fn(x.astype(np.int32), t)
@@ -493,8 +567,9 @@ def test_option_errors():
     jl.focal_tversky_loss(x, t, gamma=0.0)
   with pytest.raises(ValueError, match=r"combo_loss.*`ce_weight` must lie"):
     jl.combo_loss(x, t, ce_weight=1.5)
-  with pytest.raises(ValueError,
-                     match=r"lovasz_softmax_loss.*classes='some'.*'present'"):
+  with pytest.raises(
+    ValueError, match=r"lovasz_softmax_loss.*classes='some'.*'present'"
+  ):
     jl.lovasz_softmax_loss(x, t, classes="some")
   with pytest.raises(TypeError, match=r"lovasz_softmax_loss.*`per_image`"):
     jl.lovasz_softmax_loss(x, t, per_image="yes")

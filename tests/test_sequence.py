@@ -44,13 +44,22 @@ def x64():
 # --------------------------------------------------------------------------- #
 # linear_cross_entropy: references
 
+
 def _np_lse(x):
   peak = np.max(x, axis=-1, keepdims=True)
   return peak[..., 0] + np.log(np.sum(np.exp(x - peak), axis=-1))
 
 
-def numpy_linear_cross_entropy(hidden, weight, labels, bias=None, keep=None,
-                               label_smoothing=0.0, z_loss=0.0, cap=None):
+def numpy_linear_cross_entropy(
+  hidden,
+  weight,
+  labels,
+  bias=None,
+  keep=None,
+  label_smoothing=0.0,
+  z_loss=0.0,
+  cap=None,
+):
   """Per-token float64 values, written from torch's ``cross_entropy`` (ε
   spread over all V classes) plus PaLM's ``z_loss · lse²``; masked tokens 0."""
   z = np.float64(hidden) @ np.float64(weight)
@@ -63,15 +72,25 @@ def numpy_linear_cross_entropy(hidden, weight, labels, bias=None, keep=None,
   log_p = z - lse[..., None]
   nll = -np.take_along_axis(log_p, safe[..., None], -1)[..., 0]
   smooth = -np.mean(log_p, axis=-1)
-  values = ((1 - label_smoothing) * nll + label_smoothing * smooth
-            + z_loss * lse**2)
+  values = (
+    (1 - label_smoothing) * nll + label_smoothing * smooth + z_loss * lse**2
+  )
   return values if keep is None else np.where(keep, values, 0.0)
 
 
-def naive_linear_cross_entropy(hidden, weight, labels, *, bias=None,
-                               where=None, ignore_index=None,
-                               label_smoothing=0.0, z_loss=0.0,
-                               logit_soft_cap=None, reduction="mean"):
+def naive_linear_cross_entropy(
+  hidden,
+  weight,
+  labels,
+  *,
+  bias=None,
+  where=None,
+  ignore_index=None,
+  label_smoothing=0.0,
+  z_loss=0.0,
+  logit_soft_cap=None,
+  reduction="mean",
+):
   """The same loss on materialised logits, through jaxloss' classification
   cross-entropy."""
   logits = hidden @ weight
@@ -83,9 +102,11 @@ def naive_linear_cross_entropy(hidden, weight, labels, *, bias=None,
   if ignore_index is not None:
     keep = keep & (labels != ignore_index)
   values = jaxloss.softmax_cross_entropy_with_integer_labels(
-      logits, labels, where=keep, label_smoothing=label_smoothing)
+    logits, labels, where=keep, label_smoothing=label_smoothing
+  )
   values = values + jnp.where(
-      keep, z_loss * jnp.square(jax.nn.logsumexp(logits, axis=-1)), 0)
+    keep, z_loss * jnp.square(jax.nn.logsumexp(logits, axis=-1)), 0
+  )
   if reduction == "none":
     return values
   if reduction == "sum":
@@ -111,13 +132,21 @@ def _lce_inputs(seed, dtype, vocab=V):
 
 # name -> options (the soft cap, when present, is passed traced).
 OPTIONS = {
-    "plain": dict(),
-    "ignore_index,z_loss,soft_cap": dict(ignore_index=IGNORE, z_loss=1e-2,
-                                         logit_soft_cap=2.5),
-    "bias,where,label_smoothing": dict(bias=True, where=True,
-                                       label_smoothing=0.2),
-    "all": dict(bias=True, where=True, ignore_index=IGNORE,
-                label_smoothing=0.1, z_loss=1e-2, logit_soft_cap=2.5),
+  "plain": dict(),
+  "ignore_index,z_loss,soft_cap": dict(
+    ignore_index=IGNORE, z_loss=1e-2, logit_soft_cap=2.5
+  ),
+  "bias,where,label_smoothing": dict(
+    bias=True, where=True, label_smoothing=0.2
+  ),
+  "all": dict(
+    bias=True,
+    where=True,
+    ignore_index=IGNORE,
+    label_smoothing=0.1,
+    z_loss=1e-2,
+    logit_soft_cap=2.5,
+  ),
 }
 
 
@@ -128,8 +157,11 @@ def _all_reductions(chunk_size, inputs, options, dtype):
   compiled program."""
   hidden, weight, bias, labels, where = inputs
   has_bias = options.get("bias", False)
-  kwargs = {k: v for k, v in options.items()
-            if k not in ("bias", "where", "logit_soft_cap")}
+  kwargs = {
+    k: v
+    for k, v in options.items()
+    if k not in ("bias", "where", "logit_soft_cap")
+  }
   if options.get("where"):
     kwargs["where"] = where
   if "ignore_index" not in options:
@@ -139,14 +171,20 @@ def _all_reductions(chunk_size, inputs, options, dtype):
 
   def call(loss, reduction):
     return lambda h, w, b, c: loss(
-        h, w, labels, bias=b if has_bias else None,
-        logit_soft_cap=c if "logit_soft_cap" in options else None,
-        reduction=reduction, **kwargs)
+      h,
+      w,
+      labels,
+      bias=b if has_bias else None,
+      logit_soft_cap=c if "logit_soft_cap" in options else None,
+      reduction=reduction,
+      **kwargs,
+    )
 
   def results(loss, args):
     none, pull = jax.vjp(call(loss, "none"), *args)
-    mean, d_mean = jax.value_and_grad(call(loss, "mean"),
-                                      argnums=(0, 1, 2, 3))(*args)
+    mean, d_mean = jax.value_and_grad(call(loss, "mean"), argnums=(0, 1, 2, 3))(
+      *args
+    )
     values = {"none": none, "sum": call(loss, "sum")(*args), "mean": mean}
     return values, {"none": pull(jnp.asarray(cotangent)), "mean": d_mean}
 
@@ -160,15 +198,21 @@ def _all_reductions(chunk_size, inputs, options, dtype):
 def _check_against_naive(options, chunk_size, dtype, tol, vocab=V):
   inputs = _lce_inputs(0, dtype, vocab)
   ((values, grads), (want_values, want_grads)), labels = _all_reductions(
-      chunk_size, inputs, options, dtype)
+    chunk_size, inputs, options, dtype
+  )
   for reduction in ("none", "sum", "mean"):
-    np.testing.assert_allclose(values[reduction], want_values[reduction],
-                               **tol, err_msg=reduction)
+    np.testing.assert_allclose(
+      values[reduction], want_values[reduction], **tol, err_msg=reduction
+    )
   for reduction in ("none", "mean"):
-    for arg, got, want in zip(("hidden", "weight", "bias", "cap"),
-                              grads[reduction], want_grads[reduction]):
-      np.testing.assert_allclose(got, want, **tol,
-                                 err_msg=f"{reduction} d/d{arg}")
+    for arg, got, want in zip(
+      ("hidden", "weight", "bias", "cap"),
+      grads[reduction],
+      want_grads[reduction],
+    ):
+      np.testing.assert_allclose(
+        got, want, **tol, err_msg=f"{reduction} d/d{arg}"
+      )
   # Every gradient that should be non-zero is.
   d_hidden, d_weight, d_bias, d_cap = grads["none"]
   assert np.all(np.abs(d_weight) > 0)
@@ -180,9 +224,15 @@ def _check_against_naive(options, chunk_size, dtype, tol, vocab=V):
   if options.get("where"):
     keep &= where
   expected = numpy_linear_cross_entropy(
-      hidden, weight, labels, bias if options.get("bias") else None, keep,
-      options.get("label_smoothing", 0.0), options.get("z_loss", 0.0),
-      options.get("logit_soft_cap"))
+    hidden,
+    weight,
+    labels,
+    bias if options.get("bias") else None,
+    keep,
+    options.get("label_smoothing", 0.0),
+    options.get("z_loss", 0.0),
+    options.get("logit_soft_cap"),
+  )
   np.testing.assert_allclose(values["none"], expected, **tol)
   np.testing.assert_allclose(values["sum"], expected.sum(), **tol)
   np.testing.assert_allclose(values["mean"], expected.sum() / keep.sum(), **tol)
@@ -191,6 +241,7 @@ def _check_against_naive(options, chunk_size, dtype, tol, vocab=V):
 
 # --------------------------------------------------------------------------- #
 # linear_cross_entropy: chunked vs naive
+
 
 @pytest.mark.parametrize("options", list(OPTIONS), ids=list(OPTIONS))
 def test_linear_cross_entropy_float64(x64, options):
@@ -217,15 +268,22 @@ def test_linear_cross_entropy_default_chunk_and_flat_tokens(x64):
   hidden, weight, bias, labels, _ = _lce_inputs(1, np.float64)
   labels = np.where(labels == IGNORE, 0, labels)
   assert js._sequence_linear.default_chunk_size(B * T, V) == V
-  full = js.linear_cross_entropy(hidden, weight, labels, bias=bias,
-                                 reduction="none")
-  flat = js.linear_cross_entropy(hidden.reshape(-1, D), weight,
-                                 labels.reshape(-1), bias=bias, chunk_size=4,
-                                 reduction="none")
+  full = js.linear_cross_entropy(
+    hidden, weight, labels, bias=bias, reduction="none"
+  )
+  flat = js.linear_cross_entropy(
+    hidden.reshape(-1, D),
+    weight,
+    labels.reshape(-1),
+    bias=bias,
+    chunk_size=4,
+    reduction="none",
+  )
   assert full.shape == (B, T) and flat.shape == (B * T,)
   np.testing.assert_allclose(flat, np.asarray(full).reshape(-1), **F64_TOL)
   np.testing.assert_allclose(
-      full, numpy_linear_cross_entropy(hidden, weight, labels, bias), **F64_TOL)
+    full, numpy_linear_cross_entropy(hidden, weight, labels, bias), **F64_TOL
+  )
 
 
 def test_default_chunk_size():
@@ -242,11 +300,13 @@ def test_linear_cross_entropy_masked_everything_is_zero_with_zero_grad():
   where = np.zeros((B, T), bool)
 
   def f(h, w):
-    return js.linear_cross_entropy(h, w, np.maximum(labels, 0), where=where,
-                                   chunk_size=4)
+    return js.linear_cross_entropy(
+      h, w, np.maximum(labels, 0), where=where, chunk_size=4
+    )
 
   value, (d_hidden, d_weight) = jax.value_and_grad(f, argnums=(0, 1))(
-      hidden, weight)
+    hidden, weight
+  )
   assert float(value) == 0.0
   assert not np.any(d_hidden) and not np.any(d_weight)
 
@@ -258,25 +318,29 @@ def test_linear_cross_entropy_weights_and_mean_over_valid_tokens(x64):
   weights = _rng(4).uniform(0.5, 2.0, size=(B, T))
   keep = (labels != IGNORE) & where
   per_token = numpy_linear_cross_entropy(hidden, weight, labels, keep=keep)
-  kwargs = dict(where=where, ignore_index=IGNORE, weights=weights,
-                chunk_size=4)
+  kwargs = dict(where=where, ignore_index=IGNORE, weights=weights, chunk_size=4)
   mean = js.linear_cross_entropy(hidden, weight, labels, **kwargs)
-  none = js.linear_cross_entropy(hidden, weight, labels, reduction="none",
-                                 **kwargs)
+  none = js.linear_cross_entropy(
+    hidden, weight, labels, reduction="none", **kwargs
+  )
   np.testing.assert_allclose(none, weights * per_token, **F64_TOL)
   np.testing.assert_allclose(
-      mean, np.sum(weights * per_token) / np.sum(weights * keep), **F64_TOL)
+    mean, np.sum(weights * per_token) / np.sum(weights * keep), **F64_TOL
+  )
 
 
 # --------------------------------------------------------------------------- #
 # linear_cross_entropy: memory
 
+
 def _temp_bytes(fn, tokens, dim, vocab):
   f32 = jnp.float32
-  args = (jax.ShapeDtypeStruct((tokens, dim), f32),
-          jax.ShapeDtypeStruct((dim, vocab), f32),
-          jax.ShapeDtypeStruct((vocab,), f32),
-          jax.ShapeDtypeStruct((tokens,), jnp.int32))
+  args = (
+    jax.ShapeDtypeStruct((tokens, dim), f32),
+    jax.ShapeDtypeStruct((dim, vocab), f32),
+    jax.ShapeDtypeStruct((vocab,), f32),
+    jax.ShapeDtypeStruct((tokens,), jnp.int32),
+  )
   step = jax.jit(jax.value_and_grad(fn, argnums=(0, 1, 2)))
   return step.lower(*args).compile().memory_analysis().temp_size_in_bytes
 
@@ -292,47 +356,59 @@ def test_linear_cross_entropy_temporary_memory_does_not_scale_with_vocab():
 
   def naive(h, w, b, y):
     return optax.losses.softmax_cross_entropy_with_integer_labels(
-        h @ w + b[None, :], y).mean()
+      h @ w + b[None, :], y
+    ).mean()
 
   def chunked(h, w, b, y):
-    return js.linear_cross_entropy(h, w, y, bias=b, chunk_size=128,
-                                   label_smoothing=0.1, z_loss=1e-4,
-                                   logit_soft_cap=30.0, ignore_index=0)
+    return js.linear_cross_entropy(
+      h,
+      w,
+      y,
+      bias=b,
+      chunk_size=128,
+      label_smoothing=0.1,
+      z_loss=1e-4,
+      logit_soft_cap=30.0,
+      ignore_index=0,
+    )
 
   logits_bytes = 4 * tokens * large
   growth = 4 * tokens * (large - small)
   assert _temp_bytes(naive, tokens, dim, large) >= logits_bytes
   chunked_small = _temp_bytes(chunked, tokens, dim, small)
   chunked_large = _temp_bytes(chunked, tokens, dim, large)
-  assert chunked_large - chunked_small < growth / 16, (chunked_small,
-                                                       chunked_large)
+  assert chunked_large - chunked_small < growth / 16, (
+    chunked_small,
+    chunked_large,
+  )
   assert chunked_large < logits_bytes / 8, chunked_large
 
 
 # --------------------------------------------------------------------------- #
 # linear_cross_entropy: errors
 
+
 def test_linear_cross_entropy_errors_name_the_loss_and_argument():
   hidden, weight, bias, labels, where = _lce_inputs(5, np.float32)
   labels = np.maximum(labels, 0)
   lce = js.linear_cross_entropy
   cases = [
-      (dict(weight=weight[:-1]), ValueError, r"`weight`.*\(5, '\*'\)"),
-      (dict(weight=weight[0]), ValueError, r"`weight` must have rank 2"),
-      (dict(labels=labels[:, :-1]), ValueError, r"`labels`.*\(2, 3\)"),
-      (dict(labels=labels.astype(np.float32)), TypeError, r"`labels`"),
-      (dict(hidden=hidden.astype(np.int32)), TypeError, r"`hidden`"),
-      (dict(bias=bias[:-1]), ValueError, r"`bias`.*\(11,\)"),
-      (dict(where=where[:, :1, None]), ValueError, r"`where`"),
-      (dict(where=where.astype(np.int32)), TypeError, r"`where`"),
-      (dict(reduction="avg"), ValueError, r"reduction='avg'"),
-      (dict(label_smoothing=1.5), ValueError, r"`label_smoothing`"),
-      (dict(z_loss=-1.0), ValueError, r"`z_loss`"),
-      (dict(logit_soft_cap=0.0), ValueError, r"`logit_soft_cap`"),
-      (dict(chunk_size=0), ValueError, r"`chunk_size`"),
-      (dict(chunk_size=True), ValueError, r"`chunk_size`"),
-      (dict(chunk_size=4.0), ValueError, r"`chunk_size`"),
-      (dict(ignore_index=np.array([1, 2])), ValueError, r"`ignore_index`"),
+    (dict(weight=weight[:-1]), ValueError, r"`weight`.*\(5, '\*'\)"),
+    (dict(weight=weight[0]), ValueError, r"`weight` must have rank 2"),
+    (dict(labels=labels[:, :-1]), ValueError, r"`labels`.*\(2, 3\)"),
+    (dict(labels=labels.astype(np.float32)), TypeError, r"`labels`"),
+    (dict(hidden=hidden.astype(np.int32)), TypeError, r"`hidden`"),
+    (dict(bias=bias[:-1]), ValueError, r"`bias`.*\(11,\)"),
+    (dict(where=where[:, :1, None]), ValueError, r"`where`"),
+    (dict(where=where.astype(np.int32)), TypeError, r"`where`"),
+    (dict(reduction="avg"), ValueError, r"reduction='avg'"),
+    (dict(label_smoothing=1.5), ValueError, r"`label_smoothing`"),
+    (dict(z_loss=-1.0), ValueError, r"`z_loss`"),
+    (dict(logit_soft_cap=0.0), ValueError, r"`logit_soft_cap`"),
+    (dict(chunk_size=0), ValueError, r"`chunk_size`"),
+    (dict(chunk_size=True), ValueError, r"`chunk_size`"),
+    (dict(chunk_size=4.0), ValueError, r"`chunk_size`"),
+    (dict(ignore_index=np.array([1, 2])), ValueError, r"`ignore_index`"),
   ]
   for change, error, pattern in cases:
     args = dict(hidden=hidden, weight=weight, labels=labels)
@@ -345,6 +421,7 @@ def test_linear_cross_entropy_errors_name_the_loss_and_argument():
 # --------------------------------------------------------------------------- #
 # CTC: float64 NumPy forward algorithm
 
+
 def numpy_ctc(logits, logit_paddings, labels, label_paddings, blank=0):
   """Per-sequence CTC negative log-likelihoods: the forward algorithm over
   the extended sequence ``blank, l1, blank, l2, …, blank`` on the unpadded
@@ -356,8 +433,9 @@ def numpy_ctc(logits, logit_paddings, labels, label_paddings, blank=0):
   back when it is a label different from the label two states back (a blank
   must separate two equal labels)."""
   losses = []
-  for x, frame_pad, y, label_pad in zip(np.float64(logits), logit_paddings,
-                                        labels, label_paddings):
+  for x, frame_pad, y, label_pad in zip(
+    np.float64(logits), logit_paddings, labels, label_paddings
+  ):
     log_p = x[frame_pad == 0]
     log_p = log_p - _np_lse(log_p)[:, None]
     y = list(y[label_pad == 0])
@@ -367,12 +445,14 @@ def numpy_ctc(logits, logit_paddings, labels, label_paddings, blank=0):
     alpha = np.full(len(ext), -np.inf)
     alpha[:2] = log_p[0, ext[:2]]
     for t in range(1, len(log_p)):
-      one_back = np.concatenate([[-np.inf], alpha])[:len(ext)]
-      two_back = np.where(skip, np.concatenate([[-np.inf] * 2, alpha])[:len(ext)],
-                          -np.inf)
+      one_back = np.concatenate([[-np.inf], alpha])[: len(ext)]
+      two_back = np.where(
+        skip, np.concatenate([[-np.inf] * 2, alpha])[: len(ext)], -np.inf
+      )
       with np.errstate(invalid="ignore"):  # logaddexp(-inf, -inf) = -inf
-        alpha = (np.logaddexp(np.logaddexp(alpha, one_back), two_back)
-                 + log_p[t, ext])
+        alpha = (
+          np.logaddexp(np.logaddexp(alpha, one_back), two_back) + log_p[t, ext]
+        )
     losses.append(-np.logaddexp.reduce(alpha[-2:] if y else alpha[-1:]))
   return np.array(losses)
 
@@ -401,11 +481,22 @@ def test_ctc_matches_numpy_forward_algorithm(x64):
   @jax.jit
   def run(cases):
     out = {}
-    for blank, (logits, logit_paddings, labels, label_paddings) in cases.items():
+    for blank, (
+      logits,
+      logit_paddings,
+      labels,
+      label_paddings,
+    ) in cases.items():
       out[blank] = [
-          js.ctc_loss(logits.astype(dtype), logit_paddings.astype(dtype),
-                      labels, label_paddings.astype(dtype), blank_id=blank)
-          for dtype in (jnp.float64, jnp.float32)]
+        js.ctc_loss(
+          logits.astype(dtype),
+          logit_paddings.astype(dtype),
+          labels,
+          label_paddings.astype(dtype),
+          blank_id=blank,
+        )
+        for dtype in (jnp.float64, jnp.float32)
+      ]
     return out
 
   for blank, (got64, got32) in run(cases).items():
@@ -428,8 +519,9 @@ def test_ctc_small_cases_by_hand(x64):
   # (6); "": _ _ _ (1).
   counts = np.array([5, 1, 6, 1])
   got = js.ctc_loss(logits, np.zeros((4, frames)), labels, label_paddings)
-  np.testing.assert_allclose(got, frames * np.log(K) - np.log(counts),
-                             rtol=1e-12)
+  np.testing.assert_allclose(
+    got, frames * np.log(K) - np.log(counts), rtol=1e-12
+  )
 
 
 def test_ctc_gradient_matches_numerical_gradient_of_numpy_reference(x64):
@@ -438,18 +530,25 @@ def test_ctc_gradient_matches_numerical_gradient_of_numpy_reference(x64):
   target ("1 1" in two frames: a blank must separate the repeats) has a
   large finite value, of order -log_epsilon, where the exact one is inf, and
   a finite gradient."""
-  logits, logit_paddings, _, _ = _ctc_inputs(1, blank=2, frames=4, classes=4,
-                                             max_labels=2)
+  logits, logit_paddings, _, _ = _ctc_inputs(
+    1, blank=2, frames=4, classes=4, max_labels=2
+  )
   labels = np.array([[0, 0], [1, 3], [3, 1], [0, 1]], np.int32)
   label_paddings = np.array([[0, 0], [0, 1], [0, 0], [1, 1]], np.float64)
-  infeasible = (logits[:1, :2], np.zeros((1, 2)), np.array([[1, 1]]),
-                np.zeros((1, 2)))
+  infeasible = (
+    logits[:1, :2],
+    np.zeros((1, 2)),
+    np.array([[1, 1]]),
+    np.zeros((1, 2)),
+  )
 
   @jax.jit
   def run(x, y):
     total = lambda x, *a: js.ctc_loss(x, *a, blank_id=2, reduction="sum")
-    return (jax.grad(total)(x, logit_paddings, labels, label_paddings),
-            jax.value_and_grad(total)(y, *infeasible[1:]))
+    return (
+      jax.grad(total)(x, logit_paddings, labels, label_paddings),
+      jax.value_and_grad(total)(y, *infeasible[1:]),
+    )
 
   grad, (large, grad_infeasible) = run(logits, infeasible[0])
   assert np.all(np.isfinite(grad))
@@ -459,8 +558,8 @@ def test_ctc_gradient_matches_numerical_gradient_of_numpy_reference(x64):
     up[index] += step
     down[index] -= step
     numerical[index] = (
-        numpy_ctc(up, logit_paddings, labels, label_paddings, 2).sum()
-        - numpy_ctc(down, logit_paddings, labels, label_paddings, 2).sum()
+      numpy_ctc(up, logit_paddings, labels, label_paddings, 2).sum()
+      - numpy_ctc(down, logit_paddings, labels, label_paddings, 2).sum()
     ) / (2 * step)
   np.testing.assert_allclose(grad, numerical, rtol=1e-6, atol=1e-7)
   assert not np.any(grad[logit_paddings == 1])
@@ -481,34 +580,42 @@ def test_ctc_equals_optax_and_forward_probs(x64):
   def run(logits, log_epsilon):
     out = {}
     for dtype in ("float32", "float64"):
-      args = (logits.astype(dtype), logit_paddings.astype(dtype), labels,
-              label_paddings.astype(dtype))
+      args = (
+        logits.astype(dtype),
+        logit_paddings.astype(dtype),
+        labels,
+        label_paddings.astype(dtype),
+      )
       kwargs = dict(blank_id=1, log_epsilon=log_epsilon)
       out[dtype] = dict(
-          ours=js.ctc_loss(*args, **kwargs),
-          probs=js.ctc_loss_with_forward_probs(*args, **kwargs),
-          mean=js.ctc_loss_with_forward_probs(*args, **kwargs, where=where,
-                                              reduction="mean"),
-          optax=optax.losses.ctc_loss(*args, **kwargs),
-          optax_probs=optax.losses.ctc_loss_with_forward_probs(*args,
-                                                               **kwargs))
+        ours=js.ctc_loss(*args, **kwargs),
+        probs=js.ctc_loss_with_forward_probs(*args, **kwargs),
+        mean=js.ctc_loss_with_forward_probs(
+          *args, **kwargs, where=where, reduction="mean"
+        ),
+        optax=optax.losses.ctc_loss(*args, **kwargs),
+        optax_probs=optax.losses.ctc_loss_with_forward_probs(*args, **kwargs),
+      )
     return out
 
   lengths = (label_paddings == 0).sum(1)
   for dtype, out in run(logits, -1e4).items():
-    np.testing.assert_array_equal(out["ours"],
-                                  np.asarray(out["optax"]).astype(dtype))
+    np.testing.assert_array_equal(
+      out["ours"], np.asarray(out["optax"]).astype(dtype)
+    )
     for a, b in zip(out["probs"], out["optax_probs"]):
       assert a.dtype == dtype
       np.testing.assert_array_equal(a, np.asarray(b).astype(dtype))
     loss, blank, label = out["probs"]
     assert blank.shape == (6, 4, 4) and label.shape == (6, 4, 3)
     np.testing.assert_array_equal(loss, out["ours"])
-    np.testing.assert_allclose(loss, -blank[-1, np.arange(4), lengths],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+      loss, -blank[-1, np.arange(4), lengths], rtol=1e-6
+    )
     mean, blank_where, label_where = out["mean"]
-    np.testing.assert_allclose(mean, np.mean(np.asarray(loss)[where]),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+      mean, np.mean(np.asarray(loss)[where]), rtol=1e-6
+    )
     np.testing.assert_array_equal(blank_where, blank)
     np.testing.assert_array_equal(label_where, label)
 
@@ -522,33 +629,47 @@ def test_ctc_reduction_where_weights_contract(x64):
 
   @jax.jit
   def run(logits):
-    loss = functools.partial(js.ctc_loss, logits, logit_paddings, labels,
-                             label_paddings)
+    loss = functools.partial(
+      js.ctc_loss, logits, logit_paddings, labels, label_paddings
+    )
     return dict(
-        sum=loss(reduction="sum"), mean=loss(reduction="mean"),
-        none=loss(where=where, weights=weights),
-        weighted_mean=loss(where=where, weights=weights, reduction="mean"),
-        torch_mean=loss(weights=1 / lengths, reduction="batchmean"))
+      sum=loss(reduction="sum"),
+      mean=loss(reduction="mean"),
+      none=loss(where=where, weights=weights),
+      weighted_mean=loss(where=where, weights=weights, reduction="mean"),
+      torch_mean=loss(weights=1 / lengths, reduction="batchmean"),
+    )
 
   out, tol = run(logits), dict(rtol=1e-10)
   np.testing.assert_allclose(out["sum"], per_sequence.sum(), **tol)
   np.testing.assert_allclose(out["mean"], per_sequence.mean(), **tol)
-  np.testing.assert_allclose(out["none"],
-                             np.where(where, weights * per_sequence, 0), **tol)
   np.testing.assert_allclose(
-      out["weighted_mean"],
-      np.sum((weights * per_sequence)[where]) / np.sum(weights[where]), **tol)
+    out["none"], np.where(where, weights * per_sequence, 0), **tol
+  )
+  np.testing.assert_allclose(
+    out["weighted_mean"],
+    np.sum((weights * per_sequence)[where]) / np.sum(weights[where]),
+    **tol,
+  )
   # torch's reduction="mean": each sequence divided by its target length.
-  np.testing.assert_allclose(out["torch_mean"],
-                             np.mean(per_sequence / lengths), **tol)
+  np.testing.assert_allclose(
+    out["torch_mean"], np.mean(per_sequence / lengths), **tol
+  )
 
 
 def test_ctc_errors_name_the_loss_and_argument():
   logits, logit_paddings, labels, label_paddings = _ctc_inputs(6)
-  args = (np.float32(logits), np.float32(logit_paddings), labels,
-          np.float32(label_paddings))
-  with pytest.raises(ValueError, match=r"ctc_loss: argument `logits` must "
-                     "have rank 3"):
+  args = (
+    np.float32(logits),
+    np.float32(logit_paddings),
+    labels,
+    np.float32(label_paddings),
+  )
+  with pytest.raises(
+    ValueError,
+    match=r"ctc_loss: argument `logits` must "
+    "have rank 3",
+  ):
     js.ctc_loss(args[0][0], *args[1:])
   with pytest.raises(ValueError, match=r"ctc_loss: argument `logit_paddings`"):
     js.ctc_loss(args[0], args[1][:, :-1], *args[2:])
@@ -561,6 +682,9 @@ def test_ctc_errors_name_the_loss_and_argument():
   for blank in (5, -1, 1.0, True):
     with pytest.raises(ValueError, match=r"ctc_loss: `blank_id`"):
       js.ctc_loss(*args, blank_id=blank)
-  with pytest.raises(ValueError, match=r"ctc_loss_with_forward_probs: unknown "
-                     "reduction"):
+  with pytest.raises(
+    ValueError,
+    match=r"ctc_loss_with_forward_probs: unknown "
+    "reduction",
+  ):
     js.ctc_loss_with_forward_probs(*args, reduction="avg")

@@ -10,16 +10,23 @@ from jaxloss import testing
 from jaxloss._core import checks
 
 
-def good_loss(predictions, targets, *, where=None, weights=None, reduction="none"):
+def good_loss(
+  predictions, targets, *, where=None, weights=None, reduction="none"
+):
   predictions, targets = checks.same_shape_floats(
-      "good_loss", predictions=predictions, targets=targets)
+    "good_loss", predictions=predictions, targets=targets
+  )
   values = jnp.sum(jnp.square(predictions - targets), axis=-1)
-  return jaxloss.reduce(values, reduction, weights=weights, where=where, name="good_loss")
+  return jaxloss.reduce(
+    values, reduction, weights=weights, where=where, name="good_loss"
+  )
 
 
 def _inputs(rng, n):
-  return (rng.normal(size=(n, 3)).astype(np.float32),
-          rng.normal(size=(n, 3)).astype(np.float32)), {}
+  return (
+    rng.normal(size=(n, 3)).astype(np.float32),
+    rng.normal(size=(n, 3)).astype(np.float32),
+  ), {}
 
 
 def _edge():
@@ -28,48 +35,65 @@ def _edge():
 
 
 def _case(fn, **kw):
-  return testing.LossCase(fn, _inputs, float_args=(0, 1), edge_inputs=_edge, **kw)
+  return testing.LossCase(
+    fn, _inputs, float_args=(0, 1), edge_inputs=_edge, **kw
+  )
 
 
 def test_a_correct_loss_passes_every_property():
   testing.check_loss(_case(good_loss))
 
 
-def ignores_where(predictions, targets, *, where=None, weights=None, reduction="none"):
+def ignores_where(
+  predictions, targets, *, where=None, weights=None, reduction="none"
+):
   return good_loss(predictions, targets, weights=weights, reduction=reduction)
 
 
-def nan_gradient_at_zero(predictions, targets, *, where=None, weights=None,
-                         reduction="none"):
+def nan_gradient_at_zero(
+  predictions, targets, *, where=None, weights=None, reduction="none"
+):
   predictions, targets = checks.same_shape_floats(
-      "nan_gradient_at_zero", predictions=predictions, targets=targets)
+    "nan_gradient_at_zero", predictions=predictions, targets=targets
+  )
   values = jnp.linalg.norm(predictions - targets, axis=-1)
   return jaxloss.reduce(values, reduction, weights=weights, where=where)
 
 
-def no_upcast(predictions, targets, *, where=None, weights=None, reduction="none"):
-  values = jnp.sum(jnp.square(jnp.asarray(predictions) - jnp.asarray(targets)), -1)
+def no_upcast(
+  predictions, targets, *, where=None, weights=None, reduction="none"
+):
+  values = jnp.sum(
+    jnp.square(jnp.asarray(predictions) - jnp.asarray(targets)), -1
+  )
   return jaxloss.reduce(values, reduction, weights=weights, where=where)
 
 
-def promotes_to_float64(predictions, targets, *, where=None, weights=None,
-                        reduction="none"):
+def promotes_to_float64(
+  predictions, targets, *, where=None, weights=None, reduction="none"
+):
   predictions, targets = checks.same_shape_floats(
-      "promotes_to_float64", predictions=predictions, targets=targets)
+    "promotes_to_float64", predictions=predictions, targets=targets
+  )
   values = jnp.sum(jnp.square(predictions - targets), -1) * np.float64(1.0)
   return jaxloss.reduce(values, reduction, weights=weights, where=where)
 
 
-def broadcasts_silently(predictions, targets, *, where=None, weights=None,
-                        reduction="none"):
-  predictions = checks.as_float("broadcasts_silently", "predictions", predictions)
+def broadcasts_silently(
+  predictions, targets, *, where=None, weights=None, reduction="none"
+):
+  predictions = checks.as_float(
+    "broadcasts_silently", "predictions", predictions
+  )
   targets = checks.as_float("broadcasts_silently", "targets", targets)
   with jax.numpy_rank_promotion("allow"):
     values = jnp.sum(jnp.square(predictions - targets[:1]), -1)
   return jaxloss.reduce(values, reduction, weights=weights, where=where)
 
 
-def wrong_mean(predictions, targets, *, where=None, weights=None, reduction="none"):
+def wrong_mean(
+  predictions, targets, *, where=None, weights=None, reduction="none"
+):
   values = good_loss(predictions, targets, where=where, weights=weights)
   if reduction == "mean":
     return jnp.sum(values) / values.shape[0]
@@ -81,17 +105,24 @@ def _square(x):
   return x * x
 
 
-_square.defjvp(lambda primals, tangents: (primals[0] ** 2, 3 * primals[0] * tangents[0]))
+_square.defjvp(
+  lambda primals, tangents: (primals[0] ** 2, 3 * primals[0] * tangents[0])
+)
 
 
-def wrong_gradient(predictions, targets, *, where=None, weights=None, reduction="none"):
+def wrong_gradient(
+  predictions, targets, *, where=None, weights=None, reduction="none"
+):
   predictions, targets = checks.same_shape_floats(
-      "wrong_gradient", predictions=predictions, targets=targets)
+    "wrong_gradient", predictions=predictions, targets=targets
+  )
   values = jnp.sum(_square(predictions - targets), axis=-1)
   return jaxloss.reduce(values, reduction, weights=weights, where=where)
 
 
-@pytest.mark.parametrize("fn,prop", [
+@pytest.mark.parametrize(
+  "fn,prop",
+  [
     (ignores_where, "where_is_slicing"),
     (nan_gradient_at_zero, "edge_cases"),
     (no_upcast, "bfloat16"),
@@ -99,7 +130,8 @@ def wrong_gradient(predictions, targets, *, where=None, weights=None, reduction=
     (broadcasts_silently, "errors"),
     (wrong_mean, "reductions"),
     (wrong_gradient, "gradients"),
-])
+  ],
+)
 def test_a_broken_loss_fails_its_property(fn, prop):
   with pytest.raises(AssertionError):
     testing.PROPERTIES[prop](_case(fn))

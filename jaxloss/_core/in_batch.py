@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
-from jaxloss._core import checks, numerics
-from jaxloss._core import online_softmax
+from jaxloss._core import checks, numerics, online_softmax
 
 _TORCH_NORMALIZE_EPS = 1e-12
 SIMILARITIES = ("cosine", "dot")  # the `similarity` option of in-batch losses
@@ -40,13 +39,14 @@ SIMILARITIES = ("cosine", "dot")  # the `similarity` option of in-batch losses
 StatsFn = Callable[..., online_softmax.Stats]
 
 
-def local_stats(chunk_size: Optional[int]) -> StatsFn:
+def local_stats(chunk_size: int | None) -> StatsFn:
   """The ``stats`` function of one device: dense, or chunked by ``chunk_size``."""
   return functools.partial(online_softmax.stats, chunk_size=chunk_size)
 
 
 # --------------------------------------------------------------------------- #
 # inputs
+
 
 def example_mask(name: str, where, shape) -> jax.Array:
   """The per-example mask (all ``True`` without ``where``)."""
@@ -79,8 +79,13 @@ def infonce_inputs(name: str, anchors, positives, negatives):
   checks.rank(name, "negatives", negatives, {2, 3})
   batch, dim = anchors.shape
   if negatives.ndim == 3:
-    checks.shape(name, "negatives", negatives, (batch, None, dim),
-                 "[batch, k, dim] per anchor")
+    checks.shape(
+      name,
+      "negatives",
+      negatives,
+      (batch, None, dim),
+      "[batch, k, dim] per anchor",
+    )
   else:
     checks.shape(name, "negatives", negatives, (None, dim), "[m, dim] shared")
   return anchors, positives, negatives
@@ -90,11 +95,13 @@ def retrieval_inputs(name, anchors, positives, negatives):
   """Checked ``[batch, dim]`` anchors and positives, and negatives as
   ``[batch, k, dim]`` (or ``None``), all of one float dtype."""
   if negatives is None:
-    anchors, positives = checks.floats(name, anchors=anchors,
-                                       positives=positives)
+    anchors, positives = checks.floats(
+      name, anchors=anchors, positives=positives
+    )
   else:
     anchors, positives, negatives = checks.floats(
-        name, anchors=anchors, positives=positives, negatives=negatives)
+      name, anchors=anchors, positives=positives, negatives=negatives
+    )
   checks.rank(name, "anchors", anchors, 2)
   checks.same_shape(name, anchors=anchors, positives=positives)
   if negatives is None:
@@ -102,8 +109,9 @@ def retrieval_inputs(name, anchors, positives, negatives):
   batch, dim = anchors.shape
   checks.rank(name, "negatives", negatives, {2, 3})
   expected = (batch, dim) if negatives.ndim == 2 else (batch, None, dim)
-  checks.shape(name, "negatives", negatives, expected,
-               "[batch, dim] or [batch, k, dim]")
+  checks.shape(
+    name, "negatives", negatives, expected, "[batch, dim] or [batch, k, dim]"
+  )
   return anchors, positives, negatives.reshape(batch, -1, dim)
 
 
@@ -117,6 +125,7 @@ def torch_unit(x: jax.Array) -> jax.Array:
 # --------------------------------------------------------------------------- #
 # chunk functions (see online_softmax): one column chunk of the logits
 
+
 def unit(x: jax.Array) -> jax.Array:
   """L2-normalised rows; a zero vector stays zero, with a finite gradient."""
   return numerics.safe_divide(x, numerics.safe_norm(x, axis=-1, keepdims=True))
@@ -127,8 +136,9 @@ def similarities(rows, columns) -> online_softmax.Chunk:
   logits = jnp.matmul(rows["x"], columns["x"].T) * rows["scale"]
   if "bias" in rows:
     logits = logits + rows["bias"]
-  return online_softmax.Chunk(logits,
-                              rows["keep"][:, None] & columns["keep"][None, :])
+  return online_softmax.Chunk(
+    logits, rows["keep"][:, None] & columns["keep"][None, :]
+  )
 
 
 def _same(rows, columns, key: str) -> jax.Array:
@@ -151,15 +161,26 @@ def supervised_pairs(rows, columns) -> online_softmax.Chunk:
   mask = chunk.mask & ~_same(rows, columns, "index")
   positive = mask & _same(rows, columns, "label")
   return online_softmax.Chunk(
-      chunk.logits, mask, (jnp.where(positive, chunk.logits, 0),
-                           positive.astype(chunk.logits.dtype)))
+    chunk.logits,
+    mask,
+    (jnp.where(positive, chunk.logits, 0), positive.astype(chunk.logits.dtype)),
+  )
 
 
 # --------------------------------------------------------------------------- #
 # per-example values of each loss
 
-def infonce_values(anchors, positives, negatives, temperature, keep, *,
-                   similarity: str, stats: StatsFn) -> jax.Array:
+
+def infonce_values(
+  anchors,
+  positives,
+  negatives,
+  temperature,
+  keep,
+  *,
+  similarity: str,
+  stats: StatsFn,
+) -> jax.Array:
   """``[batch]`` InfoNCE values; shared ``[m, dim]`` negatives are extra
   columns (never masked), per-anchor ``[batch, k, dim]`` ones are dense."""
   if similarity == "cosine":
@@ -168,9 +189,10 @@ def infonce_values(anchors, positives, negatives, temperature, keep, *,
   inverse = 1 / temperature.astype(anchors.dtype)
   columns = {"x": positives, "keep": keep}
   if negatives is not None and negatives.ndim == 2:  # shared: more columns.
-    columns = {"x": jnp.concatenate([positives, negatives]),
-               "keep": jnp.concatenate(
-                   [keep, jnp.ones(negatives.shape[:1], bool)])}
+    columns = {
+      "x": jnp.concatenate([positives, negatives]),
+      "keep": jnp.concatenate([keep, jnp.ones(negatives.shape[:1], bool)]),
+    }
   rows = {"x": anchors, "scale": inverse, "keep": keep}
   lse = stats(similarities, rows, columns).row_lse
   if negatives is not None and negatives.ndim == 3:  # per anchor: dense.
@@ -179,44 +201,71 @@ def infonce_values(anchors, positives, negatives, temperature, keep, *,
   return lse - jnp.sum(anchors * positives, axis=1) * inverse
 
 
-def clip_values(images, texts, temperature, keep, *, normalize: bool,
-                stats: StatsFn) -> jax.Array:
+def clip_values(
+  images, texts, temperature, keep, *, normalize: bool, stats: StatsFn
+) -> jax.Array:
   """``[batch]`` CLIP values: the mean of each pair's two cross-entropies."""
   if normalize:
     images, texts = unit(images), unit(texts)
   inverse = 1 / temperature.astype(images.dtype)
-  result = stats(similarities, {"x": images, "scale": inverse, "keep": keep},
-                 {"x": texts, "keep": keep}, col_lse=True)
+  result = stats(
+    similarities,
+    {"x": images, "scale": inverse, "keep": keep},
+    {"x": texts, "keep": keep},
+    col_lse=True,
+  )
   diagonal = jnp.sum(images * texts, axis=1) * inverse
   return (result.row_lse + result.col_lse) / 2 - diagonal
 
 
-def siglip_values(images, texts, scale, bias, keep, *, normalize: bool,
-                  stats: StatsFn, start=0) -> jax.Array:
+def siglip_values(
+  images, texts, scale, bias, keep, *, normalize: bool, stats: StatsFn, start=0
+) -> jax.Array:
   """``[batch]`` SigLIP values: each image's row of pair terms, summed."""
   if normalize:
     images, texts = unit(images), unit(texts)
   index = start + jnp.arange(images.shape[0])
-  rows = {"x": images, "keep": keep, "index": index,
-          "scale": scale.astype(images.dtype), "bias": bias.astype(images.dtype)}
-  result = stats(sigmoid_pairs, rows,
-                 {"x": texts, "keep": keep, "index": index}, row_lse=False)
+  rows = {
+    "x": images,
+    "keep": keep,
+    "index": index,
+    "scale": scale.astype(images.dtype),
+    "bias": bias.astype(images.dtype),
+  }
+  result = stats(
+    sigmoid_pairs,
+    rows,
+    {"x": texts, "keep": keep, "index": index},
+    row_lse=False,
+  )
   return result.row_sums
 
 
-def supervised_values(embeddings, labels, temperature, base_temperature, keep,
-                      *, stats: StatsFn, start=0):
+def supervised_values(
+  embeddings,
+  labels,
+  temperature,
+  base_temperature,
+  keep,
+  *,
+  stats: StatsFn,
+  start=0,
+):
   """SupCon values ``[batch]`` or ``[batch, views]``, and the mask to reduce
   them with (``keep`` without the anchors that have no positive)."""
   dtype = embeddings.dtype
   shape = embeddings.shape[:-1]  # [batch] or [batch, views]: one anchor each.
   temperature = temperature.astype(dtype)
   labels = jnp.broadcast_to(
-      labels.reshape(labels.shape + (1,) * (len(shape) - 1)), shape)
+    labels.reshape(labels.shape + (1,) * (len(shape) - 1)), shape
+  )
   views_per_example = math.prod(shape[1:])
-  views = {"x": embeddings.reshape(keep.size, -1), "keep": keep.reshape(-1),
-           "label": labels.reshape(-1),
-           "index": start * views_per_example + jnp.arange(keep.size)}
+  views = {
+    "x": embeddings.reshape(keep.size, -1),
+    "keep": keep.reshape(-1),
+    "label": labels.reshape(-1),
+    "index": start * views_per_example + jnp.arange(keep.size),
+  }
   result = stats(supervised_pairs, {**views, "scale": 1 / temperature}, views)
   positive_sum, count = result.row_sums
   factor = temperature / base_temperature.astype(dtype)

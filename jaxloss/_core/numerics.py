@@ -61,8 +61,9 @@ def log1mexp(x: jax.Array) -> jax.Array:
   near_zero = x > -jnp.log(2.0)
   safe_near = jnp.where(near_zero, x, -1.0)
   safe_far = jnp.where(near_zero, -1.0, x)
-  return jnp.where(near_zero, jnp.log(-jnp.expm1(safe_near)),
-                   jnp.log1p(-jnp.exp(safe_far)))
+  return jnp.where(
+    near_zero, jnp.log(-jnp.expm1(safe_near)), jnp.log1p(-jnp.exp(safe_far))
+  )
 
 
 def log_sigmoid_pair(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -70,8 +71,9 @@ def log_sigmoid_pair(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
   return jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits)
 
 
-def masked_log_softmax(logits: jax.Array, axis: int,
-                       element_mask: jax.Array | None) -> jax.Array:
+def masked_log_softmax(
+  logits: jax.Array, axis: int, element_mask: jax.Array | None
+) -> jax.Array:
   """``log_softmax`` over the unmasked elements of ``axis``; masked entries 0.
 
   A fully masked row gives zeros with a finite gradient (``jax.nn.log_softmax``

@@ -30,7 +30,8 @@ run their own loop (e.g. over the devices of a ring).
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -48,7 +49,7 @@ class Chunk(NamedTuple):
   """
 
   logits: jax.Array
-  mask: Optional[jax.Array] = None
+  mask: jax.Array | None = None
   terms: Any = ()
 
 
@@ -64,9 +65,9 @@ class Stats(NamedTuple):
       (0 for a column with none), or ``None`` if not asked for.
   """
 
-  row_lse: Optional[jax.Array]
+  row_lse: jax.Array | None
   row_sums: Any
-  col_lse: Optional[jax.Array]
+  col_lse: jax.Array | None
 
 
 ChunkFn = Callable[[Any, Any], Chunk]
@@ -75,8 +76,10 @@ ChunkFn = Callable[[Any, Any], Chunk]
 # --------------------------------------------------------------------------- #
 # masked and online log-sum-exp
 
-def masked_logsumexp(logits: jax.Array, mask: Optional[jax.Array],
-                     axis: int) -> jax.Array:
+
+def masked_logsumexp(
+  logits: jax.Array, mask: jax.Array | None, axis: int
+) -> jax.Array:
   """``logsumexp`` over the unmasked entries of ``axis``; 0 where there are none.
 
   Values and gradients are finite for any finite ``logits`` (masked entries
@@ -89,9 +92,11 @@ def masked_logsumexp(logits: jax.Array, mask: Optional[jax.Array],
   peak = jax.lax.stop_gradient(jnp.where(jnp.isfinite(peak), peak, 0))
   total = jnp.sum(jnp.exp(filled - peak), axis=axis)
   nonempty = total > 0
-  return jnp.where(nonempty,
-                   jnp.log(jnp.where(nonempty, total, 1)) + jnp.squeeze(peak, axis),
-                   0)
+  return jnp.where(
+    nonempty,
+    jnp.log(jnp.where(nonempty, total, 1)) + jnp.squeeze(peak, axis),
+    0,
+  )
 
 
 class LseState(NamedTuple):
@@ -106,14 +111,16 @@ def init(shape, dtype) -> LseState:
   return LseState(jnp.full(shape, -jnp.inf, dtype), jnp.zeros(shape, dtype))
 
 
-def update(state: LseState, logits: jax.Array, mask: jax.Array,
-           axis: int = -1) -> LseState:
+def update(
+  state: LseState, logits: jax.Array, mask: jax.Array, axis: int = -1
+) -> LseState:
   """Folds the unmasked entries of ``logits`` along ``axis`` into ``state``."""
   filled = jnp.where(mask, logits, -jnp.inf)
   peak = jnp.maximum(state.peak, jnp.max(filled, axis=axis))
   shift = jnp.where(jnp.isfinite(peak), peak, 0)
-  total = (state.total * jnp.exp(state.peak - shift)
-           + jnp.sum(jnp.exp(filled - jnp.expand_dims(shift, axis)), axis=axis))
+  total = state.total * jnp.exp(state.peak - shift) + jnp.sum(
+    jnp.exp(filled - jnp.expand_dims(shift, axis)), axis=axis
+  )
   return LseState(peak, total)
 
 
@@ -121,19 +128,22 @@ def merge(a: LseState, b: LseState) -> LseState:
   """The state of the union of two sets of entries."""
   peak = jnp.maximum(a.peak, b.peak)
   shift = jnp.where(jnp.isfinite(peak), peak, 0)
-  return LseState(peak, a.total * jnp.exp(a.peak - shift)
-                  + b.total * jnp.exp(b.peak - shift))
+  return LseState(
+    peak, a.total * jnp.exp(a.peak - shift) + b.total * jnp.exp(b.peak - shift)
+  )
 
 
 def finish(state: LseState) -> jax.Array:
   """The log-sum-exp of the entries folded in; 0 where there were none."""
   nonempty = state.total > 0
-  return jnp.where(nonempty,
-                   jnp.log(jnp.where(nonempty, state.total, 1)) + state.peak, 0)
+  return jnp.where(
+    nonempty, jnp.log(jnp.where(nonempty, state.total, 1)) + state.peak, 0
+  )
 
 
-def softmax_cotangent(logits: jax.Array, mask: jax.Array, state: LseState,
-                      cotangent: jax.Array) -> jax.Array:
+def softmax_cotangent(
+  logits: jax.Array, mask: jax.Array, state: LseState, cotangent: jax.Array
+) -> jax.Array:
   """``cotangent · ∂lse/∂logits = cotangent · softmax`` over unmasked entries.
 
   ``state`` (the log-sum-exp's final :class:`LseState`) and ``cotangent``
@@ -150,19 +160,34 @@ def softmax_cotangent(logits: jax.Array, mask: jax.Array, state: LseState,
 # --------------------------------------------------------------------------- #
 # the two paths
 
-def dense(chunk_fn: ChunkFn, rows, columns, *, row_lse: bool = True,
-          col_lse: bool = False) -> Stats:
+
+def dense(
+  chunk_fn: ChunkFn,
+  rows,
+  columns,
+  *,
+  row_lse: bool = True,
+  col_lse: bool = False,
+) -> Stats:
   """:class:`Stats` from the whole ``[rows, columns]`` matrix (plain autodiff)."""
   chunk = chunk_fn(rows, columns)
   mask = _full_mask(chunk, None)
   return Stats(
-      masked_logsumexp(chunk.logits, mask, axis=1) if row_lse else None,
-      jax.tree.map(lambda t: jnp.sum(t, axis=1), chunk.terms),
-      masked_logsumexp(chunk.logits, mask, axis=0) if col_lse else None)
+    masked_logsumexp(chunk.logits, mask, axis=1) if row_lse else None,
+    jax.tree.map(lambda t: jnp.sum(t, axis=1), chunk.terms),
+    masked_logsumexp(chunk.logits, mask, axis=0) if col_lse else None,
+  )
 
 
-def chunked(chunk_fn: ChunkFn, rows, columns, *, chunk_size: int,
-            row_lse: bool = True, col_lse: bool = False) -> Stats:
+def chunked(
+  chunk_fn: ChunkFn,
+  rows,
+  columns,
+  *,
+  chunk_size: int,
+  row_lse: bool = True,
+  col_lse: bool = False,
+) -> Stats:
   """:class:`Stats` computed ``chunk_size`` columns at a time.
 
   Same value and gradients as :func:`dense`, but only one ``[rows,
@@ -177,46 +202,78 @@ def chunked(chunk_fn: ChunkFn, rows, columns, *, chunk_size: int,
   @jax.custom_vjp
   def scan(row_float, row_other, col_float, col_other, valid):
     problem = blocked._replace(row_other=row_other, valid=valid)
-    return finish_stats(*problem.forward(row_float, col_float, col_other,
-                                         row_lse=row_lse, col_lse=col_lse))
+    return finish_stats(
+      *problem.forward(
+        row_float, col_float, col_other, row_lse=row_lse, col_lse=col_lse
+      )
+    )
 
   def scan_fwd(row_float, row_other, col_float, col_other, valid):
     problem = blocked._replace(row_other=row_other, valid=valid)
-    row, sums, col = problem.forward(row_float, col_float, col_other,
-                                     row_lse=row_lse, col_lse=col_lse)
+    row, sums, col = problem.forward(
+      row_float, col_float, col_other, row_lse=row_lse, col_lse=col_lse
+    )
     residuals = (row_float, row_other, col_float, col_other, valid, row, col)
     return finish_stats(row, sums, col), residuals
 
   def scan_bwd(residuals, cotangents):
     row_float, row_other, col_float, col_other, valid, row, col = residuals
     problem = blocked._replace(row_other=row_other, valid=valid)
-    d_row, d_col = problem.backward(row_float, col_float, col_other, row, col,
-                                    *cotangents)
-    return (d_row, [None] * len(row_other), d_col, [None] * len(col_other),
-            None)
+    d_row, d_col = problem.backward(
+      row_float, col_float, col_other, row, col, *cotangents
+    )
+    return (
+      d_row,
+      [None] * len(row_other),
+      d_col,
+      [None] * len(col_other),
+      None,
+    )
 
   scan.defvjp(scan_fwd, scan_bwd)
-  row, sums, col = scan(blocked.row_float, blocked.row_other, blocked.col_float,
-                        blocked.col_other, blocked.valid)
+  row, sums, col = scan(
+    blocked.row_float,
+    blocked.row_other,
+    blocked.col_float,
+    blocked.col_other,
+    blocked.valid,
+  )
   return Stats(row, sums, blocked.unblock(col))
 
 
-def stats(chunk_fn: ChunkFn, rows, columns, *, chunk_size: Optional[int] = None,
-          row_lse: bool = True, col_lse: bool = False) -> Stats:
+def stats(
+  chunk_fn: ChunkFn,
+  rows,
+  columns,
+  *,
+  chunk_size: int | None = None,
+  row_lse: bool = True,
+  col_lse: bool = False,
+) -> Stats:
   """:func:`dense` when ``chunk_size`` is ``None``, else :func:`chunked`."""
   if chunk_size is None:
     return dense(chunk_fn, rows, columns, row_lse=row_lse, col_lse=col_lse)
-  return chunked(chunk_fn, rows, columns, chunk_size=chunk_size,
-                 row_lse=row_lse, col_lse=col_lse)
+  return chunked(
+    chunk_fn,
+    rows,
+    columns,
+    chunk_size=chunk_size,
+    row_lse=row_lse,
+    col_lse=col_lse,
+  )
 
 
 # --------------------------------------------------------------------------- #
 # the scan over column chunks, forward and backward
 
-def finish_stats(row: Optional[LseState], sums, col: Optional[LseState]):
+
+def finish_stats(row: LseState | None, sums, col: LseState | None):
   """``(row_lse, row_sums, col_lse)`` from the running states."""
-  return (None if row is None else finish(row), sums,
-          None if col is None else finish(col))
+  return (
+    None if row is None else finish(row),
+    sums,
+    None if col is None else finish(col),
+  )
 
 
 class Blocked(NamedTuple):
@@ -241,26 +298,34 @@ class Blocked(NamedTuple):
   num_columns: int
 
   @classmethod
-  def build(cls, chunk_fn: ChunkFn, rows, columns, chunk_size: int) -> "Blocked":
+  def build(
+    cls, chunk_fn: ChunkFn, rows, columns, chunk_size: int
+  ) -> Blocked:
     num_columns = _leading_size(columns)
     num_chunks = max(-(-num_columns // chunk_size), 1)
     padded = num_chunks * chunk_size
     blocks = jax.tree.map(
-        lambda x: jnp.pad(x, [(0, padded - num_columns)] + [(0, 0)] * (x.ndim - 1))
-        .reshape((num_chunks, chunk_size) + x.shape[1:]), columns)
+      lambda x: jnp.pad(
+        x, [(0, padded - num_columns)] + [(0, 0)] * (x.ndim - 1)
+      ).reshape((num_chunks, chunk_size) + x.shape[1:]),
+      columns,
+    )
     valid = (jnp.arange(padded) < num_columns).reshape(num_chunks, chunk_size)
     return cls(chunk_fn, *_split(rows), *_split(blocks), valid, num_columns)
 
-  def unblock(self, col: Optional[jax.Array]) -> Optional[jax.Array]:
+  def unblock(self, col: jax.Array | None) -> jax.Array | None:
     """``[num_chunks, chunk]`` column values back to ``[columns]``."""
-    return None if col is None else col.reshape(-1)[:self.num_columns]
+    return None if col is None else col.reshape(-1)[: self.num_columns]
 
   def call(self, row_float, col_float, col_other) -> Chunk:
-    return self.chunk_fn(_join(self.row_def, row_float, self.row_other),
-                         _join(self.col_def, col_float, col_other))
+    return self.chunk_fn(
+      _join(self.row_def, row_float, self.row_other),
+      _join(self.col_def, col_float, col_other),
+    )
 
-  def forward(self, row_float, col_float, col_other, *, row_lse: bool,
-              col_lse: bool):
+  def forward(
+    self, row_float, col_float, col_other, *, row_lse: bool, col_lse: bool
+  ):
     """Scans the column chunks.
 
     Returns:
@@ -272,8 +337,9 @@ class Blocked(NamedTuple):
     shapes = jax.eval_shape(lambda cf, co: self.call(row_float, cf, co), *first)
     num_rows, dtype = shapes.logits.shape[0], shapes.logits.dtype
     zero = _zero(row_float, col_float, dtype)
-    sums0 = jax.tree.map(lambda t: jnp.zeros(t.shape[:1], t.dtype) + zero,
-                         shapes.terms)
+    sums0 = jax.tree.map(
+      lambda t: jnp.zeros(t.shape[:1], t.dtype) + zero, shapes.terms
+    )
 
     def step(carry, block):
       state, sums = carry
@@ -283,19 +349,26 @@ class Blocked(NamedTuple):
       if row_lse:
         state = update(state, chunk.logits, mask, axis=1)
       sums = jax.tree.map(
-          lambda s, t: s + jnp.sum(jnp.where(pad[None, :], t, 0), axis=1),
-          sums, chunk.terms)
-      col = (update(init(pad.shape, dtype), chunk.logits, mask, axis=0)
-             if col_lse else None)
+        lambda s, t: s + jnp.sum(jnp.where(pad[None, :], t, 0), axis=1),
+        sums,
+        chunk.terms,
+      )
+      col = (
+        update(init(pad.shape, dtype), chunk.logits, mask, axis=0)
+        if col_lse
+        else None
+      )
       return (state, sums), col
 
     state0 = jax.tree.map(lambda x: x + zero, init((num_rows,), dtype))
-    (state, sums), col = jax.lax.scan(step, (state0, sums0),
-                                      (col_float, col_other, self.valid))
+    (state, sums), col = jax.lax.scan(
+      step, (state0, sums0), (col_float, col_other, self.valid)
+    )
     return (state if row_lse else None), sums, col
 
-  def backward(self, row_float, col_float, col_other, row, col, g_row, g_sums,
-               g_col):
+  def backward(
+    self, row_float, col_float, col_other, row, col, g_row, g_sums, g_col
+  ):
     """Gradients ``(d_row_float, d_col_float)`` of the statistics.
 
     ``row`` and ``col`` are the final :class:`LseState` of every row and of
@@ -311,28 +384,39 @@ class Blocked(NamedTuple):
         chunk = self.call(rf, cf, co)
         return (chunk.logits, chunk.terms), chunk.mask
 
-      (logits, terms), pull, mask = jax.vjp(differentiable, row_float, cf,
-                                            has_aux=True)
+      (logits, terms), pull, mask = jax.vjp(
+        differentiable, row_float, cf, has_aux=True
+      )
       mask = _full_mask(Chunk(logits, mask), pad)
       ct_logits = jnp.zeros_like(logits)
       if row_lse:
         ct_logits += softmax_cotangent(
-            logits, mask, jax.tree.map(lambda r: r[:, None], row), g_row[:, None])
+          logits, mask, jax.tree.map(lambda r: r[:, None], row), g_row[:, None]
+        )
       if col_lse:
         ct_logits += softmax_cotangent(
-            logits, mask, jax.tree.map(lambda c: c[None, :], col_c), g_c[None, :])
+          logits, mask, jax.tree.map(lambda c: c[None, :], col_c), g_c[None, :]
+        )
       ct_terms = jax.tree.map(
-          lambda g, t: jnp.broadcast_to(
-              jnp.where(pad[None, :], g[:, None], 0), t.shape).astype(t.dtype),
-          g_sums, terms)
+        lambda g, t: jnp.broadcast_to(
+          jnp.where(pad[None, :], g[:, None], 0), t.shape
+        ).astype(t.dtype),
+        g_sums,
+        terms,
+      )
       d_row, d_col = pull((ct_logits, ct_terms))
       return jax.tree.map(jnp.add, acc, d_row), d_col
 
     acc0 = jax.tree.map(
-        lambda x: jnp.zeros_like(x) + _zero(row_float, col_float, x.dtype),
-        row_float)
-    blocks = (col_float, col_other, self.valid,
-              *((g_col, col) if col_lse else (self.valid, self.valid)))  # dummies
+      lambda x: jnp.zeros_like(x) + _zero(row_float, col_float, x.dtype),
+      row_float,
+    )
+    blocks = (
+      col_float,
+      col_other,
+      self.valid,
+      *((g_col, col) if col_lse else (self.valid, self.valid)),
+    )  # dummies
     return jax.lax.scan(step, acc0, blocks)
 
 
@@ -352,19 +436,25 @@ def _zero(row_float, col_float, dtype) -> jax.Array:
 # --------------------------------------------------------------------------- #
 # pytree plumbing
 
-def _full_mask(chunk: Chunk, pad: Optional[jax.Array]) -> jax.Array:
+
+def _full_mask(chunk: Chunk, pad: jax.Array | None) -> jax.Array:
   """``chunk.mask`` broadcast to the logits' shape, and the padding dropped."""
   shape = chunk.logits.shape
-  mask = (jnp.ones(shape, bool) if chunk.mask is None
-          else jnp.broadcast_to(chunk.mask, shape))
+  mask = (
+    jnp.ones(shape, bool)
+    if chunk.mask is None
+    else jnp.broadcast_to(chunk.mask, shape)
+  )
   return mask if pad is None else mask & pad[None, :]
 
 
 def _leading_size(columns) -> int:
   sizes = {x.shape[0] for x in jax.tree.leaves(columns)}
   if len(sizes) != 1:
-    raise ValueError(f"online_softmax: column leaves must share axis 0, got "
-                     f"sizes {sorted(sizes)}.")
+    raise ValueError(
+      f"online_softmax: column leaves must share axis 0, got "
+      f"sizes {sorted(sizes)}."
+    )
   return sizes.pop()
 
 
@@ -381,4 +471,5 @@ def _join(definition, floats, others):
   treedef, is_float = definition
   floats, others = iter(floats), iter(others)
   return jax.tree.unflatten(
-      treedef, [next(floats) if f else next(others) for f in is_float])
+    treedef, [next(floats) if f else next(others) for f in is_float]
+  )

@@ -5,7 +5,7 @@ Every loss computes its per-example values and hands them to :func:`reduce`.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -15,8 +15,14 @@ from jaxloss._core import checks
 REDUCTIONS = ("none", "sum", "mean", "batchmean")
 
 
-def reduce(values, reduction: str = "none", *, weights=None, where=None,
-           name: str = "reduce") -> jax.Array:
+def reduce(
+  values,
+  reduction: str = "none",
+  *,
+  weights=None,
+  where=None,
+  name: str = "reduce",
+) -> jax.Array:
   r"""Reduces per-example loss values, with an optional mask and weights.
 
   .. math::
@@ -49,11 +55,13 @@ def reduce(values, reduction: str = "none", *, weights=None, where=None,
   checks.option(name, "reduction", reduction, REDUCTIONS)
   values = jnp.asarray(values)
   if where is not None:
-    where = checks.broadcast_mask(name, "where", where, values.shape,
-                                  same_rank=True)
+    where = checks.broadcast_mask(
+      name, "where", where, values.shape, same_rank=True
+    )
   if weights is not None:
-    weights = checks.broadcast_weights(name, "weights", weights, values,
-                                       same_rank=True)
+    weights = checks.broadcast_weights(
+      name, "weights", weights, values, same_rank=True
+    )
     values = weights * values
   if where is not None:
     values = jnp.where(where, values, jnp.zeros((), values.dtype))
@@ -71,13 +79,16 @@ def reduce(values, reduction: str = "none", *, weights=None, where=None,
     denominator = jnp.sum(where, dtype=values.dtype)
   else:
     denominator = jnp.sum(
-        weights if where is None else jnp.where(where, weights, 0))
-  return total / jnp.where(denominator == 0, jnp.ones_like(denominator),
-                           denominator)
+      weights if where is None else jnp.where(where, weights, 0)
+    )
+  return total / jnp.where(
+    denominator == 0, jnp.ones_like(denominator), denominator
+  )
 
 
-def split_where(name: str, where, input_shape: Sequence[int],
-                axis) -> tuple[Optional[jax.Array], Optional[jax.Array]]:
+def split_where(
+  name: str, where, input_shape: Sequence[int], axis
+) -> tuple[jax.Array | None, jax.Array | None]:
   """Reads ``where`` for a loss that reduces ``axis`` of its input.
 
   A mask of the input's rank drops elements of ``axis`` (as optax's ``where``
@@ -95,8 +106,9 @@ def split_where(name: str, where, input_shape: Sequence[int],
   axes = _axes_tuple(axis, len(input_shape))
   if where.ndim == len(input_shape) - len(axes):
     where = jnp.expand_dims(where, axes)
-  elements = checks.broadcast_mask(name, "where", where, input_shape,
-                                   same_rank=True)
+  elements = checks.broadcast_mask(
+    name, "where", where, input_shape, same_rank=True
+  )
   return elements, jnp.any(elements, axis=axes)
 
 

@@ -34,7 +34,6 @@ requires.
 from __future__ import annotations
 
 import functools
-from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -52,9 +51,10 @@ def axis_size(name: str, axis_name) -> int:
     return jax.lax.axis_size(axis_name)
   except NameError:
     raise ValueError(
-        f"{name}: axis_name={axis_name!r} is not a mapped axis here; call the "
-        "loss inside jax.shard_map or jax.pmap over that axis (or wrap it "
-        "with jaxloss.distributed.shard).") from None
+      f"{name}: axis_name={axis_name!r} is not a mapped axis here; call the "
+      "loss inside jax.shard_map or jax.pmap over that axis (or wrap it "
+      "with jaxloss.distributed.shard)."
+    ) from None
 
 
 def start_index(axis_name, local_size: int) -> jax.Array:
@@ -62,7 +62,7 @@ def start_index(axis_name, local_size: int) -> jax.Array:
   return jax.lax.axis_index(axis_name) * local_size
 
 
-def stats_fn(strategy: str, axis_name, chunk_size: Optional[int]):
+def stats_fn(strategy: str, axis_name, chunk_size: int | None):
   """The ``stats`` function of :mod:`jaxloss._core.in_batch` for a strategy."""
   fn = ring_stats if strategy == "ring" else gather_stats
   return functools.partial(fn, axis_name=axis_name, chunk_size=chunk_size)
@@ -91,9 +91,17 @@ def _varying_axes(x) -> frozenset:
 # --------------------------------------------------------------------------- #
 # all_gather
 
-def gather_stats(chunk_fn: ChunkFn, rows, columns, *, axis_name,
-                 chunk_size: Optional[int] = None, row_lse: bool = True,
-                 col_lse: bool = False) -> Stats:
+
+def gather_stats(
+  chunk_fn: ChunkFn,
+  rows,
+  columns,
+  *,
+  axis_name,
+  chunk_size: int | None = None,
+  row_lse: bool = True,
+  col_lse: bool = False,
+) -> Stats:
   """:class:`Stats` with the other devices' columns (and rows) gathered.
 
   Leaves of rank 0 in ``rows`` (a temperature, a bias) are shared, not
@@ -103,24 +111,36 @@ def gather_stats(chunk_fn: ChunkFn, rows, columns, *, axis_name,
 
   def gather(tree):
     return jax.tree.map(
-        lambda x: x if x.ndim == 0 else jax.lax.all_gather(
-            x, axis_name, tiled=True), tree)
+      lambda x: (
+        x if x.ndim == 0 else jax.lax.all_gather(x, axis_name, tiled=True)
+      ),
+      tree,
+    )
 
   local = functools.partial(online_softmax.stats, chunk_size=chunk_size)
   result = local(chunk_fn, rows, gather(columns), row_lse=row_lse)
   col = None
   if col_lse:  # this device's columns against every row.
-    col = local(chunk_fn, gather(rows), columns, row_lse=False,
-                col_lse=True).col_lse
+    col = local(
+      chunk_fn, gather(rows), columns, row_lse=False, col_lse=True
+    ).col_lse
   return Stats(result.row_lse, result.row_sums, col)
 
 
 # --------------------------------------------------------------------------- #
 # ring
 
-def ring_stats(chunk_fn: ChunkFn, rows, columns, *, axis_name,
-               chunk_size: Optional[int] = None, row_lse: bool = True,
-               col_lse: bool = False) -> Stats:
+
+def ring_stats(
+  chunk_fn: ChunkFn,
+  rows,
+  columns,
+  *,
+  axis_name,
+  chunk_size: int | None = None,
+  row_lse: bool = True,
+  col_lse: bool = False,
+) -> Stats:
   """:class:`Stats` with the column blocks passed round a ring of devices.
 
   Each device's columns are cut into chunks of ``chunk_size`` (the whole
@@ -146,17 +166,22 @@ def ring_stats(chunk_fn: ChunkFn, rows, columns, *, axis_name,
       row, sums, (cf, co, col) = carry
       cf, co, col = shift((cf, co, col))
       r, s, c = problem.forward(row_float, cf, co, **options)
-      return (_merge(row, r), jax.tree.map(jnp.add, sums, s),
-              (cf, co, _merge(col, c))), None
+      return (
+        _merge(row, r),
+        jax.tree.map(jnp.add, sums, s),
+        (cf, co, _merge(col, c)),
+      ), None
 
     (row, sums, (_, _, col)), _ = jax.lax.scan(
-        step, (row, sums, (col_float, col_other, col)), length=devices - 1)
+      step, (row, sums, (col_float, col_other, col)), length=devices - 1
+    )
     return row, sums, shift(col)  # the columns' state goes home.
 
   @jax.custom_vjp
   def ring(row_float, row_other, col_float, col_other, valid):
     return online_softmax.finish_stats(
-        *forward(row_float, row_other, col_float, col_other, valid))
+      *forward(row_float, row_other, col_float, col_other, valid)
+    )
 
   def ring_fwd(row_float, row_other, col_float, col_other, valid):
     row, sums, col = forward(row_float, row_other, col_float, col_other, valid)
@@ -167,26 +192,41 @@ def ring_stats(chunk_fn: ChunkFn, rows, columns, *, axis_name,
     row_float, row_other, col_float, col_other, valid, row, col = residuals
     g_row, g_sums, g_col = cotangents
     problem = blocked._replace(row_other=row_other, valid=valid)
-    d_row, d_col = problem.backward(row_float, col_float, col_other, row, col,
-                                    g_row, g_sums, g_col)
+    d_row, d_col = problem.backward(
+      row_float, col_float, col_other, row, col, g_row, g_sums, g_col
+    )
 
     def step(carry, _):  # receive the next block with its gradient so far.
       d_row, (cf, co, c, g_c, d_c) = carry
       cf, co, c, g_c, d_c = shift((cf, co, c, g_c, d_c))
-      d_r, d_cn = problem.backward(row_float, cf, co, row, c, g_row, g_sums,
-                                   g_c)
-      return (jax.tree.map(jnp.add, d_row, d_r),
-              (cf, co, c, g_c, jax.tree.map(jnp.add, d_c, d_cn))), None
+      d_r, d_cn = problem.backward(
+        row_float, cf, co, row, c, g_row, g_sums, g_c
+      )
+      return (
+        jax.tree.map(jnp.add, d_row, d_r),
+        (cf, co, c, g_c, jax.tree.map(jnp.add, d_c, d_cn)),
+      ), None
 
     travelling = (col_float, col_other, col, g_col, d_col)
-    (d_row, (*_, d_col)), _ = jax.lax.scan(step, (d_row, travelling),
-                                           length=devices - 1)
-    return (d_row, [None] * len(row_other), shift(d_col),
-            [None] * len(col_other), None)
+    (d_row, (*_, d_col)), _ = jax.lax.scan(
+      step, (d_row, travelling), length=devices - 1
+    )
+    return (
+      d_row,
+      [None] * len(row_other),
+      shift(d_col),
+      [None] * len(col_other),
+      None,
+    )
 
   ring.defvjp(ring_fwd, ring_bwd)
-  row, sums, col = ring(blocked.row_float, blocked.row_other,
-                        blocked.col_float, blocked.col_other, blocked.valid)
+  row, sums, col = ring(
+    blocked.row_float,
+    blocked.row_other,
+    blocked.col_float,
+    blocked.col_other,
+    blocked.valid,
+  )
   return Stats(row, sums, blocked.unblock(col))
 
 
@@ -194,10 +234,12 @@ def _shift(tree, *, axis_name, devices: int):
   """Sends ``tree`` one step round the ring: device ``i`` to ``i + 1``."""
   if devices == 1 or tree is None:
     return tree
-  return jax.lax.ppermute(tree, axis_name,
-                          [(i, (i + 1) % devices) for i in range(devices)])
+  return jax.lax.ppermute(
+    tree, axis_name, [(i, (i + 1) % devices) for i in range(devices)]
+  )
 
 
-def _merge(a: Optional[online_softmax.LseState],
-           b: Optional[online_softmax.LseState]):
+def _merge(
+  a: online_softmax.LseState | None, b: online_softmax.LseState | None
+):
   return None if a is None else online_softmax.merge(a, b)

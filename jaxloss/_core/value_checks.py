@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -30,8 +30,9 @@ def value_rules(**rules: Rule):
   return decorate
 
 
-def class_index(logits_arg: str, axis_arg: str | None = "axis",
-                default_axis: int = -1) -> Rule:
+def class_index(
+  logits_arg: str, axis_arg: str | None = "axis", default_axis: int = -1
+) -> Rule:
   """Integer labels lie in ``[0, num_classes)``; ``ignore_index`` and labels
   masked out by a per-example ``where`` are allowed."""
 
@@ -39,8 +40,11 @@ def class_index(logits_arg: str, axis_arg: str | None = "axis",
     labels = jnp.asarray(args[arg])
     shape = jnp.shape(args[logits_arg])
     axis = args.get(axis_arg, default_axis) if axis_arg else default_axis
-    axes = range(len(shape)) if axis is None else (
-        axis if isinstance(axis, tuple) else (axis,))
+    axes = (
+      range(len(shape))
+      if axis is None
+      else (axis if isinstance(axis, tuple) else (axis,))
+    )
     num_classes = math.prod(shape[a] for a in axes)
     ok = (labels >= 0) & (labels < num_classes)
     if args.get("ignore_index") is not None:
@@ -66,8 +70,10 @@ def nonnegative(args, arg):
 
 def log_probabilities(args, arg):
   """Log-probabilities are <= 0."""
-  return (jnp.all(jnp.asarray(args[arg]) <= 0),
-          "must hold log-probabilities (<= 0)")
+  return (
+    jnp.all(jnp.asarray(args[arg]) <= 0),
+    "must hold log-probabilities (<= 0)",
+  )
 
 
 def signs(args, arg):
@@ -85,6 +91,7 @@ def greater_than(bound: float) -> Rule:
   def rule(args, arg):
     x = jnp.asarray(args[arg])
     return jnp.all(x > bound), f"must be > {bound}"
+
   return rule
 
 
@@ -125,8 +132,9 @@ def _is_array(x) -> bool:
 def _is_array_tree(x) -> bool:
   """An array, or a pytree (dict, list, tuple, NNX state) of arrays only."""
   leaves = jax.tree.leaves(x)
-  return bool(leaves) and all(_is_array(leaf) and not isinstance(leaf, str)
-                              for leaf in leaves)
+  return bool(leaves) and all(
+    _is_array(leaf) and not isinstance(leaf, str) for leaf in leaves
+  )
 
 
 def checked(loss_fn: Callable) -> Callable:
@@ -165,20 +173,26 @@ def checked(loss_fn: Callable) -> Callable:
   def wrapper(*args, **kwargs):
     bound = signature.bind(*args, **kwargs)
     bound.apply_defaults()
-    arrays = {k: jax.tree.map(jnp.asarray, v)
-              for k, v in bound.arguments.items()
-              if not isinstance(v, str) and _is_array_tree(v)}
+    arrays = {
+      k: jax.tree.map(jnp.asarray, v)
+      for k, v in bound.arguments.items()
+      if not isinstance(v, str) and _is_array_tree(v)
+    }
     static = {k: v for k, v in bound.arguments.items() if k not in arrays}
 
     def run(arrays):
       arguments = {**static, **arrays}
       for arg, value in arrays.items():
-        floats = [x for x in jax.tree.leaves(value)
-                  if jnp.issubdtype(x.dtype, jnp.inexact)]
+        floats = [
+          x
+          for x in jax.tree.leaves(value)
+          if jnp.issubdtype(x.dtype, jnp.inexact)
+        ]
         if floats:
-          checkify.check(jnp.all(jnp.stack([jnp.all(jnp.isfinite(x))
-                                            for x in floats])),
-                         f"{name}: argument `{arg}` contains NaN or inf")
+          checkify.check(
+            jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in floats])),
+            f"{name}: argument `{arg}` contains NaN or inf",
+          )
       for arg, rule in rules.items():
         if arguments.get(arg) is not None:
           ok, what = rule(arguments, arg)

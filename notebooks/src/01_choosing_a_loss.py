@@ -30,18 +30,24 @@ p_t = jnp.linspace(0.01, 0.99, 99)
 logits = jnp.stack([jnp.log(p_t) - jnp.log1p(-p_t), jnp.zeros_like(p_t)], -1)
 labels = jnp.zeros(len(p_t), jnp.int32)  # class 0, so p_t = softmax(logits)[0]
 
-curves = {"cross-entropy": jl.softmax_cross_entropy_with_integer_labels(
-    logits, labels)}
+curves = {
+  "cross-entropy": jl.softmax_cross_entropy_with_integer_labels(logits, labels)
+}
 for gamma in (1.0, 2.0, 5.0):
-  curves[f"focal, gamma={gamma:g}"] = jl.softmax_focal_loss(logits, labels,
-                                                            gamma=gamma)
+  curves[f"focal, gamma={gamma:g}"] = jl.softmax_focal_loss(
+    logits, labels, gamma=gamma
+  )
 curves["PolyLoss, eps=1"] = jl.poly_loss_cross_entropy(
-    logits, jax.nn.one_hot(labels, 2), epsilon=1.0)
+  logits, jax.nn.one_hot(labels, 2), epsilon=1.0
+)
 
 for name, values in curves.items():
   plt.plot(p_t, values, label=name)
-plt.xlabel("probability of the true class $p_t$"); plt.ylabel("loss")
-plt.ylim(0, 4); plt.legend(); plt.show()
+plt.xlabel("probability of the true class $p_t$")
+plt.ylabel("loss")
+plt.ylim(0, 4)
+plt.legend()
+plt.show()
 
 # %% [markdown]
 # With a long tail, class weights are the other lever.
@@ -70,9 +76,11 @@ x = rng.uniform(-1, 1, 200).astype(np.float32)
 y = 2 * x + 1 + 0.1 * rng.normal(size=200).astype(np.float32)
 y[:20] += 8.0  # outliers
 
+
 def fit(loss_fn, steps=400):
   def objective(p):
     return loss_fn(p["w"] * x + p["b"], y, reduction="mean")
+
   opt = optax.adam(0.05)
   params = {"w": jnp.zeros(()), "b": jnp.zeros(())}
   state = opt.init(params)
@@ -87,16 +95,21 @@ def fit(loss_fn, steps=400):
     params, state = step(params, state)
   return params
 
-fits = {"squared error": fit(jl.squared_error),
-        "Huber (delta=1)": fit(jl.huber_loss),
-        "absolute error": fit(jl.absolute_error)}
+
+fits = {
+  "squared error": fit(jl.squared_error),
+  "Huber (delta=1)": fit(jl.huber_loss),
+  "absolute error": fit(jl.absolute_error),
+}
 plt.scatter(x, y, s=6, color="gray")
 grid = np.linspace(-1, 1, 3)
 for name, p in fits.items():
   line = f"y = {float(p['w']):.2f} x + {float(p['b']):.2f}"
   print(f"{name:>15}: {line}")
   plt.plot(grid, p["w"] * grid + p["b"], label=f"{name}: {line}")
-plt.legend(); plt.title("true line: y = 2 x + 1"); plt.show()
+plt.legend()
+plt.title("true line: y = 2 x + 1")
+plt.show()
 
 # %% [markdown]
 # ## 3. Do you need an interval? Quantile (pinball) loss
@@ -112,19 +125,24 @@ y = (x + (0.1 + 0.5 * x) * rng.normal(size=400)).astype(np.float32)
 quantiles = jnp.array([0.1, 0.5, 0.9])
 targets = jnp.repeat(jnp.asarray(y)[:, None], 3, axis=1)
 
+
 def objective(p):
   predictions = x[:, None] * p["w"][None, :] + p["b"][None, :]
-  return jl.quantile_loss(predictions, targets, quantiles=quantiles,
-                          reduction="mean")
+  return jl.quantile_loss(
+    predictions, targets, quantiles=quantiles, reduction="mean"
+  )
+
 
 opt = optax.adam(0.05)
 params = {"w": jnp.zeros(3), "b": jnp.zeros(3)}
 state = opt.init(params)
 
+
 @jax.jit
 def step(params, state):
   updates, state = opt.update(jax.grad(objective)(params), state)
   return optax.apply_updates(params, updates), state
+
 
 for _ in range(800):
   params, state = step(params, state)
@@ -134,7 +152,8 @@ grid = np.linspace(0, 1, 3)
 for i, q in enumerate(quantiles):
   plt.plot(grid, params["w"][i] * grid + params["b"][i], label=f"q = {q:.1f}")
 below = [(y < x * params["w"][i] + params["b"][i]).mean() for i in range(3)]
-plt.legend(); plt.show()
+plt.legend()
+plt.show()
 print("share of points below each line:", np.round(below, 2))
 
 # %% [markdown]

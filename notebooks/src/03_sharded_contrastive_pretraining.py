@@ -20,10 +20,13 @@
 # runtime the flag only affects the CPU and the real devices are used.
 import os
 
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS",
-                                                                 ""):
-  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " "
-                             "--xla_force_host_platform_device_count=8")
+if "xla_force_host_platform_device_count" not in os.environ.get(
+  "XLA_FLAGS", ""
+):
+  os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " "
+    "--xla_force_host_platform_device_count=8"
+  )
 
 # %%
 import jax
@@ -36,8 +39,9 @@ from sklearn.datasets import load_digits
 import jaxloss as jl
 import jaxloss.distributed as jd
 
-mesh = jax.make_mesh((jax.device_count(),), ("data",),
-                     axis_types=(jax.sharding.AxisType.Auto,))
+mesh = jax.make_mesh(
+  (jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,)
+)
 batch_sharding = jax.NamedSharding(mesh, jax.P("data"))
 print(jax.device_count(), "devices:", jax.devices())
 
@@ -52,26 +56,41 @@ print(jax.device_count(), "devices:", jax.devices())
 digits = (load_digits().data / 16).astype(np.float32)
 tops, bottoms = digits[:, :32], digits[:, 32:]
 
+
 def init_tower(key, hidden=64, out=32):
   k1, k2 = jax.random.split(key)
-  return {"w1": jax.random.normal(k1, (32, hidden)) / np.sqrt(32),
-          "w2": jax.random.normal(k2, (hidden, out)) / np.sqrt(hidden)}
+  return {
+    "w1": jax.random.normal(k1, (32, hidden)) / np.sqrt(32),
+    "w2": jax.random.normal(k2, (hidden, out)) / np.sqrt(hidden),
+  }
+
 
 def tower(p, x):
   return jax.nn.relu(x @ p["w1"]) @ p["w2"]
 
-key_top, key_bottom = jax.random.split(jax.random.key(0))
-params = {"top": init_tower(key_top), "bottom": init_tower(key_bottom),
-          "log_scale": jnp.log(10.0)}
 
-clip = jd.shard(jd.clip_loss, mesh)   # called on globally sharded arrays
+key_top, key_bottom = jax.random.split(jax.random.key(0))
+params = {
+  "top": init_tower(key_top),
+  "bottom": init_tower(key_bottom),
+  "log_scale": jnp.log(10.0),
+}
+
+clip = jd.shard(jd.clip_loss, mesh)  # called on globally sharded arrays
+
 
 def loss_fn(params, top, bottom):
-  return clip(tower(params["top"], top), tower(params["bottom"], bottom),
-              temperature=jnp.exp(-params["log_scale"]), strategy="ring")
+  return clip(
+    tower(params["top"], top),
+    tower(params["bottom"], bottom),
+    temperature=jnp.exp(-params["log_scale"]),
+    strategy="ring",
+  )
+
 
 optimizer = optax.adam(3e-3)
 state = optimizer.init(params)
+
 
 @jax.jit
 def train_step(params, state, top, bottom):
@@ -79,14 +98,19 @@ def train_step(params, state, top, bottom):
   updates, state = optimizer.update(grads, state)
   return optax.apply_updates(params, updates), state, loss
 
+
 rng = np.random.default_rng(0)
 losses = []
 for _ in range(100):
-  i = rng.choice(len(digits), 512, replace=False)   # 64 per device
+  i = rng.choice(len(digits), 512, replace=False)  # 64 per device
   top, bottom = jax.device_put((tops[i], bottoms[i]), batch_sharding)
   params, state, loss = train_step(params, state, top, bottom)
   losses.append(float(loss))  # waiting for each step (see the note below)
-plt.plot(losses); plt.xlabel("step"); plt.ylabel("global CLIP loss"); plt.show()
+plt.plot(losses)
+plt.xlabel("step")
+plt.ylabel("global CLIP loss")
+plt.show()
+
 
 def retrieval(params):  # does a top half find its own bottom half?
   a, b = tower(params["top"], tops), tower(params["bottom"], bottoms)
@@ -94,8 +118,11 @@ def retrieval(params):  # does a top half find its own bottom half?
   b = b / jnp.linalg.norm(b, axis=1, keepdims=True)
   return float(jnp.mean(jnp.argmax(a @ b.T, 1) == jnp.arange(len(a))))
 
-print(f"top-1 retrieval among {len(digits)} digits: {retrieval(params):.3f} "
-      f"(chance {1 / len(digits):.4f})")
+
+print(
+  f"top-1 retrieval among {len(digits)} digits: {retrieval(params):.3f} "
+  f"(chance {1 / len(digits):.4f})"
+)
 
 # %% [markdown]
 # (On simulated CPU devices, wait for each step before dispatching the next:
@@ -110,20 +137,39 @@ print(f"top-1 retrieval among {len(digits)} digits: {retrieval(params):.3f} "
 
 # %%
 top, bottom = tops[:1024], bottoms[:1024]
-single = jax.value_and_grad(lambda p: jl.clip_loss(
-    tower(p["top"], top), tower(p["bottom"], bottom),
-    temperature=jnp.exp(-p["log_scale"]), reduction="mean"))(params)
+single = jax.value_and_grad(
+  lambda p: jl.clip_loss(
+    tower(p["top"], top),
+    tower(p["bottom"], bottom),
+    temperature=jnp.exp(-p["log_scale"]),
+    reduction="mean",
+  )
+)(params)
 sharded_inputs = jax.device_put((top, bottom), batch_sharding)
 for strategy in ("ring", "all_gather"):
-  value, grads = jax.jit(jax.value_and_grad(lambda p: clip(
-      tower(p["top"], sharded_inputs[0]), tower(p["bottom"], sharded_inputs[1]),
-      temperature=jnp.exp(-p["log_scale"]), strategy=strategy)))(params)
+  value, grads = jax.jit(
+    jax.value_and_grad(
+      lambda p: clip(
+        tower(p["top"], sharded_inputs[0]),
+        tower(p["bottom"], sharded_inputs[1]),
+        temperature=jnp.exp(-p["log_scale"]),
+        strategy=strategy,
+      )
+    )
+  )(params)
   # Relative to the largest gradient entry: float32 sums in another order.
   scale = max(float(jnp.max(jnp.abs(b))) for b in jax.tree.leaves(single[1]))
-  grad_error = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(
-      jax.tree.leaves(grads), jax.tree.leaves(single[1]))) / scale
-  print(f"{strategy:>10}: loss {float(value):.6f} vs {float(single[0]):.6f}, "
-        f"largest relative gradient difference {grad_error:.1e}")
+  grad_error = (
+    max(
+      float(jnp.max(jnp.abs(a - b)))
+      for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(single[1]))
+    )
+    / scale
+  )
+  print(
+    f"{strategy:>10}: loss {float(value):.6f} vs {float(single[0]):.6f}, "
+    f"largest relative gradient difference {grad_error:.1e}"
+  )
   assert abs(float(value) - float(single[0])) < 1e-5 and grad_error < 1e-5
 
 # %% [markdown]
@@ -134,28 +180,45 @@ for strategy in ("ring", "all_gather"):
 # `b × chunk` block. The compiled programs' temporary memory shows it
 # (compiled, not run):
 
+
 # %%
 def temp_mib(strategy, batch, dim=128, chunk_size=512):
   def loss(x, y):
     return jd.shard(jd.clip_loss, mesh)(
-        x, y, strategy=strategy,
-        chunk_size=chunk_size if strategy == "ring" else None)
-  spec = jax.ShapeDtypeStruct((batch, dim), jnp.float32,
-                              sharding=batch_sharding)
-  compiled = jax.jit(jax.value_and_grad(loss, argnums=(0, 1))).lower(
-      spec, spec).compile()
+      x,
+      y,
+      strategy=strategy,
+      chunk_size=chunk_size if strategy == "ring" else None,
+    )
+
+  spec = jax.ShapeDtypeStruct(
+    (batch, dim), jnp.float32, sharding=batch_sharding
+  )
+  compiled = (
+    jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+    .lower(spec, spec)
+    .compile()
+  )
   return compiled.memory_analysis().temp_size_in_bytes / 2**20
+
 
 batches = (2048, 8192, 32768)
 memory = {s: [temp_mib(s, b) for b in batches] for s in ("all_gather", "ring")}
 for b, gather, ring in zip(batches, memory["all_gather"], memory["ring"]):
-  print(f"global batch {b:6,}: all_gather {gather:8.1f} MiB, "
-        f"ring {ring:6.1f} MiB (1/{gather / ring:.0f})")
+  print(
+    f"global batch {b:6,}: all_gather {gather:8.1f} MiB, "
+    f"ring {ring:6.1f} MiB (1/{gather / ring:.0f})"
+  )
 for strategy, values in memory.items():
   plt.plot(batches, values, "o-", label=strategy)
-plt.xscale("log"); plt.yscale("log"); plt.minorticks_off()
-plt.xticks(batches, [f"{b:,}" for b in batches]); plt.xlabel("global batch")
-plt.ylabel("temporary memory per device (MiB)"); plt.legend(); plt.show()
+plt.xscale("log")
+plt.yscale("log")
+plt.minorticks_off()
+plt.xticks(batches, [f"{b:,}" for b in batches])
+plt.xlabel("global batch")
+plt.ylabel("temporary memory per device (MiB)")
+plt.legend()
+plt.show()
 
 # %% [markdown]
 # SigLIP works the same way (`jd.siglip_loss` with `logit_scale` and

@@ -10,7 +10,7 @@
 
 # %%
 import codecs
-import this  # noqa: F401  (prints the Zen of Python, our training text)
+import this
 
 import jax
 import jax.numpy as jnp
@@ -21,9 +21,12 @@ from flax import nnx
 
 import jaxloss as jl
 
+
 def naive(hidden, weight, labels):
   return jl.softmax_cross_entropy_with_integer_labels(
-      hidden @ weight, labels, reduction="mean")
+    hidden @ weight, labels, reduction="mean"
+  )
+
 
 # %% [markdown]
 # ## Same values, same gradients
@@ -38,10 +41,11 @@ labels = jax.random.randint(k3, (tokens,), 0, vocab)
 grad = lambda f: jax.jit(jax.value_and_grad(f, argnums=(0, 1)))
 dense_value, dense_grads = grad(naive)(hidden, weight, labels)
 chunked_value, chunked_grads = grad(
-    lambda h, w, y: jl.linear_cross_entropy(h, w, y, chunk_size=4096))(
-        hidden, weight, labels)
-print(f"loss: naive {float(dense_value):.6f}, "
-      f"chunked {float(chunked_value):.6f}")
+  lambda h, w, y: jl.linear_cross_entropy(h, w, y, chunk_size=4096)
+)(hidden, weight, labels)
+print(
+  f"loss: naive {float(dense_value):.6f}, chunked {float(chunked_value):.6f}"
+)
 for name, a, b in zip(("d hidden", "d weight"), chunked_grads, dense_grads):
   error = float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
   print(f"{name}: largest relative difference {error:.1e}")
@@ -55,23 +59,31 @@ assert abs(float(dense_value) - float(chunked_value)) < 1e-5
 # run) of the loss and its gradients, at 8,192 tokens, dim 512 and a
 # 131,072-token vocabulary:
 
+
 # %%
 def temp_mib(fn, tokens=8192, dim=512, vocab=131072):
-  args = (jax.ShapeDtypeStruct((tokens, dim), jnp.float32),
-          jax.ShapeDtypeStruct((dim, vocab), jnp.float32),
-          jax.ShapeDtypeStruct((tokens,), jnp.int32))
-  compiled = jax.jit(jax.value_and_grad(fn, argnums=(0, 1))).lower(
-      *args).compile()
+  args = (
+    jax.ShapeDtypeStruct((tokens, dim), jnp.float32),
+    jax.ShapeDtypeStruct((dim, vocab), jnp.float32),
+    jax.ShapeDtypeStruct((tokens,), jnp.int32),
+  )
+  compiled = (
+    jax.jit(jax.value_and_grad(fn, argnums=(0, 1))).lower(*args).compile()
+  )
   return compiled.memory_analysis().temp_size_in_bytes / 2**20
+
 
 memory = {"naive": temp_mib(naive)}
 for chunk in (1024, 4096, 16384):
   memory[f"chunk {chunk}"] = temp_mib(
-      lambda h, w, y, c=chunk: jl.linear_cross_entropy(h, w, y, chunk_size=c))
+    lambda h, w, y, c=chunk: jl.linear_cross_entropy(h, w, y, chunk_size=c)
+  )
 for name, mib in memory.items():
   print(f"{name:>11}: {mib:9,.1f} MiB")
-plt.barh(list(memory), list(memory.values())); plt.xscale("log")
-plt.xlabel("temporary memory (MiB)"); plt.show()
+plt.barh(list(memory), list(memory.values()))
+plt.xscale("log")
+plt.xlabel("temporary memory (MiB)")
+plt.show()
 
 # %% [markdown]
 # ## A small language-model head
@@ -91,10 +103,11 @@ pad = np.zeros((len(lines), width + context), np.int32)
 mask = np.zeros((len(lines), width), bool)
 for row, line in enumerate(lines):
   encoded = [ids[c] for c in line[:width]]
-  pad[row, context:context + len(encoded)] = encoded
-  mask[row, :len(encoded)] = True
-inputs = np.stack([pad[:, i:i + width] for i in range(context)], -1)
+  pad[row, context : context + len(encoded)] = encoded
+  mask[row, : len(encoded)] = True
+inputs = np.stack([pad[:, i : i + width] for i in range(context)], -1)
 targets = pad[:, context:]
+
 
 class CharModel(nnx.Module):
   def __init__(self, rngs):
@@ -106,11 +119,19 @@ class CharModel(nnx.Module):
     e = self.embed(x)
     return nnx.relu(self.hidden(e.reshape(*e.shape[:-2], -1)))
 
+
 def lm_loss(outputs, batch):
   hidden, model = outputs
   return jl.linear_cross_entropy(
-      hidden, model.head.kernel[...], batch["y"], bias=model.head.bias[...],
-      where=batch["mask"], z_loss=1e-4, chunk_size=16)
+    hidden,
+    model.head.kernel[...],
+    batch["y"],
+    bias=model.head.bias[...],
+    where=batch["mask"],
+    z_loss=1e-4,
+    chunk_size=16,
+  )
+
 
 objective = jl.train.objective(lambda m, b: (m(b["x"]), m), {"lm": lm_loss})
 model = CharModel(nnx.Rngs(0))
@@ -118,9 +139,15 @@ optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
 step = jl.train.nnx_step(objective)
 batch = {"x": inputs, "y": targets, "mask": mask}
 history = [float(step(model, optimizer, batch)["lm"]) for _ in range(300)]
-print(f"cross-entropy per character: {history[0]:.3f} -> {history[-1]:.3f} "
-      f"(uniform: {np.log(vocab):.3f})")
-plt.plot(history); plt.xlabel("step"); plt.ylabel("loss"); plt.show()
+print(
+  f"cross-entropy per character: {history[0]:.3f} -> {history[-1]:.3f} "
+  f"(uniform: {np.log(vocab):.3f})"
+)
+plt.plot(history)
+plt.xlabel("step")
+plt.ylabel("loss")
+plt.show()
+
 
 # %%
 def generate(prompt, steps=40):
@@ -130,6 +157,7 @@ def generate(prompt, steps=40):
     logits = h @ model.head.kernel[...] + model.head.bias[...]
     out.append(int(jnp.argmax(logits)))
   return "".join(chars[i] for i in out)
+
 
 print(generate("Bea"))
 print(generate("Sim"))

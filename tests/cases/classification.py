@@ -52,7 +52,12 @@ def _padded_tokens(rng, n):
 
 
 def _extreme_binary():
-  return [((I.extreme_logits(4, 3), np.tile([0.0, 1.0, 0.5], (4, 1)).astype(I.F32)), {})]
+  return [
+    (
+      (I.extreme_logits(4, 3), np.tile([0.0, 1.0, 0.5], (4, 1)).astype(I.F32)),
+      {},
+    )
+  ]
 
 
 def _extreme_soft():
@@ -63,9 +68,11 @@ def _extreme_integer(**kwargs):
   certain = np.full((4, C), -1e4, I.F32)
   certain[np.arange(4), np.arange(4)] = 1e4  # p_y = 1 exactly
   labels = np.arange(4, dtype=np.int32)
-  return lambda: [((I.extreme_logits(4, C), labels), kwargs),
-                  ((-I.extreme_logits(4, C), labels), kwargs),
-                  ((certain, labels), kwargs)]
+  return lambda: [
+    ((I.extreme_logits(4, C), labels), kwargs),
+    ((-I.extreme_logits(4, C), labels), kwargs),
+    ((certain, labels), kwargs),
+  ]
 
 
 def _ruled_out():
@@ -83,72 +90,139 @@ def _extreme_log_probs():
 def _extreme_tokens(**kwargs):
   labels = np.zeros((4, T), np.int32)
   empty = {**kwargs, "where": np.zeros((4, T), bool)}
-  return lambda: [((I.extreme_logits(4, T, V), labels), kwargs),
-                  ((I.extreme_logits(4, T, V), labels), empty)]
+  return lambda: [
+    ((I.extreme_logits(4, T, V), labels), kwargs),
+    ((I.extreme_logits(4, T, V), labels), empty),
+  ]
 
 
 CASES = [
-    LossCase(jl.sigmoid_binary_cross_entropy, _binary, float_args=(0, 1),
-             edge_inputs=_extreme_binary),
-    LossCase(jl.sigmoid_binary_cross_entropy,
-             lambda rng, n: _binary(rng, n, pos_weight=np.array([1.0, 2.0, 0.5], I.F32),
-                                    label_smoothing=0.1),
-             name="sigmoid_binary_cross_entropy[pos_weight,smoothing]",
-             float_args=(0, 1), edge_inputs=_extreme_binary),
-    LossCase(jl.binary_cross_entropy,
-             lambda rng, n: ((I.probabilities(rng, n, 3), I.binary(rng, n, 3)), {}),
-             float_args=(0, 1),
-             edge_inputs=lambda: [((np.array([[0.0, 1.0, 0.5]] * 2, I.F32),
-                                    np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]],
-                                             I.F32)), {})]),
-    LossCase(jl.softmax_cross_entropy, _soft, float_args=(0, 1),
-             edge_inputs=_extreme_soft),
-    LossCase(jl.softmax_cross_entropy,
-             lambda rng, n: _soft(rng, n, label_smoothing=0.2, class_weights=WEIGHTS),
-             name="softmax_cross_entropy[smoothing,class_weights]",
-             float_args=(0, 1), edge_inputs=_extreme_soft),
-    LossCase(jl.safe_softmax_cross_entropy, _soft, float_args=(0, 1),
-             edge_inputs=_ruled_out),
-    LossCase(jl.softmax_cross_entropy_with_integer_labels, _integer,
-             edge_inputs=_extreme_integer()),
-    LossCase(jl.softmax_cross_entropy_with_integer_labels,
-             lambda rng, n: _integer(rng, n, label_smoothing=0.1, class_weights=WEIGHTS),
-             name="softmax_cross_entropy_with_integer_labels[smoothing,weights]",
-             mean_of_none=False, edge_inputs=_extreme_integer(label_smoothing=0.1)),
-    LossCase(jl.softmax_cross_entropy_with_integer_labels, _ignored,
-             name="softmax_cross_entropy_with_integer_labels[ignore_index]",
-             mean_of_none=False),
-    LossCase(jl.softmax_cross_entropy_with_integer_labels,
-             lambda rng, n: ((I.logits(rng, n, 2, 3), I.class_labels(rng, 6, n)),
-                             {"axis": (1, 2)}),
-             name="softmax_cross_entropy_with_integer_labels[axis=(1,2)]"),
-    LossCase(jl.nll_loss, _log_probs, edge_inputs=_extreme_log_probs),
-    LossCase(jl.nll_loss,
-             lambda rng, n: (_log_probs(rng, n)[0], _ignored(rng, n)[1]),
-             name="nll_loss[class_weights,ignore_index]", mean_of_none=False),
-    # Focal losses: labels are targets, not differentiated (the log-space focal
-    # weight, as in optax, has no derivative in the labels at exactly 0 or 1).
-    LossCase(jl.sigmoid_focal_loss, _binary, edge_inputs=_extreme_binary),
-    LossCase(jl.sigmoid_focal_loss,
-             lambda rng, n: _binary(rng, n, alpha=0.25, gamma=0.5),
-             name="sigmoid_focal_loss[alpha,gamma<1]", edge_inputs=_extreme_binary),
-    LossCase(jl.poly1_focal_loss, _binary, edge_inputs=_extreme_binary),
-    LossCase(jl.poly1_focal_loss,
-             lambda rng, n: _binary(rng, n, alpha=0.25, gamma=0.5, epsilon=-0.5),
-             name="poly1_focal_loss[alpha,gamma<1]", edge_inputs=_extreme_binary),
-    LossCase(jl.softmax_focal_loss, _integer, edge_inputs=_extreme_integer()),
-    LossCase(jl.softmax_focal_loss,
-             lambda rng, n: _integer(rng, n, alpha=WEIGHTS, gamma=0.5),
-             name="softmax_focal_loss[class_alpha,gamma<1]",
-             edge_inputs=_extreme_integer(alpha=WEIGHTS, gamma=0.5)),
-    LossCase(jl.poly_loss_cross_entropy, _soft, float_args=(0, 1),
-             edge_inputs=_extreme_soft),
-    # perplexity is a metric: one value for the corpus (or per sequence) with
-    # no per-example values to mask, weight or reduce, hence per_example=False
-    # and no reductions; its masking is tested in tests/test_classification.py.
-    LossCase(jl.perplexity, _tokens, per_example=False, reductions=(),
-             edge_inputs=_extreme_tokens()),
-    LossCase(jl.perplexity, _padded_tokens, name="perplexity[per_sequence,where]",
-             per_example=False, reductions=(),
-             edge_inputs=_extreme_tokens(per_sequence=True)),
+  LossCase(
+    jl.sigmoid_binary_cross_entropy,
+    _binary,
+    float_args=(0, 1),
+    edge_inputs=_extreme_binary,
+  ),
+  LossCase(
+    jl.sigmoid_binary_cross_entropy,
+    lambda rng, n: _binary(
+      rng, n, pos_weight=np.array([1.0, 2.0, 0.5], I.F32), label_smoothing=0.1
+    ),
+    name="sigmoid_binary_cross_entropy[pos_weight,smoothing]",
+    float_args=(0, 1),
+    edge_inputs=_extreme_binary,
+  ),
+  LossCase(
+    jl.binary_cross_entropy,
+    lambda rng, n: ((I.probabilities(rng, n, 3), I.binary(rng, n, 3)), {}),
+    float_args=(0, 1),
+    edge_inputs=lambda: [
+      (
+        (
+          np.array([[0.0, 1.0, 0.5]] * 2, I.F32),
+          np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]], I.F32),
+        ),
+        {},
+      )
+    ],
+  ),
+  LossCase(
+    jl.softmax_cross_entropy,
+    _soft,
+    float_args=(0, 1),
+    edge_inputs=_extreme_soft,
+  ),
+  LossCase(
+    jl.softmax_cross_entropy,
+    lambda rng, n: _soft(rng, n, label_smoothing=0.2, class_weights=WEIGHTS),
+    name="softmax_cross_entropy[smoothing,class_weights]",
+    float_args=(0, 1),
+    edge_inputs=_extreme_soft,
+  ),
+  LossCase(
+    jl.safe_softmax_cross_entropy,
+    _soft,
+    float_args=(0, 1),
+    edge_inputs=_ruled_out,
+  ),
+  LossCase(
+    jl.softmax_cross_entropy_with_integer_labels,
+    _integer,
+    edge_inputs=_extreme_integer(),
+  ),
+  LossCase(
+    jl.softmax_cross_entropy_with_integer_labels,
+    lambda rng, n: _integer(rng, n, label_smoothing=0.1, class_weights=WEIGHTS),
+    name="softmax_cross_entropy_with_integer_labels[smoothing,weights]",
+    mean_of_none=False,
+    edge_inputs=_extreme_integer(label_smoothing=0.1),
+  ),
+  LossCase(
+    jl.softmax_cross_entropy_with_integer_labels,
+    _ignored,
+    name="softmax_cross_entropy_with_integer_labels[ignore_index]",
+    mean_of_none=False,
+  ),
+  LossCase(
+    jl.softmax_cross_entropy_with_integer_labels,
+    lambda rng, n: (
+      (I.logits(rng, n, 2, 3), I.class_labels(rng, 6, n)),
+      {"axis": (1, 2)},
+    ),
+    name="softmax_cross_entropy_with_integer_labels[axis=(1,2)]",
+  ),
+  LossCase(jl.nll_loss, _log_probs, edge_inputs=_extreme_log_probs),
+  LossCase(
+    jl.nll_loss,
+    lambda rng, n: (_log_probs(rng, n)[0], _ignored(rng, n)[1]),
+    name="nll_loss[class_weights,ignore_index]",
+    mean_of_none=False,
+  ),
+  # Focal losses: labels are targets, not differentiated (the log-space focal
+  # weight, as in optax, has no derivative in the labels at exactly 0 or 1).
+  LossCase(jl.sigmoid_focal_loss, _binary, edge_inputs=_extreme_binary),
+  LossCase(
+    jl.sigmoid_focal_loss,
+    lambda rng, n: _binary(rng, n, alpha=0.25, gamma=0.5),
+    name="sigmoid_focal_loss[alpha,gamma<1]",
+    edge_inputs=_extreme_binary,
+  ),
+  LossCase(jl.poly1_focal_loss, _binary, edge_inputs=_extreme_binary),
+  LossCase(
+    jl.poly1_focal_loss,
+    lambda rng, n: _binary(rng, n, alpha=0.25, gamma=0.5, epsilon=-0.5),
+    name="poly1_focal_loss[alpha,gamma<1]",
+    edge_inputs=_extreme_binary,
+  ),
+  LossCase(jl.softmax_focal_loss, _integer, edge_inputs=_extreme_integer()),
+  LossCase(
+    jl.softmax_focal_loss,
+    lambda rng, n: _integer(rng, n, alpha=WEIGHTS, gamma=0.5),
+    name="softmax_focal_loss[class_alpha,gamma<1]",
+    edge_inputs=_extreme_integer(alpha=WEIGHTS, gamma=0.5),
+  ),
+  LossCase(
+    jl.poly_loss_cross_entropy,
+    _soft,
+    float_args=(0, 1),
+    edge_inputs=_extreme_soft,
+  ),
+  # perplexity is a metric: one value for the corpus (or per sequence) with
+  # no per-example values to mask, weight or reduce, hence per_example=False
+  # and no reductions; its masking is tested in tests/test_classification.py.
+  LossCase(
+    jl.perplexity,
+    _tokens,
+    per_example=False,
+    reductions=(),
+    edge_inputs=_extreme_tokens(),
+  ),
+  LossCase(
+    jl.perplexity,
+    _padded_tokens,
+    name="perplexity[per_sequence,where]",
+    per_example=False,
+    reductions=(),
+    edge_inputs=_extreme_tokens(per_sequence=True),
+  ),
 ]

@@ -31,27 +31,35 @@ def _integer(rng, n, **kwargs):
 
 def _extreme_signed():
   targets = np.tile([1.0, -1.0, 1.0], (4, 1)).astype(I.F32)
-  return [((I.extreme_logits(4, 3), targets), {}),
-          ((I.extreme_logits(4, 3), -targets), {})]
+  return [
+    ((I.extreme_logits(4, 3), targets), {}),
+    ((I.extreme_logits(4, 3), -targets), {}),
+  ]
 
 
 def _extreme_binary():
   labels = np.tile([0.0, 1.0, 1.0], (4, 1)).astype(I.F32)
-  return [((I.extreme_logits(4, 3), labels), {}),
-          ((I.extreme_logits(4, 3), 1 - labels), {})]
+  return [
+    ((I.extreme_logits(4, 3), labels), {}),
+    ((I.extreme_logits(4, 3), 1 - labels), {}),
+  ]
 
 
 def _extreme_integer():
   tied = np.zeros((4, C), I.F32)  # all scores equal
-  return [((I.extreme_logits(4, C), np.arange(4, dtype=np.int32)), {}),
-          ((-I.extreme_logits(4, C), np.arange(4, dtype=np.int32)), {}),
-          ((tied, np.arange(4, dtype=np.int32)), {})]
+  return [
+    ((I.extreme_logits(4, C), np.arange(4, dtype=np.int32)), {}),
+    ((-I.extreme_logits(4, C), np.arange(4, dtype=np.int32)), {}),
+    ((tied, np.arange(4, dtype=np.int32)), {}),
+  ]
 
 
 def _extreme_multilabel():
   labels = np.tile([0.0, 1.0, 0.5, 1.0], (4, 1)).astype(I.F32)
-  return [((I.extreme_logits(4, C), labels), {}),
-          ((-I.extreme_logits(4, C), labels), {})]
+  return [
+    ((I.extreme_logits(4, C), labels), {}),
+    ((-I.extreme_logits(4, C), labels), {}),
+  ]
 
 
 def _extreme_fenchel_young():
@@ -61,36 +69,55 @@ def _extreme_fenchel_young():
 _CLASS_WEIGHTS = np.array([1.0, 2.0, 0.5, 1.5], I.F32)
 
 CASES = [
-    LossCase(jl.hinge_loss, _signed, edge_inputs=_extreme_signed),
-    LossCase(jl.squared_hinge_loss, _signed, edge_inputs=_extreme_signed),
-    LossCase(jl.perceptron_loss, _signed, edge_inputs=_extreme_signed),
-    LossCase(jl.soft_margin_loss, _signed, edge_inputs=_extreme_signed),
-    LossCase(jl.sparsemax_loss, _binary, edge_inputs=_extreme_binary),
-    LossCase(jl.multiclass_hinge_loss, _integer, edge_inputs=_extreme_integer),
-    LossCase(jl.multiclass_perceptron_loss, _integer,
-             edge_inputs=_extreme_integer),
-    LossCase(jl.multiclass_sparsemax_loss, _integer,
-             edge_inputs=_extreme_integer),
-    LossCase(jl.make_fenchel_young_loss(logsumexp),
-             lambda rng, n: ((I.logits(rng, n, C), I.distributions(rng, n, C)),
-                             {}),
-             name="make_fenchel_young_loss[logsumexp]", float_args=(0, 1),
-             edge_inputs=_extreme_fenchel_young),
-    LossCase(jl.multi_margin_loss, _integer, name="multi_margin_loss[p=1]",
-             edge_inputs=_extreme_integer),
-    # torch multiplies each example's value by w_y, and its "mean" divides by
-    # the batch size: "mean" is still the mean of the "none" values.
-    LossCase(jl.multi_margin_loss,
-             lambda rng, n: _integer(rng, n, p=2, margin=0.5,
-                                     class_weights=_CLASS_WEIGHTS),
-             name="multi_margin_loss[p=2,margin,class_weights]",
-             edge_inputs=_extreme_integer),
-    LossCase(jl.multilabel_soft_margin_loss,
-             lambda rng, n: ((I.logits(rng, n, C), I.binary(rng, n, C)), {}),
-             float_args=(0, 1), edge_inputs=_extreme_multilabel),
-    LossCase(jl.multilabel_soft_margin_loss,
-             lambda rng, n: ((I.logits(rng, n, C), I.probabilities(rng, n, C)),
-                             {"class_weights": _CLASS_WEIGHTS}),
-             name="multilabel_soft_margin_loss[class_weights]",
-             float_args=(0, 1), edge_inputs=_extreme_multilabel),
+  LossCase(jl.hinge_loss, _signed, edge_inputs=_extreme_signed),
+  LossCase(jl.squared_hinge_loss, _signed, edge_inputs=_extreme_signed),
+  LossCase(jl.perceptron_loss, _signed, edge_inputs=_extreme_signed),
+  LossCase(jl.soft_margin_loss, _signed, edge_inputs=_extreme_signed),
+  LossCase(jl.sparsemax_loss, _binary, edge_inputs=_extreme_binary),
+  LossCase(jl.multiclass_hinge_loss, _integer, edge_inputs=_extreme_integer),
+  LossCase(
+    jl.multiclass_perceptron_loss, _integer, edge_inputs=_extreme_integer
+  ),
+  LossCase(
+    jl.multiclass_sparsemax_loss, _integer, edge_inputs=_extreme_integer
+  ),
+  LossCase(
+    jl.make_fenchel_young_loss(logsumexp),
+    lambda rng, n: ((I.logits(rng, n, C), I.distributions(rng, n, C)), {}),
+    name="make_fenchel_young_loss[logsumexp]",
+    float_args=(0, 1),
+    edge_inputs=_extreme_fenchel_young,
+  ),
+  LossCase(
+    jl.multi_margin_loss,
+    _integer,
+    name="multi_margin_loss[p=1]",
+    edge_inputs=_extreme_integer,
+  ),
+  # torch multiplies each example's value by w_y, and its "mean" divides by
+  # the batch size: "mean" is still the mean of the "none" values.
+  LossCase(
+    jl.multi_margin_loss,
+    lambda rng, n: _integer(
+      rng, n, p=2, margin=0.5, class_weights=_CLASS_WEIGHTS
+    ),
+    name="multi_margin_loss[p=2,margin,class_weights]",
+    edge_inputs=_extreme_integer,
+  ),
+  LossCase(
+    jl.multilabel_soft_margin_loss,
+    lambda rng, n: ((I.logits(rng, n, C), I.binary(rng, n, C)), {}),
+    float_args=(0, 1),
+    edge_inputs=_extreme_multilabel,
+  ),
+  LossCase(
+    jl.multilabel_soft_margin_loss,
+    lambda rng, n: (
+      (I.logits(rng, n, C), I.probabilities(rng, n, C)),
+      {"class_weights": _CLASS_WEIGHTS},
+    ),
+    name="multilabel_soft_margin_loss[class_weights]",
+    float_args=(0, 1),
+    edge_inputs=_extreme_multilabel,
+  ),
 ]

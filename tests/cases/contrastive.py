@@ -32,8 +32,13 @@ def _pair_edges():
   mixed = np.concatenate([zeros[:2], same[:2]])
   large = np.full((4, D), 1e3, I.F32) * np.array([[1], [-1], [1], [-1]], I.F32)
   one = np.arange(D, dtype=I.F32)[None]
-  return [((same, same), {}), ((zeros, zeros), {}), ((mixed, same), {}),
-          ((large, -large), {}), ((one, one), {})]
+  return [
+    ((same, same), {}),
+    ((zeros, zeros), {}),
+    ((mixed, same), {}),
+    ((large, -large), {}),
+    ((one, one), {}),
+  ]
 
 
 def _with_negatives(shared):
@@ -41,6 +46,7 @@ def _with_negatives(shared):
     (a, p), _ = _pairs(rng, n)
     negatives = _embeddings(rng, 3) if shared else _embeddings(rng, n, 3)
     return (a, p, negatives), {}
+
   return make
 
 
@@ -51,6 +57,7 @@ def _negative_edges(shared):
       shape = (2, D) if shared else (a.shape[0], 2, D)
       out.append(((a, p, np.full(shape, k % 2, I.F32)), kw))  # zeros, ones
     return out
+
   return edges
 
 
@@ -69,21 +76,30 @@ def _grouped_edges():
   large = np.full((4, D), 30.0, I.F32) * np.array([[1], [-1], [1], [-1]], I.F32)
   equal = np.zeros(4, np.int32)
   distinct = np.arange(4, dtype=np.int32)
-  return [((same, equal), {}), ((np.zeros((4, D), I.F32), equal), {}),
-          ((same[:1], equal[:1]), {}), ((large, distinct), {}),
-          ((large, equal), {}), ((large, np.array([0, 0, 1, 1], np.int32)), {})]
+  return [
+    ((same, equal), {}),
+    ((np.zeros((4, D), I.F32), equal), {}),
+    ((same[:1], equal[:1]), {}),
+    ((large, distinct), {}),
+    ((large, equal), {}),
+    ((large, np.array([0, 0, 1, 1], np.int32)), {}),
+  ]
 
 
 def _multiview_edges():
-  return [((np.stack([x, x], axis=1), labels), kw)
-          for (x, labels), kw in _grouped_edges()]
+  return [
+    ((np.stack([x, x], axis=1), labels), kw)
+    for (x, labels), kw in _grouped_edges()
+  ]
 
 
 def _kw(make, **kwargs):
   """``make`` with extra keyword arguments."""
+
   def with_kwargs(rng, n):
     args, base = make(rng, n)
     return args, {**base, **kwargs}
+
   return with_kwargs
 
 
@@ -94,45 +110,93 @@ def _edges_kw(edges, **kwargs):
 def _case(fn, make, edges, name, kwargs=None, **options):
   """A case whose ``kwargs`` go to the random and the edge inputs alike."""
   kwargs = kwargs or {}
-  return LossCase(fn, _kw(make, **kwargs), name=name,
-                  edge_inputs=_edges_kw(edges, **kwargs), **options)
+  return LossCase(
+    fn,
+    _kw(make, **kwargs),
+    name=name,
+    edge_inputs=_edges_kw(edges, **kwargs),
+    **options,
+  )
 
 
 def _variants(fn, make, edges, name, kwargs=None, **options):
   """The dense case and its chunked twin (reverse mode only: custom VJP)."""
   chunked = {**(kwargs or {}), "chunk_size": CHUNK}
-  return [_case(fn, make, edges, name, kwargs, **options),
-          _case(fn, make, edges, f"{name}[chunk]", chunked, grad_modes=("rev",),
-                **options)]
+  return [
+    _case(fn, make, edges, name, kwargs, **options),
+    _case(
+      fn, make, edges, f"{name}[chunk]", chunked, grad_modes=("rev",), **options
+    ),
+  ]
 
 
 # Options that act before the similarity matrix (similarity, normalize,
 # per-anchor negatives) are dense-only cases: the chunked path is the same.
 CASES = [
-    *_variants(jc.infonce_loss, _pairs, _pair_edges, "infonce_loss",
-               float_args=(0, 1)),
-    _case(jc.infonce_loss, _pairs, _pair_edges, "infonce_loss[dot]",
-          dict(similarity="dot", temperature=0.5), float_args=(0, 1)),
-    _case(jc.infonce_loss, _with_negatives(shared=False),
-          _negative_edges(shared=False), "infonce_loss[per_anchor_negatives]",
-          float_args=(0, 1, 2)),
-    *_variants(jc.infonce_loss, _with_negatives(shared=True),
-               _negative_edges(shared=True), "infonce_loss[shared_negatives]",
-               float_args=(0, 1, 2), batch_args=(0, 1)),
-    LossCase(jc.ntxent, lambda rng, n: ((_embeddings(rng, n),
-                                          I.class_labels(rng, 3, n)), {}),
-             edge_inputs=_grouped_edges, mean_of_none=False),
-    *_variants(jc.clip_loss, _pairs, _pair_edges, "clip_loss",
-               float_args=(0, 1)),
-    _case(jc.clip_loss, _pairs, _pair_edges, "clip_loss[unnormalized]",
-          dict(normalize=False, temperature=0.5), float_args=(0, 1)),
-    *_variants(jc.siglip_loss, _pairs, _pair_edges, "siglip_loss",
-               float_args=(0, 1)),
-    _case(jc.siglip_loss, _pairs, _pair_edges, "siglip_loss[unnormalized]",
-          dict(normalize=False, logit_scale=2.0, logit_bias=0.5),
-          float_args=(0, 1)),
-    *_variants(jc.supervised_contrastive_loss, _grouped, _grouped_edges,
-               "supervised_contrastive_loss", dict(temperature=0.5)),
-    *_variants(jc.supervised_contrastive_loss, _multiview, _multiview_edges,
-               "supervised_contrastive_loss[multiview]", dict(temperature=0.5)),
+  *_variants(
+    jc.infonce_loss, _pairs, _pair_edges, "infonce_loss", float_args=(0, 1)
+  ),
+  _case(
+    jc.infonce_loss,
+    _pairs,
+    _pair_edges,
+    "infonce_loss[dot]",
+    dict(similarity="dot", temperature=0.5),
+    float_args=(0, 1),
+  ),
+  _case(
+    jc.infonce_loss,
+    _with_negatives(shared=False),
+    _negative_edges(shared=False),
+    "infonce_loss[per_anchor_negatives]",
+    float_args=(0, 1, 2),
+  ),
+  *_variants(
+    jc.infonce_loss,
+    _with_negatives(shared=True),
+    _negative_edges(shared=True),
+    "infonce_loss[shared_negatives]",
+    float_args=(0, 1, 2),
+    batch_args=(0, 1),
+  ),
+  LossCase(
+    jc.ntxent,
+    lambda rng, n: ((_embeddings(rng, n), I.class_labels(rng, 3, n)), {}),
+    edge_inputs=_grouped_edges,
+    mean_of_none=False,
+  ),
+  *_variants(jc.clip_loss, _pairs, _pair_edges, "clip_loss", float_args=(0, 1)),
+  _case(
+    jc.clip_loss,
+    _pairs,
+    _pair_edges,
+    "clip_loss[unnormalized]",
+    dict(normalize=False, temperature=0.5),
+    float_args=(0, 1),
+  ),
+  *_variants(
+    jc.siglip_loss, _pairs, _pair_edges, "siglip_loss", float_args=(0, 1)
+  ),
+  _case(
+    jc.siglip_loss,
+    _pairs,
+    _pair_edges,
+    "siglip_loss[unnormalized]",
+    dict(normalize=False, logit_scale=2.0, logit_bias=0.5),
+    float_args=(0, 1),
+  ),
+  *_variants(
+    jc.supervised_contrastive_loss,
+    _grouped,
+    _grouped_edges,
+    "supervised_contrastive_loss",
+    dict(temperature=0.5),
+  ),
+  *_variants(
+    jc.supervised_contrastive_loss,
+    _multiview,
+    _multiview_edges,
+    "supervised_contrastive_loss[multiview]",
+    dict(temperature=0.5),
+  ),
 ]

@@ -43,28 +43,37 @@ def _to_format(boxes, box_format):
 def _formatted(make, box_format):
   def inputs(rng, n):
     (a, b), _ = make(rng, n)
-    return ((_to_format(a, box_format).astype(I.F32),
-             _to_format(b, box_format).astype(I.F32)),
-            {"box_format": box_format})
+    return (
+      (
+        _to_format(a, box_format).astype(I.F32),
+        _to_format(b, box_format).astype(I.F32),
+      ),
+      {"box_format": box_format},
+    )
+
   return inputs
 
 
 def _edges():
   """Disjoint, identical, nested, touching, zero-width, zero-height and point
   boxes (alone and against themselves), and large coordinates."""
-  a = np.array([
-      [0, 0, 1, 1],      # disjoint
-      [0, 0, 2, 3],      # identical
-      [0, 0, 4, 4],      # nested
-      [0, 0, 1, 1],      # touching at an edge
-      [1, 1, 1, 3],      # zero width
-      [1, 1, 3, 1],      # zero height
-      [2, 2, 2, 2],      # point
-      [0, 0, 0, 0],      # point at the origin, against itself
-      [1, 1, 3, 1],      # zero height, against itself
+  a = np.array(
+    [
+      [0, 0, 1, 1],  # disjoint
+      [0, 0, 2, 3],  # identical
+      [0, 0, 4, 4],  # nested
+      [0, 0, 1, 1],  # touching at an edge
+      [1, 1, 1, 3],  # zero width
+      [1, 1, 3, 1],  # zero height
+      [2, 2, 2, 2],  # point
+      [0, 0, 0, 0],  # point at the origin, against itself
+      [1, 1, 3, 1],  # zero height, against itself
       [-1e4, -1e4, 1e4, 1e4],
-  ], I.F32)
-  b = np.array([
+    ],
+    I.F32,
+  )
+  b = np.array(
+    [
       [2, 2, 3, 3],
       [0, 0, 2, 3],
       [1, 1, 2, 2],
@@ -75,32 +84,46 @@ def _edges():
       [0, 0, 0, 0],
       [1, 1, 3, 1],
       [0, 0, 1e4, 1],
-  ], I.F32)
+    ],
+    I.F32,
+  )
   return [((a, b), {}), ((b, a), {})]
 
 
 def _formatted_edges(box_format):
   def edges():
-    return [((_to_format(a, box_format).astype(I.F32),
-              _to_format(b, box_format).astype(I.F32)),
-             {"box_format": box_format}) for (a, b), _ in _edges()]
+    return [
+      (
+        (
+          _to_format(a, box_format).astype(I.F32),
+          _to_format(b, box_format).astype(I.F32),
+        ),
+        {"box_format": box_format},
+      )
+      for (a, b), _ in _edges()
+    ]
+
   return edges
 
 
 def _case(fn, make=_pairs, box_format=None):
   if box_format is None:
     return LossCase(fn, make, float_args=(0, 1), edge_inputs=_edges)
-  return LossCase(fn, _formatted(make, box_format),
-                  name=f"{fn.__name__}[{box_format}]", float_args=(0, 1),
-                  edge_inputs=_formatted_edges(box_format))
+  return LossCase(
+    fn,
+    _formatted(make, box_format),
+    name=f"{fn.__name__}[{box_format}]",
+    float_args=(0, 1),
+    edge_inputs=_formatted_edges(box_format),
+  )
 
 
 CASES = [
-    _case(jl.box_iou_loss),
-    _case(jl.generalized_box_iou_loss),
-    _case(jl.distance_box_iou_loss),
-    _case(jl.complete_box_iou_loss, _same_aspect),
-    # The formats share one conversion to corners: one case, the other
-    # format is checked in tests/test_detection.py.
-    _case(jl.complete_box_iou_loss, _same_aspect, box_format="cxcywh"),
+  _case(jl.box_iou_loss),
+  _case(jl.generalized_box_iou_loss),
+  _case(jl.distance_box_iou_loss),
+  _case(jl.complete_box_iou_loss, _same_aspect),
+  # The formats share one conversion to corners: one case, the other
+  # format is checked in tests/test_detection.py.
+  _case(jl.complete_box_iou_loss, _same_aspect, box_format="cxcywh"),
 ]

@@ -41,58 +41,117 @@ def _one_hot_logs():
 def _edge_kl():
   one_hot = np.eye(D, dtype=I.F32)
   uniform = np.full((4, D), 1 / D, I.F32)
-  return [((_extreme_log_probabilities(), one_hot), {}),
-          ((_one_hot_logs(), one_hot), {}),  # identical: KL = 0
-          ((np.log(uniform), one_hot), {}),
-          ((_extreme_log_probabilities(), np.zeros((4, D), I.F32)), {})]
+  return [
+    ((_extreme_log_probabilities(), one_hot), {}),
+    ((_one_hot_logs(), one_hot), {}),  # identical: KL = 0
+    ((np.log(uniform), one_hot), {}),
+    ((_extreme_log_probabilities(), np.zeros((4, D), I.F32)), {}),
+  ]
 
 
 def _edge_log_pair():
   extreme, one_hot = _extreme_log_probabilities(), _one_hot_logs()
-  return [((extreme, one_hot), {}), ((one_hot, one_hot), {}),
-          ((one_hot, one_hot[::-1].copy()), {}), ((extreme, extreme), {})]
+  return [
+    ((extreme, one_hot), {}),
+    ((one_hot, one_hot), {}),
+    ((one_hot, one_hot[::-1].copy()), {}),
+    ((extreme, extreme), {}),
+  ]
 
 
 def _edge_measures():
   targets = np.tile([0.0, 1.0, 2.0, 0.0], (4, 1)).astype(I.F32)
   log_q = np.tile([-1e4, 0.0, 50.0, 1.0], (4, 1)).astype(I.F32)
-  return [((log_q, targets), {}), ((_extreme_log_probabilities(), targets), {}),
-          ((np.log(targets + 1e-30).astype(I.F32), targets), {})]
+  return [
+    ((log_q, targets), {}),
+    ((_extreme_log_probabilities(), targets), {}),
+    ((np.log(targets + 1e-30).astype(I.F32), targets), {}),
+  ]
 
 
 def _gaussians(rng, n, **kwargs):
-  return ((rng.normal(size=(n, 3)).astype(I.F32),
-           rng.normal(size=(n, 3)).astype(I.F32)), kwargs)
+  return (
+    (
+      rng.normal(size=(n, 3)).astype(I.F32),
+      rng.normal(size=(n, 3)).astype(I.F32),
+    ),
+    kwargs,
+  )
 
 
 def _edge_gaussians():
   log_variance = np.tile([-50.0, 50.0, 0.0], (4, 1)).astype(I.F32)
-  return [((I.extreme_logits(4, 3), log_variance), {}),
-          ((np.zeros((4, 3), I.F32), np.zeros((4, 3), I.F32)), {})]
+  return [
+    ((I.extreme_logits(4, 3), log_variance), {}),
+    ((np.zeros((4, 3), I.F32), np.zeros((4, 3), I.F32)), {}),
+  ]
 
 
 CASES = [
-    LossCase(jl.kl_divergence, _probabilities, float_args=(0, 1),
-             reductions=REDUCTIONS, edge_inputs=_edge_kl),
-    LossCase(jl.kl_divergence,
-             lambda rng, n: ((log_distributions(rng, n, 2, D).reshape(n, 2, D),
-                              I.distributions(rng, n, 2, D)), {"axis": (1, 2)}),
-             name="kl_divergence[axis=(1,2)]", float_args=(0, 1),
-             reductions=REDUCTIONS),
-    LossCase(jl.kl_divergence_with_log_targets, _log_pair, float_args=(0, 1),
-             reductions=REDUCTIONS, edge_inputs=_edge_log_pair),
-    LossCase(jl.generalized_kl_divergence, _measures, float_args=(0, 1),
-             reductions=REDUCTIONS, edge_inputs=_edge_measures),
-    LossCase(jl.convex_kl_divergence, _measures, float_args=(0, 1),
-             reductions=REDUCTIONS, edge_inputs=_edge_measures),
-    LossCase(jl.js_divergence, _log_pair, float_args=(0, 1),
-             reductions=REDUCTIONS, edge_inputs=_edge_log_pair),
-    LossCase(jl.gaussian_kl_divergence, _gaussians, float_args=(0, 1),
-             edge_inputs=_edge_gaussians),
-    LossCase(jl.gaussian_kl_divergence,
-             lambda rng, n: _gaussians(
-                 rng, n, prior_mean=np.array([0.5, -1.0, 0.0], I.F32),
-                 prior_log_variance=-0.5),
-             name="gaussian_kl_divergence[prior]", float_args=(0, 1),
-             edge_inputs=_edge_gaussians),
+  LossCase(
+    jl.kl_divergence,
+    _probabilities,
+    float_args=(0, 1),
+    reductions=REDUCTIONS,
+    edge_inputs=_edge_kl,
+  ),
+  LossCase(
+    jl.kl_divergence,
+    lambda rng, n: (
+      (
+        log_distributions(rng, n, 2, D).reshape(n, 2, D),
+        I.distributions(rng, n, 2, D),
+      ),
+      {"axis": (1, 2)},
+    ),
+    name="kl_divergence[axis=(1,2)]",
+    float_args=(0, 1),
+    reductions=REDUCTIONS,
+  ),
+  LossCase(
+    jl.kl_divergence_with_log_targets,
+    _log_pair,
+    float_args=(0, 1),
+    reductions=REDUCTIONS,
+    edge_inputs=_edge_log_pair,
+  ),
+  LossCase(
+    jl.generalized_kl_divergence,
+    _measures,
+    float_args=(0, 1),
+    reductions=REDUCTIONS,
+    edge_inputs=_edge_measures,
+  ),
+  LossCase(
+    jl.convex_kl_divergence,
+    _measures,
+    float_args=(0, 1),
+    reductions=REDUCTIONS,
+    edge_inputs=_edge_measures,
+  ),
+  LossCase(
+    jl.js_divergence,
+    _log_pair,
+    float_args=(0, 1),
+    reductions=REDUCTIONS,
+    edge_inputs=_edge_log_pair,
+  ),
+  LossCase(
+    jl.gaussian_kl_divergence,
+    _gaussians,
+    float_args=(0, 1),
+    edge_inputs=_edge_gaussians,
+  ),
+  LossCase(
+    jl.gaussian_kl_divergence,
+    lambda rng, n: _gaussians(
+      rng,
+      n,
+      prior_mean=np.array([0.5, -1.0, 0.0], I.F32),
+      prior_log_variance=-0.5,
+    ),
+    name="gaussian_kl_divergence[prior]",
+    float_args=(0, 1),
+    edge_inputs=_edge_gaussians,
+  ),
 ]

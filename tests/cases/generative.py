@@ -53,9 +53,12 @@ def _critic_edges():
 
 
 def _penalty_inputs(rng, n):
-  key = np.asarray([0, int(rng.integers(0, 2 ** 31))], np.uint32)
-  return (rng.normal(size=(n,) + FEATURES).astype(I.F32),
-          rng.normal(size=(n,) + FEATURES).astype(I.F32), key), {}
+  key = np.asarray([0, int(rng.integers(0, 2**31))], np.uint32)
+  return (
+    rng.normal(size=(n,) + FEATURES).astype(I.F32),
+    rng.normal(size=(n,) + FEATURES).astype(I.F32),
+    key,
+  ), {}
 
 
 def _penalty_edges():
@@ -63,18 +66,26 @@ def _penalty_edges():
   x = np.ones((2,) + FEATURES, I.F32)
   key = np.array([0, 7], np.uint32)
   big = I.extreme_logits(2, *FEATURES)
-  return [((x, x.copy(), key), {}), ((big, big.copy(), key), {}),
-          ((big, x, key), {"target": 0.0})]
+  return [
+    ((x, x.copy(), key), {}),
+    ((big, big.copy(), key), {}),
+    ((big, x, key), {"target": 0.0}),
+  ]
 
 
-GRADIENT_PENALTY_CASE = LossCase(gradient_penalty, _penalty_inputs,
-                                 float_args=(0, 1), batch_args=(0, 1),
-                                 edge_inputs=_penalty_edges)
+GRADIENT_PENALTY_CASE = LossCase(
+  gradient_penalty,
+  _penalty_inputs,
+  float_args=(0, 1),
+  batch_args=(0, 1),
+  edge_inputs=_penalty_edges,
+)
 
 
 def _logit_pair(shape):
   def make(rng, n):
     return (I.logits(rng, n, *shape), I.logits(rng, n, *shape)), {}
+
   return make
 
 
@@ -92,9 +103,13 @@ def _discriminator(kind, shape=(), name=None):
     args, _ = _logit_pair(shape)(rng, n)
     return args, {"kind": kind}
 
-  return LossCase(jl.gan_discriminator_loss, make, float_args=(0, 1),
-                  name=name or f"gan_discriminator_loss[{kind}]",
-                  edge_inputs=edges)
+  return LossCase(
+    jl.gan_discriminator_loss,
+    make,
+    float_args=(0, 1),
+    name=name or f"gan_discriminator_loss[{kind}]",
+    edge_inputs=edges,
+  )
 
 
 def _generator(kind):
@@ -104,8 +119,12 @@ def _generator(kind):
   def make(rng, n):
     return (I.logits(rng, n),), {"kind": kind}
 
-  return LossCase(jl.gan_generator_loss, make,
-                  name=f"gan_generator_loss[{kind}]", edge_inputs=edges)
+  return LossCase(
+    jl.gan_generator_loss,
+    make,
+    name=f"gan_generator_loss[{kind}]",
+    edge_inputs=edges,
+  )
 
 
 LATENT = 2
@@ -122,7 +141,10 @@ def _vae_inputs(likelihood):
     mean = rng.normal(size=(n, LATENT)).astype(I.F32)
     log_variance = rng.normal(size=(n, LATENT)).astype(I.F32)
     return (reconstruction, targets, mean, log_variance), {
-        "likelihood": likelihood, "beta": 0.5}
+      "likelihood": likelihood,
+      "beta": 0.5,
+    }
+
   return make
 
 
@@ -133,41 +155,60 @@ def _vae_edges(likelihood):
     mean = np.array([[0.0, 0.0], [30.0, -30.0]], I.F32)
     log_variance = np.array([[0.0, 20.0], [-20.0, 0.0]], I.F32)
     kwargs = {"likelihood": likelihood}
-    return [((big, targets, mean, log_variance), kwargs),
-            ((targets, targets.copy(), np.zeros_like(mean),
-              np.zeros_like(mean)), kwargs)]
+    return [
+      ((big, targets, mean, log_variance), kwargs),
+      (
+        (targets, targets.copy(), np.zeros_like(mean), np.zeros_like(mean)),
+        kwargs,
+      ),
+    ]
+
   return edges
 
 
 def _vae(likelihood, float_args):
-  return LossCase(jl.vae_loss, _vae_inputs(likelihood),
-                  name=f"vae_loss[{likelihood}]", float_args=float_args,
-                  edge_inputs=_vae_edges(likelihood))
+  return LossCase(
+    jl.vae_loss,
+    _vae_inputs(likelihood),
+    name=f"vae_loss[{likelihood}]",
+    float_args=float_args,
+    edge_inputs=_vae_edges(likelihood),
+  )
 
 
 def _cycle_inputs(rng, n):
   a = rng.normal(size=(n, 3)).astype(I.F32)
   b = rng.normal(size=(n, 2, 2)).astype(I.F32)
-  return (a, a + rng.normal(size=a.shape).astype(I.F32), b,
-          b + rng.normal(size=b.shape).astype(I.F32)), {
-              "lambda_a": 10.0, "lambda_b": 5.0}
+  return (
+    a,
+    a + rng.normal(size=a.shape).astype(I.F32),
+    b,
+    b + rng.normal(size=b.shape).astype(I.F32),
+  ), {"lambda_a": 10.0, "lambda_b": 5.0}
 
 
 def _cycle_edges():
   a = np.array([[0.0, 1.0, -2.0], [0.0, 0.0, 0.0]], I.F32)
   b = I.extreme_logits(2, 2, 2)
-  return [((a, a.copy(), b, b.copy()), {}),
-          ((a, a + 1e4, b, np.zeros_like(b)), {})]
+  return [
+    ((a, a.copy(), b, b.copy()), {}),
+    ((a, a + 1e4, b, np.zeros_like(b)), {}),
+  ]
 
 
 CASES = (
-    [_discriminator(kind) for kind in GAN_KINDS]
-    + [_discriminator("hinge", (2, 2), "gan_discriminator_loss[hinge,patch]")]
-    + [_generator(kind) for kind in GAN_KINDS]
-    + [
-        LossCase(r1_penalty, _critic_inputs, edge_inputs=_critic_edges),
-        _vae("bernoulli", (0, 2, 3)),
-        _vae("gaussian", (0, 1, 2, 3)),
-        LossCase(jl.cycle_consistency_loss, _cycle_inputs,
-                 float_args=(0, 1, 2, 3), edge_inputs=_cycle_edges),
-    ])
+  [_discriminator(kind) for kind in GAN_KINDS]
+  + [_discriminator("hinge", (2, 2), "gan_discriminator_loss[hinge,patch]")]
+  + [_generator(kind) for kind in GAN_KINDS]
+  + [
+    LossCase(r1_penalty, _critic_inputs, edge_inputs=_critic_edges),
+    _vae("bernoulli", (0, 2, 3)),
+    _vae("gaussian", (0, 1, 2, 3)),
+    LossCase(
+      jl.cycle_consistency_loss,
+      _cycle_inputs,
+      float_args=(0, 1, 2, 3),
+      edge_inputs=_cycle_edges,
+    ),
+  ]
+)

@@ -17,17 +17,21 @@ def _embeddings(rng, *shape):
 
 def _repeated(*shape):
   """Identical embeddings: every distance is exactly 0."""
-  return np.broadcast_to(np.linspace(-1.0, 1.0, shape[-1], dtype=I.F32),
-                         shape).copy()
+  return np.broadcast_to(
+    np.linspace(-1.0, 1.0, shape[-1], dtype=I.F32), shape
+  ).copy()
 
 
 def _edge_vectors(count, n=4):
   """``count`` arrays that are all identical, then all zero."""
-  return [tuple(_repeated(n, D) for _ in range(count)),
-          tuple(np.zeros((n, D), I.F32) for _ in range(count))]
+  return [
+    tuple(_repeated(n, D) for _ in range(count)),
+    tuple(np.zeros((n, D), I.F32) for _ in range(count)),
+  ]
 
 
 # ---- triplets and pairs ------------------------------------------------------
+
 
 def _triplets(rng, n, **kwargs):
   return tuple(_embeddings(rng, n, D) for _ in range(3)), kwargs
@@ -46,8 +50,7 @@ def _pair_edges(**kwargs):
 
 
 def _contrastive(rng, n):
-  return (_embeddings(rng, n, D), _embeddings(rng, n, D),
-          I.binary(rng, n)), {}
+  return (_embeddings(rng, n, D), _embeddings(rng, n, D), I.binary(rng, n)), {}
 
 
 def _contrastive_edges():
@@ -57,12 +60,14 @@ def _contrastive_edges():
 
 # ---- in-batch mining -------------------------------------------------------
 
+
 def _mining(distance):
   def make(rng, n):
     # Every class appears at least twice, so every anchor has a positive and a
     # negative and "mean" is the mean of the per-anchor values.
     labels = rng.permutation(np.arange(n) % max(n // 2, 1)).astype(np.int32)
     return (_embeddings(rng, n, D), labels), {"distance": distance}
+
   return make
 
 
@@ -70,34 +75,57 @@ def _mining_edges(distance):
   def edges():
     kw = {"distance": distance}
     two_classes = np.array([0, 0, 1, 1], np.int32)
-    return [((_repeated(4, D), two_classes), kw),
-            ((np.zeros((4, D), I.F32), two_classes), kw),
-            ((_embeddings(np.random.default_rng(0), 4, D),
-              np.zeros(4, np.int32)), kw),  # one class: no negatives
-            ((_embeddings(np.random.default_rng(1), 4, D),
-              np.arange(4, dtype=np.int32)), kw)]  # no positives
+    return [
+      ((_repeated(4, D), two_classes), kw),
+      ((np.zeros((4, D), I.F32), two_classes), kw),
+      (
+        (_embeddings(np.random.default_rng(0), 4, D), np.zeros(4, np.int32)),
+        kw,
+      ),  # one class: no negatives
+      (
+        (
+          _embeddings(np.random.default_rng(1), 4, D),
+          np.arange(4, dtype=np.int32),
+        ),
+        kw,
+      ),
+    ]  # no positives
+
   return edges
 
 
 def _mining_cases(fn, **flags):
-  return [LossCase(fn, _mining(distance), name=f"{fn.__name__}[{distance}]",
-                   edge_inputs=_mining_edges(distance), **flags)
-          for distance in ("euclidean", "squared_euclidean", "cosine")]
+  return [
+    LossCase(
+      fn,
+      _mining(distance),
+      name=f"{fn.__name__}[{distance}]",
+      edge_inputs=_mining_edges(distance),
+      **flags,
+    )
+    for distance in ("euclidean", "squared_euclidean", "cosine")
+  ]
 
 
 # ---- proxies, GE2E, angular margins ------------------------------------------
 
+
 def _proxy_nca(rng, n):
-  return (_embeddings(rng, n, D), I.class_labels(rng, C, n),
-          _embeddings(rng, C, D)), {}
+  return (
+    _embeddings(rng, n, D),
+    I.class_labels(rng, C, n),
+    _embeddings(rng, C, D),
+  ), {}
 
 
 def _proxy_edges():
   proxies = _embeddings(np.random.default_rng(0), C, D)
   labels = np.arange(4, dtype=np.int32)
-  return [((proxies[:4].copy(), labels, proxies), {}),  # at its own proxy
-          ((np.zeros((4, D), I.F32), labels, proxies), {}),
-          ((100 * proxies[:4], labels, -100 * proxies), {})]  # logits ~1e4
+  return [
+    ((proxies[:4].copy(), labels, proxies), {}),  # at its own proxy
+    ((np.zeros((4, D), I.F32), labels, proxies), {}),
+    ((100 * proxies[:4], labels, -100 * proxies), {}),
+  ]  # logits ~1e4
 
 
 def _ge2e(method):
@@ -106,9 +134,11 @@ def _ge2e(method):
 
 def _ge2e_edges(method):
   kw = {"method": method}
-  return lambda: [((_repeated(3, U, D),), kw),
-                  ((np.zeros((3, U, D), I.F32),), kw),
-                  ((_embeddings(np.random.default_rng(0), 1, U, D),), kw)]
+  return lambda: [
+    ((_repeated(3, U, D),), kw),
+    ((np.zeros((3, U, D), I.F32),), kw),
+    ((_embeddings(np.random.default_rng(0), 1, U, D),), kw),
+  ]
 
 
 def _one_utterance(inputs):
@@ -128,63 +158,111 @@ def _cosine_edges(**kwargs):
     labels = np.array([0, 1, 2, 3], np.int32)
     exact = np.tile(np.array([1.0, -1.0, 0.0, 1.0, -1.0], I.F32), (4, 1))
     return [((exact, labels), kwargs), ((-exact, labels), kwargs)]
+
   return edges
 
 
 def _uniformity_edges():
-  return [((_repeated(4, D),), {}), ((np.zeros((4, D), I.F32),), {}),
-          ((_embeddings(np.random.default_rng(0), 1, D),), {})]  # no pairs
+  return [
+    ((_repeated(4, D),), {}),
+    ((np.zeros((4, D), I.F32),), {}),
+    ((_embeddings(np.random.default_rng(0), 1, D),), {}),
+  ]  # no pairs
 
 
 CASES = [
-    LossCase(jl.triplet_margin_loss, _triplets, float_args=(0, 1, 2),
-             edge_inputs=_triplet_edges()),
-    LossCase(jl.triplet_margin_loss,
-             lambda rng, n: _triplets(rng, n, norm_degree=1, swap=True,
-                                      eps=0.0),
-             name="triplet_margin_loss[p=1,swap,eps=0]", float_args=(0, 1, 2),
-             edge_inputs=_triplet_edges(norm_degree=1, swap=True, eps=0.0)),
-    LossCase(jl.triplet_margin_loss,
-             lambda rng, n: _triplets(rng, n, norm_degree=3, margin=2.0),
-             name="triplet_margin_loss[p=3]", float_args=(0, 1, 2),
-             edge_inputs=_triplet_edges(norm_degree=3)),
-    LossCase(jl.contrastive_loss, _contrastive, float_args=(0, 1),
-             edge_inputs=_contrastive_edges),
-    LossCase(jl.angular_loss, _triplets, float_args=(0, 1, 2),
-             edge_inputs=_triplet_edges()),
-    *_mining_cases(jl.batch_hard_triplet_loss),
-    # "mean" leaves out anchors with no active triplet, which depends on the
-    # values: it is not the mean of the "none" values in general.
-    *_mining_cases(jl.batch_all_triplet_loss, mean_of_none=False),
-    *_mining_cases(jl.semi_hard_triplet_loss),
-    LossCase(jl.npair_loss, _pairs, float_args=(0, 1),
-             edge_inputs=_pair_edges()),
-    LossCase(jl.npair_loss,
-             lambda rng, n: (_pairs(rng, n)[0], {"l2_reg": 0.01}),
-             name="npair_loss[l2_reg]", float_args=(0, 1),
-             edge_inputs=_pair_edges(l2_reg=0.01)),
-    # The proxies are shared by the batch, not batch-shaped.
-    LossCase(jl.proxy_nca_loss, _proxy_nca, float_args=(0, 2),
-             batch_args=(0, 1), edge_inputs=_proxy_edges),
-    LossCase(jl.ge2e_loss, _ge2e("softmax"), name="ge2e_loss[softmax]",
-             edge_inputs=_ge2e_edges("softmax"), wrong_shape=_one_utterance),
-    LossCase(jl.ge2e_loss, _ge2e("contrast"), name="ge2e_loss[contrast]",
-             edge_inputs=_ge2e_edges("contrast"), wrong_shape=_one_utterance),
-    LossCase(jl.arcface_loss, _cosines, edge_inputs=_cosine_edges()),
-    LossCase(jl.arcface_loss,
-             lambda rng, n: _cosines(rng, n, easy_margin=True, scale=16.0),
-             name="arcface_loss[easy_margin]",
-             edge_inputs=_cosine_edges(easy_margin=True)),
-    LossCase(jl.cosface_loss, _cosines, edge_inputs=_cosine_edges()),
-    LossCase(jl.alignment_loss, _pairs, float_args=(0, 1),
-             edge_inputs=_pair_edges()),
-    LossCase(jl.alignment_loss,
-             lambda rng, n: (_pairs(rng, n)[0], {"alpha": 1}),
-             name="alignment_loss[alpha=1]", float_args=(0, 1),
-             edge_inputs=_pair_edges(alpha=1)),
-    # The log of a mean over all pairs does not split into per-example
-    # values: the loss is a batch-level scalar for every reduction.
-    LossCase(jl.uniformity_loss, lambda rng, n: ((_embeddings(rng, n, D),), {}),
-             per_example=False, edge_inputs=_uniformity_edges,
-             wrong_shape=lambda inputs: ((inputs[0][0][0],), inputs[1])),
+  LossCase(
+    jl.triplet_margin_loss,
+    _triplets,
+    float_args=(0, 1, 2),
+    edge_inputs=_triplet_edges(),
+  ),
+  LossCase(
+    jl.triplet_margin_loss,
+    lambda rng, n: _triplets(rng, n, norm_degree=1, swap=True, eps=0.0),
+    name="triplet_margin_loss[p=1,swap,eps=0]",
+    float_args=(0, 1, 2),
+    edge_inputs=_triplet_edges(norm_degree=1, swap=True, eps=0.0),
+  ),
+  LossCase(
+    jl.triplet_margin_loss,
+    lambda rng, n: _triplets(rng, n, norm_degree=3, margin=2.0),
+    name="triplet_margin_loss[p=3]",
+    float_args=(0, 1, 2),
+    edge_inputs=_triplet_edges(norm_degree=3),
+  ),
+  LossCase(
+    jl.contrastive_loss,
+    _contrastive,
+    float_args=(0, 1),
+    edge_inputs=_contrastive_edges,
+  ),
+  LossCase(
+    jl.angular_loss,
+    _triplets,
+    float_args=(0, 1, 2),
+    edge_inputs=_triplet_edges(),
+  ),
+  *_mining_cases(jl.batch_hard_triplet_loss),
+  # "mean" leaves out anchors with no active triplet, which depends on the
+  # values: it is not the mean of the "none" values in general.
+  *_mining_cases(jl.batch_all_triplet_loss, mean_of_none=False),
+  *_mining_cases(jl.semi_hard_triplet_loss),
+  LossCase(jl.npair_loss, _pairs, float_args=(0, 1), edge_inputs=_pair_edges()),
+  LossCase(
+    jl.npair_loss,
+    lambda rng, n: (_pairs(rng, n)[0], {"l2_reg": 0.01}),
+    name="npair_loss[l2_reg]",
+    float_args=(0, 1),
+    edge_inputs=_pair_edges(l2_reg=0.01),
+  ),
+  # The proxies are shared by the batch, not batch-shaped.
+  LossCase(
+    jl.proxy_nca_loss,
+    _proxy_nca,
+    float_args=(0, 2),
+    batch_args=(0, 1),
+    edge_inputs=_proxy_edges,
+  ),
+  LossCase(
+    jl.ge2e_loss,
+    _ge2e("softmax"),
+    name="ge2e_loss[softmax]",
+    edge_inputs=_ge2e_edges("softmax"),
+    wrong_shape=_one_utterance,
+  ),
+  LossCase(
+    jl.ge2e_loss,
+    _ge2e("contrast"),
+    name="ge2e_loss[contrast]",
+    edge_inputs=_ge2e_edges("contrast"),
+    wrong_shape=_one_utterance,
+  ),
+  LossCase(jl.arcface_loss, _cosines, edge_inputs=_cosine_edges()),
+  LossCase(
+    jl.arcface_loss,
+    lambda rng, n: _cosines(rng, n, easy_margin=True, scale=16.0),
+    name="arcface_loss[easy_margin]",
+    edge_inputs=_cosine_edges(easy_margin=True),
+  ),
+  LossCase(jl.cosface_loss, _cosines, edge_inputs=_cosine_edges()),
+  LossCase(
+    jl.alignment_loss, _pairs, float_args=(0, 1), edge_inputs=_pair_edges()
+  ),
+  LossCase(
+    jl.alignment_loss,
+    lambda rng, n: (_pairs(rng, n)[0], {"alpha": 1}),
+    name="alignment_loss[alpha=1]",
+    float_args=(0, 1),
+    edge_inputs=_pair_edges(alpha=1),
+  ),
+  # The log of a mean over all pairs does not split into per-example
+  # values: the loss is a batch-level scalar for every reduction.
+  LossCase(
+    jl.uniformity_loss,
+    lambda rng, n: ((_embeddings(rng, n, D),), {}),
+    per_example=False,
+    edge_inputs=_uniformity_edges,
+    wrong_shape=lambda inputs: ((inputs[0][0][0],), inputs[1]),
+  ),
 ]

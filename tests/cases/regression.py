@@ -77,13 +77,15 @@ def _log_error_edges():
 
 def _quantile_vector(rng, n):
   return (_normal(rng, n, 3), _normal(rng, n, 3)), {
-      "quantiles": np.array([0.1, 0.5, 0.9], I.F32)}
+    "quantiles": np.array([0.1, 0.5, 0.9], I.F32)
+  }
 
 
 def _quantile_shared_target(rng, n):
   """One target per example, three quantile predictions."""
   return (_normal(rng, n, 3), _normal(rng, n)), {
-      "quantiles": np.array([0.1, 0.5, 0.9], I.F32)}
+    "quantiles": np.array([0.1, 0.5, 0.9], I.F32)
+  }
 
 
 def _quantile_edges():
@@ -96,8 +98,10 @@ def _poisson_log(rng, n):
 
 
 def _poisson_rates(rng, n):
-  return (rng.uniform(0.1, 4.0, (n, 3)).astype(I.F32),
-          rng.integers(0, 6, (n, 3)).astype(I.F32)), {}
+  return (
+    rng.uniform(0.1, 4.0, (n, 3)).astype(I.F32),
+    rng.integers(0, 6, (n, 3)).astype(I.F32),
+  ), {}
 
 
 def _poisson_edges():
@@ -110,8 +114,12 @@ def _poisson_edges():
 
 def _gaussian(variance_shape):
   def make(rng, n):
-    return (_normal(rng, n, 3), _normal(rng, n, 3),
-            rng.uniform(0.2, 2.0, (n,) + variance_shape).astype(I.F32)), {}
+    return (
+      _normal(rng, n, 3),
+      _normal(rng, n, 3),
+      rng.uniform(0.2, 2.0, (n,) + variance_shape).astype(I.F32),
+    ), {}
+
   return make
 
 
@@ -124,8 +132,11 @@ def _gaussian_edges():
 
 
 def _embedding_pairs(rng, n):
-  return (_normal(rng, n, D), _normal(rng, n, D),
-          np.where(rng.random(n) < 0.5, 1, -1).astype(np.int32)), {}
+  return (
+    _normal(rng, n, D),
+    _normal(rng, n, D),
+    np.where(rng.random(n) < 0.5, 1, -1).astype(np.int32),
+  ), {}
 
 
 def _embedding_edges():
@@ -135,8 +146,10 @@ def _embedding_edges():
 
 
 def _hinge_inputs(rng, n):
-  return (rng.uniform(0, 2, (n, 3)).astype(I.F32),
-          np.where(rng.random((n, 3)) < 0.5, 1, -1).astype(np.int32)), {}
+  return (
+    rng.uniform(0, 2, (n, 3)).astype(I.F32),
+    np.where(rng.random((n, 3)) < 0.5, 1, -1).astype(np.int32),
+  ), {}
 
 
 def _hinge_edges():
@@ -148,86 +161,161 @@ def _with(make, **kwargs):
   def inputs(rng, n):
     args, base = make(rng, n)
     return args, {**base, **kwargs}
+
   return inputs
 
 
 def _elementwise(fn, make=_pair, name=None, **kwargs):
-  return LossCase(fn, _with(make, **kwargs), name=name, float_args=(0, 1),
-                  edge_inputs=_elementwise_edges)
+  return LossCase(
+    fn,
+    _with(make, **kwargs),
+    name=name,
+    float_args=(0, 1),
+    edge_inputs=_elementwise_edges,
+  )
 
 
 def _optax_none_targets(fn):
   # targets=None (optax's default): the loss of the predictions alone. The
   # path is one helper shared by the four optax drop-ins; two are registered.
-  return LossCase(fn, _predictions_only, name=f"{fn.__name__}[targets=None]",
-                  edge_inputs=lambda: [((x,), {}) for (x, _), _ in
-                                       _elementwise_edges()])
+  return LossCase(
+    fn,
+    _predictions_only,
+    name=f"{fn.__name__}[targets=None]",
+    edge_inputs=lambda: [((x,), {}) for (x, _), _ in _elementwise_edges()],
+  )
 
 
 CASES = [
-    _elementwise(jl.squared_error),
-    _optax_none_targets(jl.squared_error),
-    _elementwise(jl.l2_loss),
-    _elementwise(jl.huber_loss),
-    _optax_none_targets(jl.huber_loss),
-    _elementwise(jl.log_cosh),
-    LossCase(jl.cosine_similarity, _vectors, float_args=(0, 1),
-             edge_inputs=_zero_vectors),
-    LossCase(jl.cosine_similarity,
-             lambda rng, n: ((_normal(rng, n, 2, 3), _normal(rng, n, 2, 3)),
-                             {"axis": (1, 2), "epsilon": 0.1}),
-             name="cosine_similarity[axis=(1,2),epsilon]", float_args=(0, 1)),
-    LossCase(jl.cosine_distance, _vectors, float_args=(0, 1),
-             edge_inputs=_zero_vectors),
-    _elementwise(jl.absolute_error),
-    # axis=None (the default) reduces every element to one scalar, the RMSE of
-    # the batch: there are no per-example values to mask, weight or reduce.
-    LossCase(jl.root_mean_squared_error, _vectors, float_args=(0, 1),
-             per_example=False, edge_inputs=_zero_error),
-    LossCase(jl.root_mean_squared_error, _with(_vectors, axis=-1),
-             name="root_mean_squared_error[axis=-1]", float_args=(0, 1),
-             edge_inputs=lambda: [(a, {"axis": -1}) for a, _ in _zero_error()]),
-    LossCase(jl.normalized_mean_absolute_error, _with(_vectors, axis=-1),
-             name="normalized_mean_absolute_error[range,axis=-1]",
-             float_args=(0, 1),
-             edge_inputs=lambda: [(a, {"axis": -1}) for a, _ in
-                                  _constant_targets()]),
-    LossCase(jl.normalized_mean_absolute_error,
-             _with(_positive_targets, axis=-1, normalizer="mean"),
-             name="normalized_mean_absolute_error[mean,axis=-1]",
-             float_args=(0, 1),
-             edge_inputs=lambda: [(a, {"axis": -1, "normalizer": "mean"})
-                                  for a, _ in _constant_targets()]),
-    # axis=None: one scalar for the whole batch (see root_mean_squared_error).
-    LossCase(jl.normalized_mean_absolute_error, _vectors, float_args=(0, 1),
-             per_example=False, edge_inputs=_constant_targets),
-    LossCase(jl.absolute_percentage_error, _positive_targets, float_args=(0, 1),
-             edge_inputs=_percentage_edges),
-    LossCase(jl.squared_log_error, _above_minus_one, float_args=(0, 1),
-             edge_inputs=_log_error_edges),
-    _elementwise(jl.smooth_l1_loss),
-    _elementwise(jl.smooth_l1_loss, name="smooth_l1_loss[beta=0]", beta=0.0),
-    _elementwise(jl.asymmetric_huber_loss,
-                 name="asymmetric_huber_loss[delta=0.5,alpha=2]", delta=0.5,
-                 alpha=2.0),
-    _elementwise(jl.quantile_loss, name="quantile_loss[0.3]", quantiles=0.3),
-    LossCase(jl.quantile_loss, _quantile_vector, name="quantile_loss[vector]",
-             float_args=(0, 1), edge_inputs=_quantile_edges),
-    LossCase(jl.quantile_loss, _quantile_shared_target,
-             name="quantile_loss[vector,shared_target]", float_args=(0, 1)),
-    LossCase(jl.poisson_nll_loss, _poisson_log, edge_inputs=_poisson_edges),
-    LossCase(jl.poisson_nll_loss, _with(_poisson_rates, log_input=False,
-                                        full=True),
-             name="poisson_nll_loss[rates,full]",
-             edge_inputs=lambda: [(a, {**k, "log_input": False, "full": True})
-                                  for a, k in _poisson_edges()[1:]]),
-    LossCase(jl.gaussian_nll_loss, _gaussian((3,)), float_args=(0, 1, 2),
-             edge_inputs=_gaussian_edges),
-    LossCase(jl.gaussian_nll_loss, _with(_gaussian((1,)), full=True),
-             name="gaussian_nll_loss[var=(n,1),full]", float_args=(0, 1, 2)),
-    LossCase(jl.gaussian_nll_loss, _gaussian(()),
-             name="gaussian_nll_loss[var=(n,)]", float_args=(0, 1, 2)),
-    LossCase(jl.cosine_embedding_loss, _with(_embedding_pairs, margin=0.2),
-             float_args=(0, 1), edge_inputs=_embedding_edges),
-    LossCase(jl.hinge_embedding_loss, _hinge_inputs, edge_inputs=_hinge_edges),
+  _elementwise(jl.squared_error),
+  _optax_none_targets(jl.squared_error),
+  _elementwise(jl.l2_loss),
+  _elementwise(jl.huber_loss),
+  _optax_none_targets(jl.huber_loss),
+  _elementwise(jl.log_cosh),
+  LossCase(
+    jl.cosine_similarity, _vectors, float_args=(0, 1), edge_inputs=_zero_vectors
+  ),
+  LossCase(
+    jl.cosine_similarity,
+    lambda rng, n: (
+      (_normal(rng, n, 2, 3), _normal(rng, n, 2, 3)),
+      {"axis": (1, 2), "epsilon": 0.1},
+    ),
+    name="cosine_similarity[axis=(1,2),epsilon]",
+    float_args=(0, 1),
+  ),
+  LossCase(
+    jl.cosine_distance, _vectors, float_args=(0, 1), edge_inputs=_zero_vectors
+  ),
+  _elementwise(jl.absolute_error),
+  # axis=None (the default) reduces every element to one scalar, the RMSE of
+  # the batch: there are no per-example values to mask, weight or reduce.
+  LossCase(
+    jl.root_mean_squared_error,
+    _vectors,
+    float_args=(0, 1),
+    per_example=False,
+    edge_inputs=_zero_error,
+  ),
+  LossCase(
+    jl.root_mean_squared_error,
+    _with(_vectors, axis=-1),
+    name="root_mean_squared_error[axis=-1]",
+    float_args=(0, 1),
+    edge_inputs=lambda: [(a, {"axis": -1}) for a, _ in _zero_error()],
+  ),
+  LossCase(
+    jl.normalized_mean_absolute_error,
+    _with(_vectors, axis=-1),
+    name="normalized_mean_absolute_error[range,axis=-1]",
+    float_args=(0, 1),
+    edge_inputs=lambda: [(a, {"axis": -1}) for a, _ in _constant_targets()],
+  ),
+  LossCase(
+    jl.normalized_mean_absolute_error,
+    _with(_positive_targets, axis=-1, normalizer="mean"),
+    name="normalized_mean_absolute_error[mean,axis=-1]",
+    float_args=(0, 1),
+    edge_inputs=lambda: [
+      (a, {"axis": -1, "normalizer": "mean"}) for a, _ in _constant_targets()
+    ],
+  ),
+  # axis=None: one scalar for the whole batch (see root_mean_squared_error).
+  LossCase(
+    jl.normalized_mean_absolute_error,
+    _vectors,
+    float_args=(0, 1),
+    per_example=False,
+    edge_inputs=_constant_targets,
+  ),
+  LossCase(
+    jl.absolute_percentage_error,
+    _positive_targets,
+    float_args=(0, 1),
+    edge_inputs=_percentage_edges,
+  ),
+  LossCase(
+    jl.squared_log_error,
+    _above_minus_one,
+    float_args=(0, 1),
+    edge_inputs=_log_error_edges,
+  ),
+  _elementwise(jl.smooth_l1_loss),
+  _elementwise(jl.smooth_l1_loss, name="smooth_l1_loss[beta=0]", beta=0.0),
+  _elementwise(
+    jl.asymmetric_huber_loss,
+    name="asymmetric_huber_loss[delta=0.5,alpha=2]",
+    delta=0.5,
+    alpha=2.0,
+  ),
+  _elementwise(jl.quantile_loss, name="quantile_loss[0.3]", quantiles=0.3),
+  LossCase(
+    jl.quantile_loss,
+    _quantile_vector,
+    name="quantile_loss[vector]",
+    float_args=(0, 1),
+    edge_inputs=_quantile_edges,
+  ),
+  LossCase(
+    jl.quantile_loss,
+    _quantile_shared_target,
+    name="quantile_loss[vector,shared_target]",
+    float_args=(0, 1),
+  ),
+  LossCase(jl.poisson_nll_loss, _poisson_log, edge_inputs=_poisson_edges),
+  LossCase(
+    jl.poisson_nll_loss,
+    _with(_poisson_rates, log_input=False, full=True),
+    name="poisson_nll_loss[rates,full]",
+    edge_inputs=lambda: [
+      (a, {**k, "log_input": False, "full": True})
+      for a, k in _poisson_edges()[1:]
+    ],
+  ),
+  LossCase(
+    jl.gaussian_nll_loss,
+    _gaussian((3,)),
+    float_args=(0, 1, 2),
+    edge_inputs=_gaussian_edges,
+  ),
+  LossCase(
+    jl.gaussian_nll_loss,
+    _with(_gaussian((1,)), full=True),
+    name="gaussian_nll_loss[var=(n,1),full]",
+    float_args=(0, 1, 2),
+  ),
+  LossCase(
+    jl.gaussian_nll_loss,
+    _gaussian(()),
+    name="gaussian_nll_loss[var=(n,)]",
+    float_args=(0, 1, 2),
+  ),
+  LossCase(
+    jl.cosine_embedding_loss,
+    _with(_embedding_pairs, margin=0.2),
+    float_args=(0, 1),
+    edge_inputs=_embedding_edges,
+  ),
+  LossCase(jl.hinge_embedding_loss, _hinge_inputs, edge_inputs=_hinge_edges),
 ]

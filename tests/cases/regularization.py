@@ -7,5 +7,8 @@ HELPERS, tested directly in tests/test_regularization.py.
 
 CASES = []
 
-HELPERS = {"l1_regularization", "l2_regularization",
-           "elastic_net_regularization"}
+HELPERS = {
+  "l1_regularization",
+  "l2_regularization",
+  "elastic_net_regularization",
+}

@@ -21,21 +21,40 @@ def _discounts(rng, *shape):
 
 def _q(*lead):
   """Q-learning inputs with leading shape ``(n,) + lead``."""
+
   def make(rng, n, **kwargs):
     shape = (n,) + lead
-    return (I.logits(rng, *shape, A), I.class_labels(rng, A, *shape),
-            I.logits(rng, *shape), _discounts(rng, *shape),
-            I.logits(rng, *shape, A)), kwargs
+    return (
+      I.logits(rng, *shape, A),
+      I.class_labels(rng, A, *shape),
+      I.logits(rng, *shape),
+      _discounts(rng, *shape),
+      I.logits(rng, *shape, A),
+    ), kwargs
+
   return make
 
 
-def _double_q_learning_loss(q_values, actions, rewards, discounts,
-                            next_q_values, next_q_selector, **kwargs):
+def _double_q_learning_loss(
+  q_values,
+  actions,
+  rewards,
+  discounts,
+  next_q_values,
+  next_q_selector,
+  **kwargs,
+):
   """``q_learning_loss`` with the selector positional, so that the shared
   properties slice and stack it with the other per-step arrays."""
-  return jl.q_learning_loss(q_values, actions, rewards, discounts,
-                            next_q_values, next_q_selector=next_q_selector,
-                            **kwargs)
+  return jl.q_learning_loss(
+    q_values,
+    actions,
+    rewards,
+    discounts,
+    next_q_values,
+    next_q_selector=next_q_selector,
+    **kwargs,
+  )
 
 
 _double_q_learning_loss.__name__ = "q_learning_loss"
@@ -53,16 +72,24 @@ def _q_edges(**kwargs):
     actions = np.array([0, 1, 2, 0], np.int32)
     rewards = np.array([1e4, -1e4, 0.0, 1.0], I.F32)
     discounts = np.array([0.0, 1.0, 0.99, 1.0], I.F32)
-    return [((q, actions, rewards, discounts, -q), kwargs),
-            ((ties, actions, rewards, discounts, ties), kwargs)]
+    return [
+      ((q, actions, rewards, discounts, -q), kwargs),
+      ((ties, actions, rewards, discounts, ties), kwargs),
+    ]
+
   return edges
 
 
 def _td(*lead):
   def make(rng, n, **kwargs):
     shape = (n,) + lead
-    return (I.logits(rng, *shape), I.logits(rng, *shape),
-            _discounts(rng, *shape), I.logits(rng, *shape)), kwargs
+    return (
+      I.logits(rng, *shape),
+      I.logits(rng, *shape),
+      _discounts(rng, *shape),
+      I.logits(rng, *shape),
+    ), kwargs
+
   return make
 
 
@@ -72,21 +99,34 @@ def _td_edges(**kwargs):
     r = np.array([0.0, -1e4, 1e4, 0.0], I.F32)
     d = np.array([1.0, 0.0, 0.0, 1.0], I.F32)
     return [((v, r, d, np.array([0.0, 0.0, 0.0, 1.0], I.F32)), kwargs)]
+
   return edges
 
 
 def _pg(*lead):
   def make(rng, n):
     shape = (n,) + lead
-    return (I.logits(rng, *shape, A), I.class_labels(rng, A, *shape),
-            I.logits(rng, *shape)), {}
+    return (
+      I.logits(rng, *shape, A),
+      I.class_labels(rng, A, *shape),
+      I.logits(rng, *shape),
+    ), {}
+
   return make
 
 
 def _pg_edges():
   logits = I.extreme_logits(4, A)  # actions 1 and 2 have log-prob -2e4
-  return [((logits, np.array([1, 0, 2, 1], np.int32),
-            np.array([1.0, -1.0, 1e4, 0.0], I.F32)), {})]
+  return [
+    (
+      (
+        logits,
+        np.array([1, 0, 2, 1], np.int32),
+        np.array([1.0, -1.0, 1e4, 0.0], I.F32),
+      ),
+      {},
+    )
+  ]
 
 
 def _entropy_edges():
@@ -112,34 +152,55 @@ def _ppo_edges():
 
 def _value(rng, n, **kwargs):
   values = I.logits(rng, n)
-  return (values, (values + rng.normal(scale=0.5, size=n)).astype(I.F32),
-          I.logits(rng, n)), kwargs
+  return (
+    values,
+    (values + rng.normal(scale=0.5, size=n)).astype(I.F32),
+    I.logits(rng, n),
+  ), kwargs
 
 
 def _value_edges(**kwargs):
   def edges():
     v = np.array([0.0, 1e4, -1e4, 1.0], I.F32)
-    return [((v, v.copy(), v.copy()), kwargs), ((v, -v, v[::-1].copy()), kwargs)]
+    return [
+      ((v, v.copy(), v.copy()), kwargs),
+      ((v, -v, v[::-1].copy()), kwargs),
+    ]
+
   return edges
 
 
 CASES = [
-    LossCase(jl.q_learning_loss, _q(), edge_inputs=_q_edges()),
-    # time-major [time, batch, actions], double Q-learning and Huber.
-    LossCase(_double_q_learning_loss, _double_q,
-             name="q_learning_loss[time_major,double,huber]"),
-    LossCase(jl.td_loss, _td(), edge_inputs=_td_edges()),
-    LossCase(jl.td_loss, lambda rng, n: _td(B)(rng, n, loss="huber"),
-             name="td_loss[time_major,huber]",
-             edge_inputs=_td_edges(loss="huber")),
-    LossCase(jl.policy_gradient_loss, _pg(), edge_inputs=_pg_edges),
-    LossCase(jl.policy_gradient_loss, _pg(B),
-             name="policy_gradient_loss[time_major]"),
-    LossCase(jl.entropy_loss, lambda rng, n: ((I.logits(rng, n, A),), {}),
-             edge_inputs=_entropy_edges, wrong_shape=_scalar_logits),
-    LossCase(jl.ppo_clip_loss, _ppo, edge_inputs=_ppo_edges),
-    LossCase(jl.ppo_value_loss, _value, edge_inputs=_value_edges()),
-    LossCase(jl.ppo_value_loss, lambda rng, n: _value(rng, n, clip_epsilon=0.2),
-             name="ppo_value_loss[clip]",
-             edge_inputs=_value_edges(clip_epsilon=0.2)),
+  LossCase(jl.q_learning_loss, _q(), edge_inputs=_q_edges()),
+  # time-major [time, batch, actions], double Q-learning and Huber.
+  LossCase(
+    _double_q_learning_loss,
+    _double_q,
+    name="q_learning_loss[time_major,double,huber]",
+  ),
+  LossCase(jl.td_loss, _td(), edge_inputs=_td_edges()),
+  LossCase(
+    jl.td_loss,
+    lambda rng, n: _td(B)(rng, n, loss="huber"),
+    name="td_loss[time_major,huber]",
+    edge_inputs=_td_edges(loss="huber"),
+  ),
+  LossCase(jl.policy_gradient_loss, _pg(), edge_inputs=_pg_edges),
+  LossCase(
+    jl.policy_gradient_loss, _pg(B), name="policy_gradient_loss[time_major]"
+  ),
+  LossCase(
+    jl.entropy_loss,
+    lambda rng, n: ((I.logits(rng, n, A),), {}),
+    edge_inputs=_entropy_edges,
+    wrong_shape=_scalar_logits,
+  ),
+  LossCase(jl.ppo_clip_loss, _ppo, edge_inputs=_ppo_edges),
+  LossCase(jl.ppo_value_loss, _value, edge_inputs=_value_edges()),
+  LossCase(
+    jl.ppo_value_loss,
+    lambda rng, n: _value(rng, n, clip_epsilon=0.2),
+    name="ppo_value_loss[clip]",
+    edge_inputs=_value_edges(clip_epsilon=0.2),
+  ),
 ]

@@ -25,11 +25,17 @@ def _tokens(rng, n, **kwargs):
   hidden = I.logits(rng, n, T, D, scale=1.0)
   weight = I.logits(rng, D, V, scale=1.0)
   return (hidden, weight, I.class_labels(rng, V, n, T)), dict(
-      reduction="none", **kwargs)
+    reduction="none", **kwargs
+  )
 
 
-OPTIONS = dict(ignore_index=-100, label_smoothing=0.1, z_loss=1e-3,
-               logit_soft_cap=5.0, chunk_size=CHUNK)
+OPTIONS = dict(
+  ignore_index=-100,
+  label_smoothing=0.1,
+  z_loss=1e-3,
+  logit_soft_cap=5.0,
+  chunk_size=CHUNK,
+)
 
 
 def _options(rng, n):
@@ -39,7 +45,8 @@ def _options(rng, n):
   labels = np.where(rng.random(labels.shape) < 0.25, -100, labels)
   labels[0, 0] = 1
   return (hidden, weight, labels.astype(np.int32)), dict(
-      OPTIONS, reduction="none", bias=I.logits(rng, V, scale=0.5))
+    OPTIONS, reduction="none", bias=I.logits(rng, V, scale=0.5)
+  )
 
 
 def _drop_last_label(inputs):
@@ -60,12 +67,13 @@ def _token_edges(**kwargs):
     hidden[..., 0] = 1e4 * np.array([1, -1, 1], I.F32)
     labels = np.tile(np.array([0, 1, 3], np.int32), (4, 1))
     same = np.ones((4, T, D), I.F32)
-    return [((hidden, weight, labels), kwargs),
-            ((-hidden, weight, labels), kwargs),
-            ((np.zeros_like(hidden), weight, labels), kwargs),
-            ((same, I.extreme_logits(D, V), labels), kwargs),
-            ((hidden, weight, labels),
-             {**kwargs, "where": np.zeros((4, T), bool)})]
+    return [
+      ((hidden, weight, labels), kwargs),
+      ((-hidden, weight, labels), kwargs),
+      ((np.zeros_like(hidden), weight, labels), kwargs),
+      ((same, I.extreme_logits(D, V), labels), kwargs),
+      ((hidden, weight, labels), {**kwargs, "where": np.zeros((4, T), bool)}),
+    ]
 
   return edges
 
@@ -93,28 +101,49 @@ def _ctc_edges():
   no_label_padding = np.zeros((3, L), I.F32)
   short = no_padding.copy()
   short[:, 2:] = 1.0  # two frames for "1 1", which needs three.
-  return [((logits, no_padding, labels, no_label_padding), {}),
-          ((-logits, short, labels, no_label_padding), {}),
-          ((logits, np.ones_like(no_padding), labels, no_label_padding), {}),
-          ((logits, no_padding, labels, np.ones_like(no_label_padding)), {})]
+  return [
+    ((logits, no_padding, labels, no_label_padding), {}),
+    ((-logits, short, labels, no_label_padding), {}),
+    ((logits, np.ones_like(no_padding), labels, no_label_padding), {}),
+    ((logits, no_padding, labels, np.ones_like(no_label_padding)), {}),
+  ]
 
 
 CASES = [
-    LossCase(js.linear_cross_entropy, _tokens, name="linear_cross_entropy",
-             float_args=(0, 1), batch_args=(0, 2),
-             wrong_shape=_drop_last_label, edge_inputs=_token_edges()),
-    LossCase(js.linear_cross_entropy,
-             lambda rng, n: _tokens(rng, n, chunk_size=CHUNK),
-             name="linear_cross_entropy[chunk]", float_args=(0, 1),
-             batch_args=(0, 2), grad_modes=("rev",),
-             wrong_shape=_drop_last_label,
-             edge_inputs=_token_edges(chunk_size=CHUNK)),
-    LossCase(js.linear_cross_entropy, _options,
-             name="linear_cross_entropy[chunk,options]", float_args=(0, 1),
-             batch_args=(0, 2), grad_modes=("rev",), mean_of_none=False,
-             wrong_shape=_drop_last_label, edge_inputs=_token_edges(**OPTIONS)),
-    LossCase(js.ctc_loss, _ctc, edge_inputs=_ctc_edges),
-    LossCase(js.ctc_loss, lambda rng, n: _ctc(rng, n, blank_id=K - 1,
-                                               log_epsilon=-1e4),
-             name="ctc_loss[blank_id,log_epsilon]"),
+  LossCase(
+    js.linear_cross_entropy,
+    _tokens,
+    name="linear_cross_entropy",
+    float_args=(0, 1),
+    batch_args=(0, 2),
+    wrong_shape=_drop_last_label,
+    edge_inputs=_token_edges(),
+  ),
+  LossCase(
+    js.linear_cross_entropy,
+    lambda rng, n: _tokens(rng, n, chunk_size=CHUNK),
+    name="linear_cross_entropy[chunk]",
+    float_args=(0, 1),
+    batch_args=(0, 2),
+    grad_modes=("rev",),
+    wrong_shape=_drop_last_label,
+    edge_inputs=_token_edges(chunk_size=CHUNK),
+  ),
+  LossCase(
+    js.linear_cross_entropy,
+    _options,
+    name="linear_cross_entropy[chunk,options]",
+    float_args=(0, 1),
+    batch_args=(0, 2),
+    grad_modes=("rev",),
+    mean_of_none=False,
+    wrong_shape=_drop_last_label,
+    edge_inputs=_token_edges(**OPTIONS),
+  ),
+  LossCase(js.ctc_loss, _ctc, edge_inputs=_ctc_edges),
+  LossCase(
+    js.ctc_loss,
+    lambda rng, n: _ctc(rng, n, blank_id=K - 1, log_epsilon=-1e4),
+    name="ctc_loss[blank_id,log_epsilon]",
+  ),
 ]
