@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -75,9 +76,7 @@ class LossCase:
   reductions: tuple[str, ...] = ("none", "sum", "mean")
   per_example: bool = True
   grad_modes: tuple[str, ...] = ("fwd", "rev")
-  wrong_shape: Callable[[Inputs], Inputs | None] | None = (
-    _drop_last_example
-  )
+  wrong_shape: Callable[[Inputs], Inputs | None] | None = _drop_last_example
   mean_of_none: bool = True
   batch: int = 6
 
@@ -96,7 +95,15 @@ class LossCase:
 # helpers
 
 
-def _close(actual, expected, rtol=1e-5, atol=1e-6, what=""):
+def assert_close(
+  actual: Any,
+  expected: Any,
+  rtol: float = 1e-5,
+  atol: float = 1e-6,
+  what: str = "",
+) -> None:
+  """``actual`` equals ``expected`` elementwise within ``rtol``/``atol``,
+  compared in float64 (the suite's one closeness assertion)."""
   np.testing.assert_allclose(
     np.asarray(actual, np.float64),
     np.asarray(expected, np.float64),
@@ -168,7 +175,7 @@ def check_jit(case: LossCase, seed: int = 0):
     extra = _reduction_kw(case, reduction) if reduction else {}
     eager = case.call(args, kwargs, **extra)
     jitted = jax.jit(lambda *a: case.call(a, kwargs, **extra))(*args)
-    _close(jitted, eager, what=f"{case.id}: jit != eager ({reduction})")
+    assert_close(jitted, eager, what=f"{case.id}: jit != eager ({reduction})")
 
 
 def check_vmap(case: LossCase, seed: int = 0, copies: int = 3):
@@ -184,7 +191,7 @@ def check_vmap(case: LossCase, seed: int = 0, copies: int = 3):
     extra = _reduction_kw(case, reduction) if reduction else {}
     batched = jax.vmap(lambda *a: case.call(a, kwargs, **extra))(*stacked)
     looped = np.stack([case.call(s[0], kwargs, **extra) for s in sets])
-    _close(batched, looped, what=f"{case.id}: vmap != loop ({reduction})")
+    assert_close(batched, looped, what=f"{case.id}: vmap != loop ({reduction})")
 
 
 def check_where_is_slicing(case: LossCase, seed: int = 0):
@@ -197,13 +204,13 @@ def check_where_is_slicing(case: LossCase, seed: int = 0):
     sliced[i] = np.asarray(args[i])[mask]
   sliced = tuple(sliced)
   for reduction in ("sum", "mean"):
-    _close(
+    assert_close(
       case.call(args, kwargs, where=where, reduction=reduction),
       case.call(sliced, kwargs, reduction=reduction),
       what=f"{case.id}: where != slicing ({reduction})",
     )
   masked = np.asarray(case.call(args, kwargs, where=where, reduction="none"))
-  _close(
+  assert_close(
     masked[mask],
     case.call(sliced, kwargs, reduction="none"),
     what=f"{case.id}: where != slicing (none)",
@@ -230,7 +237,7 @@ def check_reductions(case: LossCase, seed: int = 0):
   """ "none", "sum" and "mean" agree, with and without weights."""
   args, kwargs = case.inputs(seed)
   values = np.asarray(case.call(args, kwargs, reduction="none"), np.float64)
-  _close(
+  assert_close(
     case.call(args, kwargs, reduction="sum"),
     values.sum(),
     rtol=1e-5,
@@ -238,7 +245,7 @@ def check_reductions(case: LossCase, seed: int = 0):
     what=f"{case.id}: sum != none.sum()",
   )
   if case.mean_of_none:
-    _close(
+    assert_close(
       case.call(args, kwargs, reduction="mean"),
       values.mean(),
       rtol=1e-5,
@@ -248,9 +255,9 @@ def check_reductions(case: LossCase, seed: int = 0):
   weights = np.random.default_rng(seed + 7).uniform(0.5, 2.0, values.shape)
   weights = weights.astype(np.float32)
   weighted = case.call(args, kwargs, weights=weights, reduction="none")
-  _close(weighted, weights * values, what=f"{case.id}: weights in none")
+  assert_close(weighted, weights * values, what=f"{case.id}: weights in none")
   if case.mean_of_none:
-    _close(
+    assert_close(
       case.call(args, kwargs, weights=weights, reduction="mean"),
       (weights * values).sum() / weights.sum(),
       atol=1e-6,
@@ -270,7 +277,7 @@ def check_bfloat16(case: LossCase, seed: int = 0):
       raise AssertionError(
         f"{case.id}: bfloat16 input gave {out.dtype}, not float32"
       )
-    _close(
+    assert_close(
       out,
       case.call(upcast, kwargs, **extra),
       rtol=1e-5,

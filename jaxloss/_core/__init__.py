@@ -1,5 +1,1 @@
-"""Private machinery shared by every loss family."""
-
-from jaxloss._core import checks, numerics, reduction, value_checks
-
-__all__ = ["checks", "numerics", "reduction", "value_checks"]
+"""Private machinery shared by the loss families (docs/design.md, Layout)."""

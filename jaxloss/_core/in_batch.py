@@ -40,7 +40,7 @@ StatsFn = Callable[..., online_softmax.Stats]
 
 
 def local_stats(chunk_size: int | None) -> StatsFn:
-  """The ``stats`` function of one device: dense, or chunked by ``chunk_size``."""
+  """The ``stats`` function of one device: dense, or chunked."""
   return functools.partial(online_softmax.stats, chunk_size=chunk_size)
 
 

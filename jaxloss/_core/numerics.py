@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -9,11 +11,13 @@ _HALF_PRECISION = (jnp.float16, jnp.bfloat16)
 
 
 def upcast(x: jax.Array) -> jax.Array:
-  """float16 and bfloat16 are computed in float32; other dtypes are unchanged."""
+  """float16 and bfloat16 become float32; other dtypes are unchanged."""
   return x.astype(jnp.float32) if x.dtype in _HALF_PRECISION else x
 
 
-def safe_norm(x: jax.Array, axis=-1, keepdims: bool = False) -> jax.Array:
+def safe_norm(
+  x: jax.Array, axis: int = -1, keepdims: bool = False
+) -> jax.Array:
   """Euclidean norm whose gradient at the zero vector is 0 (not NaN)."""
   squared = jnp.sum(jnp.square(x), axis=axis, keepdims=keepdims)
   positive = squared > 0
@@ -71,28 +75,90 @@ def log_sigmoid_pair(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
   return jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits)
 
 
-def masked_log_softmax(
-  logits: jax.Array, axis: int, element_mask: jax.Array | None
+def masked_logsumexp(
+  logits: jax.Array, mask: jax.Array | None, axis: int = -1
 ) -> jax.Array:
-  """``log_softmax`` over the unmasked elements of ``axis``; masked entries 0.
+  """``logsumexp`` over the unmasked entries of ``axis``; **0** for a row with
+  none (not ``-inf``: a loss drops such rows, and 0 keeps them finite).
+
+  Values and gradients are finite for any finite ``logits``; masked entries
+  and empty rows get a zero gradient.
+  """
+  if mask is None:
+    return jax.nn.logsumexp(logits, axis=axis)
+  filled = jnp.where(mask, logits, -jnp.inf)
+  peak = jnp.max(filled, axis=axis, keepdims=True)
+  peak = jax.lax.stop_gradient(jnp.where(jnp.isfinite(peak), peak, 0))
+  total = jnp.sum(jnp.exp(filled - peak), axis=axis)
+  nonempty = total > 0
+  log_total = jnp.log(jnp.where(nonempty, total, 1))
+  return jnp.where(nonempty, log_total + jnp.squeeze(peak, axis), 0)
+
+
+def masked_log_softmax(
+  logits: jax.Array, axis: int, mask: jax.Array | None
+) -> jax.Array:
+  """``log_softmax`` over the unmasked entries of ``axis``; masked entries 0.
 
   A fully masked row gives zeros with a finite gradient (``jax.nn.log_softmax``
   with ``where`` gives NaN there).
   """
-  if element_mask is None:
+  if mask is None:
     return jax.nn.log_softmax(logits, axis=axis)
-  filled = jnp.where(element_mask, logits, jnp.finfo(logits.dtype).min)
-  lse = jax.nn.logsumexp(filled, axis=axis, keepdims=True)
-  return jnp.where(element_mask, filled - lse, 0)
+  lse = masked_logsumexp(logits, mask, axis)
+  return jnp.where(mask, logits - jnp.expand_dims(lse, axis), 0)
 
 
-def like(value, reference):
+def masked_max(
+  x: jax.Array, mask: jax.Array | None, axis: int = -1
+) -> jax.Array:
+  """Max of ``x`` over the unmasked entries of ``axis``; 0 where none is."""
+  if mask is None:
+    return jnp.max(x, axis=axis)
+  picked = jnp.max(jnp.where(mask, x, -jnp.inf), axis=axis)
+  return jnp.where(jnp.any(mask, axis=axis), picked, 0)
+
+
+def masked_min(
+  x: jax.Array, mask: jax.Array | None, axis: int = -1
+) -> jax.Array:
+  """Min of ``x`` over the unmasked entries of ``axis``; 0 where none is."""
+  return -masked_max(-x, mask, axis)
+
+
+def l2_normalize(
+  x: jax.Array, axis: int = -1, eps: float | jax.Array = 1e-12
+) -> jax.Array:
+  """``x / max(‖x‖, eps)`` along ``axis``: the one L2 normalisation.
+
+  ``eps = 1e-12`` is ``torch.nn.functional.normalize``'s rule (open_clip,
+  sentence-transformers); ``optax.losses.ntxent`` divides by
+  ``sqrt(max(‖x‖², ε_f32))``, which is ``eps = sqrt(finfo.eps)`` here. The
+  zero vector gives 0; values and gradients are finite everywhere (the norm's
+  gradient at 0 is 0, so a zero vector's gradient is ``1 / eps``, as torch's).
+  """
+  norm = safe_norm(x, axis=axis, keepdims=True)
+  return x / jnp.maximum(norm, eps)
+
+
+def safe_pow(x: jax.Array, exponent: float | jax.Array) -> jax.Array:
+  """``max(x, 0) ** exponent`` with ``0 ** 0 = 1`` (jnp's, torch's and the
+  mathematical convention) and finite gradients at ``x = 0`` (0 with respect
+  to ``x`` and to ``exponent``, which may be traced)."""
+  positive = x > 0
+  powered = jnp.power(jnp.where(positive, x, 1), exponent)
+  at_zero = jnp.where(jnp.asarray(exponent) == 0, 1, 0).astype(powered.dtype)
+  return jnp.where(positive, powered, at_zero)
+
+
+def like(value: Any, reference: Any) -> Any:
   """A numeric hyper-parameter in the dtype of ``reference`` (an array or a
   dtype).
 
-  Python numbers stay Python numbers (weakly typed); arrays, possibly traced,
-  are cast, so a float64 hyper-parameter never promotes a float32 loss.
+  Python ``int`` and ``float`` stay as they are (JAX types them weakly);
+  everything else, traced arrays and NumPy scalars included, is cast, so a
+  float64 hyper-parameter never promotes a float32 loss.
   """
-  if isinstance(value, (int, float)) and not isinstance(value, bool):
+  if type(value) in (int, float):
     return value
   return jnp.asarray(value).astype(getattr(reference, "dtype", reference))

@@ -36,6 +36,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxloss._core import numerics
+
 
 class Chunk(NamedTuple):
   """One column chunk of the logits, as ``chunk_fn`` returns it.
@@ -75,28 +77,6 @@ ChunkFn = Callable[[Any, Any], Chunk]
 
 # --------------------------------------------------------------------------- #
 # masked and online log-sum-exp
-
-
-def masked_logsumexp(
-  logits: jax.Array, mask: jax.Array | None, axis: int
-) -> jax.Array:
-  """``logsumexp`` over the unmasked entries of ``axis``; 0 where there are none.
-
-  Values and gradients are finite for any finite ``logits`` (masked entries
-  and empty rows get a zero gradient).
-  """
-  if mask is None:
-    return jax.nn.logsumexp(logits, axis=axis)
-  filled = jnp.where(mask, logits, -jnp.inf)
-  peak = jnp.max(filled, axis=axis, keepdims=True)
-  peak = jax.lax.stop_gradient(jnp.where(jnp.isfinite(peak), peak, 0))
-  total = jnp.sum(jnp.exp(filled - peak), axis=axis)
-  nonempty = total > 0
-  return jnp.where(
-    nonempty,
-    jnp.log(jnp.where(nonempty, total, 1)) + jnp.squeeze(peak, axis),
-    0,
-  )
 
 
 class LseState(NamedTuple):
@@ -169,13 +149,13 @@ def dense(
   row_lse: bool = True,
   col_lse: bool = False,
 ) -> Stats:
-  """:class:`Stats` from the whole ``[rows, columns]`` matrix (plain autodiff)."""
+  """:class:`Stats` from the whole ``[rows, columns]`` matrix (autodiff)."""
   chunk = chunk_fn(rows, columns)
   mask = _full_mask(chunk, None)
   return Stats(
-    masked_logsumexp(chunk.logits, mask, axis=1) if row_lse else None,
+    numerics.masked_logsumexp(chunk.logits, mask, axis=1) if row_lse else None,
     jax.tree.map(lambda t: jnp.sum(t, axis=1), chunk.terms),
-    masked_logsumexp(chunk.logits, mask, axis=0) if col_lse else None,
+    numerics.masked_logsumexp(chunk.logits, mask, axis=0) if col_lse else None,
   )
 
 
@@ -298,9 +278,7 @@ class Blocked(NamedTuple):
   num_columns: int
 
   @classmethod
-  def build(
-    cls, chunk_fn: ChunkFn, rows, columns, chunk_size: int
-  ) -> Blocked:
+  def build(cls, chunk_fn: ChunkFn, rows, columns, chunk_size: int) -> Blocked:
     num_columns = _leading_size(columns)
     num_chunks = max(-(-num_columns // chunk_size), 1)
     padded = num_chunks * chunk_size
@@ -311,7 +289,19 @@ class Blocked(NamedTuple):
       columns,
     )
     valid = (jnp.arange(padded) < num_columns).reshape(num_chunks, chunk_size)
-    return cls(chunk_fn, *_split(rows), *_split(blocks), valid, num_columns)
+    row_float, row_other, row_def = _split(rows)
+    col_float, col_other, col_def = _split(blocks)
+    return cls(
+      chunk_fn,
+      row_float,
+      row_other,
+      row_def,
+      col_float,
+      col_other,
+      col_def,
+      valid,
+      num_columns,
+    )
 
   def unblock(self, col: jax.Array | None) -> jax.Array | None:
     """``[num_chunks, chunk]`` column values back to ``[columns]``."""

@@ -6,22 +6,34 @@ Every loss computes its per-example values and hands them to :func:`reduce`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxloss._core import checks
+from jaxloss._core import loss as loss_lib
 
-REDUCTIONS = ("none", "sum", "mean", "batchmean")
+Reduction = Literal["none", "sum", "mean", "batchmean"]
+REDUCTIONS: tuple[Reduction, ...] = ("none", "sum", "mean", "batchmean")
+
+
+def validate(reduction: str) -> None:
+  """A ``reduction`` must be one of :data:`REDUCTIONS`; the one check of it.
+
+  ``@loss`` calls it for a ``reduction`` given by keyword, before the loss
+  computes anything, and :func:`reduce` for every other caller.
+  """
+  checks.option("reduction", reduction, REDUCTIONS)
 
 
 def reduce(
-  values,
-  reduction: str = "none",
+  values: ArrayLike,
+  reduction: Reduction = "none",
   *,
-  weights=None,
-  where=None,
-  name: str = "reduce",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
 ) -> jax.Array:
   r"""Reduces per-example loss values, with an optional mask and weights.
 
@@ -40,7 +52,6 @@ def reduce(
       whose axes match or are 1.
     where: optional boolean mask: a scalar, or an array of ``values``' rank
       whose axes match or are 1; ``False`` entries take no part.
-    name: the calling loss's name, used in error messages.
 
   Returns:
     ``values``' shape for ``"none"``, a scalar otherwise.
@@ -52,15 +63,17 @@ def reduce(
   >>> float(jaxloss.reduce(v, "mean", where=jnp.zeros(3, bool)))
   0.0
   """
-  checks.option(name, "reduction", reduction, REDUCTIONS)
+  return loss_lib.named("reduce", _reduce, values, reduction, weights, where)
+
+
+def _reduce(values, reduction, weights, where) -> jax.Array:
+  validate(reduction)
   values = jnp.asarray(values)
   if where is not None:
-    where = checks.broadcast_mask(
-      name, "where", where, values.shape, same_rank=True
-    )
+    where = checks.broadcast_mask("where", where, values.shape, same_rank=True)
   if weights is not None:
     weights = checks.broadcast_weights(
-      name, "weights", weights, values, same_rank=True
+      "weights", weights, values, same_rank=True
     )
     values = weights * values
   if where is not None:
@@ -87,7 +100,7 @@ def reduce(
 
 
 def split_where(
-  name: str, where, input_shape: Sequence[int], axis
+  where: ArrayLike | None, input_shape: Sequence[int], axis: int | Sequence[int]
 ) -> tuple[jax.Array | None, jax.Array | None]:
   """Reads ``where`` for a loss that reduces ``axis`` of its input.
 
@@ -102,13 +115,11 @@ def split_where(
   """
   if where is None:
     return None, None
-  where = checks.as_mask(name, "where", where)
+  where = checks.as_mask("where", where)
   axes = _axes_tuple(axis, len(input_shape))
   if where.ndim == len(input_shape) - len(axes):
     where = jnp.expand_dims(where, axes)
-  elements = checks.broadcast_mask(
-    name, "where", where, input_shape, same_rank=True
-  )
+  elements = checks.broadcast_mask("where", where, input_shape, same_rank=True)
   return elements, jnp.any(elements, axis=axes)
 
 

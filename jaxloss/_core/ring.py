@@ -1,4 +1,4 @@
-"""Statistics of an in-batch logits matrix whose columns are spread over devices.
+"""Statistics of an in-batch logits matrix whose columns span the devices.
 
 Inside ``jax.shard_map`` (or ``jax.pmap``) each device along ``axis_name``
 holds a slice of the rows and the same-sized slice of the columns of a

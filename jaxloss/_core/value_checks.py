@@ -1,6 +1,6 @@
 """Run-time value checks: :func:`checked` and the rules losses declare.
 
-A loss declares what its values must satisfy with :func:`value_rules`; the
+A loss declares what its values must satisfy in its ``@loss(...)``; the
 declaration costs nothing until the user wraps the loss with :func:`checked`,
 which runs the rules through :mod:`jax.experimental.checkify`.
 """
@@ -11,23 +11,17 @@ import functools
 import inspect
 import math
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
 from jax.experimental import checkify
 
-# A rule maps (bound arguments, argument name) to (all-good boolean, what is wrong).
+from jaxloss._core import loss as loss_lib
+
+# A rule maps (bound arguments, argument name) to (all good?, what is wrong).
+F = TypeVar("F", bound=Callable[..., Any])
 Rule = Callable[[dict, str], tuple[jax.Array, str]]
-
-
-def value_rules(**rules: Rule):
-  """Attaches value rules (argument name -> rule) to a loss function."""
-
-  def decorate(fn):
-    fn.__jaxloss_value_rules__ = rules
-    return fn
-
-  return decorate
 
 
 def class_index(
@@ -137,7 +131,7 @@ def _is_array_tree(x) -> bool:
   )
 
 
-def checked(loss_fn: Callable) -> Callable:
+def checked(loss_fn: F) -> F:
   """Returns ``loss_fn`` with run-time value checks.
 
   Every floating array argument (or pytree of arrays, such as parameters)
@@ -164,8 +158,8 @@ def checked(loss_fn: Callable) -> Callable:
   Traceback (most recent call last):
   ...
   jax._src.checkify.JaxRuntimeError: binary_cross_entropy: argument `probabilities` must lie in [0, 1]...
-  """
-  rules = getattr(loss_fn, "__jaxloss_value_rules__", {})
+  """  # noqa: E501
+  rules = getattr(loss_fn, loss_lib.VALUE_RULES, {})
   signature = inspect.signature(loss_fn)
   name = loss_fn.__name__
 
@@ -203,4 +197,4 @@ def checked(loss_fn: Callable) -> Callable:
     error.throw()
     return out
 
-  return wrapper
+  return wrapper  # type: ignore[return-value]
