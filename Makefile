@@ -1,4 +1,5 @@
-# Two entry points: `make demo` and `make test`. Both build .venv from nothing.
+# Two entry points: `make demo` and `make test`. Both build .venv from nothing;
+# `make test` runs the linters (ruff, mypy; also `make lint`), then the tests.
 # `make bench` (slow, and part of neither) reruns every
 # benchmark, one after the other, and rewrites benchmarks/RESULTS.md.
 PYTHON ?= python3
@@ -6,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench venv clean
+.PHONY: test lint demo bench venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +17,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadgroup tests jaxloss README.md
 
 demo: $(STAMP)

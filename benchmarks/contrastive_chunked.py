@@ -140,7 +140,8 @@ def run(repeats: int, chunk: int, losses) -> str:
   )
   return "\n".join(
     [
-      "## Contrastive losses: dense vs chunked (`benchmarks/contrastive_chunked.py`)",
+      "## Contrastive losses: dense vs chunked "
+      "(`benchmarks/contrastive_chunked.py`)",
       "",
       f"Forward + backward (`jit(value_and_grad)` with respect to both "
       f"embeddings and the temperature), dim {DIM}, float32, one CPU device, "
@@ -149,7 +150,8 @@ def run(repeats: int, chunk: int, losses) -> str:
       f"not run. Time: median of {repeats} rounds after a warm-up, dense and "
       f"chunked interleaved in each round.",
       "",
-      f"Machine: {machine}; measured {datetime.date.today().isoformat()}. Other "
+      f"Machine: {machine}; measured {datetime.date.today().isoformat()}. "
+      f"Other "
       f"CPU-heavy jobs may share this machine, so absolute times vary from "
       f"run to run; the interleaved medians keep the ratios comparable.",
       "",

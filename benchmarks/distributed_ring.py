@@ -40,7 +40,7 @@ import jax.numpy as jnp  # noqa: E402
 import jaxlib  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks._report import (
+from benchmarks._report import (  # noqa: E402
   cpu_model,
   median_times,
   mib,

@@ -182,7 +182,8 @@ def run(repeats: int) -> str:
       f"vary from run to run). GradCache runs the encoder's forward pass "
       f"twice (about 4/3 of the full-batch FLOPs); on this CPU its "
       f"mini-batch working set, which stays in cache, offsets that. Loss "
-      f"{float(full_loss):.6f} vs {float(gc_loss):.6f}; the largest gradient difference is "
+      f"{float(full_loss):.6f} vs {float(gc_loss):.6f}; the largest gradient "
+      f"difference is "
       f"{difference:.1e} (largest gradient entry {scale:.1e}), float32 "
       f"rounding.",
       "",

@@ -23,34 +23,17 @@ import re
 import sys
 
 import jaxloss
+from jaxloss._core import families
 
 OUTPUT = pathlib.Path(__file__).with_name("catalogue.md")
 
-# (module, title, kind of its public names). The flat API is the union of the
-# families' __all__ plus the core names below; tests/test_docs.py checks that.
-FAMILIES = [
-  ("classification", "Classification"),
-  ("divergence", "Divergences"),
-  ("regression", "Regression"),
-  ("ranking", "Ranking"),
-  ("metric_learning", "Metric learning"),
-  ("contrastive", "Contrastive (one device)"),
-  ("segmentation", "Segmentation"),
-  ("detection", "Detection"),
-  ("image", "Image"),
-  ("sequence", "Sequence"),
-  ("rl", "Reinforcement learning"),
-  ("preference", "Preference optimisation"),
-  ("generative", "Generative models"),
-  ("regularization", "Regularisation"),
-]
-CORE = ["reduce", "checked", "REDUCTIONS"]
+CORE = ["reduce", "checked", "loss", "REDUCTIONS"]
 CONSTANTS = {
   "REDUCTIONS": "The valid values of every loss's `reduction` argument: "
   '`"none"`, `"sum"`, `"mean"`, `"batchmean"` (see '
   "`jaxloss.reduce`).",
 }
-HELPERS = {"reduce", "checked", "distributed.shard"}  # and all of train
+HELPERS = {"reduce", "checked", "loss", "distributed.shard"}  # and all of train
 
 # What each kind of public name must document (DESIGN.md §2.6).
 REQUIRED = {
@@ -276,7 +259,7 @@ def entry(qualname: str, obj, kind: str) -> Entry:
 def catalogue() -> list:
   """``[(title, module name, module summary, [Entry])]`` in catalogue order."""
   groups = []
-  for module, title in FAMILIES:
+  for module, title, _ in families.FAMILIES:
     mod = importlib.import_module(f"jaxloss.{module}")
     entries = [
       entry(f"jaxloss.{n}", getattr(mod, n), "loss")
@@ -285,11 +268,7 @@ def catalogue() -> list:
     groups.append((title, f"jaxloss.{module}", mod, entries))
   core = [entry(f"jaxloss.{n}", getattr(jaxloss, n), "helper") for n in CORE]
   groups.append(("Reduction and value checks", "jaxloss", jaxloss, core))
-  for module, title, kind in [
-    ("distributed", "Sharded losses", "loss"),
-    ("nn", "Flax NNX modules", "module"),
-    ("train", "Training with optax", "helper"),
-  ]:
+  for module, title, kind in families.OTHER_MODULES:
     mod = importlib.import_module(f"jaxloss.{module}")
     entries = []
     for n in sorted(mod.__all__):

@@ -26,6 +26,7 @@ from jaxloss import rl as rl
 from jaxloss import segmentation as segmentation
 from jaxloss import sequence as sequence
 from jaxloss import train as train
+from jaxloss._core.loss import loss
 from jaxloss._core.reduction import REDUCTIONS, reduce
 from jaxloss._core.value_checks import checked
 from jaxloss.classification import (
@@ -174,8 +175,6 @@ __version__ = "0.1.0"
 
 __all__ = [
   "REDUCTIONS",
-  "checked",
-  "reduce",
   "absolute_error",
   "absolute_percentage_error",
   "alignment_loss",
@@ -187,6 +186,7 @@ __all__ = [
   "binary_cross_entropy",
   "binary_dice_loss",
   "box_iou_loss",
+  "checked",
   "class_weights_from_counts",
   "clip_loss",
   "combo_loss",
@@ -231,6 +231,7 @@ __all__ = [
   "linear_cross_entropy",
   "listmle_loss",
   "log_cosh",
+  "loss",
   "lovasz_softmax_loss",
   "make_fenchel_young_loss",
   "margin_ranking_loss",
@@ -264,6 +265,7 @@ __all__ = [
   "quantile_loss",
   "r1_penalty",
   "ranking_softmax_loss",
+  "reduce",
   "root_mean_squared_error",
   "safe_softmax_cross_entropy",
   "semi_hard_triplet_loss",

@@ -19,6 +19,7 @@ time on bad shapes and dtypes.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,9 +35,9 @@ def _drop_last_example(inputs: Inputs, arg: int = 1) -> Inputs | None:
   args, kwargs = inputs
   if len(args) <= arg or np.ndim(args[arg]) == 0:
     return None
-  args = list(args)
-  args[arg] = np.asarray(args[arg])[:-1]
-  return tuple(args), kwargs
+  shorter = list(args)
+  shorter[arg] = np.asarray(args[arg])[:-1]
+  return tuple(shorter), kwargs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,10 +115,10 @@ def assert_close(
 
 
 def _with_floats(case: LossCase, args: tuple, floats: Sequence) -> tuple:
-  args = list(args)
+  replaced = list(args)
   for i, x in zip(case.float_args, floats):
-    args[i] = x
-  return tuple(args)
+    replaced[i] = x
+  return tuple(replaced)
 
 
 def _cast_floats(case: LossCase, args: tuple, dtype) -> tuple:
@@ -152,6 +153,15 @@ def _reduction_kw(case: LossCase, reduction: str) -> dict:
   return {"reduction": reduction} if case.reductions else {}
 
 
+def _some_reductions(case: LossCase) -> list[str | None]:
+  """``"none"`` and ``"mean"`` where supported; ``[None]`` (the loss's own
+  default) for a loss without a ``reduction``."""
+  chosen: list[str | None] = [
+    r for r in ("none", "mean") if r in case.reductions
+  ]
+  return chosen or [None]
+
+
 def _mask(rng: np.random.Generator, n: int) -> np.ndarray:
   mask = rng.random(n) < 0.5
   mask[0], mask[-1] = True, False
@@ -168,7 +178,7 @@ def _example_mask(mask: np.ndarray, case: LossCase, args, kwargs) -> np.ndarray:
 # properties
 
 
-def check_jit(case: LossCase, seed: int = 0):
+def check_jit(case: LossCase, seed: int = 0) -> None:
   """``jax.jit`` gives the eager value, for every supported reduction."""
   args, kwargs = case.inputs(seed)
   for reduction in case.reductions or (None,):
@@ -178,31 +188,29 @@ def check_jit(case: LossCase, seed: int = 0):
     assert_close(jitted, eager, what=f"{case.id}: jit != eager ({reduction})")
 
 
-def check_vmap(case: LossCase, seed: int = 0, copies: int = 3):
+def check_vmap(case: LossCase, seed: int = 0, copies: int = 3) -> None:
   """``jax.vmap`` over an extra leading axis equals a Python loop."""
   sets = [case.inputs(seed + k) for k in range(copies)]
   kwargs = sets[0][1]
   stacked = tuple(
     np.stack([s[0][i] for s in sets]) for i in range(len(sets[0][0]))
   )
-  for reduction in [r for r in ("none", "mean") if r in case.reductions] or [
-    None
-  ]:
+  for reduction in _some_reductions(case):
     extra = _reduction_kw(case, reduction) if reduction else {}
     batched = jax.vmap(lambda *a: case.call(a, kwargs, **extra))(*stacked)
     looped = np.stack([case.call(s[0], kwargs, **extra) for s in sets])
     assert_close(batched, looped, what=f"{case.id}: vmap != loop ({reduction})")
 
 
-def check_where_is_slicing(case: LossCase, seed: int = 0):
+def check_where_is_slicing(case: LossCase, seed: int = 0) -> None:
   """A ``[batch]`` mask gives what slicing the masked examples out gives."""
   args, kwargs = case.inputs(seed)
   mask = _mask(np.random.default_rng(seed + 100), case.batch)
   where = _example_mask(mask, case, args, kwargs)
-  sliced = list(args)
+  kept = list(args)
   for i in _batch_indices(case, args):
-    sliced[i] = np.asarray(args[i])[mask]
-  sliced = tuple(sliced)
+    kept[i] = np.asarray(args[i])[mask]
+  sliced = tuple(kept)
   for reduction in ("sum", "mean"):
     assert_close(
       case.call(args, kwargs, where=where, reduction=reduction),
@@ -219,7 +227,7 @@ def check_where_is_slicing(case: LossCase, seed: int = 0):
     raise AssertionError(f"{case.id}: masked-out entries are not exactly 0")
 
 
-def check_all_masked(case: LossCase, seed: int = 0):
+def check_all_masked(case: LossCase, seed: int = 0) -> None:
   """Everything masked: "sum" and "mean" are 0 and the gradient is finite."""
   args, kwargs = case.inputs(seed)
   none = _example_mask(np.zeros(case.batch, bool), case, args, kwargs)
@@ -233,7 +241,7 @@ def check_all_masked(case: LossCase, seed: int = 0):
     _assert_finite(grads, f"{case.id}: gradient with everything masked")
 
 
-def check_reductions(case: LossCase, seed: int = 0):
+def check_reductions(case: LossCase, seed: int = 0) -> None:
   """ "none", "sum" and "mean" agree, with and without weights."""
   args, kwargs = case.inputs(seed)
   values = np.asarray(case.call(args, kwargs, reduction="none"), np.float64)
@@ -265,7 +273,7 @@ def check_reductions(case: LossCase, seed: int = 0):
     )
 
 
-def check_bfloat16(case: LossCase, seed: int = 0):
+def check_bfloat16(case: LossCase, seed: int = 0) -> None:
   """bfloat16 inputs are computed in float32 and give a float32 result."""
   args, kwargs = case.inputs(seed)
   half = _cast_floats(case, args, jnp.bfloat16)
@@ -286,7 +294,7 @@ def check_bfloat16(case: LossCase, seed: int = 0):
     )
 
 
-def check_dtypes(case: LossCase, seed: int = 0):
+def check_dtypes(case: LossCase, seed: int = 0) -> None:
   """float32 stays float32 and float64 stays float64 under x64."""
   args, kwargs = case.inputs(seed)
   with jax.enable_x64(True):
@@ -300,14 +308,12 @@ def check_dtypes(case: LossCase, seed: int = 0):
         )
 
 
-def check_edge_cases(case: LossCase, seed: int = 0):
+def check_edge_cases(case: LossCase, seed: int = 0) -> None:
   """Values and gradients are finite at the loss's edge inputs."""
   if case.edge_inputs is None:
     return
   for k, (args, kwargs) in enumerate(case.edge_inputs()):
-    for reduction in [r for r in ("none", "mean") if r in case.reductions] or [
-      None
-    ]:
+    for reduction in _some_reductions(case):
       extra = _reduction_kw(case, reduction) if reduction else {}
       _assert_finite(
         case.call(args, kwargs, **extra), f"{case.id}: value at edge input {k}"
@@ -318,7 +324,7 @@ def check_edge_cases(case: LossCase, seed: int = 0):
       )
 
 
-def check_gradients(case: LossCase, seed: int = 0):
+def check_gradients(case: LossCase, seed: int = 0) -> None:
   """Analytic gradients match finite differences in float64."""
   args, kwargs = case.inputs(seed)
   with jax.enable_x64(True):
@@ -336,35 +342,42 @@ def check_gradients(case: LossCase, seed: int = 0):
     )
 
 
-def check_errors(case: LossCase, seed: int = 0):
-  """Wrong shapes, dtypes and reductions raise at trace time, naming the loss."""
+def check_errors(case: LossCase, seed: int = 0) -> None:
+  """Wrong shapes, dtypes and reductions raise at trace time, with a message
+  that names the loss and the argument."""
   inputs = case.inputs(seed)
   name = case.fn.__name__
+  parameters = list(inspect.signature(case.fn).parameters)
 
-  def expect(error, args, kwargs, what):
+  def expect(error, args, kwargs, what, arguments):
     try:
       jax.eval_shape(lambda *a: case.call(a, kwargs), *args)
     except error as e:
-      if name not in str(e):
+      message = str(e)
+      if name not in message:
         raise AssertionError(
           f"{case.id}: {what} error does not name the loss: {e}"
-        )
+        ) from e
+      if not any(f"`{a}`" in message or f"{a}=" in message for a in arguments):
+        raise AssertionError(
+          f"{case.id}: {what} error names none of {arguments}: {e}"
+        ) from e
       return
     raise AssertionError(f"{case.id}: {what} did not raise {error.__name__}")
 
   bad = case.wrong_shape(inputs) if case.wrong_shape else None
   if bad is not None:
-    expect(ValueError, *bad, "wrong shape")
+    expect(ValueError, *bad, "wrong shape", parameters)
   args, kwargs = inputs
+  first = case.float_args[0]
   integer = list(args)
-  integer[case.float_args[0]] = np.asarray(args[case.float_args[0]]).astype(
-    np.int32
+  integer[first] = np.asarray(args[first]).astype(np.int32)
+  expect(
+    TypeError, tuple(integer), kwargs, "integer input", parameters[first:][:1]
   )
-  expect(TypeError, tuple(integer), kwargs, "integer input")
   if case.reductions:
-    expect(
-      ValueError, args, {**kwargs, "reduction": "average"}, "bad reduction"
-    )
+    bad_reduction = {**kwargs, "reduction": "average"}
+    expect(ValueError, args, bad_reduction, "bad reduction", ["reduction"])
 
 
 PROPERTIES = {

@@ -18,7 +18,7 @@ a pytree of arrays, or an ``nnx.Module``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import jax
@@ -26,19 +26,19 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-__all__ = ["term", "objective", "value", "step", "nnx_step", "grad_cache"]
+__all__ = ["grad_cache", "nnx_step", "objective", "step", "term", "value"]
 
 Objective = Callable[[Any, Any], tuple[jax.Array, dict]]
 
 
 def term(
   loss_fn: Callable,
-  *keys,
-  output=None,
+  *keys: str,
+  output: Hashable | None = None,
   where: str | None = None,
   weights: str | None = None,
   reduction: str | None = "mean",
-  **options,
+  **options: Any,
 ) -> Callable:
   """A loss term ``(outputs, batch) -> loss`` for :func:`objective`.
 
@@ -210,7 +210,12 @@ def _strong(tree):
   )
 
 
-def step(objective_fn: Objective, optimizer, *, jit: bool = True) -> Callable:
+def step(
+  objective_fn: Objective,
+  optimizer: optax.GradientTransformation,
+  *,
+  jit: bool = True,
+) -> Callable:
   """A (jitted) optax training step for a pytree of parameters.
 
   Each call computes ``(loss, aux)`` and the gradient with
@@ -307,13 +312,13 @@ def nnx_step(objective_fn: Objective) -> Callable:
 
 def _leading_size(inputs) -> int:
   sizes = {
-    jnp.shape(x)[0] if jnp.ndim(x) else None for x in jax.tree.leaves(inputs)
+    jnp.shape(x)[0] if jnp.ndim(x) else -1 for x in jax.tree.leaves(inputs)
   }
-  if len(sizes) != 1 or None in sizes:
+  if len(sizes) != 1 or -1 in sizes:
     raise ValueError(
       f"grad_cache: every input must have the same leading "
       f"(batch) axis, got leading sizes "
-      f"{sorted(map(str, sizes))}."
+      f"{sorted(sizes)} (-1: a scalar)."
     )
   return sizes.pop()
 

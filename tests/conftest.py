@@ -24,6 +24,6 @@ def all_cases():
 
 def public_helpers():
   """Public callables that are not losses (each module's ``HELPERS`` set)."""
-  return {"reduce", "checked"}.union(
+  return {"reduce", "checked", "loss"}.union(
     *(getattr(module, "HELPERS", set()) for module in _case_modules())
   )

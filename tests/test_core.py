@@ -1,13 +1,17 @@
-"""jaxloss._core: the reduction contract, checks, safe numerics and checked()."""
+"""jaxloss._core: the reduction contract, checks, safe numerics, checked()."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from jax.experimental import checkify
 
 import jaxloss
-from jaxloss._core import checks, numerics, reduction
+from jaxloss._core import checks, numerics, reduction, value_checks
+from jaxloss._core.loss import loss
 
 # --------------------------------------------------------------------------- #
 # reduce
@@ -95,68 +99,130 @@ def test_bad_mask_and_weights():
 def test_split_where_element_and_example_masks():
   shape = (2, 3)
   elements, examples = reduction.split_where(
-    "f", jnp.array([True, False]), shape, -1
+    jnp.array([True, False]), shape, -1
   )
   np.testing.assert_array_equal(elements, [[True] * 3, [False] * 3])
   np.testing.assert_array_equal(examples, [True, False])
-  elements, examples = reduction.split_where("f", jnp.asarray(MASK), shape, 1)
+  elements, examples = reduction.split_where(jnp.asarray(MASK), shape, 1)
   np.testing.assert_array_equal(elements, MASK)
   np.testing.assert_array_equal(examples, [True, True])
-  assert reduction.split_where("f", None, shape, -1) == (None, None)
+  assert reduction.split_where(None, shape, -1) == (None, None)
 
 
 # --------------------------------------------------------------------------- #
-# checks
+# @loss and checks
 
 
-def test_checks_name_the_loss_argument_and_shapes():
+@loss(labels=value_checks.unit_interval)
+def my_loss(predictions, labels, *, reduction="none"):
+  """A loss defined the jaxloss way, for these tests."""
+  predictions, labels = checks.same_shape_floats(
+    predictions=predictions, labels=labels
+  )
+  return jaxloss.reduce(predictions - labels, reduction)
+
+
+@loss
+def outer_loss(x, *, reduction="none"):
+  """A loss that calls another public loss."""
+  return my_loss(x, x[:-1], reduction=reduction)
+
+
+def test_loss_decorator_names_the_loss_in_every_check():
   with pytest.raises(ValueError) as info:
-    checks.same_shape(
-      "my_loss", predictions=jnp.zeros((2, 3)), targets=jnp.zeros((3, 2))
-    )
+    my_loss(jnp.zeros((2, 3)), jnp.zeros((3, 2)))
   message = str(info.value)
-  assert "my_loss" in message and "`predictions` (2, 3)" in message
-  assert "`targets` (3, 2)" in message
+  assert message.startswith("my_loss: arguments must have the same shape")
+  assert "`predictions` (2, 3)" in message and "`labels` (3, 2)" in message
+  with pytest.raises(ValueError, match="^my_loss: unknown reduction='x'"):
+    my_loss(jnp.zeros(2), jnp.zeros(2), reduction="x")
+
+
+def test_loss_decorator_keeps_the_outer_name_and_resets_it():
+  with pytest.raises(ValueError, match="^outer_loss: arguments must have"):
+    outer_loss(jnp.zeros(3))
+  with pytest.raises(ValueError, match="^my_loss: arguments must have"):
+    my_loss(jnp.zeros(3), jnp.zeros(2))  # the outer name did not stick
+  with pytest.raises(ValueError, match="^reduce: unknown reduction"):
+    jaxloss.reduce(VALUES, "average")  # a bare reduce names itself
+
+
+def test_loss_decorator_validates_reduction_before_computing():
+  calls = []
+
+  @loss
+  def counting(x, *, reduction="none"):
+    calls.append(1)
+    return jaxloss.reduce(x, reduction)
+
+  with pytest.raises(ValueError, match="^counting: unknown reduction"):
+    counting(jnp.zeros(2), reduction="average")
+  assert calls == []
+
+
+def test_loss_decorator_keeps_signature_doc_and_value_rules():
+  import inspect
+
+  assert my_loss.__name__ == "my_loss" and "jaxloss way" in my_loss.__doc__
+  assert list(inspect.signature(my_loss).parameters) == [
+    "predictions",
+    "labels",
+    "reduction",
+  ]
+  with pytest.raises(checkify.JaxRuntimeError, match="my_loss: argument `la"):
+    jaxloss.checked(my_loss)(jnp.zeros(2), jnp.array([0.5, 2.0]))
+  jitted = jax.jit(my_loss, static_argnames="reduction")
+  assert float(jitted(jnp.ones(2), jnp.zeros(2), reduction="sum")) == 2.0
 
 
 def test_checks_dtypes():
   with pytest.raises(
-    TypeError, match="my_loss: argument `logits` must be a floating"
+    TypeError, match="my_loss: argument `predictions` must be a floating"
   ):
-    checks.as_float("my_loss", "logits", jnp.zeros(3, jnp.int32))
+    my_loss(jnp.zeros(3, jnp.int32), jnp.zeros(3))
+  with pytest.raises(TypeError, match="jaxloss: argument `labels` must hold"):
+    checks.as_labels("labels", jnp.zeros(3))  # outside a loss
+  assert checks.as_float("x", jnp.zeros(2, jnp.bfloat16)).dtype == jnp.float32
+  assert checks.as_float("x", jnp.zeros(2, jnp.float16)).dtype == jnp.float32
+
+
+def test_checks_ranks():
   with pytest.raises(
-    TypeError, match="my_loss: argument `labels` must hold integer"
+    ValueError, match=r"`x` must have rank 2 or 3, got .*\(4,\)"
   ):
-    checks.as_labels("my_loss", "labels", jnp.zeros(3))
-  assert (
-    checks.as_float("f", "x", jnp.zeros(2, jnp.bfloat16)).dtype == jnp.float32
-  )
-  assert (
-    checks.as_float("f", "x", jnp.zeros(2, jnp.float16)).dtype == jnp.float32
-  )
+    checks.rank("x", jnp.zeros(4), (2, 3))
+  with pytest.raises(ValueError, match=r"`x` must have rank >= 2 \(\[b, n\]\)"):
+    checks.min_rank("x", jnp.zeros(4), 2, "[b, n]")
+  checks.min_rank("x", jnp.zeros((1, 2, 3)), 2)
 
 
 def test_checks_options_and_hyperparameters():
   with pytest.raises(
-    ValueError, match="my_loss: unknown kind='x'; valid values are 'a', 'b'"
+    ValueError, match="jaxloss: unknown kind='x'; valid values are 'a', 'b'"
   ):
-    checks.option("my_loss", "kind", "x", ("a", "b"))
+    checks.option("kind", "x", ("a", "b"))
   with pytest.raises(ValueError, match="`temperature` must be > 0"):
-    checks.positive("my_loss", "temperature", 0.0)
+    checks.positive("temperature", 0.0)
   with pytest.raises(ValueError, match="`gamma` must be >= 0"):
-    checks.nonnegative("my_loss", "gamma", -1)
-  checks.positive(
-    "my_loss", "temperature", jnp.asarray(-1.0)
-  )  # traced: not checked
+    checks.nonnegative("gamma", -1)
+  with pytest.raises(ValueError, match=r"`margin` must lie in \[-1, 1\]"):
+    checks.in_range("margin", np.float32(2.0), -1, 1)
+  checks.positive("temperature", jnp.asarray(-1.0))  # traced: not checked
+
+
+def test_is_static_number_is_the_one_rule():
+  for static in (1, 2.5, np.float32(1.0), np.int64(3)):
+    assert checks.is_static_number(static)
+  for other in (True, jnp.asarray(1.0), np.ones(1), None, "1"):
+    assert not checks.is_static_number(other)
 
 
 def test_checks_are_static_under_jit():
   @jax.jit
   def f(x, y):
-    checks.same_shape("f", x=x, y=y)
-    return x + y
+    return my_loss(x, y)
 
-  with pytest.raises(ValueError, match="f: arguments must have the same shape"):
+  with pytest.raises(ValueError, match="my_loss: arguments must have the same"):
     f(jnp.zeros(2), jnp.zeros(3))
 
 
@@ -191,6 +257,60 @@ def test_log1mexp_against_float64():
   np.testing.assert_allclose(
     numerics.log1mexp(jnp.asarray(x, jnp.float32)), expected, rtol=2e-6
   )
+
+
+def test_masked_logsumexp_empty_row_is_zero_with_zero_gradient():
+  x = jnp.array([[1.0, 2.0, 3.0], [1e4, -1e4, 5.0]])
+  mask = jnp.array([[True, False, True], [False, False, False]])
+  got = numerics.masked_logsumexp(x, mask)
+  np.testing.assert_allclose(got, [np.logaddexp(1.0, 3.0), 0.0], rtol=1e-6)
+  grad = jax.grad(lambda v: numerics.masked_logsumexp(v, mask).sum())(x)
+  p = np.exp([1.0, 3.0] - np.logaddexp(1.0, 3.0))
+  np.testing.assert_allclose(grad, [[p[0], 0, p[1]], [0, 0, 0]], rtol=1e-6)
+  np.testing.assert_allclose(
+    numerics.masked_logsumexp(x, None, axis=0),
+    np.logaddexp([1.0, 2.0, 3.0], [1e4, -1e4, 5.0]),
+    rtol=1e-6,
+  )
+  np.testing.assert_allclose(
+    numerics.masked_log_softmax(x, -1, mask),
+    [[1 - np.logaddexp(1, 3), 0, 3 - np.logaddexp(1, 3)], [0, 0, 0]],
+    rtol=1e-6,
+  )
+
+
+def test_masked_max_and_min():
+  x = jnp.array([[1.0, -2.0, 3.0], [4.0, 5.0, 6.0]])
+  mask = jnp.array([[True, True, False], [False, False, False]])
+  np.testing.assert_array_equal(numerics.masked_max(x, mask), [1.0, 0.0])
+  np.testing.assert_array_equal(numerics.masked_min(x, mask), [-2.0, 0.0])
+  np.testing.assert_array_equal(numerics.masked_max(x, None), [3.0, 6.0])
+
+
+def test_l2_normalize_epsilon_rule():
+  x = jnp.array([[3.0, 4.0], [1e-7, 0.0], [0.0, 0.0]])
+  # torch.nn.functional.normalize: x / max(|x|, 1e-12).
+  np.testing.assert_allclose(
+    numerics.l2_normalize(x), [[0.6, 0.8], [1.0, 0.0], [0.0, 0.0]], rtol=1e-6
+  )
+  # optax.losses.ntxent: x / sqrt(max(|x|^2, eps)), eps = finfo(f32).eps.
+  eps = float(np.finfo(np.float32).eps)
+  np.testing.assert_allclose(
+    numerics.l2_normalize(x, eps=np.sqrt(eps))[1, 0], 1e-7 / np.sqrt(eps)
+  )
+  grad = jax.grad(lambda v: numerics.l2_normalize(v).sum())(x)
+  assert np.all(np.isfinite(grad))
+  np.testing.assert_allclose(grad[2], [1e12, 1e12], rtol=1e-6)  # torch's
+
+
+def test_safe_pow_zero_to_the_zero_is_one_and_gradients_are_finite():
+  x = jnp.array([0.0, 0.0, 4.0, -1.0])
+  p = jnp.array([0.0, 0.5, 0.5, 2.0])
+  np.testing.assert_allclose(numerics.safe_pow(x, p), [1.0, 0.0, 2.0, 0.0])
+  gx, gp = jax.grad(lambda a, b: numerics.safe_pow(a, b).sum(), (0, 1))(x, p)
+  np.testing.assert_allclose(gx, [0.0, 0.0, 0.25, 0.0])
+  np.testing.assert_allclose(gp, [0.0, 0.0, 2.0 * np.log(4.0), 0.0], rtol=1e-6)
+  assert float(numerics.safe_pow(jnp.array(2.0), 3)) == 8.0
 
 
 def test_xlogx_and_safe_log_at_zero():
@@ -231,10 +351,6 @@ def test_checked_catches_bad_values():
 
 # --------------------------------------------------------------------------- #
 # reduce over random shapes, masks and weights (hypothesis, derandomized)
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp  # noqa: E402
 
 
 @settings(derandomize=True, max_examples=40, deadline=None)

@@ -13,6 +13,7 @@ import sys
 import pytest
 
 import jaxloss
+from jaxloss._core import families
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location(
@@ -24,7 +25,7 @@ _spec.loader.exec_module(catalogue)
 
 GROUPS = catalogue.catalogue()
 ENTRIES = [e for *_, entries in GROUPS for e in entries]
-SUBMODULES = ("distributed", "nn", "train")
+SUBMODULES = tuple(m.name for m in families.OTHER_MODULES)
 
 
 def test_catalogue_groups_the_flat_api_exactly():
@@ -60,6 +61,30 @@ def test_catalogue_is_current():
   assert text == catalogue.render(), (
     "docs/catalogue.md is stale: run .venv/bin/python docs/build_catalogue.py"
   )
+
+
+def test_every_catalogued_name_imports_from_where_it_is_listed():
+  """Each ``### `jaxloss...``` entry of docs/catalogue.md resolves in the
+  module whose section lists it, and from ``jaxloss`` for the flat API."""
+  titles = {m.title: m for m in families.FAMILIES + families.OTHER_MODULES}
+  module, checked = None, 0
+  for line in (ROOT / "docs" / "catalogue.md").read_text().splitlines():
+    if line.startswith("## "):
+      module = titles.get(line[3:].strip())
+    elif line.startswith("### `jaxloss.") and module is not None:
+      name = line.strip()[5:-1].rsplit(".", 1)[1]
+      mod = importlib.import_module(f"jaxloss.{module.name}")
+      assert name in mod.__all__ and callable(getattr(mod, name)), (
+        f"jaxloss.{module.name}.{name}"
+      )
+      if module in families.FAMILIES:
+        assert getattr(jaxloss, name) is getattr(mod, name), name
+      checked += 1
+  listed = sum(
+    len(importlib.import_module(f"jaxloss.{m.name}").__all__)
+    for m in families.FAMILIES + families.OTHER_MODULES
+  )
+  assert checked == listed
 
 
 def _table_column(path, header):
@@ -118,7 +143,7 @@ def test_readme_family_counts_match_the_package():
       rows[match.group(1)] = int(match.group(2))
   expected = {
     f"jaxloss.{m}": len(importlib.import_module(f"jaxloss.{m}").__all__)
-    for m, _ in catalogue.FAMILIES
+    for m, *_ in families.FAMILIES
   }
   expected.update(
     {

@@ -1,4 +1,4 @@
-"""The conformance harness itself: it passes a correct loss and catches broken ones."""
+"""The conformance harness: it passes a correct loss, catches broken ones."""
 
 import jax
 import jax.numpy as jnp
@@ -7,19 +7,33 @@ import pytest
 
 import jaxloss
 from jaxloss import testing
-from jaxloss._core import checks
 
 
+def _floats(name, predictions, targets, *, same_shape=True):
+  """A user's own checks: float inputs of one shape; errors name the loss
+  and the arguments."""
+  predictions, targets = jnp.asarray(predictions), jnp.asarray(targets)
+  for arg, x in (("predictions", predictions), ("targets", targets)):
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+      raise TypeError(
+        f"{name}: argument `{arg}` must be floating, got {x.dtype}"
+      )
+  if same_shape and predictions.shape != targets.shape:
+    raise ValueError(
+      f"{name}: `predictions` {predictions.shape} and `targets` "
+      f"{targets.shape} must have one shape"
+    )
+  dtype = jnp.promote_types(jnp.result_type(predictions, targets), jnp.float32)
+  return predictions.astype(dtype), targets.astype(dtype)
+
+
+@jaxloss.loss
 def good_loss(
   predictions, targets, *, where=None, weights=None, reduction="none"
 ):
-  predictions, targets = checks.same_shape_floats(
-    "good_loss", predictions=predictions, targets=targets
-  )
+  predictions, targets = _floats("good_loss", predictions, targets)
   values = jnp.sum(jnp.square(predictions - targets), axis=-1)
-  return jaxloss.reduce(
-    values, reduction, weights=weights, where=where, name="good_loss"
-  )
+  return jaxloss.reduce(values, reduction, weights=weights, where=where)
 
 
 def _inputs(rng, n):
@@ -44,22 +58,23 @@ def test_a_correct_loss_passes_every_property():
   testing.check_loss(_case(good_loss))
 
 
+@jaxloss.loss
 def ignores_where(
   predictions, targets, *, where=None, weights=None, reduction="none"
 ):
   return good_loss(predictions, targets, weights=weights, reduction=reduction)
 
 
+@jaxloss.loss
 def nan_gradient_at_zero(
   predictions, targets, *, where=None, weights=None, reduction="none"
 ):
-  predictions, targets = checks.same_shape_floats(
-    "nan_gradient_at_zero", predictions=predictions, targets=targets
-  )
+  predictions, targets = _floats("nan_gradient_at_zero", predictions, targets)
   values = jnp.linalg.norm(predictions - targets, axis=-1)
   return jaxloss.reduce(values, reduction, weights=weights, where=where)
 
 
+@jaxloss.loss
 def no_upcast(
   predictions, targets, *, where=None, weights=None, reduction="none"
 ):
@@ -69,28 +84,28 @@ def no_upcast(
   return jaxloss.reduce(values, reduction, weights=weights, where=where)
 
 
+@jaxloss.loss
 def promotes_to_float64(
   predictions, targets, *, where=None, weights=None, reduction="none"
 ):
-  predictions, targets = checks.same_shape_floats(
-    "promotes_to_float64", predictions=predictions, targets=targets
-  )
+  predictions, targets = _floats("promotes_to_float64", predictions, targets)
   values = jnp.sum(jnp.square(predictions - targets), -1) * np.float64(1.0)
   return jaxloss.reduce(values, reduction, weights=weights, where=where)
 
 
+@jaxloss.loss
 def broadcasts_silently(
   predictions, targets, *, where=None, weights=None, reduction="none"
 ):
-  predictions = checks.as_float(
-    "broadcasts_silently", "predictions", predictions
+  predictions, targets = _floats(
+    "broadcasts_silently", predictions, targets, same_shape=False
   )
-  targets = checks.as_float("broadcasts_silently", "targets", targets)
   with jax.numpy_rank_promotion("allow"):
     values = jnp.sum(jnp.square(predictions - targets[:1]), -1)
   return jaxloss.reduce(values, reduction, weights=weights, where=where)
 
 
+@jaxloss.loss
 def wrong_mean(
   predictions, targets, *, where=None, weights=None, reduction="none"
 ):
@@ -110,12 +125,11 @@ _square.defjvp(
 )
 
 
+@jaxloss.loss
 def wrong_gradient(
   predictions, targets, *, where=None, weights=None, reduction="none"
 ):
-  predictions, targets = checks.same_shape_floats(
-    "wrong_gradient", predictions=predictions, targets=targets
-  )
+  predictions, targets = _floats("wrong_gradient", predictions, targets)
   values = jnp.sum(_square(predictions - targets), axis=-1)
   return jaxloss.reduce(values, reduction, weights=weights, where=where)
 

@@ -50,11 +50,36 @@ def loss(fn: F, /) -> F: ...
 @overload
 def loss(**value_rules: Any) -> Callable[[F], F]: ...
 def loss(fn: Any = None, /, **value_rules: Any) -> Any:
-  """Marks a public loss: ``@loss`` or ``@loss(arg=rule, ...)``.
+  """Marks a function as a jaxloss loss: ``@loss`` or ``@loss(arg=rule)``.
 
-  The rules map an argument's name to a rule of
-  :mod:`jaxloss._core.value_checks`; they cost nothing until the user wraps
-  the loss with :func:`jaxloss.checked`.
+  While the decorated function runs (eagerly, or while ``jit`` traces it),
+  its name starts the message of every error that jaxloss's checks and
+  :func:`jaxloss.reduce` raise; a ``reduction`` given by keyword is checked
+  before the function runs. Every jaxloss loss carries it; decorate your own
+  losses with it so that :mod:`jaxloss.testing` and :func:`jaxloss.checked`
+  treat them alike.
+
+  Args:
+    fn: the loss function (when used as ``@loss`` without arguments).
+    **value_rules: run-time value rules, argument name to a rule of
+      ``jaxloss._core.value_checks``, applied only by
+      :func:`jaxloss.checked`.
+
+  Returns:
+    The function with the same signature, docstring and values (or, called
+    with rules only, a decorator).
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> @jaxloss.loss
+  ... def my_l1(predictions, targets, *, reduction="none"):
+  ...   values = jnp.abs(jnp.asarray(predictions) - jnp.asarray(targets))
+  ...   return jaxloss.reduce(values, reduction)
+  >>> my_l1(jnp.ones(2), jnp.zeros(2), reduction="mean")
+  Array(1., dtype=float32)
+  >>> my_l1(jnp.ones(2), jnp.zeros(2), reduction="average")
+  Traceback (most recent call last):
+  ...
+  ValueError: my_l1: unknown reduction='average'; valid values are ...
   """
 
   def decorate(fn: F) -> F:
