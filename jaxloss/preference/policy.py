@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Literal
 
 import jax
@@ -27,16 +26,6 @@ def _k3_kl(log_probs: jax.Array, ref_log_probs: jax.Array) -> jax.Array:
   ``exp(ref - logp) - (ref - logp) - 1`` (>= 0)."""
   delta = ref_log_probs - log_probs
   return bounded_exp(delta) - delta - 1
-
-
-def _float_like(
-  arg: str, x: ArrayLike, like: jax.Array, shape: Sequence[int]
-) -> jax.Array:
-  """A floating (differentiable) input of ``shape``, cast to ``like``'s
-  dtype."""
-  x = checks.as_float(arg, x)
-  checks.shape(arg, x, tuple(shape))
-  return x.astype(like.dtype)
 
 
 @loss
@@ -243,11 +232,10 @@ def grpo_loss(
     epsilon_high,
   )
   if ref_log_probs is not None:
-    ref_log_probs = _float_like(
-      "ref_log_probs", ref_log_probs, log_probs, shape
-    )
+    ref = checks.as_float("ref_log_probs", ref_log_probs)
+    checks.shape("ref_log_probs", ref, shape)
     per_token = per_token + numerics.like(beta, log_probs) * _k3_kl(
-      log_probs, ref_log_probs
+      log_probs, ref.astype(log_probs.dtype)
     )
   values, count = masked_mean(per_token, tokens)
   if token_averaging == "token":

@@ -147,8 +147,7 @@ def linear_cross_entropy(
   converted = checks.floats(**arrays)
   hidden, weight = converted[:2]
   labels = checks.as_labels("labels", labels)
-  if hidden.ndim < 1:
-    checks.rank("hidden", hidden, 1)
+  checks.min_rank("hidden", hidden, 1, "[..., dim]")
   checks.rank("weight", weight, 2)
   dim = hidden.shape[-1]
   checks.shape(
