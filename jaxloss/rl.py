@@ -1,4 +1,5 @@
-"""Reinforcement-learning losses: TD and Q-learning, policy gradient, entropy, PPO.
+"""Reinforcement-learning losses: TD and Q-learning, policy gradient, entropy,
+PPO.
 
 Every loss returns one value per step and reduces through
 :func:`jaxloss.reduce`. Inputs may be batched (``[batch]``, with
@@ -18,15 +19,16 @@ batch) gives ratio 1 and the plain policy gradient.
 
 from __future__ import annotations
 
-import functools
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxloss._core import checks, numerics, value_checks
-from jaxloss._core import reduction as reduction_lib
-from jaxloss._rl_common import at_least_rank, clipped_surrogate
-from jaxloss._rl_common import data as _data
+from jaxloss._core.loss import loss
+from jaxloss._core.policy import clipped_surrogate, data
+from jaxloss._core.reduction import Reduction, reduce, split_where
 
 __all__ = [
   "entropy_loss",
@@ -37,10 +39,11 @@ __all__ = [
   "td_loss",
 ]
 
-LOSSES = ("mse", "huber")
+TdLoss = Literal["mse", "huber"]
+LOSSES: tuple[TdLoss, ...] = ("mse", "huber")
 
 
-def _td_penalty(name: str, errors: jax.Array, loss: str, delta) -> jax.Array:
+def _td_penalty(errors: jax.Array, loss: str, delta: ArrayLike) -> jax.Array:
   """rlax's conventions: ``"mse"`` is ``rlax.l2_loss`` (½ δ²), ``"huber"`` is
   ``rlax.huber_loss`` (½ δ² up to ``delta``, linear beyond)."""
   if loss == "mse":
@@ -51,17 +54,21 @@ def _td_penalty(name: str, errors: jax.Array, loss: str, delta) -> jax.Array:
   return 0.5 * jnp.square(quadratic) + delta * (abs_errors - quadratic)
 
 
-def _check_penalty(name: str, loss: str, delta) -> None:
-  checks.option(name, "loss", loss, LOSSES)
-  checks.positive(name, "delta", delta)
+def _check_penalty(loss: str, delta: ArrayLike) -> None:
+  checks.option("loss", loss, LOSSES)
+  checks.positive("delta", delta)
 
 
-def _actions(name: str, actions, values: jax.Array, values_arg: str, where):
+def _actions(
+  actions: ArrayLike,
+  values: jax.Array,
+  values_arg: str,
+  where: ArrayLike | None,
+) -> jax.Array:
   """Integer actions of ``values``' shape without the last axis; actions of
   steps dropped by a per-step ``where`` become 0 before any gather."""
-  actions = checks.as_labels(name, "actions", actions)
+  actions = checks.as_labels("actions", actions)
   checks.labels_for(
-    name,
     actions,
     values,
     values.ndim - 1,
@@ -69,7 +76,7 @@ def _actions(name: str, actions, values: jax.Array, values_arg: str, where):
     labels_arg="actions",
   )
   if where is not None and jnp.ndim(where) == actions.ndim:
-    where = checks.broadcast_mask(name, "where", where, actions.shape)
+    where = checks.broadcast_mask("where", where, actions.shape)
     actions = jnp.where(where, actions, 0)
   return actions
 
@@ -78,24 +85,24 @@ def _take(values: jax.Array, actions: jax.Array) -> jax.Array:
   return jnp.take_along_axis(values, actions[..., None], axis=-1)[..., 0]
 
 
-@value_checks.value_rules(
+@loss(
   actions=value_checks.class_index("q_values", axis_arg=None),
   discounts=value_checks.bounded(0, 1),
 )
 def q_learning_loss(
-  q_values,
-  actions,
-  rewards,
-  discounts,
-  next_q_values,
+  q_values: ArrayLike,
+  actions: ArrayLike,
+  rewards: ArrayLike,
+  discounts: ArrayLike,
+  next_q_values: ArrayLike,
   *,
-  next_q_selector=None,
-  loss="mse",
-  delta=1.0,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  next_q_selector: ArrayLike | None = None,
+  loss: TdLoss = "mse",
+  delta: ArrayLike = 1.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Q-learning (or double Q-learning) loss on the TD error, per step.
 
   .. math::
@@ -147,73 +154,38 @@ def q_learning_loss(
     van Hasselt, Guez and Silver, `Deep Reinforcement Learning with Double
     Q-learning <https://arxiv.org/abs/1509.06461>`_, 2016.
   """
-  _check_penalty("q_learning_loss", loss, delta)
-  return _q_learning(
-    q_values,
-    actions,
-    rewards,
-    discounts,
-    next_q_values,
-    next_q_selector,
-    delta,
-    where,
-    weights,
-    loss=loss,
-    reduction=reduction,
-  )
-
-
-@functools.partial(jax.jit, static_argnames=("loss", "reduction"))
-def _q_learning(
-  q_values,
-  actions,
-  rewards,
-  discounts,
-  next_q_values,
-  next_q_selector,
-  delta,
-  where,
-  weights,
-  *,
-  loss,
-  reduction,
-):
-  name = "q_learning_loss"
-  q_values = checks.as_float(name, "q_values", q_values)
-  at_least_rank(name, "q_values", q_values, 1)
-  actions = _actions(name, actions, q_values, "q_values", where)
-  rewards = _data(name, "rewards", rewards, q_values, actions.shape)
-  discounts = _data(name, "discounts", discounts, q_values, actions.shape)
-  next_q_values = _data(
-    name, "next_q_values", next_q_values, q_values, q_values.shape
-  )
+  _check_penalty(loss, delta)
+  q_values = checks.as_float("q_values", q_values)
+  checks.min_rank("q_values", q_values, 1, "[..., num_actions]")
+  actions = _actions(actions, q_values, "q_values", where)
+  rewards = data("rewards", rewards, q_values, actions.shape)
+  discounts = data("discounts", discounts, q_values, actions.shape)
+  next_q_values = data("next_q_values", next_q_values, q_values, q_values.shape)
   if next_q_selector is None:
     next_value = jnp.max(next_q_values, axis=-1)
   else:
-    selector = _data(
-      name, "next_q_selector", next_q_selector, q_values, q_values.shape
+    selector = data(
+      "next_q_selector", next_q_selector, q_values, q_values.shape
     )
     next_value = _take(next_q_values, jnp.argmax(selector, axis=-1))
   target = jax.lax.stop_gradient(rewards + discounts * next_value)
-  values = _td_penalty(name, target - _take(q_values, actions), loss, delta)
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=where, name=name
-  )
+  values = _td_penalty(target - _take(q_values, actions), loss, delta)
+  return reduce(values, reduction, weights=weights, where=where)
 
 
-@value_checks.value_rules(discounts=value_checks.bounded(0, 1))
+@loss(discounts=value_checks.bounded(0, 1))
 def td_loss(
-  values,
-  rewards,
-  discounts,
-  next_values,
+  values: ArrayLike,
+  rewards: ArrayLike,
+  discounts: ArrayLike,
+  next_values: ArrayLike,
   *,
-  loss="mse",
-  delta=1.0,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  loss: TdLoss = "mse",
+  delta: ArrayLike = 1.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""TD(0) loss on state values, per step.
 
   .. math::
@@ -247,50 +219,23 @@ def td_loss(
     Sutton, `Learning to Predict by the Methods of Temporal Differences
     <https://link.springer.com/article/10.1007/BF00115009>`_, 1988.
   """
-  _check_penalty("td_loss", loss, delta)
-  return _td(
-    values,
-    rewards,
-    discounts,
-    next_values,
-    delta,
-    where,
-    weights,
-    loss=loss,
-    reduction=reduction,
-  )
-
-
-@functools.partial(jax.jit, static_argnames=("loss", "reduction"))
-def _td(
-  values,
-  rewards,
-  discounts,
-  next_values,
-  delta,
-  where,
-  weights,
-  *,
-  loss,
-  reduction,
-):
-  name = "td_loss"
-  values = checks.as_float(name, "values", values)
-  rewards = _data(name, "rewards", rewards, values, values.shape)
-  discounts = _data(name, "discounts", discounts, values, values.shape)
-  next_values = _data(name, "next_values", next_values, values, values.shape)
+  _check_penalty(loss, delta)
+  values = checks.as_float("values", values)
+  rewards = data("rewards", rewards, values, values.shape)
+  discounts = data("discounts", discounts, values, values.shape)
+  next_values = data("next_values", next_values, values, values.shape)
   target = jax.lax.stop_gradient(rewards + discounts * next_values)
-  losses = _td_penalty(name, target - values, loss, delta)
-  return reduction_lib.reduce(
-    losses, reduction, weights=weights, where=where, name=name
-  )
+  losses = _td_penalty(target - values, loss, delta)
+  return reduce(losses, reduction, weights=weights, where=where)
 
 
-def _policy(name: str, logits, where):
-  """``(log π over the unmasked actions, π, example mask)``."""
-  logits = checks.as_float(name, "logits", logits)
-  at_least_rank(name, "logits", logits, 1)
-  elements, examples = reduction_lib.split_where(name, where, logits.shape, -1)
+def _policy(
+  logits: ArrayLike, where: ArrayLike | None
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array | None]:
+  """``(logits, log π over the unmasked actions, π, example mask)``."""
+  logits = checks.as_float("logits", logits)
+  checks.min_rank("logits", logits, 1, "[..., num_actions]")
+  elements, examples = split_where(where, logits.shape, -1)
   log_probs = numerics.masked_log_softmax(logits, -1, elements)
   probs = jnp.exp(log_probs)
   if elements is not None:
@@ -298,12 +243,16 @@ def _policy(name: str, logits, where):
   return logits, log_probs, probs, examples
 
 
-@value_checks.value_rules(
-  actions=value_checks.class_index("logits", axis_arg=None)
-)
+@loss(actions=value_checks.class_index("logits", axis_arg=None))
 def policy_gradient_loss(
-  logits, actions, advantages, *, where=None, weights=None, reduction="none"
-):
+  logits: ArrayLike,
+  actions: ArrayLike,
+  advantages: ArrayLike,
+  *,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""REINFORCE / actor-critic policy-gradient loss, per step.
 
   .. math:: \ell = -\log \pi(a \mid s)\, \operatorname{sg}(A),
@@ -340,24 +289,21 @@ def policy_gradient_loss(
     Connectionist Reinforcement Learning
     <https://link.springer.com/article/10.1007/BF00992696>`_, 1992.
   """
-  return _policy_gradient(
-    logits, actions, advantages, where, weights, reduction=reduction
-  )
-
-
-@functools.partial(jax.jit, static_argnames=("reduction",))
-def _policy_gradient(logits, actions, advantages, where, weights, *, reduction):
-  name = "policy_gradient_loss"
-  logits, log_probs, _, examples = _policy(name, logits, where)
-  actions = _actions(name, actions, logits, "logits", examples)
-  advantages = _data(name, "advantages", advantages, logits, actions.shape)
+  logits, log_probs, _, examples = _policy(logits, where)
+  actions = _actions(actions, logits, "logits", examples)
+  advantages = data("advantages", advantages, logits, actions.shape)
   values = -_take(log_probs, actions) * jax.lax.stop_gradient(advantages)
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=examples, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=examples)
 
 
-def entropy_loss(logits, *, where=None, weights=None, reduction="none"):
+@loss
+def entropy_loss(
+  logits: ArrayLike,
+  *,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Negative entropy of a softmax policy, per step (an entropy bonus).
 
   .. math:: \ell = -H(\pi) = \sum_a \pi_a \log \pi_a,
@@ -391,29 +337,22 @@ def entropy_loss(logits, *, where=None, weights=None, reduction="none"):
     Mnih et al., `Asynchronous Methods for Deep Reinforcement Learning
     <https://arxiv.org/abs/1602.01783>`_, 2016.
   """
-  return _entropy(logits, where, weights, reduction=reduction)
-
-
-@functools.partial(jax.jit, static_argnames=("reduction",))
-def _entropy(logits, where, weights, *, reduction):
-  name = "entropy_loss"
-  _, log_probs, probs, examples = _policy(name, logits, where)
+  _, log_probs, probs, examples = _policy(logits, where)
   values = jnp.sum(probs * log_probs, axis=-1)
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=examples, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=examples)
 
 
+@loss
 def ppo_clip_loss(
-  log_probs,
-  old_log_probs,
-  advantages,
+  log_probs: ArrayLike,
+  old_log_probs: ArrayLike,
+  advantages: ArrayLike,
   *,
-  epsilon=0.2,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  epsilon: ArrayLike = 0.2,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""PPO's clipped surrogate policy loss, per step.
 
   .. math::
@@ -451,28 +390,12 @@ def ppo_clip_loss(
     Schulman et al., `Proximal Policy Optimization Algorithms
     <https://arxiv.org/abs/1707.06347>`_, 2017.
   """
-  checks.nonnegative("ppo_clip_loss", "epsilon", epsilon)
-  return _ppo_clip(
-    log_probs,
-    old_log_probs,
-    advantages,
-    epsilon,
-    where,
-    weights,
-    reduction=reduction,
+  checks.nonnegative("epsilon", epsilon)
+  log_probs = checks.as_float("log_probs", log_probs)
+  old_log_probs = data(
+    "old_log_probs", old_log_probs, log_probs, log_probs.shape
   )
-
-
-@functools.partial(jax.jit, static_argnames=("reduction",))
-def _ppo_clip(
-  log_probs, old_log_probs, advantages, epsilon, where, weights, *, reduction
-):
-  name = "ppo_clip_loss"
-  log_probs = checks.as_float(name, "log_probs", log_probs)
-  old_log_probs = _data(
-    name, "old_log_probs", old_log_probs, log_probs, log_probs.shape
-  )
-  advantages = _data(name, "advantages", advantages, log_probs, log_probs.shape)
+  advantages = data("advantages", advantages, log_probs, log_probs.shape)
   epsilon = numerics.like(epsilon, log_probs)
   values = clipped_surrogate(
     log_probs - jax.lax.stop_gradient(old_log_probs),
@@ -480,21 +403,20 @@ def _ppo_clip(
     epsilon,
     epsilon,
   )
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=where, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=where)
 
 
+@loss
 def ppo_value_loss(
-  values,
-  old_values,
-  returns,
+  values: ArrayLike,
+  old_values: ArrayLike,
+  returns: ArrayLike,
   *,
-  clip_epsilon=None,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  clip_epsilon: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""PPO's value loss, optionally clipped around the old values, per step.
 
   .. math::
@@ -525,8 +447,9 @@ def ppo_value_loss(
 
   >>> import jax.numpy as jnp, jaxloss
   >>> v, old, r = jnp.array([2.0]), jnp.array([0.0]), jnp.array([3.0])
+  >>> clipped = jaxloss.ppo_value_loss(v, old, r, clip_epsilon=0.2)
   >>> print(f"{float(jaxloss.ppo_value_loss(v, old, r)[0]):.4f}",
-  ...       f"{float(jaxloss.ppo_value_loss(v, old, r, clip_epsilon=0.2)[0]):.4f}")
+  ...       f"{float(clipped[0]):.4f}")
   0.5000 3.9200
 
   References:
@@ -537,35 +460,17 @@ def ppo_value_loss(
     <https://arxiv.org/abs/2005.12729>`_, 2020.
   """
   if clip_epsilon is not None:
-    checks.nonnegative("ppo_value_loss", "clip_epsilon", clip_epsilon)
-  return _ppo_value(
-    values,
-    old_values,
-    returns,
-    clip_epsilon,
-    where,
-    weights,
-    reduction=reduction,
-  )
-
-
-@functools.partial(jax.jit, static_argnames=("reduction",))
-def _ppo_value(
-  values, old_values, returns, clip_epsilon, where, weights, *, reduction
-):
-  name = "ppo_value_loss"
-  values = checks.as_float(name, "values", values)
+    checks.nonnegative("clip_epsilon", clip_epsilon)
+  values = checks.as_float("values", values)
   old_values = jax.lax.stop_gradient(
-    _data(name, "old_values", old_values, values, values.shape)
+    data("old_values", old_values, values, values.shape)
   )
   returns = jax.lax.stop_gradient(
-    _data(name, "returns", returns, values, values.shape)
+    data("returns", returns, values, values.shape)
   )
   squared = jnp.square(values - returns)
   if clip_epsilon is not None:
     epsilon = numerics.like(clip_epsilon, values)
     clipped = old_values + jnp.clip(values - old_values, -epsilon, epsilon)
     squared = jnp.maximum(squared, jnp.square(clipped - returns))
-  return reduction_lib.reduce(
-    0.5 * squared, reduction, weights=weights, where=where, name=name
-  )
+  return reduce(0.5 * squared, reduction, weights=weights, where=where)

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 import jaxloss as jl
+from jaxloss.testing import assert_close
 
 F64_TOL = dict(rtol=1e-12, atol=1e-12)
 F32_TOL = dict(rtol=1e-5, atol=1e-6)
@@ -120,16 +121,16 @@ def test_dpo_matches_trl_formulas(x64, loss_type, beta, eps):
 
   got = jl.dpo_loss(*inputs, **kwargs)
   assert got.shape == (12,) and got.dtype == jnp.float64
-  np.testing.assert_allclose(got, value, **F64_TOL)
+  assert_close(got, value, **F64_TOL)
   # "mean" is trl's losses.mean(); z = (pc - pr) - (rc - rr).
   got_mean, grads = jax.value_and_grad(mean, argnums=(0, 1, 2, 3))(*inputs)
-  np.testing.assert_allclose(got_mean, value.mean(), **F64_TOL)
+  assert_close(got_mean, value.mean(), **F64_TOL)
   for sign, grad in zip((1, -1, -1, 1), grads):
-    np.testing.assert_allclose(grad, sign * dz / 12, **F64_TOL)
+    assert_close(grad, sign * dz / 12, **F64_TOL)
   # float32
   got32 = jl.dpo_loss(*[np.float32(x) for x in inputs], **kwargs)
   assert got32.dtype == jnp.float32
-  np.testing.assert_allclose(got32, value, rtol=1e-5, atol=1e-4)
+  assert_close(got32, value, rtol=1e-5, atol=1e-4)
 
 
 def test_dpo_sigmoid_without_smoothing_is_minus_log_sigmoid_and_cdpo_mixes(x64):
@@ -139,12 +140,12 @@ def test_dpo_sigmoid_without_smoothing_is_minus_log_sigmoid_and_cdpo_mixes(x64):
   beta, eps = 0.25, 0.3
   u = beta * ((pc - rc) - (pr - rr))
   plain = jl.dpo_loss(pc, pr, rc, rr, beta=beta)
-  np.testing.assert_allclose(plain, -log_sigmoid(u), **F64_TOL)
+  assert_close(plain, -log_sigmoid(u), **F64_TOL)
   flipped = jl.dpo_loss(pr, pc, rr, rc, beta=beta)
   cdpo = jl.dpo_loss(pc, pr, rc, rr, beta=beta, label_smoothing=eps)
-  np.testing.assert_allclose(cdpo, (1 - eps) * plain + eps * flipped, **F64_TOL)
+  assert_close(cdpo, (1 - eps) * plain + eps * flipped, **F64_TOL)
   # rDPO with ε = 0 is DPO.
-  np.testing.assert_allclose(
+  assert_close(
     jl.dpo_loss(pc, pr, rc, rr, beta=beta, loss_type="robust"), plain, **F64_TOL
   )
 
@@ -165,10 +166,8 @@ def test_dpo_where_weights_and_traced_beta(x64):
     )
 
   none, mean = run(0.2)
-  np.testing.assert_allclose(
-    none, np.where(where, weights * value, 0), **F64_TOL
-  )
-  np.testing.assert_allclose(
+  assert_close(none, np.where(where, weights * value, 0), **F64_TOL)
+  assert_close(
     mean, np.sum((weights * value)[where]) / np.sum(weights[where]), **F64_TOL
   )
 
@@ -192,10 +191,10 @@ def test_dpo_option_errors():
 def test_dpo_implicit_rewards(x64):
   pc, pr, rc, rr = _dpo_inputs(5)
   chosen, rejected = jl.dpo_implicit_rewards(pc, pr, rc, rr, beta=0.3)
-  np.testing.assert_allclose(chosen, 0.3 * (pc - rc), **F64_TOL)
-  np.testing.assert_allclose(rejected, 0.3 * (pr - rr), **F64_TOL)
+  assert_close(chosen, 0.3 * (pc - rc), **F64_TOL)
+  assert_close(rejected, 0.3 * (pr - rr), **F64_TOL)
   # The DPO loss is -log σ of the reward margin.
-  np.testing.assert_allclose(
+  assert_close(
     jl.dpo_loss(pc, pr, rc, rr, beta=0.3),
     -log_sigmoid(np.asarray(chosen - rejected)),
     **F64_TOL,
@@ -291,10 +290,10 @@ def test_grpo_matches_trl(x64, averaging, eps, eps_high, kl):
     return loss(logp, "none"), loss(logp, "sum"), value, grad
 
   got_none, got_sum, got_mean, grad = run(logp)
-  np.testing.assert_allclose(got_none, none, **F64_TOL)
-  np.testing.assert_allclose(got_sum, none.sum(), **F64_TOL)
-  np.testing.assert_allclose(got_mean, mean, **F64_TOL)
-  np.testing.assert_allclose(grad, d_mean, **F64_TOL)
+  assert_close(got_none, none, **F64_TOL)
+  assert_close(got_sum, none.sum(), **F64_TOL)
+  assert_close(got_mean, mean, **F64_TOL)
+  assert_close(grad, d_mean, **F64_TOL)
   assert not np.any(grad[~mask])  # padded tokens get no gradient
 
 
@@ -307,11 +306,11 @@ def test_grpo_float32_integer_mask_and_where():
   where = np.array([True, True, False, True, True, False])
   got = jl.grpo_loss(logp, old, adv, mask.astype(np.int32), ref, where=where)
   assert got.dtype == jnp.float32
-  np.testing.assert_allclose(got, np.where(where, expected, 0), **F32_TOL)
+  assert_close(got, np.where(where, expected, 0), **F32_TOL)
   mean = jl.grpo_loss(logp, old, adv, mask, ref, where=where, reduction="mean")
-  np.testing.assert_allclose(mean, expected[where].mean(), **F32_TOL)
+  assert_close(mean, expected[where].mean(), **F32_TOL)
   # A token-shaped where is a completion mask.
-  np.testing.assert_allclose(
+  assert_close(
     jl.grpo_loss(logp, old, adv, None, ref, where=mask), expected, **F32_TOL
   )
 
@@ -324,13 +323,13 @@ def test_grpo_one_update_per_generation_and_empty_completion(x64):
   mask[2] = False
   keep = mask.any(1)
   none = jl.grpo_loss(logp, None, adv, mask)
-  np.testing.assert_allclose(none, np.where(keep, -adv, 0), **F64_TOL)
+  assert_close(none, np.where(keep, -adv, 0), **F64_TOL)
   mean, grad = jax.value_and_grad(
     lambda x: jl.grpo_loss(x, None, adv, mask, reduction="mean")
   )(logp)
-  np.testing.assert_allclose(mean, -adv[keep].mean(), **F64_TOL)
+  assert_close(mean, -adv[keep].mean(), **F64_TOL)
   counts = np.maximum(mask.sum(1), 1)[:, None]
-  np.testing.assert_allclose(
+  assert_close(
     grad, np.where(mask, -adv[:, None] / counts / keep.sum(), 0), **F64_TOL
   )
 
@@ -376,12 +375,12 @@ def test_group_normalized_advantages(x64, scale):
       jl.group_normalized_advantages(r, ids, eps=0.01, scale=scale),
     )
   )(rewards, ids)
-  np.testing.assert_allclose(
+  assert_close(
     by_size,
     numpy_group_advantages(rewards, consecutive, 1e-4, scale),
     **F64_TOL,
   )
-  np.testing.assert_allclose(
+  assert_close(
     by_ids, numpy_group_advantages(rewards, ids, 0.01, scale), **F64_TOL
   )
   # float32 rewards stay float32; integer rewards become float32.
@@ -456,7 +455,7 @@ def test_pair_losses_match_papers(x64, name):
   expected = reference(chosen, rejected, chosen_mask, rejected_mask)
   got = ours(chosen, rejected, chosen_mask, rejected_mask.astype(np.int32))
   assert got.shape == (4,) and got.dtype == jnp.float64
-  np.testing.assert_allclose(got, expected, **F64_TOL)
+  assert_close(got, expected, **F64_TOL)
   # Gradients: central differences of the reference; padding gets none.
   grads = jax.grad(
     lambda c, r: jnp.sum(ours(c, r, chosen_mask, rejected_mask)), argnums=(0, 1)
@@ -471,16 +470,14 @@ def test_pair_losses_match_papers(x64, name):
       args[i] = y
       return reference(*args).sum()
 
-    np.testing.assert_allclose(
-      grad, numerical_grad(total, x), rtol=1e-6, atol=1e-8
-    )
+    assert_close(grad, numerical_grad(total, x), rtol=1e-6, atol=1e-8)
     assert not np.any(grad[~mask])
   # float32
   got32 = ours(
     np.float32(chosen), np.float32(rejected), chosen_mask, rejected_mask
   )
   assert got32.dtype == jnp.float32
-  np.testing.assert_allclose(got32, expected, **F32_TOL)
+  assert_close(got32, expected, **F32_TOL)
 
 
 @pytest.mark.parametrize("name", list(PAIR_LOSSES))
@@ -490,7 +487,7 @@ def test_pair_losses_masks_and_reductions(x64, name):
   expected = reference(chosen, rejected, chosen_mask, rejected_mask)
   # No masks: every token counts.
   unpadded = np.where(rejected_mask, rejected, -0.5)
-  np.testing.assert_allclose(
+  assert_close(
     ours(chosen[:, :3], unpadded),
     reference(
       chosen[:, :3], unpadded, np.ones((4, 3), bool), np.ones((4, 3), bool)
@@ -506,7 +503,7 @@ def test_pair_losses_masks_and_reductions(x64, name):
   kwargs = dict(beta=2.5, gamma=0.7) if name == "simpo" else dict(beta=0.3)
   none = fn(chosen, rejected, chosen_mask, empty, where=where, **kwargs)
   keep = np.array([True, False, True, False])
-  np.testing.assert_allclose(none, np.where(keep, expected, 0), **F64_TOL)
+  assert_close(none, np.where(keep, expected, 0), **F64_TOL)
   mean = fn(
     chosen,
     rejected,
@@ -516,7 +513,7 @@ def test_pair_losses_masks_and_reductions(x64, name):
     reduction="mean",
     **kwargs,
   )
-  np.testing.assert_allclose(mean, expected[keep].mean(), **F64_TOL)
+  assert_close(mean, expected[keep].mean(), **F64_TOL)
 
 
 def test_orpo_log_odds_near_probability_one(x64):
@@ -524,12 +521,13 @@ def test_orpo_log_odds_near_probability_one(x64):
   accurate (log1mexp), and match the float64 formula."""
   chosen = np.array([[-1e-9, -1e-9], [-2.0, -1e-3]])
   rejected = np.array([[-0.5, -0.7], [-1e-6, -3e-6]])
-  np.testing.assert_allclose(
+  assert_close(
     jl.orpo_loss(chosen, rejected, beta=1.0),
     numpy_orpo(
       chosen, rejected, np.ones((2, 2), bool), np.ones((2, 2), bool), 1.0
     ),
     rtol=1e-9,
+    atol=0,
   )
 
 

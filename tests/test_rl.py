@@ -12,15 +12,11 @@ import pytest
 import rlax
 
 import jaxloss as jl
+from jaxloss.testing import assert_close
+from tests.assertions import checked_rejects
 
 F32, F64 = np.float32, np.float64
 A = 4
-
-
-def _close(actual, expected, rtol=1e-5, atol=1e-6):
-  np.testing.assert_allclose(
-    np.asarray(actual, F64), np.asarray(expected, F64), rtol=rtol, atol=atol
-  )
 
 
 def _rng(seed):
@@ -69,7 +65,7 @@ def test_q_learning_matches_rlax(lead, loss, double):
   expected = _penalty(td, loss, 0.7)
   out = jl.q_learning_loss(q, a, r, d, next_q, loss=loss, delta=0.7, **kwargs)
   assert out.shape == lead
-  _close(out, expected)
+  assert_close(out, expected)
 
 
 def test_q_learning_gradient_matches_rlax_and_stops_the_target():
@@ -83,7 +79,7 @@ def test_q_learning_gradient_matches_rlax_and_stops_the_target():
 
   got = jax.grad(ours, argnums=(0, 1))(q, next_q)
   want = jax.grad(theirs, argnums=(0, 1))(q, next_q)
-  _close(got[0], want[0])
+  assert_close(got[0], want[0])
   assert np.all(np.asarray(got[1]) == 0)
 
 
@@ -97,7 +93,7 @@ def test_q_learning_float64_and_where():
     td = jax.vmap(rlax.q_learning)(
       q.astype(F64), a, r.astype(F64), d.astype(F64), next_q.astype(F64)
     )
-    _close(out, np.where(where, 0.5 * np.square(td), 0), 1e-12, 1e-12)
+    assert_close(out, np.where(where, 0.5 * np.square(td), 0), 1e-12, 1e-12)
 
 
 @pytest.mark.parametrize("loss", ["mse", "huber"])
@@ -105,7 +101,7 @@ def test_td_loss_matches_rlax(loss):
   rng = _rng(3)
   v, r, d, next_v = (rng.normal(size=(3, 2)).astype(F32) for _ in range(4))
   td = _vmapped(rlax.td_learning, 2)(v, r, d, next_v)
-  _close(
+  assert_close(
     jl.td_loss(v, r, d, next_v, loss=loss, delta=0.5), _penalty(td, loss, 0.5)
   )
   grad_next = jax.grad(lambda n: jl.td_loss(v, r, d, n, reduction="sum"))(
@@ -131,17 +127,17 @@ def _pg_inputs(seed, *lead):
 def test_policy_gradient_loss_matches_rlax_per_sequence():
   logits, a, adv, w = _pg_inputs(4, 5)
   ones = np.ones(5, F32)
-  _close(
+  assert_close(
     jl.policy_gradient_loss(logits, a, adv, reduction="mean"),
     rlax.policy_gradient_loss(logits, a, adv, ones),
   )
   # rlax's per-step weights divide by the number of steps: "batchmean".
-  _close(
+  assert_close(
     jl.policy_gradient_loss(logits, a, adv, weights=w, reduction="batchmean"),
     rlax.policy_gradient_loss(logits, a, adv, w),
   )
   mask = np.array([True, True, False, True, False])
-  _close(
+  assert_close(
     jl.policy_gradient_loss(logits, a, adv, where=mask, reduction="batchmean"),
     rlax.policy_gradient_loss(logits, a, adv, mask.astype(F32)),
   )
@@ -161,10 +157,10 @@ def test_policy_gradient_loss_time_major_and_gradients_match_rlax():
   def ours(logits, adv):
     return jl.policy_gradient_loss(logits, a, adv, reduction="mean")
 
-  _close(ours(logits, adv), theirs(logits, adv))
+  assert_close(ours(logits, adv), theirs(logits, adv))
   got = jax.grad(ours, argnums=(0, 1))(logits, adv)
   want = jax.grad(theirs, argnums=(0, 1))(logits, adv)
-  _close(got[0], want[0])
+  assert_close(got[0], want[0])
   assert np.all(np.asarray(got[1]) == 0)  # advantages: gradient stopped
 
 
@@ -184,22 +180,24 @@ def test_policy_gradient_and_entropy_with_an_action_mask():
   log_p = _masked_log_softmax_np(logits, legal)
   expected_pg = -log_p[np.arange(6), a] * adv
   expected_pg[5] = 0
-  _close(jl.policy_gradient_loss(logits, a, adv, where=legal), expected_pg)
-  _close(
+  assert_close(
+    jl.policy_gradient_loss(logits, a, adv, where=legal), expected_pg
+  )
+  assert_close(
     jl.policy_gradient_loss(logits, a, adv, where=legal, reduction="mean"),
     expected_pg[:5].mean(),
   )
   expected_entropy = np.sum(np.where(legal, np.exp(log_p) * log_p, 0), -1)
-  _close(jl.entropy_loss(logits, where=legal), expected_entropy)
+  assert_close(jl.entropy_loss(logits, where=legal), expected_entropy)
 
 
 def test_entropy_loss_matches_rlax():
   logits, _, _, w = _pg_inputs(8, 5)
-  _close(
+  assert_close(
     jl.entropy_loss(logits, reduction="mean"),
     rlax.entropy_loss(logits, np.ones(5, F32)),
   )
-  _close(
+  assert_close(
     jl.entropy_loss(logits, weights=w, reduction="batchmean"),
     rlax.entropy_loss(logits, w),
   )
@@ -233,10 +231,10 @@ def test_ppo_clip_loss_matches_rlax(epsilon):
       log_probs, old, adv, epsilon=epsilon, reduction="mean"
     )
 
-  _close(ours(log_probs), theirs(log_probs))
-  _close(jax.grad(ours)(log_probs), jax.grad(theirs)(log_probs))
+  assert_close(ours(log_probs), theirs(log_probs))
+  assert_close(jax.grad(ours)(log_probs), jax.grad(theirs)(log_probs))
   # A traced epsilon gives the same value.
-  _close(
+  assert_close(
     jax.jit(
       lambda e: jl.ppo_clip_loss(
         log_probs, old, adv, epsilon=e, reduction="mean"
@@ -252,8 +250,8 @@ def test_ppo_clip_loss_on_policy_is_the_policy_gradient():
   grad = jax.grad(lambda lp: jl.ppo_clip_loss(lp, lp, adv, reduction="sum"))(
     log_probs
   )
-  _close(grad, -adv)
-  _close(jl.ppo_clip_loss(log_probs, log_probs, adv), -adv)
+  assert_close(grad, -adv)
+  assert_close(jl.ppo_clip_loss(log_probs, log_probs, adv), -adv)
 
 
 def test_ppo_clip_loss_overflowing_ratio_is_finite():
@@ -280,12 +278,12 @@ def baselines_value_loss(values, old_values, returns, clip):
 def test_ppo_value_loss_matches_baselines(clip):
   rng = _rng(11)
   values, old, returns = (rng.normal(size=(4, 3)).astype(F32) for _ in "vor")
-  _close(
+  assert_close(
     jl.ppo_value_loss(values, old, returns, clip_epsilon=clip),
     baselines_value_loss(values, old, returns, clip),
   )
   if clip is None:
-    _close(
+    assert_close(
       jl.ppo_value_loss(values, old, returns), rlax.l2_loss(values, returns)
     )
   grads = jax.grad(
@@ -333,9 +331,13 @@ def test_checked_rejects_out_of_range_actions():
   q, a, r, d, next_q, _ = _q_inputs(13, 6)
   bad = a.copy()
   bad[0] = A
-  from jax.experimental import checkify
-
-  with pytest.raises(
-    checkify.JaxRuntimeError, match=r"q_learning_loss: argument `actions`"
-  ):
-    jl.checked(jl.q_learning_loss)(q, bad, r, d, next_q)
+  checked_rejects(
+    jl.q_learning_loss,
+    q,
+    bad,
+    r,
+    d,
+    next_q,
+    arg="actions",
+    what=r"must hold class indices in \[0, 4\)",
+  )

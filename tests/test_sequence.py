@@ -25,6 +25,7 @@ import pytest
 
 import jaxloss
 from jaxloss import sequence as js
+from jaxloss.testing import assert_close
 
 F64_TOL = dict(rtol=1e-10, atol=1e-10)
 F32_TOL = dict(rtol=1e-5, atol=1e-5)
@@ -201,8 +202,8 @@ def _check_against_naive(options, chunk_size, dtype, tol, vocab=V):
     chunk_size, inputs, options, dtype
   )
   for reduction in ("none", "sum", "mean"):
-    np.testing.assert_allclose(
-      values[reduction], want_values[reduction], **tol, err_msg=reduction
+    assert_close(
+      values[reduction], want_values[reduction], **tol, what=reduction
     )
   for reduction in ("none", "mean"):
     for arg, got, want in zip(
@@ -210,9 +211,7 @@ def _check_against_naive(options, chunk_size, dtype, tol, vocab=V):
       grads[reduction],
       want_grads[reduction],
     ):
-      np.testing.assert_allclose(
-        got, want, **tol, err_msg=f"{reduction} d/d{arg}"
-      )
+      assert_close(got, want, **tol, what=f"{reduction} d/d{arg}")
   # Every gradient that should be non-zero is.
   d_hidden, d_weight, d_bias, d_cap = grads["none"]
   assert np.all(np.abs(d_weight) > 0)
@@ -233,9 +232,9 @@ def _check_against_naive(options, chunk_size, dtype, tol, vocab=V):
     options.get("z_loss", 0.0),
     options.get("logit_soft_cap"),
   )
-  np.testing.assert_allclose(values["none"], expected, **tol)
-  np.testing.assert_allclose(values["sum"], expected.sum(), **tol)
-  np.testing.assert_allclose(values["mean"], expected.sum() / keep.sum(), **tol)
+  assert_close(values["none"], expected, **tol)
+  assert_close(values["sum"], expected.sum(), **tol)
+  assert_close(values["mean"], expected.sum() / keep.sum(), **tol)
   assert np.all(values["none"][~keep] == 0)
 
 
@@ -262,12 +261,36 @@ def test_linear_cross_entropy_float32():
   _check_against_naive(OPTIONS["all"], 3, np.float32, F32_TOL)
 
 
+def _scan_lengths(jaxpr):
+  """The lengths of the scans in a jaxpr and in the jaxprs inside it."""
+  lengths = []
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name == "scan":
+      lengths.append(eqn.params["length"])
+    for param in eqn.params.values():
+      inner = getattr(param, "jaxpr", param)  # a ClosedJaxpr or a Jaxpr
+      if hasattr(inner, "eqns"):
+        lengths += _scan_lengths(inner)
+  return lengths
+
+
+def _default_chunks(tokens, vocab):
+  """The scans over vocabulary chunks that chunk_size=None makes: ``[]`` for
+  one dense block, else ``[vocab / chunk]`` (traced on shapes only)."""
+  jaxpr = jax.make_jaxpr(js.linear_cross_entropy)(
+    jax.ShapeDtypeStruct((tokens, 1), jnp.float32),
+    jax.ShapeDtypeStruct((1, vocab), jnp.float32),
+    jax.ShapeDtypeStruct((tokens,), jnp.int32),
+  )
+  return _scan_lengths(jaxpr.jaxpr)
+
+
 def test_linear_cross_entropy_default_chunk_and_flat_tokens(x64):
   """chunk_size=None (one dense block at this vocabulary) and [tokens, dim]
   inputs give the [batch, time] values, flattened."""
   hidden, weight, bias, labels, _ = _lce_inputs(1, np.float64)
   labels = np.where(labels == IGNORE, 0, labels)
-  assert js._sequence_linear.default_chunk_size(B * T, V) == V
+  assert _default_chunks(B * T, V) == []
   full = js.linear_cross_entropy(
     hidden, weight, labels, bias=bias, reduction="none"
   )
@@ -280,19 +303,21 @@ def test_linear_cross_entropy_default_chunk_and_flat_tokens(x64):
     reduction="none",
   )
   assert full.shape == (B, T) and flat.shape == (B * T,)
-  np.testing.assert_allclose(flat, np.asarray(full).reshape(-1), **F64_TOL)
-  np.testing.assert_allclose(
+  assert_close(flat, np.asarray(full).reshape(-1), **F64_TOL)
+  assert_close(
     full, numpy_linear_cross_entropy(hidden, weight, labels, bias), **F64_TOL
   )
 
 
 def test_default_chunk_size():
-  chunk = js._sequence_linear.default_chunk_size
-  assert chunk(4096, 32768) == 1024  # 4096 × 1024 = 2**22 logits per block
-  assert chunk(16384, 262144) == 256
-  assert chunk(16, 262144) == 8192  # capped
-  assert chunk(2**20, 262144) == 256  # floored
-  assert chunk(64, 300) == 300  # one dense block
+  """chunk_size=None: the largest power of two with tokens × chunk <= 2**22
+  logits per block, in [256, 8192]; one dense block when the vocabulary is
+  not larger (the scan runs over vocab / chunk chunks)."""
+  assert _default_chunks(4096, 32768) == [32768 // 1024]  # 2**22 per block
+  assert _default_chunks(16384, 262144) == [262144 // 256]
+  assert _default_chunks(16, 262144) == [262144 // 8192]  # capped
+  assert _default_chunks(2**20, 262144) == [262144 // 256]  # floored
+  assert _default_chunks(64, 300) == []  # one dense block
 
 
 def test_linear_cross_entropy_masked_everything_is_zero_with_zero_grad():
@@ -323,8 +348,8 @@ def test_linear_cross_entropy_weights_and_mean_over_valid_tokens(x64):
   none = js.linear_cross_entropy(
     hidden, weight, labels, reduction="none", **kwargs
   )
-  np.testing.assert_allclose(none, weights * per_token, **F64_TOL)
-  np.testing.assert_allclose(
+  assert_close(none, weights * per_token, **F64_TOL)
+  assert_close(
     mean, np.sum(weights * per_token) / np.sum(weights * keep), **F64_TOL
   )
 
@@ -503,8 +528,8 @@ def test_ctc_matches_numpy_forward_algorithm(x64):
     expected = numpy_ctc(*cases[blank], blank)
     assert np.all(np.isfinite(expected))
     assert got64.dtype == jnp.float64 and got32.dtype == jnp.float32
-    np.testing.assert_allclose(got64, expected, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(got32, expected, rtol=1e-5, atol=1e-5)
+    assert_close(got64, expected, rtol=1e-10, atol=1e-10)
+    assert_close(got32, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_ctc_small_cases_by_hand(x64):
@@ -519,9 +544,7 @@ def test_ctc_small_cases_by_hand(x64):
   # (6); "": _ _ _ (1).
   counts = np.array([5, 1, 6, 1])
   got = js.ctc_loss(logits, np.zeros((4, frames)), labels, label_paddings)
-  np.testing.assert_allclose(
-    got, frames * np.log(K) - np.log(counts), rtol=1e-12
-  )
+  assert_close(got, frames * np.log(K) - np.log(counts), rtol=1e-12, atol=0)
 
 
 def test_ctc_gradient_matches_numerical_gradient_of_numpy_reference(x64):
@@ -561,7 +584,7 @@ def test_ctc_gradient_matches_numerical_gradient_of_numpy_reference(x64):
       numpy_ctc(up, logit_paddings, labels, label_paddings, 2).sum()
       - numpy_ctc(down, logit_paddings, labels, label_paddings, 2).sum()
     ) / (2 * step)
-  np.testing.assert_allclose(grad, numerical, rtol=1e-6, atol=1e-7)
+  assert_close(grad, numerical, rtol=1e-6, atol=1e-7)
   assert not np.any(grad[logit_paddings == 1])
   assert numpy_ctc(*infeasible, 2) == np.inf
   assert np.isfinite(large) and large > 1e4
@@ -609,13 +632,9 @@ def test_ctc_equals_optax_and_forward_probs(x64):
     loss, blank, label = out["probs"]
     assert blank.shape == (6, 4, 4) and label.shape == (6, 4, 3)
     np.testing.assert_array_equal(loss, out["ours"])
-    np.testing.assert_allclose(
-      loss, -blank[-1, np.arange(4), lengths], rtol=1e-6
-    )
+    assert_close(loss, -blank[-1, np.arange(4), lengths], rtol=1e-6, atol=0)
     mean, blank_where, label_where = out["mean"]
-    np.testing.assert_allclose(
-      mean, np.mean(np.asarray(loss)[where]), rtol=1e-6
-    )
+    assert_close(mean, np.mean(np.asarray(loss)[where]), rtol=1e-6, atol=0)
     np.testing.assert_array_equal(blank_where, blank)
     np.testing.assert_array_equal(label_where, label)
 
@@ -640,21 +659,17 @@ def test_ctc_reduction_where_weights_contract(x64):
       torch_mean=loss(weights=1 / lengths, reduction="batchmean"),
     )
 
-  out, tol = run(logits), dict(rtol=1e-10)
-  np.testing.assert_allclose(out["sum"], per_sequence.sum(), **tol)
-  np.testing.assert_allclose(out["mean"], per_sequence.mean(), **tol)
-  np.testing.assert_allclose(
-    out["none"], np.where(where, weights * per_sequence, 0), **tol
-  )
-  np.testing.assert_allclose(
+  out, tol = run(logits), dict(rtol=1e-10, atol=0)
+  assert_close(out["sum"], per_sequence.sum(), **tol)
+  assert_close(out["mean"], per_sequence.mean(), **tol)
+  assert_close(out["none"], np.where(where, weights * per_sequence, 0), **tol)
+  assert_close(
     out["weighted_mean"],
     np.sum((weights * per_sequence)[where]) / np.sum(weights[where]),
     **tol,
   )
   # torch's reduction="mean": each sequence divided by its target length.
-  np.testing.assert_allclose(
-    out["torch_mean"], np.mean(per_sequence / lengths), **tol
-  )
+  assert_close(out["torch_mean"], np.mean(per_sequence / lengths), **tol)
 
 
 def test_ctc_errors_name_the_loss_and_argument():

@@ -116,35 +116,23 @@ def _grpo_edges(kl=False, **kwargs):
   return edges
 
 
+def _dpo_case(variant, **options):
+  """A dpo_loss case: all four log-probabilities differentiated, the same
+  options for the random and the edge inputs."""
+  return LossCase(
+    jl.dpo_loss,
+    _dpo(**options),
+    name=f"dpo_loss[{variant}]",
+    float_args=(0, 1, 2, 3),
+    edge_inputs=_dpo_edges(**options),
+  )
+
+
 CASES = [
-  LossCase(
-    jl.dpo_loss,
-    _dpo(label_smoothing=0.1),
-    name="dpo_loss[sigmoid,cdpo]",
-    float_args=(0, 1, 2, 3),
-    edge_inputs=_dpo_edges(label_smoothing=0.1),
-  ),
-  LossCase(
-    jl.dpo_loss,
-    _dpo(loss_type="hinge", beta=0.2),
-    name="dpo_loss[hinge]",
-    float_args=(0, 1, 2, 3),
-    edge_inputs=_dpo_edges(loss_type="hinge"),
-  ),
-  LossCase(
-    jl.dpo_loss,
-    _dpo(loss_type="ipo", beta=0.5),
-    name="dpo_loss[ipo]",
-    float_args=(0, 1, 2, 3),
-    edge_inputs=_dpo_edges(loss_type="ipo", beta=0.5),
-  ),
-  LossCase(
-    jl.dpo_loss,
-    _dpo(loss_type="robust", label_smoothing=0.2),
-    name="dpo_loss[robust]",
-    float_args=(0, 1, 2, 3),
-    edge_inputs=_dpo_edges(loss_type="robust", label_smoothing=0.2),
-  ),
+  _dpo_case("sigmoid,cdpo", label_smoothing=0.1),
+  _dpo_case("hinge", loss_type="hinge", beta=0.2),
+  _dpo_case("ipo", loss_type="ipo", beta=0.5),
+  _dpo_case("robust", loss_type="robust", label_smoothing=0.2),
   LossCase(
     jl.grpo_loss, _grpo(), name="grpo_loss[sequence]", edge_inputs=_grpo_edges()
   ),

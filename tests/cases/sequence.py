@@ -109,36 +109,35 @@ def _ctc_edges():
   ]
 
 
+def _tokens_case(make_inputs, name, edges, **options):
+  """A linear_cross_entropy case: hidden and weight differentiated, hidden
+  and labels batched, the wrong shape a label short."""
+  return LossCase(
+    js.linear_cross_entropy,
+    make_inputs,
+    name=name,
+    float_args=(0, 1),
+    batch_args=(0, 2),
+    wrong_shape=_drop_last_label,
+    edge_inputs=edges,
+    **options,
+  )
+
+
 CASES = [
-  LossCase(
-    js.linear_cross_entropy,
-    _tokens,
-    name="linear_cross_entropy",
-    float_args=(0, 1),
-    batch_args=(0, 2),
-    wrong_shape=_drop_last_label,
-    edge_inputs=_token_edges(),
-  ),
-  LossCase(
-    js.linear_cross_entropy,
+  _tokens_case(_tokens, "linear_cross_entropy", _token_edges()),
+  _tokens_case(
     lambda rng, n: _tokens(rng, n, chunk_size=CHUNK),
-    name="linear_cross_entropy[chunk]",
-    float_args=(0, 1),
-    batch_args=(0, 2),
+    "linear_cross_entropy[chunk]",
+    _token_edges(chunk_size=CHUNK),
     grad_modes=("rev",),
-    wrong_shape=_drop_last_label,
-    edge_inputs=_token_edges(chunk_size=CHUNK),
   ),
-  LossCase(
-    js.linear_cross_entropy,
+  _tokens_case(
     _options,
-    name="linear_cross_entropy[chunk,options]",
-    float_args=(0, 1),
-    batch_args=(0, 2),
+    "linear_cross_entropy[chunk,options]",
+    _token_edges(**OPTIONS),
     grad_modes=("rev",),
     mean_of_none=False,
-    wrong_shape=_drop_last_label,
-    edge_inputs=_token_edges(**OPTIONS),
   ),
   LossCase(js.ctc_loss, _ctc, edge_inputs=_ctc_edges),
   LossCase(

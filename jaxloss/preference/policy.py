@@ -1,34 +1,41 @@
-"""GRPO: the group-relative policy loss and its group-normalised advantages.
-
-Re-exported by :mod:`jaxloss.preference`.
-"""
+"""GRPO: the group-relative policy loss and its group-normalised advantages."""
 
 from __future__ import annotations
 
-import functools
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxloss._core import checks, numerics, value_checks
-from jaxloss._core import reduction as reduction_lib
-from jaxloss._rl_common import (
-  at_least_rank,
-  clipped_surrogate,
-  data,
-  float_like,
-  k3_kl,
-  masked_mean,
-  token_mask,
-)
+from jaxloss._core.loss import loss
+from jaxloss._core.policy import bounded_exp, clipped_surrogate, data
+from jaxloss._core.reduction import Reduction, reduce, split_where
+from jaxloss.preference._tokens import masked_mean, token_mask
 
-__all__ = ["grpo_loss", "group_normalized_advantages"]
+__all__ = ["group_normalized_advantages", "grpo_loss"]
 
-TOKEN_AVERAGING = ("sequence", "token")
+TokenAveraging = Literal["sequence", "token"]
+TOKEN_AVERAGING: tuple[TokenAveraging, ...] = ("sequence", "token")
 
 
-def group_normalized_advantages(rewards, groups, *, eps=1e-4, scale=True):
+def _k3_kl(log_probs: jax.Array, ref_log_probs: jax.Array) -> jax.Array:
+  """Schulman's k3 estimate of KL(π‖π_ref) per token:
+  ``exp(ref - logp) - (ref - logp) - 1`` (>= 0)."""
+  delta = ref_log_probs - log_probs
+  return bounded_exp(delta) - delta - 1
+
+
+@loss
+def group_normalized_advantages(
+  rewards: ArrayLike,
+  groups: int | ArrayLike,
+  *,
+  eps: ArrayLike = 1e-4,
+  scale: bool = True,
+) -> jax.Array:
   r"""GRPO's advantages: each reward relative to the other completions of its
   prompt.
 
@@ -66,32 +73,28 @@ def group_normalized_advantages(rewards, groups, *, eps=1e-4, scale=True):
     Shao et al., `DeepSeekMath: Pushing the Limits of Mathematical Reasoning
     in Open Language Models <https://arxiv.org/abs/2402.03300>`_, 2024.
   """
-  name = "group_normalized_advantages"
   rewards = jnp.asarray(rewards)
   if not jnp.issubdtype(rewards.dtype, jnp.floating):
-    rewards = checks.as_targets(
-      name, "rewards", rewards, jnp.zeros((), jnp.float32)
-    )
+    rewards = checks.as_targets("rewards", rewards, jnp.zeros((), jnp.float32))
   rewards = numerics.upcast(rewards)
-  checks.rank(name, "rewards", rewards, 1)
-  checks.nonnegative(name, "eps", eps)
+  checks.rank("rewards", rewards, 1)
+  checks.nonnegative("eps", eps)
   size = rewards.shape[0]
   if isinstance(groups, (int, np.integer)) and not isinstance(groups, bool):
     groups = int(groups)
     if groups < 1 or size % groups:
-      raise ValueError(
-        f"{name}: group size {groups} must be >= 1 and divide "
-        f"the batch size {size}."
+      raise checks.fail(
+        f"group size {groups} must be >= 1 and divide the batch size {size}."
       )
     grouped = rewards.reshape(size // groups, groups)
     mean = jnp.mean(grouped, axis=1, keepdims=True)
     squares = jnp.sum(jnp.square(grouped - mean), axis=1, keepdims=True)
-    count = groups
+    count: int | jax.Array = groups
     centred = (grouped - mean).reshape(size)
     squares = jnp.broadcast_to(squares, grouped.shape).reshape(size)
   else:
-    ids = checks.as_labels(name, "groups", groups)
-    checks.shape(name, "groups", ids, (size,), "group ids, one per reward")
+    ids = checks.as_labels("groups", groups)
+    checks.shape("groups", ids, (size,), "group ids, one per reward")
     same = (ids[:, None] == ids[None, :]).astype(rewards.dtype)
     count = jnp.sum(same, axis=1)
     mean = (same @ rewards) / count
@@ -105,27 +108,27 @@ def group_normalized_advantages(rewards, groups, *, eps=1e-4, scale=True):
   return centred / (numerics.safe_sqrt(variance) + numerics.like(eps, rewards))
 
 
-@value_checks.value_rules(
+@loss(
   **{
     arg: value_checks.bounded(high=0, mask="completion_mask")
     for arg in ("log_probs", "old_log_probs", "ref_log_probs")
   }
 )
 def grpo_loss(
-  log_probs,
-  old_log_probs,
-  advantages,
-  completion_mask=None,
-  ref_log_probs=None,
+  log_probs: ArrayLike,
+  old_log_probs: ArrayLike | None,
+  advantages: ArrayLike,
+  completion_mask: ArrayLike | None = None,
+  ref_log_probs: ArrayLike | None = None,
   *,
-  epsilon=0.2,
-  epsilon_high=None,
-  beta=0.04,
-  token_averaging="sequence",
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  epsilon: ArrayLike = 0.2,
+  epsilon_high: ArrayLike | None = None,
+  beta: ArrayLike = 0.04,
+  token_averaging: TokenAveraging = "sequence",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""GRPO's token-level clipped surrogate loss, with an optional k3 KL
   penalty, per completion.
 
@@ -200,55 +203,21 @@ def grpo_loss(
     `Approximating KL Divergence <http://joschu.net/blog/kl-approx.html>`_,
     2020 (k3).
   """
-  name = "grpo_loss"
-  checks.option(name, "token_averaging", token_averaging, TOKEN_AVERAGING)
-  checks.nonnegative(name, "epsilon", epsilon)
-  checks.nonnegative(name, "beta", beta)
+  checks.option("token_averaging", token_averaging, TOKEN_AVERAGING)
+  checks.nonnegative("epsilon", epsilon)
+  checks.nonnegative("beta", beta)
   if epsilon_high is not None:
-    checks.nonnegative(name, "epsilon_high", epsilon_high)
-  return _grpo(
-    log_probs,
-    old_log_probs,
-    advantages,
-    completion_mask,
-    ref_log_probs,
-    epsilon,
-    epsilon_high,
-    beta,
-    where,
-    weights,
-    token_averaging=token_averaging,
-    reduction=reduction,
-  )
-
-
-@functools.partial(jax.jit, static_argnames=("token_averaging", "reduction"))
-def _grpo(
-  log_probs,
-  old_log_probs,
-  advantages,
-  completion_mask,
-  ref_log_probs,
-  epsilon,
-  epsilon_high,
-  beta,
-  where,
-  weights,
-  *,
-  token_averaging,
-  reduction,
-):
-  name = "grpo_loss"
-  log_probs = checks.as_float(name, "log_probs", log_probs)
-  at_least_rank(name, "log_probs", log_probs, 1)
+    checks.nonnegative("epsilon_high", epsilon_high)
+  log_probs = checks.as_float("log_probs", log_probs)
+  checks.min_rank("log_probs", log_probs, 1, "[..., time]")
   shape = log_probs.shape
   if old_log_probs is None:
     old_log_probs = log_probs
   else:
-    old_log_probs = data(name, "old_log_probs", old_log_probs, log_probs, shape)
-  advantages = data(name, "advantages", advantages, log_probs, shape[:-1])
-  tokens = token_mask(name, "completion_mask", completion_mask, shape)
-  elements, _ = reduction_lib.split_where(name, where, shape, -1)
+    old_log_probs = data("old_log_probs", old_log_probs, log_probs, shape)
+  advantages = data("advantages", advantages, log_probs, shape[:-1])
+  tokens = token_mask("completion_mask", completion_mask, shape)
+  elements, _ = split_where(where, shape, -1)
   if elements is not None:
     tokens = tokens & elements
   epsilon_low = numerics.like(epsilon, log_probs)
@@ -263,11 +232,10 @@ def _grpo(
     epsilon_high,
   )
   if ref_log_probs is not None:
-    ref_log_probs = float_like(
-      name, "ref_log_probs", ref_log_probs, log_probs, shape
-    )
-    per_token = per_token + numerics.like(beta, log_probs) * k3_kl(
-      log_probs, ref_log_probs
+    ref = checks.as_float("ref_log_probs", ref_log_probs)
+    checks.shape("ref_log_probs", ref, shape)
+    per_token = per_token + numerics.like(beta, log_probs) * _k3_kl(
+      log_probs, ref.astype(log_probs.dtype)
     )
   values, count = masked_mean(per_token, tokens)
   if token_averaging == "token":
@@ -275,10 +243,6 @@ def _grpo(
       count
       if weights is None
       else count
-      * checks.broadcast_weights(
-        name, "weights", weights, count, same_rank=True
-      )
+      * checks.broadcast_weights("weights", weights, count, same_rank=True)
     )
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=count > 0, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=count > 0)

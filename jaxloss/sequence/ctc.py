@@ -1,16 +1,6 @@
-"""Sequence losses: CTC and the chunked cross-entropy of a linear output layer.
-
-:func:`ctc_loss` and :func:`ctc_loss_with_forward_probs` keep optax's
-signatures and call optax's forward algorithm; they add the jaxloss
-``where``/``weights``/``reduction`` contract per sequence.
-:func:`linear_cross_entropy` computes a language model's token cross-entropy
-from the last hidden states and the output projection without building the
-``tokens × vocab`` logits.
-
-Per-token losses on materialised logits (``[batch, time, vocab]`` with a
-padding mask) are the classification family's
-:func:`jaxloss.softmax_cross_entropy_with_integer_labels` and
-:func:`jaxloss.perplexity`.
+"""Connectionist temporal classification: optax's forward algorithm, called
+as is, with the jaxloss ``where``/``weights``/``reduction`` contract per
+sequence.
 """
 
 from __future__ import annotations
@@ -21,15 +11,14 @@ import numbers
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
+import optax  # type: ignore[import-untyped]
+from jax.typing import ArrayLike
 
-from jaxloss import _sequence_linear
-from jaxloss._core import checks, numerics, value_checks
-from jaxloss._core import reduction as reduction_lib
-from jaxloss._sequence_linear import linear_cross_entropy  # noqa: F401
+from jaxloss._core import checks, numerics
+from jaxloss._core.loss import loss
+from jaxloss._core.reduction import Reduction, reduce
 
-# --------------------------------------------------------------------------- #
-# CTC
+__all__ = ["ctc_loss", "ctc_loss_with_forward_probs"]
 
 
 def _ctc_labels_rule(args, arg):
@@ -66,70 +55,66 @@ _CTC_RULES = dict(
 )
 
 
-def _ctc_inputs(
-  name, logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon
-):
-  logits = checks.as_float(name, "logits", logits)
-  checks.rank(name, "logits", logits, 3)
+def _forward(
+  logits: ArrayLike,
+  logit_paddings: ArrayLike,
+  labels: ArrayLike,
+  label_paddings: ArrayLike,
+  blank_id: int,
+  log_epsilon: ArrayLike,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Checks the inputs, then runs the forward algorithm: per-sequence losses
+  and the log-alphas."""
+  logits = checks.as_float("logits", logits)
+  checks.rank("logits", logits, 3)
   batch, frames, num_classes = logits.shape
-  logit_paddings = checks.as_targets(
-    name, "logit_paddings", logit_paddings, logits
-  )
+  logit_paddings = checks.as_targets("logit_paddings", logit_paddings, logits)
   checks.shape(
-    name,
     "logit_paddings",
     logit_paddings,
     (batch, frames),
     "[batch, time] like logits",
   )
-  labels = checks.as_labels(name, "labels", labels)
-  checks.rank(name, "labels", labels, 2)
-  checks.shape(name, "labels", labels, (batch, None), "[batch, max_labels]")
-  label_paddings = checks.as_targets(
-    name, "label_paddings", label_paddings, logits
-  )
-  checks.shape(
-    name, "label_paddings", label_paddings, labels.shape, "labels' shape"
-  )
+  labels = checks.as_labels("labels", labels)
+  checks.rank("labels", labels, 2)
+  checks.shape("labels", labels, (batch, None), "[batch, max_labels]")
+  label_paddings = checks.as_targets("label_paddings", label_paddings, logits)
+  checks.shape("label_paddings", label_paddings, labels.shape, "labels' shape")
   if (
     not isinstance(blank_id, numbers.Integral)
     or isinstance(blank_id, bool)
     or not 0 <= blank_id < num_classes
   ):
-    raise ValueError(
-      f"{name}: `blank_id` must be a Python int in [0, "
-      f"{num_classes}) (a class of logits' last axis), got "
-      f"{blank_id!r}."
+    raise checks.fail(
+      f"`blank_id` must be a Python int in [0, {num_classes}) (a class of "
+      f"logits' last axis), got {blank_id!r}."
     )
   log_epsilon = jnp.asarray(numerics.like(log_epsilon, logits))
-  checks.rank(name, "log_epsilon", log_epsilon, 0)
-  return (
+  checks.rank("log_epsilon", log_epsilon, 0)
+  return _ctc(
     logits,
     logit_paddings,
     labels,
     label_paddings,
-    int(blank_id),
     log_epsilon,
+    blank_id=int(blank_id),
   )
 
 
-@functools.partial(jax.jit, static_argnames=("blank_id", "reduction", "name"))
+@functools.partial(jax.jit, static_argnames=("blank_id",))
 def _ctc(
-  logits,
-  logit_paddings,
-  labels,
-  label_paddings,
-  log_epsilon,
-  where,
-  weights,
+  logits: jax.Array,
+  logit_paddings: jax.Array,
+  labels: jax.Array,
+  label_paddings: jax.Array,
+  log_epsilon: jax.Array,
   *,
-  blank_id,
-  reduction,
-  name,
-):
+  blank_id: int,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """optax's forward algorithm (a scan over the frames), its results in the
+  logits' dtype: optax builds float32 constants with ``jnp.ones`` (float64
+  under x64)."""
   dtype = logits.dtype
-  # optax builds float32 constants with jnp.ones (float64 under x64): its
-  # results are cast back to the logits' dtype.
   values, log_alpha_blank, log_alpha_label = (
     optax.losses.ctc_loss_with_forward_probs(
       logits,
@@ -140,64 +125,26 @@ def _ctc(
       log_epsilon=log_epsilon,
     )
   )
-  values = reduction_lib.reduce(
-    values.astype(dtype), reduction, weights=weights, where=where, name=name
-  )
-  return values, log_alpha_blank.astype(dtype), log_alpha_label.astype(dtype)
-
-
-def _checked_ctc(
-  name,
-  logits,
-  logit_paddings,
-  labels,
-  label_paddings,
-  blank_id,
-  log_epsilon,
-  where,
-  weights,
-  reduction,
-):
-  """Checks the inputs and options, then calls the jitted core."""
-  checks.option(name, "reduction", reduction, reduction_lib.REDUCTIONS)
-  logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon = (
-    _ctc_inputs(
-      name,
-      logits,
-      logit_paddings,
-      labels,
-      label_paddings,
-      blank_id,
-      log_epsilon,
-    )
-  )
-  return _ctc(
-    logits,
-    logit_paddings,
-    labels,
-    label_paddings,
-    log_epsilon,
-    where,
-    weights,
-    blank_id=blank_id,
-    reduction=reduction,
-    name=name,
+  return (
+    values.astype(dtype),
+    log_alpha_blank.astype(dtype),
+    log_alpha_label.astype(dtype),
   )
 
 
-@value_checks.value_rules(**_CTC_RULES)
+@loss(**_CTC_RULES)
 def ctc_loss_with_forward_probs(
-  logits,
-  logit_paddings,
-  labels,
-  label_paddings,
+  logits: ArrayLike,
+  logit_paddings: ArrayLike,
+  labels: ArrayLike,
+  label_paddings: ArrayLike,
   *,
-  blank_id=0,
-  log_epsilon=-1e5,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  blank_id: int = 0,
+  log_epsilon: ArrayLike = -1e5,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> tuple[jax.Array, jax.Array, jax.Array]:
   r"""CTC loss per sequence and the forward (alpha) log-probabilities.
 
   .. math::
@@ -244,33 +191,26 @@ def ctc_loss_with_forward_probs(
     neural networks <https://dl.acm.org/doi/abs/10.1145/1143844.1143891>`_,
     2006.
   """
-  return _checked_ctc(
-    "ctc_loss_with_forward_probs",
-    logits,
-    logit_paddings,
-    labels,
-    label_paddings,
-    blank_id,
-    log_epsilon,
-    where,
-    weights,
-    reduction,
+  values, log_alpha_blank, log_alpha_label = _forward(
+    logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon
   )
+  values = reduce(values, reduction, weights=weights, where=where)
+  return values, log_alpha_blank, log_alpha_label
 
 
-@value_checks.value_rules(**_CTC_RULES)
+@loss(**_CTC_RULES)
 def ctc_loss(
-  logits,
-  logit_paddings,
-  labels,
-  label_paddings,
+  logits: ArrayLike,
+  logit_paddings: ArrayLike,
+  labels: ArrayLike,
+  label_paddings: ArrayLike,
   *,
-  blank_id=0,
-  log_epsilon=-1e5,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  blank_id: int = 0,
+  log_epsilon: ArrayLike = -1e5,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Connectionist temporal classification (CTC) loss per sequence.
 
   .. math::
@@ -320,21 +260,7 @@ def ctc_loss(
     neural networks <https://dl.acm.org/doi/abs/10.1145/1143844.1143891>`_,
     2006.
   """
-  return _checked_ctc(
-    "ctc_loss",
-    logits,
-    logit_paddings,
-    labels,
-    label_paddings,
-    blank_id,
-    log_epsilon,
-    where,
-    weights,
-    reduction,
-  )[0]
-
-
-__all__ = _sequence_linear.__all__ + [
-  "ctc_loss",
-  "ctc_loss_with_forward_probs",
-]
+  values, _, _ = _forward(
+    logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon
+  )
+  return reduce(values, reduction, weights=weights, where=where)

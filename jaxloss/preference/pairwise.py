@@ -1,42 +1,29 @@
-"""Preference-optimisation losses for language models: DPO and its variants,
-SimPO, ORPO, and GRPO.
+"""Pairwise preference losses: DPO and its variants (cDPO, IPO, rDPO, SLiC
+hinge), SimPO and ORPO, one value per preference pair.
 
-Every loss returns one value per preference pair (or, for GRPO, per
-completion) and reduces through :func:`jaxloss.reduce`. Inputs are
-log-probabilities computed by the caller from a model's logits:
-
-* :func:`dpo_loss` takes one summed log-probability per completion (trl's
-  ``*_logps``), ``[batch]``.
-* :func:`simpo_loss`, :func:`orpo_loss` and :func:`grpo_loss` take
-  per-token log-probabilities ``[batch, time]`` with boolean (or 0/1
-  integer) token masks, and average over the masked tokens themselves, so a
-  padded token never reaches the result.
-
-Re-exported here: :func:`grpo_loss` and :func:`group_normalized_advantages`
-from :mod:`jaxloss._preference_policy`.
+:func:`dpo_loss` takes one summed log-probability per completion (trl's
+``*_logps``), ``[batch]``; :func:`simpo_loss` and :func:`orpo_loss` take
+per-token log-probabilities ``[batch, time]`` with boolean (or 0/1 integer)
+token masks, and average over the masked tokens themselves.
 """
 
 from __future__ import annotations
 
-import functools
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
-from jaxloss import _preference_policy
 from jaxloss._core import checks, numerics, value_checks
-from jaxloss._core import reduction as reduction_lib
-from jaxloss._preference_policy import *  # noqa: F403
-from jaxloss._rl_common import at_least_rank, masked_mean, token_mask
+from jaxloss._core.loss import loss
+from jaxloss._core.reduction import Reduction, reduce
+from jaxloss.preference._tokens import masked_mean, token_mask
 
-__all__ = [
-  "dpo_implicit_rewards",
-  "dpo_loss",
-  "orpo_loss",
-  "simpo_loss",
-] + _preference_policy.__all__
+__all__ = ["dpo_implicit_rewards", "dpo_loss", "orpo_loss", "simpo_loss"]
 
-DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "robust")
+DpoLossType = Literal["sigmoid", "hinge", "ipo", "robust"]
+DPO_LOSS_TYPES: tuple[DpoLossType, ...] = ("sigmoid", "hinge", "ipo", "robust")
 
 
 _TOKEN_RULES = dict(
@@ -45,38 +32,34 @@ _TOKEN_RULES = dict(
 )
 
 
-def _static_number(value) -> bool:
-  return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_dpo_options(name: str, loss_type: str, beta, label_smoothing):
-  checks.option(name, "loss_type", loss_type, DPO_LOSS_TYPES)
-  checks.positive(name, "beta", beta)
+def _check_dpo_options(
+  loss_type: str, beta: ArrayLike, label_smoothing: Any
+) -> None:
+  checks.option("loss_type", loss_type, DPO_LOSS_TYPES)
+  checks.positive("beta", beta)
+  static = checks.is_static_number(label_smoothing)
   if loss_type == "sigmoid":
-    checks.in_unit_interval(name, "label_smoothing", label_smoothing)
+    checks.in_unit_interval("label_smoothing", label_smoothing)
   elif loss_type == "robust":
-    if _static_number(label_smoothing) and not 0 <= label_smoothing < 0.5:
-      raise ValueError(
-        f"{name}: `label_smoothing` must lie in [0, 0.5) for "
-        f"loss_type='robust', got {label_smoothing}."
+    if static and not 0 <= label_smoothing < 0.5:
+      raise checks.fail(
+        f"`label_smoothing` must lie in [0, 0.5) for loss_type='robust', "
+        f"got {label_smoothing}."
       )
-  elif _static_number(label_smoothing) and label_smoothing != 0:
-    raise ValueError(
-      f"{name}: `label_smoothing` applies to loss_type "
-      f"'sigmoid' and 'robust' only, got {label_smoothing} with "
-      f"loss_type={loss_type!r}."
+  elif static and label_smoothing != 0:
+    raise checks.fail(
+      f"`label_smoothing` applies to loss_type 'sigmoid' and 'robust' only, "
+      f"got {label_smoothing} with loss_type={loss_type!r}."
     )
 
 
 def _dpo_inputs(
-  name,
-  policy_chosen_logps,
-  policy_rejected_logps,
-  reference_chosen_logps,
-  reference_rejected_logps,
-):
+  policy_chosen_logps: ArrayLike,
+  policy_rejected_logps: ArrayLike,
+  reference_chosen_logps: ArrayLike,
+  reference_rejected_logps: ArrayLike,
+) -> tuple[jax.Array, ...]:
   return checks.same_shape_floats(
-    name,
     policy_chosen_logps=policy_chosen_logps,
     policy_rejected_logps=policy_rejected_logps,
     reference_chosen_logps=reference_chosen_logps,
@@ -92,20 +75,20 @@ _DPO_RULES = dict(
 )
 
 
-@value_checks.value_rules(**_DPO_RULES)
+@loss(**_DPO_RULES)
 def dpo_loss(
-  policy_chosen_logps,
-  policy_rejected_logps,
-  reference_chosen_logps,
-  reference_rejected_logps,
+  policy_chosen_logps: ArrayLike,
+  policy_rejected_logps: ArrayLike,
+  reference_chosen_logps: ArrayLike,
+  reference_rejected_logps: ArrayLike,
   *,
-  beta=0.1,
-  label_smoothing=0.0,
-  loss_type="sigmoid",
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  beta: ArrayLike = 0.1,
+  label_smoothing: ArrayLike = 0.0,
+  loss_type: DpoLossType = "sigmoid",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Direct Preference Optimization loss and its cDPO, IPO, rDPO and hinge
   variants, per preference pair.
 
@@ -165,72 +148,40 @@ def dpo_loss(
     Zhao et al., `SLiC-HF: Sequence Likelihood Calibration with Human
     Feedback <https://arxiv.org/abs/2305.10425>`_, 2023.
   """
-  _check_dpo_options("dpo_loss", loss_type, beta, label_smoothing)
-  return _dpo(
-    policy_chosen_logps,
-    policy_rejected_logps,
-    reference_chosen_logps,
-    reference_rejected_logps,
-    beta,
-    label_smoothing,
-    where,
-    weights,
-    loss_type=loss_type,
-    reduction=reduction,
-  )
-
-
-@functools.partial(jax.jit, static_argnames=("loss_type", "reduction"))
-def _dpo(
-  policy_chosen_logps,
-  policy_rejected_logps,
-  reference_chosen_logps,
-  reference_rejected_logps,
-  beta,
-  label_smoothing,
-  where,
-  weights,
-  *,
-  loss_type,
-  reduction,
-):
-  name = "dpo_loss"
+  _check_dpo_options(loss_type, beta, label_smoothing)
   chosen, rejected, ref_chosen, ref_rejected = _dpo_inputs(
-    name,
     policy_chosen_logps,
     policy_rejected_logps,
     reference_chosen_logps,
     reference_rejected_logps,
   )
-  beta = numerics.like(beta, chosen)
+  b = numerics.like(beta, chosen)
   smoothing = numerics.like(label_smoothing, chosen)
   z = (chosen - rejected) - (ref_chosen - ref_rejected)
   if loss_type == "ipo":
-    values = jnp.square(z - 1 / (2 * beta))
+    values = jnp.square(z - 1 / (2 * b))
   elif loss_type == "hinge":
-    values = jax.nn.relu(1 - beta * z)
+    values = jax.nn.relu(1 - b * z)
   else:
-    log_win, log_lose = numerics.log_sigmoid_pair(beta * z)
+    log_win, log_lose = numerics.log_sigmoid_pair(b * z)
     if loss_type == "sigmoid":
       values = -(1 - smoothing) * log_win - smoothing * log_lose
     else:
       values = (-(1 - smoothing) * log_win + smoothing * log_lose) / (
         1 - 2 * smoothing
       )
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=where, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=where)
 
 
-@value_checks.value_rules(**_DPO_RULES)
+@loss(**_DPO_RULES)
 def dpo_implicit_rewards(
-  policy_chosen_logps,
-  policy_rejected_logps,
-  reference_chosen_logps,
-  reference_rejected_logps,
+  policy_chosen_logps: ArrayLike,
+  policy_rejected_logps: ArrayLike,
+  reference_chosen_logps: ArrayLike,
+  reference_rejected_logps: ArrayLike,
   *,
-  beta=0.1,
-):
+  beta: ArrayLike = 0.1,
+) -> tuple[jax.Array, jax.Array]:
   r"""DPO's implicit rewards of the chosen and rejected completions, for
   logging.
 
@@ -262,68 +213,68 @@ def dpo_implicit_rewards(
     Rafailov et al., `Direct Preference Optimization: Your Language Model is
     Secretly a Reward Model <https://arxiv.org/abs/2305.18290>`_, 2023.
   """
-  name = "dpo_implicit_rewards"
   chosen, rejected, ref_chosen, ref_rejected = _dpo_inputs(
-    name,
     policy_chosen_logps,
     policy_rejected_logps,
     reference_chosen_logps,
     reference_rejected_logps,
   )
-  beta = numerics.like(beta, chosen)
+  b = numerics.like(beta, chosen)
   return (
-    jax.lax.stop_gradient(beta * (chosen - ref_chosen)),
-    jax.lax.stop_gradient(beta * (rejected - ref_rejected)),
+    jax.lax.stop_gradient(b * (chosen - ref_chosen)),
+    jax.lax.stop_gradient(b * (rejected - ref_rejected)),
   )
 
 
 def _average_logps(
-  name, chosen_logps, rejected_logps, chosen_mask, rejected_mask
-):
+  chosen_logps: ArrayLike,
+  rejected_logps: ArrayLike,
+  chosen_mask: ArrayLike | None,
+  rejected_mask: ArrayLike | None,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Length-normalised log-probabilities of both completions, and the mask of
   pairs in which both have at least one token."""
-  chosen_logps = checks.as_float(name, "chosen_logps", chosen_logps)
-  at_least_rank(name, "chosen_logps", chosen_logps, 1)
-  rejected_logps = checks.as_float(name, "rejected_logps", rejected_logps)
+  chosen_logps = checks.as_float("chosen_logps", chosen_logps)
+  checks.min_rank("chosen_logps", chosen_logps, 1, "[..., time]")
+  rejected_logps = checks.as_float("rejected_logps", rejected_logps)
   checks.shape(
-    name,
     "rejected_logps",
     rejected_logps,
     chosen_logps.shape[:-1] + (None,),
     "the leading shape of `chosen_logps`",
   )
   rejected_logps = rejected_logps.astype(chosen_logps.dtype)
-  chosen_mask = token_mask(name, "chosen_mask", chosen_mask, chosen_logps.shape)
-  rejected_mask = token_mask(
-    name, "rejected_mask", rejected_mask, rejected_logps.shape
+  chosen_tokens = token_mask("chosen_mask", chosen_mask, chosen_logps.shape)
+  rejected_tokens = token_mask(
+    "rejected_mask", rejected_mask, rejected_logps.shape
   )
-  chosen, chosen_count = masked_mean(chosen_logps, chosen_mask)
-  rejected, rejected_count = masked_mean(rejected_logps, rejected_mask)
+  chosen, chosen_count = masked_mean(chosen_logps, chosen_tokens)
+  rejected, rejected_count = masked_mean(rejected_logps, rejected_tokens)
   return chosen, rejected, (chosen_count > 0) & (rejected_count > 0)
 
 
-def _and(name: str, where, examples: jax.Array) -> jax.Array:
+def _and(where: ArrayLike | None, examples: jax.Array) -> jax.Array:
   if where is None:
     return examples
   return (
-    checks.broadcast_mask(name, "where", where, examples.shape, same_rank=True)
+    checks.broadcast_mask("where", where, examples.shape, same_rank=True)
     & examples
   )
 
 
-@value_checks.value_rules(**_TOKEN_RULES)
+@loss(**_TOKEN_RULES)
 def simpo_loss(
-  chosen_logps,
-  rejected_logps,
-  chosen_mask=None,
-  rejected_mask=None,
+  chosen_logps: ArrayLike,
+  rejected_logps: ArrayLike,
+  chosen_mask: ArrayLike | None = None,
+  rejected_mask: ArrayLike | None = None,
   *,
-  beta=2.0,
-  gamma=1.0,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  beta: ArrayLike = 2.0,
+  gamma: ArrayLike = 1.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""SimPO: a reference-free preference loss on length-normalised
   log-probabilities, per preference pair.
 
@@ -368,47 +319,14 @@ def simpo_loss(
     Meng, Xia and Chen, `SimPO: Simple Preference Optimization with a
     Reference-Free Reward <https://arxiv.org/abs/2405.14734>`_, 2024.
   """
-  checks.positive("simpo_loss", "beta", beta)
-  return _simpo(
-    chosen_logps,
-    rejected_logps,
-    chosen_mask,
-    rejected_mask,
-    beta,
-    gamma,
-    where,
-    weights,
-    reduction=reduction,
-  )
-
-
-@functools.partial(jax.jit, static_argnames=("reduction",))
-def _simpo(
-  chosen_logps,
-  rejected_logps,
-  chosen_mask,
-  rejected_mask,
-  beta,
-  gamma,
-  where,
-  weights,
-  *,
-  reduction,
-):
-  name = "simpo_loss"
+  checks.positive("beta", beta)
   chosen, rejected, examples = _average_logps(
-    name, chosen_logps, rejected_logps, chosen_mask, rejected_mask
+    chosen_logps, rejected_logps, chosen_mask, rejected_mask
   )
   beta = numerics.like(beta, chosen)
   gamma = numerics.like(gamma, chosen)
   values = -jax.nn.log_sigmoid(beta * (chosen - rejected) - gamma)
-  return reduction_lib.reduce(
-    values,
-    reduction,
-    weights=weights,
-    where=_and(name, where, examples),
-    name=name,
-  )
+  return reduce(values, reduction, weights=weights, where=_and(where, examples))
 
 
 def _log_odds(average_logps: jax.Array) -> jax.Array:
@@ -418,18 +336,18 @@ def _log_odds(average_logps: jax.Array) -> jax.Array:
   return capped - numerics.log1mexp(capped)
 
 
-@value_checks.value_rules(**_TOKEN_RULES)
+@loss(**_TOKEN_RULES)
 def orpo_loss(
-  chosen_logps,
-  rejected_logps,
-  chosen_mask=None,
-  rejected_mask=None,
+  chosen_logps: ArrayLike,
+  rejected_logps: ArrayLike,
+  chosen_mask: ArrayLike | None = None,
+  rejected_mask: ArrayLike | None = None,
   *,
-  beta=0.1,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  beta: ArrayLike = 0.1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""ORPO: supervised NLL on the chosen completion plus an odds-ratio
   preference term, per preference pair.
 
@@ -476,42 +394,11 @@ def orpo_loss(
     Hong, Lee and Thorne, `ORPO: Monolithic Preference Optimization without
     Reference Model <https://arxiv.org/abs/2403.07691>`_, 2024.
   """
-  checks.nonnegative("orpo_loss", "beta", beta)
-  return _orpo(
-    chosen_logps,
-    rejected_logps,
-    chosen_mask,
-    rejected_mask,
-    beta,
-    where,
-    weights,
-    reduction=reduction,
-  )
-
-
-@functools.partial(jax.jit, static_argnames=("reduction",))
-def _orpo(
-  chosen_logps,
-  rejected_logps,
-  chosen_mask,
-  rejected_mask,
-  beta,
-  where,
-  weights,
-  *,
-  reduction,
-):
-  name = "orpo_loss"
+  checks.nonnegative("beta", beta)
   chosen, rejected, examples = _average_logps(
-    name, chosen_logps, rejected_logps, chosen_mask, rejected_mask
+    chosen_logps, rejected_logps, chosen_mask, rejected_mask
   )
   beta = numerics.like(beta, chosen)
   odds_ratio = jax.nn.log_sigmoid(_log_odds(chosen) - _log_odds(rejected))
   values = -chosen - beta * odds_ratio
-  return reduction_lib.reduce(
-    values,
-    reduction,
-    weights=weights,
-    where=_and(name, where, examples),
-    name=name,
-  )
+  return reduce(values, reduction, weights=weights, where=_and(where, examples))

@@ -15,15 +15,17 @@ gradient of a slice (a dynamic update of zeros) is accumulated in place by XLA.
 from __future__ import annotations
 
 import functools
-import numbers
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxloss._core import checks, online_softmax, value_checks
-from jaxloss._core import reduction as reduction_lib
+from jaxloss._core.loss import loss
+from jaxloss._core.reduction import Reduction, reduce
 
-_NAME = "linear_cross_entropy"
+__all__ = ["linear_cross_entropy"]
 
 # Default chunking: about this many logits per [tokens, chunk] block (16 MiB
 # in float32), the chunk a power of two between these bounds.
@@ -45,34 +47,29 @@ def default_chunk_size(num_tokens: int, vocab_size: int) -> int:
   return vocab_size if vocab_size <= chunk else chunk
 
 
-def _is_zero(value) -> bool:
+def _is_zero(value: Any) -> bool:
   """A Python number equal to 0 (a term that can be left out statically)."""
-  return (
-    isinstance(value, numbers.Real)
-    and not isinstance(value, bool)
-    and value == 0
-  )
+  return checks.is_static_number(value) and value == 0
 
 
-@value_checks.value_rules(
-  labels=value_checks.class_index("weight", axis_arg=None)
-)
+@loss(labels=value_checks.class_index("weight", axis_arg=None))
 def linear_cross_entropy(
-  hidden,
-  weight,
-  labels,
+  hidden: ArrayLike,
+  weight: ArrayLike,
+  labels: ArrayLike,
   *,
-  bias=None,
-  where=None,
-  ignore_index=None,
-  label_smoothing=0.0,
-  z_loss=0.0,
-  logit_soft_cap=None,
-  chunk_size=None,
-  weights=None,
-  reduction="mean",
-):
-  r"""Cross-entropy of ``hidden @ weight + bias``, never materialising the logits.
+  bias: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+  ignore_index: ArrayLike | None = None,
+  label_smoothing: ArrayLike = 0.0,
+  z_loss: ArrayLike = 0.0,
+  logit_soft_cap: ArrayLike | None = None,
+  chunk_size: int | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "mean",
+) -> jax.Array:
+  r"""Cross-entropy of ``hidden @ weight + bias``, never materialising the
+  logits.
 
   .. math::
     z = c \tanh\big((h W + b) / c\big), \qquad
@@ -147,62 +144,58 @@ def linear_cross_entropy(
   arrays = dict(hidden=hidden, weight=weight)
   if bias is not None:
     arrays["bias"] = bias
-  converted = checks.floats(_NAME, **arrays)
+  converted = checks.floats(**arrays)
   hidden, weight = converted[:2]
-  labels = checks.as_labels(_NAME, "labels", labels)
-  if hidden.ndim < 1:
-    checks.rank(_NAME, "hidden", hidden, 1)
-  checks.rank(_NAME, "weight", weight, 2)
+  labels = checks.as_labels("labels", labels)
+  checks.min_rank("hidden", hidden, 1, "[..., dim]")
+  checks.rank("weight", weight, 2)
   dim = hidden.shape[-1]
   checks.shape(
-    _NAME,
     "weight",
     weight,
     (dim, None),
     f"[dim, vocab] with dim = hidden.shape[-1] = {dim}",
   )
   checks.shape(
-    _NAME,
-    "labels",
-    labels,
-    hidden.shape[:-1],
-    "hidden's shape without its last axis",
+    "labels", labels, hidden.shape[:-1], "hidden's shape without its last axis"
   )
+  bias_array = None
   if bias is not None:
-    bias = converted[2]
-    checks.shape(_NAME, "bias", bias, weight.shape[1:], "[vocab]")
-  checks.option(_NAME, "reduction", reduction, reduction_lib.REDUCTIONS)
-  checks.in_unit_interval(_NAME, "label_smoothing", label_smoothing)
-  checks.nonnegative(_NAME, "z_loss", z_loss)
+    bias_array = converted[2]
+    checks.shape("bias", bias_array, weight.shape[1:], "[vocab]")
+  checks.in_unit_interval("label_smoothing", label_smoothing)
+  checks.nonnegative("z_loss", z_loss)
   if logit_soft_cap is not None:
-    checks.positive(_NAME, "logit_soft_cap", logit_soft_cap)
-  chunk_size = checks.chunk_size(_NAME, chunk_size)
+    checks.positive("logit_soft_cap", logit_soft_cap)
+  chunk_size = checks.chunk_size(chunk_size)
+  keep = None
   if where is not None:
-    where = checks.broadcast_mask(
-      _NAME, "where", where, labels.shape, same_rank=True
-    )
-  scalar = lambda arg, value: (
-    None if value is None else checks.scalar(_NAME, arg, value)
-  )
-  return _linear_cross_entropy(
+    keep = checks.broadcast_mask("where", where, labels.shape, same_rank=True)
+  if ignore_index is not None:
+    ignore = checks.scalar("ignore_index", ignore_index)
+    valid = labels != ignore.astype(labels.dtype)
+    keep = valid if keep is None else keep & valid
+  values = _linear_cross_entropy(
     hidden,
     weight,
     labels,
-    bias,
-    where,
-    weights,
-    scalar("ignore_index", ignore_index),
-    scalar("label_smoothing", label_smoothing),
-    scalar("z_loss", z_loss),
-    scalar("logit_soft_cap", logit_soft_cap),
+    bias_array,
+    keep,
+    checks.scalar("label_smoothing", label_smoothing),
+    checks.scalar("z_loss", z_loss),
+    None
+    if logit_soft_cap is None
+    else checks.scalar("logit_soft_cap", logit_soft_cap),
     chunk_size=chunk_size,
-    reduction=reduction,
     smoothing=not _is_zero(label_smoothing),
     use_z_loss=not _is_zero(z_loss),
   )
+  return reduce(values, reduction, weights=weights, where=keep)
 
 
-def _logits(rows, columns, *, smoothing: bool) -> online_softmax.Chunk:
+def _logits(
+  rows: dict, columns: dict, *, smoothing: bool
+) -> online_softmax.Chunk:
   """One vocabulary chunk: logits, the label's logit and (for smoothing) all
   logits as a term to sum."""
   index = columns["index"]
@@ -230,33 +223,28 @@ def _logits(rows, columns, *, smoothing: bool) -> online_softmax.Chunk:
 
 
 @functools.partial(
-  jax.jit,
-  static_argnames=("chunk_size", "reduction", "smoothing", "use_z_loss"),
+  jax.jit, static_argnames=("chunk_size", "smoothing", "use_z_loss")
 )
 def _linear_cross_entropy(
-  hidden,
-  weight,
-  labels,
-  bias,
-  where,
-  weights,
-  ignore_index,
-  label_smoothing,
-  z_loss,
-  cap,
+  hidden: jax.Array,
+  weight: jax.Array,
+  labels: jax.Array,
+  bias: jax.Array | None,
+  keep: jax.Array | None,
+  label_smoothing: jax.Array,
+  z_loss: jax.Array,
+  cap: jax.Array | None,
   *,
-  chunk_size,
-  reduction,
-  smoothing,
-  use_z_loss,
-):
+  chunk_size: int | None,
+  smoothing: bool,
+  use_z_loss: bool,
+) -> jax.Array:
+  """Per-token values, ``labels``' shape: a scan over vocabulary chunks with
+  a custom VJP (:func:`jaxloss._core.online_softmax.stats`). Tokens that
+  ``keep`` drops get a label that matches no column."""
   dtype = hidden.dtype
   shape = labels.shape
   dim, vocab = weight.shape
-  keep = where
-  if ignore_index is not None:
-    valid = labels != ignore_index.astype(labels.dtype)
-    keep = valid if keep is None else keep & valid
   if keep is not None:
     labels = jnp.where(keep, labels, -1)  # dropped: matches no column.
   rows = {
@@ -279,7 +267,7 @@ def _linear_cross_entropy(
     columns,
     chunk_size=None if chunk >= vocab else chunk,
   )
-  lse = stats.row_lse
+  lse = cast(jax.Array, stats.row_lse)  # asked for: never None
   values = lse - stats.row_sums[0]
   if smoothing:
     epsilon = label_smoothing.astype(dtype)
@@ -287,9 +275,4 @@ def _linear_cross_entropy(
     values = (1 - epsilon) * values + epsilon * (lse - mean_logit)
   if use_z_loss:
     values = values + z_loss.astype(dtype) * jnp.square(lse)
-  return reduction_lib.reduce(
-    values.reshape(shape), reduction, weights=weights, where=keep, name=_NAME
-  )
-
-
-__all__ = ["linear_cross_entropy"]
+  return values.reshape(shape)
