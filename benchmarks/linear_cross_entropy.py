@@ -40,7 +40,7 @@ import optax
 
 import jaxloss
 from benchmarks._report import cpu_model, mib, write_section
-from jaxloss import _sequence_linear
+from jaxloss.sequence.linear_cross_entropy import default_chunk_size
 
 TIMED = (4096, 512, 32768)  # tokens, dim, vocab
 COMPILED = (16384, 1024, 262144)
@@ -144,7 +144,7 @@ def run(repeats: int, chunk) -> str:
   for sizes, timed in ((TIMED, True), (COMPILED, False)):
     tokens, dim, vocab = sizes
     used = (
-      _sequence_linear.default_chunk_size(tokens, vocab)
+      default_chunk_size(tokens, vocab)
       if chunk is None
       else chunk
     )

@@ -11,7 +11,7 @@ import numbers
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax  # type: ignore[import-untyped]
+import optax
 from jax.typing import ArrayLike
 
 from jaxloss._core import checks, numerics
