@@ -188,9 +188,10 @@ def softmax_cross_entropy(
     logits, labels, axis, where, label_smoothing
   )
   if class_weights is not None:
-    labels = labels * _inputs.class_weight_vector(
+    class_weights = _inputs.class_weight_vector(
       class_weights, log_probs.shape[-1], log_probs.dtype
     )
+    labels = labels * class_weights.reshape((1,) * (labels.ndim - 1) + (-1,))
   values = -jnp.sum(labels * log_probs, axis=-1)
   return reduce(values, reduction, weights=weights, where=examples)
 
