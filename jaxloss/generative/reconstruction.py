@@ -204,9 +204,8 @@ def cycle_consistency_loss(
   dtype = jnp.result_type(real_a, real_b)
   error_a = numerics.safe_abs(reconstructed_a - real_a).astype(dtype)
   error_b = numerics.safe_abs(reconstructed_b - real_b).astype(dtype)
-  values = numerics.like(lambda_a, dtype) * _mean_features(
-    error_a
-  ) + numerics.like(lambda_b, dtype) * _mean_features(error_b)
+  values = numerics.like(lambda_a, dtype) * _mean_features(error_a)
+  values += numerics.like(lambda_b, dtype) * _mean_features(error_b)
   return reduce(values, reduction, weights=weights, where=where)
 
 
