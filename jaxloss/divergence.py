@@ -9,82 +9,76 @@ with ``optax.losses`` keep optax's positional signature, defaults and values.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxloss._core import checks, numerics, value_checks
-from jaxloss._core import reduction as reduction_lib
+from jaxloss._core.loss import loss
+from jaxloss._core.reduction import Reduction, reduce, split_where
+
+Axis = int | Sequence[int] | None
 
 
-def _axes(name: str, axis, ndim: int) -> tuple[int, ...]:
-  """``axis`` (an int, a tuple of ints, or ``None`` for all) as sorted axes."""
+def _inputs(
+  axis: Axis, where: ArrayLike | None, **arrays: ArrayLike
+) -> tuple[
+  jax.Array, jax.Array, tuple[int, ...], jax.Array | None, jax.Array | None
+]:
+  """Checks two same-shaped float arrays (named by the keywords) and reads
+  ``axis`` (an int, a sequence of ints, or ``None`` for all) and ``where``.
+
+  Returns ``(first, second, axes, element_mask, example_mask)``.
+  """
+  first, second = checks.same_shape_floats(**arrays)
   if axis is None:
-    return tuple(range(ndim))
-  if isinstance(axis, (tuple, list)):
-    return tuple(sorted({checks.canonical_axis(name, a, ndim) for a in axis}))
-  return (checks.canonical_axis(name, axis, ndim),)
+    axes = tuple(range(first.ndim))
+  elif isinstance(axis, Sequence):
+    axes = tuple(sorted({checks.canonical_axis(a, first.ndim) for a in axis}))
+  else:
+    axes = (checks.canonical_axis(axis, first.ndim),)
+  elements, examples = split_where(where, first.shape, axes)
+  return first, second, axes, elements, examples
 
 
-def _divergence(
-  name, terms_fn, first, second, axis, where, weights, reduction, args
-):
-  """Checks two same-shaped float arrays, sums ``terms_fn`` over ``axis`` (the
-  unmasked elements only) and reduces the per-example sums."""
-  first, second = checks.same_shape_floats(
-    name, **{args[0]: first, args[1]: second}
-  )
-  axes = _axes(name, axis, first.ndim)
-  elements, examples = reduction_lib.split_where(name, where, first.shape, axes)
-  terms = terms_fn(first, second)
+def _sum(
+  terms: jax.Array, axes: tuple[int, ...], elements: jax.Array | None
+) -> jax.Array:
+  """The sum of ``terms`` over ``axes``, unmasked elements only."""
   if elements is not None:
     terms = jnp.where(elements, terms, 0)
-  return reduction_lib.reduce(
-    jnp.sum(terms, axis=axes),
-    reduction,
-    weights=weights,
-    where=examples,
-    name=name,
-  )
+  return jnp.sum(terms, axis=axes)
 
 
-def _broadcast_to(name, arg, value, like):
-  """A numeric hyper-parameter broadcast to ``like``'s shape and dtype."""
-  value = jnp.asarray(value)
-  if not (
-    jnp.issubdtype(value.dtype, jnp.floating)
-    or jnp.issubdtype(value.dtype, jnp.integer)
-  ):
-    raise TypeError(
-      f"{name}: argument `{arg}` must be numeric, got {value.dtype}."
-    )
-  try:
-    return jnp.broadcast_to(value.astype(like.dtype), like.shape)
-  except ValueError:
-    message = (
-      f"{name}: argument `{arg}` of shape {value.shape} does not "
-      f"broadcast to the inputs' shape {like.shape}."
-    )
-    raise ValueError(message) from None
-
-
-def _kl_terms(log_predictions, targets):
+def _kl_terms(log_predictions: jax.Array, targets: jax.Array) -> jax.Array:
   """``t log t - t log q``, with ``0 log 0 = 0`` and finite gradients at 0."""
   return numerics.xlogx(targets) - targets * log_predictions
 
 
-@value_checks.value_rules(
+def _generalized_kl_terms(
+  log_predictions: jax.Array, targets: jax.Array
+) -> jax.Array:
+  """``t log t - t log q + q - t``."""
+  return (
+    _kl_terms(log_predictions, targets) + jnp.exp(log_predictions) - targets
+  )
+
+
+@loss(
   log_predictions=value_checks.log_probabilities,
   targets=value_checks.unit_interval,
 )
 def kl_divergence(
-  log_predictions,
-  targets,
-  axis=-1,
-  where=None,
+  log_predictions: ArrayLike,
+  targets: ArrayLike,
+  axis: Axis = -1,
+  where: ArrayLike | None = None,
   *,
-  weights=None,
-  reduction="none",
-):
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Kullback-Leibler divergence :math:`KL(p \| q)` from log-predictions.
 
   .. math:: \ell = \sum_i p_i (\log p_i - \log q_i), \qquad 0 \log 0 = 0
@@ -117,32 +111,26 @@ def kl_divergence(
     Kullback and Leibler, `On information and sufficiency
     <https://doi.org/10.1214/aoms/1177729694>`_, 1951.
   """
-  return _divergence(
-    "kl_divergence",
-    _kl_terms,
-    log_predictions,
-    targets,
-    axis,
-    where,
-    weights,
-    reduction,
-    ("log_predictions", "targets"),
+  log_q, p, axes, elements, examples = _inputs(
+    axis, where, log_predictions=log_predictions, targets=targets
   )
+  values = _sum(_kl_terms(log_q, p), axes, elements)
+  return reduce(values, reduction, weights=weights, where=examples)
 
 
-@value_checks.value_rules(
+@loss(
   log_predictions=value_checks.log_probabilities,
   log_targets=value_checks.log_probabilities,
 )
 def kl_divergence_with_log_targets(
-  log_predictions,
-  log_targets,
-  axis=-1,
-  where=None,
+  log_predictions: ArrayLike,
+  log_targets: ArrayLike,
+  axis: Axis = -1,
+  where: ArrayLike | None = None,
   *,
-  weights=None,
-  reduction="none",
-):
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Kullback-Leibler divergence :math:`KL(p \| q)` with log-space targets.
 
   .. math:: \ell = \sum_i e^{\log p_i} (\log p_i - \log q_i)
@@ -171,35 +159,23 @@ def kl_divergence_with_log_targets(
     Kullback and Leibler, `On information and sufficiency
     <https://doi.org/10.1214/aoms/1177729694>`_, 1951.
   """
-  return _divergence(
-    "kl_divergence_with_log_targets",
-    lambda log_q, log_p: jnp.exp(log_p) * (log_p - log_q),
-    log_predictions,
-    log_targets,
-    axis,
-    where,
-    weights,
-    reduction,
-    ("log_predictions", "log_targets"),
+  log_q, log_p, axes, elements, examples = _inputs(
+    axis, where, log_predictions=log_predictions, log_targets=log_targets
   )
+  values = _sum(jnp.exp(log_p) * (log_p - log_q), axes, elements)
+  return reduce(values, reduction, weights=weights, where=examples)
 
 
-def _generalized_kl_terms(log_predictions, targets):
-  return (
-    _kl_terms(log_predictions, targets) + jnp.exp(log_predictions) - targets
-  )
-
-
-@value_checks.value_rules(targets=value_checks.nonnegative)
+@loss(targets=value_checks.nonnegative)
 def generalized_kl_divergence(
-  log_predictions,
-  targets,
-  axis=-1,
-  where=None,
+  log_predictions: ArrayLike,
+  targets: ArrayLike,
+  axis: Axis = -1,
+  where: ArrayLike | None = None,
   *,
-  weights=None,
-  reduction="none",
-):
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Generalized KL divergence between unnormalized non-negative measures.
 
   The Bregman divergence of :math:`x \log x - x`:
@@ -232,29 +208,23 @@ def generalized_kl_divergence(
     relaxation method of finding the common point of convex sets
     <https://doi.org/10.1016/0041-5553(67)90040-7>`_, 1967.
   """
-  return _divergence(
-    "generalized_kl_divergence",
-    _generalized_kl_terms,
-    log_predictions,
-    targets,
-    axis,
-    where,
-    weights,
-    reduction,
-    ("log_predictions", "targets"),
+  log_q, p, axes, elements, examples = _inputs(
+    axis, where, log_predictions=log_predictions, targets=targets
   )
+  values = _sum(_generalized_kl_terms(log_q, p), axes, elements)
+  return reduce(values, reduction, weights=weights, where=examples)
 
 
-@value_checks.value_rules(targets=value_checks.nonnegative)
+@loss(targets=value_checks.nonnegative)
 def convex_kl_divergence(
-  log_predictions,
-  targets,
-  axis=-1,
-  where=None,
+  log_predictions: ArrayLike,
+  targets: ArrayLike,
+  axis: Axis = -1,
+  where: ArrayLike | None = None,
   *,
-  weights=None,
-  reduction="none",
-):
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Alias of :func:`generalized_kl_divergence`, kept for optax compatibility.
 
   optax deprecates this name; jaxloss keeps it without a warning.
@@ -285,25 +255,25 @@ def convex_kl_divergence(
     Boyd and Vandenberghe, `Convex optimization
     <https://stanford.edu/~boyd/cvxbook/>`_, 2004, p. 90.
   """
-  return _divergence(
-    "convex_kl_divergence",
-    _generalized_kl_terms,
-    log_predictions,
-    targets,
-    axis,
-    where,
-    weights,
-    reduction,
-    ("log_predictions", "targets"),
+  log_q, p, axes, elements, examples = _inputs(
+    axis, where, log_predictions=log_predictions, targets=targets
   )
+  values = _sum(_generalized_kl_terms(log_q, p), axes, elements)
+  return reduce(values, reduction, weights=weights, where=examples)
 
 
-@value_checks.value_rules(
+@loss(
   log_p=value_checks.log_probabilities, log_q=value_checks.log_probabilities
 )
 def js_divergence(
-  log_p, log_q, *, axis=-1, where=None, weights=None, reduction="none"
-):
+  log_p: ArrayLike,
+  log_q: ArrayLike,
+  *,
+  axis: Axis = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Jensen-Shannon divergence between two distributions given as logs.
 
   .. math::
@@ -337,36 +307,28 @@ def js_divergence(
     Lin, `Divergence measures based on the Shannon entropy
     <https://doi.org/10.1109/18.61115>`_, 1991.
   """
-
-  def terms(log_p, log_q):
-    log_m = jnp.logaddexp(log_p, log_q) - math.log(2.0)
-    return 0.5 * (
-      jnp.exp(log_p) * (log_p - log_m) + jnp.exp(log_q) * (log_q - log_m)
-    )
-
-  return _divergence(
-    "js_divergence",
-    terms,
-    log_p,
-    log_q,
-    axis,
-    where,
-    weights,
-    reduction,
-    ("log_p", "log_q"),
+  first, second, axes, elements, examples = _inputs(
+    axis, where, log_p=log_p, log_q=log_q
   )
+  log_m = jnp.logaddexp(first, second) - math.log(2.0)
+  terms = 0.5 * (
+    jnp.exp(first) * (first - log_m) + jnp.exp(second) * (second - log_m)
+  )
+  values = _sum(terms, axes, elements)
+  return reduce(values, reduction, weights=weights, where=examples)
 
 
+@loss
 def gaussian_kl_divergence(
-  mean,
-  log_variance,
+  mean: ArrayLike,
+  log_variance: ArrayLike,
   *,
-  prior_mean=0.0,
-  prior_log_variance=0.0,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  prior_mean: ArrayLike = 0.0,
+  prior_log_variance: ArrayLike = 0.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""KL divergence between diagonal Gaussians, summed over the latent axis.
 
   .. math::
@@ -402,28 +364,18 @@ def gaussian_kl_divergence(
     Kingma and Welling, `Auto-encoding variational Bayes
     <https://arxiv.org/abs/1312.6114>`_, 2014 (appendix B).
   """
-  name = "gaussian_kl_divergence"
-
-  def terms(mean, log_variance):
-    mu0 = _broadcast_to(name, "prior_mean", prior_mean, mean)
-    log_var0 = _broadcast_to(
-      name, "prior_log_variance", prior_log_variance, mean
-    )
-    log_ratio = log_variance - log_var0
-    squared = jnp.square(mean - mu0) * jnp.exp(-log_var0)
-    return 0.5 * (jnp.exp(log_ratio) + squared - 1 - log_ratio)
-
-  return _divergence(
-    name,
-    terms,
-    mean,
-    log_variance,
-    -1,
-    where,
-    weights,
-    reduction,
-    ("mean", "log_variance"),
+  mu, log_var, axes, elements, examples = _inputs(
+    -1, where, mean=mean, log_variance=log_variance
   )
+  mu0 = checks.broadcast_weights("prior_mean", prior_mean, mu)
+  log_var0 = checks.broadcast_weights(
+    "prior_log_variance", prior_log_variance, mu
+  )
+  log_ratio = log_var - log_var0
+  squared = jnp.square(mu - mu0) * jnp.exp(-log_var0)
+  terms = 0.5 * (jnp.exp(log_ratio) + squared - 1 - log_ratio)
+  values = _sum(terms, axes, elements)
+  return reduce(values, reduction, weights=weights, where=examples)
 
 
 __all__ = [

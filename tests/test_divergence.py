@@ -13,22 +13,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from jax.experimental import checkify
 from scipy.spatial import distance
 
 import jaxloss as jl
+from jaxloss.testing import assert_close
+from tests.assertions import checked_rejects
 
 RTOL, ATOL = 1e-5, 1e-6
 D = 5
-
-
-def _close(actual, expected, rtol=RTOL, atol=ATOL):
-  np.testing.assert_allclose(
-    np.asarray(actual, np.float64),
-    np.asarray(expected, np.float64),
-    rtol=rtol,
-    atol=atol,
-  )
 
 
 def _distributions(seed, *shape, zeros=False):
@@ -140,8 +132,11 @@ def _inputs(name, seed, *shape):
 @pytest.mark.parametrize("axis", [-1, 0, (1, 2), None])
 def test_matches_optax(name, axis):
   first, second = _inputs(name, 0, 3, 4, D)
-  _close(
-    getattr(jl, name)(first, second, axis), _optax(name, first, second, axis)
+  assert_close(
+    getattr(jl, name)(first, second, axis),
+    _optax(name, first, second, axis),
+    RTOL,
+    ATOL,
   )
 
 
@@ -150,13 +145,17 @@ def test_element_where_matches_optax(name):
   first, second = _inputs(name, 1, 6, D)
   where = np.random.default_rng(3).random((6, D)) < 0.6
   where[2] = False  # one example with no elements
-  _close(
+  assert_close(
     getattr(jl, name)(first, second, where=where),
     _optax(name, first, second, where=where),
+    RTOL,
+    ATOL,
   )
-  _close(
+  assert_close(
     getattr(jl, name)(first, second, -1, where),
     _optax(name, first, second, -1, where),
+    RTOL,
+    ATOL,
   )
 
 
@@ -164,15 +163,22 @@ def test_example_where_drops_examples():
   log_q, p = _inputs("kl_divergence", 2, 6, D)
   keep = np.array([True, False, True, True, False, True])
   full = np.asarray(jl.kl_divergence(log_q, p), np.float64)
-  _close(jl.kl_divergence(log_q, p, where=keep), np.where(keep, full, 0))
-  _close(
-    jl.kl_divergence(log_q, p, where=keep, reduction="mean"), full[keep].mean()
+  assert_close(
+    jl.kl_divergence(log_q, p, where=keep), np.where(keep, full, 0), RTOL, ATOL
+  )
+  assert_close(
+    jl.kl_divergence(log_q, p, where=keep, reduction="mean"),
+    full[keep].mean(),
+    RTOL,
+    ATOL,
   )
   # an example none of whose elements take part is left out of "mean"
   elements = np.repeat(keep[:, None], D, axis=1)
-  _close(
+  assert_close(
     jl.kl_divergence(log_q, p, where=elements, reduction="mean"),
     full[keep].mean(),
+    RTOL,
+    ATOL,
   )
 
 
@@ -188,14 +194,18 @@ def test_kl_divergence_matches_torch_kl_div(shape, reduction):
   expected = torch_kl_div(log_q, p, reduction)
   if reduction == "none":
     expected = expected.sum(-1)  # torch returns the pointwise terms
-  _close(jl.kl_divergence(log_q, p, reduction=reduction), expected)
+  assert_close(
+    jl.kl_divergence(log_q, p, reduction=reduction), expected, RTOL, ATOL
+  )
 
 
 def test_kl_divergence_with_log_targets_matches_torch_kl_div():
   log_q, log_p = _log(_distributions(6, 4, D)), _log(_distributions(7, 4, D))
-  _close(
+  assert_close(
     jl.kl_divergence_with_log_targets(log_q, log_p, reduction="batchmean"),
     torch_kl_div(log_q, log_p, "batchmean", log_target=True),
+    RTOL,
+    ATOL,
   )
 
 
@@ -208,7 +218,7 @@ def test_kl_divergence_float64():
       reduction="batchmean",
     )
     assert out.dtype == jnp.float64
-  _close(out, torch_kl_div(log_q, p, "batchmean"), rtol=1e-12, atol=1e-15)
+  assert_close(out, torch_kl_div(log_q, p, "batchmean"), rtol=1e-12, atol=1e-15)
 
 
 # --------------------------------------------------------------------------- #
@@ -221,11 +231,16 @@ def test_js_divergence_matches_formula(zeros):
   q = _distributions(11, 6, D, zeros=zeros)
   log_p, log_q = _log_with_zeros(p), _log_with_zeros(q)
   expected = np_js(p, q)
-  _close(jl.js_divergence(log_p, log_q), expected)
-  _close(
-    jl.js_divergence(log_p, log_q), distance.jensenshannon(p, q, axis=-1) ** 2
+  assert_close(jl.js_divergence(log_p, log_q), expected, RTOL, ATOL)
+  assert_close(
+    jl.js_divergence(log_p, log_q),
+    distance.jensenshannon(p, q, axis=-1) ** 2,
+    RTOL,
+    ATOL,
   )
-  _close(jl.js_divergence(log_q, log_p), expected)  # symmetric
+  assert_close(
+    jl.js_divergence(log_q, log_p), expected, RTOL, ATOL
+  )  # symmetric
   grads = jax.grad(
     lambda a, b: jl.js_divergence(a, b, reduction="sum"), argnums=(0, 1)
   )(log_p, log_q)
@@ -235,12 +250,16 @@ def test_js_divergence_matches_formula(zeros):
 def test_js_divergence_bounds_and_axis():
   log_p = _log(_distributions(12, D, 3)).T.copy()
   log_q = _log(_distributions(13, D, 3)).T.copy()
-  _close(
+  assert_close(
     jl.js_divergence(log_p, log_q, axis=0),
     np_js(np.exp(log_p.T), np.exp(log_q.T)),
+    RTOL,
+    ATOL,
   )
   disjoint = np.array([[0.0, -1e4], [-1e4, 0.0]], np.float32)
-  _close(jl.js_divergence(disjoint[0], disjoint[1]), np.log(2))
+  assert_close(
+    jl.js_divergence(disjoint[0], disjoint[1]), np.log(2), RTOL, ATOL
+  )
 
 
 def test_js_divergence_float64():
@@ -250,7 +269,7 @@ def test_js_divergence_float64():
       np.log(p.astype(np.float64)), np.log(q.astype(np.float64))
     )
     assert out.dtype == jnp.float64
-  _close(out, np_js(p, q), rtol=1e-12, atol=1e-15)
+  assert_close(out, np_js(p, q), rtol=1e-12, atol=1e-15)
 
 
 # --------------------------------------------------------------------------- #
@@ -267,27 +286,35 @@ def test_targets_of_zero_contribute_zero_with_finite_gradients(name):
   expected = torch_kl_div(log_q, p).sum(-1)
   if name != "kl_divergence":
     expected = expected + (np.exp(log_q.astype(np.float64)) - p).sum(-1)
-  _close(fn(log_q, p), expected)
+  assert_close(fn(log_q, p), expected, RTOL, ATOL)
   grads = jax.grad(lambda a, b: fn(a, b, reduction="sum"), argnums=(0, 1))(
     log_q, p
   )
   assert all(np.all(np.isfinite(g)) for g in grads)
-  _close(grads[0], (np.exp(log_q) - p) if name != "kl_divergence" else -p)
+  assert_close(
+    grads[0], (np.exp(log_q) - p) if name != "kl_divergence" else -p, RTOL, ATOL
+  )
 
 
 def test_identical_distributions_give_zero():
   p = _distributions(16, 4, D, zeros=True)
   log_p = _log_with_zeros(p)
-  _close(jl.kl_divergence(log_p, p), np.zeros(4), atol=1e-6)
-  _close(jl.kl_divergence_with_log_targets(log_p, log_p), np.zeros(4))
-  _close(jl.generalized_kl_divergence(log_p, p), np.zeros(4), atol=1e-6)
-  _close(jl.js_divergence(log_p, log_p), np.zeros(4))
+  assert_close(jl.kl_divergence(log_p, p), np.zeros(4), atol=1e-6, rtol=RTOL)
+  assert_close(
+    jl.kl_divergence_with_log_targets(log_p, log_p), np.zeros(4), RTOL, ATOL
+  )
+  assert_close(
+    jl.generalized_kl_divergence(log_p, p), np.zeros(4), atol=1e-6, rtol=RTOL
+  )
+  assert_close(jl.js_divergence(log_p, log_p), np.zeros(4), RTOL, ATOL)
   mean = np.random.default_rng(16).normal(size=(4, 3)).astype(np.float32)
-  _close(
+  assert_close(
     jl.gaussian_kl_divergence(
       mean, mean, prior_mean=mean, prior_log_variance=mean
     ),
     np.zeros(4),
+    RTOL,
+    ATOL,
   )
 
 
@@ -298,12 +325,15 @@ def test_identical_distributions_give_zero():
 def test_gaussian_kl_matches_closed_form():
   rng = np.random.default_rng(17)
   mean, log_var = rng.normal(size=(2, 6, 4)).astype(np.float32)
-  _close(
-    jl.gaussian_kl_divergence(mean, log_var), np_gaussian_kl(mean, log_var)
+  assert_close(
+    jl.gaussian_kl_divergence(mean, log_var),
+    np_gaussian_kl(mean, log_var),
+    RTOL,
+    ATOL,
   )
   mu0 = rng.normal(size=4).astype(np.float32)
   log_var0 = rng.normal(size=(6, 1)).astype(np.float32)
-  _close(
+  assert_close(
     jl.gaussian_kl_divergence(
       mean,
       log_var,
@@ -312,6 +342,8 @@ def test_gaussian_kl_matches_closed_form():
       reduction="mean",
     ),
     np_gaussian_kl(mean, log_var, mu0, log_var0).mean(),
+    RTOL,
+    ATOL,
   )
 
 
@@ -333,16 +365,18 @@ def test_gaussian_kl_matches_numerical_integration():
       mean, log_var, prior_mean=mu0, prior_log_variance=log_var0
     )
     assert out.dtype == jnp.float64
-  _close(out, np.sum(expected, axis=-1), rtol=1e-8, atol=1e-10)
+  assert_close(out, np.sum(expected, axis=-1), rtol=1e-8, atol=1e-10)
 
 
 def test_gaussian_kl_where_drops_latent_dimensions():
   rng = np.random.default_rng(18)
   mean, log_var = rng.normal(size=(2, 3, 4)).astype(np.float32)
   where = np.array([True, True, False, True])
-  _close(
+  assert_close(
     jl.gaussian_kl_divergence(mean, log_var, where=np.tile(where, (3, 1))),
     np_gaussian_kl(mean[:, where], log_var[:, where]),
+    RTOL,
+    ATOL,
   )
 
 
@@ -354,8 +388,8 @@ def test_gaussian_kl_traced_prior_and_its_gradient():
       mean, log_var, prior_mean=m0, reduction="sum"
     )
   )
-  _close(fn(0.5), np_gaussian_kl(mean, log_var, 0.5).sum())
-  _close(jax.grad(fn)(0.5), -np.sum(mean - 0.5))
+  assert_close(fn(0.5), np_gaussian_kl(mean, log_var, 0.5).sum(), RTOL, ATOL)
+  assert_close(jax.grad(fn)(0.5), -np.sum(mean - 0.5), RTOL, ATOL)
 
 
 # --------------------------------------------------------------------------- #
@@ -439,44 +473,48 @@ def test_trace_time_errors():
 
 
 @pytest.mark.parametrize(
-  "fn,args,match",
+  "fn,args,arg,what",
   [
     (
       jl.kl_divergence,
       ([-1.0, -0.5], [0.5, 1.5]),
-      r"kl_divergence: argument `targets` must lie in \[0, 1\]",
+      "targets",
+      r"must lie in \[0, 1\]",
     ),
     (
       jl.kl_divergence,
       ([0.5, -0.5], [0.5, 0.5]),
-      r"kl_divergence: argument `log_predictions` must hold log-probabilities",
+      "log_predictions",
+      "must hold log-probabilities",
     ),
     (
       jl.generalized_kl_divergence,
       ([0.0, 1.0], [-1.0, 1.0]),
-      r"generalized_kl_divergence: argument `targets` must be >= 0",
+      "targets",
+      "must be >= 0",
     ),
-    (
-      jl.js_divergence,
-      ([0.1, -1.0], [-1.0, -1.0]),
-      r"js_divergence: argument `log_p`",
-    ),
+    (jl.js_divergence, ([0.1, -1.0], [-1.0, -1.0]), "log_p", ""),
     (
       jl.gaussian_kl_divergence,
       ([[np.nan, 1.0]], [[0.0, 0.0]]),
-      r"gaussian_kl_divergence: argument `mean` contains NaN",
+      "mean",
+      "contains NaN",
     ),
   ],
 )
-def test_checked_catches_bad_values(fn, args, match):
+def test_checked_catches_bad_values(fn, args, arg, what):
   args = tuple(np.asarray(a, np.float32) for a in args)
-  with pytest.raises(checkify.JaxRuntimeError, match=match):
-    jl.checked(fn)(*args)
+  checked_rejects(fn, *args, arg=arg, what=what)
 
 
 def test_checked_passes_good_values():
   log_q, p = _log(_distributions(19, 2, D)), _distributions(20, 2, D)
-  _close(jl.checked(jl.kl_divergence)(log_q, p), jl.kl_divergence(log_q, p))
+  assert_close(
+    jl.checked(jl.kl_divergence)(log_q, p),
+    jl.kl_divergence(log_q, p),
+    RTOL,
+    ATOL,
+  )
 
 
 # --------------------------------------------------------------------------- #

@@ -1,5 +1,5 @@
 """Registry entries for the margin, perceptron and sparsemax losses
-(jaxloss/_classification_margin.py)."""
+(jaxloss/classification/margin.py and fenchel_young.py)."""
 
 import numpy as np
 from jax.scipy.special import logsumexp

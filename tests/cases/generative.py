@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxloss as jl
-from jaxloss.generative import GAN_KINDS
+from jaxloss.generative.adversarial import GAN_KINDS
 from jaxloss.testing import LossCase
 from tests.cases import _inputs as I
 

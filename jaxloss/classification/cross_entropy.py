@@ -1,43 +1,41 @@
-"""Classification losses: cross-entropies, focal losses, margins, sparsemax.
+"""Cross-entropy losses: binary, softmax (soft and integer labels) and the
+negative log-likelihood, with label smoothing, class weights and
+perplexity.
 
-Every loss returns per-example values and reduces through
-:func:`jaxloss.reduce` (``where``, ``weights``, ``reduction``). Names shared
-with ``optax.losses`` keep optax's positional signature, defaults and values.
+Names shared with ``optax.losses`` keep optax's positional signature,
+defaults and values.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
-from jaxloss import _classification_common as common
-from jaxloss import _classification_focal, _classification_margin
-from jaxloss._classification_focal import *  # noqa: F403
-from jaxloss._classification_margin import *  # noqa: F403
 from jaxloss._core import checks, numerics, value_checks
-from jaxloss._core import reduction as reduction_lib
+from jaxloss._core.loss import loss
+from jaxloss._core.reduction import Reduction, reduce, split_where
+from jaxloss.classification import _inputs
 
 _LOG_CLAMP = -100.0  # torch.nn.functional.binary_cross_entropy's log clamp.
-_WEIGHT_METHODS = ("effective_number", "inverse", "inverse_sqrt")
+WeightMethod = Literal["effective_number", "inverse", "inverse_sqrt"]
+_WEIGHT_METHODS: tuple[str, ...] = get_args(WeightMethod)
 
 
-# --------------------------------------------------------------------------- #
-# binary cross-entropies
-
-
-@value_checks.value_rules(labels=value_checks.unit_interval)
+@loss(labels=value_checks.unit_interval)
 def sigmoid_binary_cross_entropy(
-  logits,
-  labels,
+  logits: ArrayLike,
+  labels: ArrayLike,
   *,
-  pos_weight=None,
-  label_smoothing=0.0,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  pos_weight: ArrayLike | None = None,
+  label_smoothing: ArrayLike = 0.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Binary cross-entropy on logits, elementwise.
 
   .. math::
@@ -67,30 +65,30 @@ def sigmoid_binary_cross_entropy(
     Goodfellow, Bengio and Courville, `Deep Learning
     <https://www.deeplearningbook.org/contents/prob.html>`_, 2016.
   """
-  name = "sigmoid_binary_cross_entropy"
-  logits = checks.as_float(name, "logits", logits)
-  labels = checks.as_targets(name, "labels", labels, logits)
-  checks.same_shape(name, logits=logits, labels=labels)
-  checks.in_unit_interval(name, "label_smoothing", label_smoothing)
+  logits, labels = _inputs.scores_and_targets(logits, labels)
+  checks.in_unit_interval("label_smoothing", label_smoothing)
   labels = labels * (1 - label_smoothing) + 0.5 * label_smoothing
   log_p, log_not_p = numerics.log_sigmoid_pair(logits)
   positive = labels * log_p
   if pos_weight is not None:
     positive = positive * checks.broadcast_weights(
-      name, "pos_weight", pos_weight, logits
+      "pos_weight", pos_weight, logits
     )
   values = -positive - (1 - labels) * log_not_p
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=where, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=where)
 
 
-@value_checks.value_rules(
+@loss(
   probabilities=value_checks.unit_interval, labels=value_checks.unit_interval
 )
 def binary_cross_entropy(
-  probabilities, labels, *, where=None, weights=None, reduction="none"
-):
+  probabilities: ArrayLike,
+  labels: ArrayLike,
+  *,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Binary cross-entropy on probabilities, with torch's log clamp at −100.
 
   .. math::
@@ -117,17 +115,14 @@ def binary_cross_entropy(
     Goodfellow, Bengio and Courville, `Deep Learning
     <https://www.deeplearningbook.org/contents/prob.html>`_, 2016.
   """
-  name = "binary_cross_entropy"
-  probabilities = checks.as_float(name, "probabilities", probabilities)
-  labels = checks.as_targets(name, "labels", labels, probabilities)
-  checks.same_shape(name, probabilities=probabilities, labels=labels)
+  probabilities, labels = _inputs.scores_and_targets(
+    probabilities, labels, "probabilities"
+  )
   values = -(
     labels * _clamped_log(probabilities)
     + (1 - labels) * _clamped_log(1 - probabilities)
   )
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=where, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=where)
 
 
 def _clamped_log(p: jax.Array) -> jax.Array:
@@ -139,22 +134,18 @@ def _clamped_log(p: jax.Array) -> jax.Array:
   return jnp.maximum(jnp.where(normal, log_normal, log_tiny), _LOG_CLAMP)
 
 
-# --------------------------------------------------------------------------- #
-# softmax cross-entropies
-
-
-@value_checks.value_rules(labels=value_checks.unit_interval)
+@loss(labels=value_checks.unit_interval)
 def softmax_cross_entropy(
-  logits,
-  labels,
-  axis=-1,
-  where=None,
+  logits: ArrayLike,
+  labels: ArrayLike,
+  axis: int | tuple[int, ...] | None = -1,
+  where: ArrayLike | None = None,
   *,
-  label_smoothing=0.0,
-  class_weights=None,
-  weights=None,
-  reduction="none",
-):
+  label_smoothing: ArrayLike = 0.0,
+  class_weights: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Cross-entropy between soft (or one-hot) labels and ``softmax(logits)``.
 
   .. math::
@@ -193,22 +184,27 @@ def softmax_cross_entropy(
     Szegedy et al., `Rethinking the Inception Architecture for Computer
     Vision <https://arxiv.org/abs/1512.00567>`_, 2016 (label smoothing).
   """
-  name = "softmax_cross_entropy"
-  log_probs, labels, examples = common.soft_label_inputs(
-    name, logits, labels, axis, where, label_smoothing
+  log_probs, labels, examples = _inputs.soft_label_inputs(
+    logits, labels, axis, where, label_smoothing
   )
   if class_weights is not None:
-    labels = labels * common.class_weights_last(name, class_weights, log_probs)
+    class_weights = _inputs.class_weight_vector(
+      class_weights, log_probs.shape[-1], log_probs.dtype
+    )
+    labels = labels * class_weights.reshape((1,) * (labels.ndim - 1) + (-1,))
   values = -jnp.sum(labels * log_probs, axis=-1)
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=examples, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=examples)
 
 
-@value_checks.value_rules(labels=value_checks.unit_interval)
+@loss(labels=value_checks.unit_interval)
 def safe_softmax_cross_entropy(
-  logits, labels, *, where=None, weights=None, reduction="none"
-):
+  logits: ArrayLike,
+  labels: ArrayLike,
+  *,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Softmax cross-entropy with ``0 \log 0 = 0``, also where a logit is −inf.
 
   .. math::
@@ -238,29 +234,26 @@ def safe_softmax_cross_entropy(
     Goodfellow, Bengio and Courville, `Deep Learning
     <https://www.deeplearningbook.org/contents/prob.html>`_, 2016.
   """
-  name = "safe_softmax_cross_entropy"
-  log_probs, labels, examples = common.soft_label_inputs(
-    name, logits, labels, -1, where
+  log_probs, labels, examples = _inputs.soft_label_inputs(
+    logits, labels, -1, where
   )
   values = -jnp.sum(labels * log_probs, axis=-1)
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=examples, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=examples)
 
 
-@value_checks.value_rules(labels=value_checks.class_index("logits"))
+@loss(labels=value_checks.class_index("logits"))
 def softmax_cross_entropy_with_integer_labels(
-  logits,
-  labels,
-  axis=-1,
-  where=None,
+  logits: ArrayLike,
+  labels: ArrayLike,
+  axis: int | tuple[int, ...] = -1,
+  where: ArrayLike | None = None,
   *,
-  label_smoothing=0.0,
-  class_weights=None,
-  ignore_index=None,
-  weights=None,
-  reduction="none",
-):
+  label_smoothing: ArrayLike = 0.0,
+  class_weights: ArrayLike | None = None,
+  ignore_index: int | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Cross-entropy between integer class labels and ``softmax(logits)``.
 
   .. math::
@@ -296,21 +289,21 @@ def softmax_cross_entropy_with_integer_labels(
 
   >>> import jax.numpy as jnp, jaxloss
   >>> logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
-  >>> jaxloss.softmax_cross_entropy_with_integer_labels(logits, jnp.array([0, 2]))
+  >>> jaxloss.softmax_cross_entropy_with_integer_labels(
+  ...     logits, jnp.array([0, 2]))
   Array([0.2395..., 1.0986...], dtype=float32)
 
   References:
     Szegedy et al., `Rethinking the Inception Architecture for Computer
     Vision <https://arxiv.org/abs/1512.00567>`_, 2016 (label smoothing).
   """
-  name = "softmax_cross_entropy_with_integer_labels"
-  checks.in_unit_interval(name, "label_smoothing", label_smoothing)
-  logits, labels, elements, examples = common.integer_label_inputs(
-    name, logits, labels, axis, where, ignore_index
+  checks.in_unit_interval("label_smoothing", label_smoothing)
+  logits, labels, elements, examples = _inputs.integer_label_inputs(
+    logits, labels, axis, where, ignore_index
   )
-  lse = common.logsumexp(logits, elements, empty=0.0)
-  values = lse - common.pick(logits, labels)
-  if not (isinstance(label_smoothing, (int, float)) and label_smoothing == 0):
+  lse = numerics.masked_logsumexp(logits, elements)  # 0 for an empty row
+  values = lse - _inputs.pick(logits, labels)
+  if not (checks.is_static_number(label_smoothing) and label_smoothing == 0):
     if elements is None:
       mean_logit = jnp.mean(logits, axis=-1)
     else:
@@ -318,28 +311,24 @@ def softmax_cross_entropy_with_integer_labels(
         jnp.sum(jnp.where(elements, logits, 0), axis=-1),
         jnp.sum(elements, axis=-1, dtype=logits.dtype),
       )
-    label_smoothing = numerics.like(label_smoothing, values)
-    values = (1 - label_smoothing) * values + label_smoothing * (
-      lse - mean_logit
-    )
-  weights = common.combine_weights(name, labels, class_weights, weights, logits)
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=examples, name=name
-  )
+    smoothing = numerics.like(label_smoothing, values)
+    values = (1 - smoothing) * values + smoothing * (lse - mean_logit)
+  weights = _inputs.combine_weights(labels, class_weights, weights, logits)
+  return reduce(values, reduction, weights=weights, where=examples)
 
 
-@value_checks.value_rules(labels=value_checks.class_index("log_probabilities"))
+@loss(labels=value_checks.class_index("log_probabilities"))
 def nll_loss(
-  log_probabilities,
-  labels,
+  log_probabilities: ArrayLike,
+  labels: ArrayLike,
   *,
-  axis=-1,
-  class_weights=None,
-  ignore_index=None,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  axis: int = -1,
+  class_weights: ArrayLike | None = None,
+  ignore_index: int | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Negative log-likelihood of integer labels under given log-probabilities.
 
   .. math::
@@ -372,33 +361,33 @@ def nll_loss(
     Goodfellow, Bengio and Courville, `Deep Learning
     <https://www.deeplearningbook.org/contents/prob.html>`_, 2016.
   """
-  name = "nll_loss"
-  log_probabilities = checks.as_float(
-    name, "log_probabilities", log_probabilities
-  )
-  labels = checks.as_labels(name, "labels", labels)
-  axis = checks.canonical_axis(name, axis, log_probabilities.ndim)
-  common.labels_for(
-    name, labels, log_probabilities, (axis,), "log_probabilities"
-  )
+  log_probabilities = checks.as_float("log_probabilities", log_probabilities)
+  labels = checks.as_labels("labels", labels)
+  axis = checks.canonical_axis(axis, log_probabilities.ndim)
+  checks.labels_for(labels, log_probabilities, axis, "log_probabilities")
+  mask = None
   if where is not None:
-    where = checks.broadcast_mask(name, "where", where, labels.shape)
-  labels, examples = common.drop_ignored(labels, ignore_index, where)
-  values = -common.pick(jnp.moveaxis(log_probabilities, axis, -1), labels)
-  weights = common.combine_weights(
-    name, labels, class_weights, weights, log_probabilities, axis
+    mask = checks.broadcast_mask("where", where, labels.shape)
+  labels, examples = _inputs.drop_ignored(labels, ignore_index, mask)
+  values = -_inputs.pick(jnp.moveaxis(log_probabilities, axis, -1), labels)
+  weights = _inputs.combine_weights(
+    labels, class_weights, weights, log_probabilities, axis
   )
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=examples, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=examples)
 
 
 # --------------------------------------------------------------------------- #
-# focal and polynomial losses
+# label smoothing, class weights and perplexity
 
 
-@value_checks.value_rules(labels=value_checks.unit_interval)
-def smooth_labels(labels, alpha, *, axis=-1, where=None) -> jax.Array:
+@loss(labels=value_checks.unit_interval)
+def smooth_labels(
+  labels: ArrayLike,
+  alpha: ArrayLike,
+  *,
+  axis: int | tuple[int, ...] | None = -1,
+  where: ArrayLike | None = None,
+) -> jax.Array:
   r"""Label smoothing: mixes the labels with the uniform distribution.
 
   .. math:: y \leftarrow (1 - \alpha)\, y + \alpha / K
@@ -424,24 +413,27 @@ def smooth_labels(labels, alpha, *, axis=-1, where=None) -> jax.Array:
     Müller et al., `When does label smoothing help?
     <https://arxiv.org/abs/1906.02629>`_, 2019.
   """
-  name = "smooth_labels"
-  labels = checks.as_float(name, "labels", labels)
-  checks.in_unit_interval(name, "alpha", alpha)
-  axes = common.class_axes(name, axis, labels.ndim)
+  labels = checks.as_float("labels", labels)
+  checks.in_unit_interval("alpha", alpha)
+  axes = _inputs.class_axes(axis, labels.ndim)
+  num_classes: int | jax.Array
   if where is None:
     num_classes = math.prod(labels.shape[a] for a in axes)
   else:
-    where = checks.broadcast_mask(name, "where", where, labels.shape)
+    mask = checks.broadcast_mask("where", where, labels.shape)
     num_classes = jnp.maximum(
-      jnp.sum(where, axis=axes, keepdims=True, dtype=labels.dtype), 1
+      jnp.sum(mask, axis=axes, keepdims=True, dtype=labels.dtype), 1
     )
-  alpha = numerics.like(alpha, labels)
-  return (1 - alpha) * labels + alpha / num_classes
+  weight = numerics.like(alpha, labels)
+  return (1 - weight) * labels + weight / num_classes
 
 
-@value_checks.value_rules(counts=value_checks.nonnegative)
+@loss(counts=value_checks.nonnegative)
 def class_weights_from_counts(
-  counts, *, method="effective_number", beta=0.999
+  counts: ArrayLike,
+  *,
+  method: WeightMethod = "effective_number",
+  beta: ArrayLike = 0.999,
 ) -> jax.Array:
   r"""Class weights from class frequencies, normalised to sum to ``C``.
 
@@ -475,14 +467,13 @@ def class_weights_from_counts(
     Cui et al., `Class-Balanced Loss Based on Effective Number of Samples
     <https://arxiv.org/abs/1901.05555>`_, 2019.
   """
-  name = "class_weights_from_counts"
-  checks.option(name, "method", method, _WEIGHT_METHODS)
-  checks.in_unit_interval(name, "beta", beta, closed=False)
+  checks.option("method", method, _WEIGHT_METHODS)
+  checks.in_unit_interval("beta", beta, closed=False)
   counts = jnp.asarray(counts)
   if jnp.issubdtype(counts.dtype, jnp.integer):
     counts = counts.astype(jnp.float32)
-  counts = checks.as_float(name, "counts", counts)
-  checks.rank(name, "counts", counts, 1)
+  counts = checks.as_float("counts", counts)
+  checks.rank("counts", counts, 1)
   present = counts > 0
   n = jnp.where(present, counts, 1)
   if method == "inverse":
@@ -498,10 +489,14 @@ def class_weights_from_counts(
   return jnp.where(total > 0, raw * scale, 1)
 
 
-@value_checks.value_rules(
-  labels=value_checks.class_index("logits", axis_arg=None)
-)
-def perplexity(logits, labels, *, where=None, per_sequence=False) -> jax.Array:
+@loss(labels=value_checks.class_index("logits", axis_arg=None))
+def perplexity(
+  logits: ArrayLike,
+  labels: ArrayLike,
+  *,
+  where: ArrayLike | None = None,
+  per_sequence: bool = False,
+) -> jax.Array:
   r"""Perplexity of integer tokens under ``softmax(logits)`` (a metric).
 
   .. math::
@@ -536,15 +531,11 @@ def perplexity(logits, labels, *, where=None, per_sequence=False) -> jax.Array:
     Jelinek et al., `Perplexity — a measure of the difficulty of speech
     recognition tasks <https://doi.org/10.1121/1.2016299>`_, 1977.
   """
-  name = "perplexity"
-  logits = checks.as_float(name, "logits", logits)
-  labels = checks.as_labels(name, "labels", labels)
-  if logits.ndim < 2:
-    checks.rank(name, "logits", logits, 2)
-  common.labels_for(name, labels, logits, (logits.ndim - 1,))
-  tokens, _ = reduction_lib.split_where(
-    name, where, labels.shape, labels.ndim - 1
-  )
+  logits = checks.as_float("logits", logits)
+  labels = checks.as_labels("labels", labels)
+  checks.min_rank("logits", logits, 2, "[..., time, vocab]")
+  checks.labels_for(labels, logits, logits.ndim - 1)
+  tokens, _ = split_where(where, labels.shape, labels.ndim - 1)
   if tokens is not None:
     labels = jnp.where(tokens, labels, 0)
   nll = softmax_cross_entropy_with_integer_labels(logits, labels)
@@ -560,18 +551,14 @@ def perplexity(logits, labels, *, where=None, per_sequence=False) -> jax.Array:
   return jnp.exp(jnp.minimum(mean_nll, log_max))
 
 
-__all__ = (
-  _classification_focal.__all__
-  + _classification_margin.__all__
-  + [
-    "binary_cross_entropy",
-    "class_weights_from_counts",
-    "nll_loss",
-    "perplexity",
-    "safe_softmax_cross_entropy",
-    "sigmoid_binary_cross_entropy",
-    "smooth_labels",
-    "softmax_cross_entropy",
-    "softmax_cross_entropy_with_integer_labels",
-  ]
-)
+__all__ = [
+  "binary_cross_entropy",
+  "class_weights_from_counts",
+  "nll_loss",
+  "perplexity",
+  "safe_softmax_cross_entropy",
+  "sigmoid_binary_cross_entropy",
+  "smooth_labels",
+  "softmax_cross_entropy",
+  "softmax_cross_entropy_with_integer_labels",
+]

@@ -1,29 +1,33 @@
-"""Focal and polynomial classification losses.
+"""Focal and polynomial classification losses: the sigmoid and softmax focal
+losses and the Poly-1 forms of the focal loss and the cross-entropy.
 
-Public through :mod:`jaxloss.classification`.
+Names shared with ``optax.losses`` keep optax's positional signature,
+defaults and values.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
-from jaxloss import _classification_common as common
 from jaxloss._core import checks, numerics, value_checks
-from jaxloss._core import reduction as reduction_lib
+from jaxloss._core.loss import loss
+from jaxloss._core.reduction import Reduction, reduce
+from jaxloss.classification import _inputs
 
 
-@value_checks.value_rules(labels=value_checks.unit_interval)
+@loss(labels=value_checks.unit_interval)
 def sigmoid_focal_loss(
-  logits,
-  labels,
+  logits: ArrayLike,
+  labels: ArrayLike,
   *,
-  alpha=None,
-  gamma=2.0,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  alpha: ArrayLike | None = None,
+  gamma: ArrayLike = 2.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Sigmoid focal loss, elementwise: cross-entropy scaled by ``(1 − p_t)^γ``.
 
   .. math::
@@ -57,32 +61,28 @@ def sigmoid_focal_loss(
     Lin et al., `Focal Loss for Dense Object Detection
     <https://arxiv.org/abs/1708.02002>`_, 2017.
   """
-  name = "sigmoid_focal_loss"
-  ce, log_1m_pt, alpha_t = _sigmoid_focal_terms(
-    name, logits, labels, alpha, gamma
-  )
+  ce, log_1m_pt, alpha_t = _sigmoid_focal_terms(logits, labels, alpha, gamma)
   values = alpha_t * ce * jnp.exp(numerics.like(gamma, ce) * log_1m_pt)
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=where, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=where)
 
 
-@value_checks.value_rules(labels=value_checks.unit_interval)
+@loss(labels=value_checks.unit_interval)
 def poly1_focal_loss(
-  logits,
-  labels,
+  logits: ArrayLike,
+  labels: ArrayLike,
   *,
-  epsilon=1.0,
-  gamma=2.0,
-  alpha=None,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  epsilon: ArrayLike = 1.0,
+  gamma: ArrayLike = 2.0,
+  alpha: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Poly-1 focal loss: the sigmoid focal loss plus ``ε (1 − p_t)^{γ+1}``.
 
   .. math::
-    \ell = -\alpha_t (1 - p_t)^\gamma \log p_t + \varepsilon (1 - p_t)^{\gamma + 1}
+    \ell = -\alpha_t (1 - p_t)^\gamma \log p_t
+      + \varepsilon (1 - p_t)^{\gamma + 1}
 
   This is the Poly-1 form of the *sigmoid* focal loss (the paper's
   ``poly1_focal_loss`` code): the extra polynomial term is not
@@ -110,31 +110,26 @@ def poly1_focal_loss(
     Leng et al., `PolyLoss: A Polynomial Expansion Perspective of
     Classification Loss Functions <https://arxiv.org/abs/2204.12511>`_, 2022.
   """
-  name = "poly1_focal_loss"
-  ce, log_1m_pt, alpha_t = _sigmoid_focal_terms(
-    name, logits, labels, alpha, gamma
-  )
+  ce, log_1m_pt, alpha_t = _sigmoid_focal_terms(logits, labels, alpha, gamma)
   gamma = numerics.like(gamma, ce)
   values = alpha_t * ce * jnp.exp(gamma * log_1m_pt) + numerics.like(
     epsilon, ce
   ) * jnp.exp((gamma + 1) * log_1m_pt)
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=where, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=where)
 
 
-@value_checks.value_rules(labels=value_checks.class_index("logits"))
+@loss(labels=value_checks.class_index("logits"))
 def softmax_focal_loss(
-  logits,
-  labels,
+  logits: ArrayLike,
+  labels: ArrayLike,
   *,
-  alpha=None,
-  gamma=2.0,
-  axis=-1,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  alpha: ArrayLike | None = None,
+  gamma: ArrayLike = 2.0,
+  axis: int | tuple[int, ...] = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Multi-class focal loss on integer labels.
 
   .. math::
@@ -170,38 +165,40 @@ def softmax_focal_loss(
     Lin et al., `Focal Loss for Dense Object Detection
     <https://arxiv.org/abs/1708.02002>`_, 2017.
   """
-  name = "softmax_focal_loss"
-  checks.nonnegative(name, "gamma", gamma)
-  logits, labels, elements, examples = common.integer_label_inputs(
-    name, logits, labels, axis, where
+  checks.nonnegative("gamma", gamma)
+  logits, labels, elements, examples = _inputs.integer_label_inputs(
+    logits, labels, axis, where
   )
-  lse = common.logsumexp(logits, elements, empty=0.0)
+  lse = numerics.masked_logsumexp(logits, elements)  # 0 for an empty row
   is_label = jax.nn.one_hot(labels, logits.shape[-1], dtype=jnp.bool_)
   others = ~is_label if elements is None else elements & ~is_label
-  log_1m_p = (
-    common.logsumexp(logits, others, empty=jnp.finfo(logits.dtype).min) - lse
+  # log(1 - p_y): with no other class p_y = 1, and log 0 is taken as the
+  # dtype's lowest number (masked_logsumexp's empty row gives 0).
+  log_others = jnp.where(
+    jnp.any(others, axis=-1),
+    numerics.masked_logsumexp(logits, others),
+    jnp.finfo(logits.dtype).min,
   )
-  values = (lse - common.pick(logits, labels)) * jnp.exp(
+  log_1m_p = log_others - lse
+  values = (lse - _inputs.pick(logits, labels)) * jnp.exp(
     numerics.like(gamma, lse) * log_1m_p
   )
   if alpha is not None:
-    values = values * _per_example_alpha(name, alpha, labels, logits)
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=examples, name=name
-  )
+    values = values * _per_example_alpha(alpha, labels, logits)
+  return reduce(values, reduction, weights=weights, where=examples)
 
 
-@value_checks.value_rules(labels=value_checks.unit_interval)
+@loss(labels=value_checks.unit_interval)
 def poly_loss_cross_entropy(
-  logits,
-  labels,
+  logits: ArrayLike,
+  labels: ArrayLike,
   *,
-  epsilon=2.0,
-  axis=-1,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  epsilon: ArrayLike = 2.0,
+  axis: int | tuple[int, ...] | None = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Poly-1 cross-entropy: cross-entropy plus ``ε (1 − p_t)``.
 
   .. math::
@@ -232,29 +229,29 @@ def poly_loss_cross_entropy(
     Leng et al., `PolyLoss: A Polynomial Expansion Perspective of
     Classification Loss Functions <https://arxiv.org/abs/2204.12511>`_, 2022.
   """
-  name = "poly_loss_cross_entropy"
-  log_probs, labels, examples = common.soft_label_inputs(
-    name, logits, labels, axis, where
+  log_probs, labels, examples = _inputs.soft_label_inputs(
+    logits, labels, axis, where
   )
   epsilon = numerics.like(epsilon, log_probs)
   values = -jnp.sum(
     labels * (log_probs + epsilon * jnp.expm1(log_probs)), axis=-1
   )
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=examples, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=examples)
 
 
 # --------------------------------------------------------------------------- #
-# helpers and metrics
+# helpers
 
 
-def _sigmoid_focal_terms(name, logits, labels, alpha, gamma):
+def _sigmoid_focal_terms(
+  logits: ArrayLike,
+  labels: ArrayLike,
+  alpha: ArrayLike | None,
+  gamma: ArrayLike,
+) -> tuple[jax.Array, jax.Array, jax.Array | int]:
   """``(cross-entropy, log(1 − p_t), α_t)`` of the sigmoid focal losses."""
-  logits = checks.as_float(name, "logits", logits)
-  labels = checks.as_targets(name, "labels", labels, logits)
-  checks.same_shape(name, logits=logits, labels=labels)
-  checks.nonnegative(name, "gamma", gamma)
+  logits, labels = _inputs.scores_and_targets(logits, labels)
+  checks.nonnegative("gamma", gamma)
   log_p, log_q = numerics.log_sigmoid_pair(logits)
   ce = -labels * log_p - (1 - labels) * log_q
   log_1m_pt = jax.scipy.special.logsumexp(
@@ -264,17 +261,19 @@ def _sigmoid_focal_terms(name, logits, labels, alpha, gamma):
   )
   if alpha is None:
     return ce, log_1m_pt, 1
-  alpha = checks.broadcast_weights(name, "alpha", alpha, logits)
+  alpha = checks.broadcast_weights("alpha", alpha, logits)
   return ce, log_1m_pt, alpha * labels + (1 - alpha) * (1 - labels)
 
 
-def _per_example_alpha(name, alpha, labels, logits):
+def _per_example_alpha(
+  alpha: ArrayLike, labels: jax.Array, logits: jax.Array
+) -> jax.Array:
   """A scalar ``alpha``, or ``alpha[labels]`` for ``[num_classes]`` weights."""
-  alpha = checks.as_float(name, "alpha", alpha).astype(logits.dtype)
-  checks.rank(name, "alpha", alpha, {0, 1})
+  alpha = checks.as_float("alpha", alpha).astype(logits.dtype)
+  checks.rank("alpha", alpha, (0, 1))
   if alpha.ndim == 0:
     return alpha
-  checks.shape(name, "alpha", alpha, (logits.shape[-1],), "one per class")
+  checks.shape("alpha", alpha, (logits.shape[-1],), "one per class")
   return alpha[labels]
 
 

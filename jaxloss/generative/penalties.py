@@ -17,77 +17,81 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxloss._core import checks, numerics
-from jaxloss._core import reduction as reduction_lib
+from jaxloss._core.loss import loss
+from jaxloss._core.reduction import Reduction, reduce
 
 
-def _input_gradients(name: str, critic_fn: Callable, x: jax.Array) -> jax.Array:
-  """``∇_x Σ_i critic_fn(x)_i``: each example's gradient, ``x``'s shape."""
+def _input_gradients(
+  critic_fn: Callable[..., ArrayLike], x: jax.Array
+) -> jax.Array:
+  """``∇_x Σ_i critic_fn(x)_i``: each example's gradient, ``x``'s shape.
+
+  Not jitted: ``critic_fn`` is usually a new closure at every call, so a jit
+  keyed on it would compile every time.
+  """
   if not callable(critic_fn):
-    raise TypeError(
-      f"{name}: `critic_fn` must be callable, got {type(critic_fn).__name__}."
+    raise checks.fail(
+      f"`critic_fn` must be callable, got {type(critic_fn).__name__}.",
+      TypeError,
     )
   batch = x.shape[0]
 
-  def total(x):
+  def total(x: jax.Array) -> jax.Array:
     scores = jnp.asarray(critic_fn(x))
     if scores.ndim == 0 or scores.shape[0] != batch:
-      raise ValueError(
-        f"{name}: `critic_fn` must return one score per example (axis 0 of "
-        f"size {batch}), got shape {tuple(scores.shape)} for an input of "
-        f"shape {tuple(x.shape)}."
+      raise checks.fail(
+        f"`critic_fn` must return one score per example (axis 0 of size "
+        f"{batch}), got shape {tuple(scores.shape)} for an input of shape "
+        f"{tuple(x.shape)}."
       )
     if not jnp.issubdtype(scores.dtype, jnp.floating):
-      raise TypeError(
-        f"{name}: `critic_fn` must return floating scores, got {scores.dtype}."
+      raise checks.fail(
+        f"`critic_fn` must return floating scores, got {scores.dtype}.",
+        TypeError,
       )
     return jnp.sum(numerics.upcast(scores))
 
   return jax.grad(total)(x)
 
 
-def _inputs(name: str, x) -> jax.Array:
-  if x.ndim == 0:
-    raise ValueError(
-      f"{name}: the inputs must have a batch axis (rank >= 1), got a scalar."
-    )
-  return x
-
-
 def _flat(x: jax.Array) -> jax.Array:
+  """``[batch, ...]`` as ``[batch, features]``."""
   return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
 
-def _check_key(name: str, key) -> jax.Array:
-  key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+def _check_key(key: ArrayLike) -> jax.Array:
+  """A single PRNG key: typed (``jax.random.key``) or raw (``PRNGKey``)."""
+  key = key if isinstance(key, jax.Array) else jnp.asarray(key)
   if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
     if key.ndim != 0:
-      raise ValueError(
-        f"{name}: `key` must be a single PRNG key, got shape "
-        f"{tuple(key.shape)}."
+      raise checks.fail(
+        f"`key` must be a single PRNG key, got shape {tuple(key.shape)}."
       )
     return key
   if key.dtype != jnp.uint32 or key.ndim != 1:
-    raise TypeError(
-      f"{name}: `key` must be a PRNG key (jax.random.key or "
-      f"jax.random.PRNGKey), got dtype {key.dtype} with shape "
-      f"{tuple(key.shape)}."
+    raise checks.fail(
+      f"`key` must be a PRNG key (jax.random.key or jax.random.PRNGKey), "
+      f"got dtype {key.dtype} with shape {tuple(key.shape)}.",
+      TypeError,
     )
   return key
 
 
+@loss
 def gradient_penalty(
-  critic_fn: Callable,
-  real,
-  fake,
-  key,
+  critic_fn: Callable[..., ArrayLike],
+  real: ArrayLike,
+  fake: ArrayLike,
+  key: ArrayLike,
   *,
-  target=1.0,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  target: ArrayLike = 1.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""WGAN-GP's gradient penalty at random interpolates of real and fake data.
 
   .. math::
@@ -130,25 +134,28 @@ def gradient_penalty(
     Gulrajani et al., `Improved Training of Wasserstein GANs
     <https://arxiv.org/abs/1704.00028>`_, 2017.
   """
-  name = "gradient_penalty"
-  real, fake = checks.same_shape_floats(name, real=real, fake=fake)
-  _inputs(name, real)
-  key = _check_key(name, key)
-  checks.nonnegative(name, "target", target)
+  real, fake = checks.same_shape_floats(real=real, fake=fake)
+  checks.min_rank("real", real, 1, "a batch axis")
+  key = _check_key(key)
+  checks.nonnegative("target", target)
   epsilon_shape = (real.shape[0],) + (1,) * (real.ndim - 1)
   epsilon = jax.random.uniform(key, epsilon_shape, real.dtype)
   interpolates = epsilon * real + (1 - epsilon) * fake
-  gradients = _input_gradients(name, critic_fn, interpolates)
+  gradients = _input_gradients(critic_fn, interpolates)
   norms = numerics.safe_norm(_flat(gradients), axis=-1)
   values = jnp.square(norms - numerics.like(target, norms))
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=where, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=where)
 
 
+@loss
 def r1_penalty(
-  critic_fn: Callable, real, *, where=None, weights=None, reduction="none"
-):
+  critic_fn: Callable[..., ArrayLike],
+  real: ArrayLike,
+  *,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""R1 penalty: the squared gradient norm of the discriminator on real data.
 
   .. math:: \ell_i = \lVert \nabla_x D(x_i) \rVert_2^2
@@ -182,13 +189,11 @@ def r1_penalty(
     Mescheder, Geiger and Nowozin, `Which Training Methods for GANs do
     actually Converge? <https://arxiv.org/abs/1801.04406>`_, 2018.
   """
-  name = "r1_penalty"
-  real = _inputs(name, checks.as_float(name, "real", real))
-  gradients = _input_gradients(name, critic_fn, real)
+  real = checks.as_float("real", real)
+  checks.min_rank("real", real, 1, "a batch axis")
+  gradients = _input_gradients(critic_fn, real)
   values = jnp.sum(jnp.square(_flat(gradients)), axis=-1)
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=where, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=where)
 
 
 __all__ = ["gradient_penalty", "r1_penalty"]
