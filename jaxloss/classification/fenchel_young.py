@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
-from optax import projections  # type: ignore[import-untyped]
+from optax import projections
 
 from jaxloss._core import checks, numerics
 from jaxloss._core.loss import loss
