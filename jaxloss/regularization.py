@@ -40,12 +40,13 @@ def _selected(params: Params, mask: Mask) -> Iterator[jax.Array]:
   masked-out elements of an array mask set to 0."""
   if callable(mask):
     mask = mask(params)
+  pairs: list[tuple[Any, Any, Params]]  # (mask path, mask leaf, subtree)
   if mask is None:
     pairs = [((), True, params)]
   else:
     mask_leaves, mask_def = jax.tree_util.tree_flatten_with_path(mask)
     try:
-      subtrees = mask_def.flatten_up_to(params)
+      subtrees = mask_def.flatten_up_to(params)  # type: ignore[attr-defined]
     except (ValueError, TypeError) as e:
       raise checks.fail(
         "`mask` must have the structure of `params` (or a prefix of it), as "
