@@ -370,6 +370,25 @@ def test_focal_tversky_applies_gamma_per_class():
   _check64(jl.focal_tversky_loss, (x, t), (per_class**0.75).mean(-1))
 
 
+def test_focal_tversky_traced_gamma_zero_is_one_for_every_class():
+  """A traced γ = 0 gives (1 − TI)^0 = 1 for every class, a perfect one
+  included (0 ** 0 = 1, numerics.safe_pow's rule; the deleted safe_power gave
+  0 there), with a zero gradient with respect to γ at the perfect class."""
+  t = np.eye(C, dtype=F32)[np.array([[0, 1, 2, 1], [2, 2, 0, 1]])]
+  x, _, _ = _images(9, 2, 4)
+  kwargs = dict(smooth=0.0, class_reduction="none")
+
+  def loss(predictions, gamma, **kw):
+    return jl.focal_tversky_loss(predictions, t, gamma=gamma, **kwargs, **kw)
+
+  perfect = jax.jit(lambda g: loss(t, g, apply_softmax=False))
+  assert_close(perfect(0.0), np.ones((2, C)), RTOL, ATOL)
+  assert_close(perfect(0.5), np.zeros((2, C)), RTOL, ATOL)
+  assert_close(jax.jit(lambda g: loss(x, g))(0.0), np.ones((2, C)), RTOL, ATOL)
+  grad = jax.grad(lambda g: jnp.sum(loss(t, g, apply_softmax=False)))(0.0)
+  assert_close(grad, 0.0, RTOL, ATOL)
+
+
 def test_combo_loss():
   x, t, _ = _images(10, 4, 9)
   a, b = 0.3, 0.7
