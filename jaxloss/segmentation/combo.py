@@ -29,10 +29,9 @@ def _log_probability_pair(
   ``binary_cross_entropy``).
   """
   if not apply_softmax:
-    tiny = jnp.finfo(predictions.dtype).tiny
     return (
-      jnp.maximum(jnp.log(jnp.maximum(predictions, tiny)), _LOG_CLAMP),
-      jnp.maximum(jnp.log(jnp.maximum(1 - predictions, tiny)), _LOG_CLAMP),
+      jnp.maximum(numerics.safe_log(predictions), _LOG_CLAMP),
+      jnp.maximum(numerics.safe_log(1 - predictions), _LOG_CLAMP),
     )
   if predictions.shape[-1] == 1:
     return numerics.log_sigmoid_pair(predictions)
@@ -41,10 +40,8 @@ def _log_probability_pair(
   top = jax.nn.one_hot(
     jnp.argmax(predictions, axis=-1), num_classes, dtype=bool
   )
-  others = jnp.where(top, -jnp.inf, predictions)
-  log_rest = jax.nn.logsumexp(
-    others, axis=-1, keepdims=True
-  ) - jax.nn.logsumexp(predictions, axis=-1, keepdims=True)
+  others = numerics.masked_logsumexp(predictions, ~top, axis=-1)[..., None]
+  log_rest = others - jax.nn.logsumexp(predictions, axis=-1, keepdims=True)
   below_top = numerics.log1mexp(jnp.where(top, -1.0, log_p))
   return log_p, jnp.where(top, log_rest, below_top)
 

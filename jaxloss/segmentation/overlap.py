@@ -1,18 +1,6 @@
-r"""Overlap losses: Dice, Jaccard, Tversky and focal Tversky, one value per
-image.
-
-All share one smoothing term ``smooth`` (optax's name), added to the
-numerator and the denominator of each class's index:
-
-.. math::
-  \mathrm{TI}_c = \frac{I_c + s}{I_c + \alpha (P_c - I_c)
-                  + \beta (T_c - I_c) + s},
-  \quad I_c = \sum_i p_{ic} t_{ic},\ P_c = \sum_i p_{ic},\ T_c = \sum_i t_{ic}
-
-(Dice: α = β = ½; Jaccard: α = β = 1). With ``squared_denominator=True``,
-:math:`P_c` and :math:`T_c` become :math:`\sum_i p_{ic}^2` and
-:math:`\sum_i t_{ic}^2` (V-Net's form).
-"""
+"""Overlap losses: Dice, Jaccard, Tversky and focal Tversky, one value per
+image, each ``1 − TI_c`` per class (the Tversky index of
+:mod:`jaxloss.segmentation`) combined over the classes."""
 
 from __future__ import annotations
 
