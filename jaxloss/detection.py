@@ -17,14 +17,16 @@ cannot be checked at trace time); ``jaxloss.checked`` rejects them.
 
 from __future__ import annotations
 
-import functools
 import math
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
-from jaxloss._core import checks, numerics, value_checks
-from jaxloss._core import reduction as reduction_lib
+from jaxloss._core import checks, numerics
+from jaxloss._core.loss import loss
+from jaxloss._core.reduction import Reduction, reduce
 
 __all__ = [
   "box_iou_loss",
@@ -33,11 +35,12 @@ __all__ = [
   "generalized_box_iou_loss",
 ]
 
-BOX_FORMATS = ("xyxy", "cxcywh", "xywh")
+BoxFormat = Literal["xyxy", "cxcywh", "xywh"]
+BOX_FORMATS: tuple[BoxFormat, ...] = ("xyxy", "cxcywh", "xywh")
 _ASPECT = 4 / math.pi**2  # CIoU's aspect-ratio term 4/π² (atan difference)².
 
 
-def _valid_boxes(args, arg):
+def _valid_boxes(args: dict, arg: str) -> tuple[jax.Array, str]:
   """Value rule: non-negative widths and heights."""
   boxes = jnp.asarray(args[arg])
   box_format = args.get("box_format", "xyxy")
@@ -50,10 +53,9 @@ def _valid_boxes(args, arg):
   )
 
 
-_RULES = {"boxes1": _valid_boxes, "boxes2": _valid_boxes}
-
-
-def _corners(boxes: jax.Array, box_format: str):
+def _corners(
+  boxes: jax.Array, box_format: str
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
   """``(x1, y1, x2, y2)`` of ``[..., 4]`` boxes in ``box_format``."""
   a, b, c, d = (boxes[..., k] for k in range(4))
   if box_format == "xyxy":
@@ -80,12 +82,30 @@ def _aspect_angle(width: jax.Array, height: jax.Array) -> jax.Array:
   return jnp.where(nonzero, angle, 0)
 
 
-@functools.partial(jax.jit, static_argnames=("kind", "box_format"))
-def _box_loss(boxes1, boxes2, eps, *, kind, box_format):
+def _boxes(
+  boxes1: ArrayLike, boxes2: ArrayLike, eps: ArrayLike, box_format: str
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The checked boxes (one float dtype, shape ``[..., 4]``) and ``eps``."""
+  boxes1, boxes2 = checks.same_shape_floats(boxes1=boxes1, boxes2=boxes2)
+  if boxes1.ndim == 0 or boxes1.shape[-1] != 4:
+    raise checks.fail(
+      f"arguments `boxes1` and `boxes2` must have shape [..., 4] (one box "
+      f"per row), got {tuple(boxes1.shape)}."
+    )
+  checks.option("box_format", box_format, BOX_FORMATS)
+  checks.nonnegative("eps", eps)
+  return boxes1, boxes2, checks.scalar("eps", eps).astype(boxes1.dtype)
+
+
+def _box_values(
+  boxes1: jax.Array,
+  boxes2: jax.Array,
+  eps: jax.Array,
+  kind: Literal["iou", "giou", "diou", "ciou"],
+  box_format: str,
+) -> jax.Array:
   """The per-pair values shared by the four losses (``kind`` picks the
-  penalty). Not jitted: the few elementwise ops run faster eagerly than a
-  compilation per option, shape and transformation."""
-  eps = eps.astype(boxes1.dtype)
+  penalty)."""
   x1, y1, x2, y2 = _corners(boxes1, box_format)
   x1g, y1g, x2g, y2g = _corners(boxes2, box_format)
   # Intersection (torchvision's _loss_inter_union: 0 unless both sides > 0).
@@ -96,57 +116,37 @@ def _box_loss(boxes1, boxes2, eps, *, kind, box_format):
   union = w1 * h1 + w2 * h2 - inter
   iou = numerics.safe_divide(inter, union + eps)
   values = 1 - iou
-  if kind != "iou":
-    # Smallest enclosing box.
-    enclose_w = jnp.maximum(x2, x2g) - jnp.minimum(x1, x1g)
-    enclose_h = jnp.maximum(y2, y2g) - jnp.minimum(y1, y1g)
+  if kind == "iou":
+    return values
+  # Smallest enclosing box.
+  enclose_w = jnp.maximum(x2, x2g) - jnp.minimum(x1, x1g)
+  enclose_h = jnp.maximum(y2, y2g) - jnp.minimum(y1, y1g)
   if kind == "giou":
     area = enclose_w * enclose_h
-    values = values + numerics.safe_divide(area - union, area + eps)
-  if kind in ("diou", "ciou"):
-    diagonal = jnp.square(enclose_w) + jnp.square(enclose_h) + eps
-    centres = jnp.square(0.5 * (x1 + x2) - 0.5 * (x1g + x2g)) + jnp.square(
-      0.5 * (y1 + y2) - 0.5 * (y1g + y2g)
-    )
-    values = values + numerics.safe_divide(centres, diagonal)
-  if kind == "ciou":
-    v = _ASPECT * jnp.square(_aspect_angle(w2, h2) - _aspect_angle(w1, h1))
-    alpha = jax.lax.stop_gradient(numerics.safe_divide(v, 1 - iou + v + eps))
-    values = values + alpha * v
-  return values
-
-
-def _loss(
-  name, kind, boxes1, boxes2, eps, box_format, where, weights, reduction
-):
-  """Checks the inputs, then runs the jitted core."""
-  boxes1, boxes2 = checks.same_shape_floats(name, boxes1=boxes1, boxes2=boxes2)
-  if boxes1.ndim == 0 or boxes1.shape[-1] != 4:
-    raise ValueError(
-      f"{name}: arguments `boxes1` and `boxes2` must have shape [..., 4] "
-      f"(one box per row), got {tuple(boxes1.shape)}."
-    )
-  checks.option(name, "box_format", box_format, BOX_FORMATS)
-  checks.nonnegative(name, "eps", eps)
-  eps = jnp.asarray(eps)
-  checks.rank(name, "eps", eps, 0)
-  values = _box_loss(boxes1, boxes2, eps, kind=kind, box_format=box_format)
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=where, name=name
+    return values + numerics.safe_divide(area - union, area + eps)
+  diagonal = jnp.square(enclose_w) + jnp.square(enclose_h) + eps
+  centres = jnp.square(0.5 * (x1 + x2) - 0.5 * (x1g + x2g)) + jnp.square(
+    0.5 * (y1 + y2) - 0.5 * (y1g + y2g)
   )
+  values = values + numerics.safe_divide(centres, diagonal)
+  if kind == "diou":
+    return values
+  v = _ASPECT * jnp.square(_aspect_angle(w2, h2) - _aspect_angle(w1, h1))
+  alpha = jax.lax.stop_gradient(numerics.safe_divide(v, 1 - iou + v + eps))
+  return values + alpha * v
 
 
-@value_checks.value_rules(**_RULES)
+@loss(boxes1=_valid_boxes, boxes2=_valid_boxes)
 def box_iou_loss(
-  boxes1,
-  boxes2,
+  boxes1: ArrayLike,
+  boxes2: ArrayLike,
   *,
-  eps=1e-7,
-  box_format="xyxy",
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  eps: ArrayLike = 1e-7,
+  box_format: BoxFormat = "xyxy",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""IoU loss: one minus the intersection over union of paired boxes.
 
   .. math::
@@ -178,30 +178,22 @@ def box_iou_loss(
     Yu, Jiang, Wang, Cao and Huang, `UnitBox: An Advanced Object Detection
     Network <https://arxiv.org/abs/1608.01471>`_, 2016.
   """
-  return _loss(
-    "box_iou_loss",
-    "iou",
-    boxes1,
-    boxes2,
-    eps,
-    box_format,
-    where,
-    weights,
-    reduction,
-  )
+  boxes1, boxes2, eps = _boxes(boxes1, boxes2, eps, box_format)
+  values = _box_values(boxes1, boxes2, eps, "iou", box_format)
+  return reduce(values, reduction, weights=weights, where=where)
 
 
-@value_checks.value_rules(**_RULES)
+@loss(boxes1=_valid_boxes, boxes2=_valid_boxes)
 def generalized_box_iou_loss(
-  boxes1,
-  boxes2,
+  boxes1: ArrayLike,
+  boxes2: ArrayLike,
   *,
-  eps=1e-7,
-  box_format="xyxy",
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  eps: ArrayLike = 1e-7,
+  box_format: BoxFormat = "xyxy",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Generalized IoU loss: the IoU loss plus the empty share of the
   smallest enclosing box.
 
@@ -237,30 +229,22 @@ def generalized_box_iou_loss(
     Intersection over Union: A Metric and A Loss for Bounding Box Regression
     <https://arxiv.org/abs/1902.09630>`_, 2019.
   """
-  return _loss(
-    "generalized_box_iou_loss",
-    "giou",
-    boxes1,
-    boxes2,
-    eps,
-    box_format,
-    where,
-    weights,
-    reduction,
-  )
+  boxes1, boxes2, eps = _boxes(boxes1, boxes2, eps, box_format)
+  values = _box_values(boxes1, boxes2, eps, "giou", box_format)
+  return reduce(values, reduction, weights=weights, where=where)
 
 
-@value_checks.value_rules(**_RULES)
+@loss(boxes1=_valid_boxes, boxes2=_valid_boxes)
 def distance_box_iou_loss(
-  boxes1,
-  boxes2,
+  boxes1: ArrayLike,
+  boxes2: ArrayLike,
   *,
-  eps=1e-7,
-  box_format="xyxy",
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  eps: ArrayLike = 1e-7,
+  box_format: BoxFormat = "xyxy",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Distance IoU loss: the IoU loss plus the squared distance of the box
   centres over the squared diagonal of the enclosing box.
 
@@ -295,30 +279,22 @@ def distance_box_iou_loss(
     Learning for Bounding Box Regression <https://arxiv.org/abs/1911.08287>`_,
     2020.
   """
-  return _loss(
-    "distance_box_iou_loss",
-    "diou",
-    boxes1,
-    boxes2,
-    eps,
-    box_format,
-    where,
-    weights,
-    reduction,
-  )
+  boxes1, boxes2, eps = _boxes(boxes1, boxes2, eps, box_format)
+  values = _box_values(boxes1, boxes2, eps, "diou", box_format)
+  return reduce(values, reduction, weights=weights, where=where)
 
 
-@value_checks.value_rules(**_RULES)
+@loss(boxes1=_valid_boxes, boxes2=_valid_boxes)
 def complete_box_iou_loss(
-  boxes1,
-  boxes2,
+  boxes1: ArrayLike,
+  boxes2: ArrayLike,
   *,
-  eps=1e-7,
-  box_format="xyxy",
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  eps: ArrayLike = 1e-7,
+  box_format: BoxFormat = "xyxy",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Complete IoU loss: the distance IoU loss plus an aspect-ratio term.
 
   .. math::
@@ -361,14 +337,6 @@ def complete_box_iou_loss(
     Learning for Bounding Box Regression <https://arxiv.org/abs/1911.08287>`_,
     2020.
   """
-  return _loss(
-    "complete_box_iou_loss",
-    "ciou",
-    boxes1,
-    boxes2,
-    eps,
-    box_format,
-    where,
-    weights,
-    reduction,
-  )
+  boxes1, boxes2, eps = _boxes(boxes1, boxes2, eps, box_format)
+  values = _box_values(boxes1, boxes2, eps, "ciou", box_format)
+  return reduce(values, reduction, weights=weights, where=where)

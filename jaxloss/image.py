@@ -9,16 +9,19 @@ float32.
 
 from __future__ import annotations
 
-import functools
 import numbers
 import warnings
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxloss._core import checks, numerics, value_checks
-from jaxloss._core import reduction as reduction_lib
+from jaxloss._core import loss as loss_lib
+from jaxloss._core.loss import loss
+from jaxloss._core.reduction import Reduction, reduce
 
 __all__ = [
   "ms_ssim_loss",
@@ -29,13 +32,16 @@ __all__ = [
 
 # pytorch-msssim's (and Wang et al.'s) MS-SSIM weights, finest scale first.
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+_PIXELS = value_checks.bounded(0, "max_val")
 
 
 # --------------------------------------------------------------------------- #
 # SSIM machinery
 
 
-def _gaussian_window(size: int, sigma: jax.Array, dtype) -> jax.Array:
+def _gaussian_window(
+  size: int, sigma: jax.Array, dtype: jnp.dtype
+) -> jax.Array:
   """pytorch-msssim's ``_fspecial_gauss_1d``: a normalised 1-D Gaussian."""
   coords = jnp.arange(size, dtype=dtype) - size // 2
   g = jnp.exp(-jnp.square(coords) / (2 * jnp.square(sigma)))
@@ -68,7 +74,9 @@ def _blur(x: jax.Array, window: jax.Array) -> jax.Array:
   return x
 
 
-def _ssim_and_cs(x, y, window, c1, c2):
+def _ssim_and_cs(
+  x: jax.Array, y: jax.Array, window: jax.Array, c1: jax.Array, c2: jax.Array
+) -> tuple[jax.Array, jax.Array]:
   """Per-image, per-channel mean SSIM and contrast-structure, ``[N, C]``."""
   channels = x.shape[-1]
   blurred = _blur(jnp.concatenate([x, y, x * x, y * y, x * y], axis=-1), window)
@@ -93,96 +101,52 @@ def _avg_pool(x: jax.Array) -> jax.Array:
   )
 
 
-def _safe_pow(x: jax.Array, p: jax.Array) -> jax.Array:
-  """``x ** p`` for ``x >= 0`` with a finite gradient at ``x = 0`` (0, and
-  ``0 ** 0 = 1`` as torch)."""
-  positive = x > 0
-  powered = jnp.exp(p * jnp.log(jnp.where(positive, x, 1)))
-  return jnp.where(positive, powered, jnp.where(p == 0, 1, 0).astype(x.dtype))
-
-
-@functools.partial(jax.jit, static_argnames=("filter_size", "multiscale"))
-def _ssim_core(
-  images,
-  targets,
-  max_val,
-  filter_sigma,
-  k1,
-  k2,
-  scale_weights,
-  *,
-  filter_size,
-  multiscale,
-):
-  """Per-image SSIM (``multiscale=False``) or MS-SSIM, ``[N]``."""
-  dtype = images.dtype
-  max_val, filter_sigma, k1, k2 = (
-    jnp.asarray(v).astype(dtype) for v in (max_val, filter_sigma, k1, k2)
-  )
-  window = _gaussian_window(filter_size, filter_sigma, dtype)
-  c1, c2 = jnp.square(k1 * max_val), jnp.square(k2 * max_val)
-  if not multiscale:
-    ssim, _ = _ssim_and_cs(images, targets, window, c1, c2)
-    return jnp.mean(ssim, axis=-1)
-  scale_weights = scale_weights.astype(dtype)
-  levels = scale_weights.shape[0]
-  factors = []
-  for level in range(levels):
-    ssim, cs = _ssim_and_cs(images, targets, window, c1, c2)
-    if level < levels - 1:
-      factors.append(jax.nn.relu(cs))
-      images, targets = _avg_pool(images), _avg_pool(targets)
-  factors.append(jax.nn.relu(ssim))
-  stacked = jnp.stack(factors)  # [levels, N, C]
-  powered = _safe_pow(stacked, scale_weights[:, None, None])
-  return jnp.mean(jnp.prod(powered, axis=0), axis=-1)
-
-
 def _ssim_inputs(
-  name, images, targets, max_val, filter_size, filter_sigma, k1, k2
-):
-  """Checks shared by the two SSIM losses; returns the images."""
-  images, targets = checks.same_shape_floats(
-    name, images=images, targets=targets
-  )
-  checks.rank(name, "images", images, 4)
+  images: ArrayLike,
+  targets: ArrayLike,
+  max_val: ArrayLike,
+  filter_size: int,
+  filter_sigma: ArrayLike,
+  k1: ArrayLike,
+  k2: ArrayLike,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
+  """Checks shared by the two SSIM losses; returns the images, the Gaussian
+  window and SSIM's constants :math:`C_1, C_2` in the images' dtype."""
+  images, targets = checks.same_shape_floats(images=images, targets=targets)
+  checks.rank("images", images, 4)
   if (
     not isinstance(filter_size, numbers.Integral)
     or isinstance(filter_size, bool)
     or filter_size < 1
     or filter_size % 2 == 0
   ):
-    raise ValueError(
-      f"{name}: `filter_size` must be an odd positive int, got {filter_size!r}."
+    raise checks.fail(
+      f"`filter_size` must be an odd positive int, got {filter_size!r}."
     )
-  for arg, value in (
-    ("max_val", max_val),
-    ("filter_sigma", filter_sigma),
-    ("k1", k1),
-    ("k2", k2),
-  ):
-    checks.positive(name, arg, value)
-    checks.scalar(name, arg, value)
-  return images, targets
+  hyper = {"max_val": max_val, "filter_sigma": filter_sigma, "k1": k1, "k2": k2}
+  for arg, value in hyper.items():
+    checks.positive(arg, value)
+    hyper[arg] = checks.scalar(arg, value).astype(images.dtype)
+  window = _gaussian_window(filter_size, hyper["filter_sigma"], images.dtype)
+  c1 = jnp.square(hyper["k1"] * hyper["max_val"])
+  c2 = jnp.square(hyper["k2"] * hyper["max_val"])
+  return images, targets, window, c1, c2
 
 
-_PIXELS = value_checks.bounded(0, "max_val")
-
-
-@value_checks.value_rules(images=_PIXELS, targets=_PIXELS)
+@loss(images=_PIXELS, targets=_PIXELS)
 def ssim_loss(
-  images,
-  targets,
+  images: ArrayLike,
+  targets: ArrayLike,
   *,
-  max_val=1.0,
-  filter_size=11,
-  filter_sigma=1.5,
-  k1=0.01,
-  k2=0.03,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  max_val: ArrayLike = 1.0,
+  filter_size: int = 11,
+  filter_sigma: ArrayLike = 1.5,
+  k1: ArrayLike = 0.01,
+  k2: ArrayLike = 0.03,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""SSIM loss: one minus the mean structural similarity of each image.
 
   .. math::
@@ -232,49 +196,37 @@ def ssim_loss(
     Error Visibility to Structural Similarity
     <https://doi.org/10.1109/TIP.2003.819861>`_, 2004.
   """
-  name = "ssim_loss"
-  images, targets = _ssim_inputs(
-    name, images, targets, max_val, filter_size, filter_sigma, k1, k2
+  images, targets, window, c1, c2 = _ssim_inputs(
+    images, targets, max_val, filter_size, filter_sigma, k1, k2
   )
   short = [s for s in images.shape[1:3] if s < filter_size]
   if short:
     warnings.warn(
-      f"{name}: an image side {short} is shorter than "
+      f"{loss_lib.current()}: an image side {short} is shorter than "
       f"filter_size={filter_size}; that axis is not filtered "
       "(as pytorch-msssim).",
-      stacklevel=2,
+      stacklevel=4,  # the caller of the @loss wrapper
     )
-  values = 1 - _ssim_core(
-    images,
-    targets,
-    max_val,
-    filter_sigma,
-    k1,
-    k2,
-    None,
-    filter_size=filter_size,
-    multiscale=False,
-  )
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=where, name=name
-  )
+  ssim, _ = _ssim_and_cs(images, targets, window, c1, c2)
+  values = 1 - jnp.mean(ssim, axis=-1)
+  return reduce(values, reduction, weights=weights, where=where)
 
 
-@value_checks.value_rules(images=_PIXELS, targets=_PIXELS)
+@loss(images=_PIXELS, targets=_PIXELS)
 def ms_ssim_loss(
-  images,
-  targets,
+  images: ArrayLike,
+  targets: ArrayLike,
   *,
-  max_val=1.0,
-  filter_size=11,
-  filter_sigma=1.5,
-  k1=0.01,
-  k2=0.03,
-  scale_weights=None,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  max_val: ArrayLike = 1.0,
+  filter_size: int = 11,
+  filter_sigma: ArrayLike = 1.5,
+  k1: ArrayLike = 0.01,
+  k2: ArrayLike = 0.03,
+  scale_weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Multi-scale SSIM loss: one minus MS-SSIM of each image.
 
   .. math::
@@ -326,58 +278,51 @@ def ms_ssim_loss(
     Wang, Simoncelli and Bovik, `Multiscale Structural Similarity for Image
     Quality Assessment <https://doi.org/10.1109/ACSSC.2003.1292216>`_, 2003.
   """
-  name = "ms_ssim_loss"
-  images, targets = _ssim_inputs(
-    name, images, targets, max_val, filter_size, filter_sigma, k1, k2
+  images, targets, window, c1, c2 = _ssim_inputs(
+    images, targets, max_val, filter_size, filter_sigma, k1, k2
   )
   if scale_weights is None:
     scale_weights = np.asarray(MS_SSIM_WEIGHTS)
-  scale_weights = jnp.asarray(scale_weights)
-  checks.rank(name, "scale_weights", scale_weights, 1)
-  if not jnp.issubdtype(scale_weights.dtype, jnp.floating):
-    raise TypeError(
-      f"{name}: argument `scale_weights` must be floating, got "
-      f"{scale_weights.dtype}."
-    )
-  levels = scale_weights.shape[0]
+  powers = checks.as_float("scale_weights", scale_weights)
+  checks.rank("scale_weights", powers, 1)
+  levels = powers.shape[0]
   if levels < 1:
-    raise ValueError(f"{name}: `scale_weights` must hold at least one weight.")
+    raise checks.fail("`scale_weights` must hold at least one weight.")
   smallest = (filter_size - 1) * 2 ** (levels - 1)
   if min(images.shape[1:3]) <= smallest:
-    raise ValueError(
-      f"{name}: images of shape {tuple(images.shape)} are too small for "
-      f"{levels} scales with filter_size={filter_size}: the smaller side "
-      f"must be > (filter_size - 1) * 2 ** (scales - 1) = {smallest}. Use "
-      "larger images, a smaller filter_size or fewer scale_weights."
+    raise checks.fail(
+      f"images of shape {tuple(images.shape)} are too small for {levels} "
+      f"scales with filter_size={filter_size}: the smaller side must be > "
+      f"(filter_size - 1) * 2 ** (scales - 1) = {smallest}. Use larger "
+      "images, a smaller filter_size or fewer scale_weights."
     )
-  values = 1 - _ssim_core(
-    images,
-    targets,
-    max_val,
-    filter_sigma,
-    k1,
-    k2,
-    scale_weights,
-    filter_size=filter_size,
-    multiscale=True,
+  factors = []
+  for level in range(levels):
+    ssim, cs = _ssim_and_cs(images, targets, window, c1, c2)
+    if level < levels - 1:
+      factors.append(jax.nn.relu(cs))
+      images, targets = _avg_pool(images), _avg_pool(targets)
+  factors.append(jax.nn.relu(ssim))
+  stacked = jnp.stack(factors)  # [levels, N, C]
+  powered = numerics.safe_pow(
+    stacked, powers.astype(images.dtype)[:, None, None]
   )
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=where, name=name
-  )
+  values = 1 - jnp.mean(jnp.prod(powered, axis=0), axis=-1)
+  return reduce(values, reduction, weights=weights, where=where)
 
 
 # --------------------------------------------------------------------------- #
 # total variation
 
 
-@jax.jit
-def _total_variation(images):
-  rows = numerics.safe_abs(jnp.diff(images, axis=-3))
-  cols = numerics.safe_abs(jnp.diff(images, axis=-2))
-  return jnp.sum(rows, axis=(-3, -2, -1)) + jnp.sum(cols, axis=(-3, -2, -1))
-
-
-def total_variation_loss(images, *, where=None, weights=None, reduction="none"):
+@loss
+def total_variation_loss(
+  images: ArrayLike,
+  *,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Total variation: the sum of absolute differences of neighbouring pixels.
 
   .. math::
@@ -408,39 +353,39 @@ def total_variation_loss(images, *, where=None, weights=None, reduction="none"):
     Rudin, Osher and Fatemi, `Nonlinear total variation based noise removal
     algorithms <https://doi.org/10.1016/0167-2789(92)90242-F>`_, 1992.
   """
-  name = "total_variation_loss"
-  images = checks.as_float(name, "images", images)
-  if images.ndim < 3:
-    raise ValueError(
-      f"{name}: argument `images` must have shape [..., height, "
-      f"width, channels] (rank >= 3), got {tuple(images.shape)}."
-    )
-  values = _total_variation(images)
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=where, name=name
-  )
+  images = checks.as_float("images", images)
+  checks.min_rank("images", images, 3, "[..., height, width, channels]")
+  rows = numerics.safe_abs(jnp.diff(images, axis=-3))
+  cols = numerics.safe_abs(jnp.diff(images, axis=-2))
+  values = jnp.sum(rows, axis=(-3, -2, -1)) + jnp.sum(cols, axis=(-3, -2, -1))
+  return reduce(values, reduction, weights=weights, where=where)
 
 
 # --------------------------------------------------------------------------- #
 # perceptual loss
 
 
-def _feature_list(name: str, features, arg: str) -> list:
+def _feature_list(features: object, arg: str) -> list[jax.Array]:
+  """``feature_fn``'s output as a list of float arrays."""
   if isinstance(features, (jax.Array, np.ndarray)):
     features = [features]
   if not isinstance(features, (list, tuple)):
-    raise TypeError(
-      f"{name}: `feature_fn` must return a list or tuple of "
-      f"feature maps, got {type(features).__name__} for `{arg}`."
+    raise checks.fail(
+      f"`feature_fn` must return a list or tuple of feature maps, got "
+      f"{type(features).__name__} for `{arg}`.",
+      TypeError,
     )
   return [
-    checks.as_float(name, f"feature_fn({arg})[{k}]", f)
+    checks.as_float(f"feature_fn({arg})[{k}]", f)
     for k, f in enumerate(features)
   ]
 
 
-@jax.jit
-def _feature_distance(mine, theirs, layer_weights):
+def _feature_distance(
+  mine: Sequence[jax.Array],
+  theirs: Sequence[jax.Array],
+  layer_weights: jax.Array | None,
+) -> jax.Array:
   """``Σ_k w_k mean((a_k - b_k)²)`` per example, ``[batch]``."""
   dtype = jnp.result_type(*mine)
   batch = mine[0].shape[0]
@@ -458,16 +403,17 @@ def _feature_distance(mine, theirs, layer_weights):
   return jnp.sum(per_map * layer_weights.astype(dtype)[None, :], axis=1)
 
 
+@loss
 def perceptual_loss(
-  feature_fn,
-  images,
-  targets,
+  feature_fn: Callable[..., object],
+  images: ArrayLike,
+  targets: ArrayLike,
   *,
-  layer_weights=None,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  layer_weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Perceptual (feature reconstruction) loss: the weighted mean squared
   difference of feature maps.
 
@@ -515,45 +461,32 @@ def perceptual_loss(
     Johnson, Alahi and Fei-Fei, `Perceptual Losses for Real-Time Style
     Transfer and Super-Resolution <https://arxiv.org/abs/1603.08155>`_, 2016.
   """
-  name = "perceptual_loss"
   if not callable(feature_fn):
-    raise TypeError(
-      f"{name}: `feature_fn` must be callable, got {type(feature_fn).__name__}."
+    raise checks.fail(
+      f"`feature_fn` must be callable, got {type(feature_fn).__name__}.",
+      TypeError,
     )
-  images, targets = checks.same_shape_floats(
-    name, images=images, targets=targets
-  )
-  if images.ndim < 1:
-    raise ValueError(
-      f"{name}: arguments `images` and `targets` need a batch "
-      "axis, got a scalar."
-    )
+  images, targets = checks.same_shape_floats(images=images, targets=targets)
+  checks.min_rank("images", images, 1, "a batch axis")
   batch = images.shape[0]
-  mine = _feature_list(name, feature_fn(images), "images")
-  theirs = _feature_list(name, feature_fn(targets), "targets")
+  mine = _feature_list(feature_fn(images), "images")
+  theirs = _feature_list(feature_fn(targets), "targets")
   if len(mine) != len(theirs) or not mine:
-    raise ValueError(
-      f"{name}: `feature_fn` returned {len(mine)} maps for "
-      f"`images` and {len(theirs)} for `targets`; it must "
-      "return the same, non-zero number."
+    raise checks.fail(
+      f"`feature_fn` returned {len(mine)} maps for `images` and "
+      f"{len(theirs)} for `targets`; it must return the same, non-zero number."
     )
   for k, (a, b) in enumerate(zip(mine, theirs)):
     if a.ndim < 1 or a.shape[0] != batch or a.shape != b.shape:
-      raise ValueError(
-        f"{name}: feature map {k} has shape {tuple(a.shape)} for `images` "
-        f"and {tuple(b.shape)} for `targets`; both must be [batch, ...] "
-        f"with batch = {batch}."
+      raise checks.fail(
+        f"feature map {k} has shape {tuple(a.shape)} for `images` and "
+        f"{tuple(b.shape)} for `targets`; both must be [batch, ...] with "
+        f"batch = {batch}."
       )
   if layer_weights is not None:
     layer_weights = jnp.asarray(layer_weights)
     checks.shape(
-      name,
-      "layer_weights",
-      layer_weights,
-      (len(mine),),
-      "one weight per feature map",
+      "layer_weights", layer_weights, (len(mine),), "one weight per feature map"
     )
   values = _feature_distance(mine, theirs, layer_weights)
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=where, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=where)

@@ -20,32 +20,37 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxloss._core import checks, numerics, value_checks
+from jaxloss._core.loss import loss
 
+__all__ = [
+  "elastic_net_regularization",
+  "l1_regularization",
+  "l2_regularization",
+]
+
+Params = Any  # any pytree of floating arrays
 Mask = Any  # a pytree of booleans, a callable returning one, or None
 
 
-def _mask_error(name: str, message: str) -> ValueError:
-  return ValueError(f"{name}: `mask` {message}")
-
-
-def _selected(name: str, params, mask: Mask) -> Iterator[jax.Array]:
+def _selected(params: Params, mask: Mask) -> Iterator[jax.Array]:
   """The floating leaves of ``params`` chosen by ``mask``, upcast, with the
   masked-out elements of an array mask set to 0."""
   if callable(mask):
     mask = mask(params)
+  pairs: list[tuple[Any, Any, Params]]  # (mask path, mask leaf, subtree)
   if mask is None:
     pairs = [((), True, params)]
   else:
     mask_leaves, mask_def = jax.tree_util.tree_flatten_with_path(mask)
     try:
-      subtrees = mask_def.flatten_up_to(params)
+      subtrees = mask_def.flatten_up_to(params)  # type: ignore[attr-defined]
     except (ValueError, TypeError) as e:
-      raise _mask_error(
-        name,
-        f"must have the structure of `params` (or a "
-        f"prefix of it), as in optax.masked: {e}",
+      raise checks.fail(
+        "`mask` must have the structure of `params` (or a prefix of it), as "
+        f"in optax.masked: {e}"
       ) from None
     pairs = [(path, m, sub) for (path, m), sub in zip(mask_leaves, subtrees)]
   for mask_path, m, subtree in pairs:
@@ -55,28 +60,29 @@ def _selected(name: str, params, mask: Mask) -> Iterator[jax.Array]:
     if not static:
       m = jnp.asarray(m)
       if m.dtype != jnp.bool_:
-        raise TypeError(
-          f"{name}: `mask` leaves must be booleans (or boolean arrays), got "
-          f"{m.dtype} at {jax.tree_util.keystr(mask_path)}."
+        raise checks.fail(
+          f"`mask` leaves must be booleans (or boolean arrays), got "
+          f"{m.dtype} at {jax.tree_util.keystr(mask_path)}.",
+          TypeError,
         )
     for path, leaf in jax.tree_util.tree_flatten_with_path(subtree)[0]:
       where = jax.tree_util.keystr(tuple(mask_path) + tuple(path)) or "the root"
       leaf = jnp.asarray(leaf)
       if not jnp.issubdtype(leaf.dtype, jnp.floating):
-        raise TypeError(
-          f"{name}: leaf {where} of `params` has dtype {leaf.dtype}; only "
-          f"floating leaves can be regularised: leave it out with `mask` "
-          f"(or pass only the parameters, e.g. nnx.state(model, nnx.Param))."
+        raise checks.fail(
+          f"leaf {where} of `params` has dtype {leaf.dtype}; only floating "
+          f"leaves can be regularised: leave it out with `mask` (or pass only "
+          f"the parameters, e.g. nnx.state(model, nnx.Param)).",
+          TypeError,
         )
       leaf = numerics.upcast(leaf)
       if not static:
         try:
           element_mask = jnp.broadcast_to(m, leaf.shape)
         except ValueError:
-          raise _mask_error(
-            name,
-            f"array of shape {m.shape} at {where} does not broadcast "
-            f"to the leaf's shape {leaf.shape}.",
+          raise checks.fail(
+            f"`mask` array of shape {m.shape} at {where} does not broadcast "
+            f"to the leaf's shape {leaf.shape}."
           ) from None
         leaf = jnp.where(element_mask, leaf, jnp.zeros((), leaf.dtype))
       yield leaf
@@ -89,7 +95,8 @@ def _total(sums: list[jax.Array]) -> jax.Array:
   return sum((s.astype(dtype) for s in sums[1:]), sums[0].astype(dtype))
 
 
-def l1_regularization(params, *, mask: Mask = None) -> jax.Array:
+@loss
+def l1_regularization(params: Params, *, mask: Mask = None) -> jax.Array:
   r"""L1 norm of a pytree of parameters: the sum of absolute values.
 
   .. math:: R(w) = \sum_k |w_k|
@@ -121,13 +128,13 @@ def l1_regularization(params, *, mask: Mask = None) -> jax.Array:
     Tibshirani, `Regression Shrinkage and Selection via the Lasso
     <https://doi.org/10.1111/j.2517-6161.1996.tb02080.x>`_, 1996.
   """
-  name = "l1_regularization"
   return _total(
-    [jnp.sum(numerics.safe_abs(w)) for w in _selected(name, params, mask)]
+    [jnp.sum(numerics.safe_abs(w)) for w in _selected(params, mask)]
   )
 
 
-def l2_regularization(params, *, mask: Mask = None) -> jax.Array:
+@loss
+def l2_regularization(params: Params, *, mask: Mask = None) -> jax.Array:
   r"""Squared L2 norm of a pytree of parameters (no factor ½).
 
   .. math:: R(w) = \sum_k w_k^2
@@ -156,15 +163,16 @@ def l2_regularization(params, *, mask: Mask = None) -> jax.Array:
     Hoerl and Kennard, `Ridge Regression: Biased Estimation for Nonorthogonal
     Problems <https://doi.org/10.1080/00401706.1970.10488634>`_, 1970.
   """
-  name = "l2_regularization"
-  return _total([jnp.sum(jnp.square(w)) for w in _selected(name, params, mask)])
+  return _total([jnp.sum(jnp.square(w)) for w in _selected(params, mask)])
 
 
-@value_checks.value_rules(
-  l1=value_checks.bounded(0), l2=value_checks.bounded(0)
-)
+@loss(l1=value_checks.bounded(0), l2=value_checks.bounded(0))
 def elastic_net_regularization(
-  params, *, l1=1.0, l2=1.0, mask: Mask = None
+  params: Params,
+  *,
+  l1: ArrayLike = 1.0,
+  l2: ArrayLike = 1.0,
+  mask: Mask = None,
 ) -> jax.Array:
   r"""Elastic-net penalty: a weighted sum of the L1 norm and squared L2 norm.
 
@@ -194,17 +202,9 @@ def elastic_net_regularization(
     Zou and Hastie, `Regularization and Variable Selection via the Elastic
     Net <https://doi.org/10.1111/j.1467-9868.2005.00503.x>`_, 2005.
   """
-  name = "elastic_net_regularization"
-  checks.nonnegative(name, "l1", l1)
-  checks.nonnegative(name, "l2", l2)
-  leaves = list(_selected(name, params, mask))
+  checks.nonnegative("l1", l1)
+  checks.nonnegative("l2", l2)
+  leaves = list(_selected(params, mask))
   l1_sum = _total([jnp.sum(numerics.safe_abs(w)) for w in leaves])
   l2_sum = _total([jnp.sum(jnp.square(w)) for w in leaves])
   return numerics.like(l1, l1_sum) * l1_sum + numerics.like(l2, l2_sum) * l2_sum
-
-
-__all__ = [
-  "elastic_net_regularization",
-  "l1_regularization",
-  "l2_regularization",
-]

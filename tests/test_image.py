@@ -16,15 +16,11 @@ import numpy as np
 import pytest
 
 import jaxloss as jl
+from jaxloss.testing import assert_close
 
 F32, F64 = np.float32, np.float64
+RTOL, ATOL = 1e-5, 1e-5
 MSSSIM_WEIGHTS = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333]
-
-
-def _close(actual, expected, rtol=1e-5, atol=1e-5):
-  np.testing.assert_allclose(
-    np.asarray(actual, F64), np.asarray(expected, F64), rtol=rtol, atol=atol
-  )
 
 
 # --------------------------------------------------------------------------- #
@@ -151,9 +147,9 @@ def test_ssim_matches_pytorch_msssim(options):
   expected = 1 - msssim_ssim(x, y, **ref)
   out = jl.ssim_loss(x, y, **options)
   assert out.dtype == jnp.float32 and out.shape == (3,)
-  _close(out, expected)
+  assert_close(out, expected, RTOL, ATOL)
   with jax.enable_x64(True):
-    _close(
+    assert_close(
       jl.ssim_loss(x.astype(F64), y.astype(F64), **options),
       expected,
       rtol=1e-10,
@@ -164,21 +160,23 @@ def test_ssim_matches_pytorch_msssim(options):
 def test_ssim_8bit_range_and_traced_options():
   x, y = image_pair(1, (2, 14, 12, 1), scale=255.0)
   expected = 1 - msssim_ssim(x, y, data_range=255.0, win_sigma=1.2)
-  _close(jl.ssim_loss(x, y, max_val=255.0, filter_sigma=1.2), expected)
+  assert_close(
+    jl.ssim_loss(x, y, max_val=255.0, filter_sigma=1.2), expected, RTOL, ATOL
+  )
   traced = jax.jit(lambda m, s: jl.ssim_loss(x, y, max_val=m, filter_sigma=s))
-  _close(traced(255.0, 1.2), expected)
+  assert_close(traced(255.0, 1.2), expected, RTOL, ATOL)
 
 
 def test_ssim_identical_images_give_zero():
   x, _ = image_pair(2, (2, 12, 12, 2))
-  _close(jl.ssim_loss(x, x), [0, 0], atol=1e-6)
+  assert_close(jl.ssim_loss(x, x), [0, 0], rtol=RTOL, atol=1e-6)
 
 
 def test_ssim_small_images_skip_filtering_like_pytorch_msssim():
   x, y = image_pair(3, (2, 8, 14, 2))  # height 8 < 11: H is not filtered.
   with pytest.warns(UserWarning, match="ssim_loss.*not filtered"):
     out = jl.ssim_loss(x, y)
-  _close(out, 1 - msssim_ssim(x, y))
+  assert_close(out, 1 - msssim_ssim(x, y), RTOL, ATOL)
 
 
 # --------------------------------------------------------------------------- #
@@ -189,9 +187,9 @@ def test_ms_ssim_matches_pytorch_msssim_with_odd_sides():
   """Five scales with a 3-wide window: sides > 32; odd sides are padded."""
   x, y = image_pair(4, (2, 35, 37, 2))
   expected = 1 - msssim_ms_ssim(x, y, win_size=3)
-  _close(jl.ms_ssim_loss(x, y, filter_size=3), expected)
+  assert_close(jl.ms_ssim_loss(x, y, filter_size=3), expected, RTOL, ATOL)
   with jax.enable_x64(True):
-    _close(
+    assert_close(
       jl.ms_ssim_loss(x.astype(F64), y.astype(F64), filter_size=3),
       expected,
       rtol=1e-10,
@@ -201,7 +199,7 @@ def test_ms_ssim_matches_pytorch_msssim_with_odd_sides():
 
 def test_ms_ssim_full_defaults():
   x, y = image_pair(5, (1, 161, 161, 1), noise=0.1)
-  _close(jl.ms_ssim_loss(x, y), 1 - msssim_ms_ssim(x, y))
+  assert_close(jl.ms_ssim_loss(x, y), 1 - msssim_ms_ssim(x, y), RTOL, ATOL)
 
 
 def test_ms_ssim_scale_weights_and_options():
@@ -216,7 +214,7 @@ def test_ms_ssim_scale_weights_and_options():
     weights=weights,
     k=(0.02, 0.04),
   )
-  _close(
+  assert_close(
     jl.ms_ssim_loss(
       x,
       y,
@@ -228,6 +226,8 @@ def test_ms_ssim_scale_weights_and_options():
       scale_weights=np.array(weights),
     ),
     expected,
+    RTOL,
+    ATOL,
   )
   # The scale weights may be traced, and have a finite gradient.
   grad = jax.grad(
@@ -246,7 +246,7 @@ def test_ms_ssim_clipped_factors_have_zero_gradient():
   weights = np.array([0.2, 0.5, 0.3], F32)
   expected = 1 - msssim_ms_ssim(x, y, win_size=3, weights=weights)
   out = jl.ms_ssim_loss(x, y, filter_size=3, scale_weights=weights)
-  _close(out, expected)
+  assert_close(out, expected, RTOL, ATOL)
   assert np.allclose(out, 1)
   grad = jax.grad(
     lambda a: jl.ms_ssim_loss(
@@ -273,12 +273,16 @@ def test_ms_ssim_too_small_images():
 def test_total_variation_matches_tf():
   rng = np.random.default_rng(9)
   x = rng.normal(size=(3, 5, 6, 2)).astype(F32)
-  _close(jl.total_variation_loss(x), tf_total_variation(x))
-  _close(jl.total_variation_loss(x[0]), tf_total_variation(x[0]))  # one image
+  assert_close(jl.total_variation_loss(x), tf_total_variation(x), RTOL, ATOL)
+  assert_close(
+    jl.total_variation_loss(x[0]), tf_total_variation(x[0]), RTOL, ATOL
+  )  # one image
   batched = x.reshape(3, 1, 5, 6, 2)
-  _close(jl.total_variation_loss(batched), tf_total_variation(batched))
+  assert_close(
+    jl.total_variation_loss(batched), tf_total_variation(batched), RTOL, ATOL
+  )
   with jax.enable_x64(True):
-    _close(
+    assert_close(
       jl.total_variation_loss(x.astype(F64)),
       tf_total_variation(x),
       rtol=1e-12,
@@ -304,7 +308,7 @@ def test_total_variation_gradient_is_sign():
     s = sgn(x[0, k, l, 0] - x[0, i, j, 0])
     expected[0, k, l, 0] += s
     expected[0, i, j, 0] -= s
-  _close(grad, expected)
+  assert_close(grad, expected, RTOL, ATOL)
 
 
 # --------------------------------------------------------------------------- #
@@ -334,14 +338,20 @@ def test_perceptual_loss_with_nnx_module():
     np.mean((np.asarray(a, F64) - np.asarray(b, F64)) ** 2, axis=(1, 2, 3))
     for a, b in zip(fx, fy)
   ]
-  _close(jl.perceptual_loss(net, x, y), per_layer[0] + per_layer[1])
-  _close(
+  assert_close(
+    jl.perceptual_loss(net, x, y), per_layer[0] + per_layer[1], RTOL, ATOL
+  )
+  assert_close(
     jl.perceptual_loss(net, x, y, layer_weights=[0.5, 2.0]),
     0.5 * per_layer[0] + 2.0 * per_layer[1],
+    RTOL,
+    ATOL,
   )
-  _close(
+  assert_close(
     jl.perceptual_loss(net, x, y, reduction="mean"),
     np.mean(per_layer[0] + per_layer[1]),
+    RTOL,
+    ATOL,
   )
 
   # Gradients with respect to the network's parameters and the images, in a

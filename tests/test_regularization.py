@@ -14,19 +14,15 @@ import pytest
 from flax import nnx
 
 import jaxloss as jl
+from jaxloss.testing import assert_close
 
 F32, F64 = np.float32, np.float64
+RTOL, ATOL = 1e-6, 1e-6
 REGULARIZERS = (
   jl.l1_regularization,
   jl.l2_regularization,
   jl.elastic_net_regularization,
 )
-
-
-def _close(actual, expected, rtol=1e-6, atol=1e-6):
-  np.testing.assert_allclose(
-    np.asarray(actual, F64), np.asarray(expected, F64), rtol=rtol, atol=atol
-  )
 
 
 def numpy_penalty(leaves, l1=0.0, l2=0.0):
@@ -76,33 +72,47 @@ def test_flax_nnx_model_with_mask_excluding_bias_and_scale():
     model.norm.bias[...],
     model.norm.scale[...],
   ]
-  _close(jl.l1_regularization(params), numpy_penalty(everything, l1=1))
-  _close(jl.l2_regularization(params), numpy_penalty(everything, l2=1))
-  _close(
+  assert_close(
+    jl.l1_regularization(params), numpy_penalty(everything, l1=1), RTOL, ATOL
+  )
+  assert_close(
+    jl.l2_regularization(params), numpy_penalty(everything, l2=1), RTOL, ATOL
+  )
+  assert_close(
     jl.l1_regularization(params, mask=weights_only),
     numpy_penalty(kernels, l1=1),
+    RTOL,
+    ATOL,
   )
-  _close(
+  assert_close(
     jl.l2_regularization(params, mask=weights_only),
     numpy_penalty(kernels, l2=1),
+    RTOL,
+    ATOL,
   )
-  _close(
+  assert_close(
     jl.elastic_net_regularization(params, l1=0.3, l2=2.0, mask=weights_only),
     numpy_penalty(kernels, l1=0.3, l2=2.0),
+    RTOL,
+    ATOL,
   )
   # A mask pytree (not a callable) and a prefix mask give the same.
-  _close(
+  assert_close(
     jl.l2_regularization(params, mask=weights_only(params)),
     numpy_penalty(kernels, l2=1),
+    RTOL,
+    ATOL,
   )
   prefix = {
     "linear": {"kernel": True, "bias": False},
     "norm": False,
     "head": True,
   }
-  _close(
+  assert_close(
     jl.l2_regularization(nnx.to_pure_dict(params), mask=prefix),
     numpy_penalty(kernels, l2=1),
+    RTOL,
+    ATOL,
   )
 
 
@@ -128,7 +138,7 @@ def test_training_step_with_jit_and_grad():
       if _is_weight(path, w)
       else np.zeros_like(w)
     )
-    _close(flat[path], expected)
+    assert_close(flat[path], expected, RTOL, ATOL)
 
 
 def test_l2_matches_optax():
@@ -137,10 +147,11 @@ def test_l2_matches_optax():
     "a": rng.normal(size=(3, 2)).astype(F32),
     "b": [rng.normal(size=4).astype(F32), rng.normal(size=()).astype(F32)],
   }
-  _close(
+  assert_close(
     jl.l2_regularization(params),
     optax.tree_utils.tree_norm(params, squared=True),
-    1e-6,
+    rtol=1e-6,
+    atol=ATOL,
   )
   mask = {"a": True, "b": [False, True]}
   decay = optax.masked(optax.add_decayed_weights(1.0), mask)
@@ -148,26 +159,30 @@ def test_l2_matches_optax():
   decayed, _ = decay.update(zeros, decay.init(params), params)
   grads = jax.grad(lambda p: jl.l2_regularization(p, mask=mask))(params)
   for g, d in zip(jax.tree.leaves(grads), jax.tree.leaves(decayed)):
-    _close(g, 2 * np.asarray(d))
+    assert_close(g, 2 * np.asarray(d), RTOL, ATOL)
 
 
 def test_gradient_of_l1_at_zero_is_zero():
   w = jnp.array([0.0, -2.0, 3.0, 0.0])
-  _close(jax.grad(jl.l1_regularization)(w), [0.0, -1.0, 1.0, 0.0])
-  _close(
+  assert_close(
+    jax.grad(jl.l1_regularization)(w), [0.0, -1.0, 1.0, 0.0], RTOL, ATOL
+  )
+  assert_close(
     jax.grad(lambda w: jl.elastic_net_regularization(w, l1=2.0, l2=0.5))(w),
     [0.0, -4.0, 5.0, 0.0],
+    RTOL,
+    ATOL,
   )
 
 
 def test_boolean_array_mask_masks_elements():
   w = {"table": np.array([[1.0, -2.0], [3.0, 4.0]], F32), "b": np.ones(2, F32)}
   mask = {"table": np.array([[True], [False]]), "b": False}
-  _close(jl.l1_regularization(w, mask=mask), 3.0)
+  assert_close(jl.l1_regularization(w, mask=mask), 3.0, RTOL, ATOL)
   out = jax.jit(
     lambda w, m: jl.l2_regularization(w, mask={"table": m, "b": False})
   )(w, np.array([False, True]))
-  _close(out, 4.0 + 16.0)
+  assert_close(out, 4.0 + 16.0, RTOL, ATOL)
 
 
 def test_bfloat16_leaves_accumulate_in_float32():
@@ -182,7 +197,7 @@ def test_bfloat16_leaves_accumulate_in_float32():
   ):
     out = fn(params)
     assert out.dtype == jnp.float32
-    _close(out, expected, rtol=1e-6)
+    assert_close(out, expected, rtol=1e-6, atol=ATOL)
 
 
 def test_dtypes_and_empty_selection():
@@ -191,7 +206,7 @@ def test_dtypes_and_empty_selection():
     assert fn(params).dtype == jnp.float32
     empty = fn({})
     assert empty.dtype == jnp.float32 and float(empty) == 0.0
-    _close(fn(params, mask={"a": False, "b": False}), 0.0)
+    assert_close(fn(params, mask={"a": False, "b": False}), 0.0, RTOL, ATOL)
 
     def masked_out(p, fn=fn):
       return fn(p, mask=lambda _: {"a": False, "b": False})
@@ -202,8 +217,11 @@ def test_dtypes_and_empty_selection():
     p64 = {"a": np.ones(2, F64), "b": np.full(2, 2.0, F32)}
     assert jl.l2_regularization(p64).dtype == jnp.float64
     assert jl.l2_regularization({"b": np.ones(2, F32)}).dtype == jnp.float32
-    _close(
-      jl.elastic_net_regularization(p64, l1=jnp.asarray(0.5, F64)), 0.5 * 6 + 10
+    assert_close(
+      jl.elastic_net_regularization(p64, l1=jnp.asarray(0.5, F64)),
+      0.5 * 6 + 10,
+      RTOL,
+      ATOL,
     )
 
 
@@ -215,7 +233,7 @@ def test_traced_strengths():
       argnums=(0, 1),
     )
   )(0.1, 0.2)
-  _close(grad, (3.0, 5.0))
+  assert_close(grad, (3.0, 5.0), RTOL, ATOL)
 
 
 def test_errors():
@@ -227,7 +245,12 @@ def test_errors():
   ):
     jl.l1_regularization(params)
   # Masking the integer leaf out is fine.
-  _close(jl.l1_regularization(params, mask={"w": True, "step": False}), 2.0)
+  assert_close(
+    jl.l1_regularization(params, mask={"w": True, "step": False}),
+    2.0,
+    RTOL,
+    ATOL,
+  )
   with pytest.raises(
     ValueError,
     match="l2_regularization: `mask` must have the structure of `params`",

@@ -1,125 +1,119 @@
-r"""Segmentation losses: Dice, Jaccard, Tversky, focal Tversky, combo, Lovász.
-
-Layout (optax's): channel-last ``predictions`` (logits by default, or
-probabilities with ``apply_softmax=False``) and ``targets`` (one-hot or soft,
-in [0, 1]) of one shape ``[batch, *spatial, num_classes]``. Each loss sums
-over ``axis`` (by default every axis but the first and the last) and combines
-the classes itself (``class_reduction``, class weights, ``ignore_background``),
-so its per-example value is **one value per image**; ``reduction``,
-``weights`` and ``where`` then follow :func:`jaxloss.reduce`. A single channel
-uses a sigmoid instead of a softmax. :func:`dice_loss` keeps optax's meaning
-of ``reduction`` (the classes) and calls the reduction over the images
-``batch_reduction``.
-
-``where`` is read by rank: a mask of the pixel shape ``[batch, *spatial]``
-leaves pixels out of every sum (an image without a pixel left is dropped); a
-mask of the per-image shape ``[batch]`` drops images.
-
-All overlap losses share one smoothing term ``smooth`` (optax's name), added to
-the numerator and the denominator of each class's index:
-
-.. math::
-  \mathrm{TI}_c = \frac{I_c + s}{I_c + \alpha (P_c - I_c)
-                  + \beta (T_c - I_c) + s},
-  \quad I_c = \sum_i p_{ic} t_{ic},\ P_c = \sum_i p_{ic},\ T_c = \sum_i t_{ic}
-
-(Dice: α = β = ½; Jaccard: α = β = 1). With ``squared_denominator=True``,
-:math:`P_c` and :math:`T_c` become :math:`\sum_i p_{ic}^2` and
-:math:`\sum_i t_{ic}^2` (V-Net's form). Combo and Lovász-Softmax live in
-:mod:`jaxloss._segmentation_extra` and are re-exported here.
-"""
+"""Overlap losses: Dice, Jaccard, Tversky and focal Tversky, one value per
+image, each ``1 − TI_c`` per class (the Tversky index of
+:mod:`jaxloss.segmentation`) combined over the classes."""
 
 from __future__ import annotations
 
-from jaxloss import _segmentation_common as common
-from jaxloss import _segmentation_extra
-from jaxloss._core import checks, value_checks
-from jaxloss._core import reduction as reduction_lib
-from jaxloss._segmentation_extra import *  # noqa: F403
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
 
-_RULES = dict(
-  predictions=common.predictions_rule, targets=value_checks.unit_interval
+from jaxloss._core import checks, numerics
+from jaxloss._core.loss import loss
+from jaxloss._core.reduction import Reduction, reduce
+from jaxloss.segmentation import _inputs, _regions
+from jaxloss.segmentation._inputs import (
+  CLASS_REDUCTIONS,
+  RULES,
+  Axis,
+  ClassReduction,
+  Inputs,
 )
+
+__all__ = [
+  "binary_dice_loss",
+  "dice_loss",
+  "focal_tversky_loss",
+  "jaccard_loss",
+  "multiclass_generalized_dice_loss",
+  "tversky_loss",
+]
+
+_GENERALIZED_EPS = 1e-7  # optax's multiclass_generalized_dice_loss epsilon.
+
+
+def _generalized_class_weights(x: Inputs) -> jax.Array:
+  """optax's weights ``1 / (f_c² + 1e-7)``, normalised to sum to ``C``, with
+  ``f_c`` the class's target sum over every unmasked pixel of the batch."""
+  axes = tuple(range(x.targets.ndim - 1))
+  frequencies = _regions.masked_sum(x.targets, x.pixels, axes)
+  weights = 1.0 / (jnp.square(frequencies) + _GENERALIZED_EPS)
+  return weights / jnp.sum(weights) * weights.shape[0]
 
 
 def _overlap(
-  name,
-  predictions,
-  targets,
+  predictions: ArrayLike,
+  targets: ArrayLike,
   *,
-  kind,
-  class_weights=None,
-  smooth=1.0,
-  alpha=0.5,
-  beta=0.5,
-  gamma=None,
-  apply_softmax=True,
-  ignore_background=False,
-  axis=None,
-  squared_denominator=False,
-  class_reduction="mean",
-  where=None,
-  weights=None,
-  reduction="none",
-  expand=True,
-):
-  """Checks the options and inputs, then calls the jitted core."""
-  common.check_reduction(name, reduction)
+  smooth: ArrayLike,
+  alpha: ArrayLike,
+  beta: ArrayLike,
+  gamma: ArrayLike | None = None,
+  generalized: bool = False,
+  class_weights: ArrayLike | None = None,
+  apply_softmax: bool = True,
+  ignore_background: bool = False,
+  axis: Axis = None,
+  squared_denominator: bool = False,
+  class_reduction: str = "mean",
+  where: ArrayLike | None = None,
+  expand: bool = True,
+) -> tuple[jax.Array, jax.Array | None]:
+  """Checks, then the per-image values of an overlap loss and the mask to
+  reduce them with: ``1 − TI`` per class (raised to ``gamma`` if given), with
+  optax's batch class weights if ``generalized``, combined over the
+  classes."""
   for arg, value in (("smooth", smooth), ("alpha", alpha), ("beta", beta)):
-    checks.nonnegative(name, arg, value)
-  x = common.inputs(
-    name,
+    checks.nonnegative(arg, value)
+  if gamma is not None:
+    checks.positive("gamma", gamma)
+  x = _inputs.read(
     predictions,
     targets,
-    axis,
-    where,
+    axis=axis,
+    where=where,
+    class_weights=class_weights,
     class_reduction=class_reduction,
     expand=expand,
   )
-  class_weights = common.class_weights_array(
-    name, class_weights, x.predictions.shape[-1], x.predictions.dtype
+  like = x.predictions
+  per_class = _regions.tversky_loss_per_class(
+    _regions.probabilities(x.predictions, bool(apply_softmax)),
+    x,
+    numerics.like(smooth, like),
+    numerics.like(alpha, like),
+    numerics.like(beta, like),
+    bool(squared_denominator),
   )
-  hyper = dict(smooth=smooth, alpha=alpha, beta=beta)
   if gamma is not None:
-    checks.positive(name, "gamma", gamma)
-    hyper["gamma"] = gamma
-  return common.region_loss(
-    x.predictions,
-    x.targets,
-    x.pixels,
-    x.outputs,
-    weights,
-    class_weights,
-    common.hyper_parameters(x.predictions, **hyper),
-    name=name,
-    kind=kind,
-    axes=x.axes,
-    apply_softmax=bool(apply_softmax),
-    squared=bool(squared_denominator),
-    ignore_background=bool(ignore_background),
-    class_reduction=class_reduction,
-    reduction=reduction,
+    per_class = numerics.safe_pow(per_class, numerics.like(gamma, like))
+  return _regions.per_image(
+    per_class,
+    x,
+    _generalized_class_weights(x) if generalized else x.class_weights,
+    bool(ignore_background),
+    class_reduction,
   )
 
 
-@value_checks.value_rules(**_RULES)
+@loss(**RULES)
 def dice_loss(
-  predictions,
-  targets,
+  predictions: ArrayLike,
+  targets: ArrayLike,
   *,
-  class_weights=None,
-  smooth=1.0,
-  alpha=0.5,
-  beta=0.5,
-  apply_softmax=True,
-  reduction="mean",
-  ignore_background=False,
-  axis=None,
-  squared_denominator=False,
-  where=None,
-  weights=None,
-  batch_reduction="none",
-):
+  class_weights: ArrayLike | None = None,
+  smooth: ArrayLike = 1.0,
+  alpha: ArrayLike = 0.5,
+  beta: ArrayLike = 0.5,
+  apply_softmax: bool = True,
+  reduction: ClassReduction = "mean",
+  ignore_background: bool = False,
+  axis: Axis = None,
+  squared_denominator: bool = False,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  batch_reduction: Reduction = "none",
+) -> jax.Array:
   r"""Soft Dice loss (Tversky-weighted), one value per image; optax's form.
 
   .. math::
@@ -180,43 +174,36 @@ def dice_loss(
     for Volumetric Medical Image Segmentation
     <https://arxiv.org/abs/1606.04797>`_, 2016.
   """
-  name = "dice_loss"
-  checks.option(name, "reduction", reduction, common.CLASS_REDUCTIONS)
-  checks.option(
-    name, "batch_reduction", batch_reduction, reduction_lib.REDUCTIONS
-  )
-  return _overlap(
-    name,
+  checks.option("reduction", reduction, CLASS_REDUCTIONS)
+  values, mask = _overlap(
     predictions,
     targets,
-    kind="tversky",
-    class_weights=class_weights,
     smooth=smooth,
     alpha=alpha,
     beta=beta,
+    class_weights=class_weights,
     apply_softmax=apply_softmax,
     ignore_background=ignore_background,
     axis=axis,
     squared_denominator=squared_denominator,
     class_reduction=reduction,
     where=where,
-    weights=weights,
-    reduction=batch_reduction,
   )
+  return reduce(values, batch_reduction, weights=weights, where=mask)
 
 
-@value_checks.value_rules(**_RULES)
+@loss(**RULES)
 def binary_dice_loss(
-  predictions,
-  targets,
+  predictions: ArrayLike,
+  targets: ArrayLike,
   *,
-  smooth=1.0,
-  apply_sigmoid=True,
-  squared_denominator=False,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  smooth: ArrayLike = 1.0,
+  apply_sigmoid: bool = True,
+  squared_denominator: bool = False,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Dice loss of a binary (one-channel) segmentation, one value per image.
 
   .. math::
@@ -253,39 +240,38 @@ def binary_dice_loss(
     for Volumetric Medical Image Segmentation
     <https://arxiv.org/abs/1606.04797>`_, 2016.
   """
-  name = "binary_dice_loss"
-  p, t = checks.as_float(name, "predictions", predictions), targets
-  t = checks.as_targets(name, "targets", t, p)
+  p = checks.as_float("predictions", predictions)
+  t = checks.as_targets("targets", targets, p)
   if p.ndim == t.ndim and p.ndim and p.shape[-1] != 1:  # optax's rule
     p, t = p[..., None], t[..., None]
-  return _overlap(
-    name,
+  values, mask = _overlap(
     p,
     t,
-    kind="tversky",
     smooth=smooth,
+    alpha=0.5,
+    beta=0.5,
     apply_softmax=apply_sigmoid,
     squared_denominator=squared_denominator,
     where=where,
-    weights=weights,
-    reduction=reduction,
   )
+  return reduce(values, reduction, weights=weights, where=mask)
 
 
-@value_checks.value_rules(**_RULES)
+@loss(**RULES)
 def multiclass_generalized_dice_loss(
-  predictions,
-  targets,
+  predictions: ArrayLike,
+  targets: ArrayLike,
   *,
-  smooth=1.0,
-  apply_softmax=True,
-  ignore_background=False,
-  squared_denominator=False,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
-  r"""Dice loss with class weights from the batch's class frequencies; optax's form.
+  smooth: ArrayLike = 1.0,
+  apply_softmax: bool = True,
+  ignore_background: bool = False,
+  squared_denominator: bool = False,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "mean",
+) -> jax.Array:
+  r"""Dice loss with class weights from the batch's class frequencies;
+  optax's form.
 
   .. math::
     \ell = \operatorname*{mean}_c\, w_c \Big(1 - \frac{2 I_c + 2s}{P_c + T_c
@@ -319,7 +305,8 @@ def multiclass_generalized_dice_loss(
   >>> import jax.numpy as jnp, numpy as np, jaxloss
   >>> logits = jnp.array([[[2.0, -1.0], [0.0, 1.0], [-1.0, 3.0]]])
   >>> targets = jnp.array([[[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]])
-  >>> print(f"{float(jaxloss.multiclass_generalized_dice_loss(logits, targets)):.4f}")
+  >>> loss = jaxloss.multiclass_generalized_dice_loss(logits, targets)
+  >>> print(f"{float(loss):.4f}")
   0.0747
 
   References:
@@ -327,38 +314,38 @@ def multiclass_generalized_dice_loss(
     as a deep learning loss function for highly unbalanced segmentations
     <https://arxiv.org/abs/1707.03237>`_, 2017.
   """
-  return _overlap(
-    "multiclass_generalized_dice_loss",
+  values, mask = _overlap(
     predictions,
     targets,
-    kind="generalized",
     smooth=smooth,
+    alpha=0.5,
+    beta=0.5,
+    generalized=True,
     apply_softmax=apply_softmax,
     ignore_background=ignore_background,
     squared_denominator=squared_denominator,
     where=where,
-    weights=weights,
-    reduction=reduction,
     expand=False,
   )
+  return reduce(values, reduction, weights=weights, where=mask)
 
 
-@value_checks.value_rules(**_RULES)
+@loss(**RULES)
 def jaccard_loss(
-  predictions,
-  targets,
+  predictions: ArrayLike,
+  targets: ArrayLike,
   *,
-  class_weights=None,
-  smooth=1.0,
-  apply_softmax=True,
-  ignore_background=False,
-  axis=None,
-  squared_denominator=False,
-  class_reduction="mean",
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  class_weights: ArrayLike | None = None,
+  smooth: ArrayLike = 1.0,
+  apply_softmax: bool = True,
+  ignore_background: bool = False,
+  axis: Axis = None,
+  squared_denominator: bool = False,
+  class_reduction: ClassReduction = "mean",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Soft Jaccard (IoU) loss, one value per image.
 
   .. math::
@@ -392,44 +379,41 @@ def jaccard_loss(
     Networks for Image Segmentation
     <https://doi.org/10.1007/978-3-319-50835-1_22>`_, 2016.
   """
-  return _overlap(
-    "jaccard_loss",
+  values, mask = _overlap(
     predictions,
     targets,
-    kind="tversky",
-    class_weights=class_weights,
     smooth=smooth,
     alpha=1.0,
     beta=1.0,
+    class_weights=class_weights,
     apply_softmax=apply_softmax,
     ignore_background=ignore_background,
     axis=axis,
     squared_denominator=squared_denominator,
     class_reduction=class_reduction,
     where=where,
-    weights=weights,
-    reduction=reduction,
   )
+  return reduce(values, reduction, weights=weights, where=mask)
 
 
-@value_checks.value_rules(**_RULES)
+@loss(**RULES)
 def tversky_loss(
-  predictions,
-  targets,
+  predictions: ArrayLike,
+  targets: ArrayLike,
   *,
-  alpha=0.3,
-  beta=0.7,
-  class_weights=None,
-  smooth=1.0,
-  apply_softmax=True,
-  ignore_background=False,
-  axis=None,
-  squared_denominator=False,
-  class_reduction="mean",
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  alpha: ArrayLike = 0.3,
+  beta: ArrayLike = 0.7,
+  class_weights: ArrayLike | None = None,
+  smooth: ArrayLike = 1.0,
+  apply_softmax: bool = True,
+  ignore_background: bool = False,
+  axis: Axis = None,
+  squared_denominator: bool = False,
+  class_reduction: ClassReduction = "mean",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Tversky loss: Dice with separate weights on false positives and negatives.
 
   .. math::
@@ -466,45 +450,42 @@ def tversky_loss(
     segmentation using 3D fully convolutional deep networks
     <https://arxiv.org/abs/1706.05721>`_, 2017.
   """
-  return _overlap(
-    "tversky_loss",
+  values, mask = _overlap(
     predictions,
     targets,
-    kind="tversky",
-    class_weights=class_weights,
     smooth=smooth,
     alpha=alpha,
     beta=beta,
+    class_weights=class_weights,
     apply_softmax=apply_softmax,
     ignore_background=ignore_background,
     axis=axis,
     squared_denominator=squared_denominator,
     class_reduction=class_reduction,
     where=where,
-    weights=weights,
-    reduction=reduction,
   )
+  return reduce(values, reduction, weights=weights, where=mask)
 
 
-@value_checks.value_rules(**_RULES)
+@loss(**RULES)
 def focal_tversky_loss(
-  predictions,
-  targets,
+  predictions: ArrayLike,
+  targets: ArrayLike,
   *,
-  alpha=0.3,
-  beta=0.7,
-  gamma=0.75,
-  class_weights=None,
-  smooth=1.0,
-  apply_softmax=True,
-  ignore_background=False,
-  axis=None,
-  squared_denominator=False,
-  class_reduction="mean",
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  alpha: ArrayLike = 0.3,
+  beta: ArrayLike = 0.7,
+  gamma: ArrayLike = 0.75,
+  class_weights: ArrayLike | None = None,
+  smooth: ArrayLike = 1.0,
+  apply_softmax: bool = True,
+  ignore_background: bool = False,
+  axis: Axis = None,
+  squared_denominator: bool = False,
+  class_reduction: ClassReduction = "mean",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Focal Tversky loss: each class's Tversky loss raised to ``gamma``.
 
   .. math::
@@ -548,32 +529,19 @@ def focal_tversky_loss(
     Attention U-Net for lesion segmentation
     <https://arxiv.org/abs/1810.07842>`_, 2019.
   """
-  return _overlap(
-    "focal_tversky_loss",
+  values, mask = _overlap(
     predictions,
     targets,
-    kind="focal",
-    class_weights=class_weights,
     smooth=smooth,
     alpha=alpha,
     beta=beta,
     gamma=gamma,
+    class_weights=class_weights,
     apply_softmax=apply_softmax,
     ignore_background=ignore_background,
     axis=axis,
     squared_denominator=squared_denominator,
     class_reduction=class_reduction,
     where=where,
-    weights=weights,
-    reduction=reduction,
   )
-
-
-__all__ = [
-  "binary_dice_loss",
-  "dice_loss",
-  "focal_tversky_loss",
-  "jaccard_loss",
-  "multiclass_generalized_dice_loss",
-  "tversky_loss",
-] + list(_segmentation_extra.__all__)
+  return reduce(values, reduction, weights=weights, where=mask)

@@ -1,8 +1,4 @@
-"""Probabilistic regression losses: Poisson and Gaussian NLL, quantile loss.
-
-Public through :mod:`jaxloss.regression` (kept in its own file so that each
-file stays short).
-"""
+"""Probabilistic regression losses: Poisson and Gaussian NLL, quantile loss."""
 
 from __future__ import annotations
 
@@ -11,15 +7,20 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxloss._core import checks, value_checks
-from jaxloss._core import reduction as reduction_lib
-from jaxloss._regression_metrics import _pair
+from jaxloss._core.loss import loss
+from jaxloss._core.reduction import Reduction, reduce
+from jaxloss.regression._inputs import pair
+
+__all__ = ["gaussian_nll_loss", "poisson_nll_loss", "quantile_loss"]
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+_FLAGS = (True, False)
 
 
-def _rates(args, arg):
+def _rates(args: dict, arg: str) -> tuple[jax.Array, str]:
   """Value rule: with ``log_input=False`` the inputs are rates, >= 0."""
   if args.get("log_input", True):
     return jnp.array(True), ""
@@ -27,7 +28,8 @@ def _rates(args, arg):
 
 
 def _stirling(targets: jax.Array) -> jax.Array:
-  """torch's Stirling term ``t log t − t + ½ log(2πt)`` for ``t > 1``, else 0."""
+  """torch's Stirling term ``t log t − t + ½ log(2πt)`` where ``t > 1``; 0
+  elsewhere."""
   large = targets > 1
   t = jnp.where(large, targets, 1)
   return jnp.where(
@@ -35,22 +37,18 @@ def _stirling(targets: jax.Array) -> jax.Array:
   )
 
 
-def _flag(name: str, arg: str, value) -> None:
-  checks.option(name, arg, value, (True, False))
-
-
-@value_checks.value_rules(inputs=_rates, targets=value_checks.nonnegative)
+@loss(inputs=_rates, targets=value_checks.nonnegative)
 def poisson_nll_loss(
-  inputs,
-  targets,
+  inputs: ArrayLike,
+  targets: ArrayLike,
   *,
-  log_input=True,
-  full=False,
-  eps=1e-8,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  log_input: bool = True,
+  full: bool = False,
+  eps: ArrayLike = 1e-8,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Poisson negative log-likelihood of counts, elementwise.
 
   .. math::
@@ -88,25 +86,20 @@ def poisson_nll_loss(
     <https://pytorch.org/docs/stable/generated/torch.nn.PoissonNLLLoss.html>`_,
     2024.
   """
-  name = "poisson_nll_loss"
-  _flag(name, "log_input", log_input)
-  _flag(name, "full", full)
-  checks.positive(name, "eps", eps)
-  inputs, targets = _pair(name, inputs, targets, arg="inputs")
+  checks.option("log_input", log_input, _FLAGS)
+  checks.option("full", full, _FLAGS)
+  checks.positive("eps", eps)
+  inputs, targets = pair(inputs, targets, arg="inputs")
   if log_input:
     values = jnp.exp(inputs) - targets * inputs
   else:
     values = inputs - targets * jnp.log(inputs + eps)
   if full:
     values = values + _stirling(targets)
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=where, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=where)
 
 
-def _variances_like(
-  name: str, variances: jax.Array, means: jax.Array
-) -> jax.Array:
+def _variances_like(variances: jax.Array, means: jax.Array) -> jax.Array:
   """torch's variance shapes: ``means``' shape, that shape with a last axis of
   1, or without its last axis; broadcast to ``means``' shape."""
   if variances.shape == means.shape:
@@ -115,14 +108,14 @@ def _variances_like(
     variances = variances[..., None]
   if means.ndim and variances.shape == means.shape[:-1] + (1,):
     return jnp.broadcast_to(variances, means.shape)
-  raise ValueError(
-    f"{name}: argument `variances` must have the shape of `means` "
-    f"{means.shape}, that shape with a last axis of 1, or that shape without "
-    f"its last axis; got {variances.shape}."
+  raise checks.fail(
+    f"argument `variances` must have the shape of `means` {means.shape}, "
+    f"that shape with a last axis of 1, or that shape without its last axis; "
+    f"got {variances.shape}."
   )
 
 
-def _clamp_straight_through(x: jax.Array, floor) -> jax.Array:
+def _clamp_straight_through(x: jax.Array, floor: ArrayLike) -> jax.Array:
   """``max(x, floor)`` in value, with the gradient of ``x`` (torch's in-place
   clamp under ``no_grad``)."""
   return (
@@ -130,18 +123,18 @@ def _clamp_straight_through(x: jax.Array, floor) -> jax.Array:
   )
 
 
-@value_checks.value_rules(variances=value_checks.positive)
+@loss(variances=value_checks.positive)
 def gaussian_nll_loss(
-  means,
-  targets,
-  variances,
+  means: ArrayLike,
+  targets: ArrayLike,
+  variances: ArrayLike,
   *,
-  full=False,
-  eps=1e-6,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  full: bool = False,
+  eps: ArrayLike = 1e-6,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Gaussian negative log-likelihood with predicted variances, elementwise.
 
   .. math::
@@ -183,57 +176,51 @@ def gaussian_nll_loss(
     Nix and Weigend, `Estimating the mean and variance of the target
     probability distribution <https://doi.org/10.1109/ICNN.1994.374138>`_, 1994.
   """
-  name = "gaussian_nll_loss"
-  _flag(name, "full", full)
-  checks.positive(name, "eps", eps)
-  means, variances = checks.floats(name, means=means, variances=variances)
-  targets = checks.as_targets(name, "targets", targets, means)
-  checks.same_shape(name, means=means, targets=targets)
-  variances = _clamp_straight_through(
-    _variances_like(name, variances, means), eps
-  )
+  checks.option("full", full, _FLAGS)
+  checks.positive("eps", eps)
+  means, variances = checks.floats(means=means, variances=variances)
+  targets = checks.as_targets("targets", targets, means)
+  checks.same_shape(means=means, targets=targets)
+  variances = _clamp_straight_through(_variances_like(variances, means), eps)
   values = 0.5 * (jnp.log(variances) + jnp.square(means - targets) / variances)
   if full:
     values = values + _HALF_LOG_2PI
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=where, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=where)
 
 
-def _quantile_array(name: str, quantiles, predictions: jax.Array) -> jax.Array:
+def _quantile_array(quantiles: ArrayLike, predictions: jax.Array) -> jax.Array:
   """Quantiles checked (static values in [0, 1]; a scalar or a vector matching
   the last axis of ``predictions``), in the predictions' dtype."""
   if not isinstance(quantiles, jax.Array):
     for q in np.ravel(np.asarray(quantiles, dtype=np.float64)):
-      checks.in_unit_interval(name, "quantiles", float(q))
-  quantiles = checks.as_float(name, "quantiles", quantiles)
+      checks.in_unit_interval("quantiles", float(q))
+  quantiles = checks.as_float("quantiles", quantiles)
   if quantiles.ndim == 1 and predictions.ndim >= 1:
     checks.shape(
-      name,
       "quantiles",
       quantiles,
       (predictions.shape[-1],),
       "one quantile per entry of the last axis of `predictions`",
     )
   elif quantiles.ndim != 0:
-    raise ValueError(
-      f"{name}: argument `quantiles` must be a scalar or a vector matching "
-      f"the last axis of `predictions` {predictions.shape}, got shape "
+    raise checks.fail(
+      f"argument `quantiles` must be a scalar or a vector matching the last "
+      f"axis of `predictions` {predictions.shape}, got shape "
       f"{quantiles.shape}."
     )
   return quantiles.astype(predictions.dtype)
 
 
-@value_checks.value_rules(quantiles=value_checks.unit_interval)
+@loss(quantiles=value_checks.unit_interval)
 def quantile_loss(
-  predictions,
-  targets,
+  predictions: ArrayLike,
+  targets: ArrayLike,
   *,
-  quantiles=0.5,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  quantiles: ArrayLike = 0.5,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Quantile (pinball) loss, elementwise.
 
   .. math::
@@ -266,19 +253,13 @@ def quantile_loss(
     Koenker and Bassett, `Regression Quantiles
     <https://doi.org/10.2307/1913643>`_, 1978.
   """
-  name = "quantile_loss"
-  predictions = checks.as_float(name, "predictions", predictions)
-  quantiles = _quantile_array(name, quantiles, predictions)
-  targets = checks.as_targets(name, "targets", targets, predictions)
+  predictions = checks.as_float("predictions", predictions)
+  quantiles = _quantile_array(quantiles, predictions)
+  targets = checks.as_targets("targets", targets, predictions)
   if quantiles.ndim == 1 and targets.shape == predictions.shape[:-1]:
     targets = jnp.broadcast_to(targets[..., None], predictions.shape)
-  checks.same_shape(name, predictions=predictions, targets=targets)
+  checks.same_shape(predictions=predictions, targets=targets)
   errors = targets - predictions
   quantiles = jnp.broadcast_to(quantiles, errors.shape)
   values = errors * jnp.where(errors >= 0, quantiles, quantiles - 1)
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=where, name=name
-  )
-
-
-__all__ = ["gaussian_nll_loss", "poisson_nll_loss", "quantile_loss"]
+  return reduce(values, reduction, weights=weights, where=where)

@@ -1,60 +1,37 @@
-"""Regression metrics as losses: RMSE, normalised MAE, percentage, log errors.
-
-Public through :mod:`jaxloss.regression` (kept in its own file so that each
-file stays short). Also holds the input helpers the regression files share.
-"""
+"""Regression metrics as losses: RMSE, normalised MAE, percentage and log
+errors."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxloss._core import checks, numerics, value_checks
-from jaxloss._core import reduction as reduction_lib
+from jaxloss._core.loss import loss
+from jaxloss._core.reduction import Reduction, reduce
+from jaxloss.regression._inputs import Axis, pair, reduced_axes
+
+__all__ = [
+  "absolute_percentage_error",
+  "normalized_mean_absolute_error",
+  "root_mean_squared_error",
+  "squared_log_error",
+]
 
 # sklearn's MAPE floor, numpy.finfo(numpy.float64).eps = 2**-52, is a power of
 # two: exact in float32 too.
 _PERCENTAGE_EPS = 2.0**-52
-
-
-def _pair(
-  name: str, predictions, targets, *, arg: str = "predictions"
-) -> tuple[jax.Array, jax.Array]:
-  """Floating predictions, and same-shaped targets (float, int or bool) cast
-  to their dtype."""
-  predictions = checks.as_float(name, arg, predictions)
-  targets = checks.as_targets(name, "targets", targets, predictions)
-  checks.same_shape(name, **{arg: predictions, "targets": targets})
-  return predictions, targets
-
-
-def _reduced(name: str, x: jax.Array, axis, where):
-  """Sorted axes of ``axis`` (int, tuple or ``None`` for all) and the masks of
-  :func:`reduction_lib.split_where`. A mask of at most the per-example rank
-  drops examples (NumPy broadcasting against the per-example shape); one of
-  the input's rank drops elements."""
-  if axis is None:
-    axes = tuple(range(x.ndim))
-  else:
-    axis = axis if isinstance(axis, (tuple, list)) else (axis,)
-    axes = tuple(sorted({checks.canonical_axis(name, a, x.ndim) for a in axis}))
-  if where is None:
-    return axes, None, None
-  where = checks.as_mask(name, "where", where)
-  per_example = tuple(d for i, d in enumerate(x.shape) if i not in axes)
-  if where.ndim <= len(per_example):
-    where = checks.broadcast_mask(name, "where", where, per_example)
-  elif where.ndim != x.ndim:
-    raise ValueError(
-      f"{name}: argument `where` of shape {where.shape} must have the "
-      f"input's shape {x.shape} (drops elements) or at most the rank of the "
-      f"per-example shape {per_example} (drops examples)."
-    )
-  return (axes,) + reduction_lib.split_where(name, where, x.shape, axes)
+_NORMALIZERS = ("range", "mean")
 
 
 def _masked_mean(
-  x: jax.Array, axes, elements: jax.Array | None, keepdims: bool = False
+  x: jax.Array,
+  axes: tuple[int, ...],
+  elements: jax.Array | None,
+  keepdims: bool = False,
 ) -> jax.Array:
   """Mean over ``axes`` of the unmasked elements; 0 where none is unmasked."""
   if elements is None:
@@ -64,7 +41,9 @@ def _masked_mean(
   return numerics.safe_divide(total, count)
 
 
-def _masked_range(x: jax.Array, axes, elements: jax.Array | None):
+def _masked_range(
+  x: jax.Array, axes: tuple[int, ...], elements: jax.Array | None
+) -> jax.Array:
   """``max − min`` over ``axes`` of the unmasked elements (0 if none)."""
   if elements is not None:  # Masked entries take the unmasked mean: in range.
     inside = jax.lax.stop_gradient(_masked_mean(x, axes, elements, True))
@@ -72,9 +51,16 @@ def _masked_range(x: jax.Array, axes, elements: jax.Array | None):
   return jnp.max(x, axis=axes) - jnp.min(x, axis=axes)
 
 
+@loss
 def root_mean_squared_error(
-  predictions, targets, *, axis=None, where=None, weights=None, reduction="none"
-):
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  axis: Axis = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Root mean squared error over ``axis`` (by default, over everything).
 
   .. math::
@@ -114,29 +100,24 @@ def root_mean_squared_error(
     Hyndman and Koehler, `Another look at measures of forecast accuracy
     <https://doi.org/10.1016/j.ijforecast.2006.03.001>`_, 2006.
   """
-  name = "root_mean_squared_error"
-  predictions, targets = _pair(name, predictions, targets)
-  axes, elements, examples = _reduced(name, predictions, axis, where)
+  predictions, targets = pair(predictions, targets)
+  axes, elements, examples = reduced_axes(predictions, axis, where)
   mean_square = _masked_mean(jnp.square(predictions - targets), axes, elements)
-  return reduction_lib.reduce(
-    numerics.safe_sqrt(mean_square),
-    reduction,
-    weights=weights,
-    where=examples,
-    name=name,
-  )
+  values = numerics.safe_sqrt(mean_square)
+  return reduce(values, reduction, weights=weights, where=examples)
 
 
+@loss
 def normalized_mean_absolute_error(
-  predictions,
-  targets,
+  predictions: ArrayLike,
+  targets: ArrayLike,
   *,
-  normalizer="range",
-  axis=None,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  normalizer: Literal["range", "mean"] = "range",
+  axis: Axis = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Mean absolute error over ``axis``, divided by the targets' range or mean.
 
   .. math::
@@ -177,24 +158,27 @@ def normalized_mean_absolute_error(
     Hyndman and Koehler, `Another look at measures of forecast accuracy
     <https://doi.org/10.1016/j.ijforecast.2006.03.001>`_, 2006.
   """
-  name = "normalized_mean_absolute_error"
-  checks.option(name, "normalizer", normalizer, ("range", "mean"))
-  predictions, targets = _pair(name, predictions, targets)
-  axes, elements, examples = _reduced(name, predictions, axis, where)
+  checks.option("normalizer", normalizer, _NORMALIZERS)
+  predictions, targets = pair(predictions, targets)
+  axes, elements, examples = reduced_axes(predictions, axis, where)
   mae = _masked_mean(numerics.safe_abs(predictions - targets), axes, elements)
   if normalizer == "range":
     scale = _masked_range(targets, axes, elements)
   else:
     scale = jnp.abs(_masked_mean(targets, axes, elements))
   values = mae / jnp.where(scale == 0, 1, scale)
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=examples, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=examples)
 
 
+@loss
 def absolute_percentage_error(
-  predictions, targets, *, where=None, weights=None, reduction="none"
-):
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Absolute percentage error (a fraction), elementwise.
 
   .. math:: \ell = |\hat y - y| \,/\, \max(|y|, \epsilon), \qquad
@@ -224,23 +208,25 @@ def absolute_percentage_error(
     Hyndman and Koehler, `Another look at measures of forecast accuracy
     <https://doi.org/10.1016/j.ijforecast.2006.03.001>`_, 2006.
   """
-  name = "absolute_percentage_error"
-  predictions, targets = _pair(name, predictions, targets)
+  predictions, targets = pair(predictions, targets)
   values = numerics.safe_abs(predictions - targets) / jnp.maximum(
     jnp.abs(targets), _PERCENTAGE_EPS
   )
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=where, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=where)
 
 
-@value_checks.value_rules(
+@loss(
   predictions=value_checks.greater_than(-1),
   targets=value_checks.greater_than(-1),
 )
 def squared_log_error(
-  predictions, targets, *, where=None, weights=None, reduction="none"
-):
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Squared difference of ``log(1 + x)``, elementwise.
 
   .. math:: \ell = \big(\log(1 + \hat y) - \log(1 + y)\big)^2
@@ -269,17 +255,6 @@ def squared_log_error(
     <https://scikit-learn.org/stable/modules/model_evaluation.html#mean-squared-log-error>`_,
     scikit-learn user guide, 2024.
   """
-  name = "squared_log_error"
-  predictions, targets = _pair(name, predictions, targets)
+  predictions, targets = pair(predictions, targets)
   values = jnp.square(jnp.log1p(predictions) - jnp.log1p(targets))
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=where, name=name
-  )
-
-
-__all__ = [
-  "absolute_percentage_error",
-  "normalized_mean_absolute_error",
-  "root_mean_squared_error",
-  "squared_log_error",
-]
+  return reduce(values, reduction, weights=weights, where=where)
