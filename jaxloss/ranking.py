@@ -8,7 +8,9 @@ per-example values (one per pair, list or query) and reduces them through
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +21,12 @@ from jaxloss._core.in_batch import Similarity
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce, split_where
 
-_REDUCE_FNS = ((jnp.mean, "mean"), (jnp.sum, "sum"), (None, "none"))
+F = TypeVar("F", bound=Callable[..., Any])
+_REDUCE_FNS: tuple[tuple[Callable[..., jax.Array] | None, Reduction], ...] = (
+  (jnp.mean, "mean"),
+  (jnp.sum, "sum"),
+  (None, "none"),
+)
 
 
 @loss(targets=value_checks.signs)
@@ -282,9 +289,11 @@ def _pairwise(
   checks.same_shape(scores=scores, labels=labels)
   checks.min_rank("scores", scores, 1, "a list axis [..., list_size]")
   checks.nonnegative("margin", margin)
-  item_where, pair_where = _item_or_pair("where", where, scores)
-  item_weights, pair_weights = _item_or_pair("weights", weights, scores)
   differences = scores[..., :, None] - scores[..., None, :]
+  item_where, pair_where = _item_or_pair("where", where, scores, differences)
+  item_weights, pair_weights = _item_or_pair(
+    "weights", weights, scores, differences
+  )
   values = pair_loss(numerics.like(margin, scores) - differences)
   if item_weights is not None:
     values = values * item_weights[..., :, None]
@@ -296,35 +305,52 @@ def _pairwise(
   return reduce(values, reduction, weights=pair_weights, where=pairs)
 
 
-def _item_or_pair(arg: str, x: ArrayLike | None, scores: jax.Array):
+def _item_or_pair(
+  arg: str, x: ArrayLike | None, scores: jax.Array, pairs: jax.Array
+) -> tuple[jax.Array | None, jax.Array | None]:
   """Reads a pairwise loss's ``where`` or ``weights`` by its rank.
 
   Returns ``(per_item, per_pair)``, one of them ``None``: the pair matrix's
-  rank gives a per-pair array of the pair matrix's shape; the list shape's
-  rank gives a per-list value shared by the list's items; any other rank is
-  per item, broadcast to the scores' shape.
+  rank gives a per-pair array of the pair matrix's shape (``pairs``'); the
+  list shape's rank gives a per-list value shared by the list's items; any
+  other rank is per item, broadcast to the scores' shape.
   """
   if x is None:
     return None, None
   x = checks.as_mask(arg, x) if arg == "where" else jnp.asarray(x)
-  pair_shape = scores.shape + scores.shape[-1:]
   if x.ndim == scores.ndim + 1:
-    return None, _broadcast(arg, x, pair_shape, scores.dtype)
+    return None, _broadcast(arg, x, pairs)
   if x.ndim == scores.ndim - 1:
     x = x[..., None]
-  return _broadcast(arg, x, scores.shape, scores.dtype), None
+  return _broadcast(arg, x, scores), None
 
 
-def _broadcast(arg: str, x: jax.Array, shape: tuple[int, ...], dtype):
+def _broadcast(arg: str, x: jax.Array, like: jax.Array) -> jax.Array:
+  """``where`` or ``weights`` broadcast to ``like``'s shape."""
   if arg == "where":
-    return checks.broadcast_mask(arg, x, shape)
-  return checks.broadcast_weights(arg, x, jax.ShapeDtypeStruct(shape, dtype))
+    return checks.broadcast_mask(arg, x, like.shape)
+  return checks.broadcast_weights(arg, x, like)
 
 
 # --------------------------------------------------------------------------- #
 # Listwise losses.
 
 
+def _reduction_none_is_unset(fn: F) -> F:
+  """TEMPORARY, until ``@loss`` leaves ``reduction=None`` to the loss: drops
+  a ``reduction=None`` keyword (``jaxloss.checked`` passes every default),
+  which :func:`ranking_softmax_loss` reads as "use ``reduce_fn``"."""
+
+  @functools.wraps(fn)
+  def wrapper(*args: Any, **kwargs: Any) -> Any:
+    if "reduction" in kwargs and kwargs["reduction"] is None:
+      del kwargs["reduction"]
+    return fn(*args, **kwargs)
+
+  return wrapper  # type: ignore[return-value]
+
+
+@_reduction_none_is_unset
 @loss(labels=value_checks.bounded(0, mask="where"))
 def ranking_softmax_loss(
   logits: ArrayLike,

@@ -70,7 +70,9 @@ def example_mask(where: ArrayLike | None, shape: Sequence[int]) -> jax.Array:
   return checks.broadcast_mask("where", where, shape, same_rank=True)
 
 
-def _pair(first: str, x: ArrayLike, second: str, y: ArrayLike):
+def _pair(
+  first: str, x: ArrayLike, second: str, y: ArrayLike
+) -> tuple[jax.Array, jax.Array]:
   """Two ``[batch, dim]`` float arrays of one shape and dtype."""
   x, y = checks.same_shape_floats(**{first: x, second: y})
   checks.rank(first, x, 2)
@@ -79,7 +81,7 @@ def _pair(first: str, x: ArrayLike, second: str, y: ArrayLike):
 
 def clip_inputs(
   image_embeddings: ArrayLike, text_embeddings: ArrayLike, temperature: Any
-):
+) -> tuple[jax.Array, jax.Array, jax.Array]:
   """CLIP's checked ``(images, texts, temperature)``."""
   images, texts = _pair(
     "image_embeddings", image_embeddings, "text_embeddings", text_embeddings
@@ -93,7 +95,7 @@ def siglip_inputs(
   text_embeddings: ArrayLike,
   logit_scale: Any,
   logit_bias: Any,
-):
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
   """SigLIP's checked ``(images, texts, scale, bias)``."""
   images, texts = _pair(
     "image_embeddings", image_embeddings, "text_embeddings", text_embeddings
@@ -113,7 +115,7 @@ def infonce_inputs(
   negatives: ArrayLike | None,
   temperature: Any,
   similarity: str,
-):
+) -> tuple[jax.Array, jax.Array, jax.Array | None, jax.Array]:
   """InfoNCE's checked ``(anchors, positives, negatives, temperature)``:
   ``[batch, dim]`` anchors and positives of one float dtype, and optional
   ``[batch, k, dim]`` per-anchor or ``[m, dim]`` shared negatives of that
@@ -147,7 +149,7 @@ def retrieval_inputs(
   negatives: ArrayLike | None,
   scale: Any,
   similarity: str,
-):
+) -> tuple[jax.Array, jax.Array, jax.Array | None, jax.Array]:
   """Multiple-negatives ranking's checked ``(anchors, positives, negatives,
   scale)``: ``[batch, dim]`` anchors and positives, and negatives as
   ``[batch, k, dim]`` (or ``None``), all of one float dtype."""
@@ -177,7 +179,7 @@ def supervised_inputs(
   labels: ArrayLike | None,
   temperature: Any,
   base_temperature: Any,
-):
+) -> tuple[jax.Array, jax.Array | None, jax.Array, jax.Array]:
   """SupCon's checked ``(embeddings, labels, temperature,
   base_temperature)``; ``labels`` stays ``None`` when not given."""
   embeddings = checks.as_float("embeddings", embeddings)
@@ -201,40 +203,52 @@ def supervised_inputs(
 # chunk functions (see online_softmax): one column chunk of the logits
 
 
-def similarities(rows, columns) -> online_softmax.Chunk:
-  """One column chunk of ``scale · x yᵀ (+ bias)``, masked by row and column."""
+def _logits(rows, columns) -> tuple[jax.Array, jax.Array]:
+  """``(scale · x yᵀ (+ bias), mask)`` of one column chunk; the mask keeps
+  the pairs of a kept row and a kept column."""
   logits = jnp.matmul(rows["x"], columns["x"].T) * rows["scale"]
   if "bias" in rows:
     logits = logits + rows["bias"]
-  return online_softmax.Chunk(
-    logits, rows["keep"][:, None] & columns["keep"][None, :]
-  )
+  return logits, rows["keep"][:, None] & columns["keep"][None, :]
+
+
+def similarities(rows, columns) -> online_softmax.Chunk:
+  """One column chunk of ``scale · x yᵀ (+ bias)``, masked by row and column."""
+  return online_softmax.Chunk(*_logits(rows, columns))
 
 
 def sigmoid_pairs(rows, columns) -> online_softmax.Chunk:
   """SigLIP's terms ``−log σ(z · logits)``, ``z = +1`` on the diagonal."""
-  chunk = similarities(rows, columns)
+  logits, mask = _logits(rows, columns)
   diagonal = same_label(rows["index"], columns["index"])
-  nll = jax.nn.softplus(jnp.where(diagonal, -chunk.logits, chunk.logits))
-  return chunk._replace(terms=jnp.where(chunk.mask, nll, 0))
+  nll = jax.nn.softplus(jnp.where(diagonal, -logits, logits))
+  return online_softmax.Chunk(logits, mask, jnp.where(mask, nll, 0))
 
 
 def supervised_pairs(rows, columns) -> online_softmax.Chunk:
   """SupCon: the anchor is no candidate; the positives share its label.
 
   Terms: the sum of the positives' logits and their count."""
-  chunk = similarities(rows, columns)
-  mask = chunk.mask & ~same_label(rows["index"], columns["index"])
+  logits, mask = _logits(rows, columns)
+  mask = mask & ~same_label(rows["index"], columns["index"])
   positive = mask & same_label(rows["label"], columns["label"])
   return online_softmax.Chunk(
-    chunk.logits,
+    logits,
     mask,
-    (jnp.where(positive, chunk.logits, 0), positive.astype(chunk.logits.dtype)),
+    (jnp.where(positive, logits, 0), positive.astype(logits.dtype)),
   )
 
 
 # --------------------------------------------------------------------------- #
 # per-example values of each loss
+
+
+def _present(lse: jax.Array | None) -> jax.Array:
+  """A log-sum-exp of :class:`~jaxloss._core.online_softmax.Stats` that was
+  asked for (``None`` only when it was not)."""
+  if lse is None:
+    raise ValueError("in_batch: a log-sum-exp that was not computed.")
+  return lse
 
 
 def infonce_values(
@@ -261,7 +275,7 @@ def infonce_values(
       "keep": jnp.concatenate([keep, jnp.ones(negatives.shape[:1], bool)]),
     }
   rows = {"x": anchors, "scale": inverse, "keep": keep}
-  lse = stats(similarities, rows, columns).row_lse
+  lse = _present(stats(similarities, rows, columns).row_lse)
   if negatives is not None and negatives.ndim == 3:  # per anchor: dense.
     own = jnp.einsum("bd,bkd->bk", anchors, negatives) * inverse
     lse = jnp.logaddexp(lse, jax.nn.logsumexp(own, axis=1))
@@ -303,9 +317,9 @@ def retrieval_values(
     col_lse=symmetric,
   )
   target = jnp.sum(anchors * positives, axis=1) * scale
-  values = result.row_lse - target
+  values = _present(result.row_lse) - target
   if symmetric:  # each positive's log-sum-exp over all anchors.
-    values = 0.5 * (values + result.col_lse[:batch] - target)
+    values = 0.5 * (values + _present(result.col_lse)[:batch] - target)
   return values
 
 
@@ -329,7 +343,7 @@ def clip_values(
     col_lse=True,
   )
   diagonal = jnp.sum(images * texts, axis=1) * inverse
-  return (result.row_lse + result.col_lse) / 2 - diagonal
+  return (_present(result.row_lse) + _present(result.col_lse)) / 2 - diagonal
 
 
 def siglip_values(
@@ -379,21 +393,21 @@ def supervised_values(
   ``labels=None`` makes each example of the (global) batch its own class."""
   dtype = embeddings.dtype
   shape = embeddings.shape[:-1]  # [batch] or [batch, views]: one anchor each.
-  if labels is None:
-    labels = start + jnp.arange(shape[0])
+  example_labels = start + jnp.arange(shape[0]) if labels is None else labels
   temperature = temperature.astype(dtype)
-  labels = jnp.broadcast_to(
-    labels.reshape(labels.shape + (1,) * (len(shape) - 1)), shape
+  view_labels = jnp.broadcast_to(
+    example_labels.reshape(shape[:1] + (1,) * (len(shape) - 1)), shape
   )
   views_per_example = math.prod(shape[1:])
   views = {
     "x": embeddings.reshape(keep.size, -1),
     "keep": keep.reshape(-1),
-    "label": labels.reshape(-1),
+    "label": view_labels.reshape(-1),
     "index": start * views_per_example + jnp.arange(keep.size),
   }
   result = stats(supervised_pairs, {**views, "scale": 1 / temperature}, views)
   positive_sum, count = result.row_sums
   factor = temperature / base_temperature.astype(dtype)
-  values = factor * (result.row_lse - numerics.safe_divide(positive_sum, count))
+  lse = _present(result.row_lse)
+  values = factor * (lse - numerics.safe_divide(positive_sum, count))
   return values.reshape(shape), keep & (count > 0).reshape(shape)

@@ -217,23 +217,10 @@ def ring_stats(
     (d_row, (*_, d_col)), _ = jax.lax.scan(
       step, (d_row, travelling), length=devices - 1
     )
-    return (
-      d_row,
-      [None] * len(row_other),
-      shift(d_col),
-      [None] * len(col_other),
-      None,
-    )
+    return blocked.cotangents(d_row, shift(d_col))
 
   ring.defvjp(ring_fwd, ring_bwd)
-  row, sums, col = ring(
-    blocked.row_float,
-    blocked.row_other,
-    blocked.col_float,
-    blocked.col_other,
-    blocked.valid,
-  )
-  return Stats(row, sums, blocked.unblock(col))
+  return blocked.run(ring)
 
 
 def _shift(tree, *, axis_name, devices: int):
@@ -247,5 +234,6 @@ def _shift(tree, *, axis_name, devices: int):
 
 def _merge(
   a: online_softmax.LseState | None, b: online_softmax.LseState | None
-):
-  return None if a is None else online_softmax.merge(a, b)
+) -> online_softmax.LseState | None:
+  """The union of two states, or ``None`` (a log-sum-exp not asked for)."""
+  return None if a is None or b is None else online_softmax.merge(a, b)

@@ -6,6 +6,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxloss._core import ring
 from jaxloss._core.reduction import Reduction, reduce
@@ -15,8 +16,8 @@ from jaxloss._core.ring import AxisName
 def global_reduce(
   values: jax.Array,
   reduction: Reduction,
-  where: jax.Array | None,
-  weights: jax.Array | None,
+  where: ArrayLike | None,
+  weights: ArrayLike | None,
   axis_name: AxisName,
 ) -> jax.Array:
   """:func:`jaxloss.reduce` over the global batch, whose slices the devices

@@ -23,7 +23,9 @@ def _margin_inputs(
   scale: ArrayLike,
   margin: ArrayLike,
   where: ArrayLike | None,
-):
+) -> tuple[
+  jax.Array, jax.Array, float | jax.Array, jax.Array | None, jax.Array | None
+]:
   """Checks the inputs of ArcFace and CosFace; returns
   ``(cosines, labels, margin, element_mask, example_mask)``."""
   cosines = checks.as_float("cosines", cosines)
@@ -125,7 +127,8 @@ def arcface_loss(
     cosines, labels, scale, margin, where
   )
   if checks.is_static_number(margin):
-    cos_m, sin_m = math.cos(margin), math.sin(margin)
+    cos_m: float | jax.Array = math.cos(margin)
+    sin_m: float | jax.Array = math.sin(margin)
   else:
     cos_m, sin_m = jnp.cos(margin), jnp.sin(margin)
 

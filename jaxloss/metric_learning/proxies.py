@@ -169,9 +169,10 @@ def ge2e_loss(
   cosines = jnp.einsum("jid,kd->jik", unit, numerics.l2_normalize(centroids))
   own_cosines = jnp.sum(unit * numerics.l2_normalize(own), axis=-1)
   is_own = jnp.eye(speakers, dtype=bool)[:, None, :]  # [speakers, 1, speakers]
-  w, b = numerics.like(w, dtype), numerics.like(b, dtype)
-  similarities = w * jnp.where(is_own, own_cosines[..., None], cosines) + b
-  positive = w * own_cosines + b
+  scale, bias = numerics.like(w, dtype), numerics.like(b, dtype)
+  own_or_other = jnp.where(is_own, own_cosines[..., None], cosines)
+  similarities: jax.Array = scale * own_or_other + bias
+  positive = scale * own_cosines + bias
   others = (counts > 0)[None, None, :] & ~is_own  # candidate speakers k != j
   valid = keep & (counts[:, None] >= 2) & jnp.any(others, axis=-1)
   candidates = jnp.broadcast_to(others, similarities.shape)

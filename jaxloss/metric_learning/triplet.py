@@ -4,6 +4,7 @@ loss and the angular loss."""
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -142,13 +143,12 @@ def angular_loss(
     anchors=anchors, positives=positives, negatives=negatives
   )
   checks.min_rank("anchors", anchors, 1, VECTORS)
-  tan_squared: ArrayLike
+  tan_squared: float | jax.Array
   if checks.is_static_number(alpha_degrees):
-    if not 0 < alpha_degrees < 90:  # type: ignore[operator]
-      raise checks.fail(
-        f"`alpha_degrees` must lie in (0, 90), got {alpha_degrees}."
-      )
-    tan_squared = math.tan(math.radians(alpha_degrees)) ** 2  # type: ignore[arg-type]
+    alpha = cast(float, alpha_degrees)  # a Python (or NumPy) real number
+    if not 0 < alpha < 90:
+      raise checks.fail(f"`alpha_degrees` must lie in (0, 90), got {alpha}.")
+    tan_squared = math.tan(math.radians(alpha)) ** 2
   else:
     radians = jnp.deg2rad(numerics.like(alpha_degrees, anchors.dtype))
     tan_squared = jnp.square(jnp.tan(radians))
