@@ -484,6 +484,10 @@ def listmle_loss(
     dimension=axis,
     num_keys=3,
   )
+  # The log-sum-exp of each item and those below it: a cumulative one, which
+  # numerics.masked_logsumexp is not (it would need a [list, list] mask).
+  # Invalid items come last and add exp(min - peak) = 0; -inf in their place
+  # would make the gradient NaN.
   filled = jnp.where(valid, scores, jnp.finfo(scores.dtype).min)
   tail_lse = jax.lax.cumlogsumexp(filled, axis=axis, reverse=True)
   values = -jnp.sum(jnp.where(valid, scores - tail_lse, 0), axis=-1)
