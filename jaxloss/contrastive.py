@@ -20,41 +20,27 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
-from jaxloss._core import (
-  checks,
-  in_batch,
-  numerics,
-  online_softmax,
-  value_checks,
-)
-from jaxloss._core import reduction as reduction_lib
-
-# The maths is shared with jaxloss.distributed (jaxloss._core.in_batch).
-_param = checks.scalar
-_chunk_size = checks.chunk_size
-_keep = in_batch.example_mask
-_pair = in_batch.embedding_pair
+from jaxloss._core import checks, in_batch, numerics, value_checks
+from jaxloss._core.in_batch import Similarity
+from jaxloss._core.loss import loss
+from jaxloss._core.reduction import Reduction, reduce
 
 
-# --------------------------------------------------------------------------- #
-# losses: checks in the public function, maths in a jitted core (one compiled
-# program per shape when called eagerly; inlined under the caller's jit).
-
-
-@value_checks.value_rules(temperature=value_checks.positive)
+@loss(temperature=value_checks.positive)
 def infonce_loss(
-  anchors,
-  positives,
-  negatives=None,
+  anchors: ArrayLike,
+  positives: ArrayLike,
+  negatives: ArrayLike | None = None,
   *,
-  temperature=0.07,
-  similarity="cosine",
-  chunk_size=None,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  temperature: ArrayLike = 0.07,
+  similarity: Similarity = "cosine",
+  chunk_size: int | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""InfoNCE with in-batch negatives and optional explicit negatives.
 
   .. math::
@@ -99,43 +85,31 @@ def infonce_loss(
     van den Oord, Li and Vinyals, `Representation Learning with Contrastive
     Predictive Coding <https://arxiv.org/abs/1807.03748>`_, 2018.
   """
-  name = "infonce_loss"
-  anchors, positives, negatives = in_batch.infonce_inputs(
-    name, anchors, positives, negatives
+  anchors, positives, negatives, temperature = in_batch.infonce_inputs(
+    anchors, positives, negatives, temperature, similarity
   )
-  checks.option(name, "similarity", similarity, in_batch.SIMILARITIES)
-  checks.positive(name, "temperature", temperature)
-  return _infonce(
+  keep = in_batch.example_mask(where, anchors.shape[:1])
+  values = _infonce(
     anchors,
     positives,
     negatives,
-    _param(name, "temperature", temperature),
-    where,
-    weights,
+    temperature,
+    keep,
     similarity=similarity,
-    chunk_size=_chunk_size(name, chunk_size),
-    reduction=reduction,
+    chunk_size=checks.chunk_size(chunk_size),
   )
+  return reduce(values, reduction, weights=weights, where=keep)
 
 
-@functools.partial(
-  jax.jit, static_argnames=("similarity", "chunk_size", "reduction")
-)
+# The cores below are jitted: with a chunk_size they hold a scan and a custom
+# VJP, which would be traced again at every eager call.
+
+
+@functools.partial(jax.jit, static_argnames=("similarity", "chunk_size"))
 def _infonce(
-  anchors,
-  positives,
-  negatives,
-  temperature,
-  where,
-  weights,
-  *,
-  similarity,
-  chunk_size,
-  reduction,
+  anchors, positives, negatives, temperature, keep, *, similarity, chunk_size
 ):
-  name = "infonce_loss"
-  keep = _keep(name, where, anchors.shape[:1])
-  values = in_batch.infonce_values(
+  return in_batch.infonce_values(
     anchors,
     positives,
     negatives,
@@ -144,21 +118,18 @@ def _infonce(
     similarity=similarity,
     stats=in_batch.local_stats(chunk_size),
   )
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=keep, name=name
-  )
 
 
-@value_checks.value_rules(temperature=value_checks.positive)
+@loss(temperature=value_checks.positive)
 def ntxent(
-  embeddings,
-  labels,
-  temperature=0.07,
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  temperature: ArrayLike = 0.07,
   *,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "mean",
+) -> jax.Array:
   r"""Normalized temperature-scaled cross-entropy (NT-Xent), optax's form.
 
   .. math::
@@ -199,39 +170,25 @@ def ntxent(
     Learning of Visual Representations <https://arxiv.org/abs/2002.05709>`_,
     2020.
   """
-  name = "ntxent"
-  embeddings = checks.as_float(name, "embeddings", embeddings)
-  labels = checks.as_labels(name, "labels", labels)
-  checks.rank(name, "embeddings", embeddings, 2)
+  embeddings = checks.as_float("embeddings", embeddings)
+  labels = checks.as_labels("labels", labels)
+  checks.rank("embeddings", embeddings, 2)
   checks.shape(
-    name, "labels", labels, embeddings.shape[:1], "one label per embedding"
+    "labels", labels, embeddings.shape[:1], "one label per embedding"
   )
-  checks.positive(name, "temperature", temperature)
-  return _ntxent(
-    embeddings,
-    labels,
-    _param(name, "temperature", temperature),
-    where,
-    weights,
-    reduction=reduction,
-  )
-
-
-@functools.partial(jax.jit, static_argnames=("reduction",))
-def _ntxent(embeddings, labels, temperature, where, weights, *, reduction):
-  name = "ntxent"
+  checks.positive("temperature", temperature)
+  temperature = checks.scalar("temperature", temperature)
+  keep = in_batch.example_mask(where, labels.shape)
   dtype = embeddings.dtype
-  keep = _keep(name, where, labels.shape)
-  # optax's cosine similarity: x / sqrt(max(|x|², eps)).
-  squared = jnp.sum(jnp.square(embeddings), axis=1, keepdims=True)
-  unit = embeddings / jnp.sqrt(jnp.maximum(squared, jnp.finfo(dtype).eps))
+  # optax's cosine similarity, x / sqrt(max(|x|², eps)).
+  unit = numerics.l2_normalize(embeddings, eps=jnp.sqrt(jnp.finfo(dtype).eps))
   logits = jnp.matmul(unit, unit.T) / temperature.astype(dtype)
   pairs = keep[:, None] & keep[None, :]
-  same = labels[:, None] == labels[None, :]
+  same = in_batch.same_label(labels)
   negative = pairs & ~same
   positive = pairs & same & ~jnp.eye(labels.shape[0], dtype=bool)
   # -log(e^s / (e^s + Σ_neg e^n)) = softplus(lse_neg - s); 0 without negatives.
-  lse_negative = online_softmax.masked_logsumexp(logits, negative, axis=1)
+  lse_negative = numerics.masked_logsumexp(logits, negative, axis=1)
   has_negative = jnp.any(negative, axis=1, keepdims=True)
   pair_loss = jnp.where(
     positive & has_negative, jax.nn.softplus(lse_negative[:, None] - logits), 0
@@ -240,25 +197,23 @@ def _ntxent(embeddings, labels, temperature, where, weights, *, reduction):
   values = numerics.safe_divide(jnp.sum(pair_loss, axis=1), count)
   if weights is not None:
     count = count * checks.broadcast_weights(
-      name, "weights", weights, values, same_rank=True
+      "weights", weights, values, same_rank=True
     )
-  return reduction_lib.reduce(
-    values, reduction, weights=count, where=keep, name=name
-  )
+  return reduce(values, reduction, weights=count, where=keep)
 
 
-@value_checks.value_rules(temperature=value_checks.positive)
+@loss(temperature=value_checks.positive)
 def clip_loss(
-  image_embeddings,
-  text_embeddings,
+  image_embeddings: ArrayLike,
+  text_embeddings: ArrayLike,
   *,
-  temperature=0.07,
-  normalize=True,
-  chunk_size=None,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  temperature: ArrayLike = 0.07,
+  normalize: bool = True,
+  chunk_size: int | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""CLIP's symmetric contrastive loss over image-text pairs.
 
   .. math::
@@ -297,44 +252,24 @@ def clip_loss(
     Radford et al., `Learning Transferable Visual Models From Natural
     Language Supervision <https://arxiv.org/abs/2103.00020>`_, 2021.
   """
-  name = "clip_loss"
-  images, texts = _pair(
-    name,
-    "image_embeddings",
-    "text_embeddings",
-    image_embeddings,
-    text_embeddings,
+  images, texts, temperature = in_batch.clip_inputs(
+    image_embeddings, text_embeddings, temperature
   )
-  checks.positive(name, "temperature", temperature)
-  return _clip(
+  keep = in_batch.example_mask(where, images.shape[:1])
+  values = _clip(
     images,
     texts,
-    _param(name, "temperature", temperature),
-    where,
-    weights,
+    temperature,
+    keep,
     normalize=bool(normalize),
-    chunk_size=_chunk_size(name, chunk_size),
-    reduction=reduction,
+    chunk_size=checks.chunk_size(chunk_size),
   )
+  return reduce(values, reduction, weights=weights, where=keep)
 
 
-@functools.partial(
-  jax.jit, static_argnames=("normalize", "chunk_size", "reduction")
-)
-def _clip(
-  images,
-  texts,
-  temperature,
-  where,
-  weights,
-  *,
-  normalize,
-  chunk_size,
-  reduction,
-):
-  name = "clip_loss"
-  keep = _keep(name, where, images.shape[:1])
-  values = in_batch.clip_values(
+@functools.partial(jax.jit, static_argnames=("normalize", "chunk_size"))
+def _clip(images, texts, temperature, keep, *, normalize, chunk_size):
+  return in_batch.clip_values(
     images,
     texts,
     temperature,
@@ -342,28 +277,26 @@ def _clip(
     normalize=normalize,
     stats=in_batch.local_stats(chunk_size),
   )
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=keep, name=name
-  )
 
 
-@value_checks.value_rules(logit_scale=value_checks.positive)
+@loss(logit_scale=value_checks.positive)
 def siglip_loss(
-  image_embeddings,
-  text_embeddings,
+  image_embeddings: ArrayLike,
+  text_embeddings: ArrayLike,
   *,
-  logit_scale=10.0,
-  logit_bias=-10.0,
-  normalize=True,
-  chunk_size=None,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  logit_scale: ArrayLike = 10.0,
+  logit_bias: ArrayLike = -10.0,
+  normalize: bool = True,
+  chunk_size: int | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""SigLIP's pairwise sigmoid loss, summed over each image's texts.
 
   .. math::
-    \ell_i = -\sum_j \log \sigma\big(z_{ij} (t\, \hat x_i \cdot \hat y_j + b)\big),
+    \ell_i = -\sum_j \log \sigma\big(z_{ij}
+             (t\, \hat x_i \cdot \hat y_j + b)\big),
     \qquad z_{ij} = \begin{cases} +1 & i = j \\ -1 & i \ne j \end{cases}
 
   Args:
@@ -397,46 +330,25 @@ def siglip_loss(
     Zhai, Mustafa, Kolesnikov and Beyer, `Sigmoid Loss for Language Image
     Pre-Training <https://arxiv.org/abs/2303.15343>`_, 2023.
   """
-  name = "siglip_loss"
-  images, texts = _pair(
-    name,
-    "image_embeddings",
-    "text_embeddings",
-    image_embeddings,
-    text_embeddings,
+  images, texts, scale, bias = in_batch.siglip_inputs(
+    image_embeddings, text_embeddings, logit_scale, logit_bias
   )
-  checks.positive(name, "logit_scale", logit_scale)
-  return _siglip(
+  keep = in_batch.example_mask(where, images.shape[:1])
+  values = _siglip(
     images,
     texts,
-    _param(name, "logit_scale", logit_scale),
-    _param(name, "logit_bias", logit_bias),
-    where,
-    weights,
+    scale,
+    bias,
+    keep,
     normalize=bool(normalize),
-    chunk_size=_chunk_size(name, chunk_size),
-    reduction=reduction,
+    chunk_size=checks.chunk_size(chunk_size),
   )
+  return reduce(values, reduction, weights=weights, where=keep)
 
 
-@functools.partial(
-  jax.jit, static_argnames=("normalize", "chunk_size", "reduction")
-)
-def _siglip(
-  images,
-  texts,
-  scale,
-  bias,
-  where,
-  weights,
-  *,
-  normalize,
-  chunk_size,
-  reduction,
-):
-  name = "siglip_loss"
-  keep = _keep(name, where, images.shape[:1])
-  values = in_batch.siglip_values(
+@functools.partial(jax.jit, static_argnames=("normalize", "chunk_size"))
+def _siglip(images, texts, scale, bias, keep, *, normalize, chunk_size):
+  return in_batch.siglip_values(
     images,
     texts,
     scale,
@@ -445,30 +357,26 @@ def _siglip(
     normalize=normalize,
     stats=in_batch.local_stats(chunk_size),
   )
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=keep, name=name
-  )
 
 
-@value_checks.value_rules(
-  temperature=value_checks.positive, base_temperature=value_checks.positive
-)
+@loss(temperature=value_checks.positive, base_temperature=value_checks.positive)
 def supervised_contrastive_loss(
-  embeddings,
-  labels,
+  embeddings: ArrayLike,
+  labels: ArrayLike | None,
   *,
-  temperature=0.07,
-  base_temperature=0.07,
-  chunk_size=None,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  temperature: ArrayLike = 0.07,
+  base_temperature: ArrayLike = 0.07,
+  chunk_size: int | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Supervised contrastive (SupCon) loss, every view an anchor.
 
   .. math::
     \ell_a = -\frac{\tau}{\tau_b} \frac{1}{|P(a)|} \sum_{p \in P(a)}
-      \log \frac{e^{z_a \cdot z_p / \tau}}{\sum_{c \ne a} e^{z_a \cdot z_c / \tau}}
+      \log \frac{e^{z_a \cdot z_p / \tau}}
+                {\sum_{c \ne a} e^{z_a \cdot z_c / \tau}}
 
   over all views ``a`` of the batch, where ``P(a)`` are the other views with
   ``a``'s label. An anchor without positives has value 0 and is left out of
@@ -508,54 +416,34 @@ def supervised_contrastive_loss(
     <https://arxiv.org/abs/2004.11362>`_, 2020; reference code
     https://github.com/HobbitLong/SupContrast (``losses.py``).
   """
-  name = "supervised_contrastive_loss"
-  embeddings = checks.as_float(name, "embeddings", embeddings)
-  checks.rank(name, "embeddings", embeddings, {2, 3})
-  batch = embeddings.shape[0]
-  labels = (
-    jnp.arange(batch)
-    if labels is None
-    else checks.as_labels(name, "labels", labels)
+  embeddings, labels, temperature, base_temperature = (
+    in_batch.supervised_inputs(
+      embeddings, labels, temperature, base_temperature
+    )
   )
-  checks.shape(name, "labels", labels, (batch,), "one label per example")
-  checks.positive(name, "temperature", temperature)
-  checks.positive(name, "base_temperature", base_temperature)
-  return _supervised(
+  keep = in_batch.example_mask(where, embeddings.shape[:-1])
+  values, keep = _supervised(
     embeddings,
     labels,
-    _param(name, "temperature", temperature),
-    _param(name, "base_temperature", base_temperature),
-    where,
-    weights,
-    chunk_size=_chunk_size(name, chunk_size),
-    reduction=reduction,
+    temperature,
+    base_temperature,
+    keep,
+    chunk_size=checks.chunk_size(chunk_size),
   )
+  return reduce(values, reduction, weights=weights, where=keep)
 
 
-@functools.partial(jax.jit, static_argnames=("chunk_size", "reduction"))
+@functools.partial(jax.jit, static_argnames=("chunk_size",))
 def _supervised(
-  embeddings,
-  labels,
-  temperature,
-  base_temperature,
-  where,
-  weights,
-  *,
-  chunk_size,
-  reduction,
+  embeddings, labels, temperature, base_temperature, keep, *, chunk_size
 ):
-  name = "supervised_contrastive_loss"
-  keep = _keep(name, where, embeddings.shape[:-1])
-  values, keep = in_batch.supervised_values(
+  return in_batch.supervised_values(
     embeddings,
     labels,
     temperature,
     base_temperature,
     keep,
     stats=in_batch.local_stats(chunk_size),
-  )
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=keep, name=name
   )
 
 

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.typing import ArrayLike, DTypeLike
 
 from jaxloss import contrastive, metric_learning
-from jaxloss._core import in_batch, numerics
+from jaxloss._core import numerics
+from jaxloss._core.reduction import Reduction
 
 __all__ = [
   "ArcFace",
@@ -34,12 +37,14 @@ __all__ = [
 ]
 
 
-def _unit(x: jax.Array) -> jax.Array:
-  """L2-normalised rows (a zero row stays zero, with a finite gradient)."""
-  return in_batch.unit(numerics.upcast(jnp.asarray(x)))
+def _unit(x: ArrayLike) -> jax.Array:
+  """L2-normalised rows, ``x / max(‖x‖, 1e-12)`` (a zero row stays zero)."""
+  return numerics.l2_normalize(numerics.upcast(jnp.asarray(x)))
 
 
-def _table(rngs: nnx.Rngs, rows: int, columns: int, dtype) -> nnx.Param:
+def _table(
+  rngs: nnx.Rngs, rows: int, columns: int, dtype: DTypeLike
+) -> nnx.Param:
   """A ``[rows, columns]`` parameter drawn from a standard normal."""
   return nnx.Param(jax.random.normal(rngs.params(), (rows, columns), dtype))
 
@@ -55,13 +60,13 @@ class _CosineHead(nnx.Module):
     scale: float,
     margin: float,
     rngs: nnx.Rngs,
-    param_dtype=jnp.float32,
+    param_dtype: DTypeLike = jnp.float32,
   ):
     self.centers = _table(rngs, num_classes, num_features, param_dtype)
     self.scale = scale
     self.margin = margin
 
-  def logits(self, embeddings) -> jax.Array:
+  def logits(self, embeddings: ArrayLike) -> jax.Array:
     """Cosines ``[..., num_classes]`` between embeddings and class centres
     (no margin, no scale): ``argmax`` gives the predicted class."""
     cosines = jnp.matmul(_unit(embeddings), _unit(self.centers[...]).T)
@@ -118,7 +123,7 @@ class ArcFace(_CosineHead):
     margin: float = 0.5,
     easy_margin: bool = False,
     rngs: nnx.Rngs,
-    param_dtype=jnp.float32,
+    param_dtype: DTypeLike = jnp.float32,
   ):
     super().__init__(
       num_features,
@@ -132,12 +137,12 @@ class ArcFace(_CosineHead):
 
   def __call__(
     self,
-    embeddings,
-    labels,
+    embeddings: ArrayLike,
+    labels: ArrayLike,
     *,
-    where=None,
-    weights=None,
-    reduction: str = "mean",
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: Reduction = "mean",
   ) -> jax.Array:
     return metric_learning.arcface_loss(
       self.logits(embeddings),
@@ -194,7 +199,7 @@ class CosFace(_CosineHead):
     scale: float = 64.0,
     margin: float = 0.35,
     rngs: nnx.Rngs,
-    param_dtype=jnp.float32,
+    param_dtype: DTypeLike = jnp.float32,
   ):
     super().__init__(
       num_features,
@@ -207,12 +212,12 @@ class CosFace(_CosineHead):
 
   def __call__(
     self,
-    embeddings,
-    labels,
+    embeddings: ArrayLike,
+    labels: ArrayLike,
     *,
-    where=None,
-    weights=None,
-    reduction: str = "mean",
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: Reduction = "mean",
   ) -> jax.Array:
     return metric_learning.cosface_loss(
       self.logits(embeddings),
@@ -267,7 +272,7 @@ class ProxyNCA(nnx.Module):
     temperature: float = 1.0,
     normalize: bool = True,
     rngs: nnx.Rngs,
-    param_dtype=jnp.float32,
+    param_dtype: DTypeLike = jnp.float32,
   ):
     self.proxies = _table(rngs, num_classes, num_features, param_dtype)
     self.temperature = temperature
@@ -275,12 +280,12 @@ class ProxyNCA(nnx.Module):
 
   def __call__(
     self,
-    embeddings,
-    labels,
+    embeddings: ArrayLike,
+    labels: ArrayLike,
     *,
-    where=None,
-    weights=None,
-    reduction: str = "mean",
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: Reduction = "mean",
   ) -> jax.Array:
     proxies = self.proxies[...]
     if self.normalize:
@@ -351,12 +356,12 @@ class LearnedTemperature(nnx.Module):
 
   def __call__(
     self,
-    image_embeddings,
-    text_embeddings,
+    image_embeddings: ArrayLike,
+    text_embeddings: ArrayLike,
     *,
-    where=None,
-    weights=None,
-    reduction: str = "mean",
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: Reduction = "mean",
   ) -> jax.Array:
     return contrastive.clip_loss(
       image_embeddings,
@@ -415,12 +420,12 @@ class LearnedScaleBias(nnx.Module):
 
   def __call__(
     self,
-    image_embeddings,
-    text_embeddings,
+    image_embeddings: ArrayLike,
+    text_embeddings: ArrayLike,
     *,
-    where=None,
-    weights=None,
-    reduction: str = "mean",
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: Reduction = "mean",
   ) -> jax.Array:
     return contrastive.siglip_loss(
       image_embeddings,
@@ -471,7 +476,7 @@ class GE2E(nnx.Module):
     *,
     init_w: float = 10.0,
     init_b: float = -5.0,
-    method: str = "softmax",
+    method: Literal["softmax", "contrast"] = "softmax",
     min_w: float = 1e-6,
   ):
     self.w = nnx.Param(jnp.asarray(init_w, jnp.float32))
@@ -480,7 +485,12 @@ class GE2E(nnx.Module):
     self.min_w = min_w
 
   def __call__(
-    self, embeddings, *, where=None, weights=None, reduction: str = "mean"
+    self,
+    embeddings: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: Reduction = "mean",
   ) -> jax.Array:
     return metric_learning.ge2e_loss(
       embeddings,
@@ -560,7 +570,7 @@ class UncertaintyWeighting(nnx.Module):
     variances = jnp.exp(self.log_variances[...])
     return {name: variances[i] for i, name in enumerate(self.names)}
 
-  def __call__(self, losses: Mapping[str, jax.Array]) -> jax.Array:
+  def __call__(self, losses: Mapping[str, ArrayLike]) -> jax.Array:
     if set(losses) != set(self.names):
       raise ValueError(
         f"UncertaintyWeighting: `losses` must have the keys "

@@ -8,31 +8,38 @@ per-example values (one per pair, list or query) and reduces them through
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxloss._core import checks, in_batch, numerics, value_checks
-from jaxloss._core import reduction as reduction_lib
+from jaxloss._core.in_batch import Similarity
+from jaxloss._core.loss import loss
+from jaxloss._core.reduction import Reduction, reduce, split_where
 
-_REDUCE_FNS = ((jnp.mean, "mean"), (jnp.sum, "sum"), (None, "none"))
+F = TypeVar("F", bound=Callable[..., Any])
+_REDUCE_FNS: tuple[tuple[Callable[..., jax.Array] | None, Reduction], ...] = (
+  (jnp.mean, "mean"),
+  (jnp.sum, "sum"),
+  (None, "none"),
+)
 
 
-def _plus_or_minus_one(args, arg):
-  targets = jnp.asarray(args[arg])
-  return jnp.all((targets == 1) | (targets == -1)), "must hold 1 or -1"
-
-
-@value_checks.value_rules(targets=_plus_or_minus_one)
+@loss(targets=value_checks.signs)
 def margin_ranking_loss(
-  scores1,
-  scores2,
-  targets,
+  scores1: ArrayLike,
+  scores2: ArrayLike,
+  targets: ArrayLike,
   *,
-  margin=0.0,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  margin: ArrayLike = 0.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Margin ranking loss: ``scores1`` should rank above ``scores2`` when y = 1.
 
   .. math::
@@ -60,25 +67,34 @@ def margin_ranking_loss(
     Herbrich, Graepel and Obermayer, `Large Margin Rank Boundaries for Ordinal
     Regression <https://doi.org/10.7551/mitpress/1113.003.0010>`_, 2000.
   """
-  name = "margin_ranking_loss"
-  scores1, scores2 = checks.same_shape_floats(
-    name, scores1=scores1, scores2=scores2
-  )
-  targets = checks.as_targets(name, "targets", targets, scores1)
-  checks.same_shape(name, scores1=scores1, targets=targets)
-  checks.nonnegative(name, "margin", margin)
+  scores1, scores2 = checks.same_shape_floats(scores1=scores1, scores2=scores2)
+  targets = checks.as_targets("targets", targets, scores1)
+  checks.same_shape(scores1=scores1, targets=targets)
+  checks.nonnegative("margin", margin)
   values = jax.nn.relu(
     numerics.like(margin, scores1) - targets * (scores1 - scores2)
   )
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=where, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=where)
 
 
 # --------------------------------------------------------------------------- #
 # Pairwise losses on [..., list_size] scores.
 
-_PAIRWISE_DOC = r"""
+
+@loss
+def pairwise_hinge_loss(
+  scores: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: ArrayLike = 1.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
+  r"""Pairwise hinge loss (RankSVM) on each list.
+
+  .. math::
+    \ell_{ij} = [y_i > y_j]\, \max(0,\; m - (s_i - s_j))
 
   Every pair ``(i, j)`` of one list with ``y_i > y_j`` is a pair, and
   :math:`d_{ij} = s_i - s_j`. The ``"none"`` output is the pair matrix
@@ -110,84 +126,7 @@ _PAIRWISE_DOC = r"""
   With item ``where``/``weights``, ``"mean"``/``"sum"`` equal rax's
   ``reduce_fn=jnp.mean``/``jnp.sum``, and ``"none"`` reshaped to
   ``[..., list_size ** 2]`` equals rax's ``reduce_fn=None``.
-"""
 
-
-def _pairwise(
-  name, pair_loss, scores, labels, margin, where, weights, reduction
-):
-  """Pair matrix of ``pair_loss(m - (s_i - s_j))`` over pairs with y_i > y_j."""
-  scores = checks.as_float(name, "scores", scores)
-  labels = checks.as_targets(name, "labels", labels, scores)
-  checks.same_shape(name, scores=scores, labels=labels)
-  _has_list_axis(name, "scores", scores)
-  checks.nonnegative(name, "margin", margin)
-  item_where, pair_where = _item_or_pair(name, "where", where, scores)
-  item_weights, pair_weights = _item_or_pair(name, "weights", weights, scores)
-  differences = scores[..., :, None] - scores[..., None, :]
-  values = pair_loss(numerics.like(margin, scores) - differences)
-  if item_weights is not None:
-    values = values * item_weights[..., :, None]
-  pairs = labels[..., :, None] > labels[..., None, :]
-  if item_where is not None:
-    pairs = pairs & item_where[..., :, None] & item_where[..., None, :]
-  if pair_where is not None:
-    pairs = pairs & pair_where
-  return reduction_lib.reduce(
-    values, reduction, weights=pair_weights, where=pairs, name=name
-  )
-
-
-def _item_or_pair(name, arg, x, scores):
-  """Reads a pairwise loss's ``where`` or ``weights`` by its rank.
-
-  Returns ``(per_item, per_pair)``, one of them ``None``: the pair matrix's
-  rank gives a per-pair array of the pair matrix's shape; the list shape's
-  rank gives a per-list value shared by the list's items; any other rank is
-  per item, broadcast to the scores' shape.
-  """
-  if x is None:
-    return None, None
-  x = checks.as_mask(name, arg, x) if arg == "where" else jnp.asarray(x)
-  pair_shape = scores.shape + scores.shape[-1:]
-  if x.ndim == scores.ndim + 1:
-    return None, _broadcast(name, arg, x, pair_shape, scores.dtype)
-  if x.ndim == scores.ndim - 1:
-    x = x[..., None]
-  return _broadcast(name, arg, x, scores.shape, scores.dtype), None
-
-
-def _broadcast(name, arg, x, shape, dtype):
-  if arg == "where":
-    return checks.broadcast_mask(name, arg, x, shape)
-  return checks.broadcast_weights(
-    name, arg, x, jax.ShapeDtypeStruct(shape, dtype)
-  )
-
-
-def pairwise_hinge_loss(
-  scores, labels, *, margin=1.0, where=None, weights=None, reduction="none"
-):
-  return _pairwise(
-    "pairwise_hinge_loss",
-    jax.nn.relu,
-    scores,
-    labels,
-    margin,
-    where,
-    weights,
-    reduction,
-  )
-
-
-pairwise_hinge_loss.__doc__ = (
-  r"""Pairwise hinge loss (RankSVM) on each list.
-
-  .. math::
-    \ell_{ij} = [y_i > y_j]\, \max(0,\; m - (s_i - s_j))
-  """
-  + _PAIRWISE_DOC
-  + r"""
   Matches ``rax.pairwise_hinge_loss`` (whose margin is 1, the default).
 
   >>> import jax.numpy as jnp, jaxloss
@@ -203,32 +142,57 @@ pairwise_hinge_loss.__doc__ = (
     Joachims, `Optimizing Search Engines using Clickthrough Data
     <https://doi.org/10.1145/775047.775067>`_, 2002.
   """
-)
-
-
-def pairwise_logistic_loss(
-  scores, labels, *, margin=0.0, where=None, weights=None, reduction="none"
-):
   return _pairwise(
-    "pairwise_logistic_loss",
-    jax.nn.softplus,
-    scores,
-    labels,
-    margin,
-    where,
-    weights,
-    reduction,
+    jax.nn.relu, scores, labels, margin, where, weights, reduction
   )
 
 
-pairwise_logistic_loss.__doc__ = (
+@loss
+def pairwise_logistic_loss(
+  scores: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: ArrayLike = 0.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Pairwise logistic loss (RankNet) on each list.
 
   .. math::
     \ell_{ij} = [y_i > y_j]\, \log\big(1 + e^{\,m - (s_i - s_j)}\big)
-  """
-  + _PAIRWISE_DOC
-  + r"""
+
+  Every pair ``(i, j)`` of one list with ``y_i > y_j`` is a pair, and
+  :math:`d_{ij} = s_i - s_j`. The ``"none"`` output is the pair matrix
+  ``[..., list_size, list_size]``: entry ``[..., i, j]`` is the loss of pair
+  ``(i, j)``, and exactly 0 where ``(i, j)`` is not a pair or is masked.
+  ``"sum"`` adds the pairs; ``"mean"`` divides by the number of pairs (0 when a
+  batch has none, e.g. all labels equal).
+
+  Args:
+    scores: ``[..., list_size]`` floating scores.
+    labels: ``[..., list_size]`` graded relevance labels (float, int or bool),
+      same shape.
+    margin: ``m >= 0``; may be a traced scalar.
+    where: optional boolean mask, of the pair matrix's rank (drops pairs:
+      ``[..., 1, 1]`` drops lists), of the scores' shape (drops items: a pair
+      counts only if both its items are valid, as rax's ``where``), or of
+      the list shape ``[...]`` (drops lists).
+    weights: optional weights, of the pair matrix's rank (per-pair weights for
+      :func:`jaxloss.reduce`: ``"mean"`` is then the weighted mean over pairs),
+      or of the scores' shape, or of the list shape ``[...]`` (per-item weights
+      as in rax: pair ``(i, j)`` is multiplied by the weight of its more
+      relevant item ``i``, and ``"mean"`` still divides by the number of pairs).
+    reduction: ``"none"`` (default), ``"sum"``, ``"mean"`` or
+      ``"batchmean"``; see :func:`jaxloss.reduce`.
+
+  Returns:
+    ``[..., list_size, list_size]`` pair losses, or a scalar.
+
+  With item ``where``/``weights``, ``"mean"``/``"sum"`` equal rax's
+  ``reduce_fn=jnp.mean``/``jnp.sum``, and ``"none"`` reshaped to
+  ``[..., list_size ** 2]`` equals rax's ``reduce_fn=None``.
+
   Matches ``rax.pairwise_logistic_loss`` (``margin=0``, the default).
 
   >>> import jax.numpy as jnp, jaxloss
@@ -240,34 +204,59 @@ pairwise_logistic_loss.__doc__ = (
     Burges et al., `Learning to Rank using Gradient Descent
     <https://doi.org/10.1145/1102351.1102363>`_, 2005.
   """
-)
-
-
-def pairwise_soft_zero_one_loss(
-  scores, labels, *, margin=0.0, where=None, weights=None, reduction="none"
-):
   return _pairwise(
-    "pairwise_soft_zero_one_loss",
-    jax.nn.sigmoid,
-    scores,
-    labels,
-    margin,
-    where,
-    weights,
-    reduction,
+    jax.nn.softplus, scores, labels, margin, where, weights, reduction
   )
 
 
-pairwise_soft_zero_one_loss.__doc__ = (
+@loss
+def pairwise_soft_zero_one_loss(
+  scores: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: ArrayLike = 0.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""Soft pairwise zero-one loss on each list.
 
   A smooth count of mis-ordered pairs.
 
   .. math::
     \ell_{ij} = [y_i > y_j]\, \sigma\big(m - (s_i - s_j)\big)
-  """
-  + _PAIRWISE_DOC
-  + r"""
+
+  Every pair ``(i, j)`` of one list with ``y_i > y_j`` is a pair, and
+  :math:`d_{ij} = s_i - s_j`. The ``"none"`` output is the pair matrix
+  ``[..., list_size, list_size]``: entry ``[..., i, j]`` is the loss of pair
+  ``(i, j)``, and exactly 0 where ``(i, j)`` is not a pair or is masked.
+  ``"sum"`` adds the pairs; ``"mean"`` divides by the number of pairs (0 when a
+  batch has none, e.g. all labels equal).
+
+  Args:
+    scores: ``[..., list_size]`` floating scores.
+    labels: ``[..., list_size]`` graded relevance labels (float, int or bool),
+      same shape.
+    margin: ``m >= 0``; may be a traced scalar.
+    where: optional boolean mask, of the pair matrix's rank (drops pairs:
+      ``[..., 1, 1]`` drops lists), of the scores' shape (drops items: a pair
+      counts only if both its items are valid, as rax's ``where``), or of
+      the list shape ``[...]`` (drops lists).
+    weights: optional weights, of the pair matrix's rank (per-pair weights for
+      :func:`jaxloss.reduce`: ``"mean"`` is then the weighted mean over pairs),
+      or of the scores' shape, or of the list shape ``[...]`` (per-item weights
+      as in rax: pair ``(i, j)`` is multiplied by the weight of its more
+      relevant item ``i``, and ``"mean"`` still divides by the number of pairs).
+    reduction: ``"none"`` (default), ``"sum"``, ``"mean"`` or
+      ``"batchmean"``; see :func:`jaxloss.reduce`.
+
+  Returns:
+    ``[..., list_size, list_size]`` pair losses, or a scalar.
+
+  With item ``where``/``weights``, ``"mean"``/``"sum"`` equal rax's
+  ``reduce_fn=jnp.mean``/``jnp.sum``, and ``"none"`` reshaped to
+  ``[..., list_size ** 2]`` equals rax's ``reduce_fn=None``.
+
   Matches ``rax.pairwise_soft_zero_one_loss`` (``margin=0``, the default).
 
   >>> import jax.numpy as jnp, jaxloss
@@ -280,23 +269,98 @@ pairwise_soft_zero_one_loss.__doc__ = (
     Jagerman et al., `Rax: Composable Learning-to-Rank using JAX
     <https://doi.org/10.1145/3534678.3539065>`_, 2022.
   """
-)
+  return _pairwise(
+    jax.nn.sigmoid, scores, labels, margin, where, weights, reduction
+  )
+
+
+def _pairwise(
+  pair_loss: Callable[[jax.Array], jax.Array],
+  scores: ArrayLike,
+  labels: ArrayLike,
+  margin: ArrayLike,
+  where: ArrayLike | None,
+  weights: ArrayLike | None,
+  reduction: Reduction,
+) -> jax.Array:
+  """Pair matrix of ``pair_loss(m - (s_i - s_j))`` over pairs with y_i > y_j."""
+  scores = checks.as_float("scores", scores)
+  labels = checks.as_targets("labels", labels, scores)
+  checks.same_shape(scores=scores, labels=labels)
+  checks.min_rank("scores", scores, 1, "a list axis [..., list_size]")
+  checks.nonnegative("margin", margin)
+  differences = scores[..., :, None] - scores[..., None, :]
+  item_where, pair_where = _item_or_pair("where", where, scores, differences)
+  item_weights, pair_weights = _item_or_pair(
+    "weights", weights, scores, differences
+  )
+  values = pair_loss(numerics.like(margin, scores) - differences)
+  if item_weights is not None:
+    values = values * item_weights[..., :, None]
+  pairs = labels[..., :, None] > labels[..., None, :]
+  if item_where is not None:
+    pairs = pairs & item_where[..., :, None] & item_where[..., None, :]
+  if pair_where is not None:
+    pairs = pairs & pair_where
+  return reduce(values, reduction, weights=pair_weights, where=pairs)
+
+
+def _item_or_pair(
+  arg: str, x: ArrayLike | None, scores: jax.Array, pairs: jax.Array
+) -> tuple[jax.Array | None, jax.Array | None]:
+  """Reads a pairwise loss's ``where`` or ``weights`` by its rank.
+
+  Returns ``(per_item, per_pair)``, one of them ``None``: the pair matrix's
+  rank gives a per-pair array of the pair matrix's shape (``pairs``'); the
+  list shape's rank gives a per-list value shared by the list's items; any
+  other rank is per item, broadcast to the scores' shape.
+  """
+  if x is None:
+    return None, None
+  x = checks.as_mask(arg, x) if arg == "where" else jnp.asarray(x)
+  if x.ndim == scores.ndim + 1:
+    return None, _broadcast(arg, x, pairs)
+  if x.ndim == scores.ndim - 1:
+    x = x[..., None]
+  return _broadcast(arg, x, scores), None
+
+
+def _broadcast(arg: str, x: jax.Array, like: jax.Array) -> jax.Array:
+  """``where`` or ``weights`` broadcast to ``like``'s shape."""
+  if arg == "where":
+    return checks.broadcast_mask(arg, x, like.shape)
+  return checks.broadcast_weights(arg, x, like)
 
 
 # --------------------------------------------------------------------------- #
 # Listwise losses.
 
 
-@value_checks.value_rules(labels=value_checks.bounded(0, mask="where"))
+def _reduction_none_is_unset(fn: F) -> F:
+  """TEMPORARY, until ``@loss`` leaves ``reduction=None`` to the loss: drops
+  a ``reduction=None`` keyword (``jaxloss.checked`` passes every default),
+  which :func:`ranking_softmax_loss` reads as "use ``reduce_fn``"."""
+
+  @functools.wraps(fn)
+  def wrapper(*args: Any, **kwargs: Any) -> Any:
+    if "reduction" in kwargs and kwargs["reduction"] is None:
+      del kwargs["reduction"]
+    return fn(*args, **kwargs)
+
+  return wrapper  # type: ignore[return-value]
+
+
+@_reduction_none_is_unset
+@loss(labels=value_checks.bounded(0, mask="where"))
 def ranking_softmax_loss(
-  logits,
-  labels,
+  logits: ArrayLike,
+  labels: ArrayLike,
   *,
-  where=None,
-  weights=None,
-  reduce_fn=jnp.mean,
-  reduction=None,
-):
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduce_fn: Callable[..., jax.Array] | None = jnp.mean,
+  reduction: Reduction | None = None,
+) -> jax.Array:
   r"""Softmax cross-entropy between relevance labels and each list's scores.
 
   .. math::
@@ -334,33 +398,36 @@ def ranking_softmax_loss(
     <https://www.microsoft.com/en-us/research/publication/learning-to-rank-from-pairwise-approach-to-listwise-approach/>`_,
     2007.
   """
-  name = "ranking_softmax_loss"
-  logits = checks.as_float(name, "logits", logits)
-  labels = checks.as_targets(name, "labels", labels, logits)
-  checks.same_shape(name, logits=logits, labels=labels)
-  _has_list_axis(name, "logits", logits)
-  reduction = _reduction_from(name, reduce_fn, reduction)
-  items, lists = reduction_lib.split_where(name, where, logits.shape, -1)
+  logits = checks.as_float("logits", logits)
+  labels = checks.as_targets("labels", labels, logits)
+  checks.same_shape(logits=logits, labels=labels)
+  checks.min_rank("logits", logits, 1, "a list axis [..., list_size]")
+  reduction = _reduction_from(reduce_fn, reduction)
+  items, lists = split_where(where, logits.shape, -1)
   list_weights = None
   if weights is not None:
     weights = jnp.asarray(weights)
     if weights.ndim in (0, logits.ndim):
-      labels = labels * checks.broadcast_weights(
-        name, "weights", weights, logits
-      )
+      labels = labels * checks.broadcast_weights("weights", weights, logits)
     else:
       list_weights = weights
-  log_probs = logits - _masked_logsumexp(logits, items, keepdims=True)
+  # A list with no valid item has log-sum-exp 0; its entries are masked.
+  log_probs = numerics.masked_log_softmax(logits, -1, items)
   if items is not None:
-    log_probs = jnp.where(items, log_probs, 0)
     labels = jnp.where(items, labels, 0)
   values = -jnp.sum(labels * log_probs, axis=-1)
-  return reduction_lib.reduce(
-    values, reduction, weights=list_weights, where=lists, name=name
-  )
+  return reduce(values, reduction, weights=list_weights, where=lists)
 
 
-def listmle_loss(scores, labels, *, where=None, weights=None, reduction="none"):
+@loss
+def listmle_loss(
+  scores: ArrayLike,
+  labels: ArrayLike,
+  *,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""ListMLE: negative log-likelihood of the label order under Plackett-Luce.
 
   .. math::
@@ -397,12 +464,11 @@ def listmle_loss(scores, labels, *, where=None, weights=None, reduction="none"):
     Xia et al., `Listwise Approach to Learning to Rank: Theory and Algorithm
     <http://icml2008.cs.helsinki.fi/papers/167.pdf>`_, 2008.
   """
-  name = "listmle_loss"
-  scores = checks.as_float(name, "scores", scores)
-  labels = checks.as_targets(name, "labels", labels, scores)
-  checks.same_shape(name, scores=scores, labels=labels)
-  _has_list_axis(name, "scores", scores)
-  items, lists = reduction_lib.split_where(name, where, scores.shape, -1)
+  scores = checks.as_float("scores", scores)
+  labels = checks.as_targets("labels", labels, scores)
+  checks.same_shape(scores=scores, labels=labels)
+  checks.min_rank("scores", scores, 1, "a list axis [..., list_size]")
+  items, lists = split_where(where, scores.shape, -1)
   valid = jnp.ones(scores.shape, bool) if items is None else items
   axis = scores.ndim - 1
   position = jax.lax.broadcasted_iota(jnp.int32, scores.shape, axis)
@@ -418,30 +484,33 @@ def listmle_loss(scores, labels, *, where=None, weights=None, reduction="none"):
     dimension=axis,
     num_keys=3,
   )
+  # The log-sum-exp of each item and those below it: a cumulative one, which
+  # numerics.masked_logsumexp is not (it would need a [list, list] mask).
+  # Invalid items come last and add exp(min - peak) = 0; -inf in their place
+  # would make the gradient NaN.
   filled = jnp.where(valid, scores, jnp.finfo(scores.dtype).min)
   tail_lse = jax.lax.cumlogsumexp(filled, axis=axis, reverse=True)
   values = -jnp.sum(jnp.where(valid, scores - tail_lse, 0), axis=-1)
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=lists, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=lists)
 
 
 # --------------------------------------------------------------------------- #
 # In-batch retrieval.
 
 
+@loss
 def multiple_negatives_ranking_loss(
-  anchors,
-  positives,
-  negatives=None,
+  anchors: ArrayLike,
+  positives: ArrayLike,
+  negatives: ArrayLike | None = None,
   *,
-  scale=20.0,
-  similarity="cosine",
-  symmetric=False,
-  where=None,
-  weights=None,
-  reduction="none",
-):
+  scale: ArrayLike = 20.0,
+  similarity: Similarity = "cosine",
+  symmetric: bool = False,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
   r"""In-batch softmax loss: each anchor must pick its own positive.
 
   The candidates of every anchor are all positives of the batch plus all hard
@@ -453,7 +522,8 @@ def multiple_negatives_ranking_loss(
        + \sum_{j, n} e^{\lambda\, \mathrm{sim}(a_i, n_{jn})}},
     \qquad
     \ell_i = \begin{cases} \ell_i^{\to} & \text{symmetric=False} \\
-      \tfrac12 \big(\ell_i^{\to} + \ell_i^{\leftarrow}\big) & \text{symmetric=True}
+      \tfrac12 \big(\ell_i^{\to} + \ell_i^{\leftarrow}\big)
+        & \text{symmetric=True}
     \end{cases}
 
   where :math:`\ell_i^{\leftarrow} = -\log \big(e^{\lambda\,\mathrm{sim}(a_i,
@@ -495,77 +565,39 @@ def multiple_negatives_ranking_loss(
     Henderson et al., `Efficient Natural Language Response Suggestion for
     Smart Reply <https://arxiv.org/abs/1705.00652>`_, 2017.
   """
-  name = "multiple_negatives_ranking_loss"
-  checks.option(name, "similarity", similarity, in_batch.SIMILARITIES)
-  checks.positive(name, "scale", scale)
-  anchors, positives, negatives = in_batch.retrieval_inputs(
-    name, anchors, positives, negatives
+  anchors, positives, negatives, scale = in_batch.retrieval_inputs(
+    anchors, positives, negatives, scale, similarity
   )
-  batch = anchors.shape[0]
-  keep = (
-    None
-    if where is None
-    else checks.broadcast_mask(name, "where", where, (batch,))
+  keep = in_batch.example_mask(where, anchors.shape[:1])
+  values = in_batch.retrieval_values(
+    anchors,
+    positives,
+    negatives,
+    scale,
+    keep,
+    similarity=similarity,
+    symmetric=bool(symmetric),
+    stats=in_batch.local_stats(None),
   )
-  if similarity == "cosine":
-    anchors = in_batch.torch_unit(anchors)
-    positives = in_batch.torch_unit(positives)
-    negatives = None if negatives is None else in_batch.torch_unit(negatives)
-  scale = numerics.like(scale, anchors)
-  positive_logits = scale * (anchors @ positives.T)  # [anchor, positive]
-  logits, k = positive_logits, 0
-  if negatives is not None:  # columns: all positives, then all negatives.
-    k = negatives.shape[1]
-    negative_logits = scale * jnp.einsum("ad,bkd->abk", anchors, negatives)
-    logits = jnp.concatenate(
-      [positive_logits, negative_logits.reshape(batch, batch * k)], axis=1
-    )
-  candidates = (
-    None
-    if keep is None
-    else jnp.concatenate([keep, jnp.repeat(keep, k)])[None, :]
-  )
-  target = jnp.diagonal(positive_logits)
-  values = _masked_logsumexp(logits, candidates) - target
-  if symmetric:
-    backward = _masked_logsumexp(
-      positive_logits, None if keep is None else keep[:, None], axis=0
-    )
-    values = 0.5 * (values + backward - target)
-  return reduction_lib.reduce(
-    values, reduction, weights=weights, where=keep, name=name
-  )
+  return reduce(values, reduction, weights=weights, where=keep)
 
 
 # --------------------------------------------------------------------------- #
 # Helpers.
 
 
-def _has_list_axis(name, arg, x) -> None:
-  if x.ndim == 0:
-    raise ValueError(
-      f"{name}: argument `{arg}` must have a list axis "
-      f"[..., list_size], got shape {tuple(x.shape)}."
-    )
-
-
-def _masked_logsumexp(x, mask, axis=-1, keepdims=False):
-  """``logsumexp`` over the unmasked entries; finite (not -inf) when none is."""
-  if mask is not None:
-    x = jnp.where(mask, x, jnp.finfo(x.dtype).min)
-  return jax.nn.logsumexp(x, axis=axis, keepdims=keepdims)
-
-
-def _reduction_from(name, reduce_fn, reduction):
+def _reduction_from(
+  reduce_fn: Callable[..., jax.Array] | None, reduction: Reduction | None
+) -> Reduction:
   """optax's ``reduce_fn`` as a jaxloss ``reduction``; ``reduction`` wins."""
   if reduction is not None:
     return reduction
   for fn, value in _REDUCE_FNS:
     if reduce_fn is fn:
       return value
-  raise ValueError(
-    f"{name}: unknown reduce_fn={reduce_fn!r}; valid values are jnp.mean, "
-    "jnp.sum and None (or pass reduction=...)."
+  raise checks.fail(
+    f"unknown reduce_fn={reduce_fn!r}; valid values are jnp.mean, jnp.sum "
+    "and None (or pass reduction=...)."
   )
 
 

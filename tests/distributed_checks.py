@@ -29,6 +29,7 @@ from jax.sharding import AxisType, Mesh
 
 import jaxloss
 from jaxloss import distributed as jd
+from tests.cases.distributed import SHARDED, ShardedCase
 
 DEVICES = 8
 BATCH = 24  # global batch: per-device 24, 12, 8, 3 on 1, 2, 3, 8 devices.
@@ -42,195 +43,64 @@ STRATEGIES = ("ring", "all_gather")
 
 
 class Variant(NamedTuple):
-  """One loss with its options. ``loss(diff, other, params, **sharded)``
-  calls the single-device loss (``sharded`` empty) or the sharded one;
-  ``diff`` are differentiated arrays, ``other`` not, both split over the
-  devices along axis 0; ``params`` are replicated learned scalars."""
+  """A registry case (tests/cases/distributed.py) made callable by the
+  checks. ``loss(diff, other, params, **sharded)`` calls the one-device loss
+  (``sharded`` empty) or the sharded one; ``diff`` are differentiated arrays,
+  ``other`` not, both split over the devices along axis 0; ``params`` are
+  replicated learned scalars. ``inputs(rng, dtype) -> (diff, other,
+  params)``."""
 
   name: str
   loss: Callable
-  inputs: Callable  # (rng, dtype) -> (diff, other, params)
+  inputs: Callable
 
 
-def _mean(fn, *args, **kwargs):
-  return fn(*args, reduction=kwargs.pop("reduction", "mean"), **kwargs)
+def _variant(case: ShardedCase) -> Variant:
+  """The case's arrays sorted into ``(diff, other, params)``; the layout (and
+  the ``None`` arguments) is read once, from inputs of the global batch."""
+  args, kwargs = case.make_inputs(np.random.default_rng(0), BATCH)
+  nones = [i for i, a in enumerate(args) if a is None]
+  others = [
+    i for i, a in enumerate(args) if a is not None and i not in case.float_args
+  ]
+  learned = [k for k, v in kwargs.items() if np.ndim(v) == 0]
+  sharded = [k for k in kwargs if k not in learned]
 
+  def loss(diff, other, params, **options):
+    fn = case.fn if "axis_name" in options else case.reference
+    full = dict(zip(case.float_args, diff))
+    full.update(zip(others, other[0]))
+    full.update(dict.fromkeys(nones))
+    return fn(
+      *(full[i] for i in range(len(args))),
+      **dict(zip(sharded, other[1])),
+      **dict(zip(learned, params)),
+      **case.options,
+      **{"reduction": "mean", **options},
+    )
 
-def _pick(single, sharded, options):
-  """The sharded loss when given an ``axis_name``, else the single-device one."""
-  return sharded if "axis_name" in options else single
+  def inputs(rng, dtype):
+    args, kwargs = case.make_inputs(rng, BATCH)
 
+    def cast(x):
+      x = np.asarray(x)
+      return jnp.asarray(
+        x, dtype if np.issubdtype(x.dtype, np.floating) else None
+      )
 
-def _clip(diff, other, params, **options):
-  (x, y), (where, weights), (t,) = diff, other, params
-  fn = _pick(jaxloss.clip_loss, jd.clip_loss, options)
-  return _mean(fn, x, y, temperature=t, where=where, weights=weights, **options)
-
-
-def _siglip(diff, other, params, **options):
-  (x, y), (where,), (scale, bias) = diff, other, params
-  fn = _pick(jaxloss.siglip_loss, jd.siglip_loss, options)
-  return _mean(
-    fn, x, y, logit_scale=scale, logit_bias=bias, where=where, **options
-  )
-
-
-def _infonce_shared(diff, other, params, **options):
-  (a, p, n), (where,), (t,) = diff, other, params
-  fn = _pick(jaxloss.infonce_loss, jd.infonce_loss, options)
-  return _mean(fn, a, p, n, temperature=t, where=where, **options)
-
-
-def _infonce_paired(diff, other, params, **options):
-  (a, p, n), (weights,), (t,) = diff, other, params
-  fn = _pick(jaxloss.infonce_loss, jd.infonce_loss, options)
-  return _mean(
-    fn, a, p, n, temperature=t, similarity="dot", weights=weights, **options
-  )
-
-
-def _supcon(diff, other, params, **options):
-  (x,), (labels, where), (t,) = diff, other, params
-  fn = _pick(
-    jaxloss.supervised_contrastive_loss, jd.supervised_contrastive_loss, options
-  )
-  return _mean(
-    fn, x, labels, temperature=t, base_temperature=0.1, where=where, **options
-  )
-
-
-def _supcon_views(diff, other, params, **options):
-  (x,), (where,), (t,) = diff, other, params
-  fn = _pick(
-    jaxloss.supervised_contrastive_loss, jd.supervised_contrastive_loss, options
-  )
-  return _mean(fn, x, None, temperature=t, where=where, **options)
-
-
-def _mnr_symmetric(diff, other, params, **options):
-  (a, p, n), (where,), (scale,) = diff, other, params
-  fn = _pick(
-    jaxloss.multiple_negatives_ranking_loss,
-    jd.multiple_negatives_ranking_loss,
-    options,
-  )
-  return _mean(fn, a, p, n, scale=scale, symmetric=True, where=where, **options)
-
-
-def _mnr_dot(diff, other, params, **options):
-  (a, p), (weights,), (scale,) = diff, other, params
-  fn = _pick(
-    jaxloss.multiple_negatives_ranking_loss,
-    jd.multiple_negatives_ranking_loss,
-    options,
-  )
-  return _mean(
-    fn, a, p, scale=scale, similarity="dot", weights=weights, **options
-  )
-
-
-def _normal(rng, dtype, *shape):
-  return jnp.asarray(rng.normal(size=shape), dtype)
-
-
-def _mask(rng, *shape):
-  return jnp.asarray(rng.random(shape) > 0.2)
-
-
-def _weights(rng, dtype):
-  return jnp.asarray(rng.uniform(0.5, 2.0, BATCH), dtype)
-
-
-def _scalar(value, dtype):
-  return jnp.asarray(value, dtype)
-
-
-VARIANTS = [
-  Variant(
-    "clip_loss",
-    _clip,
-    lambda r, t: (
-      (_normal(r, t, BATCH, DIM), _normal(r, t, BATCH, DIM)),
-      (_mask(r, BATCH), _weights(r, t)),
-      (_scalar(0.2, t),),
-    ),
-  ),
-  Variant(
-    "siglip_loss",
-    _siglip,
-    lambda r, t: (
-      (_normal(r, t, BATCH, DIM), _normal(r, t, BATCH, DIM)),
-      (_mask(r, BATCH),),
-      (_scalar(5.0, t), _scalar(-2.0, t)),
-    ),
-  ),
-  Variant(
-    "infonce_loss[shared negatives]",
-    _infonce_shared,
-    lambda r, t: (
+    return (
+      tuple(cast(args[i]) for i in case.float_args),
       (
-        _normal(r, t, BATCH, DIM),
-        _normal(r, t, BATCH, DIM),
-        _normal(r, t, BATCH, DIM),
+        tuple(cast(args[i]) for i in others),
+        tuple(cast(kwargs[k]) for k in sharded),
       ),
-      (_mask(r, BATCH),),
-      (_scalar(0.3, t),),
-    ),
-  ),
-  Variant(
-    "infonce_loss[per-anchor negatives, dot]",
-    _infonce_paired,
-    lambda r, t: (
-      (
-        _normal(r, t, BATCH, DIM),
-        _normal(r, t, BATCH, DIM),
-        _normal(r, t, BATCH, 2, DIM),
-      ),
-      (_weights(r, t),),
-      (_scalar(2.0, t),),
-    ),
-  ),
-  Variant(
-    "supervised_contrastive_loss",
-    _supcon,
-    lambda r, t: (
-      (_normal(r, t, BATCH, DIM) / 2,),
-      (jnp.asarray(r.integers(0, 5, BATCH)), _mask(r, BATCH)),
-      (_scalar(0.5, t),),
-    ),
-  ),
-  Variant(
-    "supervised_contrastive_loss[2 views, no labels]",
-    _supcon_views,
-    lambda r, t: (
-      (_normal(r, t, BATCH, 2, DIM) / 2,),
-      (_mask(r, BATCH, 1),),
-      (_scalar(0.5, t),),
-    ),
-  ),
-  Variant(
-    "multiple_negatives_ranking_loss[negatives, symmetric]",
-    _mnr_symmetric,
-    lambda r, t: (
-      (
-        _normal(r, t, BATCH, DIM),
-        _normal(r, t, BATCH, DIM),
-        _normal(r, t, BATCH, DIM),
-      ),
-      (_mask(r, BATCH),),
-      (_scalar(4.0, t),),
-    ),
-  ),
-  Variant(
-    "multiple_negatives_ranking_loss[dot]",
-    _mnr_dot,
-    lambda r, t: (
-      (_normal(r, t, BATCH, DIM), _normal(r, t, BATCH, DIM)),
-      (_weights(r, t),),
-      (_scalar(0.5, t),),
-    ),
-  ),
-]
+      tuple(cast(kwargs[k]) for k in learned),
+    )
+
+  return Variant(case.id, loss, inputs)
+
+
+VARIANTS = [_variant(case) for case in SHARDED]
 
 # --------------------------------------------------------------------------- #
 # harness
@@ -292,10 +162,24 @@ def _mesh(n, names=("data",), shape=None, types=AxisType.Auto):
 # Compiling is most of the cost, so each program runs several variants at
 # once (their inputs are disjoint: the gradient of the sum of their losses
 # with respect to one variant's inputs is that variant's gradient), and the
-# full set runs on 3 and 8 devices, one variant per function elsewhere.
+# full set runs on 8 devices, one variant per function elsewhere.
 ALL = tuple(range(len(VARIANTS)))
-ONE_EACH = (0, 1, 2, 4, 6)  # clip, siglip, infonce, supcon, mnr.
-FEW = (0, 1, 4)  # clip, siglip (no log-sum-exp), supcon (labels travel).
+
+
+def _first_case_of_each_loss() -> tuple[int, ...]:
+  first: dict = {}
+  for k, case in enumerate(SHARDED):
+    first.setdefault(case.fn, k)
+  return tuple(first.values())
+
+
+ONE_EACH = _first_case_of_each_loss()  # clip, siglip, infonce, supcon, mnr.
+FEW = tuple(  # clip, siglip (no log-sum-exp), supcon (labels travel).
+  k
+  for k in ONE_EACH
+  if SHARDED[k].fn
+  in (jd.clip_loss, jd.siglip_loss, jd.supervised_contrastive_loss)
+)
 
 
 def _inputs(dtype, seed=0):

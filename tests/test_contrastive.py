@@ -1,5 +1,6 @@
 """Values of jaxloss.contrastive against float64 NumPy references and optax;
-the chunked path against the dense one; the online log-sum-exp machinery.
+the chunked path against the dense one (the online log-sum-exp machinery
+itself is tested in tests/test_core_online_softmax.py).
 
 The shared properties (jit, vmap, where ≡ slicing, dtypes, edge cases, …) run
 over tests/cases/contrastive.py in tests/test_properties.py.
@@ -13,11 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax import test_util
-from jax.experimental import checkify
 
 import jaxloss
 from jaxloss import contrastive as jc
-from jaxloss._core import online_softmax
+from jaxloss.testing import assert_close
+from tests.assertions import checked_rejects
 
 F32 = dict(rtol=1e-5, atol=1e-6)
 
@@ -144,7 +145,7 @@ def test_infonce_against_numpy(similarity, negatives):
   }[negatives]
   temperature = 0.07 if similarity == "cosine" else 2.0
   got = jc.infonce_loss(a, p, n, temperature=temperature, similarity=similarity)
-  np.testing.assert_allclose(
+  assert_close(
     got, infonce_reference(a, p, n, temperature, similarity == "cosine"), **F32
   )
 
@@ -155,7 +156,7 @@ def test_infonce_where_drops_anchor_and_candidate_but_not_shared_negatives():
   got = jc.infonce_loss(a, p, n, where=keep, reduction="none")
   expected = np.zeros(5)
   expected[keep] = infonce_reference(a[keep], p[keep], n)
-  np.testing.assert_allclose(got, expected, **F32)
+  assert_close(got, expected, **F32)
 
 
 @pytest.mark.parametrize("normalize", [True, False])
@@ -164,8 +165,8 @@ def test_clip_against_open_clip_formula(normalize):
   temperature = 0.07 if normalize else 3.0
   reference = clip_reference(x, y, temperature, normalize)
   kw = dict(temperature=temperature, normalize=normalize)
-  np.testing.assert_allclose(jc.clip_loss(x, y, **kw), reference, **F32)
-  np.testing.assert_allclose(
+  assert_close(jc.clip_loss(x, y, **kw), reference, **F32)
+  assert_close(
     jc.clip_loss(x, y, reduction="mean", **kw), reference.mean(), **F32
   )
 
@@ -181,10 +182,10 @@ def test_siglip_against_big_vision_formula(normalize):
   reference = siglip_reference(
     x, y, kw["logit_scale"], kw["logit_bias"], normalize
   )
-  np.testing.assert_allclose(
+  assert_close(
     jc.siglip_loss(x, y, normalize=normalize, **kw), reference, **F32
   )
-  np.testing.assert_allclose(
+  assert_close(
     jc.siglip_loss(x, y, normalize=normalize, reduction="mean", **kw),
     reference.mean(),
     **F32,
@@ -198,7 +199,7 @@ def test_siglip_learned_log_scale_as_big_vision():
   got = jax.jit(
     lambda t: jc.siglip_loss(x, y, logit_scale=jnp.exp(t), reduction="mean")
   )(t_prime)
-  np.testing.assert_allclose(got, siglip_reference(x, y).mean(), **F32)
+  assert_close(got, siglip_reference(x, y).mean(), **F32)
 
 
 @pytest.mark.parametrize("views", [None, 2, 3])
@@ -208,8 +209,8 @@ def test_supcon_against_khosla_reference(views):
   labels = np.array([0, 1, 2, 0, 1, 2, 0, 1], np.int32)
   reference = supcon_reference(features, labels, 0.1, 0.07)
   got = jc.supervised_contrastive_loss(features, labels, temperature=0.1)
-  np.testing.assert_allclose(got, reference.reshape(got.shape), **F32)
-  np.testing.assert_allclose(
+  assert_close(got, reference.reshape(got.shape), **F32)
+  assert_close(
     jc.supervised_contrastive_loss(
       features, labels, temperature=0.1, reduction="mean"
     ),
@@ -223,10 +224,10 @@ def test_supcon_excludes_anchors_without_positives():
   labels = np.array([0, 0, 1, 1, 2, 3], np.int32)  # examples 4, 5: no positive
   reference = supcon_reference(features, labels)[:, 0]
   got = jc.supervised_contrastive_loss(features, labels)
-  np.testing.assert_allclose(got, reference, **F32)
+  assert_close(got, reference, **F32)
   assert np.all(np.asarray(got)[4:] == 0)
   # The reference averages them in as 0; jaxloss leaves them out of "mean".
-  np.testing.assert_allclose(
+  assert_close(
     jc.supervised_contrastive_loss(features, labels, reduction="mean"),
     reference[:4].mean(),
     **F32,
@@ -236,9 +237,7 @@ def test_supcon_excludes_anchors_without_positives():
 def test_supcon_without_labels_is_simclr_over_views():
   features = np.float32(_unit(_normal(9, 5, 2, 4)))
   got = jc.supervised_contrastive_loss(features, None, temperature=0.5)
-  np.testing.assert_allclose(
-    got, supcon_reference(features, np.arange(5), 0.5, 0.07), **F32
-  )
+  assert_close(got, supcon_reference(features, np.arange(5), 0.5, 0.07), **F32)
 
 
 @pytest.mark.parametrize("temperature", [0.07, 1.0])
@@ -246,14 +245,12 @@ def test_ntxent_equals_optax(temperature):
   x = _normal(10, 8, 5)
   labels = np.array([0, 0, 1, 1, 1, 2, 3, 3], np.int32)  # 2: no positive
   ours = jc.ntxent(x, labels, temperature)
-  np.testing.assert_allclose(
+  assert_close(
     ours,
     optax.losses.ntxent(jnp.asarray(x), jnp.asarray(labels), temperature),
     **F32,
   )
-  np.testing.assert_allclose(
-    ours, ntxent_reference(x, labels, temperature), **F32
-  )
+  assert_close(ours, ntxent_reference(x, labels, temperature), **F32)
 
 
 @settings(max_examples=15, deadline=None, derandomize=True)
@@ -271,18 +268,14 @@ def test_ntxent_equals_optax_on_random_inputs(seed, batch, classes, scale):
   if np.isnan(expected):  # optax divides by zero positive pairs
     assert float(jc.ntxent(x, labels)) == 0.0
   else:
-    np.testing.assert_allclose(
-      jc.ntxent(x, labels), expected, rtol=1e-5, atol=1e-5
-    )
+    assert_close(jc.ntxent(x, labels), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_ntxent_none_sums_pairs_and_mean_counts_pairs():
   x = _normal(11, 5, 3)
   labels = np.array([0, 0, 0, 1, 2], np.int32)
   per_anchor = jc.ntxent(x, labels, reduction="none")
-  np.testing.assert_allclose(
-    np.sum(per_anchor) / 6, ntxent_reference(x, labels), **F32
-  )
+  assert_close(np.sum(per_anchor) / 6, ntxent_reference(x, labels), **F32)
   assert np.all(np.asarray(per_anchor)[3:] == 0)
 
 
@@ -295,29 +288,32 @@ def test_identical_and_zero_embeddings_give_log_batch():
   for x in (np.ones((n, 3), np.float32), np.zeros((n, 3), np.float32)):
     for fn in (jc.infonce_loss, jc.clip_loss):
       for chunk_size in (None, 3):
-        np.testing.assert_allclose(
+        assert_close(
           fn(x, x, chunk_size=chunk_size), np.full(n, np.log(n)), **F32
         )
 
 
-def test_zero_vectors_have_zero_gradient_under_cosine():
+def test_zero_vectors_gradient_is_torchs_under_cosine():
+  # x / max(‖x‖, 1e-12), torch's normalize: at the zero vector the gradient
+  # is that of the normalised vector (here: of the unnormalised loss, as the
+  # other side is already of norm 1) divided by 1e-12; finite, like torch's.
   x = np.zeros((3, 4), np.float32)
-  y = _normal(12, 3, 4)
-  for fn in (jc.infonce_loss, jc.clip_loss, jc.siglip_loss):
+  y = np.float32(_unit(_normal(12, 3, 4)))
+  plain = dict(similarity="dot"), dict(normalize=False), dict(normalize=False)
+  for fn, raw in zip((jc.infonce_loss, jc.clip_loss, jc.siglip_loss), plain):
     for chunk_size in (None, 2):
-      grad = jax.grad(
-        lambda v: fn(v, y, chunk_size=chunk_size, reduction="mean")
-      )(x)
-      np.testing.assert_array_equal(grad, np.zeros_like(x))
+      kw = dict(chunk_size=chunk_size, reduction="mean")
+      grad = jax.grad(lambda v: fn(v, y, **kw))(x)
+      assert np.all(np.isfinite(grad))
+      expected = jax.grad(lambda v: fn(v, y, **kw, **raw))(x) / 1e-12
+      assert_close(grad, expected, **F32)
 
 
 def test_batch_of_one():
   x = _normal(13, 1, 4)
-  np.testing.assert_allclose(jc.infonce_loss(x, x), [0.0], atol=1e-6)
-  np.testing.assert_allclose(jc.clip_loss(x, x), [0.0], atol=1e-6)
-  np.testing.assert_allclose(
-    jc.siglip_loss(x, x), siglip_reference(x, x), **F32
-  )
+  assert_close(jc.infonce_loss(x, x), [0.0], atol=1e-6)
+  assert_close(jc.clip_loss(x, x), [0.0], atol=1e-6)
+  assert_close(jc.siglip_loss(x, x), siglip_reference(x, x), **F32)
   assert (
     float(jc.supervised_contrastive_loss(x, np.array([0]), reduction="mean"))
     == 0.0
@@ -328,7 +324,7 @@ def test_supcon_all_labels_equal():
   x = np.float32(_unit(_normal(14, 5, 2, 3)))
   labels = np.zeros(5, np.int32)
   for chunk_size in (None, 4):
-    np.testing.assert_allclose(
+    assert_close(
       jc.supervised_contrastive_loss(x, labels, chunk_size=chunk_size),
       supcon_reference(x, labels),
       **F32,
@@ -415,7 +411,7 @@ def test_chunked_equals_dense_float64(batch, chunk_size):
       dense = _value_and_grads(loss, x, y, hyper, None, m, w)
       chunked = _value_and_grads(loss, x, y, hyper, chunk_size, m, w)
       for a, b in zip(jax.tree.leaves(chunked), jax.tree.leaves(dense)):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=name)
+        assert_close(a, b, rtol=1e-10, atol=1e-12, what=name)
 
 
 def test_chunked_equals_dense_float32():
@@ -434,20 +430,16 @@ def test_chunked_equals_dense_float32():
       dense = jax.value_and_grad(f, argnums=(0, 1, 2))(x, y, hyper, None)
       chunked = jax.value_and_grad(f, argnums=(0, 1, 2))(x, y, hyper, 4)
       what = f"{name} {reduction}"
-      np.testing.assert_allclose(chunked[0], dense[0], **F32, err_msg=what)
+      assert_close(chunked[0], dense[0], **F32, what=what)
       for a, b in zip(chunked[1][:2], dense[1][:2]):
         # An embedding's gradient adds its row and column contributions,
         # which can cancel: the tolerance is relative to the gradient's scale.
-        np.testing.assert_allclose(
-          a, b, rtol=1e-5, atol=1e-5 * np.max(np.abs(b)), err_msg=what
-        )
+        assert_close(a, b, rtol=1e-5, atol=1e-5 * np.max(np.abs(b)), what=what)
       # The hyper-parameter gradient sums ~100 terms of either sign, each of
       # the loss's size (the terms of d/dτ of τ·f(x/τ) nearly cancel): float32
       # rounding alone moves it by ~1e-4 relative (the float64 test holds both
       # paths to 1e-10).
-      np.testing.assert_allclose(
-        chunked[1][2], dense[1][2], rtol=3e-4, atol=1e-5, err_msg=what
-      )
+      assert_close(chunked[1][2], dense[1][2], rtol=3e-4, atol=1e-5, what=what)
 
 
 @pytest.mark.parametrize("chunk_size", [None, 3])
@@ -455,7 +447,7 @@ def test_hyperparameter_gradients_match_finite_differences(chunk_size):
   modes = ("rev",) if chunk_size else ("fwd", "rev")
   with jax.enable_x64(True):
     x, y = np.float64(_normal(26, 5, 4)), np.float64(_normal(27, 5, 4))
-    for name, loss, hyper in _chunk_cases(np.float64):
+    for _, loss, hyper in _chunk_cases(np.float64):
 
       def f(hyper):
         return loss(x, y, hyper, chunk_size, reduction="mean")
@@ -476,7 +468,7 @@ def test_temperature_gradient_against_numpy_finite_difference():
       clip_reference(x, y, 0.2 + h).mean()
       - clip_reference(x, y, 0.2 - h).mean()
     ) / (2 * h)
-    np.testing.assert_allclose(grad, numeric, rtol=1e-4)
+    assert_close(grad, numeric, rtol=1e-4, atol=0)
 
 
 def test_chunked_never_holds_the_batch_by_batch_matrix():
@@ -599,110 +591,33 @@ def test_option_errors_list_valid_values():
 
 def test_checked_catches_bad_values():
   x = _normal(35, 4, 3)
-  with pytest.raises(
-    checkify.JaxRuntimeError,
-    match="clip_loss: argument `temperature` must be > 0",
-  ):
-    jaxloss.checked(jc.clip_loss)(x, x, temperature=jnp.asarray(-0.5))
-  with pytest.raises(
-    checkify.JaxRuntimeError,
-    match="siglip_loss: argument `logit_scale` must be > 0",
-  ):
-    jaxloss.checked(jc.siglip_loss)(x, x, logit_scale=jnp.asarray(0.0))
-  with pytest.raises(
-    checkify.JaxRuntimeError,
-    match="infonce_loss: argument `anchors` contains NaN",
-  ):
-    jaxloss.checked(jc.infonce_loss)(np.full((4, 3), np.nan, np.float32), x)
+  checked_rejects(
+    jc.clip_loss,
+    x,
+    x,
+    temperature=jnp.asarray(-0.5),
+    arg="temperature",
+    what="must be > 0",
+  )
+  checked_rejects(
+    jc.siglip_loss,
+    x,
+    x,
+    logit_scale=jnp.asarray(0.0),
+    arg="logit_scale",
+    what="must be > 0",
+  )
+  checked_rejects(
+    jc.infonce_loss,
+    np.full((4, 3), np.nan, np.float32),
+    x,
+    arg="anchors",
+    what="contains NaN",
+  )
   checked = jaxloss.checked(jc.supervised_contrastive_loss)
-  np.testing.assert_allclose(
+  assert_close(
     checked(x, np.zeros(4, np.int32), temperature=jnp.asarray(0.5)),
     jc.supervised_contrastive_loss(x, np.zeros(4, np.int32), temperature=0.5),
+    rtol=1e-7,
+    atol=0,
   )
-
-
-# --------------------------------------------------------------------------- #
-# the online log-sum-exp machinery (jaxloss._core.online_softmax)
-
-
-def test_online_logsumexp_matches_numpy_over_any_split():
-  x = _normal(40, 3, 10) * 30
-  mask = _rng(41).random((3, 10)) < 0.7
-  mask[2] = False  # an empty row: 0
-  expected = np.array(
-    [_lse(np.float64(r[m]), 0) if m.any() else 0.0 for r, m in zip(x, mask)]
-  )
-  state = online_softmax.init((3,), jnp.float32)
-  for cut in ((0, 4), (4, 5), (5, 10)):
-    part = slice(*cut)
-    state = online_softmax.update(state, x[:, part], mask[:, part], axis=1)
-  np.testing.assert_allclose(online_softmax.finish(state), expected, **F32)
-  left = online_softmax.update(
-    online_softmax.init((3,), jnp.float32), x[:, :6], mask[:, :6], axis=1
-  )
-  right = online_softmax.update(
-    online_softmax.init((3,), jnp.float32), x[:, 6:], mask[:, 6:], axis=1
-  )
-  np.testing.assert_allclose(
-    online_softmax.finish(online_softmax.merge(left, right)), expected, **F32
-  )
-  np.testing.assert_allclose(
-    online_softmax.masked_logsumexp(x, mask, axis=1), expected, **F32
-  )
-
-
-def test_masked_logsumexp_gradient_is_finite_and_masked():
-  x = jnp.asarray(_normal(42, 2, 4))
-  mask = jnp.array([[True, False, True, False], [False] * 4])
-  grad = jax.grad(
-    lambda v: jnp.sum(online_softmax.masked_logsumexp(v, mask, 1))
-  )(x)
-  assert np.all(np.isfinite(grad))
-  assert np.all(np.asarray(grad)[~np.asarray(mask)] == 0)
-  np.testing.assert_allclose(np.asarray(grad)[0, [0, 2]].sum(), 1.0, rtol=1e-6)
-
-
-def test_chunked_stats_with_terms_and_column_lse_equal_dense():
-  """A generic chunk function: row and column log-sum-exps plus two row sums
-  (selected logits and a softplus term), with a learned scale."""
-
-  def chunk_fn(rows, columns):
-    logits = rows["x"] @ columns["x"].T * rows["scale"]
-    mask = columns["keep"][None, :] & (
-      rows["id"][:, None] != columns["id"][None, :]
-    )
-    selected = (rows["id"][:, None] % 3) == (columns["id"][None, :] % 3)
-    return online_softmax.Chunk(
-      logits,
-      mask,
-      {
-        "selected": jnp.where(mask & selected, logits, 0),
-        "soft": jnp.where(mask, jax.nn.softplus(logits), 0),
-      },
-    )
-
-  with jax.enable_x64(True):
-    x, y = np.float64(_normal(43, 6, 3)), np.float64(_normal(44, 7, 3))
-    keep = np.array([True, True, False, True, True, True, False])
-
-    def total(x, y, scale, chunk_size):
-      stats = online_softmax.stats(
-        chunk_fn,
-        {"x": x, "scale": scale, "id": jnp.arange(6)},
-        {"x": y, "keep": keep, "id": jnp.arange(7)},
-        chunk_size=chunk_size,
-        col_lse=True,
-      )
-      w = jnp.arange(1.0, 7.0)
-      return (
-        jnp.sum(w * stats.row_lse)
-        + jnp.sum(stats.col_lse * jnp.arange(7.0))
-        + jnp.sum(w * stats.row_sums["selected"])
-        + jnp.sum(w**2 * stats.row_sums["soft"])
-      )
-
-    reference = jax.value_and_grad(total, argnums=(0, 1, 2))(x, y, 1.5, None)
-    for chunk_size in (2, 9):  # padded last chunk; one chunk wider than all
-      got = jax.value_and_grad(total, argnums=(0, 1, 2))(x, y, 1.5, chunk_size)
-      for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(reference)):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)

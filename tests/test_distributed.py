@@ -21,6 +21,8 @@ import sys
 
 import pytest
 
+import jaxloss
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 XLA_FLAGS = (
   "--xla_force_host_platform_device_count=8 "
@@ -112,3 +114,14 @@ def test_bad_options_raise_clear_errors(results):
 
 def test_checker_exit_status(results):
   assert results["returncode"] == 0, results["stderr"][-4000:]
+
+
+def test_registry_covers_every_sharded_loss():
+  # Read in this (one-device) process: the registry only describes inputs.
+  import jaxloss.distributed as jd
+  from tests.cases.distributed import SHARDED
+
+  losses = {getattr(jd, name) for name in jd.__all__} - {jd.shard}
+  assert losses == {case.fn for case in SHARDED}
+  for case in SHARDED:
+    assert case.reference is getattr(jaxloss, case.fn.__name__), case.id

@@ -11,10 +11,10 @@ import optax
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jax.experimental import checkify
 
 import jaxloss as jl
-from jaxloss import _metric_mining, metric_learning
+from jaxloss.testing import assert_close
+from tests.assertions import checked_rejects
 
 RTOL, ATOL = 1e-5, 1e-6
 # The in-batch losses compute squared distances in the Gram form
@@ -22,15 +22,6 @@ RTOL, ATOL = 1e-5, 1e-6
 # relative to the distance: float32 comparisons of those use atol 1e-5.
 GRAM_ATOL = 1e-5
 DISTANCES = ("euclidean", "squared_euclidean", "cosine")
-
-
-def close(actual, expected, rtol=RTOL, atol=ATOL):
-  np.testing.assert_allclose(
-    np.asarray(actual, np.float64),
-    np.asarray(expected, np.float64),
-    rtol=rtol,
-    atol=atol,
-  )
 
 
 def normal(rng, *shape):
@@ -91,14 +82,21 @@ def triplets(seed, shape=(5, 4)):
 def test_triplet_margin_matches_optax_for_even_degrees(norm_degree, axis):
   a, p, n = triplets(0)
   expected = optax.losses.triplet_margin_loss(a, p, n, axis, norm_degree, 0.7)
-  close(jl.triplet_margin_loss(a, p, n, axis, norm_degree, 0.7), expected)
+  assert_close(
+    jl.triplet_margin_loss(a, p, n, axis, norm_degree, 0.7),
+    expected,
+    RTOL,
+    ATOL,
+  )
 
 
 @pytest.mark.parametrize("norm_degree", [1, 3])
 def test_triplet_margin_takes_absolute_values_for_odd_degrees(norm_degree):
   a, p, n = triplets(1)
   ours = jl.triplet_margin_loss(a, p, n, norm_degree=norm_degree, margin=2.0)
-  close(ours, np_optax_triplet_fixed(a, p, n, norm_degree, 2.0, 1e-6))
+  assert_close(
+    ours, np_optax_triplet_fixed(a, p, n, norm_degree, 2.0, 1e-6), RTOL, ATOL
+  )
   # optax raises signed differences to odd powers: its values would fail the
   # check above.
   theirs = optax.losses.triplet_margin_loss(
@@ -111,11 +109,13 @@ def test_triplet_margin_takes_absolute_values_for_odd_degrees(norm_degree):
 @pytest.mark.parametrize("swap", [False, True])
 def test_triplet_margin_matches_torch_with_eps_zero(norm_degree, swap):
   a, p, n = triplets(2)
-  close(
+  assert_close(
     jl.triplet_margin_loss(
       a, p, n, norm_degree=norm_degree, eps=0.0, swap=swap
     ),
     np_torch_triplet(a, p, n, norm_degree, 1.0, 0.0, swap),
+    RTOL,
+    ATOL,
   )
 
 
@@ -123,10 +123,11 @@ def test_triplet_margin_swap_close_to_torch_with_default_eps():
   # torch adds eps to the difference, jaxloss (like optax) to the sum of
   # powers: both move the distance by O(eps) = O(1e-6).
   a, p, n = triplets(3)
-  close(
+  assert_close(
     jl.triplet_margin_loss(a, p, n, swap=True),
     np_torch_triplet(a, p, n, 2, 1.0, 1e-6, True),
     atol=1e-5,
+    rtol=RTOL,
   )
 
 
@@ -134,11 +135,13 @@ def test_triplet_margin_feature_mask_is_a_sub_vector():
   a, p, n = triplets(4)
   features = np.array([True, False, True, True])
   where = np.broadcast_to(features, a.shape)
-  close(
+  assert_close(
     jl.triplet_margin_loss(a, p, n, where=where, swap=True),
     jl.triplet_margin_loss(
       a[:, features], p[:, features], n[:, features], swap=True
     ),
+    RTOL,
+    ATOL,
   )
 
 
@@ -147,7 +150,7 @@ def test_triplet_margin_identical_embeddings_with_eps_zero():
   grad = jax.grad(
     lambda x: jl.triplet_margin_loss(x, x, x, eps=0.0, reduction="sum")
   )(x)
-  close(jl.triplet_margin_loss(x, x, x, eps=0.0), [1.0, 1.0])
+  assert_close(jl.triplet_margin_loss(x, x, x, eps=0.0), [1.0, 1.0], RTOL, ATOL)
   assert np.all(np.isfinite(grad))
 
 
@@ -161,16 +164,22 @@ def test_contrastive_matches_formula():
   labels = np.array([1, 0, 0.3, 1, 0, 0], np.float32)
   d = np.linalg.norm(x1.astype(np.float64) - x2, axis=-1)
   expected = labels * d**2 + (1 - labels) * np.maximum(0, 1.5 - d) ** 2
-  close(jl.contrastive_loss(x1, x2, labels, margin=1.5), expected)
-  close(
+  assert_close(
+    jl.contrastive_loss(x1, x2, labels, margin=1.5), expected, RTOL, ATOL
+  )
+  assert_close(
     jl.contrastive_loss(x1, x2, labels, margin=1.5, reduction="mean"),
     expected.mean(),
+    RTOL,
+    ATOL,
   )
   # Integer and boolean labels are read as 0/1.
   hard = labels.round().astype(np.int32)
-  close(
+  assert_close(
     jl.contrastive_loss(x1, x2, hard.astype(bool), margin=1.5),
     jl.contrastive_loss(x1, x2, hard, margin=1.5),
+    RTOL,
+    ATOL,
   )
 
 
@@ -240,14 +249,20 @@ def test_mining_matches_reference(kind, distance):
   margin = 0.4 if distance == "cosine" else 1.0
   values, counted = np_mining(kind, x, labels, margin, distance)
   fn = MINING[kind]
-  close(fn(x, labels, margin=margin, distance=distance), values, atol=GRAM_ATOL)
-  close(
+  assert_close(
+    fn(x, labels, margin=margin, distance=distance),
+    values,
+    atol=GRAM_ATOL,
+    rtol=RTOL,
+  )
+  assert_close(
     fn(x, labels, margin=margin, distance=distance, reduction="mean"),
     values[counted].mean(),
     atol=GRAM_ATOL,
+    rtol=RTOL,
   )
   with jax.enable_x64(True):
-    close(
+    assert_close(
       fn(x.astype(np.float64), labels, margin=margin, distance=distance),
       values,
       rtol=1e-10,
@@ -271,9 +286,12 @@ def test_mining_matches_reference_on_random_batches(n, classes, seed):
   labels = rng.integers(0, classes, size=n).astype(np.int32)
   for kind, (values, mean) in _all_mining(x, labels).items():
     expected, counted = np_mining(kind, x, labels, 1.0, "euclidean")
-    close(values, expected, atol=GRAM_ATOL)
-    close(
-      mean, expected[counted].mean() if counted.any() else 0.0, atol=GRAM_ATOL
+    assert_close(values, expected, atol=GRAM_ATOL, rtol=RTOL)
+    assert_close(
+      mean,
+      expected[counted].mean() if counted.any() else 0.0,
+      atol=GRAM_ATOL,
+      rtol=RTOL,
     )
 
 
@@ -291,10 +309,11 @@ def test_semi_hard_mean_is_tfa_pair_mean_with_balanced_classes():
         farther = d[a][neg & (d[a] > d[a, p])]
         negative = farther.min() if farther.size else d[a][neg].max()
         pair_losses.append(max(0, d[a, p] - negative + 1.0))
-  close(
+  assert_close(
     jl.semi_hard_triplet_loss(x, labels, reduction="mean"),
     np.mean(pair_losses),
     atol=GRAM_ATOL,
+    rtol=RTOL,
   )
 
 
@@ -316,18 +335,26 @@ def test_mining_single_class_and_identical_embeddings(kind):
   x = np.ones((4, 3), np.float32)
   # One class: no anchor counts, so the mean is 0. Identical embeddings of
   # two classes: every triplet costs exactly the margin.
-  close(jax.jit(means)(x), [0.0] * 3 + [1.0] * 3, atol=GRAM_ATOL)
+  assert_close(
+    jax.jit(means)(x), [0.0] * 3 + [1.0] * 3, atol=GRAM_ATOL, rtol=RTOL
+  )
   assert np.all(np.isfinite(jax.jit(jax.jacrev(means))(x)))
 
 
 def test_cosine_distance_of_a_zero_vector():
+  # A zero vector has cosine 0 (distance 1) with everything: with every
+  # distance 1, an anchor with a positive and a negative costs the margin.
   x = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], np.float32)
-  d = _metric_mining.pairwise_distances(jnp.asarray(x), "cosine")
-  close(d, [[0, 1, 1], [1, 0, 1], [1, 1, 0]])
-  grad = jax.grad(
-    lambda x: jnp.sum(_metric_mining.pairwise_distances(x, "cosine"))
-  )(jnp.asarray(x))
-  assert np.all(np.isfinite(grad))
+  for labels, expected in [
+    ([0, 0, 1], [0.25, 0.25, 0]),
+    ([1, 0, 0], [0, 0.25, 0.25]),
+  ]:
+    loss = lambda x: jl.batch_hard_triplet_loss(
+      x, np.array(labels, np.int32), margin=0.25, distance="cosine"
+    )
+    assert_close(loss(x), expected, RTOL, ATOL)
+    grad = jax.grad(lambda x: jnp.sum(loss(x)))(jnp.asarray(x))
+    assert np.all(np.isfinite(grad))
 
 
 # --------------------------------------------------------------------------- #
@@ -349,11 +376,13 @@ def test_npair_matches_formula_and_tf_regulariser():
       for i in range(5)
     ]
   )
-  close(jl.npair_loss(f, fp), expected)
+  assert_close(jl.npair_loss(f, fp), expected, RTOL, ATOL)
   tf_value = expected.mean() + 0.25 * 0.002 * (
     np.mean(np.sum(f64**2, -1)) + np.mean(np.sum(fp64**2, -1))
   )
-  close(jl.npair_loss(f, fp, l2_reg=0.002, reduction="mean"), tf_value)
+  assert_close(
+    jl.npair_loss(f, fp, l2_reg=0.002, reduction="mean"), tf_value, RTOL, ATOL
+  )
 
 
 # --------------------------------------------------------------------------- #
@@ -370,9 +399,11 @@ def test_angular_matches_formula(alpha):
     - 4 * np.tan(np.radians(alpha)) ** 2 * np.sum((n - (a + p) / 2) ** 2, -1),
   )
   a, p, n = triplets(9)
-  close(jl.angular_loss(a, p, n, alpha_degrees=alpha), expected)
+  assert_close(
+    jl.angular_loss(a, p, n, alpha_degrees=alpha), expected, RTOL, ATOL
+  )
   traced = jax.jit(lambda alpha: jl.angular_loss(a, p, n, alpha_degrees=alpha))
-  close(traced(jnp.float32(alpha)), expected)
+  assert_close(traced(jnp.float32(alpha)), expected, RTOL, ATOL)
 
 
 # --------------------------------------------------------------------------- #
@@ -387,8 +418,11 @@ def test_proxy_nca_matches_formula(temperature):
   labels = rng.integers(0, 4, size=6).astype(np.int32)
   squared = np.sum((x[:, None].astype(np.float64) - proxies[None]) ** 2, -1)
   expected = np_softmax_ce(-squared / temperature, labels)
-  close(
-    jl.proxy_nca_loss(x, labels, proxies, temperature=temperature), expected
+  assert_close(
+    jl.proxy_nca_loss(x, labels, proxies, temperature=temperature),
+    expected,
+    RTOL,
+    ATOL,
   )
 
 
@@ -430,10 +464,12 @@ def test_ge2e_matches_paper(method):
   rng = np.random.default_rng(11)
   e = normal(rng, 4, 3, 5)
   values, _ = np_ge2e(e, 10.0, -5.0, method)
-  close(jl.ge2e_loss(e, method=method), values)
-  close(
+  assert_close(jl.ge2e_loss(e, method=method), values, RTOL, ATOL)
+  assert_close(
     jl.ge2e_loss(e, w=3.0, b=1.0, method=method),
     np_ge2e(e, 3.0, 1.0, method)[0],
+    RTOL,
+    ATOL,
   )
 
 
@@ -444,16 +480,20 @@ def test_ge2e_utterance_mask_deletes_utterances(method):
   keep = np.array([[1, 1, 0], [1, 0, 0], [1, 1, 1], [0, 1, 1]], bool)
   values, counted = np_ge2e(e, 10.0, -5.0, method, keep)
   assert not counted[1].any()  # speaker 1 has a single utterance left
-  close(jl.ge2e_loss(e, method=method, where=keep), values)
-  close(
+  assert_close(jl.ge2e_loss(e, method=method, where=keep), values, RTOL, ATOL)
+  assert_close(
     jl.ge2e_loss(e, method=method, where=keep, reduction="mean"),
     values[counted].mean(),
+    RTOL,
+    ATOL,
   )
   # A [speakers] mask drops whole speakers.
   speakers = np.array([True, False, True, True])
-  close(
+  assert_close(
     jl.ge2e_loss(e, method=method, where=speakers)[speakers],
     np_ge2e(e[speakers], 10.0, -5.0, method)[0],
+    RTOL,
+    ATOL,
   )
 
 
@@ -495,18 +535,22 @@ def cosines(seed, n=8, classes=5):
 def test_arcface_matches_definition(easy_margin, margin):
   c, labels = cosines(13)
   expected = np_margin_ce(c, labels, 16.0, arcface_target(margin, easy_margin))
-  close(
+  assert_close(
     jl.arcface_loss(
       c, labels, scale=16.0, margin=margin, easy_margin=easy_margin
     ),
     expected,
+    RTOL,
+    ATOL,
   )
   traced = jax.jit(
     lambda s, m: jl.arcface_loss(
       c, labels, scale=s, margin=m, easy_margin=easy_margin
     )
   )
-  close(traced(jnp.float32(16.0), jnp.float32(margin)), expected)
+  assert_close(
+    traced(jnp.float32(16.0), jnp.float32(margin)), expected, RTOL, ATOL
+  )
 
 
 def test_arcface_gradient_at_exact_unit_cosines():
@@ -521,9 +565,11 @@ def test_arcface_gradient_at_exact_unit_cosines():
 
 def test_cosface_matches_definition():
   c, labels = cosines(14)
-  close(
+  assert_close(
     jl.cosface_loss(c, labels, scale=30.0, margin=0.2),
     np_margin_ce(c, labels, 30.0, lambda v: v - 0.2),
+    RTOL,
+    ATOL,
   )
 
 
@@ -536,7 +582,9 @@ def test_class_mask_drops_classes():
   sub_labels = np.searchsorted(np.flatnonzero(classes), labels)
   for fn in (jl.arcface_loss, jl.cosface_loss):
     values = fn(c, labels, scale=8.0, where=where)
-    close(np.asarray(values)[keep], fn(sub, sub_labels, scale=8.0)[keep])
+    assert_close(
+      np.asarray(values)[keep], fn(sub, sub_labels, scale=8.0)[keep], RTOL, ATOL
+    )
     # An example whose label's class is dropped gives 0.
     assert np.all(np.asarray(values)[~keep] == 0)
 
@@ -552,8 +600,13 @@ def test_alignment_matches_paper(alpha):
   rng = np.random.default_rng(16)
   x, y = normal(rng, 6, 3), normal(rng, 6, 3)
   expected = np.linalg.norm(x.astype(np.float64) - y, axis=-1) ** alpha
-  close(jl.alignment_loss(x, y, alpha=alpha), expected)
-  close(jl.alignment_loss(x, y, alpha=alpha, reduction="mean"), expected.mean())
+  assert_close(jl.alignment_loss(x, y, alpha=alpha), expected, RTOL, ATOL)
+  assert_close(
+    jl.alignment_loss(x, y, alpha=alpha, reduction="mean"),
+    expected.mean(),
+    RTOL,
+    ATOL,
+  )
 
 
 def np_uniformity(x, t, w=None):
@@ -570,22 +623,32 @@ def np_uniformity(x, t, w=None):
 @pytest.mark.parametrize("t", [1.0, 2.0])
 def test_uniformity_matches_paper(t):
   rng = np.random.default_rng(17)
-  x = np.asarray(metric_learning.normalize(jnp.asarray(normal(rng, 7, 3))))
-  close(jl.uniformity_loss(x, t=t), np_uniformity(x, t))
+  x = normal(rng, 7, 3)
+  x = x / np.linalg.norm(x, axis=-1, keepdims=True)
+  assert_close(jl.uniformity_loss(x, t=t), np_uniformity(x, t), RTOL, ATOL)
 
 
 def test_uniformity_mask_and_weights():
   rng = np.random.default_rng(18)
   x = normal(rng, 6, 3)
   keep = np.array([1, 0, 1, 1, 0, 1], bool)
-  close(jl.uniformity_loss(x, where=keep), np_uniformity(x[keep], 2.0))
+  assert_close(
+    jl.uniformity_loss(x, where=keep), np_uniformity(x[keep], 2.0), RTOL, ATOL
+  )
   w = rng.uniform(0.5, 2.0, size=6)
-  close(
+  assert_close(
     jl.uniformity_loss(x, weights=w.astype(np.float32)),
     np_uniformity(x, 2.0, w),
+    RTOL,
+    ATOL,
   )
   for reduction in ("none", "sum", "mean"):
-    close(jl.uniformity_loss(x, reduction=reduction), np_uniformity(x, 2.0))
+    assert_close(
+      jl.uniformity_loss(x, reduction=reduction),
+      np_uniformity(x, 2.0),
+      RTOL,
+      ATOL,
+    )
   nobody = jax.value_and_grad(
     lambda x: jl.uniformity_loss(x, where=np.zeros(6, bool))
   )(x)
@@ -798,42 +861,48 @@ def test_errors_name_the_loss_and_the_argument():
 
 def test_checked_catches_bad_values():
   c = np.array([[0.5, 1.5], [0.1, 0.2]], np.float32)
-  with pytest.raises(
-    checkify.JaxRuntimeError,
-    match=r"arcface_loss: argument `cosines` must lie in "
-    r"\[-1, 1\]",
-  ):
-    jl.checked(jl.arcface_loss)(c, np.array([0, 1], np.int32))
-  with pytest.raises(
-    checkify.JaxRuntimeError,
-    match=r"cosface_loss: argument `labels` must hold class "
-    r"indices in \[0, 2\)",
-  ):
-    jl.checked(jl.cosface_loss)(c / 2, np.array([0, 2], np.int32))
+  checked_rejects(
+    jl.arcface_loss,
+    c,
+    np.array([0, 1], np.int32),
+    arg="cosines",
+    what=r"must lie in \[-1, 1\]",
+  )
+  checked_rejects(
+    jl.cosface_loss,
+    c / 2,
+    np.array([0, 2], np.int32),
+    arg="labels",
+    what=r"must hold class indices in \[0, 2\)",
+  )
   x = np.zeros((2, 3), np.float32)
-  with pytest.raises(
-    checkify.JaxRuntimeError,
-    match=r"proxy_nca_loss: argument `labels` must hold class "
-    r"indices in \[0, 4\)",
-  ):
-    jl.checked(jl.proxy_nca_loss)(
-      x, np.array([0, 4], np.int32), np.zeros((4, 3), np.float32)
-    )
-  with pytest.raises(
-    checkify.JaxRuntimeError,
-    match=r"contrastive_loss: argument `labels` must lie in",
-  ):
-    jl.checked(jl.contrastive_loss)(x, x, np.array([1.0, 2.0], np.float32))
-  with pytest.raises(
-    checkify.JaxRuntimeError,
-    match=r"batch_hard_triplet_loss: argument `embeddings` "
-    r"contains NaN",
-  ):
-    jl.checked(jl.batch_hard_triplet_loss)(
-      np.full((2, 3), np.nan, np.float32), np.array([0, 1], np.int32)
-    )
+  checked_rejects(
+    jl.proxy_nca_loss,
+    x,
+    np.array([0, 4], np.int32),
+    np.zeros((4, 3), np.float32),
+    arg="labels",
+    what=r"must hold class indices in \[0, 4\)",
+  )
+  checked_rejects(
+    jl.contrastive_loss,
+    x,
+    x,
+    np.array([1.0, 2.0], np.float32),
+    arg="labels",
+    what="must lie in",
+  )
+  checked_rejects(
+    jl.batch_hard_triplet_loss,
+    np.full((2, 3), np.nan, np.float32),
+    np.array([0, 1], np.int32),
+    arg="embeddings",
+    what="contains NaN",
+  )
   # Valid values pass through.
-  close(
+  assert_close(
     jl.checked(jl.arcface_loss)(c / 2, np.array([0, 1], np.int32)),
     jl.arcface_loss(c / 2, np.array([0, 1], np.int32)),
+    RTOL,
+    ATOL,
   )

@@ -12,6 +12,7 @@ import pytest
 from flax import nnx
 
 import jaxloss as jl
+from jaxloss.testing import assert_close
 
 F32 = dict(rtol=1e-5, atol=1e-6)
 
@@ -58,11 +59,11 @@ def test_margin_heads_equal_the_functional_loss(head, loss_fn, options):
   module = head(5, 4, rngs=nnx.Rngs(1), **options)
   cosines = _unit(EMB) @ _unit(module.centers[...]).T
   value, grads = _value_and_grads(module, lambda m: m(EMB, LABELS, where=WHERE))
-  np.testing.assert_allclose(module.logits(EMB), cosines, **F32)
+  assert_close(module.logits(EMB), cosines, **F32)
   reference = jax.jit(
     lambda c, y, w: loss_fn(c, y, where=w, reduction="mean", **options)
   )
-  np.testing.assert_allclose(
+  assert_close(
     value, reference(cosines.astype(np.float32), LABELS, WHERE), **F32
   )
   assert np.all(np.isfinite(grads["centers"]))
@@ -73,8 +74,8 @@ def test_margin_head_logits_are_clipped_cosines_for_accuracy():
   head = jl.nn.ArcFace(3, 2, rngs=nnx.Rngs(0))
   centres = np.asarray(head.centers[...])
   logits = head.logits(np.concatenate([centres, -3 * centres]))
-  np.testing.assert_allclose(np.diag(logits[:2]), [1.0, 1.0], atol=1e-6)
-  np.testing.assert_allclose(np.diag(logits[2:]), [-1.0, -1.0], atol=1e-6)
+  assert_close(np.diag(logits[:2]), [1.0, 1.0], rtol=0, atol=1e-6)
+  assert_close(np.diag(logits[2:]), [-1.0, -1.0], rtol=0, atol=1e-6)
   assert float(jnp.max(jnp.abs(logits))) <= 1.0
   np.testing.assert_array_equal(np.argmax(logits[:2], axis=-1), [0, 1])
 
@@ -95,23 +96,23 @@ def test_proxy_nca_equals_the_functional_loss(normalize):
     reduction="mean",
   )
   value, grads = _value_and_grads(head, lambda m: m(EMB, LABELS, where=WHERE))
-  np.testing.assert_allclose(value, expected, **F32)
+  assert_close(value, expected, **F32)
   assert np.any(np.abs(grads["proxies"]) > 0)
 
 
 def test_learned_temperature_is_clip_loss_with_clipped_scale():
   x, y = _normal(3, 6, 4), _normal(4, 6, 4)
   module = jl.nn.LearnedTemperature()
-  np.testing.assert_allclose(module.scale(), 1 / 0.07, rtol=1e-6)
+  assert_close(module.scale(), 1 / 0.07, rtol=1e-6, atol=0)
   value, grads = _value_and_grads(module, lambda m: m(x, y))
-  np.testing.assert_allclose(
+  assert_close(
     value, jl.clip_loss(x, y, temperature=0.07, reduction="mean"), **F32
   )
   assert abs(float(grads["log_scale"])) > 0
   module.log_scale[...] = jnp.asarray(math.log(500.0))  # above CLIP's cap
-  np.testing.assert_allclose(module.scale(), 100.0, rtol=1e-6)
+  assert_close(module.scale(), 100.0, rtol=1e-6, atol=0)
   value, grads = _value_and_grads(module, lambda m: m(x, y))
-  np.testing.assert_allclose(
+  assert_close(
     value, jl.clip_loss(x, y, temperature=0.01, reduction="mean"), **F32
   )
   assert float(grads["log_scale"]) == 0.0
@@ -120,9 +121,9 @@ def test_learned_temperature_is_clip_loss_with_clipped_scale():
 def test_learned_scale_bias_is_siglip_with_its_initialisation():
   x, y = _normal(5, 6, 4), _normal(6, 6, 4)
   module = jl.nn.LearnedScaleBias()
-  np.testing.assert_allclose(module.log_scale[...], math.log(10.0), rtol=1e-6)
-  np.testing.assert_allclose(module.bias[...], -10.0)
-  np.testing.assert_allclose(
+  assert_close(module.log_scale[...], math.log(10.0), rtol=1e-6, atol=0)
+  assert_close(module.bias[...], -10.0, rtol=0, atol=0)
+  assert_close(
     module(x, y),
     jl.siglip_loss(x, y, logit_scale=10.0, logit_bias=-10.0, reduction="mean"),
     **F32,
@@ -130,7 +131,7 @@ def test_learned_scale_bias_is_siglip_with_its_initialisation():
   module.log_scale[...] = jnp.asarray(math.log(3.0))
   module.bias[...] = jnp.asarray(-1.5)
   value, grads = _value_and_grads(module, lambda m: m(x, y, reduction="sum"))
-  np.testing.assert_allclose(
+  assert_close(
     value,
     jl.siglip_loss(x, y, logit_scale=3.0, logit_bias=-1.5, reduction="sum"),
     **F32,
@@ -141,7 +142,7 @@ def test_learned_scale_bias_is_siglip_with_its_initialisation():
 def test_ge2e_equals_the_functional_loss_and_keeps_w_positive():
   e = _normal(7, 3, 4, 5)
   value, grads = _value_and_grads(jl.nn.GE2E(), lambda m: m(e))
-  np.testing.assert_allclose(
+  assert_close(
     value, _call(jl.ge2e_loss, e, w=10.0, b=-5.0, reduction="mean"), **F32
   )
   assert abs(float(grads["w"])) > 0
@@ -150,7 +151,7 @@ def test_ge2e_equals_the_functional_loss_and_keeps_w_positive():
   assert abs(float(grads["b"])) < 1e-5
   module = jl.nn.GE2E(method="contrast", init_w=-2.0, init_b=0.5)
   value, grads = _value_and_grads(module, lambda m: m(e))
-  np.testing.assert_allclose(  # w is clamped at 1e-6
+  assert_close(  # w is clamped at 1e-6
     value,
     _call(jl.ge2e_loss, e, w=1e-6, b=0.5, method="contrast", reduction="mean"),
     **F32,
@@ -171,20 +172,21 @@ def test_uncertainty_weighting_formula():
   expected = (
     0.5 * np.exp(-s[0]) * 2.5 + 0.5 * s[0] + np.exp(-s[1]) * 0.8 + 0.5 * s[1]
   )
-  np.testing.assert_allclose(
+  assert_close(
     weighting({k: jnp.asarray(v) for k, v in losses.items()}),
     expected,
     rtol=1e-6,
+    atol=0,
   )
   variances = weighting.variances()
-  np.testing.assert_allclose(
-    [variances["depth"], variances["labels"]], np.exp(s), rtol=1e-6
+  assert_close(
+    [variances["depth"], variances["labels"]], np.exp(s), rtol=1e-6, atol=0
   )
   # d/ds_i at s = log L_i (regression): the learned variance is the loss.
   at_optimum = jl.nn.UncertaintyWeighting(["a"])
   at_optimum.log_variances[...] = jnp.log(jnp.array([2.5]))
   _, grads = _value_and_grads(at_optimum, lambda m: m({"a": jnp.asarray(2.5)}))
-  np.testing.assert_allclose(grads["log_variances"], [0.0], atol=1e-7)
+  assert_close(grads["log_variances"], [0.0], atol=1e-7)
 
 
 def test_uncertainty_weighting_errors():
@@ -204,4 +206,4 @@ def test_modules_run_under_nnx_jit():
   def loss(module, x, y):
     return module(x, y)
 
-  np.testing.assert_allclose(loss(head, EMB, LABELS), head(EMB, LABELS), **F32)
+  assert_close(loss(head, EMB, LABELS), head(EMB, LABELS), **F32)

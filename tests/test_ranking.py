@@ -1,4 +1,5 @@
-"""Value tests for jaxloss.ranking against float64 NumPy formulas, rax and optax."""
+"""Value tests for jaxloss.ranking against float64 NumPy formulas, rax and
+optax."""
 
 import functools
 
@@ -10,20 +11,12 @@ import pytest
 import rax
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jax.experimental import checkify
 
 import jaxloss as jl
+from jaxloss.testing import assert_close
+from tests.assertions import checked_rejects
 
 RTOL, ATOL = 1e-5, 1e-6
-
-
-def close(actual, expected, rtol=RTOL, atol=ATOL):
-  np.testing.assert_allclose(
-    np.asarray(actual, np.float64),
-    np.asarray(expected, np.float64),
-    rtol=rtol,
-    atol=atol,
-  )
 
 
 def lists(seed, shape=(3, 6), levels=4, p_valid=0.75):
@@ -57,17 +50,21 @@ def test_margin_ranking_matches_torch_formula(margin):
   x1, x2 = rng.normal(size=(2, 4, 5)).astype(np.float32)
   y = np.where(rng.random((4, 5)) < 0.5, -1, 1).astype(np.int32)
   expected = np_margin_ranking(x1, x2, y, margin)
-  close(jl.margin_ranking_loss(x1, x2, y, margin=margin), expected)
-  close(
+  assert_close(
+    jl.margin_ranking_loss(x1, x2, y, margin=margin), expected, RTOL, ATOL
+  )
+  assert_close(
     jl.margin_ranking_loss(x1, x2, y, margin=margin, reduction="mean"),
     expected.mean(),
+    RTOL,
+    ATOL,
   )
   with jax.enable_x64(True):
     out = jl.margin_ranking_loss(
       x1.astype(np.float64), x2.astype(np.float64), y, margin=margin
     )
     assert out.dtype == jnp.float64
-    close(out, expected, rtol=1e-12, atol=1e-12)
+    assert_close(out, expected, rtol=1e-12, atol=1e-12)
 
 
 def test_margin_ranking_traced_margin_keeps_dtype_and_has_gradient():
@@ -80,7 +77,8 @@ def test_margin_ranking_traced_margin_keeps_dtype_and_has_gradient():
   grad = jax.grad(
     lambda m: jl.margin_ranking_loss(x1, x2, y, margin=m, reduction="sum")
   )(1.0)
-  close(grad, 2.0)  # two of the three pairs are inside the margin.
+  # Two of the three pairs are inside the margin.
+  assert_close(grad, 2.0, RTOL, ATOL)
 
 
 # --------------------------------------------------------------------------- #
@@ -127,14 +125,18 @@ def test_pairwise_matches_numpy_formula(name, margin):
   values, pairs = np_pairwise(name, scores, labels, margin, where, weights)
   out = fn(scores, labels, where=where, weights=weights, **kw)
   assert out.shape == scores.shape + scores.shape[-1:]
-  close(out, values)
-  close(
+  assert_close(out, values, RTOL, ATOL)
+  assert_close(
     fn(scores, labels, where=where, weights=weights, reduction="sum", **kw),
     values.sum(),
+    RTOL,
+    ATOL,
   )
-  close(
+  assert_close(
     fn(scores, labels, where=where, weights=weights, reduction="mean", **kw),
     values.sum() / pairs.sum(),
+    RTOL,
+    ATOL,
   )
   with jax.enable_x64(True):
     out = fn(
@@ -146,7 +148,7 @@ def test_pairwise_matches_numpy_formula(name, margin):
       **kw,
     )
     assert out.dtype == jnp.float64
-    close(out, values.sum() / pairs.sum(), rtol=1e-12, atol=1e-12)
+    assert_close(out, values.sum() / pairs.sum(), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", sorted(PHIS))
@@ -161,17 +163,23 @@ def test_pairwise_matches_rax(name, masked, weighted):
     "weights": weights if weighted else None,
   }
   fn, reference = getattr(jl, name), RAX_PAIRWISE[name]
-  close(
+  assert_close(
     fn(scores, labels, reduction="mean", **kw),
     reference(scores, labels, reduce_fn=jnp.mean, **kw),
+    RTOL,
+    ATOL,
   )
-  close(
+  assert_close(
     fn(scores, labels, reduction="sum", **kw),
     reference(scores, labels, reduce_fn=jnp.sum, **kw),
+    RTOL,
+    ATOL,
   )
-  close(
+  assert_close(
     fn(scores, labels, **kw).reshape(2, 3, 25),
     reference(scores, labels, reduce_fn=None, **kw),
+    RTOL,
+    ATOL,
   )
 
 
@@ -192,16 +200,20 @@ def test_pairwise_and_listmle_match_rax_on_any_shape(
   ours = jax.jit(
     functools.partial(jl.pairwise_soft_zero_one_loss, reduction="mean")
   )
-  close(
+  assert_close(
     ours(scores, labels, where=where, weights=weights),
     jax.jit(rax.pairwise_soft_zero_one_loss)(
       scores, labels, where=where, weights=weights
     ),
+    RTOL,
+    ATOL,
   )
   listmle = jax.jit(functools.partial(jl.listmle_loss, reduction="mean"))
-  close(
+  assert_close(
     listmle(scores, labels, where=where),
     jax.jit(rax.listmle_loss)(scores, labels, where=where),
+    RTOL,
+    ATOL,
   )
 
 
@@ -212,9 +224,11 @@ def test_pairwise_where_forms_agree_and_equal_slicing_lists():
     scores[keep], labels[keep], reduction="mean"
   )
   for where in (keep, keep[:, None], keep[:, None, None]):
-    close(
+    assert_close(
       jl.pairwise_logistic_loss(scores, labels, where=where, reduction="mean"),
       sliced,
+      RTOL,
+      ATOL,
     )
 
 
@@ -224,11 +238,13 @@ def test_pairwise_pair_weights_give_the_weighted_mean_over_pairs():
   pair_weights = rng.uniform(0.5, 2.0, size=(2, 5, 5)).astype(np.float32)
   values, pairs = np_pairwise("pairwise_hinge_loss", scores, labels, 1.0, where)
   expected = (pair_weights * values).sum() / (pair_weights * pairs).sum()
-  close(
+  assert_close(
     jl.pairwise_hinge_loss(
       scores, labels, where=where, weights=pair_weights, reduction="mean"
     ),
     expected,
+    RTOL,
+    ATOL,
   )
 
 
@@ -264,30 +280,42 @@ def test_ranking_softmax_matches_optax(reduce_fn, masked, weighted):
   expected = optax.losses.ranking_softmax_loss(
     scores, labels, reduce_fn=reduce_fn, **kw
   )
-  close(
-    jl.ranking_softmax_loss(scores, labels, reduce_fn=reduce_fn, **kw), expected
+  assert_close(
+    jl.ranking_softmax_loss(scores, labels, reduce_fn=reduce_fn, **kw),
+    expected,
+    RTOL,
+    ATOL,
   )
   reduction = {jnp.mean: "mean", jnp.sum: "sum", None: "none"}[reduce_fn]
-  close(
+  assert_close(
     jl.ranking_softmax_loss(
       scores, labels, reduce_fn=jnp.sum, reduction=reduction, **kw
     ),
     expected,
+    RTOL,
+    ATOL,
   )
 
 
 def test_ranking_softmax_default_and_scalar_weights_match_optax():
   scores, labels, _, _ = lists(7)
-  close(
+  assert_close(
     jl.ranking_softmax_loss(scores, labels),
     optax.losses.ranking_softmax_loss(scores, labels),
+    RTOL,
+    ATOL,
   )
-  close(
+  assert_close(
     jl.ranking_softmax_loss(scores, labels, weights=2.0),
     optax.losses.ranking_softmax_loss(scores, labels, weights=2.0),
+    RTOL,
+    ATOL,
   )
-  close(
-    jl.ranking_softmax_loss(scores, labels), rax.softmax_loss(scores, labels)
+  assert_close(
+    jl.ranking_softmax_loss(scores, labels),
+    rax.softmax_loss(scores, labels),
+    RTOL,
+    ATOL,
   )
 
 
@@ -298,9 +326,11 @@ def test_ranking_softmax_matches_numpy_formula_with_list_weights():
   log_probs = s - np_logsumexp(s)[:, None]
   values = -np.sum(np.where(where, labels * log_probs, 0.0), axis=-1)
   expected = (list_weights * values).sum() / list_weights.sum()
-  close(
+  assert_close(
     jl.ranking_softmax_loss(scores, labels, where=where, weights=list_weights),
     expected,
+    RTOL,
+    ATOL,
   )
 
 
@@ -323,24 +353,35 @@ def test_listmle_matches_numpy_formula_and_rax():
   scores, labels, where, _ = lists(9, shape=(5, 6), levels=3)
   where[2] = False
   expected = np_listmle(scores, labels, where)
-  close(
-    jl.listmle_loss(scores, labels, where=where, reduction="none"), expected
+  assert_close(
+    jl.listmle_loss(scores, labels, where=where, reduction="none"),
+    expected,
+    RTOL,
+    ATOL,
   )
-  close(
+  assert_close(
     jl.listmle_loss(scores, labels, where=where, reduction="mean"),
     expected.sum() / where.any(-1).sum(),
+    RTOL,
+    ATOL,
   )
-  close(
+  assert_close(
     jl.listmle_loss(scores, labels, where=where, reduction="mean"),
     rax.listmle_loss(scores, labels, where=where),
+    RTOL,
+    ATOL,
   )
-  close(
+  assert_close(
     jl.listmle_loss(scores, labels, reduction="sum"),
     rax.listmle_loss(scores, labels, reduce_fn=jnp.sum),
+    RTOL,
+    ATOL,
   )
-  close(
+  assert_close(
     jl.listmle_loss(scores, labels, reduction="none"),
     rax.listmle_loss(scores, labels, reduce_fn=None),
+    RTOL,
+    ATOL,
   )
 
 
@@ -350,10 +391,14 @@ def test_listmle_ties_keep_list_order():
   expected = np_listmle(
     np.asarray(scores)[None], np.zeros((1, 3)), np.ones((1, 3), bool)
   )
-  close(jl.listmle_loss(scores, labels, reduction="none"), expected[0])
-  close(
+  assert_close(
+    jl.listmle_loss(scores, labels, reduction="none"), expected[0], RTOL, ATOL
+  )
+  assert_close(
     jl.listmle_loss(scores, labels, reduction="mean"),
     rax.listmle_loss(scores, labels),
+    RTOL,
+    ATOL,
   )
 
 
@@ -420,8 +465,10 @@ def test_mnrl_matches_sentence_transformers_formula(
     functools.partial(jl.multiple_negatives_ranking_loss, **kw),
     static_argnames="reduction",
   )
-  close(loss(a, p, n), expected, rtol=2e-5)
-  close(loss(a, p, n, reduction="mean"), expected.mean(), rtol=2e-5)
+  assert_close(loss(a, p, n), expected, rtol=2e-5, atol=ATOL)
+  assert_close(
+    loss(a, p, n, reduction="mean"), expected.mean(), rtol=2e-5, atol=ATOL
+  )
   with jax.enable_x64(True):
     out = loss(
       a.astype(np.float64),
@@ -429,7 +476,7 @@ def test_mnrl_matches_sentence_transformers_formula(
       None if n is None else n.astype(np.float64),
     )
     assert out.dtype == jnp.float64
-    close(out, expected, rtol=1e-10, atol=1e-10)
+    assert_close(out, expected, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("k", [None, 0, 2])
@@ -443,7 +490,7 @@ def test_mnrl_where_removes_anchor_positive_and_negatives(k, symmetric):
   out = jl.multiple_negatives_ranking_loss(
     a, p, n, symmetric=symmetric, where=keep
   )
-  close(out[keep], sliced, rtol=2e-5)
+  assert_close(out[keep], sliced, rtol=2e-5, atol=ATOL)
   assert np.all(np.asarray(out)[~keep] == 0)
 
 
@@ -457,7 +504,9 @@ def test_mnrl_zero_and_identical_vectors_are_finite():
     )
     value, grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(a, p)
     # Every similarity is 0 or 1: zero vectors are orthogonal to everything.
-    close(value, np.mean(np_mnrl(a, p, p, symmetric=symmetric)))
+    assert_close(
+      value, np.mean(np_mnrl(a, p, p, symmetric=symmetric)), RTOL, ATOL
+    )
     assert np.all(np.isfinite(np.asarray(grads)))
 
 
@@ -468,9 +517,11 @@ def test_mnrl_traced_scale_matches_python_scale():
       a, p, n, scale=s, reduction="mean"
     )
   )
-  close(
+  assert_close(
     jitted(jnp.float32(7.0)),
     jl.multiple_negatives_ranking_loss(a, p, n, scale=7.0, reduction="mean"),
+    RTOL,
+    ATOL,
   )
   assert np.isfinite(jax.grad(jitted)(7.0))
 
@@ -604,14 +655,19 @@ def test_errors_at_trace_time(call, error, words):
 def test_checked_rejects_bad_targets_and_nan_scores():
   safe_margin = jl.checked(jl.margin_ranking_loss)
   ones = jnp.ones(3)
-  close(safe_margin(ones, ones, -ones), 0.0 * ones)
-  with pytest.raises(
-    checkify.JaxRuntimeError,
-    match="margin_ranking_loss: argument `targets` must hold",
-  ):
-    safe_margin(ones, ones, jnp.array([1.0, 0.5, -1.0]))
-  with pytest.raises(
-    checkify.JaxRuntimeError,
-    match="pairwise_hinge_loss: argument `scores` contains",
-  ):
-    jl.checked(jl.pairwise_hinge_loss)(jnp.array([1.0, jnp.nan]), ones[:2])
+  assert_close(safe_margin(ones, ones, -ones), 0.0 * ones, RTOL, ATOL)
+  checked_rejects(
+    jl.margin_ranking_loss,
+    ones,
+    ones,
+    jnp.array([1.0, 0.5, -1.0]),
+    arg="targets",
+    what=r"must hold -1 or \+1",
+  )
+  checked_rejects(
+    jl.pairwise_hinge_loss,
+    jnp.array([1.0, jnp.nan]),
+    ones[:2],
+    arg="scores",
+    what="contains NaN",
+  )

@@ -202,23 +202,10 @@ def chunked(
     d_row, d_col = problem.backward(
       row_float, col_float, col_other, row, col, *cotangents
     )
-    return (
-      d_row,
-      [None] * len(row_other),
-      d_col,
-      [None] * len(col_other),
-      None,
-    )
+    return blocked.cotangents(d_row, d_col)
 
   scan.defvjp(scan_fwd, scan_bwd)
-  row, sums, col = scan(
-    blocked.row_float,
-    blocked.row_other,
-    blocked.col_float,
-    blocked.col_other,
-    blocked.valid,
-  )
-  return Stats(row, sums, blocked.unblock(col))
+  return blocked.run(scan)
 
 
 def stats(
@@ -306,6 +293,27 @@ class Blocked(NamedTuple):
   def unblock(self, col: jax.Array | None) -> jax.Array | None:
     """``[num_chunks, chunk]`` column values back to ``[columns]``."""
     return None if col is None else col.reshape(-1)[: self.num_columns]
+
+  def run(self, custom: Callable[..., Any]) -> Stats:
+    """:class:`Stats` of ``custom(row_float, row_other, col_float, col_other,
+    valid) -> (row_lse, row_sums, blocked col_lse)`` on these blocks (a
+    :func:`jax.custom_vjp` takes the traced leaves as arguments: it may not
+    close over them)."""
+    row, sums, col = custom(
+      self.row_float, self.row_other, self.col_float, self.col_other, self.valid
+    )
+    return Stats(row, sums, self.unblock(col))
+
+  def cotangents(self, d_row: list, d_col: list) -> tuple:
+    """The cotangents of :meth:`run`'s five inputs: only the floating
+    leaves have any."""
+    return (
+      d_row,
+      [None] * len(self.row_other),
+      d_col,
+      [None] * len(self.col_other),
+      None,
+    )
 
   def call(self, row_float, col_float, col_other) -> Chunk:
     return self.chunk_fn(

@@ -34,35 +34,41 @@ requires.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Hashable
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
 
-from jaxloss._core import online_softmax
+from jaxloss._core import checks, online_softmax
 from jaxloss._core.online_softmax import ChunkFn, Stats
 
-STRATEGIES = ("ring", "all_gather")
+Strategy = Literal["ring", "all_gather"]
+STRATEGIES: tuple[Strategy, ...] = ("ring", "all_gather")
+AxisName = Hashable  # a mesh or pmap axis name, or a tuple of them
 
 
-def axis_size(name: str, axis_name) -> int:
+def axis_size(axis_name: AxisName) -> int:
   """The number of devices along ``axis_name``; a ``ValueError`` naming the
   loss when it is not bound (called outside ``shard_map``/``pmap``)."""
   try:
     return jax.lax.axis_size(axis_name)
   except NameError:
-    raise ValueError(
-      f"{name}: axis_name={axis_name!r} is not a mapped axis here; call the "
-      "loss inside jax.shard_map or jax.pmap over that axis (or wrap it "
-      "with jaxloss.distributed.shard)."
+    raise checks.fail(
+      f"axis_name={axis_name!r} is not a mapped axis here; call the loss "
+      "inside jax.shard_map or jax.pmap over that axis (or wrap it with "
+      "jaxloss.distributed.shard)."
     ) from None
 
 
-def start_index(axis_name, local_size: int) -> jax.Array:
+def start_index(axis_name: AxisName, local_size: int) -> jax.Array:
   """The global index of this device's first example."""
   return jax.lax.axis_index(axis_name) * local_size
 
 
-def stats_fn(strategy: str, axis_name, chunk_size: int | None):
+def stats_fn(
+  strategy: str, axis_name: AxisName, chunk_size: int | None
+) -> Callable[..., Stats]:
   """The ``stats`` function of :mod:`jaxloss._core.in_batch` for a strategy."""
   fn = ring_stats if strategy == "ring" else gather_stats
   return functools.partial(fn, axis_name=axis_name, chunk_size=chunk_size)
@@ -152,7 +158,7 @@ def ring_stats(
   num_columns = max(jax.tree.leaves(columns)[0].shape[0], 1)
   chunk_size = min(chunk_size or num_columns, num_columns)  # no idle padding.
   blocked = online_softmax.Blocked.build(chunk_fn, rows, columns, chunk_size)
-  devices = axis_size("ring_stats", axis_name)
+  devices = axis_size(axis_name)
   shift = functools.partial(_shift, axis_name=axis_name, devices=devices)
   options = dict(row_lse=row_lse, col_lse=col_lse)
 
@@ -211,23 +217,10 @@ def ring_stats(
     (d_row, (*_, d_col)), _ = jax.lax.scan(
       step, (d_row, travelling), length=devices - 1
     )
-    return (
-      d_row,
-      [None] * len(row_other),
-      shift(d_col),
-      [None] * len(col_other),
-      None,
-    )
+    return blocked.cotangents(d_row, shift(d_col))
 
   ring.defvjp(ring_fwd, ring_bwd)
-  row, sums, col = ring(
-    blocked.row_float,
-    blocked.row_other,
-    blocked.col_float,
-    blocked.col_other,
-    blocked.valid,
-  )
-  return Stats(row, sums, blocked.unblock(col))
+  return blocked.run(ring)
 
 
 def _shift(tree, *, axis_name, devices: int):
@@ -241,5 +234,6 @@ def _shift(tree, *, axis_name, devices: int):
 
 def _merge(
   a: online_softmax.LseState | None, b: online_softmax.LseState | None
-):
-  return None if a is None else online_softmax.merge(a, b)
+) -> online_softmax.LseState | None:
+  """The union of two states, or ``None`` (a log-sum-exp not asked for)."""
+  return None if a is None or b is None else online_softmax.merge(a, b)

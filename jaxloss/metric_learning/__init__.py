@@ -1,0 +1,40 @@
+"""Metric-learning losses: triplets, pairs, proxies, angular margins.
+
+Every loss returns per-example values and reduces through
+:func:`jaxloss.reduce` (``where``, ``weights``, ``reduction``). In-batch losses
+(mining, N-pair, GE2E, uniformity) read a ``[batch]`` ``where`` as removing
+the example both as an anchor and as a candidate, so ``where`` equals slicing.
+``triplet_margin_loss`` keeps ``optax.losses``' positional signature, defaults
+and values.
+"""
+
+from jaxloss.metric_learning.margins import arcface_loss, cosface_loss
+from jaxloss.metric_learning.mining import (
+  batch_all_triplet_loss,
+  batch_hard_triplet_loss,
+  semi_hard_triplet_loss,
+)
+from jaxloss.metric_learning.pairs import (
+  alignment_loss,
+  contrastive_loss,
+  npair_loss,
+  uniformity_loss,
+)
+from jaxloss.metric_learning.proxies import ge2e_loss, proxy_nca_loss
+from jaxloss.metric_learning.triplet import angular_loss, triplet_margin_loss
+
+__all__ = [
+  "alignment_loss",
+  "angular_loss",
+  "arcface_loss",
+  "batch_all_triplet_loss",
+  "batch_hard_triplet_loss",
+  "contrastive_loss",
+  "cosface_loss",
+  "ge2e_loss",
+  "npair_loss",
+  "proxy_nca_loss",
+  "semi_hard_triplet_loss",
+  "triplet_margin_loss",
+  "uniformity_loss",
+]

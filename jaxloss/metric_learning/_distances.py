@@ -1,0 +1,48 @@
+"""Distances between embeddings, shared by the metric-learning losses."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from jaxloss._core import numerics
+
+Distance = Literal["euclidean", "squared_euclidean", "cosine"]
+DISTANCES: tuple[Distance, ...] = ("euclidean", "squared_euclidean", "cosine")
+VECTORS = "vectors along the last axis"  # what `checks.min_rank` says
+
+
+def pairwise_distances(x: jax.Array, distance: str) -> jax.Array:
+  """``[n, n]`` distances between the rows of ``x`` (``[n, dim]``).
+
+  Euclidean distances use the Gram form ``‖x_i‖² + ‖x_j‖² − 2 x_i·x_j`` in full
+  matmul precision, clamped at 0, with an exact 0 diagonal and a safe square
+  root (finite gradients for identical rows). Cosine distance is
+  ``1 − cos(x_i, x_j)`` of the rows normalised by
+  :func:`~jaxloss._core.numerics.l2_normalize`; a zero vector has cosine 0
+  with everything.
+  """
+  eye = jnp.eye(x.shape[0], dtype=bool)
+  if distance == "cosine":
+    unit = numerics.l2_normalize(x)
+    distances = 1 - jnp.matmul(
+      unit, unit.T, precision=jax.lax.Precision.HIGHEST
+    )
+  else:
+    squared_norms = jnp.sum(jnp.square(x), axis=-1)
+    gram = jnp.matmul(x, x.T, precision=jax.lax.Precision.HIGHEST)
+    distances = squared_norms[:, None] + squared_norms[None, :] - 2 * gram
+  distances = jnp.where(eye, 0, jnp.maximum(distances, 0))
+  return numerics.safe_sqrt(distances) if distance == "euclidean" else distances
+
+
+def squared_distance(
+  x: jax.Array, y: jax.Array, elements: jax.Array | None
+) -> jax.Array:
+  """``Σ (x − y)²`` over the last axis, over the unmasked features."""
+  squares = jnp.square(x - y)
+  if elements is not None:
+    squares = jnp.where(elements, squares, 0)
+  return jnp.sum(squares, axis=-1)
