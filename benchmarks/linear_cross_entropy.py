@@ -143,11 +143,7 @@ def run(repeats: int, chunk) -> str:
   chunk_label = {}
   for sizes, timed in ((TIMED, True), (COMPILED, False)):
     tokens, dim, vocab = sizes
-    used = (
-      default_chunk_size(tokens, vocab)
-      if chunk is None
-      else chunk
-    )
+    used = default_chunk_size(tokens, vocab) if chunk is None else chunk
     chunk_label[sizes] = used
     naive_mem = temp_bytes(naive, sizes)
     chunk_mem = temp_bytes(chunked(chunk), sizes)

@@ -27,12 +27,12 @@ from jaxloss._core import numerics
 from jaxloss._core.reduction import Reduction
 
 __all__ = [
+  "GE2E",
   "ArcFace",
   "CosFace",
-  "ProxyNCA",
-  "LearnedTemperature",
   "LearnedScaleBias",
-  "GE2E",
+  "LearnedTemperature",
+  "ProxyNCA",
   "UncertaintyWeighting",
 ]
 

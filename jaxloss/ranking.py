@@ -8,9 +8,7 @@ per-example values (one per pair, list or query) and reduces them through
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +19,6 @@ from jaxloss._core.in_batch import Similarity
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce, split_where
 
-F = TypeVar("F", bound=Callable[..., Any])
 _REDUCE_FNS: tuple[tuple[Callable[..., jax.Array] | None, Reduction], ...] = (
   (jnp.mean, "mean"),
   (jnp.sum, "sum"),
@@ -336,21 +333,6 @@ def _broadcast(arg: str, x: jax.Array, like: jax.Array) -> jax.Array:
 # Listwise losses.
 
 
-def _reduction_none_is_unset(fn: F) -> F:
-  """TEMPORARY, until ``@loss`` leaves ``reduction=None`` to the loss: drops
-  a ``reduction=None`` keyword (``jaxloss.checked`` passes every default),
-  which :func:`ranking_softmax_loss` reads as "use ``reduce_fn``"."""
-
-  @functools.wraps(fn)
-  def wrapper(*args: Any, **kwargs: Any) -> Any:
-    if "reduction" in kwargs and kwargs["reduction"] is None:
-      del kwargs["reduction"]
-    return fn(*args, **kwargs)
-
-  return wrapper  # type: ignore[return-value]
-
-
-@_reduction_none_is_unset
 @loss(labels=value_checks.bounded(0, mask="where"))
 def ranking_softmax_loss(
   logits: ArrayLike,

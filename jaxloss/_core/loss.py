@@ -7,15 +7,17 @@ messages, so no loss passes its name by hand. When one public loss calls
 another (``vae_loss`` calls ``gaussian_kl_divergence``), the outer name is
 kept: the error names the function the user called.
 
-The decorator also validates a ``reduction`` given by keyword before anything
-is computed, and records the loss's run-time value rules for
-:func:`jaxloss.checked` (``@loss(labels=value_checks.unit_interval)``).
+The decorator also validates a ``reduction`` (annotated ``Reduction``) given
+by keyword before anything is computed, and records the loss's run-time
+value rules for :func:`jaxloss.checked`
+(``@loss(labels=value_checks.unit_interval)``).
 """
 
 from __future__ import annotations
 
 import contextvars
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
@@ -84,10 +86,17 @@ def loss(fn: Any = None, /, **value_rules: Any) -> Any:
 
   def decorate(fn: F) -> F:
     name = fn.__name__
+    reduction = inspect.signature(fn).parameters.get("reduction")
+    # Only a `reduction` of the library's contract (annotated `Reduction`);
+    # dice_loss's optax-style class `reduction` is checked by the loss.
+    validates = reduction is not None and reduction.annotation in (
+      "Reduction",
+      reduction_lib.Reduction,
+    )
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-      if "reduction" in kwargs:
+      if validates and "reduction" in kwargs:
         named(name, reduction_lib.validate, kwargs["reduction"])
       return named(name, fn, *args, **kwargs)
 

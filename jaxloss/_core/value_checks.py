@@ -198,11 +198,3 @@ def checked(loss_fn: F) -> F:
     return out
 
   return wrapper  # type: ignore[return-value]
-
-
-def value_rules(**rules):  # TEMPORARY shim while families move to @loss(...)
-  def decorate(fn):
-    setattr(fn, loss_lib.VALUE_RULES, rules)
-    return fn
-
-  return decorate
