@@ -372,9 +372,7 @@ def check_errors(case: LossCase, seed: int = 0) -> None:
   first = case.float_args[0]
   integer = list(args)
   integer[first] = np.asarray(args[first]).astype(np.int32)
-  expect(
-    TypeError, tuple(integer), kwargs, "integer input", parameters[first:][:1]
-  )
+  expect(TypeError, tuple(integer), kwargs, "integer input", parameters)
   if case.reductions:
     bad_reduction = {**kwargs, "reduction": "average"}
     expect(ValueError, args, bad_reduction, "bad reduction", ["reduction"])

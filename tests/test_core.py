@@ -12,6 +12,7 @@ from jax.experimental import checkify
 import jaxloss
 from jaxloss._core import checks, numerics, reduction, value_checks
 from jaxloss._core.loss import loss
+from jaxloss._core.reduction import Reduction
 
 # --------------------------------------------------------------------------- #
 # reduce
@@ -151,7 +152,7 @@ def test_loss_decorator_validates_reduction_before_computing():
   calls = []
 
   @loss
-  def counting(x, *, reduction="none"):
+  def counting(x, *, reduction: Reduction = "none"):
     calls.append(1)
     return jaxloss.reduce(x, reduction)
 
