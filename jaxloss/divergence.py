@@ -33,12 +33,7 @@ def _inputs(
   Returns ``(first, second, axes, element_mask, example_mask)``.
   """
   first, second = checks.same_shape_floats(**arrays)
-  if axis is None:
-    axes = tuple(range(first.ndim))
-  elif isinstance(axis, Sequence):
-    axes = tuple(sorted({checks.canonical_axis(a, first.ndim) for a in axis}))
-  else:
-    axes = (checks.canonical_axis(axis, first.ndim),)
+  axes = tuple(sorted(checks.axes(axis, first.ndim)))
   elements, examples = split_where(where, first.shape, axes)
   return first, second, axes, elements, examples
 

@@ -314,6 +314,40 @@ def test_safe_pow_zero_to_the_zero_is_one_and_gradients_are_finite():
   assert float(numerics.safe_pow(jnp.array(2.0), 3)) == 8.0
 
 
+def test_masked_mean_is_zero_where_nothing_is_unmasked():
+  x = jnp.array([[1.0, 2.0, jnp.nan], [4.0, 5.0, 6.0]])
+  mask = jnp.array([[True, True, False], [False, False, False]])
+  np.testing.assert_array_equal(numerics.masked_mean(x, mask), [1.5, 0.0])
+  grad = jax.grad(lambda v: numerics.masked_mean(v, mask).sum())(x)
+  np.testing.assert_array_equal(grad, [[0.5, 0.5, 0.0], [0.0, 0.0, 0.0]])
+  got = numerics.masked_mean(x[1:], None, (0, 1), keepdims=True)
+  np.testing.assert_array_equal(got, [[5.0]])
+
+
+def test_clamped_log_is_torchs():
+  # torch.nn.functional.binary_cross_entropy clamps each log at -100.
+  # A subnormal p may be flushed to 0 by XLA:CPU, so the test stays normal.
+  p = jnp.array([0.0, 1e-30, 0.5, 1.0])
+  expected = [-100, np.log(1e-30), np.log(0.5), 0]
+  np.testing.assert_allclose(numerics.clamped_log(p), expected, rtol=1e-6)
+  grad = jax.grad(lambda q: numerics.clamped_log(q).sum())(p)
+  np.testing.assert_allclose(grad, [0, 1e30, 2, 1], rtol=1e-6)
+
+
+def test_axes_reads_ints_sequences_and_none():
+  assert checks.axes(-1, 3) == (2,)
+  assert checks.axes((2, 0), 3) == (2, 0)  # the order given
+  assert checks.axes([1], 3) == (1,)
+  assert checks.axes(None, 2) == (0, 1)
+  for bad in ((1, -2), ()):
+    with pytest.raises(ValueError, match="must name one or more distinct"):
+      checks.axes(bad, 3)
+  with pytest.raises(ValueError, match="out of bounds"):
+    checks.axes(3, 3)
+  with pytest.raises(TypeError, match="`axis` must be an int"):
+    checks.axes(1.0, 3)
+
+
 def test_xlogx_and_safe_log_at_zero():
   assert float(numerics.xlogx(jnp.array(0.0))) == 0.0
   assert np.isfinite(float(jax.grad(numerics.xlogx)(0.0)))

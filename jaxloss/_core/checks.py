@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import chex
 import jax
@@ -218,11 +218,24 @@ def canonical_axis(axis: Any, ndim: int) -> int:
   return int(axis) % ndim
 
 
+def axes(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:
+  """``axis`` (an int, a sequence of distinct ints, or ``None`` for all
+  axes) as non-negative ints, in the order given (sort them where the order
+  does not matter)."""
+  if axis is None:
+    return tuple(range(ndim))
+  items = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+  out = tuple(canonical_axis(a, ndim) for a in items)
+  if not out or len(set(out)) != len(out):
+    raise fail(f"`axis` {axis!r} must name one or more distinct axes.")
+  return out
+
+
 # --------------------------------------------------------------------------- #
 # options and hyper-parameters
 
 
-def is_static_number(value: Any) -> bool:
+def is_static_number(value: Any) -> TypeGuard[float]:
   """Whether a hyper-parameter is a Python (or NumPy) real number, so that
   its value can be checked while tracing; traced arrays are not."""
   return isinstance(value, numbers.Real) and not isinstance(value, bool)

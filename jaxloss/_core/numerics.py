@@ -126,6 +126,32 @@ def masked_min(
   return -masked_max(-x, mask, axis)
 
 
+def masked_mean(
+  x: jax.Array,
+  mask: jax.Array | None,
+  axis: int | tuple[int, ...] = -1,
+  keepdims: bool = False,
+) -> jax.Array:
+  """Mean of ``x`` over the unmasked entries of ``axis``; 0 (gradient 0)
+  where none is; masked entries never reach the result, whatever they hold."""
+  if mask is None:
+    return jnp.mean(x, axis=axis, keepdims=keepdims)
+  total = jnp.sum(jnp.where(mask, x, 0), axis=axis, keepdims=keepdims)
+  count = jnp.sum(mask, axis=axis, keepdims=keepdims, dtype=x.dtype)
+  return safe_divide(total, count)
+
+
+def clamped_log(p: jax.Array, floor: float = -100.0) -> jax.Array:
+  """``max(log p, floor)`` for probabilities ``p`` in [0, 1]: torch's
+  ``binary_cross_entropy`` clamp (``floor = -100``), so ``p = 0`` gives
+  ``floor``. Below the smallest normal number the value carries no gradient
+  (``1/p`` would overflow); in the clamped region the gradient is 0."""
+  normal = p >= jnp.finfo(p.dtype).tiny
+  log_normal = jnp.log(jnp.where(normal, p, 1))
+  log_tiny = jax.lax.stop_gradient(jnp.log(jnp.where(normal, 1, p)))
+  return jnp.maximum(jnp.where(normal, log_normal, log_tiny), floor)
+
+
 def l2_normalize(
   x: jax.Array, axis: int = -1, eps: float | jax.Array = 1e-12
 ) -> jax.Array:

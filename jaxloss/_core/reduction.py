@@ -116,13 +116,8 @@ def split_where(
   if where is None:
     return None, None
   where = checks.as_mask("where", where)
-  axes = _axes_tuple(axis, len(input_shape))
+  axes = tuple(sorted(checks.axes(axis, len(input_shape))))
   if where.ndim == len(input_shape) - len(axes):
     where = jnp.expand_dims(where, axes)
   elements = checks.broadcast_mask("where", where, input_shape, same_rank=True)
   return elements, jnp.any(elements, axis=axes)
-
-
-def _axes_tuple(axis, ndim: int) -> tuple[int, ...]:
-  axes = (axis,) if isinstance(axis, int) else tuple(axis)
-  return tuple(sorted(a % ndim for a in axes))

@@ -20,19 +20,6 @@ Axis = int | tuple[int, ...] | None
 SCORES_CLASS_INDEX = value_checks.class_index("scores", axis_arg=None)
 
 
-def class_axes(axis: Axis, ndim: int) -> tuple[int, ...]:
-  """The class axes as non-negative ints: ``axis`` is an int, a tuple of ints
-  or ``None`` (all axes), as optax allows."""
-  if axis is None:
-    return tuple(range(ndim))
-  if isinstance(axis, tuple):
-    axes = tuple(checks.canonical_axis(a, ndim) for a in axis)
-    if not axes or len(set(axes)) != len(axes):
-      raise checks.fail(f"`axis` {axis!r} must name distinct axes.")
-    return axes
-  return (checks.canonical_axis(axis, ndim),)
-
-
 def classes_last(
   axes: tuple[int, ...], where: ArrayLike | None, *arrays: jax.Array
 ) -> tuple[ArrayLike | None, list[jax.Array]]:
@@ -87,7 +74,7 @@ def soft_label_inputs(
   classes, and ``log_probs`` 0 where a label is 0 (``0 log 0 = 0``)."""
   logits, labels = scores_and_targets(logits, labels)
   checks.in_unit_interval("label_smoothing", label_smoothing)
-  axes = class_axes(axis, logits.ndim)
+  axes = checks.axes(axis, logits.ndim)
   where, (logits, labels) = classes_last(axes, where, logits, labels)
   elements, examples = split_where(where, logits.shape, -1)
   log_probs = numerics.masked_log_softmax(logits, -1, elements)
@@ -114,7 +101,7 @@ def integer_label_inputs(
   their (unmasked) maximum and the labels of dropped examples set to 0."""
   logits = checks.as_float("logits", logits)
   labels = checks.as_labels("labels", labels)
-  axes = class_axes(axis, logits.ndim)
+  axes = checks.axes(axis, logits.ndim)
   checks.labels_for(labels, logits, axes)
   where, (logits,) = classes_last(axes, where, logits)
   elements, examples = split_where(where, logits.shape, -1)

@@ -20,7 +20,6 @@ from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce, split_where
 from jaxloss.classification import _inputs
 
-_LOG_CLAMP = -100.0  # torch.nn.functional.binary_cross_entropy's log clamp.
 WeightMethod = Literal["effective_number", "inverse", "inverse_sqrt"]
 _WEIGHT_METHODS: tuple[str, ...] = get_args(WeightMethod)
 
@@ -119,19 +118,10 @@ def binary_cross_entropy(
     probabilities, labels, "probabilities"
   )
   values = -(
-    labels * _clamped_log(probabilities)
-    + (1 - labels) * _clamped_log(1 - probabilities)
+    labels * numerics.clamped_log(probabilities)
+    + (1 - labels) * numerics.clamped_log(1 - probabilities)
   )
   return reduce(values, reduction, weights=weights, where=where)
-
-
-def _clamped_log(p: jax.Array) -> jax.Array:
-  """``max(log p, -100)``; below the smallest normal number the value is
-  clamped without a gradient (``1/p`` would overflow there)."""
-  normal = p >= jnp.finfo(p.dtype).tiny
-  log_normal = jnp.log(jnp.where(normal, p, 1))
-  log_tiny = jax.lax.stop_gradient(jnp.log(jnp.where(normal, 1, p)))
-  return jnp.maximum(jnp.where(normal, log_normal, log_tiny), _LOG_CLAMP)
 
 
 @loss(labels=value_checks.unit_interval)
@@ -415,7 +405,7 @@ def smooth_labels(
   """
   labels = checks.as_float("labels", labels)
   checks.in_unit_interval("alpha", alpha)
-  axes = _inputs.class_axes(axis, labels.ndim)
+  axes = checks.axes(axis, labels.ndim)
   num_classes: int | jax.Array
   if where is None:
     num_classes = math.prod(labels.shape[a] for a in axes)

@@ -40,5 +40,4 @@ def masked_mean(
   mean is 0 (gradient 0) where no token is active. Padded entries never reach
   the result, whatever they hold."""
   count = jnp.sum(mask, axis=-1).astype(values.dtype)
-  total = jnp.sum(jnp.where(mask, values, 0), axis=-1)
-  return numerics.safe_divide(total, count), count
+  return numerics.masked_mean(values, mask), count

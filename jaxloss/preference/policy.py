@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxloss._core import checks, numerics, value_checks
+from jaxloss._core import checks, in_batch, numerics, value_checks
 from jaxloss._core.loss import loss
 from jaxloss._core.policy import bounded_exp, clipped_surrogate, data
 from jaxloss._core.reduction import Reduction, reduce, split_where
@@ -95,7 +95,7 @@ def group_normalized_advantages(
   else:
     ids = checks.as_labels("groups", groups)
     checks.shape("groups", ids, (size,), "group ids, one per reward")
-    same = (ids[:, None] == ids[None, :]).astype(rewards.dtype)
+    same = in_batch.same_label(ids).astype(rewards.dtype)
     count = jnp.sum(same, axis=1)
     mean = (same @ rewards) / count
     centred = rewards - mean

@@ -31,11 +31,7 @@ def reduced_axes(
   :func:`jaxloss._core.reduction.split_where`. A mask of at most the
   per-example rank drops examples (NumPy broadcasting against the per-example
   shape); one of the input's rank drops elements."""
-  if axis is None:
-    axes = tuple(range(x.ndim))
-  else:
-    items = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
-    axes = tuple(sorted({checks.canonical_axis(a, x.ndim) for a in items}))
+  axes = tuple(sorted(checks.axes(axis, x.ndim)))
   if where is None:
     return axes, None, None
   where = checks.as_mask("where", where)

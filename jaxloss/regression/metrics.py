@@ -27,26 +27,14 @@ _PERCENTAGE_EPS = 2.0**-52
 _NORMALIZERS = ("range", "mean")
 
 
-def _masked_mean(
-  x: jax.Array,
-  axes: tuple[int, ...],
-  elements: jax.Array | None,
-  keepdims: bool = False,
-) -> jax.Array:
-  """Mean over ``axes`` of the unmasked elements; 0 where none is unmasked."""
-  if elements is None:
-    return jnp.mean(x, axis=axes, keepdims=keepdims)
-  total = jnp.sum(jnp.where(elements, x, 0), axis=axes, keepdims=keepdims)
-  count = jnp.sum(elements, axis=axes, keepdims=keepdims, dtype=x.dtype)
-  return numerics.safe_divide(total, count)
-
-
 def _masked_range(
   x: jax.Array, axes: tuple[int, ...], elements: jax.Array | None
 ) -> jax.Array:
   """``max − min`` over ``axes`` of the unmasked elements (0 if none)."""
   if elements is not None:  # Masked entries take the unmasked mean: in range.
-    inside = jax.lax.stop_gradient(_masked_mean(x, axes, elements, True))
+    inside = jax.lax.stop_gradient(
+      numerics.masked_mean(x, elements, axes, True)
+    )
     x = jnp.where(elements, x, inside)
   return jnp.max(x, axis=axes) - jnp.min(x, axis=axes)
 
@@ -102,7 +90,9 @@ def root_mean_squared_error(
   """
   predictions, targets = pair(predictions, targets)
   axes, elements, examples = reduced_axes(predictions, axis, where)
-  mean_square = _masked_mean(jnp.square(predictions - targets), axes, elements)
+  mean_square = numerics.masked_mean(
+    jnp.square(predictions - targets), elements, axes
+  )
   values = numerics.safe_sqrt(mean_square)
   return reduce(values, reduction, weights=weights, where=examples)
 
@@ -161,11 +151,13 @@ def normalized_mean_absolute_error(
   checks.option("normalizer", normalizer, _NORMALIZERS)
   predictions, targets = pair(predictions, targets)
   axes, elements, examples = reduced_axes(predictions, axis, where)
-  mae = _masked_mean(numerics.safe_abs(predictions - targets), axes, elements)
+  mae = numerics.masked_mean(
+    numerics.safe_abs(predictions - targets), elements, axes
+  )
   if normalizer == "range":
     scale = _masked_range(targets, axes, elements)
   else:
-    scale = jnp.abs(_masked_mean(targets, axes, elements))
+    scale = jnp.abs(numerics.masked_mean(targets, elements, axes))
   values = mae / jnp.where(scale == 0, 1, scale)
   return reduce(values, reduction, weights=weights, where=examples)
 

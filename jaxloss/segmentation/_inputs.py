@@ -74,15 +74,12 @@ def _summed_axes(axis: Axis, ndim: int) -> tuple[int, ...]:
   the last. The class axis (the last) cannot be summed."""
   if axis is None:
     return tuple(range(1, ndim - 1))
-  items = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
-  out = [checks.canonical_axis(a, ndim) for a in items]
+  out = checks.axes(axis, ndim)
   if ndim - 1 in out:
     raise checks.fail(
       f"`axis` {axis!r} includes the class axis (the last); it names the "
       "spatial axes to sum over."
     )
-  if len(set(out)) != len(out):
-    raise checks.fail(f"`axis` {axis!r} repeats an axis.")
   return tuple(sorted(out))
 
 

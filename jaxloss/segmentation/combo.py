@@ -14,8 +14,6 @@ from jaxloss.segmentation._inputs import RULES, Axis, ClassReduction
 
 __all__ = ["combo_loss"]
 
-_LOG_CLAMP = -100.0  # torch's binary_cross_entropy clamp, for probabilities.
-
 
 def _log_probability_pair(
   predictions: jax.Array, apply_softmax: bool
@@ -29,9 +27,8 @@ def _log_probability_pair(
   ``binary_cross_entropy``).
   """
   if not apply_softmax:
-    return (
-      jnp.maximum(numerics.safe_log(predictions), _LOG_CLAMP),
-      jnp.maximum(numerics.safe_log(1 - predictions), _LOG_CLAMP),
+    return numerics.clamped_log(predictions), numerics.clamped_log(
+      1 - predictions
     )
   if predictions.shape[-1] == 1:
     return numerics.log_sigmoid_pair(predictions)
