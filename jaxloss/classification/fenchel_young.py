@@ -7,7 +7,6 @@ defaults and values; the jaxloss extras are keyword-only.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -69,7 +68,7 @@ def sparsemax_loss(
 
 
 # Jitted: optax's projection has a custom JVP, re-traced at every eager call.
-@functools.partial(jax.jit, static_argnames=())
+@jax.jit
 def _sparsemax(scores: jax.Array) -> jax.Array:
   """``optax.projections.projection_simplex`` along the last axis.
 
