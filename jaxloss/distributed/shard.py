@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 
 import jax
@@ -35,6 +36,14 @@ def shard(
   see replicated inputs and are not used. On a mesh whose ``axis`` is
   ``Explicit`` the inputs are first ``jax.reshard``-ed to that layout.
 
+  In a multi-process run (after :func:`jax.distributed.initialize`) the mesh
+  must hold devices of every process (build it from ``jax.devices()``, not
+  ``jax.local_devices()``: the loss is that of the global batch), and when
+  called outside ``jit`` every array argument of rank ≥ 1 must be a global
+  ``jax.Array`` (:func:`jax.make_array_from_process_local_data`), not a
+  process-local NumPy or single-process array; both raise ``ValueError``
+  naming the loss and the argument.
+
   Args:
     loss_fn: one of this module's losses.
     mesh: a :class:`jax.sharding.Mesh`.
@@ -65,6 +74,16 @@ def shard(
       f"shard: axis {axis!r} is not an axis of the mesh "
       f"(axes {tuple(mesh.axis_names)})."
     )
+  processes = jax.process_count()
+  covered = {d.process_index for d in mesh.devices.flat}
+  if len(covered) < processes:
+    raise ValueError(
+      f"shard({loss_fn.__name__}): mesh holds devices of process(es) "
+      f"{sorted(covered)} only, of {processes} processes; the loss of the "
+      "global batch needs every process's devices: build the mesh from "
+      "jax.devices() (e.g. jax.make_mesh), not jax.local_devices()."
+    )
+  parameters = list(inspect.signature(loss_fn).parameters)
   axis_name = axes[0] if len(axes) == 1 else axes
   spec = jax.P(axis_name)
   devices = int(np.prod([mesh.shape[a] for a in axes]))
@@ -78,11 +97,29 @@ def shard(
         f"shard({loss_fn.__name__}): axis_name is set by shard "
         f"(axis={axis!r}); do not pass it."
       )
-    names = [f"argument {i}" for i in range(len(args))] + list(kwargs)
+    names = [
+      parameters[i] if i < len(parameters) else f"argument {i}"
+      for i in range(len(args))
+    ] + list(kwargs)
     values = list(args) + list(kwargs.values())
     is_array = [isinstance(v, (jax.Array, np.ndarray)) for v in values]
     arrays = [jnp.asarray(v) for v, a in zip(values, is_array) if a]
     specs = tuple(jax.P() if x.ndim == 0 else spec for x in arrays)
+    if len(covered) > 1:
+      for arg, v in zip(names, values):
+        local = isinstance(v, np.ndarray) or (
+          isinstance(v, jax.Array)
+          and not isinstance(v, jax.core.Tracer)
+          and v.is_fully_addressable
+        )
+        if local and np.ndim(v):
+          raise ValueError(
+            f"shard({loss_fn.__name__}): {arg} is a process-local array "
+            f"({type(v).__name__}) but the mesh spans {len(covered)} "
+            "processes; pass a global jax.Array sharded like the embeddings: "
+            "jax.make_array_from_process_local_data(jax.NamedSharding(mesh, "
+            f"jax.P({axis!r})), local_{arg})."
+          )
     for arg, x in zip([n for n, a in zip(names, is_array) if a], arrays):
       if x.ndim and x.shape[0] % devices:
         raise ValueError(

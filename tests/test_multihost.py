@@ -1,0 +1,195 @@
+"""jaxloss.distributed across 2 processes × 4 CPU devices, as on a pod.
+
+Two child processes run tests/multihost_checks.py, joined by
+``jax.distributed.initialize`` on 127.0.0.1 (a free port chosen here) with
+gloo's CPU collectives; each builds its inputs from its own rows only and
+compares every sharded loss of the registry (tests/cases/distributed.py),
+with every strategy its loss has, on an ``(8,)`` and a ``(2, 4)`` mesh, with
+the one-device loss of the whole batch. Each child prints one JSON line per
+check; the tests here assert on them per group and per process. The children
+get XLA:CPU's fast-compile flags (conftest.py) and a bounded time, and are
+killed whatever happens.
+"""
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests import multihost_checks
+from tests.cases.distributed import SHARDED
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PROCESSES = multihost_checks.PROCESSES
+XLA_FLAGS = (
+  f"--xla_force_host_platform_device_count={multihost_checks.LOCAL_DEVICES} "
+  "--xla_backend_optimization_level=0 "
+  "--xla_cpu_use_fusion_emitters=false"
+)
+TIMEOUT = 240  # seconds for both children; they take about 40 s on 2 cores.
+
+pytestmark = pytest.mark.xdist_group("multihost")  # one pair per run.
+
+
+def free_port() -> int:
+  """A port that was free on the loopback address a moment ago."""
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def run_processes(argv_of, env, timeout, cwd=ROOT, tmp=None):
+  """Starts one child per ``argv_of(i)``, ``i < PROCESSES``; waits for all
+  of them at most ``timeout`` seconds in all, killing every one still
+  running when the time is up or one has failed (a peer left waiting in a
+  collective would otherwise hang). Returns ``[(returncode, stdout,
+  stderr)]``; a killed child's return code is negative."""
+  children, files = [], []
+  try:
+    for i in range(PROCESSES):
+      out = (tmp / f"out{i}.txt").open("w+") if tmp else None
+      err = (tmp / f"err{i}.txt").open("w+") if tmp else None
+      files += [out, err]
+      children.append(
+        subprocess.Popen(
+          argv_of(i), cwd=cwd, env=env, stdout=out, stderr=err, text=True
+        )
+      )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+      codes = [c.poll() for c in children]
+      if all(code is not None for code in codes) or any(codes):
+        break
+      time.sleep(0.2)
+  finally:
+    for child in children:
+      if child.poll() is None:
+        child.kill()
+      child.wait()
+  results = []
+  for i, child in enumerate(children):
+    out, err = files[2 * i], files[2 * i + 1]
+    out.seek(0)
+    err.seek(0)
+    results.append((child.returncode, out.read(), err.read()))
+    out.close()
+    err.close()
+  return results
+
+
+def child_env():
+  env = dict(os.environ, XLA_FLAGS=XLA_FLAGS, JAX_PLATFORMS="cpu")
+  env["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p]
+  )
+  return env
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+  port = free_port()
+  start = time.monotonic()
+  children = run_processes(
+    lambda i: [
+      sys.executable,
+      "-m",
+      "tests.multihost_checks",
+      str(i),
+      str(PROCESSES),
+      str(port),
+    ],
+    child_env(),
+    TIMEOUT,
+    tmp=tmp_path_factory.mktemp("multihost"),
+  )
+  seconds = time.monotonic() - start
+  lines = [
+    json.loads(line)
+    for _, out, _ in children
+    for line in out.splitlines()
+    if line.startswith("{")
+  ]
+  stderr = "\n".join(
+    f"--- process {i} (exit {code}, {seconds:.0f} s):\n{err[-3000:]}"
+    for i, (code, _, err) in enumerate(children)
+  )
+  if not lines:
+    pytest.fail(f"the checkers produced no results:\n{stderr}")
+  return {"lines": lines, "codes": [c[0] for c in children], "stderr": stderr}
+
+
+def _assert_group(results, group, minimum):
+  """Every check of ``group`` passed, and at least ``minimum`` of them ran,
+  in every process."""
+  for process in range(PROCESSES):
+    checks = [
+      r
+      for r in results["lines"]
+      if r["group"] == group
+      and r["process"] == process
+      and r["label"] != "time"
+    ]
+    failures = [f"{r['label']}: {r['detail']}" for r in checks if not r["ok"]]
+    assert not failures, (
+      f"process {process}: {len(failures)} of {len(checks)} {group} checks "
+      "failed:\n" + "\n".join(failures)
+    )
+    assert len(checks) >= minimum, (
+      f"process {process}: only {len(checks)} {group} checks ran (expected "
+      f"{minimum}):\n{results['stderr']}"
+    )
+
+
+def test_two_processes_of_four_devices(results):
+  _assert_group(results, "setup", 1)
+
+
+def test_every_sharded_case_and_strategy_equals_one_device(results):
+  # value, embedding gradients, hyper-parameter gradients; two meshes.
+  cases = sum(len(multihost_checks.strategies(case.fn)) for case in SHARDED)
+  _assert_group(results, "equality", 2 * 3 * cases + 1)
+
+
+def test_every_registry_case_is_checked_with_every_strategy(results):
+  labels = {r["label"] for r in results["lines"] if r["group"] == "equality"}
+  for case in SHARDED:
+    strategies = multihost_checks.strategies(case.fn)
+    assert len(strategies) >= 2, case.id  # ring and all_gather today.
+    for mesh in ("mesh (8,)", "mesh data 2 x model 4"):
+      for strategy in strategies:
+        assert f"{mesh}, {strategy}: {case.id}: value" in labels
+
+
+def test_shard_wrapper_on_global_arrays(results):
+  _assert_group(results, "shard_wrapper", 1)
+
+
+def test_errors_across_processes(results):
+  _assert_group(results, "errors", 9)
+
+
+def test_children_exit_cleanly(results):
+  assert results["codes"] == [0] * PROCESSES, results["stderr"]
+
+
+def test_a_hung_process_is_killed_at_the_deadline(tmp_path):
+  # The launcher's own guarantee: a child that never finishes (here: one of
+  # two processes waits for a peer that never comes) is killed on time.
+  start = time.monotonic()
+  children = run_processes(
+    lambda i: (
+      [sys.executable, "-c", "import time; time.sleep(60)"]
+      if i
+      else [sys.executable, "-c", "pass"]
+    ),
+    child_env(),
+    timeout=2,
+    tmp=tmp_path,
+  )
+  assert time.monotonic() - start < 20
+  assert children[0][0] == 0 and children[1][0] < 0, children
