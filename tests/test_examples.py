@@ -20,11 +20,10 @@ import pytest
 from examples import common, gallery, imbalanced, metric_learning
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-CHILD_XLA_FLAGS = (
-  "--xla_force_host_platform_device_count=4 "
-  "--xla_backend_optimization_level=0 "
-  "--xla_cpu_use_fusion_emitters=false"
+FAST_COMPILE = (
+  "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
 )
+CHILD_XLA_FLAGS = "--xla_force_host_platform_device_count=4 " + FAST_COMPILE
 
 
 def test_imbalanced_digits_every_loss_learns(tmp_path):
@@ -133,3 +132,33 @@ def test_committed_gallery_lists_every_family():
   for name in names:
     assert (ROOT / "docs" / "gallery" / f"{name}.png").exists(), name
   assert sorted(re.findall(r"\]\((\w+)\.png\)", index)) == sorted(names)
+
+
+@pytest.mark.xdist_group("multihost_example")
+def test_multihost_example_sharded_equals_one_device():
+  # The one command of docs/distributed.md, small: 2 processes x 2 devices,
+  # 3 steps; the example kills its workers itself after --timeout seconds.
+  env = dict(os.environ, XLA_FLAGS=FAST_COMPILE)
+  child = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "examples.multihost",
+      "--processes",
+      "2",
+      "--steps",
+      "3",
+      "--batch-per-process",
+      "16",
+      "--timeout",
+      "120",
+    ],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=180,
+  )
+  assert child.returncode == 0, child.stdout[-2000:] + child.stderr[-4000:]
+  assert "sharded loss = one-device loss" in child.stdout, child.stdout
+  assert "3 steps on 4 devices in 2 processes" in child.stdout, child.stdout
