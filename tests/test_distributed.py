@@ -34,7 +34,9 @@ TIMEOUT = 300  # seconds; the checks take well under a minute.
 pytestmark = pytest.mark.xdist_group("distributed")  # one child per run.
 
 
-@pytest.fixture(scope="module")
+# Session scope: under --dist loadgroup a worker may leave this module and
+# come back, and a module-scoped fixture would start the children again.
+@pytest.fixture(scope="session")
 def results():
   env = dict(os.environ, XLA_FLAGS=XLA_FLAGS, JAX_PLATFORMS="cpu")
   env["PYTHONPATH"] = os.pathsep.join(

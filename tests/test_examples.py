@@ -53,7 +53,9 @@ def test_metric_learning_beats_the_untrained_network(tmp_path):
   assert (tmp_path / "metric_learning.md").exists()
 
 
-@pytest.fixture(scope="module")
+# Session scope: under --dist loadgroup a worker may leave this module and
+# come back, and a module-scoped fixture would start the children again.
+@pytest.fixture(scope="session")
 def sharded_results(tmp_path_factory):
   out = tmp_path_factory.mktemp("sharded")
   env = dict(os.environ, XLA_FLAGS=CHILD_XLA_FLAGS, JAX_PLATFORMS="cpu")

@@ -90,7 +90,9 @@ def child_env():
   return env
 
 
-@pytest.fixture(scope="module")
+# Session scope: under --dist loadgroup a worker may leave this module and
+# come back, and a module-scoped fixture would start the children again.
+@pytest.fixture(scope="session")
 def results(tmp_path_factory):
   port = free_port()
   start = time.monotonic()
