@@ -24,6 +24,7 @@ from jaxloss import regression as regression
 from jaxloss import regularization as regularization
 from jaxloss import rl as rl
 from jaxloss import segmentation as segmentation
+from jaxloss import semi_supervised as semi_supervised
 from jaxloss import sequence as sequence
 from jaxloss import train as train
 from jaxloss._core.loss import loss
@@ -165,6 +166,17 @@ from jaxloss.segmentation import (
   multiclass_generalized_dice_loss,
   tversky_loss,
 )
+from jaxloss.semi_supervised import (
+  entropy_minimization_loss,
+  fixmatch_loss,
+  guess_labels,
+  mean_teacher_consistency_loss,
+  mixmatch_loss,
+  pseudo_label_loss,
+  sharpen,
+  training_signal_annealing_mask,
+  uda_consistency_loss,
+)
 from jaxloss.sequence import (
   ctc_loss,
   ctc_loss_with_forward_probs,
@@ -206,6 +218,8 @@ __all__ = [
   "dpo_loss",
   "elastic_net_regularization",
   "entropy_loss",
+  "entropy_minimization_loss",
+  "fixmatch_loss",
   "focal_tversky_loss",
   "gan_discriminator_loss",
   "gan_generator_loss",
@@ -217,6 +231,7 @@ __all__ = [
   "gradient_penalty",
   "group_normalized_advantages",
   "grpo_loss",
+  "guess_labels",
   "hinge_embedding_loss",
   "hinge_loss",
   "huber_loss",
@@ -235,6 +250,8 @@ __all__ = [
   "lovasz_softmax_loss",
   "make_fenchel_young_loss",
   "margin_ranking_loss",
+  "mean_teacher_consistency_loss",
+  "mixmatch_loss",
   "ms_ssim_loss",
   "multi_margin_loss",
   "multiclass_generalized_dice_loss",
@@ -261,6 +278,7 @@ __all__ = [
   "ppo_clip_loss",
   "ppo_value_loss",
   "proxy_nca_loss",
+  "pseudo_label_loss",
   "q_learning_loss",
   "quantile_loss",
   "r1_penalty",
@@ -269,6 +287,7 @@ __all__ = [
   "root_mean_squared_error",
   "safe_softmax_cross_entropy",
   "semi_hard_triplet_loss",
+  "sharpen",
   "siglip_loss",
   "sigmoid_binary_cross_entropy",
   "sigmoid_focal_loss",
@@ -287,8 +306,10 @@ __all__ = [
   "supervised_contrastive_loss",
   "td_loss",
   "total_variation_loss",
+  "training_signal_annealing_mask",
   "triplet_margin_loss",
   "tversky_loss",
+  "uda_consistency_loss",
   "uniformity_loss",
   "vae_loss",
 ]

@@ -30,6 +30,7 @@ FAMILIES: tuple[Module, ...] = (
   Module("preference", "Preference optimisation", "loss"),
   Module("generative", "Generative models", "loss"),
   Module("regularization", "Regularisation", "loss"),
+  Module("semi_supervised", "Semi-supervised learning", "loss"),
 )
 OTHER_MODULES: tuple[Module, ...] = (
   Module("distributed", "Sharded losses", "loss"),
