@@ -561,7 +561,7 @@ def mean_teacher_consistency_loss(
   >>> student = jnp.array([[1.0, 0.0], [0.0, 0.0]])
   >>> teacher = jnp.array([[0.0, 0.0], [0.0, 0.0]])
   >>> jaxloss.mean_teacher_consistency_loss(student, teacher)
-  Array([0.0534..., 0.        ], dtype=float32)
+  Array([0.05338..., 0.        ], dtype=float32)
 
   References:
     Tarvainen and Valpola, `Mean teachers are better role models:
