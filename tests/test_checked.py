@@ -165,6 +165,15 @@ FAMILIES = {
     ((LOGITS, _uniform(13, 4, 3) + 1.0, LOGITS, LOGITS), {}),
     "targets",
   ),
+  "semi_supervised": (
+    jl.fixmatch_loss,  # a dropped labeled example may hold any label
+    (
+      (LOGITS, np.array([0, 2, 7, 1]), LOGITS[::-1], LOGITS),
+      dict(labeled_where=np.array([True, True, False, True])),
+    ),
+    ((LOGITS, np.array([0, 2, 7, 1]), LOGITS[::-1], LOGITS), {}),
+    "labeled_labels",
+  ),
   "regularization": (
     jl.l2_regularization,
     (({"w": LOGITS, "b": np.zeros(3, np.float32)},), {}),

@@ -21,9 +21,7 @@ HELPERS = {"sharpen", "guess_labels", "training_signal_annealing_mask"}
 
 def _fixmatch(soft=False, **kwargs):
   def make(rng, n):
-    labels = (
-      I.distributions(rng, n, C) if soft else I.class_labels(rng, C, n)
-    )
+    labels = I.distributions(rng, n, C) if soft else I.class_labels(rng, C, n)
     weak = I.logits(rng, 2 * n, C, scale=3.0)
     strong = I.logits(rng, 2 * n, C)
     return (I.logits(rng, n, C), labels, weak, strong), kwargs
@@ -33,9 +31,7 @@ def _fixmatch(soft=False, **kwargs):
 
 def _mixmatch(soft=False):
   def make(rng, n):
-    labels = (
-      I.distributions(rng, n, C) if soft else I.class_labels(rng, C, n)
-    )
+    labels = I.distributions(rng, n, C) if soft else I.class_labels(rng, C, n)
     targets = I.distributions(rng, 2 * n, C)
     return (I.logits(rng, n, C), labels, I.logits(rng, 2 * n, C), targets), {}
 
