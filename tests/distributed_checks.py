@@ -15,7 +15,6 @@ effects (pytest's --doctest-modules imports it in the one-device process).
 from __future__ import annotations
 
 import functools
-import json
 import sys
 import time
 import traceback
@@ -30,6 +29,7 @@ from jax.sharding import AxisType, Mesh
 import jaxloss
 from jaxloss import distributed as jd
 from tests.cases.distributed import SHARDED, ShardedCase
+from tests.child_report import Report
 
 DEVICES = 8
 BATCH = 24  # global batch: per-device 24, 12, 8, 3 on 1, 2, 3, 8 devices.
@@ -106,52 +106,19 @@ VARIANTS = [_variant(case) for case in SHARDED]
 # harness
 
 
-class Report:
-  """Collects check results and prints them as JSON lines."""
+def _within(dtype):
+  """The leaf check of ``dtype``'s tolerance (``atol + rtol·|expected|``)."""
+  tol = TOLERANCE[dtype]
 
-  def __init__(self):
-    self.failed = 0
+  def check(got, want):
+    error = np.abs(np.asarray(got, np.float64) - want)
+    if np.all(error <= tol["atol"] + tol["rtol"] * np.abs(want)):
+      return float(error.max(initial=0.0)), []
+    return float(error.max()), [
+      f"max |error| {error.max():.3g}, max |expected| {np.abs(want).max():.3g}"
+    ]
 
-  def add(self, group, label, ok, detail=""):
-    self.failed += not ok
-    print(
-      json.dumps(
-        {"group": group, "label": label, "ok": bool(ok), "detail": detail}
-      ),
-      flush=True,
-    )
-
-  def close(self, group, label, got, want, dtype):
-    """``got`` ≈ ``want`` leaf by leaf, with the dtype's tolerance."""
-    got_leaves, want_leaves = jax.tree.leaves(got), jax.tree.leaves(want)
-    if len(got_leaves) != len(want_leaves):
-      return self.add(
-        group,
-        label,
-        False,
-        f"{len(got_leaves)} leaves, expected {len(want_leaves)}",
-      )
-    worst, problems = 0.0, []
-    for i, (g, w) in enumerate(zip(got_leaves, want_leaves)):
-      g, w = np.asarray(g), np.asarray(w)
-      if g.dtype != w.dtype or g.shape != w.shape:
-        problems.append(f"leaf {i}: {g.dtype}{g.shape} vs {w.dtype}{w.shape}")
-        continue
-      tol = TOLERANCE[dtype]
-      error = np.abs(g.astype(np.float64) - w)
-      bound = tol["atol"] + tol["rtol"] * np.abs(w)
-      if not np.all(error <= bound):
-        problems.append(
-          f"leaf {i}: max |error| {error.max():.3g}, "
-          f"max |expected| {np.abs(w).max():.3g}"
-        )
-      worst = max(worst, float(error.max()) if error.size else 0.0)
-    self.add(
-      group,
-      label,
-      not problems,
-      "; ".join(problems) or f"max |error| {worst:.2g}",
-    )
+  return check
 
 
 def _mesh(n, names=("data",), shape=None, types=AxisType.Auto):
@@ -232,12 +199,22 @@ def _compare(report, group, prefix, which, got, want, dtype):
   (_, want_values), (want_d, want_p) = want
   for i, k in enumerate(which):
     label = f"{prefix} {VARIANTS[k].name}"
-    report.close(group, f"{label}: value", got_values[i], want_values[k], dtype)
     report.close(
-      group, f"{label}: embedding gradients", got_d[i], want_d[k], dtype
+      group, f"{label}: value", got_values[i], want_values[k], _within(dtype)
     )
     report.close(
-      group, f"{label}: hyper-parameter gradients", got_p[i], want_p[k], dtype
+      group,
+      f"{label}: embedding gradients",
+      got_d[i],
+      want_d[k],
+      _within(dtype),
+    )
+    report.close(
+      group,
+      f"{label}: hyper-parameter gradients",
+      got_p[i],
+      want_p[k],
+      _within(dtype),
     )
 
 
@@ -378,7 +355,7 @@ def check_pmap(report):
     "ring: clip_loss, grad inside pmap = 8 x the gradient",
     got,
     jax.tree.map(lambda w: DEVICES * w, want[1][0][0]),
-    np.float64,
+    _within(np.float64),
   )
 
 
@@ -449,7 +426,7 @@ def check_reductions(report):
         f"3 devices, {strategy}: {VARIANTS[k].name}, reduction={r!r}",
         value,
         want,
-        np.float64,
+        _within(np.float64),
       )
 
 
@@ -479,7 +456,7 @@ def check_shard_wrapper(report):
     "jit, Explicit mesh: clip_loss value and gradients",
     got,
     want,
-    np.float32,
+    _within(np.float32),
   )
   got = jd.shard(jd.supervised_contrastive_loss, two_axis)(
     x, labels, strategy="all_gather", temperature=0.5, reduction="none"
@@ -490,7 +467,7 @@ def check_shard_wrapper(report):
     "eager, data x model mesh: supcon, reduction='none'",
     got,
     want,
-    np.float32,
+    _within(np.float32),
   )
   siglip = functools.partial(
     jd.shard(jd.siglip_loss, _mesh(3), axis="data"), chunk_size=3
@@ -498,7 +475,11 @@ def check_shard_wrapper(report):
   got = jax.jit(siglip)(x, y, logit_scale=t * 20)
   want = jaxloss.siglip_loss(x, y, logit_scale=t * 20, reduction="mean")
   report.close(
-    group, "jit, Auto 3-device mesh: siglip_loss", got, want, np.float32
+    group,
+    "jit, Auto 3-device mesh: siglip_loss",
+    got,
+    want,
+    _within(np.float32),
   )
   report.add(
     group,

@@ -23,7 +23,6 @@ non-zero if any check failed. Importing this module has no side effects
 from __future__ import annotations
 
 import functools
-import json
 import sys
 import time
 import traceback
@@ -38,6 +37,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding
 import jaxloss
 from jaxloss import distributed as jd
 from tests.cases.distributed import SHARDED
+from tests.child_report import Report
 from tests.distributed_checks import (
   BATCH,
   CHUNK,
@@ -116,55 +116,22 @@ def to_global(tree, mesh: Mesh, axis: str):
 # harness
 
 
-class Report:
-  """Collects check results and prints them as JSON lines."""
-
-  def __init__(self):
-    self.failed = 0
-
-  def add(self, group, label, ok, detail=""):
-    self.failed += not ok
-    line = {
-      "process": jax.process_index(),
-      "group": group,
-      "label": label,
-      "ok": bool(ok),
-      "detail": detail,
-    }
-    print(json.dumps(line), flush=True)
-
-  def close(self, group, label, got, want):
-    """``got`` (global arrays) ≈ ``want`` (the whole one-device results):
-    each leaf's error relative to its largest entry, over the shards this
-    process holds."""
-    got_leaves, want_leaves = jax.tree.leaves(got), jax.tree.leaves(want)
-    if len(got_leaves) != len(want_leaves):
-      return self.add(
-        group, label, False, f"{len(got_leaves)} leaves, not {len(want_leaves)}"
+def _relative(got, want):
+  """The leaf check across processes: each shard this process holds, its
+  error relative to the whole expected leaf's largest entry."""
+  scale = float(np.max(np.abs(want))) if want.size else 0.0
+  worst, problems = 0.0, []
+  for shard in got.addressable_shards:
+    part = np.asarray(shard.data, np.float64)
+    error = float(np.max(np.abs(part - want[shard.index]), initial=0.0))
+    relative = error / scale if scale else error
+    worst = max(worst, relative)
+    if not relative <= RTOL:  # NaN fails too.
+      problems.append(
+        f"rows {shard.index[0] if got.ndim else ()}: max |error| "
+        f"{error:.3g}, max |expected| {scale:.3g}"
       )
-    worst, problems = 0.0, []
-    for i, (g, w) in enumerate(zip(got_leaves, want_leaves)):
-      w = np.asarray(w)
-      if g.shape != w.shape or g.dtype != w.dtype:
-        problems.append(f"leaf {i}: {g.dtype}{g.shape} vs {w.dtype}{w.shape}")
-        continue
-      scale = float(np.max(np.abs(w))) if w.size else 0.0
-      for shard in g.addressable_shards:
-        part = np.asarray(shard.data, np.float64)
-        error = float(np.max(np.abs(part - w[shard.index]), initial=0.0))
-        relative = error / scale if scale else error
-        worst = max(worst, relative)
-        if not relative <= RTOL:  # NaN fails too.
-          problems.append(
-            f"leaf {i}, rows {shard.index[0] if g.ndim else ()}: max |error| "
-            f"{error:.3g}, max |expected| {scale:.3g}"
-          )
-    self.add(
-      group,
-      label,
-      not problems,
-      "; ".join(problems[:4]) or f"max relative error {worst:.2g}",
-    )
+  return worst, problems
 
 
 # --------------------------------------------------------------------------- #
@@ -215,15 +182,22 @@ def check_equality(report, inputs, want):
       (_, want_values), (want_diff, want_params) = want
       for i, k in enumerate(which):
         name = f"{label}, {strategy}: {VARIANTS[k].name}"
-        report.close(group, f"{name}: value", values[i], want_values[k])
         report.close(
-          group, f"{name}: embedding gradients", d_diff[i], want_diff[k]
+          group, f"{name}: value", values[i], want_values[k], _relative
+        )
+        report.close(
+          group,
+          f"{name}: embedding gradients",
+          d_diff[i],
+          want_diff[k],
+          _relative,
         )
         report.close(
           group,
           f"{name}: hyper-parameter gradients",
           d_params[i],
           want_params[k],
+          _relative,
         )
   # The comparison can fail: the loss of this process's rows alone (what a
   # mesh of its own devices gives) is another number.
@@ -262,7 +236,9 @@ def check_shard_wrapper(report):
     )
   )
   got = step(*to_global((x, y, t), mesh, axis))
-  report.close(group, "jit(value_and_grad(shard(clip_loss)))", got, want)
+  report.close(
+    group, "jit(value_and_grad(shard(clip_loss)))", got, want, _relative
+  )
 
 
 def _raises(report, group, label, fn, error, *needles):
@@ -385,7 +361,9 @@ def check_errors(report):
   want = jaxloss.supervised_contrastive_loss(
     x, labels, where=where, reduction="mean"
   )
-  report.close(group, "shard: labels and where sharded like x", got, want)
+  report.close(
+    group, "shard: labels and where sharded like x", got, want, _relative
+  )
 
   # 3. A mesh that does not cover every process.
   own = Mesh(np.array(jax.local_devices()), ("data",))

@@ -22,6 +22,7 @@ import sys
 import pytest
 
 import jaxloss
+from tests.child_report import assert_group
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 XLA_FLAGS = (
@@ -68,17 +69,7 @@ def results():
 
 
 def _assert_group(results, group, minimum):
-  lines = [r for r in results["lines"] if r["group"] == group]
-  checks = [r for r in lines if r["label"] != "time"]
-  failures = [f"{r['label']}: {r['detail']}" for r in checks if not r["ok"]]
-  assert not failures, (
-    f"{len(failures)} of {len(checks)} {group} checks "
-    "failed:\n" + "\n".join(failures)
-  )
-  assert len(checks) >= minimum, (
-    f"only {len(checks)} {group} checks ran (expected {minimum}); child "
-    f"stderr:\n{results['stderr'][-4000:]}"
-  )
+  assert_group(results, group, minimum)
 
 
 def test_float64_values_and_gradients_equal_single_device(results):

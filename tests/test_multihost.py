@@ -23,6 +23,7 @@ import pytest
 
 from tests import multihost_checks
 from tests.cases.distributed import SHARDED
+from tests.child_report import assert_group
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROCESSES = multihost_checks.PROCESSES
@@ -126,25 +127,7 @@ def results(tmp_path_factory):
 
 
 def _assert_group(results, group, minimum):
-  """Every check of ``group`` passed, and at least ``minimum`` of them ran,
-  in every process."""
-  for process in range(PROCESSES):
-    checks = [
-      r
-      for r in results["lines"]
-      if r["group"] == group
-      and r["process"] == process
-      and r["label"] != "time"
-    ]
-    failures = [f"{r['label']}: {r['detail']}" for r in checks if not r["ok"]]
-    assert not failures, (
-      f"process {process}: {len(failures)} of {len(checks)} {group} checks "
-      "failed:\n" + "\n".join(failures)
-    )
-    assert len(checks) >= minimum, (
-      f"process {process}: only {len(checks)} {group} checks ran (expected "
-      f"{minimum}):\n{results['stderr']}"
-    )
+  assert_group(results, group, minimum, range(PROCESSES))
 
 
 def test_two_processes_of_four_devices(results):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -69,34 +67,32 @@ def supervised_term(
 
 
 def two_dimensional(**arrays: ArrayLike) -> tuple[jax.Array, ...]:
-  """Floating ``[N, C]`` arrays (named by the keywords), one class count."""
-  converted = tuple(checks.as_float(a, x) for a, x in arrays.items())
-  for arg, x in zip(arrays, converted):
-    checks.rank(arg, x, 2)
+  """Floating ``[N, C]`` arrays of one dtype (named by the keywords), one
+  class count."""
+  converted = checks.floats(**arrays)
   first_arg, first = next(iter(arrays)), converted[0]
   for arg, x in zip(arrays, converted):
+    checks.rank(arg, x, 2)
     if x.shape[-1] != first.shape[-1]:
       raise checks.fail(
         f"arguments `{first_arg}` {first.shape} and `{arg}` {x.shape} must "
         "have the same number of classes (last axis)."
       )
-  dtype = jnp.result_type(*converted)
-  return tuple(x.astype(dtype) for x in converted)
+  return converted
 
 
 def pseudo_label_terms(
   logits: jax.Array,
   target_logits: jax.Array,
   threshold: ArrayLike,
-  compare: Literal[">=", ">"],
 ) -> jax.Array:
   """Cross-entropy of ``logits`` against ``argmax(target_logits)``, 0 where
-  the target's top probability is below (or, for ``">"``, not above) the
-  threshold; no gradient through the target."""
+  the target's top probability is below the threshold (kept at ``>=``, as
+  FixMatch and USB's Pseudo-Label do); no gradient through the target."""
   target = jax.lax.stop_gradient(target_logits)
   top = jnp.max(jax.nn.softmax(target, axis=-1), axis=-1)
   threshold = numerics.like(threshold, top)
-  confident = top >= threshold if compare == ">=" else top > threshold
+  confident = top >= threshold
   values = softmax_cross_entropy_with_integer_labels(
     logits, jnp.argmax(target, axis=-1)
   )

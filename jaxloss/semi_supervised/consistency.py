@@ -273,9 +273,7 @@ def pseudo_label_loss(
   checks.in_unit_interval("confidence_threshold", confidence_threshold)
   logits = checks.as_float("logits", logits)
   checks.rank("logits", logits, 2)
-  values = _inputs.pseudo_label_terms(
-    logits, logits, confidence_threshold, ">="
-  )
+  values = _inputs.pseudo_label_terms(logits, logits, confidence_threshold)
   return reduce(values, reduction, weights=weights, where=where)
 
 

@@ -99,9 +99,7 @@ def fixmatch_loss(
   supervised = _inputs.supervised_term(
     labeled, labeled_labels, labeled_mask, label_smoothing
   )
-  unsupervised = _inputs.pseudo_label_terms(
-    strong, weak, confidence_threshold, ">="
-  )
+  unsupervised = _inputs.pseudo_label_terms(strong, weak, confidence_threshold)
   unsupervised = reduce(unsupervised, "mean", where=unlabeled_mask)
   return supervised + numerics.like(lambda_u, supervised) * unsupervised
 
