@@ -57,26 +57,72 @@ def _parser():
 # the launcher: N workers on this machine
 
 
-def _free_port() -> int:
+def free_port() -> int:
+  """A port that was free on the loopback address a moment ago."""
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     return s.getsockname()[1]
 
 
+def run_processes(argv_of, count, *, env, timeout, logdir, cwd=ROOT):
+  """Starts ``count`` children, ``argv_of(i)`` each, and waits for all of
+  them at most ``timeout`` seconds in all, killing every one still running
+  when the time is up or one has failed (a peer left waiting in a collective
+  would otherwise hang). Returns ``[(returncode, stdout, stderr)]``; a
+  killed child's return code is negative."""
+  logdir = pathlib.Path(logdir)
+  children, files = [], []
+  try:
+    for i in range(count):
+      out = open(logdir / f"out{i}.txt", "w+")
+      err = open(logdir / f"err{i}.txt", "w+")
+      files.append((out, err))
+      children.append(
+        subprocess.Popen(
+          argv_of(i), cwd=cwd, env=env, stdout=out, stderr=err, text=True
+        )
+      )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+      codes = [c.poll() for c in children]
+      if all(code is not None for code in codes) or any(codes):
+        break
+      time.sleep(0.2)
+  finally:
+    for child in children:
+      if child.poll() is None:
+        child.kill()
+      child.wait()
+  results = []
+  for child, (out, err) in zip(children, files):
+    out.seek(0)
+    err.seek(0)
+    results.append((child.returncode, out.read(), err.read()))
+    out.close()
+    err.close()
+  return results
+
+
+def child_env(xla_flags: str) -> dict:
+  """This environment with ``xla_flags``, the CPU platform, and the
+  repository first on the path (the children import this checkout)."""
+  env = dict(os.environ, XLA_FLAGS=xla_flags.strip(), JAX_PLATFORMS="cpu")
+  env["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p]
+  )
+  return env
+
+
 def launch(args) -> int:
   """Starts ``args.processes`` workers on the loopback address; kills them
-  all when one fails or the time is up. Worker 0 prints; the others' output
-  is shown only if something goes wrong."""
-  coordinator = f"127.0.0.1:{_free_port()}"
+  all when one fails or the time is up. Worker 0's output is printed; the
+  others' is shown only if something goes wrong."""
+  coordinator = f"127.0.0.1:{free_port()}"
   flags = os.environ.get("XLA_FLAGS", "")
   if "xla_force_host_platform_device_count" not in flags:
     flags += (
       f" --xla_force_host_platform_device_count={args.devices_per_process}"
     )
-  env = dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu")
-  env["PYTHONPATH"] = os.pathsep.join(
-    [str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p]
-  )
   print(
     f"{args.processes} processes x {args.devices_per_process} CPU devices, "
     f"coordinator {coordinator}",
@@ -89,45 +135,28 @@ def launch(args) -> int:
     f"--batch-per-process={args.batch_per_process}",
     f"--coordinator={coordinator}",
   ]
-  children, logs = [], []
   with tempfile.TemporaryDirectory() as tmp:
-    try:
-      for i in range(args.processes):
-        log = open(pathlib.Path(tmp) / f"process{i}.log", "w+")
-        logs.append(log)
-        children.append(
-          subprocess.Popen(
-            [sys.executable, "-m", "examples.multihost", f"--process-id={i}"]
-            + forwarded,
-            cwd=ROOT,
-            env=env,
-            stdout=None if i == 0 else log,
-            stderr=log,
-          )
-        )
-      deadline = time.monotonic() + args.timeout
-      while time.monotonic() < deadline:
-        codes = [c.poll() for c in children]
-        if all(c is not None for c in codes) or any(codes):
-          break
-        time.sleep(0.2)
-    finally:
-      for child in children:
-        if child.poll() is None:
-          child.kill()
-        child.wait()
-    codes = [c.returncode for c in children]
-    if any(codes):
-      for i, log in enumerate(logs):
-        log.seek(0)
-        print(
-          f"--- process {i} (exit {codes[i]}):\n{log.read()[-3000:]}",
-          file=sys.stderr,
-        )
-      if any(c < 0 for c in codes):
-        print(f"killed after {args.timeout:.0f} s or a failed peer", flush=True)
-    for log in logs:
-      log.close()
+    results = run_processes(
+      lambda i: (
+        [sys.executable, "-m", "examples.multihost"]
+        + [f"--process-id={i}"]
+        + forwarded
+      ),
+      args.processes,
+      env=child_env(flags),
+      timeout=args.timeout,
+      logdir=tmp,
+    )
+  codes = [code for code, _, _ in results]
+  print(results[0][1], end="", flush=True)
+  if any(codes):
+    for i, (code, out, err) in enumerate(results):
+      print(
+        f"--- process {i} (exit {code}):\n{(out + err)[-3000:]}",
+        file=sys.stderr,
+      )
+    if any(c < 0 for c in codes):
+      print(f"killed after {args.timeout:.0f} s or a failed peer", flush=True)
   return max((abs(c) for c in codes), default=1)
 
 

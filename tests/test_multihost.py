@@ -12,15 +12,13 @@ killed whatever happens.
 """
 
 import json
-import os
 import pathlib
-import socket
-import subprocess
 import sys
 import time
 
 import pytest
 
+from examples.multihost import child_env, free_port, run_processes
 from tests import multihost_checks
 from tests.cases.distributed import SHARDED
 from tests.child_report import assert_group
@@ -35,60 +33,6 @@ XLA_FLAGS = (
 TIMEOUT = 240  # seconds for both children; they take about 40 s on 2 cores.
 
 pytestmark = pytest.mark.xdist_group("multihost")  # one pair per run.
-
-
-def free_port() -> int:
-  """A port that was free on the loopback address a moment ago."""
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
-def run_processes(argv_of, env, timeout, cwd=ROOT, tmp=None):
-  """Starts one child per ``argv_of(i)``, ``i < PROCESSES``; waits for all
-  of them at most ``timeout`` seconds in all, killing every one still
-  running when the time is up or one has failed (a peer left waiting in a
-  collective would otherwise hang). Returns ``[(returncode, stdout,
-  stderr)]``; a killed child's return code is negative."""
-  children, files = [], []
-  try:
-    for i in range(PROCESSES):
-      out = (tmp / f"out{i}.txt").open("w+") if tmp else None
-      err = (tmp / f"err{i}.txt").open("w+") if tmp else None
-      files += [out, err]
-      children.append(
-        subprocess.Popen(
-          argv_of(i), cwd=cwd, env=env, stdout=out, stderr=err, text=True
-        )
-      )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-      codes = [c.poll() for c in children]
-      if all(code is not None for code in codes) or any(codes):
-        break
-      time.sleep(0.2)
-  finally:
-    for child in children:
-      if child.poll() is None:
-        child.kill()
-      child.wait()
-  results = []
-  for i, child in enumerate(children):
-    out, err = files[2 * i], files[2 * i + 1]
-    out.seek(0)
-    err.seek(0)
-    results.append((child.returncode, out.read(), err.read()))
-    out.close()
-    err.close()
-  return results
-
-
-def child_env():
-  env = dict(os.environ, XLA_FLAGS=XLA_FLAGS, JAX_PLATFORMS="cpu")
-  env["PYTHONPATH"] = os.pathsep.join(
-    [str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p]
-  )
-  return env
 
 
 # Session scope: under --dist loadgroup a worker may leave this module and
@@ -106,9 +50,10 @@ def results(tmp_path_factory):
       str(PROCESSES),
       str(port),
     ],
-    child_env(),
-    TIMEOUT,
-    tmp=tmp_path_factory.mktemp("multihost"),
+    PROCESSES,
+    env=child_env(XLA_FLAGS),
+    timeout=TIMEOUT,
+    logdir=tmp_path_factory.mktemp("multihost"),
   )
   seconds = time.monotonic() - start
   lines = [
@@ -172,9 +117,10 @@ def test_a_hung_process_is_killed_at_the_deadline(tmp_path):
       if i
       else [sys.executable, "-c", "pass"]
     ),
-    child_env(),
+    PROCESSES,
+    env=child_env(XLA_FLAGS),
     timeout=2,
-    tmp=tmp_path,
+    logdir=tmp_path,
   )
   assert time.monotonic() - start < 20
   assert children[0][0] == 0 and children[1][0] < 0, children
