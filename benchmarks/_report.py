@@ -26,6 +26,34 @@ def median_times(fns: dict, args, repeats: int) -> dict:
   return {key: statistics.median(values) for key, values in times.items()}
 
 
+def paired_times(fns: dict, args, repeats: int) -> dict:
+  """Paired rounds: one warm-up call each, then ``repeats`` rounds that call
+  every function once, the order reversed every other round. Returns, per
+  key, ``(median wall seconds, median process CPU seconds, median over the
+  rounds of its CPU time / the first key's)``: process CPU time counts all
+  threads of this process and none of the other jobs'."""
+  for fn in fns.values():
+    jax.block_until_ready(fn(*args))
+  wall: dict = {key: [] for key in fns}
+  cpu: dict = {key: [] for key in fns}
+  for round_ in range(repeats):
+    keys = list(fns) if round_ % 2 == 0 else list(fns)[::-1]
+    for key in keys:
+      start, start_cpu = time.perf_counter(), time.process_time()
+      jax.block_until_ready(fns[key](*args))
+      cpu[key].append(time.process_time() - start_cpu)
+      wall[key].append(time.perf_counter() - start)
+  first = next(iter(fns))
+  return {
+    key: (
+      statistics.median(wall[key]),
+      statistics.median(cpu[key]),
+      statistics.median(c / f for c, f in zip(cpu[key], cpu[first])),
+    )
+    for key in fns
+  }
+
+
 def mib(n: int) -> str:
   return f"{n / 2**20:,.1f} MiB"
 

@@ -1,16 +1,19 @@
-"""Dense vs chunked contrastive losses: memory and time of forward + backward.
+"""Dense, chunked and default contrastive losses: memory and time of forward
++ backward.
 
 For ``clip_loss``, ``infonce_loss``, ``siglip_loss`` and
 ``supervised_contrastive_loss`` on one device (dim 256, float32), compares the
-dense path (the ``batch × batch`` similarity matrix, plain autodiff) with
-``chunk_size`` (online log-sum-exp over column chunks, custom VJP):
+dense path (``chunk_size=None``: the ``batch × batch`` similarity matrix,
+plain autodiff), an explicit ``chunk_size`` (online log-sum-exp over column
+chunks, custom VJP) and the default (``chunk_size="auto"``):
 
 * compiled temporary memory of ``jit(value_and_grad(loss))``
-  (``memory_analysis().temp_size_in_bytes``) at batch 4096, 16384 and 65536
-  (compiled only, never run, at 65536: the dense path would need ~48 GiB);
-* median wall time of the same step at batch 4096 and 16384, the dense and
-  chunked steps interleaved round by round after a warm-up, so that other jobs
-  on the machine slow both alike.
+  (``memory_analysis().temp_size_in_bytes``) at batch 1024, 4096, 16384 and
+  65536 (compiled only, never run, at 65536: the dense path would need ~48
+  GiB);
+* time of the same step at batch 1024, 4096 and 16384: paired rounds after a
+  warm-up, so that other jobs on the machine slow all three alike; the ratios
+  are medians of per-round process CPU time ratios.
 
 Prints a Markdown table and (re)writes this benchmark's section of
 ``benchmarks/RESULTS.md``::
@@ -31,12 +34,13 @@ import jax.numpy as jnp
 import jaxlib
 import numpy as np
 
-from benchmarks._report import cpu_model, median_times, mib, write_section
+from benchmarks._report import cpu_model, mib, paired_times, write_section
 from jaxloss import contrastive
+from jaxloss._core import chunking
 
 DIM = 256
-MEMORY_BATCHES = (4096, 16384, 65536)
-TIME_BATCHES = (4096, 16384)
+MEMORY_BATCHES = (1024, 4096, 16384, 65536)
+TIME_BATCHES = (1024, 4096, 16384)
 RESULTS = pathlib.Path(__file__).with_name("RESULTS.md")
 BEGIN = "<!-- contrastive_chunked: begin -->"
 END = "<!-- contrastive_chunked: end -->"
@@ -83,22 +87,28 @@ def temp_bytes(loss, chunk_size, batch) -> int:
   return compiled.memory_analysis().temp_size_in_bytes
 
 
+def _used(name, batch) -> str:
+  """What ``chunk_size="auto"`` does at this batch (dim 256, float32)."""
+  chunk = chunking.auto_chunk_size(batch, batch, jnp.float32)
+  return "dense" if chunk is None else f"chunk {chunk}"
+
+
 def run(repeats: int, chunk: int, losses) -> str:
   rng = np.random.default_rng(0)
   rows = []
+  variants = {"dense": None, "chunked": chunk, "default": "auto"}
   for name in losses:
     loss = LOSSES[name]
     for batch in MEMORY_BATCHES:
-      dense_mem, chunk_mem = (
-        temp_bytes(loss, None, batch),
-        temp_bytes(loss, chunk, batch),
-      )
+      memory = {k: temp_bytes(loss, c, batch) for k, c in variants.items()}
       row = [
         name,
         f"{batch:,}",
-        mib(dense_mem),
-        mib(chunk_mem),
-        f"1/{dense_mem / chunk_mem:.0f}",
+        _used(name, batch),
+        mib(memory["dense"]),
+        mib(memory["chunked"]),
+        mib(memory["default"]),
+        f"1/{memory['dense'] / memory['default']:.0f}",
       ]
       if batch in TIME_BATCHES:
         x, y = (
@@ -106,30 +116,34 @@ def run(repeats: int, chunk: int, losses) -> str:
           for _ in range(2)
         )
         args = (x, y, jnp.float32(0.07))
-        times = median_times(
-          {"dense": step(loss, None), "chunked": step(loss, chunk)},
-          args,
-          repeats,
+        times = paired_times(
+          {k: step(loss, c) for k, c in variants.items()}, args, repeats
         )
         row += [
-          f"{times['dense']:.3f} s",
-          f"{times['chunked']:.3f} s",
-          f"{times['chunked'] / times['dense']:.2f}×",
+          f"{times['dense'][0]:.3f} s",
+          f"{times['chunked'][0]:.3f} s",
+          f"{times['default'][0]:.3f} s",
+          f"{times['chunked'][2]:.2f}×",
+          f"{times['default'][2]:.2f}×",
         ]
         del x, y, args
       else:
-        row += ["not run"] * 3
+        row += ["not run"] * 5
       print(" | ".join(row), flush=True)
       rows.append(row)
   header = [
     "loss",
     "batch",
+    "default does",
     "dense temp",
-    f"chunked temp (chunk {chunk})",
-    "chunked / dense memory",
+    f"chunk {chunk} temp",
+    "default temp",
+    "default / dense memory",
     "dense time",
-    "chunked time",
-    "chunked / dense time",
+    f"chunk {chunk} time",
+    "default time",
+    f"chunk {chunk} / dense CPU time",
+    "default / dense CPU time",
   ]
   table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   table += ["| " + " | ".join(row) + " |" for row in rows]
@@ -140,24 +154,32 @@ def run(repeats: int, chunk: int, losses) -> str:
   )
   return "\n".join(
     [
-      "## Contrastive losses: dense vs chunked "
+      "## Contrastive losses: dense, chunked and the default "
       "(`benchmarks/contrastive_chunked.py`)",
       "",
       f"Forward + backward (`jit(value_and_grad)` with respect to both "
       f"embeddings and the temperature), dim {DIM}, float32, one CPU device, "
-      f'`reduction="mean"`. Memory: compiled temporary bytes '
+      f'`reduction="mean"`: the dense path (`chunk_size=None`), an explicit '
+      f'`chunk_size={chunk}`, and the default (`chunk_size="auto"`, no '
+      f"argument passed: dense while the matrix fits the 32 MiB budget, else "
+      f"the chunk that keeps each block within it; the column *default "
+      f"does* says which). Memory: compiled temporary bytes "
       f"(`memory_analysis().temp_size_in_bytes`); batch 65,536 is compiled, "
-      f"not run. Time: median of {repeats} rounds after a warm-up, dense and "
-      f"chunked interleaved in each round.",
+      f"not run. Time: {repeats} paired rounds after a warm-up, the three "
+      f"steps in each round (the order reversed every other round); the "
+      f"times are medians of wall time, the ratios medians over the rounds "
+      f"of process CPU time (all threads of this process, none of the other "
+      f"jobs').",
       "",
       f"Machine: {machine}; measured {datetime.date.today().isoformat()}. "
       f"Other "
       f"CPU-heavy jobs may share this machine, so absolute times vary from "
-      f"run to run; the interleaved medians keep the ratios comparable.",
+      f"run to run; the paired CPU-time ratios are the stable measure.",
       "",
       *table,
       "",
-      "Reading the times: the chunked step does four `batch × batch × dim` "
+      "Reading the times: at batch 1,024 the default is the dense program "
+      "itself. The chunked step does four `batch × batch × dim` "
       "products (the forward pass, then the recomputation and the two "
       "gradient products of the backward pass) where the dense step does "
       "three, but it never writes or reads a `batch × batch` matrix. On this "

@@ -40,7 +40,7 @@ import optax
 
 import jaxloss
 from benchmarks._report import cpu_model, mib, write_section
-from jaxloss.sequence.linear_cross_entropy import default_chunk_size
+from jaxloss._core import chunking
 
 TIMED = (4096, 512, 32768)  # tokens, dim, vocab
 COMPILED = (16384, 1024, 262144)
@@ -143,7 +143,7 @@ def run(repeats: int, chunk) -> str:
   chunk_label = {}
   for sizes, timed in ((TIMED, True), (COMPILED, False)):
     tokens, dim, vocab = sizes
-    used = default_chunk_size(tokens, vocab) if chunk is None else chunk
+    used = chunk or chunking.auto_chunk_size(tokens, vocab, np.float32) or vocab
     chunk_label[sizes] = used
     naive_mem = temp_bytes(naive, sizes)
     chunk_mem = temp_bytes(chunked(chunk), sizes)

@@ -5,13 +5,17 @@ Every loss returns per-example values and reduces through
 anchor and as a candidate (a column of the similarity matrix), so masking an
 example is the same as slicing it out of the batch.
 
-With ``chunk_size``, :func:`infonce_loss`, :func:`clip_loss`,
-:func:`siglip_loss` and :func:`supervised_contrastive_loss` never build the
-``batch × batch`` similarity matrix: they scan over ``chunk_size`` columns at a
-time with an online log-sum-exp and a custom VJP that recomputes each chunk
-in the backward pass (``jaxloss._core.online_softmax``). Values and gradients
-are those of the dense path; temporary memory is O(batch × chunk_size). The
-chunked path supports reverse-mode differentiation only.
+:func:`infonce_loss`, :func:`clip_loss`, :func:`siglip_loss` and
+:func:`supervised_contrastive_loss` build the ``batch × batch`` similarity
+matrix only while it is small. With a ``chunk_size`` (by default ``"auto"``:
+dense while the matrix and what autodiff keeps of it fit 32 MiB, else the
+chunk that keeps each block within that budget; ``jaxloss._core.chunking``)
+they scan over ``chunk_size`` columns at a time with an online log-sum-exp and
+a custom VJP that recomputes each chunk in the backward pass
+(``jaxloss._core.online_softmax``). Values and gradients are those of the
+dense path; temporary memory is O(batch × chunk_size). The chunked path
+supports reverse-mode differentiation only (pass ``chunk_size=None`` for
+forward mode); under ``vmap`` the budget holds for each mapped call.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss._core import checks, in_batch, numerics, value_checks
+from jaxloss._core.chunking import ChunkSize
 from jaxloss._core.in_batch import Similarity
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce
@@ -36,7 +41,7 @@ def infonce_loss(
   *,
   temperature: ArrayLike = 0.07,
   similarity: Similarity = "cosine",
-  chunk_size: int | None = None,
+  chunk_size: ChunkSize = "auto",
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: Reduction = "none",
@@ -60,8 +65,9 @@ def infonce_loss(
     temperature: ``τ > 0``; may be a traced (learned) scalar.
     similarity: ``"cosine"`` (embeddings L2-normalised first; a zero vector
       has similarity 0 with everything) or ``"dot"``.
-    chunk_size: ``None`` (dense) or the number of candidate columns per chunk
-      of the memory-saving path.
+    chunk_size: ``"auto"`` (dense while small, else chunked within the
+      32 MiB budget), ``None`` (dense) or the number of candidate columns per
+      chunk of the memory-saving path.
     where: optional ``[batch]`` mask; a masked example is neither an anchor
       nor a candidate (shared negatives stay candidates).
     weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
@@ -101,8 +107,8 @@ def infonce_loss(
   return reduce(values, reduction, weights=weights, where=keep)
 
 
-# The cores below are jitted: with a chunk_size they hold a scan and a custom
-# VJP, which would be traced again at every eager call.
+# The cores below are jitted: chunked, they hold a scan and a custom VJP,
+# which would be traced again at every eager call.
 
 
 @functools.partial(jax.jit, static_argnames=("similarity", "chunk_size"))
@@ -209,7 +215,7 @@ def clip_loss(
   *,
   temperature: ArrayLike = 0.07,
   normalize: bool = True,
-  chunk_size: int | None = None,
+  chunk_size: ChunkSize = "auto",
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: Reduction = "none",
@@ -231,8 +237,9 @@ def clip_loss(
       traced (learned) scalar.
     normalize: L2-normalise the embeddings first (``x̂``, ``ŷ``); a zero
       vector stays zero.
-    chunk_size: ``None`` (dense) or the number of text columns per chunk of
-      the memory-saving path.
+    chunk_size: ``"auto"`` (dense while small, else chunked within the
+      32 MiB budget), ``None`` (dense) or the number of text columns per
+      chunk of the memory-saving path.
     where: optional ``[batch]`` mask; a masked pair takes no part in either
       direction.
     weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
@@ -287,7 +294,7 @@ def siglip_loss(
   logit_scale: ArrayLike = 10.0,
   logit_bias: ArrayLike = -10.0,
   normalize: bool = True,
-  chunk_size: int | None = None,
+  chunk_size: ChunkSize = "auto",
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: Reduction = "none",
@@ -308,8 +315,9 @@ def siglip_loss(
       May be a traced (learned) scalar.
     logit_bias: the bias ``b``; may be traced.
     normalize: L2-normalise the embeddings first; a zero vector stays zero.
-    chunk_size: ``None`` (dense) or the number of text columns per chunk of
-      the memory-saving path.
+    chunk_size: ``"auto"`` (dense while small, else chunked within the
+      32 MiB budget), ``None`` (dense) or the number of text columns per
+      chunk of the memory-saving path.
     where: optional ``[batch]`` mask; a masked pair is neither a row nor a
       column.
     weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
@@ -366,7 +374,7 @@ def supervised_contrastive_loss(
   *,
   temperature: ArrayLike = 0.07,
   base_temperature: ArrayLike = 0.07,
-  chunk_size: int | None = None,
+  chunk_size: ChunkSize = "auto",
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: Reduction = "none",
@@ -390,8 +398,9 @@ def supervised_contrastive_loss(
       class, so the positives are its other views (SimCLR).
     temperature: ``τ > 0``; may be a traced (learned) scalar.
     base_temperature: ``τ_b > 0``.
-    chunk_size: ``None`` (dense) or the number of candidate views per chunk of
-      the memory-saving path.
+    chunk_size: ``"auto"`` (dense while small, else chunked within the
+      32 MiB budget), ``None`` (dense) or the number of candidate views per
+      chunk of the memory-saving path.
     where: optional mask broadcastable to the per-example shape; a masked
       view is neither an anchor nor a candidate (``[batch, 1]`` masks whole
       examples of a multi-view batch).

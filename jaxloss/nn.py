@@ -24,6 +24,7 @@ from jax.typing import ArrayLike, DTypeLike
 
 from jaxloss import contrastive, metric_learning
 from jaxloss._core import numerics
+from jaxloss._core.chunking import ChunkSize
 from jaxloss._core.reduction import Reduction
 
 __all__ = [
@@ -343,7 +344,7 @@ class LearnedTemperature(nnx.Module):
     init_scale: float = 1 / 0.07,
     max_scale: float = 100.0,
     normalize: bool = True,
-    chunk_size: int | None = None,
+    chunk_size: ChunkSize = "auto",
   ):
     self.log_scale = nnx.Param(jnp.asarray(math.log(init_scale), jnp.float32))
     self.max_scale = max_scale
@@ -411,7 +412,7 @@ class LearnedScaleBias(nnx.Module):
     init_scale: float = 10.0,
     init_bias: float = -10.0,
     normalize: bool = True,
-    chunk_size: int | None = None,
+    chunk_size: ChunkSize = "auto",
   ):
     self.log_scale = nnx.Param(jnp.asarray(math.log(init_scale), jnp.float32))
     self.bias = nnx.Param(jnp.asarray(init_bias, jnp.float32))

@@ -8,6 +8,7 @@ per-example values (one per pair, list or query) and reduces them through
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -15,6 +16,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss._core import checks, in_batch, numerics, value_checks
+from jaxloss._core.chunking import ChunkSize
 from jaxloss._core.in_batch import Similarity
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce, split_where
@@ -489,6 +491,7 @@ def multiple_negatives_ranking_loss(
   scale: ArrayLike = 20.0,
   similarity: Similarity = "cosine",
   symmetric: bool = False,
+  chunk_size: ChunkSize = "auto",
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: Reduction = "none",
@@ -524,6 +527,11 @@ def multiple_negatives_ranking_loss(
       ``"dot"``.
     symmetric: also the positive → anchor direction, averaged with the
       anchor → candidates one.
+    chunk_size: ``"auto"`` (dense while the ``batch × candidates`` matrix
+      fits the 32 MiB budget, else chunked within it; see
+      :mod:`jaxloss.contrastive`), ``None`` (dense) or the number of
+      candidate columns per chunk (an online log-sum-exp and a custom VJP:
+      reverse mode only).
     where: optional ``[batch]`` mask; a masked example leaves the batch: as an
       anchor, and its positive and negatives as candidates (so ``where`` equals
       slicing it out).
@@ -551,7 +559,7 @@ def multiple_negatives_ranking_loss(
     anchors, positives, negatives, scale, similarity
   )
   keep = in_batch.example_mask(where, anchors.shape[:1])
-  values = in_batch.retrieval_values(
+  values = _retrieval(
     anchors,
     positives,
     negatives,
@@ -559,9 +567,37 @@ def multiple_negatives_ranking_loss(
     keep,
     similarity=similarity,
     symmetric=bool(symmetric),
-    stats=in_batch.local_stats(None),
+    chunk_size=checks.chunk_size(chunk_size),
   )
   return reduce(values, reduction, weights=weights, where=keep)
+
+
+# Jitted: chunked, it holds a scan and a custom VJP, which would be traced
+# again at every eager call.
+@functools.partial(
+  jax.jit, static_argnames=("similarity", "symmetric", "chunk_size")
+)
+def _retrieval(
+  anchors,
+  positives,
+  negatives,
+  scale,
+  keep,
+  *,
+  similarity,
+  symmetric,
+  chunk_size,
+):
+  return in_batch.retrieval_values(
+    anchors,
+    positives,
+    negatives,
+    scale,
+    keep,
+    similarity=similarity,
+    symmetric=symmetric,
+    stats=in_batch.local_stats(chunk_size),
+  )
 
 
 # --------------------------------------------------------------------------- #

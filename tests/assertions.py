@@ -1,12 +1,15 @@
 """The suite's shared assertions (closeness is jaxloss.testing.assert_close)."""
 
+import functools
+
+import jax
 import pytest
 from jax.experimental import checkify
 
 import jaxloss
 from jaxloss.testing import assert_close
 
-__all__ = ["assert_close", "checked_rejects"]
+__all__ = ["assert_close", "checked_rejects", "scan_lengths"]
 
 
 def checked_rejects(loss_fn, *args, arg: str, what: str = "", **kwargs):
@@ -15,3 +18,21 @@ def checked_rejects(loss_fn, *args, arg: str, what: str = "", **kwargs):
   match = f"{loss_fn.__name__}: argument `{arg}` {what}"
   with pytest.raises(checkify.JaxRuntimeError, match=match):
     jaxloss.checked(loss_fn)(*args, **kwargs)
+
+
+def scan_lengths(fn, *args, **kwargs) -> list[int]:
+  """The lengths of the ``lax.scan``s in ``fn``'s jaxpr (nested jaxprs
+  included), traced on ``args`` (arrays or ``jax.ShapeDtypeStruct``s)."""
+
+  def lengths(jaxpr):
+    found = []
+    for eqn in jaxpr.eqns:
+      if eqn.primitive.name == "scan":
+        found.append(eqn.params["length"])
+      for param in eqn.params.values():
+        inner = getattr(param, "jaxpr", param)  # a ClosedJaxpr or a Jaxpr
+        if hasattr(inner, "eqns"):
+          found += lengths(inner)
+    return found
+
+  return lengths(jax.make_jaxpr(functools.partial(fn, **kwargs))(*args).jaxpr)

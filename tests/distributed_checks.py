@@ -489,6 +489,44 @@ def check_shard_wrapper(report):
   )
 
 
+def check_default_memory(report):
+  """Issue 18's target, compiled and not run: with the defaults
+  (``chunk_size="auto"``), sharded CLIP and SigLIP at a global batch of
+  65,536, dim 256, float32, on 8 devices, gradients with respect to both
+  embeddings and the temperature / scale, need at most 1/100 of the
+  per-device temporary memory of the dense all-gather strategy
+  (``chunk_size=None``); the all-gather strategy's own default at most 1/20.
+  """
+  group = "default_memory"
+  mesh = _mesh(8)
+  embeddings = jax.ShapeDtypeStruct(
+    (65536, 256), jnp.float32, sharding=jax.NamedSharding(mesh, jax.P("data"))
+  )
+  scalar = jax.ShapeDtypeStruct((), jnp.float32)
+
+  def temp_mib(name, hyper, **options):
+    sharded = jd.shard(getattr(jd, name), mesh)
+    step = jax.value_and_grad(
+      lambda x, y, t: sharded(x, y, **{hyper: t}, **options), argnums=(0, 1, 2)
+    )
+    compiled = jax.jit(step).lower(embeddings, embeddings, scalar).compile()
+    return compiled.memory_analysis().temp_size_in_bytes / 2**20
+
+  for name, hyper in (
+    ("clip_loss", "temperature"),
+    ("siglip_loss", "logit_scale"),
+  ):
+    dense = temp_mib(name, hyper, strategy="all_gather", chunk_size=None)
+    for strategy, limit in (("ring", 100), ("all_gather", 20)):
+      default = temp_mib(name, hyper, strategy=strategy)
+      report.add(
+        group,
+        f"{name}, {strategy} default <= 1/{limit} of dense all_gather",
+        default * limit <= dense,
+        f"{default:.1f} MiB vs {dense:.1f} MiB (1/{dense / default:.0f})",
+      )
+
+
 def check_errors(report):
   """Bad options raise ValueError with a message that names the problem."""
   group = "errors"
@@ -583,6 +621,7 @@ GROUPS = {
   "reductions": check_reductions,
   "shard_wrapper": check_shard_wrapper,
   "errors": check_errors,
+  "default_memory": check_default_memory,
 }
 
 

@@ -18,7 +18,7 @@ from jax import test_util
 import jaxloss
 from jaxloss import contrastive as jc
 from jaxloss.testing import assert_close
-from tests.assertions import checked_rejects
+from tests.assertions import checked_rejects, scan_lengths
 
 F32 = dict(rtol=1e-5, atol=1e-6)
 
@@ -582,7 +582,8 @@ def test_option_errors_list_valid_values():
     )
   for bad in (0, 2.5, True):
     with pytest.raises(
-      ValueError, match="clip_loss: `chunk_size` must be None or a positive int"
+      ValueError,
+      match="clip_loss: `chunk_size` must be 'auto', None or a positive int",
     ):
       jc.clip_loss(x, x, chunk_size=bad)
   with pytest.raises(ValueError, match="ntxent: unknown reduction"):
@@ -621,3 +622,71 @@ def test_checked_catches_bad_values():
     rtol=1e-7,
     atol=0,
   )
+
+
+# --------------------------------------------------------------------------- #
+# chunk_size="auto", the default
+
+
+DEFAULT_CALLS = {  # each in-batch loss with its defaults, on [batch, 8]
+  "infonce_loss": lambda x, y: jc.infonce_loss(x, y),
+  "clip_loss": lambda x, y: jc.clip_loss(x, y),
+  "siglip_loss": lambda x, y: jc.siglip_loss(x, y),
+  "supervised_contrastive_loss": lambda x, y: jc.supervised_contrastive_loss(
+    x, None
+  ),
+  "multiple_negatives_ranking_loss": lambda x, y: (
+    jaxloss.multiple_negatives_ranking_loss(x, y, symmetric=True)
+  ),
+}
+
+
+@pytest.mark.parametrize("name", DEFAULT_CALLS)
+def test_default_chunking_is_dense_while_small(name):
+  """The rule of jaxloss._core.chunking, worked by hand: a float32 batch ×
+  batch matrix is dense while batch² × 16 bytes fit 32 MiB (1,024: 16 MiB,
+  no scan); at 2,048 (64 MiB) the chunk is 32 MiB / (2,048 × 16 bytes) =
+  1,024 columns, two per scan (traced on shapes only)."""
+  call = DEFAULT_CALLS[name]
+  small, large = (
+    jax.ShapeDtypeStruct((n, 8), jnp.float32) for n in (1024, 2048)
+  )
+  assert scan_lengths(call, small, small) == []
+  assert scan_lengths(call, large, large) == [2]
+
+
+def test_default_chunked_clip_equals_dense():
+  """Where "auto" chunks (batch 2,048), value and gradients are the dense
+  path's."""
+  rng = np.random.default_rng(0)
+  x, y = (jnp.asarray(rng.normal(size=(2048, 8)), jnp.float32) for _ in "xy")
+
+  def step(chunk_size):
+    return jax.value_and_grad(
+      lambda x, y, t: jc.clip_loss(
+        x, y, temperature=t, chunk_size=chunk_size, reduction="mean"
+      ),
+      argnums=(0, 1, 2),
+    )(x, y, jnp.float32(0.1))
+
+  for got, want in zip(
+    jax.tree.leaves(step("auto")), jax.tree.leaves(step(None)), strict=True
+  ):
+    assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_default_clip_at_batch_65536_needs_under_1_gib():
+  """Issue 18's one-device target, compiled and not run: forward + backward
+  of clip_loss with its defaults at batch 65,536, dim 256, float32, holds at
+  most 1 GiB of temporary memory (the dense path would need about 48 GiB)."""
+  embeddings = jax.ShapeDtypeStruct((65536, 256), jnp.float32)
+  step = jax.value_and_grad(
+    lambda x, y, t: jc.clip_loss(x, y, temperature=t, reduction="mean"),
+    argnums=(0, 1, 2),
+  )
+  compiled = (
+    jax.jit(step)
+    .lower(embeddings, embeddings, jax.ShapeDtypeStruct((), jnp.float32))
+    .compile()
+  )
+  assert compiled.memory_analysis().temp_size_in_bytes <= 2**30

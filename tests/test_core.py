@@ -10,7 +10,7 @@ from hypothesis.extra import numpy as hnp
 from jax.experimental import checkify
 
 import jaxloss
-from jaxloss._core import checks, numerics, reduction, value_checks
+from jaxloss._core import checks, chunking, numerics, reduction, value_checks
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction
 
@@ -429,3 +429,21 @@ def test_lower_rank_mask_is_an_error_not_a_silent_broadcast():
     jaxloss.reduce(square, "sum", weights=np.ones(3, np.float32))
   got = jaxloss.reduce(square, "sum", where=np.array([[True], [False], [True]]))
   assert float(got) == 6.0
+
+
+def test_auto_chunk_size_rule_worked_by_hand():
+  """Dense while rows × columns × 4 copies × max(itemsize, 4) bytes fit
+  32 MiB; else the largest power of two that keeps rows × chunk within it,
+  at least 128; dense again when that chunk covers every column."""
+  auto = chunking.auto_chunk_size
+  assert auto(1024, 1024, jnp.float32) is None  # 16 MiB
+  assert auto(1448, 1448, jnp.float32) is None  # 31.99 MiB
+  assert auto(2048, 2048, jnp.float32) == 1024  # 2048 × 1024 × 16 = 32 MiB
+  assert auto(8192, 8192, jnp.float32) == 256
+  assert auto(8192, 8192, jnp.bfloat16) == 256  # counted as 4 bytes
+  assert auto(8192, 8192, jnp.float64) == 128  # 8192 × 128 × 32 = 32 MiB
+  assert auto(65536, 65536, jnp.float32) == 128  # floored: 128 MiB blocks
+  assert auto(4096, 300, jnp.float32) is None  # 18.75 MiB
+  assert auto(100_000, 200, jnp.float32) == 128  # floored
+  assert auto(100_000, 128, jnp.float32) is None  # the floor covers it all
+  assert auto(0, 10**9, jnp.float32) == 2**21  # no rows: counted as one

@@ -105,6 +105,10 @@ def test_bad_options_raise_clear_errors(results):
   _assert_group(results, "errors", 12)
 
 
+def test_default_chunking_meets_the_memory_targets(results):
+  _assert_group(results, "default_memory", 4)
+
+
 def test_checker_exit_status(results):
   assert results["returncode"] == 0, results["stderr"][-4000:]
 

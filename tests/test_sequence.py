@@ -26,6 +26,7 @@ import pytest
 import jaxloss
 from jaxloss import sequence as js
 from jaxloss.testing import assert_close
+from tests.assertions import scan_lengths
 
 F64_TOL = dict(rtol=1e-10, atol=1e-10)
 F32_TOL = dict(rtol=1e-5, atol=1e-5)
@@ -261,28 +262,16 @@ def test_linear_cross_entropy_float32():
   _check_against_naive(OPTIONS["all"], 3, np.float32, F32_TOL)
 
 
-def _scan_lengths(jaxpr):
-  """The lengths of the scans in a jaxpr and in the jaxprs inside it."""
-  lengths = []
-  for eqn in jaxpr.eqns:
-    if eqn.primitive.name == "scan":
-      lengths.append(eqn.params["length"])
-    for param in eqn.params.values():
-      inner = getattr(param, "jaxpr", param)  # a ClosedJaxpr or a Jaxpr
-      if hasattr(inner, "eqns"):
-        lengths += _scan_lengths(inner)
-  return lengths
-
-
-def _default_chunks(tokens, vocab):
-  """The scans over vocabulary chunks that chunk_size=None makes: ``[]`` for
+def _default_chunks(tokens, vocab, chunk_size="auto"):
+  """The scans over vocabulary chunks that ``chunk_size`` makes: ``[]`` for
   one dense block, else ``[vocab / chunk]`` (traced on shapes only)."""
-  jaxpr = jax.make_jaxpr(js.linear_cross_entropy)(
+  return scan_lengths(
+    js.linear_cross_entropy,
     jax.ShapeDtypeStruct((tokens, 1), jnp.float32),
     jax.ShapeDtypeStruct((1, vocab), jnp.float32),
     jax.ShapeDtypeStruct((tokens,), jnp.int32),
+    chunk_size=chunk_size,
   )
-  return _scan_lengths(jaxpr.jaxpr)
 
 
 def test_linear_cross_entropy_default_chunk_and_flat_tokens(x64):
@@ -309,15 +298,19 @@ def test_linear_cross_entropy_default_chunk_and_flat_tokens(x64):
   )
 
 
-def test_default_chunk_size():
-  """chunk_size=None: the largest power of two with tokens × chunk <= 2**22
-  logits per block, in [256, 8192]; one dense block when the vocabulary is
-  not larger (the scan runs over vocab / chunk chunks)."""
-  assert _default_chunks(4096, 32768) == [32768 // 1024]  # 2**22 per block
-  assert _default_chunks(16384, 262144) == [262144 // 256]
-  assert _default_chunks(16, 262144) == [262144 // 8192]  # capped
-  assert _default_chunks(2**20, 262144) == [262144 // 256]  # floored
+def test_default_chunk_size_is_auto():
+  """chunk_size="auto" (the default, and None): one dense block while tokens
+  × vocab × 16 bytes (four float32 copies) fit 32 MiB, else the largest
+  power of two with tokens × chunk × 16 <= 32 MiB, at least 128 (the scan
+  runs over vocab / chunk chunks). Hand-computed from that rule."""
+  assert _default_chunks(4096, 32768) == [32768 // 512]  # 4096 × 512 × 16
+  assert _default_chunks(16384, 262144) == [262144 // 128]
+  assert _default_chunks(8, 262144) == []  # 8 × 262144 × 16 = 32 MiB
+  assert _default_chunks(9, 262144) == [262144 // 131072]
+  assert _default_chunks(2**20, 262144) == [262144 // 128]  # floored
   assert _default_chunks(64, 300) == []  # one dense block
+  assert _default_chunks(4096, 32768, None) == [32768 // 512]
+  assert _default_chunks(4096, 32768, 4096) == [32768 // 4096]
 
 
 def test_linear_cross_entropy_masked_everything_is_zero_with_zero_grad():

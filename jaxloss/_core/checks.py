@@ -22,6 +22,7 @@ from jax.typing import ArrayLike
 
 from jaxloss._core import loss as loss_lib
 from jaxloss._core import numerics
+from jaxloss._core.chunking import ChunkSize
 
 
 def fail(message: str, error: type[Exception] = ValueError) -> Exception:
@@ -257,16 +258,21 @@ def scalar(arg: str, value: ArrayLike) -> jax.Array:
   return value
 
 
-def chunk_size(value: Any) -> int | None:
-  """``None`` or a positive Python int (a static ``chunk_size``)."""
+def chunk_size(value: Any) -> ChunkSize:
+  """``"auto"``, ``None`` or a positive Python int (a static ``chunk_size``;
+  :mod:`jaxloss._core.chunking`)."""
   if value is None:
     return None
+  if isinstance(value, str) and value == "auto":
+    return "auto"
   if (
     not isinstance(value, numbers.Integral)
     or isinstance(value, bool)
     or value < 1
   ):
-    raise fail(f"`chunk_size` must be None or a positive int, got {value!r}.")
+    raise fail(
+      f"`chunk_size` must be 'auto', None or a positive int, got {value!r}."
+    )
   return int(value)
 
 

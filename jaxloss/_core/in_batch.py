@@ -40,6 +40,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss._core import checks, numerics, online_softmax
+from jaxloss._core.chunking import ChunkSize
 
 Similarity = Literal["cosine", "dot"]
 SIMILARITIES: tuple[Similarity, ...] = ("cosine", "dot")  # `similarity` option
@@ -47,8 +48,8 @@ SIMILARITIES: tuple[Similarity, ...] = ("cosine", "dot")  # `similarity` option
 StatsFn = Callable[..., online_softmax.Stats]
 
 
-def local_stats(chunk_size: int | None) -> StatsFn:
-  """The ``stats`` function of one device: dense, or chunked."""
+def local_stats(chunk_size: ChunkSize) -> StatsFn:
+  """The ``stats`` function of one device: dense, chunked, or ``"auto"``."""
   return functools.partial(online_softmax.stats, chunk_size=chunk_size)
 
 

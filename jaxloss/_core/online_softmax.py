@@ -36,7 +36,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxloss._core import numerics
+from jaxloss._core import chunking, numerics
+from jaxloss._core.chunking import ChunkSize
 
 
 class Chunk(NamedTuple):
@@ -213,11 +214,13 @@ def stats(
   rows,
   columns,
   *,
-  chunk_size: int | None = None,
+  chunk_size: ChunkSize = None,
   row_lse: bool = True,
   col_lse: bool = False,
 ) -> Stats:
-  """:func:`dense` when ``chunk_size`` is ``None``, else :func:`chunked`."""
+  """:func:`dense` when ``chunk_size`` is ``None``, else :func:`chunked`;
+  ``"auto"`` picks one by :func:`jaxloss._core.chunking.auto_chunk_size`."""
+  chunk_size = resolve_chunk_size(chunk_size, chunk_fn, rows, columns)
   if chunk_size is None:
     return dense(chunk_fn, rows, columns, row_lse=row_lse, col_lse=col_lse)
   return chunked(
@@ -227,6 +230,20 @@ def stats(
     chunk_size=chunk_size,
     row_lse=row_lse,
     col_lse=col_lse,
+  )
+
+
+def resolve_chunk_size(
+  chunk_size: ChunkSize, chunk_fn: ChunkFn, rows, columns
+) -> int | None:
+  """``chunk_size``, with ``"auto"`` resolved from the shape and dtype of the
+  ``[rows, columns]`` logits that ``chunk_fn`` describes."""
+  if not isinstance(chunk_size, str):
+    return chunk_size
+  first = jax.tree.map(lambda x: x[:1], columns)
+  logits = jax.eval_shape(chunk_fn, rows, first).logits
+  return chunking.auto_chunk_size(
+    logits.shape[0], _leading_size(columns), logits.dtype
   )
 
 

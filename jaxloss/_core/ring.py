@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxloss._core import checks, online_softmax
+from jaxloss._core.chunking import ChunkSize
 from jaxloss._core.online_softmax import ChunkFn, Stats
 
 Strategy = Literal["ring", "all_gather"]
@@ -67,7 +68,7 @@ def start_index(axis_name: AxisName, local_size: int) -> jax.Array:
 
 
 def stats_fn(
-  strategy: str, axis_name: AxisName, chunk_size: int | None
+  strategy: str, axis_name: AxisName, chunk_size: ChunkSize
 ) -> Callable[..., Stats]:
   """The ``stats`` function of :mod:`jaxloss._core.in_batch` for a strategy."""
   fn = ring_stats if strategy == "ring" else gather_stats
@@ -104,7 +105,7 @@ def gather_stats(
   columns,
   *,
   axis_name,
-  chunk_size: int | None = None,
+  chunk_size: ChunkSize = None,
   row_lse: bool = True,
   col_lse: bool = False,
 ) -> Stats:
@@ -143,7 +144,7 @@ def ring_stats(
   columns,
   *,
   axis_name,
-  chunk_size: int | None = None,
+  chunk_size: ChunkSize = None,
   row_lse: bool = True,
   col_lse: bool = False,
 ) -> Stats:
@@ -156,8 +157,9 @@ def ring_stats(
   """
   rows, columns = varying((rows, columns), axis_name)
   num_columns = max(jax.tree.leaves(columns)[0].shape[0], 1)
-  chunk_size = min(chunk_size or num_columns, num_columns)  # no idle padding.
-  blocked = online_softmax.Blocked.build(chunk_fn, rows, columns, chunk_size)
+  chunk = online_softmax.resolve_chunk_size(chunk_size, chunk_fn, rows, columns)
+  chunk = min(chunk or num_columns, num_columns)  # no idle padding.
+  blocked = online_softmax.Blocked.build(chunk_fn, rows, columns, chunk)
   devices = axis_size(axis_name)
   shift = functools.partial(_shift, axis_name=axis_name, devices=devices)
   options = dict(row_lse=row_lse, col_lse=col_lse)

@@ -6,6 +6,14 @@ Each equals its one-device loss (:mod:`jaxloss.contrastive`,
 batch; the checks and the maths are those of :mod:`jaxloss._core.in_batch`,
 with the columns of the similarity matrix brought from the other devices by
 :mod:`jaxloss._core.ring`.
+
+``chunk_size="auto"`` (the default) bounds the temporary memory per device:
+a ``[local rows, columns]`` block of logits (``columns``: a received block for
+``"ring"``, the gathered batch for ``"all_gather"``) is built whole while it
+and what autodiff keeps of it fit 32 MiB (four float32 copies), and otherwise
+cut into the largest power-of-two chunk of columns that fits, at least 128
+(``jaxloss._core.chunking``). The chunked and ring paths support
+reverse-mode differentiation only.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import jax
 from jax.typing import ArrayLike
 
 from jaxloss._core import checks, in_batch, ring, value_checks
+from jaxloss._core.chunking import ChunkSize
 from jaxloss._core.in_batch import Similarity
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction
@@ -22,7 +31,7 @@ from jaxloss.distributed._reduction import global_reduce
 
 
 def _stats(
-  axis_name: AxisName, strategy: str, chunk_size: int | None
+  axis_name: AxisName, strategy: str, chunk_size: ChunkSize
 ) -> in_batch.StatsFn:
   """Checks the sharding options; returns the ``stats`` function of
   ``strategy`` (a clear error outside ``shard_map``/``pmap``)."""
@@ -41,7 +50,7 @@ def clip_loss(
   strategy: Strategy = "ring",
   temperature: ArrayLike = 0.07,
   normalize: bool = True,
-  chunk_size: int | None = None,
+  chunk_size: ChunkSize = "auto",
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: Reduction = "mean",
@@ -64,9 +73,11 @@ def clip_loss(
     strategy: ``"ring"`` or ``"all_gather"`` (see the module docstring).
     temperature: ``τ > 0``, the same on every device; may be traced.
     normalize: L2-normalise the embeddings first.
-    chunk_size: columns per chunk of the online log-sum-exp (``"ring"``:
-      ``None`` means the whole received block; ``"all_gather"``: ``None``
-      means dense).
+    chunk_size: columns per chunk of the online log-sum-exp: ``"auto"``
+      (the default: one block while it fits the 32 MiB budget, else the
+      chunk that keeps each block within it; see the module docstring), an
+      int, or ``None`` (``"ring"``: the whole received block;
+      ``"all_gather"``: dense).
     where: optional ``[b]`` mask; a masked pair takes no part anywhere.
     weights: optional per-pair weights, broadcastable to ``[b]``.
     reduction: see :func:`jaxloss.reduce`, over the global batch; default
@@ -109,7 +120,7 @@ def siglip_loss(
   logit_scale: ArrayLike = 10.0,
   logit_bias: ArrayLike = -10.0,
   normalize: bool = True,
-  chunk_size: int | None = None,
+  chunk_size: ChunkSize = "auto",
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: Reduction = "mean",
@@ -134,7 +145,8 @@ def siglip_loss(
       learned log-scale); may be traced.
     logit_bias: the bias ``b``; may be traced.
     normalize: L2-normalise the embeddings first.
-    chunk_size: text columns per chunk (``None``: the whole block or dense).
+    chunk_size: text columns per chunk (``"auto"``: within the budget;
+      ``None``: the whole block or dense).
     where: optional ``[b]`` mask; a masked pair is neither a row nor a column.
     weights: optional per-image weights, broadcastable to ``[b]``.
     reduction: see :func:`jaxloss.reduce`, global; default ``"mean"``.
@@ -183,7 +195,7 @@ def infonce_loss(
   strategy: Strategy = "ring",
   temperature: ArrayLike = 0.07,
   similarity: Similarity = "cosine",
-  chunk_size: int | None = None,
+  chunk_size: ChunkSize = "auto",
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: Reduction = "mean",
@@ -207,8 +219,8 @@ def infonce_loss(
     strategy: ``"ring"`` or ``"all_gather"``.
     temperature: ``τ > 0``; may be traced.
     similarity: ``"cosine"`` or ``"dot"``.
-    chunk_size: candidate columns per chunk (``None``: the whole block or
-      dense).
+    chunk_size: candidate columns per chunk (``"auto"``: within the budget;
+      ``None``: the whole block or dense).
     where: optional ``[b]`` mask; a masked example is neither an anchor nor a
       candidate (shared negatives stay candidates).
     weights: optional per-anchor weights, broadcastable to ``[b]``.
@@ -256,7 +268,7 @@ def supervised_contrastive_loss(
   strategy: Strategy = "ring",
   temperature: ArrayLike = 0.07,
   base_temperature: ArrayLike = 0.07,
-  chunk_size: int | None = None,
+  chunk_size: ChunkSize = "auto",
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: Reduction = "mean",
@@ -281,8 +293,8 @@ def supervised_contrastive_loss(
     strategy: ``"ring"`` or ``"all_gather"``.
     temperature: ``τ > 0``; may be traced.
     base_temperature: ``τ_b > 0``.
-    chunk_size: candidate views per chunk (``None``: the whole block or
-      dense).
+    chunk_size: candidate views per chunk (``"auto"``: within the budget;
+      ``None``: the whole block or dense).
     where: optional mask broadcastable to ``[b]`` or ``[b, views]``.
     weights: optional weights broadcastable to the per-anchor shape.
     reduction: see :func:`jaxloss.reduce`, global; default ``"mean"``.
@@ -335,7 +347,7 @@ def multiple_negatives_ranking_loss(
   scale: ArrayLike = 20.0,
   similarity: Similarity = "cosine",
   symmetric: bool = False,
-  chunk_size: int | None = None,
+  chunk_size: ChunkSize = "auto",
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: Reduction = "mean",
@@ -362,8 +374,8 @@ def multiple_negatives_ranking_loss(
     scale: ``λ > 0``, the inverse temperature; may be traced.
     similarity: ``"cosine"`` (``x / max(‖x‖, 1e-12)``) or ``"dot"``.
     symmetric: also the positive → anchor direction.
-    chunk_size: candidate columns per chunk (``None``: the whole block or
-      dense).
+    chunk_size: candidate columns per chunk (``"auto"``: within the budget;
+      ``None``: the whole block or dense).
     where: optional ``[b]`` mask; a masked example leaves the batch, with its
       positive and negatives.
     weights: optional per-anchor weights, broadcastable to ``[b]``.

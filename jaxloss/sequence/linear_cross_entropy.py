@@ -21,30 +21,12 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss._core import checks, online_softmax, value_checks
+from jaxloss._core import checks, chunking, online_softmax, value_checks
+from jaxloss._core.chunking import ChunkSize
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce
 
 __all__ = ["linear_cross_entropy"]
-
-# Default chunking: about this many logits per [tokens, chunk] block (16 MiB
-# in float32), the chunk a power of two between these bounds.
-_BLOCK_ELEMENTS = 2**22
-_MIN_CHUNK = 256
-_MAX_CHUNK = 8192
-
-
-def default_chunk_size(num_tokens: int, vocab_size: int) -> int:
-  """The vocabulary chunk used when ``chunk_size=None``.
-
-  The largest power of two with ``tokens × chunk ≤ 2**22`` logits per block,
-  clipped to [256, 8192]; ``vocab_size`` itself (one dense block, plain
-  autodiff) when that is not larger.
-  """
-  chunk = _MAX_CHUNK
-  while chunk > _MIN_CHUNK and num_tokens * chunk > _BLOCK_ELEMENTS:
-    chunk //= 2
-  return vocab_size if vocab_size <= chunk else chunk
 
 
 def _is_zero(value: Any) -> bool:
@@ -64,7 +46,7 @@ def linear_cross_entropy(
   label_smoothing: ArrayLike = 0.0,
   z_loss: ArrayLike = 0.0,
   logit_soft_cap: ArrayLike | None = None,
-  chunk_size: int | None = None,
+  chunk_size: ChunkSize = "auto",
   weights: ArrayLike | None = None,
   reduction: Reduction = "mean",
 ) -> jax.Array:
@@ -102,11 +84,14 @@ def linear_cross_entropy(
     z_loss: ``λ_z ≥ 0``, the weight of ``lse(z)²`` (may be traced).
     logit_soft_cap: optional ``c > 0``: logits become ``c·tanh(z/c)`` (Gemma 2)
       before everything else (may be traced; it is differentiated).
-    chunk_size: vocabulary columns per chunk; ``None`` picks
-      :func:`default_chunk_size` (a power of two with at most ``2**22``
-      logits per block, between 256 and 8192). A chunk of at least the
-      vocabulary size computes the logits in one block with plain autodiff;
-      otherwise only reverse-mode differentiation is supported.
+    chunk_size: vocabulary columns per chunk. ``"auto"`` (the default; also
+      ``None``) computes the logits in one block while ``tokens × vocab``
+      logits fit the library's 32 MiB budget (four float32 copies), and
+      otherwise takes the largest power-of-two chunk whose ``[tokens,
+      chunk]`` blocks do, at least 128 columns
+      (:mod:`jaxloss._core.chunking`). A chunk of at least the vocabulary
+      size computes the logits in one block with plain autodiff; otherwise
+      only reverse-mode differentiation is supported.
     weights: optional per-token weights broadcastable to ``labels``' shape.
     reduction: see :func:`jaxloss.reduce`; the default ``"mean"`` averages
       over the unmasked tokens only (no host sync).
@@ -235,7 +220,7 @@ def _linear_cross_entropy(
   z_loss: jax.Array,
   cap: jax.Array | None,
   *,
-  chunk_size: int | None,
+  chunk_size: ChunkSize,
   smoothing: bool,
   use_z_loss: bool,
 ) -> jax.Array:
@@ -257,15 +242,14 @@ def _linear_cross_entropy(
   columns = {"index": jnp.arange(vocab, dtype=jnp.int32)}
   if bias is not None:
     columns["bias"] = bias
-  num_tokens = rows["hidden"].shape[0]
-  chunk = (
-    default_chunk_size(num_tokens, vocab) if chunk_size is None else chunk_size
-  )
+  chunk = chunking.auto_chunk_size(rows["hidden"].shape[0], vocab, dtype)
+  if isinstance(chunk_size, int):
+    chunk = None if chunk_size >= vocab else chunk_size
   stats = online_softmax.stats(
     functools.partial(_logits, smoothing=smoothing),
     rows,
     columns,
-    chunk_size=None if chunk >= vocab else chunk,
+    chunk_size=chunk,
   )
   lse = cast(jax.Array, stats.row_lse)  # asked for: never None
   values = lse - stats.row_sums[0]
