@@ -74,18 +74,30 @@ def term(
   0.6931...
   """
 
+  name = getattr(loss_fn, "__name__", "term")
+
+  def entry(batch, key):
+    try:
+      return batch[key]
+    except (KeyError, IndexError, TypeError):
+      present = sorted(map(repr, batch)) if isinstance(batch, Mapping) else []
+      raise KeyError(
+        f"jaxloss.train.term({name}): the batch has no entry {key!r}"
+        + (f"; its keys are {', '.join(present)}" if present else "")
+      ) from None
+
   def loss(outputs, batch):
     x = outputs if output is None else outputs[output]
     kwargs = dict(options)
     if where is not None:
-      kwargs["where"] = batch[where]
+      kwargs["where"] = entry(batch, where)
     if weights is not None:
-      kwargs["weights"] = batch[weights]
+      kwargs["weights"] = entry(batch, weights)
     if reduction is not None:
       kwargs["reduction"] = reduction
-    return loss_fn(x, *(batch[k] for k in keys), **kwargs)
+    return loss_fn(x, *(entry(batch, k) for k in keys), **kwargs)
 
-  loss.__name__ = getattr(loss_fn, "__name__", "term")
+  loss.__name__ = name
   return loss
 
 

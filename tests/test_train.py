@@ -38,6 +38,20 @@ PARAMS = {"w": np.zeros(3, np.float32), "b": np.zeros((), np.float32)}
 # objective and term
 
 
+def test_term_with_a_missing_key_names_the_term_the_key_and_the_keys():
+  ce = train.term(jl.softmax_cross_entropy_with_integer_labels, "labels")
+  batch = {"x": np.zeros((2, 3)), "y": np.zeros(2, np.int32)}
+  with pytest.raises(
+    KeyError,
+    match=r"term\(softmax_cross_entropy_with_integer_labels\): the batch has "
+    r"no entry 'labels'; its keys are 'x', 'y'",
+  ):
+    ce(np.zeros((2, 3), np.float32), batch)
+  masked = train.term(jl.l2_loss, "y", where="mask")
+  with pytest.raises(KeyError, match="no entry 'mask'"):
+    masked(np.zeros(2, np.float32), batch)
+
+
 def test_objective_weights_terms_and_logs_each():
   batch = _regression()
   objective = train.objective(
