@@ -109,7 +109,7 @@ def kl_divergence(
   .. math:: \ell = \sum_i p_i (\log p_i - \log q_i), \qquad 0 \log 0 = 0
 
   Targets of exactly 0 contribute 0, with finite gradients (also with respect
-  to the targets).
+  to the targets, where optax's gradient is NaN).
 
   Args:
     log_predictions: ``[..., dim]`` log-probabilities :math:`\log q`.
@@ -126,6 +126,11 @@ def kl_divergence(
   Matches ``optax.losses.kl_divergence``; with ``reduction="batchmean"``,
   ``torch.nn.functional.kl_div(log_predictions, targets,
   reduction="batchmean")``.
+  Unlike optax, the two arrays must have the same shape (optax broadcasts
+  them), and a ``where`` of lower rank than the inputs drops examples: optax
+  broadcasts it against the inputs from the right, so a ``[batch]`` mask of
+  ``[batch, dim]`` inputs with ``batch == dim`` masks the distribution axis
+  there.
 
   >>> import jax.numpy as jnp, jaxloss
   >>> p = jnp.array([[0.5, 0.5], [1.0, 0.0]])
@@ -174,6 +179,11 @@ def kl_divergence_with_log_targets(
 
   Matches ``optax.losses.kl_divergence_with_log_targets`` and
   ``torch.nn.functional.kl_div(..., log_target=True)``.
+  Unlike optax, the two arrays must have the same shape (optax broadcasts
+  them), and a ``where`` of lower rank than the inputs drops examples: optax
+  broadcasts it against the inputs from the right, so a ``[batch]`` mask of
+  ``[batch, dim]`` inputs with ``batch == dim`` masks the distribution axis
+  there.
 
   >>> import jax.numpy as jnp, jaxloss
   >>> jaxloss.kl_divergence_with_log_targets(
@@ -207,6 +217,9 @@ def generalized_kl_divergence(
 
   .. math:: \ell = \sum_i \big(p_i (\log p_i - \log q_i) + q_i - p_i\big)
 
+  Targets of exactly 0 contribute :math:`q_i`, with finite gradients
+  (optax's gradient with respect to such a target is NaN).
+
   Args:
     log_predictions: ``[..., dim]`` logs :math:`\log q` of the predicted
       measure (its exponential must not overflow).
@@ -221,6 +234,11 @@ def generalized_kl_divergence(
     ``"mean"`` and ``"batchmean"``.
 
   Matches ``optax.losses.generalized_kl_divergence``.
+  Unlike optax, the two arrays must have the same shape (optax broadcasts
+  them), and a ``where`` of lower rank than the inputs drops examples: optax
+  broadcasts it against the inputs from the right, so a ``[batch]`` mask of
+  ``[batch, dim]`` inputs with ``batch == dim`` masks the distribution axis
+  there.
 
   >>> import jax.numpy as jnp, jaxloss
   >>> jaxloss.generalized_kl_divergence(jnp.log(jnp.array([1.0, 2.0])),
@@ -275,6 +293,11 @@ def convex_kl_divergence(
     ``"mean"`` and ``"batchmean"``.
 
   Matches ``optax.losses.convex_kl_divergence``.
+  Unlike optax, the two arrays must have the same shape (optax broadcasts
+  them), and a ``where`` of lower rank than the inputs drops examples: optax
+  broadcasts it against the inputs from the right, so a ``[batch]`` mask of
+  ``[batch, dim]`` inputs with ``batch == dim`` masks the distribution axis
+  there.
 
   >>> import warnings, jax.numpy as jnp, jaxloss
   >>> with warnings.catch_warnings(record=True) as caught:

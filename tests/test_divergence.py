@@ -203,6 +203,25 @@ def test_example_where_drops_examples():
   )
 
 
+@pytest.mark.parametrize("name", OPTAX_NAMES)
+def test_lower_rank_where_drops_examples_unlike_optax(name):
+  """The documented difference: with ``batch == dim`` a ``[batch]`` mask
+  drops examples here; optax broadcasts it from the right (a mask of the
+  distribution axis), which a ``[1, dim]`` mask says explicitly."""
+  first, second = _inputs(name, 6, D, D)
+  keep = np.array([True, False, True, True, False])
+  full = np.asarray(_jl(name, first, second), np.float64)
+  assert_close(
+    _jl(name, first, second, where=keep), np.where(keep, full, 0), RTOL, ATOL
+  )
+  assert_close(
+    _jl(name, first, second, where=keep[None]),
+    _optax(name, first, second, where=keep),
+    RTOL,
+    ATOL,
+  )
+
+
 # --------------------------------------------------------------------------- #
 # torch kl_div
 
