@@ -140,8 +140,8 @@ def dice_loss(
     class_weights: optional ``[num_classes]`` weights ``w_c`` multiplying each
       class's loss (before ``ignore_background``).
     smooth: ``s >= 0``, added to numerator and denominator.
-    alpha: weight of the false positives :math:`P_c - I_c`.
-    beta: weight of the false negatives :math:`T_c - I_c`.
+    alpha: weight ``α >= 0`` of the false positives :math:`P_c - I_c`.
+    beta: weight ``β >= 0`` of the false negatives :math:`T_c - I_c`.
     apply_softmax: ``False`` if ``predictions`` are probabilities already;
       with several classes they must then sum to 1 over the class axis
       (see below).
