@@ -99,9 +99,10 @@ def check_distributions(
 ) -> None:
   """optax's ``ValueError`` when probabilities given with
   ``apply_softmax=False`` do not sum to 1 over the class axis: only for
-  several classes, only where the values are concrete (called outside
-  ``jit``, ``vmap`` and ``grad``, the test ``jaxloss.distributed.shard``
-  uses), and not for pixels masked by ``where``. Traced values are
+  several classes, only where the values are concrete (not a
+  ``jax.core.Tracer``, the test ``jaxloss.distributed.shard`` uses: eager
+  calls, not under ``jit``, ``vmap`` or ``grad``), and not for pixels
+  masked by ``where``. Traced values are
   ``jaxloss.checked``'s job (:func:`distributions_rule`)."""
   p = x.predictions
   if not checks_distributions(apply_softmax, p.shape[-1]) or isinstance(
