@@ -8,8 +8,11 @@ with ``optax.losses`` keep optax's positional signature, defaults and values.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +23,33 @@ from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce, split_where
 
 Axis = int | Sequence[int] | None
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _deprecated(replacement: str) -> Callable[[F], F]:
+  """Warns, as optax's ``warn_deprecated_function`` does, that the decorated
+  name is deprecated in favour of ``replacement``: the same
+  ``DeprecationWarning`` and message, attributed to the caller's line.
+
+  It wraps the ``@loss`` function, so the wrapper's frame is the only one
+  between the caller and ``warnings.warn`` (``stacklevel=2``); the value
+  rules and the signature are the wrapped function's.
+  """
+
+  def decorate(fn: F) -> F:
+    message = (
+      f"The function {fn.__name__} is deprecated. Please use {replacement} "
+      "instead."
+    )
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+      warnings.warn(message, DeprecationWarning, stacklevel=2)
+      return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+  return decorate
 
 
 def _inputs(
@@ -79,7 +109,7 @@ def kl_divergence(
   .. math:: \ell = \sum_i p_i (\log p_i - \log q_i), \qquad 0 \log 0 = 0
 
   Targets of exactly 0 contribute 0, with finite gradients (also with respect
-  to the targets).
+  to the targets, where optax's gradient is NaN).
 
   Args:
     log_predictions: ``[..., dim]`` log-probabilities :math:`\log q`.
@@ -96,6 +126,11 @@ def kl_divergence(
   Matches ``optax.losses.kl_divergence``; with ``reduction="batchmean"``,
   ``torch.nn.functional.kl_div(log_predictions, targets,
   reduction="batchmean")``.
+  Unlike optax, the two arrays must have the same shape (optax broadcasts
+  them), and a ``where`` of lower rank than the inputs drops examples: optax
+  broadcasts it against the inputs from the right, so a ``[batch]`` mask of
+  ``[batch, dim]`` inputs with ``batch == dim`` masks the distribution axis
+  there.
 
   >>> import jax.numpy as jnp, jaxloss
   >>> p = jnp.array([[0.5, 0.5], [1.0, 0.0]])
@@ -144,6 +179,11 @@ def kl_divergence_with_log_targets(
 
   Matches ``optax.losses.kl_divergence_with_log_targets`` and
   ``torch.nn.functional.kl_div(..., log_target=True)``.
+  Unlike optax, the two arrays must have the same shape (optax broadcasts
+  them), and a ``where`` of lower rank than the inputs drops examples: optax
+  broadcasts it against the inputs from the right, so a ``[batch]`` mask of
+  ``[batch, dim]`` inputs with ``batch == dim`` masks the distribution axis
+  there.
 
   >>> import jax.numpy as jnp, jaxloss
   >>> jaxloss.kl_divergence_with_log_targets(
@@ -177,6 +217,9 @@ def generalized_kl_divergence(
 
   .. math:: \ell = \sum_i \big(p_i (\log p_i - \log q_i) + q_i - p_i\big)
 
+  Targets of exactly 0 contribute :math:`q_i`, with finite gradients
+  (optax's gradient with respect to such a target is NaN).
+
   Args:
     log_predictions: ``[..., dim]`` logs :math:`\log q` of the predicted
       measure (its exponential must not overflow).
@@ -191,6 +234,11 @@ def generalized_kl_divergence(
     ``"mean"`` and ``"batchmean"``.
 
   Matches ``optax.losses.generalized_kl_divergence``.
+  Unlike optax, the two arrays must have the same shape (optax broadcasts
+  them), and a ``where`` of lower rank than the inputs drops examples: optax
+  broadcasts it against the inputs from the right, so a ``[batch]`` mask of
+  ``[batch, dim]`` inputs with ``batch == dim`` masks the distribution axis
+  there.
 
   >>> import jax.numpy as jnp, jaxloss
   >>> jaxloss.generalized_kl_divergence(jnp.log(jnp.array([1.0, 2.0])),
@@ -210,6 +258,7 @@ def generalized_kl_divergence(
   return reduce(values, reduction, weights=weights, where=examples)
 
 
+@_deprecated("generalized_kl_divergence")
 @loss(targets=value_checks.nonnegative)
 def convex_kl_divergence(
   log_predictions: ArrayLike,
@@ -220,9 +269,13 @@ def convex_kl_divergence(
   weights: ArrayLike | None = None,
   reduction: Reduction = "none",
 ) -> jax.Array:
-  r"""Alias of :func:`generalized_kl_divergence`, kept for optax compatibility.
+  r"""Deprecated alias of :func:`generalized_kl_divergence` (as in optax).
 
-  optax deprecates this name; jaxloss keeps it without a warning.
+  Every call warns, as optax's does: a ``DeprecationWarning`` with optax's
+  message ("The function convex_kl_divergence is deprecated. Please use
+  generalized_kl_divergence instead."), attributed to the calling line.
+  Under ``jit`` it warns when the function is traced. The values are those
+  of :func:`generalized_kl_divergence`.
 
   .. math:: \ell = \sum_i \big(p_i (\log p_i - \log q_i) + q_i - p_i\big)
 
@@ -240,21 +293,31 @@ def convex_kl_divergence(
     ``"mean"`` and ``"batchmean"``.
 
   Matches ``optax.losses.convex_kl_divergence``.
+  Unlike optax, the two arrays must have the same shape (optax broadcasts
+  them), and a ``where`` of lower rank than the inputs drops examples: optax
+  broadcasts it against the inputs from the right, so a ``[batch]`` mask of
+  ``[batch, dim]`` inputs with ``batch == dim`` masks the distribution axis
+  there.
 
-  >>> import jax.numpy as jnp, jaxloss
-  >>> jaxloss.convex_kl_divergence(jnp.log(jnp.array([1.0, 2.0])),
-  ...                              jnp.array([2.0, 2.0]))
+  >>> import warnings, jax.numpy as jnp, jaxloss
+  >>> with warnings.catch_warnings(record=True) as caught:
+  ...   warnings.simplefilter("always")
+  ...   jaxloss.convex_kl_divergence(jnp.log(jnp.array([1.0, 2.0])),
+  ...                                jnp.array([2.0, 2.0]))
   Array(0.38629436, dtype=float32)
+  >>> print(caught[0].category.__name__)
+  DeprecationWarning
+  >>> print(caught[0].message)
+  The function convex_kl_divergence is deprecated. Please use
+  generalized_kl_divergence instead.
 
   References:
     Boyd and Vandenberghe, `Convex optimization
     <https://stanford.edu/~boyd/cvxbook/>`_, 2004, p. 90.
   """
-  log_q, p, axes, elements, examples = _inputs(
-    axis, where, log_predictions=log_predictions, targets=targets
+  return generalized_kl_divergence(  # errors name convex_kl_divergence
+    log_predictions, targets, axis, where, weights=weights, reduction=reduction
   )
-  values = _sum(_generalized_kl_terms(log_q, p), axes, elements)
-  return reduce(values, reduction, weights=weights, where=examples)
 
 
 @loss(

@@ -83,10 +83,10 @@ FAMILIES = {
     "image_embeddings",
   ),
   "segmentation": (
-    jl.dice_loss,
+    jl.dice_loss,  # probabilities: in [0, 1], summing to 1 over the classes
     (
       (
-        _uniform(12, 2, 4, 3),
+        _uniform(12, 2, 4, 3) / _uniform(12, 2, 4, 3).sum(-1, keepdims=True),
         np.eye(3, dtype=np.float32)[[0, 1, 2, 1]][None].repeat(2, 0),
       ),
       dict(apply_softmax=False),
@@ -271,3 +271,31 @@ def test_ge2e_declares_w_positive():
   rule = jl.ge2e_loss.__jaxloss_value_rules__["w"]
   assert not bool(rule({"w": jnp.asarray(-2.0)}, "w")[0])
   assert bool(rule({"w": jnp.asarray(2.0)}, "w")[0])
+
+
+def test_a_rule_may_report_the_offending_values():
+  """A rule returning ``(ok, what, values)`` has the values formatted into
+  its message (``dice_loss``'s sums over the classes, under ``jit``'s
+  tracing where the loss itself cannot look at them)."""
+  p = _uniform(15, 2, 4, 3)
+  p = p / p.sum(-1, keepdims=True)
+  p[1, 2] *= 0.5  # in [0, 1], summing to 0.5
+  targets = np.eye(3, dtype=np.float32)[[0, 1, 2, 1]][None].repeat(2, 0)
+  with pytest.raises(
+    checkify.JaxRuntimeError,
+    match=r"^dice_loss: argument `predictions` must lie in \[0, 1\] and sum "
+    r"to 1 along the class axis \(within 1e-05\) when apply_softmax=False; "
+    r"found values in \[0\.\d{6}, 0\.\d{6}\], sums in "
+    r"\[0\.500000, 1\.000000\]",
+  ):
+    jl.checked(jl.dice_loss)(p, targets, apply_softmax=False)
+  rule = jl.dice_loss.__jaxloss_value_rules__["predictions"]
+  ok, what, values = rule(
+    {"predictions": p, "targets": targets, "apply_softmax": False},
+    "predictions",
+  )
+  assert not bool(ok)
+  found = {k: float(v) for k, v in values.items()}
+  assert found["low"] == pytest.approx(0.5)
+  assert found["high"] == pytest.approx(1.0)
+  assert what.format(**values).endswith("sums in [0.500000, 1.000000]")

@@ -6,6 +6,9 @@ formulas for the Jensen-Shannon and Gaussian divergences, the latter also by
 numerical integration of the densities.
 """
 
+import contextlib
+import functools
+import inspect
 import warnings
 
 import jax
@@ -108,10 +111,28 @@ OPTAX_NAMES = [
 ]
 
 
+DEPRECATED = (
+  r"The function convex_kl_divergence is deprecated\. Please use "
+  r"generalized_kl_divergence instead\."
+)
+
+
 def _optax(name, *args, **kwargs):
-  with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)  # convex_kl_divergence
+  with _warns_if_deprecated(name):
     return getattr(optax.losses, name)(*args, **kwargs)
+
+
+def _warns_if_deprecated(name):
+  """``convex_kl_divergence`` (optax's and jaxloss's) must warn; the other
+  names must not leak a warning (the suite does not ignore it)."""
+  if name == "convex_kl_divergence":
+    return pytest.warns(DeprecationWarning, match=DEPRECATED)
+  return contextlib.nullcontext()
+
+
+def _jl(name, *args, **kwargs):
+  with _warns_if_deprecated(name):
+    return getattr(jl, name)(*args, **kwargs)
 
 
 def _inputs(name, seed, *shape):
@@ -133,7 +154,7 @@ def _inputs(name, seed, *shape):
 def test_matches_optax(name, axis):
   first, second = _inputs(name, 0, 3, 4, D)
   assert_close(
-    getattr(jl, name)(first, second, axis),
+    _jl(name, first, second, axis),
     _optax(name, first, second, axis),
     RTOL,
     ATOL,
@@ -146,13 +167,13 @@ def test_element_where_matches_optax(name):
   where = np.random.default_rng(3).random((6, D)) < 0.6
   where[2] = False  # one example with no elements
   assert_close(
-    getattr(jl, name)(first, second, where=where),
+    _jl(name, first, second, where=where),
     _optax(name, first, second, where=where),
     RTOL,
     ATOL,
   )
   assert_close(
-    getattr(jl, name)(first, second, -1, where),
+    _jl(name, first, second, -1, where),
     _optax(name, first, second, -1, where),
     RTOL,
     ATOL,
@@ -177,6 +198,25 @@ def test_example_where_drops_examples():
   assert_close(
     jl.kl_divergence(log_q, p, where=elements, reduction="mean"),
     full[keep].mean(),
+    RTOL,
+    ATOL,
+  )
+
+
+@pytest.mark.parametrize("name", OPTAX_NAMES)
+def test_lower_rank_where_drops_examples_unlike_optax(name):
+  """The documented difference: with ``batch == dim`` a ``[batch]`` mask
+  drops examples here; optax broadcasts it from the right (a mask of the
+  distribution axis), which a ``[1, dim]`` mask says explicitly."""
+  first, second = _inputs(name, 6, D, D)
+  keep = np.array([True, False, True, True, False])
+  full = np.asarray(_jl(name, first, second), np.float64)
+  assert_close(
+    _jl(name, first, second, where=keep), np.where(keep, full, 0), RTOL, ATOL
+  )
+  assert_close(
+    _jl(name, first, second, where=keep[None]),
+    _optax(name, first, second, where=keep),
     RTOL,
     ATOL,
   )
@@ -272,6 +312,65 @@ def test_js_divergence_float64():
   assert_close(out, np_js(p, q), rtol=1e-12, atol=1e-15)
 
 
+def _recorded(fn, *args):
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    out = fn(*args)
+  return out, caught
+
+
+def test_convex_kl_divergence_warns_like_optax():
+  """optax deprecates the name (optax/_src/deprecations.py): one
+  ``DeprecationWarning`` per call, message naming both functions, attributed
+  to the caller's line (``stacklevel=2``)."""
+  first, second = _inputs("convex_kl_divergence", 4, 3, D)
+  ours, ours_caught = _recorded(jl.convex_kl_divergence, first, second)
+  theirs, theirs_caught = _recorded(
+    optax.losses.convex_kl_divergence, first, second
+  )
+  assert_close(ours, theirs, RTOL, ATOL)
+  assert [(w.category, str(w.message)) for w in ours_caught] == [
+    (w.category, str(w.message)) for w in theirs_caught
+  ]
+  assert len(ours_caught) == 1
+  assert ours_caught[0].category is DeprecationWarning
+  assert "generalized_kl_divergence" in str(ours_caught[0].message)
+  # `_recorded` called it: the warning points to the calling line, not to
+  # jaxloss (DeprecationWarning is shown by default only for __main__).
+  assert ours_caught[0].filename == __file__
+  assert ours_caught[0].filename == theirs_caught[0].filename
+
+
+def test_convex_kl_divergence_warns_once_per_trace_under_jit():
+  first, second = _inputs("convex_kl_divergence", 5, 3, D)
+  jitted = jax.jit(jl.convex_kl_divergence)
+  with pytest.warns(DeprecationWarning, match=DEPRECATED):
+    traced = jitted(first, second)
+  _, again = _recorded(jitted, first, second)  # cached: no new trace
+  assert again == []
+  with pytest.warns(DeprecationWarning, match=DEPRECATED):
+    expected = jl.generalized_kl_divergence(first, second)
+    eager = jl.convex_kl_divergence(first, second)
+  assert_close(traced, expected, RTOL, ATOL)
+  assert_close(eager, expected, RTOL, ATOL)
+
+
+def test_convex_kl_divergence_keeps_its_name_rules_and_signature():
+  """The warning wrapper keeps what ``@loss`` gives: errors and
+  ``jaxloss.checked`` name ``convex_kl_divergence``; optax's signature."""
+  assert list(inspect.signature(jl.convex_kl_divergence).parameters) == list(
+    inspect.signature(jl.generalized_kl_divergence).parameters
+  )
+  with pytest.warns(DeprecationWarning, match=DEPRECATED):
+    checked_rejects(
+      jl.convex_kl_divergence,
+      np.zeros(2, np.float32),
+      np.float32([-1.0, 1.0]),
+      arg="targets",
+      what="must be >= 0",
+    )
+
+
 # --------------------------------------------------------------------------- #
 # identical distributions and exact zeros
 
@@ -282,7 +381,7 @@ def test_js_divergence_float64():
 def test_targets_of_zero_contribute_zero_with_finite_gradients(name):
   p = np.array([[0.0, 1.0, 0.0], [0.5, 0.0, 0.5]], np.float32)
   log_q = _log([[0.2, 0.6, 0.2], [0.4, 0.2, 0.4]])
-  fn = getattr(jl, name)
+  fn = functools.partial(_jl, name)
   expected = torch_kl_div(log_q, p).sum(-1)
   if name != "kl_divergence":
     expected = expected + (np.exp(log_q.astype(np.float64)) - p).sum(-1)
@@ -418,13 +517,14 @@ def test_trace_time_errors():
     x,
     x.astype(np.int32),
   )
-  _raises(
-    TypeError,
-    r"convex_kl_divergence: argument `targets`",
-    jl.convex_kl_divergence,
-    x,
-    x.astype(np.int32),
-  )
+  with pytest.warns(DeprecationWarning, match=DEPRECATED):
+    _raises(
+      TypeError,
+      r"convex_kl_divergence: argument `targets`",
+      jl.convex_kl_divergence,
+      x,
+      x.astype(np.int32),
+    )
   _raises(
     ValueError,
     r"kl_divergence_with_log_targets: axis 2 is out of "

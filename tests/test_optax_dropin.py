@@ -8,6 +8,7 @@ compare the options in depth.
 """
 
 import inspect
+import warnings
 
 import jax
 import numpy as np
@@ -144,6 +145,35 @@ def test_same_values_as_optax_with_defaults(name):
   for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
     assert np.shape(a) == np.shape(b), name
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def _warnings_of(fn, args):
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    with jax.numpy_rank_promotion("allow"):
+      fn(*args)
+  return [(w.category, str(w.message), w.filename) for w in caught]
+
+
+@pytest.mark.parametrize(
+  "name", [n for n in OPTAX_NAMES if n != "make_fenchel_young_loss"]
+)
+def test_same_warnings_as_optax(name):
+  """The same warnings (category and message), attributed to the same line:
+  today only ``convex_kl_divergence``'s ``DeprecationWarning``."""
+  args = _inputs(name, np.random.default_rng(0))
+  ours = _warnings_of(getattr(jaxloss, name), args)
+  theirs = _warnings_of(getattr(optax.losses, name), args)
+  assert ours == theirs
+  if name == "convex_kl_divergence":
+    assert [w[:2] for w in ours] == [
+      (
+        DeprecationWarning,
+        "The function convex_kl_divergence is deprecated. Please use "
+        "generalized_kl_divergence instead.",
+      )
+    ]
+    assert ours[0][2] == __file__
 
 
 def test_fenchel_young_loss_same_values_as_optax():

@@ -233,6 +233,188 @@ def test_binary_dice_loss_probabilities():
   )
 
 
+# --------------------------------------------------------------------------- #
+# apply_softmax=False: probabilities that do not sum to 1 (optax's ValueError)
+
+DISTRIBUTION_ERROR = (
+  r"argument `predictions`: when apply_softmax=False, predictions must be "
+  r"valid probability distributions that sum to 1 along the class axis"
+)
+DICE_NAMES = ["dice_loss", "multiclass_generalized_dice_loss"]
+
+
+def _distributions(seed, *shape, classes=C):
+  x, t, _ = _images(seed, *shape, classes=classes)
+  return np.array(jax.nn.softmax(x), F32), t
+
+
+def _optax_raises(name, p, t):
+  try:
+    _optax(name, p, t, apply_softmax=False)
+  except ValueError as error:
+    assert "valid probability distributions" in str(error)
+    return True
+  return False
+
+
+@pytest.mark.parametrize("name", DICE_NAMES)
+@pytest.mark.parametrize(
+  "offset, raises",
+  # optax's test is jnp.allclose(sums, 1, rtol=1e-5): |sum - 1| <= 1.001e-5.
+  [
+    (0.0, False),
+    (5e-6, False),
+    (-5e-6, False),
+    (3e-5, True),
+    (-3e-5, True),
+    (0.5, True),
+    (np.nan, True),
+  ],
+)
+def test_probabilities_must_sum_to_one_as_in_optax(name, offset, raises):
+  p, t = _distributions(30, 2, 4)
+  p[1, 2, 0] += offset  # one pixel of image 1
+  assert _optax_raises(name, p, t) is raises  # the reference
+  fn = getattr(jl, name)
+  if raises:
+    with pytest.raises(ValueError, match=rf"^{name}: {DISTRIBUTION_ERROR}"):
+      fn(p, t, apply_softmax=False)
+  else:
+    assert_close(
+      fn(p, t, apply_softmax=False),
+      _optax(name, p, t, apply_softmax=False),
+      RTOL,
+      ATOL,
+    )
+
+
+def test_sum_error_reports_the_range_of_the_sums():
+  p, t = _distributions(31, 2, 4)
+  p[0, 1] *= 0.25
+  p[1, 3] *= 2.0
+  with pytest.raises(
+    ValueError, match=r"Found sum range: \[0\.250000, 2\.000000\]"
+  ):
+    jl.dice_loss(p, t, apply_softmax=False)
+
+
+def test_single_channel_probabilities_are_not_checked():
+  """optax 0.2.8 checks one channel too (it raises unless every probability
+  is 1, so its binary_dice_loss(apply_sigmoid=False) always fails); jaxloss
+  checks only several classes."""
+  rng = np.random.default_rng(32)
+  p = rng.uniform(0.1, 0.9, size=(2, 4, 1)).astype(F32)
+  t = (rng.random((2, 4, 1)) < 0.5).astype(F32)
+  assert _optax_raises("dice_loss", p, t)
+  expected = milletari_dice(p, t, 1.0)[:, 0]
+  assert_close(jl.dice_loss(p, t, apply_softmax=False), expected, RTOL, ATOL)
+  assert_close(
+    jl.binary_dice_loss(p[..., 0], t[..., 0], apply_sigmoid=False),
+    expected,
+    RTOL,
+    ATOL,
+  )
+  assert_close(
+    jl.checked(jl.dice_loss)(p, t, apply_softmax=False), expected, RTOL, ATOL
+  )
+
+
+@pytest.mark.parametrize("name", DICE_NAMES)
+def test_traced_probabilities_are_not_checked_but_checked_reports_them(name):
+  """Under jit, vmap and grad the values are traced: no error (optax cannot
+  trace its check at all); jaxloss.checked reports them."""
+  p, t = _distributions(33, 2, 4)
+  p[1, 2] *= 1.5
+  fn = getattr(jl, name)
+  expected = milletari_dice(p, t, 1.0).mean(-1)  # optax, unchecked
+  if name == "dice_loss":
+    assert_close(
+      jax.jit(lambda p: fn(p, t, apply_softmax=False))(p), expected, RTOL, ATOL
+    )
+    assert_close(
+      jax.vmap(lambda p, t: fn(p[None], t[None], apply_softmax=False)[0])(p, t),
+      expected,
+      RTOL,
+      ATOL,
+    )
+  grad = jax.grad(lambda p: jnp.sum(fn(p, t, apply_softmax=False)))(p)
+  assert np.all(np.isfinite(grad))
+  checked_rejects(
+    fn,
+    p,
+    t,
+    arg="predictions",
+    what=r"must lie in \[0, 1\] and sum to 1 along the class axis .*"
+    r"sums in \[1\.000000, 1\.500000\]",
+    apply_softmax=False,
+  )
+  with pytest.raises(ValueError, match=DISTRIBUTION_ERROR):
+    fn(p, t, apply_softmax=False)  # eager: concrete values
+
+
+def test_masked_pixels_need_not_sum_to_one():
+  """Pixels that ``where`` leaves out take no part in the loss, so padding
+  may hold anything (zeros here), eagerly and under ``checked``."""
+  p, t = _distributions(34, 2, 4)
+  p[0, 3] = 0.0
+  where = np.ones((2, 4), bool)
+  where[0, 3] = False
+  expected = np.concatenate(  # image 0 without its pixel 3, image 1 whole
+    [
+      milletari_dice(p[:1, :3], t[:1, :3], 1.0).mean(-1),
+      milletari_dice(p[1:], t[1:], 1.0).mean(-1),
+    ]
+  )
+  assert_close(
+    jl.dice_loss(p, t, apply_softmax=False, where=where), expected, RTOL, ATOL
+  )
+  assert_close(
+    jl.checked(jl.dice_loss)(p, t, apply_softmax=False, where=where),
+    expected,
+    RTOL,
+    ATOL,
+  )
+  with pytest.raises(ValueError, match=DISTRIBUTION_ERROR):
+    jl.dice_loss(p, t, apply_softmax=False)
+  dropped = np.array([False, True])  # per image: image 0 dropped
+  assert_close(
+    jl.dice_loss(p, t, apply_softmax=False, where=dropped)[1],
+    expected[1],
+    RTOL,
+    ATOL,
+  )
+
+
+def test_bfloat16_probabilities_within_their_rounding_pass():
+  """A softmax rounded to bfloat16 sums to 1 only within bfloat16's
+  rounding (up to 2^-8 here): the tolerance is the input's epsilon."""
+  p, t = _distributions(35, 2, 16, classes=7)
+  p16 = jnp.asarray(p, jnp.bfloat16)
+  sums = np.asarray(p16, F32).sum(-1)
+  assert np.max(np.abs(sums - 1)) > 1e-5  # optax's tolerance would reject
+  assert_close(
+    jl.dice_loss(p16, t, apply_softmax=False),
+    jl.dice_loss(
+      np.asarray(p16, F32) / sums[..., None], t, apply_softmax=False
+    ),
+    1e-2,
+    1e-3,
+  )
+  with pytest.raises(ValueError, match=DISTRIBUTION_ERROR):
+    jl.dice_loss(jnp.asarray(p * 1.02, jnp.bfloat16), t, apply_softmax=False)
+
+
+def test_losses_without_an_optax_name_take_multilabel_probabilities():
+  """Sigmoid outputs of overlapping classes (multi-label) need not sum to 1:
+  only the optax names keep optax's check."""
+  rng = np.random.default_rng(36)
+  p = rng.uniform(size=(2, 4, C)).astype(F32)
+  t = (rng.random((2, 4, C)) < 0.5).astype(F32)
+  for fn in (jl.jaccard_loss, jl.tversky_loss, jl.focal_tversky_loss):
+    assert np.all(np.isfinite(fn(p, t, apply_softmax=False)))
+    assert np.all(np.isfinite(jl.checked(fn)(p, t, apply_softmax=False)))
+
+
 @pytest.mark.parametrize(
   "kwargs",
   [{}, {"smooth": 0.5}, {"ignore_background": True}, {"apply_softmax": False}],

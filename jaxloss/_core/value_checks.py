@@ -19,9 +19,13 @@ from jax.experimental import checkify
 
 from jaxloss._core import loss as loss_lib
 
-# A rule maps (bound arguments, argument name) to (all good?, what is wrong).
+# A rule maps (bound arguments, argument name) to (all good?, what is wrong),
+# or to (all good?, what is wrong, values): then ``what`` may name the values
+# in braces (``"found {low:.6f}"``), filled in when the check fails.
 F = TypeVar("F", bound=Callable[..., Any])
-Rule = Callable[[dict, str], tuple[jax.Array, str]]
+Rule = Callable[
+  [dict, str], tuple[jax.Array, str] | tuple[jax.Array, str, dict]
+]
 
 
 def class_index(
@@ -189,8 +193,10 @@ def checked(loss_fn: F) -> F:
           )
       for arg, rule in rules.items():
         if arguments.get(arg) is not None:
-          ok, what = rule(arguments, arg)
-          checkify.check(ok, f"{name}: argument `{arg}` {what}")
+          ok, what, *values = rule(arguments, arg)
+          checkify.check(
+            ok, f"{name}: argument `{arg}` {what}", **(values or [{}])[0]
+          )
       return loss_fn(**arguments)
 
     error, out = checkify.checkify(run)(arrays)

@@ -57,6 +57,115 @@ def predictions_rule(args: dict, arg: str) -> tuple[jax.Array, str]:
 # The value rules of every segmentation loss, for ``@loss(**RULES)``.
 RULES = {"predictions": predictions_rule, "targets": value_checks.unit_interval}
 
+# optax's dice_loss accepts sums with `jnp.allclose(sums, 1.0, rtol=1e-5)`,
+# i.e. |sum - 1| <= 1e-8 + 1e-5 * 1.
+_SUM_TOLERANCE = 1e-8 + 1e-5
+
+
+def sum_tolerance(dtype: jnp.dtype) -> float:
+  """How far from 1 a pixel's class probabilities may sum: optax's
+  tolerance, or the machine epsilon of a 16-bit input (rounding each
+  probability to bfloat16 alone moves the sum by up to 2^-8)."""
+  return max(_SUM_TOLERANCE, float(jnp.finfo(dtype).eps))
+
+
+def distribution_sums(
+  predictions: jax.Array, pixels: jax.Array | None, dtype: jnp.dtype
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """``(ok, lowest, highest)``: whether every unmasked pixel's values sum
+  to 1 over the class axis (within :func:`sum_tolerance`; NaN fails), and
+  the range of those sums (``inf``/``-inf`` when every pixel is masked)."""
+  sums = jnp.sum(predictions.astype(jnp.float32), axis=-1)
+  ok = jnp.abs(sums - 1) <= sum_tolerance(dtype)
+  if pixels is None:
+    return jnp.all(ok), jnp.min(sums), jnp.max(sums)
+  return (
+    jnp.all(ok | ~pixels),
+    jnp.min(jnp.where(pixels, sums, jnp.inf)),
+    jnp.max(jnp.where(pixels, sums, -jnp.inf)),
+  )
+
+
+def checks_distributions(apply_softmax: bool, num_classes: int) -> bool:
+  """optax's ``dice_loss`` checks probabilities given without a softmax;
+  jaxloss only with several classes (a single channel's probability need
+  not be 1: optax 0.2.8 checks it too, which breaks its
+  ``binary_dice_loss(apply_sigmoid=False)``)."""
+  return not apply_softmax and num_classes > 1
+
+
+def check_distributions(
+  x: Inputs, apply_softmax: bool, dtype: jnp.dtype
+) -> None:
+  """optax's ``ValueError`` when probabilities given with
+  ``apply_softmax=False`` do not sum to 1 over the class axis: only for
+  several classes, only where the values are concrete (not a
+  ``jax.core.Tracer``, the test ``jaxloss.distributed.shard`` uses: eager
+  calls, not under ``jit``, ``vmap`` or ``grad``), and not for pixels
+  masked by ``where``. Traced values are
+  ``jaxloss.checked``'s job (:func:`distributions_rule`)."""
+  p = x.predictions
+  if not checks_distributions(apply_softmax, p.shape[-1]) or isinstance(
+    p, jax.core.Tracer
+  ):
+    return
+  ok, low, high = distribution_sums(p, x.pixels, dtype)
+  # Concrete inputs still give a tracer inside a trace (checkify's).
+  if isinstance(ok, jax.core.Tracer):
+    return
+  if not bool(ok):
+    raise checks.fail(
+      "argument `predictions`: when apply_softmax=False, predictions must "
+      "be valid probability distributions that sum to 1 along the class "
+      f"axis (within {sum_tolerance(dtype):.3g}). Found sum range: "
+      f"[{float(low):.6f}, {float(high):.6f}]"
+    )
+
+
+def _pixel_mask(args: dict, predictions: jax.Array) -> jax.Array | None:
+  """The pixel mask that ``where`` gives (pixel or per-image shape), or
+  ``None``; a ``where`` the loss will reject is left for it to report."""
+  try:
+    axes = _summed_axes(args.get("axis"), predictions.ndim)
+    pixels, _ = _read_where(
+      args.get("where"), predictions.shape[:-1], axes, "none"
+    )
+  except (ValueError, TypeError):
+    return None
+  return pixels
+
+
+def distributions_rule(args: dict, arg: str) -> tuple[jax.Array, str, dict]:
+  """Value rule of ``dice_loss`` and ``multiclass_generalized_dice_loss``:
+  :func:`predictions_rule`, and with ``apply_softmax=False`` and several
+  classes also :func:`check_distributions`' condition (reporting the range
+  of the sums), for traced values."""
+  x = jnp.asarray(args[arg])
+  t = jnp.asarray(args["targets"])
+  x, t = _expand_like_optax(x, t)
+  if (
+    not jnp.issubdtype(x.dtype, jnp.floating)
+    or x.ndim == 0
+    or x.shape != t.shape
+    or not checks_distributions(args.get("apply_softmax", True), x.shape[-1])
+  ):
+    ok, what = predictions_rule(args, arg)
+    return ok, what, {}
+  in_range = jnp.all((x >= 0) & (x <= 1))
+  sums_ok, low, high = distribution_sums(x, _pixel_mask(args, x), x.dtype)
+  what = (
+    "must lie in [0, 1] and sum to 1 along the class axis (within "
+    f"{sum_tolerance(x.dtype):.3g}) when apply_softmax=False; found values in "
+    "[{min:.6f}, {max:.6f}], sums in [{low:.6f}, {high:.6f}]"
+  )
+  values = dict(min=jnp.min(x), max=jnp.max(x), low=low, high=high)
+  return in_range & sums_ok, what, values
+
+
+# The rules of the two optax names that check sums: dice_loss and
+# multiclass_generalized_dice_loss (optax's calls dice_loss).
+DICE_RULES = {**RULES, "predictions": distributions_rule}
+
 
 def _expand_like_optax(
   predictions: jax.Array, targets: jax.Array

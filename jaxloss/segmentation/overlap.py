@@ -14,6 +14,7 @@ from jaxloss._core.reduction import Reduction, reduce
 from jaxloss.segmentation import _inputs, _regions
 from jaxloss.segmentation._inputs import (
   CLASS_REDUCTIONS,
+  DICE_RULES,
   RULES,
   Axis,
   ClassReduction,
@@ -58,11 +59,13 @@ def _overlap(
   class_reduction: str = "mean",
   where: ArrayLike | None = None,
   expand: bool = True,
+  check_sums: bool = False,
 ) -> tuple[jax.Array, jax.Array | None]:
   """Checks, then the per-image values of an overlap loss and the mask to
   reduce them with: ``1 − TI`` per class (raised to ``gamma`` if given), with
   optax's batch class weights if ``generalized``, combined over the
-  classes."""
+  classes. ``check_sums``: optax's check that probabilities given without a
+  softmax sum to 1 (``_inputs.check_distributions``)."""
   for arg, value in (("smooth", smooth), ("alpha", alpha), ("beta", beta)):
     checks.nonnegative(arg, value)
   if gamma is not None:
@@ -76,6 +79,10 @@ def _overlap(
     class_reduction=class_reduction,
     expand=expand,
   )
+  if check_sums:
+    _inputs.check_distributions(
+      x, bool(apply_softmax), jnp.asarray(predictions).dtype
+    )
   like = x.predictions
   per_class = _regions.tversky_loss_per_class(
     _regions.probabilities(x.predictions, bool(apply_softmax)),
@@ -96,7 +103,7 @@ def _overlap(
   )
 
 
-@loss(**RULES)
+@loss(**DICE_RULES)
 def dice_loss(
   predictions: ArrayLike,
   targets: ArrayLike,
@@ -133,9 +140,11 @@ def dice_loss(
     class_weights: optional ``[num_classes]`` weights ``w_c`` multiplying each
       class's loss (before ``ignore_background``).
     smooth: ``s >= 0``, added to numerator and denominator.
-    alpha: weight of the false positives :math:`P_c - I_c`.
-    beta: weight of the false negatives :math:`T_c - I_c`.
-    apply_softmax: ``False`` if ``predictions`` are probabilities already.
+    alpha: weight ``α >= 0`` of the false positives :math:`P_c - I_c`.
+    beta: weight ``β >= 0`` of the false negatives :math:`T_c - I_c`.
+    apply_softmax: ``False`` if ``predictions`` are probabilities already;
+      with several classes they must then sum to 1 over the class axis
+      (see below).
     reduction: optax's: how the classes of one image combine, ``"mean"``
       (default), ``"sum"`` or ``"none"`` (per-class values ``[batch,
       classes]``). The other segmentation losses call this
@@ -155,10 +164,20 @@ def dice_loss(
     ``[batch]`` by default (``[batch, classes]`` with ``reduction="none"``),
     or a scalar with ``batch_reduction="mean"``/``"sum"``.
 
-  Matches ``optax.losses.dice_loss`` with the same arguments, except that
-  probabilities given with ``apply_softmax=False`` are not checked to sum to 1
-  (use :func:`jaxloss.checked`), and a class with an empty denominator
-  (``smooth=0``, nothing predicted, nothing there) has loss 0, not NaN.
+  With ``apply_softmax=False`` and several classes, probabilities whose
+  sum over the class axis is not 1 (within optax's ``rtol=1e-5``, or the
+  input's machine epsilon for 16-bit floats; pixels masked by ``where``
+  exempt) raise optax's ``ValueError`` ("... must be valid probability
+  distributions that sum to 1 along the class axis ...") when the values
+  are concrete, i.e. in an eager call. Under ``jit``, ``vmap`` or ``grad``
+  the values are traced and not checked (optax fails to trace there):
+  :func:`jaxloss.checked` reports them, with the range of the sums. A single
+  channel is not checked (optax 0.2.8 also checks that its probability is
+  1).
+
+  Matches ``optax.losses.dice_loss`` with the same arguments, except that a
+  class with an empty denominator (``smooth=0``, nothing predicted, nothing
+  there) has loss 0, not NaN.
 
   >>> import jax.numpy as jnp, numpy as np, jaxloss
   >>> logits = jnp.array([[[2.0, -1.0], [0.0, 1.0], [-1.0, 3.0]]])  # [1, 3, 2]
@@ -168,6 +187,11 @@ def dice_loss(
   >>> print(np.asarray(jaxloss.dice_loss(logits, targets, reduction="none")
   ...                  ).round(4))
   [[0.0789 0.058 ]]
+  >>> jaxloss.dice_loss(jnp.full((1, 3, 2), 0.6), targets, apply_softmax=False)
+  Traceback (most recent call last):
+  ...
+  ValueError: dice_loss: argument `predictions`: when apply_softmax=False,
+  predictions must be valid probability distributions that sum to 1 ...
 
   References:
     Milletari, Navab and Ahmadi, `V-Net: Fully Convolutional Neural Networks
@@ -188,6 +212,7 @@ def dice_loss(
     squared_denominator=squared_denominator,
     class_reduction=reduction,
     where=where,
+    check_sums=True,
   )
   return reduce(values, batch_reduction, weights=weights, where=mask)
 
@@ -257,7 +282,7 @@ def binary_dice_loss(
   return reduce(values, reduction, weights=weights, where=mask)
 
 
-@loss(**RULES)
+@loss(**DICE_RULES)
 def multiclass_generalized_dice_loss(
   predictions: ArrayLike,
   targets: ArrayLike,
@@ -287,7 +312,10 @@ def multiclass_generalized_dice_loss(
       with ``apply_softmax=False``.
     targets: one-hot or soft targets, same shape.
     smooth: ``s >= 0``.
-    apply_softmax: ``False`` if ``predictions`` are probabilities already.
+    apply_softmax: ``False`` if ``predictions`` are probabilities already;
+      they must then sum to 1 over the class axis, as in :func:`dice_loss`
+      (a ``ValueError`` in an eager call, :func:`jaxloss.checked` under
+      ``jit``).
     ignore_background: leave class 0 out (after the weights are normalised
       over all classes, as optax does).
     squared_denominator: use :math:`\sum p^2 + \sum t^2` (V-Net's form).
@@ -326,6 +354,7 @@ def multiclass_generalized_dice_loss(
     squared_denominator=squared_denominator,
     where=where,
     expand=False,
+    check_sums=True,
   )
   return reduce(values, reduction, weights=weights, where=mask)
 
