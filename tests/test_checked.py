@@ -10,6 +10,7 @@ import pytest
 from jax.experimental import checkify
 
 import jaxloss as jl
+from jaxloss.testing import assert_close
 
 
 def _normal(seed, *shape):
@@ -299,3 +300,42 @@ def test_a_rule_may_report_the_offending_values():
   assert found["low"] == pytest.approx(0.5)
   assert found["high"] == pytest.approx(1.0)
   assert what.format(**values).endswith("sums in [0.500000, 1.000000]")
+
+
+def test_checked_under_jit_raises_when_the_step_runs():
+  """Under jax.jit a check becomes a host callback: good inputs run, a bad
+  one raises when the step runs, naming the loss, the argument and (for a
+  rule that reports them) the values; checkify.checkify of the jitted step
+  works as before."""
+  bce = jax.jit(jl.checked(jl.sigmoid_binary_cross_entropy))
+  labels = np.array([0.0, 1.0], np.float32)
+  good = np.array([0.2, -0.5], np.float32)
+  assert_close(bce(good, labels), jl.sigmoid_binary_cross_entropy(good, labels))
+  with pytest.raises(
+    Exception,
+    match="sigmoid_binary_cross_entropy: argument `logits` contains NaN",
+  ):
+    bce(np.array([np.nan, 0.0], np.float32), labels)
+  dice = jax.jit(jl.checked(jl.dice_loss), static_argnames=("apply_softmax",))
+  p = np.full((1, 4, 3), 0.2, np.float32)  # sums to 0.6
+  targets = np.eye(3, dtype=np.float32)[[0, 1, 2, 1]][None]
+  with pytest.raises(Exception, match=r"sums in \[0\.600000, 0\.600000\]"):
+    dice(p, targets, apply_softmax=False)
+  error, _ = checkify.checkify(
+    jax.jit(lambda x: jl.checked(jl.sigmoid_binary_cross_entropy)(x, labels))
+  )(good)
+  assert error.get() is None
+
+
+def test_checked_accepts_a_loss_module():
+  """An NNX loss module (no __name__) is checked under its class's name."""
+  module = jl.nn.LearnedTemperature()
+  x = np.eye(2, dtype=np.float32)
+  assert_close(jl.checked(module)(x, x), module(x, x))
+  with pytest.raises(
+    checkify.JaxRuntimeError,
+    match="LearnedTemperature: argument `image_embeddings` contains NaN",
+  ):
+    jl.checked(module)(np.array([[np.nan, 0.0], [0.0, 1.0]], np.float32), x)
+  with pytest.raises(TypeError, match="not callable"):
+    jl.checked(3.0)

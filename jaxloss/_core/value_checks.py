@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.experimental import checkify
 
 from jaxloss._core import loss as loss_lib
@@ -127,6 +128,24 @@ def _is_array(x) -> bool:
   return isinstance(x, (jax.Array,)) or hasattr(x, "__array__")
 
 
+def _is_staged(x: Any) -> bool:
+  """A value being traced (``jit``, ``scan``, ``vmap``, ``grad``): its
+  checks run as host callbacks when the computation runs."""
+  return isinstance(x, jax.core.Tracer)
+
+
+def _raise_at_run_time(ok: jax.Array, message: str, **values: Any) -> None:
+  """:func:`checkify.check` for a staged program: a host callback that
+  raises ``ValueError(message.format(**values))`` when ``ok`` is false."""
+
+  def fail(ok, values):
+    if not np.all(ok):
+      scalars = {k: np.asarray(v).item() for k, v in values.items()}
+      raise ValueError(message.format(**scalars))
+
+  jax.debug.callback(fail, ok, values)
+
+
 def _is_array_tree(x) -> bool:
   """An array, or a pytree (dict, list, tuple, NNX state) of arrays only."""
   leaves = jax.tree.leaves(x)
@@ -145,8 +164,14 @@ def checked(loss_fn: F) -> F:
   loss and the argument. The checks cost a device-to-host sync, so
   they are off unless asked for.
 
-  Call the returned function outside ``jit`` (it may jit internally), or use
-  ``checkify.checkify`` on your own jitted step to keep the checks inside it.
+  Eagerly, the checks run through :mod:`jax.experimental.checkify`. Inside
+  a transformation (``jax.jit``, ``scan``, ``vmap``, ``grad``,
+  ``checkify.checkify`` of a jitted step) a check cannot raise while
+  tracing, so it becomes a host callback that raises when the computation
+  runs (under ``jit``: a ``JaxRuntimeError`` whose message carries the same
+  text). ``loss_fn`` may also be a callable object,
+  such as a :mod:`jaxloss.nn` module (its call's array arguments get the
+  NaN/inf checks).
 
   Args:
     loss_fn: a jaxloss loss (its value rules are read from it), or any
@@ -163,9 +188,12 @@ def checked(loss_fn: F) -> F:
   ...
   jax._src.checkify.JaxRuntimeError: binary_cross_entropy: argument `probabilities` must lie in [0, 1]...
   """  # noqa: E501
+  if not callable(loss_fn):
+    raise TypeError(f"jaxloss.checked: {loss_fn!r} is not callable.")
   rules = getattr(loss_fn, loss_lib.VALUE_RULES, {})
   signature = inspect.signature(loss_fn)
-  name = loss_fn.__name__
+  # A callable object (a jaxloss.nn module) has no __name__: its class's.
+  name = getattr(loss_fn, "__name__", type(loss_fn).__name__)
 
   @functools.wraps(loss_fn)
   def wrapper(*args, **kwargs):
@@ -177,6 +205,8 @@ def checked(loss_fn: F) -> F:
       if not isinstance(v, str) and _is_array_tree(v)
     }
     static = {k: v for k, v in bound.arguments.items() if k not in arrays}
+    staged = any(_is_staged(x) for x in jax.tree.leaves(arrays))
+    check = _raise_at_run_time if staged else checkify.check
 
     def run(arrays):
       arguments = {**static, **arrays}
@@ -187,18 +217,18 @@ def checked(loss_fn: F) -> F:
           if jnp.issubdtype(x.dtype, jnp.inexact)
         ]
         if floats:
-          checkify.check(
+          check(
             jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in floats])),
             f"{name}: argument `{arg}` contains NaN or inf",
           )
       for arg, rule in rules.items():
         if arguments.get(arg) is not None:
           ok, what, *values = rule(arguments, arg)
-          checkify.check(
-            ok, f"{name}: argument `{arg}` {what}", **(values or [{}])[0]
-          )
+          check(ok, f"{name}: argument `{arg}` {what}", **(values or [{}])[0])
       return loss_fn(**arguments)
 
+    if staged:
+      return run(arrays)
     error, out = checkify.checkify(run)(arrays)
     error.throw()
     return out
