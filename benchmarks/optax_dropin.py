@@ -4,7 +4,8 @@ For every callable of ``optax.losses`` (the names ``tests/test_optax_dropin.py``
 checks), times ``jit(value_and_grad(lambda x, *rest: sum(loss(x, *rest))))``
 (the gradient with respect to the first, floating argument) of the jaxloss and
 the optax function, called with the same positional arguments and optax's
-defaults, in one process:
+defaults, in one process (the five cross-entropies of issue 18 at a second,
+larger size too, ``LARGE``):
 
 * warm-up (compilation) first, then ``--rounds`` rounds; each round times a
   block of calls of each function (the order alternating from round to round,
@@ -93,6 +94,34 @@ def _ctc(rng):
   )
 
 
+def cross_entropy_inputs(n: int, c: int) -> dict:
+  """The five cross-entropies of issue 18 at ``[n, c]``: name -> (input
+  factory, shape shown in the table)."""
+  shape = f"[{n}, {c}]"
+  return {
+    "poly_loss_cross_entropy": (
+      lambda r: (_normal(r, n, c), jax.nn.one_hot(_classes(r, n, k=c), c)),
+      shape,
+    ),
+    "safe_softmax_cross_entropy": (
+      lambda r: (_normal(r, n, c), _probs(r, n, c)),
+      shape,
+    ),
+    "sigmoid_binary_cross_entropy": (
+      lambda r: (_normal(r, n, c), _f32(r.integers(0, 2, size=(n, c)))),
+      shape,
+    ),
+    "softmax_cross_entropy": (
+      lambda r: (_normal(r, n, c), _probs(r, n, c)),
+      shape,
+    ),
+    "softmax_cross_entropy_with_integer_labels": (
+      lambda r: (_normal(r, n, c), _classes(r, n, k=c)),
+      shape,
+    ),
+  }
+
+
 # name -> (input factory, shape shown in the table). Every factory returns the
 # positional arguments; the first one is differentiated.
 INPUTS = {
@@ -165,21 +194,9 @@ INPUTS = {
     lambda r: (_normal(r, N, C), _f32(r.choice([-1.0, 1.0], size=(N, C)))),
     "[4096, 128]",
   ),
-  "poly_loss_cross_entropy": (
-    lambda r: (_normal(r, N, C), jax.nn.one_hot(_classes(r, N), C)),
-    "[4096, 128]",
-  ),
   "ranking_softmax_loss": (
     lambda r: (_normal(r, N, C), _f32(r.integers(0, 5, size=(N, C)))),
     "[4096 lists, 128]",
-  ),
-  "safe_softmax_cross_entropy": (
-    lambda r: (_normal(r, N, C), _probs(r, N, C)),
-    "[4096, 128]",
-  ),
-  "sigmoid_binary_cross_entropy": (
-    lambda r: (_normal(r, N, C), _f32(r.integers(0, 2, size=(N, C)))),
-    "[4096, 128]",
   ),
   "sigmoid_focal_loss": (
     lambda r: (_normal(r, N, C), _f32(r.integers(0, 2, size=(N, C)))),
@@ -187,14 +204,6 @@ INPUTS = {
   ),
   "smooth_labels": (
     lambda r: (jax.nn.one_hot(_classes(r, N), C), jnp.float32(0.1)),
-    "[4096, 128]",
-  ),
-  "softmax_cross_entropy": (
-    lambda r: (_normal(r, N, C), _probs(r, N, C)),
-    "[4096, 128]",
-  ),
-  "softmax_cross_entropy_with_integer_labels": (
-    lambda r: (_normal(r, N, C), _classes(r, N)),
     "[4096, 128]",
   ),
   "sparsemax_loss": (
@@ -209,7 +218,11 @@ INPUTS = {
     lambda r: (_normal(r, N, C), _normal(r, N, C), _normal(r, N, C)),
     "[4096, 128] × 3",
   ),
+  **cross_entropy_inputs(N, C),
 }
+# The cross-entropies are also timed at a larger size (issue 18): more
+# classes, so the passes over the logits dominate. Rows of the same table.
+LARGE = cross_entropy_inputs(8192, 1024)
 
 
 def optax_names() -> list:
@@ -263,8 +276,16 @@ def _difference(ours, theirs) -> float:
   return float(np.max(np.abs(ours - theirs))) / scale
 
 
-def measure(name: str, rounds: int, block: float) -> dict:
-  args = INPUTS[name][0](np.random.default_rng(0))
+def cases(names: list) -> list:
+  """``(name, input factory, shape)`` to time: every name at its size in
+  ``INPUTS``, each name of ``LARGE`` next at that size as well."""
+  return [
+    (n, *sizes[n]) for n in names for sizes in (INPUTS, LARGE) if n in sizes
+  ]
+
+
+def measure(name: str, factory, shape: str, rounds: int, block: float) -> dict:
+  args = factory(np.random.default_rng(0))
   fns = {
     "jaxloss": step(loss_of(jaxloss, name)),
     "optax": step(loss_of(optax.losses, name)),
@@ -288,7 +309,7 @@ def measure(name: str, rounds: int, block: float) -> dict:
   )
   return {
     "name": name,
-    "shape": INPUTS[name][1],
+    "shape": shape,
     "jaxloss_s": wall["jaxloss"],
     "optax_s": wall["optax"],
     "ratio": ratio,
@@ -412,11 +433,11 @@ def main():
   if missing:
     raise SystemExit(f"no inputs for optax.losses names: {missing}")
   rows = []
-  for name in args.names or names:
-    rows.append(measure(name, args.rounds, args.block))
+  for name, factory, shape in cases(args.names or names):
+    rows.append(measure(name, factory, shape, args.rounds, args.block))
     r = rows[-1]
     print(
-      f"{name}: {_ms(r['jaxloss_s'])} vs {_ms(r['optax_s'])}, "
+      f"{name} {shape}: {_ms(r['jaxloss_s'])} vs {_ms(r['optax_s'])}, "
       f"{r['ratio']:.2f}× wall, {r['cpu_ratio']:.2f}× CPU, "
       f"agree={r['agree']} ({r['value_diff']:.1e}, {r['grad_diff']:.1e})",
       flush=True,
