@@ -21,6 +21,7 @@ Prints a Markdown table, writes ``benchmarks/results/optax_dropin.json`` and
 
   .venv/bin/python -m benchmarks.optax_dropin [--rounds 15] [--block 0.1]
                                               [--names NAME ...] [--no-write]
+                                              [--render]
 """
 
 from __future__ import annotations
@@ -393,15 +394,19 @@ def section(rows: list, rounds: int, block: float) -> str:
       "`batch × batch × dim` broadcast product for its cosine similarities; "
       "jaxloss a matrix product), `cosine_similarity`/`cosine_distance` "
       "(optax normalises both inputs, then sums their product; jaxloss sums "
-      "`a·b`, `‖a‖²`, `‖b‖²` in one pass). Slower, and kept: "
-      "`softmax_cross_entropy`, `safe_softmax_cross_entropy` and "
-      "`poly_loss_cross_entropy` replace `0 · log 0` by 0 where a logit is "
-      "−inf (optax gives NaN there), a select that XLA:CPU does not fuse "
-      "with the log-softmax; `softmax_cross_entropy_with_integer_labels` "
-      "subtracts the row maximum first so that `lse − x_y` keeps its "
-      "precision for small losses. These are sub-millisecond steps; the "
-      "relative cost shrinks where the loss is a small part of a training "
-      "step.",
+      "`a·b`, `‖a‖²`, `‖b‖²` in one pass), and the five cross-entropies "
+      "of issue 18, timed at a second size too: the soft-label ones "
+      "(`softmax_cross_entropy`, `safe_softmax_cross_entropy`, "
+      "`poly_loss_cross_entropy`) are one `custom_jvp` whose value is three "
+      "fused reductions over the logits and whose gradient "
+      "`softmax · Σy − y` is one fused pass, with no `[batch, classes]` "
+      "temporary (optax keeps the shifted logits and their exponentials); "
+      "the integer-label one takes one maximum, not two; "
+      "`sigmoid_binary_cross_entropy` is one `exp` and one `log1p` per "
+      "element with a `custom_jvp` gradient (optax: two `log_sigmoid`s and "
+      "their derivatives). jaxloss keeps 0 (not NaN) for a 0 label on a −inf "
+      "logit and the precision of small losses (docs/design.md, "
+      '"Cross-entropy speed").',
       "",
     ]
   )
@@ -427,7 +432,18 @@ def main():
     action="store_true",
     help="print the table without writing any file",
   )
+  parser.add_argument(
+    "--render",
+    action="store_true",
+    help="rewrite the RESULTS.md section from the JSON, without timing",
+  )
   args = parser.parse_args()
+  if args.render:
+    data = json.loads(JSON.read_text())
+    LOADS.extend(data["load_average"])
+    text = section(data["rows"], data["rounds"], data["block_s"])
+    write_section(RESULTS, BEGIN, END, text)
+    return
   names = optax_names()
   missing = sorted(set(names) - set(INPUTS))
   if missing:

@@ -82,7 +82,7 @@ def soft_label_inputs(
     if elements is not None:
       num_classes = jnp.expand_dims(num_classes, -1)
     smoothing = numerics.like(label_smoothing, logits)
-    labels = (1 - smoothing) * labels + smoothing / num_classes
+    labels = jnp.asarray((1 - smoothing) * labels + smoothing / num_classes)
   if elements is not None:
     labels = jnp.where(elements, labels, 0)
   return logits, labels, elements, examples

@@ -147,6 +147,11 @@ def softmax_cross_entropy(
 
   A term with ``y_c = 0`` counts as 0 even where ``x_c = -inf`` (optax gives
   NaN there; :func:`safe_softmax_cross_entropy` is the optax name for this).
+  A positive ``y_c`` on a ``-inf`` logit gives at least ``y_c`` times the
+  dtype's largest finite number instead of ``inf`` (gradient ``-y_c``, as
+  optax's): without a class mask the loss is one fused
+  :func:`jax.custom_jvp` (:func:`jaxloss._core.numerics.soft_cross_entropy`,
+  docs/design.md, "Cross-entropy speed").
 
   Args:
     logits: ``[..., num_classes]`` floating logits.
@@ -204,7 +209,10 @@ def safe_softmax_cross_entropy(
     \ell = -\sum_{c:\, y_c > 0} y_c \log \operatorname{softmax}(x)_c
 
   Logits of ``-inf`` (classes ruled out) with label 0 give finite values and
-  gradients; a logit of ``-inf`` with a positive label gives ``inf``.
+  gradients; a logit of ``-inf`` with a positive label ``y_c`` gives at least
+  ``y_c`` times the dtype's largest finite number (optax: ``inf``; the
+  gradient is ``-y_c`` in both), the price of one fused pass
+  (docs/design.md, "Cross-entropy speed").
 
   Args:
     logits: ``[..., num_classes]`` logits, possibly ``-inf``.
