@@ -4,7 +4,8 @@ For every callable of ``optax.losses`` (the names ``tests/test_optax_dropin.py``
 checks), times ``jit(value_and_grad(lambda x, *rest: sum(loss(x, *rest))))``
 (the gradient with respect to the first, floating argument) of the jaxloss and
 the optax function, called with the same positional arguments and optax's
-defaults, in one process:
+defaults, in one process (the five cross-entropies of issue 18 at a second,
+larger size too, ``LARGE``):
 
 * warm-up (compilation) first, then ``--rounds`` rounds; each round times a
   block of calls of each function (the order alternating from round to round,
@@ -20,6 +21,7 @@ Prints a Markdown table, writes ``benchmarks/results/optax_dropin.json`` and
 
   .venv/bin/python -m benchmarks.optax_dropin [--rounds 15] [--block 0.1]
                                               [--names NAME ...] [--no-write]
+                                              [--render]
 """
 
 from __future__ import annotations
@@ -91,6 +93,34 @@ def _ctc(rng):
     labels,
     label_paddings,
   )
+
+
+def cross_entropy_inputs(n: int, c: int) -> dict:
+  """The five cross-entropies of issue 18 at ``[n, c]``: name -> (input
+  factory, shape shown in the table)."""
+  shape = f"[{n}, {c}]"
+  return {
+    "poly_loss_cross_entropy": (
+      lambda r: (_normal(r, n, c), jax.nn.one_hot(_classes(r, n, k=c), c)),
+      shape,
+    ),
+    "safe_softmax_cross_entropy": (
+      lambda r: (_normal(r, n, c), _probs(r, n, c)),
+      shape,
+    ),
+    "sigmoid_binary_cross_entropy": (
+      lambda r: (_normal(r, n, c), _f32(r.integers(0, 2, size=(n, c)))),
+      shape,
+    ),
+    "softmax_cross_entropy": (
+      lambda r: (_normal(r, n, c), _probs(r, n, c)),
+      shape,
+    ),
+    "softmax_cross_entropy_with_integer_labels": (
+      lambda r: (_normal(r, n, c), _classes(r, n, k=c)),
+      shape,
+    ),
+  }
 
 
 # name -> (input factory, shape shown in the table). Every factory returns the
@@ -165,21 +195,9 @@ INPUTS = {
     lambda r: (_normal(r, N, C), _f32(r.choice([-1.0, 1.0], size=(N, C)))),
     "[4096, 128]",
   ),
-  "poly_loss_cross_entropy": (
-    lambda r: (_normal(r, N, C), jax.nn.one_hot(_classes(r, N), C)),
-    "[4096, 128]",
-  ),
   "ranking_softmax_loss": (
     lambda r: (_normal(r, N, C), _f32(r.integers(0, 5, size=(N, C)))),
     "[4096 lists, 128]",
-  ),
-  "safe_softmax_cross_entropy": (
-    lambda r: (_normal(r, N, C), _probs(r, N, C)),
-    "[4096, 128]",
-  ),
-  "sigmoid_binary_cross_entropy": (
-    lambda r: (_normal(r, N, C), _f32(r.integers(0, 2, size=(N, C)))),
-    "[4096, 128]",
   ),
   "sigmoid_focal_loss": (
     lambda r: (_normal(r, N, C), _f32(r.integers(0, 2, size=(N, C)))),
@@ -187,14 +205,6 @@ INPUTS = {
   ),
   "smooth_labels": (
     lambda r: (jax.nn.one_hot(_classes(r, N), C), jnp.float32(0.1)),
-    "[4096, 128]",
-  ),
-  "softmax_cross_entropy": (
-    lambda r: (_normal(r, N, C), _probs(r, N, C)),
-    "[4096, 128]",
-  ),
-  "softmax_cross_entropy_with_integer_labels": (
-    lambda r: (_normal(r, N, C), _classes(r, N)),
     "[4096, 128]",
   ),
   "sparsemax_loss": (
@@ -209,7 +219,11 @@ INPUTS = {
     lambda r: (_normal(r, N, C), _normal(r, N, C), _normal(r, N, C)),
     "[4096, 128] × 3",
   ),
+  **cross_entropy_inputs(N, C),
 }
+# The cross-entropies are also timed at a larger size (issue 18): more
+# classes, so the passes over the logits dominate. Rows of the same table.
+LARGE = cross_entropy_inputs(8192, 1024)
 
 
 def optax_names() -> list:
@@ -263,8 +277,16 @@ def _difference(ours, theirs) -> float:
   return float(np.max(np.abs(ours - theirs))) / scale
 
 
-def measure(name: str, rounds: int, block: float) -> dict:
-  args = INPUTS[name][0](np.random.default_rng(0))
+def cases(names: list) -> list:
+  """``(name, input factory, shape)`` to time: every name at its size in
+  ``INPUTS``, each name of ``LARGE`` next at that size as well."""
+  return [
+    (n, *sizes[n]) for n in names for sizes in (INPUTS, LARGE) if n in sizes
+  ]
+
+
+def measure(name: str, factory, shape: str, rounds: int, block: float) -> dict:
+  args = factory(np.random.default_rng(0))
   fns = {
     "jaxloss": step(loss_of(jaxloss, name)),
     "optax": step(loss_of(optax.losses, name)),
@@ -288,7 +310,7 @@ def measure(name: str, rounds: int, block: float) -> dict:
   )
   return {
     "name": name,
-    "shape": INPUTS[name][1],
+    "shape": shape,
     "jaxloss_s": wall["jaxloss"],
     "optax_s": wall["optax"],
     "ratio": ratio,
@@ -372,15 +394,19 @@ def section(rows: list, rounds: int, block: float) -> str:
       "`batch × batch × dim` broadcast product for its cosine similarities; "
       "jaxloss a matrix product), `cosine_similarity`/`cosine_distance` "
       "(optax normalises both inputs, then sums their product; jaxloss sums "
-      "`a·b`, `‖a‖²`, `‖b‖²` in one pass). Slower, and kept: "
-      "`softmax_cross_entropy`, `safe_softmax_cross_entropy` and "
-      "`poly_loss_cross_entropy` replace `0 · log 0` by 0 where a logit is "
-      "−inf (optax gives NaN there), a select that XLA:CPU does not fuse "
-      "with the log-softmax; `softmax_cross_entropy_with_integer_labels` "
-      "subtracts the row maximum first so that `lse − x_y` keeps its "
-      "precision for small losses. These are sub-millisecond steps; the "
-      "relative cost shrinks where the loss is a small part of a training "
-      "step.",
+      "`a·b`, `‖a‖²`, `‖b‖²` in one pass), and the five cross-entropies "
+      "of issue 18, timed at a second size too: the soft-label ones "
+      "(`softmax_cross_entropy`, `safe_softmax_cross_entropy`, "
+      "`poly_loss_cross_entropy`) are one `custom_jvp` whose value is three "
+      "fused reductions over the logits and whose gradient "
+      "`softmax · Σy − y` is one fused pass, with no `[batch, classes]` "
+      "temporary (optax keeps the shifted logits and their exponentials); "
+      "the integer-label one takes one maximum, not two; "
+      "`sigmoid_binary_cross_entropy` is one `exp` and one `log1p` per "
+      "element with a `custom_jvp` gradient (optax: two `log_sigmoid`s and "
+      "their derivatives). jaxloss keeps 0 (not NaN) for a 0 label on a −inf "
+      "logit and the precision of small losses (docs/design.md, "
+      '"Cross-entropy speed").',
       "",
     ]
   )
@@ -406,17 +432,28 @@ def main():
     action="store_true",
     help="print the table without writing any file",
   )
+  parser.add_argument(
+    "--render",
+    action="store_true",
+    help="rewrite the RESULTS.md section from the JSON, without timing",
+  )
   args = parser.parse_args()
+  if args.render:
+    data = json.loads(JSON.read_text())
+    LOADS.extend(data["load_average"])
+    text = section(data["rows"], data["rounds"], data["block_s"])
+    write_section(RESULTS, BEGIN, END, text)
+    return
   names = optax_names()
   missing = sorted(set(names) - set(INPUTS))
   if missing:
     raise SystemExit(f"no inputs for optax.losses names: {missing}")
   rows = []
-  for name in args.names or names:
-    rows.append(measure(name, args.rounds, args.block))
+  for name, factory, shape in cases(args.names or names):
+    rows.append(measure(name, factory, shape, args.rounds, args.block))
     r = rows[-1]
     print(
-      f"{name}: {_ms(r['jaxloss_s'])} vs {_ms(r['optax_s'])}, "
+      f"{name} {shape}: {_ms(r['jaxloss_s'])} vs {_ms(r['optax_s'])}, "
       f"{r['ratio']:.2f}× wall, {r['cpu_ratio']:.2f}× CPU, "
       f"agree={r['agree']} ({r['value_diff']:.1e}, {r['grad_diff']:.1e})",
       flush=True,

@@ -847,3 +847,154 @@ def test_checked_accepts_valid_values_and_ignore_index():
     jl.softmax_focal_loss(LOGITS, np.array([0, 2], np.int32)),
     **F32_TOL,
   )
+
+
+# --------------------------------------------------------------------------- #
+# the fused cross-entropies (custom_jvp): values and gradients vs float64
+
+
+def np_soft_ce(logits, labels, epsilon=0.0):
+  """float64 −Σ y log p + ε Σ y (1 − p), with 0 log 0 = 0, and its gradients
+  (logits, labels): p Σy − y + ε p (Σ y p − y), and −log p + ε (1 − p)."""
+  logits, labels = np.float64(logits), np.float64(labels)
+  log_p = np_log_softmax(logits)
+  p = np.exp(log_p)
+  terms = labels * np.where(labels == 0, 0.0, log_p)
+  value = -terms.sum(-1) + epsilon * (labels * (1 - p)).sum(-1)
+  mass = labels.sum(-1, keepdims=True)
+  label_p = (labels * p).sum(-1, keepdims=True)
+  grad = p * mass - labels + epsilon * p * (label_p - labels)
+  label_grad = -np.where((labels == 0) & np.isneginf(log_p), 0.0, log_p)
+  label_grad = label_grad + epsilon * (1 - p)
+  return value, grad, label_grad
+
+
+def _edge_soft_inputs():
+  rng = rng_for(30)
+  logits = rng.normal(size=(6, 5)) * 3
+  logits[0] = [1e4, -1e4, 0.0, -1e4, 1e4]  # ±1e4
+  logits[1] = [-1e4, 1e4, -1e4, -1e4, -1e4]  # p_y = 1: a loss of 0
+  logits[2, [1, 3]] = -np.inf  # ruled-out classes, label 0
+  labels = soft_labels(rng, 6, 5)
+  labels[1] = [0, 1, 0, 0, 0]
+  labels[2, [1, 3]] = 0
+  labels[2] /= labels[2].sum()
+  return logits.astype(np.float32), labels.astype(np.float32)
+
+
+@pytest.mark.parametrize("epsilon", [None, 2.0, -1.0])
+def test_fused_soft_cross_entropy_value_and_gradients(epsilon):
+  logits, labels = _edge_soft_inputs()
+  if epsilon is None:
+    fn = jl.softmax_cross_entropy
+  else:
+
+    def fn(x, y):
+      return jl.poly_loss_cross_entropy(x, y, epsilon=epsilon)
+
+  value, grad, label_grad = np_soft_ce(logits, labels, epsilon or 0.0)
+  value_fn = jax.jit(lambda x, y: fn(x, y).sum())
+  ours, (ours_grad, ours_label_grad) = jax.value_and_grad(value_fn, (0, 1))(
+    logits, labels
+  )
+  assert_close(fn(logits, labels), value, rtol=1e-5, atol=1e-5)
+  assert_close(ours, value.sum(), rtol=1e-5)
+  assert_close(ours_grad, grad, rtol=1e-5, atol=1e-6)
+  assert_close(ours_label_grad, label_grad, rtol=1e-5, atol=1e-3)
+  # The row whose label has p = 1: exactly 0, not a rounding residue.
+  assert float(fn(logits, labels)[1]) == 0.0
+  # Forward mode agrees with reverse mode (custom_jvp: jacfwd works), and so
+  # does vmap over the examples.
+  jac = jax.jacfwd(lambda x: fn(x, labels))(logits)
+  assert_close(np.einsum("iij->ij", np.asarray(jac)), grad, atol=1e-6)
+  per_row = jax.vmap(lambda x, y: fn(x[None], y[None])[0])(logits, labels)
+  assert_close(per_row, value, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_poly_loss_epsilon_gradient():
+  logits, labels = _edge_soft_inputs()
+  keep = np.isfinite(logits).all(-1)
+  logits, labels = logits[keep], labels[keep]
+  grad = jax.grad(
+    lambda e: jl.poly_loss_cross_entropy(logits, labels, epsilon=e).sum()
+  )(jnp.float32(1.5))
+  p = np.exp(np_log_softmax(np.float64(logits)))
+  assert_close(grad, (labels * (1 - p)).sum(), rtol=1e-5)
+
+
+def test_fused_soft_cross_entropy_positive_label_on_minus_inf():
+  """Documented: at least y · finfo.max (not inf), gradient exactly −y."""
+  logits = np.array([[0.0, -np.inf, 1.0]], np.float32)
+  labels = np.array([[0.25, 0.5, 0.25]], np.float32)
+  for fn in (jl.softmax_cross_entropy, jl.safe_softmax_cross_entropy):
+    value = float(fn(logits, labels)[0])
+    assert value >= 0.5 * float(np.finfo(np.float32).max), fn.__name__
+    grad = jax.grad(lambda x: fn(x, labels).sum())(logits)
+    assert grad[0, 1] == -0.5 and np.all(np.isfinite(grad)), fn.__name__
+
+
+def test_fused_soft_cross_entropy_second_order():
+  """The custom_jvp rule is differentiable: the Hessian of a one-hot CE is
+  diag(p) − p pᵀ."""
+  logits = np.array([0.5, -1.0, 2.0], np.float32)
+  labels = np.array([0.0, 1.0, 0.0], np.float32)
+  hess = jax.hessian(lambda x: jl.softmax_cross_entropy(x, labels))(logits)
+  p = np.exp(np_log_softmax(np.float64(logits)))
+  assert_close(hess, np.diag(p) - np.outer(p, p), atol=1e-6)
+
+
+def test_fused_integer_labels_precision_of_small_losses():
+  """log Σ exp(x − m) + (m − x_y): a loss of about 1e-8 (p_y close to 1)
+  keeps its relative precision, also for logits of 1e4."""
+  for offset in (0.0, 1e4):
+    logits = np.array([[offset + 20.0, offset, offset - 5.0]], np.float32)
+    labels = np.array([0], np.int32)
+    exact = np.log1p(np.exp(-20.0) + np.exp(-25.0))  # float64
+    ours = jl.softmax_cross_entropy_with_integer_labels(logits, labels)
+    assert_close(ours, [exact], rtol=1e-5)
+    grad = jax.grad(
+      lambda x: jl.softmax_cross_entropy_with_integer_labels(x, labels).sum()
+    )(logits)
+    # p_y − 1 = −2e-9 is below float32's resolution at 1 (optax: 0 too).
+    p = np.exp(np_log_softmax(np.float64(logits) - offset))
+    assert_close(grad, p - np.eye(3)[labels], rtol=1e-5, atol=1e-8)
+    assert_close(grad[0, 1:], p[0, 1:], rtol=1e-5, atol=0)
+
+
+def test_fused_sigmoid_binary_cross_entropy():
+  """max(x, 0)(1 − y) − min(x, 0) y + log1p(e^−|x|) and the gradient
+  σ(x) − y against float64, at ±1e4, for soft labels near 1 (no
+  cancellation) and for small losses; vmap, jacfwd and the label gradient."""
+  logits = np.array(
+    [[-1e4, -30.0, -1.0, 0.0, 1.0, 20.0, 30.0, 1e4]] * 3, np.float32
+  )
+  labels = np.stack(
+    [
+      np.ones(8),
+      np.zeros(8),
+      np.full(8, 1 - 2**-20),
+    ]
+  ).astype(np.float32)
+  x, y = np.float64(logits), np.float64(labels)
+  value = y * np.logaddexp(0, -x) + (1 - y) * np.logaddexp(0, x)
+  # σ(x) − y, as (1 − y) − σ(−x) for x >= 0 so float64 keeps it exact too.
+  sigmoid, sigmoid_neg = (
+    np.exp(-np.logaddexp(0, -x)),
+    np.exp(-np.logaddexp(0, x)),
+  )
+  grad = np.where(x >= 0, (1 - y) - sigmoid_neg, sigmoid - y)
+  ours, (ours_grad, label_grad) = jax.value_and_grad(
+    lambda x, y: jl.sigmoid_binary_cross_entropy(x, y).sum(), (0, 1)
+  )(logits, labels)
+  assert_close(
+    jl.sigmoid_binary_cross_entropy(logits, labels), value, rtol=1e-5, atol=0
+  )
+  assert_close(ours_grad, grad, rtol=1e-5, atol=0)
+  assert_close(label_grad, -x, rtol=1e-6)
+  assert_close(ours, value.sum(), rtol=1e-6)
+  jac = jax.jacfwd(lambda x: jl.sigmoid_binary_cross_entropy(x, labels[0]))(
+    logits[0]
+  )
+  assert_close(np.diag(np.asarray(jac)), grad[0], rtol=1e-5, atol=0)
+  per_row = jax.vmap(jl.sigmoid_binary_cross_entropy)(logits, labels)
+  assert_close(per_row, value, rtol=1e-5, atol=0)

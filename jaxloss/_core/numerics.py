@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
 
 _HALF_PRECISION = (jnp.float16, jnp.bfloat16)
 
@@ -75,6 +77,40 @@ def log_sigmoid_pair(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
   return jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits)
 
 
+@jax.custom_jvp
+def sigmoid_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  r"""``−y log σ(x) − (1 − y) log σ(−x)``, elementwise, in one pass.
+
+  .. math::
+    \ell = \max(x, 0)(1 - y) - \min(x, 0)\, y + \log(1 + e^{-|x|})
+
+  One exponential and one ``log1p`` per element (``log σ(x)`` and
+  ``log σ(−x)`` separately take two of each), no cancellation (each term
+  is >= 0), and a :func:`jax.custom_jvp` gradient ``σ(x) − y`` written as
+  ``(1 − y) − σ(−x)`` for ``x >= 0``, so that small gradients keep their
+  precision; with respect to ``y`` it is ``−x``.
+  """
+  log_term = jnp.log1p(jnp.exp(-jnp.abs(logits)))
+  return (
+    jnp.maximum(logits, 0) * (1 - labels)
+    - jnp.minimum(logits, 0) * labels
+    + log_term
+  )
+
+
+@sigmoid_cross_entropy.defjvp
+def _sigmoid_cross_entropy_jvp(
+  primals: tuple[jax.Array, jax.Array], tangents: tuple[Any, Any]
+) -> tuple[jax.Array, jax.Array]:
+  logits, labels = primals
+  d_logits, d_labels = tangents
+  values = sigmoid_cross_entropy(logits, labels)
+  small = jnp.exp(-jnp.abs(logits))
+  small = small / (1 + small)  # σ(−|x|)
+  grad = jnp.where(logits >= 0, (1 - labels) - small, small - labels)
+  return values, grad * d_logits - logits * d_labels
+
+
 def masked_logsumexp(
   logits: jax.Array, mask: jax.Array | None, axis: int = -1
 ) -> jax.Array:
@@ -107,6 +143,111 @@ def masked_log_softmax(
     return jax.nn.log_softmax(logits, axis=axis)
   lse = masked_logsumexp(logits, mask, axis)
   return jnp.where(mask, logits - jnp.expand_dims(lse, axis), 0)
+
+
+def max_and_log_sum_exp(
+  x: jax.Array, mask: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
+  """``(m, log Σ exp(x − m))`` over the unmasked entries of the last axis,
+  ``m`` their maximum (a constant for autodiff); ``logsumexp = m + second``.
+
+  Both parts are >= 0 apart from ``m``, so ``second + (m − x_y)`` is a
+  cross-entropy without cancellation, precise for small losses. A row with
+  no unmasked entry gives ``(0, 0)``. Without a mask: one max and one fused
+  ``Σ exp`` over ``x``, nothing else (``jax.nn.logsumexp`` would take a
+  second maximum of the shifted values).
+  """
+  top = jax.lax.stop_gradient(masked_max(x, mask))
+  shifted = x - top[..., None]
+  if mask is None:
+    return top, jnp.log(jnp.sum(jnp.exp(shifted), axis=-1))
+  return top, masked_logsumexp(shifted, mask)
+
+
+def _soft_cross_entropy_parts(
+  logits: jax.Array, labels: jax.Array, epsilon: Any, poly: bool
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array, jax.Array, Any]]:
+  """Value of :func:`soft_cross_entropy`, and what its derivative uses."""
+  shifted = logits - jax.lax.stop_gradient(jnp.max(logits, -1, keepdims=True))
+  log_total = jnp.log(jnp.sum(jnp.exp(shifted), -1, keepdims=True))
+  label_mass = jnp.sum(labels, -1)
+  # Σ y (log_total − shifted), written so that XLA fuses each sum with its
+  # elementwise part: no [..., C] array is kept between them. The clamp at
+  # the lowest finite number makes a 0 label on a -inf logit count 0 (not
+  # 0 · inf = NaN) without a select, which XLA:CPU would not fuse.
+  lowest = jnp.finfo(logits.dtype).min
+  values = log_total[..., 0] * label_mass - jnp.sum(
+    labels * jnp.maximum(shifted, lowest), -1
+  )
+  one_minus = None
+  if poly:  # Σ y (1 − p), precise where p is close to 1.
+    one_minus = -jnp.sum(labels * jnp.expm1(shifted - log_total), -1)
+    values = values + epsilon * one_minus
+  return values, (shifted, log_total, label_mass, one_minus)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
+def _soft_cross_entropy(
+  logits: jax.Array, labels: jax.Array, epsilon: Any, poly: bool
+) -> jax.Array:
+  return _soft_cross_entropy_parts(logits, labels, epsilon, poly)[0]
+
+
+def _soft_cross_entropy_jvp(
+  poly: bool, primals: tuple[Any, ...], tangents: tuple[Any, ...]
+) -> tuple[jax.Array, jax.Array]:
+  logits, labels, epsilon = primals
+  d_logits, d_labels, d_epsilon = tangents
+  values, (shifted, log_total, label_mass, one_minus) = (
+    _soft_cross_entropy_parts(logits, labels, epsilon, poly)
+  )
+  log_probs = shifted - log_total
+  tangent = jnp.zeros_like(values)
+  if not isinstance(d_logits, SymbolicZero):
+    # softmax · Σy − y, one fused pass (the softmax recomputed, not stored).
+    probs = jnp.exp(log_probs)
+    grad = probs * label_mass[..., None] - labels
+    if poly:  # ∂/∂x_j of −ε Σ y p: ε p_j (Σ y p − y_j)
+      label_p = (label_mass - one_minus)[..., None]
+      grad = grad + epsilon * probs * (label_p - labels)
+    tangent = tangent + jnp.sum(grad * d_logits, -1)
+  if not isinstance(d_labels, SymbolicZero):
+    ruled_out = (labels == 0) & jnp.isneginf(log_probs)
+    grad = -jnp.where(ruled_out, 0, log_probs)
+    if poly:
+      grad = grad - epsilon * jnp.expm1(log_probs)
+    tangent = tangent + jnp.sum(grad * d_labels, -1)
+  if poly and not isinstance(d_epsilon, SymbolicZero):
+    tangent = tangent + one_minus * d_epsilon
+  return values, tangent
+
+
+_soft_cross_entropy.defjvp(_soft_cross_entropy_jvp, symbolic_zeros=True)
+
+
+def soft_cross_entropy(
+  logits: jax.Array, labels: jax.Array, epsilon: Any = None
+) -> jax.Array:
+  r"""``−Σ_c y_c log softmax(x)_c`` over the last axis; with ``epsilon``,
+  plus the Poly-1 term ``ε Σ_c y_c (1 − softmax(x)_c)``.
+
+  A :func:`jax.custom_jvp` (so forward and reverse mode, ``vmap``, and
+  higher orders through the rule): the value is one max, one ``Σ exp`` and
+  one ``Σ y·x`` over the logits, and the gradient ``softmax(x) Σy − y``
+  (plus the Poly-1 term) one fused pass; no ``log_softmax`` array is kept.
+
+  * A label 0 on a ``-inf`` logit counts 0 (no NaN); values and gradients
+    stay finite there, the gradient with respect to that label is 0.
+  * A positive label ``y_c`` on a ``-inf`` logit gives a value of at least
+    ``y_c`` times the dtype's largest finite number (about ``3.4e38 y_c``
+    in float32; the exact value is ``inf``), with the exact gradient
+    ``-y_c``. Returning ``inf`` would need a select that XLA:CPU does not
+    fuse: one more pass over the logits (docs/design.md).
+  """
+  poly = epsilon is not None
+  return _soft_cross_entropy(
+    logits, labels, like(epsilon if poly else 0.0, logits), poly
+  )
 
 
 def masked_max(

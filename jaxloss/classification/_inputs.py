@@ -68,25 +68,48 @@ def soft_label_inputs(
   axis: Axis,
   where: ArrayLike | None,
   label_smoothing: ArrayLike = 0.0,
-) -> tuple[jax.Array, jax.Array, jax.Array | None]:
-  """Checks a soft-label loss's inputs; returns ``(log_probs, labels,
-  example_mask)`` with the classes last, labels smoothed and 0 on masked
-  classes, and ``log_probs`` 0 where a label is 0 (``0 log 0 = 0``)."""
+) -> tuple[jax.Array, jax.Array, jax.Array | None, jax.Array | None]:
+  """Checks a soft-label loss's inputs; returns ``(logits, labels,
+  element_mask, example_mask)`` with the classes last, the labels smoothed
+  and 0 on masked classes."""
   logits, labels = scores_and_targets(logits, labels)
   checks.in_unit_interval("label_smoothing", label_smoothing)
   axes = checks.axes(axis, logits.ndim)
   where, (logits, labels) = classes_last(axes, where, logits, labels)
   elements, examples = split_where(where, logits.shape, -1)
+  if not (checks.is_static_number(label_smoothing) and label_smoothing == 0):
+    num_classes = class_count(elements, logits)
+    if elements is not None:
+      num_classes = jnp.expand_dims(num_classes, -1)
+    smoothing = numerics.like(label_smoothing, logits)
+    labels = jnp.asarray((1 - smoothing) * labels + smoothing / num_classes)
+  if elements is not None:
+    labels = jnp.where(elements, labels, 0)
+  return logits, labels, elements, examples
+
+
+def soft_cross_entropy(
+  logits: jax.Array,
+  labels: jax.Array,
+  elements: jax.Array | None,
+  epsilon: ArrayLike | None = None,
+) -> jax.Array:
+  """Per-example ``−Σ y log softmax(x)`` over the last axis (plus the Poly-1
+  term ``ε Σ y (1 − p)`` with ``epsilon``), ``0 log 0 = 0`` also where a
+  logit is -inf.
+
+  Without a class mask, the fused :func:`jaxloss._core.numerics.
+  soft_cross_entropy`; with one, the masked log-softmax (masked classes
+  leave the softmax and the sum).
+  """
+  if elements is None:
+    return numerics.soft_cross_entropy(logits, labels, epsilon)
   log_probs = numerics.masked_log_softmax(logits, -1, elements)
-  num_classes = class_count(elements, logits)
-  if elements is not None:
-    num_classes = jnp.expand_dims(num_classes, -1)
-  smoothing = numerics.like(label_smoothing, logits)
-  targets = (1 - smoothing) * labels + smoothing / num_classes
-  if elements is not None:
-    targets = jnp.where(elements, targets, 0)
-  log_probs = jnp.where((targets == 0) & jnp.isneginf(log_probs), 0, log_probs)
-  return log_probs, targets, examples
+  log_probs = jnp.where((labels == 0) & jnp.isneginf(log_probs), 0, log_probs)
+  terms = log_probs
+  if epsilon is not None:
+    terms = terms + numerics.like(epsilon, logits) * jnp.expm1(log_probs)
+  return -jnp.sum(labels * terms, axis=-1)
 
 
 def integer_label_inputs(
@@ -95,10 +118,12 @@ def integer_label_inputs(
   axis: Axis,
   where: ArrayLike | None,
   ignore_index: int | None = None,
+  shift: bool = True,
 ) -> tuple[jax.Array, jax.Array, jax.Array | None, jax.Array | None]:
   """Checks an integer-label loss's inputs; returns ``(logits, labels,
   element_mask, example_mask)`` with the classes last, the logits shifted by
-  their (unmasked) maximum and the labels of dropped examples set to 0."""
+  their (unmasked) maximum (unless ``shift=False``) and the labels of dropped
+  examples set to 0."""
   logits = checks.as_float("logits", logits)
   labels = checks.as_labels("labels", labels)
   axes = checks.axes(axis, logits.ndim)
@@ -106,6 +131,8 @@ def integer_label_inputs(
   where, (logits,) = classes_last(axes, where, logits)
   elements, examples = split_where(where, logits.shape, -1)
   labels, examples = drop_ignored(labels, ignore_index, examples)
+  if not shift:
+    return logits, labels, elements, examples
   # Shift by the (unmasked) maximum: lse − x_y then loses no precision.
   top = numerics.masked_max(logits, elements)[..., None]
   logits = logits - jax.lax.stop_gradient(top)

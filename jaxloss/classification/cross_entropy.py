@@ -66,13 +66,16 @@ def sigmoid_binary_cross_entropy(
   """
   logits, labels = _inputs.scores_and_targets(logits, labels)
   checks.in_unit_interval("label_smoothing", label_smoothing)
-  labels = labels * (1 - label_smoothing) + 0.5 * label_smoothing
+  if not (checks.is_static_number(label_smoothing) and label_smoothing == 0):
+    labels = labels * (1 - label_smoothing) + 0.5 * label_smoothing
+  if pos_weight is None:
+    values = numerics.sigmoid_cross_entropy(logits, labels)
+    return reduce(values, reduction, weights=weights, where=where)
   log_p, log_not_p = numerics.log_sigmoid_pair(logits)
   positive = labels * log_p
-  if pos_weight is not None:
-    positive = positive * checks.broadcast_weights(
-      "pos_weight", pos_weight, logits
-    )
+  positive = positive * checks.broadcast_weights(
+    "pos_weight", pos_weight, logits
+  )
   values = -positive - (1 - labels) * log_not_p
   return reduce(values, reduction, weights=weights, where=where)
 
@@ -144,6 +147,11 @@ def softmax_cross_entropy(
 
   A term with ``y_c = 0`` counts as 0 even where ``x_c = -inf`` (optax gives
   NaN there; :func:`safe_softmax_cross_entropy` is the optax name for this).
+  A positive ``y_c`` on a ``-inf`` logit gives at least ``y_c`` times the
+  dtype's largest finite number instead of ``inf`` (gradient ``-y_c``, as
+  optax's): without a class mask the loss is one fused
+  :func:`jax.custom_jvp` (:func:`jaxloss._core.numerics.soft_cross_entropy`,
+  docs/design.md, "Cross-entropy speed").
 
   Args:
     logits: ``[..., num_classes]`` floating logits.
@@ -174,15 +182,15 @@ def softmax_cross_entropy(
     Szegedy et al., `Rethinking the Inception Architecture for Computer
     Vision <https://arxiv.org/abs/1512.00567>`_, 2016 (label smoothing).
   """
-  log_probs, labels, examples = _inputs.soft_label_inputs(
+  logits, labels, elements, examples = _inputs.soft_label_inputs(
     logits, labels, axis, where, label_smoothing
   )
   if class_weights is not None:
     class_weights = _inputs.class_weight_vector(
-      class_weights, log_probs.shape[-1], log_probs.dtype
+      class_weights, logits.shape[-1], logits.dtype
     )
     labels = labels * class_weights.reshape((1,) * (labels.ndim - 1) + (-1,))
-  values = -jnp.sum(labels * log_probs, axis=-1)
+  values = _inputs.soft_cross_entropy(logits, labels, elements)
   return reduce(values, reduction, weights=weights, where=examples)
 
 
@@ -201,7 +209,10 @@ def safe_softmax_cross_entropy(
     \ell = -\sum_{c:\, y_c > 0} y_c \log \operatorname{softmax}(x)_c
 
   Logits of ``-inf`` (classes ruled out) with label 0 give finite values and
-  gradients; a logit of ``-inf`` with a positive label gives ``inf``.
+  gradients; a logit of ``-inf`` with a positive label ``y_c`` gives at least
+  ``y_c`` times the dtype's largest finite number (optax: ``inf``; the
+  gradient is ``-y_c`` in both), the price of one fused pass
+  (docs/design.md, "Cross-entropy speed").
 
   Args:
     logits: ``[..., num_classes]`` logits, possibly ``-inf``.
@@ -224,10 +235,10 @@ def safe_softmax_cross_entropy(
     Goodfellow, Bengio and Courville, `Deep Learning
     <https://www.deeplearningbook.org/contents/prob.html>`_, 2016.
   """
-  log_probs, labels, examples = _inputs.soft_label_inputs(
+  logits, labels, elements, examples = _inputs.soft_label_inputs(
     logits, labels, -1, where
   )
-  values = -jnp.sum(labels * log_probs, axis=-1)
+  values = _inputs.soft_cross_entropy(logits, labels, elements)
   return reduce(values, reduction, weights=weights, where=examples)
 
 
@@ -289,20 +300,23 @@ def softmax_cross_entropy_with_integer_labels(
   """
   checks.in_unit_interval("label_smoothing", label_smoothing)
   logits, labels, elements, examples = _inputs.integer_label_inputs(
-    logits, labels, axis, where, ignore_index
+    logits, labels, axis, where, ignore_index, shift=False
   )
-  lse = numerics.masked_logsumexp(logits, elements)  # 0 for an empty row
-  values = lse - _inputs.pick(logits, labels)
+  # log Σ exp(x − m) + (m − x_y): two terms >= 0, both relative to the max
+  # m, so small losses keep their precision; one max, one fused Σ exp.
+  top, log_total = numerics.max_and_log_sum_exp(logits, elements)
+  values = log_total + (top - _inputs.pick(logits, labels))
   if not (checks.is_static_number(label_smoothing) and label_smoothing == 0):
+    shifted = logits - top[..., None]
     if elements is None:
-      mean_logit = jnp.mean(logits, axis=-1)
+      mean_shifted = jnp.mean(shifted, axis=-1)
     else:
-      mean_logit = numerics.safe_divide(
-        jnp.sum(jnp.where(elements, logits, 0), axis=-1),
+      mean_shifted = numerics.safe_divide(
+        jnp.sum(jnp.where(elements, shifted, 0), axis=-1),
         jnp.sum(elements, axis=-1, dtype=logits.dtype),
       )
     smoothing = numerics.like(label_smoothing, values)
-    values = (1 - smoothing) * values + smoothing * (lse - mean_logit)
+    values = (1 - smoothing) * values + smoothing * (log_total - mean_shifted)
   weights = _inputs.combine_weights(labels, class_weights, weights, logits)
   return reduce(values, reduction, weights=weights, where=examples)
 

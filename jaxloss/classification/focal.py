@@ -229,13 +229,10 @@ def poly_loss_cross_entropy(
     Leng et al., `PolyLoss: A Polynomial Expansion Perspective of
     Classification Loss Functions <https://arxiv.org/abs/2204.12511>`_, 2022.
   """
-  log_probs, labels, examples = _inputs.soft_label_inputs(
+  logits, labels, elements, examples = _inputs.soft_label_inputs(
     logits, labels, axis, where
   )
-  epsilon = numerics.like(epsilon, log_probs)
-  values = -jnp.sum(
-    labels * (log_probs + epsilon * jnp.expm1(log_probs)), axis=-1
-  )
+  values = _inputs.soft_cross_entropy(logits, labels, elements, epsilon)
   return reduce(values, reduction, weights=weights, where=examples)
 
 
