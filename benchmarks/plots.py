@@ -150,10 +150,12 @@ def summary_rows(found: dict) -> list:
     data = json.loads(DROPIN_JSON.read_text())
     ratios = [r["cpu_ratio"] for r in data["rows"]]
     agree = sum(r["agree"] for r in data["rows"])
+    functions = len({r["name"] for r in data["rows"]})
     rows.append(
       (
         "optax_dropin",
-        f"jaxloss / optax, {len(ratios)} functions ({agree} agree in value)",
+        f"jaxloss / optax, {functions} functions, {len(ratios)} rows "
+        f"({agree} agree in value)",
         "—",
         f"median {statistics.median(ratios):.2f}× "
         f"({min(ratios):.2f}× to {max(ratios):.2f}×), CPU time",
@@ -282,8 +284,14 @@ def plot_dropin() -> str:
   """jaxloss / optax time per function."""
   data = json.loads(DROPIN_JSON.read_text())
   rows = sorted(data["rows"], key=lambda r: r["cpu_ratio"])
-  fig, ax = plt.subplots(figsize=(6, 6.5))
-  names = [r["name"] for r in rows]
+  fig, ax = plt.subplots(figsize=(6.5, 7.5))
+  sizes = {}  # a function timed at several shapes is labelled with each
+  for r in rows:
+    sizes[r["name"]] = sizes.get(r["name"], 0) + 1
+  names = [
+    f"{r['name']} {r['shape']}" if sizes[r["name"]] > 1 else r["name"]
+    for r in rows
+  ]
   ratios = [r["cpu_ratio"] for r in rows]
   ax.barh(
     names,
