@@ -447,3 +447,14 @@ def test_auto_chunk_size_rule_worked_by_hand():
   assert auto(100_000, 200, jnp.float32) == 128  # floored
   assert auto(100_000, 128, jnp.float32) is None  # the floor covers it all
   assert auto(0, 10**9, jnp.float32) == 2**21  # no rows: counted as one
+
+
+def test_safe_pow_lets_nan_through():
+  """A NaN input stays NaN (it used to become 0, so triplet_margin_loss gave
+  a finite loss for a NaN anchor)."""
+  x = jnp.array([jnp.nan, 0.0, 4.0])
+  assert np.isnan(numerics.safe_pow(x, 2.0)[0])
+  np.testing.assert_allclose(numerics.safe_pow(x, 2.0)[1:], [0.0, 16.0])
+  anchor = jnp.array([[jnp.nan, 0.0]])
+  positive = negative = jnp.zeros((1, 2))
+  assert np.isnan(jaxloss.triplet_margin_loss(anchor, positive, negative))

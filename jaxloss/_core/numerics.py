@@ -311,11 +311,11 @@ def l2_normalize(
 def safe_pow(x: jax.Array, exponent: float | jax.Array) -> jax.Array:
   """``max(x, 0) ** exponent`` with ``0 ** 0 = 1`` (jnp's, torch's and the
   mathematical convention) and finite gradients at ``x = 0`` (0 with respect
-  to ``x`` and to ``exponent``, which may be traced)."""
-  positive = x > 0
-  powered = jnp.power(jnp.where(positive, x, 1), exponent)
+  to ``x`` and to ``exponent``, which may be traced); NaN stays NaN."""
+  computed = (x > 0) | jnp.isnan(x)  # a NaN stays NaN: never silently 0
+  powered = jnp.power(jnp.where(computed, x, 1), exponent)
   at_zero = jnp.where(jnp.asarray(exponent) == 0, 1, 0).astype(powered.dtype)
-  return jnp.where(positive, powered, at_zero)
+  return jnp.where(computed, powered, at_zero)
 
 
 def like(value: Any, reference: Any) -> Any:
