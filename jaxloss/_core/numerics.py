@@ -17,13 +17,30 @@ def upcast(x: jax.Array) -> jax.Array:
   return x.astype(jnp.float32) if x.dtype in _HALF_PRECISION else x
 
 
+def _peak(x: jax.Array, axis) -> jax.Array:
+  """``max |x|`` along ``axis`` (kept), 1 where it is 0 or not finite, with
+  no gradient: the scale that keeps a norm's squares from overflowing."""
+  peak = jnp.max(jnp.abs(x), axis=axis, keepdims=True, initial=0)
+  return jax.lax.stop_gradient(
+    jnp.where((peak > 0) & jnp.isfinite(peak), peak, 1)
+  )
+
+
 def safe_norm(
   x: jax.Array, axis: int = -1, keepdims: bool = False
 ) -> jax.Array:
-  """Euclidean norm whose gradient at the zero vector is 0 (not NaN)."""
-  squared = jnp.sum(jnp.square(x), axis=axis, keepdims=keepdims)
+  """Euclidean norm whose gradient at the zero vector is 0 (not NaN), and
+  that does not overflow where the norm is representable: ``m · ‖x / m‖``
+  with ``m = max |x|`` (held constant; the norm is 1-homogeneous, so the
+  gradient ``x / ‖x‖`` is exact). ``‖x‖²`` itself overflows float32 from
+  ``|x| ≈ 1.8e19``."""
+  peak = _peak(x, axis)
+  squared = jnp.sum(jnp.square(x / peak), axis=axis, keepdims=True)
   positive = squared > 0
-  return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1)), 0)
+  norm = peak * jnp.where(
+    positive, jnp.sqrt(jnp.where(positive, squared, 1)), 0
+  )
+  return norm if keepdims else jnp.squeeze(norm, axis)
 
 
 def safe_abs(x: jax.Array) -> jax.Array:
@@ -302,10 +319,30 @@ def l2_normalize(
   sentence-transformers); ``optax.losses.ntxent`` divides by
   ``sqrt(max(‖x‖², ε_f32))``, which is ``eps = sqrt(finfo.eps)`` here. The
   zero vector gives 0; values and gradients are finite everywhere (the norm's
-  gradient at 0 is 0, so a zero vector's gradient is ``1 / eps``, as torch's).
+  gradient at 0 is 0, so a zero vector's gradient is ``1 / eps``, as torch's),
+  for any finite ``x`` (the norm is :func:`safe_norm`'s, which does not
+  overflow). A ``custom_jvp`` keeps only the result and the norm for the
+  backward pass.
   """
+  return _l2_normalize(x, axis, eps)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _l2_normalize(x, axis, eps):
+  return x / jnp.maximum(safe_norm(x, axis=axis, keepdims=True), eps)
+
+
+@_l2_normalize.defjvp
+def _l2_normalize_jvp(axis, primals, tangents):
+  # d(x / n) = (t − y ⟨y, t⟩) / n where n = ‖x‖ > eps, else t / eps. Only
+  # y and n are kept for the backward pass (no scaled copy of x).
+  x, eps = primals
+  t, _ = tangents
   norm = safe_norm(x, axis=axis, keepdims=True)
-  return x / jnp.maximum(norm, eps)
+  scale = jnp.maximum(norm, eps)
+  y = x / scale
+  along = jnp.where(norm > eps, jnp.sum(y * t, axis=axis, keepdims=True), 0)
+  return y, (t - y * along) / scale
 
 
 def safe_pow(x: jax.Array, exponent: float | jax.Array) -> jax.Array:
