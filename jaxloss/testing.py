@@ -471,41 +471,50 @@ def check_huge_magnitudes(case: LossCase, seed: int = 0) -> None:
   """Inputs scaled by 1e15, 1e19 and 1e30 (within ``max_magnitude``): the
   float32 value and gradients equal the float64 ones computed from the same
   inputs wherever those are representable in float32 (relative to the
-  largest of them, 1e-4), and are never NaN."""
+  largest of them, 1e-4), and are never NaN. One compiled program per dtype
+  (``vmap`` over the scales)."""
   args, kwargs = case.inputs(seed)
-  scaled = case.magnitude_args
-  if scaled is None:
-    scaled = case.float_args
+  scaled = (
+    case.float_args if case.magnitude_args is None else case.magnitude_args
+  )
   extra = {"reduction": "sum"} if "sum" in case.reductions else {}
+  scales = [
+    s
+    for s in MAGNITUDES
+    if case.max_magnitude is None or s <= case.max_magnitude
+  ]
+  if not scales or not scaled:
+    return
 
-  def step(dtype):
-    def total(*floats):
-      return jnp.sum(
-        case.call(_with_floats(case, args, floats), kwargs, **extra)
-      ).astype(dtype)
+  def total(*floats):
+    return jnp.sum(case.call(_with_floats(case, args, floats), kwargs, **extra))
 
-    return jax.jit(
+  step = jax.jit(
+    jax.vmap(
       jax.value_and_grad(total, argnums=tuple(range(len(case.float_args))))
     )
-
-  for scale in MAGNITUDES:
-    if case.max_magnitude is not None and scale > case.max_magnitude:
-      continue
-    floats = [
-      np.asarray(
-        np.asarray(args[i], np.float64) * (scale if i in scaled else 1),
-        np.float32,
-      )
-      for i in case.float_args
-    ]
-    got = step(jnp.float32)(*floats)
-    with jax.enable_x64(True):
-      want = step(jnp.float64)(*(x.astype(np.float64) for x in floats))
-    for k, (g, w) in enumerate(
-      zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True)
-    ):
-      g = np.atleast_1d(np.asarray(g, np.float64))
-      w = np.atleast_1d(np.asarray(w, np.float64))
+  )
+  floats = [
+    np.stack(
+      [
+        np.asarray(
+          np.asarray(args[i], np.float64) * (s if i in scaled else 1),
+          np.float32,
+        )
+        for s in scales
+      ]
+    )
+    for i in case.float_args
+  ]
+  got = step(*floats)
+  with jax.enable_x64(True):
+    want = step(*(x.astype(np.float64) for x in floats))
+  for k, (g_all, w_all) in enumerate(
+    zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True)
+  ):
+    for j, scale in enumerate(scales):
+      g = np.atleast_1d(np.asarray(g_all[j], np.float64))
+      w = np.atleast_1d(np.asarray(w_all[j], np.float64))
       what = f"{case.id} at inputs x {scale:g}: " + (
         "value" if k == 0 else f"gradient {k - 1}"
       )
