@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss._core import checks, numerics, value_checks
+from jaxloss._core import checks, value_checks
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce, split_where
 
@@ -77,18 +77,52 @@ def _sum(
   return jnp.sum(terms, axis=axes)
 
 
+def _reduce(
+  values: jax.Array,
+  reduction: Reduction,
+  weights: ArrayLike | None,
+  where: jax.Array | None,
+) -> jax.Array:
+  """:func:`reduce`, except that ``"batchmean"`` of an empty batch is 0 (the
+  all-masked result of the reduction contract), not ``0 / 0``."""
+  if reduction == "batchmean" and values.ndim and values.shape[0] == 0:
+    reduction = "sum"  # a sum of no terms: 0, with finite gradients
+  return reduce(values, reduction, weights=weights, where=where)
+
+
 def _kl_terms(log_predictions: jax.Array, targets: jax.Array) -> jax.Array:
-  """``t log t - t log q``, with ``0 log 0 = 0`` and finite gradients at 0."""
-  return numerics.xlogx(targets) - targets * log_predictions
+  """``t (log t - log q)``, with ``0 log 0 = 0``.
+
+  A zero target gives 0 with finite gradients, also at ``log q = -inf`` (a
+  masked class; ``0 * -inf`` would be NaN); a positive target at
+  ``log q = -inf`` gives ``+inf``. Written as one product, so that ``t log
+  t`` and ``t log q`` cannot overflow apart (at ``t ~ 1e19`` either may,
+  while their difference is representable).
+  """
+  t, log_q = targets, log_predictions
+  log_t = jnp.log(jnp.where(t > 0, t, jnp.ones_like(t)))  # 0 at t = 0
+  zero = (t == 0) & jnp.isneginf(log_q)
+  return t * (log_t - jnp.where(zero, jnp.zeros_like(log_q), log_q))
 
 
 def _generalized_kl_terms(
   log_predictions: jax.Array, targets: jax.Array
 ) -> jax.Array:
-  """``t log t - t log q + q - t``."""
-  return (
-    _kl_terms(log_predictions, targets) + jnp.exp(log_predictions) - targets
-  )
+  """``t (log t - log q) + q - t``; ``+inf`` (with an infinite gradient)
+  where ``q = exp(log q)`` overflows, never ``inf - inf``."""
+  overflow = jnp.isposinf(jnp.exp(log_predictions))
+  safe = jnp.where(overflow, jnp.zeros_like(log_predictions), log_predictions)
+  terms = _kl_terms(safe, targets) + jnp.exp(safe) - targets
+  return jnp.where(overflow, jnp.exp(log_predictions), terms)
+
+
+def _kl_log_terms(log_q: jax.Array, log_p: jax.Array) -> jax.Array:
+  """``p (log p - log q)`` from logs: 0 where ``log p = -inf`` (whatever
+  ``log q``, finite gradients), ``+inf`` where only ``log q`` is ``-inf``."""
+  zero = jnp.isneginf(log_p)
+  safe_p = jnp.where(zero, jnp.zeros_like(log_p), log_p)
+  safe_q = jnp.where(zero, jnp.zeros_like(log_q), log_q)
+  return jnp.where(zero, 0, jnp.exp(safe_p) * (safe_p - safe_q))
 
 
 @loss(
@@ -145,7 +179,7 @@ def kl_divergence(
     axis, where, log_predictions=log_predictions, targets=targets
   )
   values = _sum(_kl_terms(log_q, p), axes, elements)
-  return reduce(values, reduction, weights=weights, where=examples)
+  return _reduce(values, reduction, weights, examples)
 
 
 @loss(
@@ -197,8 +231,8 @@ def kl_divergence_with_log_targets(
   log_q, log_p, axes, elements, examples = _inputs(
     axis, where, log_predictions=log_predictions, log_targets=log_targets
   )
-  values = _sum(jnp.exp(log_p) * (log_p - log_q), axes, elements)
-  return reduce(values, reduction, weights=weights, where=examples)
+  values = _sum(_kl_log_terms(log_q, log_p), axes, elements)
+  return _reduce(values, reduction, weights, examples)
 
 
 @loss(targets=value_checks.nonnegative)
@@ -255,7 +289,7 @@ def generalized_kl_divergence(
     axis, where, log_predictions=log_predictions, targets=targets
   )
   values = _sum(_generalized_kl_terms(log_q, p), axes, elements)
-  return reduce(values, reduction, weights=weights, where=examples)
+  return _reduce(values, reduction, weights, examples)
 
 
 @_deprecated("generalized_kl_divergence")
@@ -368,12 +402,16 @@ def js_divergence(
   first, second, axes, elements, examples = _inputs(
     axis, where, log_p=log_p, log_q=log_q
   )
+  # log 0 = -inf on both sides would make log m = -inf and its gradient NaN:
+  # such an entry has m = 0 and contributes 0 (through _kl_log_terms).
+  both = jnp.isneginf(first) & jnp.isneginf(second)
+  first = jnp.where(both, jnp.zeros_like(first), first)
+  second = jnp.where(both, jnp.zeros_like(second), second)
   log_m = jnp.logaddexp(first, second) - math.log(2.0)
-  terms = 0.5 * (
-    jnp.exp(first) * (first - log_m) + jnp.exp(second) * (second - log_m)
-  )
+  terms = 0.5 * (_kl_log_terms(log_m, first) + _kl_log_terms(log_m, second))
+  terms = jnp.where(both, 0, terms)
   values = _sum(terms, axes, elements)
-  return reduce(values, reduction, weights=weights, where=examples)
+  return _reduce(values, reduction, weights, examples)
 
 
 @loss
@@ -433,7 +471,7 @@ def gaussian_kl_divergence(
   squared = jnp.square(mu - mu0) * jnp.exp(-log_var0)
   terms = 0.5 * (jnp.exp(log_ratio) + squared - 1 - log_ratio)
   values = _sum(terms, axes, elements)
-  return reduce(values, reduction, weights=weights, where=examples)
+  return _reduce(values, reduction, weights, examples)
 
 
 __all__ = [
