@@ -143,7 +143,11 @@ def kl_divergence(
   .. math:: \ell = \sum_i p_i (\log p_i - \log q_i), \qquad 0 \log 0 = 0
 
   Targets of exactly 0 contribute 0, with finite gradients (also with respect
-  to the targets, where optax's gradient is NaN).
+  to the targets, where optax's gradient is NaN), also where
+  ``log_predictions`` is ``-inf`` (a masked class: ``0 log 0 = 0``, as in
+  ``scipy.special.rel_entr``; optax and torch give NaN there, jaxloss
+  differs on purpose). A positive target on a ``log_predictions`` of
+  ``-inf`` gives ``+inf``, the exact value, never NaN.
 
   Args:
     log_predictions: ``[..., dim]`` log-probabilities :math:`\log q`.
@@ -159,7 +163,8 @@ def kl_divergence(
 
   Matches ``optax.losses.kl_divergence``; with ``reduction="batchmean"``,
   ``torch.nn.functional.kl_div(log_predictions, targets,
-  reduction="batchmean")``.
+  reduction="batchmean")``, except on an empty batch: every divergence here
+  gives 0 for every scalar reduction, ``"batchmean"`` included (torch: NaN).
   Unlike optax, the two arrays must have the same shape (optax broadcasts
   them), and a ``where`` of lower rank than the inputs drops examples: optax
   broadcasts it against the inputs from the right, so a ``[batch]`` mask of
@@ -198,6 +203,12 @@ def kl_divergence_with_log_targets(
   r"""Kullback-Leibler divergence :math:`KL(p \| q)` with log-space targets.
 
   .. math:: \ell = \sum_i e^{\log p_i} (\log p_i - \log q_i)
+
+  A ``log_targets`` entry of ``-inf`` (:math:`p_i = 0`) contributes 0 with
+  finite gradients, whatever ``log_predictions`` is, ``-inf`` included
+  (optax and torch give NaN for ``-inf`` on both sides; jaxloss differs on
+  purpose). A finite ``log_targets`` entry on a ``log_predictions`` of
+  ``-inf`` gives ``+inf``, never NaN.
 
   Args:
     log_predictions: ``[..., dim]`` log-probabilities :math:`\log q`.
@@ -252,11 +263,16 @@ def generalized_kl_divergence(
   .. math:: \ell = \sum_i \big(p_i (\log p_i - \log q_i) + q_i - p_i\big)
 
   Targets of exactly 0 contribute :math:`q_i`, with finite gradients
-  (optax's gradient with respect to such a target is NaN).
+  (optax's gradient with respect to such a target is NaN), also where
+  ``log_predictions`` is ``-inf`` (0; optax gives NaN there, jaxloss differs
+  on purpose). A positive target on a ``log_predictions`` of ``-inf``, and
+  any entry whose :math:`q_i = e^{\log q_i}` overflows the dtype, give
+  ``+inf``, never NaN. :math:`p_i (\log p_i - \log q_i)` is computed as
+  one product, so that it does not overflow where it is representable.
 
   Args:
     log_predictions: ``[..., dim]`` logs :math:`\log q` of the predicted
-      measure (its exponential must not overflow).
+      measure (where its exponential overflows, the term is ``+inf``).
     targets: ``[..., dim]`` non-negative target measure :math:`p`.
     axis: the distribution axis: an int, a tuple of ints, or ``None`` (all).
     where: boolean mask of the inputs' shape (drops elements) or of the
@@ -309,7 +325,8 @@ def convex_kl_divergence(
   message ("The function convex_kl_divergence is deprecated. Please use
   generalized_kl_divergence instead."), attributed to the calling line.
   Under ``jit`` it warns when the function is traced. The values are those
-  of :func:`generalized_kl_divergence`.
+  of :func:`generalized_kl_divergence` (zero targets, ``-inf`` and overflow
+  included).
 
   .. math:: \ell = \sum_i \big(p_i (\log p_i - \log q_i) + q_i - p_i\big)
 
@@ -373,7 +390,8 @@ def js_divergence(
     \log m = \operatorname{logaddexp}(\log p, \log q) - \log 2
 
   Computed in log space, so it stays finite (with finite gradients) when
-  either distribution has zeros, given as very negative logs such as -1e4.
+  either distribution has zeros, given as very negative logs such as -1e4
+  or as exact ``-inf`` (on one side or both: ``0 log 0 = 0``).
   Symmetric, and between 0 and :math:`\log 2`.
 
   Args:
