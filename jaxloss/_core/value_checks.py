@@ -82,11 +82,13 @@ def _first_offender(
   position = ", ".join("{" + k + "}" for k in keys)
   position = f"({position},)" if labels.ndim == 1 else f"({position})"
   at = f" at index {position}" if labels.ndim else ""
+  low: float
+  high: float
   if jnp.issubdtype(labels.dtype, jnp.integer):
     info = jnp.iinfo(labels.dtype)
-    low, high = info.max, info.min
+    low, high = int(info.max), int(info.min)
   else:
-    low, high = jnp.inf, -jnp.inf
+    low, high = float("inf"), float("-inf")
   values["low"] = jnp.min(jnp.where(exempt, low, labels))
   values["high"] = jnp.max(jnp.where(exempt, high, labels))
   what += (
