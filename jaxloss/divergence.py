@@ -96,8 +96,9 @@ def _kl_terms(log_predictions: jax.Array, targets: jax.Array) -> jax.Array:
   A zero target gives 0 with finite gradients, also at ``log q = -inf`` (a
   masked class; ``0 * -inf`` would be NaN); a positive target at
   ``log q = -inf`` gives ``+inf``. Written as one product, so that ``t log
-  t`` and ``t log q`` cannot overflow apart (at ``t ~ 1e19`` either may,
-  while their difference is representable).
+  t`` and ``t log q`` cannot overflow apart (the generalized KL's measures
+  are unbounded: at ``t = q = 1e37`` both overflow float32, while their
+  difference is 0).
   """
   t, log_q = targets, log_predictions
   log_t = jnp.log(jnp.where(t > 0, t, jnp.ones_like(t)))  # 0 at t = 0
