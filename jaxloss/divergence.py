@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss._core import checks, numerics, value_checks
+from jaxloss._core import checks, value_checks
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce, split_where
 
@@ -77,18 +77,53 @@ def _sum(
   return jnp.sum(terms, axis=axes)
 
 
+def _reduce(
+  values: jax.Array,
+  reduction: Reduction,
+  weights: ArrayLike | None,
+  where: jax.Array | None,
+) -> jax.Array:
+  """:func:`reduce`, except that ``"batchmean"`` of an empty batch is 0 (the
+  all-masked result of the reduction contract), not ``0 / 0``."""
+  if reduction == "batchmean" and values.ndim and values.shape[0] == 0:
+    reduction = "sum"  # a sum of no terms: 0, with finite gradients
+  return reduce(values, reduction, weights=weights, where=where)
+
+
 def _kl_terms(log_predictions: jax.Array, targets: jax.Array) -> jax.Array:
-  """``t log t - t log q``, with ``0 log 0 = 0`` and finite gradients at 0."""
-  return numerics.xlogx(targets) - targets * log_predictions
+  """``t (log t - log q)``, with ``0 log 0 = 0``.
+
+  A zero target gives 0 with finite gradients, also at ``log q = -inf`` (a
+  masked class; ``0 * -inf`` would be NaN); a positive target at
+  ``log q = -inf`` gives ``+inf``. Written as one product, so that ``t log
+  t`` and ``t log q`` cannot overflow apart (the generalized KL's measures
+  are unbounded: at ``t = q = 1e37`` both overflow float32, while their
+  difference is 0).
+  """
+  t, log_q = targets, log_predictions
+  log_t = jnp.log(jnp.where(t > 0, t, jnp.ones_like(t)))  # 0 at t = 0
+  zero = (t == 0) & jnp.isneginf(log_q)
+  return t * (log_t - jnp.where(zero, jnp.zeros_like(log_q), log_q))
 
 
 def _generalized_kl_terms(
   log_predictions: jax.Array, targets: jax.Array
 ) -> jax.Array:
-  """``t log t - t log q + q - t``."""
-  return (
-    _kl_terms(log_predictions, targets) + jnp.exp(log_predictions) - targets
-  )
+  """``t (log t - log q) + q - t``; ``+inf`` (with an infinite gradient)
+  where ``q = exp(log q)`` overflows, never ``inf - inf``."""
+  overflow = jnp.isposinf(jnp.exp(log_predictions))
+  safe = jnp.where(overflow, jnp.zeros_like(log_predictions), log_predictions)
+  terms = _kl_terms(safe, targets) + jnp.exp(safe) - targets
+  return jnp.where(overflow, jnp.exp(log_predictions), terms)
+
+
+def _kl_log_terms(log_q: jax.Array, log_p: jax.Array) -> jax.Array:
+  """``p (log p - log q)`` from logs: 0 where ``log p = -inf`` (whatever
+  ``log q``, finite gradients), ``+inf`` where only ``log q`` is ``-inf``."""
+  zero = jnp.isneginf(log_p)
+  safe_p = jnp.where(zero, jnp.zeros_like(log_p), log_p)
+  safe_q = jnp.where(zero, jnp.zeros_like(log_q), log_q)
+  return jnp.where(zero, 0, jnp.exp(safe_p) * (safe_p - safe_q))
 
 
 @loss(
@@ -109,7 +144,11 @@ def kl_divergence(
   .. math:: \ell = \sum_i p_i (\log p_i - \log q_i), \qquad 0 \log 0 = 0
 
   Targets of exactly 0 contribute 0, with finite gradients (also with respect
-  to the targets, where optax's gradient is NaN).
+  to the targets, where optax's gradient is NaN), also where
+  ``log_predictions`` is ``-inf`` (a masked class: ``0 log 0 = 0``, as in
+  ``scipy.special.rel_entr``; optax and torch give NaN there, jaxloss
+  differs on purpose). A positive target on a ``log_predictions`` of
+  ``-inf`` gives ``+inf``, the exact value, never NaN.
 
   Args:
     log_predictions: ``[..., dim]`` log-probabilities :math:`\log q`.
@@ -125,7 +164,8 @@ def kl_divergence(
 
   Matches ``optax.losses.kl_divergence``; with ``reduction="batchmean"``,
   ``torch.nn.functional.kl_div(log_predictions, targets,
-  reduction="batchmean")``.
+  reduction="batchmean")``, except on an empty batch: every divergence here
+  gives 0 for every scalar reduction, ``"batchmean"`` included (torch: NaN).
   Unlike optax, the two arrays must have the same shape (optax broadcasts
   them), and a ``where`` of lower rank than the inputs drops examples: optax
   broadcasts it against the inputs from the right, so a ``[batch]`` mask of
@@ -145,7 +185,7 @@ def kl_divergence(
     axis, where, log_predictions=log_predictions, targets=targets
   )
   values = _sum(_kl_terms(log_q, p), axes, elements)
-  return reduce(values, reduction, weights=weights, where=examples)
+  return _reduce(values, reduction, weights, examples)
 
 
 @loss(
@@ -164,6 +204,12 @@ def kl_divergence_with_log_targets(
   r"""Kullback-Leibler divergence :math:`KL(p \| q)` with log-space targets.
 
   .. math:: \ell = \sum_i e^{\log p_i} (\log p_i - \log q_i)
+
+  A ``log_targets`` entry of ``-inf`` (:math:`p_i = 0`) contributes 0 with
+  finite gradients, whatever ``log_predictions`` is, ``-inf`` included
+  (optax and torch give NaN for ``-inf`` on both sides; jaxloss differs on
+  purpose). A finite ``log_targets`` entry on a ``log_predictions`` of
+  ``-inf`` gives ``+inf``, never NaN.
 
   Args:
     log_predictions: ``[..., dim]`` log-probabilities :math:`\log q`.
@@ -197,8 +243,8 @@ def kl_divergence_with_log_targets(
   log_q, log_p, axes, elements, examples = _inputs(
     axis, where, log_predictions=log_predictions, log_targets=log_targets
   )
-  values = _sum(jnp.exp(log_p) * (log_p - log_q), axes, elements)
-  return reduce(values, reduction, weights=weights, where=examples)
+  values = _sum(_kl_log_terms(log_q, log_p), axes, elements)
+  return _reduce(values, reduction, weights, examples)
 
 
 @loss(targets=value_checks.nonnegative)
@@ -218,11 +264,16 @@ def generalized_kl_divergence(
   .. math:: \ell = \sum_i \big(p_i (\log p_i - \log q_i) + q_i - p_i\big)
 
   Targets of exactly 0 contribute :math:`q_i`, with finite gradients
-  (optax's gradient with respect to such a target is NaN).
+  (optax's gradient with respect to such a target is NaN), also where
+  ``log_predictions`` is ``-inf`` (0; optax gives NaN there, jaxloss differs
+  on purpose). A positive target on a ``log_predictions`` of ``-inf``, and
+  any entry whose :math:`q_i = e^{\log q_i}` overflows the dtype, give
+  ``+inf``, never NaN. :math:`p_i (\log p_i - \log q_i)` is computed as
+  one product, so that it does not overflow where it is representable.
 
   Args:
     log_predictions: ``[..., dim]`` logs :math:`\log q` of the predicted
-      measure (its exponential must not overflow).
+      measure (where its exponential overflows, the term is ``+inf``).
     targets: ``[..., dim]`` non-negative target measure :math:`p`.
     axis: the distribution axis: an int, a tuple of ints, or ``None`` (all).
     where: boolean mask of the inputs' shape (drops elements) or of the
@@ -255,7 +306,7 @@ def generalized_kl_divergence(
     axis, where, log_predictions=log_predictions, targets=targets
   )
   values = _sum(_generalized_kl_terms(log_q, p), axes, elements)
-  return reduce(values, reduction, weights=weights, where=examples)
+  return _reduce(values, reduction, weights, examples)
 
 
 @_deprecated("generalized_kl_divergence")
@@ -275,7 +326,8 @@ def convex_kl_divergence(
   message ("The function convex_kl_divergence is deprecated. Please use
   generalized_kl_divergence instead."), attributed to the calling line.
   Under ``jit`` it warns when the function is traced. The values are those
-  of :func:`generalized_kl_divergence`.
+  of :func:`generalized_kl_divergence` (zero targets, ``-inf`` and overflow
+  included).
 
   .. math:: \ell = \sum_i \big(p_i (\log p_i - \log q_i) + q_i - p_i\big)
 
@@ -339,7 +391,8 @@ def js_divergence(
     \log m = \operatorname{logaddexp}(\log p, \log q) - \log 2
 
   Computed in log space, so it stays finite (with finite gradients) when
-  either distribution has zeros, given as very negative logs such as -1e4.
+  either distribution has zeros, given as very negative logs such as -1e4
+  or as exact ``-inf`` (on one side or both: ``0 log 0 = 0``).
   Symmetric, and between 0 and :math:`\log 2`.
 
   Args:
@@ -368,12 +421,16 @@ def js_divergence(
   first, second, axes, elements, examples = _inputs(
     axis, where, log_p=log_p, log_q=log_q
   )
+  # log 0 = -inf on both sides would make log m = -inf and its gradient NaN:
+  # such an entry has m = 0 and contributes 0 (through _kl_log_terms).
+  both = jnp.isneginf(first) & jnp.isneginf(second)
+  first = jnp.where(both, jnp.zeros_like(first), first)
+  second = jnp.where(both, jnp.zeros_like(second), second)
   log_m = jnp.logaddexp(first, second) - math.log(2.0)
-  terms = 0.5 * (
-    jnp.exp(first) * (first - log_m) + jnp.exp(second) * (second - log_m)
-  )
+  terms = 0.5 * (_kl_log_terms(log_m, first) + _kl_log_terms(log_m, second))
+  terms = jnp.where(both, 0, terms)
   values = _sum(terms, axes, elements)
-  return reduce(values, reduction, weights=weights, where=examples)
+  return _reduce(values, reduction, weights, examples)
 
 
 @loss
@@ -433,7 +490,7 @@ def gaussian_kl_divergence(
   squared = jnp.square(mu - mu0) * jnp.exp(-log_var0)
   terms = 0.5 * (jnp.exp(log_ratio) + squared - 1 - log_ratio)
   values = _sum(terms, axes, elements)
-  return reduce(values, reduction, weights=weights, where=examples)
+  return _reduce(values, reduction, weights, examples)
 
 
 __all__ = [

@@ -66,6 +66,16 @@ class LossCase:
     mean_of_none: whether ``"mean"`` is the average of the ``"none"`` values;
       ``False`` where the loss weights its own mean (class weights).
     batch: the batch size used by the checks.
+    label_arg: index of the positional integer class-label argument whose
+      valid values are ``[0, num_classes)`` (the out-of-range label check),
+      or ``None``.
+    num_classes: the number of classes of ``make_inputs``' labels.
+    magnitude_args: indices of the positional floating arguments that the
+      huge-magnitude check scales (default: ``float_args``); ``()`` for a
+      loss whose inputs are bounded (probabilities).
+    max_magnitude: the largest input magnitude the loss supports, as its
+      docstring states (the huge-magnitude check stays within it), or
+      ``None`` for no limit.
   """
 
   fn: Callable
@@ -80,13 +90,18 @@ class LossCase:
   wrong_shape: Callable[[Inputs], Inputs | None] | None = _drop_last_example
   mean_of_none: bool = True
   batch: int = 6
+  label_arg: int | None = None
+  num_classes: int | None = None
+  magnitude_args: tuple[int, ...] | None = None
+  max_magnitude: float | None = None
 
   @property
   def id(self) -> str:
     return self.name or self.fn.__name__
 
   def inputs(self, seed: int = 0, batch: int | None = None) -> Inputs:
-    return self.make_inputs(np.random.default_rng(seed), batch or self.batch)
+    size = self.batch if batch is None else batch
+    return self.make_inputs(np.random.default_rng(seed), size)
 
   def call(self, args, kwargs, **extra):
     return self.fn(*args, **{**kwargs, **extra})
@@ -378,6 +393,141 @@ def check_errors(case: LossCase, seed: int = 0) -> None:
     expect(ValueError, args, bad_reduction, "bad reduction", ["reduction"])
 
 
+def check_empty_batch(case: LossCase, seed: int = 0) -> None:
+  """A batch of 0 examples: ``"none"`` is empty, ``"sum"`` and ``"mean"``
+  are 0, and the gradients are finite."""
+  args, kwargs = case.inputs(seed, batch=0)
+  for reduction in case.reductions:
+    value = np.asarray(case.call(args, kwargs, reduction=reduction))
+    if reduction == "none" and value.size != 0:
+      raise AssertionError(f"{case.id}: empty batch, none = {value}")
+    if reduction != "none" and float(value) != 0.0:
+      raise AssertionError(f"{case.id}: empty batch, {reduction} = {value}")
+    _assert_finite(
+      _grads(case, args, kwargs, reduction=reduction),
+      f"{case.id}: gradient of an empty batch ({reduction})",
+    )
+
+
+def check_invalid_labels(case: LossCase, seed: int = 0) -> None:
+  """A label outside ``[0, num_classes)`` gives NaN for its example, never
+  another class's value; masked out by ``where`` it is dropped; and
+  :func:`jaxloss.checked` reports it, naming the loss and the argument."""
+  from jax.experimental import checkify
+
+  from jaxloss._core.value_checks import checked
+
+  assert case.label_arg is not None and case.num_classes is not None
+  args, kwargs = case.inputs(seed)
+  labels = np.asarray(args[case.label_arg])
+  bad = labels.copy()
+  flat = bad.reshape(labels.shape[0], -1)
+  flat[0, 0], flat[1, 0] = -1, case.num_classes
+  wrong: np.ndarray = np.zeros(labels.shape, bool)
+  wrong.reshape(labels.shape[0], -1)[:2, 0] = True
+  bad_args = tuple(
+    bad if i == case.label_arg else x for i, x in enumerate(args)
+  )
+  want = np.asarray(case.call(args, kwargs, reduction="none"))
+  got = np.asarray(case.call(bad_args, kwargs, reduction="none"))
+  if got.shape != labels.shape:  # per-example values of per-element labels
+    per_example = wrong.reshape(labels.shape[0], -1).any(axis=1)
+    per_example = per_example.reshape((-1,) + (1,) * (got.ndim - 1))
+    wrong = np.broadcast_to(per_example, got.shape)
+  if not np.all(np.isnan(got[wrong])):
+    raise AssertionError(
+      f"{case.id}: labels -1 and {case.num_classes} gave {got[wrong]}, not NaN"
+    )
+  assert_close(got[~wrong], want[~wrong], what=f"{case.id}: other examples")
+  keep = np.ones(case.batch, bool)
+  keep[:2] = False
+  where = _example_mask(keep, case, args, kwargs)
+  assert_close(
+    case.call(bad_args, kwargs, where=where, reduction="mean"),
+    case.call(args, kwargs, where=where, reduction="mean"),
+    what=f"{case.id}: masked-out invalid labels are dropped",
+  )
+  _assert_finite(
+    _grads(case, bad_args, kwargs, where=where, reduction="mean"),
+    f"{case.id}: gradient with masked-out invalid labels",
+  )
+  name = list(inspect.signature(case.fn).parameters)[case.label_arg]
+  try:
+    checked(case.fn)(*bad_args, **kwargs)
+  except checkify.JaxRuntimeError as e:
+    if case.fn.__name__ not in str(e) or f"`{name}`" not in str(e):
+      raise AssertionError(
+        f"{case.id}: checked's report names neither the loss nor `{name}`: {e}"
+      ) from e
+  else:
+    raise AssertionError(f"{case.id}: checked did not report labels -1, C")
+
+
+MAGNITUDES = (1e15, 1e19, 1e30)  # the huge-magnitude check's input scales
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_huge_magnitudes(case: LossCase, seed: int = 0) -> None:
+  """Inputs scaled by 1e15, 1e19 and 1e30 (within ``max_magnitude``): the
+  float32 value and gradients equal the float64 ones computed from the same
+  inputs wherever those are representable in float32 (relative to the
+  largest of them, 1e-4), and are never NaN. One compiled program per dtype
+  (``vmap`` over the scales)."""
+  args, kwargs = case.inputs(seed)
+  scaled = (
+    case.float_args if case.magnitude_args is None else case.magnitude_args
+  )
+  extra = {"reduction": "sum"} if "sum" in case.reductions else {}
+  scales = [
+    s
+    for s in MAGNITUDES
+    if case.max_magnitude is None or s <= case.max_magnitude
+  ]
+  if not scales or not scaled:
+    return
+
+  def total(*floats):
+    return jnp.sum(case.call(_with_floats(case, args, floats), kwargs, **extra))
+
+  step = jax.jit(
+    jax.vmap(
+      jax.value_and_grad(total, argnums=tuple(range(len(case.float_args))))
+    )
+  )
+  floats = [
+    np.stack(
+      [
+        np.asarray(
+          np.asarray(args[i], np.float64) * (s if i in scaled else 1),
+          np.float32,
+        )
+        for s in scales
+      ]
+    )
+    for i in case.float_args
+  ]
+  got = step(*floats)
+  with jax.enable_x64(True):
+    want = step(*(x.astype(np.float64) for x in floats))
+  for k, (g_all, w_all) in enumerate(
+    zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True)
+  ):
+    for j, scale in enumerate(scales):
+      g = np.atleast_1d(np.asarray(g_all[j], np.float64))
+      w = np.atleast_1d(np.asarray(w_all[j], np.float64))
+      what = f"{case.id} at inputs x {scale:g}: " + (
+        "value" if k == 0 else f"gradient {k - 1}"
+      )
+      if np.any(np.isnan(g)):
+        raise AssertionError(f"{what} is NaN (float64: {w})")
+      fits: np.ndarray = np.isfinite(w) & (np.abs(w) <= _FLOAT32_MAX)
+      if np.any(fits):
+        largest = np.max(np.abs(w[fits]))
+        error = np.max(np.abs(g[fits] - w[fits]))
+        if not error <= 1e-4 * largest:
+          raise AssertionError(f"{what}: {g} instead of {w}")
+
+
 PROPERTIES = {
   "jit": check_jit,
   "vmap": check_vmap,
@@ -389,13 +539,18 @@ PROPERTIES = {
   "edge_cases": check_edge_cases,
   "gradients": check_gradients,
   "errors": check_errors,
+  "empty_batch": check_empty_batch,
+  "invalid_labels": check_invalid_labels,
+  "huge_magnitudes": check_huge_magnitudes,
 }
 
 
 def applicable(case: LossCase, prop: str) -> bool:
   """Whether property ``prop`` applies to ``case``."""
-  if prop in ("where_is_slicing", "all_masked", "reductions"):
+  if prop in ("where_is_slicing", "all_masked", "reductions", "empty_batch"):
     return case.per_example and bool(case.reductions)
+  if prop == "invalid_labels":
+    return case.label_arg is not None and case.per_example
   return True
 
 

@@ -302,6 +302,55 @@ def test_a_rule_may_report_the_offending_values():
   assert what.format(**values).endswith("sums in [0.500000, 1.000000]")
 
 
+CLASS_INDEX_REPORT = (
+  r"^softmax_cross_entropy_with_integer_labels: argument `labels` must hold "
+  r"class indices in \[0, 3\); found {label} at index {index}, {count} out "
+  r"of range, labels in \[{low}, {high}\]"
+)
+
+
+@pytest.mark.parametrize(
+  "labels, kwargs, found",
+  [
+    # the first offending label, in row-major order, with its index
+    (
+      [0, -1, 2, 3],
+      {},
+      dict(label=-1, index=r"\(1,\)", count=2, low=-1, high=3),
+    ),
+    # ignored and masked labels are neither reported nor in the range
+    (
+      [[0, 1, 2], [-100, 7, 9]],
+      dict(ignore_index=-100, where=np.array([[1, 1, 1], [1, 1, 0]], bool)),
+      dict(label=7, index=r"\(1, 1\)", count=1, low=0, high=7),
+    ),
+  ],
+)
+def test_class_index_report_names_the_offending_label(labels, kwargs, found):
+  """Issue 19 §1: checked reports an out-of-range label with the loss, the
+  argument and the value (eagerly, and under jit when the step runs)."""
+  labels = np.array(labels, np.int32)
+  logits = np.zeros(labels.shape + (3,), np.float32)
+  match = CLASS_INDEX_REPORT.format(**found)
+  fn = jl.checked(jl.softmax_cross_entropy_with_integer_labels)
+  with pytest.raises(checkify.JaxRuntimeError, match=match):
+    fn(logits, labels, **kwargs)
+  with pytest.raises(Exception, match=match[1:]):  # the callback's message
+    jax.jit(fn)(logits, labels, **kwargs)
+
+
+def test_class_index_report_of_a_scalar_label_and_an_empty_batch():
+  fn = jl.checked(jl.softmax_cross_entropy_with_integer_labels)
+  with pytest.raises(
+    checkify.JaxRuntimeError,
+    match=r"class indices in \[0, 3\); found 5, 1 out of range, labels in "
+    r"\[5, 5\]",
+  ):
+    fn(np.zeros(3, np.float32), np.int32(5))
+  empty = fn(np.zeros((0, 3), np.float32), np.zeros(0, np.int32))
+  assert empty.shape == (0,)
+
+
 def test_checked_under_jit_raises_when_the_step_runs():
   """Under jax.jit a check becomes a host callback: good inputs run, a bad
   one raises when the step runs, naming the loss, the argument and (for a

@@ -418,6 +418,134 @@ def test_identical_distributions_give_zero():
 
 
 # --------------------------------------------------------------------------- #
+# exact log 0 = -inf (issue 19 §2): 0 log 0 = 0, +inf where the mass is lost
+
+INF = np.inf
+
+
+def _value_and_grads(fn, *args):
+  value = fn(*args)
+  grads = jax.grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(range(len(args))))(
+    *(jnp.asarray(a) for a in args)
+  )
+  return np.asarray(value), [np.asarray(g) for g in grads]
+
+
+def _rel_entr_sum(log_q, p):
+  """scipy's KL: sum of rel_entr(p, q), which is 0 where p == 0."""
+  from scipy.special import rel_entr
+
+  q = np.exp(np.asarray(log_q, np.float64))
+  return rel_entr(np.asarray(p, np.float64), q).sum(-1)
+
+
+@pytest.mark.parametrize(
+  "name", ["kl_divergence", "generalized_kl_divergence", "convex_kl_divergence"]
+)
+def test_zero_target_on_log_zero_gives_zero_not_nan(name):
+  """The issue's input: a masked vocabulary, log q = [0, -inf, -inf] with
+  targets [1, 0, 0]: 0 with finite gradients (scipy's rel_entr: 0; optax
+  and torch: NaN, jaxloss differs on purpose)."""
+  log_q = np.array([[0.0, -INF, -INF], [np.log(0.5), np.log(0.5), -INF]])
+  p = np.array([[1.0, 0.0, 0.0], [0.25, 0.75, 0.0]])
+  log_q, p = log_q.astype(np.float32), p.astype(np.float32)
+  with _warns_if_deprecated(name):
+    value, grads = _value_and_grads(getattr(jl, name), log_q, p)
+  # q sums to 1 over the row, p too: the generalized KL's q - p sums to 0.
+  assert_close(value, _rel_entr_sum(log_q, p), RTOL, ATOL)
+  assert value[0] == 0.0
+  assert all(np.all(np.isfinite(g)) for g in grads)
+  assert_close(grads[0][:, 2], [0.0, 0.0])  # d/d log q at the -inf entries
+  assert np.isnan(_optax(name, log_q[0], p[0]))  # what jaxloss improves on
+
+
+@pytest.mark.parametrize(
+  "name", ["kl_divergence", "generalized_kl_divergence", "convex_kl_divergence"]
+)
+def test_positive_target_on_log_zero_gives_inf_not_nan(name):
+  log_q = np.array([-INF, 0.0, -INF], np.float32)
+  p = np.array([1.0, 0.0, 0.0], np.float32)
+  with _warns_if_deprecated(name):
+    value, grads = _value_and_grads(getattr(jl, name), log_q, p)
+  assert value == INF
+  assert not any(np.any(np.isnan(g)) for g in grads)
+  assert _rel_entr_sum(log_q, p) == INF  # scipy agrees
+
+
+def test_kl_with_log_targets_log_zero_on_both_sides():
+  """-inf on both sides contributes 0 (optax: NaN); a finite log target on a
+  -inf log prediction gives +inf."""
+  log_q = np.array([0.0, -INF, -INF], np.float32)
+  log_p = np.array([np.log(0.5), np.log(0.5), -INF], np.float32)
+  value, grads = _value_and_grads(
+    jl.kl_divergence_with_log_targets, log_q, log_q
+  )
+  assert value == 0.0
+  assert all(np.all(np.isfinite(g)) for g in grads)
+  assert np.isnan(
+    optax.losses.kl_divergence_with_log_targets(jnp.asarray(log_q), log_q)
+  )
+  value, grads = _value_and_grads(
+    jl.kl_divergence_with_log_targets, log_q, log_p
+  )
+  assert value == INF
+  assert not any(np.any(np.isnan(g)) for g in grads)
+  swapped = jl.kl_divergence_with_log_targets(log_p, log_q)  # KL(q || p)
+  assert_close(swapped, _rel_entr_sum(log_p, np.exp(log_q)), RTOL, ATOL)
+
+
+@pytest.mark.parametrize(
+  "p, q",
+  [
+    ([1.0, 0.0, 0.0], [0.0, 1.0, 0.0]),  # disjoint: log 2
+    ([1.0, 0.0, 0.0], [1.0, 0.0, 0.0]),  # -inf on both sides: 0
+    ([0.5, 0.5, 0.0], [0.0, 0.3, 0.7]),
+  ],
+)
+def test_js_divergence_with_log_zero_matches_scipy(p, q):
+  p, q = np.array(p, np.float32), np.array(q, np.float32)
+  with np.errstate(divide="ignore"):
+    log_p, log_q = np.log(p), np.log(q)
+  value, grads = _value_and_grads(jl.js_divergence, log_p, log_q)
+  assert_close(value, distance.jensenshannon(p, q) ** 2, RTOL, ATOL)
+  assert 0.0 <= value <= np.log(2) + 1e-6
+  assert all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_generalized_kl_large_measures_do_not_overflow_apart():
+  """p log p and p log q overflow float32 at p = q = 1e37 (8.5e38 each),
+  their difference does not: identical measures give 0, not NaN; a
+  measure whose exp(log q) overflows gives +inf (float64: inf), not NaN."""
+  p = np.array([1e37, 2e36], np.float32)
+  value, grads = _value_and_grads(jl.generalized_kl_divergence, np.log(p), p)
+  assert_close(value, 0.0, atol=1e-6 * 1e37)
+  assert all(np.all(np.isfinite(g)) for g in grads)
+  log_q = np.array([1e30, 0.0], np.float32)
+  targets = np.array([1e30, 1.0], np.float32)
+  value, grads = _value_and_grads(jl.generalized_kl_divergence, log_q, targets)
+  with np.errstate(over="ignore"):
+    expected = np.sum(
+      targets * (np.log(targets.astype(np.float64)) - log_q)
+      + np.exp(log_q.astype(np.float64))
+      - targets
+    )
+  assert expected == INF and value == INF
+  assert not any(np.any(np.isnan(g)) for g in grads)
+
+
+@pytest.mark.parametrize("name", OPTAX_NAMES + ["js_divergence"])
+def test_empty_batch_batchmean_is_zero(name):
+  """torch's kl_div divides by the batch size: NaN on an empty batch."""
+  x = np.zeros((0, D), np.float32)
+  with _warns_if_deprecated(name):
+    value, grads = _value_and_grads(
+      functools.partial(getattr(jl, name), reduction="batchmean"), x, x
+    )
+  assert value == 0.0
+  assert all(g.shape == (0, D) for g in grads)
+
+
+# --------------------------------------------------------------------------- #
 # Gaussian KL
 
 

@@ -811,6 +811,25 @@ def test_errors_name_the_loss_and_argument(fn):
     fn(x, t, where=np.ones((2, 4), np.int32))
 
 
+@pytest.mark.parametrize(
+  "fn", [jl.dice_loss, jl.jaccard_loss, jl.lovasz_softmax_loss]
+)
+def test_integer_label_map_error_reports_the_users_shapes(fn):
+  """Issue 19 §5: the error showed `targets` (2, 4, 1), a shape the user
+  never passed (optax's added class axis); it shows (2, 4) and the fix."""
+  x, t, _ = _images(23, 2, 4)
+  labels = np.argmax(t, axis=-1).astype(np.int32)  # [2, 4] label map
+  with pytest.raises(ValueError) as error:
+    fn(x, labels)
+  message = str(error.value)
+  assert message.startswith(f"{fn.__name__}: ")
+  assert "`predictions` (2, 4, 3), `targets` (2, 4);" in message
+  assert "(2, 4, 1)" not in message
+  assert "jax.nn.one_hot(targets, 3)" in message
+  with pytest.raises(ValueError, match=r"`targets` \(2, 4\) \(an array one"):
+    fn(x, labels.astype(np.float32))  # soft targets one rank short
+
+
 def test_option_errors():
   x, t, _ = _images(22, 2, 4)
   with pytest.raises(ValueError, match=r"dice_loss.*reduction='avg'"):

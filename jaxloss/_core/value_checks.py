@@ -33,7 +33,14 @@ def class_index(
   logits_arg: str, axis_arg: str | None = "axis", default_axis: int = -1
 ) -> Rule:
   """Integer labels lie in ``[0, num_classes)``; ``ignore_index`` and labels
-  masked out by a per-example ``where`` are allowed."""
+  masked out by a ``where`` of the labels' shape are allowed.
+
+  The library's one label rule (:mod:`jaxloss._core.labels` gives such a
+  label NaN); the report names the first offending label, its index, how
+  many are out of range and the range of the labels checked, e.g.
+  ``must hold class indices in [0, 4); found 7 at index (1, 2), 2 out of
+  range, labels in [-1, 7]``.
+  """
 
   def rule(args, arg):
     labels = jnp.asarray(args[arg])
@@ -45,15 +52,50 @@ def class_index(
       else (axis if isinstance(axis, tuple) else (axis,))
     )
     num_classes = math.prod(shape[a] for a in axes)
-    ok = (labels >= 0) & (labels < num_classes)
+    exempt = jnp.zeros(labels.shape, bool)
     if args.get("ignore_index") is not None:
-      ok = ok | (labels == args["ignore_index"])
+      exempt = exempt | (labels == args["ignore_index"])
     where = args.get("where")
     if where is not None and jnp.shape(where) == labels.shape:
-      ok = ok | ~jnp.asarray(where)
-    return jnp.all(ok), f"must hold class indices in [0, {num_classes})"
+      exempt = exempt | ~jnp.asarray(where)
+    ok = (labels >= 0) & (labels < num_classes) | exempt
+    what = f"must hold class indices in [0, {num_classes})"
+    if labels.size == 0:
+      return jnp.all(ok), what
+    return jnp.all(ok), *_first_offender(labels, ok, exempt, what)
 
   return rule
+
+
+def _first_offender(
+  labels: jax.Array, ok: jax.Array, exempt: jax.Array, what: str
+) -> tuple[str, dict]:
+  """``what`` extended with the first entry (in row-major order) where
+  ``ok`` is false, its index, the count of such entries and the range of
+  the entries not ``exempt``; and the values for its placeholders."""
+  bad = ~ok.reshape(-1)
+  first = jnp.argmax(bad)
+  values = {"label": labels.reshape(-1)[first], "count": jnp.sum(bad)}
+  index = jnp.unravel_index(first, labels.shape)
+  keys = [f"index{i}" for i in range(labels.ndim)]
+  values.update(zip(keys, index, strict=True))
+  position = ", ".join("{" + k + "}" for k in keys)
+  position = f"({position},)" if labels.ndim == 1 else f"({position})"
+  at = f" at index {position}" if labels.ndim else ""
+  low: float
+  high: float
+  if jnp.issubdtype(labels.dtype, jnp.integer):
+    info = jnp.iinfo(labels.dtype)
+    low, high = int(info.max), int(info.min)
+  else:
+    low, high = float("inf"), float("-inf")
+  values["low"] = jnp.min(jnp.where(exempt, low, labels))
+  values["high"] = jnp.max(jnp.where(exempt, high, labels))
+  what += (
+    f"; found {{label}}{at}, {{count}} out of range, labels "
+    "in [{low}, {high}]"
+  )
+  return what, values
 
 
 def unit_interval(args, arg):

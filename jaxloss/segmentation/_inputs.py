@@ -178,6 +178,27 @@ def _expand_like_optax(
   return predictions, targets
 
 
+def _shape_error(predictions: tuple[int, ...], targets: jax.Array) -> Exception:
+  """The shape error in the user's shapes (not those after optax's added
+  class axis), with the fix for an integer label map."""
+  message = (
+    f"arguments must have the same shape, got `predictions` {predictions}, "
+    f"`targets` {targets.shape}"
+  )
+  integer = jnp.issubdtype(targets.dtype, jnp.integer)
+  if integer and targets.shape == predictions[:-1] and predictions[-1] > 1:
+    message += (
+      f"; `targets` looks like an integer label map: one-hot encode it "
+      f"first, e.g. jax.nn.one_hot(targets, {predictions[-1]})"
+    )
+  elif abs(targets.ndim - len(predictions)) == 1:
+    message += (
+      " (an array one rank short of the other gets a class axis of 1, "
+      "optax's rule)"
+    )
+  return checks.fail(message + ".")
+
+
 def _summed_axes(axis: Axis, ndim: int) -> tuple[int, ...]:
   """``axis`` as sorted non-negative ints; ``None``: all but the first and
   the last. The class axis (the last) cannot be summed."""
@@ -259,9 +280,13 @@ def read(
   """Checks and converts the arrays, reads ``axis``, ``where`` and the class
   weights."""
   predictions = checks.as_float("predictions", predictions)
-  targets = checks.as_targets("targets", targets, predictions)
+  given = jnp.asarray(targets)
+  targets = checks.as_targets("targets", given, predictions)
   if expand:
-    predictions, targets = _expand_like_optax(predictions, targets)
+    expanded = _expand_like_optax(predictions, targets)
+    if expanded[0].shape != expanded[1].shape:
+      raise _shape_error(predictions.shape, given)
+    predictions, targets = expanded
   checks.same_shape(predictions=predictions, targets=targets)
   checks.min_rank("predictions", predictions, 1, "the class axis is the last")
   checks.option("class_reduction", class_reduction, CLASS_REDUCTIONS)

@@ -57,13 +57,16 @@ def _lovasz_values(
   image_shape = tuple(probs.shape[a] for a in image_axes)
   order = image_axes + x.axes + (ndim - 1,)
   num_classes = probs.shape[-1]
+  images = math.prod(image_shape)
+  pixels = math.prod(probs.shape[a] for a in x.axes)
 
   def rows(a: jax.Array) -> jax.Array:
-    """``[images, classes, pixels]`` (one image if not ``per_image``)."""
+    """``[images, classes, pixels]`` (one image if not ``per_image``). The
+    sizes are spelled out (no ``-1``): an empty batch has 0 images."""
     a = jnp.transpose(a, order)
-    a = a.reshape((math.prod(image_shape), -1, a.shape[-1]))
+    a = a.reshape((images, pixels, a.shape[-1]))
     if not per_image:
-      a = a.reshape((1, -1, a.shape[-1]))
+      a = a.reshape((1, images * pixels, a.shape[-1]))
     return jnp.swapaxes(a, 1, 2)
 
   valid = (

@@ -136,7 +136,9 @@ def dice_loss(
       classes; sigmoid for one channel), or probabilities with
       ``apply_softmax=False``. An array one rank short of ``targets`` gets a
       class axis of 1 (optax's rule).
-    targets: one-hot or soft targets in [0, 1], same shape.
+    targets: one-hot or soft targets in [0, 1], same shape (an integer label
+      map ``[batch, *spatial]`` is rejected, naming the shapes passed: one-hot
+      encode it first, ``jax.nn.one_hot(targets, num_classes)``).
     class_weights: optional ``[num_classes]`` weights ``w_c`` multiplying each
       class's loss (before ``ignore_background``).
     smooth: ``s >= 0``, added to numerator and denominator.

@@ -76,12 +76,13 @@ def _edges(probabilities=False, binary=False, **kwargs):
   return edges
 
 
-def _case(fn, make=None, name=None, edges=None, **kwargs):
+def _case(fn, make=None, name=None, edges=None, magnitude_args=None, **kwargs):
   return LossCase(
     fn,
     _with(make or _images(), **kwargs),
     name=name,
     edge_inputs=edges or _edges(**kwargs),
+    magnitude_args=magnitude_args,
   )
 
 
@@ -103,6 +104,7 @@ CASES = [
     _images(probabilities=True, spatial=(4,)),
     name="jaccard_loss[probabilities,smooth=0,1-d]",
     edges=_edges(probabilities=True, apply_softmax=False, smooth=0.0),
+    magnitude_args=(),  # probabilities and one-hot targets: bounded
     apply_softmax=False,
     smooth=0.0,
   ),
