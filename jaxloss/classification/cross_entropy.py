@@ -616,6 +616,10 @@ def pos_weight_from_counts(labels: ArrayLike) -> jax.Array:
     the ``pos_weight`` of :func:`sigmoid_binary_cross_entropy` (torch's
     ``BCEWithLogitsLoss(pos_weight=...)``).
 
+  Matches the ``pos_weight`` that torch's ``BCEWithLogitsLoss`` documentation
+  recommends (negatives over positives), with 1 for a class without
+  positives.
+
   >>> import jax.numpy as jnp, jaxloss
   >>> jaxloss.pos_weight_from_counts(jnp.array([[1, 0, 0], [0, 0, 1],
   ...                                           [0, 0, 1], [0, 0, 1]]))

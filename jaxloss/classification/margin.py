@@ -431,7 +431,7 @@ def multilabel_margin_loss(
   >>> import jax.numpy as jnp, jaxloss
   >>> jaxloss.multilabel_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]),
   ...                                jnp.array([[3, 0, -1, 1]]))
-  Array([0.85], dtype=float32)
+  Array([0.84999...], dtype=float32)
 
   References:
     PyTorch, `MultiLabelMarginLoss
