@@ -339,6 +339,10 @@ def test_optax_smooth_labels(axis, mask):
     {"weight": "random"},
     {"ignore_index": -100},
     {"ignore_index": -100, "label_smoothing": 0.1},
+    # torch 2.13 weighs each smoothing term by its own class and divides the
+    # mean by Σ w_y (issue 19 §4: jaxloss weighed it all by w_y before).
+    {"weight": "random", "label_smoothing": 0.2},
+    {"weight": "random", "ignore_index": -100, "label_smoothing": 0.3},
   ],
 )
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
@@ -390,25 +394,47 @@ def test_smoothing_with_class_mask_spreads_over_unmasked_classes():
   assert_close(soft, expected, **F64_TOL)
 
 
-def test_smoothing_with_class_weights_weights_the_whole_loss():
-  """The documented jaxloss form (torch weights each smoothing term by its
-  own class instead): ℓ = w_y((1-ε) nll + ε/C Σ_c -log p_c)."""
+def test_smoothing_with_class_weights_is_torchs_not_the_old_form():
+  """Single examples differ from the old form w_y((1-ε) nll + ε/C Σ -log p_c)
+  by tens of percent: the torch form is what jaxloss computes now; a class
+  mask spreads ε over the unmasked classes (C' of them)."""
   rng = rng_for(10)
-  logits, labels = rng.normal(size=(6, 4)), rng.integers(0, 4, 6)
-  weight, eps = rng.uniform(0.5, 2.0, 4), 0.2
+  logits, labels = rng.normal(size=(6, 4)) * 2, rng.integers(0, 4, 6)
+  weight, eps = np.array([0.2, 3.0, 1.0, 0.5]), 0.4
   logp = np_log_softmax(logits)
-  per_example = weight[labels] * (
+  old = weight[labels] * (
     (1 - eps) * -np_pick(logp, labels) - eps * logp.mean(-1)
   )
+  torch = torch_cross_entropy(
+    logits, labels, weight, label_smoothing=eps, reduction="none"
+  )
+  assert np.max(np.abs(old - torch) / torch) > 0.1  # the fix is visible
+  where = class_mask(rng, labels, 4)
+  lse = np.log((np.exp(logits) * where).sum(-1, keepdims=True))
+  logp_masked = np.where(where, logits - lse, 0)
+  masked = (1 - eps) * weight[labels] * -np_pick(logp_masked, labels) + (
+    eps / where.sum(-1) * -(logp_masked * weight * where).sum(-1)
+  )
+  u = np.arange(1.0, 7.0)  # per-example weights
   with jax.enable_x64(True):
     ours = jl.softmax_cross_entropy_with_integer_labels(
+      logits, labels, label_smoothing=eps, class_weights=weight
+    )
+    ours_masked = jl.softmax_cross_entropy_with_integer_labels(
+      logits, labels, where=where, label_smoothing=eps, class_weights=weight
+    )
+    mean = jl.softmax_cross_entropy_with_integer_labels(
       logits,
       labels,
       label_smoothing=eps,
       class_weights=weight,
+      weights=u,
       reduction="mean",
     )
-  assert_close(ours, per_example.sum() / weight[labels].sum(), **F64_TOL)
+  assert_close(ours, torch, **F64_TOL)
+  assert_close(ours_masked, masked, **F64_TOL)
+  # Σ u ℓ / Σ u w_y, as without smoothing.
+  assert_close(mean, (u * torch).sum() / (u * weight[labels]).sum(), **F64_TOL)
 
 
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
@@ -469,6 +495,101 @@ def test_torch_bce_with_logits_pos_weight():
     ours,
     torch_bce_with_logits(logits, labels, np.tile(pos_weight, (6, 1))),
     **F64_TOL,
+  )
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_torch_bce_class_weights(reduction):
+  """torch's weight=: each element's loss times w (broadcast against the last
+  axis), and "mean" the plain mean over all elements (aten's
+  binary_cross_entropy_with_logits and binary_cross_entropy: the loss times
+  weight, then apply_loss_reduction)."""
+  rng = rng_for(31)
+  logits = rng.normal(size=(5, 3)) * 3
+  labels = rng.uniform(size=(5, 3))
+  probabilities = 1 / (1 + np.exp(-logits))
+  weight = np.array([0.5, 2.0, 0.0])
+  pos_weight = np.array([3.0, 1.0, 0.5])
+  reduce_np = {"none": lambda v: v, "sum": np.sum, "mean": np.mean}[reduction]
+  with_logits = weight * torch_bce_with_logits(
+    logits, labels, np.tile(pos_weight, (5, 1))
+  )
+  on_probabilities = weight * torch_binary_cross_entropy(probabilities, labels)
+  with jax.enable_x64(True):
+    ours_logits = jl.sigmoid_binary_cross_entropy(
+      logits,
+      labels,
+      pos_weight=pos_weight,
+      class_weights=weight,
+      reduction=reduction,
+    )
+    ours_p = jl.binary_cross_entropy(
+      probabilities, labels, class_weights=weight, reduction=reduction
+    )
+    unweighted = jl.sigmoid_binary_cross_entropy(
+      logits, labels, class_weights=weight, reduction=reduction
+    )
+  assert_close(ours_logits, reduce_np(with_logits), **F64_TOL)
+  assert_close(ours_p, reduce_np(on_probabilities), **F64_TOL)
+  plain = weight * torch_bce_with_logits(logits, labels)
+  assert_close(unweighted, reduce_np(plain), **F64_TOL)
+
+
+def test_bce_class_weights_is_not_a_weighted_mean():
+  """`weights` gives the weighted mean Σ w ℓ / Σ w; `class_weights` (torch's
+  weight=) the plain mean of w ℓ."""
+  logits = np.array([[1.0, -2.0, 0.5]] * 2, np.float32)
+  labels = np.array([[1.0, 0.0, 0.0]] * 2, np.float32)
+  w = np.array([4.0, 1.0, 1.0], np.float32)
+  per_class = np.asarray(jl.sigmoid_binary_cross_entropy(logits, labels))[0]
+  assert_close(
+    jl.sigmoid_binary_cross_entropy(
+      logits, labels, class_weights=w, reduction="mean"
+    ),
+    (w * per_class).mean(),
+  )
+  assert_close(
+    jl.sigmoid_binary_cross_entropy(
+      logits, labels, weights=np.tile(w, (2, 1)), reduction="mean"
+    ),
+    (w * per_class).sum() / w.sum(),
+  )
+
+
+def test_bce_class_weights_shape_error():
+  for fn in (jl.sigmoid_binary_cross_entropy, jl.binary_cross_entropy):
+    with pytest.raises(ValueError, match=f"{fn.__name__}.*`class_weights`"):
+      fn(
+        np.full((4, 3), 0.5, np.float32),
+        np.zeros((4, 3), np.float32),
+        class_weights=np.ones(2, np.float32),
+      )
+
+
+def test_pos_weight_from_counts():
+  labels = np.array(
+    [[1, 0, 0, 1], [0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 1, 1], [1, 0, 0, 1]]
+  )
+  # negatives / positives: 3/2, no positives -> 1, 2/3, no negatives -> 0.
+  expected = np.array([1.5, 1.0, 2 / 3, 0.0])
+  ours = jl.pos_weight_from_counts(labels)
+  assert ours.dtype == jnp.float32
+  assert_close(ours, expected, **F32_TOL)
+  assert_close(jl.pos_weight_from_counts(labels.astype(bool)), expected)
+  assert_close(jl.pos_weight_from_counts(labels[None]), expected)  # [b, n, C]
+  soft = np.array([[0.5, 1.0], [0.25, 0.0]])  # positives 0.75 and 1
+  assert_close(jl.pos_weight_from_counts(soft), [1.25 / 0.75, 1.0])
+  # The class with no positives keeps its loss unweighted (and finite).
+  logits = np.linspace(-3, 3, 20, dtype=np.float32).reshape(5, 4)
+  targets = labels.astype(np.float32)
+  value = jl.sigmoid_binary_cross_entropy(logits, targets, pos_weight=ours)
+  assert np.all(np.isfinite(value))
+  plain = jl.sigmoid_binary_cross_entropy(logits, targets)
+  assert_close(value[:, 1], plain[:, 1])
+  with pytest.raises(ValueError, match="pos_weight_from_counts.*`labels`"):
+    jl.pos_weight_from_counts(np.float32(1.0))
+  checked_rejects(
+    jl.pos_weight_from_counts, np.array([[2.0, 0.0]]), arg="labels"
   )
 
 
@@ -711,6 +832,117 @@ def test_softmax_focal_loss_with_only_the_label_class_left():
       )
     )(logits)
     assert value == 0 and np.all(grad == 0), gamma
+
+
+# --------------------------------------------------------------------------- #
+# the label rule (issue 19 §1): an out-of-range label gives NaN, never
+# another class's value
+
+
+def _integer_label_calls():
+  """(name, call(logits, labels, **kw), logits, labels, num_classes)."""
+  rng = rng_for(40)
+  flat = rng.normal(size=(5, 4)).astype(np.float32)
+  grid = rng.normal(size=(5, 2, 3)).astype(np.float32)
+  torch_layout = rng.normal(size=(5, 4, 2)).astype(np.float32)
+  labels = rng.integers(0, 4, 5).astype(np.int32)
+  return [
+    ("ce", jl.softmax_cross_entropy_with_integer_labels, flat, labels, 4, {}),
+    (
+      "ce[axis=(1,2)]",
+      jl.softmax_cross_entropy_with_integer_labels,
+      grid,
+      labels,
+      6,
+      {"axis": (1, 2)},
+    ),
+    (
+      "ce[smoothing,weights]",
+      jl.softmax_cross_entropy_with_integer_labels,
+      flat,
+      labels,
+      4,
+      {"label_smoothing": 0.1, "class_weights": np.arange(1.0, 5.0)},
+    ),
+    (
+      "nll[axis=1]",
+      jl.nll_loss,
+      np.asarray(jax.nn.log_softmax(torch_layout, axis=1)),
+      rng.integers(0, 4, (5, 2)).astype(np.int32),
+      4,
+      {"axis": 1, "class_weights": np.arange(1.0, 5.0)},
+    ),
+    ("focal", jl.softmax_focal_loss, flat, labels, 4, {"alpha": np.ones(4)}),
+  ]
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_out_of_range_labels_give_nan(index):
+  name, fn, logits, labels, num_classes, kwargs = _integer_label_calls()[index]
+  bad = labels.copy()
+  bad.reshape(len(bad), -1)[:3, 0] = [-1, num_classes, -100]
+  good = np.asarray(fn(logits, labels, **kwargs))
+  values = np.asarray(fn(logits, bad, **kwargs))
+  wrong = np.zeros(labels.shape, bool)
+  wrong.reshape(len(bad), -1)[:3, 0] = True
+  assert np.all(np.isnan(values[wrong])), name
+  assert_close(values[~wrong], good[~wrong], what=name)
+  assert np.isnan(fn(logits, bad, **kwargs, reduction="mean")), name
+  # Masked out, they are dropped: the mean of the others, finite gradients.
+  keep = ~wrong
+  mean, grad = jax.value_and_grad(
+    lambda x: fn(x, bad, **kwargs, where=keep, reduction="mean")
+  )(logits)
+  assert_close(mean, fn(logits, labels, **kwargs, where=keep, reduction="mean"))
+  assert np.all(np.isfinite(grad)), name
+
+
+def test_optax_reads_label_minus_one_as_the_last_class_jaxloss_gives_nan():
+  """The documented difference from optax's function of the same name."""
+  logits = np.array([[1.0, 2.0, 3.0, 4.0], [0.5, 0.0, -1.0, 2.0]], np.float32)
+  labels = np.array([-1, 0], np.int32)
+  theirs = optax.losses.softmax_cross_entropy_with_integer_labels(
+    logits, labels
+  )
+  last = optax.losses.softmax_cross_entropy_with_integer_labels(
+    logits, np.array([3, 0], np.int32)
+  )
+  assert_close(theirs, last)  # optax: -1 silently means class 3
+  ours = jl.softmax_cross_entropy_with_integer_labels(logits, labels)
+  assert np.isnan(ours[0]) and ours[1] == pytest.approx(float(theirs[1]))
+
+
+def test_padding_without_ignore_index_is_loud():
+  """torch's padding label -100 with a forgotten ignore_index gives NaN (the
+  padding would otherwise be trained on as the class -100 wraps to)."""
+  logits = np.zeros((3, 4), np.float32)
+  labels = np.array([1, -100, 2], np.int32)
+  assert np.isnan(
+    jl.softmax_cross_entropy_with_integer_labels(
+      logits, labels, reduction="mean"
+    )
+  )
+  assert_close(
+    jl.softmax_cross_entropy_with_integer_labels(
+      logits, labels, ignore_index=-100, reduction="mean"
+    ),
+    np.log(4.0),
+  )
+  assert np.isnan(jl.nll_loss(logits, labels, reduction="sum"))
+  assert_close(
+    jl.nll_loss(logits, labels, ignore_index=-100, reduction="sum"), 0.0
+  )
+
+
+def test_perplexity_of_an_out_of_range_token_is_nan():
+  logits = np.zeros((2, 3, 5), np.float32)
+  labels = np.array([[0, 1, 5], [2, 3, 4]], np.int32)
+  assert np.isnan(jl.perplexity(logits, labels))
+  per_sequence = jl.perplexity(logits, labels, per_sequence=True)
+  assert np.isnan(per_sequence[0]) and per_sequence[1] == pytest.approx(5.0)
+  where = labels < 5  # masked: dropped
+  assert_close(jl.perplexity(logits, labels, where=where), 5.0)
+  checked_rejects(jl.perplexity, logits, labels, arg="labels")
 
 
 # --------------------------------------------------------------------------- #

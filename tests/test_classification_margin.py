@@ -2,7 +2,8 @@
 
 References: optax 0.2.8 itself for the optax names; torch's semantics written
 out in float64 NumPy (torch is not a test dependency) for multi_margin_loss,
-soft_margin_loss and multilabel_soft_margin_loss; the formulas for the rest.
+soft_margin_loss, multilabel_soft_margin_loss and multilabel_margin_loss;
+the formulas for the rest.
 """
 
 import hypothesis
@@ -105,6 +106,29 @@ def torch_multilabel_soft_margin_loss(x, y, weight=None, reduction="none"):
   if weight is not None:
     loss = loss * np.asarray(weight, np.float64)
   out = loss.sum(-1) / x.shape[-1]
+  return {"none": out, "sum": out.sum(), "mean": out.mean()}[reduction]
+
+
+def torch_multilabel_margin_loss(x, y, reduction="none"):
+  """torch.nn.functional.multilabel_margin_loss, as aten's CPU kernel
+  (multilabel_margin_loss_forward_out_frame) computes it: the targets are the
+  entries of y before its first negative one; for each listed target j (a
+  repeated one counts again) and each class d not among the targets,
+  max(0, 1 - x[j] + x[d]); the sum divided by C; "mean" over samples."""
+  x = np.asarray(x, np.float64)
+  n, num_classes = x.shape
+  out = np.zeros(n)
+  for i in range(n):
+    listed = []
+    for j in range(num_classes):
+      if y[i, j] < 0:
+        break
+      listed.append(y[i, j])
+    for j in listed:
+      for d in range(num_classes):
+        if d not in listed:
+          out[i] += max(0.0, 1 - x[i, j] + x[i, d])
+    out[i] /= num_classes
   return {"none": out, "sum": out.sum(), "mean": out.mean()}[reduction]
 
 
@@ -383,6 +407,124 @@ def test_multilabel_soft_margin_loss_float64():
   assert_close(
     out, torch_multilabel_soft_margin_loss(logits, labels), rtol=1e-12, atol=0
   )
+
+
+# --------------------------------------------------------------------------- #
+# multilabel_margin_loss: torch's MultiLabelMarginLoss
+
+
+def _torch_targets(seed, n):
+  """Lists of distinct classes ended by -1 (none when full), leftovers after
+  the -1 (ignored), and one list with a repeated class."""
+  rng = np.random.default_rng(seed)
+  labels = np.argsort(rng.random((n, C)), axis=-1).astype(np.int32)
+  k = rng.integers(0, C + 1, size=(n, 1))
+  labels = np.where(np.arange(C) == k, -1, labels).astype(np.int32)
+  labels[0] = [2, 2, 0, -1, 4]  # class 2 listed twice counts twice
+  return labels
+
+
+def test_multilabel_margin_loss_torch_doc_example():
+  """torch's documentation: input [0.1, 0.2, 0.4, 0.8], target [3, 0, -1, 1]
+  gives 0.85."""
+  value = jl.multilabel_margin_loss(
+    np.array([[0.1, 0.2, 0.4, 0.8]], np.float32),
+    np.array([[3, 0, -1, 1]], np.int32),
+    reduction="mean",
+  )
+  assert_close(value, 0.85, RTOL, ATOL)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_multilabel_margin_loss_matches_torch(seed, reduction):
+  scores = _scores(seed, 8, C).astype(np.float64) / 2
+  labels = _torch_targets(seed, 8)
+  with jax.enable_x64(True):
+    ours = jl.multilabel_margin_loss(scores, labels, reduction=reduction)
+  assert_close(
+    ours,
+    torch_multilabel_margin_loss(scores, labels, reduction),
+    1e-12,
+    1e-12,
+  )
+
+
+def test_multilabel_margin_loss_multi_hot_mask():
+  """A boolean mask is the set of targets (each once); it equals the torch
+  list of the same classes."""
+  scores = _scores(4, 6, C)
+  labels = _torch_targets(4, 6)
+  labels[0] = [2, 0, -1, 0, 0]  # no repeats here
+  mask = np.zeros((6, C), bool)
+  for i, row in enumerate(labels):
+    for j in row:
+      if j < 0:
+        break
+      mask[i, j] = True
+  assert_close(
+    jl.multilabel_margin_loss(scores, mask),
+    jl.multilabel_margin_loss(scores, labels),
+    RTOL,
+    ATOL,
+  )
+  assert_close(
+    jl.multilabel_margin_loss(scores, mask),
+    torch_multilabel_margin_loss(scores, labels),
+    RTOL,
+    ATOL,
+  )
+
+
+def test_multilabel_margin_loss_class_mask_equals_dropping_the_class():
+  scores = _scores(5, 4, C)
+  labels = np.array(
+    [[0, 3, -1, 1, 1], [4, -1, 0, 0, 0], [1, 2, 3, 0, 4], [-1, 0, 0, 0, 0]],
+    np.int32,
+  )
+  where = np.ones((4, C), bool)
+  where[:, 2] = False
+  ours = jl.multilabel_margin_loss(scores, labels, where=where)
+  # Class 2 dropped: scores without it, labels renumbered (2 removed).
+  kept = np.delete(scores, 2, axis=-1)
+  renumbered = np.array(
+    [[0, 2, -1, 1], [3, -1, 0, 0], [1, 2, 0, 3], [-1, 0, 0, 0]], np.int32
+  )
+  assert_close(ours, torch_multilabel_margin_loss(kept, renumbered), RTOL, ATOL)
+
+
+def test_multilabel_margin_loss_out_of_range_index_is_nan():
+  """An index >= C before the first -1 gives NaN (torch raises); after the
+  -1 it is ignored, as in torch; checked() reports it."""
+  scores = _scores(6, 3, C)
+  labels = np.array([[1, C, -1, 0, 0], [1, -1, C, 7, 0], [0, 1, -1, 0, 0]])
+  labels = labels.astype(np.int32)
+  values = np.asarray(jl.multilabel_margin_loss(scores, labels))
+  assert np.isnan(values[0]) and np.all(np.isfinite(values[1:]))
+  assert_close(
+    values[1:], torch_multilabel_margin_loss(scores[1:], labels[1:]), RTOL, ATOL
+  )
+  keep = np.array([False, True, True])
+  mean, grad = jax.value_and_grad(
+    lambda s: jl.multilabel_margin_loss(s, labels, where=keep, reduction="mean")
+  )(scores)
+  assert_close(mean, values[1:].mean(), RTOL, ATOL)
+  assert np.all(np.isfinite(grad))
+  checked_rejects(
+    jl.multilabel_margin_loss, scores, labels, arg="labels", what="must hold"
+  )
+  jl.checked(jl.multilabel_margin_loss)(scores, labels, where=keep)
+
+
+def test_multilabel_margin_loss_errors():
+  with pytest.raises(TypeError, match="multilabel_margin_loss.*`labels`"):
+    jl.multilabel_margin_loss(
+      np.zeros((2, 3), np.float32), np.zeros((2, 3), np.float32)
+    )
+  with pytest.raises(ValueError, match="multilabel_margin_loss.*`labels`"):
+    jl.multilabel_margin_loss(
+      np.zeros((2, 3), np.float32), np.zeros((2,), np.int32)
+    )
 
 
 # --------------------------------------------------------------------------- #

@@ -187,3 +187,31 @@ def test_fenchel_young_loss_same_values_as_optax():
     rtol=1e-5,
     atol=1e-6,
   )
+
+
+# --------------------------------------------------------------------------- #
+# the label rule: where optax silently reads an out-of-range integer label
+# (-1 as the last class, C as no class), jaxloss gives NaN on purpose
+# (docs/names.md); valid labels keep optax's values.
+
+LABEL_RULE_NAMES = [
+  "multiclass_hinge_loss",
+  "multiclass_perceptron_loss",
+  "multiclass_sparsemax_loss",
+  "softmax_cross_entropy_with_integer_labels",
+]
+
+
+@pytest.mark.parametrize("name", LABEL_RULE_NAMES)
+def test_out_of_range_labels_nan_where_optax_is_silent(name):
+  rng = np.random.default_rng(3)
+  scores = rng.normal(size=(4, 5)).astype(np.float32)
+  labels = np.array([-1, 5, 2, 0], np.int32)
+  theirs = np.asarray(getattr(optax.losses, name)(scores, labels))
+  ours = np.asarray(getattr(jaxloss, name)(scores, labels))
+  # optax gives a finite, plausible value for label -1 (and, but for the
+  # cross-entropy, for label C too): silently wrong.
+  assert np.isfinite(theirs[0])
+  assert np.all(np.isnan(ours[:2]))
+  np.testing.assert_allclose(ours[2:], theirs[2:], rtol=1e-5, atol=1e-6)
+  assert "NaN" in getattr(jaxloss, name).__doc__

@@ -7,11 +7,14 @@ is running (:mod:`jaxloss._core.loss`).
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss._core import checks, numerics, value_checks
+from jaxloss._core import labels as labels_lib
 from jaxloss._core.reduction import split_where
 
 Axis = int | tuple[int, ...] | None
@@ -33,7 +36,9 @@ def classes_last(
 
   def move(x: jax.Array) -> jax.Array:
     x = jnp.transpose(x, batch + axes)
-    return x.reshape(x.shape[: len(batch)] + (-1,))
+    # The class size spelled out: ``-1`` cannot be inferred for 0 examples.
+    classes = math.prod(x.shape[len(batch) :])
+    return x.reshape(x.shape[: len(batch)] + (classes,))
 
   if where is not None and jnp.ndim(where) == ndim:
     where = move(checks.broadcast_mask("where", where, arrays[0].shape))
@@ -169,11 +174,6 @@ def drop_ignored(
   return labels, examples
 
 
-def pick(x: jax.Array, labels: jax.Array) -> jax.Array:
-  """``x[..., labels]`` along the last axis."""
-  return jnp.take_along_axis(x, labels[..., None], axis=-1)[..., 0]
-
-
 def class_weight_vector(
   class_weights: ArrayLike, num_classes: int, dtype: jnp.dtype
 ) -> jax.Array:
@@ -185,6 +185,17 @@ def class_weight_vector(
   return class_weights.astype(dtype)
 
 
+def label_class_weights(
+  class_weights: ArrayLike, labels: jax.Array, like: jax.Array, axis: int = -1
+) -> jax.Array:
+  """``class_weights[labels]`` (``[num_classes]`` weights, classes of
+  ``like`` along ``axis``), at clipped labels: an out-of-range label's value
+  is NaN anyway (:func:`jaxloss._core.labels.nan_unless_valid`)."""
+  num_classes = like.shape[axis]
+  vector = class_weight_vector(class_weights, num_classes, like.dtype)
+  return vector[labels_lib.clipped(labels, num_classes)]
+
+
 def combine_weights(
   labels: jax.Array,
   class_weights: ArrayLike | None,
@@ -193,12 +204,11 @@ def combine_weights(
   axis: int = -1,
 ) -> ArrayLike | None:
   """Per-example weights ``class_weights[labels] * weights`` (or ``None``);
-  ``like`` holds the classes along ``axis``."""
+  ``like`` holds the classes along ``axis``. An out-of-range label takes a
+  clipped index's weight (its value is NaN: :mod:`jaxloss._core.labels`)."""
   if class_weights is None:
     return weights
-  per_example = class_weight_vector(
-    class_weights, like.shape[axis], like.dtype
-  )[labels]
+  per_example = label_class_weights(class_weights, labels, like, axis)
   if weights is None:
     return per_example
   return per_example * checks.broadcast_weights("weights", weights, per_example)

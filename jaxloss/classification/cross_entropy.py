@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss._core import checks, numerics, value_checks
+from jaxloss._core import labels as labels_lib
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce, split_where
 from jaxloss.classification import _inputs
@@ -30,6 +31,7 @@ def sigmoid_binary_cross_entropy(
   labels: ArrayLike,
   *,
   pos_weight: ArrayLike | None = None,
+  class_weights: ArrayLike | None = None,
   label_smoothing: ArrayLike = 0.0,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
@@ -38,14 +40,19 @@ def sigmoid_binary_cross_entropy(
   r"""Binary cross-entropy on logits, elementwise.
 
   .. math::
-    \ell = -\big(w_+\, y \log \sigma(x) + (1 - y) \log \sigma(-x)\big),
+    \ell = -w \big(w_+\, y \log \sigma(x) + (1 - y) \log \sigma(-x)\big),
     \qquad y \leftarrow (1 - \varepsilon)\, y + \varepsilon / 2
 
   Args:
     logits: ``[...]`` floating logits.
     labels: ``[...]`` targets in [0, 1] (float, int or bool), same shape.
     pos_weight: optional weight ``w_+`` of the positive term, broadcastable to
-      ``logits`` (per class in a multi-label problem).
+      ``logits`` (per class in a multi-label problem; see
+      :func:`pos_weight_from_counts`): torch's ``pos_weight=``.
+    class_weights: optional rescaling ``w`` of each element's loss,
+      broadcastable to ``logits`` (``[num_classes]`` weighs the classes of the
+      last axis): torch's ``weight=``. ``"mean"`` still averages over all
+      elements, as torch does (not a weighted mean: ``weights`` gives that).
     label_smoothing: ``ε`` in [0, 1]: targets move towards 1/2.
     where, weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
 
@@ -53,7 +60,8 @@ def sigmoid_binary_cross_entropy(
     ``[...]`` elementwise loss, or a scalar for ``"sum"``/``"mean"``.
 
   Matches ``optax.losses.sigmoid_binary_cross_entropy`` and, with
-  ``pos_weight``, ``torch.nn.functional.binary_cross_entropy_with_logits``.
+  ``pos_weight`` and ``class_weights``,
+  ``torch.nn.functional.binary_cross_entropy_with_logits`` (``weight=``).
 
   >>> import jax.numpy as jnp, jaxloss
   >>> jaxloss.sigmoid_binary_cross_entropy(jnp.array([0.0, 2.0]),
@@ -70,13 +78,17 @@ def sigmoid_binary_cross_entropy(
     labels = labels * (1 - label_smoothing) + 0.5 * label_smoothing
   if pos_weight is None:
     values = numerics.sigmoid_cross_entropy(logits, labels)
-    return reduce(values, reduction, weights=weights, where=where)
-  log_p, log_not_p = numerics.log_sigmoid_pair(logits)
-  positive = labels * log_p
-  positive = positive * checks.broadcast_weights(
-    "pos_weight", pos_weight, logits
-  )
-  values = -positive - (1 - labels) * log_not_p
+  else:
+    log_p, log_not_p = numerics.log_sigmoid_pair(logits)
+    positive = labels * log_p
+    positive = positive * checks.broadcast_weights(
+      "pos_weight", pos_weight, logits
+    )
+    values = -positive - (1 - labels) * log_not_p
+  if class_weights is not None:
+    values = values * checks.broadcast_weights(
+      "class_weights", class_weights, logits
+    )
   return reduce(values, reduction, weights=weights, where=where)
 
 
@@ -87,6 +99,7 @@ def binary_cross_entropy(
   probabilities: ArrayLike,
   labels: ArrayLike,
   *,
+  class_weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: Reduction = "none",
@@ -94,7 +107,7 @@ def binary_cross_entropy(
   r"""Binary cross-entropy on probabilities, with torch's log clamp at −100.
 
   .. math::
-    \ell = -\big(y \max(\log p, -100) + (1 - y) \max(\log(1 - p), -100)\big)
+    \ell = -w \big(y \max(\log p, -100) + (1 - y) \max(\log(1 - p), -100)\big)
 
   Probabilities of exactly 0 and 1 give finite values; in the clamped region
   the loss is flat, so its gradient there is 0.
@@ -102,12 +115,16 @@ def binary_cross_entropy(
   Args:
     probabilities: ``[...]`` predicted probabilities in [0, 1].
     labels: ``[...]`` targets in [0, 1], same shape.
+    class_weights: optional rescaling ``w`` of each element's loss,
+      broadcastable to ``probabilities`` (``[num_classes]`` weighs the last
+      axis): torch's ``weight=``. ``"mean"`` still averages over all
+      elements, as torch does (not a weighted mean: ``weights`` gives that).
     where, weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
 
   Returns:
     ``[...]`` elementwise loss, or a scalar for ``"sum"``/``"mean"``.
 
-  Matches ``torch.nn.functional.binary_cross_entropy``.
+  Matches ``torch.nn.functional.binary_cross_entropy`` (``weight=``).
 
   >>> import jax.numpy as jnp, jaxloss
   >>> jaxloss.binary_cross_entropy(jnp.array([0.5, 0.0]), jnp.array([1.0, 1.0]))
@@ -124,6 +141,10 @@ def binary_cross_entropy(
     labels * numerics.clamped_log(probabilities)
     + (1 - labels) * numerics.clamped_log(1 - probabilities)
   )
+  if class_weights is not None:
+    values = values * checks.broadcast_weights(
+      "class_weights", class_weights, probabilities
+    )
   return reduce(values, reduction, weights=weights, where=where)
 
 
@@ -258,9 +279,19 @@ def softmax_cross_entropy_with_integer_labels(
   r"""Cross-entropy between integer class labels and ``softmax(logits)``.
 
   .. math::
-    \ell = w_y \Big((1 - \varepsilon)\,\big(-\log p_y\big)
-           + \frac{\varepsilon}{C} \sum_c -\log p_c\Big),
+    \ell = (1 - \varepsilon)\, w_y \big(-\log p_y\big)
+           + \frac{\varepsilon}{C} \sum_c w_c \big(-\log p_c\big),
     \qquad p = \operatorname{softmax}(x)
+
+  (``w = 1`` without ``class_weights``), torch 2.13's formula: each smoothing
+  term is weighted by its own class, and ``"mean"`` divides by
+  ``Σ w_y`` (times ``weights``, over the unmasked examples).
+
+  A label outside ``[0, C)`` that is neither ``ignore_index`` nor masked out
+  by ``where`` gives **NaN** for its example, on purpose
+  (:mod:`jaxloss._core.labels`): optax's function of the same name reads
+  label ``-1`` as the last class, silently. Ignored and masked examples are
+  dropped whatever their label.
 
   Args:
     logits: ``[..., num_classes]`` floating logits.
@@ -272,11 +303,10 @@ def softmax_cross_entropy_with_integer_labels(
       class should stay unmasked) or of the labels' shape (drops examples).
     label_smoothing: ``ε`` in [0, 1], spread over the ``C`` unmasked classes
       (torch's convention: all classes).
-    class_weights: optional ``[num_classes]`` weights; they become per-example
-      weights ``w_y``, so ``"mean"`` is torch's weighted mean
-      ``Σ w_y ℓ / Σ w_y``. With ``label_smoothing`` as well, the whole
-      smoothed loss is weighted by ``w_y`` (torch weights each smoothing term
-      by its own class).
+    class_weights: optional ``[num_classes]`` weights ``w``. Without
+      ``label_smoothing`` they become per-example weights ``w_y``, so
+      ``"mean"`` is torch's weighted mean ``Σ w_y ℓ / Σ w_y``; with it, the
+      formula above (``"none"`` gives ``ℓ``, ``"mean"`` ``Σ ℓ / Σ w_y``).
     ignore_index: optional label value that takes no part (torch's
       ``ignore_index``): sugar for ``where=labels != ignore_index``.
     weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
@@ -284,9 +314,9 @@ def softmax_cross_entropy_with_integer_labels(
   Returns:
     ``labels``' shape, or a scalar for ``"sum"``/``"mean"``.
 
-  Matches ``optax.losses.softmax_cross_entropy_with_integer_labels`` and
-  ``torch.nn.functional.cross_entropy`` with each of ``label_smoothing``,
-  ``weight`` and ``ignore_index``.
+  Matches ``optax.losses.softmax_cross_entropy_with_integer_labels`` (for
+  valid labels) and ``torch.nn.functional.cross_entropy`` with any of
+  ``label_smoothing``, ``weight`` and ``ignore_index``.
 
   >>> import jax.numpy as jnp, jaxloss
   >>> logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
@@ -302,11 +332,35 @@ def softmax_cross_entropy_with_integer_labels(
   logits, labels, elements, examples = _inputs.integer_label_inputs(
     logits, labels, axis, where, ignore_index, shift=False
   )
+  num_classes = logits.shape[-1]
   # log Σ exp(x − m) + (m − x_y): two terms >= 0, both relative to the max
   # m, so small losses keep their precision; one max, one fused Σ exp.
   top, log_total = numerics.max_and_log_sum_exp(logits, elements)
-  values = log_total + (top - _inputs.pick(logits, labels))
-  if not (checks.is_static_number(label_smoothing) and label_smoothing == 0):
+  values = log_total + (top - labels_lib.pick(logits, labels))
+  smoothed = not (
+    checks.is_static_number(label_smoothing) and label_smoothing == 0
+  )
+  if smoothed and class_weights is not None:
+    values = _weighted_smoothing(
+      logits,
+      labels,
+      values,
+      top,
+      log_total,
+      elements,
+      label_smoothing,
+      class_weights,
+    )
+    values = labels_lib.nan_unless_valid(values, labels, num_classes)
+    # torch: Σ ℓ / Σ w_y (ℓ already holds the class weights).
+    if reduction != "mean":
+      return reduce(values, reduction, weights=weights, where=examples)
+    total = reduce(values, "sum", weights=weights, where=examples)
+    label_weights = _inputs.label_class_weights(class_weights, labels, logits)
+    return total / _nonzero(
+      reduce(label_weights, "sum", weights=weights, where=examples)
+    )
+  if smoothed:
     shifted = logits - top[..., None]
     if elements is None:
       mean_shifted = jnp.mean(shifted, axis=-1)
@@ -317,8 +371,46 @@ def softmax_cross_entropy_with_integer_labels(
       )
     smoothing = numerics.like(label_smoothing, values)
     values = (1 - smoothing) * values + smoothing * (log_total - mean_shifted)
+  values = labels_lib.nan_unless_valid(values, labels, num_classes)
   weights = _inputs.combine_weights(labels, class_weights, weights, logits)
   return reduce(values, reduction, weights=weights, where=examples)
+
+
+def _weighted_smoothing(
+  logits: jax.Array,
+  labels: jax.Array,
+  nll: jax.Array,
+  top: jax.Array,
+  log_total: jax.Array,
+  elements: jax.Array | None,
+  label_smoothing: ArrayLike,
+  class_weights: ArrayLike,
+) -> jax.Array:
+  r"""torch's smoothed, class-weighted cross-entropy per example:
+  ``(1 − ε) w_y nll + (ε / C) Σ_c w_c (−log p_c)`` over the ``C`` unmasked
+  classes, with ``−log p_c = log_total − (x_c − top)``."""
+  class_weights = _inputs.class_weight_vector(
+    class_weights, logits.shape[-1], logits.dtype
+  )
+  shifted = logits - top[..., None]
+  row = class_weights.reshape((1,) * (logits.ndim - 1) + (-1,))
+  count = _inputs.class_count(elements, logits)
+  if elements is None:
+    weight_sum = jnp.sum(row, axis=-1)
+    weighted_shift = jnp.sum(row * shifted, axis=-1)
+  else:
+    masked = jnp.where(elements, row, 0)
+    weight_sum = jnp.sum(masked, axis=-1)
+    weighted_shift = jnp.sum(jnp.where(elements, masked * shifted, 0), axis=-1)
+  smooth = (weight_sum * log_total - weighted_shift) / count
+  label_weights = class_weights[labels_lib.clipped(labels, logits.shape[-1])]
+  eps = numerics.like(label_smoothing, nll)
+  return (1 - eps) * label_weights * nll + eps * smooth
+
+
+def _nonzero(x: jax.Array) -> jax.Array:
+  """``x``, with 1 where it is 0 (an empty weighted mean is 0, not NaN)."""
+  return jnp.where(x == 0, jnp.ones_like(x), x)
 
 
 @loss(labels=value_checks.class_index("log_probabilities"))
@@ -337,6 +429,10 @@ def nll_loss(
 
   .. math::
     \ell = -w_y \log p_y
+
+  A label outside ``[0, C)`` that is neither ``ignore_index`` nor masked out
+  by ``where`` gives **NaN** for its example (torch raises an index error;
+  :mod:`jaxloss._core.labels`).
 
   Args:
     log_probabilities: ``[..., num_classes]`` log-probabilities (e.g. from
@@ -373,7 +469,10 @@ def nll_loss(
   if where is not None:
     mask = checks.broadcast_mask("where", where, labels.shape)
   labels, examples = _inputs.drop_ignored(labels, ignore_index, mask)
-  values = -_inputs.pick(jnp.moveaxis(log_probabilities, axis, -1), labels)
+  values = -labels_lib.pick(log_probabilities, labels, axis)
+  values = labels_lib.nan_unless_valid(
+    values, labels, log_probabilities.shape[axis]
+  )
   weights = _inputs.combine_weights(
     labels, class_weights, weights, log_probabilities, axis
   )
@@ -493,6 +592,56 @@ def class_weights_from_counts(
   return jnp.where(total > 0, raw * scale, 1)
 
 
+@loss(labels=value_checks.unit_interval)
+def pos_weight_from_counts(labels: ArrayLike) -> jax.Array:
+  r"""Per-class ``pos_weight`` for imbalanced multi-label data: negatives over
+  positives.
+
+  .. math::
+    w_{+,c} = \frac{\sum_i (1 - y_{ic})}{\sum_i y_{ic}}
+    \quad (\text{1 if } \textstyle\sum_i y_{ic} = 0)
+
+  A class with no positive example gets 1: there is no positive term to
+  weigh, and 1 leaves the loss as it is (the ratio would be ``inf``, and
+  ``0 · inf`` a NaN in the loss). A class with no negative example gets 0,
+  the ratio itself.
+
+  Args:
+    labels: ``[examples, num_classes]`` multi-hot labels in [0, 1] (float,
+      int or bool; soft labels count fractionally); any leading axes are
+      examples too.
+
+  Returns:
+    ``[num_classes]`` weights (float32 for integer or boolean labels), for
+    the ``pos_weight`` of :func:`sigmoid_binary_cross_entropy` (torch's
+    ``BCEWithLogitsLoss(pos_weight=...)``).
+
+  Matches the ``pos_weight`` that torch's ``BCEWithLogitsLoss`` documentation
+  recommends (negatives over positives), with 1 for a class without
+  positives.
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> jaxloss.pos_weight_from_counts(jnp.array([[1, 0, 0], [0, 0, 1],
+  ...                                           [0, 0, 1], [0, 0, 1]]))
+  Array([3.        , 1.        , 0.33333334], dtype=float32)
+
+  References:
+    PyTorch, `BCEWithLogitsLoss
+    <https://pytorch.org/docs/stable/generated/torch.nn.BCEWithLogitsLoss.html>`_
+    (``pos_weight``: "the number of negative examples divided by the number
+    of positive examples").
+  """
+  labels = jnp.asarray(labels)
+  if not jnp.issubdtype(labels.dtype, jnp.floating):  # int or bool: float32
+    labels = checks.as_targets("labels", labels, jnp.zeros((), jnp.float32))
+  checks.min_rank("labels", labels, 1, "a class axis")
+  axes = tuple(range(labels.ndim - 1))
+  positives = jnp.sum(labels, axis=axes)
+  negatives = jnp.sum(1 - labels, axis=axes)
+  some = positives > 0
+  return jnp.where(some, negatives / jnp.where(some, positives, 1), 1)
+
+
 @loss(labels=value_checks.class_index("logits", axis_arg=None))
 def perplexity(
   logits: ArrayLike,
@@ -511,6 +660,10 @@ def perplexity(
   (or an empty sequence) gives 1, the exponential of the empty mean 0. The
   value saturates at the dtype's largest finite number, with gradient 0 there,
   instead of overflowing.
+
+  An unmasked token outside ``[0, vocab)`` gives **NaN** (the corpus's, or
+  its sequence's, perplexity: :mod:`jaxloss._core.labels`); masked tokens
+  are dropped whatever their label.
 
   Args:
     logits: ``[..., time, vocab]`` floating logits.
@@ -560,6 +713,7 @@ __all__ = [
   "class_weights_from_counts",
   "nll_loss",
   "perplexity",
+  "pos_weight_from_counts",
   "safe_softmax_cross_entropy",
   "sigmoid_binary_cross_entropy",
   "smooth_labels",

@@ -16,6 +16,7 @@ from jax.typing import ArrayLike
 from optax import projections
 
 from jaxloss._core import checks, numerics
+from jaxloss._core import labels as labels_lib
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce
 from jaxloss.classification import _inputs
@@ -102,6 +103,10 @@ def multiclass_sparsemax_loss(
   Zero if and only if ``sparsemax(scores)`` is the one-hot label. The
   projection onto the simplex is ``optax.projections.projection_simplex``.
 
+  A label outside ``[0, C)`` that is not masked out by ``where`` gives
+  **NaN** for its example, on purpose (:mod:`jaxloss._core.labels`): optax's
+  function of the same name gives a finite value there, silently.
+
   Args:
     scores: ``[..., num_classes]`` floating scores.
     labels: ``[...]`` integer class indices.
@@ -126,7 +131,7 @@ def multiclass_sparsemax_loss(
     attention and multi-label classification
     <https://arxiv.org/abs/1602.02068>`_, 2016.
   """
-  scores, _, one_hot, elements, examples = _inputs.multiclass(
+  scores, labels, one_hot, elements, examples = _inputs.multiclass(
     scores, labels, where
   )
   if elements is not None:
@@ -139,6 +144,7 @@ def multiclass_sparsemax_loss(
   values = jnp.sum(probabilities * (scores - label_scores), axis=-1) + 0.5 * (
     1 - jnp.sum(jnp.square(probabilities), axis=-1)
   )
+  values = labels_lib.nan_unless_valid(values, labels, scores.shape[-1])
   return reduce(values, reduction, weights=weights, where=examples)
 
 

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss._core import checks, numerics, value_checks
+from jaxloss._core import labels as labels_lib
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce
 from jaxloss.classification import _inputs
@@ -137,7 +138,13 @@ def softmax_focal_loss(
     p = \operatorname{softmax}(x)
 
   ``log(1 − p_y)`` is the log-sum-exp of the other classes' logits minus the
-  normaliser, so ``p_y = 1`` and ``γ < 1`` give finite values and gradients.
+  normaliser, so ``p_y = 1`` and ``γ < 1`` give finite values and gradients;
+  its derivative is written as ``p_y (q − e_y)`` (``q`` the softmax of the
+  other classes), so that logits of 1e15 and more lose no gradient to
+  cancellation.
+
+  A label outside ``[0, C)`` that is not masked out by ``where`` gives
+  **NaN** for its example (:mod:`jaxloss._core.labels`).
 
   Args:
     logits: ``[..., num_classes]`` floating logits.
@@ -169,22 +176,17 @@ def softmax_focal_loss(
   logits, labels, elements, examples = _inputs.integer_label_inputs(
     logits, labels, axis, where
   )
+  num_classes = logits.shape[-1]
   lse = numerics.masked_logsumexp(logits, elements)  # 0 for an empty row
-  is_label = jax.nn.one_hot(labels, logits.shape[-1], dtype=jnp.bool_)
+  is_label = jax.nn.one_hot(labels, num_classes, dtype=jnp.bool_)
   others = ~is_label if elements is None else elements & ~is_label
-  # log(1 - p_y): with no other class p_y = 1, and log 0 is taken as the
-  # dtype's lowest number (masked_logsumexp's empty row gives 0).
-  log_others = jnp.where(
-    jnp.any(others, axis=-1),
-    numerics.masked_logsumexp(logits, others),
-    jnp.finfo(logits.dtype).min,
-  )
-  log_1m_p = log_others - lse
-  values = (lse - _inputs.pick(logits, labels)) * jnp.exp(
+  log_1m_p = _log_not_label(logits, is_label, others, elements)
+  values = (lse - labels_lib.pick(logits, labels)) * jnp.exp(
     numerics.like(gamma, lse) * log_1m_p
   )
   if alpha is not None:
     values = values * _per_example_alpha(alpha, labels, logits)
+  values = labels_lib.nan_unless_valid(values, labels, num_classes)
   return reduce(values, reduction, weights=weights, where=examples)
 
 
@@ -262,6 +264,62 @@ def _sigmoid_focal_terms(
   return ce, log_1m_pt, alpha * labels + (1 - alpha) * (1 - labels)
 
 
+@jax.custom_jvp
+def _log_not_label(
+  logits: jax.Array,
+  is_label: jax.Array,
+  others: jax.Array,
+  elements: jax.Array | None,
+) -> jax.Array:
+  r"""``log(1 − p_y)`` over the last axis: the log-sum-exp of the other
+  (unmasked) classes minus that of all unmasked classes; the dtype's lowest
+  number where no other class is left (``p_y = 1``).
+
+  Its derivative is ``p_y (q − e_y)``, ``q`` the softmax over the other
+  classes: autodiff of the difference would give ``q − p`` from two terms
+  whose cotangents, multiplied by a large cross-entropy, cancel in the
+  backward pass (at logits of 1e15 the gradient of the focal loss loses its
+  ``+1`` at the largest logit). Belongs in ``_core/numerics.py``.
+  """
+  return _log_not_label_parts(logits, is_label, others, elements)[0]
+
+
+def _log_not_label_parts(
+  logits: jax.Array,
+  is_label: jax.Array,
+  others: jax.Array,
+  elements: jax.Array | None,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """``(log(1 − p_y), log-sum-exp of all, log-sum-exp of the others)``."""
+  lse = numerics.masked_logsumexp(logits, elements)
+  any_other = jnp.any(others, axis=-1)
+  log_others = jnp.where(
+    any_other,
+    numerics.masked_logsumexp(logits, others),
+    jnp.finfo(logits.dtype).min,
+  )
+  return log_others - lse, lse, log_others
+
+
+@_log_not_label.defjvp
+def _log_not_label_jvp(
+  primals: tuple[jax.Array, ...], tangents: tuple[jax.Array, ...]
+) -> tuple[jax.Array, jax.Array]:
+  logits, is_label, others, elements = primals
+  d_logits = tangents[0]
+  value, lse, log_others = _log_not_label_parts(
+    logits, is_label, others, elements
+  )
+  label_logit = jnp.sum(jnp.where(is_label, logits, 0), axis=-1)
+  p_label = jnp.exp(jnp.minimum(label_logit - lse, 0))
+  q = jnp.where(
+    others, jnp.exp(jnp.minimum(logits - log_others[..., None], 0)), 0
+  )
+  d_label = jnp.sum(jnp.where(is_label, d_logits, 0), axis=-1)
+  tangent = p_label * (jnp.sum(q * d_logits, axis=-1) - d_label)
+  return value, tangent
+
+
 def _per_example_alpha(
   alpha: ArrayLike, labels: jax.Array, logits: jax.Array
 ) -> jax.Array:
@@ -271,7 +329,7 @@ def _per_example_alpha(
   if alpha.ndim == 0:
     return alpha
   checks.shape("alpha", alpha, (logits.shape[-1],), "one per class")
-  return alpha[labels]
+  return alpha[labels_lib.clipped(labels, logits.shape[-1])]
 
 
 __all__ = [

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss._core import checks, numerics, value_checks
+from jaxloss._core import labels as labels_lib
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce, split_where
 from jaxloss.classification import _inputs
@@ -205,6 +206,10 @@ def multiclass_hinge_loss(
 
   .. math:: \ell = \max_c \big(s_c + 1 - [c = y]\big) - s_y
 
+  A label outside ``[0, C)`` that is not masked out by ``where`` gives
+  **NaN** for its example, on purpose (:mod:`jaxloss._core.labels`): optax's
+  function of the same name gives a finite value there, silently.
+
   Args:
     scores: ``[..., num_classes]`` floating scores.
     labels: ``[...]`` integer class indices.
@@ -227,11 +232,12 @@ def multiclass_hinge_loss(
     kernel-based vector machines
     <https://www.jmlr.org/papers/v2/crammer01a.html>`_, 2001.
   """
-  scores, _, one_hot, elements, examples = _inputs.multiclass(
+  scores, labels, one_hot, elements, examples = _inputs.multiclass(
     scores, labels, where
   )
   label_scores = jnp.sum(scores * one_hot, axis=-1)
   values = numerics.masked_max(scores + 1 - one_hot, elements) - label_scores
+  values = labels_lib.nan_unless_valid(values, labels, scores.shape[-1])
   return reduce(values, reduction, weights=weights, where=examples)
 
 
@@ -247,6 +253,10 @@ def multiclass_perceptron_loss(
   r"""Multiclass perceptron loss.
 
   .. math:: \ell = \max_c s_c - s_y
+
+  A label outside ``[0, C)`` that is not masked out by ``where`` gives
+  **NaN** for its example, on purpose (:mod:`jaxloss._core.labels`): optax's
+  function of the same name gives a finite value there, silently.
 
   Args:
     scores: ``[..., num_classes]`` floating scores.
@@ -270,12 +280,13 @@ def multiclass_perceptron_loss(
     and experiments with perceptron algorithms
     <https://aclanthology.org/W02-1001/>`_, 2002.
   """
-  scores, _, one_hot, elements, examples = _inputs.multiclass(
+  scores, labels, one_hot, elements, examples = _inputs.multiclass(
     scores, labels, where
   )
   values = numerics.masked_max(scores, elements) - jnp.sum(
     scores * one_hot, axis=-1
   )
+  values = labels_lib.nan_unless_valid(values, labels, scores.shape[-1])
   return reduce(values, reduction, weights=weights, where=examples)
 
 
@@ -299,6 +310,9 @@ def multi_margin_loss(
 
   .. math::
     \ell = \frac{w_y}{C} \sum_{c \ne y} \max(0, m - s_y + s_c)^p
+
+  A label outside ``[0, C)`` that is not masked out by ``where`` gives
+  **NaN** for its example (torch raises; :mod:`jaxloss._core.labels`).
 
   Args:
     scores: ``[..., num_classes]`` floating scores.
@@ -344,12 +358,117 @@ def multi_margin_loss(
     elements, scores
   )
   if class_weights is not None:
-    values = (
-      values
-      * _inputs.class_weight_vector(
-        class_weights, scores.shape[-1], scores.dtype
-      )[labels]
-    )
+    values = values * _inputs.label_class_weights(class_weights, labels, scores)
+  values = labels_lib.nan_unless_valid(values, labels, scores.shape[-1])
+  return reduce(values, reduction, weights=weights, where=examples)
+
+
+def _multilabel_targets(args: dict, arg: str) -> tuple[jax.Array, str]:
+  """Value rule of :func:`multilabel_margin_loss`: before the first negative
+  entry, torch-format labels lie in ``[0, num_classes)`` (a boolean mask and
+  the examples masked out by a per-example ``where`` always pass)."""
+  labels = jnp.asarray(args[arg])
+  num_classes = jnp.shape(args["scores"])[-1]
+  message = (
+    f"must hold class indices in [0, {num_classes}) before the first "
+    "negative entry (torch's format), or be a boolean multi-hot mask"
+  )
+  if labels.dtype == jnp.bool_ or labels.ndim == 0:
+    return jnp.asarray(True), message
+  ok = ~_before_first_negative(labels) | (labels < num_classes)
+  where = args.get("where")
+  if where is not None and jnp.shape(where) == labels.shape[:-1]:
+    ok = ok | ~jnp.asarray(where)[..., None]
+  return jnp.all(ok), message
+
+
+def _before_first_negative(labels: jax.Array) -> jax.Array:
+  """``True`` at the entries of the last axis before its first negative."""
+  return jnp.cumsum(labels < 0, axis=-1) == 0
+
+
+@loss(labels=_multilabel_targets)
+def multilabel_margin_loss(
+  scores: ArrayLike,
+  labels: ArrayLike,
+  *,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
+  r"""Multi-label margin loss, as torch computes it: every target class should
+  score at least 1 above every non-target class.
+
+  .. math::
+    \ell = \frac1C \sum_{j \in J} \sum_{i \notin T} \max(0, 1 - s_j + s_i)
+
+  ``T`` is the set of target classes, and ``J`` the list of targets: torch's
+  format, class indices read up to the first negative entry (``-1``; the
+  rest is ignored), where a repeated index counts as often as it appears;
+  or a boolean multi-hot mask (``J = T``).
+
+  torch's format is the one documented exception to the library's label
+  rule (:mod:`jaxloss._core.labels`): ``-1`` ends the list instead of being
+  an invalid label. An index ``>= C`` before it gives **NaN** for its
+  example (torch raises).
+
+  Args:
+    scores: ``[..., num_classes]`` floating scores.
+    labels: ``[..., num_classes]``: integer class indices in torch's format
+      (a list ended by ``-1``), or a boolean multi-hot mask. An integer array
+      is always read as torch's format: pass a multi-hot mask as booleans.
+    where: boolean mask of the scores' shape (drops classes: they are neither
+      targets nor non-targets, and ``C`` counts the unmasked ones) or of the
+      per-example shape (drops examples).
+    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    ``[...]`` per-example loss (the class axis removed), or a scalar.
+
+  Matches ``torch.nn.functional.multilabel_margin_loss``, with the class axis
+  last.
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> jaxloss.multilabel_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]),
+  ...                                jnp.array([[3, 0, -1, 1]]))
+  Array([0.84999...], dtype=float32)
+
+  References:
+    PyTorch, `MultiLabelMarginLoss
+    <https://pytorch.org/docs/stable/generated/torch.nn.MultiLabelMarginLoss.html>`_.
+  """
+  scores = checks.as_float("scores", scores)
+  checks.min_rank("scores", scores, 1, "a class axis")
+  labels = jnp.asarray(labels)
+  if labels.dtype != jnp.bool_:
+    labels = checks.as_labels("labels", labels)
+  checks.same_shape(scores=scores, labels=labels)
+  num_classes = scores.shape[-1]
+  elements, examples = split_where(where, scores.shape, -1)
+  if labels.dtype == jnp.bool_:
+    is_target = active = labels
+    target_scores = scores
+    checked = None
+  else:
+    active = _before_first_negative(labels)
+    index = labels_lib.clipped(labels, num_classes)
+    target_scores = jnp.take_along_axis(scores, index, axis=-1)
+    listed = jax.nn.one_hot(index, num_classes, dtype=jnp.bool_)
+    is_target = jnp.any(active[..., :, None] & listed, axis=-2)
+    # The largest listed index: out of range exactly when one of them is.
+    checked = jnp.max(jnp.where(active, labels, 0), axis=-1, initial=0)
+    if elements is not None:
+      active = active & jnp.take_along_axis(elements, index, axis=-1)
+  others = ~is_target
+  if elements is not None:
+    others = others & elements
+    if checked is None:
+      active = active & elements
+  terms = _relu(1 - target_scores[..., :, None] + scores[..., None, :])
+  terms = jnp.where(active[..., :, None] & others[..., None, :], terms, 0)
+  values = jnp.sum(terms, axis=(-2, -1)) / _inputs.class_count(elements, scores)
+  if checked is not None:
+    values = labels_lib.nan_unless_valid(values, checked, num_classes)
   return reduce(values, reduction, weights=weights, where=examples)
 
 
@@ -417,6 +536,7 @@ __all__ = [
   "multi_margin_loss",
   "multiclass_hinge_loss",
   "multiclass_perceptron_loss",
+  "multilabel_margin_loss",
   "multilabel_soft_margin_loss",
   "perceptron_loss",
   "soft_margin_loss",

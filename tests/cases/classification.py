@@ -9,9 +9,16 @@ from tests.cases import _inputs as I
 C = 4  # classes
 T, V = 3, 5  # perplexity: time steps, vocabulary
 
-HELPERS = {"smooth_labels", "class_weights_from_counts"}
+HELPERS = {
+  "smooth_labels",
+  "class_weights_from_counts",
+  "pos_weight_from_counts",
+}
 
 WEIGHTS = np.array([1.0, 2.0, 0.5, 1.0], I.F32)
+
+# Integer class labels in [0, C) in argument 1 (the out-of-range label check).
+LABELS = {"label_arg": 1, "num_classes": C}
 
 
 def _binary(rng, n, **kwargs):
@@ -30,7 +37,7 @@ def _ignored(rng, n):
   """Integer labels with about a third set to torch's ignore_index, -100."""
   (logits, labels), _ = _integer(rng, n)
   labels = np.where(rng.random(n) < 0.3, -100, labels).astype(np.int32)
-  labels[0] = 1
+  labels[:1] = 1  # (a batch of 0 has no first example)
   return (logits, labels), {"ignore_index": -100, "class_weights": WEIGHTS}
 
 
@@ -101,21 +108,32 @@ CASES = [
     jl.sigmoid_binary_cross_entropy,
     _binary,
     float_args=(0, 1),
+    magnitude_args=(0,),  # labels lie in [0, 1]
     edge_inputs=_extreme_binary,
   ),
   LossCase(
     jl.sigmoid_binary_cross_entropy,
     lambda rng, n: _binary(
-      rng, n, pos_weight=np.array([1.0, 2.0, 0.5], I.F32), label_smoothing=0.1
+      rng,
+      n,
+      pos_weight=np.array([1.0, 2.0, 0.5], I.F32),
+      class_weights=np.array([0.5, 1.0, 3.0], I.F32),
+      label_smoothing=0.1,
     ),
-    name="sigmoid_binary_cross_entropy[pos_weight,smoothing]",
+    name="sigmoid_binary_cross_entropy[pos_weight,class_weights,smoothing]",
     float_args=(0, 1),
+    magnitude_args=(0,),
     edge_inputs=_extreme_binary,
   ),
   LossCase(
     jl.binary_cross_entropy,
-    lambda rng, n: ((I.probabilities(rng, n, 3), I.binary(rng, n, 3)), {}),
+    lambda rng, n: (
+      (I.probabilities(rng, n, 3), I.binary(rng, n, 3)),
+      {"class_weights": np.array([0.5, 1.0, 3.0], I.F32)},
+    ),
+    name="binary_cross_entropy[class_weights]",
     float_args=(0, 1),
+    magnitude_args=(),  # probabilities and labels lie in [0, 1]
     edge_inputs=lambda: [
       (
         (
@@ -130,6 +148,7 @@ CASES = [
     jl.softmax_cross_entropy,
     _soft,
     float_args=(0, 1),
+    magnitude_args=(0,),  # labels are distributions
     edge_inputs=_extreme_soft,
   ),
   LossCase(
@@ -137,18 +156,21 @@ CASES = [
     lambda rng, n: _soft(rng, n, label_smoothing=0.2, class_weights=WEIGHTS),
     name="softmax_cross_entropy[smoothing,class_weights]",
     float_args=(0, 1),
+    magnitude_args=(0,),
     edge_inputs=_extreme_soft,
   ),
   LossCase(
     jl.safe_softmax_cross_entropy,
     _soft,
     float_args=(0, 1),
+    magnitude_args=(0,),  # labels are distributions
     edge_inputs=_ruled_out,
   ),
   LossCase(
     jl.softmax_cross_entropy_with_integer_labels,
     _integer,
     edge_inputs=_extreme_integer(),
+    **LABELS,
   ),
   LossCase(
     jl.softmax_cross_entropy_with_integer_labels,
@@ -156,12 +178,14 @@ CASES = [
     name="softmax_cross_entropy_with_integer_labels[smoothing,weights]",
     mean_of_none=False,
     edge_inputs=_extreme_integer(label_smoothing=0.1),
+    **LABELS,
   ),
   LossCase(
     jl.softmax_cross_entropy_with_integer_labels,
     _ignored,
     name="softmax_cross_entropy_with_integer_labels[ignore_index]",
     mean_of_none=False,
+    **LABELS,
   ),
   LossCase(
     jl.softmax_cross_entropy_with_integer_labels,
@@ -170,13 +194,21 @@ CASES = [
       {"axis": (1, 2)},
     ),
     name="softmax_cross_entropy_with_integer_labels[axis=(1,2)]",
+    label_arg=1,
+    num_classes=6,
   ),
-  LossCase(jl.nll_loss, _log_probs, edge_inputs=_extreme_log_probs),
+  LossCase(
+    jl.nll_loss,
+    _log_probs,
+    edge_inputs=_extreme_log_probs,
+    **LABELS,
+  ),
   LossCase(
     jl.nll_loss,
     lambda rng, n: (_log_probs(rng, n)[0], _ignored(rng, n)[1]),
     name="nll_loss[class_weights,ignore_index]",
     mean_of_none=False,
+    **LABELS,
   ),
   # Focal losses: labels are targets, not differentiated (the log-space focal
   # weight, as in optax, has no derivative in the labels at exactly 0 or 1).
@@ -194,17 +226,21 @@ CASES = [
     name="poly1_focal_loss[alpha,gamma<1]",
     edge_inputs=_extreme_binary,
   ),
-  LossCase(jl.softmax_focal_loss, _integer, edge_inputs=_extreme_integer()),
+  LossCase(
+    jl.softmax_focal_loss, _integer, edge_inputs=_extreme_integer(), **LABELS
+  ),
   LossCase(
     jl.softmax_focal_loss,
     lambda rng, n: _integer(rng, n, alpha=WEIGHTS, gamma=0.5),
     name="softmax_focal_loss[class_alpha,gamma<1]",
     edge_inputs=_extreme_integer(alpha=WEIGHTS, gamma=0.5),
+    **LABELS,
   ),
   LossCase(
     jl.poly_loss_cross_entropy,
     _soft,
     float_args=(0, 1),
+    magnitude_args=(0,),  # labels are distributions
     edge_inputs=_extreme_soft,
   ),
   # perplexity is a metric: one value for the corpus (or per sequence) with
@@ -216,6 +252,8 @@ CASES = [
     per_example=False,
     reductions=(),
     edge_inputs=_extreme_tokens(),
+    label_arg=1,
+    num_classes=V,
   ),
   LossCase(
     jl.perplexity,
@@ -224,5 +262,7 @@ CASES = [
     per_example=False,
     reductions=(),
     edge_inputs=_extreme_tokens(per_sequence=True),
+    label_arg=1,
+    num_classes=V,
   ),
 ]

@@ -62,11 +62,31 @@ def _extreme_multilabel():
   ]
 
 
+def _torch_multilabel(rng, n):
+  """torch's MultiLabelMarginLoss targets: a random list of k distinct
+  classes ended by -1 (none when k = C), then leftovers that are ignored."""
+  permutations = np.argsort(rng.random((n, C)), axis=-1).astype(np.int32)
+  k = rng.integers(0, C + 1, size=(n, 1))
+  labels = np.where(np.arange(C) == k, -1, permutations).astype(np.int32)
+  return (I.logits(rng, n, C), labels), {}
+
+
+def _extreme_multilabel_mask():
+  mask = np.tile([False, True, True, False], (4, 1))
+  return [
+    ((I.extreme_logits(4, C), mask), {}),
+    ((-I.extreme_logits(4, C), mask), {}),
+  ]
+
+
 def _extreme_fenchel_young():
   return [((I.extreme_logits(4, C), np.eye(C, dtype=I.F32)), {})]
 
 
 _CLASS_WEIGHTS = np.array([1.0, 2.0, 0.5, 1.5], I.F32)
+
+# Integer class labels in [0, C) in argument 1 (the out-of-range label check).
+LABELS = {"label_arg": 1, "num_classes": C}
 
 CASES = [
   LossCase(jl.hinge_loss, _signed, edge_inputs=_extreme_signed),
@@ -74,18 +94,30 @@ CASES = [
   LossCase(jl.perceptron_loss, _signed, edge_inputs=_extreme_signed),
   LossCase(jl.soft_margin_loss, _signed, edge_inputs=_extreme_signed),
   LossCase(jl.sparsemax_loss, _binary, edge_inputs=_extreme_binary),
-  LossCase(jl.multiclass_hinge_loss, _integer, edge_inputs=_extreme_integer),
   LossCase(
-    jl.multiclass_perceptron_loss, _integer, edge_inputs=_extreme_integer
+    jl.multiclass_hinge_loss,
+    _integer,
+    edge_inputs=_extreme_integer,
+    **LABELS,
   ),
   LossCase(
-    jl.multiclass_sparsemax_loss, _integer, edge_inputs=_extreme_integer
+    jl.multiclass_perceptron_loss,
+    _integer,
+    edge_inputs=_extreme_integer,
+    **LABELS,
+  ),
+  LossCase(
+    jl.multiclass_sparsemax_loss,
+    _integer,
+    edge_inputs=_extreme_integer,
+    **LABELS,
   ),
   LossCase(
     jl.make_fenchel_young_loss(logsumexp),
     lambda rng, n: ((I.logits(rng, n, C), I.distributions(rng, n, C)), {}),
     name="make_fenchel_young_loss[logsumexp]",
     float_args=(0, 1),
+    magnitude_args=(0,),  # targets are distributions
     edge_inputs=_extreme_fenchel_young,
   ),
   LossCase(
@@ -93,6 +125,7 @@ CASES = [
     _integer,
     name="multi_margin_loss[p=1]",
     edge_inputs=_extreme_integer,
+    **LABELS,
   ),
   # torch multiplies each example's value by w_y, and its "mean" divides by
   # the batch size: "mean" is still the mean of the "none" values.
@@ -103,11 +136,21 @@ CASES = [
     ),
     name="multi_margin_loss[p=2,margin,class_weights]",
     edge_inputs=_extreme_integer,
+    **LABELS,
+  ),
+  # torch's target format ends each list at -1: the one documented exception
+  # to the label rule, so no label_arg (labels >= C are tested in
+  # tests/test_classification_margin.py).
+  LossCase(
+    jl.multilabel_margin_loss,
+    _torch_multilabel,
+    edge_inputs=_extreme_multilabel_mask,
   ),
   LossCase(
     jl.multilabel_soft_margin_loss,
     lambda rng, n: ((I.logits(rng, n, C), I.binary(rng, n, C)), {}),
     float_args=(0, 1),
+    magnitude_args=(0,),  # labels lie in [0, 1]
     edge_inputs=_extreme_multilabel,
   ),
   LossCase(
@@ -118,6 +161,7 @@ CASES = [
     ),
     name="multilabel_soft_margin_loss[class_weights]",
     float_args=(0, 1),
+    magnitude_args=(0,),
     edge_inputs=_extreme_multilabel,
   ),
 ]
