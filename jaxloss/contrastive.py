@@ -26,7 +26,13 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss._core import checks, in_batch, numerics, value_checks
+from jaxloss._core import (
+  checks,
+  in_batch,
+  numerics,
+  online_softmax,
+  value_checks,
+)
 from jaxloss._core.chunking import ChunkSize
 from jaxloss._core.in_batch import Similarity
 from jaxloss._core.loss import loss
@@ -187,14 +193,14 @@ def ntxent(
   keep = in_batch.example_mask(where, labels.shape)
   dtype = embeddings.dtype
   # optax's cosine similarity, x / sqrt(max(|x|², eps)).
-  unit = numerics.l2_normalize(embeddings, eps=jnp.sqrt(jnp.finfo(dtype).eps))
+  unit = in_batch.l2_normalize(embeddings, eps=jnp.sqrt(jnp.finfo(dtype).eps))
   logits = jnp.matmul(unit, unit.T) / temperature.astype(dtype)
   pairs = keep[:, None] & keep[None, :]
   same = in_batch.same_label(labels)
   negative = pairs & ~same
   positive = pairs & same & ~jnp.eye(labels.shape[0], dtype=bool)
   # -log(e^s / (e^s + Σ_neg e^n)) = softplus(lse_neg - s); 0 without negatives.
-  lse_negative = numerics.masked_logsumexp(logits, negative, axis=1)
+  lse_negative = online_softmax.masked_logsumexp(logits, negative, axis=1)
   has_negative = jnp.any(negative, axis=1, keepdims=True)
   pair_loss = jnp.where(
     positive & has_negative, jax.nn.softplus(lse_negative[:, None] - logits), 0
