@@ -117,8 +117,9 @@ def alignment_loss(
   checks.min_rank("x", x, 1, VECTORS)
   checks.positive("alpha", alpha)
   elements, examples = split_where(where, x.shape, -1)
-  squared = squared_distance(x, y, elements)
-  values = numerics.safe_pow(squared, numerics.like(alpha, x.dtype) / 2)
+  difference = x - y if elements is None else jnp.where(elements, x - y, 0)
+  norm = in_batch.safe_norm(difference, axis=-1)  # no overflow: not ‖·‖².
+  values = numerics.safe_pow(norm, numerics.like(alpha, x.dtype))
   return reduce(values, reduction, weights=weights, where=examples)
 
 
