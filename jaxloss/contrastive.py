@@ -63,6 +63,10 @@ def infonce_loss(
   ``negatives`` is ``[batch, k, dim]``, or all ``m`` shared ones when it is
   ``[m, dim]``.
 
+  Supported input range: With ``similarity="dot"`` the dot products are computed
+  in the inputs' dtype, so in float32 inputs are supported up to magnitude 1e15
+  (the checked range; products overflow from about 1.8e19).
+
   Args:
     anchors: ``[batch, dim]`` floating anchor embeddings.
     positives: ``[batch, dim]`` embeddings of each anchor's positive.
@@ -236,6 +240,10 @@ def clip_loss(
   the average of pair ``i``'s image→text and text→image cross-entropies, so
   that ``"mean"`` is CLIP's loss.
 
+  Supported input range: With ``normalize=False`` the dot products are computed
+  in the inputs' dtype, so in float32 inputs are supported up to magnitude 1e15
+  (the checked range; products overflow from about 1.8e19).
+
   Args:
     image_embeddings: ``[batch, dim]`` floating image embeddings ``x``.
     text_embeddings: ``[batch, dim]`` text embeddings ``y`` of the same pairs.
@@ -311,6 +319,10 @@ def siglip_loss(
     \ell_i = -\sum_j \log \sigma\big(z_{ij}
              (t\, \hat x_i \cdot \hat y_j + b)\big),
     \qquad z_{ij} = \begin{cases} +1 & i = j \\ -1 & i \ne j \end{cases}
+
+  Supported input range: With ``normalize=False`` the dot products are computed
+  in the inputs' dtype, so in float32 inputs are supported up to magnitude 1e15
+  (the checked range; products overflow from about 1.8e19).
 
   Args:
     image_embeddings: ``[batch, dim]`` floating image embeddings ``x``.
@@ -395,6 +407,10 @@ def supervised_contrastive_loss(
   over all views ``a`` of the batch, where ``P(a)`` are the other views with
   ``a``'s label. An anchor without positives has value 0 and is left out of
   ``"mean"``.
+
+  Supported input range: The embeddings are used as given, so their dot products
+  are computed in the inputs' dtype, so in float32 inputs are supported up to
+  magnitude 1e15 (the checked range; products overflow from about 1.8e19).
 
   Args:
     embeddings: ``[batch, dim]`` or multi-view ``[batch, views, dim]``

@@ -43,6 +43,10 @@ def proxy_nca_loss(
   positive out. Embeddings and proxies are used as given: normalise them
   first for the paper's setting.
 
+  Supported input range: Squared distances are computed in the inputs' dtype, so
+  in float32 inputs are supported up to magnitude 1e15 (the checked range;
+  products overflow from about 1.8e19).
+
   Args:
     embeddings: ``[batch, dim]`` floating embeddings.
     labels: ``[batch]`` integer class labels in ``[0, num_classes)``.
