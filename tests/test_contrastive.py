@@ -733,9 +733,7 @@ def test_normalised_losses_at_huge_magnitudes_equal_float64(scale):
   x32, x64 = _scaled(0, scale, 8, 16)
   y32, y64 = _scaled(1, scale, 8, 16)
   labels = np.arange(8) // 2
-  assert_close(
-    jc.ntxent(x32, labels), ntxent_reference(x64, labels), rtol=1e-5
-  )
+  assert_close(jc.ntxent(x32, labels), ntxent_reference(x64, labels), rtol=1e-5)
   assert_close(
     jc.clip_loss(x32, y32), clip_reference(x64, y64), rtol=1e-5, atol=1e-5
   )

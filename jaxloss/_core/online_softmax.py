@@ -244,15 +244,17 @@ def stats(
   empty = _leading_size(columns) == 0 or any(
     x.ndim > 0 and x.shape[0] == 0 for x in jax.tree.leaves(rows)
   )
-  if not empty:  # an empty batch: the (empty) dense matrix.
-    chunk_size = resolve_chunk_size(chunk_size, chunk_fn, rows, columns)
-  if empty or chunk_size is None:
+  # An empty batch: the (empty) dense matrix.
+  size = (
+    None if empty else resolve_chunk_size(chunk_size, chunk_fn, rows, columns)
+  )
+  if size is None:
     return dense(chunk_fn, rows, columns, row_lse=row_lse, col_lse=col_lse)
   return chunked(
     chunk_fn,
     rows,
     columns,
-    chunk_size=chunk_size,
+    chunk_size=size,
     row_lse=row_lse,
     col_lse=col_lse,
   )
