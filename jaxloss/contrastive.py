@@ -26,7 +26,13 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss._core import checks, in_batch, numerics, value_checks
+from jaxloss._core import (
+  checks,
+  in_batch,
+  numerics,
+  online_softmax,
+  value_checks,
+)
 from jaxloss._core.chunking import ChunkSize
 from jaxloss._core.in_batch import Similarity
 from jaxloss._core.loss import loss
@@ -56,6 +62,10 @@ def infonce_loss(
   included) plus the explicit negatives: its own ``n_{i,k}`` when
   ``negatives`` is ``[batch, k, dim]``, or all ``m`` shared ones when it is
   ``[m, dim]``.
+
+  Supported input range: With ``similarity="dot"`` the dot products are computed
+  in the inputs' dtype, so in float32 inputs are supported up to magnitude 1e15
+  (the checked range; products overflow from about 1.8e19).
 
   Args:
     anchors: ``[batch, dim]`` floating anchor embeddings.
@@ -187,14 +197,14 @@ def ntxent(
   keep = in_batch.example_mask(where, labels.shape)
   dtype = embeddings.dtype
   # optax's cosine similarity, x / sqrt(max(|x|², eps)).
-  unit = numerics.l2_normalize(embeddings, eps=jnp.sqrt(jnp.finfo(dtype).eps))
+  unit = in_batch.l2_normalize(embeddings, eps=jnp.sqrt(jnp.finfo(dtype).eps))
   logits = jnp.matmul(unit, unit.T) / temperature.astype(dtype)
   pairs = keep[:, None] & keep[None, :]
   same = in_batch.same_label(labels)
   negative = pairs & ~same
   positive = pairs & same & ~jnp.eye(labels.shape[0], dtype=bool)
   # -log(e^s / (e^s + Σ_neg e^n)) = softplus(lse_neg - s); 0 without negatives.
-  lse_negative = numerics.masked_logsumexp(logits, negative, axis=1)
+  lse_negative = online_softmax.masked_logsumexp(logits, negative, axis=1)
   has_negative = jnp.any(negative, axis=1, keepdims=True)
   pair_loss = jnp.where(
     positive & has_negative, jax.nn.softplus(lse_negative[:, None] - logits), 0
@@ -229,6 +239,10 @@ def clip_loss(
 
   the average of pair ``i``'s image→text and text→image cross-entropies, so
   that ``"mean"`` is CLIP's loss.
+
+  Supported input range: With ``normalize=False`` the dot products are computed
+  in the inputs' dtype, so in float32 inputs are supported up to magnitude 1e15
+  (the checked range; products overflow from about 1.8e19).
 
   Args:
     image_embeddings: ``[batch, dim]`` floating image embeddings ``x``.
@@ -305,6 +319,10 @@ def siglip_loss(
     \ell_i = -\sum_j \log \sigma\big(z_{ij}
              (t\, \hat x_i \cdot \hat y_j + b)\big),
     \qquad z_{ij} = \begin{cases} +1 & i = j \\ -1 & i \ne j \end{cases}
+
+  Supported input range: With ``normalize=False`` the dot products are computed
+  in the inputs' dtype, so in float32 inputs are supported up to magnitude 1e15
+  (the checked range; products overflow from about 1.8e19).
 
   Args:
     image_embeddings: ``[batch, dim]`` floating image embeddings ``x``.
@@ -389,6 +407,10 @@ def supervised_contrastive_loss(
   over all views ``a`` of the batch, where ``P(a)`` are the other views with
   ``a``'s label. An anchor without positives has value 0 and is left out of
   ``"mean"``.
+
+  Supported input range: The embeddings are used as given, so their dot products
+  are computed in the inputs' dtype, so in float32 inputs are supported up to
+  magnitude 1e15 (the checked range; products overflow from about 1.8e19).
 
   Args:
     embeddings: ``[batch, dim]`` or multi-view ``[batch, views, dim]``

@@ -515,6 +515,10 @@ def multiple_negatives_ranking_loss(
   p_i)} / \sum_j e^{\lambda\,\mathrm{sim}(a_j, p_i)}\big)` picks the anchor of
   positive ``i`` among all anchors.
 
+  Supported input range: With ``similarity="dot"`` the dot products are computed
+  in the inputs' dtype, so in float32 inputs are supported up to magnitude 1e15
+  (the checked range; products overflow from about 1.8e19).
+
   Args:
     anchors: ``[batch, dim]`` floating embeddings.
     positives: ``[batch, dim]`` embeddings; row ``i`` is anchor ``i``'s

@@ -690,3 +690,88 @@ def test_default_clip_at_batch_65536_needs_under_1_gib():
     .compile()
   )
   assert compiled.memory_analysis().temp_size_in_bytes <= 2**30
+
+
+# --------------------------------------------------------------------------- #
+# issue 19: empty batches and huge magnitudes
+
+
+@pytest.mark.parametrize(
+  "loss",
+  [
+    lambda x, y: jc.infonce_loss(x, y, reduction="mean"),
+    lambda x, y: jc.clip_loss(x, y, reduction="mean"),
+    lambda x, y: jc.siglip_loss(x, y, reduction="mean"),
+    lambda x, y: jc.ntxent(x, jnp.zeros(0, jnp.int32)),
+    lambda x, y: jc.supervised_contrastive_loss(
+      x, jnp.zeros(0, jnp.int32), reduction="mean"
+    ),
+  ],
+  ids=["infonce", "clip", "siglip", "ntxent", "supcon"],
+)
+def test_empty_batch_is_zero_with_zero_gradient(loss):
+  # Before issue 19: NumPy's "zero-size array to reduction operation max"
+  # (SupCon: ZeroDivisionError).
+  x = jnp.zeros((0, 4))
+  value, grad = jax.value_and_grad(loss)(x, x)
+  assert float(value) == 0.0
+  assert grad.shape == (0, 4)
+
+
+def _scaled(seed, scale, *shape):
+  """float32 inputs of magnitude ``scale`` (exactly representable), and the
+  same numbers in float64 for the reference."""
+  x32 = np.float32(_normal(seed, *shape) * scale)
+  return x32, np.float64(x32)
+
+
+@pytest.mark.parametrize("scale", [1e19, 1e30])
+def test_normalised_losses_at_huge_magnitudes_equal_float64(scale):
+  # Before issue 19, ‖x‖² overflowed float32 from |x| ≈ 1.8e19: at 1e19 the
+  # issue saw ntxent 4.26 instead of 13.47 and clip_loss 6.13 instead of 8.28
+  # (here: NaN or wrong at 1e30). Normalised losses are scale-invariant.
+  x32, x64 = _scaled(0, scale, 8, 16)
+  y32, y64 = _scaled(1, scale, 8, 16)
+  labels = np.arange(8) // 2
+  assert_close(jc.ntxent(x32, labels), ntxent_reference(x64, labels), rtol=1e-5)
+  assert_close(
+    jc.clip_loss(x32, y32), clip_reference(x64, y64), rtol=1e-5, atol=1e-5
+  )
+  assert_close(
+    jc.infonce_loss(x32, y32),
+    infonce_reference(x64, y64),
+    rtol=1e-5,
+    atol=1e-5,
+  )
+  assert_close(
+    jc.siglip_loss(x32, y32), siglip_reference(x64, y64), rtol=1e-5, atol=1e-5
+  )
+  grads = jax.grad(lambda x, y: jc.clip_loss(x, y, reduction="sum"), (0, 1))(
+    x32, y32
+  )
+  assert all(np.all(np.isfinite(g)) for g in grads)
+  # The value and gradient equal those at scale 1 (the gradient divided by
+  # the scale: the loss is 0-homogeneous).
+  unit = jax.grad(lambda x: jc.clip_loss(x, y32 / scale, reduction="sum"))(
+    x32 / np.float32(scale)
+  )
+  assert_close(grads[0] * np.float32(scale), unit, rtol=1e-4, atol=1e-6)
+
+
+def test_dot_product_logits_within_the_documented_range():
+  # infonce_loss(similarity="dot") at 1e15 (the documented range): equal to
+  # the float64 reference (the issue saw 1.1e16 instead of 6.0e16).
+  x32, x64 = _scaled(2, 1e15, 6, 8)
+  y32, y64 = _scaled(3, 1e15, 6, 8)
+  assert_close(
+    jc.infonce_loss(x32, y32, similarity="dot", temperature=0.5),
+    infonce_reference(x64, y64, temperature=0.5, cosine=False),
+    rtol=1e-5,
+    atol=1e-5 * 1e30,  # float32 logits ~1e30/τ round at ~1e23
+  )
+  assert_close(
+    jc.clip_loss(x32, y32, normalize=False, temperature=0.5),
+    clip_reference(x64, y64, temperature=0.5, normalize=False),
+    rtol=1e-5,
+    atol=1e-5 * 1e30,
+  )

@@ -906,3 +906,108 @@ def test_checked_catches_bad_values():
     RTOL,
     ATOL,
   )
+
+
+# --------------------------------------------------------------------------- #
+# issue 19: triplet_margin_loss's `distance` (torch's
+# TripletMarginWithDistanceLoss), huge magnitudes, invalid class labels.
+# torch.nn.TripletMarginWithDistanceLoss.forward, written out (torch is not
+# in the venv; torch/nn/functional.py, triplet_margin_with_distance_loss):
+#   dist_pos = distance_function(anchor, positive)
+#   dist_neg = distance_function(anchor, negative)
+#   if swap: dist_neg = min(dist_neg, distance_function(positive, negative))
+#   loss = clamp_min(margin + dist_pos - dist_neg, 0)
+# and F.cosine_similarity(x, y, eps=1e-8) = x·y / (max(‖x‖, ε) max(‖y‖, ε)).
+
+
+def np_torch_with_distance(a, p, n, distance, margin, swap):
+  a, p, n = (np.asarray(x, np.float64) for x in (a, p, n))
+  negative = distance(a, n)
+  if swap:
+    negative = np.minimum(negative, distance(p, n))
+  return np.maximum(margin + distance(a, p) - negative, 0)
+
+
+def np_cosine_distance(x, y, eps=1e-8):
+  nx = np.maximum(np.linalg.norm(x, axis=-1), eps)
+  ny = np.maximum(np.linalg.norm(y, axis=-1), eps)
+  return 1 - np.sum(x * y, axis=-1) / (nx * ny)
+
+
+@pytest.mark.parametrize("swap", [False, True])
+def test_triplet_margin_cosine_distance_matches_torch_formula(swap):
+  a, p, n = triplets(5)
+  assert_close(
+    jl.triplet_margin_loss(a, p, n, margin=0.3, distance="cosine", swap=swap),
+    np_torch_with_distance(a, p, n, np_cosine_distance, 0.3, swap),
+    RTOL,
+    ATOL,
+  )
+
+
+@pytest.mark.parametrize("swap", [False, True])
+def test_triplet_margin_callable_distance_matches_torch_formula(swap):
+  a, p, n = triplets(6)
+  l1 = lambda x, y: jnp.sum(jnp.abs(x - y), axis=-1)
+  np_l1 = lambda x, y: np.sum(np.abs(x - y), axis=-1)
+  ours = jl.triplet_margin_loss(
+    a, p, n, margin=2.0, distance=l1, swap=swap, reduction="mean"
+  )
+  theirs = np.mean(np_torch_with_distance(a, p, n, np_l1, 2.0, swap))
+  assert_close(ours, theirs, RTOL, ATOL)
+  grads = jax.grad(
+    lambda a: jl.triplet_margin_loss(a, p, n, distance=l1, reduction="sum")
+  )(a)
+  assert np.all(np.isfinite(grads))
+
+
+def test_triplet_margin_distance_errors():
+  a, p, n = triplets(7)
+  with pytest.raises(ValueError, match="triplet_margin_loss.*distance"):
+    jl.triplet_margin_loss(a, p, n, distance="manhattan")
+  with pytest.raises(ValueError, match="triplet_margin_loss.*`distance`"):
+    jl.triplet_margin_loss(a, p, n, distance=lambda x, y: x - y)
+  with pytest.raises(ValueError, match="triplet_margin_loss.*`where`"):
+    jl.triplet_margin_loss(
+      a, p, n, distance="cosine", where=np.ones(a.shape, bool)
+    )
+
+
+@pytest.mark.parametrize("scale", [1e19, 1e30])
+def test_triplet_and_angular_at_huge_magnitudes(scale):
+  # Before issue 19, Σ|a − p|² overflowed float32 from ~1.8e19: NaN.
+  a, p, n = (np.float32(x * scale) for x in triplets(8))
+  want = np_optax_triplet_fixed(a, p, n, 2, 1.0, 1e-6)
+  got = jl.triplet_margin_loss(a, p, n)
+  assert_close(got, want, rtol=1e-5, atol=0)
+  grads = jax.grad(lambda a: jl.triplet_margin_loss(a, p, n, reduction="sum"))(
+    a
+  )
+  assert np.all(np.isfinite(grads))
+  # Mining with Euclidean distances: the same distances, no overflow.
+  x = np.float32(normal(np.random.default_rng(9), 8, 4) * scale)
+  labels = np.arange(8) // 2
+  assert_close(
+    jl.batch_hard_triplet_loss(x, labels),
+    np_mining("hard", x, labels, 1.0, "euclidean")[0],
+    rtol=1e-5,
+    atol=0,
+  )
+
+
+@pytest.mark.parametrize(
+  "loss",
+  [
+    lambda c, y: jl.arcface_loss(c, y),
+    lambda c, y: jl.cosface_loss(c, y),
+    lambda c, y: jl.proxy_nca_loss(c, y, jnp.eye(3, dtype=jnp.float32)),
+  ],
+  ids=["arcface", "cosface", "proxy_nca"],
+)
+def test_out_of_range_class_labels_give_nan(loss):
+  # Before issue 19, label -1 silently meant the last class (take_along_axis
+  # wraps) and label C gave a finite value.
+  cosines = np.float32([[0.1, 0.5, -0.2], [0.3, 0.2, 0.9], [0.0, 0.4, 0.1]])
+  values = np.asarray(loss(cosines, np.int32([-1, 3, 1])))
+  assert np.isnan(values[:2]).all()
+  assert_close(values[2], loss(cosines[2:], np.int32([1]))[0], RTOL, ATOL)

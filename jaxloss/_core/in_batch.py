@@ -24,8 +24,9 @@ rows and the local columns):
 losses that must recognise an example's own column (SigLIP's diagonal, the
 SupCon anchor) give rows and columns the global ``index`` ``start + i``.
 
-Normalised embeddings are ``x / max(‖x‖, 1e-12)``
-(:func:`jaxloss._core.numerics.l2_normalize`, torch's rule).
+Normalised embeddings are ``x / max(‖x‖, 1e-12)`` (torch's rule), computed by
+:func:`l2_normalize` here, which scales by the largest magnitude first so that
+``‖x‖²`` never overflows (embeddings up to float32's largest value).
 """
 
 from __future__ import annotations
@@ -58,6 +59,43 @@ def same_label(labels: jax.Array, others: jax.Array | None = None) -> jax.Array:
   (``others`` defaults to ``labels``: the pairs of one batch)."""
   others = labels if others is None else others
   return labels[:, None] == others[None, :]
+
+
+# --------------------------------------------------------------------------- #
+# overflow-safe norms (candidates for jaxloss._core.numerics)
+
+
+def _peak(x: jax.Array, axis: int) -> jax.Array:
+  """``max |x|`` along ``axis`` (kept), 1 where it is 0 or not finite; no
+  gradient (the norm is 1-homogeneous, so the scale's gradient is 0)."""
+  peak = jnp.max(jnp.abs(x), axis=axis, keepdims=True, initial=0)
+  peak = jnp.where((peak > 0) & jnp.isfinite(peak), peak, 1)
+  return jax.lax.stop_gradient(peak)
+
+
+def safe_norm(
+  x: jax.Array, axis: int = -1, keepdims: bool = False
+) -> jax.Array:
+  """``‖x‖`` along ``axis`` that does not overflow where the norm is
+  representable (``m · ‖x / m‖`` with ``m = max |x|``), with gradient 0 at
+  the zero vector (:func:`jaxloss._core.numerics.safe_norm`'s rule)."""
+  peak = _peak(x, axis)
+  norm = peak * numerics.safe_norm(x / peak, axis=axis, keepdims=True)
+  return norm if keepdims else jnp.squeeze(norm, axis)
+
+
+def l2_normalize(
+  x: jax.Array, axis: int = -1, eps: float | jax.Array = 1e-12
+) -> jax.Array:
+  """``x / max(‖x‖, eps)`` along ``axis``
+  (:func:`jaxloss._core.numerics.l2_normalize`'s rule), computed as
+  ``u / max(‖u‖, eps / m)`` with ``u = x / m``, ``m = max |x|``: exact for
+  any finite ``x`` (``‖x‖²`` would overflow float32 from ``|x| ≈ 1.8e19``),
+  with finite gradients, the zero vector included."""
+  peak = _peak(x, axis)
+  unit = x / peak
+  norm = numerics.safe_norm(unit, axis=axis, keepdims=True)
+  return unit / jnp.maximum(norm, eps / peak)
 
 
 # --------------------------------------------------------------------------- #
@@ -171,7 +209,8 @@ def retrieval_inputs(
     checks.shape(
       "negatives", negatives, expected, "[batch, dim] or [batch, k, dim]"
     )
-    negatives = negatives.reshape(batch, -1, dim)
+    if negatives.ndim == 2:  # one hard negative per anchor.
+      negatives = negatives[:, None, :]
   return anchors, positives, negatives, checks.scalar("scale", scale)
 
 
@@ -265,9 +304,9 @@ def infonce_values(
   """``[batch]`` InfoNCE values; shared ``[m, dim]`` negatives are extra
   columns (never masked), per-anchor ``[batch, k, dim]`` ones are dense."""
   if similarity == "cosine":
-    anchors = numerics.l2_normalize(anchors)
-    positives = numerics.l2_normalize(positives)
-    negatives = None if negatives is None else numerics.l2_normalize(negatives)
+    anchors = l2_normalize(anchors)
+    positives = l2_normalize(positives)
+    negatives = None if negatives is None else l2_normalize(negatives)
   inverse = 1 / temperature.astype(anchors.dtype)
   columns = {"x": positives, "keep": keep}
   if negatives is not None and negatives.ndim == 2:  # shared: more columns.
@@ -299,9 +338,9 @@ def retrieval_values(
   positive and negatives are no candidates); with ``symmetric``, averaged
   with each positive's cross-entropy over all anchors."""
   if similarity == "cosine":
-    anchors = numerics.l2_normalize(anchors)
-    positives = numerics.l2_normalize(positives)
-    negatives = None if negatives is None else numerics.l2_normalize(negatives)
+    anchors = l2_normalize(anchors)
+    positives = l2_normalize(positives)
+    negatives = None if negatives is None else l2_normalize(negatives)
   batch, dim = anchors.shape
   scale = scale.astype(anchors.dtype)
   columns = {"x": positives, "keep": keep}
@@ -335,7 +374,7 @@ def clip_values(
 ) -> jax.Array:
   """``[batch]`` CLIP values: the mean of each pair's two cross-entropies."""
   if normalize:
-    images, texts = numerics.l2_normalize(images), numerics.l2_normalize(texts)
+    images, texts = l2_normalize(images), l2_normalize(texts)
   inverse = 1 / temperature.astype(images.dtype)
   result = stats(
     similarities,
@@ -360,7 +399,7 @@ def siglip_values(
 ) -> jax.Array:
   """``[batch]`` SigLIP values: each image's row of pair terms, summed."""
   if normalize:
-    images, texts = numerics.l2_normalize(images), numerics.l2_normalize(texts)
+    images, texts = l2_normalize(images), l2_normalize(texts)
   index = start + jnp.arange(images.shape[0])
   rows = {
     "x": images,
@@ -401,7 +440,7 @@ def supervised_values(
   )
   views_per_example = math.prod(shape[1:])
   views = {
-    "x": embeddings.reshape(keep.size, -1),
+    "x": embeddings.reshape(keep.size, embeddings.shape[-1]),
     "keep": keep.reshape(-1),
     "label": view_labels.reshape(-1),
     "index": start * views_per_example + jnp.arange(keep.size),

@@ -142,6 +142,27 @@ def softmax_cotangent(
 # the two paths
 
 
+def masked_logsumexp(
+  logits: jax.Array, mask: jax.Array | None, axis: int = -1
+) -> jax.Array:
+  """:func:`jaxloss._core.numerics.masked_logsumexp`, also over an axis of
+  size 0 (an empty batch): 0, as for a row with no unmasked entry (NumPy's
+  ``max`` has no identity there). To move into ``numerics``."""
+  if logits.shape[axis] == 0:
+    return jnp.sum(jnp.zeros_like(logits), axis=axis)
+  return numerics.masked_logsumexp(logits, mask, axis=axis)
+
+
+def masked_max(
+  x: jax.Array, mask: jax.Array | None, axis: int = -1
+) -> jax.Array:
+  """:func:`jaxloss._core.numerics.masked_max`, also over an axis of size 0:
+  0, as for a row with no unmasked entry. To move into ``numerics``."""
+  if x.shape[axis] == 0:
+    return jnp.sum(jnp.zeros_like(x), axis=axis)
+  return numerics.masked_max(x, mask, axis=axis)
+
+
 def dense(
   chunk_fn: ChunkFn,
   rows,
@@ -154,9 +175,9 @@ def dense(
   chunk = chunk_fn(rows, columns)
   mask = _full_mask(chunk, None)
   return Stats(
-    numerics.masked_logsumexp(chunk.logits, mask, axis=1) if row_lse else None,
+    masked_logsumexp(chunk.logits, mask, axis=1) if row_lse else None,
     jax.tree.map(lambda t: jnp.sum(t, axis=1), chunk.terms),
-    numerics.masked_logsumexp(chunk.logits, mask, axis=0) if col_lse else None,
+    masked_logsumexp(chunk.logits, mask, axis=0) if col_lse else None,
   )
 
 
@@ -220,14 +241,20 @@ def stats(
 ) -> Stats:
   """:func:`dense` when ``chunk_size`` is ``None``, else :func:`chunked`;
   ``"auto"`` picks one by :func:`jaxloss._core.chunking.auto_chunk_size`."""
-  chunk_size = resolve_chunk_size(chunk_size, chunk_fn, rows, columns)
-  if chunk_size is None:
+  empty = _leading_size(columns) == 0 or any(
+    x.ndim > 0 and x.shape[0] == 0 for x in jax.tree.leaves(rows)
+  )
+  # An empty batch: the (empty) dense matrix.
+  size = (
+    None if empty else resolve_chunk_size(chunk_size, chunk_fn, rows, columns)
+  )
+  if size is None:
     return dense(chunk_fn, rows, columns, row_lse=row_lse, col_lse=col_lse)
   return chunked(
     chunk_fn,
     rows,
     columns,
-    chunk_size=chunk_size,
+    chunk_size=size,
     row_lse=row_lse,
     col_lse=col_lse,
   )

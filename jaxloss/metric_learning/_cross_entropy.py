@@ -6,7 +6,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxloss._core import numerics
+from jaxloss._core import labels as labels_lib
+from jaxloss._core import online_softmax
 
 
 def masked_cross_entropy(
@@ -19,16 +20,21 @@ def masked_cross_entropy(
   an exact 1, so a confident prediction (a loss far below the logits' size)
   keeps its relative precision however the compiler rounds ``z`` (``lse(z) −
   z_y`` rounds at the size of ``z``).
+
+  A label outside ``[0, num_classes)`` gives NaN (``jaxloss._core.labels``,
+  the library's one rule); masked out by the caller's ``where`` it is
+  dropped by :func:`jaxloss.reduce`.
   """
+  num_classes = logits.shape[-1]
 
   def take(x: jax.Array) -> jax.Array:
-    return jnp.take_along_axis(x, labels[..., None], axis=-1)
+    return labels_lib.pick(x, labels)[..., None]
 
-  others = ~jax.nn.one_hot(labels, logits.shape[-1], dtype=bool)
+  others = ~jax.nn.one_hot(labels, num_classes, dtype=bool)
   if element_mask is not None:
     others = others & element_mask
-  lse = numerics.masked_logsumexp(logits - take(logits), others, axis=-1)
+  lse = online_softmax.masked_logsumexp(logits - take(logits), others, axis=-1)
   values = jnp.where(jnp.any(others, axis=-1), jnp.logaddexp(0, lse), 0)
-  if element_mask is None:
-    return values
-  return jnp.where(take(element_mask)[..., 0], values, 0)
+  if element_mask is not None:
+    values = jnp.where(take(element_mask)[..., 0], values, 0)
+  return labels_lib.nan_unless_valid(values, labels, num_classes)

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss._core import checks, numerics, value_checks
+from jaxloss._core import labels as labels_lib
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce, split_where
 from jaxloss.metric_learning._cross_entropy import masked_cross_entropy
@@ -54,7 +55,7 @@ def _margin_cross_entropy(
   """Cross-entropy of ``scale · cosines`` with the label's cosine replaced by
   ``target(cosine)``: the shared body of ArcFace and CosFace."""
   is_label = jax.nn.one_hot(labels, cosines.shape[-1], dtype=bool)
-  label_cosines = jnp.take_along_axis(cosines, labels[..., None], axis=-1)
+  label_cosines = labels_lib.pick(cosines, labels)[..., None]
   logits = jnp.where(is_label, target(label_cosines), cosines)
   logits = numerics.like(scale, cosines.dtype) * logits
   return masked_cross_entropy(logits, labels, elements)

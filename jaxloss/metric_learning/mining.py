@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss._core import checks, in_batch, numerics
+from jaxloss._core import checks, in_batch, numerics, online_softmax
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce
 from jaxloss.metric_learning._distances import (
@@ -82,6 +82,11 @@ def batch_hard_triplet_loss(
     \ell_a = \Big[\, m + \max_{p:\, y_p = y_a,\, p \ne a} d(a, p)
                    - \min_{n:\, y_n \ne y_a} d(a, n) \Big]_+
 
+  Supported input range: With ``distance="squared_euclidean"`` the squared
+  distances are computed in the inputs' dtype, so in float32 inputs are
+  supported up to magnitude 1e15 (the checked range; products overflow from
+  about 1.8e19).
+
   Args:
     embeddings: ``[batch, dim]`` floating embeddings.
     labels: ``[batch]`` integer class labels.
@@ -113,8 +118,10 @@ def batch_hard_triplet_loss(
     Re-Identification <https://arxiv.org/abs/1703.07737>`_, 2017.
   """
   batch = _mine(embeddings, labels, margin, distance, where)
-  hardest_positive = numerics.masked_max(batch.distances, batch.positives)
-  hardest_negative = numerics.masked_min(batch.distances, batch.negatives)
+  hardest_positive = online_softmax.masked_max(batch.distances, batch.positives)
+  hardest_negative = -online_softmax.masked_max(
+    -batch.distances, batch.negatives
+  )
   values = jax.nn.relu(hardest_positive - hardest_negative + batch.margin)
   return reduce(values, reduction, weights=weights, where=_has_triplet(batch))
 
@@ -140,6 +147,11 @@ def batch_all_triplet_loss(
   ``y_n ≠ y_a``): each anchor's value is the mean of its active triplets,
   the "BA≠0" variant that Hermans et al. recommend over averaging all
   triplets. Memory is ``O(batch³)`` (the triplet tensor is built).
+
+  Supported input range: With ``distance="squared_euclidean"`` the squared
+  distances are computed in the inputs' dtype, so in float32 inputs are
+  supported up to magnitude 1e15 (the checked range; products overflow from
+  about 1.8e19).
 
   Args:
     embeddings: ``[batch, dim]`` floating embeddings.
@@ -209,6 +221,11 @@ def semi_hard_triplet_loss(
 
   over the negatives ``n`` (``y_n ≠ y_a``) and positives ``P_a``
   (``y_p = y_a``, ``p ≠ a``).
+
+  Supported input range: With ``distance="squared_euclidean"`` the squared
+  distances are computed in the inputs' dtype, so in float32 inputs are
+  supported up to magnitude 1e15 (the checked range; products overflow from
+  about 1.8e19).
 
   Args:
     embeddings: ``[batch, dim]`` floating embeddings.

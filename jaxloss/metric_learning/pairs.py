@@ -34,6 +34,10 @@ def contrastive_loss(
   .. math::
     \ell = y\, d^2 + (1 - y) \max(0, m - d)^2, \qquad d = \|x_1 - x_2\|_2
 
+  Supported input range: Squared distances are computed in the inputs' dtype, so
+  in float32 inputs are supported up to magnitude 1e15 (the checked range;
+  products overflow from about 1.8e19).
+
   Args:
     embeddings1: ``[..., dim]`` floating embeddings.
     embeddings2: ``[..., dim]`` embeddings, same shape.
@@ -89,6 +93,10 @@ def alignment_loss(
 
   .. math:: \ell = \|x - y\|_2^\alpha
 
+  Supported input range: For ``alpha > 1`` the powers of the distances are
+  computed in the inputs' dtype, so in float32 inputs are supported up to
+  magnitude 1e15 (the checked range; products overflow from about 1.8e19).
+
   Args:
     x: ``[..., dim]`` floating embeddings (the paper normalises them).
     y: ``[..., dim]`` embeddings of the positives, same shape.
@@ -117,8 +125,9 @@ def alignment_loss(
   checks.min_rank("x", x, 1, VECTORS)
   checks.positive("alpha", alpha)
   elements, examples = split_where(where, x.shape, -1)
-  squared = squared_distance(x, y, elements)
-  values = numerics.safe_pow(squared, numerics.like(alpha, x.dtype) / 2)
+  difference = x - y if elements is None else jnp.where(elements, x - y, 0)
+  norm = in_batch.safe_norm(difference, axis=-1)  # no overflow: not ‖·‖².
+  values = numerics.safe_pow(norm, numerics.like(alpha, x.dtype))
   return reduce(values, reduction, weights=weights, where=examples)
 
 
@@ -141,6 +150,10 @@ def npair_loss(
 
   the cross-entropy of ``softmax_j(f_i · f⁺_j)`` with label ``i``. The
   examples are assumed to come from distinct classes.
+
+  Supported input range: The dot products are computed in the inputs' dtype, so
+  in float32 inputs are supported up to magnitude 1e15 (the checked range;
+  products overflow from about 1.8e19).
 
   Args:
     anchors: ``[batch, dim]`` floating anchor embeddings ``f``.
@@ -201,6 +214,10 @@ def uniformity_loss(
 
   This is a batch-level value (the log of a mean over pairs does not split
   into per-example terms), so it is a scalar for every ``reduction``.
+
+  Supported input range: Squared distances are computed in the inputs' dtype, so
+  in float32 inputs are supported up to magnitude 1e15 (the checked range;
+  products overflow from about 1.8e19).
 
   Args:
     x: ``[batch, dim]`` floating embeddings (the paper normalises them).

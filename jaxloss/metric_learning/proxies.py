@@ -9,7 +9,13 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss._core import checks, numerics, value_checks
+from jaxloss._core import (
+  checks,
+  in_batch,
+  numerics,
+  online_softmax,
+  value_checks,
+)
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce
 from jaxloss.metric_learning._cross_entropy import masked_cross_entropy
@@ -36,6 +42,10 @@ def proxy_nca_loss(
   ProxyNCA++ and pytorch-metric-learning); the paper's NCA form leaves the
   positive out. Embeddings and proxies are used as given: normalise them
   first for the paper's setting.
+
+  Supported input range: Squared distances are computed in the inputs' dtype, so
+  in float32 inputs are supported up to magnitude 1e15 (the checked range;
+  products overflow from about 1.8e19).
 
   Args:
     embeddings: ``[batch, dim]`` floating embeddings.
@@ -165,9 +175,9 @@ def ge2e_loss(
   own = numerics.safe_divide(
     totals[:, None, :] - kept, counts[:, None, None] - 1
   )
-  unit = numerics.l2_normalize(embeddings)
-  cosines = jnp.einsum("jid,kd->jik", unit, numerics.l2_normalize(centroids))
-  own_cosines = jnp.sum(unit * numerics.l2_normalize(own), axis=-1)
+  unit = in_batch.l2_normalize(embeddings)
+  cosines = jnp.einsum("jid,kd->jik", unit, in_batch.l2_normalize(centroids))
+  own_cosines = jnp.sum(unit * in_batch.l2_normalize(own), axis=-1)
   is_own = jnp.eye(speakers, dtype=bool)[:, None, :]  # [speakers, 1, speakers]
   scale, bias = numerics.like(w, dtype), numerics.like(b, dtype)
   own_or_other = jnp.where(is_own, own_cosines[..., None], cosines)
@@ -178,13 +188,14 @@ def ge2e_loss(
   candidates = jnp.broadcast_to(others, similarities.shape)
   if method == "softmax":  # the own speaker and the others present.
     values = (
-      numerics.masked_logsumexp(similarities, candidates | is_own) - positive
+      online_softmax.masked_logsumexp(similarities, candidates | is_own)
+      - positive
     )
   else:
     values = (
       1
       - jax.nn.sigmoid(positive)
-      + numerics.masked_max(jax.nn.sigmoid(similarities), candidates)
+      + online_softmax.masked_max(jax.nn.sigmoid(similarities), candidates)
     )
   return reduce(values, reduction, weights=weights, where=valid)
 

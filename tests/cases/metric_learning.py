@@ -8,6 +8,10 @@ from tests.cases import _inputs as I
 
 D = 4  # embedding dimension
 C = 5  # classes (ArcFace, CosFace, Proxy-NCA)
+# The input magnitude that losses quadratic in their inputs (squared
+# distances, dot products) document: float32 squares overflow from ~1.8e19.
+QUADRATIC_RANGE = 1e15
+LABELS = dict(label_arg=1, num_classes=C)
 U = 3  # utterances per speaker (GE2E)
 
 
@@ -101,6 +105,9 @@ def _mining_cases(fn, **flags):
       _mining(distance),
       name=f"{fn.__name__}[{distance}]",
       edge_inputs=_mining_edges(distance),
+      max_magnitude=QUADRATIC_RANGE
+      if distance == "squared_euclidean"
+      else None,
       **flags,
     )
     for distance in ("euclidean", "squared_euclidean", "cosine")
@@ -196,6 +203,7 @@ CASES = [
     _contrastive,
     float_args=(0, 1),
     edge_inputs=_contrastive_edges,
+    max_magnitude=QUADRATIC_RANGE,
   ),
   LossCase(
     jl.angular_loss,
@@ -208,13 +216,20 @@ CASES = [
   # values: it is not the mean of the "none" values in general.
   *_mining_cases(jl.batch_all_triplet_loss, mean_of_none=False),
   *_mining_cases(jl.semi_hard_triplet_loss),
-  LossCase(jl.npair_loss, _pairs, float_args=(0, 1), edge_inputs=_pair_edges()),
+  LossCase(
+    jl.npair_loss,
+    _pairs,
+    float_args=(0, 1),
+    edge_inputs=_pair_edges(),
+    max_magnitude=QUADRATIC_RANGE,
+  ),
   LossCase(
     jl.npair_loss,
     lambda rng, n: (_pairs(rng, n)[0], {"l2_reg": 0.01}),
     name="npair_loss[l2_reg]",
     float_args=(0, 1),
     edge_inputs=_pair_edges(l2_reg=0.01),
+    max_magnitude=QUADRATIC_RANGE,
   ),
   # The proxies are shared by the batch, not batch-shaped.
   LossCase(
@@ -223,6 +238,8 @@ CASES = [
     float_args=(0, 2),
     batch_args=(0, 1),
     edge_inputs=_proxy_edges,
+    max_magnitude=QUADRATIC_RANGE,
+    **LABELS,
   ),
   LossCase(
     jl.ge2e_loss,
@@ -238,16 +255,35 @@ CASES = [
     edge_inputs=_ge2e_edges("contrast"),
     wrong_shape=_one_utterance,
   ),
-  LossCase(jl.arcface_loss, _cosines, edge_inputs=_cosine_edges()),
+  # Cosines are bounded by definition: no huge magnitudes.
+  LossCase(
+    jl.arcface_loss,
+    _cosines,
+    edge_inputs=_cosine_edges(),
+    magnitude_args=(),
+    **LABELS,
+  ),
   LossCase(
     jl.arcface_loss,
     lambda rng, n: _cosines(rng, n, easy_margin=True, scale=16.0),
     name="arcface_loss[easy_margin]",
     edge_inputs=_cosine_edges(easy_margin=True),
+    magnitude_args=(),
+    **LABELS,
   ),
-  LossCase(jl.cosface_loss, _cosines, edge_inputs=_cosine_edges()),
   LossCase(
-    jl.alignment_loss, _pairs, float_args=(0, 1), edge_inputs=_pair_edges()
+    jl.cosface_loss,
+    _cosines,
+    edge_inputs=_cosine_edges(),
+    magnitude_args=(),
+    **LABELS,
+  ),
+  LossCase(
+    jl.alignment_loss,
+    _pairs,
+    float_args=(0, 1),
+    edge_inputs=_pair_edges(),
+    max_magnitude=QUADRATIC_RANGE,
   ),
   LossCase(
     jl.alignment_loss,
@@ -263,6 +299,7 @@ CASES = [
     lambda rng, n: ((_embeddings(rng, n, D),), {}),
     per_example=False,
     edge_inputs=_uniformity_edges,
+    max_magnitude=QUADRATIC_RANGE,
     wrong_shape=lambda inputs: ((inputs[0][0][0],), inputs[1]),
   ),
 ]

@@ -89,12 +89,15 @@ def _pairwise_case(fn):
 
 
 def _retrieval_case(suffix, negatives=None, float_args=(0, 1), **kwargs):
+  # Dot-product logits are quadratic in the inputs: the documented range.
+  dot = kwargs.get("similarity") == "dot"
   return LossCase(
     jl.multiple_negatives_ranking_loss,
     _retrieval(negatives, **kwargs),
     name=f"multiple_negatives_ranking_loss[{suffix}]",
     float_args=float_args,
     edge_inputs=_retrieval_edges(negatives, **kwargs),
+    max_magnitude=1e15 if dot else None,
   )
 
 

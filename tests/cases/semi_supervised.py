@@ -114,6 +114,7 @@ CASES = [
     _fixmatch(soft=True, confidence_threshold=0.5, lambda_u=2.0),
     name="fixmatch_loss[soft,threshold=0.5]",
     float_args=(0, 1, 2, 3),
+    magnitude_args=(0, 2, 3),  # the soft labels are distributions
     per_example=False,
     reductions=(),
     edge_inputs=_edge_fixmatch(soft=True),
@@ -131,6 +132,7 @@ CASES = [
     _mixmatch(soft=True),
     name="mixmatch_loss[soft]",
     float_args=(0, 1, 2),
+    magnitude_args=(0, 2),  # the soft labels are distributions
     per_example=False,
     reductions=(),
     edge_inputs=_edge_mixmatch(soft=True),
