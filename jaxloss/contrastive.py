@@ -197,7 +197,7 @@ def ntxent(
   keep = in_batch.example_mask(where, labels.shape)
   dtype = embeddings.dtype
   # optax's cosine similarity, x / sqrt(max(|x|², eps)).
-  unit = in_batch.l2_normalize(embeddings, eps=jnp.sqrt(jnp.finfo(dtype).eps))
+  unit = numerics.l2_normalize(embeddings, eps=jnp.sqrt(jnp.finfo(dtype).eps))
   logits = jnp.matmul(unit, unit.T) / temperature.astype(dtype)
   pairs = keep[:, None] & keep[None, :]
   same = in_batch.same_label(labels)

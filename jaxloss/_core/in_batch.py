@@ -24,9 +24,9 @@ rows and the local columns):
 losses that must recognise an example's own column (SigLIP's diagonal, the
 SupCon anchor) give rows and columns the global ``index`` ``start + i``.
 
-Normalised embeddings are ``x / max(‖x‖, 1e-12)`` (torch's rule), computed by
-:func:`l2_normalize` here, which scales by the largest magnitude first so that
-``‖x‖²`` never overflows (embeddings up to float32's largest value).
+Normalised embeddings are ``x / max(‖x‖, 1e-12)``
+(:func:`jaxloss._core.numerics.l2_normalize`, torch's rule), whose norm does
+not overflow (embeddings up to float32's largest value).
 """
 
 from __future__ import annotations
@@ -59,43 +59,6 @@ def same_label(labels: jax.Array, others: jax.Array | None = None) -> jax.Array:
   (``others`` defaults to ``labels``: the pairs of one batch)."""
   others = labels if others is None else others
   return labels[:, None] == others[None, :]
-
-
-# --------------------------------------------------------------------------- #
-# overflow-safe norms (candidates for jaxloss._core.numerics)
-
-
-def _peak(x: jax.Array, axis: int) -> jax.Array:
-  """``max |x|`` along ``axis`` (kept), 1 where it is 0 or not finite; no
-  gradient (the norm is 1-homogeneous, so the scale's gradient is 0)."""
-  peak = jnp.max(jnp.abs(x), axis=axis, keepdims=True, initial=0)
-  peak = jnp.where((peak > 0) & jnp.isfinite(peak), peak, 1)
-  return jax.lax.stop_gradient(peak)
-
-
-def safe_norm(
-  x: jax.Array, axis: int = -1, keepdims: bool = False
-) -> jax.Array:
-  """``‖x‖`` along ``axis`` that does not overflow where the norm is
-  representable (``m · ‖x / m‖`` with ``m = max |x|``), with gradient 0 at
-  the zero vector (:func:`jaxloss._core.numerics.safe_norm`'s rule)."""
-  peak = _peak(x, axis)
-  norm = peak * numerics.safe_norm(x / peak, axis=axis, keepdims=True)
-  return norm if keepdims else jnp.squeeze(norm, axis)
-
-
-def l2_normalize(
-  x: jax.Array, axis: int = -1, eps: float | jax.Array = 1e-12
-) -> jax.Array:
-  """``x / max(‖x‖, eps)`` along ``axis``
-  (:func:`jaxloss._core.numerics.l2_normalize`'s rule), computed as
-  ``u / max(‖u‖, eps / m)`` with ``u = x / m``, ``m = max |x|``: exact for
-  any finite ``x`` (``‖x‖²`` would overflow float32 from ``|x| ≈ 1.8e19``),
-  with finite gradients, the zero vector included."""
-  peak = _peak(x, axis)
-  unit = x / peak
-  norm = numerics.safe_norm(unit, axis=axis, keepdims=True)
-  return unit / jnp.maximum(norm, eps / peak)
 
 
 # --------------------------------------------------------------------------- #
@@ -304,9 +267,9 @@ def infonce_values(
   """``[batch]`` InfoNCE values; shared ``[m, dim]`` negatives are extra
   columns (never masked), per-anchor ``[batch, k, dim]`` ones are dense."""
   if similarity == "cosine":
-    anchors = l2_normalize(anchors)
-    positives = l2_normalize(positives)
-    negatives = None if negatives is None else l2_normalize(negatives)
+    anchors = numerics.l2_normalize(anchors)
+    positives = numerics.l2_normalize(positives)
+    negatives = None if negatives is None else numerics.l2_normalize(negatives)
   inverse = 1 / temperature.astype(anchors.dtype)
   columns = {"x": positives, "keep": keep}
   if negatives is not None and negatives.ndim == 2:  # shared: more columns.
@@ -338,9 +301,9 @@ def retrieval_values(
   positive and negatives are no candidates); with ``symmetric``, averaged
   with each positive's cross-entropy over all anchors."""
   if similarity == "cosine":
-    anchors = l2_normalize(anchors)
-    positives = l2_normalize(positives)
-    negatives = None if negatives is None else l2_normalize(negatives)
+    anchors = numerics.l2_normalize(anchors)
+    positives = numerics.l2_normalize(positives)
+    negatives = None if negatives is None else numerics.l2_normalize(negatives)
   batch, dim = anchors.shape
   scale = scale.astype(anchors.dtype)
   columns = {"x": positives, "keep": keep}
@@ -374,7 +337,7 @@ def clip_values(
 ) -> jax.Array:
   """``[batch]`` CLIP values: the mean of each pair's two cross-entropies."""
   if normalize:
-    images, texts = l2_normalize(images), l2_normalize(texts)
+    images, texts = numerics.l2_normalize(images), numerics.l2_normalize(texts)
   inverse = 1 / temperature.astype(images.dtype)
   result = stats(
     similarities,
@@ -399,7 +362,7 @@ def siglip_values(
 ) -> jax.Array:
   """``[batch]`` SigLIP values: each image's row of pair terms, summed."""
   if normalize:
-    images, texts = l2_normalize(images), l2_normalize(texts)
+    images, texts = numerics.l2_normalize(images), numerics.l2_normalize(texts)
   index = start + jnp.arange(images.shape[0])
   rows = {
     "x": images,

@@ -7,7 +7,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from jaxloss._core import in_batch, numerics
+from jaxloss._core import numerics
 
 Distance = Literal["euclidean", "squared_euclidean", "cosine"]
 DISTANCES: tuple[Distance, ...] = ("euclidean", "squared_euclidean", "cosine")
@@ -22,12 +22,12 @@ def pairwise_distances(x: jax.Array, distance: str) -> jax.Array:
   root (finite gradients for identical rows), of ``x / m`` with ``m = max
   |x|``, then scaled back by ``m`` (``m²``): a distance never overflows where
   it is representable. Cosine distance is ``1 − cos(x_i, x_j)`` of the rows
-  normalised by :func:`~jaxloss._core.in_batch.l2_normalize`; a zero vector
+  normalised by :func:`~jaxloss._core.numerics.l2_normalize`; a zero vector
   has cosine 0 with everything.
   """
   eye = jnp.eye(x.shape[0], dtype=bool)
   if distance == "cosine":
-    unit = in_batch.l2_normalize(x)
+    unit = numerics.l2_normalize(x)
     distances = 1 - jnp.matmul(
       unit, unit.T, precision=jax.lax.Precision.HIGHEST
     )
@@ -53,4 +53,4 @@ def squared_distance(
   difference = x - y
   if elements is not None:
     difference = jnp.where(elements, difference, 0)
-  return jnp.square(in_batch.safe_norm(difference, axis=-1))
+  return jnp.square(numerics.safe_norm(difference, axis=-1))

@@ -126,7 +126,7 @@ def alignment_loss(
   checks.positive("alpha", alpha)
   elements, examples = split_where(where, x.shape, -1)
   difference = x - y if elements is None else jnp.where(elements, x - y, 0)
-  norm = in_batch.safe_norm(difference, axis=-1)  # no overflow: not ‖·‖².
+  norm = numerics.safe_norm(difference, axis=-1)  # no overflow: not ‖·‖².
   values = numerics.safe_pow(norm, numerics.like(alpha, x.dtype))
   return reduce(values, reduction, weights=weights, where=examples)
 

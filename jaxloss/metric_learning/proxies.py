@@ -11,7 +11,6 @@ from jax.typing import ArrayLike
 
 from jaxloss._core import (
   checks,
-  in_batch,
   numerics,
   online_softmax,
   value_checks,
@@ -175,9 +174,9 @@ def ge2e_loss(
   own = numerics.safe_divide(
     totals[:, None, :] - kept, counts[:, None, None] - 1
   )
-  unit = in_batch.l2_normalize(embeddings)
-  cosines = jnp.einsum("jid,kd->jik", unit, in_batch.l2_normalize(centroids))
-  own_cosines = jnp.sum(unit * in_batch.l2_normalize(own), axis=-1)
+  unit = numerics.l2_normalize(embeddings)
+  cosines = jnp.einsum("jid,kd->jik", unit, numerics.l2_normalize(centroids))
+  own_cosines = jnp.sum(unit * numerics.l2_normalize(own), axis=-1)
   is_own = jnp.eye(speakers, dtype=bool)[:, None, :]  # [speakers, 1, speakers]
   scale, bias = numerics.like(w, dtype), numerics.like(b, dtype)
   own_or_other = jnp.where(is_own, own_cosines[..., None], cosines)

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss._core import checks, in_batch, numerics
+from jaxloss._core import checks, numerics
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce, split_where
 from jaxloss.metric_learning._distances import VECTORS, squared_distance
@@ -121,8 +121,8 @@ def triplet_margin_loss(
 
   def cosine_distance(x: jax.Array, y: jax.Array) -> jax.Array:
     # torch's cosine_similarity: x·y / (max(‖x‖, ε) max(‖y‖, ε)), ε = 1e-8.
-    unit_x = in_batch.l2_normalize(x, axis=axis, eps=1e-8)
-    unit_y = in_batch.l2_normalize(y, axis=axis, eps=1e-8)
+    unit_x = numerics.l2_normalize(x, axis=axis, eps=1e-8)
+    unit_y = numerics.l2_normalize(y, axis=axis, eps=1e-8)
     return 1 - jnp.sum(unit_x * unit_y, axis=axis)
 
   def given_distance(x: jax.Array, y: jax.Array) -> jax.Array:
