@@ -43,7 +43,8 @@ def _options(rng, n):
   (ignored)."""
   (hidden, weight, labels), _ = _tokens(rng, n)
   labels = np.where(rng.random(labels.shape) < 0.25, -100, labels)
-  labels[0, 0] = 1
+  if n:
+    labels[0, 0] = 1  # a real label first (the harness replaces it)
   return (hidden, weight, labels.astype(np.int32)), dict(
     OPTIONS, reduction="none", bias=I.logits(rng, V, scale=0.5)
   )
@@ -120,6 +121,11 @@ def _tokens_case(make_inputs, name, edges, **options):
     batch_args=(0, 2),
     wrong_shape=_drop_last_label,
     edge_inputs=edges,
+    label_arg=2,
+    num_classes=V,
+    # The logits hidden @ weight overflow float32 at 1e19 per input (the
+    # documented range: entries up to 1e15).
+    max_magnitude=1e15,
     **options,
   )
 
