@@ -714,6 +714,38 @@ def test_ctc_reduction_where_weights_contract(x64):
   assert_close(out["torch_mean"], np.mean(per_sequence / lengths), **tol)
 
 
+def test_ctc_invalid_labels_are_nan_padded_ones_are_not(x64):
+  """Issue 19: an unpadded label -1, num_classes or the blank gives NaN for
+  its sequence (optax's one-hot scored it as probability 1); the same labels
+  in padded positions, or in a sequence masked out by where, change
+  nothing."""
+  logits, logit_paddings, labels, label_paddings = _ctc_inputs(7)
+  good = numpy_ctc(logits, logit_paddings, labels, label_paddings)
+  bad = labels.copy()
+  bad[0, 1], bad[1, 0], bad[2, 1] = -1, 5, 0  # -1, num_classes, the blank
+  bad[2, 2] = bad[3, 0] = -1  # padded positions: ignored
+  got = np.asarray(js.ctc_loss(logits, logit_paddings, bad, label_paddings))
+  assert np.all(np.isnan(got[:3]))
+  assert_close(got[3], good[3], **F64_TOL)
+  padded_only = labels.copy()
+  padded_only[2, 2] = padded_only[3] = -7
+  assert_close(
+    js.ctc_loss(logits, logit_paddings, padded_only, label_paddings),
+    good,
+    **F64_TOL,
+  )
+  where = np.array([False, False, False, True])
+
+  def masked(x):
+    return js.ctc_loss(
+      x, logit_paddings, bad, label_paddings, where=where, reduction="sum"
+    )
+
+  value, grad = jax.value_and_grad(masked)(logits)
+  assert_close(value, good[3], **F64_TOL)
+  assert np.all(np.isfinite(grad))
+
+
 def test_ctc_errors_name_the_loss_and_argument():
   logits, logit_paddings, labels, label_paddings = _ctc_inputs(6)
   args = (

@@ -85,10 +85,12 @@ def _ctc(rng, n, blank_id=0, **kwargs):
   logit_paddings = (np.arange(FRAMES)[None] >= frames[:, None]).astype(I.F32)
   labels = rng.integers(1, K, size=(n, L))
   labels = np.where(labels == blank_id, 0, labels).astype(np.int32)
-  labels[0] = [2, 2]  # a repeat: needs a blank between its frames.
+  if n:
+    labels[0] = [2, 2]  # a repeat: needs a blank between its frames.
   if blank_id:
     kwargs["blank_id"] = blank_id
   lengths = rng.integers(0, L + 1, size=n)
+  lengths[:2] = np.maximum(lengths[:2], 1)  # the label check's examples
   label_paddings = (np.arange(L)[None] >= lengths[:, None]).astype(I.F32)
   return (logits, logit_paddings, labels, label_paddings), kwargs
 
@@ -108,6 +110,11 @@ def _ctc_edges():
     ((logits, np.ones_like(no_padding), labels, no_label_padding), {}),
     ((logits, no_padding, labels, np.ones_like(no_label_padding)), {}),
   ]
+
+
+# ctc_loss's documented range: log-probabilities above log_epsilon (logits up
+# to -log_epsilon / 2 in magnitude), so the 1e15+ scales are outside it.
+CTC_RANGE = dict(label_arg=2, num_classes=K, max_magnitude=5e4)
 
 
 def _tokens_case(make_inputs, name, edges, **options):
@@ -145,10 +152,11 @@ CASES = [
     grad_modes=("rev",),
     mean_of_none=False,
   ),
-  LossCase(js.ctc_loss, _ctc, edge_inputs=_ctc_edges),
+  LossCase(js.ctc_loss, _ctc, edge_inputs=_ctc_edges, **CTC_RANGE),
   LossCase(
     js.ctc_loss,
     lambda rng, n: _ctc(rng, n, blank_id=K - 1, log_epsilon=-1e4),
     name="ctc_loss[blank_id,log_epsilon]",
+    **{**CTC_RANGE, "max_magnitude": 5e3},
   ),
 ]
