@@ -9,6 +9,7 @@ float32.
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 from collections.abc import Callable, Sequence
@@ -392,7 +393,11 @@ def _feature_distance(
   per_map = jnp.stack(
     [
       jnp.mean(
-        jnp.square(a.astype(dtype) - b.astype(dtype)).reshape(batch, -1), axis=1
+        # math.prod, not -1: a batch of 0 examples has no -1 to infer.
+        jnp.square(a.astype(dtype) - b.astype(dtype)).reshape(
+          batch, math.prod(a.shape[1:])
+        ),
+        axis=1,
       )
       for a, b in zip(mine, theirs)
     ],
