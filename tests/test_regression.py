@@ -206,6 +206,49 @@ def test_cosine_element_where_matches_optax(name):
   assert_close(ours(p, t, where=where), theirs(p, t, where=where), RTOL, ATOL)
 
 
+def _np_cosine(p, t, epsilon=0.0, axis=-1):
+  """optax.losses.cosine_similarity in float64 NumPy: p·t / sqrt(max(‖p‖²,
+  ε) max(‖t‖², ε))."""
+  p, t = np.asarray(p, F64), np.asarray(t, F64)
+  norm_p = np.maximum((p * p).sum(axis), epsilon)
+  norm_t = np.maximum((t * t).sum(axis), epsilon)
+  return (p * t).sum(axis) / np.sqrt(norm_p * norm_t)
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e15, 1e19, 1e30])
+def test_cosine_at_huge_and_tiny_magnitudes(scale):
+  """Issue 19: at 1e19 the squared norms overflowed float32 and
+  cosine_similarity gave 0 (cosine_embedding_loss at 1e15 likewise); the
+  vectors are now divided by their largest magnitude first. Value and
+  gradient equal float64 NumPy / the float64 computation."""
+  p, t = _normal(40, 4, 6), _normal(41, 4, 6)
+  p[1] *= 1e-3  # a short vector beside long ones: the scale is per example
+  big_p, big_t = np.float32(p * scale), np.float32(t * scale)
+  assert np.all(np.isfinite(big_p)) and np.all(np.isfinite(big_t))
+  want = _np_cosine(big_p, big_t)
+  assert_close(jl.cosine_similarity(big_p, big_t), want, 1e-5, 1e-6)
+  assert_close(jl.cosine_distance(big_p, big_t), 1 - want, 1e-5, 1e-6)
+  signs = np.array([1, -1, 1, -1], np.int32)
+  assert_close(
+    jl.cosine_embedding_loss(big_p, big_t, signs),
+    torch_cosine_embedding(big_p, big_t, signs),
+    1e-5,
+    1e-6,
+  )
+
+  def grads(*args):
+    return jax.grad(
+      lambda a, b: jl.cosine_similarity(a, b, reduction="sum"),
+      argnums=(0, 1),
+    )(*args)
+
+  got = grads(big_p, big_t)
+  with jax.enable_x64(True):
+    want_grads = grads(F64(big_p), F64(big_t))
+  for g, w in zip(got, want_grads):
+    assert_close(g, w, 1e-4, 1e-4 * np.max(np.abs(w)))
+
+
 def test_cosine_zero_vectors_and_masked_examples():
   p = np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 2.0]], F32)
   t = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]], F32)
