@@ -889,3 +889,29 @@ def test_checked_passes_good_values():
     RTOL,
     ATOL,
   )
+
+
+@pytest.mark.parametrize("scale", [1e19, 1e30])
+def test_metrics_at_huge_magnitudes_match_float64(scale):
+  """Issue 19: RMSE squared errors of 1e19 (inf), and the quotient rule of
+  normalized_mean_absolute_error / absolute_percentage_error squared the
+  normaliser (gradient 0). Value and gradient equal the float64 ones."""
+  p, t = _normal(50, 3, 4) * scale, (_normal(51, 3, 4) + 3) * scale
+  p, t = F32(p), F32(t)
+  for name, kwargs in [
+    ("root_mean_squared_error", dict(axis=-1)),
+    ("normalized_mean_absolute_error", dict(axis=-1)),
+    ("normalized_mean_absolute_error", dict(normalizer="mean")),
+    ("absolute_percentage_error", {}),
+  ]:
+    fn = getattr(jl, name)
+
+    def total(a, b, fn=fn, kwargs=kwargs):
+      return jnp.sum(fn(a, b, **kwargs))
+
+    got = jax.value_and_grad(total, argnums=(0, 1))(p, t)
+    with jax.enable_x64(True):
+      want = jax.value_and_grad(total, argnums=(0, 1))(F64(p), F64(t))
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+      assert np.all(np.isfinite(g)), name
+      assert_close(g, w, 1e-4, 1e-4 * np.max(np.abs(w)), what=name)
