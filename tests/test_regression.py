@@ -73,7 +73,7 @@ def torch_poisson_nll(x, t, log_input=True, full=False, eps=1e-8):
 def torch_gaussian_nll(mu, y, var, full=False, eps=1e-6):
   """torch.nn.functional.gaussian_nll_loss(mu, y, var, full, eps,
   reduction="none"): var of mu's size is used as is; of mu.size()[:-1] it is
-  unsqueezed at -1; of mu.size()[:-1] + (1,) it broadcasts. Clamped at eps,
+  unsqueezed at -1; any other shape broadcasts against mu. Clamped at eps,
   then 0.5 (log var + (mu - y)² / var) (+ 0.5 log 2 pi with full)."""
   mu, y, var = (np.asarray(a, F64) for a in (mu, y, var))
   if var.shape != mu.shape and var.shape == mu.shape[:-1]:
@@ -562,9 +562,14 @@ def test_poisson_nll_eps():
   )
 
 
-@pytest.mark.parametrize("variance_shape", [(3, 4), (3, 1), (3,)])
+@pytest.mark.parametrize(
+  "variance_shape", [(3, 4), (3, 1), (3,), (1, 4), (4,), (1, 1)]
+)
 @pytest.mark.parametrize("full", [False, True])
 def test_gaussian_nll_matches_torch(variance_shape, full):
+  """Issue 19: (1, 4), (4,) and (1, 1) variances broadcast against (3, 4)
+  means (torch broadcasts them; jaxloss rejected them). torch is not in the
+  venv: the reference is the NumPy transcription above."""
   rng = np.random.default_rng(27)
   mu, y = _normal(28, 3, 4), _normal(29, 3, 4)
   var = rng.uniform(0.1, 3, variance_shape).astype(F32)
@@ -593,6 +598,20 @@ def test_gaussian_nll_eps_and_gradients_follow_torch():
     )(*(a.astype(F64) for a in (mu, y, var)))
     for ours, theirs in zip(grads, torch_gaussian_nll_grads(mu, y, var)):
       assert_close(ours, theirs, rtol=1e-10, atol=ATOL)
+
+
+def test_gaussian_nll_broadcast_variance_gradient():
+  """The gradient of a broadcast (1, 4) variance sums torch's elementwise
+  0.5 (1/v - (mu - y)² / v²) over the broadcast axis."""
+  mu, y = _normal(60, 3, 4), _normal(61, 3, 4)
+  var = np.random.default_rng(62).uniform(0.1, 3, (1, 4))
+  with jax.enable_x64(True):
+    grads = jax.grad(
+      lambda *a: jl.gaussian_nll_loss(*a, reduction="sum"), argnums=(0, 1, 2)
+    )(*(np.asarray(a, F64) for a in (mu, y, var)))
+  want = torch_gaussian_nll_grads(mu, y, np.broadcast_to(var, (3, 4)))
+  assert_close(grads[0], want[0], rtol=1e-10, atol=1e-12)
+  assert_close(grads[2], want[2].sum(0, keepdims=True), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("margin", [0.0, 0.3, -0.5])
