@@ -119,8 +119,11 @@ def linear_cross_entropy(
     ``"none"`` (masked tokens exactly 0).
 
   Matches ``optax.losses.softmax_cross_entropy_with_integer_labels(hidden @
-  weight + bias, labels)`` (and ``torch.nn.functional.cross_entropy`` with
-  ``label_smoothing`` and ``ignore_index``), in the manner of Apple's
+  weight + bias, labels)`` on labels in ``[0, vocab)`` (optax has no
+  ``ignore_index`` and silently scores any other label), and
+  ``torch.nn.functional.cross_entropy`` with ``label_smoothing`` and its
+  default ``ignore_index=-100`` (torch raises on other out-of-range labels;
+  this gives NaN), in the manner of Apple's
   Cut Cross-Entropy and Liger-Kernel's fused linear cross-entropy.
 
   >>> import jax.numpy as jnp, jaxloss
