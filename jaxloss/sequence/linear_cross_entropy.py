@@ -120,7 +120,8 @@ def linear_cross_entropy(
 
   Matches ``optax.losses.softmax_cross_entropy_with_integer_labels(hidden @
   weight + bias, labels)`` on labels in ``[0, vocab)`` (optax has no
-  ``ignore_index`` and silently scores any other label), and
+  ``ignore_index``: a negative label wraps round, ``-100`` scoring class
+  ``vocab − 100``, and a label ``≥ vocab`` gives NaN), and
   ``torch.nn.functional.cross_entropy`` with ``label_smoothing`` and its
   default ``ignore_index=-100`` (torch raises on other out-of-range labels;
   this gives NaN), in the manner of Apple's
