@@ -75,7 +75,12 @@ def _aspect_angle(width: jax.Array, height: jax.Array) -> jax.Array:
   ``atan(w / h)`` is NaN there, and its gradient is NaN whenever ``h = 0``).
   """
   s = jnp.where(height < 0, -1, 1).astype(width.dtype)
-  nonzero = (width * width + height * height) > 0
+  # Divided by max(|w|, |h|) (no gradient; atan2 is scale-invariant), so
+  # that atan2's derivative h / (w² + h²) never underflows for tiny boxes
+  # (nor is a tiny box, of w² + h² = 0 in float32, taken for w = h = 0).
+  peak = jax.lax.stop_gradient(jnp.maximum(jnp.abs(width), jnp.abs(height)))
+  nonzero = peak > 0
+  s = s / jnp.where(nonzero, peak, 1)
   angle = jnp.arctan2(
     jnp.where(nonzero, s * width, 0), jnp.where(nonzero, s * height, 1)
   )
@@ -106,8 +111,19 @@ def _box_values(
 ) -> jax.Array:
   """The per-pair values shared by the four losses (``kind`` picks the
   penalty)."""
-  x1, y1, x2, y2 = _corners(boxes1, box_format)
-  x1g, y1g, x2g, y2g = _corners(boxes2, box_format)
+  corners = _corners(boxes1, box_format) + _corners(boxes2, box_format)
+  # Every coordinate of the pair divided by the pair's largest |coordinate|
+  # (no gradient), so that no area or squared distance overflows (1e19² is
+  # inf in float32): the losses are ratios of areas, invariant under
+  # scaling once eps, an area, is scaled by 1/s² too. Exact gradients: the
+  # scaled function equals the unscaled one for every s.
+  scale = jax.lax.stop_gradient(
+    jnp.max(jnp.stack([jnp.abs(c) for c in corners]), axis=0)
+  )
+  scale = jnp.where(scale > 0, scale, 1)
+  x1, y1, x2, y2, x1g, y1g, x2g, y2g = (c / scale for c in corners)
+  unit_eps = eps  # CIoU's alpha adds eps to a dimensionless sum
+  eps = jnp.where(eps > 0, eps / jnp.square(scale), 0)  # s² may be 0 or inf
   # Intersection (torchvision's _loss_inter_union: 0 unless both sides > 0).
   inter_w = jnp.minimum(x2, x2g) - jnp.maximum(x1, x1g)
   inter_h = jnp.minimum(y2, y2g) - jnp.maximum(y1, y1g)
@@ -132,7 +148,7 @@ def _box_values(
   if kind == "diou":
     return values
   v = _ASPECT * jnp.square(_aspect_angle(w2, h2) - _aspect_angle(w1, h1))
-  alpha = jax.lax.stop_gradient(numerics.safe_divide(v, 1 - iou + v + eps))
+  alpha = jax.lax.stop_gradient(numerics.safe_divide(v, 1 - iou + v + unit_eps))
   return values + alpha * v
 
 

@@ -9,6 +9,7 @@ float32.
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 from collections.abc import Callable, Sequence
@@ -110,8 +111,11 @@ def _ssim_inputs(
   k1: ArrayLike,
   k2: ArrayLike,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
-  """Checks shared by the two SSIM losses; returns the images, the Gaussian
-  window and SSIM's constants :math:`C_1, C_2` in the images' dtype."""
+  """Checks shared by the two SSIM losses; returns the images divided by
+  ``max_val``, the Gaussian window and SSIM's constants for those
+  (``C_1 = k_1²``, ``C_2 = k_2²``) in the images' dtype. SSIM is invariant
+  under scaling the pixels and ``L`` together; dividing first keeps the
+  squared pixels from overflowing for any ``L`` (e.g. ``L = 1e30``)."""
   images, targets = checks.same_shape_floats(images=images, targets=targets)
   checks.rank("images", images, 4)
   if (
@@ -128,9 +132,9 @@ def _ssim_inputs(
     checks.positive(arg, value)
     hyper[arg] = checks.scalar(arg, value).astype(images.dtype)
   window = _gaussian_window(filter_size, hyper["filter_sigma"], images.dtype)
-  c1 = jnp.square(hyper["k1"] * hyper["max_val"])
-  c2 = jnp.square(hyper["k2"] * hyper["max_val"])
-  return images, targets, window, c1, c2
+  c1, c2 = jnp.square(hyper["k1"]), jnp.square(hyper["k2"])
+  unit = hyper["max_val"]
+  return images / unit, targets / unit, window, c1, c2
 
 
 @loss(images=_PIXELS, targets=_PIXELS)
@@ -163,7 +167,10 @@ def ssim_loss(
     images: ``[batch, height, width, channels]`` floating images.
     targets: ``[batch, height, width, channels]`` reference images.
     max_val: the dynamic range :math:`L` of the pixel values (1 for images
-      in [0, 1], 255 for 8-bit); may be traced.
+      in [0, 1], 255 for 8-bit; pytorch_msssim's default ``data_range`` is
+      255); may be traced. Supported range: pixels in ``[0, L]`` (what
+      :func:`jaxloss.checked` requires), for any ``L`` representable in the
+      dtype (the images are divided by ``L`` first).
     filter_size: odd width of the Gaussian window (static). An axis shorter
       than the window is not filtered (pytorch-msssim skips it with a
       warning; so does this).
@@ -245,7 +252,10 @@ def ms_ssim_loss(
       side must exceed ``(filter_size - 1) * 2 ** (M - 1)`` (> 160 px for the
       defaults), so that the coarsest scale still fits the window.
     targets: ``[batch, height, width, channels]`` reference images.
-    max_val: the dynamic range of the pixel values; may be traced.
+    max_val: the dynamic range of the pixel values (pytorch_msssim's
+      default ``data_range`` is 255); may be traced. Supported range: pixels
+      in ``[0, max_val]`` (what :func:`jaxloss.checked` requires), for any
+      ``max_val`` representable in the dtype.
     filter_size: odd width of the Gaussian window (static).
     filter_sigma: standard deviation of the window; may be traced.
     k1, k2: SSIM's stabilising constants; may be traced.
@@ -392,7 +402,11 @@ def _feature_distance(
   per_map = jnp.stack(
     [
       jnp.mean(
-        jnp.square(a.astype(dtype) - b.astype(dtype)).reshape(batch, -1), axis=1
+        # math.prod, not -1: a batch of 0 examples has no -1 to infer.
+        jnp.square(a.astype(dtype) - b.astype(dtype)).reshape(
+          batch, math.prod(a.shape[1:])
+        ),
+        axis=1,
       )
       for a, b in zip(mine, theirs)
     ],

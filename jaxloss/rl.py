@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss._core import checks, numerics, value_checks
+from jaxloss._core import labels as labels_lib
 from jaxloss._core.loss import loss
 from jaxloss._core.policy import clipped_surrogate, data
 from jaxloss._core.reduction import Reduction, reduce, split_where
@@ -82,7 +83,10 @@ def _actions(
 
 
 def _take(values: jax.Array, actions: jax.Array) -> jax.Array:
-  return jnp.take_along_axis(values, actions[..., None], axis=-1)[..., 0]
+  """``values`` at each action along the last axis (a safe gather: an
+  out-of-range action is clipped here and made NaN by the caller with
+  :func:`jaxloss._core.labels.nan_unless_valid`)."""
+  return labels_lib.pick(values, actions, axis=-1)
 
 
 @loss(
@@ -117,7 +121,10 @@ def q_learning_loss(
 
   Args:
     q_values: ``[..., num_actions]`` floating :math:`Q(s, \cdot)`.
-    actions: ``[...]`` integer actions taken.
+    actions: ``[...]`` integer actions taken, in ``[0, num_actions)``; any
+      other action that ``where`` does not mask out gives NaN for its step
+      (on purpose: rlax's ``batched_index`` wraps ``-1`` round to the last
+      action).
     rewards: ``[...]`` rewards :math:`r`.
     discounts: ``[...]`` discounts :math:`\gamma` (0 at episode ends).
     next_q_values: ``[..., num_actions]`` :math:`Q'(s', \cdot)`, e.g. of a
@@ -170,6 +177,7 @@ def q_learning_loss(
     next_value = _take(next_q_values, jnp.argmax(selector, axis=-1))
   target = jax.lax.stop_gradient(rewards + discounts * next_value)
   values = _td_penalty(target - _take(q_values, actions), loss, delta)
+  values = labels_lib.nan_unless_valid(values, actions, q_values.shape[-1])
   return reduce(values, reduction, weights=weights, where=where)
 
 
@@ -263,7 +271,10 @@ def policy_gradient_loss(
 
   Args:
     logits: ``[..., num_actions]`` floating action preferences.
-    actions: ``[...]`` integer actions taken.
+    actions: ``[...]`` integer actions taken, in ``[0, num_actions)``; any
+      other action that ``where`` does not mask out gives NaN for its step
+      (on purpose: rlax's ``batched_index`` wraps ``-1`` round to the last
+      action).
     advantages: ``[...]`` advantage (or return) estimates :math:`A`.
     where: boolean mask of the per-step shape ``[...]`` (drops steps, e.g.
       padding) or of the logits' shape (drops actions from the softmax, e.g.
@@ -293,6 +304,7 @@ def policy_gradient_loss(
   actions = _actions(actions, logits, "logits", examples)
   advantages = data("advantages", advantages, logits, actions.shape)
   values = -_take(log_probs, actions) * jax.lax.stop_gradient(advantages)
+  values = labels_lib.nan_unless_valid(values, actions, logits.shape[-1])
   return reduce(values, reduction, weights=weights, where=examples)
 
 

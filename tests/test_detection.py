@@ -176,6 +176,25 @@ def test_matches_torchvision(kind):
     assert_close(out, ref(a, b), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("kind", LOSSES)
+@pytest.mark.parametrize("scale", [1e15, 1e19, 1e30])
+def test_huge_boxes_match_torchvision_float64(kind, scale):
+  """Issue 19: areas and squared diagonals of 1e19-sized boxes overflowed
+  float32 (GIoU gave -inf though it lies in [0, 2), the others NaN or a
+  wrong value); both boxes scaled, and only the second one scaled. float32
+  against the float64 NumPy transcription of torchvision."""
+  fn, ref = LOSSES[kind], REFERENCES[kind]
+  a = np.concatenate([random_boxes(4, 12), special_pairs()[0]])
+  b = np.concatenate([random_boxes(5, 12), special_pairs()[1]])
+  for big_a, big_b in [(a * scale, b * scale), (a, b * scale)]:
+    big_a, big_b = F32(big_a), F32(big_b)
+    out = np.asarray(fn(big_a, big_b))
+    assert np.all(np.isfinite(out))
+    assert_close(out, ref(big_a, big_b), 1e-5, 1e-5)
+    if kind == "giou":
+      assert np.all((out >= 0) & (out < 2))
+
+
 @pytest.mark.parametrize("kind", ["iou", "giou", "diou"])
 def test_eps_placement(kind):
   """A large eps shows where it is added."""

@@ -167,6 +167,35 @@ def test_ssim_8bit_range_and_traced_options():
   assert_close(traced(255.0, 1.2), expected, RTOL, ATOL)
 
 
+@pytest.mark.parametrize("scale", [1e15, 1e19, 1e30])
+def test_ssim_at_huge_dynamic_ranges(scale):
+  """Issue 19: pixels in [0, L] with L = 1e19..1e30 squared to inf (SSIM
+  NaN, MS-SSIM 6); the images are divided by L first. float32 against the
+  float64 NumPy transcription of pytorch_msssim (data_range=L), and the
+  gradient against the float64 one."""
+  x, y = image_pair(2, (2, 16, 14, 1), scale=scale)
+  assert np.all(np.isfinite(x)) and np.all(np.isfinite(y))
+  expected = 1 - msssim_ssim(x, y, data_range=scale)
+  assert_close(jl.ssim_loss(x, y, max_val=scale), expected, RTOL, ATOL)
+  weights = np.array([0.2, 0.5, 0.3], F32)
+  assert_close(
+    jl.ms_ssim_loss(x, y, max_val=scale, filter_size=3, scale_weights=weights),
+    1 - msssim_ms_ssim(x, y, scale, win_size=3, weights=weights),
+    RTOL,
+    ATOL,
+  )
+
+  def grad(a, b):
+    return jax.grad(
+      lambda a: jl.ssim_loss(a, b, max_val=scale, reduction="sum")
+    )(a)
+
+  got = grad(x, y)
+  with jax.enable_x64(True):
+    want = grad(x.astype(F64), y.astype(F64))
+  assert_close(got, want, 1e-4, 1e-4 * np.max(np.abs(want)))
+
+
 def test_ssim_identical_images_give_zero():
   x, _ = image_pair(2, (2, 12, 12, 2))
   assert_close(jl.ssim_loss(x, x), [0, 0], rtol=RTOL, atol=1e-6)

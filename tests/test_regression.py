@@ -73,7 +73,7 @@ def torch_poisson_nll(x, t, log_input=True, full=False, eps=1e-8):
 def torch_gaussian_nll(mu, y, var, full=False, eps=1e-6):
   """torch.nn.functional.gaussian_nll_loss(mu, y, var, full, eps,
   reduction="none"): var of mu's size is used as is; of mu.size()[:-1] it is
-  unsqueezed at -1; of mu.size()[:-1] + (1,) it broadcasts. Clamped at eps,
+  unsqueezed at -1; any other shape broadcasts against mu. Clamped at eps,
   then 0.5 (log var + (mu - y)² / var) (+ 0.5 log 2 pi with full)."""
   mu, y, var = (np.asarray(a, F64) for a in (mu, y, var))
   if var.shape != mu.shape and var.shape == mu.shape[:-1]:
@@ -204,6 +204,49 @@ def test_cosine_element_where_matches_optax(name):
   where[:, 0] = True  # every example keeps an element (optax: NaN otherwise)
   ours, theirs = getattr(jl, name), getattr(optax.losses, name)
   assert_close(ours(p, t, where=where), theirs(p, t, where=where), RTOL, ATOL)
+
+
+def _np_cosine(p, t, epsilon=0.0, axis=-1):
+  """optax.losses.cosine_similarity in float64 NumPy: p·t / sqrt(max(‖p‖²,
+  ε) max(‖t‖², ε))."""
+  p, t = np.asarray(p, F64), np.asarray(t, F64)
+  norm_p = np.maximum((p * p).sum(axis), epsilon)
+  norm_t = np.maximum((t * t).sum(axis), epsilon)
+  return (p * t).sum(axis) / np.sqrt(norm_p * norm_t)
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e15, 1e19, 1e30])
+def test_cosine_at_huge_and_tiny_magnitudes(scale):
+  """Issue 19: at 1e19 the squared norms overflowed float32 and
+  cosine_similarity gave 0 (cosine_embedding_loss at 1e15 likewise); the
+  vectors are now divided by their largest magnitude first. Value and
+  gradient equal float64 NumPy / the float64 computation."""
+  p, t = _normal(40, 4, 6), _normal(41, 4, 6)
+  p[1] *= 1e-3  # a short vector beside long ones: the scale is per example
+  big_p, big_t = np.float32(p * scale), np.float32(t * scale)
+  assert np.all(np.isfinite(big_p)) and np.all(np.isfinite(big_t))
+  want = _np_cosine(big_p, big_t)
+  assert_close(jl.cosine_similarity(big_p, big_t), want, 1e-5, 1e-6)
+  assert_close(jl.cosine_distance(big_p, big_t), 1 - want, 1e-5, 1e-6)
+  signs = np.array([1, -1, 1, -1], np.int32)
+  assert_close(
+    jl.cosine_embedding_loss(big_p, big_t, signs),
+    torch_cosine_embedding(big_p, big_t, signs),
+    1e-5,
+    1e-6,
+  )
+
+  def grads(*args):
+    return jax.grad(
+      lambda a, b: jl.cosine_similarity(a, b, reduction="sum"),
+      argnums=(0, 1),
+    )(*args)
+
+  got = grads(big_p, big_t)
+  with jax.enable_x64(True):
+    want_grads = grads(F64(big_p), F64(big_t))
+  for g, w in zip(got, want_grads):
+    assert_close(g, w, 1e-4, 1e-4 * np.max(np.abs(w)))
 
 
 def test_cosine_zero_vectors_and_masked_examples():
@@ -519,9 +562,14 @@ def test_poisson_nll_eps():
   )
 
 
-@pytest.mark.parametrize("variance_shape", [(3, 4), (3, 1), (3,)])
+@pytest.mark.parametrize(
+  "variance_shape", [(3, 4), (3, 1), (3,), (1, 4), (4,), (1, 1)]
+)
 @pytest.mark.parametrize("full", [False, True])
 def test_gaussian_nll_matches_torch(variance_shape, full):
+  """Issue 19: (1, 4), (4,) and (1, 1) variances broadcast against (3, 4)
+  means (torch broadcasts them; jaxloss rejected them). torch is not in the
+  venv: the reference is the NumPy transcription above."""
   rng = np.random.default_rng(27)
   mu, y = _normal(28, 3, 4), _normal(29, 3, 4)
   var = rng.uniform(0.1, 3, variance_shape).astype(F32)
@@ -550,6 +598,20 @@ def test_gaussian_nll_eps_and_gradients_follow_torch():
     )(*(a.astype(F64) for a in (mu, y, var)))
     for ours, theirs in zip(grads, torch_gaussian_nll_grads(mu, y, var)):
       assert_close(ours, theirs, rtol=1e-10, atol=ATOL)
+
+
+def test_gaussian_nll_broadcast_variance_gradient():
+  """The gradient of a broadcast (1, 4) variance sums torch's elementwise
+  0.5 (1/v - (mu - y)² / v²) over the broadcast axis."""
+  mu, y = _normal(60, 3, 4), _normal(61, 3, 4)
+  var = np.random.default_rng(62).uniform(0.1, 3, (1, 4))
+  with jax.enable_x64(True):
+    grads = jax.grad(
+      lambda *a: jl.gaussian_nll_loss(*a, reduction="sum"), argnums=(0, 1, 2)
+    )(*(np.asarray(a, F64) for a in (mu, y, var)))
+  want = torch_gaussian_nll_grads(mu, y, np.broadcast_to(var, (3, 4)))
+  assert_close(grads[0], want[0], rtol=1e-10, atol=1e-12)
+  assert_close(grads[2], want[2].sum(0, keepdims=True), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("margin", [0.0, 0.3, -0.5])
@@ -846,3 +908,29 @@ def test_checked_passes_good_values():
     RTOL,
     ATOL,
   )
+
+
+@pytest.mark.parametrize("scale", [1e19, 1e30])
+def test_metrics_at_huge_magnitudes_match_float64(scale):
+  """Issue 19: RMSE squared errors of 1e19 (inf), and the quotient rule of
+  normalized_mean_absolute_error / absolute_percentage_error squared the
+  normaliser (gradient 0). Value and gradient equal the float64 ones."""
+  p, t = _normal(50, 3, 4) * scale, (_normal(51, 3, 4) + 3) * scale
+  p, t = F32(p), F32(t)
+  for name, kwargs in [
+    ("root_mean_squared_error", dict(axis=-1)),
+    ("normalized_mean_absolute_error", dict(axis=-1)),
+    ("normalized_mean_absolute_error", dict(normalizer="mean")),
+    ("absolute_percentage_error", {}),
+  ]:
+    fn = getattr(jl, name)
+
+    def total(a, b, fn=fn, kwargs=kwargs):
+      return jnp.sum(fn(a, b, **kwargs))
+
+    got = jax.value_and_grad(total, argnums=(0, 1))(p, t)
+    with jax.enable_x64(True):
+      want = jax.value_and_grad(total, argnums=(0, 1))(F64(p), F64(t))
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+      assert np.all(np.isfinite(g)), name
+      assert_close(g, w, 1e-4, 1e-4 * np.max(np.abs(w)), what=name)

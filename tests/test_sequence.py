@@ -329,6 +329,55 @@ def test_linear_cross_entropy_masked_everything_is_zero_with_zero_grad():
   assert not np.any(d_hidden) and not np.any(d_weight)
 
 
+@pytest.mark.parametrize("chunk_size", [None, 4])
+def test_linear_cross_entropy_ignores_minus_100_by_default(x64, chunk_size):
+  """Issue 19: a -100 label (torch's and Hugging Face's padding) is dropped
+  without passing ignore_index; it used to be scored as lse(z)."""
+  hidden, weight, _, labels, _ = _lce_inputs(5, np.float64)
+  assert np.sum(labels == IGNORE) == 1
+  keep = labels != IGNORE
+  expected = numpy_linear_cross_entropy(hidden, weight, labels, keep=keep)
+  none = js.linear_cross_entropy(
+    hidden, weight, labels, reduction="none", chunk_size=chunk_size
+  )
+  mean = js.linear_cross_entropy(hidden, weight, labels, chunk_size=chunk_size)
+  assert_close(none, expected, **F64_TOL)
+  assert float(none[0, 1]) == 0.0
+  assert_close(mean, expected.sum() / keep.sum(), **F64_TOL)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 4])
+def test_linear_cross_entropy_out_of_range_labels_are_nan(x64, chunk_size):
+  """Issue 19: labels -1 and vocab (and -100 with ignore_index=None) give
+  NaN for their token only; masked out by where they are dropped with finite
+  gradients."""
+  hidden, weight, _, labels, _ = _lce_inputs(6, np.float64)
+  labels[0, 1] = 3  # no ignored label
+  good = numpy_linear_cross_entropy(hidden, weight, labels)
+  bad = labels.copy()
+  bad[0, 0], bad[1, 1] = -1, V
+  wrong = np.zeros(labels.shape, bool)
+  wrong[0, 0] = wrong[1, 1] = True
+  lce = functools.partial(js.linear_cross_entropy, chunk_size=chunk_size)
+  got = np.asarray(lce(hidden, weight, bad, reduction="none"))
+  assert np.all(np.isnan(got[wrong]))
+  assert_close(got[~wrong], good[~wrong], **F64_TOL)
+  assert np.isnan(float(lce(hidden, weight, bad)))
+  unignored = labels.copy()
+  unignored[1, 2] = IGNORE
+  got = np.asarray(
+    lce(hidden, weight, unignored, ignore_index=None, reduction="none")
+  )
+  assert np.isnan(got[1, 2]) and np.all(np.isfinite(np.delete(got, 5)))
+
+  def masked_mean(h, w):
+    return lce(h, w, bad, where=~wrong)
+
+  value, grads = jax.value_and_grad(masked_mean, argnums=(0, 1))(hidden, weight)
+  assert_close(value, good[~wrong].mean(), **F64_TOL)
+  assert all(np.all(np.isfinite(g)) for g in grads)
+
+
 def test_linear_cross_entropy_weights_and_mean_over_valid_tokens(x64):
   """weights scale the per-token values; "mean" divides by the weights of the
   valid tokens only (ignore_index and where both count)."""
@@ -663,6 +712,38 @@ def test_ctc_reduction_where_weights_contract(x64):
   )
   # torch's reduction="mean": each sequence divided by its target length.
   assert_close(out["torch_mean"], np.mean(per_sequence / lengths), **tol)
+
+
+def test_ctc_invalid_labels_are_nan_padded_ones_are_not(x64):
+  """Issue 19: an unpadded label -1, num_classes or the blank gives NaN for
+  its sequence (optax's one-hot scored it as probability 1); the same labels
+  in padded positions, or in a sequence masked out by where, change
+  nothing."""
+  logits, logit_paddings, labels, label_paddings = _ctc_inputs(7)
+  good = numpy_ctc(logits, logit_paddings, labels, label_paddings)
+  bad = labels.copy()
+  bad[0, 1], bad[1, 0], bad[2, 1] = -1, 5, 0  # -1, num_classes, the blank
+  bad[2, 2] = bad[3, 0] = -1  # padded positions: ignored
+  got = np.asarray(js.ctc_loss(logits, logit_paddings, bad, label_paddings))
+  assert np.all(np.isnan(got[:3]))
+  assert_close(got[3], good[3], **F64_TOL)
+  padded_only = labels.copy()
+  padded_only[2, 2] = padded_only[3] = -7
+  assert_close(
+    js.ctc_loss(logits, logit_paddings, padded_only, label_paddings),
+    good,
+    **F64_TOL,
+  )
+  where = np.array([False, False, False, True])
+
+  def masked(x):
+    return js.ctc_loss(
+      x, logit_paddings, bad, label_paddings, where=where, reduction="sum"
+    )
+
+  value, grad = jax.value_and_grad(masked)(logits)
+  assert_close(value, good[3], **F64_TOL)
+  assert np.all(np.isfinite(grad))
 
 
 def test_ctc_errors_name_the_loss_and_argument():

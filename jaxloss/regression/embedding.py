@@ -3,6 +3,8 @@ torch's cosine and hinge embedding losses."""
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -22,17 +24,36 @@ __all__ = [
 _TORCH_COSINE_EPS = 1e-12  # torch's cosine_embedding_loss adds it to ‖x‖².
 
 
+def _unit_scale(x: jax.Array, axes: tuple[int, ...]) -> jax.Array:
+  """Each vector's largest magnitude over ``axes`` (kept as size-1 axes; 1
+  for a zero vector), without gradient: dividing by it keeps the squared
+  norms and dot products from overflowing (or underflowing) where the cosine
+  is representable. The cosine is scale-invariant, so stopping the scale's
+  gradient leaves the gradient exact.
+
+  Should move to ``_core/numerics.py`` (an overflow-safe norm helper)."""
+  peak = jnp.max(jnp.abs(x), axis=axes, keepdims=True)
+  return jax.lax.stop_gradient(jnp.where(peak > 0, peak, 1))
+
+
 def _cosine_sums(
   a: jax.Array, b: jax.Array, axis: Axis, where: ArrayLike | None
-) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array | None]:
-  """``(a·b, ‖a‖², ‖b‖², example mask)`` over ``axis``, masked by ``where``."""
+) -> tuple[
+  jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array | None
+]:
+  """``(â·b̂, ‖â‖², ‖b̂‖², s_a, s_b, example mask)`` over ``axis``, masked by
+  ``where``, where ``â = a / s_a`` with ``s_a`` the largest ``|a|`` of each
+  vector (:func:`_unit_scale`; ``s`` has the per-example shape)."""
   axes, elements, examples = reduced_axes(a, axis, where)
   if elements is not None:
     a, b = jnp.where(elements, a, 0), jnp.where(elements, b, 0)
+  scale_a, scale_b = _unit_scale(a, axes), _unit_scale(b, axes)
+  a, b = a / scale_a, b / scale_b
   dot, norm_a, norm_b = (
     jnp.sum(x * y, axis=axes) for x, y in ((a, b), (a, a), (b, b))
   )
-  return dot, norm_a, norm_b, examples
+  squeeze = functools.partial(jnp.squeeze, axis=axes)
+  return dot, norm_a, norm_b, squeeze(scale_a), squeeze(scale_b), examples
 
 
 def _inverse_sqrt(x: jax.Array) -> jax.Array:
@@ -49,17 +70,24 @@ def _optax_cosine(
   where: ArrayLike | None,
 ) -> tuple[jax.Array, jax.Array | None]:
   """optax's cosine similarity (squared norms floored at ``epsilon``), 0 for a
-  zero vector instead of NaN; and the example mask."""
+  zero vector instead of NaN; and the example mask. Computed on the vectors
+  divided by their largest magnitude (``max(‖a‖², ε) = s²·max(‖â‖², ε/s²)``),
+  so that no squared norm overflows."""
   predictions, targets = checks.same_shape_floats(
     predictions=predictions, targets=targets
   )
   checks.nonnegative("epsilon", epsilon)
-  dot, norm_p, norm_t, examples = _cosine_sums(
+  dot, norm_p, norm_t, scale_p, scale_t, examples = _cosine_sums(
     predictions, targets, axis, where
   )
+  epsilon = jnp.asarray(epsilon, dot.dtype)
+
+  def floor(scale: jax.Array) -> jax.Array:  # ε/s², 0 for ε = 0 (s² may be 0)
+    return jnp.where(epsilon > 0, epsilon / jnp.square(scale), 0)
+
   return dot * (
-    _inverse_sqrt(jnp.maximum(norm_p, epsilon))
-    * _inverse_sqrt(jnp.maximum(norm_t, epsilon))
+    _inverse_sqrt(jnp.maximum(norm_p, floor(scale_p)))
+    * _inverse_sqrt(jnp.maximum(norm_t, floor(scale_t)))
   ), examples
 
 
@@ -202,13 +230,17 @@ def cosine_embedding_loss(
   """
   x1, x2 = checks.same_shape_floats(x1=x1, x2=x2)
   checks.in_range("margin", margin, -1, 1)
-  dot, norm1, norm2, examples = _cosine_sums(x1, x2, -1, where)
+  dot, norm1, norm2, scale1, scale2, examples = _cosine_sums(x1, x2, -1, where)
   targets = checks.as_targets("targets", targets, x1)
   checks.shape(
     "targets", targets, x1.shape[:-1], "the shape of `x1` without its last axis"
   )
-  cosines = dot / jnp.sqrt(
-    (norm1 + _TORCH_COSINE_EPS) * (norm2 + _TORCH_COSINE_EPS)
+  # torch's dot / sqrt((‖x1‖² + eps)(‖x2‖² + eps)) on the rescaled vectors:
+  # ‖x‖² + eps = s²·(‖x̂‖² + eps/s²); no product of squared norms overflows.
+  cosines = (
+    dot
+    * jax.lax.rsqrt(norm1 + _TORCH_COSINE_EPS / jnp.square(scale1))
+    * jax.lax.rsqrt(norm2 + _TORCH_COSINE_EPS / jnp.square(scale2))
   )
   values = jnp.where(targets == 1, 1 - cosines, 0) + jnp.where(
     targets == -1, jnp.maximum(cosines - margin, 0), 0

@@ -27,6 +27,24 @@ _PERCENTAGE_EPS = 2.0**-52
 _NORMALIZERS = ("range", "mean")
 
 
+@jax.custom_jvp
+def _ratio(numerator: jax.Array, denominator: jax.Array) -> jax.Array:
+  """``numerator / denominator`` (``denominator`` nonzero) whose derivative
+  is ``(dn − ratio·dd) / d``: JAX's quotient rule computes ``n·d⁻²``, and
+  ``d²`` overflows float32 for ``|d| ≳ 1.8e19`` (the gradient was then 0).
+
+  Should move to ``_core/numerics.py``."""
+  return numerator / denominator
+
+
+@_ratio.defjvp
+def _ratio_jvp(primals, tangents):
+  numerator, denominator = primals
+  d_numerator, d_denominator = tangents
+  ratio = numerator / denominator
+  return ratio, (d_numerator - ratio * d_denominator) / denominator
+
+
 def _masked_range(
   x: jax.Array, axes: tuple[int, ...], elements: jax.Array | None
 ) -> jax.Array:
@@ -90,10 +108,16 @@ def root_mean_squared_error(
   """
   predictions, targets = pair(predictions, targets)
   axes, elements, examples = reduced_axes(predictions, axis, where)
-  mean_square = numerics.masked_mean(
-    jnp.square(predictions - targets), elements, axes
-  )
-  values = numerics.safe_sqrt(mean_square)
+  errors = predictions - targets
+  # Divided by the largest |error| first (no gradient: the RMSE is
+  # homogeneous of degree 1), so that squares of 1e19..1e30 do not overflow.
+  magnitudes = jnp.abs(errors)
+  if elements is not None:
+    magnitudes = jnp.where(elements, magnitudes, 0)
+  peak = jnp.max(magnitudes, axis=axes, keepdims=True)
+  peak = jax.lax.stop_gradient(jnp.where(peak > 0, peak, 1))
+  mean_square = numerics.masked_mean(jnp.square(errors / peak), elements, axes)
+  values = numerics.safe_sqrt(mean_square) * jnp.squeeze(peak, axes)
   return reduce(values, reduction, weights=weights, where=examples)
 
 
@@ -158,7 +182,7 @@ def normalized_mean_absolute_error(
     scale = _masked_range(targets, axes, elements)
   else:
     scale = jnp.abs(numerics.masked_mean(targets, elements, axes))
-  values = mae / jnp.where(scale == 0, 1, scale)
+  values = _ratio(mae, jnp.where(scale == 0, 1, scale))
   return reduce(values, reduction, weights=weights, where=examples)
 
 
@@ -201,8 +225,9 @@ def absolute_percentage_error(
     <https://doi.org/10.1016/j.ijforecast.2006.03.001>`_, 2006.
   """
   predictions, targets = pair(predictions, targets)
-  values = numerics.safe_abs(predictions - targets) / jnp.maximum(
-    jnp.abs(targets), _PERCENTAGE_EPS
+  values = _ratio(
+    numerics.safe_abs(predictions - targets),
+    jnp.maximum(jnp.abs(targets), _PERCENTAGE_EPS),
   )
   return reduce(values, reduction, weights=weights, where=where)
 

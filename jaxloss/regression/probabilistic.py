@@ -100,19 +100,45 @@ def poisson_nll_loss(
 
 
 def _variances_like(variances: jax.Array, means: jax.Array) -> jax.Array:
-  """torch's variance shapes: ``means``' shape, that shape with a last axis of
-  1, or without its last axis; broadcast to ``means``' shape."""
+  """torch's variance shapes, broadcast to ``means``' shape: ``means``' shape
+  without its last axis (one variance per vector: a last axis of 1 is added
+  first, as torch does), or any shape that broadcasts against ``means`` to
+  ``means``' shape (``[..., 1]``, ``[1, dim]``, ``[dim]``, …)."""
   if variances.shape == means.shape:
     return variances
   if means.ndim and variances.shape == means.shape[:-1]:
     variances = variances[..., None]
-  if means.ndim and variances.shape == means.shape[:-1] + (1,):
+  try:
+    broadcast = np.broadcast_shapes(variances.shape, means.shape)
+  except ValueError:
+    broadcast = None
+  if broadcast == means.shape:
     return jnp.broadcast_to(variances, means.shape)
   raise checks.fail(
     f"argument `variances` must have the shape of `means` {means.shape}, "
-    f"that shape with a last axis of 1, or that shape without its last axis; "
-    f"got {variances.shape}."
+    f"that shape without its last axis, or a shape that broadcasts to it "
+    f"(torch's rule); got {variances.shape}."
   )
+
+
+@jax.custom_jvp
+def _squared_ratio(errors: jax.Array, variances: jax.Array) -> jax.Array:
+  """``errors² / variances`` computed as ``(errors / variances)·errors``, with
+  the derivatives ``2r`` and ``−r²`` (``r = errors / variances``): neither
+  ``errors²`` (inf at 1e20 in float32) nor ``variances²`` (in JAX's
+  quotient rule) is formed, so the value and gradient stay finite wherever
+  they are representable.
+
+  Should move to ``_core/numerics.py``."""
+  return (errors / variances) * errors
+
+
+@_squared_ratio.defjvp
+def _squared_ratio_jvp(primals, tangents):
+  errors, variances = primals
+  d_errors, d_variances = tangents
+  ratio = errors / variances
+  return ratio * errors, 2 * ratio * d_errors - jnp.square(ratio) * d_variances
 
 
 def _clamp_straight_through(x: jax.Array, floor: ArrayLike) -> jax.Array:
@@ -153,8 +179,9 @@ def gaussian_nll_loss(
     means: ``[..., dim]`` floating predicted means :math:`\mu`.
     targets: ``[..., dim]`` targets :math:`y`, same shape (never broadcast).
     variances: predicted variances :math:`\sigma^2`: ``[..., dim]``,
-      ``[..., 1]`` or ``[...]`` (one variance shared by the last axis; the last
-      two are broadcast as torch does).
+      ``[...]`` (one variance per vector: a last axis of 1 is added first), or
+      any shape that broadcasts to ``means``' shape (``[..., 1]``,
+      ``[1, dim]``, …), as torch broadcasts them.
     full: whether to add the constant :math:`\tfrac12 \log 2\pi` (a Python
       bool).
     eps: the variance floor :math:`\varepsilon > 0`.
@@ -182,7 +209,9 @@ def gaussian_nll_loss(
   targets = checks.as_targets("targets", targets, means)
   checks.same_shape(means=means, targets=targets)
   variances = _clamp_straight_through(_variances_like(variances, means), eps)
-  values = 0.5 * (jnp.log(variances) + jnp.square(means - targets) / variances)
+  values = 0.5 * (
+    jnp.log(variances) + _squared_ratio(means - targets, variances)
+  )
   if full:
     values = values + _HALF_LOG_2PI
   return reduce(values, reduction, weights=weights, where=where)

@@ -15,6 +15,7 @@ import optax
 from jax.typing import ArrayLike
 
 from jaxloss._core import checks, numerics
+from jaxloss._core import labels as labels_lib
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce
 
@@ -113,17 +114,26 @@ def _ctc(
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """optax's forward algorithm (a scan over the frames), its results in the
   logits' dtype: optax builds float32 constants with ``jnp.ones`` (float64
-  under x64)."""
+  under x64). A sequence with an unpadded label outside ``[0, num_classes)``
+  or equal to the blank gives NaN (:mod:`jaxloss._core.labels`; optax's
+  one-hot would silently score such a label as probability 1)."""
   dtype = logits.dtype
+  num_classes = logits.shape[-1]
+  ok = (label_paddings > 0) | (
+    labels_lib.valid(labels, num_classes) & (labels != blank_id)
+  )
   values, log_alpha_blank, log_alpha_label = (
     optax.losses.ctc_loss_with_forward_probs(
       logits,
       logit_paddings,
-      labels,
+      labels_lib.clipped(labels, num_classes),
       label_paddings,
       blank_id=blank_id,
       log_epsilon=log_epsilon,
     )
+  )
+  values = jnp.where(
+    jnp.all(ok, axis=-1), values, jnp.asarray(jnp.nan, values.dtype)
   )
   return (
     values.astype(dtype),
@@ -160,10 +170,18 @@ def ctc_loss_with_forward_probs(
     logits: ``[batch, time, num_classes]`` floating logits, the blank class
       included (``log_softmax`` is applied inside).
     logit_paddings: ``[batch, time]`` 1.0 for padded frames, 0.0 otherwise.
-    labels: ``[batch, max_labels]`` integer labels (never the blank).
+    labels: ``[batch, max_labels]`` integer labels in ``[0, num_classes)``,
+      never the blank; a sequence with any other unpadded label gives NaN
+      (loud on purpose: optax's function scores it as probability 1).
     label_paddings: ``[batch, max_labels]`` 1.0 for padding, right-padded.
     blank_id: the blank's class index (a Python int).
-    log_epsilon: stand-in for ``log(0)`` (may be traced).
+    log_epsilon: stand-in for ``log(0)`` (may be traced). Supported
+      range: every log-probability ``log_softmax(logits)`` must lie above
+      it, i.e. each frame's logits spread less than ``-log_epsilon``
+      (``1e5`` by default: logits up to ``5e4`` in magnitude). Beyond it
+      real log-probabilities fall below the stand-in for ``log(0)`` and
+      the forward algorithm's sums lose all precision (the value stays
+      finite; the gradient is not the float64 one).
     where: optional ``[batch]`` mask of sequences; applies to the loss only.
     weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``
       (optax's per-sequence values).
@@ -225,10 +243,18 @@ def ctc_loss(
     logits: ``[batch, time, num_classes]`` floating logits, the blank class
       included (``log_softmax`` is applied inside).
     logit_paddings: ``[batch, time]`` 1.0 for padded frames, 0.0 otherwise.
-    labels: ``[batch, max_labels]`` integer labels (never the blank).
+    labels: ``[batch, max_labels]`` integer labels in ``[0, num_classes)``,
+      never the blank; a sequence with any other unpadded label gives NaN
+      (loud on purpose: optax's function scores it as probability 1).
     label_paddings: ``[batch, max_labels]`` 1.0 for padding, right-padded.
     blank_id: the blank's class index (a Python int).
-    log_epsilon: stand-in for ``log(0)`` (may be traced).
+    log_epsilon: stand-in for ``log(0)`` (may be traced). Supported
+      range: every log-probability ``log_softmax(logits)`` must lie above
+      it, i.e. each frame's logits spread less than ``-log_epsilon``
+      (``1e5`` by default: logits up to ``5e4`` in magnitude). Beyond it
+      real log-probabilities fall below the stand-in for ``log(0)`` and
+      the forward algorithm's sums lose all precision (the value stays
+      finite; the gradient is not the float64 one).
     where: optional ``[batch]`` mask of sequences.
     weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``
       (optax's per-sequence values).

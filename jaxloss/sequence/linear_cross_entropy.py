@@ -21,7 +21,13 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss._core import checks, chunking, online_softmax, value_checks
+from jaxloss._core import (
+  checks,
+  chunking,
+  online_softmax,
+  value_checks,
+)
+from jaxloss._core import labels as labels_lib
 from jaxloss._core.chunking import ChunkSize
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce
@@ -42,7 +48,7 @@ def linear_cross_entropy(
   *,
   bias: ArrayLike | None = None,
   where: ArrayLike | None = None,
-  ignore_index: ArrayLike | None = None,
+  ignore_index: ArrayLike | None = -100,
   label_smoothing: ArrayLike = 0.0,
   z_loss: ArrayLike = 0.0,
   logit_soft_cap: ArrayLike | None = None,
@@ -68,18 +74,30 @@ def linear_cross_entropy(
   (with respect to ``hidden``, ``weight``, ``bias`` and a traced soft cap)
   equal those of the materialised logits.
 
+  Supported range: the logits ``hidden @ weight + bias`` must be finite in
+  ``hidden``'s dtype (in float32, ``|z| < 3.4e38``: e.g. entries of ``hidden``
+  and ``weight`` up to ``1e15`` in magnitude with ``dim`` below ``1e8``).
+  They are computed before
+  the soft cap, so larger logits overflow and give an inf or NaN value or
+  gradient (scaling them safely would cost an extra pass over ``weight``).
+
   Args:
     hidden: ``[..., dim]`` floating hidden states (e.g. ``[batch, time, dim]``).
     weight: ``[dim, vocab]`` output projection (a Flax ``Dense`` kernel, or
       the transposed embedding table of a tied model).
     labels: ``[...]`` integer token labels (``hidden``'s shape without
-      ``dim``).
+      ``dim``) in ``[0, vocab)``, or ``ignore_index``. Any other label that
+      ``where`` does not mask out gives NaN for its token (loud on purpose:
+      it is never silently scored against no class or another class).
     bias: optional ``[vocab]`` bias.
     where: optional boolean mask of ``labels``' rank (e.g. the padding mask
       ``[batch, time]``; size-1 axes broadcast); masked tokens may hold any
       label.
-    ignore_index: optional label value that takes no part (torch's
-      ``ignore_index``): sugar for ``where=labels != ignore_index``.
+    ignore_index: the label value that takes no part, ``-100`` by default
+      (the convention of torch's ``cross_entropy`` and of Hugging Face's
+      padded labels): sugar for ``where=labels != ignore_index``. ``None``
+      ignores no label (then every unmasked label must lie in
+      ``[0, vocab)``).
     label_smoothing: ``ε`` in [0, 1] (may be traced).
     z_loss: ``λ_z ≥ 0``, the weight of ``lse(z)²`` (may be traced).
     logit_soft_cap: optional ``c > 0``: logits become ``c·tanh(z/c)`` (Gemma 2)
@@ -101,8 +119,12 @@ def linear_cross_entropy(
     ``"none"`` (masked tokens exactly 0).
 
   Matches ``optax.losses.softmax_cross_entropy_with_integer_labels(hidden @
-  weight + bias, labels)`` (and ``torch.nn.functional.cross_entropy`` with
-  ``label_smoothing`` and ``ignore_index``), in the manner of Apple's
+  weight + bias, labels)`` on labels in ``[0, vocab)`` (optax has no
+  ``ignore_index``: a negative label wraps round, ``-100`` scoring class
+  ``vocab − 100``, and a label ``≥ vocab`` gives NaN), and
+  ``torch.nn.functional.cross_entropy`` with ``label_smoothing`` and its
+  default ``ignore_index=-100`` (torch raises on other out-of-range labels;
+  this gives NaN), in the manner of Apple's
   Cut Cross-Entropy and Liger-Kernel's fused linear cross-entropy.
 
   >>> import jax.numpy as jnp, jaxloss
@@ -175,6 +197,8 @@ def linear_cross_entropy(
     smoothing=not _is_zero(label_smoothing),
     use_z_loss=not _is_zero(z_loss),
   )
+  # An unmasked label outside [0, vocab) (it matched no column) gives NaN.
+  values = labels_lib.nan_unless_valid(values, labels, weight.shape[1])
   return reduce(values, reduction, weights=weights, where=keep)
 
 

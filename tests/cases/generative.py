@@ -28,7 +28,7 @@ W2 = _critic_rng.normal(size=(HIDDEN,)).astype(I.F32)
 def critic(x, params=(W1, B1, W2)):
   """A smooth two-layer critic ``[batch, 2, 2] -> [batch]``."""
   w1, b1, w2 = params
-  hidden = jnp.tanh(x.reshape(x.shape[0], -1) @ w1 + b1)
+  hidden = jnp.tanh(x.reshape(x.shape[0], W1.shape[0]) @ w1 + b1)
   return hidden @ w2
 
 

@@ -98,6 +98,7 @@ CASES = [
     _noisy_pair(_SSIM_SHAPE),
     float_args=(0, 1),
     edge_inputs=_image_edges(_SSIM_SHAPE),
+    magnitude_args=(),  # pixels lie in [0, max_val] (tests/test_image.py)
   ),
   LossCase(
     jl.ms_ssim_loss,
@@ -105,6 +106,7 @@ CASES = [
     name="ms_ssim_loss[filter_size=3,3 scales]",
     float_args=(0, 1),
     edge_inputs=_image_edges(_MS_SSIM_SHAPE, **_MS_SSIM),
+    magnitude_args=(),  # pixels lie in [0, max_val] (tests/test_image.py)
   ),
   LossCase(jl.total_variation_loss, _tv_inputs, edge_inputs=_tv_edges),
   LossCase(

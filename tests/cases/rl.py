@@ -8,11 +8,14 @@ losses stop, so finite differences in them would not match.
 import numpy as np
 
 import jaxloss as jl
+from jaxloss._core.loss import VALUE_RULES
 from jaxloss.testing import LossCase
 from tests.cases import _inputs as I
 
 A = 3  # actions
 B = 2  # batch size inside a time-major [time, batch] input
+# The losses that index by action: labels -1 and A give NaN (_core/labels).
+ACTIONS = dict(label_arg=1, num_classes=A)
 
 
 def _discounts(rng, *shape):
@@ -42,10 +45,16 @@ def _double_q_learning_loss(
   discounts,
   next_q_values,
   next_q_selector,
-  **kwargs,
+  *,
+  loss="mse",
+  delta=1.0,
+  where=None,
+  weights=None,
+  reduction="none",
 ):
   """``q_learning_loss`` with the selector positional, so that the shared
-  properties slice and stack it with the other per-step arrays."""
+  properties slice and stack it with the other per-step arrays (explicit
+  keywords and the same value rules, so that ``jaxloss.checked`` works)."""
   return jl.q_learning_loss(
     q_values,
     actions,
@@ -53,11 +62,20 @@ def _double_q_learning_loss(
     discounts,
     next_q_values,
     next_q_selector=next_q_selector,
-    **kwargs,
+    loss=loss,
+    delta=delta,
+    where=where,
+    weights=weights,
+    reduction=reduction,
   )
 
 
 _double_q_learning_loss.__name__ = "q_learning_loss"
+setattr(
+  _double_q_learning_loss,
+  VALUE_RULES,
+  getattr(jl.q_learning_loss, VALUE_RULES),
+)
 
 
 def _double_q(rng, n):
@@ -171,12 +189,13 @@ def _value_edges(**kwargs):
 
 
 CASES = [
-  LossCase(jl.q_learning_loss, _q(), edge_inputs=_q_edges()),
+  LossCase(jl.q_learning_loss, _q(), edge_inputs=_q_edges(), **ACTIONS),
   # time-major [time, batch, actions], double Q-learning and Huber.
   LossCase(
     _double_q_learning_loss,
     _double_q,
     name="q_learning_loss[time_major,double,huber]",
+    **ACTIONS,
   ),
   LossCase(jl.td_loss, _td(), edge_inputs=_td_edges()),
   LossCase(
@@ -185,9 +204,12 @@ CASES = [
     name="td_loss[time_major,huber]",
     edge_inputs=_td_edges(loss="huber"),
   ),
-  LossCase(jl.policy_gradient_loss, _pg(), edge_inputs=_pg_edges),
+  LossCase(jl.policy_gradient_loss, _pg(), edge_inputs=_pg_edges, **ACTIONS),
   LossCase(
-    jl.policy_gradient_loss, _pg(B), name="policy_gradient_loss[time_major]"
+    jl.policy_gradient_loss,
+    _pg(B),
+    name="policy_gradient_loss[time_major]",
+    **ACTIONS,
   ),
   LossCase(
     jl.entropy_loss,

@@ -43,7 +43,8 @@ def _options(rng, n):
   (ignored)."""
   (hidden, weight, labels), _ = _tokens(rng, n)
   labels = np.where(rng.random(labels.shape) < 0.25, -100, labels)
-  labels[0, 0] = 1
+  if n:
+    labels[0, 0] = 1  # a real label first (the harness replaces it)
   return (hidden, weight, labels.astype(np.int32)), dict(
     OPTIONS, reduction="none", bias=I.logits(rng, V, scale=0.5)
   )
@@ -84,10 +85,12 @@ def _ctc(rng, n, blank_id=0, **kwargs):
   logit_paddings = (np.arange(FRAMES)[None] >= frames[:, None]).astype(I.F32)
   labels = rng.integers(1, K, size=(n, L))
   labels = np.where(labels == blank_id, 0, labels).astype(np.int32)
-  labels[0] = [2, 2]  # a repeat: needs a blank between its frames.
+  if n:
+    labels[0] = [2, 2]  # a repeat: needs a blank between its frames.
   if blank_id:
     kwargs["blank_id"] = blank_id
   lengths = rng.integers(0, L + 1, size=n)
+  lengths[:2] = np.maximum(lengths[:2], 1)  # the label check's examples
   label_paddings = (np.arange(L)[None] >= lengths[:, None]).astype(I.F32)
   return (logits, logit_paddings, labels, label_paddings), kwargs
 
@@ -109,6 +112,11 @@ def _ctc_edges():
   ]
 
 
+# ctc_loss's documented range: log-probabilities above log_epsilon (logits up
+# to -log_epsilon / 2 in magnitude), so the 1e15+ scales are outside it.
+CTC_RANGE = dict(label_arg=2, num_classes=K, max_magnitude=5e4)
+
+
 def _tokens_case(make_inputs, name, edges, **options):
   """A linear_cross_entropy case: hidden and weight differentiated, hidden
   and labels batched, the wrong shape a label short."""
@@ -120,6 +128,11 @@ def _tokens_case(make_inputs, name, edges, **options):
     batch_args=(0, 2),
     wrong_shape=_drop_last_label,
     edge_inputs=edges,
+    label_arg=2,
+    num_classes=V,
+    # The logits hidden @ weight overflow float32 at 1e19 per input (the
+    # documented range: entries up to 1e15).
+    max_magnitude=1e15,
     **options,
   )
 
@@ -139,10 +152,11 @@ CASES = [
     grad_modes=("rev",),
     mean_of_none=False,
   ),
-  LossCase(js.ctc_loss, _ctc, edge_inputs=_ctc_edges),
+  LossCase(js.ctc_loss, _ctc, edge_inputs=_ctc_edges, **CTC_RANGE),
   LossCase(
     js.ctc_loss,
     lambda rng, n: _ctc(rng, n, blank_id=K - 1, log_epsilon=-1e4),
     name="ctc_loss[blank_id,log_epsilon]",
+    **{**CTC_RANGE, "max_magnitude": 5e3},
   ),
 ]
