@@ -77,19 +77,6 @@ def _sum(
   return jnp.sum(terms, axis=axes)
 
 
-def _reduce(
-  values: jax.Array,
-  reduction: Reduction,
-  weights: ArrayLike | None,
-  where: jax.Array | None,
-) -> jax.Array:
-  """:func:`reduce`, except that ``"batchmean"`` of an empty batch is 0 (the
-  all-masked result of the reduction contract), not ``0 / 0``."""
-  if reduction == "batchmean" and values.ndim and values.shape[0] == 0:
-    reduction = "sum"  # a sum of no terms: 0, with finite gradients
-  return reduce(values, reduction, weights=weights, where=where)
-
-
 def _kl_terms(log_predictions: jax.Array, targets: jax.Array) -> jax.Array:
   """``t (log t - log q)``, with ``0 log 0 = 0``.
 
@@ -185,7 +172,7 @@ def kl_divergence(
     axis, where, log_predictions=log_predictions, targets=targets
   )
   values = _sum(_kl_terms(log_q, p), axes, elements)
-  return _reduce(values, reduction, weights, examples)
+  return reduce(values, reduction, weights=weights, where=examples)
 
 
 @loss(
@@ -244,7 +231,7 @@ def kl_divergence_with_log_targets(
     axis, where, log_predictions=log_predictions, log_targets=log_targets
   )
   values = _sum(_kl_log_terms(log_q, log_p), axes, elements)
-  return _reduce(values, reduction, weights, examples)
+  return reduce(values, reduction, weights=weights, where=examples)
 
 
 @loss(targets=value_checks.nonnegative)
@@ -306,7 +293,7 @@ def generalized_kl_divergence(
     axis, where, log_predictions=log_predictions, targets=targets
   )
   values = _sum(_generalized_kl_terms(log_q, p), axes, elements)
-  return _reduce(values, reduction, weights, examples)
+  return reduce(values, reduction, weights=weights, where=examples)
 
 
 @_deprecated("generalized_kl_divergence")
@@ -430,7 +417,7 @@ def js_divergence(
   terms = 0.5 * (_kl_log_terms(log_m, first) + _kl_log_terms(log_m, second))
   terms = jnp.where(both, 0, terms)
   values = _sum(terms, axes, elements)
-  return _reduce(values, reduction, weights, examples)
+  return reduce(values, reduction, weights=weights, where=examples)
 
 
 @loss
@@ -490,7 +477,7 @@ def gaussian_kl_divergence(
   squared = jnp.square(mu - mu0) * jnp.exp(-log_var0)
   terms = 0.5 * (jnp.exp(log_ratio) + squared - 1 - log_ratio)
   values = _sum(terms, axes, elements)
-  return _reduce(values, reduction, weights, examples)
+  return reduce(values, reduction, weights=weights, where=examples)
 
 
 __all__ = [

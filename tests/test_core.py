@@ -458,3 +458,11 @@ def test_safe_pow_lets_nan_through():
   anchor = jnp.array([[jnp.nan, 0.0]])
   positive = negative = jnp.zeros((1, 2))
   assert np.isnan(jaxloss.triplet_margin_loss(anchor, positive, negative))
+
+
+def test_batchmean_of_an_empty_batch_is_zero():
+  """The all-masked result (torch's kl_div gives 0 / 0 = NaN)."""
+  empty = jnp.zeros((0, 3))
+  assert float(reduction.reduce(empty, "batchmean")) == 0.0
+  grad = jax.grad(lambda v: reduction.reduce(v, "batchmean"))(empty)
+  assert grad.shape == (0, 3)

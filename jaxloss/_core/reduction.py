@@ -47,7 +47,8 @@ def reduce(
     reduction: ``"none"`` (weighted values, masked entries exactly 0),
       ``"sum"``, ``"mean"`` (0 with a finite gradient when nothing is
       unmasked), or ``"batchmean"`` (divides by the size of axis 0 of
-      ``values``, as ``torch.nn.functional.kl_div`` does).
+      ``values``, as ``torch.nn.functional.kl_div`` does; 0 for an empty
+      batch, where torch gives NaN).
     weights: optional weights: a scalar, or an array of ``values``' rank
       whose axes match or are 1.
     where: optional boolean mask: a scalar, or an array of ``values``' rank
@@ -83,8 +84,8 @@ def _reduce(values, reduction, weights, where) -> jax.Array:
   total = jnp.sum(values)
   if reduction == "sum":
     return total
-  if reduction == "batchmean":
-    return total / (values.shape[0] if values.ndim else 1)
+  if reduction == "batchmean":  # an empty batch: 0, the all-masked result
+    return total / (max(values.shape[0], 1) if values.ndim else 1)
   # "mean": divide by the total weight of the unmasked entries.
   if weights is None:
     if where is None:

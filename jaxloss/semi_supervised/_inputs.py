@@ -7,26 +7,11 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss._core import checks, numerics
-from jaxloss._core.reduction import Reduction, reduce
+from jaxloss._core.reduction import reduce
 from jaxloss.classification import (
   softmax_cross_entropy,
   softmax_cross_entropy_with_integer_labels,
 )
-
-
-def reduce_batch(
-  values: jax.Array,
-  reduction: Reduction,
-  *,
-  weights: ArrayLike | None,
-  where: ArrayLike | None,
-) -> jax.Array:
-  """:func:`jaxloss.reduce`, with ``"batchmean"`` of an empty batch 0 (the
-  all-masked result), not ``0 / 0``. (``reduce`` itself should divide by
-  ``max(N, 1)``; then this goes.)"""
-  if reduction == "batchmean" and values.ndim and values.shape[0] == 0:
-    return reduce(values, "sum", weights=weights, where=where)
-  return reduce(values, reduction, weights=weights, where=where)
 
 
 def labeled_rule(args, arg):

@@ -12,7 +12,7 @@ from jax.typing import ArrayLike
 
 from jaxloss._core import checks, numerics
 from jaxloss._core.loss import loss
-from jaxloss._core.reduction import Reduction
+from jaxloss._core.reduction import Reduction, reduce
 from jaxloss.divergence import kl_divergence
 from jaxloss.semi_supervised import _inputs
 
@@ -94,7 +94,7 @@ def uda_consistency_loss(
   target = jax.nn.softmax(weak / numerics.like(temperature, weak), axis=-1)
   values = kl_divergence(jax.nn.log_softmax(strong, axis=-1), target)
   values = jnp.where(confident, values, jnp.zeros((), values.dtype))
-  return _inputs.reduce_batch(values, reduction, weights=weights, where=where)
+  return reduce(values, reduction, weights=weights, where=where)
 
 
 @loss
@@ -220,7 +220,7 @@ def mean_teacher_consistency_loss(
   else:
     errors = jax.nn.softmax(student, axis=-1) - jax.nn.softmax(teacher, axis=-1)
     values = jnp.mean(jnp.square(errors), axis=-1)
-  return _inputs.reduce_batch(values, reduction, weights=weights, where=where)
+  return reduce(values, reduction, weights=weights, where=where)
 
 
 @loss
@@ -274,7 +274,7 @@ def pseudo_label_loss(
   logits = checks.as_float("logits", logits)
   checks.rank("logits", logits, 2)
   values = _inputs.pseudo_label_terms(logits, logits, confidence_threshold)
-  return _inputs.reduce_batch(values, reduction, weights=weights, where=where)
+  return reduce(values, reduction, weights=weights, where=where)
 
 
 @loss
@@ -320,4 +320,4 @@ def entropy_minimization_loss(
   checks.min_rank("logits", logits, 1, "the class axis")
   log_p = jax.nn.log_softmax(logits, axis=-1)
   values = -jnp.sum(jnp.exp(log_p) * log_p, axis=-1)
-  return _inputs.reduce_batch(values, reduction, weights=weights, where=where)
+  return reduce(values, reduction, weights=weights, where=where)
