@@ -30,7 +30,6 @@ from jaxloss._core import (
   checks,
   in_batch,
   numerics,
-  online_softmax,
   value_checks,
 )
 from jaxloss._core.chunking import ChunkSize
@@ -204,7 +203,7 @@ def ntxent(
   negative = pairs & ~same
   positive = pairs & same & ~jnp.eye(labels.shape[0], dtype=bool)
   # -log(e^s / (e^s + Σ_neg e^n)) = softplus(lse_neg - s); 0 without negatives.
-  lse_negative = online_softmax.masked_logsumexp(logits, negative, axis=1)
+  lse_negative = numerics.masked_logsumexp(logits, negative, axis=1)
   has_negative = jnp.any(negative, axis=1, keepdims=True)
   pair_loss = jnp.where(
     positive & has_negative, jax.nn.softplus(lse_negative[:, None] - logits), 0

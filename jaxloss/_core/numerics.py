@@ -17,7 +17,9 @@ def upcast(x: jax.Array) -> jax.Array:
   return x.astype(jnp.float32) if x.dtype in _HALF_PRECISION else x
 
 
-def _peak(x: jax.Array, axis) -> jax.Array:
+def magnitude_scale(
+  x: jax.Array, axis: int | tuple[int, ...] | None
+) -> jax.Array:
   """``max |x|`` along ``axis`` (kept), 1 where it is 0 or not finite, with
   no gradient: the scale that keeps a norm's squares from overflowing."""
   peak = jnp.max(jnp.abs(x), axis=axis, keepdims=True, initial=0)
@@ -34,7 +36,7 @@ def safe_norm(
   with ``m = max |x|`` (held constant; the norm is 1-homogeneous, so the
   gradient ``x / ‖x‖`` is exact). ``‖x‖²`` itself overflows float32 from
   ``|x| ≈ 1.8e19``."""
-  peak = _peak(x, axis)
+  peak = magnitude_scale(x, axis)
   squared = jnp.sum(jnp.square(x / peak), axis=axis, keepdims=True)
   positive = squared > 0
   norm = peak * jnp.where(
@@ -135,8 +137,11 @@ def masked_logsumexp(
   none (not ``-inf``: a loss drops such rows, and 0 keeps them finite).
 
   Values and gradients are finite for any finite ``logits``; masked entries
-  and empty rows get a zero gradient.
+  and empty rows get a zero gradient. An axis of size 0 (an empty batch)
+  gives 0 too.
   """
+  if logits.shape[axis] == 0:
+    return jnp.sum(jnp.zeros_like(logits), axis=axis)
   if mask is None:
     return jax.nn.logsumexp(logits, axis=axis)
   filled = jnp.where(mask, logits, -jnp.inf)
@@ -270,7 +275,10 @@ def soft_cross_entropy(
 def masked_max(
   x: jax.Array, mask: jax.Array | None, axis: int = -1
 ) -> jax.Array:
-  """Max of ``x`` over the unmasked entries of ``axis``; 0 where none is."""
+  """Max of ``x`` over the unmasked entries of ``axis``; 0 where none is
+  (and over an axis of size 0)."""
+  if x.shape[axis] == 0:
+    return jnp.sum(jnp.zeros_like(x), axis=axis)
   if mask is None:
     return jnp.max(x, axis=axis)
   picked = jnp.max(jnp.where(mask, x, -jnp.inf), axis=axis)

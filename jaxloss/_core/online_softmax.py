@@ -142,27 +142,6 @@ def softmax_cotangent(
 # the two paths
 
 
-def masked_logsumexp(
-  logits: jax.Array, mask: jax.Array | None, axis: int = -1
-) -> jax.Array:
-  """:func:`jaxloss._core.numerics.masked_logsumexp`, also over an axis of
-  size 0 (an empty batch): 0, as for a row with no unmasked entry (NumPy's
-  ``max`` has no identity there). To move into ``numerics``."""
-  if logits.shape[axis] == 0:
-    return jnp.sum(jnp.zeros_like(logits), axis=axis)
-  return numerics.masked_logsumexp(logits, mask, axis=axis)
-
-
-def masked_max(
-  x: jax.Array, mask: jax.Array | None, axis: int = -1
-) -> jax.Array:
-  """:func:`jaxloss._core.numerics.masked_max`, also over an axis of size 0:
-  0, as for a row with no unmasked entry. To move into ``numerics``."""
-  if x.shape[axis] == 0:
-    return jnp.sum(jnp.zeros_like(x), axis=axis)
-  return numerics.masked_max(x, mask, axis=axis)
-
-
 def dense(
   chunk_fn: ChunkFn,
   rows,
@@ -175,9 +154,9 @@ def dense(
   chunk = chunk_fn(rows, columns)
   mask = _full_mask(chunk, None)
   return Stats(
-    masked_logsumexp(chunk.logits, mask, axis=1) if row_lse else None,
+    numerics.masked_logsumexp(chunk.logits, mask, axis=1) if row_lse else None,
     jax.tree.map(lambda t: jnp.sum(t, axis=1), chunk.terms),
-    masked_logsumexp(chunk.logits, mask, axis=0) if col_lse else None,
+    numerics.masked_logsumexp(chunk.logits, mask, axis=0) if col_lse else None,
   )
 
 

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxloss._core import labels as labels_lib
-from jaxloss._core import online_softmax
+from jaxloss._core import numerics
 
 
 def masked_cross_entropy(
@@ -33,7 +33,7 @@ def masked_cross_entropy(
   others = ~jax.nn.one_hot(labels, num_classes, dtype=bool)
   if element_mask is not None:
     others = others & element_mask
-  lse = online_softmax.masked_logsumexp(logits - take(logits), others, axis=-1)
+  lse = numerics.masked_logsumexp(logits - take(logits), others, axis=-1)
   values = jnp.where(jnp.any(others, axis=-1), jnp.logaddexp(0, lse), 0)
   if element_mask is not None:
     values = jnp.where(take(element_mask)[..., 0], values, 0)

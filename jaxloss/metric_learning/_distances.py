@@ -32,8 +32,7 @@ def pairwise_distances(x: jax.Array, distance: str) -> jax.Array:
       unit, unit.T, precision=jax.lax.Precision.HIGHEST
     )
     return jnp.where(eye, 0, jnp.maximum(distances, 0))
-  peak = jax.lax.stop_gradient(jnp.max(jnp.abs(x), initial=0))
-  peak = jnp.where((peak > 0) & jnp.isfinite(peak), peak, 1)
+  peak = numerics.magnitude_scale(x, axis=None)[0, 0]
   x = x / peak
   squared_norms = jnp.sum(jnp.square(x), axis=-1)
   gram = jnp.matmul(x, x.T, precision=jax.lax.Precision.HIGHEST)

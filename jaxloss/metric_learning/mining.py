@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss._core import checks, in_batch, numerics, online_softmax
+from jaxloss._core import checks, in_batch, numerics
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce
 from jaxloss.metric_learning._distances import (
@@ -118,10 +118,8 @@ def batch_hard_triplet_loss(
     Re-Identification <https://arxiv.org/abs/1703.07737>`_, 2017.
   """
   batch = _mine(embeddings, labels, margin, distance, where)
-  hardest_positive = online_softmax.masked_max(batch.distances, batch.positives)
-  hardest_negative = -online_softmax.masked_max(
-    -batch.distances, batch.negatives
-  )
+  hardest_positive = numerics.masked_max(batch.distances, batch.positives)
+  hardest_negative = -numerics.masked_max(-batch.distances, batch.negatives)
   values = jax.nn.relu(hardest_positive - hardest_negative + batch.margin)
   return reduce(values, reduction, weights=weights, where=_has_triplet(batch))
 

@@ -12,7 +12,6 @@ from jax.typing import ArrayLike
 from jaxloss._core import (
   checks,
   numerics,
-  online_softmax,
   value_checks,
 )
 from jaxloss._core.loss import loss
@@ -187,14 +186,13 @@ def ge2e_loss(
   candidates = jnp.broadcast_to(others, similarities.shape)
   if method == "softmax":  # the own speaker and the others present.
     values = (
-      online_softmax.masked_logsumexp(similarities, candidates | is_own)
-      - positive
+      numerics.masked_logsumexp(similarities, candidates | is_own) - positive
     )
   else:
     values = (
       1
       - jax.nn.sigmoid(positive)
-      + online_softmax.masked_max(jax.nn.sigmoid(similarities), candidates)
+      + numerics.masked_max(jax.nn.sigmoid(similarities), candidates)
     )
   return reduce(values, reduction, weights=weights, where=valid)
 

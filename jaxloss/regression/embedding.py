@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss._core import checks, value_checks
+from jaxloss._core import checks, numerics, value_checks
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce
 from jaxloss.regression._inputs import Axis, pair, reduced_axes
@@ -24,18 +24,6 @@ __all__ = [
 _TORCH_COSINE_EPS = 1e-12  # torch's cosine_embedding_loss adds it to ‖x‖².
 
 
-def _unit_scale(x: jax.Array, axes: tuple[int, ...]) -> jax.Array:
-  """Each vector's largest magnitude over ``axes`` (kept as size-1 axes; 1
-  for a zero vector), without gradient: dividing by it keeps the squared
-  norms and dot products from overflowing (or underflowing) where the cosine
-  is representable. The cosine is scale-invariant, so stopping the scale's
-  gradient leaves the gradient exact.
-
-  Should move to ``_core/numerics.py`` (an overflow-safe norm helper)."""
-  peak = jnp.max(jnp.abs(x), axis=axes, keepdims=True)
-  return jax.lax.stop_gradient(jnp.where(peak > 0, peak, 1))
-
-
 def _cosine_sums(
   a: jax.Array, b: jax.Array, axis: Axis, where: ArrayLike | None
 ) -> tuple[
@@ -47,7 +35,10 @@ def _cosine_sums(
   axes, elements, examples = reduced_axes(a, axis, where)
   if elements is not None:
     a, b = jnp.where(elements, a, 0), jnp.where(elements, b, 0)
-  scale_a, scale_b = _unit_scale(a, axes), _unit_scale(b, axes)
+  scale_a, scale_b = (
+    numerics.magnitude_scale(a, axes),
+    numerics.magnitude_scale(b, axes),
+  )
   a, b = a / scale_a, b / scale_b
   dot, norm_a, norm_b = (
     jnp.sum(x * y, axis=axes) for x, y in ((a, b), (a, a), (b, b))
