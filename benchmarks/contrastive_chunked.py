@@ -161,7 +161,7 @@ def run(repeats: int, chunk: int, losses) -> str:
       f"embeddings and the temperature), dim {DIM}, float32, one CPU device, "
       f'`reduction="mean"`: the dense path (`chunk_size=None`), an explicit '
       f'`chunk_size={chunk}`, and the default (`chunk_size="auto"`, no '
-      f"argument passed: dense while the matrix fits the 32 MiB budget, else "
+      f"argument passed: dense while the matrix fits the 16 MiB budget, else "
       f"the chunk that keeps each block within it; the column *default "
       f"does* says which). Memory: compiled temporary bytes "
       f"(`memory_analysis().temp_size_in_bytes`); batch 65,536 is compiled, "

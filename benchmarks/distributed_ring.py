@@ -272,7 +272,7 @@ def run(repeats: int, chunk: int, losses) -> tuple[str, list]:
       f'devices (one mesh axis), dim {DIM}, float32, `reduction="mean"`. '
       f"`all_gather (dense)`: `chunk_size=None`, dense `b × B` logits per "
       f"device; `ring`: `chunk_size={chunk}`; *default*: no `chunk_size` "
-      f'passed (`"auto"`: one block while it fits the 32 MiB budget, else '
+      f'passed (`"auto"`: one block while it fits the 16 MiB budget, else '
       f"the chunk that keeps each block within it). Memory: compiled "
       f"per-device temporary bytes "
       f"(`memory_analysis().temp_size_in_bytes`); batch 65,536 is compiled, "

@@ -8,7 +8,7 @@ example is the same as slicing it out of the batch.
 :func:`infonce_loss`, :func:`clip_loss`, :func:`siglip_loss` and
 :func:`supervised_contrastive_loss` build the ``batch × batch`` similarity
 matrix only while it is small. With a ``chunk_size`` (by default ``"auto"``:
-dense while the matrix and what autodiff keeps of it fit 32 MiB, else the
+dense while the matrix and what autodiff keeps of it fit 16 MiB, else the
 chunk that keeps each block within that budget; ``jaxloss._core.chunking``)
 they scan over ``chunk_size`` columns at a time with an online log-sum-exp and
 a custom VJP that recomputes each chunk in the backward pass
@@ -75,7 +75,7 @@ def infonce_loss(
     similarity: ``"cosine"`` (embeddings L2-normalised first; a zero vector
       has similarity 0 with everything) or ``"dot"``.
     chunk_size: ``"auto"`` (dense while small, else chunked within the
-      32 MiB budget), ``None`` (dense) or the number of candidate columns per
+      16 MiB budget), ``None`` (dense) or the number of candidate columns per
       chunk of the memory-saving path.
     where: optional ``[batch]`` mask; a masked example is neither an anchor
       nor a candidate (shared negatives stay candidates).
@@ -251,7 +251,7 @@ def clip_loss(
     normalize: L2-normalise the embeddings first (``x̂``, ``ŷ``); a zero
       vector stays zero.
     chunk_size: ``"auto"`` (dense while small, else chunked within the
-      32 MiB budget), ``None`` (dense) or the number of text columns per
+      16 MiB budget), ``None`` (dense) or the number of text columns per
       chunk of the memory-saving path.
     where: optional ``[batch]`` mask; a masked pair takes no part in either
       direction.
@@ -333,7 +333,7 @@ def siglip_loss(
     logit_bias: the bias ``b``; may be traced.
     normalize: L2-normalise the embeddings first; a zero vector stays zero.
     chunk_size: ``"auto"`` (dense while small, else chunked within the
-      32 MiB budget), ``None`` (dense) or the number of text columns per
+      16 MiB budget), ``None`` (dense) or the number of text columns per
       chunk of the memory-saving path.
     where: optional ``[batch]`` mask; a masked pair is neither a row nor a
       column.
@@ -420,7 +420,7 @@ def supervised_contrastive_loss(
     temperature: ``τ > 0``; may be a traced (learned) scalar.
     base_temperature: ``τ_b > 0``.
     chunk_size: ``"auto"`` (dense while small, else chunked within the
-      32 MiB budget), ``None`` (dense) or the number of candidate views per
+      16 MiB budget), ``None`` (dense) or the number of candidate views per
       chunk of the memory-saving path.
     where: optional mask broadcastable to the per-example shape; a masked
       view is neither an anchor nor a candidate (``[batch, 1]`` masks whole

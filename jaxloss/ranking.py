@@ -532,7 +532,7 @@ def multiple_negatives_ranking_loss(
     symmetric: also the positive → anchor direction, averaged with the
       anchor → candidates one.
     chunk_size: ``"auto"`` (dense while the ``batch × candidates`` matrix
-      fits the 32 MiB budget, else chunked within it; see
+      fits the 16 MiB budget, else chunked within it; see
       :mod:`jaxloss.contrastive`), ``None`` (dense) or the number of
       candidate columns per chunk (an online log-sum-exp and a custom VJP:
       reverse mode only).

@@ -644,15 +644,15 @@ DEFAULT_CALLS = {  # each in-batch loss with its defaults, on [batch, 8]
 @pytest.mark.parametrize("name", DEFAULT_CALLS)
 def test_default_chunking_is_dense_while_small(name):
   """The rule of jaxloss._core.chunking, worked by hand: a float32 batch ×
-  batch matrix is dense while batch² × 16 bytes fit 32 MiB (1,024: 16 MiB,
-  no scan); at 2,048 (64 MiB) the chunk is 32 MiB / (2,048 × 16 bytes) =
-  1,024 columns, two per scan (traced on shapes only)."""
+  batch matrix is dense while batch² × 16 bytes fit 16 MiB (1,024: 16 MiB,
+  no scan); at 2,048 (64 MiB) the chunk is 16 MiB / (2,048 × 16 bytes) =
+  512 columns, four per scan (traced on shapes only)."""
   call = DEFAULT_CALLS[name]
   small, large = (
     jax.ShapeDtypeStruct((n, 8), jnp.float32) for n in (1024, 2048)
   )
   assert scan_lengths(call, small, small) == []
-  assert scan_lengths(call, large, large) == [2]
+  assert scan_lengths(call, large, large) == [4]
 
 
 def test_default_chunked_clip_equals_dense():

@@ -433,20 +433,21 @@ def test_lower_rank_mask_is_an_error_not_a_silent_broadcast():
 
 def test_auto_chunk_size_rule_worked_by_hand():
   """Dense while rows × columns × 4 copies × max(itemsize, 4) bytes fit
-  32 MiB; else the largest power of two that keeps rows × chunk within it,
+  16 MiB; else the largest power of two that keeps rows × chunk within it,
   at least 128; dense again when that chunk covers every column."""
   auto = chunking.auto_chunk_size
   assert auto(1024, 1024, jnp.float32) is None  # 16 MiB
-  assert auto(1448, 1448, jnp.float32) is None  # 31.99 MiB
-  assert auto(2048, 2048, jnp.float32) == 1024  # 2048 × 1024 × 16 = 32 MiB
-  assert auto(8192, 8192, jnp.float32) == 256
-  assert auto(8192, 8192, jnp.bfloat16) == 256  # counted as 4 bytes
-  assert auto(8192, 8192, jnp.float64) == 128  # 8192 × 128 × 32 = 32 MiB
+  assert auto(1025, 1025, jnp.float32) == 512  # 1025 × 512 × 16 < 16 MiB
+  assert auto(2048, 2048, jnp.float32) == 512  # 2048 × 512 × 16 = 16 MiB
+  assert auto(4096, 8192, jnp.float32) == 256
+  assert auto(4096, 8192, jnp.bfloat16) == 256  # counted as 4 bytes
+  assert auto(4096, 8192, jnp.float64) == 128  # 4096 × 128 × 32 = 16 MiB
+  assert auto(8192, 8192, jnp.float32) == 128
   assert auto(65536, 65536, jnp.float32) == 128  # floored: 128 MiB blocks
-  assert auto(4096, 300, jnp.float32) is None  # 18.75 MiB
+  assert auto(4096, 256, jnp.float32) is None  # 16 MiB
   assert auto(100_000, 200, jnp.float32) == 128  # floored
   assert auto(100_000, 128, jnp.float32) is None  # the floor covers it all
-  assert auto(0, 10**9, jnp.float32) == 2**21  # no rows: counted as one
+  assert auto(0, 10**9, jnp.float32) == 2**20  # no rows: counted as one
 
 
 def test_safe_pow_lets_nan_through():

@@ -300,16 +300,16 @@ def test_linear_cross_entropy_default_chunk_and_flat_tokens(x64):
 
 def test_default_chunk_size_is_auto():
   """chunk_size="auto" (the default, and None): one dense block while tokens
-  × vocab × 16 bytes (four float32 copies) fit 32 MiB, else the largest
-  power of two with tokens × chunk × 16 <= 32 MiB, at least 128 (the scan
+  × vocab × 16 bytes (four float32 copies) fit 16 MiB, else the largest
+  power of two with tokens × chunk × 16 <= 16 MiB, at least 128 (the scan
   runs over vocab / chunk chunks). Hand-computed from that rule."""
-  assert _default_chunks(4096, 32768) == [32768 // 512]  # 4096 × 512 × 16
-  assert _default_chunks(16384, 262144) == [262144 // 128]
-  assert _default_chunks(8, 262144) == []  # 8 × 262144 × 16 = 32 MiB
-  assert _default_chunks(9, 262144) == [262144 // 131072]
+  assert _default_chunks(4096, 32768) == [32768 // 256]  # 4096 × 256 × 16
+  assert _default_chunks(16384, 262144) == [262144 // 128]  # floored
+  assert _default_chunks(4, 262144) == []  # 4 × 262144 × 16 = 16 MiB
+  assert _default_chunks(5, 262144) == [262144 // 131072]
   assert _default_chunks(2**20, 262144) == [262144 // 128]  # floored
   assert _default_chunks(64, 300) == []  # one dense block
-  assert _default_chunks(4096, 32768, None) == [32768 // 512]
+  assert _default_chunks(4096, 32768, None) == [32768 // 256]
   assert _default_chunks(4096, 32768, 4096) == [32768 // 4096]
 
 

@@ -20,11 +20,15 @@ def upcast(x: jax.Array) -> jax.Array:
 def magnitude_scale(
   x: jax.Array, axis: int | tuple[int, ...] | None
 ) -> jax.Array:
-  """``max |x|`` along ``axis`` (kept), 1 where it is 0 or not finite, with
-  no gradient: the scale that keeps a norm's squares from overflowing."""
+  """The power of two at or just below ``max |x|`` along ``axis`` (kept), 1
+  where that is 0 or not finite, with no gradient: the scale that keeps a
+  norm's squares from overflowing. A power of two, so that dividing by it is
+  exact (ordinary inputs give bit-identical results)."""
   peak = jnp.max(jnp.abs(x), axis=axis, keepdims=True, initial=0)
+  _, exponent = jnp.frexp(peak)  # peak = mantissa · 2**exponent, mantissa < 1
+  scale = jnp.ldexp(jnp.full_like(peak, 0.5), exponent)  # <= peak
   return jax.lax.stop_gradient(
-    jnp.where((peak > 0) & jnp.isfinite(peak), peak, 1)
+    jnp.where((peak > 0) & jnp.isfinite(peak), scale, 1)
   )
 
 
@@ -342,8 +346,9 @@ def _l2_normalize(x, axis, eps):
 
 @_l2_normalize.defjvp
 def _l2_normalize_jvp(axis, primals, tangents):
-  # d(x / n) = (t − y ⟨y, t⟩) / n where n = ‖x‖ > eps, else t / eps. Only
-  # y and n are kept for the backward pass (no scaled copy of x).
+  # d(x / n) = (t − y ⟨y, t⟩) / n where n = ‖x‖ > eps, else t / eps, with
+  # y = x / n: no n² (which overflows float32 from n ≈ 1.8e19, so that
+  # autodiff of x / n loses the second term at huge magnitudes).
   x, eps = primals
   t, _ = tangents
   norm = safe_norm(x, axis=axis, keepdims=True)

@@ -10,7 +10,7 @@ with the columns of the similarity matrix brought from the other devices by
 ``chunk_size="auto"`` (the default) bounds the temporary memory per device:
 a ``[local rows, columns]`` block of logits (``columns``: a received block for
 ``"ring"``, the gathered batch for ``"all_gather"``) is built whole while it
-and what autodiff keeps of it fit 32 MiB (four float32 copies), and otherwise
+and what autodiff keeps of it fit 16 MiB (four float32 copies), and otherwise
 cut into the largest power-of-two chunk of columns that fits, at least 128
 (``jaxloss._core.chunking``). The chunked and ring paths support
 reverse-mode differentiation only.
@@ -74,7 +74,7 @@ def clip_loss(
     temperature: ``τ > 0``, the same on every device; may be traced.
     normalize: L2-normalise the embeddings first.
     chunk_size: columns per chunk of the online log-sum-exp: ``"auto"``
-      (the default: one block while it fits the 32 MiB budget, else the
+      (the default: one block while it fits the 16 MiB budget, else the
       chunk that keeps each block within it; see the module docstring), an
       int, or ``None`` (``"ring"``: the whole received block;
       ``"all_gather"``: dense).

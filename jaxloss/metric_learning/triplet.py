@@ -191,6 +191,9 @@ def angular_loss(
 
   Matches the triplet (hinge) form of Wang et al.; their N-pair form, which
   ``pytorch_metric_learning.losses.AngularLoss`` implements, is not this one.
+  The loss is a difference of squared distances: in float32 inputs are
+  supported up to magnitude 1e15 (the checked range; the squares overflow
+  from about 1.8e19).
 
   >>> import jax.numpy as jnp, jaxloss
   >>> a = jnp.array([[1.0, 0.0]]); p = jnp.array([[-1.0, 0.0]])

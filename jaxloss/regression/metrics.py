@@ -31,9 +31,7 @@ _NORMALIZERS = ("range", "mean")
 def _ratio(numerator: jax.Array, denominator: jax.Array) -> jax.Array:
   """``numerator / denominator`` (``denominator`` nonzero) whose derivative
   is ``(dn − ratio·dd) / d``: JAX's quotient rule computes ``n·d⁻²``, and
-  ``d²`` overflows float32 for ``|d| ≳ 1.8e19`` (the gradient was then 0).
-
-  Should move to ``_core/numerics.py``."""
+  ``d²`` overflows float32 for ``|d| ≳ 1.8e19`` (the gradient was then 0)."""
   return numerator / denominator
 
 

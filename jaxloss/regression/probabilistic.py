@@ -127,9 +127,7 @@ def _squared_ratio(errors: jax.Array, variances: jax.Array) -> jax.Array:
   the derivatives ``2r`` and ``−r²`` (``r = errors / variances``): neither
   ``errors²`` (inf at 1e20 in float32) nor ``variances²`` (in JAX's
   quotient rule) is formed, so the value and gradient stay finite wherever
-  they are representable.
-
-  Should move to ``_core/numerics.py``."""
+  they are representable."""
   return (errors / variances) * errors
 
 

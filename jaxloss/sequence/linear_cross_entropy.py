@@ -104,7 +104,7 @@ def linear_cross_entropy(
       before everything else (may be traced; it is differentiated).
     chunk_size: vocabulary columns per chunk. ``"auto"`` (the default; also
       ``None``) computes the logits in one block while ``tokens × vocab``
-      logits fit the library's 32 MiB budget (four float32 copies), and
+      logits fit the library's 16 MiB budget (four float32 copies), and
       otherwise takes the largest power-of-two chunk whose ``[tokens,
       chunk]`` blocks do, at least 128 columns
       (:mod:`jaxloss._core.chunking`). A chunk of at least the vocabulary

@@ -210,6 +210,7 @@ CASES = [
     _triplets,
     float_args=(0, 1, 2),
     edge_inputs=_triplet_edges(),
+    max_magnitude=QUADRATIC_RANGE,
   ),
   *_mining_cases(jl.batch_hard_triplet_loss),
   # "mean" leaves out anchors with no active triplet, which depends on the

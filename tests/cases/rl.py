@@ -8,7 +8,6 @@ losses stop, so finite differences in them would not match.
 import numpy as np
 
 import jaxloss as jl
-from jaxloss._core.loss import VALUE_RULES
 from jaxloss.testing import LossCase
 from tests.cases import _inputs as I
 
@@ -71,10 +70,9 @@ def _double_q_learning_loss(
 
 
 _double_q_learning_loss.__name__ = "q_learning_loss"
-setattr(
-  _double_q_learning_loss,
-  VALUE_RULES,
-  getattr(jl.q_learning_loss, VALUE_RULES),
+# The loss's attributes (its value rules among them), not its signature.
+vars(_double_q_learning_loss).update(
+  (k, v) for k, v in vars(jl.q_learning_loss).items() if k != "__wrapped__"
 )
 
 
