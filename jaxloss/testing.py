@@ -395,18 +395,32 @@ def check_errors(case: LossCase, seed: int = 0) -> None:
 
 def check_empty_batch(case: LossCase, seed: int = 0) -> None:
   """A batch of 0 examples: ``"none"`` is empty, ``"sum"`` and ``"mean"``
-  are 0, and the gradients are finite."""
+  are 0, and the gradients are finite (one compiled program)."""
   args, kwargs = case.inputs(seed, batch=0)
-  for reduction in case.reductions:
-    value = np.asarray(case.call(args, kwargs, reduction=reduction))
+  floats = [jnp.asarray(args[i]) for i in case.float_args]
+  last = case.reductions[-1]
+
+  def everything(*floats):
+    values = {
+      r: case.call(_with_floats(case, args, floats), kwargs, reduction=r)
+      for r in case.reductions
+    }
+    grads = jax.grad(
+      lambda *f: jnp.sum(
+        case.call(_with_floats(case, args, f), kwargs, reduction=last)
+      ),
+      argnums=tuple(range(len(floats))),
+    )(*floats)
+    return values, grads
+
+  values, grads = jax.jit(everything)(*floats)
+  for reduction, value in values.items():
+    value = np.asarray(value)
     if reduction == "none" and value.size != 0:
       raise AssertionError(f"{case.id}: empty batch, none = {value}")
     if reduction != "none" and float(value) != 0.0:
       raise AssertionError(f"{case.id}: empty batch, {reduction} = {value}")
-    _assert_finite(
-      _grads(case, args, kwargs, reduction=reduction),
-      f"{case.id}: gradient of an empty batch ({reduction})",
-    )
+  _assert_finite(grads, f"{case.id}: gradient of an empty batch ({last})")
 
 
 def check_invalid_labels(case: LossCase, seed: int = 0) -> None:
@@ -428,8 +442,36 @@ def check_invalid_labels(case: LossCase, seed: int = 0) -> None:
   bad_args = tuple(
     bad if i == case.label_arg else x for i, x in enumerate(args)
   )
-  want = np.asarray(case.call(args, kwargs, reduction="none"))
-  got = np.asarray(case.call(bad_args, kwargs, reduction="none"))
+  keep = np.ones(case.batch, bool)
+  keep[:2] = False
+  where = _example_mask(keep, case, args, kwargs)
+
+  def call(labels, floats, **extra):
+    chosen = _with_floats(case, args, floats)
+    chosen = tuple(
+      labels if i == case.label_arg else x for i, x in enumerate(chosen)
+    )
+    return case.call(chosen, kwargs, **extra)
+
+  def everything(good, bad, *floats):  # one compiled program
+    def masked(labels, floats):
+      return call(labels, floats, where=where, reduction="mean")
+
+    return (
+      call(good, floats, reduction="none"),
+      call(bad, floats, reduction="none"),
+      masked(bad, floats),
+      masked(good, floats),
+      jax.grad(lambda *f: masked(bad, f), argnums=tuple(range(len(floats))))(
+        *floats
+      ),
+    )
+
+  floats = [jnp.asarray(args[i]) for i in case.float_args]
+  want, got, masked_bad, masked_good, grads = jax.jit(everything)(
+    labels, bad, *floats
+  )
+  want, got = np.asarray(want), np.asarray(got)
   if got.shape != labels.shape:  # per-example values of per-element labels
     per_example = wrong.reshape(labels.shape[0], -1).any(axis=1)
     per_example = per_example.reshape((-1,) + (1,) * (got.ndim - 1))
@@ -439,18 +481,12 @@ def check_invalid_labels(case: LossCase, seed: int = 0) -> None:
       f"{case.id}: labels -1 and {case.num_classes} gave {got[wrong]}, not NaN"
     )
   assert_close(got[~wrong], want[~wrong], what=f"{case.id}: other examples")
-  keep = np.ones(case.batch, bool)
-  keep[:2] = False
-  where = _example_mask(keep, case, args, kwargs)
   assert_close(
-    case.call(bad_args, kwargs, where=where, reduction="mean"),
-    case.call(args, kwargs, where=where, reduction="mean"),
+    masked_bad,
+    masked_good,
     what=f"{case.id}: masked-out invalid labels are dropped",
   )
-  _assert_finite(
-    _grads(case, bad_args, kwargs, where=where, reduction="mean"),
-    f"{case.id}: gradient with masked-out invalid labels",
-  )
+  _assert_finite(grads, f"{case.id}: gradient with masked-out invalid labels")
   name = list(inspect.signature(case.fn).parameters)[case.label_arg]
   try:
     checked(case.fn)(*bad_args, **kwargs)

@@ -134,9 +134,37 @@ def wrong_gradient(
   return jaxloss.reduce(values, reduction, weights=weights, where=where)
 
 
+@jaxloss.loss
+def wraps_labels(logits, labels, *, where=None, weights=None, reduction="none"):
+  """Cross-entropy that reads label -1 as the last class (take_along_axis)."""
+  logits = jnp.asarray(logits, jnp.float32)
+  picked = jnp.take_along_axis(logits, jnp.asarray(labels)[:, None], axis=1)
+  values = jax.nn.logsumexp(logits, axis=1) - picked[:, 0]
+  return jaxloss.reduce(values, reduction, weights=weights, where=where)
+
+
+def test_a_loss_that_wraps_labels_fails_the_label_property():
+  case = testing.LossCase(
+    wraps_labels,
+    lambda rng, n: (
+      (
+        rng.normal(size=(n, 3)).astype(np.float32),
+        rng.integers(0, 3, size=n).astype(np.int32),
+      ),
+      {},
+    ),
+    label_arg=1,
+    num_classes=3,
+  )
+  with pytest.raises(AssertionError, match="not NaN"):
+    testing.check_invalid_labels(case)
+
+
 @pytest.mark.parametrize(
   "fn,prop",
   [
+    (wrong_mean, "empty_batch"),  # 0 / 0 for a batch of none
+    (nan_gradient_at_zero, "huge_magnitudes"),  # ‖x‖² overflows
     (ignores_where, "where_is_slicing"),
     (nan_gradient_at_zero, "edge_cases"),
     (no_upcast, "bfloat16"),
