@@ -117,10 +117,7 @@ def _box_values(
   # inf in float32): the losses are ratios of areas, invariant under
   # scaling once eps, an area, is scaled by 1/s² too. Exact gradients: the
   # scaled function equals the unscaled one for every s.
-  scale = jax.lax.stop_gradient(
-    jnp.max(jnp.stack([jnp.abs(c) for c in corners]), axis=0)
-  )
-  scale = jnp.where(scale > 0, scale, 1)
+  scale = numerics.magnitude_scale(jnp.stack(corners), axis=0)[0]
   x1, y1, x2, y2, x1g, y1g, x2g, y2g = (c / scale for c in corners)
   unit_eps = eps  # CIoU's alpha adds eps to a dimensionless sum
   eps = jnp.where(eps > 0, eps / jnp.square(scale), 0)  # s² may be 0 or inf

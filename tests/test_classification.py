@@ -1132,7 +1132,12 @@ def test_fused_soft_cross_entropy_value_and_gradients(epsilon):
   assert_close(fn(logits, labels), value, rtol=1e-5, atol=1e-5)
   assert_close(ours, value.sum(), rtol=1e-5)
   assert_close(ours_grad, grad, rtol=1e-5, atol=1e-6)
-  assert_close(ours_label_grad, label_grad, rtol=1e-5, atol=1e-3)
+  # The label gradient is -log p = lse(x) - x_c: in rows 0 and 1 (logits of
+  # ±1e4) both terms are about 1e4, so float32 leaves an absolute error of
+  # one spacing at 1e4 (2**-10 = 9.8e-4); the other rows are held tightly.
+  assert_close(ours_label_grad[2:], label_grad[2:], rtol=1e-5, atol=1e-6)
+  spacing = float(np.spacing(np.float32(1e4)))
+  assert_close(ours_label_grad[:2], label_grad[:2], rtol=1e-5, atol=spacing)
   # The row whose label has p = 1: exactly 0, not a rounding residue.
   assert float(fn(logits, labels)[1]) == 0.0
   # Forward mode agrees with reverse mode (custom_jvp: jacfwd works), and so
