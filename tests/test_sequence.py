@@ -263,8 +263,9 @@ def test_linear_cross_entropy_float32():
 
 
 def _default_chunks(tokens, vocab, chunk_size="auto"):
-  """The scans over vocabulary chunks that ``chunk_size`` makes: ``[]`` for
-  one dense block, else ``[vocab / chunk]`` (traced on shapes only)."""
+  """The scans over token chunks that ``chunk_size`` makes: ``[]`` for one
+  dense block or one chunk, else ``[tokens // chunk]`` (traced on shapes
+  only; dim 1, so the weight is read in one slice)."""
   return scan_lengths(
     js.linear_cross_entropy,
     jax.ShapeDtypeStruct((tokens, 1), jnp.float32),
@@ -299,18 +300,20 @@ def test_linear_cross_entropy_default_chunk_and_flat_tokens(x64):
 
 
 def test_default_chunk_size_is_auto():
-  """chunk_size="auto" (the default, and None): one dense block while tokens
-  × vocab × 16 bytes (four float32 copies) fit 16 MiB, else the largest
-  power of two with tokens × chunk × 16 <= 16 MiB, at least 128 (the scan
-  runs over vocab / chunk chunks). Hand-computed from that rule."""
-  assert _default_chunks(4096, 32768) == [32768 // 256]  # 4096 × 256 × 16
-  assert _default_chunks(16384, 262144) == [262144 // 128]  # floored
+  """chunk_size="auto" (the default): one dense block while tokens × vocab ×
+  16 bytes (four float32 copies) fit 16 MiB, else chunks of the largest
+  power of two of tokens with vocab × chunk × 16 <= 16 MiB, at least 128
+  (the scan runs over tokens / chunk chunks; chunking.auto_chunk_size with
+  the vocabulary as rows). Hand-computed from that rule."""
+  assert _default_chunks(4096, 32768) == [4096 // 128]  # 32 < 128: floored
+  assert _default_chunks(16384, 262144) == [16384 // 128]
   assert _default_chunks(4, 262144) == []  # 4 × 262144 × 16 = 16 MiB
-  assert _default_chunks(5, 262144) == [262144 // 131072]
-  assert _default_chunks(2**20, 262144) == [262144 // 128]  # floored
+  assert _default_chunks(5, 262144) == []  # a chunk of 128 > 5 tokens
+  assert _default_chunks(2**20, 8) == [2**20 // 131072]
   assert _default_chunks(64, 300) == []  # one dense block
-  assert _default_chunks(4096, 32768, None) == [32768 // 256]
-  assert _default_chunks(4096, 32768, 4096) == [32768 // 4096]
+  assert _default_chunks(4096, 32768, None) == []  # None: dense
+  assert _default_chunks(4096, 32768, 1000) == [4]  # and a static tail
+  assert _default_chunks(4096, 32768, 4096) == []  # one chunk, no loop
 
 
 def test_linear_cross_entropy_masked_everything_is_zero_with_zero_grad():
@@ -412,14 +415,14 @@ def _temp_bytes(fn, tokens, dim, vocab):
   return step.lower(*args).compile().memory_analysis().temp_size_in_bytes
 
 
-def test_linear_cross_entropy_temporary_memory_does_not_scale_with_vocab():
+def test_linear_cross_entropy_temporary_memory_does_not_scale_with_tokens():
   """Compiled temporary bytes of forward + backward: the naive version holds
-  the float32 logits (4 × tokens × vocab bytes); the chunked one (chunk 128,
-  every option on) grows, from a vocabulary of 512 to 4096, by less than 1/16
-  of the logits' growth (what it keeps is O(vocab) vectors: the column
-  indices, the padded bias) and stays under 1/8 of the logits (a few
-  [tokens, chunk] blocks, the chunk being 1/32 of the vocabulary)."""
-  tokens, dim, small, large = 128, 8, 512, 4096
+  the float32 logits (4 × tokens × vocab bytes); the chunked one (chunks of
+  32 tokens, every option on) grows, from 256 to 2,048 tokens, by less than
+  1/16 of the logits' growth (what grows is O(tokens) vectors and the
+  ``[tokens, dim]`` gradient, dim 8) and stays under 1/8 of the logits (a
+  few ``[32, vocab]`` blocks: 1/64 of the logits at 2,048 tokens)."""
+  dim, vocab, small, large = 8, 512, 256, 2048
 
   def naive(h, w, b, y):
     return optax.losses.softmax_cross_entropy_with_integer_labels(
@@ -432,18 +435,18 @@ def test_linear_cross_entropy_temporary_memory_does_not_scale_with_vocab():
       w,
       y,
       bias=b,
-      chunk_size=128,
+      chunk_size=32,
       label_smoothing=0.1,
       z_loss=1e-4,
       logit_soft_cap=30.0,
       ignore_index=0,
     )
 
-  logits_bytes = 4 * tokens * large
-  growth = 4 * tokens * (large - small)
-  assert _temp_bytes(naive, tokens, dim, large) >= logits_bytes
-  chunked_small = _temp_bytes(chunked, tokens, dim, small)
-  chunked_large = _temp_bytes(chunked, tokens, dim, large)
+  logits_bytes = 4 * large * vocab
+  growth = 4 * (large - small) * vocab
+  assert _temp_bytes(naive, large, dim, vocab) >= logits_bytes
+  chunked_small = _temp_bytes(chunked, small, dim, vocab)
+  chunked_large = _temp_bytes(chunked, large, dim, vocab)
   assert chunked_large - chunked_small < growth / 16, (
     chunked_small,
     chunked_large,

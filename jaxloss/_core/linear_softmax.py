@@ -1,0 +1,518 @@
+"""Softmax statistics of a linear layer's logits, a chunk of tokens at a time.
+
+The language-model losses (:func:`jaxloss.linear_cross_entropy`,
+:func:`jaxloss.linear_log_probs` and their vocabulary-parallel versions in
+:mod:`jaxloss.distributed`) need, per token, a few statistics of the logits
+
+.. math::
+  z = s \\cdot c \\tanh\\big((h W + b) / c\\big)
+
+(the soft cap ``c`` and the scale ``s`` optional) over the vocabulary, never
+the ``[tokens, vocab]`` logits themselves. Those statistics, the
+*components*, are:
+
+* ``peak`` and ``log_total``: the token's largest logit ``m`` (a constant
+  for differentiation) and ``log Σ_v exp(z_v − m)``, whose sum is the
+  log-sum-exp (kept apart so that ``lse − z_y`` keeps its precision);
+* ``label``: the logit of its label (0 for a label outside the vocabulary);
+* ``sum``: the sum of its logits; ``weighted_sum``: ``Σ_v w_v z_v`` for
+  class weights ``w``;
+* ``expected``: ``Σ_v p_v z_v``, the logits' mean under the softmax ``p``
+  (the entropy is ``lse − expected``).
+
+A loss gives a ``token_fn(components, params) -> [n]`` that turns a chunk of
+tokens' components (and per-token or scalar parameters: weights,
+a smoothing ε, a z-loss weight) into per-token values, and gets back either
+
+* :func:`token_values`: the ``[tokens]`` values, with a custom VJP whose
+  backward pass recomputes each chunk's logits (four ``tokens × vocab × dim``
+  products in all: the logits in the forward pass, again in the backward
+  pass, and the gradients of ``hidden`` and ``weight``); or
+* :func:`token_sum`: the scalar ``Σ values``, whose gradients (``hidden``,
+  ``weight``, ``bias``, the cap and scale, the class weights and ``params``)
+  are computed **during the forward pass** chunk by chunk, so that the
+  backward pass only multiplies them by the incoming cotangent: three
+  products in all, the least any exact method does (Liger-Kernel's fused
+  linear cross-entropy does the same).
+
+The scan runs over chunks of ``token_chunk`` tokens: each holds a ``[chunk,
+vocab]`` block of logits (a full row per token, so its log-sum-exp is known
+before its softmax gradient is formed), and reads the weight in slices of
+``slice_size`` columns: a narrower weight (bfloat16) is upcast one slice at
+a time, and the weight's gradient is accumulated slice by slice in place.
+
+**Vocabulary parallelism.** With ``vocab_axis`` (inside
+:func:`jax.shard_map`), ``weight``, ``bias`` and ``class_weights`` are this
+device's slice of the vocabulary, starting at global column ``vocab_start``;
+labels are global. Each chunk combines its per-token maxima with
+``lax.pmax`` and its per-token sums with one ``lax.psum`` over
+``vocab_axis`` (a few ``tokens``-sized vectors, never logits). The inputs are
+first cast to device-varying (``jax.lax.pcast``) over ``vocab_axis`` and
+``token_axis``, so the transposes of those casts sum the local gradients:
+``hidden``'s over the vocabulary shards and the weight's over the token
+shards; the weight's gradient is never gathered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any, NamedTuple, cast
+
+import jax
+import jax.numpy as jnp
+
+from jaxloss._core import chunking
+
+TokenFn = Callable[[dict, Any], jax.Array]
+COMPONENTS = ("peak", "log_total", "label", "sum", "weighted_sum", "expected")
+SLICE_BYTES = 4 * 2**20  # a weight slice, upcast: [dim, slice] at most 4 MiB
+
+
+class Problem(NamedTuple):
+  """The static description of one call.
+
+  Attributes:
+    vocab: the global vocabulary size ``V``.
+    needs: the components besides ``peak`` and ``log_total`` that
+      ``token_fn`` reads.
+    token_chunk: tokens per chunk.
+    slice_size: weight columns per slice.
+    vocab_axis: the mesh axis the vocabulary is sharded over, or ``None``.
+    token_axis: the mesh axis the tokens are sharded over, or ``None``.
+    filter_eps: skip the gradient products of a weight slice whose softmax
+      probabilities are all below it for every token of the chunk and that
+      holds none of their labels (Cut Cross-Entropy's gradient filtering);
+      ``None``: exact.
+  """
+
+  vocab: int
+  needs: frozenset
+  token_chunk: int
+  slice_size: int
+  vocab_axis: Hashable | None = None
+  token_axis: Hashable | None = None
+  filter_eps: float | None = None
+
+
+class Inputs(NamedTuple):
+  """The arrays: ``hidden [tokens, dim]`` (the compute dtype),
+  ``weight [dim, vocab_local]`` (any float dtype), ``labels [tokens]``
+  (global indices; any other value matches no column), optional ``bias``
+  and ``class_weights`` ``[vocab_local]``, optional scalar ``cap`` and
+  ``scale``, and ``vocab_start`` (the global index of this device's first
+  column, an int32 scalar)."""
+
+  hidden: jax.Array
+  weight: jax.Array
+  labels: jax.Array
+  bias: jax.Array | None
+  class_weights: jax.Array | None
+  cap: jax.Array | None
+  scale: jax.Array | None
+  vocab_start: jax.Array
+
+
+def token_chunk_size(tokens: int, vocab: int, dtype) -> int:
+  """Tokens per chunk for ``chunk_size="auto"``: the library's rule
+  (:func:`jaxloss._core.chunking.auto_chunk_size`) with the vocabulary as the
+  rows and the tokens as the columns, i.e. all tokens while ``tokens ×
+  vocab`` logits fit the 16 MiB budget, else the largest power of two
+  within it and at least 128 tokens."""
+  chunk = chunking.auto_chunk_size(vocab, tokens, dtype)
+  return max(tokens, 1) if chunk is None else chunk
+
+
+def slice_size(dim: int, vocab: int) -> int:
+  """Weight columns per slice: the largest power of two with a float32
+  ``[dim, slice]`` slice within :data:`SLICE_BYTES`, at least 128, at most
+  the vocabulary."""
+  size = chunking.MIN_CHUNK
+  while 2 * size * dim * 4 <= SLICE_BYTES:
+    size *= 2
+  return max(min(size, vocab), 1)
+
+
+# --------------------------------------------------------------------------- #
+# public entry points
+
+
+def token_values(
+  token_fn: TokenFn, x: Inputs, params, problem: Problem
+) -> jax.Array:
+  """``[tokens]`` values of ``token_fn``; reverse-mode differentiable (the
+  backward pass recomputes each chunk's logits)."""
+  floats, rebuild = _differentiable(x, params, problem)
+
+  @jax.custom_vjp
+  def run(floats):
+    x, params = rebuild(floats)
+    return _forward(token_fn, x, params, problem)[0]
+
+  def run_fwd(floats):
+    x, params = rebuild(floats)
+    values, saved = _forward(token_fn, x, params, problem)
+    return values, (floats, saved)
+
+  def run_bwd(residuals, cotangent):
+    floats, saved = residuals
+    x, params = rebuild(floats)
+    grads = _sweep(token_fn, x, params, problem, cotangent, saved)[1]
+    return (_cotangents(floats, grads),)
+
+  run.defvjp(run_fwd, run_bwd)
+  return run(floats)
+
+
+def token_sum(
+  token_fn: TokenFn, x: Inputs, params, problem: Problem
+) -> jax.Array:
+  """``Σ`` over the tokens of ``token_fn``'s values (a scalar), with every
+  gradient computed in the forward pass."""
+  floats, rebuild = _differentiable(x, params, problem)
+
+  def forward(floats):
+    x, params = rebuild(floats)
+    ones = jnp.ones(x.labels.shape, x.hidden.dtype)
+    values, grads = _sweep(token_fn, x, params, problem, ones, None)
+    return jnp.sum(values), _cotangents(floats, grads)
+
+  @jax.custom_vjp
+  def run(floats):
+    return forward(floats)[0]
+
+  def run_fwd(floats):
+    return forward(floats)
+
+  def run_bwd(grads, cotangent):
+    return (jax.tree.map(lambda g: (cotangent * g).astype(g.dtype), grads),)
+
+  run.defvjp(run_fwd, run_bwd)
+  return run(floats)
+
+
+def dense_components(x: Inputs, problem: Problem) -> dict:
+  """The components from the materialised ``[tokens, vocab]`` logits, with
+  plain autodiff (one device): the path for problems that fit the budget,
+  and for forward-mode differentiation."""
+  logits = _transform(x, _matmul(x.hidden, x.weight, x.bias), None)
+  return _components(logits, x, problem, x.labels)[0]
+
+
+# --------------------------------------------------------------------------- #
+# the differentiable leaves
+
+
+def _differentiable(x: Inputs, params, problem: Problem):
+  """The floating leaves of ``(x, params)`` (cast to device-varying over the
+  problem's mesh axes) and a function rebuilding ``(x, params)`` from them."""
+  leaves, treedef = jax.tree.flatten((x, params))
+  is_float = [jnp.issubdtype(jnp.asarray(v).dtype, jnp.inexact) for v in leaves]
+  floats = [v for v, f in zip(leaves, is_float) if f]
+  others = [v for v, f in zip(leaves, is_float) if not f]
+  axes = tuple(
+    a for a in (problem.vocab_axis, problem.token_axis) if a is not None
+  )
+  if axes:
+    from jaxloss._core import ring  # pylint: disable=import-outside-toplevel
+
+    floats = ring.varying(floats, axes)
+
+  def rebuild(floats):
+    it_f, it_o = iter(floats), iter(others)
+    return jax.tree.unflatten(
+      treedef, [next(it_f) if f else next(it_o) for f in is_float]
+    )
+
+  return floats, rebuild
+
+
+def _cotangents(floats: list, grads: tuple) -> list:
+  """``grads`` (the gradients of ``Inputs``' floating fields and of
+  ``params``, ``None`` where there is none) as cotangents of ``floats``, in
+  their dtypes."""
+  flat = jax.tree.leaves(grads)
+  return [g.astype(f.dtype) for g, f in zip(flat, floats, strict=True)]
+
+
+# --------------------------------------------------------------------------- #
+# one chunk
+
+
+def _matmul(hidden, weight, bias):
+  logits = jnp.matmul(hidden, weight.astype(hidden.dtype))
+  return logits if bias is None else logits + bias.astype(hidden.dtype)[None]
+
+
+def _transform(x: Inputs, raw: jax.Array, cap_tanh):
+  """The logits ``z`` from the raw ``h W + b`` (``cap_tanh``, when given,
+  is ``tanh(raw / cap)``)."""
+  z = raw
+  if x.cap is not None:
+    z = x.cap * (jnp.tanh(raw / x.cap) if cap_tanh is None else cap_tanh)
+  return z if x.scale is None else z * x.scale
+
+
+def _logits(x: Inputs, hidden: jax.Array, problem: Problem) -> jax.Array:
+  """The raw ``[chunk, vocab_local]`` block ``h W + b``, computed a weight
+  slice at a time (each upcast to the hidden states' dtype)."""
+  vocab_local = x.weight.shape[1]
+  size = problem.slice_size
+  if size >= vocab_local:
+    return _matmul(hidden, x.weight, x.bias)
+  block = jnp.zeros((hidden.shape[0], vocab_local), hidden.dtype)
+
+  def put(block, start, width):
+    w = jax.lax.dynamic_slice_in_dim(x.weight, start, width, axis=1)
+    b = (
+      None
+      if x.bias is None
+      else jax.lax.dynamic_slice_in_dim(x.bias, start, width)
+    )
+    return jax.lax.dynamic_update_slice_in_dim(
+      block, _matmul(hidden, w, b), start, axis=1
+    )
+
+  return _over_slices(put, block, vocab_local, size)
+
+
+def _over_slices(fn, carry, total: int, size: int):
+  """``fn(carry, start, width)`` over ``[0, total)`` in slices of ``size``
+  (a loop over the whole slices, then the remainder, statically)."""
+  whole, rest = divmod(total, size)
+  if whole == 1:
+    carry = fn(carry, 0, size)
+  elif whole:
+    carry = jax.lax.fori_loop(
+      0, whole, lambda i, c: fn(c, i * size, size), carry
+    )
+  if rest:
+    carry = fn(carry, whole * size, rest)
+  return carry
+
+
+def _components(z, x: Inputs, problem: Problem, labels):
+  """``(components, peak, total)`` of a ``[chunk, vocab_local]`` block of
+  logits: per token the maximum over the whole vocabulary and the sum of
+  ``exp(z − peak)``, combined over ``vocab_axis``."""
+  axis = problem.vocab_axis
+  columns = x.vocab_start + jnp.arange(z.shape[1], dtype=labels.dtype)
+  peak = jax.lax.stop_gradient(jnp.max(z, axis=1))
+  if axis is not None:
+    peak = jax.lax.pmax(peak, axis)
+  shift = jnp.where(jnp.isfinite(peak), peak, 0)[:, None]
+  exp = jnp.exp(z - shift)
+  sums = {"total": jnp.sum(exp, axis=1)}
+  needs = problem.needs
+  if "label" in needs:
+    onehot = columns[None, :] == labels[:, None]
+    sums["label"] = jnp.sum(jnp.where(onehot, z, 0), axis=1)
+  if "sum" in needs:
+    sums["sum"] = jnp.sum(z, axis=1)
+  if "weighted_sum" in needs:
+    weights = cast(jax.Array, x.class_weights)
+    sums["weighted_sum"] = jnp.sum(z * weights[None, :], axis=1)
+  if "expected" in needs:
+    # exp · z is 0·(−inf) = NaN at a −inf logit: that entry has no mass.
+    sums["expected"] = jnp.sum(jnp.where(exp > 0, exp * z, 0), axis=1)
+  if axis is not None:
+    sums = jax.lax.psum(sums, axis)
+  total = sums.pop("total")
+  components = dict(sums, peak=shift[:, 0], log_total=jnp.log(total))
+  if "expected" in needs:
+    components["expected"] = components["expected"] / total
+  return components, shift[:, 0], total
+
+
+def _dlogits(z, exp_over_total, dcomp: dict, x: Inputs, columns, labels):
+  """``Σ_k dcomp_k · ∂component_k/∂z``, a ``[chunk, vocab_local]`` block."""
+  p = exp_over_total
+  d = dcomp["log_total"][:, None] * p  # the peak is a constant
+  if "label" in dcomp:
+    onehot = columns[None, :] == labels[:, None]
+    d = d + jnp.where(onehot, dcomp["label"][:, None], 0)
+  if "sum" in dcomp:
+    d = d + dcomp["sum"][:, None]
+  if "weighted_sum" in dcomp:
+    weights = cast(jax.Array, x.class_weights)
+    d = d + dcomp["weighted_sum"][:, None] * weights[None, :]
+  if "expected" in dcomp:
+    # ∂(Σ p z)/∂z_v = p_v (1 + z_v − Σ p z).
+    mean = dcomp["_expected_value"][:, None]
+    centred = jnp.where(p > 0, 1 + z - mean, 0)
+    d = d + dcomp["expected"][:, None] * p * centred
+  return d
+
+
+def _chunk(
+  token_fn, x: Inputs, params, problem: Problem, start, size, cotangent, saved
+):
+  """One chunk of ``size`` tokens from ``start``.
+
+  Returns ``(values, saved, grads)``: the chunk's values; its ``(components,
+  peak, total)`` (computed, or sliced from ``saved``); and, when
+  ``cotangent`` is given, the gradients of the chunk's ``Σ cotangent ·
+  values`` as ``(dhidden chunk, dweight, dbias, dclass_weights, dcap,
+  dscale, dparams chunk)``, the weight's gradient accumulated by the caller
+  (a function of the accumulator: see :func:`_sweep`)."""
+  take = lambda v: jax.lax.dynamic_slice_in_dim(v, start, size)
+  hidden = take(x.hidden)
+  labels = take(x.labels)
+  p_chunk = jax.tree.map(lambda v: take(v) if jnp.ndim(v) else v, params)
+  raw = _logits(x, hidden, problem)
+  cap_tanh = None if x.cap is None else jnp.tanh(raw / x.cap)
+  z = _transform(x, raw, cap_tanh)
+  if saved is None:
+    comp, peak, total = _components(z, x, problem, labels)
+  else:
+    comp, peak, total = jax.tree.map(take, saved)
+  values, pull = jax.vjp(token_fn, comp, p_chunk)
+  if cotangent is None:
+    return values, (comp, peak, total), None
+  dcomp, dparams = pull(take(cotangent).astype(values.dtype))
+  if "expected" in dcomp:
+    dcomp = dict(dcomp, _expected_value=comp["expected"])
+  columns = x.vocab_start + jnp.arange(z.shape[1], dtype=labels.dtype)
+  p = jnp.exp(z - peak[:, None]) / total[:, None]
+  dz = _dlogits(z, p, dcomp, x, columns, labels)
+  # Through the scale and the soft cap to the raw logits.
+  dcap = dscale = None
+  if x.scale is not None:
+    dscale = jnp.sum(dz * z) / x.scale
+    dz = dz * x.scale
+  if x.cap is not None:
+    cap_tanh = cast(jax.Array, cap_tanh)
+    slope = 1 - jnp.square(cap_tanh)
+    dcap = jnp.sum(dz * (cap_tanh - raw / x.cap * slope))
+    dz = dz * slope
+  dbias = None if x.bias is None else jnp.sum(dz, axis=0)
+  dclass = None
+  if x.class_weights is not None:
+    dclass = jnp.zeros(z.shape[1:], z.dtype)
+    if "weighted_sum" in dcomp:
+      dclass = jnp.sum(dcomp["weighted_sum"][:, None] * z, axis=0)
+  keep = None
+  if problem.filter_eps is not None:
+    keep = (p >= problem.filter_eps) | (columns[None, :] == labels[:, None])
+  return (
+    values,
+    (comp, peak, total),
+    (hidden, dz, keep, dbias, dclass, dcap, dscale, dparams),
+  )
+
+
+# --------------------------------------------------------------------------- #
+# the sweep over token chunks
+
+
+def _forward(token_fn, x: Inputs, params, problem: Problem):
+  """Values and the saved ``(components, peak, total)`` of every token."""
+  tokens = x.labels.shape[0]
+  probe = jax.eval_shape(
+    lambda: _chunk(token_fn, x, params, problem, 0, 1, None, None)[:2]
+  )
+  values0, saved0 = jax.tree.map(
+    lambda s: jnp.zeros((tokens,) + s.shape[1:], s.dtype) + _zero(x), probe
+  )
+
+  def step(carry, start, size):
+    values, saved = carry
+    v, s, _ = _chunk(token_fn, x, params, problem, start, size, None, None)
+    put = lambda a, b: jax.lax.dynamic_update_slice_in_dim(a, b, start, 0)
+    return put(values, v), jax.tree.map(put, saved, s)
+
+  return _over_slices(step, (values0, saved0), tokens, problem.token_chunk)
+
+
+def _sweep(token_fn, x: Inputs, params, problem: Problem, cotangent, saved):
+  """Values and the gradients of ``Σ cotangent · values``, chunk by chunk.
+
+  With ``saved`` (the backward pass of :func:`token_values`) the statistics
+  are read, not recomputed, and no collective runs."""
+  tokens = x.labels.shape[0]
+  dtype = x.hidden.dtype
+  zero = _zero(x)
+
+  def zeros_like(v, dt=None):
+    return None if v is None else jnp.zeros(jnp.shape(v), dt or dtype) + zero
+
+  probe = jax.eval_shape(
+    lambda: _chunk(token_fn, x, params, problem, 0, 1, None, None)[0]
+  )
+  acc = {
+    "values": jnp.zeros((tokens,) + probe.shape[1:], probe.dtype) + zero,
+    "hidden": zeros_like(x.hidden),
+    # float32 at least: a bfloat16 weight's gradient summed over the chunks.
+    "weight": zeros_like(x.weight, jnp.promote_types(dtype, jnp.float32)),
+    "bias": zeros_like(x.bias),
+    "class_weights": zeros_like(x.class_weights),
+    "cap": zeros_like(x.cap),
+    "scale": zeros_like(x.scale),
+    "params": jax.tree.map(lambda v: zeros_like(v), params),
+  }
+
+  def step(acc, start, size):
+    values, _, grads = _chunk(
+      token_fn, x, params, problem, start, size, cotangent, saved
+    )
+    hidden, dz, keep, dbias, dclass, dcap, dscale, dparams = grads
+    put = lambda a, b: jax.lax.dynamic_update_slice_in_dim(a, b, start, 0)
+    dhidden, dweight = _products(
+      x.weight, hidden, dz, keep, acc["weight"], problem.slice_size
+    )
+    add = lambda a, b: None if a is None else a + b
+    return {
+      "values": put(acc["values"], values),
+      "hidden": put(acc["hidden"], dhidden),
+      "weight": dweight,
+      "bias": add(acc["bias"], dbias),
+      "class_weights": add(acc["class_weights"], dclass),
+      "cap": add(acc["cap"], dcap),
+      "scale": add(acc["scale"], dscale),
+      "params": jax.tree.map(
+        lambda a, d, v: put(a, d) if jnp.ndim(v) else a + d,
+        acc["params"],
+        dparams,
+        params,
+      ),
+    }
+
+  acc = _over_slices(step, acc, tokens, problem.token_chunk)
+  # In the order of Inputs' floating fields (None where absent).
+  names = ("hidden", "weight", "bias", "class_weights", "cap", "scale")
+  return acc["values"], (tuple(acc[k] for k in names), acc["params"])
+
+
+def _products(weight, hidden, dz, keep, dweight, slice_size: int):
+  """``dz @ weightᵀ`` (the chunk's hidden-state gradient) and ``dweight +
+  hiddenᵀ @ dz``, a weight slice at a time, the accumulator updated in
+  place; a slice where ``keep`` (if given) is all false is skipped."""
+  dtype = dz.dtype
+
+  def one(carry, start, width):
+    def products(carry):
+      dhidden, dweight = carry
+      w = jax.lax.dynamic_slice_in_dim(weight, start, width, axis=1)
+      g = jax.lax.dynamic_slice_in_dim(dz, start, width, axis=1)
+      old = jax.lax.dynamic_slice_in_dim(dweight, start, width, axis=1)
+      new = old + jnp.matmul(hidden.T, g).astype(dweight.dtype)
+      dhidden = dhidden + jnp.matmul(g, w.astype(dtype).T)
+      return dhidden, jax.lax.dynamic_update_slice_in_dim(
+        dweight, new, start, axis=1
+      )
+
+    if keep is None:
+      return products(carry)
+    needed = jnp.any(jax.lax.dynamic_slice_in_dim(keep, start, width, axis=1))
+    return jax.lax.cond(needed, products, lambda c: c, carry)
+
+  dhidden = jnp.zeros(hidden.shape, dtype) + jnp.zeros_like(dz, shape=())
+  return _over_slices(one, (dhidden, dweight), weight.shape[1], slice_size)
+
+
+def _zero(x: Inputs) -> jax.Array:
+  """A scalar 0 varying over every mesh axis any input varies over (so that
+  loop carries have their bodies' types inside ``shard_map``)."""
+  zero = jnp.zeros((), x.hidden.dtype)
+  for leaf in jax.tree.leaves(x):
+    zero = zero + jnp.zeros_like(leaf, dtype=zero.dtype, shape=())
+  return zero
