@@ -195,7 +195,8 @@ def dense_components(x: Inputs, problem: Problem) -> dict:
   plain autodiff (one device): the path for problems that fit the budget,
   and for forward-mode differentiation."""
   logits = _transform(x, _matmul(x.hidden, x.weight, x.bias), None)
-  return _components(logits, x, problem, x.labels)[0]
+  label = _label_logits(x, x.hidden, x.labels)
+  return _components(logits, x, problem, label)[0]
 
 
 # --------------------------------------------------------------------------- #
@@ -257,7 +258,7 @@ def _logits(x: Inputs, hidden: jax.Array, problem: Problem) -> jax.Array:
   slice at a time (each upcast to the hidden states' dtype)."""
   vocab_local = x.weight.shape[1]
   size = problem.slice_size
-  if size >= vocab_local:
+  if size >= vocab_local or x.weight.dtype == hidden.dtype:
     return _matmul(hidden, x.weight, x.bias)
   block = jnp.zeros((hidden.shape[0], vocab_local), hidden.dtype)
 
@@ -290,27 +291,42 @@ def _over_slices(fn, carry, total: int, size: int):
   return carry
 
 
-def _components(z, x: Inputs, problem: Problem, labels):
-  """``(components, peak, total)`` of a ``[chunk, vocab_local]`` block of
-  logits: per token the maximum over the whole vocabulary and the sum of
-  ``exp(z − peak)``, combined over ``vocab_axis``."""
+def _label_logits(x: Inputs, hidden, labels) -> jax.Array:
+  """Each token's logit of its label, 0 for a label outside this device's
+  columns: ``h · W[:, y] (+ b_y)`` from a gather of ``[dim]`` weight columns,
+  not from the ``[chunk, vocab]`` block (which then has no reader left when
+  its softmax is formed, and is overwritten in place)."""
+  local = labels - x.vocab_start
+  here = (local >= 0) & (local < x.weight.shape[1])
+  index = jnp.clip(local, 0, x.weight.shape[1] - 1)
+  columns = jnp.take(x.weight, index, axis=1).astype(hidden.dtype)
+  raw = jnp.sum(hidden * columns.T, axis=1)
+  if x.bias is not None:
+    raw = raw + jnp.take(x.bias, index).astype(hidden.dtype)
+  return jnp.where(here, _transform(x, raw, None), 0)
+
+
+def _components(z, x: Inputs, problem: Problem, label_logit):
+  """``(components, peak, total, exp)`` of a ``[chunk, vocab_local]`` block
+  of logits: per token the maximum over the whole vocabulary and the sum of
+  ``exp(z − peak)``, combined over ``vocab_axis``; and the block
+  ``exp(z − peak)`` itself (the softmax, unnormalised)."""
   axis = problem.vocab_axis
-  columns = x.vocab_start + jnp.arange(z.shape[1], dtype=labels.dtype)
   peak = jax.lax.stop_gradient(jnp.max(z, axis=1))
   if axis is not None:
     peak = jax.lax.pmax(peak, axis)
-  shift = jnp.where(jnp.isfinite(peak), peak, 0)[:, None]
-  exp = jnp.exp(z - shift)
-  sums = {"total": jnp.sum(exp, axis=1)}
+  sums = {}
   needs = problem.needs
   if "label" in needs:
-    onehot = columns[None, :] == labels[:, None]
-    sums["label"] = jnp.sum(jnp.where(onehot, z, 0), axis=1)
+    sums["label"] = label_logit
   if "sum" in needs:
     sums["sum"] = jnp.sum(z, axis=1)
   if "weighted_sum" in needs:
     weights = cast(jax.Array, x.class_weights)
     sums["weighted_sum"] = jnp.sum(z * weights[None, :], axis=1)
+  shift = jnp.where(jnp.isfinite(peak), peak, 0)[:, None]
+  exp = jnp.exp(z - shift)
+  sums["total"] = jnp.sum(exp, axis=1)
   if "expected" in needs:
     # exp · z is 0·(−inf) = NaN at a −inf logit: that entry has no mass.
     sums["expected"] = jnp.sum(jnp.where(exp > 0, exp * z, 0), axis=1)
@@ -320,7 +336,7 @@ def _components(z, x: Inputs, problem: Problem, labels):
   components = dict(sums, peak=shift[:, 0], log_total=jnp.log(total))
   if "expected" in needs:
     components["expected"] = components["expected"] / total
-  return components, shift[:, 0], total
+  return components, shift[:, 0], total, exp
 
 
 def _dlogits(z, exp_over_total, dcomp: dict, x: Inputs, columns, labels):
@@ -362,9 +378,13 @@ def _chunk(
   cap_tanh = None if x.cap is None else jnp.tanh(raw / x.cap)
   z = _transform(x, raw, cap_tanh)
   if saved is None:
-    comp, peak, total = _components(z, x, problem, labels)
+    label = (
+      _label_logits(x, hidden, labels) if "label" in problem.needs else None
+    )
+    comp, peak, total, exp = _components(z, x, problem, label)
   else:
     comp, peak, total = jax.tree.map(take, saved)
+    exp = jnp.exp(z - peak[:, None])
   values, pull = jax.vjp(token_fn, comp, p_chunk)
   if cotangent is None:
     return values, (comp, peak, total), None
@@ -372,8 +392,7 @@ def _chunk(
   if "expected" in dcomp:
     dcomp = dict(dcomp, _expected_value=comp["expected"])
   columns = x.vocab_start + jnp.arange(z.shape[1], dtype=labels.dtype)
-  p = jnp.exp(z - peak[:, None]) / total[:, None]
-  dz = _dlogits(z, p, dcomp, x, columns, labels)
+  dz = _dlogits(z, exp / total[:, None], dcomp, x, columns, labels)
   # Through the scale and the soft cap to the raw logits.
   dcap = dscale = None
   if x.scale is not None:
@@ -392,7 +411,9 @@ def _chunk(
       dclass = jnp.sum(dcomp["weighted_sum"][:, None] * z, axis=0)
   keep = None
   if problem.filter_eps is not None:
-    keep = (p >= problem.filter_eps) | (columns[None, :] == labels[:, None])
+    keep = (exp >= problem.filter_eps * total[:, None]) | (
+      columns[None, :] == labels[:, None]
+    )
   return (
     values,
     (comp, peak, total),
