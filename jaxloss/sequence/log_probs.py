@@ -62,9 +62,11 @@ def linear_log_probs(
       the transposed embedding table of a tied model).
     labels: ``[...]`` integer token labels (``hidden``'s shape without
       ``dim``) in ``[0, vocab)``, e.g. the sampled completion tokens. Any
-      other label gives NaN for its token (the library's label rule;
-      :func:`jaxloss.checked` reports it): set padding positions to a valid
-      label (e.g. 0) and mask them in the loss that consumes the values.
+      other label gives a NaN log-probability for its token (the library's
+      label rule; :func:`jaxloss.checked` reports it; the entropy, which
+      does not read the label, stays finite): set padding positions to a
+      valid label (e.g. 0) and mask them in the loss that consumes the
+      values.
     bias: optional ``[vocab]`` bias (``-inf`` entries mask those classes out).
     temperature: ``T > 0`` (may be traced; it is differentiated).
     logit_soft_cap: optional ``c > 0``: logits become ``c·tanh(z/c)`` (Gemma
