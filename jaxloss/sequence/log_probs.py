@@ -73,14 +73,13 @@ def linear_log_probs(
       2) before the temperature (may be traced; it is differentiated).
     return_entropy: a Python bool; ``True`` also returns the per-token
       entropy of the softmax.
-    chunk_size: tokens per chunk. ``"auto"`` (the default, the library's
-      convention, where the issue that proposed this function wrote
-      ``None``) computes the logits in one block, with plain autodiff, while
-      ``tokens × vocab`` logits fit the library's 16 MiB budget, and
-      otherwise takes the largest power of two of tokens whose ``[chunk,
-      vocab]`` blocks do, at least 128 tokens; ``None`` is one dense block
-      (the materialised logits); an int is that many tokens (then only
-      reverse-mode differentiation is supported).
+    chunk_size: tokens per chunk. ``"auto"`` (the default, as for every
+      chunked loss of the library) computes the logits in one block, with
+      plain autodiff, while ``tokens × vocab`` logits fit the library's 16
+      MiB budget, and otherwise takes the largest power of two of tokens
+      whose ``[chunk, vocab]`` blocks do, at least 128 tokens; ``None`` is
+      one dense block (the materialised logits); an int is that many tokens
+      (then only reverse-mode differentiation is supported).
 
   Returns:
     ``log_probs`` of ``labels``' shape, or with ``return_entropy=True`` the
