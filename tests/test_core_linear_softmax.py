@@ -117,6 +117,9 @@ def test_problem_has_several_chunks_and_slices():
   assert ls.slice_size(8, 10**6) == 2**17  # 8 × 2**17 × 4 B = 4 MiB
   assert ls.slice_size(8192, 10**6) == 128  # at least 128
   assert ls.slice_size(8, 100) == 100  # at most the vocabulary
+  # tests/test_linear_losses.py's problems: 3 slices; 8 slices of 1024.
+  assert ls.slice_size(4096, 600) == 256
+  assert ls.slice_size(1024, 8192) == 1024
 
 
 @pytest.mark.parametrize("columns", [1, 2])
