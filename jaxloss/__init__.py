@@ -183,6 +183,7 @@ from jaxloss.sequence import (
   ctc_loss,
   ctc_loss_with_forward_probs,
   linear_cross_entropy,
+  linear_log_probs,
 )
 
 __version__ = "0.1.0"
@@ -246,6 +247,7 @@ __all__ = [
   "l2_loss",
   "l2_regularization",
   "linear_cross_entropy",
+  "linear_log_probs",
   "listmle_loss",
   "log_cosh",
   "loss",

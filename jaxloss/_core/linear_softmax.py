@@ -263,7 +263,7 @@ def _logits(x: Inputs, hidden: jax.Array, problem: Problem) -> jax.Array:
   block = jnp.zeros((hidden.shape[0], vocab_local), hidden.dtype)
 
   def put(block, start, width):
-    w = jax.lax.dynamic_slice_in_dim(x.weight, start, width, axis=1)
+    w, block = _weight_slice(x.weight, start, width, hidden.dtype, block)
     b = (
       None
       if x.bias is None
@@ -274,6 +274,18 @@ def _logits(x: Inputs, hidden: jax.Array, problem: Problem) -> jax.Array:
     )
 
   return _over_slices(put, block, vocab_local, size)
+
+
+def _weight_slice(weight, start, width, dtype, carry):
+  """``(weight[:, start:start + width], carry)`` inside a loop over slices.
+
+  A weight narrower than ``dtype`` (bfloat16) is first tied to the loop's
+  ``carry`` by an optimisation barrier: XLA rewrites ``convert(slice(w))``
+  as ``slice(convert(w))`` and would then hoist the loop-invariant
+  ``convert(w)`` out of the loop, a float32 copy of the whole matrix."""
+  if jnp.promote_types(weight.dtype, dtype) != weight.dtype:
+    weight, carry = jax.lax.optimization_barrier((weight, carry))
+  return jax.lax.dynamic_slice_in_dim(weight, start, width, axis=1), carry
 
 
 def _over_slices(fn, carry, total: int, size: int):
@@ -328,8 +340,12 @@ def _components(z, x: Inputs, problem: Problem, label_logit):
   exp = jnp.exp(z - shift)
   sums["total"] = jnp.sum(exp, axis=1)
   if "expected" in needs:
-    # exp · z is 0·(−inf) = NaN at a −inf logit: that entry has no mass.
-    sums["expected"] = jnp.sum(jnp.where(exp > 0, exp * z, 0), axis=1)
+    # exp · z is 0·(−inf) = NaN at a −inf logit: that entry has no mass
+    # (z is replaced inside too, or autodiff's 0·(−inf) is NaN).
+    mass = exp > 0
+    sums["expected"] = jnp.sum(
+      jnp.where(mass, exp * jnp.where(mass, z, 0), 0), axis=1
+    )
   if axis is not None:
     sums = jax.lax.psum(sums, axis)
   total = sums.pop("total")
@@ -511,8 +527,8 @@ def _products(weight, hidden, dz, keep, dweight, slice_size: int):
 
   def one(carry, start, width):
     def products(carry):
+      w, carry = _weight_slice(weight, start, width, dtype, carry)
       dhidden, dweight = carry
-      w = jax.lax.dynamic_slice_in_dim(weight, start, width, axis=1)
       g = jax.lax.dynamic_slice_in_dim(dz, start, width, axis=1)
       old = jax.lax.dynamic_slice_in_dim(dweight, start, width, axis=1)
       new = old + jnp.matmul(hidden.T, g).astype(dweight.dtype)

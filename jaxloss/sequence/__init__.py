@@ -1,11 +1,12 @@
-"""Sequence losses: CTC and the chunked cross-entropy of a linear output layer.
+"""Sequence losses: CTC and the chunked softmax of a linear output layer.
 
 :func:`ctc_loss` and :func:`ctc_loss_with_forward_probs` keep optax's
 signatures and call optax's forward algorithm; they add the jaxloss
 ``where``/``weights``/``reduction`` contract per sequence.
 :func:`linear_cross_entropy` computes a language model's token cross-entropy
 from the last hidden states and the output projection without building the
-``tokens × vocab`` logits.
+``tokens × vocab`` logits, and :func:`linear_log_probs` the per-token
+log-probabilities (and entropy) that policy-gradient fine-tuning needs.
 
 Per-token losses on materialised logits (``[batch, time, vocab]`` with a
 padding mask) are the classification family's
@@ -15,5 +16,11 @@ padding mask) are the classification family's
 
 from jaxloss.sequence.ctc import ctc_loss, ctc_loss_with_forward_probs
 from jaxloss.sequence.linear_cross_entropy import linear_cross_entropy
+from jaxloss.sequence.log_probs import linear_log_probs
 
-__all__ = ["ctc_loss", "ctc_loss_with_forward_probs", "linear_cross_entropy"]
+__all__ = [
+  "ctc_loss",
+  "ctc_loss_with_forward_probs",
+  "linear_cross_entropy",
+  "linear_log_probs",
+]

@@ -1,6 +1,8 @@
 """Registry entries for jaxloss.sequence (imported from the module itself, so
 that the registry works before the family is re-exported by jaxloss)."""
 
+import functools
+
 import numpy as np
 
 from jaxloss import sequence as js
@@ -79,6 +81,54 @@ def _token_edges(**kwargs):
   return edges
 
 
+# linear_log_probs returns per-token values with no reduction, where or
+# weights (reductions=(); per_example=False skips the checks that pass
+# `where`/`reduction`, among them the invalid-label check, which
+# tests/test_linear_losses.py makes by hand with checked()). Its entropy is
+# checked through a wrapper of the same name and signature returning
+# log p + entropy (the harness takes one array).
+LOG_PROB_OPTIONS = dict(temperature=0.7, logit_soft_cap=5.0, chunk_size=CHUNK)
+
+
+def _log_probs(rng, n, **kwargs):
+  (hidden, weight, labels), _ = _tokens(rng, n)
+  if kwargs.get("bias") is True:
+    kwargs["bias"] = I.logits(rng, V, scale=0.5)
+  return (hidden, weight, labels), kwargs
+
+
+@functools.wraps(js.linear_log_probs)
+def _log_probs_plus_entropy(*args, **kwargs):
+  log_p, entropy = js.linear_log_probs(*args, return_entropy=True, **kwargs)
+  return log_p + entropy
+
+
+def _log_prob_edges(**kwargs):
+  """linear_cross_entropy's edges (logits of ±1e4, a uniform softmax, ±1e4
+  alternating) without the masked one (no `where`)."""
+  return lambda: [
+    (args, {**kwargs, **{k: v for k, v in extra.items() if k != "reduction"}})
+    for args, extra in _token_edges()()
+    if "where" not in extra
+  ]
+
+
+def _log_probs_case(fn, make_inputs, name, edges, **options):
+  return LossCase(
+    fn,
+    make_inputs,
+    name=name,
+    float_args=(0, 1),
+    batch_args=(0, 2),
+    wrong_shape=_drop_last_label,
+    edge_inputs=edges,
+    reductions=(),
+    per_example=False,
+    max_magnitude=1e15,
+    **options,
+  )
+
+
 def _ctc(rng, n, blank_id=0, **kwargs):
   logits = I.logits(rng, n, FRAMES, K)
   frames = rng.integers(3, FRAMES + 1, size=n)
@@ -151,6 +201,16 @@ CASES = [
     _token_edges(**OPTIONS),
     grad_modes=("rev",),
     mean_of_none=False,
+  ),
+  _log_probs_case(
+    js.linear_log_probs, _log_probs, "linear_log_probs", _log_prob_edges()
+  ),
+  _log_probs_case(
+    _log_probs_plus_entropy,
+    lambda rng, n: _log_probs(rng, n, bias=True, **LOG_PROB_OPTIONS),
+    "linear_log_probs[entropy,chunk,options]",
+    _log_prob_edges(**LOG_PROB_OPTIONS),
+    grad_modes=("rev",),
   ),
   LossCase(js.ctc_loss, _ctc, edge_inputs=_ctc_edges, **CTC_RANGE),
   LossCase(
