@@ -311,7 +311,11 @@ def _label_logits(x: Inputs, hidden, labels) -> jax.Array:
   local = labels - x.vocab_start
   here = (local >= 0) & (local < x.weight.shape[1])
   index = jnp.clip(local, 0, x.weight.shape[1] - 1)
-  columns = jnp.take(x.weight, index, axis=1).astype(hidden.dtype)
+  weight = x.weight
+  if jnp.promote_types(weight.dtype, hidden.dtype) != weight.dtype:
+    # As in _weight_slice: no hoisted float32 copy of the whole weight.
+    weight, hidden = jax.lax.optimization_barrier((weight, hidden))
+  columns = jnp.take(weight, index, axis=1).astype(hidden.dtype)
   raw = jnp.sum(hidden * columns.T, axis=1)
   if x.bias is not None:
     raw = raw + jnp.take(x.bias, index).astype(hidden.dtype)
