@@ -245,17 +245,18 @@ def _check_against_naive(options, chunk_size, dtype, tol, vocab=V):
 
 @pytest.mark.parametrize("options", list(OPTIONS), ids=list(OPTIONS))
 def test_linear_cross_entropy_float64(x64, options):
-  """Chunk 4 of a vocabulary of 11: the last chunk is clamped and rolled."""
+  """Chunks of 4 tokens: several chunks and a tail chunk."""
   _check_against_naive(OPTIONS[options], 4, np.float64, F64_TOL)
 
 
 def test_linear_cross_entropy_float64_one_dense_block(x64):
-  """chunk_size >= vocab: one dense block, plain autodiff."""
-  _check_against_naive(OPTIONS["all"], 16, np.float64, F64_TOL)
+  """chunk_size=None: one dense block, plain autodiff."""
+  _check_against_naive(OPTIONS["all"], None, np.float64, F64_TOL)
 
 
-def test_linear_cross_entropy_float64_chunk_divides_vocab(x64):
-  _check_against_naive(OPTIONS["all"], 4, np.float64, F64_TOL, vocab=12)
+def test_linear_cross_entropy_float64_one_chunk(x64):
+  """A chunk of at least every token: the engine with one chunk, no loop."""
+  _check_against_naive(OPTIONS["all"], 64, np.float64, F64_TOL, vocab=12)
 
 
 def test_linear_cross_entropy_float32():
