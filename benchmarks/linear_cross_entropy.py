@@ -693,9 +693,16 @@ def section(repeats, tables, found, torch_note, fallbacks, width) -> str:
       "options=LinearCrossEntropyOptions(...))` (chunked; `options=None` "
       "would be the materialised path) and the reference "
       "`F.cross_entropy(F.linear(hidden, weightᵀ), labels)`, eager, "
-      f"{torch_note}. torch is a benchmark-only install (a separate virtual "
-      "environment; see the script's docstring), never a dependency of "
-      "jaxloss.",
+      f"{torch_note}. torch is a benchmark-only install in a separate "
+      "virtual environment, never a dependency of jaxloss (no "
+      "`pyproject.toml` extra: an extra cannot name torch's CPU index). "
+      "Reproduce from the repository root: `python3.11 -m venv "
+      "/work/bench-venv && /work/bench-venv/bin/pip install jax==0.10.2 "
+      "jaxlib==0.10.2 optax==0.2.8 chex==0.1.92 flax==0.12.8 numpy==2.4.6 "
+      "torch==2.13.0+cpu --extra-index-url "
+      "https://download.pytorch.org/whl/cpu`, then "
+      "`/work/bench-venv/bin/python -m benchmarks.linear_cross_entropy` "
+      "(with `.venv/bin/python`, without torch, the JAX rows only).",
       "",
       "Memory: compiled temporary bytes "
       "(`memory_analysis().temp_size_in_bytes`; torch's is not measured); "
