@@ -718,7 +718,9 @@ def section(repeats, tables, found, torch_note, fallbacks, width) -> str:
       f"Machine: {machine}; measured {datetime.date.today().isoformat()}; "
       "1-minute load average "
       f"{min(LOADS):.1f} to {max(LOADS):.1f} on {os.cpu_count()} cores "
-      "during the timed rounds.",
+      "during the timed rounds (this process's own steps count for about "
+      "2 of it; the rest is other jobs, which the process CPU time "
+      "excludes but wall time does not).",
       "",
       *memory,
       "",

@@ -96,6 +96,14 @@ def machine(section: str) -> str:
 # Summary rows: (benchmark, case, memory ratio, time ratio).
 
 
+def _short(step: str) -> str:
+  """A torch step's name in the summary: ``"torch chunked (default
+  options)"`` -> ``"torch chunked (default)"``, ``"torch chunked,
+  batch_chunk_size=128"`` -> ``"torch chunked (128)"``."""
+  step = step.replace(" options)", ")")
+  return re.sub(r", batch_chunk_size=(\d+)", r" (\1)", step)
+
+
 def summary_rows(found: dict) -> list:
   rows = []
   if "contrastive_chunked" in found:
@@ -149,7 +157,9 @@ def summary_rows(found: dict) -> list:
       time = (
         f"{steps['jaxloss']['CPU / floor']} the floor, "
         f"{ratios['naive JAX']} naive"
-        + "".join(f", {v} {k}" for k, v in ratios.items() if "torch" in k)
+        + "".join(
+          f", {v} {_short(k)}" for k, v in ratios.items() if "torch" in k
+        )
         + f" (CPU) at {t[0][size]}"
       )
     rows.append(
@@ -270,7 +280,7 @@ def plot_memory(found: dict) -> str:
   if "linear_cross_entropy" in found:
     t = table(found["linear_cross_entropy"])
     labels = [
-      x[column(t, "sizes")].replace(", D=", "\nD=").replace(" (float32)", "")
+      x[column(t, "sizes")].replace(", ", "\n").replace(" (float32)", "")
       for x in t
     ]
     xs = range(len(t))
@@ -286,7 +296,7 @@ def plot_memory(found: dict) -> str:
       0.4,
       label="jaxloss",
     )
-    axes[3].set_xticks(list(xs), labels)
+    axes[3].set_xticks(list(xs), labels, fontsize=6)
     _style(axes[3], "linear cross-entropy", "", "MiB")
   for i, ax in enumerate(axes):
     ax.set_yscale("log")
