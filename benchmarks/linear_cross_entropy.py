@@ -584,7 +584,7 @@ def targets(found: dict) -> str:
   """The issue's targets at the timed size, met or not, from the run."""
   torch = "; ".join(
     f"{name}: jaxloss takes {r:.2f}× its CPU time "
-    f"({'ahead by' if r < 1 else 'behind by'} {abs(1 - r):.0%})"
+    f"({abs(1 - r):.0%} {'less' if r < 1 else 'more'})"
     for name, r in found["torch"].items()
   )
   lines = [
@@ -595,8 +595,11 @@ def targets(found: dict) -> str:
     f"{_verdict(found['naive'] <= 0.9)}; temporary memory ≤ 1/32 of "
     f"naive: 1/{found['memory']:.1f}, {_verdict(found['memory'] >= 32)}; "
     "ahead of both torch paths: "
-    + _verdict(all(r < 1 for r in found["torch"].values()))
-    + (f" ({torch})." if torch else " (torch not installed)."),
+    + (
+      f"{_verdict(all(r < 1 for r in found['torch'].values()))} ({torch})."
+      if torch
+      else "not measured (torch not installed)."
+    ),
   ]
   return " ".join(lines)
 
