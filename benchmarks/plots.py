@@ -34,7 +34,8 @@ BENCHMARKS = {  # section name -> what it compares
   "(one device)",
   "distributed_ring": "sharded contrastive losses, ring vs all_gather "
   "(8 simulated devices)",
-  "linear_cross_entropy": "linear cross-entropy, naive vs chunked",
+  "linear_cross_entropy": "linear cross-entropy, jaxloss vs naive, the "
+  "matmul floor and torch",
   "gradcache": "GradCache vs full-batch gradient",
   "optax_dropin": "optax drop-ins, jaxloss vs optax",
 }
@@ -52,11 +53,19 @@ def sections(text: str) -> dict:
   return {name: body for name, body in found if name != "report"}
 
 
-def table(section: str) -> list:
-  """The first Markdown table of a section, as dicts keyed by its header."""
-  rows = [line for line in section.splitlines() if line.startswith("|")]
-  if len(rows) < 3:
+def table(section: str, index: int = 0) -> list:
+  """The ``index``-th Markdown table of a section (the first by default),
+  as dicts keyed by its header."""
+  blocks, block = [], []
+  for line in section.splitlines() + [""]:
+    if line.startswith("|"):
+      block.append(line)
+    elif block:
+      blocks.append(block)
+      block = []
+  if len(blocks) <= index or len(blocks[index]) < 3:
     return []
+  rows = blocks[index]
   cells = [[c.strip() for c in r.strip().strip("|").split("|")] for r in rows]
   return [dict(zip(cells[0], row)) for row in cells[2:]]
 
@@ -85,6 +94,14 @@ def machine(section: str) -> str:
 
 # --------------------------------------------------------------------------- #
 # Summary rows: (benchmark, case, memory ratio, time ratio).
+
+
+def _short(step: str) -> str:
+  """A torch step's name in the summary: ``"torch chunked (default
+  options)"`` -> ``"torch chunked (default)"``, ``"torch chunked,
+  batch_chunk_size=128"`` -> ``"torch chunked (128)"``."""
+  step = step.replace(" options)", ")")
+  return re.sub(r", batch_chunk_size=(\d+)", r" (\1)", step)
 
 
 def summary_rows(found: dict) -> list:
@@ -125,14 +142,32 @@ def summary_rows(found: dict) -> list:
         )
   if "linear_cross_entropy" in found:
     t = table(found["linear_cross_entropy"])
-    ratio = column(t, "chunked / naive memory")
+    ratio = column(t, "jaxloss / naive memory")
+    size = column(t, "sizes")
+    steps = {
+      r[column([r], "step")]: r for r in table(found["linear_cross_entropy"], 1)
+    }
+    time = "—"
+    if "jaxloss" in steps and "naive JAX" in steps:
+      # "jaxloss / this: CPU (wall)" cells: "0.95× (0.97×)" -> "0.95×".
+      ratios = {
+        k: r[column([r], "jaxloss / this")].split(" ")[0]
+        for k, r in steps.items()
+      }
+      time = (
+        f"{steps['jaxloss']['CPU / floor']} the floor, "
+        f"{ratios['naive JAX']} naive"
+        + "".join(
+          f", {v} {_short(k)}" for k, v in ratios.items() if "torch" in k
+        )
+        + f" (CPU) at {t[0][size]}"
+      )
     rows.append(
       (
         "linear_cross_entropy",
-        "chunked / naive",
-        f"{t[0][ratio]} at {t[0][column(t, 'sizes')]}; "
-        f"{t[1][ratio]} at {t[1][column(t, 'sizes')]}",
-        f"{t[0]['chunked / naive time']} at the first size",
+        "jaxloss / naive (time also / floor, / torch)",
+        "; ".join(f"{r[ratio]} at {r[size]}" for r in t),
+        time,
       )
     )
   if "gradcache" in found:
@@ -245,7 +280,7 @@ def plot_memory(found: dict) -> str:
   if "linear_cross_entropy" in found:
     t = table(found["linear_cross_entropy"])
     labels = [
-      x[column(t, "sizes")].replace(", D=", "\nD=").replace(" (float32)", "")
+      x[column(t, "sizes")].replace(", ", "\n").replace(" (float32)", "")
       for x in t
     ]
     xs = range(len(t))
@@ -257,11 +292,11 @@ def plot_memory(found: dict) -> str:
     )
     axes[3].bar(
       [x + 0.2 for x in xs],
-      [mib(x["chunked temp"]) for x in t],
+      [mib(x["jaxloss temp"]) for x in t],
       0.4,
-      label="chunked",
+      label="jaxloss",
     )
-    axes[3].set_xticks(list(xs), labels)
+    axes[3].set_xticks(list(xs), labels, fontsize=6)
     _style(axes[3], "linear cross-entropy", "", "MiB")
   for i, ax in enumerate(axes):
     ax.set_yscale("log")
