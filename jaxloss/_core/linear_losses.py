@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss._core import checks
+from jaxloss._core import checks, ring
 from jaxloss._core import linear_softmax as ls
 from jaxloss._core.chunking import ChunkSize
 from jaxloss._core.reduction import Reduction, reduce
@@ -38,8 +38,6 @@ class Mesh:
   def shards(self, axis) -> int:
     if axis is None:
       return 1
-    from jaxloss._core import ring  # pylint: disable=import-outside-toplevel
-
     return ring.axis_size(axis)
 
   def vocab_sum(self, x):

@@ -61,7 +61,7 @@ from typing import Any, NamedTuple, cast
 import jax
 import jax.numpy as jnp
 
-from jaxloss._core import chunking
+from jaxloss._core import chunking, ring
 
 TokenFn = Callable[[dict, Any], jax.Array]
 COMPONENTS = ("peak", "log_total", "label", "sum", "weighted_sum", "expected")
@@ -214,8 +214,6 @@ def _differentiable(x: Inputs, params, problem: Problem):
     a for a in (problem.vocab_axis, problem.token_axis) if a is not None
   )
   if axes:
-    from jaxloss._core import ring  # pylint: disable=import-outside-toplevel
-
     floats = ring.varying(floats, axes)
 
   def rebuild(floats):
