@@ -141,26 +141,29 @@ def token_values(
 ) -> jax.Array:
   """``[tokens]`` values of ``token_fn``; reverse-mode differentiable (the
   backward pass recomputes each chunk's logits)."""
-  floats, rebuild = _differentiable(x, params, problem)
+  floats, others, rebuild = _differentiable(x, params, problem)
+  # The other leaves (labels, vocab_start) are arguments and residuals, not
+  # closed over: inside shard_map the backward pass is traced apart from the
+  # forward pass, where a closed-over tracer would leak.
 
   @jax.custom_vjp
-  def run(floats):
-    x, params = rebuild(floats)
+  def run(floats, others):
+    x, params = rebuild(floats, others)
     return _forward(token_fn, x, params, problem)[0]
 
-  def run_fwd(floats):
-    x, params = rebuild(floats)
+  def run_fwd(floats, others):
+    x, params = rebuild(floats, others)
     values, saved = _forward(token_fn, x, params, problem)
-    return values, (floats, saved)
+    return values, (floats, others, saved)
 
   def run_bwd(residuals, cotangent):
-    floats, saved = residuals
-    x, params = rebuild(floats)
+    floats, others, saved = residuals
+    x, params = rebuild(floats, others)
     grads = _sweep(token_fn, x, params, problem, cotangent, saved)[1]
-    return (_cotangents(floats, grads),)
+    return _cotangents(floats, grads), [None] * len(others)
 
   run.defvjp(run_fwd, run_bwd)
-  return run(floats)
+  return run(floats, others)
 
 
 def token_sum(
@@ -168,11 +171,12 @@ def token_sum(
 ) -> jax.Array:
   """``Σ`` over the tokens of ``token_fn``'s values (a scalar), with every
   gradient computed in the forward pass."""
-  floats, rebuild = _differentiable(x, params, problem)
+  floats, others, rebuild = _differentiable(x, params, problem)
 
   def forward(floats):
-    x, params = rebuild(floats)
-    ones = jnp.ones(x.labels.shape, x.hidden.dtype)
+    x, params = rebuild(floats, others)
+    # Varying like the values (inside shard_map): the cotangent of Σ values.
+    ones = jnp.ones(x.labels.shape, x.hidden.dtype) + _zero(x)
     values, grads = _sweep(token_fn, x, params, problem, ones, None)
     return jnp.sum(values), _cotangents(floats, grads)
 
@@ -204,7 +208,8 @@ def dense_components(x: Inputs, problem: Problem) -> dict:
 
 def _differentiable(x: Inputs, params, problem: Problem):
   """The floating leaves of ``(x, params)`` (cast to device-varying over the
-  problem's mesh axes) and a function rebuilding ``(x, params)`` from them."""
+  problem's mesh axes), the other leaves, and a function rebuilding ``(x,
+  params)`` from both."""
   leaves, treedef = jax.tree.flatten((x, params))
   is_float = [jnp.issubdtype(jnp.asarray(v).dtype, jnp.inexact) for v in leaves]
   floats = [v for v, f in zip(leaves, is_float) if f]
@@ -217,13 +222,13 @@ def _differentiable(x: Inputs, params, problem: Problem):
 
     floats = ring.varying(floats, axes)
 
-  def rebuild(floats):
+  def rebuild(floats, others):
     it_f, it_o = iter(floats), iter(others)
     return jax.tree.unflatten(
       treedef, [next(it_f) if f else next(it_o) for f in is_float]
     )
 
-  return floats, rebuild
+  return floats, others, rebuild
 
 
 def _cotangents(floats: list, grads: tuple) -> list:
@@ -365,7 +370,12 @@ def _chunk(
     comp, peak, total = _components(z, x, problem, labels)
   else:
     comp, peak, total = jax.tree.map(take, saved)
-  values, pull = jax.vjp(token_fn, comp, p_chunk)
+  # Inside shard_map the combined components are invariant over vocab_axis:
+  # cast them to varying like the parameters, or the vjp would transpose
+  # the implicit cast into a psum (n times each device's own gradient).
+  zero = _zero(x)
+  comp_in = jax.tree.map(lambda c: c + zero.astype(c.dtype), comp)
+  values, pull = jax.vjp(token_fn, comp_in, p_chunk)
   if cotangent is None:
     return values, (comp, peak, total), None
   dcomp, dparams = pull(take(cotangent).astype(values.dtype))
