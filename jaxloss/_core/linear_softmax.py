@@ -55,6 +55,7 @@ shards; the weight's gradient is never gathered.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple, cast
 
@@ -212,14 +213,26 @@ def _differentiable(x: Inputs, params, problem: Problem):
   params)`` from both."""
   leaves, treedef = jax.tree.flatten((x, params))
   is_float = [jnp.issubdtype(jnp.asarray(v).dtype, jnp.inexact) for v in leaves]
+  # The parameters' leaves come after the inputs'.
+  from_params = [i >= len(jax.tree.leaves(x)) for i in range(len(leaves))]
   floats = [v for v, f in zip(leaves, is_float) if f]
+  floats_from_params = [p for p, f in zip(from_params, is_float) if f]
   others = [v for v, f in zip(leaves, is_float) if not f]
-  axes = tuple(
-    a for a in (problem.vocab_axis, problem.token_axis) if a is not None
-  )
+  vocab_axes = _axes(problem.vocab_axis)
+  axes = vocab_axes + _axes(problem.token_axis)
   if axes:
     from jaxloss._core import ring  # pylint: disable=import-outside-toplevel
 
+    # A parameter is the same on every device of vocab_axis, and so is the
+    # derivative each device finds for it: its cast keeps one copy of the
+    # cotangent (a plain cast would sum the n copies). An input's
+    # derivatives are each device's part of the whole: they are summed.
+    floats = [
+      _replicate(v, vocab_axes)
+      if p and vocab_axes and not set(vocab_axes) & _varying_axes(v)
+      else v
+      for v, p in zip(floats, floats_from_params)
+    ]
     floats = ring.varying(floats, axes)
 
   def rebuild(floats, others):
@@ -229,6 +242,48 @@ def _differentiable(x: Inputs, params, problem: Problem):
     )
 
   return floats, others, rebuild
+
+
+def _varying_axes(x) -> frozenset:
+  """The mesh axes ``x`` is typed as varying over (inside ``shard_map``)."""
+  aval = jax.typeof(x)
+  kind = getattr(aval, "manual_axis_type", None)
+  if kind is not None:
+    return frozenset(kind.varying)
+  return frozenset(getattr(aval, "vma", ()))
+
+
+def first_copy(x, axes):
+  """``x``, equal on every device of ``axes`` but typed as varying over
+  them, as invariant: the first device's copy, by a ``psum`` of it and
+  zeros (exact, and NaN stays NaN; a ``pmax`` on XLA:CPU turns an all-NaN
+  input into ``-inf``)."""
+  first = jax.lax.axis_index(axes) == 0
+  return jax.lax.psum(jnp.where(first, x, jnp.zeros_like(x)), axes)
+
+
+def _axes(axis) -> tuple:
+  if axis is None:
+    return ()
+  return tuple(axis) if isinstance(axis, tuple) else (axis,)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _replicate(x, axes):
+  """``x``, the same on every device of ``axes``, cast to varying over them;
+  the transpose takes one (any) of the devices' equal cotangents."""
+  return jax.lax.pcast(x, axes, to="varying")
+
+
+def _replicate_fwd(x, axes):
+  return _replicate(x, axes), None
+
+
+def _replicate_bwd(axes, _, cotangent):
+  return (first_copy(cotangent, axes),)
+
+
+_replicate.defvjp(_replicate_fwd, _replicate_bwd)
 
 
 def _cotangents(floats: list, grads: tuple) -> list:
@@ -264,7 +319,8 @@ def _logits(x: Inputs, hidden: jax.Array, problem: Problem) -> jax.Array:
   size = problem.slice_size
   if size >= vocab_local:
     return _matmul(hidden, x.weight, x.bias)
-  block = jnp.zeros((hidden.shape[0], vocab_local), hidden.dtype)
+  # Varying like the slices' products (inside shard_map).
+  block = jnp.zeros((hidden.shape[0], vocab_local), hidden.dtype) + _zero(x)
 
   def put(block, start, width):
     w = jax.lax.dynamic_slice_in_dim(x.weight, start, width, axis=1)

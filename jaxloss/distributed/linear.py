@@ -37,18 +37,57 @@ __all__ = ["linear_cross_entropy", "linear_log_probs"]
 
 
 def _global_class_index(args, arg):
-  """:func:`value_checks.class_index` with the GLOBAL vocabulary: the local
-  ``weight.shape[-1]`` times the size of ``vocab_axis`` (the rule runs
-  inside ``shard_map``, where :func:`jax.lax.axis_size` knows it)."""
-  axis = args.get("vocab_axis")
+  """:func:`value_checks.class_index` over the GLOBAL vocabulary and tokens.
+
+  The vocabulary is the local ``weight.shape[-1]`` times the size of
+  ``vocab_axis`` (the rule runs inside ``shard_map``, where
+  :func:`jax.lax.axis_size` knows it). With ``token_axis`` the verdict and
+  the report are combined over the token shards (the first offender's
+  global index, the global count and range), so that every device raises
+  together: a check failing on some devices only would leave the others
+  waiting in the loss's collectives."""
+  axis, token_axis = args.get("vocab_axis"), args.get("token_axis")
   shards = 1 if axis is None else ring.axis_size(axis)
   local = jnp.shape(args["weight"])[-1]
-  # class_index counts the classes of `logits_arg`'s axis: hand it a
-  # stand-in of the global [dim, vocab] shape (shape only, never built).
+  # class_index counts the classes of `logits_arg`'s last axis: hand it a
+  # stand-in of the global [1, vocab] shape (its shape only is read).
   stand_in = jax.ShapeDtypeStruct((1, local * shards), jnp.float32)
-  return value_checks.class_index("weight", axis_arg=None)(
+  ok, what, *rest = value_checks.class_index("weight", axis_arg=None)(
     {**args, "weight": stand_in}, arg
   )
+  if token_axis is None or not rest:
+    return ok, what, *rest
+  values = dict(rest[0])
+  n = ring.axis_size(token_axis)
+  me = jax.lax.axis_index(token_axis)
+  bad = jnp.logical_not(ok)
+  first = jax.lax.pmin(jnp.where(bad, me, n), token_axis)
+  pick = lambda v: jax.lax.psum(jnp.where(me == first, v, 0), token_axis)
+  rows = jnp.shape(args[arg])[0] if jnp.ndim(args[arg]) else 1
+  for key in values:
+    if key == "count":
+      values[key] = jax.lax.psum(values[key], token_axis)
+    elif key == "low":
+      values[key] = jax.lax.pmin(values[key], token_axis)
+    elif key == "high":
+      values[key] = jax.lax.pmax(values[key], token_axis)
+    elif key == "index0":
+      values[key] = pick(values[key] + me * rows)
+    else:
+      values[key] = pick(values[key])
+  return jax.lax.psum(bad.astype(jnp.int32), token_axis) == 0, what, values
+
+
+def _bound(name: str, axis) -> None:
+  """A clear error when ``axis`` is not a mapped axis here."""
+  try:
+    jax.lax.axis_size(axis)
+  except NameError:
+    raise checks.fail(
+      f"{name}={axis!r} is not a mapped axis here; call the loss inside "
+      "jax.shard_map over that axis (or wrap it with "
+      "jaxloss.distributed.shard(loss, mesh, axis=..., vocab_axis=...))."
+    ) from None
 
 
 def _mesh(vocab_axis, token_axis) -> linear_losses.Mesh:
@@ -59,9 +98,9 @@ def _mesh(vocab_axis, token_axis) -> linear_losses.Mesh:
       "`vocab_axis` must name the mesh axis the vocabulary is sharded over "
       "(the one-device loss is jaxloss's, without vocab_axis)."
     )
-  ring.axis_size(vocab_axis)
+  _bound("vocab_axis", vocab_axis)
   if token_axis is not None:
-    ring.axis_size(token_axis)
+    _bound("token_axis", token_axis)
     as_set = lambda a: set(a) if isinstance(a, tuple) else {a}
     if as_set(vocab_axis) & as_set(token_axis):
       raise checks.fail(
