@@ -109,7 +109,8 @@ def naive_sharded(mesh):
   def local(hidden, weight, labels):
     logits = hidden @ weight
     start = jax.lax.axis_index("model") * weight.shape[1]
-    peak = jax.lax.stop_gradient(jax.lax.pmax(jnp.max(logits, axis=1), "model"))
+    # pmax has no differentiation rule: its input is a constant.
+    peak = jax.lax.pmax(jax.lax.stop_gradient(jnp.max(logits, axis=1)), "model")
     total = jax.lax.psum(jnp.sum(jnp.exp(logits - peak[:, None]), 1), "model")
     columns = start + jnp.arange(weight.shape[1])
     picked = jnp.sum(

@@ -1078,6 +1078,38 @@ def check_vocab_parallel_shard(report):
     one(h, w, reduction="none"),
     _within(np.float64),
   )
+  # The ONE-device loss inside a user's data-parallel shard_map (the weight
+  # gathered, the tokens split over every device), "sum" and "none".
+  tokens = ("data", "model")
+
+  def gathered(h, w, y, reduction):
+    full = jax.lax.all_gather(w, "model", axis=1, tiled=True)
+    values = jaxloss.linear_cross_entropy(
+      h, full, y, reduction=reduction, chunk_size=VP_CHUNK
+    )
+    return jax.lax.psum(jnp.sum(values), tokens)
+
+  for reduction in ("sum", "none"):
+    step = jax.jit(
+      jax.value_and_grad(
+        jax.shard_map(
+          functools.partial(gathered, reduction=reduction),
+          mesh=auto,
+          in_specs=(jax.P(tokens), jax.P(None, "model"), jax.P(tokens)),
+          out_specs=jax.P(),
+        ),
+        argnums=(0, 1),
+      )
+    )
+    report.close(
+      group,
+      f"one-device loss in a data-parallel shard_map, {reduction!r}",
+      step(h, w, y),
+      jax.value_and_grad(
+        lambda h, w: jnp.sum(one(h, w, reduction=reduction)), argnums=(0, 1)
+      )(h, w),
+      _within(np.float64),
+    )
   # Tokens replicated (axis=None) on a vocabulary-only mesh.
   vocab_only = _mesh(8, ("model",), (8,))
   got = jax.jit(

@@ -130,7 +130,7 @@ def test_vocab_parallel_log_probs(results):
 def test_vocab_parallel_shard_wrapper_tied_embeddings_and_no_all_gather(
   results,
 ):
-  _assert_group(results, "vocab_parallel_shard", 11)
+  _assert_group(results, "vocab_parallel_shard", 13)
 
 
 def test_vocab_parallel_errors(results):

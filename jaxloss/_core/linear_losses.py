@@ -316,7 +316,7 @@ def cross_entropy(
     # Σ coef · ℓ equals the reduction (linear in ℓ): the gradients are taken
     # in the forward pass.
     coef = jax.grad(lambda v: combine(v))(
-      mesh.per_token(jnp.zeros(shape, dtype))
+      mesh.per_token(_zeros(shape, dtype, hidden, labels, where, weights))
     )
     params["coef"] = coef.reshape(-1)
     # This device's tokens' part of the sum: the whole over token_axis.
@@ -325,6 +325,17 @@ def cross_entropy(
     )
   values = mesh.replicated(ls.token_values(token_fn, x, params, problem))
   return combine(values.reshape(shape))
+
+
+def _zeros(shape, dtype, *arrays) -> jax.Array:
+  """Zeros varying (inside ``shard_map``) over every mesh axis one of
+  ``arrays`` varies over: the per-token values' type, so that the gradient
+  of the reduction with respect to them holds no implicit ``psum``."""
+  zeros = jnp.zeros(shape, dtype)
+  for a in arrays:
+    if a is not None:
+      zeros = zeros + jnp.zeros_like(jnp.asarray(a), dtype=dtype, shape=())
+  return zeros
 
 
 def _combine(values, *, reduction, weights, keep, label_weights, mesh: Mesh):

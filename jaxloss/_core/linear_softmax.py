@@ -220,6 +220,12 @@ def _differentiable(x: Inputs, params, problem: Problem):
   others = [v for v, f in zip(leaves, is_float) if not f]
   vocab_axes = _axes(problem.vocab_axis)
   axes = vocab_axes + _axes(problem.token_axis)
+  # Any other mesh axis an input varies over (the one-device loss called
+  # inside a user's shard_map, tokens split over "data"): the gradients of
+  # the inputs that do not vary over it are summed over it, as JAX's own
+  # implicit casts would.
+  others_axes = set().union(*(_varying_axes(v) for v in leaves)) - set(axes)
+  axes = axes + tuple(sorted(others_axes, key=str))
   if axes:
     from jaxloss._core import ring  # pylint: disable=import-outside-toplevel
 
