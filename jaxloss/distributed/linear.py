@@ -210,6 +210,11 @@ def linear_cross_entropy(
     ``"batchmean"``; this device's ``[...]`` per-token values for
     ``"none"``.
 
+  Matches :func:`jaxloss.linear_cross_entropy` on the gathered weight, bias
+  and class weights and the concatenated tokens, value and gradients (and
+  so ``torch.nn.functional.cross_entropy`` of the logits, and Megatron-LM's
+  ``vocab_parallel_cross_entropy`` where its options apply).
+
   >>> import jax, jax.numpy as jnp, jaxloss, jaxloss.distributed as jd
   >>> mesh = jax.make_mesh((1,), ("model",),  # any number of devices works
   ...                      axis_types=(jax.sharding.AxisType.Auto,))
@@ -313,6 +318,10 @@ def linear_log_probs(
     ``[...]`` log-probabilities of the labels, or the tuple
     ``(log_probs, entropy)`` with ``return_entropy=True``; this device's
     tokens, the same on every device of ``vocab_axis``.
+
+  Matches :func:`jaxloss.linear_log_probs` on the gathered weight, and
+  ``jax.nn.log_softmax(z)[label]`` and ``-Σ softmax(z) log_softmax(z)`` of
+  the materialised logits ``z``, values and gradients.
 
   >>> import jax, jax.numpy as jnp, jaxloss.distributed as jd
   >>> mesh = jax.make_mesh((1,), ("model",),
