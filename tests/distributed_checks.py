@@ -648,9 +648,9 @@ VP_VARIANTS = (
     dict(label_smoothing=0.2),
   ),
   VpVariant(
-    "class_weights, bias, where, sum",
+    "class_weights, bias, where, filter_eps 1e-30 (no slice skipped), sum",
     ("class_weights", "bias", "where"),
-    dict(reduction="sum"),
+    dict(reduction="sum", filter_eps=1e-30),
   ),
   VpVariant(
     "bias, traced soft cap, z_loss, smoothing, none",
