@@ -1230,6 +1230,21 @@ def check_vocab_parallel_errors(report):
       lambda: jd.linear_cross_entropy(h, w, y, vocab_axis="model"),
       "shard_map",
     ),
+    "shard_map with check_vma=False": (
+      lambda: jax.eval_shape(
+        jax.shard_map(
+          lambda h, w, y: jd.linear_cross_entropy(h, w, y, vocab_axis="model"),
+          mesh=mesh,
+          in_specs=(jax.P(), jax.P(None, "model"), jax.P()),
+          out_specs=jax.P(),
+          check_vma=False,
+        ),
+        h,
+        w,
+        y,
+      ),
+      "check_vma=True",
+    ),
     "bias of the wrong shard size": (
       lambda: jax.eval_shape(
         jax.shard_map(

@@ -136,7 +136,7 @@ def test_vocab_parallel_shard_wrapper_tied_embeddings_and_no_all_gather(
 
 
 def test_vocab_parallel_errors(results):
-  _assert_group(results, "vocab_parallel_errors", 8)
+  _assert_group(results, "vocab_parallel_errors", 9)
 
 
 def test_checker_exit_status(results):

@@ -90,6 +90,23 @@ def _bound(name: str, axis) -> None:
     ) from None
 
 
+def _check_vma(axis) -> None:
+  """The losses need ``shard_map``'s device-variance types (``check_vma=True``,
+  its default): the sums of the gradients over the mesh axes are the
+  transposes of casts to device-varying, which are no-ops without them
+  (``check_vma=False``, ``jax.pmap``), where the gradients would be wrong."""
+  axes = set(axis) if isinstance(axis, tuple) else {axis}
+  aval = jax.typeof(jax.lax.pcast(jnp.zeros(()), axis, to="varying"))
+  kind = getattr(aval, "manual_axis_type", None)
+  varying = kind.varying if kind is not None else getattr(aval, "vma", ())
+  if not axes <= set(varying):
+    raise checks.fail(
+      "the vocabulary-parallel losses need jax.shard_map with "
+      "check_vma=True (its default); check_vma=False and jax.pmap are not "
+      "supported (their gradients would be wrong)."
+    )
+
+
 def _mesh(vocab_axis, token_axis) -> linear_losses.Mesh:
   """The mesh axes, checked: both bound here (inside ``shard_map``), and
   different."""
@@ -108,6 +125,7 @@ def _mesh(vocab_axis, token_axis) -> linear_losses.Mesh:
         "share a mesh axis; the vocabulary and the tokens are sharded over "
         "different axes."
       )
+  _check_vma(vocab_axis)
   return linear_losses.Mesh(vocab_axis, token_axis)
 
 
@@ -144,8 +162,9 @@ def linear_cross_entropy(
   the options' meaning: torch's label smoothing and class weights, PaLM's
   z-loss, Gemma 2's soft cap, Cut Cross-Entropy's ``filter_eps``).
 
-  Called inside :func:`jax.shard_map` (or through
-  :func:`jaxloss.distributed.shard`): ``weight`` is this device's
+  Called inside :func:`jax.shard_map` (with ``check_vma=True``, its
+  default; not under ``jax.pmap``) or through
+  :func:`jaxloss.distributed.shard`: ``weight`` is this device's
   ``[dim, V / n]`` slice of the projection, the ``i``-th of the ``n``
   devices of ``vocab_axis`` holding the columns ``[i·V/n, (i+1)·V/n)``;
   ``hidden`` and ``labels`` are this device's tokens, sharded over
