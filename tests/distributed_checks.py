@@ -612,6 +612,678 @@ def check_errors(report):
       report.add(group, label, False, "no error raised")
 
 
+# --------------------------------------------------------------------------- #
+# vocabulary-parallel linear cross-entropy and log-probabilities
+
+VP_BATCH, VP_TIME, VP_DIM, VP_VOCAB = 8, 2, 6, 64  # 16 tokens, [8, 2] labels.
+VP_CHUNK = 3  # tokens per chunk: 16, 8 and 4 local tokens leave a remainder.
+# (mesh shape, axis names, token axis): tokens replicated on the (8,) mesh.
+VP_MESHES = (
+  ((8,), ("model",), None),
+  ((2, 4), ("data", "model"), "data"),
+  ((4, 2), ("data", "model"), "data"),
+)
+VP_DIFF = ("hidden", "weight", "bias", "logit_soft_cap", "class_weights")
+
+
+class VpVariant(NamedTuple):
+  """One call of the cross-entropy: ``options`` (static), and which of the
+  optional arrays (bias, where, weights, soft cap, class weights) it takes."""
+
+  name: str
+  arrays: tuple[str, ...]
+  options: dict
+
+
+VP_VARIANTS = (
+  VpVariant("ignore_index -100, mean", (), {}),
+  VpVariant(
+    "bias, where, weights, smoothing 0.1, z_loss 1e-3, traced soft cap, mean",
+    ("bias", "where", "weights", "logit_soft_cap"),
+    dict(label_smoothing=0.1, z_loss=1e-3),
+  ),
+  VpVariant(
+    "class_weights, smoothing 0.2, mean",
+    ("class_weights",),
+    dict(label_smoothing=0.2),
+  ),
+  VpVariant(
+    "class_weights, bias, where, filter_eps 1e-30 (no slice skipped), sum",
+    ("class_weights", "bias", "where"),
+    dict(reduction="sum", filter_eps=1e-30),
+  ),
+  VpVariant(
+    "bias, traced soft cap, z_loss, smoothing, none",
+    ("bias", "logit_soft_cap"),
+    dict(reduction="none", z_loss=1e-3, label_smoothing=0.1),
+  ),
+  VpVariant("weights, batchmean", ("weights",), dict(reduction="batchmean")),
+)
+
+
+def _vp_inputs(rng, dtype, vocab=VP_VOCAB, dim=VP_DIM):
+  """Global arrays of one variant: labels in every shard's range, a few
+  -100 (ignored) and some masked out by ``where``."""
+  shape = (VP_BATCH, VP_TIME)
+  labels = rng.integers(0, vocab, shape)
+  labels[rng.random(shape) < 0.2] = -100
+  labels[0, 0], labels[1, 0] = 0, vocab - 1  # the first and last shard.
+  f = lambda *s, scale=1.0: jnp.asarray(rng.normal(size=s) * scale, dtype)
+  return dict(
+    hidden=f(*shape, dim),
+    weight=f(dim, vocab, scale=1.5),
+    bias=f(vocab, scale=0.5),
+    logit_soft_cap=jnp.asarray(4.0, dtype),
+    class_weights=jnp.asarray(rng.uniform(0.2, 2.0, vocab), dtype),
+    labels=jnp.asarray(labels),
+    where=jnp.asarray(rng.random(shape) < 0.8),
+    weights=jnp.asarray(rng.uniform(0.5, 1.5, shape), dtype),
+    cotangent=jnp.asarray(rng.normal(size=shape), dtype),  # for "none".
+  )
+
+
+def _vp_split(variant: VpVariant, inputs: dict):
+  """``(diff, other)``: the differentiated arrays and the rest."""
+  used = ("hidden", "weight", "labels") + variant.arrays
+  diff = {k: inputs[k] for k in VP_DIFF if k in used}
+  other = {k: inputs[k] for k in used if k not in diff}
+  if variant.options.get("reduction") == "none":
+    other["cotangent"] = inputs["cotangent"]
+  return diff, other
+
+
+def _vp_scalar(values, other, reduction):
+  """The differentiated scalar: the loss, or Σ cotangent · values."""
+  if reduction == "none":
+    return jnp.sum(values * other["cotangent"])
+  return values
+
+
+def _vp_reference(variant: VpVariant, dtype_inputs):
+  """One-device ``jaxloss.linear_cross_entropy`` (default chunk_size: one
+  dense block, plain autodiff) on the global arrays."""
+  diff, other = dtype_inputs
+  reduction = variant.options.get("reduction", "mean")
+
+  def scalar(diff):
+    args = {**diff, **other}
+    args.pop("cotangent", None)
+    values = jaxloss.linear_cross_entropy(
+      args.pop("hidden"),
+      args.pop("weight"),
+      args.pop("labels"),
+      **args,
+      **variant.options,
+    )
+    return _vp_scalar(values, other, reduction), values
+
+  return jax.value_and_grad(scalar, has_aux=True)(diff)
+
+
+def _vp_spec(name, x, token_spec):
+  if name == "weight":
+    return jax.P(None, "model")
+  if name in ("bias", "class_weights"):
+    return jax.P("model")
+  if x.ndim == 0:
+    return jax.P()
+  return token_spec
+
+
+def _vp_sharded(variant: VpVariant, mesh, token_axis, inputs, chunk_size):
+  """``value_and_grad`` (outside) of the vocabulary-parallel loss inside
+  ``shard_map`` (check_vma on) over ``mesh``."""
+  diff, other = inputs
+  reduction = variant.options.get("reduction", "mean")
+  token_spec = jax.P(token_axis)
+  names = list(diff) + [k for k in other if k != "cotangent"]
+  specs = tuple(_vp_spec(k, {**diff, **other}[k], token_spec) for k in names)
+
+  def local(*arrays):
+    args = dict(zip(names, arrays))
+    return jd.linear_cross_entropy(
+      args.pop("hidden"),
+      args.pop("weight"),
+      args.pop("labels"),
+      vocab_axis="model",
+      token_axis=token_axis,
+      chunk_size=chunk_size,
+      **args,
+      **variant.options,
+    )
+
+  loss = jax.shard_map(
+    local,
+    mesh=mesh,
+    in_specs=specs,
+    out_specs=token_spec if reduction == "none" else jax.P(),
+    check_vma=True,
+  )
+
+  def scalar(diff):
+    full = {**diff, **other}
+    values = loss(*(full[k] for k in names))
+    return _vp_scalar(values, other, reduction), values
+
+  return jax.value_and_grad(scalar, has_aux=True)(diff)
+
+
+def _vp_compare(report, group, prefix, variants, got, want, dtype):
+  for variant, g, w in zip(variants, got, want):
+    (_, g_values), g_grads = g
+    (_, w_values), w_grads = w
+    label = f"{prefix} {variant.name}"
+    report.close(group, f"{label}: value", g_values, w_values, _within(dtype))
+    for k in w_grads:
+      report.close(
+        group, f"{label}: d{k}", g_grads[k], w_grads[k], _within(dtype)
+      )
+
+
+def _vp_all_inputs(dtype, seed=20):
+  rng = np.random.default_rng(seed)
+  return [_vp_split(v, _vp_inputs(rng, dtype)) for v in VP_VARIANTS]
+
+
+def check_vocab_parallel(report, dtype=np.float64):
+  """Every option, three meshes, values and gradients against the one-device
+  loss on the gathered arrays (one compiled program per mesh)."""
+  group = "vocab_parallel" if dtype == np.float64 else "vocab_parallel_f32"
+  inputs = _vp_all_inputs(dtype)
+  want = jax.jit(
+    lambda inputs: [_vp_reference(v, x) for v, x in zip(VP_VARIANTS, inputs)]
+  )(inputs)
+  meshes = VP_MESHES if dtype == np.float64 else VP_MESHES[1:2]
+  for shape, names, token_axis in meshes:
+    mesh = _mesh(DEVICES, names, shape)
+    step = jax.jit(
+      lambda inputs, mesh=mesh, token_axis=token_axis: [
+        _vp_sharded(v, mesh, token_axis, x, VP_CHUNK)
+        for v, x in zip(VP_VARIANTS, inputs)
+      ]
+    )
+    got = step(inputs)
+    prefix = f"mesh {dict(zip(names, shape))}, tokens over {token_axis}:"
+    _vp_compare(report, group, prefix, VP_VARIANTS, got, want, dtype)
+    if dtype != np.float64:
+      continue
+    # Ignored and masked tokens: exactly 0 on every device.
+    k = [v.options.get("reduction") for v in VP_VARIANTS].index("none")
+    values = np.asarray(got[k][0][1])
+    ignored = np.asarray(inputs[k][1]["labels"]) == -100
+    report.add(
+      group,
+      f"{prefix} ignored tokens' values are exactly 0",
+      bool(ignored.any() and np.all(values[ignored] == 0)),
+      f"{int(ignored.sum())} ignored",
+    )
+  if dtype != np.float64:
+    return
+  # Controls (the comparisons can fail): a label scored against the local
+  # shard only, and smoothing over the local V, give other numbers.
+  diff, other = inputs[1]
+  local_v = VP_VOCAB // 4
+  smooth = jaxloss.linear_cross_entropy(
+    diff["hidden"],
+    diff["weight"][:, :local_v],
+    jnp.where(other["labels"] < local_v, other["labels"], -100),
+    label_smoothing=0.1,
+  )
+  report.add(
+    group,
+    "control: the first shard's own loss differs from the global one",
+    abs(float(smooth) - float(want[1][0][1])) > 1e-3,
+    f"{float(smooth):.6f} vs {float(want[1][0][1]):.6f}",
+  )
+
+
+def check_vocab_parallel_slices(report):
+  """The weight read in several [dim, slice] slices (dim 4097: the slice is
+  the minimum of 128 columns; 288 local columns = 2 slices + 32), on the
+  (2, 4) mesh, token_sum ("mean") and token_values ("none")."""
+  group = "vocab_parallel_slices"
+  dim, vocab = 4097, 288 * 4
+  rng = np.random.default_rng(21)
+  variants = (VP_VARIANTS[1], VP_VARIANTS[4])
+  raw = _vp_inputs(rng, np.float64, vocab=vocab, dim=dim)
+  raw["hidden"] = raw["hidden"] / np.sqrt(dim)
+  inputs = [_vp_split(v, raw) for v in variants]
+  # The engine's documented rule: the largest power of two of columns whose
+  # float32 [dim, slice] fits 4 MiB, at least 128 (here 128 < 288 / 2).
+  size = 128
+  while 2 * size * dim * 4 <= 4 * 2**20:
+    size *= 2
+  report.add(
+    group,
+    "the local vocabulary is read in several slices",
+    size < vocab // 4 // 2,
+    f"slice {size} of {vocab // 4}",
+  )
+  want = jax.jit(
+    lambda inputs: [_vp_reference(v, x) for v, x in zip(variants, inputs)]
+  )(inputs)
+  mesh = _mesh(DEVICES, ("data", "model"), (2, 4))
+  got = jax.jit(
+    lambda inputs: [
+      _vp_sharded(v, mesh, "data", x, 5) for v, x in zip(variants, inputs)
+    ]
+  )(inputs)
+  _vp_compare(report, group, "(2, 4):", variants, got, want, np.float64)
+
+
+def _dense_log_probs(hidden, weight, labels, bias, temperature, cap):
+  """``log_softmax(cap·tanh((h W + b)/cap) / T)[label]`` and the entropy,
+  materialised (the independent reference)."""
+  bias = jnp.asarray(bias)
+  z = hidden @ weight + bias.reshape(
+    (1,) * (hidden.ndim - bias.ndim) + bias.shape
+  )
+  if cap is not None:
+    z = cap * jnp.tanh(z / cap)
+  z = z / temperature
+  log_p = jax.nn.log_softmax(z)
+  picked = jnp.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
+  return picked, -jnp.sum(jnp.exp(log_p) * log_p, axis=-1)
+
+
+def check_vocab_parallel_log_probs(report):
+  """linear_log_probs on the three meshes: log p and entropy against the
+  materialised formula and the one-device engine, with gradients of
+  Σ r₁ log p + r₂ H (hidden, weight, bias, temperature, soft cap)."""
+  group = "vocab_parallel_log_probs"
+  rng = np.random.default_rng(22)
+  raw = _vp_inputs(rng, np.float64)
+  labels = jnp.where(raw["labels"] < 0, 3, raw["labels"])
+  r1, r2 = (jnp.asarray(rng.normal(size=labels.shape)) for _ in range(2))
+  diff = dict(
+    hidden=raw["hidden"],
+    weight=raw["weight"],
+    bias=raw["bias"],
+    temperature=jnp.asarray(0.7),
+    cap=raw["logit_soft_cap"],
+  )
+
+  def scalar(fn):
+    def run(diff):
+      log_p, entropy = fn(diff)
+      return jnp.sum(r1 * log_p + r2 * entropy), (log_p, entropy)
+
+    return jax.value_and_grad(run, has_aux=True)
+
+  dense = scalar(
+    lambda d: _dense_log_probs(
+      d["hidden"], d["weight"], labels, d["bias"], d["temperature"], d["cap"]
+    )
+  )
+
+  def one_device_fn(d):
+    return jaxloss.linear_log_probs(
+      d["hidden"],
+      d["weight"],
+      labels,
+      bias=d["bias"],
+      temperature=d["temperature"],
+      logit_soft_cap=d["cap"],
+      return_entropy=True,
+      chunk_size=VP_CHUNK,
+    )
+
+  want = jax.jit(dense)(diff)
+  compare = lambda label, got, want: (
+    report.close(
+      group,
+      f"{label}: log p, entropy",
+      got[0][1],
+      want[0][1],
+      _within(np.float64),
+    ),
+    report.close(
+      group, f"{label}: gradients", got[1], want[1], _within(np.float64)
+    ),
+  )
+  # The one-device function (issue 20, written alongside this one) when it
+  # is there; the materialised formula above is the reference either way.
+  if hasattr(jaxloss, "linear_log_probs"):
+    one_device = jax.jit(scalar(one_device_fn))(diff)
+    compare("one-device jaxloss.linear_log_probs", one_device, want)
+  for shape, names, token_axis in VP_MESHES:
+    mesh = _mesh(DEVICES, names, shape)
+    token_spec = jax.P(token_axis)
+
+    def local(h, w, y, b, t, c, token_axis=token_axis):
+      return jd.linear_log_probs(
+        h,
+        w,
+        y,
+        vocab_axis="model",
+        token_axis=token_axis,
+        bias=b,
+        temperature=t,
+        logit_soft_cap=c,
+        return_entropy=True,
+        chunk_size=VP_CHUNK,
+      )
+
+    sharded = jax.shard_map(
+      local,
+      mesh=mesh,
+      in_specs=(
+        token_spec,
+        jax.P(None, "model"),
+        token_spec,
+        jax.P("model"),
+        jax.P(),
+        jax.P(),
+      ),
+      out_specs=token_spec,
+      check_vma=True,
+    )
+    got = jax.jit(
+      scalar(
+        lambda d, sharded=sharded: sharded(
+          d["hidden"],
+          d["weight"],
+          labels,
+          d["bias"],
+          d["temperature"],
+          d["cap"],
+        )
+      )
+    )(diff)
+    compare(
+      f"mesh {dict(zip(names, shape))}, tokens over {token_axis}", got, want
+    )
+
+
+def check_vocab_parallel_shard(report):
+  """shard() with per-argument specs on data x model meshes: Explicit and
+  Auto, jit and eager, tied embeddings, reduction="none", log-probs; the
+  compiled (2, 4) step has no all-gather; checked() reports out-of-range
+  global labels and passes labels of other shards."""
+  group = "vocab_parallel_shard"
+  rng = np.random.default_rng(23)
+  raw = _vp_inputs(rng, np.float64)
+  h, w, y = raw["hidden"], raw["weight"], raw["labels"]
+  explicit = _mesh(8, ("data", "model"), (2, 4), AxisType.Explicit)
+  auto = _mesh(8, ("data", "model"), (4, 2))
+  one = lambda h, w, **o: jaxloss.linear_cross_entropy(h, w, y, **o)
+  want = jax.value_and_grad(one, argnums=(0, 1))(h, w, label_smoothing=0.1)
+
+  ce = jd.shard(jd.linear_cross_entropy, explicit, vocab_axis="model")
+  step = jax.jit(
+    jax.value_and_grad(
+      lambda h, w: ce(h, w, y, label_smoothing=0.1, chunk_size=VP_CHUNK),
+      argnums=(0, 1),
+    )
+  )
+  report.close(
+    group,
+    "jit, Explicit (2, 4): value and gradients",
+    step(h, w),
+    want,
+    _within(np.float64),
+  )
+  # No all-gather in the compiled step (forward and backward), with the
+  # weight laid out on the vocabulary axis as the caller holds it.
+  shardings = [
+    jax.NamedSharding(explicit, s)
+    for s in (jax.P("data"), jax.P(None, "model"))
+  ]
+  hlo = (
+    step.lower(*(jax.device_put(x, s) for x, s in zip((h, w), shardings)))
+    .compile()
+    .as_text()
+  )
+  gathers = [
+    line.strip()[:160] for line in hlo.splitlines() if "all-gather" in line
+  ]
+  report.add(
+    group,
+    "(2, 4) step: no all-gather in the compiled HLO",
+    not gathers and "all-reduce" in hlo,
+    "; ".join(gathers[:3]) or f"{hlo.count('all-reduce')} all-reduce lines",
+  )
+  # Tied embeddings: the [V, dim] table sharded on its rows; weight = E.T.
+  table = jax.device_put(w.T, jax.NamedSharding(explicit, jax.P("model", None)))
+  tied = jax.jit(
+    jax.value_and_grad(
+      lambda e, h: ce(h, e.T, y, label_smoothing=0.1), argnums=(0, 1)
+    )
+  )
+  (value, (d_table, d_h)) = tied(table, jax.device_put(h, shardings[0]))
+  report.close(
+    group,
+    "tied embeddings (E sharded P('model', None), weight=E.T)",
+    (value, d_h, d_table.T),
+    (want[0], want[1][0], want[1][1]),
+    _within(np.float64),
+  )
+  report.add(
+    group,
+    "tied embeddings: the table's gradient stays sharded on the vocabulary",
+    d_table.sharding.spec[0] == "model",
+    str(d_table.sharding),
+  )
+  # Auto mesh, reduction="none": per-token values sharded like labels.
+  none = jax.jit(
+    functools.partial(
+      jd.shard(jd.linear_cross_entropy, auto, vocab_axis="model"),
+      reduction="none",
+      chunk_size=VP_CHUNK,
+    )
+  )(h, w, y)
+  report.add(
+    group,
+    "reduction='none': sharded like the labels",
+    none.sharding.spec[:1] == jax.P("data")[:1],
+    str(none.sharding.spec),
+  )
+  report.close(
+    group,
+    "jit, Auto (4, 2): reduction='none'",
+    none,
+    one(h, w, reduction="none"),
+    _within(np.float64),
+  )
+  # The ONE-device loss inside a user's data-parallel shard_map (the weight
+  # gathered, the tokens split over every device), "sum" and "none".
+  tokens = ("data", "model")
+
+  def gathered(h, w, y, reduction):
+    full = jax.lax.all_gather(w, "model", axis=1, tiled=True)
+    values = jaxloss.linear_cross_entropy(
+      h, full, y, reduction=reduction, chunk_size=VP_CHUNK
+    )
+    return jax.lax.psum(jnp.sum(values), tokens)
+
+  for reduction in ("sum", "none"):
+    step = jax.jit(
+      jax.value_and_grad(
+        jax.shard_map(
+          functools.partial(gathered, reduction=reduction),
+          mesh=auto,
+          in_specs=(jax.P(tokens), jax.P(None, "model"), jax.P(tokens)),
+          out_specs=jax.P(),
+        ),
+        argnums=(0, 1),
+      )
+    )
+    report.close(
+      group,
+      f"one-device loss in a data-parallel shard_map, {reduction!r}",
+      step(h, w, y),
+      jax.value_and_grad(
+        lambda h, w: jnp.sum(one(h, w, reduction=reduction)), argnums=(0, 1)
+      )(h, w),
+      _within(np.float64),
+    )
+  # Tokens replicated (axis=None) on a vocabulary-only mesh.
+  vocab_only = _mesh(8, ("model",), (8,))
+  got = jax.jit(
+    jd.shard(jd.linear_cross_entropy, vocab_only, axis=None, vocab_axis="model")
+  )(h, w, y, z_loss=1e-3)
+  report.close(
+    group,
+    "jit, (8,) vocabulary-only mesh, axis=None",
+    got,
+    one(h, w, z_loss=1e-3),
+    _within(np.float64),
+  )
+  sampled = jnp.where(y < 0, 5, y)
+  got = jax.jit(
+    functools.partial(
+      jd.shard(jd.linear_log_probs, auto, vocab_axis="model"),
+      return_entropy=True,
+    )
+  )(h, w, sampled, temperature=0.5)
+  want_lp = _dense_log_probs(h, w, sampled, 0.0, 0.5, None)
+  report.close(
+    group,
+    "linear_log_probs through shard: log p and entropy",
+    got,
+    want_lp,
+    _within(np.float64),
+  )
+  # checked(): a global label of another shard passes; V is caught.
+  spec = (jax.P("data"), jax.P(None, "model"), jax.P("data"))
+  safe = jax.jit(
+    jax.shard_map(
+      lambda h, w, y: jaxloss.checked(jd.linear_cross_entropy)(
+        h, w, y, vocab_axis="model", token_axis="data"
+      ),
+      mesh=auto,
+      in_specs=spec,
+      out_specs=jax.P(),
+    )
+  )
+  ok_labels = y.at[2, 1].set(VP_VOCAB - 1)
+  report.close(
+    group,
+    "checked(): labels of every shard pass",
+    safe(h, w, ok_labels),
+    jaxloss.linear_cross_entropy(h, w, ok_labels),
+    _within(np.float64),
+  )
+  bad = y.at[2, 1].set(VP_VOCAB)
+  nan = jax.jit(
+    functools.partial(
+      jd.shard(jd.linear_cross_entropy, auto, vocab_axis="model"),
+      reduction="none",
+    )
+  )(h, w, bad)
+  report.add(
+    group,
+    "label V (out of range): NaN for its token only",
+    bool(
+      np.isnan(nan[2, 1]) and np.isfinite(np.delete(np.ravel(nan), 5)).all()
+    ),
+    str(nan[2]),
+  )
+  try:
+    jax.block_until_ready(safe(h, w, bad))
+    report.add(group, "checked(): label V is reported", False, "no error")
+  except Exception as error:  # JaxRuntimeError
+    message = str(error)
+    report.add(
+      group,
+      "checked(): label V is reported",
+      f"[0, {VP_VOCAB}); found {VP_VOCAB} at index (2, 1)" in message
+      and "linear_cross_entropy" in message,
+      message[:300],
+    )
+
+
+def check_vocab_parallel_errors(report):
+  """Clear ValueErrors naming the loss."""
+  group = "vocab_parallel_errors"
+  mesh = _mesh(8, ("data", "model"), (2, 4))
+  h, w, y = jnp.zeros((8, 4)), jnp.zeros((4, 64)), jnp.zeros(8, int)
+  ce = jd.shard(jd.linear_cross_entropy, mesh, vocab_axis="model")
+  cases = {
+    "vocabulary not divisible by the model axis": (
+      lambda: ce(h, w[:, :62], y),
+      "multiple of the 4 devices of vocab_axis",
+    ),
+    "tokens not divisible by the data axis": (
+      lambda: ce(h[:7], w, y[:7]),
+      "rows of tokens",
+    ),
+    "shard without vocab_axis": (
+      lambda: jd.shard(jd.linear_cross_entropy, mesh),
+      "vocab_axis",
+    ),
+    "axis and vocab_axis the same": (
+      lambda: jd.shard(
+        jd.linear_log_probs, mesh, axis="model", vocab_axis="model"
+      ),
+      "different axes",
+    ),
+    "vocab_axis given to a contrastive loss": (
+      lambda: jd.shard(jd.clip_loss, mesh, vocab_axis="model"),
+      "contrastive",
+    ),
+    "vocab_axis passed to the wrapped loss": (
+      lambda: ce(h, w, y, vocab_axis="model"),
+      "vocab_axis is set by shard",
+    ),
+    "called outside shard_map": (
+      lambda: jd.linear_cross_entropy(h, w, y, vocab_axis="model"),
+      "shard_map",
+    ),
+    "shard_map with check_vma=False": (
+      lambda: jax.eval_shape(
+        jax.shard_map(
+          lambda h, w, y: jd.linear_cross_entropy(h, w, y, vocab_axis="model"),
+          mesh=mesh,
+          in_specs=(jax.P(), jax.P(None, "model"), jax.P()),
+          out_specs=jax.P(),
+          check_vma=False,
+        ),
+        h,
+        w,
+        y,
+      ),
+      "check_vma=True",
+    ),
+    "bias of the wrong shard size": (
+      lambda: jax.eval_shape(
+        jax.shard_map(
+          lambda h, w, y: jd.linear_cross_entropy(
+            h, w, y, vocab_axis="model", bias=jnp.zeros(64)
+          ),
+          mesh=mesh,
+          in_specs=(jax.P(), jax.P(None, "model"), jax.P()),
+          out_specs=jax.P(),
+        ),
+        h,
+        w,
+        y,
+      ),
+      "bias",
+    ),
+  }
+  for label, (fn, needle) in cases.items():
+    try:
+      fn()
+    except ValueError as error:
+      message = str(error)
+      ok = needle in message and (
+        "linear_cross_entropy" in message
+        or "linear_log_probs" in message
+        or "clip_loss" in message
+      )
+      report.add(group, label, ok, message[:300])
+    except Exception as error:
+      report.add(
+        group,
+        label,
+        False,
+        f"{type(error).__name__} instead of ValueError: {error}"[:300],
+      )
+    else:
+      report.add(group, label, False, "no error raised")
+
+
 GROUPS = {
   "float64": lambda r: check_equality(r, np.float64, FLOAT64_PLAN),
   "float32": lambda r: check_equality(r, np.float32, FLOAT32_PLAN),
@@ -622,6 +1294,12 @@ GROUPS = {
   "shard_wrapper": check_shard_wrapper,
   "errors": check_errors,
   "default_memory": check_default_memory,
+  "vocab_parallel": check_vocab_parallel,
+  "vocab_parallel_f32": lambda r: check_vocab_parallel(r, np.float32),
+  "vocab_parallel_slices": check_vocab_parallel_slices,
+  "vocab_parallel_log_probs": check_vocab_parallel_log_probs,
+  "vocab_parallel_shard": check_vocab_parallel_shard,
+  "vocab_parallel_errors": check_vocab_parallel_errors,
 }
 
 

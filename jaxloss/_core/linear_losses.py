@@ -46,6 +46,42 @@ class Mesh:
   def token_sum(self, x):
     return x if self.token_axis is None else jax.lax.psum(x, self.token_axis)
 
+  def per_token(self, x):
+    """``x`` cast to varying over ``token_axis`` (this device's tokens'
+    values: a ``psum`` over it then adds the devices' parts)."""
+    if self.token_axis is None:
+      return x
+    from jaxloss._core import ring  # pylint: disable=import-outside-toplevel
+
+    return ring.varying(x, self.token_axis)
+
+  def replicated(self, x):
+    """``x`` (equal on every device of ``vocab_axis``, but typed as varying
+    over it: the engine's per-token values) as invariant over
+    ``vocab_axis``, its cotangent passed unchanged to every device: each
+    device's gradients are its own shard's part of the whole (summed by the
+    engine's casts), so none may be scaled down."""
+    axis = self.vocab_axis
+    return x if axis is None else _replicated(x, axis)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _replicated(x, axis):
+  return ls.first_copy(x, axis)
+
+
+def _replicated_fwd(x, axis):
+  return _replicated(x, axis), None
+
+
+def _replicated_bwd(axis, _, cotangent):
+  from jaxloss._core import ring  # pylint: disable=import-outside-toplevel
+
+  return (ring.varying(cotangent, axis),)
+
+
+_replicated.defvjp(_replicated_fwd, _replicated_bwd)
+
 
 def _is_zero(value: Any) -> bool:
   """A Python number equal to 0 (a term that can be left out statically)."""
@@ -277,11 +313,27 @@ def cross_entropy(
   if reduction in ("mean", "sum"):
     # Σ coef · ℓ equals the reduction (linear in ℓ): the gradients are taken
     # in the forward pass.
-    coef = jax.grad(lambda v: combine(v))(jnp.zeros(shape, dtype))
+    coef = jax.grad(lambda v: combine(v))(
+      mesh.per_token(_zeros(shape, dtype, hidden, labels, where, weights))
+    )
     params["coef"] = coef.reshape(-1)
-    return ls.token_sum(token_fn, x, params, problem)
-  values = ls.token_values(token_fn, x, params, problem)
+    # This device's tokens' part of the sum: the whole over token_axis.
+    return mesh.token_sum(
+      mesh.replicated(ls.token_sum(token_fn, x, params, problem))
+    )
+  values = mesh.replicated(ls.token_values(token_fn, x, params, problem))
   return combine(values.reshape(shape))
+
+
+def _zeros(shape, dtype, *arrays) -> jax.Array:
+  """Zeros varying (inside ``shard_map``) over every mesh axis one of
+  ``arrays`` varies over: the per-token values' type, so that the gradient
+  of the reduction with respect to them holds no implicit ``psum``."""
+  zeros = jnp.zeros(shape, dtype)
+  for a in arrays:
+    if a is not None:
+      zeros = zeros + jnp.zeros_like(jnp.asarray(a), dtype=dtype, shape=())
+  return zeros
 
 
 def _combine(values, *, reduction, weights, keep, label_weights, mesh: Mesh):
@@ -373,7 +425,7 @@ def log_probs(
       chunk_size if isinstance(chunk_size, int) else None,
       None,
     )
-    values = ls.token_values(token_fn, x, params, problem)
+    values = mesh.replicated(ls.token_values(token_fn, x, params, problem))
   if not return_entropy:
     return values.reshape(shape)
   return values[:, 0].reshape(shape), values[:, 1].reshape(shape)

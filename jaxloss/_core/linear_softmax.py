@@ -55,6 +55,7 @@ shards; the weight's gradient is never gathered.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple, cast
 
@@ -141,26 +142,29 @@ def token_values(
 ) -> jax.Array:
   """``[tokens]`` values of ``token_fn``; reverse-mode differentiable (the
   backward pass recomputes each chunk's logits)."""
-  floats, rebuild = _differentiable(x, params, problem)
+  floats, others, rebuild = _differentiable(x, params, problem)
+  # The other leaves (labels, vocab_start) are arguments and residuals, not
+  # closed over: inside shard_map the backward pass is traced apart from the
+  # forward pass, where a closed-over tracer would leak.
 
   @jax.custom_vjp
-  def run(floats):
-    x, params = rebuild(floats)
+  def run(floats, others):
+    x, params = rebuild(floats, others)
     return _forward(token_fn, x, params, problem)[0]
 
-  def run_fwd(floats):
-    x, params = rebuild(floats)
+  def run_fwd(floats, others):
+    x, params = rebuild(floats, others)
     values, saved = _forward(token_fn, x, params, problem)
-    return values, (floats, saved)
+    return values, (floats, others, saved)
 
   def run_bwd(residuals, cotangent):
-    floats, saved = residuals
-    x, params = rebuild(floats)
+    floats, others, saved = residuals
+    x, params = rebuild(floats, others)
     grads = _sweep(token_fn, x, params, problem, cotangent, saved)[1]
-    return (_cotangents(floats, grads),)
+    return _cotangents(floats, grads), [None] * len(others)
 
   run.defvjp(run_fwd, run_bwd)
-  return run(floats)
+  return run(floats, others)
 
 
 def token_sum(
@@ -168,11 +172,12 @@ def token_sum(
 ) -> jax.Array:
   """``Σ`` over the tokens of ``token_fn``'s values (a scalar), with every
   gradient computed in the forward pass."""
-  floats, rebuild = _differentiable(x, params, problem)
+  floats, others, rebuild = _differentiable(x, params, problem)
 
   def forward(floats):
-    x, params = rebuild(floats)
-    ones = jnp.ones(x.labels.shape, x.hidden.dtype)
+    x, params = rebuild(floats, others)
+    # Varying like the values (inside shard_map): the cotangent of Σ values.
+    ones = jnp.ones(x.labels.shape, x.hidden.dtype) + _zero(x)
     values, grads = _sweep(token_fn, x, params, problem, ones, None)
     return jnp.sum(values), _cotangents(floats, grads)
 
@@ -205,24 +210,85 @@ def dense_components(x: Inputs, problem: Problem) -> dict:
 
 def _differentiable(x: Inputs, params, problem: Problem):
   """The floating leaves of ``(x, params)`` (cast to device-varying over the
-  problem's mesh axes) and a function rebuilding ``(x, params)`` from them."""
+  problem's mesh axes), the other leaves, and a function rebuilding ``(x,
+  params)`` from both."""
   leaves, treedef = jax.tree.flatten((x, params))
   is_float = [jnp.issubdtype(jnp.asarray(v).dtype, jnp.inexact) for v in leaves]
+  # The parameters' leaves come after the inputs'.
+  from_params = [i >= len(jax.tree.leaves(x)) for i in range(len(leaves))]
   floats = [v for v, f in zip(leaves, is_float) if f]
+  floats_from_params = [p for p, f in zip(from_params, is_float) if f]
   others = [v for v, f in zip(leaves, is_float) if not f]
-  axes = tuple(
-    a for a in (problem.vocab_axis, problem.token_axis) if a is not None
-  )
+  vocab_axes = _axes(problem.vocab_axis)
+  axes = vocab_axes + _axes(problem.token_axis)
+  # Any other mesh axis an input varies over (the one-device loss called
+  # inside a user's shard_map, tokens split over "data"): the gradients of
+  # the inputs that do not vary over it are summed over it, as JAX's own
+  # implicit casts would.
+  others_axes = set().union(*(_varying_axes(v) for v in leaves)) - set(axes)
+  axes = axes + tuple(sorted(others_axes, key=str))
   if axes:
+    # A parameter is the same on every device of vocab_axis, and so is the
+    # derivative each device finds for it: its cast keeps one copy of the
+    # cotangent (a plain cast would sum the n copies). An input's
+    # derivatives are each device's part of the whole: they are summed.
+    floats = [
+      _replicate(v, vocab_axes)
+      if p and vocab_axes and not set(vocab_axes) & _varying_axes(v)
+      else v
+      for v, p in zip(floats, floats_from_params)
+    ]
     floats = ring.varying(floats, axes)
 
-  def rebuild(floats):
+  def rebuild(floats, others):
     it_f, it_o = iter(floats), iter(others)
     return jax.tree.unflatten(
       treedef, [next(it_f) if f else next(it_o) for f in is_float]
     )
 
-  return floats, rebuild
+  return floats, others, rebuild
+
+
+def _varying_axes(x) -> frozenset:
+  """The mesh axes ``x`` is typed as varying over (inside ``shard_map``)."""
+  aval = jax.typeof(x)
+  kind = getattr(aval, "manual_axis_type", None)
+  if kind is not None:
+    return frozenset(kind.varying)
+  return frozenset(getattr(aval, "vma", ()))
+
+
+def first_copy(x, axes):
+  """``x``, equal on every device of ``axes`` but typed as varying over
+  them, as invariant: the first device's copy, by a ``psum`` of it and
+  zeros (exact, and NaN stays NaN; a ``pmax`` on XLA:CPU turns an all-NaN
+  input into ``-inf``)."""
+  first = jax.lax.axis_index(axes) == 0
+  return jax.lax.psum(jnp.where(first, x, jnp.zeros_like(x)), axes)
+
+
+def _axes(axis) -> tuple:
+  if axis is None:
+    return ()
+  return tuple(axis) if isinstance(axis, tuple) else (axis,)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _replicate(x, axes):
+  """``x``, the same on every device of ``axes``, cast to varying over them;
+  the transpose takes one (any) of the devices' equal cotangents."""
+  return jax.lax.pcast(x, axes, to="varying")
+
+
+def _replicate_fwd(x, axes):
+  return _replicate(x, axes), None
+
+
+def _replicate_bwd(axes, _, cotangent):
+  return (first_copy(cotangent, axes),)
+
+
+_replicate.defvjp(_replicate_fwd, _replicate_bwd)
 
 
 def _cotangents(floats: list, grads: tuple) -> list:
@@ -258,7 +324,8 @@ def _logits(x: Inputs, hidden: jax.Array, problem: Problem) -> jax.Array:
   size = problem.slice_size
   if size >= vocab_local or x.weight.dtype == hidden.dtype:
     return _matmul(hidden, x.weight, x.bias)
-  block = jnp.zeros((hidden.shape[0], vocab_local), hidden.dtype)
+  # Varying like the slices' products (inside shard_map).
+  block = jnp.zeros((hidden.shape[0], vocab_local), hidden.dtype) + _zero(x)
 
   def put(block, start, width):
     w, block = _weight_slice(x.weight, start, width, hidden.dtype, block)
@@ -403,7 +470,12 @@ def _chunk(
   else:
     comp, peak, total = jax.tree.map(take, saved)
     exp = jnp.exp(z - peak[:, None])
-  values, pull = jax.vjp(token_fn, comp, p_chunk)
+  # Inside shard_map the combined components are invariant over vocab_axis:
+  # cast them to varying like the parameters, or the vjp would transpose
+  # the implicit cast into a psum (n times each device's own gradient).
+  zero = _zero(x)
+  comp_in = jax.tree.map(lambda c: c + zero.astype(c.dtype), comp)
+  values, pull = jax.vjp(token_fn, comp_in, p_chunk)
   if cotangent is None:
     return values, (comp, peak, total), None
   dcomp, dparams = pull(take(cotangent).astype(values.dtype))

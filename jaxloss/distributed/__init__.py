@@ -1,4 +1,19 @@
-r"""Contrastive losses over a batch sharded across devices.
+r"""Losses over arrays sharded across devices: contrastive losses over a
+sharded batch, and a language model's cross-entropy and log-probabilities
+over a sharded vocabulary.
+
+* :func:`clip_loss`, :func:`siglip_loss`, :func:`infonce_loss`,
+  :func:`supervised_contrastive_loss`, :func:`multiple_negatives_ranking_loss`:
+  the batch sharded over ``axis_name`` (below).
+* :func:`linear_cross_entropy`, :func:`linear_log_probs`
+  (:mod:`jaxloss.distributed.linear`): the output projection's vocabulary
+  sharded over ``vocab_axis`` (tensor parallelism) and the tokens over
+  ``token_axis``; per chunk of tokens a ``pmax`` and a ``psum`` of a few
+  ``[chunk]`` vectors, never the logits or the weight (Megatron-LM's
+  vocabulary-parallel cross-entropy, fused and chunked).
+* :func:`shard` wraps any of them in ``shard_map`` for global arrays.
+
+**Contrastive losses.**
 
 Each loss here is called inside :func:`jax.shard_map` (or :func:`jax.pmap`)
 with every device along ``axis_name`` holding its slice of the global batch.
@@ -56,11 +71,14 @@ from jaxloss.distributed.contrastive import (
   siglip_loss,
   supervised_contrastive_loss,
 )
+from jaxloss.distributed.linear import linear_cross_entropy, linear_log_probs
 from jaxloss.distributed.shard import shard
 
 __all__ = [
   "clip_loss",
   "infonce_loss",
+  "linear_cross_entropy",
+  "linear_log_probs",
   "multiple_negatives_ranking_loss",
   "shard",
   "siglip_loss",

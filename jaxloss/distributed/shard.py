@@ -11,30 +11,66 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxloss._core.ring import AxisName
-from jaxloss.distributed import contrastive
+from jaxloss.distributed import contrastive, linear
 
 # The losses `shard` accepts: every public loss of jaxloss.distributed.
-LOSSES: tuple[Callable[..., jax.Array], ...] = tuple(
-  getattr(module, name) for module in (contrastive,) for name in module.__all__
+CONTRASTIVE: tuple[Callable[..., jax.Array], ...] = tuple(
+  getattr(contrastive, name) for name in contrastive.__all__
 )
+VOCAB_PARALLEL: tuple[Callable[..., jax.Array], ...] = tuple(
+  getattr(linear, name) for name in linear.__all__
+)
+LOSSES = CONTRASTIVE + VOCAB_PARALLEL
+# The vocabulary-parallel losses' arguments split on the vocabulary (the
+# weight on its axis 1, bias and class weights on axis 0), and their token
+# arguments (split on axis 0 over `axis`).
+VOCAB_ARGS = {"weight": 1, "bias": 0, "class_weights": 0}
+TOKEN_ARGS = ("hidden", "labels", "where", "weights")
+
+
+def _as_tuple(axis) -> tuple:
+  if axis is None:
+    return ()
+  return tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+
+
+def _name(axes: tuple):
+  """A mesh-axis argument: ``None``, one name or a tuple of names."""
+  return None if not axes else axes[0] if len(axes) == 1 else axes
 
 
 def shard(
   loss_fn: Callable[..., jax.Array],
   mesh: jax.sharding.Mesh,
-  axis: AxisName = "data",
+  axis: AxisName | None = "data",
+  vocab_axis: AxisName | None = None,
 ) -> Callable[..., jax.Array]:
-  """Wraps one of this module's losses in :func:`jax.shard_map` over ``axis``.
+  """Wraps one of this module's losses in :func:`jax.shard_map`.
 
   The returned function takes the loss's arguments as **global** arrays
-  (sharded or not; under ``jit`` or eagerly) and passes the loss
-  ``axis_name=axis``. Array arguments of rank ≥ 1 (embeddings, ``labels``,
+  (sharded or not; under ``jit`` or eagerly). Python values (options, fixed
+  hyper-parameters) are passed through, scalar arrays (a learned
+  temperature) are replicated. On a mesh whose axes are ``Explicit`` the
+  inputs are first ``jax.reshard``-ed to the layout below.
+
+  **Contrastive losses** (:func:`clip_loss`, :func:`siglip_loss`, ...) get
+  ``axis_name=axis``: array arguments of rank ≥ 1 (embeddings, ``labels``,
   ``negatives``, ``where``, ``weights``) are split along axis 0 over
-  ``axis``, so their leading sizes must be multiples of its size; scalar
-  arrays (a learned temperature) are replicated; Python values (options,
-  fixed hyper-parameters) are passed through. Other mesh axes (a model axis)
-  see replicated inputs and are not used. On a mesh whose ``axis`` is
-  ``Explicit`` the inputs are first ``jax.reshard``-ed to that layout.
+  ``axis``, so their leading sizes must be multiples of its size. Other mesh
+  axes (a model axis) see replicated inputs and are not used.
+
+  **Vocabulary-parallel losses** (:func:`linear_cross_entropy`,
+  :func:`linear_log_probs`) get ``vocab_axis=vocab_axis`` and
+  ``token_axis=axis``, with per-argument specs: ``weight`` ``[dim, V]`` is
+  split on its columns (``P(None, vocab_axis)``), ``bias`` and
+  ``class_weights`` ``[V]`` on theirs (``P(vocab_axis)``); the tokens
+  (``hidden``, ``labels``, and ``where`` and ``weights`` when they have
+  ``labels``' leading size; smaller ones broadcast and are replicated) on
+  their leading axis over ``axis`` (``axis=None``: every device holds every
+  token). ``V`` must be a multiple of the size of ``vocab_axis`` and the
+  tokens' leading size of that of ``axis``. A tied embedding ``[V, dim]``
+  sharded ``P(vocab_axis, None)`` is passed as ``weight=embedding.T``: it
+  is already ``P(None, vocab_axis)``, nothing moves.
 
   In a multi-process run (after :func:`jax.distributed.initialize`) the mesh
   must hold devices of every process (build it from ``jax.devices()``, not
@@ -47,12 +83,23 @@ def shard(
   Args:
     loss_fn: one of this module's losses.
     mesh: a :class:`jax.sharding.Mesh`.
-    axis: the mesh axis (or tuple of axes) that the batch is sharded over.
+    axis: the mesh axis (or tuple of axes) that the batch is sharded over
+      (vocabulary-parallel losses: the tokens' axis, or ``None`` for tokens
+      replicated on every device).
+    vocab_axis: the mesh axis (or tuple) of the vocabulary, for the
+      vocabulary-parallel losses only.
 
   Returns:
-    A function with ``loss_fn``'s signature, less ``axis_name``; it returns
-    the replicated scalar loss (or the ``[batch, ...]`` per-example values,
-    sharded over ``axis``, for ``reduction="none"``).
+    A function with ``loss_fn``'s signature, less ``axis_name`` (or
+    ``vocab_axis`` and ``token_axis``); it returns the replicated scalar
+    loss, or the per-example (per-token) values sharded over ``axis`` on
+    their leading axis for ``reduction="none"`` and for
+    :func:`linear_log_probs`.
+
+  Raises:
+    ValueError: naming the loss, for a loss that is not of this module, an
+      axis not in the mesh, a vocabulary not divisible by the size of
+      ``vocab_axis``, a batch (tokens) not divisible by that of ``axis``.
 
   >>> import jax, jax.numpy as jnp, jaxloss.distributed as jd
   >>> mesh = jax.make_mesh((1,), ("data",))
@@ -60,6 +107,16 @@ def shard(
   >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0]])
   >>> loss(x, x, temperature=jnp.array(0.5))
   Array(0.12692809, dtype=float32)
+
+  A vocabulary-parallel loss on a ``data × model`` mesh (here ``1 × 1``):
+
+  >>> mesh = jax.make_mesh((1, 1), ("data", "model"))
+  >>> ce = jax.jit(jd.shard(jd.linear_cross_entropy, mesh, axis="data",
+  ...                       vocab_axis="model"))
+  >>> hidden = jnp.sin(jnp.arange(48.0)).reshape(6, 8)
+  >>> weight = jnp.cos(jnp.arange(80.0)).reshape(8, 10)
+  >>> print(f"{ce(hidden, weight, jnp.array([1, 2, 3, 4, 5, -100])):.4f}")
+  2.2450
   """
   if not any(loss_fn is fn for fn in LOSSES):
     raise ValueError(
@@ -67,36 +124,109 @@ def shard(
       f"({', '.join(fn.__name__ for fn in LOSSES)}), got {loss_fn!r}; the "
       "single-device losses of jaxloss do not communicate."
     )
-  axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
-  unknown = [a for a in axes if a not in mesh.axis_names]
-  if unknown:
+  name = loss_fn.__name__
+  vocab_parallel = any(loss_fn is fn for fn in VOCAB_PARALLEL)
+  axes, vocab_axes = _as_tuple(axis), _as_tuple(vocab_axis)
+  if vocab_parallel and not vocab_axes:
     raise ValueError(
-      f"shard: axis {axis!r} is not an axis of the mesh "
-      f"(axes {tuple(mesh.axis_names)})."
+      f"shard({name}): pass vocab_axis=, the mesh axis that the vocabulary "
+      "(the weight's columns) is sharded over."
+    )
+  if not vocab_parallel and (vocab_axes or not axes):
+    raise ValueError(
+      f"shard({name}): a contrastive loss takes axis= (the batch's mesh "
+      f"axis) and no vocab_axis (got axis={axis!r}, "
+      f"vocab_axis={vocab_axis!r})."
+    )
+  for label, given, named in (
+    ("axis", axis, axes),
+    ("vocab_axis", vocab_axis, vocab_axes),
+  ):
+    if any(a not in mesh.axis_names for a in named):
+      raise ValueError(
+        f"shard: {label} {given!r} is not an axis of the mesh "
+        f"(axes {tuple(mesh.axis_names)})."
+      )
+  if set(axes) & set(vocab_axes):
+    raise ValueError(
+      f"shard({name}): axis={axis!r} and vocab_axis={vocab_axis!r} share a "
+      "mesh axis; the tokens and the vocabulary are sharded over different "
+      "axes."
     )
   processes = jax.process_count()
   covered = {d.process_index for d in mesh.devices.flat}
   if len(covered) < processes:
     raise ValueError(
-      f"shard({loss_fn.__name__}): mesh holds devices of process(es) "
+      f"shard({name}): mesh holds devices of process(es) "
       f"{sorted(covered)} only, of {processes} processes; the loss of the "
       "global batch needs every process's devices: build the mesh from "
       "jax.devices() (e.g. jax.make_mesh), not jax.local_devices()."
     )
   parameters = list(inspect.signature(loss_fn).parameters)
-  axis_name = axes[0] if len(axes) == 1 else axes
+  axis_name, vocab_name = _name(axes), _name(vocab_axes)
   spec = jax.P(axis_name)
   devices = int(np.prod([mesh.shape[a] for a in axes]))
+  vocab_devices = int(np.prod([mesh.shape[a] for a in vocab_axes]))
   types = dict(zip(mesh.axis_names, mesh.axis_types))
-  explicit = all(types[a] == jax.sharding.AxisType.Explicit for a in axes)
+  explicit = all(
+    types[a] == jax.sharding.AxisType.Explicit for a in axes + vocab_axes
+  )
+  if vocab_parallel:
+    passed = dict(vocab_axis=vocab_name, token_axis=axis_name)
+    about = f"axis={axis!r}, vocab_axis={vocab_axis!r}"
+  else:
+    passed = dict(axis_name=axis_name)
+    about = f"axis={axis!r}"
+
+  def batch_spec(arg, x):
+    """A contrastive loss's argument: split on axis 0 over ``axis``."""
+    if x.ndim and x.shape[0] % devices:
+      raise ValueError(
+        f"shard({name}): {arg} has {x.shape[0]} rows, not a "
+        f"multiple of the {devices} devices of axis {axis!r}."
+      )
+    return jax.P() if x.ndim == 0 else spec
+
+  def vocab_parallel_specs(arrays: dict) -> dict:
+    """A vocabulary-parallel loss's specs, argument by argument."""
+    labels = arrays.get("labels")
+    tokens = labels.shape[0] if labels is not None and labels.ndim else None
+    specs = {}
+    for arg, x in arrays.items():
+      if arg in VOCAB_ARGS and x.ndim > VOCAB_ARGS[arg]:
+        vocab = x.shape[VOCAB_ARGS[arg]]
+        if vocab % vocab_devices:
+          raise ValueError(
+            f"shard({name}): {arg} has a vocabulary of {vocab}, not a "
+            f"multiple of the {vocab_devices} devices of vocab_axis "
+            f"{vocab_axis!r}; pad the vocabulary (e.g. to a multiple of "
+            f"{vocab_devices * 128}), giving the padded columns a large "
+            "negative bias."
+          )
+        specs[arg] = jax.P(*[None] * VOCAB_ARGS[arg], vocab_name)
+      elif (
+        arg in TOKEN_ARGS
+        and axes
+        and x.ndim
+        and (arg in ("hidden", "labels") or x.shape[0] == tokens)
+      ):
+        if x.shape[0] % devices:
+          raise ValueError(
+            f"shard({name}): {arg} has {x.shape[0]} rows of tokens, not a "
+            f"multiple of the {devices} devices of axis {axis!r}."
+          )
+        specs[arg] = spec
+      else:  # scalars; masks and weights that broadcast over the tokens.
+        specs[arg] = jax.P()
+    return specs
 
   @functools.wraps(loss_fn)
   def sharded(*args, **kwargs):
-    if "axis_name" in kwargs:
-      raise ValueError(
-        f"shard({loss_fn.__name__}): axis_name is set by shard "
-        f"(axis={axis!r}); do not pass it."
-      )
+    for key in passed:
+      if key in kwargs:
+        raise ValueError(
+          f"shard({name}): {key} is set by shard ({about}); do not pass it."
+        )
     names = [
       parameters[i] if i < len(parameters) else f"argument {i}"
       for i in range(len(args))
@@ -104,7 +234,7 @@ def shard(
     values = list(args) + list(kwargs.values())
     is_array = [isinstance(v, (jax.Array, np.ndarray)) for v in values]
     arrays = [jnp.asarray(v) for v, a in zip(values, is_array) if a]
-    specs = tuple(jax.P() if x.ndim == 0 else spec for x in arrays)
+    array_names = [n for n, a in zip(names, is_array) if a]
     if len(covered) > 1:
       for arg, v in zip(names, values):
         local = isinstance(v, np.ndarray) or (
@@ -114,18 +244,17 @@ def shard(
         )
         if local and np.ndim(v):
           raise ValueError(
-            f"shard({loss_fn.__name__}): {arg} is a process-local array "
+            f"shard({name}): {arg} is a process-local array "
             f"({type(v).__name__}) but the mesh spans {len(covered)} "
             "processes; pass a global jax.Array sharded like the embeddings: "
             "jax.make_array_from_process_local_data(jax.NamedSharding(mesh, "
             f"jax.P({axis!r})), local_{arg})."
           )
-    for arg, x in zip([n for n, a in zip(names, is_array) if a], arrays):
-      if x.ndim and x.shape[0] % devices:
-        raise ValueError(
-          f"shard({loss_fn.__name__}): {arg} has {x.shape[0]} rows, not a "
-          f"multiple of the {devices} devices of axis {axis!r}."
-        )
+    if vocab_parallel:
+      by_name = vocab_parallel_specs(dict(zip(array_names, arrays)))
+      specs = tuple(by_name[n] for n in array_names)
+    else:
+      specs = tuple(batch_spec(n, x) for n, x in zip(array_names, arrays))
     if explicit:
       arrays = [
         jax.reshard(x, jax.NamedSharding(mesh, s))
@@ -136,12 +265,14 @@ def shard(
       it = iter(shards)
       full = [next(it) if a else v for v, a in zip(values, is_array)]
       return loss_fn(
-        *full[: len(args)],
-        axis_name=axis_name,
-        **dict(zip(kwargs, full[len(args) :])),
+        *full[: len(args)], **passed, **dict(zip(kwargs, full[len(args) :]))
       )
 
-    out_specs = spec if kwargs.get("reduction", "mean") == "none" else jax.P()
+    per_token = loss_fn is linear.linear_log_probs
+    if per_token or kwargs.get("reduction", "mean") == "none":
+      out_specs = spec
+    else:
+      out_specs = jax.P()
     return jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=out_specs)(
       *arrays
     )
