@@ -6,8 +6,8 @@ for a projection ``weight [dim, vocab]`` whose **vocabulary** is sharded over
 a mesh axis (``vocab_axis``; tensor/model parallelism), called inside
 :func:`jax.shard_map`. Each device holds ``weight[:, shard]`` (and the
 matching shards of ``bias`` and ``class_weights``) and its tokens (sharded
-over ``token_axis``, or replicated); it runs the chunked online log-sum-exp
-of :mod:`jaxloss._core.linear_softmax` over its own columns, and the
+over ``token_axis``, or replicated); it runs the token-chunked softmax
+statistics of :mod:`jaxloss._core.linear_softmax` over its own columns, and the
 per-token statistics (the max, the sum of exponentials, the label's logit,
 the sums that label smoothing and the entropy need) are combined with one
 ``lax.pmax`` and one ``lax.psum`` of a few ``[chunk]`` vectors per chunk:
