@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(BIN)/python -m examples.demo
 
 BENCHMARKS := contrastive_chunked distributed_ring linear_cross_entropy \
-              gradcache optax_dropin
+              vocab_parallel gradcache optax_dropin
 
 bench: $(STAMP)
 	for b in $(BENCHMARKS); do $(BIN)/python -m benchmarks.$$b || exit 1; done

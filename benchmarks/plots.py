@@ -36,6 +36,8 @@ BENCHMARKS = {  # section name -> what it compares
   "(8 simulated devices)",
   "linear_cross_entropy": "linear cross-entropy, jaxloss vs naive, the "
   "matmul floor and torch",
+  "vocab_parallel": "vocabulary-parallel linear cross-entropy vs a gathered "
+  "weight and sharded naive logits (8 simulated devices)",
   "gradcache": "GradCache vs full-batch gradient",
   "optax_dropin": "optax drop-ins, jaxloss vs optax",
 }
@@ -170,6 +172,18 @@ def summary_rows(found: dict) -> list:
         time,
       )
     )
+  if "vocab_parallel" in found:
+    for r in table(found["vocab_parallel"]):
+      if r["method"] == "vocab-parallel":
+        rows.append(
+          (
+            "vocab_parallel",
+            "vocab-parallel / sharded naive logits, mesh "
+            + r["mesh (data × model)"],
+            f"{r['vs (ii)']} at 16,384 × 1,024 × 262,144",
+            f"{r['paired CPU / (i)']} of the gathered weight's (reduced size)",
+          )
+        )
   if "gradcache" in found:
     t = table(found["gradcache"])
     time = re.search(r"per step \(([\d.]+×)", found["gradcache"])
