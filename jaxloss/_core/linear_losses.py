@@ -163,16 +163,24 @@ def _state(labels, keep, vocab, dtype):
   return state.astype(dtype)
 
 
-def _problem(mesh, vocab, needs, tokens, local, dim, dtype, chunk, filter_eps):
+def _problem(mesh, vocab, needs, x: ls.Inputs, chunk_size, filter_eps=None):
+  """The engine's static description; ``chunk_size`` an int, or ``"auto"``
+  (the library's rule)."""
+  (tokens, dim), local = x.hidden.shape, x.weight.shape[1]
+  chunk = chunk_size if isinstance(chunk_size, int) else None
   return ls.Problem(
     vocab=vocab,
     needs=frozenset(needs),
-    token_chunk=chunk or ls.token_chunk_size(tokens, local, dtype),
+    token_chunk=chunk or ls.token_chunk_size(tokens, local, x.hidden.dtype),
     slice_size=ls.slice_size(dim, local),
     vocab_axis=mesh.vocab_axis,
     token_axis=mesh.token_axis,
     filter_eps=filter_eps,
   )
+
+
+def _scalar_or_none(arg, value, dtype):
+  return None if value is None else checks.scalar(arg, value).astype(dtype)
 
 
 def _dense(mesh: Mesh, chunk_size: ChunkSize, tokens: int, local: int, dtype):
@@ -270,11 +278,7 @@ def cross_entropy(
     value = jnp.where(state == INVALID, jnp.nan, value)
     return value * p["coef"] if "coef" in p else value
 
-  cap = (
-    None
-    if logit_soft_cap is None
-    else checks.scalar("logit_soft_cap", logit_soft_cap).astype(dtype)
-  )
+  cap = _scalar_or_none("logit_soft_cap", logit_soft_cap, dtype)
   x = ls.Inputs(
     hidden=hidden.reshape(-1, dim),
     weight=weight,
@@ -296,20 +300,10 @@ def cross_entropy(
     mesh=mesh,
   )
   if _dense(mesh, chunk_size, tokens, local, dtype):
-    problem = _problem(mesh, vocab, needs, tokens, local, dim, dtype, 1, None)
+    problem = _problem(mesh, vocab, needs, x, 1)
     comp = ls.dense_components(x, problem)
     return combine(token_fn(comp, params).reshape(shape))
-  problem = _problem(
-    mesh,
-    vocab,
-    needs,
-    tokens,
-    local,
-    dim,
-    dtype,
-    chunk_size if isinstance(chunk_size, int) else None,
-    filter_eps,
-  )
+  problem = _problem(mesh, vocab, needs, x, chunk_size, filter_eps)
   if reduction in ("mean", "sum"):
     # Σ coef · ℓ equals the reduction (linear in ℓ): the gradients are taken
     # in the forward pass.
@@ -395,11 +389,7 @@ def log_probs(
     entropy = comp["log_total"] + (comp["peak"] - comp["expected"])
     return jnp.stack([log_p, entropy], axis=-1)
 
-  cap = (
-    None
-    if logit_soft_cap is None
-    else checks.scalar("logit_soft_cap", logit_soft_cap).astype(dtype)
-  )
+  cap = _scalar_or_none("logit_soft_cap", logit_soft_cap, dtype)
   x = ls.Inputs(
     hidden=hidden.reshape(-1, dim),
     weight=weight,
@@ -411,20 +401,10 @@ def log_probs(
     vocab_start=start,
   )
   if _dense(mesh, chunk_size, tokens, local, dtype):
-    problem = _problem(mesh, vocab, needs, tokens, local, dim, dtype, 1, None)
+    problem = _problem(mesh, vocab, needs, x, 1)
     values = token_fn(ls.dense_components(x, problem), params)
   else:
-    problem = _problem(
-      mesh,
-      vocab,
-      needs,
-      tokens,
-      local,
-      dim,
-      dtype,
-      chunk_size if isinstance(chunk_size, int) else None,
-      None,
-    )
+    problem = _problem(mesh, vocab, needs, x, chunk_size)
     values = mesh.replicated(ls.token_values(token_fn, x, params, problem))
   if not return_entropy:
     return values.reshape(shape)
