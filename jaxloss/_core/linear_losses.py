@@ -51,8 +51,6 @@ class Mesh:
     values: a ``psum`` over it then adds the devices' parts)."""
     if self.token_axis is None:
       return x
-    from jaxloss._core import ring  # pylint: disable=import-outside-toplevel
-
     return ring.varying(x, self.token_axis)
 
   def replicated(self, x):
@@ -75,8 +73,6 @@ def _replicated_fwd(x, axis):
 
 
 def _replicated_bwd(axis, _, cotangent):
-  from jaxloss._core import ring  # pylint: disable=import-outside-toplevel
-
   return (ring.varying(cotangent, axis),)
 
 
