@@ -348,12 +348,12 @@ def linear_log_probs(
   >>> hidden = jnp.sin(jnp.arange(24.0)).reshape(3, 8)
   >>> weight = jnp.cos(jnp.arange(80.0)).reshape(8, 10)
   >>> labels = jnp.array([1, 2, 3])
-  >>> fn = jax.shard_map(
+  >>> fn = jax.jit(jax.shard_map(
   ...     lambda h, w, y: jd.linear_log_probs(h, w, y, vocab_axis="model",
   ...                                         temperature=0.7,
   ...                                         return_entropy=True),
   ...     mesh=mesh, in_specs=(jax.P(), jax.P(None, "model"), jax.P()),
-  ...     out_specs=jax.P())
+  ...     out_specs=jax.P()))
   >>> log_p, entropy = fn(hidden, weight, labels)
   >>> print(*(f"{v:.4f}" for v in log_p), "|", *(f"{v:.4f}" for v in entropy))
   -2.9365 -2.7145 -2.3117 | 2.1774 2.1848 2.2060
