@@ -5,7 +5,6 @@ tests/test_multihost.py). Importing it does nothing."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 from collections.abc import Callable
 from typing import Any
@@ -79,24 +78,3 @@ def assert_group(results: dict, group: str, minimum: int, processes=(0,)):
       f"process {process}: only {len(checks)} {group} checks ran (expected "
       f"{minimum}); stderr:\n{results['stderr'][-4000:]}"
     )
-
-
-def once(tmp_path_factory, worker_id: str, name: str, compute: Callable):
-  """``compute()`` (a JSON-able result) once per pytest run.
-
-  Under ``--dist loadgroup`` xdist still spreads the tests of one
-  ``xdist_group`` over both workers at times, and each worker would start
-  the child processes again (about a minute of both cores each). The first
-  worker to take the lock runs ``compute`` and leaves the result in the
-  run's shared temporary folder; the others read it."""
-  if worker_id == "master":  # no xdist: one process, one session
-    return compute()
-  shared = tmp_path_factory.getbasetemp().parent  # this run's, all workers'
-  path = shared / f"{name}.json"
-  with open(shared / f"{name}.lock", "w") as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    if path.exists():
-      return json.loads(path.read_text())
-    result = compute()
-    path.write_text(json.dumps(result))
-    return result

@@ -22,7 +22,7 @@ import sys
 import pytest
 
 import jaxloss
-from tests.child_report import assert_group, once
+from tests.child_report import assert_group
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 XLA_FLAGS = (
@@ -38,11 +38,7 @@ pytestmark = pytest.mark.xdist_group("distributed")  # one child per run.
 # Session scope: under --dist loadgroup a worker may leave this module and
 # come back, and a module-scoped fixture would start the children again.
 @pytest.fixture(scope="session")
-def results(tmp_path_factory, worker_id):
-  return once(tmp_path_factory, worker_id, "distributed_checks", _run_checks)
-
-
-def _run_checks():
+def results():
   env = dict(os.environ, XLA_FLAGS=XLA_FLAGS, JAX_PLATFORMS="cpu")
   env["PYTHONPATH"] = os.pathsep.join(
     [str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p]

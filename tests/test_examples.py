@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from examples import common, gallery, imbalanced, metric_learning
-from tests.child_report import once
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FAST_COMPILE = (
@@ -57,16 +56,7 @@ def test_metric_learning_beats_the_untrained_network(tmp_path):
 # Session scope: under --dist loadgroup a worker may leave this module and
 # come back, and a module-scoped fixture would start the children again.
 @pytest.fixture(scope="session")
-def sharded_results(tmp_path_factory, worker_id):
-  return once(
-    tmp_path_factory,
-    worker_id,
-    "sharded_demo",
-    lambda: _run_sharded_demo(tmp_path_factory),
-  )
-
-
-def _run_sharded_demo(tmp_path_factory):
+def sharded_results(tmp_path_factory):
   out = tmp_path_factory.mktemp("sharded")
   env = dict(os.environ, XLA_FLAGS=CHILD_XLA_FLAGS, JAX_PLATFORMS="cpu")
   child = subprocess.run(

@@ -21,7 +21,7 @@ import pytest
 from examples.multihost import child_env, free_port, run_processes
 from tests import multihost_checks
 from tests.cases.distributed import SHARDED
-from tests.child_report import assert_group, once
+from tests.child_report import assert_group
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROCESSES = multihost_checks.PROCESSES
@@ -38,16 +38,7 @@ pytestmark = pytest.mark.xdist_group("multihost")  # one pair per run.
 # Session scope: under --dist loadgroup a worker may leave this module and
 # come back, and a module-scoped fixture would start the children again.
 @pytest.fixture(scope="session")
-def results(tmp_path_factory, worker_id):
-  return once(
-    tmp_path_factory,
-    worker_id,
-    "multihost_checks",
-    lambda: _run_checks(tmp_path_factory),
-  )
-
-
-def _run_checks(tmp_path_factory):
+def results(tmp_path_factory):
   port = free_port()
   start = time.monotonic()
   children = run_processes(
