@@ -36,3 +36,19 @@ def scan_lengths(fn, *args, **kwargs) -> list[int]:
     return found
 
   return lengths(jax.make_jaxpr(functools.partial(fn, **kwargs))(*args).jaxpr)
+
+
+def linear_temp_bytes(fn, tokens, dim, vocab, *, transform=jax.value_and_grad):
+  """Compiled temporary bytes of ``transform(fn)`` with respect to hidden,
+  weight and bias, for a language-model head ``fn(hidden [tokens, dim],
+  weight [dim, vocab], bias [vocab], labels [tokens])`` in float32 (compiled
+  on shapes, not run)."""
+  f32 = jax.numpy.float32
+  args = (
+    jax.ShapeDtypeStruct((tokens, dim), f32),
+    jax.ShapeDtypeStruct((dim, vocab), f32),
+    jax.ShapeDtypeStruct((vocab,), f32),
+    jax.ShapeDtypeStruct((tokens,), jax.numpy.int32),
+  )
+  step = jax.jit(transform(fn, argnums=(0, 1, 2)))
+  return step.lower(*args).compile().memory_analysis().temp_size_in_bytes

@@ -32,6 +32,7 @@ from jax.experimental import checkify
 
 import jaxloss
 from jaxloss.testing import assert_close
+from tests.assertions import linear_temp_bytes
 
 F64_TOL = dict(rtol=1e-10, atol=1e-10)
 IGNORE = -100
@@ -508,18 +509,6 @@ def test_linear_log_probs_errors_name_the_loss_and_argument():
       )
 
 
-def _temp_bytes(fn, tokens, dim, vocab):
-  f32 = jnp.float32
-  args = (
-    jax.ShapeDtypeStruct((tokens, dim), f32),
-    jax.ShapeDtypeStruct((dim, vocab), f32),
-    jax.ShapeDtypeStruct((vocab,), f32),
-    jax.ShapeDtypeStruct((tokens,), jnp.int32),
-  )
-  step = jax.jit(jax.grad(fn, argnums=(0, 1, 2)))
-  return step.lower(*args).compile().memory_analysis().temp_size_in_bytes
-
-
 def test_linear_log_probs_temporary_memory():
   """The issue's bar at N=4,096, D=512, V=32,768 (compiled, not run):
   jit(grad of Σ (log p + entropy)) of linear_log_probs ("auto": chunks of
@@ -538,8 +527,10 @@ def test_linear_log_probs_temporary_memory():
     )
     return jnp.sum(log_p + entropy)
 
-  naive = _temp_bytes(materialised, tokens, dim, vocab)
-  ours = _temp_bytes(chunked, tokens, dim, vocab)
+  naive = linear_temp_bytes(
+    materialised, tokens, dim, vocab, transform=jax.grad
+  )
+  ours = linear_temp_bytes(chunked, tokens, dim, vocab, transform=jax.grad)
   assert naive >= 4 * tokens * vocab
   assert ours * 16 <= naive, (ours, naive)
 

@@ -26,7 +26,7 @@ import pytest
 import jaxloss
 from jaxloss import sequence as js
 from jaxloss.testing import assert_close
-from tests.assertions import scan_lengths
+from tests.assertions import linear_temp_bytes, scan_lengths
 
 F64_TOL = dict(rtol=1e-10, atol=1e-10)
 F32_TOL = dict(rtol=1e-5, atol=1e-5)
@@ -404,18 +404,6 @@ def test_linear_cross_entropy_weights_and_mean_over_valid_tokens(x64):
 # linear_cross_entropy: memory
 
 
-def _temp_bytes(fn, tokens, dim, vocab):
-  f32 = jnp.float32
-  args = (
-    jax.ShapeDtypeStruct((tokens, dim), f32),
-    jax.ShapeDtypeStruct((dim, vocab), f32),
-    jax.ShapeDtypeStruct((vocab,), f32),
-    jax.ShapeDtypeStruct((tokens,), jnp.int32),
-  )
-  step = jax.jit(jax.value_and_grad(fn, argnums=(0, 1, 2)))
-  return step.lower(*args).compile().memory_analysis().temp_size_in_bytes
-
-
 def test_linear_cross_entropy_temporary_memory_does_not_scale_with_tokens():
   """Compiled temporary bytes of forward + backward: the naive version holds
   the float32 logits (4 × tokens × vocab bytes); the chunked one (chunks of
@@ -445,9 +433,9 @@ def test_linear_cross_entropy_temporary_memory_does_not_scale_with_tokens():
 
   logits_bytes = 4 * large * vocab
   growth = 4 * (large - small) * vocab
-  assert _temp_bytes(naive, large, dim, vocab) >= logits_bytes
-  chunked_small = _temp_bytes(chunked, small, dim, vocab)
-  chunked_large = _temp_bytes(chunked, large, dim, vocab)
+  assert linear_temp_bytes(naive, large, dim, vocab) >= logits_bytes
+  chunked_small = linear_temp_bytes(chunked, small, dim, vocab)
+  chunked_large = linear_temp_bytes(chunked, large, dim, vocab)
   assert chunked_large - chunked_small < growth / 16, (
     chunked_small,
     chunked_large,
