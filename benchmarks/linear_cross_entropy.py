@@ -37,19 +37,10 @@ error, and the fraction of the (token chunk × weight slice) blocks whose
 gradient products the rule skips, counted from the dense softmax.
 
 Prints the tables and (re)writes this benchmark's section of
-``benchmarks/RESULTS.md``. torch is a benchmark-only install, in a separate
-virtual environment (no extra in ``pyproject.toml``: an extra cannot name
-torch's CPU index), e.g.::
-
-  python3.11 -m venv /work/bench-venv
-  /work/bench-venv/bin/pip install jax==0.10.2 jaxlib==0.10.2 optax==0.2.8 \\
-    chex==0.1.92 flax==0.12.8 numpy==2.4.6 torch==2.13.0+cpu \\
-    --extra-index-url https://download.pytorch.org/whl/cpu
-  /work/bench-venv/bin/python -m benchmarks.linear_cross_entropy [--repeats 7]
-
-(from the repository root, so that ``jaxloss`` is this checkout's; without
-torch, ``.venv/bin/python -m benchmarks.linear_cross_entropy`` runs the JAX
-rows only).
+``benchmarks/RESULTS.md``. torch's CPU build is in the test extra (the
+post-training losses' reference), so ``make venv`` installs it and
+``.venv/bin/python -m benchmarks.linear_cross_entropy [--repeats 7]`` runs
+every row; without torch the script runs the JAX rows only.
 """
 
 from __future__ import annotations
@@ -696,16 +687,9 @@ def section(repeats, tables, found, torch_note, fallbacks, width) -> str:
       "options=LinearCrossEntropyOptions(...))` (chunked; `options=None` "
       "would be the materialised path) and the reference "
       "`F.cross_entropy(F.linear(hidden, weightᵀ), labels)`, eager, "
-      f"{torch_note}. torch is a benchmark-only install in a separate "
-      "virtual environment, never a dependency of jaxloss (no "
-      "`pyproject.toml` extra: an extra cannot name torch's CPU index). "
-      "Reproduce from the repository root: `python3.11 -m venv "
-      "/work/bench-venv && /work/bench-venv/bin/pip install jax==0.10.2 "
-      "jaxlib==0.10.2 optax==0.2.8 chex==0.1.92 flax==0.12.8 numpy==2.4.6 "
-      "torch==2.13.0+cpu --extra-index-url "
-      "https://download.pytorch.org/whl/cpu`, then "
-      "`/work/bench-venv/bin/python -m benchmarks.linear_cross_entropy` "
-      "(with `.venv/bin/python`, without torch, the JAX rows only).",
+      f"{torch_note}. torch (CPU build) comes with the test extra, never "
+      "a dependency of jaxloss. Reproduce from the repository root: "
+      "`make venv && .venv/bin/python -m benchmarks.linear_cross_entropy`.",
       "",
       "Memory: compiled temporary bytes "
       "(`memory_analysis().temp_size_in_bytes`; torch's is not measured); "
