@@ -1,0 +1,1 @@
+"""Knowledge distillation: a student's logits against a teacher's."""
