@@ -9,7 +9,10 @@ from jax.typing import ArrayLike
 from jaxloss._core import checks, labels, value_checks
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce
-from jaxloss.distillation.divergences import kl_terms
+from jaxloss.distillation.divergences import (
+  kl_terms,
+  log_softmax_at_temperature,
+)
 
 
 def _duplicates(indices: jax.Array, support: jax.Array) -> jax.Array:
@@ -19,6 +22,7 @@ def _duplicates(indices: jax.Array, support: jax.Array) -> jax.Array:
   both = support[..., :, None] & support[..., None, :]
   k = indices.shape[-1]
   later = jnp.triu(jnp.ones((k, k), bool), 1)
+  later = later.reshape((1,) * (indices.ndim - 1) + (k, k))
   return jnp.any(same & both & later, axis=(-2, -1))
 
 
@@ -114,7 +118,7 @@ def sparse_kd_loss(
   )
   empty = jnp.isneginf(normaliser)  # every slot -inf: the token gives 0
   teacher = teacher - jnp.where(empty, 0, normaliser)
-  student = jax.nn.log_softmax(student / temperature, axis=-1)
+  student = log_softmax_at_temperature(student, temperature)
   picked = jnp.take_along_axis(student, labels.clipped(indices, vocab), axis=-1)
   values = jnp.square(temperature) * jnp.sum(kl_terms(teacher, picked), -1)
   ok = jnp.all(labels.valid(indices, vocab), axis=-1)
