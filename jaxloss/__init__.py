@@ -12,6 +12,7 @@ optax training helpers in :mod:`jaxloss.train`.
 from jaxloss import classification as classification
 from jaxloss import contrastive as contrastive
 from jaxloss import detection as detection
+from jaxloss import distillation as distillation
 from jaxloss import distributed as distributed
 from jaxloss import divergence as divergence
 from jaxloss import generative as generative
@@ -70,6 +71,13 @@ from jaxloss.detection import (
   complete_box_iou_loss,
   distance_box_iou_loss,
   generalized_box_iou_loss,
+)
+from jaxloss.distillation import (
+  generalized_jsd_loss,
+  kd_loss,
+  skew_kl_loss,
+  sparse_kd_loss,
+  total_variation_distance,
 )
 from jaxloss.divergence import (
   convex_kl_divergence,
@@ -230,6 +238,7 @@ __all__ = [
   "gaussian_nll_loss",
   "ge2e_loss",
   "generalized_box_iou_loss",
+  "generalized_jsd_loss",
   "generalized_kl_divergence",
   "gradient_penalty",
   "group_normalized_advantages",
@@ -241,6 +250,7 @@ __all__ = [
   "infonce_loss",
   "jaccard_loss",
   "js_divergence",
+  "kd_loss",
   "kl_divergence",
   "kl_divergence_with_log_targets",
   "l1_regularization",
@@ -298,12 +308,14 @@ __all__ = [
   "sigmoid_binary_cross_entropy",
   "sigmoid_focal_loss",
   "simpo_loss",
+  "skew_kl_loss",
   "smooth_l1_loss",
   "smooth_labels",
   "soft_margin_loss",
   "softmax_cross_entropy",
   "softmax_cross_entropy_with_integer_labels",
   "softmax_focal_loss",
+  "sparse_kd_loss",
   "sparsemax_loss",
   "squared_error",
   "squared_hinge_loss",
@@ -311,6 +323,7 @@ __all__ = [
   "ssim_loss",
   "supervised_contrastive_loss",
   "td_loss",
+  "total_variation_distance",
   "total_variation_loss",
   "training_signal_annealing_mask",
   "triplet_margin_loss",

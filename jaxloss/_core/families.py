@@ -28,6 +28,7 @@ FAMILIES: tuple[Module, ...] = (
   Module("sequence", "Sequence", "loss"),
   Module("rl", "Reinforcement learning", "loss"),
   Module("preference", "Preference optimisation", "loss"),
+  Module("distillation", "Knowledge distillation", "loss"),
   Module("generative", "Generative models", "loss"),
   Module("regularization", "Regularisation", "loss"),
   Module("semi_supervised", "Semi-supervised learning", "loss"),
