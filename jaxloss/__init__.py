@@ -109,10 +109,12 @@ from jaxloss.metric_learning import (
   uniformity_loss,
 )
 from jaxloss.preference import (
+  cpo_loss,
   dpo_implicit_rewards,
   dpo_loss,
   group_normalized_advantages,
   grpo_loss,
+  kto_loss,
   orpo_loss,
   simpo_loss,
 )
@@ -212,6 +214,7 @@ __all__ = [
   "cosine_distance",
   "cosine_embedding_loss",
   "cosine_similarity",
+  "cpo_loss",
   "ctc_loss",
   "ctc_loss_with_forward_probs",
   "cycle_consistency_loss",
@@ -243,6 +246,7 @@ __all__ = [
   "js_divergence",
   "kl_divergence",
   "kl_divergence_with_log_targets",
+  "kto_loss",
   "l1_regularization",
   "l2_loss",
   "l2_regularization",
