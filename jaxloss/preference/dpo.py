@@ -134,8 +134,8 @@ def _dpo_inputs(
 
 
 def _lengths(arg: str, lengths: ArrayLike, like: jax.Array) -> jax.Array:
-  """Token counts of ``like``'s shape (integer or float), clamped at 1 like
-  trl's ``completion_mask.sum(1).clamp(min=1)``."""
+  """Token counts (integer or float; a scalar or of ``like``'s rank),
+  clamped at 1 like trl's ``completion_mask.sum(1).clamp(min=1)``."""
   lengths = jnp.asarray(lengths)
   if not jnp.issubdtype(lengths.dtype, jnp.number):
     raise checks.fail(
@@ -143,8 +143,10 @@ def _lengths(arg: str, lengths: ArrayLike, like: jax.Array) -> jax.Array:
       f"{lengths.dtype}.",
       TypeError,
     )
-  checks.shape(arg, lengths, like.shape, "the shape of the log-probabilities")
-  return jnp.maximum(lengths.astype(like.dtype), 1)
+  lengths = checks.broadcast_to(
+    arg, lengths.astype(like.dtype), like.shape, same_rank=True
+  )
+  return jnp.maximum(lengths, 1)
 
 
 def _sorted_difference(
@@ -258,12 +260,12 @@ def dpo_loss(
     loss_type: one of the types above (static).
     discopop_tau: DiscoPOP's :math:`\tau > 0`, ``"discopop"`` only;
       ``None`` means 0.05 (trl's default and the paper's).
-    chosen_lengths: ``[...]`` token counts :math:`n_w` of the chosen
-      completions (integer or float; clamped at 1 as trl does): required
-      for ``"sigmoid_norm"``; optional for ``"ipo"``, where they give trl's
-      per-token IPO (:math:`z = c / n_w - r / n_l`); an error otherwise.
-    rejected_lengths: ``[...]`` token counts :math:`n_l`, with
-      ``chosen_lengths``.
+    chosen_lengths: token counts :math:`n_w` of the chosen completions,
+      ``[...]`` or a scalar (integer or float; clamped at 1 as trl does):
+      required for ``"sigmoid_norm"``; optional for ``"ipo"``, where they
+      give trl's per-token IPO (:math:`z = c / n_w - r / n_l`); an error
+      otherwise.
+    rejected_lengths: token counts :math:`n_l`, with ``chosen_lengths``.
     where, weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
 
   Returns:
