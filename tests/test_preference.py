@@ -810,12 +810,9 @@ def test_dpo_sorted_types_honour_where_before_sorting(x64):
     for grad in grads:
       assert np.all(np.isfinite(grad)) and not np.any(grad[~where])
   for case in AOT_CASES:
-    for check in (
-      testing.check_where_is_slicing,
-      testing.check_all_masked,
-      testing.check_empty_batch,
-    ):
-      check(case)
+    testing.check_where_is_slicing(case)
+    testing.check_all_masked(case)
+  testing.check_empty_batch(AOT_CASES[0])  # one compiled program
 
 
 def test_dpo_discopop_is_finite_where_trl_overflows(x64, torch_f):
@@ -889,6 +886,18 @@ def test_dpo_bad_options_name_the_loss_and_the_argument(options, message):
   logps, _ = _dpo_issue21_inputs(32)
   with pytest.raises(ValueError, match=r"^dpo_loss: .*" + message):
     jl.dpo_loss(*logps, **options)
+
+
+def test_dpo_traced_option_a_type_ignores_is_an_error():
+  logps, _ = _dpo_issue21_inputs(33)
+  with pytest.raises(ValueError, match=r"^dpo_loss: `label_smoothing`"):
+    jax.jit(
+      lambda e: jl.dpo_loss(*logps, loss_type="apo_zero", label_smoothing=e)
+    )(0.1)
+  # A traced value a type reads is fine.
+  jax.jit(lambda e: jl.dpo_loss(*logps, loss_type="aot", label_smoothing=e))(
+    0.1
+  )
 
 
 def test_dpo_sorted_types_need_a_batch_vector():

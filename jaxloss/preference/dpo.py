@@ -432,8 +432,8 @@ def dpo_implicit_rewards(
   Returns:
     ``(chosen_rewards, rejected_rewards)``, each ``[...]``.
 
-  Matches ``chosen_rewards``/``rejected_rewards`` of trl's
-  ``DPOTrainer.dpo_loss``.
+  Matches the ``chosen_rewards``/``rejected_rewards`` that trl 1.16's
+  ``DPOTrainer._compute_loss`` logs (``rewards/chosen``, ...).
 
   >>> import jax.numpy as jnp, jaxloss
   >>> chosen, rejected = jaxloss.dpo_implicit_rewards(
