@@ -117,10 +117,12 @@ from jaxloss.metric_learning import (
   uniformity_loss,
 )
 from jaxloss.preference import (
+  cpo_loss,
   dpo_implicit_rewards,
   dpo_loss,
   group_normalized_advantages,
   grpo_loss,
+  kto_loss,
   orpo_loss,
   simpo_loss,
 )
@@ -220,6 +222,7 @@ __all__ = [
   "cosine_distance",
   "cosine_embedding_loss",
   "cosine_similarity",
+  "cpo_loss",
   "ctc_loss",
   "ctc_loss_with_forward_probs",
   "cycle_consistency_loss",
@@ -253,6 +256,7 @@ __all__ = [
   "kd_loss",
   "kl_divergence",
   "kl_divergence_with_log_targets",
+  "kto_loss",
   "l1_regularization",
   "l2_loss",
   "l2_regularization",

@@ -1284,6 +1284,123 @@ def check_vocab_parallel_errors(report):
       report.add(group, label, False, "no error raised")
 
 
+# --------------------------------------------------------------------------- #
+# Issue 21 (H3): jaxloss.distributed.kto_loss, whose reference point is a mean
+# over the global batch (psum of sums and counts).
+
+
+def _kto_global_inputs(dtype):
+  rng = np.random.default_rng(60)
+  ref = -rng.uniform(20.0, 60.0, BATCH)
+  policy = ref + rng.normal(scale=8.0, size=BATCH)
+  ref_kl = -rng.uniform(20.0, 60.0, BATCH)
+  policy_kl = ref_kl + rng.normal(loc=1.0, scale=3.0, size=BATCH)
+  desirable = rng.random(BATCH) < 0.5
+  # Uneven kept counts per device (device 0 keeps fewer): the global mean
+  # of the KL differs from trl's mean of the per-device means.
+  where = np.ones(BATCH, bool)
+  where[1:3] = False
+  weights = rng.uniform(0.5, 2.0, BATCH)
+  floats = tuple(x.astype(dtype) for x in (policy, ref, policy_kl, ref_kl))
+  return floats, desirable, where, weights.astype(dtype)
+
+
+KTO_HYPER = dict(beta=0.3, desirable_weight=1.2, undesirable_weight=0.8)
+KTO_VARIANTS = {  # label: (loss_type, use where, use weights, reduction)
+  "kto, mean": ("kto", False, False, "mean"),
+  "kto, where and weights, mean": ("kto", True, True, "mean"),
+  "kto, where, sum": ("kto", True, False, "sum"),
+  "kto, where, none": ("kto", True, False, "none"),
+  "kto, batchmean": ("kto", False, True, "batchmean"),
+  "apo_zero_unpaired, where, mean": ("apo_zero_unpaired", True, False, "mean"),
+}
+
+
+def _kto_call(fn, variant, floats, desirable, where, weights, **sharded):
+  loss_type, use_where, use_weights, reduction = KTO_VARIANTS[variant]
+  policy, ref, policy_kl, ref_kl = floats
+  if loss_type != "kto":
+    policy_kl = ref_kl = None
+  return fn(
+    policy,
+    ref,
+    policy_kl,
+    ref_kl,
+    desirable,
+    loss_type=loss_type,
+    where=where if use_where else None,
+    weights=weights if use_weights else None,
+    reduction=reduction,
+    **KTO_HYPER,
+    **sharded,
+  )
+
+
+def check_kto(report, dtype=np.float64):
+  """jd.kto_loss in shard_map equals jaxloss.kto_loss on the global batch
+  (value, and gradients of policy_logps and reference_logps taken outside
+  shard_map), on 8 and 3 devices, for each variant."""
+  group = "kto" if dtype == np.float64 else "kto_f32"
+  floats, desirable, where, weights = _kto_global_inputs(dtype)
+  spec = jax.P("data")
+  for devices in (8, 3):
+    mesh = _mesh(devices)
+    for variant in KTO_VARIANTS:
+      none = KTO_VARIANTS[variant][3] == "none"
+
+      def sharded(p, r, pk, rk, d, w, wt, variant=variant, none=none):
+        return jax.shard_map(
+          lambda *a: _kto_call(
+            jd.kto_loss, variant, a[:4], *a[4:], axis_name="data"
+          ),
+          mesh=mesh,
+          in_specs=(spec,) * 7,
+          out_specs=spec if none else jax.P(),
+        )(p, r, pk, rk, d, w, wt)
+
+      def one_device(p, r, pk, rk, d, w, wt, variant=variant):
+        return _kto_call(jaxloss.kto_loss, variant, (p, r, pk, rk), d, w, wt)
+
+      def value_and_grad(fn):
+        return jax.jit(
+          jax.value_and_grad(
+            lambda p, r, *rest: jnp.sum(fn(p, r, *rest)), argnums=(0, 1)
+          )
+        )
+
+      args = (*floats, desirable, where, weights)
+      got = value_and_grad(sharded)(*args)
+      want = value_and_grad(one_device)(*args)
+      report.close(
+        group,
+        f"{devices} devices: {variant}",
+        got,
+        jax.tree.map(np.asarray, want),
+        _within(dtype),
+      )
+  if dtype != np.float64:
+    return
+  # The uneven shards make the test tell the global mean from trl's mean of
+  # per-device means (which jd.kto_loss does not compute).
+  kl = np.where(where, floats[2] - floats[3], 0).reshape(8, -1)
+  kept = where.reshape(8, -1).sum(1)
+  global_mean = kl.sum() / kept.sum()
+  mean_of_means = np.mean(kl.sum(1) / kept)
+  report.add(
+    group,
+    "uneven shards: trl's mean of per-device means differs",
+    abs(global_mean - mean_of_means) > 1e-3,
+    f"{global_mean} vs {mean_of_means}",
+  )
+  try:
+    jd.kto_loss(*floats, desirable, axis_name="data")
+  except ValueError as error:
+    ok = "kto_loss" in str(error) and "axis_name" in str(error)
+    report.add(group, "outside shard_map: ValueError", ok, str(error)[:300])
+  else:
+    report.add(group, "outside shard_map: ValueError", False, "no error")
+
+
 GROUPS = {
   "float64": lambda r: check_equality(r, np.float64, FLOAT64_PLAN),
   "float32": lambda r: check_equality(r, np.float32, FLOAT32_PLAN),
@@ -1300,6 +1417,8 @@ GROUPS = {
   "vocab_parallel_log_probs": check_vocab_parallel_log_probs,
   "vocab_parallel_shard": check_vocab_parallel_shard,
   "vocab_parallel_errors": check_vocab_parallel_errors,
+  "kto": check_kto,
+  "kto_f32": lambda r: check_kto(r, np.float32),
 }
 
 

@@ -139,6 +139,17 @@ def test_vocab_parallel_errors(results):
   _assert_group(results, "vocab_parallel_errors", 9)
 
 
+# Issue 21 (H3): KTO, whose reference point is a mean over the global batch.
+def test_kto_equals_single_device(results):
+  # 6 variants on 8 and 3 devices (float64 1e-10), trl's per-device mean
+  # would differ on these shards, the error outside shard_map.
+  _assert_group(results, "kto", 14)
+
+
+def test_kto_float32(results):
+  _assert_group(results, "kto_f32", 12)
+
+
 def test_checker_exit_status(results):
   assert results["returncode"] == 0, results["stderr"][-4000:]
 
@@ -150,7 +161,9 @@ def test_registry_covers_every_sharded_loss():
 
   # The vocabulary-parallel losses have their own checks (vocab_parallel*).
   vocab_parallel = {jd.linear_cross_entropy, jd.linear_log_probs}
+  # The preference losses too (kto*: check_kto).
+  own_checks = vocab_parallel | {jd.kto_loss}
   losses = {getattr(jd, name) for name in jd.__all__} - {jd.shard}
-  assert losses - vocab_parallel == {case.fn for case in SHARDED}
+  assert losses - own_checks == {case.fn for case in SHARDED}
   for case in SHARDED:
     assert case.reference is getattr(jaxloss, case.fn.__name__), case.id

@@ -11,7 +11,11 @@ over a sharded vocabulary.
   ``token_axis``; per chunk of tokens a ``pmax`` and a ``psum`` of a few
   ``[chunk]`` vectors, never the logits or the weight (Megatron-LM's
   vocabulary-parallel cross-entropy, fused and chunked).
-* :func:`shard` wraps any of them in ``shard_map`` for global arrays.
+* :func:`kto_loss` (:mod:`jaxloss.distributed.preference`): KTO with its
+  reference point's mean over the global batch (a ``psum`` of sums and
+  counts).
+* :func:`shard` wraps the contrastive and vocabulary-parallel losses in
+  ``shard_map`` for global arrays.
 
 **Contrastive losses.**
 
@@ -72,11 +76,13 @@ from jaxloss.distributed.contrastive import (
   supervised_contrastive_loss,
 )
 from jaxloss.distributed.linear import linear_cross_entropy, linear_log_probs
+from jaxloss.distributed.preference import kto_loss
 from jaxloss.distributed.shard import shard
 
 __all__ = [
   "clip_loss",
   "infonce_loss",
+  "kto_loss",
   "linear_cross_entropy",
   "linear_log_probs",
   "multiple_negatives_ranking_loss",

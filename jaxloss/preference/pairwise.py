@@ -1,15 +1,13 @@
-"""Pairwise preference losses: DPO and its variants (cDPO, IPO, rDPO, SLiC
-hinge), SimPO and ORPO, one value per preference pair.
+"""Reference-free pairwise preference losses on per-token log-probabilities:
+SimPO and ORPO, one value per preference pair (DPO is
+:mod:`jaxloss.preference.dpo`, CPO :mod:`jaxloss.preference.cpo`).
 
-:func:`dpo_loss` takes one summed log-probability per completion (trl's
-``*_logps``), ``[batch]``; :func:`simpo_loss` and :func:`orpo_loss` take
-per-token log-probabilities ``[batch, time]`` with boolean (or 0/1 integer)
-token masks, and average over the masked tokens themselves.
+:func:`simpo_loss` and :func:`orpo_loss` take per-token log-probabilities
+``[batch, time]`` with boolean (or 0/1 integer) token masks, and average over
+the masked tokens themselves.
 """
 
 from __future__ import annotations
-
-from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -20,210 +18,12 @@ from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce
 from jaxloss.preference._tokens import masked_mean, token_mask
 
-__all__ = ["dpo_implicit_rewards", "dpo_loss", "orpo_loss", "simpo_loss"]
-
-DpoLossType = Literal["sigmoid", "hinge", "ipo", "robust"]
-DPO_LOSS_TYPES: tuple[DpoLossType, ...] = ("sigmoid", "hinge", "ipo", "robust")
-
+__all__ = ["orpo_loss", "simpo_loss"]
 
 _TOKEN_RULES = dict(
   chosen_logps=value_checks.bounded(high=0, mask="chosen_mask"),
   rejected_logps=value_checks.bounded(high=0, mask="rejected_mask"),
 )
-
-
-def _check_dpo_options(
-  loss_type: str, beta: ArrayLike, label_smoothing: Any
-) -> None:
-  checks.option("loss_type", loss_type, DPO_LOSS_TYPES)
-  checks.positive("beta", beta)
-  static = checks.is_static_number(label_smoothing)
-  if loss_type == "sigmoid":
-    checks.in_unit_interval("label_smoothing", label_smoothing)
-  elif loss_type == "robust":
-    if static and not 0 <= label_smoothing < 0.5:
-      raise checks.fail(
-        f"`label_smoothing` must lie in [0, 0.5) for loss_type='robust', "
-        f"got {label_smoothing}."
-      )
-  elif static and label_smoothing != 0:
-    raise checks.fail(
-      f"`label_smoothing` applies to loss_type 'sigmoid' and 'robust' only, "
-      f"got {label_smoothing} with loss_type={loss_type!r}."
-    )
-
-
-def _dpo_inputs(
-  policy_chosen_logps: ArrayLike,
-  policy_rejected_logps: ArrayLike,
-  reference_chosen_logps: ArrayLike,
-  reference_rejected_logps: ArrayLike,
-) -> tuple[jax.Array, ...]:
-  return checks.same_shape_floats(
-    policy_chosen_logps=policy_chosen_logps,
-    policy_rejected_logps=policy_rejected_logps,
-    reference_chosen_logps=reference_chosen_logps,
-    reference_rejected_logps=reference_rejected_logps,
-  )
-
-
-_DPO_RULES = dict(
-  policy_chosen_logps=value_checks.log_probabilities,
-  policy_rejected_logps=value_checks.log_probabilities,
-  reference_chosen_logps=value_checks.log_probabilities,
-  reference_rejected_logps=value_checks.log_probabilities,
-)
-
-
-@loss(**_DPO_RULES)
-def dpo_loss(
-  policy_chosen_logps: ArrayLike,
-  policy_rejected_logps: ArrayLike,
-  reference_chosen_logps: ArrayLike,
-  reference_rejected_logps: ArrayLike,
-  *,
-  beta: ArrayLike = 0.1,
-  label_smoothing: ArrayLike = 0.0,
-  loss_type: DpoLossType = "sigmoid",
-  where: ArrayLike | None = None,
-  weights: ArrayLike | None = None,
-  reduction: Reduction = "none",
-) -> jax.Array:
-  r"""Direct Preference Optimization loss and its cDPO, IPO, rDPO and hinge
-  variants, per preference pair.
-
-  With :math:`z = (\log\pi_w - \log\pi_l) - (\log\pi^\text{ref}_w -
-  \log\pi^\text{ref}_l)` and :math:`\varepsilon` = ``label_smoothing``:
-
-  .. math::
-    \begin{aligned}
-    \texttt{sigmoid:}\ & -(1 - \varepsilon) \log\sigma(\beta z)
-        - \varepsilon \log\sigma(-\beta z)
-        \quad (\text{DPO}; \varepsilon > 0: \text{cDPO}) \\
-    \texttt{robust:}\ & \big(-(1 - \varepsilon) \log\sigma(\beta z)
-        + \varepsilon \log\sigma(-\beta z)\big) / (1 - 2\varepsilon)
-        \quad (\text{rDPO}) \\
-    \texttt{hinge:}\ & \max(0, 1 - \beta z) \quad (\text{SLiC}) \\
-    \texttt{ipo:}\ & \big(z - 1 / (2\beta)\big)^2 \quad (\text{IPO})
-    \end{aligned}
-
-  Args:
-    policy_chosen_logps: ``[...]`` floating :math:`\log\pi(y_w \mid x)`, the
-      policy's summed log-probability of each chosen completion.
-    policy_rejected_logps: ``[...]`` :math:`\log\pi(y_l \mid x)`.
-    reference_chosen_logps: ``[...]`` the same under the reference model.
-    reference_rejected_logps: ``[...]`` the same under the reference model.
-    beta: :math:`\beta > 0` (may be traced); IPO's :math:`\tau`.
-    label_smoothing: :math:`\varepsilon`, the assumed probability that a
-      preference label is flipped: in [0, 1] for ``"sigmoid"``, [0, 0.5) for
-      ``"robust"``; must be 0 for ``"hinge"`` and ``"ipo"``.
-    loss_type: ``"sigmoid"``, ``"hinge"``, ``"ipo"`` or ``"robust"``
-      (static).
-    where, weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
-
-  Returns:
-    ``[...]`` per-pair loss, or a scalar for ``"sum"``/``"mean"``.
-
-  Matches trl's ``DPOTrainer.dpo_loss`` for these four ``loss_type`` values
-  (whose mean is ``"mean"`` here). For IPO, trl averages the log-probabilities
-  over tokens before calling it; pass averaged log-probabilities to do the
-  same. No gradient is stopped: the reference log-probabilities come from a
-  frozen model.
-
-  >>> import jax.numpy as jnp, jaxloss
-  >>> loss = jaxloss.dpo_loss(jnp.array([-10.0]), jnp.array([-12.0]),
-  ...                         jnp.array([-11.0]), jnp.array([-11.0]), beta=0.5)
-  >>> print(f"{float(loss[0]):.4f}")  # -log σ(0.5 · 2)
-  0.3133
-
-  References:
-    Rafailov et al., `Direct Preference Optimization: Your Language Model is
-    Secretly a Reward Model <https://arxiv.org/abs/2305.18290>`_, 2023;
-    Mitchell, `A Note on DPO with Noisy Preferences & Relationship to IPO
-    <https://ericmitchell.ai/cdpo.pdf>`_, 2023;
-    Azar et al., `A General Theoretical Paradigm to Understand Learning from
-    Human Preferences <https://arxiv.org/abs/2310.12036>`_, 2023;
-    Chowdhury, Kini and Natarajan, `Provably Robust DPO: Aligning Language
-    Models with Noisy Feedback <https://arxiv.org/abs/2403.00409>`_, 2024;
-    Zhao et al., `SLiC-HF: Sequence Likelihood Calibration with Human
-    Feedback <https://arxiv.org/abs/2305.10425>`_, 2023.
-  """
-  _check_dpo_options(loss_type, beta, label_smoothing)
-  chosen, rejected, ref_chosen, ref_rejected = _dpo_inputs(
-    policy_chosen_logps,
-    policy_rejected_logps,
-    reference_chosen_logps,
-    reference_rejected_logps,
-  )
-  b = numerics.like(beta, chosen)
-  smoothing = numerics.like(label_smoothing, chosen)
-  z = (chosen - rejected) - (ref_chosen - ref_rejected)
-  if loss_type == "ipo":
-    values = jnp.square(z - 1 / (2 * b))
-  elif loss_type == "hinge":
-    values = jax.nn.relu(1 - b * z)
-  else:
-    log_win, log_lose = numerics.log_sigmoid_pair(b * z)
-    if loss_type == "sigmoid":
-      values = -(1 - smoothing) * log_win - smoothing * log_lose
-    else:
-      values = (-(1 - smoothing) * log_win + smoothing * log_lose) / (
-        1 - 2 * smoothing
-      )
-  return reduce(values, reduction, weights=weights, where=where)
-
-
-@loss(**_DPO_RULES)
-def dpo_implicit_rewards(
-  policy_chosen_logps: ArrayLike,
-  policy_rejected_logps: ArrayLike,
-  reference_chosen_logps: ArrayLike,
-  reference_rejected_logps: ArrayLike,
-  *,
-  beta: ArrayLike = 0.1,
-) -> tuple[jax.Array, jax.Array]:
-  r"""DPO's implicit rewards of the chosen and rejected completions, for
-  logging.
-
-  .. math:: r_w = \beta (\log\pi_w - \log\pi^\text{ref}_w), \qquad
-            r_l = \beta (\log\pi_l - \log\pi^\text{ref}_l)
-
-  Trainers log their means, the margin :math:`r_w - r_l` and the accuracy
-  :math:`r_w > r_l`. Gradients are stopped (these are metrics).
-
-  Args:
-    policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
-      reference_rejected_logps: ``[...]`` as in :func:`dpo_loss`.
-    beta: :math:`\beta` (may be traced).
-
-  Returns:
-    ``(chosen_rewards, rejected_rewards)``, each ``[...]``.
-
-  Matches ``chosen_rewards``/``rejected_rewards`` of trl's
-  ``DPOTrainer.dpo_loss``.
-
-  >>> import jax.numpy as jnp, jaxloss
-  >>> chosen, rejected = jaxloss.dpo_implicit_rewards(
-  ...     jnp.array([-10.0]), jnp.array([-12.0]), jnp.array([-11.0]),
-  ...     jnp.array([-11.0]), beta=0.5)
-  >>> print(float(chosen[0]), float(rejected[0]))
-  0.5 -0.5
-
-  References:
-    Rafailov et al., `Direct Preference Optimization: Your Language Model is
-    Secretly a Reward Model <https://arxiv.org/abs/2305.18290>`_, 2023.
-  """
-  chosen, rejected, ref_chosen, ref_rejected = _dpo_inputs(
-    policy_chosen_logps,
-    policy_rejected_logps,
-    reference_chosen_logps,
-    reference_rejected_logps,
-  )
-  b = numerics.like(beta, chosen)
-  return (
-    jax.lax.stop_gradient(b * (chosen - ref_chosen)),
-    jax.lax.stop_gradient(b * (rejected - ref_rejected)),
-  )
 
 
 def _average_logps(

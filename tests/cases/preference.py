@@ -128,6 +128,104 @@ def _dpo_case(variant, **options):
   )
 
 
+# --------------------------------------------------------------------------- #
+# Issue 21 (H3): dpo_loss's other trl loss types, kto_loss, cpo_loss. One case
+# per type that is its own program; option validation is a plain-call test in
+# tests/test_preference.py. "aot"/"aot_unpaired" sort the batch and refuse
+# `weights`: per_example=False skips the checks that pass weights, and
+# tests/test_preference.py runs the where/all-masked/empty-batch properties
+# on them by hand. kto_loss's KL log-probabilities (2, 3) are inputs but not
+# differentiated: their gradient is stopped (finite differences would see
+# the reference point move). "apo_zero_unpaired" takes None for them, which
+# the vmap check cannot stack: tested by hand.
+
+
+def _aot_case(loss_type):
+  return LossCase(
+    jl.dpo_loss,
+    _dpo(loss_type=loss_type, label_smoothing=0.1),
+    name=f"dpo_loss[{loss_type}]",
+    float_args=(0, 1, 2, 3),
+    edge_inputs=_dpo_edges(loss_type=loss_type, label_smoothing=0.1),
+    per_example=False,
+  )
+
+
+AOT_CASES = [_aot_case("aot"), _aot_case("aot_unpaired")]
+
+
+def _kto(rng, n):
+  logps = tuple(_sequence_logps(rng, n) for _ in range(4))
+  desirable = rng.random(n) < 0.5
+  return logps + (desirable,), dict(beta=0.2, undesirable_weight=1.5)
+
+
+def _kto_edges():
+  zeros = np.zeros(4, I.F32)
+  far = np.array([0.0, -1e4, -1e4, 0.0], I.F32)
+  desirable = np.array([True, False, True, False])
+  return [
+    ((zeros, zeros, zeros, zeros, desirable), {}),
+    ((far, -1e4 - far, far, -1e4 - far, desirable), {}),
+    ((far, -1e4 - far, -1e4 - far, far, ~desirable), {}),
+  ]
+
+
+def _cpo(**kwargs):
+  def make(rng, n):
+    return (_sequence_logps(rng, n), _sequence_logps(rng, n)), kwargs
+
+  return make
+
+
+def _cpo_edges(**kwargs):
+  def edges():
+    zeros = np.zeros(4, I.F32)
+    far = np.array([0.0, -300.0, -1e-3, -300.0], I.F32)
+    return [((zeros, zeros), kwargs), ((far, far[::-1].copy()), kwargs)]
+
+  return edges
+
+
+ISSUE_21_CASES = [
+  _dpo_case("exo_pair", loss_type="exo_pair", label_smoothing=1e-3),
+  _dpo_case("nca_pair", loss_type="nca_pair"),
+  _dpo_case("bco_pair", loss_type="bco_pair"),
+  _dpo_case("sppo_hard", loss_type="sppo_hard", beta=0.5),
+  _dpo_case("apo_zero", loss_type="apo_zero"),
+  _dpo_case("apo_down", loss_type="apo_down"),
+  _dpo_case("discopop", loss_type="discopop", discopop_tau=0.1),
+  _dpo_case(
+    "sigmoid_norm",
+    loss_type="sigmoid_norm",
+    chosen_lengths=7,
+    rejected_lengths=3,
+  ),
+  *AOT_CASES,
+  LossCase(
+    jl.kto_loss,
+    _kto,
+    float_args=(0, 1),
+    edge_inputs=_kto_edges,
+  ),
+  LossCase(
+    jl.cpo_loss,
+    _cpo(label_smoothing=0.1, chosen_nll=0.7, cpo_alpha=0.5),
+    name="cpo_loss[sigmoid,nll]",
+    float_args=(0, 1),
+    edge_inputs=_cpo_edges(label_smoothing=0.1),
+  ),
+  # AlphaPO overflows where -alpha·logp > 88.7 (float32): 354 for alpha 1/4.
+  LossCase(
+    jl.cpo_loss,
+    _cpo(loss_type="simpo", simpo_gamma=0.3, alpha=0.25),
+    name="cpo_loss[simpo,alphapo]",
+    float_args=(0, 1),
+    edge_inputs=_cpo_edges(loss_type="simpo", alpha=0.25),
+    max_magnitude=350.0,
+  ),
+]
+
 CASES = [
   _dpo_case("sigmoid,cdpo", label_smoothing=0.1),
   _dpo_case("hinge", loss_type="hinge", beta=0.2),
@@ -153,4 +251,5 @@ CASES = [
     float_args=(0, 1),
     edge_inputs=_pair_edges(beta=0.5),
   ),
+  *ISSUE_21_CASES,
 ]
