@@ -79,7 +79,9 @@ dense_value, dense_grads = grad(materialised)(hs, ws, ht, wt)
 fused_value, fused_grads = grad(
   lambda *a: jl.linear_distillation_loss(*a, chunk_size=128)
 )(hs, ws, ht, wt)
-print(f"loss: materialised {float(dense_value):.6f}, fused {float(fused_value):.6f}")
+print(
+  f"loss: materialised {float(dense_value):.6f}, fused {float(fused_value):.6f}"
+)
 for name, a, b in zip(("d hidden", "d weight"), fused_grads, dense_grads):
   error = float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
   print(f"{name}: largest relative difference {error:.1e}")
@@ -127,8 +129,8 @@ plt.show()
 keys = jax.random.split(jax.random.key(2), 4)
 tokens, teacher_dim, student_dim, vocab = 1024, 128, 32, 2048
 features = jax.random.normal(keys[0], (tokens, teacher_dim))
-teacher_weight = 3 * jax.random.normal(keys[1], (teacher_dim, vocab)) / np.sqrt(
-  teacher_dim
+teacher_weight = (
+  3 * jax.random.normal(keys[1], (teacher_dim, vocab)) / np.sqrt(teacher_dim)
 )
 params = {
   "projection": jax.random.normal(keys[2], (teacher_dim, student_dim))
