@@ -113,6 +113,7 @@ from jaxloss.preference import (
   dpo_loss,
   group_normalized_advantages,
   grpo_loss,
+  kl_estimate,
   orpo_loss,
   simpo_loss,
 )
@@ -243,6 +244,7 @@ __all__ = [
   "js_divergence",
   "kl_divergence",
   "kl_divergence_with_log_targets",
+  "kl_estimate",
   "l1_regularization",
   "l2_loss",
   "l2_regularization",

@@ -19,13 +19,18 @@ from jaxloss.preference.pairwise import (
   orpo_loss,
   simpo_loss,
 )
-from jaxloss.preference.policy import group_normalized_advantages, grpo_loss
+from jaxloss.preference.policy import (
+  group_normalized_advantages,
+  grpo_loss,
+  kl_estimate,
+)
 
 __all__ = [
   "dpo_implicit_rewards",
   "dpo_loss",
   "group_normalized_advantages",
   "grpo_loss",
+  "kl_estimate",
   "orpo_loss",
   "simpo_loss",
 ]
