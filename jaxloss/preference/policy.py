@@ -348,7 +348,7 @@ def grpo_loss(
   [-0.707  0.707]
   >>> print(np.round(np.asarray(jaxloss.grpo_loss(
   ...     logp, None, adv, mask, loss_type="dapo")), 4))  # token sums
-  [-1.4141  2.1211]
+  [-1.414  2.121]
 
   References:
     Shao et al., `DeepSeekMath: Pushing the Limits of Mathematical Reasoning
