@@ -154,3 +154,9 @@ def test_registry_covers_every_sharded_loss():
   assert losses - vocab_parallel == {case.fn for case in SHARDED}
   for case in SHARDED:
     assert case.reference is getattr(jaxloss, case.fn.__name__), case.id
+
+
+def test_grpo_equals_single_device(results):
+  # 10 settings (every loss type) on 8 and 3 devices, "sum", "none", and
+  # the error outside shard_map.
+  _assert_group(results, "grpo", 23)

@@ -11,7 +11,11 @@ over a sharded vocabulary.
   ``token_axis``; per chunk of tokens a ``pmax`` and a ``psum`` of a few
   ``[chunk]`` vectors, never the logits or the weight (Megatron-LM's
   vocabulary-parallel cross-entropy, fused and chunked).
-* :func:`shard` wraps any of them in ``shard_map`` for global arrays.
+* :func:`grpo_loss` (:mod:`jaxloss.distributed.policy`): the completions
+  sharded over ``axis_name``; the token and completion counts of its
+  ``"mean"`` summed over it.
+* :func:`shard` wraps the contrastive and vocabulary-parallel losses in
+  ``shard_map`` for global arrays.
 
 **Contrastive losses.**
 
@@ -72,10 +76,12 @@ from jaxloss.distributed.contrastive import (
   supervised_contrastive_loss,
 )
 from jaxloss.distributed.linear import linear_cross_entropy, linear_log_probs
+from jaxloss.distributed.policy import grpo_loss
 from jaxloss.distributed.shard import shard
 
 __all__ = [
   "clip_loss",
+  "grpo_loss",
   "infonce_loss",
   "linear_cross_entropy",
   "linear_log_probs",
