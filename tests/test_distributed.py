@@ -148,10 +148,11 @@ def test_registry_covers_every_sharded_loss():
   import jaxloss.distributed as jd
   from tests.cases.distributed import SHARDED
 
-  # The vocabulary-parallel losses have their own checks (vocab_parallel*).
-  vocab_parallel = {jd.linear_cross_entropy, jd.linear_log_probs}
+  # The vocabulary-parallel losses and grpo_loss have their own checks
+  # (vocab_parallel*, grpo).
+  own_checks = {jd.linear_cross_entropy, jd.linear_log_probs, jd.grpo_loss}
   losses = {getattr(jd, name) for name in jd.__all__} - {jd.shard}
-  assert losses - vocab_parallel == {case.fn for case in SHARDED}
+  assert losses - own_checks == {case.fn for case in SHARDED}
   for case in SHARDED:
     assert case.reference is getattr(jaxloss, case.fn.__name__), case.id
 
