@@ -361,9 +361,11 @@ def grpo_loss(
     <https://arxiv.org/abs/2507.18071>`_, 2025 (GSPO); MiniMax,
     `MiniMax-M1 <https://arxiv.org/abs/2506.13585>`_, 2025 (CISPO); Gao et
     al., `Soft Adaptive Policy Optimization
-    <https://arxiv.org/abs/2511.20347>`_, 2025 (SAPO); LUSPO
-    <https://arxiv.org/abs/2602.05261>, 2026; VESPO
-    <https://arxiv.org/abs/2602.10693>, 2026; Prime Intellect,
+    <https://arxiv.org/abs/2511.20347>`_, 2025 (SAPO); `Length-Unbiased
+    Sequence Policy Optimization <https://arxiv.org/abs/2602.05261>`_, 2026
+    (LUSPO); `Variational Sequence-Level Soft Policy Optimization
+    <https://arxiv.org/abs/2602.10693>`_, 2026 (VESPO; the titles as trl's
+    GRPOConfig cites them); Prime Intellect,
     `INTELLECT-2 <https://arxiv.org/abs/2505.07291>`_, 2025 (``delta``);
     DeepSeek-AI, `DeepSeek-V3.2 <https://arxiv.org/abs/2512.02556>`_, 2025
     (bias-corrected KL); Schulman, `Approximating KL Divergence
