@@ -1401,6 +1401,147 @@ def check_kto(report, dtype=np.float64):
     report.add(group, "outside shard_map: ValueError", False, "no error")
 
 
+# --------------------------------------------------------------------------- #
+# GRPO: jaxloss.distributed.grpo_loss, completions sharded over "data"
+
+# (label, options, completion-shaped where); every setting has the k3 KL
+# penalty and weights. The token counts differ from device to device.
+GRPO_SETTINGS = [
+  ("default", {}, False),
+  (
+    "grpo,gspo,bias_kl",
+    dict(
+      loss_type="grpo",
+      importance_sampling_level="sequence",
+      use_bias_correction_kl=True,
+    ),
+    False,
+  ),
+  ("bnpo", dict(loss_type="bnpo"), False),
+  ("dr_grpo", dict(loss_type="dr_grpo", max_completion_length=8), False),
+  ("dapo,delta", dict(loss_type="dapo", epsilon_high=0.28, delta=1.5), False),
+  ("dapo,where", dict(loss_type="dapo"), True),
+  ("cispo", dict(loss_type="cispo", epsilon_high=1.2), False),
+  ("sapo", dict(loss_type="sapo"), False),
+  (
+    "luspo,gspo",
+    dict(loss_type="luspo", importance_sampling_level="sequence"),
+    False,
+  ),
+  ("vespo", dict(loss_type="vespo"), False),
+]
+
+
+def _grpo_inputs(seed=30, t=5):
+  """``(diffs, others)`` per setting: ``(log_probs, ref_log_probs)``
+  differentiated; ``(old_log_probs, advantages, completion_mask, weights,
+  where)``; empty completions and garbage in the padding."""
+  rng = np.random.default_rng(seed)
+  diffs, others = [], []
+  for _ in GRPO_SETTINGS:
+    logp = -rng.uniform(0.05, 3.0, size=(BATCH, t))
+    old = logp + rng.normal(scale=0.4, size=(BATCH, t))
+    ref = logp + rng.normal(scale=0.5, size=(BATCH, t))
+    lengths = rng.integers(0, t + 1, size=BATCH)
+    lengths[[0, 7]] = 0
+    mask = np.arange(t)[None, :] < lengths[:, None]
+    garbage = np.where(mask, 0.0, 7.0)
+    diffs.append((logp + garbage, ref + garbage))
+    others.append(
+      (
+        old + garbage,
+        rng.normal(size=BATCH),
+        mask,
+        rng.uniform(0.5, 2.0, size=BATCH),
+        rng.random(BATCH) > 0.25,
+      )
+    )
+  return diffs, others
+
+
+def _grpo_losses(fn, diffs, others, reduction="mean", **extra):
+  return [
+    fn(
+      logp,
+      old,
+      adv,
+      mask,
+      ref,
+      beta=0.05,
+      weights=w,
+      where=keep if use_where else None,
+      reduction=reduction,
+      **options,
+      **extra,
+    )
+    for (_, options, use_where), (logp, ref), (old, adv, mask, w, keep) in zip(
+      GRPO_SETTINGS, diffs, others
+    )
+  ]
+
+
+def _grpo_value_and_grad(losses):
+  def total(diffs, others):
+    values = losses(diffs, others)
+    return sum(values), values
+
+  return jax.jit(jax.value_and_grad(total, has_aux=True))
+
+
+def check_grpo(report):
+  """Every loss type's "mean" (value and gradients of log_probs and
+  ref_log_probs) on 8 and 3 devices equals jaxloss.grpo_loss on the global
+  batch; "sum" and "none" (this device's values) on 8."""
+  group = "grpo"
+  diffs, others = _grpo_inputs()
+  (_, want), want_d = _grpo_value_and_grad(
+    functools.partial(_grpo_losses, jaxloss.grpo_loss)
+  )(diffs, others)
+  spec = jax.P("data")
+  for n in (8, 3):
+    losses = jax.shard_map(
+      functools.partial(_grpo_losses, jd.grpo_loss, axis_name="data"),
+      mesh=_mesh(n),
+      in_specs=(spec, spec),
+      out_specs=jax.P(),
+    )
+    (_, got), got_d = _grpo_value_and_grad(losses)(diffs, others)
+    for k, (label, _, _) in enumerate(GRPO_SETTINGS):
+      report.close(
+        group,
+        f"{n} devices: {label}, mean and gradients",
+        (got[k], got_d[k]),
+        (want[k], want_d[k]),
+        _within(np.float64),
+      )
+  for reduction, out_spec in (("sum", jax.P()), ("none", spec)):
+    got = jax.jit(
+      jax.shard_map(
+        functools.partial(
+          _grpo_losses, jd.grpo_loss, axis_name="data", reduction=reduction
+        ),
+        mesh=_mesh(8),
+        in_specs=(spec, spec),
+        out_specs=out_spec,
+      )
+    )(diffs, others)
+    want = _grpo_losses(jaxloss.grpo_loss, diffs, others, reduction=reduction)
+    report.close(
+      group,
+      f"8 devices: reduction={reduction!r}",
+      got,
+      want,
+      _within(np.float64),
+    )
+  try:
+    jd.grpo_loss(*diffs[0][:1], None, others[0][1], axis_name="data")
+  except ValueError as error:
+    ok = "grpo_loss" in str(error) and "data" in str(error)
+    report.add(group, "outside shard_map: a clear error", ok, str(error)[:300])
+  else:
+    report.add(group, "outside shard_map: a clear error", False, "no error")
+
+
 GROUPS = {
   "float64": lambda r: check_equality(r, np.float64, FLOAT64_PLAN),
   "float32": lambda r: check_equality(r, np.float32, FLOAT32_PLAN),
@@ -1419,6 +1560,7 @@ GROUPS = {
   "vocab_parallel_errors": check_vocab_parallel_errors,
   "kto": check_kto,
   "kto_f32": lambda r: check_kto(r, np.float32),
+  "grpo": check_grpo,
 }
 
 

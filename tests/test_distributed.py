@@ -159,11 +159,21 @@ def test_registry_covers_every_sharded_loss():
   import jaxloss.distributed as jd
   from tests.cases.distributed import SHARDED
 
-  # The vocabulary-parallel losses have their own checks (vocab_parallel*).
-  vocab_parallel = {jd.linear_cross_entropy, jd.linear_log_probs}
-  # The preference losses too (kto*: check_kto).
-  own_checks = vocab_parallel | {jd.kto_loss}
+  # The vocabulary-parallel and preference losses have their own checks
+  # (vocab_parallel*, kto*, grpo).
+  own_checks = {
+    jd.linear_cross_entropy,
+    jd.linear_log_probs,
+    jd.kto_loss,
+    jd.grpo_loss,
+  }
   losses = {getattr(jd, name) for name in jd.__all__} - {jd.shard}
   assert losses - own_checks == {case.fn for case in SHARDED}
   for case in SHARDED:
     assert case.reference is getattr(jaxloss, case.fn.__name__), case.id
+
+
+def test_grpo_equals_single_device(results):
+  # 10 settings (every loss type) on 8 and 3 devices, "sum", "none", and
+  # the error outside shard_map.
+  _assert_group(results, "grpo", 23)

@@ -11,6 +11,9 @@ over a sharded vocabulary.
   ``token_axis``; per chunk of tokens a ``pmax`` and a ``psum`` of a few
   ``[chunk]`` vectors, never the logits or the weight (Megatron-LM's
   vocabulary-parallel cross-entropy, fused and chunked).
+* :func:`grpo_loss` (:mod:`jaxloss.distributed.policy`): the completions
+  sharded over ``axis_name``; the token and completion counts of its
+  ``"mean"`` summed over it.
 * :func:`kto_loss` (:mod:`jaxloss.distributed.preference`): KTO with its
   reference point's mean over the global batch (a ``psum`` of sums and
   counts).
@@ -76,11 +79,13 @@ from jaxloss.distributed.contrastive import (
   supervised_contrastive_loss,
 )
 from jaxloss.distributed.linear import linear_cross_entropy, linear_log_probs
+from jaxloss.distributed.policy import grpo_loss
 from jaxloss.distributed.preference import kto_loss
 from jaxloss.distributed.shard import shard
 
 __all__ = [
   "clip_loss",
+  "grpo_loss",
   "infonce_loss",
   "kto_loss",
   "linear_cross_entropy",

@@ -18,7 +18,11 @@ from jaxloss.preference.cpo import cpo_loss
 from jaxloss.preference.dpo import dpo_implicit_rewards, dpo_loss
 from jaxloss.preference.kto import kto_loss
 from jaxloss.preference.pairwise import orpo_loss, simpo_loss
-from jaxloss.preference.policy import group_normalized_advantages, grpo_loss
+from jaxloss.preference.policy import (
+  group_normalized_advantages,
+  grpo_loss,
+  kl_estimate,
+)
 
 __all__ = [
   "cpo_loss",
@@ -26,6 +30,7 @@ __all__ = [
   "dpo_loss",
   "group_normalized_advantages",
   "grpo_loss",
+  "kl_estimate",
   "kto_loss",
   "orpo_loss",
   "simpo_loss",

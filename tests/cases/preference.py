@@ -1,5 +1,6 @@
 """Registry entries for jaxloss.preference."""
 
+import jax.numpy as jnp
 import numpy as np
 
 import jaxloss as jl
@@ -114,6 +115,99 @@ def _grpo_edges(kl=False, **kwargs):
     return [(args, kwargs)]
 
   return edges
+
+
+def _grpo_loss_given_ratio(
+  log_probs,
+  log_ratio,
+  advantages,
+  completion_mask=None,
+  ref_log_probs=None,
+  **kwargs,
+):
+  """grpo_loss with ``old_log_probs = log_probs − log_ratio``: the ratio's
+  value is the data ``log_ratio`` whatever ``log_probs`` is, so finite
+  differences in ``log_probs`` agree with a loss that stops the ratio's
+  gradient ("cispo", "vespo")."""
+  old = jnp.asarray(log_probs) - jnp.asarray(log_ratio, jnp.float32)
+  return jl.grpo_loss(
+    log_probs, old, advantages, completion_mask, ref_log_probs, **kwargs
+  )
+
+
+_grpo_loss_given_ratio.__name__ = "grpo_loss"
+# The loss's attributes (its value rules among them), not its signature.
+vars(_grpo_loss_given_ratio).update(
+  (k, v) for k, v in vars(jl.grpo_loss).items() if k != "__wrapped__"
+)
+
+
+def _given_ratio(make):
+  """``make``'s inputs with the old log-probabilities as a log-ratio."""
+
+  def given(rng, n):
+    (log_probs, old, *rest), kwargs = make(rng, n)
+    return (log_probs, (log_probs - old).astype(I.F32), *rest), kwargs
+
+  return given
+
+
+def _given_ratio_edges(edges):
+  return lambda: [
+    ((lp, (lp - old).astype(I.F32), *rest), kwargs)
+    for (lp, old, *rest), kwargs in edges()
+  ]
+
+
+def _drop_last_advantage(inputs):
+  args, kwargs = inputs
+  return (*args[:2], np.asarray(args[2])[:-1], *args[3:]), kwargs
+
+
+def _grpo_case(variant, kl=False, mean_of_none=True, **options):
+  """A grpo_loss case of one loss type: the same options for the random and
+  the edge inputs; "cispo" and "vespo" (ratio's gradient stopped) through
+  :func:`_grpo_loss_given_ratio`."""
+  make, edges = _grpo(kl, **options), _grpo_edges(kl, **options)
+  fn = jl.grpo_loss
+  extra = {}
+  if options.get("loss_type") in ("cispo", "vespo"):
+    fn, make, edges = (
+      _grpo_loss_given_ratio,
+      _given_ratio(make),
+      _given_ratio_edges(edges),
+    )
+    # At 1e15 the wrapper's log_probs − (log_probs − log_ratio) cancels in
+    # float32 (the float64 run keeps the ratio): no huge-magnitude check.
+    extra = dict(wrong_shape=_drop_last_advantage, magnitude_args=())
+  return LossCase(
+    fn,
+    make,
+    name=f"grpo_loss[{variant}]",
+    float_args=(0, 4) if kl else (0,),
+    mean_of_none=mean_of_none,
+    edge_inputs=edges,
+    **extra,
+  )
+
+
+def _kl(estimator):
+  def make(rng, n):
+    return (_token_logps(rng, n, T), _token_logps(rng, n, T)), {
+      "estimator": estimator
+    }
+
+  def edges():
+    lp = np.array([[0.0, -1e4, 0.0, -1.0], [-1e4, -1e4, -3.0, 0.0]], I.F32)
+    return [((lp, lp[::-1, ::-1].copy()), {"estimator": estimator})]
+
+  return LossCase(
+    jl.kl_estimate,
+    make,
+    name=f"kl_estimate[{estimator}]",
+    float_args=(0, 1),
+    edge_inputs=edges,
+  )
 
 
 def _dpo_case(variant, **options):
@@ -244,6 +338,27 @@ CASES = [
     mean_of_none=False,
     edge_inputs=_grpo_edges(kl=True, token_averaging="token"),
   ),
+  # trl 1.16's loss types (tests/test_preference_policy.py checks the values
+  # against trl): one case per program ("bnpo" and "dapo" are the "token"
+  # case above).
+  _grpo_case(
+    "grpo,gspo,delta,bias_kl",
+    kl=True,
+    loss_type="grpo",
+    importance_sampling_level="sequence",
+    delta=1.5,
+    use_bias_correction_kl=True,
+  ),
+  _grpo_case("dr_grpo", loss_type="dr_grpo", max_completion_length=6),
+  _grpo_case("cispo", mean_of_none=False, loss_type="cispo", epsilon_high=1.2),
+  _grpo_case("sapo,kl", kl=True, loss_type="sapo"),
+  _grpo_case(
+    "luspo,gspo", loss_type="luspo", importance_sampling_level="sequence"
+  ),
+  _grpo_case("vespo", mean_of_none=False, loss_type="vespo"),
+  _kl("k1"),
+  _kl("k2"),
+  _kl("k3"),
   LossCase(jl.simpo_loss, _pairs, float_args=(0, 1), edge_inputs=_pair_edges()),
   LossCase(
     jl.orpo_loss,
