@@ -91,7 +91,7 @@ def fast_ap_loss(
   centres = jnp.arange(num_bins + 1, dtype=dtype) * delta
   # [anchor, other, bin] triangular pulses: each distance in [0, 4] spreads a
   # unit mass over its two nearest bins.
-  pulses = jax.nn.relu(1 - jnp.abs(d[..., None] - centres) / delta)
+  pulses = jax.nn.relu(1 - jnp.abs(d[..., None] - centres[None, None]) / delta)
   positive_hist = jnp.sum(jnp.where(positives[..., None], pulses, 0), axis=1)
   negative_hist = jnp.sum(jnp.where(negatives[..., None], pulses, 0), axis=1)
   positive_total = jnp.cumsum(positive_hist, axis=-1)

@@ -291,7 +291,7 @@ def proxy_anchor_loss(
   logits = cosines.T  # [num_classes, batch]
 
   def log1p_sum_exp(x: jax.Array, mask: jax.Array) -> jax.Array:
-    lse = numerics.masked_logsumexp(x + log_weights, mask)
+    lse = numerics.masked_logsumexp(x + log_weights[None, :], mask)
     return jnp.where(jnp.any(mask, axis=-1), jnp.logaddexp(0, lse), 0)
 
   positive = log1p_sum_exp(-a * (logits - m), positives)
