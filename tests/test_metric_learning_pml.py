@@ -190,6 +190,38 @@ def test_pair_losses_equal_pytorch_metric_learning(name, fn, settings):
           assert structure == "identical", what
 
 
+def test_tuplet_margin_is_finite_where_the_package_is_nan():
+  """A positive pair of identical embeddings: the package's ``acos`` of a
+  cosine rounded above 1 gives NaN (about a quarter of random vectors in
+  float64); jaxloss clips the cosine and equals the formula with ``θ_ap =
+  0``: ``log(1 + Σ_n e^{s (cos θ_an − cos β)})`` for that pair."""
+  rng = np.random.default_rng(7)
+  labels = np.array([0, 0, 1, 1])
+  for _ in range(100):
+    v = rng.normal(size=D)
+    x = np.stack([v, v, rng.normal(size=D), rng.normal(size=D)])
+    want = pml.TupletMarginLoss()(torch.tensor(x), torch.tensor(labels))
+    if not torch.isfinite(want):
+      break
+  else:
+    raise AssertionError("no NaN from the package in 100 draws")
+  margin, scale = np.radians(5.73), 64.0
+  with jax.enable_x64(True):
+    got, grad = jax.jit(
+      jax.value_and_grad(
+        lambda x: jl.tuplet_margin_loss(
+          x, labels, margin=margin, reduction="none"
+        )[0]
+      )
+    )(x)
+  assert np.all(np.isfinite(grad))
+  u = x / np.linalg.norm(x, axis=1, keepdims=True)
+  cos = u @ u.T
+  _assert(
+    got, np.log1p(np.sum(np.exp(scale * (cos[0, 2:] - np.cos(margin))))), ""
+  )
+
+
 def test_reductions_map_to_the_reducers():
   """Lifted structure and tuplet margin: "none" is each anchor's sum over
   its positive pairs, "sum" their total and "mean" the mean over the
