@@ -102,6 +102,9 @@ from jaxloss.image import (
   total_variation_loss,
 )
 from jaxloss.metric_learning import (
+  CrossBatchMemory as CrossBatchMemory,
+)
+from jaxloss.metric_learning import (
   alignment_loss,
   angular_loss,
   arcface_loss,
@@ -109,12 +112,14 @@ from jaxloss.metric_learning import (
   batch_hard_triplet_loss,
   contrastive_loss,
   cosface_loss,
+  cross_batch_memory,
   ge2e_loss,
   npair_loss,
   proxy_nca_loss,
   semi_hard_triplet_loss,
   triplet_margin_loss,
   uniformity_loss,
+  update_cross_batch_memory,
 )
 from jaxloss.preference import (
   cpo_loss,
@@ -224,6 +229,7 @@ __all__ = [
   "cosine_embedding_loss",
   "cosine_similarity",
   "cpo_loss",
+  "cross_batch_memory",
   "ctc_loss",
   "ctc_loss_with_forward_probs",
   "cycle_consistency_loss",
@@ -336,5 +342,6 @@ __all__ = [
   "tversky_loss",
   "uda_consistency_loss",
   "uniformity_loss",
+  "update_cross_batch_memory",
   "vae_loss",
 ]

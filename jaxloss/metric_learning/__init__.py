@@ -4,11 +4,20 @@ Every loss returns per-example values and reduces through
 :func:`jaxloss.reduce` (``where``, ``weights``, ``reduction``). In-batch losses
 (mining, N-pair, GE2E, uniformity) read a ``[batch]`` ``where`` as removing
 the example both as an anchor and as a candidate, so ``where`` equals slicing.
+The mining losses and :func:`jaxloss.infonce_loss` take a cross-batch memory
+(:func:`cross_batch_memory`, pure state) as extra references.
 ``triplet_margin_loss`` keeps ``optax.losses``' positional signature, defaults
 and values.
 """
 
 from jaxloss.metric_learning.margins import arcface_loss, cosface_loss
+from jaxloss.metric_learning.memory import (
+  CrossBatchMemory as CrossBatchMemory,
+)
+from jaxloss.metric_learning.memory import (
+  cross_batch_memory,
+  update_cross_batch_memory,
+)
 from jaxloss.metric_learning.mining import (
   batch_all_triplet_loss,
   batch_hard_triplet_loss,
@@ -31,10 +40,12 @@ __all__ = [
   "batch_hard_triplet_loss",
   "contrastive_loss",
   "cosface_loss",
+  "cross_batch_memory",
   "ge2e_loss",
   "npair_loss",
   "proxy_nca_loss",
   "semi_hard_triplet_loss",
   "triplet_margin_loss",
   "uniformity_loss",
+  "update_cross_batch_memory",
 ]
