@@ -43,7 +43,8 @@ def contrastive_loss(
 
   Supported input range: Squared distances are computed in the inputs' dtype, so
   in float32 inputs are supported up to magnitude 1e15 (the checked range;
-  products overflow from about 1.8e19).
+  products overflow from about 1.8e19); with ``squared=False`` the distance
+  does not overflow where it is representable.
 
   Args:
     embeddings1: ``[..., dim]`` floating embeddings.
@@ -86,13 +87,15 @@ def contrastive_loss(
   checks.option("squared", squared, (True, False))
   margin = numerics.like(margin, embeddings1.dtype)
   elements, examples = split_where(where, embeddings1.shape, -1)
-  square = squared_distance(embeddings1, embeddings2, elements)
-  distance = numerics.safe_sqrt(square)
   if squared:
-    values = labels * square + (1 - labels) * jnp.square(
-      jax.nn.relu(margin - distance)
-    )
-  else:
+    square = squared_distance(embeddings1, embeddings2, elements)
+    dissimilar = jax.nn.relu(margin - numerics.safe_sqrt(square))
+    values = labels * square + (1 - labels) * jnp.square(dissimilar)
+  else:  # the distance itself: no square to overflow.
+    difference = embeddings1 - embeddings2
+    if elements is not None:
+      difference = jnp.where(elements, difference, 0)
+    distance = numerics.safe_norm(difference, axis=-1)
     values = labels * distance + (1 - labels) * jax.nn.relu(margin - distance)
   return reduce(values, reduction, weights=weights, where=examples)
 
