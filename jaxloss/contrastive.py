@@ -80,11 +80,18 @@ def infonce_loss(
     temperature: ``τ > 0``; may be a traced (learned) scalar.
     similarity: ``"cosine"`` (embeddings L2-normalised first; a zero vector
       has similarity 0 with everything) or ``"dot"``.
+    in_batch_negatives: whether the other anchors' positives are negatives
+      (static). ``False`` needs ``negatives`` or a ``memory``.
+    memory: optional :class:`~jaxloss.metric_learning.memory.CrossBatchMemory`
+      whose written rows are extra shared negatives (like ``[m, dim]``
+      ``negatives``, with no gradient; its labels are not read). Write the
+      batch's positives (the keys) into it after the loss with
+      :func:`jaxloss.update_cross_batch_memory`.
     chunk_size: ``"auto"`` (dense while small, else chunked within the
       16 MiB budget), ``None`` (dense) or the number of candidate columns per
       chunk of the memory-saving path.
     where: optional ``[batch]`` mask; a masked example is neither an anchor
-      nor a candidate (shared negatives stay candidates).
+      nor a candidate (shared negatives and the memory stay candidates).
     weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
 
   Returns:
@@ -92,10 +99,13 @@ def infonce_loss(
 
   Without ``negatives``, matches info-nce-pytorch's ``info_nce(query,
   positive_key)`` (cross-entropy of ``a pᵀ / τ`` with labels ``arange``).
-  With them it differs from that package's ``negative_mode="paired"`` /
-  ``"unpaired"``, which drop the in-batch candidates: here they stay (with
-  shared negatives this is sentence-transformers'
-  ``MultipleNegativesRankingLoss`` with ``scale = 1/τ``).
+  With ``in_batch_negatives=False`` it matches that package's
+  ``negative_mode="paired"`` (``[batch, k, dim]`` negatives) and
+  ``"unpaired"`` (``[m, dim]``) with ``reduction="none"``, and with a
+  ``memory`` (and no other negatives) MoCo's loss (``moco/builder.py``). With
+  the default ``True`` the in-batch candidates stay (with shared negatives
+  this is sentence-transformers' ``MultipleNegativesRankingLoss`` with
+  ``scale = 1/τ``).
 
   >>> import jax.numpy as jnp, jaxloss.contrastive as jc
   >>> a = jnp.array([[1.0, 0.0], [0.0, 1.0]])
@@ -104,7 +114,10 @@ def infonce_loss(
 
   References:
     van den Oord, Li and Vinyals, `Representation Learning with Contrastive
-    Predictive Coding <https://arxiv.org/abs/1807.03748>`_, 2018.
+    Predictive Coding <https://arxiv.org/abs/1807.03748>`_, 2018; He, Fan,
+    Wu, Xie and Girshick, `Momentum Contrast for Unsupervised Visual
+    Representation Learning <https://arxiv.org/abs/1911.05722>`_, 2020
+    (the memory as a queue of negatives).
   """
   anchors, positives, negatives, temperature = in_batch.infonce_inputs(
     anchors, positives, negatives, temperature, similarity

@@ -165,6 +165,10 @@ def update_cross_batch_memory(
   ...     memory, jnp.array([[3.0], [4.0]]), jnp.array([3, 4]))
   >>> memory.labels, memory.position, memory.filled
   (Array([4, 2, 3], dtype=int32), Array(1, dtype=int32), Array(3, dtype=int32))
+
+  References:
+    Wang, Zhang, Huang and Scott, `Cross-Batch Memory for Embedding Learning
+    <https://arxiv.org/abs/1912.06798>`_, 2020.
   """
   return loss_lib.named(
     "update_cross_batch_memory", _update, memory, embeddings, labels, where

@@ -112,9 +112,10 @@ def batch_hard_triplet_loss(
     margin: the margin ``m`` (a float or a traced scalar).
     distance: ``"euclidean"``, ``"squared_euclidean"`` or ``"cosine"``
       (``1 − cos``; a zero vector has cosine 0 with everything).
-    memory: optional :class:`~jaxloss.CrossBatchMemory`; its written rows
-      are extra positives and negatives of every anchor (references only,
-      never anchors; no gradient), with the batch's ``distance``.
+    memory: optional cross-batch memory (:func:`jaxloss.cross_batch_memory`);
+      its written rows are extra positives and negatives of every anchor
+      (references only, never anchors; no gradient), with the batch's
+      ``distance``.
     where: optional ``[batch]`` mask; a masked example takes no part, neither
       as an anchor nor as a positive or negative of another anchor, so
       ``where`` is the same as slicing the example out.
@@ -129,6 +130,13 @@ def batch_hard_triplet_loss(
   Matches ``tfa.losses.triplet_hard_loss`` (``"euclidean"`` is its ``"L2"``,
   ``"squared_euclidean"`` its ``"squared-L2"``, ``"cosine"`` its
   ``"angular"``) when every anchor has a positive and a negative.
+  With a ``memory``, matches pytorch-metric-learning's
+  ``CrossBatchMemory(TripletMarginLoss(margin), miner=BatchHardMiner())``
+  per anchor (``LpDistance(normalize_embeddings=False)``, ``power=2`` for
+  ``"squared_euclidean"``, ``CosineSimilarity()`` for ``"cosine"``) while
+  the queue has not wrapped: PML enqueues the batch first and compares it
+  with its detached copy, so its gradient flows through the anchors only;
+  here the batch's own rows are live references (as without a memory).
 
   >>> import jax.numpy as jnp, jaxloss
   >>> x = jnp.array([[0.0, 0.0], [0.0, 1.5], [1.0, 0.0], [1.0, 1.0]])
@@ -181,9 +189,10 @@ def batch_all_triplet_loss(
     margin: the margin ``m`` (a float or a traced scalar).
     distance: ``"euclidean"``, ``"squared_euclidean"`` or ``"cosine"``
       (``1 − cos``; a zero vector has cosine 0 with everything).
-    memory: optional :class:`~jaxloss.CrossBatchMemory`; its written rows
-      are extra positives and negatives of every anchor (references only,
-      never anchors; no gradient), with the batch's ``distance``.
+    memory: optional cross-batch memory (:func:`jaxloss.cross_batch_memory`);
+      its written rows are extra positives and negatives of every anchor
+      (references only, never anchors; no gradient), with the batch's
+      ``distance``.
     where: optional ``[batch]`` mask; a masked example takes no part, neither
       as an anchor nor as a positive or negative of another anchor, so
       ``where`` is the same as slicing the example out.
@@ -198,8 +207,11 @@ def batch_all_triplet_loss(
     (the paper's BA≠0 average over all active triplets of the batch when each
     such anchor has as many active triplets).
 
-  Matches the batch-all strategy of Hermans et al. (per anchor); no packaged
-  reference implementation is used.
+  Matches the batch-all strategy of Hermans et al. (per anchor), which is
+  pytorch-metric-learning's ``TripletMarginLoss`` over all triplets with the
+  non-zero triplet losses averaged per anchor (PML's ``AvgNonZeroReducer``
+  averages over the whole batch instead); with a ``memory``, PML's
+  ``CrossBatchMemory`` around it (see :func:`batch_hard_triplet_loss`).
 
   >>> import jax.numpy as jnp, jaxloss
   >>> x = jnp.array([[0.0, 0.0], [0.0, 1.5], [1.0, 0.0], [1.0, 1.0]])
@@ -259,9 +271,10 @@ def semi_hard_triplet_loss(
     margin: the margin ``m`` (a float or a traced scalar).
     distance: ``"euclidean"``, ``"squared_euclidean"`` or ``"cosine"``
       (``1 − cos``; a zero vector has cosine 0 with everything).
-    memory: optional :class:`~jaxloss.CrossBatchMemory`; its written rows
-      are extra positives and negatives of every anchor (references only,
-      never anchors; no gradient), with the batch's ``distance``.
+    memory: optional cross-batch memory (:func:`jaxloss.cross_batch_memory`);
+      its written rows are extra positives and negatives of every anchor
+      (references only, never anchors; no gradient), with the batch's
+      ``distance``.
     where: optional ``[batch]`` mask; a masked example takes no part, neither
       as an anchor nor as a positive or negative of another anchor, so
       ``where`` is the same as slicing the example out.
