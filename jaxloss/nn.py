@@ -33,7 +33,10 @@ __all__ = [
   "CosFace",
   "LearnedScaleBias",
   "LearnedTemperature",
+  "ProxyAnchor",
   "ProxyNCA",
+  "SoftTriple",
+  "SubCenterArcFace",
   "UncertaintyWeighting",
 ]
 
@@ -583,3 +586,301 @@ class UncertaintyWeighting(nnx.Module):
       factor = 0.5 if kind == "regression" else 1.0
       total = total + factor * jnp.exp(-s) * jnp.asarray(losses[name]) + 0.5 * s
     return total
+
+
+# ---- issue 22: Proxy-Anchor, SoftTriple, sub-center ArcFace ------------------
+
+
+class ProxyAnchor(nnx.Module):
+  r"""Proxy-Anchor with learned proxies, one per class.
+
+  .. math::
+    \mathcal{L} = \frac{1}{|P^+|} \sum_{c \in P^+} \log\Big(1
+        + \sum_{i:\, y_i = c} e^{-\alpha (s_{ic} - \delta)}\Big)
+      + \frac{1}{C} \sum_{c} \log\Big(1
+        + \sum_{i:\, y_i \ne c} e^{\alpha (s_{ic} + \delta)}\Big)
+
+  the loss of :func:`jaxloss.proxy_anchor_loss` (which normalises the
+  embeddings and the proxies) on the learned proxies.
+
+  Args:
+    num_features: embedding size ``dim``.
+    num_classes: number of classes ``C``.
+    margin: the margin ``δ``.
+    alpha: the scale ``α``.
+    rngs: ``nnx.Rngs`` with a ``params`` stream (proxies ~ N(0, 1); only
+      their directions matter).
+    param_dtype: dtype of the proxies.
+
+  ``head(embeddings, labels)`` (``[batch, dim]``, ``[batch]``) returns the
+  loss, a batch-level scalar (``where`` and ``weights`` as in
+  :func:`jaxloss.proxy_anchor_loss`); ``head.logits(embeddings)`` the
+  ``[batch, C]`` cosines to the proxies, for accuracy.
+
+  >>> import jax.numpy as jnp, jaxloss as jl
+  >>> from flax import nnx
+  >>> head = jl.nn.ProxyAnchor(4, 3, rngs=nnx.Rngs(0))
+  >>> x, y = jnp.ones((2, 4)), jnp.array([0, 2])
+  >>> bool(jnp.allclose(head(x, y),
+  ...                   jl.proxy_anchor_loss(x, y, head.proxies[...])))
+  True
+  >>> head.logits(x).shape
+  (2, 3)
+
+  References:
+    Kim, Kim, Cho and Kwak, `Proxy Anchor Loss for Deep Metric Learning
+    <https://arxiv.org/abs/2003.13911>`_, 2020.
+  """
+
+  def __init__(
+    self,
+    num_features: int,
+    num_classes: int,
+    *,
+    margin: float = 0.1,
+    alpha: float = 32.0,
+    rngs: nnx.Rngs,
+    param_dtype: DTypeLike = jnp.float32,
+  ):
+    self.proxies = _table(rngs, num_classes, num_features, param_dtype)
+    self.margin = margin
+    self.alpha = alpha
+
+  def logits(self, embeddings: ArrayLike) -> jax.Array:
+    """Cosines ``[..., num_classes]`` between embeddings and proxies."""
+    cosines = jnp.matmul(_unit(embeddings), _unit(self.proxies[...]).T)
+    return jnp.clip(cosines, -1, 1)
+
+  def __call__(
+    self,
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+  ) -> jax.Array:
+    return metric_learning.proxy_anchor_loss(
+      embeddings,
+      labels,
+      self.proxies[...],
+      margin=self.margin,
+      alpha=self.alpha,
+      where=where,
+      weights=weights,
+      reduction=reduction,
+    )
+
+
+class _MultiCenterHead(nnx.Module):
+  """``[num_classes, centers_per_class, num_features]`` learned centres and
+  the cosines of embeddings to each of them."""
+
+  def __init__(
+    self,
+    num_features: int,
+    num_classes: int,
+    centers_per_class: int,
+    *,
+    rngs: nnx.Rngs,
+    param_dtype: DTypeLike,
+  ):
+    table = _table(
+      rngs, num_classes * centers_per_class, num_features, param_dtype
+    )
+    self.centers = nnx.Param(
+      table[...].reshape(num_classes, centers_per_class, num_features)
+    )
+
+  def cosines(self, embeddings: ArrayLike) -> jax.Array:
+    """Cosines ``[..., num_classes, centers_per_class]`` between the
+    embeddings and every centre, clipped to [−1, 1]."""
+    cosines = jnp.einsum(
+      "...d,ckd->...ck", _unit(embeddings), _unit(self.centers[...])
+    )
+    return jnp.clip(cosines, -1, 1)
+
+
+class SoftTriple(_MultiCenterHead):
+  r"""SoftTriple head: several learned centres per class.
+
+  .. math::
+    S_{ic} = \sum_k \operatorname{softmax}_k(\cos\theta_{ick} / \gamma)
+             \cos\theta_{ick}, \qquad
+    \ell_i = \mathrm{CE}\big(\lambda (S_i - \delta e_{y_i}), y_i\big)
+
+  the loss of :func:`jaxloss.soft_triple_loss` on the cosines to the
+  normalised centres.
+
+  Args:
+    num_features: embedding size ``dim``.
+    num_classes: number of classes ``C``.
+    centers_per_class: ``K`` (pytorch-metric-learning's default 10).
+    scale: ``λ`` (pytorch-metric-learning's ``la``).
+    gamma: the temperature ``γ`` of the soft maximum over centres.
+    margin: ``δ``.
+    rngs: ``nnx.Rngs`` with a ``params`` stream (centres ~ N(0, 1)).
+    param_dtype: dtype of the centres.
+
+  ``head(embeddings, labels)`` returns the loss, default
+  ``reduction="mean"``; ``head.cosines(embeddings)`` the ``[batch, C, K]``
+  cosines and ``head.logits(embeddings)`` the ``[batch, C]`` class
+  similarities ``S``, for accuracy. The paper's regulariser that merges
+  similar centres is not included (pytorch-metric-learning leaves it out
+  too).
+
+  >>> import jax.numpy as jnp, jaxloss as jl
+  >>> from flax import nnx
+  >>> head = jl.nn.SoftTriple(4, 3, centers_per_class=2, rngs=nnx.Rngs(0))
+  >>> head.centers.shape
+  (3, 2, 4)
+  >>> x, y = jnp.ones((2, 4)), jnp.array([0, 2])
+  >>> bool(jnp.allclose(head(x, y), jl.soft_triple_loss(
+  ...     head.cosines(x), y, reduction="mean")))
+  True
+
+  References:
+    Qian, Shang, Sun, Hu, Li and Jin, `SoftTriple Loss: Deep Metric Learning
+    Without Triplet Sampling <https://arxiv.org/abs/1909.05235>`_, 2019.
+  """
+
+  def __init__(
+    self,
+    num_features: int,
+    num_classes: int,
+    *,
+    centers_per_class: int = 10,
+    scale: float = 20.0,
+    gamma: float = 0.1,
+    margin: float = 0.01,
+    rngs: nnx.Rngs,
+    param_dtype: DTypeLike = jnp.float32,
+  ):
+    super().__init__(
+      num_features,
+      num_classes,
+      centers_per_class,
+      rngs=rngs,
+      param_dtype=param_dtype,
+    )
+    self.scale = scale
+    self.gamma = gamma
+    self.margin = margin
+
+  def logits(self, embeddings: ArrayLike) -> jax.Array:
+    """The class similarities ``S`` ``[..., num_classes]`` (no margin, no
+    scale): ``argmax`` gives the predicted class."""
+    return metric_learning.proxies.soft_triple_similarities(
+      self.cosines(embeddings), self.gamma
+    )
+
+  def __call__(
+    self,
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+  ) -> jax.Array:
+    return metric_learning.soft_triple_loss(
+      self.cosines(embeddings),
+      labels,
+      scale=self.scale,
+      gamma=self.gamma,
+      margin=self.margin,
+      where=where,
+      weights=weights,
+      reduction=reduction,
+    )
+
+
+class SubCenterArcFace(_MultiCenterHead):
+  r"""Sub-center ArcFace head: ``K`` learned sub-centres per class and an
+  additive angular margin on the closest one.
+
+  .. math::
+    \cos\theta_{ic} = \max_k \frac{x_i \cdot W_{ck}}
+                                   {\|x_i\| \|W_{ck}\|}, \qquad
+    \ell_i = \mathrm{arcface}(\cos\theta_i, y_i;\ s, m)
+
+  the loss of :func:`jaxloss.sub_center_arcface_loss` on the cosines.
+
+  Args:
+    num_features: embedding size ``dim``.
+    num_classes: number of classes ``C``.
+    sub_centers: ``K`` (the paper's and pytorch-metric-learning's 3).
+    scale: the logit scale ``s``.
+    margin: the angular margin ``m`` (radians).
+    easy_margin: ArcFace's easy-margin variant.
+    rngs: ``nnx.Rngs`` with a ``params`` stream (sub-centres ~ N(0, 1)).
+    param_dtype: dtype of the sub-centres.
+
+  ``head(embeddings, labels)`` returns the loss, default
+  ``reduction="mean"``; ``head.cosines(embeddings)`` the ``[batch, C, K]``
+  cosines and ``head.logits(embeddings)`` the ``[batch, C]`` closest
+  sub-centre's cosines, for accuracy.
+
+  >>> import jax.numpy as jnp, jaxloss as jl
+  >>> from flax import nnx
+  >>> head = jl.nn.SubCenterArcFace(4, 3, scale=16.0, rngs=nnx.Rngs(0))
+  >>> head.centers.shape
+  (3, 3, 4)
+  >>> x, y = jnp.ones((2, 4)), jnp.array([0, 2])
+  >>> bool(jnp.allclose(head(x, y), jl.sub_center_arcface_loss(
+  ...     head.cosines(x), y, scale=16.0, reduction="mean")))
+  True
+
+  References:
+    Deng, Guo, Liu, Zafeiriou and Zafeiriou, `Sub-center ArcFace: Boosting
+    Face Recognition by Large-Scale Noisy Web Faces
+    <https://doi.org/10.1007/978-3-030-58621-8_43>`_, 2020.
+  """
+
+  def __init__(
+    self,
+    num_features: int,
+    num_classes: int,
+    *,
+    sub_centers: int = 3,
+    scale: float = 64.0,
+    margin: float = 0.5,
+    easy_margin: bool = False,
+    rngs: nnx.Rngs,
+    param_dtype: DTypeLike = jnp.float32,
+  ):
+    super().__init__(
+      num_features,
+      num_classes,
+      sub_centers,
+      rngs=rngs,
+      param_dtype=param_dtype,
+    )
+    self.scale = scale
+    self.margin = margin
+    self.easy_margin = easy_margin
+
+  def logits(self, embeddings: ArrayLike) -> jax.Array:
+    """The closest sub-centre's cosine ``[..., num_classes]`` (no margin, no
+    scale): ``argmax`` gives the predicted class."""
+    return jnp.max(self.cosines(embeddings), axis=-1)
+
+  def __call__(
+    self,
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+  ) -> jax.Array:
+    return metric_learning.sub_center_arcface_loss(
+      self.cosines(embeddings),
+      labels,
+      scale=self.scale,
+      margin=self.margin,
+      easy_margin=self.easy_margin,
+      where=where,
+      weights=weights,
+      reduction=reduction,
+    )

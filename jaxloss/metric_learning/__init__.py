@@ -10,7 +10,12 @@ The mining losses and :func:`jaxloss.infonce_loss` take a cross-batch memory
 and values.
 """
 
-from jaxloss.metric_learning.margins import arcface_loss, cosface_loss
+from jaxloss.metric_learning.average_precision import fast_ap_loss
+from jaxloss.metric_learning.margins import (
+  arcface_loss,
+  cosface_loss,
+  sub_center_arcface_loss,
+)
 from jaxloss.metric_learning.memory import (
   CrossBatchMemory as CrossBatchMemory,
 )
@@ -23,13 +28,25 @@ from jaxloss.metric_learning.mining import (
   batch_hard_triplet_loss,
   semi_hard_triplet_loss,
 )
+from jaxloss.metric_learning.pair_weighting import (
+  circle_loss,
+  generalized_lifted_structure_loss,
+  lifted_structure_loss,
+  multi_similarity_loss,
+  tuplet_margin_loss,
+)
 from jaxloss.metric_learning.pairs import (
   alignment_loss,
   contrastive_loss,
   npair_loss,
   uniformity_loss,
 )
-from jaxloss.metric_learning.proxies import ge2e_loss, proxy_nca_loss
+from jaxloss.metric_learning.proxies import (
+  ge2e_loss,
+  proxy_anchor_loss,
+  proxy_nca_loss,
+  soft_triple_loss,
+)
 from jaxloss.metric_learning.triplet import angular_loss, triplet_margin_loss
 
 __all__ = [
@@ -38,14 +55,23 @@ __all__ = [
   "arcface_loss",
   "batch_all_triplet_loss",
   "batch_hard_triplet_loss",
+  "circle_loss",
   "contrastive_loss",
   "cosface_loss",
   "cross_batch_memory",
+  "fast_ap_loss",
   "ge2e_loss",
+  "generalized_lifted_structure_loss",
+  "lifted_structure_loss",
+  "multi_similarity_loss",
   "npair_loss",
+  "proxy_anchor_loss",
   "proxy_nca_loss",
   "semi_hard_triplet_loss",
+  "soft_triple_loss",
+  "sub_center_arcface_loss",
   "triplet_margin_loss",
+  "tuplet_margin_loss",
   "uniformity_loss",
   "update_cross_batch_memory",
 ]

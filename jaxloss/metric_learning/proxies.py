@@ -11,11 +11,13 @@ from jax.typing import ArrayLike
 
 from jaxloss._core import (
   checks,
+  in_batch,
   numerics,
   value_checks,
 )
+from jaxloss._core import labels as labels_lib
 from jaxloss._core.loss import loss
-from jaxloss._core.reduction import Reduction, reduce
+from jaxloss._core.reduction import Reduction, reduce, split_where
 from jaxloss.metric_learning._cross_entropy import masked_cross_entropy
 
 
@@ -197,4 +199,195 @@ def ge2e_loss(
   return reduce(values, reduction, weights=weights, where=valid)
 
 
-__all__ = ["ge2e_loss", "proxy_nca_loss"]
+# ---- issue 22: Proxy-Anchor and SoftTriple (pytorch-metric-learning) ---------
+
+
+@loss(labels=value_checks.class_index("proxies", axis_arg=None, default_axis=0))
+def proxy_anchor_loss(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  proxies: ArrayLike,
+  *,
+  margin: ArrayLike = 0.1,
+  alpha: ArrayLike = 32.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
+  r"""Proxy-Anchor loss: each proxy is an anchor against the batch.
+
+  .. math::
+    \mathcal{L} = \frac{1}{|P^+|} \sum_{c \in P^+} \log\Big(1
+        + \sum_{i:\, y_i = c} w_i e^{-\alpha (s_{ic} - \delta)}\Big)
+      + \frac{1}{C} \sum_{c} \log\Big(1
+        + \sum_{i:\, y_i \ne c} w_i e^{\alpha (s_{ic} + \delta)}\Big)
+
+  with ``s`` the cosine similarity of embeddings and proxies, ``P⁺`` the
+  proxies with an example in the batch and ``C`` the number of proxies. The
+  log of a sum over the batch does not split into per-example terms, so the
+  value is a batch-level scalar.
+
+  Args:
+    embeddings: ``[batch, dim]`` floating embeddings (normalised here).
+    labels: ``[batch]`` integer class labels in ``[0, num_classes)``.
+    proxies: ``[num_classes, dim]`` one proxy per class (normalised here).
+    margin: the margin ``δ``.
+    alpha: the scale ``α > 0``.
+    where: optional ``[batch]`` mask; a masked example takes no part
+      (``where`` equals slicing).
+    weights: optional ``[batch]`` example weights ``w ≥ 0`` (default 1): each
+      example's term in the sums is multiplied by its weight; a weight of 0
+      is the same as masking the example out.
+    reduction: checked for the common signature; the value is already a
+      scalar, the same for ``"none"``, ``"sum"`` and ``"mean"``.
+
+  Returns:
+    A scalar; 0 when no example takes part. NaN when a kept example's label
+    is outside ``[0, num_classes)``.
+
+  Matches ``pytorch_metric_learning.losses.ProxyAnchorLoss`` (``margin=0.1``,
+  ``alpha=32``, ``CosineSimilarity``, ``DivisorReducer``: the positive terms
+  divided by ``|P⁺|``, the negative ones by ``C``), given its ``proxies``.
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> proxies = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+  >>> x = jnp.array([[1.0, 0.1], [0.1, 1.0]])
+  >>> jaxloss.proxy_anchor_loss(x, jnp.array([0, 1]), proxies)
+  Array(6.3858056, dtype=float32)
+
+  References:
+    Kim, Kim, Cho and Kwak, `Proxy Anchor Loss for Deep Metric Learning
+    <https://arxiv.org/abs/2003.13911>`_, 2020.
+  """
+  embeddings, proxies = checks.floats(embeddings=embeddings, proxies=proxies)
+  labels = checks.as_labels("labels", labels)
+  checks.rank("embeddings", embeddings, 2)
+  checks.shape(
+    "labels", labels, embeddings.shape[:1], "one label per embedding"
+  )
+  checks.shape(
+    "proxies", proxies, (None, embeddings.shape[1]), "[num_classes, dim]"
+  )
+  checks.positive("alpha", alpha)
+  num_classes = proxies.shape[0]
+  dtype = embeddings.dtype
+  keep = in_batch.example_mask(where, embeddings.shape[:1])
+  log_weights = jnp.zeros(keep.shape, dtype)
+  if weights is not None:
+    w = checks.broadcast_weights(
+      "weights", weights, log_weights, same_rank=True
+    )
+    keep = keep & (w > 0)
+    log_weights = jnp.log(jnp.where(keep, w, 1))
+  cosines = jnp.matmul(
+    numerics.l2_normalize(embeddings),
+    numerics.l2_normalize(proxies).T,
+    precision=jax.lax.Precision.HIGHEST,
+  )  # [batch, num_classes]
+  is_label = jax.nn.one_hot(labels, num_classes, dtype=bool)
+  positives = (is_label & keep[:, None]).T  # [num_classes, batch]
+  negatives = (~is_label & keep[:, None]).T
+  a, m = numerics.like(alpha, dtype), numerics.like(margin, dtype)
+  logits = cosines.T  # [num_classes, batch]
+
+  def log1p_sum_exp(x: jax.Array, mask: jax.Array) -> jax.Array:
+    lse = numerics.masked_logsumexp(x + log_weights[None, :], mask)
+    return jnp.where(jnp.any(mask, axis=-1), jnp.logaddexp(0, lse), 0)
+
+  positive = log1p_sum_exp(-a * (logits - m), positives)
+  negative = log1p_sum_exp(a * (logits + m), negatives)
+  with_positives = jnp.sum(jnp.any(positives, axis=-1), dtype=dtype)
+  value = numerics.safe_divide(jnp.sum(positive), with_positives) + jnp.sum(
+    negative
+  ) / max(num_classes, 1)
+  invalid = jnp.any(keep & ~labels_lib.valid(labels, num_classes))
+  return jnp.where(invalid, jnp.asarray(jnp.nan, dtype), value)
+
+
+def soft_triple_similarities(cosines: jax.Array, gamma: ArrayLike) -> jax.Array:
+  """SoftTriple's class similarities ``[..., num_classes]``: the softmax
+  (temperature ``gamma``) over each class's centres of their cosines,
+  weighting those cosines (``jaxloss.nn.SoftTriple.logits``)."""
+  soft = jax.nn.softmax(cosines / numerics.like(gamma, cosines), axis=-1)
+  return jnp.sum(soft * cosines, axis=-1)
+
+
+@loss(
+  cosines=value_checks.bounded(-1, 1),
+  labels=value_checks.class_index("cosines", axis_arg=None, default_axis=-2),
+)
+def soft_triple_loss(
+  cosines: ArrayLike,
+  labels: ArrayLike,
+  *,
+  scale: ArrayLike = 20.0,
+  gamma: ArrayLike = 0.1,
+  margin: ArrayLike = 0.01,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
+  r"""SoftTriple loss: a softmax cross-entropy over classes that each have
+  several centres, the class similarity a soft maximum over its centres.
+
+  .. math::
+    S_c = \sum_k \frac{e^{\cos\theta_{ck} / \gamma}}
+                        {\sum_{k'} e^{\cos\theta_{ck'} / \gamma}}
+          \cos\theta_{ck}, \qquad
+    \ell = -\log \frac{e^{\lambda (S_y - \delta)}}
+                        {e^{\lambda (S_y - \delta)}
+                         + \sum_{c \ne y} e^{\lambda S_c}}
+
+  Args:
+    cosines: ``[batch, num_classes, centers_per_class]`` cosines between the
+      embeddings and each class's centres (``jaxloss.nn.SoftTriple`` computes
+      them from learned centres).
+    labels: ``[batch]`` integer class labels.
+    scale: ``λ > 0``, the logit scale (pytorch-metric-learning's ``la``).
+    gamma: ``γ > 0``, the temperature of the soft maximum over centres.
+    margin: ``δ``, subtracted from the label's similarity.
+    where: optional ``[batch]`` mask (drops examples) or ``[batch,
+      num_classes]`` mask (drops classes).
+    weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    ``[batch]`` per-example loss, or a scalar for ``"sum"``/``"mean"``.
+
+  Matches ``pytorch_metric_learning.losses.SoftTripleLoss`` (``la=20``,
+  ``gamma=0.1``, ``margin=0.01``, ``CosineSimilarity``, ``MeanReducer``: its
+  value is ``reduction="mean"``), whose centres ``fc`` are ``[dim,
+  num_classes · centers_per_class]``, class-major. Like it, without the
+  paper's regulariser that merges similar centres (``τ``).
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> cosines = jnp.array([[[0.9, 0.1], [0.2, 0.0]]])  # 2 classes, 2 centres
+  >>> jaxloss.soft_triple_loss(cosines, jnp.array([0]))
+  Array([6.338532e-07], dtype=float32)
+
+  References:
+    Qian, Shang, Sun, Hu, Li and Jin, `SoftTriple Loss: Deep Metric Learning
+    Without Triplet Sampling <https://arxiv.org/abs/1909.05235>`_, 2019.
+  """
+  cosines = checks.as_float("cosines", cosines)
+  labels = checks.as_labels("labels", labels)
+  checks.rank("cosines", cosines, 3)
+  checks.labels_for(labels, cosines, (1, 2), "cosines")
+  checks.positive("scale", scale)
+  checks.positive("gamma", gamma)
+  elements, examples = split_where(where, cosines.shape[:-1], -1)
+  dtype = cosines.dtype
+  similarities = soft_triple_similarities(cosines, gamma)
+  is_label = jax.nn.one_hot(labels, cosines.shape[1], dtype=bool)
+  logits = numerics.like(scale, dtype) * (
+    similarities - jnp.where(is_label, numerics.like(margin, dtype), 0)
+  )
+  values = masked_cross_entropy(logits, labels, elements)
+  return reduce(values, reduction, weights=weights, where=examples)
+
+
+__all__ = [
+  "ge2e_loss",
+  "proxy_anchor_loss",
+  "proxy_nca_loss",
+  "soft_triple_loss",
+]

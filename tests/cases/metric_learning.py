@@ -306,6 +306,115 @@ CASES = [
 ]
 
 
+# ---- issue 22: pytorch-metric-learning's pair, proxy and multi-centre losses
+
+K = 3  # centres per class (SoftTriple, sub-center ArcFace)
+
+
+def _pml_batch(rng, n):
+  # Every class appears at least twice (each anchor has a positive and a
+  # negative), so "mean" is the mean of the per-anchor values.
+  labels = rng.permutation(np.arange(n) % max(n // 2, 1)).astype(np.int32)
+  return (_embeddings(rng, n, D), labels), {}
+
+
+def _pml_edges():
+  rng = np.random.default_rng(0)
+  two_classes = np.array([0, 0, 1, 1], np.int32)
+  return [
+    ((_repeated(4, D), two_classes), {}),
+    ((np.zeros((4, D), I.F32), two_classes), {}),
+    ((_embeddings(rng, 4, D), np.zeros(4, np.int32)), {}),  # no negatives
+    ((_embeddings(rng, 4, D), np.arange(4, dtype=np.int32)), {}),  # no pos.
+  ]
+
+
+def _pml_case(fn, **flags):
+  return LossCase(fn, _pml_batch, edge_inputs=_pml_edges, **flags)
+
+
+def _proxy_anchor(rng, n):
+  return (
+    _embeddings(rng, n, D),
+    I.class_labels(rng, C, n),
+    _embeddings(rng, C, D),
+  ), {}
+
+
+def _proxy_anchor_edges():
+  proxies = _embeddings(np.random.default_rng(0), C, D)
+  labels = np.arange(4, dtype=np.int32)
+  return [
+    ((proxies[:4].copy(), labels, proxies), {}),  # at its own proxy
+    ((np.zeros((4, D), I.F32), labels, proxies), {}),
+    ((proxies[:4].copy(), labels, np.zeros_like(proxies)), {}),
+    ((_repeated(4, D), np.zeros(4, np.int32), proxies), {}),
+  ]
+
+
+def _multi_center_cosines(rng, n):
+  # Away from ±1 and from ArcFace's switch to its fallback (sub-center
+  # ArcFace), where finite differences would straddle a kink; distinct
+  # values, so the closest sub-centre is unique.
+  cosines = rng.uniform(-0.85, 0.95, size=(n, C, K)).astype(I.F32)
+  return (cosines, I.class_labels(rng, C, n)), {}
+
+
+def _multi_center_edges():
+  labels = np.array([0, 1, 2, 3], np.int32)
+  exact = np.tile(np.array([1.0, -1.0, 0.0, 1.0, -1.0], I.F32), (4, 1))
+  exact = np.repeat(exact[..., None], K, axis=-1)
+  return [((exact, labels), {}), ((-exact, labels), {})]
+
+
+def _drop_sub_center_axis(inputs):
+  (cosines, labels), kwargs = inputs
+  return (cosines[..., 0], labels), kwargs
+
+
+CASES += [
+  _pml_case(jl.multi_similarity_loss),
+  # The weights of circle loss are constants for the gradient
+  # (stop_gradient, as in the paper and pytorch-metric-learning), so its
+  # gradient is not the derivative that finite differences measure: it is
+  # checked against torch autograd in tests/test_metric_learning_pml.py.
+  _pml_case(jl.circle_loss, grad_modes=()),
+  # "mean" is the mean over the positive pairs: each anchor's value is
+  # weighted by its number of pairs, not the mean of the "none" values.
+  _pml_case(jl.lifted_structure_loss, mean_of_none=False),
+  _pml_case(jl.generalized_lifted_structure_loss),
+  _pml_case(jl.tuplet_margin_loss, mean_of_none=False),
+  _pml_case(jl.fast_ap_loss),
+  # A batch-level scalar (the log of sums over the batch per proxy); the
+  # proxies are shared, not batch-shaped.
+  LossCase(
+    jl.proxy_anchor_loss,
+    _proxy_anchor,
+    float_args=(0, 2),
+    batch_args=(0, 1),
+    per_example=False,
+    edge_inputs=_proxy_anchor_edges,
+  ),
+  # Cosines are bounded by definition: no huge magnitudes.
+  LossCase(
+    jl.soft_triple_loss,
+    _multi_center_cosines,
+    edge_inputs=_multi_center_edges,
+    magnitude_args=(),
+    wrong_shape=_drop_sub_center_axis,
+    **LABELS,
+  ),
+  LossCase(
+    jl.sub_center_arcface_loss,
+    _multi_center_cosines,
+    edge_inputs=_multi_center_edges,
+    magnitude_args=(),
+    wrong_shape=_drop_sub_center_axis,
+    **LABELS,
+  ),
+]
+
+
 # ---- issue 22: a cross-batch memory, explicit N-pair negatives, the unsquared
 # contrastive loss. One case per new program.
 
