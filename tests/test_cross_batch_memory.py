@@ -265,13 +265,13 @@ def test_semi_hard_with_memory_equals_torch_transcription():
     assert_close(grad, want_grad, **F64)
 
 
-@pytest.mark.parametrize("name", sorted(MINING))
+@pytest.mark.parametrize("name", [*sorted(MINING), "multi_similarity"])
 def test_memory_rows_are_references_only(name):
   """With a memory, each anchor's value is its value in the concatenated
   batch (memory rows as anchors too, then sliced off); the memory gets no
   gradient; unwritten rows are never used; ``where`` drops batch rows only;
   jit gives the same."""
-  fn = MINING[name]
+  fn = MINING.get(name, jl.multi_similarity_loss)
   rng = _rng(3)
   x = rng.normal(size=(6, 3)).astype(np.float32)
   y = np.array([0, 0, 1, 1, 2, 3], np.int32)
@@ -356,3 +356,55 @@ def test_infonce_with_memory_equals_moco():
       assert_close(grads[0], gq, **F64, what=what)
       assert_close(grads[1], gk, **F64, what=what)
       np.testing.assert_array_equal(grads[2], 0)  # no gradient into memory
+
+
+def test_multi_similarity_with_memory_equals_pml():
+  """``multi_similarity_loss(memory=)`` against PML's
+  ``CrossBatchMemory(MultiSimilarityLoss())`` (values, per anchor with
+  ``DoNothingReducer``) and against ``MultiSimilarityLoss`` called with the
+  live batch plus the detached memory as references (values and autograd
+  gradients)."""
+  dim = 4
+  rng = _rng(5)
+  batches = [
+    (rng.normal(size=(6, dim)), rng.integers(0, 4, 6)) for _ in range(3)
+  ]
+  kw = dict(alpha=2.0, beta=10.0, base=0.5)
+
+  def pml_loss():
+    return pml_losses.MultiSimilarityLoss(
+      **kw, reducer=pml_reducers.DoNothingReducer()
+    )
+
+  wrapper = pml_losses.CrossBatchMemory(pml_loss(), dim, memory_size=64)
+
+  def total(x, y, m):
+    values = jl.multi_similarity_loss(x, y, memory=m, **kw)
+    return jnp.sum(values), values
+
+  values_and_grad = jax.jit(jax.grad(total, has_aux=True))
+  with jax.enable_x64(True):
+    memory = jl.cross_batch_memory(64, dim, dtype=np.float64)
+    for x, y in batches:
+      grad, got = values_and_grad(x, y, memory)
+      out = wrapper(torch.tensor(x), torch.tensor(y))
+      assert_close(
+        got, out["loss"]["losses"].numpy().reshape(-1), **F64, what="wrapper"
+      )
+      valid = np.asarray(memory.valid)
+      xt = torch.tensor(x, requires_grad=True)
+      ref = torch.cat([xt, torch.tensor(np.asarray(memory.embeddings)[valid])])
+      ref_y = torch.cat(
+        [torch.tensor(y), torch.tensor(np.asarray(memory.labels)[valid])]
+      )
+      indices = lmu.remove_self_comparisons(
+        lmu.get_all_pairs_indices(torch.tensor(y), ref_y),
+        torch.arange(len(y)),
+        len(ref_y),
+      )
+      want = pml_loss()(xt, torch.tensor(y), indices, ref, ref_y)
+      want = want["loss"]["losses"].reshape(-1)
+      (want_grad,) = torch.autograd.grad(want.sum(), xt)
+      assert_close(got, want.detach().numpy(), **F64)
+      assert_close(grad, want_grad.numpy(), **F64)
+      memory = jl.update_cross_batch_memory(memory, x, y)

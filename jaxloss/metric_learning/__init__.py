@@ -4,7 +4,8 @@ Every loss returns per-example values and reduces through
 :func:`jaxloss.reduce` (``where``, ``weights``, ``reduction``). In-batch losses
 (mining, N-pair, GE2E, uniformity) read a ``[batch]`` ``where`` as removing
 the example both as an anchor and as a candidate, so ``where`` equals slicing.
-The mining losses and :func:`jaxloss.infonce_loss` take a cross-batch memory
+The mining losses, :func:`multi_similarity_loss` and
+:func:`jaxloss.infonce_loss` take a cross-batch memory
 (:func:`cross_batch_memory`, pure state) as extra references.
 ``triplet_margin_loss`` keeps ``optax.losses``' positional signature, defaults
 and values.

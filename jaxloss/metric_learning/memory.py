@@ -6,7 +6,8 @@ training state, and write each batch with :func:`update_cross_batch_memory`
 (a ring buffer). The in-batch losses that take ``memory=``
 (:func:`~jaxloss.batch_hard_triplet_loss`,
 :func:`~jaxloss.batch_all_triplet_loss`,
-:func:`~jaxloss.semi_hard_triplet_loss`, :func:`~jaxloss.infonce_loss`) use
+:func:`~jaxloss.semi_hard_triplet_loss`,
+:func:`~jaxloss.multi_similarity_loss`, :func:`~jaxloss.infonce_loss`) use
 its written rows as extra references: candidates only, never anchors, with no
 gradient into the memory.
 
