@@ -102,6 +102,9 @@ from jaxloss.image import (
   total_variation_loss,
 )
 from jaxloss.metric_learning import (
+  CrossBatchMemory as CrossBatchMemory,
+)
+from jaxloss.metric_learning import (
   alignment_loss,
   angular_loss,
   arcface_loss,
@@ -110,6 +113,7 @@ from jaxloss.metric_learning import (
   circle_loss,
   contrastive_loss,
   cosface_loss,
+  cross_batch_memory,
   fast_ap_loss,
   ge2e_loss,
   generalized_lifted_structure_loss,
@@ -124,6 +128,7 @@ from jaxloss.metric_learning import (
   triplet_margin_loss,
   tuplet_margin_loss,
   uniformity_loss,
+  update_cross_batch_memory,
 )
 from jaxloss.preference import (
   cpo_loss,
@@ -234,6 +239,7 @@ __all__ = [
   "cosine_embedding_loss",
   "cosine_similarity",
   "cpo_loss",
+  "cross_batch_memory",
   "ctc_loss",
   "ctc_loss_with_forward_probs",
   "cycle_consistency_loss",
@@ -354,5 +360,6 @@ __all__ = [
   "tversky_loss",
   "uda_consistency_loss",
   "uniformity_loss",
+  "update_cross_batch_memory",
   "vae_loss",
 ]

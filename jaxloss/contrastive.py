@@ -36,6 +36,7 @@ from jaxloss._core.chunking import ChunkSize
 from jaxloss._core.in_batch import Similarity
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce
+from jaxloss.metric_learning.memory import CrossBatchMemory, references
 
 
 @loss(temperature=value_checks.positive)
@@ -46,6 +47,8 @@ def infonce_loss(
   *,
   temperature: ArrayLike = 0.07,
   similarity: Similarity = "cosine",
+  in_batch_negatives: bool = True,
+  memory: CrossBatchMemory | None = None,
   chunk_size: ChunkSize = "auto",
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
@@ -60,7 +63,10 @@ def infonce_loss(
   The candidates of anchor ``i`` are every positive of the batch (its own
   included) plus the explicit negatives: its own ``n_{i,k}`` when
   ``negatives`` is ``[batch, k, dim]``, or all ``m`` shared ones when it is
-  ``[m, dim]``.
+  ``[m, dim]``, plus the written rows of a ``memory`` (MoCo's queue). With
+  ``in_batch_negatives=False`` the other anchors' positives are left out
+  (the first sum is ``e^{s(a_i, p_i)/τ}`` alone): MoCo's loss with a
+  ``memory``, or the paper's form with explicit negatives.
 
   Supported input range: With ``similarity="dot"`` the dot products are computed
   in the inputs' dtype, so in float32 inputs are supported up to magnitude 1e15
@@ -74,11 +80,18 @@ def infonce_loss(
     temperature: ``τ > 0``; may be a traced (learned) scalar.
     similarity: ``"cosine"`` (embeddings L2-normalised first; a zero vector
       has similarity 0 with everything) or ``"dot"``.
+    in_batch_negatives: whether the other anchors' positives are negatives
+      (static). ``False`` needs ``negatives`` or a ``memory``.
+    memory: optional :class:`~jaxloss.metric_learning.memory.CrossBatchMemory`
+      whose written rows are extra shared negatives (like ``[m, dim]``
+      ``negatives``, with no gradient; its labels are not read). Write the
+      batch's positives (the keys) into it after the loss with
+      :func:`jaxloss.update_cross_batch_memory`.
     chunk_size: ``"auto"`` (dense while small, else chunked within the
       16 MiB budget), ``None`` (dense) or the number of candidate columns per
       chunk of the memory-saving path.
     where: optional ``[batch]`` mask; a masked example is neither an anchor
-      nor a candidate (shared negatives stay candidates).
+      nor a candidate (shared negatives and the memory stay candidates).
     weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
 
   Returns:
@@ -86,10 +99,13 @@ def infonce_loss(
 
   Without ``negatives``, matches info-nce-pytorch's ``info_nce(query,
   positive_key)`` (cross-entropy of ``a pᵀ / τ`` with labels ``arange``).
-  With them it differs from that package's ``negative_mode="paired"`` /
-  ``"unpaired"``, which drop the in-batch candidates: here they stay (with
-  shared negatives this is sentence-transformers'
-  ``MultipleNegativesRankingLoss`` with ``scale = 1/τ``).
+  With ``in_batch_negatives=False`` it matches that package's
+  ``negative_mode="paired"`` (``[batch, k, dim]`` negatives) and
+  ``"unpaired"`` (``[m, dim]``) with ``reduction="none"``, and with a
+  ``memory`` (and no other negatives) MoCo's loss (``moco/builder.py``). With
+  the default ``True`` the in-batch candidates stay (with shared negatives
+  this is sentence-transformers' ``MultipleNegativesRankingLoss`` with
+  ``scale = 1/τ``).
 
   >>> import jax.numpy as jnp, jaxloss.contrastive as jc
   >>> a = jnp.array([[1.0, 0.0], [0.0, 1.0]])
@@ -98,19 +114,34 @@ def infonce_loss(
 
   References:
     van den Oord, Li and Vinyals, `Representation Learning with Contrastive
-    Predictive Coding <https://arxiv.org/abs/1807.03748>`_, 2018.
+    Predictive Coding <https://arxiv.org/abs/1807.03748>`_, 2018; He, Fan,
+    Wu, Xie and Girshick, `Momentum Contrast for Unsupervised Visual
+    Representation Learning <https://arxiv.org/abs/1911.05722>`_, 2020
+    (the memory as a queue of negatives).
   """
   anchors, positives, negatives, temperature = in_batch.infonce_inputs(
     anchors, positives, negatives, temperature, similarity
   )
+  checks.option("in_batch_negatives", in_batch_negatives, (True, False))
+  if not in_batch_negatives and negatives is None and memory is None:
+    raise checks.fail(
+      "`in_batch_negatives=False` needs `negatives` or a "
+      "`memory` (without any negative the loss is 0)."
+    )
   keep = in_batch.example_mask(where, anchors.shape[:1])
+  extra = None
+  if memory is not None:
+    refs = references(positives, None, keep, memory)
+    extra = (refs.memory, refs.valid[keep.shape[0] :])
   values = _infonce(
     anchors,
     positives,
     negatives,
     temperature,
     keep,
+    extra,
     similarity=similarity,
+    in_batch_negatives=bool(in_batch_negatives),
     chunk_size=checks.chunk_size(chunk_size),
   )
   return reduce(values, reduction, weights=weights, where=keep)
@@ -120,9 +151,20 @@ def infonce_loss(
 # which would be traced again at every eager call.
 
 
-@functools.partial(jax.jit, static_argnames=("similarity", "chunk_size"))
+@functools.partial(
+  jax.jit, static_argnames=("similarity", "in_batch_negatives", "chunk_size")
+)
 def _infonce(
-  anchors, positives, negatives, temperature, keep, *, similarity, chunk_size
+  anchors,
+  positives,
+  negatives,
+  temperature,
+  keep,
+  extra,
+  *,
+  similarity,
+  in_batch_negatives,
+  chunk_size,
 ):
   return in_batch.infonce_values(
     anchors,
@@ -132,6 +174,8 @@ def _infonce(
     keep,
     similarity=similarity,
     stats=in_batch.local_stats(chunk_size),
+    references=extra,
+    in_batch_negatives=in_batch_negatives,
   )
 
 
@@ -404,8 +448,8 @@ def supervised_contrastive_loss(
                 {\sum_{c \ne a} e^{z_a \cdot z_c / \tau}}
 
   over all views ``a`` of the batch, where ``P(a)`` are the other views with
-  ``a``'s label. An anchor without positives has value 0 and is left out of
-  ``"mean"``.
+  ``a``'s label (sharing one of its labels, for multi-hot labels). An
+  anchor without positives has value 0 and is left out of ``"mean"``.
 
   Supported input range: The embeddings are used as given, so their dot products
   are computed in the inputs' dtype, so in float32 inputs are supported up to
@@ -415,8 +459,12 @@ def supervised_contrastive_loss(
     embeddings: ``[batch, dim]`` or multi-view ``[batch, views, dim]``
       floating embeddings, used as given (the reference normalises them in
       the model).
-    labels: ``[batch]`` integer labels, or ``None``: each example its own
-      class, so the positives are its other views (SimCLR).
+    labels: ``[batch]`` integer labels; or ``[batch, classes]`` multi-hot
+      labels (bool or numbers, non-zero marking a class), two views being
+      positives when their examples share a class (one-hot labels give the
+      integer labels' loss; an example with no class has no positive); or
+      ``None``: each example its own class, so the positives are its other
+      views (SimCLR).
     temperature: ``τ > 0``; may be a traced (learned) scalar.
     base_temperature: ``τ_b > 0``.
     chunk_size: ``"auto"`` (dense while small, else chunked within the
@@ -433,7 +481,9 @@ def supervised_contrastive_loss(
 
   With ``"mean"``, matches Khosla et al.'s ``SupConLoss`` with
   ``contrast_mode="all"`` when every anchor has a positive (the reference
-  averages anchors without positives in as 0).
+  averages anchors without positives in as 0). Neither it nor
+  pytorch-metric-learning has multi-hot labels; with them ``P(a)`` is the
+  set of views sharing a class with ``a``.
 
   >>> import jax.numpy as jnp, jaxloss.contrastive as jc
   >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])

@@ -775,3 +775,142 @@ def test_dot_product_logits_within_the_documented_range():
     rtol=1e-5,
     atol=1e-5 * 1e30,
   )
+
+
+# --------------------------------------------------------------------------- #
+# Issue 22: infonce_loss(in_batch_negatives=False) against info-nce-pytorch,
+# multi-hot SupCon labels against Khosla's SupConLoss with its `mask`.
+
+
+def info_nce_reference(query, positive_key, negative_keys, temperature, mode):
+  """info-nce-pytorch's ``info_nce`` (RElbers/info-nce-pytorch,
+  ``info_nce/__init__.py``, commit a2a9c12) with ``reduction="none"``, in
+  torch float64: unit vectors; logits ``[q·k⁺, q·k⁻ …] / τ`` with the
+  negatives shared (``"unpaired"``, ``[m, dim]``) or per query
+  (``"paired"``, ``[batch, k, dim]``); cross-entropy with label 0. Returns
+  the values and the gradients of ``Σ_i (i + 1) ℓ_i`` (torch autograd)."""
+  import torch
+
+  q, p, n = (
+    torch.tensor(np.float64(v), requires_grad=True)
+    for v in (query, positive_key, negative_keys)
+  )
+  qn, pn, nn = (torch.nn.functional.normalize(v, dim=-1) for v in (q, p, n))
+  positive_logit = torch.sum(qn * pn, dim=1, keepdim=True)
+  if mode == "unpaired":
+    negative_logits = qn @ nn.transpose(-2, -1)
+  else:
+    negative_logits = (qn.unsqueeze(1) @ nn.transpose(-2, -1)).squeeze(1)
+  logits = torch.cat([positive_logit, negative_logits], dim=1)
+  labels = torch.zeros(len(logits), dtype=torch.long)
+  values = torch.nn.functional.cross_entropy(
+    logits / temperature, labels, reduction="none"
+  )
+  weights = torch.arange(1, len(values) + 1, dtype=values.dtype)
+  grads = torch.autograd.grad((weights * values).sum(), (q, p, n))
+  return values.detach().numpy(), [g.numpy() for g in grads]
+
+
+def test_infonce_without_in_batch_negatives_equals_info_nce_pytorch():
+  rng = _rng(40)
+  q, p = rng.normal(size=(2, 5, 4))
+  shared, paired = rng.normal(size=(6, 4)), rng.normal(size=(5, 3, 4))
+  weights = np.arange(1, 6, dtype=np.float64)
+  with jax.enable_x64(True):
+    for mode, negatives, chunk_size in [
+      ("unpaired", shared, None),
+      ("unpaired", shared, 4),
+      ("paired", paired, None),
+    ]:
+
+      def total(q, p, n, chunk_size=chunk_size):
+        values = jc.infonce_loss(
+          q,
+          p,
+          n,
+          temperature=0.3,
+          in_batch_negatives=False,
+          chunk_size=chunk_size,
+        )
+        return jnp.sum(weights * values), values
+
+      grads, values = jax.grad(total, argnums=(0, 1, 2), has_aux=True)(
+        q, p, negatives
+      )
+      want, want_grads = info_nce_reference(q, p, negatives, 0.3, mode)
+      assert_close(values, want, rtol=1e-10, atol=1e-12, what=mode)
+      for got, ref in zip(grads, want_grads):
+        assert_close(got, ref, rtol=1e-10, atol=1e-12, what=mode)
+    # The default keeps the in-batch candidates: q @ [p, shared]ᵀ, label i.
+    logits = _unit(q) @ np.concatenate([_unit(p), _unit(shared)]).T / 0.3
+    assert_close(
+      jc.infonce_loss(q, p, shared, temperature=0.3),
+      np_ce(logits, np.arange(5)),
+      rtol=1e-10,
+      atol=1e-12,
+    )
+
+
+def np_ce(logits, labels):
+  m = logits.max(-1, keepdims=True)
+  lse = m[:, 0] + np.log(np.exp(logits - m).sum(-1))
+  return lse - logits[np.arange(len(labels)), labels]
+
+
+def supcon_mask_reference(features, mask, temperature, base_temperature):
+  """Khosla et al.'s ``SupConLoss.forward`` (HobbitLong/SupContrast,
+  ``losses.py``) called with its ``mask`` argument (``[bsz, bsz]``,
+  ``mask_ij = 1`` if j is a positive of i) instead of ``labels``, in
+  NumPy: per anchor ``[batch, views]``."""
+  features = np.float64(features)
+  bsz, n_views = features.shape[:2]
+  contrast = np.concatenate([features[:, v] for v in range(n_views)], 0)
+  dots = contrast @ contrast.T / temperature
+  logits = dots - dots.max(1, keepdims=True)
+  logits_mask = 1 - np.eye(bsz * n_views)
+  mask = np.tile(np.float64(mask), (n_views, n_views)) * logits_mask
+  log_prob = logits - np.log((np.exp(logits) * logits_mask).sum(1))[:, None]
+  pairs = mask.sum(1)
+  mean_log_prob_pos = (mask * log_prob).sum(1) / np.where(
+    pairs < 1e-6, 1, pairs
+  )
+  loss = -(temperature / base_temperature) * mean_log_prob_pos
+  return loss.reshape(n_views, bsz).T, pairs.reshape(n_views, bsz).T > 0
+
+
+def test_supcon_multi_hot_labels():
+  rng = _rng(41)
+  x = rng.normal(size=(7, 2, 4))
+  labels = np.array([0, 1, 2, 0, 1, 3, 2], np.int32)
+  multi_hot = np.array(
+    [
+      [1, 0, 0, 0],
+      [1, 1, 0, 0],
+      [0, 1, 0, 0],
+      [0, 0, 1, 0],
+      [0, 0, 1, 1],
+      [0, 0, 0, 0],  # no class: no positive, not even its other view
+      [1, 0, 0, 1],
+    ],
+    np.int32,
+  )
+  with jax.enable_x64(True):
+    one_hot = np.eye(4, dtype=bool)[labels]
+    for chunk_size in (None, 5):
+      for views in (slice(0, 1), slice(0, 2)):  # [batch, 1, dim] and 2 views
+        kw = dict(temperature=0.5, base_temperature=0.7, chunk_size=chunk_size)
+        # A one-hot batch is today's integer-label loss, bit for bit.
+        np.testing.assert_array_equal(
+          jc.supervised_contrastive_loss(x[:, views], one_hot, **kw),
+          jc.supervised_contrastive_loss(x[:, views], labels, **kw),
+        )
+        got = jc.supervised_contrastive_loss(x[:, views], multi_hot, **kw)
+        mask = (multi_hot @ multi_hot.T) > 0
+        want, has_positive = supcon_mask_reference(x[:, views], mask, 0.5, 0.7)
+        assert_close(got, np.where(has_positive, want, 0), rtol=1e-10)
+        mean = jc.supervised_contrastive_loss(
+          x[:, views], multi_hot.astype(bool), reduction="mean", **kw
+        )
+        assert_close(mean, want[has_positive].mean(), rtol=1e-10)
+    with pytest.raises(ValueError, match="supervised_contrastive_loss.*labels"):
+      jc.supervised_contrastive_loss(x, multi_hot[:6])

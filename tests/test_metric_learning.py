@@ -1011,3 +1011,128 @@ def test_out_of_range_class_labels_give_nan(loss):
   values = np.asarray(loss(cosines, np.int32([-1, 3, 1])))
   assert np.isnan(values[:2]).all()
   assert_close(values[2], loss(cosines[2:], np.int32([1]))[0], RTOL, ATOL)
+
+
+# --------------------------------------------------------------------------- #
+# Issue 22: npair_loss(negatives=) and contrastive_loss(squared=False).
+
+
+@pytest.fixture(scope="module")
+def pml():
+  """pytorch-metric-learning 2.9 and torch, imported once for the module."""
+  import torch
+  from pytorch_metric_learning import distances, losses, reducers
+
+  return torch, distances, losses, reducers
+
+
+def np_npair_with_negatives(anchors, positives, negatives, in_batch):
+  """Sohn 2016, eq. (3) (multi-class N-pair, the others' positives as
+  negatives) with each anchor's own explicit negatives added to its sum, and
+  without the in-batch terms the (N+1)-tuplet loss of eq. (2):
+  ``log(1 + Σ_k exp(f·f_k − f·f⁺))``."""
+  f, fp, fn = (np.float64(v) for v in (anchors, positives, negatives))
+  values = []
+  for i in range(len(f)):
+    others = [f[i] @ fn[i, k] for k in range(fn.shape[1])]
+    if in_batch:
+      others += [f[i] @ fp[j] for j in range(len(f)) if j != i]
+    values.append(np.log1p(np.sum(np.exp(np.array(others) - f[i] @ fp[i]))))
+  return np.array(values)
+
+
+def test_npair_explicit_negatives(pml):
+  torch = pml[0]
+  rng = np.random.default_rng(50)
+  a, p = rng.normal(size=(2, 5, 3))
+  n = rng.normal(size=(5, 4, 3))
+  with jax.enable_x64(True):
+    for in_batch in (True, False):
+      got = jl.npair_loss(a, p, negatives=n, in_batch_negatives=in_batch)
+      want = np_npair_with_negatives(a, p, n, in_batch)
+      assert_close(got, want, rtol=1e-10, atol=1e-12)
+    # info-nce-pytorch's info_nce(..., negative_mode="paired") (RElbers/
+    # info-nce-pytorch, info_nce/__init__.py) on unit vectors, τ = 1, per
+    # query: cross_entropy([q·k⁺, q·k⁻_1 …], 0), gradients by autograd.
+    unit = [v / np.linalg.norm(v, axis=-1, keepdims=True) for v in (a, p, n)]
+    q, k, neg = (torch.tensor(v, requires_grad=True) for v in unit)
+    logits = torch.cat(
+      [torch.sum(q * k, 1, keepdim=True), (q.unsqueeze(1) @ neg.mT).squeeze(1)],
+      dim=1,
+    )
+    want = torch.nn.functional.cross_entropy(
+      logits, torch.zeros(5, dtype=torch.long), reduction="none"
+    )
+    want_grads = torch.autograd.grad(want.sum(), (q, k, neg))
+    value, grads = jax.value_and_grad(
+      lambda *v: jnp.sum(
+        jl.npair_loss(v[0], v[1], negatives=v[2], in_batch_negatives=False)
+      ),
+      argnums=(0, 1, 2),
+    )(*unit)
+    assert_close(value, want.sum().item(), rtol=1e-10)
+    for g, w in zip(grads, want_grads):
+      assert_close(g, w.numpy(), rtol=1e-10, atol=1e-12)
+    # Without explicit negatives the values are unchanged.
+    assert_close(
+      jl.npair_loss(a, p), np_npair_with_negatives(a, p, n[:, :0], True)
+    )
+  with pytest.raises(ValueError, match="npair_loss.*in_batch_negatives"):
+    jl.npair_loss(a, p, in_batch_negatives=False)
+  with pytest.raises(ValueError, match="npair_loss.*negatives"):
+    jl.npair_loss(a, p, negatives=n[:4])
+
+
+def test_contrastive_unsquared_equals_pml(pml):
+  """PML's ContrastiveLoss(pos_margin=0, neg_margin=m) on the given pairs
+  (indices_tuple (i, i, j, j): anchor i of x1 against row i of x2 as the
+  reference), per pair (DoNothingReducer), values and gradients."""
+  torch, distances, losses, reducers = pml
+  rng = np.random.default_rng(51)
+  x1, x2 = rng.normal(size=(2, 8, 3))
+  x2[0] = x1[0]  # distance 0: a similar pair costs 0 with a zero gradient
+  labels = np.array([1, 0, 1, 0, 1, 0, 0, 1])
+  margin = 2.0
+  t1, t2 = (torch.tensor(v, requires_grad=True) for v in (x1, x2))
+  similar = torch.tensor(np.flatnonzero(labels == 1))
+  dissimilar = torch.tensor(np.flatnonzero(labels == 0))
+  loss = losses.ContrastiveLoss(
+    pos_margin=0.0,
+    neg_margin=margin,
+    distance=distances.LpDistance(normalize_embeddings=False),
+    reducer=reducers.DoNothingReducer(),
+  )
+  ids = torch.arange(8)
+  out = loss(t1, ids, (similar, similar, dissimilar, dissimilar), t2, ids)
+  want = torch.zeros(8, dtype=torch.float64)
+  want[similar] = out["pos_loss"]["losses"]
+  want[dissimilar] = out["neg_loss"]["losses"]
+  weights = torch.arange(1, 9, dtype=torch.float64)
+  want_grads = torch.autograd.grad((weights * want).sum(), (t1, t2))
+  with jax.enable_x64(True):
+    got, grads = jax.value_and_grad(
+      lambda a, b: jnp.sum(
+        weights.numpy()
+        * jl.contrastive_loss(a, b, labels, margin=margin, squared=False)
+      ),
+      argnums=(0, 1),
+    )(x1, x2)
+    values = jl.contrastive_loss(x1, x2, labels, margin=margin, squared=False)
+    assert_close(values, want.detach().numpy(), rtol=1e-10, atol=1e-12)
+    assert_close(got, (weights * want).sum().item(), rtol=1e-10)
+    for g, w in zip(grads, want_grads):
+      assert_close(g, w.numpy(), rtol=1e-10, atol=1e-12)
+    # Hadsell et al.'s ½ convention (their Y = 0 similar) is 0.5 × the default.
+    d = np.linalg.norm(x1 - x2, axis=-1)
+    y_hadsell = 1 - labels
+    hadsell = (1 - y_hadsell) * 0.5 * d**2 + y_hadsell * 0.5 * np.maximum(
+      0, margin - d
+    ) ** 2
+    assert_close(
+      0.5 * jl.contrastive_loss(x1, x2, 1 - y_hadsell, margin=margin),
+      hadsell,
+      rtol=1e-10,
+      atol=1e-12,
+    )
+  with pytest.raises(ValueError, match="contrastive_loss: unknown squared"):
+    jl.contrastive_loss(x1, x2, labels, squared="yes")

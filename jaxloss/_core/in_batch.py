@@ -184,13 +184,33 @@ def supervised_inputs(
   base_temperature: Any,
 ) -> tuple[jax.Array, jax.Array | None, jax.Array, jax.Array]:
   """SupCon's checked ``(embeddings, labels, temperature,
-  base_temperature)``; ``labels`` stays ``None`` when not given."""
+  base_temperature)``; ``labels`` stays ``None`` when not given, and
+  ``[batch, classes]`` multi-hot labels become booleans (non-zero: the
+  example has the class)."""
   embeddings = checks.as_float("embeddings", embeddings)
   checks.rank("embeddings", embeddings, (2, 3))
-  if labels is not None:
+  if labels is not None and jnp.ndim(labels) == 2:  # multi-hot
+    labels = jnp.asarray(labels)
+    if not (jnp.issubdtype(labels.dtype, jnp.number) or labels.dtype == bool):
+      raise checks.fail(
+        f"argument `labels` must be integer labels or numeric multi-hot "
+        f"labels, got dtype {labels.dtype}.",
+        TypeError,
+      )
+    checks.shape(
+      "labels",
+      labels,
+      embeddings.shape[:1] + (None,),
+      "[batch] integer labels or [batch, classes] multi-hot labels",
+    )
+    labels = labels != 0
+  elif labels is not None:
     labels = checks.as_labels("labels", labels)
     checks.shape(
-      "labels", labels, embeddings.shape[:1], "one label per example"
+      "labels",
+      labels,
+      embeddings.shape[:1],
+      "[batch] integer labels or [batch, classes] multi-hot labels",
     )
   checks.positive("temperature", temperature)
   checks.positive("base_temperature", base_temperature)
@@ -228,13 +248,28 @@ def sigmoid_pairs(rows, columns) -> online_softmax.Chunk:
   return online_softmax.Chunk(logits, mask, jnp.where(mask, nll, 0))
 
 
+def shares_label(labels: jax.Array, others: jax.Array) -> jax.Array:
+  """``[n, m]`` pair matrix: equal ``[n]``/``[m]`` integer labels, or
+  ``[n, classes]``/``[m, classes]`` boolean multi-hot labels with a class in
+  common."""
+  if labels.ndim == 1:
+    return same_label(labels, others)
+  common = jnp.matmul(
+    labels.astype(jnp.float32),
+    others.astype(jnp.float32).T,
+    precision=jax.lax.Precision.HIGHEST,
+  )
+  return common > 0
+
+
 def supervised_pairs(rows, columns) -> online_softmax.Chunk:
-  """SupCon: the anchor is no candidate; the positives share its label.
+  """SupCon: the anchor is no candidate; the positives share its label (a
+  label, for multi-hot labels).
 
   Terms: the sum of the positives' logits and their count."""
   logits, mask = _logits(rows, columns)
   mask = mask & ~same_label(rows["index"], columns["index"])
-  positive = mask & same_label(rows["label"], columns["label"])
+  positive = mask & shares_label(rows["label"], columns["label"])
   return online_softmax.Chunk(
     logits,
     mask,
@@ -263,26 +298,55 @@ def infonce_values(
   *,
   similarity: str,
   stats: StatsFn,
+  references: tuple[jax.Array, jax.Array] | None = None,
+  in_batch_negatives: bool = True,
 ) -> jax.Array:
   """``[batch]`` InfoNCE values; shared ``[m, dim]`` negatives are extra
-  columns (never masked), per-anchor ``[batch, k, dim]`` ones are dense."""
+  columns (never masked), per-anchor ``[batch, k, dim]`` ones are dense.
+
+  ``references`` ``(x, valid)`` are more shared columns (a cross-batch
+  memory's rows and which of them are written). Without
+  ``in_batch_negatives`` the other anchors' positives are no candidates: the
+  columns are the shared ones only, and each anchor's own positive joins its
+  log-sum-exp."""
   if similarity == "cosine":
     anchors = numerics.l2_normalize(anchors)
     positives = numerics.l2_normalize(positives)
     negatives = None if negatives is None else numerics.l2_normalize(negatives)
+    if references is not None:
+      references = (numerics.l2_normalize(references[0]), references[1])
   inverse = 1 / temperature.astype(anchors.dtype)
-  columns = {"x": positives, "keep": keep}
+  shared_x, shared_keep = [], []
   if negatives is not None and negatives.ndim == 2:  # shared: more columns.
-    columns = {
-      "x": jnp.concatenate([positives, negatives]),
-      "keep": jnp.concatenate([keep, jnp.ones(negatives.shape[:1], bool)]),
-    }
+    shared_x.append(negatives)
+    shared_keep.append(jnp.ones(negatives.shape[:1], bool))
+  if references is not None:
+    shared_x.append(references[0])
+    shared_keep.append(references[1])
+  target = jnp.sum(anchors * positives, axis=1) * inverse
   rows = {"x": anchors, "scale": inverse, "keep": keep}
-  lse = _present(stats(similarities, rows, columns).row_lse)
+  if in_batch_negatives:
+    columns = {
+      "x": jnp.concatenate([positives, *shared_x]),
+      "keep": jnp.concatenate([keep, *shared_keep]),
+    }
+    lse = _present(stats(similarities, rows, columns).row_lse)
+  elif shared_x:
+    columns = {
+      "x": jnp.concatenate(shared_x),
+      "keep": jnp.concatenate(shared_keep),
+    }
+    shared_lse = _present(stats(similarities, rows, columns).row_lse)
+    # An empty log-sum-exp is 0, not -inf: add it only where there is one.
+    lse = jnp.where(
+      jnp.any(columns["keep"]), jnp.logaddexp(shared_lse, target), target
+    )
+  else:  # only per-anchor negatives (checked by the caller).
+    lse = target
   if negatives is not None and negatives.ndim == 3:  # per anchor: dense.
     own = jnp.einsum("bd,bkd->bk", anchors, negatives) * inverse
     lse = jnp.logaddexp(lse, jax.nn.logsumexp(own, axis=1))
-  return lse - jnp.sum(anchors * positives, axis=1) * inverse
+  return lse - target
 
 
 def retrieval_values(
@@ -393,19 +457,22 @@ def supervised_values(
   """SupCon values ``[batch]`` or ``[batch, views]``, and the mask to reduce
   them with (``keep`` without the anchors that have no positive).
 
-  ``labels=None`` makes each example of the (global) batch its own class."""
+  ``labels=None`` makes each example of the (global) batch its own class;
+  ``[batch, classes]`` boolean labels are multi-hot."""
   dtype = embeddings.dtype
   shape = embeddings.shape[:-1]  # [batch] or [batch, views]: one anchor each.
   example_labels = start + jnp.arange(shape[0]) if labels is None else labels
   temperature = temperature.astype(dtype)
+  classes = example_labels.shape[1:]  # () or (classes,) for multi-hot
   view_labels = jnp.broadcast_to(
-    example_labels.reshape(shape[:1] + (1,) * (len(shape) - 1)), shape
+    example_labels.reshape(shape[:1] + (1,) * (len(shape) - 1) + classes),
+    shape + classes,
   )
   views_per_example = math.prod(shape[1:])
   views = {
     "x": embeddings.reshape(keep.size, embeddings.shape[-1]),
     "keep": keep.reshape(-1),
-    "label": view_labels.reshape(-1),
+    "label": view_labels.reshape((keep.size,) + classes),
     "index": start * views_per_example + jnp.arange(keep.size),
   }
   result = stats(supervised_pairs, {**views, "scale": 1 / temperature}, views)

@@ -287,8 +287,9 @@ def supervised_contrastive_loss(
   Args:
     embeddings: ``[b, dim]`` or ``[b, views, dim]`` this device's
       embeddings, used as given.
-    labels: ``[b]`` integer labels, or ``None``: each example of the global
-      batch its own class (the positives are its other views).
+    labels: ``[b]`` integer labels, ``[b, classes]`` multi-hot labels (a
+      pair is positive when it shares a class), or ``None``: each example of
+      the global batch its own class (the positives are its other views).
     axis_name: the mesh (or pmap) axis, or tuple of axes, of the batch.
     strategy: ``"ring"`` or ``"all_gather"``.
     temperature: ``τ > 0``; may be traced.

@@ -4,6 +4,9 @@ Every loss returns per-example values and reduces through
 :func:`jaxloss.reduce` (``where``, ``weights``, ``reduction``). In-batch losses
 (mining, N-pair, GE2E, uniformity) read a ``[batch]`` ``where`` as removing
 the example both as an anchor and as a candidate, so ``where`` equals slicing.
+The mining losses, :func:`multi_similarity_loss` and
+:func:`jaxloss.infonce_loss` take a cross-batch memory
+(:func:`cross_batch_memory`, pure state) as extra references.
 ``triplet_margin_loss`` keeps ``optax.losses``' positional signature, defaults
 and values.
 """
@@ -13,6 +16,13 @@ from jaxloss.metric_learning.margins import (
   arcface_loss,
   cosface_loss,
   sub_center_arcface_loss,
+)
+from jaxloss.metric_learning.memory import (
+  CrossBatchMemory as CrossBatchMemory,
+)
+from jaxloss.metric_learning.memory import (
+  cross_batch_memory,
+  update_cross_batch_memory,
 )
 from jaxloss.metric_learning.mining import (
   batch_all_triplet_loss,
@@ -49,6 +59,7 @@ __all__ = [
   "circle_loss",
   "contrastive_loss",
   "cosface_loss",
+  "cross_batch_memory",
   "fast_ap_loss",
   "ge2e_loss",
   "generalized_lifted_structure_loss",
@@ -63,4 +74,5 @@ __all__ = [
   "triplet_margin_loss",
   "tuplet_margin_loss",
   "uniformity_loss",
+  "update_cross_batch_memory",
 ]

@@ -17,12 +17,17 @@ from jaxloss.metric_learning._distances import (
   Distance,
   pairwise_distances,
 )
+from jaxloss.metric_learning.memory import (
+  CrossBatchMemory,
+  cross_distances,
+  references,
+)
 
 
 class _Batch(NamedTuple):
-  distances: jax.Array  # [n, n]
-  positives: jax.Array  # [n, n] same label, not the anchor itself, both kept
-  negatives: jax.Array  # [n, n] different label, both kept
+  distances: jax.Array  # [n, c]: c = n, or n + size with a memory
+  positives: jax.Array  # [n, c] same label, not the anchor itself, both kept
+  negatives: jax.Array  # [n, c] different label, both kept
   keep: jax.Array  # [n]
   margin: ArrayLike
 
@@ -33,8 +38,12 @@ def _mine(
   margin: ArrayLike,
   distance: str,
   where: ArrayLike | None,
+  memory: CrossBatchMemory | None,
 ) -> _Batch:
-  """Checks the inputs of a mining loss and builds its pair masks."""
+  """Checks the inputs of a mining loss and builds its pair masks: the
+  anchors are the batch, the candidates the batch and then the memory's
+  written rows (distances of the batch to itself computed as without a
+  memory)."""
   embeddings = checks.as_float("embeddings", embeddings)
   labels = checks.as_labels("labels", labels)
   checks.rank("embeddings", embeddings, 2)
@@ -45,11 +54,20 @@ def _mine(
   checks.nonnegative("margin", margin)
   n = embeddings.shape[0]
   keep = in_batch.example_mask(where, (n,))
-  both_kept = keep[:, None] & keep[None, :]
-  same = in_batch.same_label(labels)
+  distances = pairwise_distances(embeddings, distance)
+  if memory is None:
+    candidate_labels, valid, own = labels, keep, jnp.eye(n, dtype=bool)
+  else:
+    refs = references(embeddings, labels, keep, memory)
+    distances = jnp.concatenate(
+      [distances, cross_distances(embeddings, refs.memory, distance)], axis=1
+    )
+    candidate_labels, valid, own = refs.labels, refs.valid, refs.own
+  both_kept = keep[:, None] & valid[None, :]
+  same = in_batch.same_label(labels, candidate_labels)
   return _Batch(
-    distances=pairwise_distances(embeddings, distance),
-    positives=same & both_kept & ~jnp.eye(n, dtype=bool),
+    distances=distances,
+    positives=same & both_kept & ~own,
     negatives=~same & both_kept,
     keep=keep,
     margin=numerics.like(margin, embeddings),
@@ -72,6 +90,7 @@ def batch_hard_triplet_loss(
   *,
   margin: ArrayLike = 1.0,
   distance: Distance = "euclidean",
+  memory: CrossBatchMemory | None = None,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: Reduction = "none",
@@ -93,6 +112,10 @@ def batch_hard_triplet_loss(
     margin: the margin ``m`` (a float or a traced scalar).
     distance: ``"euclidean"``, ``"squared_euclidean"`` or ``"cosine"``
       (``1 − cos``; a zero vector has cosine 0 with everything).
+    memory: optional cross-batch memory (:func:`jaxloss.cross_batch_memory`);
+      its written rows are extra positives and negatives of every anchor
+      (references only, never anchors; no gradient), with the batch's
+      ``distance``.
     where: optional ``[batch]`` mask; a masked example takes no part, neither
       as an anchor nor as a positive or negative of another anchor, so
       ``where`` is the same as slicing the example out.
@@ -107,6 +130,13 @@ def batch_hard_triplet_loss(
   Matches ``tfa.losses.triplet_hard_loss`` (``"euclidean"`` is its ``"L2"``,
   ``"squared_euclidean"`` its ``"squared-L2"``, ``"cosine"`` its
   ``"angular"``) when every anchor has a positive and a negative.
+  With a ``memory``, matches pytorch-metric-learning's
+  ``CrossBatchMemory(TripletMarginLoss(margin), miner=BatchHardMiner())``
+  per anchor (``LpDistance(normalize_embeddings=False)``, ``power=2`` for
+  ``"squared_euclidean"``, ``CosineSimilarity()`` for ``"cosine"``) while
+  the queue has not wrapped: PML enqueues the batch first and compares it
+  with its detached copy, so its gradient flows through the anchors only;
+  here the batch's own rows are live references (as without a memory).
 
   >>> import jax.numpy as jnp, jaxloss
   >>> x = jnp.array([[0.0, 0.0], [0.0, 1.5], [1.0, 0.0], [1.0, 1.0]])
@@ -117,7 +147,7 @@ def batch_hard_triplet_loss(
     Hermans, Beyer and Leibe, `In Defense of the Triplet Loss for Person
     Re-Identification <https://arxiv.org/abs/1703.07737>`_, 2017.
   """
-  batch = _mine(embeddings, labels, margin, distance, where)
+  batch = _mine(embeddings, labels, margin, distance, where, memory)
   hardest_positive = numerics.masked_max(batch.distances, batch.positives)
   hardest_negative = -numerics.masked_max(-batch.distances, batch.negatives)
   values = jax.nn.relu(hardest_positive - hardest_negative + batch.margin)
@@ -131,6 +161,7 @@ def batch_all_triplet_loss(
   *,
   margin: ArrayLike = 1.0,
   distance: Distance = "euclidean",
+  memory: CrossBatchMemory | None = None,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: Reduction = "none",
@@ -144,7 +175,8 @@ def batch_all_triplet_loss(
   over the valid triplets of anchor ``a`` (``y_p = y_a``, ``p ≠ a``,
   ``y_n ≠ y_a``): each anchor's value is the mean of its active triplets,
   the "BA≠0" variant that Hermans et al. recommend over averaging all
-  triplets. Memory is ``O(batch³)`` (the triplet tensor is built).
+  triplets. Memory is ``O(batch³)`` (the triplet tensor is built), and
+  ``O(batch × (batch + size)²)`` with a ``memory`` of ``size`` rows.
 
   Supported input range: With ``distance="squared_euclidean"`` the squared
   distances are computed in the inputs' dtype, so in float32 inputs are
@@ -157,6 +189,10 @@ def batch_all_triplet_loss(
     margin: the margin ``m`` (a float or a traced scalar).
     distance: ``"euclidean"``, ``"squared_euclidean"`` or ``"cosine"``
       (``1 − cos``; a zero vector has cosine 0 with everything).
+    memory: optional cross-batch memory (:func:`jaxloss.cross_batch_memory`);
+      its written rows are extra positives and negatives of every anchor
+      (references only, never anchors; no gradient), with the batch's
+      ``distance``.
     where: optional ``[batch]`` mask; a masked example takes no part, neither
       as an anchor nor as a positive or negative of another anchor, so
       ``where`` is the same as slicing the example out.
@@ -171,8 +207,11 @@ def batch_all_triplet_loss(
     (the paper's BA≠0 average over all active triplets of the batch when each
     such anchor has as many active triplets).
 
-  Matches the batch-all strategy of Hermans et al. (per anchor); no packaged
-  reference implementation is used.
+  Matches the batch-all strategy of Hermans et al. (per anchor), which is
+  pytorch-metric-learning's ``TripletMarginLoss`` over all triplets with the
+  non-zero triplet losses averaged per anchor (PML's ``AvgNonZeroReducer``
+  averages over the whole batch instead); with a ``memory``, PML's
+  ``CrossBatchMemory`` around it (see :func:`batch_hard_triplet_loss`).
 
   >>> import jax.numpy as jnp, jaxloss
   >>> x = jnp.array([[0.0, 0.0], [0.0, 1.5], [1.0, 0.0], [1.0, 1.0]])
@@ -183,7 +222,7 @@ def batch_all_triplet_loss(
     Hermans, Beyer and Leibe, `In Defense of the Triplet Loss for Person
     Re-Identification <https://arxiv.org/abs/1703.07737>`_, 2017.
   """
-  batch = _mine(embeddings, labels, margin, distance, where)
+  batch = _mine(embeddings, labels, margin, distance, where, memory)
   d = batch.distances
   triplets = batch.positives[:, :, None] & batch.negatives[:, None, :]
   losses = jax.nn.relu(d[:, :, None] - d[:, None, :] + batch.margin)
@@ -202,6 +241,7 @@ def semi_hard_triplet_loss(
   *,
   margin: ArrayLike = 1.0,
   distance: Distance = "euclidean",
+  memory: CrossBatchMemory | None = None,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: Reduction = "none",
@@ -231,6 +271,10 @@ def semi_hard_triplet_loss(
     margin: the margin ``m`` (a float or a traced scalar).
     distance: ``"euclidean"``, ``"squared_euclidean"`` or ``"cosine"``
       (``1 − cos``; a zero vector has cosine 0 with everything).
+    memory: optional cross-batch memory (:func:`jaxloss.cross_batch_memory`);
+      its written rows are extra positives and negatives of every anchor
+      (references only, never anchors; no gradient), with the batch's
+      ``distance``.
     where: optional ``[batch]`` mask; a masked example takes no part, neither
       as an anchor nor as a positive or negative of another anchor, so
       ``where`` is the same as slicing the example out.
@@ -255,7 +299,7 @@ def semi_hard_triplet_loss(
     Schroff, Kalenichenko and Philbin, `FaceNet: A Unified Embedding for Face
     Recognition and Clustering <https://arxiv.org/abs/1503.03832>`_, 2015.
   """
-  batch = _mine(embeddings, labels, margin, distance, where)
+  batch = _mine(embeddings, labels, margin, distance, where, memory)
   d = batch.distances
   # Each anchor's negative distances in ascending order, non-negatives last.
   ascending = jnp.sort(

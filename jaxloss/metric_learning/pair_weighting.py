@@ -20,6 +20,7 @@ from jaxloss._core import checks, in_batch, numerics
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce
 from jaxloss.metric_learning._distances import pairwise_distances
+from jaxloss.metric_learning.memory import CrossBatchMemory, references
 
 
 class _Pairs(NamedTuple):
@@ -139,6 +140,7 @@ def multi_similarity_loss(
   alpha: ArrayLike = 2.0,
   beta: ArrayLike = 50.0,
   base: ArrayLike = 0.5,
+  memory: CrossBatchMemory | None = None,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: Reduction = "none",
@@ -165,6 +167,12 @@ def multi_similarity_loss(
     alpha: the positive scale ``α > 0``.
     beta: the negative scale ``β > 0``.
     base: the similarity offset ``λ``.
+    memory: optional cross-batch memory (:func:`jaxloss.cross_batch_memory`);
+      its written rows are extra positives and negatives of every anchor
+      (references only, never anchors; no gradient). With it, matches PML's
+      ``CrossBatchMemory(MultiSimilarityLoss())`` while its queue has not
+      wrapped (PML enqueues the batch first; its gradient then flows through
+      the anchors only, see :func:`batch_hard_triplet_loss`).
     where: optional ``[batch]`` mask; a masked example takes no part, neither
       as an anchor nor in another anchor's pairs (``where`` equals slicing).
     weights: optional per-anchor weights, broadcastable to ``[batch]``.
@@ -191,10 +199,13 @@ def multi_similarity_loss(
   embeddings, labels, keep = _batch(embeddings, labels, where)
   checks.positive("alpha", alpha)
   checks.positive("beta", beta)
-  # The references are the batch itself; a cross-batch memory would append
-  # its rows to `references`/`reference_labels`/`reference_keep`.
-  pairs = _pairs(labels, keep, labels, keep)
-  cosines = _cosines(embeddings, embeddings)
+  if memory is None:
+    pairs = _pairs(labels, keep, labels, keep)
+    cosines = _cosines(embeddings, embeddings)
+  else:  # the memory's rows follow the batch as references.
+    refs = references(embeddings, labels, keep, memory)
+    pairs = _pairs(labels, keep, refs.labels, refs.valid)
+    cosines = _cosines(embeddings, jnp.concatenate([embeddings, refs.memory]))
   values = _multi_similarity_values(cosines, pairs, alpha, beta, base)
   return reduce(values, reduction, weights=weights, where=keep)
 

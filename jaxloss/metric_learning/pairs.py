@@ -25,6 +25,7 @@ def contrastive_loss(
   labels: ArrayLike,
   *,
   margin: ArrayLike = 1.0,
+  squared: bool = True,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: Reduction = "none",
@@ -34,9 +35,16 @@ def contrastive_loss(
   .. math::
     \ell = y\, d^2 + (1 - y) \max(0, m - d)^2, \qquad d = \|x_1 - x_2\|_2
 
+  or, with ``squared=False``, :math:`\ell = y\, d + (1 - y) \max(0, m - d)`.
+
+  Hadsell et al.'s loss, :math:`(1 - Y) \tfrac12 D^2 + Y \tfrac12
+  \max(0, m - D)^2` with their ``Y = 0`` for a similar pair, is
+  ``0.5 * contrastive_loss(x1, x2, 1 - Y, margin=m)``.
+
   Supported input range: Squared distances are computed in the inputs' dtype, so
   in float32 inputs are supported up to magnitude 1e15 (the checked range;
-  products overflow from about 1.8e19).
+  products overflow from about 1.8e19); with ``squared=False`` the distance
+  does not overflow where it is representable.
 
   Args:
     embeddings1: ``[..., dim]`` floating embeddings.
@@ -44,6 +52,8 @@ def contrastive_loss(
     labels: ``[...]`` similarity in [0, 1] (1 similar, 0 dissimilar; float,
       int or bool).
     margin: the margin ``m`` beyond which dissimilar pairs cost nothing.
+    squared: square both terms (the default, Hadsell et al.'s form), or not
+      (static).
     where: boolean mask of the embeddings' shape (drops features) or of the
       labels' shape (drops pairs).
     weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
@@ -52,7 +62,10 @@ def contrastive_loss(
     ``[...]`` per-pair loss, or a scalar for ``"sum"``/``"mean"``.
 
   Matches Hadsell et al. with the label flipped (their ``Y = 0`` is similar)
-  and without their factors ½.
+  and without their factors ½. With ``squared=False``, matches
+  pytorch-metric-learning's ``ContrastiveLoss(pos_margin=0, neg_margin=m)``
+  per pair (with ``LpDistance(normalize_embeddings=False)``; PML forms all
+  pairs of a batch from class labels and averages the non-zero pair losses).
 
   >>> import jax.numpy as jnp, jaxloss
   >>> x1 = jnp.array([[0.0, 0.0], [0.0, 0.0]])
@@ -71,11 +84,19 @@ def contrastive_loss(
   labels = checks.as_targets("labels", labels, embeddings1)
   checks.shape("labels", labels, embeddings1.shape[:-1], "one label per pair")
   checks.nonnegative("margin", margin)
+  checks.option("squared", squared, (True, False))
   margin = numerics.like(margin, embeddings1.dtype)
   elements, examples = split_where(where, embeddings1.shape, -1)
-  squared = squared_distance(embeddings1, embeddings2, elements)
-  dissimilar = jnp.square(jax.nn.relu(margin - numerics.safe_sqrt(squared)))
-  values = labels * squared + (1 - labels) * dissimilar
+  if squared:
+    square = squared_distance(embeddings1, embeddings2, elements)
+    dissimilar = jax.nn.relu(margin - numerics.safe_sqrt(square))
+    values = labels * square + (1 - labels) * jnp.square(dissimilar)
+  else:  # the distance itself: no square to overflow.
+    difference = embeddings1 - embeddings2
+    if elements is not None:
+      difference = jnp.where(elements, difference, 0)
+    distance = numerics.safe_norm(difference, axis=-1)
+    values = labels * distance + (1 - labels) * jax.nn.relu(margin - distance)
   return reduce(values, reduction, weights=weights, where=examples)
 
 
@@ -136,6 +157,8 @@ def npair_loss(
   anchors: ArrayLike,
   positives: ArrayLike,
   *,
+  negatives: ArrayLike | None = None,
+  in_batch_negatives: bool = True,
   l2_reg: ArrayLike = 0.0,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
@@ -149,7 +172,10 @@ def npair_loss(
              \big(\|f_i\|^2 + \|f^+_i\|^2\big)
 
   the cross-entropy of ``softmax_j(f_i · f⁺_j)`` with label ``i``. The
-  examples are assumed to come from distinct classes.
+  examples are assumed to come from distinct classes. Explicit
+  ``negatives`` ``n_{i,k}`` add the terms ``exp(f_i^\top n_{i,k} − f_i^\top
+  f^+_i)`` to anchor ``i``'s sum; with ``in_batch_negatives=False`` they are
+  its only terms, the paper's (N+1)-tuplet loss.
 
   Supported input range: The dot products are computed in the inputs' dtype, so
   in float32 inputs are supported up to magnitude 1e15 (the checked range;
@@ -159,6 +185,10 @@ def npair_loss(
     anchors: ``[batch, dim]`` floating anchor embeddings ``f``.
     positives: ``[batch, dim]`` positive embeddings ``f⁺``; row ``i`` is the
       positive of anchor ``i`` and a negative of every other anchor.
+    negatives: optional ``[batch, k, dim]`` explicit negatives, each
+      anchor's own ``k`` (not regularised by ``l2_reg``).
+    in_batch_negatives: whether the other anchors' positives are negatives
+      (static); ``False`` needs ``negatives``.
     l2_reg: ``λ``, the weight of the embedding-norm regulariser the paper
       adds; off by default.
     where: optional ``[batch]`` mask; a masked pair is neither an anchor nor
@@ -169,7 +199,10 @@ def npair_loss(
     ``[batch]`` per-anchor loss, or a scalar for ``"sum"``/``"mean"``.
 
   With ``"mean"`` this matches ``tf.contrib.losses.metric_learning.npairs_loss``
-  (``reg_lambda = l2_reg``) on distinct labels.
+  (``reg_lambda = l2_reg``) on distinct labels. With ``negatives`` and
+  ``in_batch_negatives=False`` it matches info-nce-pytorch's ``info_nce``
+  with ``negative_mode="paired"``, ``temperature=1`` and unnormalised
+  embeddings (that function normalises them), per anchor.
 
   >>> import jax.numpy as jnp, jaxloss
   >>> f = jnp.array([[1.0, 0.0], [0.0, 1.0]])
@@ -185,12 +218,28 @@ def npair_loss(
   )
   checks.rank("anchors", anchors, 2)
   checks.nonnegative("l2_reg", l2_reg)
-  keep = in_batch.example_mask(where, anchors.shape[:1])
+  checks.option("in_batch_negatives", in_batch_negatives, (True, False))
+  batch, dim = anchors.shape
+  keep = in_batch.example_mask(where, (batch,))
   logits = jnp.matmul(anchors, positives.T)
-  labels = jnp.arange(anchors.shape[0])
-  values = masked_cross_entropy(
-    logits, labels, jnp.broadcast_to(keep[None, :], logits.shape)
-  )
+  mask = jnp.broadcast_to(keep[None, :], logits.shape)
+  if not in_batch_negatives:
+    if negatives is None:
+      raise checks.fail(
+        "`in_batch_negatives=False` needs `negatives` (without any negative "
+        "the loss is 0)."
+      )
+    mask = mask & jnp.eye(batch, dtype=bool)
+  if negatives is not None:
+    negatives = checks.floats(anchors=anchors, negatives=negatives)[1]
+    checks.shape(
+      "negatives", negatives, (batch, None, dim), "[batch, k, dim] per anchor"
+    )
+    own = jnp.einsum("bd,bkd->bk", anchors, negatives)
+    logits = jnp.concatenate([logits, own], axis=1)
+    mask = jnp.concatenate([mask, jnp.ones(own.shape, bool)], axis=1)
+  labels = jnp.arange(batch)
+  values = masked_cross_entropy(logits, labels, mask)
   if not (checks.is_static_number(l2_reg) and l2_reg == 0):
     norms = jnp.sum(jnp.square(anchors) + jnp.square(positives), axis=-1)
     values = values + numerics.like(l2_reg, anchors) / 4 * norms

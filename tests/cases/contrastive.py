@@ -208,3 +208,64 @@ CASES = [
     max_magnitude=QUADRATIC_RANGE,
   ),
 ]
+
+
+# ---- issue 22: a cross-batch memory (MoCo), no in-batch negatives, multi-hot
+# SupCon labels. One case per new program.
+
+
+def _memory():
+  """A memory of 8 rows, 5 written (the rest must stay unused)."""
+  import jaxloss
+
+  rng = np.random.default_rng(22)
+  return jaxloss.update_cross_batch_memory(
+    jaxloss.cross_batch_memory(8, D),
+    _embeddings(rng, 5),
+    np.zeros(5, np.int32),
+  )
+
+
+def _multi_hot(rng, n):
+  """Multi-hot labels over 3 classes (some rows without a class)."""
+  return (_embeddings(rng, n), rng.random((n, 3)) < 0.5), {}
+
+
+def _multi_hot_edges():
+  return [
+    ((x, np.eye(3, dtype=bool)[np.asarray(labels) % 3]), kw)
+    for (x, labels), kw in _grouped_edges()
+  ]
+
+
+_MOCO = dict(in_batch_negatives=False, chunk_size=CHUNK)
+CASES += [
+  # MoCo: the memory's written rows are the only negatives (chunked columns).
+  LossCase(
+    jc.infonce_loss,
+    lambda rng, n: (_pairs(rng, n)[0], {**_MOCO, "memory": _memory()}),
+    name="infonce_loss[memory,no_in_batch]",
+    float_args=(0, 1),
+    edge_inputs=lambda: [
+      (args, {**kw, **_MOCO, "memory": _memory()}) for args, kw in _pair_edges()
+    ],
+    grad_modes=("rev",),
+  ),
+  # info-nce-pytorch's "paired" mode: each anchor's own negatives only.
+  _case(
+    jc.infonce_loss,
+    _with_negatives(shared=False),
+    _negative_edges(shared=False),
+    "infonce_loss[per_anchor_negatives,no_in_batch]",
+    dict(in_batch_negatives=False),
+    float_args=(0, 1, 2),
+  ),
+  _case(
+    jc.supervised_contrastive_loss,
+    _multi_hot,
+    _multi_hot_edges,
+    "supervised_contrastive_loss[multi_hot]",
+    dict(temperature=0.5),
+    max_magnitude=QUADRATIC_RANGE,
+  ),
+]

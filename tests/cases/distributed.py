@@ -152,3 +152,18 @@ SHARDED = [
     options=dict(similarity="dot"),
   ),
 ]
+
+# ---- issue 22: multi-hot SupCon labels travel with the embeddings (the
+# sharded loss shares the one-device core).
+SHARDED += [
+  ShardedCase(
+    jd.supervised_contrastive_loss,
+    jaxloss.supervised_contrastive_loss,
+    lambda r, n: (
+      (_normal(r, n, DIM) / 2, r.random((n, 3)) < 0.4),
+      dict(temperature=_scalar(0.5), where=_mask(r, n)),
+    ),
+    name="supervised_contrastive_loss[multi-hot labels]",
+    float_args=(0,),
+  ),
+]

@@ -413,3 +413,77 @@ CASES += [
     **LABELS,
   ),
 ]
+
+
+# ---- issue 22: a cross-batch memory, explicit N-pair negatives, the unsquared
+# contrastive loss. One case per new program.
+
+HELPERS = {"cross_batch_memory", "update_cross_batch_memory"}
+
+
+def _memory():
+  """A memory of 8 rows, 5 written (the rest must stay unused)."""
+  rng = np.random.default_rng(22)
+  return jl.update_cross_batch_memory(
+    jl.cross_batch_memory(8, D),
+    _embeddings(rng, 5, D),
+    rng.integers(0, 3, 5).astype(np.int32),
+  )
+
+
+def _with_memory(make):
+  def with_memory(rng, n):
+    args, kwargs = make(rng, n)
+    return args, {**kwargs, "memory": _memory()}
+
+  return with_memory
+
+
+def _npair_with_negatives(anchors, positives, negatives, **kwargs):
+  """``npair_loss`` with its keyword-only ``negatives`` given by position
+  (the harness slices and vmaps positional arrays)."""
+  return jl.npair_loss(anchors, positives, negatives=negatives, **kwargs)
+
+
+_npair_with_negatives.__name__ = "npair_loss"
+
+
+def _npair_negatives(rng, n):
+  return (
+    _embeddings(rng, n, D),
+    _embeddings(rng, n, D),
+    _embeddings(rng, n, 2, D),
+  ), {}
+
+
+CASES += [
+  LossCase(
+    jl.batch_hard_triplet_loss,
+    _with_memory(_mining("euclidean")),
+    name="batch_hard_triplet_loss[memory]",
+    edge_inputs=lambda: [
+      (args, {**kw, "memory": _memory()})
+      for args, kw in _mining_edges("euclidean")()
+    ],
+  ),
+  LossCase(
+    _npair_with_negatives,
+    _npair_negatives,
+    name="npair_loss[negatives]",
+    float_args=(0, 1, 2),
+    edge_inputs=lambda: [
+      (args + (np.stack([args[0], -args[1]], axis=1),), {})
+      for args, _ in _pair_edges()()
+    ],
+    max_magnitude=QUADRATIC_RANGE,
+  ),
+  LossCase(
+    jl.contrastive_loss,
+    lambda rng, n: (_contrastive(rng, n)[0], {"squared": False}),
+    name="contrastive_loss[unsquared]",
+    float_args=(0, 1),
+    edge_inputs=lambda: [
+      (args, {"squared": False}) for args, _ in _contrastive_edges()
+    ],
+  ),
+]
