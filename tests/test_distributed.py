@@ -29,7 +29,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 XLA_FLAGS = (
   "--xla_force_host_platform_device_count=8 "
   "--xla_backend_optimization_level=0 "
-  "--xla_cpu_use_fusion_emitters=false"
+  "--xla_cpu_use_fusion_emitters=false "
+  "--xla_cpu_parallel_codegen_split_count=1"
 )
 TIMEOUT = 300  # seconds; the checks take well under a minute.
 

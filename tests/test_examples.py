@@ -22,7 +22,8 @@ from tests.conftest import background_result
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FAST_COMPILE = (
-  "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+  "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false "
+  "--xla_cpu_parallel_codegen_split_count=1"
 )
 CHILD_XLA_FLAGS = "--xla_force_host_platform_device_count=4 " + FAST_COMPILE
 

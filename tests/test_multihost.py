@@ -29,7 +29,8 @@ PROCESSES = multihost_checks.PROCESSES
 XLA_FLAGS = (
   f"--xla_force_host_platform_device_count={multihost_checks.LOCAL_DEVICES} "
   "--xla_backend_optimization_level=0 "
-  "--xla_cpu_use_fusion_emitters=false"
+  "--xla_cpu_use_fusion_emitters=false "
+  "--xla_cpu_parallel_codegen_split_count=1"
 )
 TIMEOUT = 240  # seconds for both children; they take about 40 s on 2 cores.
 
