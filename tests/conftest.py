@@ -37,10 +37,11 @@ def public_helpers():
 # sharded part). A test module names them in ``BACKGROUND = {fixture name:
 # job}``, where ``job(folder) -> JSON-able result`` runs the child; its
 # session fixture returns ``background_result(...)``. Once the tests are
-# collected, each job that a selected test needs starts in a thread of the
-# first process that claims it (one per run, whichever xdist worker), and the
-# tests that need it run last, so that no worker waits for it while the other
-# one works: the children overlap the rest of the suite.
+# collected, the jobs that the selected tests need start, one after the
+# other, in a thread of the first process that claims them (one per run,
+# whichever xdist worker), and the tests that need them run last, so that no
+# worker waits for them while the other one works: the children overlap the
+# rest of the suite.
 
 import json  # noqa: E402
 import os  # noqa: E402
@@ -51,7 +52,7 @@ import traceback  # noqa: E402
 
 import pytest  # noqa: E402
 
-BACKGROUND_WAIT = 1200  # seconds a test waits for its child's result at most
+BACKGROUND_WAIT = 1800  # seconds a test waits for its child's result at most
 _threads: list[threading.Thread] = []
 
 
@@ -102,17 +103,17 @@ def pytest_collection_finish(session):
     return
   folder = _shared_folder(session.config._tmp_path_factory.getbasetemp())
   folder.mkdir(exist_ok=True)
-  claimed = []
-  for name, job in jobs.items():
-    try:  # the first process to create the marker runs the job
-      os.close(os.open(folder / f"{name}.started", os.O_CREAT | os.O_EXCL))
-    except FileExistsError:
-      continue
-    claimed.append((name, job))
-  if claimed:
-    thread = threading.Thread(target=_run, args=(claimed, folder), daemon=True)
-    thread.start()
-    _threads.append(thread)
+  try:  # the first process to create the marker runs the jobs
+    os.close(os.open(folder / "started", os.O_CREAT | os.O_EXCL))
+  except FileExistsError:
+    return
+  for name in jobs:
+    (folder / f"{name}.started").touch()
+  thread = threading.Thread(
+    target=_run, args=(list(jobs.items()), folder), daemon=True
+  )
+  thread.start()
+  _threads.append(thread)
 
 
 def pytest_sessionfinish(session, exitstatus):

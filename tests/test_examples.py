@@ -73,7 +73,7 @@ def _run_sharded_demo(out):
     env=env,
     capture_output=True,
     text=True,
-    timeout=240,
+    timeout=480,  # beside the rest of the suite (tests/conftest.py)
   )
   assert child.returncode == 0, child.stderr[-4000:]
   assert (out / "sharded_contrastive.md").exists()

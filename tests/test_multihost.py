@@ -32,7 +32,7 @@ XLA_FLAGS = (
   "--xla_cpu_use_fusion_emitters=false "
   "--xla_cpu_parallel_codegen_split_count=1"
 )
-TIMEOUT = 240  # seconds for both children; they take about 40 s on 2 cores.
+TIMEOUT = 480  # seconds for both; about 40 s on 2 cores, beside the suite.
 
 
 def _run_pair(workdir):
