@@ -177,6 +177,20 @@ def _some_reductions(case: LossCase) -> list[str | None]:
   return chosen or [None]
 
 
+def _extra(case: LossCase, reduction: str | None) -> dict:
+  return _reduction_kw(case, reduction) if reduction else {}
+
+
+def _values(case: LossCase, kwargs: dict, reductions: Sequence) -> Callable:
+  """``args -> [loss value for each reduction]``: one program under ``jit``
+  (the suite compiles one program per check, not one per call or per op)."""
+
+  def values(*args):
+    return [case.call(args, kwargs, **_extra(case, r)) for r in reductions]
+
+  return values
+
+
 def _mask(rng: np.random.Generator, n: int) -> np.ndarray:
   mask = rng.random(n) < 0.5
   mask[0], mask[-1] = True, False
@@ -196,11 +210,11 @@ def _example_mask(mask: np.ndarray, case: LossCase, args, kwargs) -> np.ndarray:
 def check_jit(case: LossCase, seed: int = 0) -> None:
   """``jax.jit`` gives the eager value, for every supported reduction."""
   args, kwargs = case.inputs(seed)
-  for reduction in case.reductions or (None,):
-    extra = _reduction_kw(case, reduction) if reduction else {}
-    eager = case.call(args, kwargs, **extra)
-    jitted = jax.jit(lambda *a: case.call(a, kwargs, **extra))(*args)
-    assert_close(jitted, eager, what=f"{case.id}: jit != eager ({reduction})")
+  reductions = case.reductions or (None,)
+  jitted = jax.jit(_values(case, kwargs, reductions))(*args)
+  for reduction, value in zip(reductions, jitted, strict=True):
+    eager = case.call(args, kwargs, **_extra(case, reduction))
+    assert_close(value, eager, what=f"{case.id}: jit != eager ({reduction})")
 
 
 def check_vmap(case: LossCase, seed: int = 0, copies: int = 3) -> None:
@@ -210,11 +224,17 @@ def check_vmap(case: LossCase, seed: int = 0, copies: int = 3) -> None:
   stacked = tuple(
     np.stack([s[0][i] for s in sets]) for i in range(len(sets[0][0]))
   )
-  for reduction in _some_reductions(case):
-    extra = _reduction_kw(case, reduction) if reduction else {}
-    batched = jax.vmap(lambda *a: case.call(a, kwargs, **extra))(*stacked)
-    looped = np.stack([case.call(s[0], kwargs, **extra) for s in sets])
-    assert_close(batched, looped, what=f"{case.id}: vmap != loop ({reduction})")
+  reductions = _some_reductions(case)
+  values = _values(case, kwargs, reductions)
+  batched = jax.jit(jax.vmap(values))(*stacked)
+  single = jax.jit(values)  # the loop: one program, called per input set
+  looped = [single(*s[0]) for s in sets]
+  for k, reduction in enumerate(reductions):
+    assert_close(
+      batched[k],
+      np.stack([v[k] for v in looped]),
+      what=f"{case.id}: vmap != loop ({reduction})",
+    )
 
 
 def check_where_is_slicing(case: LossCase, seed: int = 0) -> None:
@@ -226,17 +246,20 @@ def check_where_is_slicing(case: LossCase, seed: int = 0) -> None:
   for i in _batch_indices(case, args):
     kept[i] = np.asarray(args[i])[mask]
   sliced = tuple(kept)
-  for reduction in ("sum", "mean"):
-    assert_close(
-      case.call(args, kwargs, where=where, reduction=reduction),
-      case.call(sliced, kwargs, reduction=reduction),
-      what=f"{case.id}: where != slicing ({reduction})",
+  reductions = ("sum", "mean", "none")
+
+  def both(args, sliced, where):  # one program
+    return (
+      [case.call(args, kwargs, where=where, reduction=r) for r in reductions],
+      _values(case, kwargs, reductions)(*sliced),
     )
-  masked = np.asarray(case.call(args, kwargs, where=where, reduction="none"))
+
+  got, want = jax.jit(both)(args, sliced, where)
+  for reduction, g, w in zip(reductions[:2], got, want):
+    assert_close(g, w, what=f"{case.id}: where != slicing ({reduction})")
+  masked = np.asarray(got[2])
   assert_close(
-    masked[mask],
-    case.call(sliced, kwargs, reduction="none"),
-    what=f"{case.id}: where != slicing (none)",
+    masked[mask], want[2], what=f"{case.id}: where != slicing (none)"
   )
   if not np.all(masked[~mask] == 0):
     raise AssertionError(f"{case.id}: masked-out entries are not exactly 0")
@@ -246,18 +269,31 @@ def check_all_masked(case: LossCase, seed: int = 0) -> None:
   """Everything masked: "sum" and "mean" are 0 and the gradient is finite."""
   args, kwargs = case.inputs(seed)
   none = _example_mask(np.zeros(case.batch, bool), case, args, kwargs)
-  for reduction in ("sum", "mean"):
-    value = case.call(args, kwargs, where=none, reduction=reduction)
+  reductions = ("sum", "mean")
+
+  def everything(args, where):  # one program
+    return [
+      (
+        case.call(args, kwargs, where=where, reduction=r),
+        _grads(case, args, kwargs, where=where, reduction=r),
+      )
+      for r in reductions
+    ]
+
+  for reduction, (value, grads) in zip(
+    reductions, jax.jit(everything)(args, none)
+  ):
     if float(value) != 0.0:
       raise AssertionError(
         f"{case.id}: all masked {reduction} = {value}, not 0"
       )
-    grads = _grads(case, args, kwargs, where=none, reduction=reduction)
     _assert_finite(grads, f"{case.id}: gradient with everything masked")
 
 
 def check_reductions(case: LossCase, seed: int = 0) -> None:
   """ "none", "sum" and "mean" agree, with and without weights."""
+  # Eager: these calls reuse the operations compiled by check_jit's eager
+  # calls (cheaper than compiling a program of their own).
   args, kwargs = case.inputs(seed)
   values = np.asarray(case.call(args, kwargs, reduction="none"), np.float64)
   assert_close(
@@ -293,8 +329,9 @@ def check_bfloat16(case: LossCase, seed: int = 0) -> None:
   args, kwargs = case.inputs(seed)
   half = _cast_floats(case, args, jnp.bfloat16)
   upcast = _cast_floats(case, half, jnp.float32)
+  # Eager, like check_reductions: the float32 operations are check_jit's.
   for reduction in case.reductions or (None,):
-    extra = _reduction_kw(case, reduction) if reduction else {}
+    extra = _extra(case, reduction)
     out = case.call(half, kwargs, **extra)
     if out.dtype != jnp.float32:
       raise AssertionError(
@@ -327,16 +364,26 @@ def check_edge_cases(case: LossCase, seed: int = 0) -> None:
   """Values and gradients are finite at the loss's edge inputs."""
   if case.edge_inputs is None:
     return
-  for k, (args, kwargs) in enumerate(case.edge_inputs()):
-    for reduction in _some_reductions(case):
-      extra = _reduction_kw(case, reduction) if reduction else {}
-      _assert_finite(
-        case.call(args, kwargs, **extra), f"{case.id}: value at edge input {k}"
-      )
-      _assert_finite(
-        _grads(case, args, kwargs, **extra),
-        f"{case.id}: gradient at edge input {k}",
-      )
+  edges = list(case.edge_inputs())
+  reductions = _some_reductions(case)
+
+  def everything(all_args):  # one program for every edge input
+    return [
+      [
+        (
+          case.call(args, kwargs, **_extra(case, r)),
+          _grads(case, args, kwargs, **_extra(case, r)),
+        )
+        for r in reductions
+      ]
+      for args, (_, kwargs) in zip(all_args, edges)
+    ]
+
+  results = jax.jit(everything)([args for args, _ in edges])
+  for k, per_reduction in enumerate(results):
+    for value, grads in per_reduction:
+      _assert_finite(value, f"{case.id}: value at edge input {k}")
+      _assert_finite(grads, f"{case.id}: gradient at edge input {k}")
 
 
 def check_gradients(case: LossCase, seed: int = 0) -> None:
@@ -348,13 +395,22 @@ def check_gradients(case: LossCase, seed: int = 0) -> None:
     def f(*floats):
       return case.call(_with_floats(case, args64, floats), kwargs)
 
-    test_util.check_grads(
-      f,
-      [args64[i] for i in case.float_args],
-      order=1,
-      modes=case.grad_modes,
-      eps=1e-6,
-    )
+    # test_util.check_grads(f, order=1), with f, its JVP and its VJP each
+    # compiled once (jit of jvp / vjp, not jvp / vjp of a jitted f) instead
+    # of run op by op.
+    floats = tuple(args64[i] for i in case.float_args)
+    value = jax.jit(f)
+    if "fwd" in case.grad_modes:
+      jvp = jax.jit(lambda primals, tangents: jax.jvp(f, primals, tangents))
+      test_util.check_jvp(value, jvp, floats, eps=1e-6)
+    if "rev" in case.grad_modes:
+      pull = jax.jit(lambda primals, ct: jax.vjp(f, *primals)[1](ct))
+      test_util.check_vjp(
+        value,
+        lambda *primals: (value(*primals), lambda ct: pull(primals, ct)),
+        floats,
+        eps=1e-6,
+      )
 
 
 def check_errors(case: LossCase, seed: int = 0) -> None:

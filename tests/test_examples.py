@@ -18,10 +18,12 @@ import numpy as np
 import pytest
 
 from examples import common, gallery, imbalanced, metric_learning
+from tests.conftest import background_result
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FAST_COMPILE = (
-  "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+  "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false "
+  "--xla_cpu_parallel_codegen_split_count=1"
 )
 CHILD_XLA_FLAGS = "--xla_force_host_platform_device_count=4 " + FAST_COMPILE
 
@@ -53,11 +55,7 @@ def test_metric_learning_beats_the_untrained_network(tmp_path):
   assert (tmp_path / "metric_learning.md").exists()
 
 
-# Session scope: under --dist loadgroup a worker may leave this module and
-# come back, and a module-scoped fixture would start the children again.
-@pytest.fixture(scope="session")
-def sharded_results(tmp_path_factory):
-  out = tmp_path_factory.mktemp("sharded")
+def _run_sharded_demo(out):
   env = dict(os.environ, XLA_FLAGS=CHILD_XLA_FLAGS, JAX_PLATFORMS="cpu")
   child = subprocess.run(
     [
@@ -75,18 +73,25 @@ def sharded_results(tmp_path_factory):
     env=env,
     capture_output=True,
     text=True,
-    timeout=240,
+    timeout=480,  # beside the rest of the suite (tests/conftest.py)
   )
   assert child.returncode == 0, child.stderr[-4000:]
   assert (out / "sharded_contrastive.md").exists()
   return json.loads((out / "results.json").read_text())["sharded"]
 
 
-# The three tests on the child's results share one child (one xdist worker).
-sharded = pytest.mark.xdist_group("sharded_demo")
+# One child per run, started in the background once the tests are collected
+# (tests/conftest.py); the three tests that read it run last.
+BACKGROUND = {"sharded_results": _run_sharded_demo}
 
 
-@sharded
+@pytest.fixture(scope="session")
+def sharded_results(tmp_path_factory):
+  return background_result(
+    tmp_path_factory, f"{__name__}.sharded_results", _run_sharded_demo
+  )
+
+
 def test_sharded_losses_equal_single_device_losses(sharded_results):
   assert sharded_results["devices"] == 4
   rows = sharded_results["equality"]
@@ -99,7 +104,6 @@ def test_sharded_losses_equal_single_device_losses(sharded_results):
     assert value_diff < 1e-5 and grad_diff < 1e-5, (loss, strategy)
 
 
-@sharded
 def test_ring_needs_less_memory_than_all_gather(sharded_results):
   memory = {
     (loss, batch, strategy): size
@@ -110,7 +114,6 @@ def test_ring_needs_less_memory_than_all_gather(sharded_results):
       assert size < memory[loss, batch, "all_gather"] / 2, (loss, batch)
 
 
-@sharded
 def test_sharded_training_learns_to_retrieve(sharded_results):
   retrieval = sharded_results["retrieval"]
   untrained = retrieval.pop("untrained")

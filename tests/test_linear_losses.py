@@ -112,14 +112,17 @@ CLASS_OPTIONS = {
 }
 
 
-@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+REDUCTIONS = ("none", "sum", "mean")
+
+
 @pytest.mark.parametrize("chunk_size", [None, CHUNK], ids=["dense", "chunk"])
 @pytest.mark.parametrize("options", list(CLASS_OPTIONS))
-def test_class_weights_match_torch_rule(x64, options, chunk_size, reduction):
+def test_class_weights_match_torch_rule(x64, options, chunk_size):
   """Values and the gradients of hidden, weight, bias, class weights and a
-  traced soft cap, to 1e-10: the dense path, the chunked scalar path
-  (token_sum: "sum", "mean") and the chunked "none" path (token_values),
-  over 3 weight slices and 3 token chunks."""
+  traced soft cap, to 1e-10, for every reduction: the dense path, the
+  chunked scalar path (token_sum: "sum", "mean") and the chunked "none" path
+  (token_values), over 3 weight slices and 3 token chunks (one compiled
+  program for the three reductions)."""
   options = CLASS_OPTIONS[options]
   hidden, weight, bias, class_weights, labels, where, weights = _inputs(1)
   epsilon = options.get("label_smoothing", 0.0)
@@ -131,7 +134,7 @@ def test_class_weights_match_torch_rule(x64, options, chunk_size, reduction):
   cap = np.float64(options.get("cap", 1.0))
   cotangent = np.arange(1.0, B * T + 1).reshape(B, T) / (B * T)
 
-  def loss(h, w, b, cw, c):
+  def loss(reduction, h, w, b, cw, c):
     return jaxloss.linear_cross_entropy(
       h,
       w,
@@ -146,7 +149,7 @@ def test_class_weights_match_torch_rule(x64, options, chunk_size, reduction):
       reduction=reduction,
     )
 
-  def reference(h, w, b, cw, c):
+  def reference(reduction, h, w, b, cw, c):
     values, w_y = torch_weighted_smoothed_ce(
       jnp, h, w, b, c if has_cap else None, labels, cw, epsilon, keep
     )
@@ -155,25 +158,34 @@ def test_class_weights_match_torch_rule(x64, options, chunk_size, reduction):
   @jax.jit
   def run(*args):
     out = []
-    for f in (loss, reference):
-      value, pull = jax.vjp(f, *args)
-      out.append((value, pull(cotangent if reduction == "none" else 1.0)))
+    for reduction in REDUCTIONS:
+      pair = []
+      for f in (loss, reference):
+        value, pull = jax.vjp(functools.partial(f, reduction), *args)
+        pair.append((value, pull(cotangent if reduction == "none" else 1.0)))
+      out.append(pair)
     return out
 
-  (got, got_grads), (want, want_grads) = run(
-    hidden, weight, bias, class_weights, cap
-  )
+  results = run(hidden, weight, bias, class_weights, cap)
   values, w_y = torch_weighted_smoothed_ce(
     np, hidden, weight, bias, cap if has_cap else None, labels,
     class_weights, epsilon, keep,
   )  # fmt: skip
-  assert_close(want, _reduce(values, w_y, token_weights, reduction), **F64_TOL)
-  assert_close(got, want, **F64_TOL)
-  names = ("hidden", "weight", "bias", "class_weights", "cap")
-  for name, g, w in zip(names, got_grads, want_grads, strict=True):
-    assert_close(g, w, **F64_TOL, what=f"d/d{name}")
-  assert np.any(np.asarray(got_grads[3]) != 0)
-  assert (float(got_grads[4]) != 0) == has_cap
+  for reduction, ((got, got_grads), (want, want_grads)) in zip(
+    REDUCTIONS, results, strict=True
+  ):
+    assert_close(
+      want,
+      _reduce(values, w_y, token_weights, reduction),
+      **F64_TOL,
+      what=reduction,
+    )
+    assert_close(got, want, **F64_TOL, what=reduction)
+    names = ("hidden", "weight", "bias", "class_weights", "cap")
+    for name, g, w in zip(names, got_grads, want_grads, strict=True):
+      assert_close(g, w, **F64_TOL, what=f"{reduction}: d/d{name}")
+    assert np.any(np.asarray(got_grads[3]) != 0), reduction
+    assert (float(got_grads[4]) != 0) == has_cap, reduction
 
 
 def test_class_weights_mean_is_torch_weighted_mean(x64):
@@ -461,17 +473,22 @@ def test_linear_log_probs_equals_optax_cross_entropy(x64):
 def test_linear_log_probs_out_of_range_labels_are_nan_and_checked(x64):
   hidden, weight, _, _, labels, _, _ = _inputs(8)
   labels = np.where(labels == IGNORE, 3, labels)
-  good, good_h = jaxloss.linear_log_probs(
-    hidden, weight, labels, return_entropy=True, chunk_size=CHUNK
-  )
   bad = labels.copy()
   bad[0, 0], bad[1, 2] = -1, V
   wrong = np.zeros(labels.shape, bool)
   wrong[0, 0] = wrong[1, 2] = True
-  for chunk_size in (None, CHUNK):
-    got, got_h = jaxloss.linear_log_probs(
-      hidden, weight, bad, return_entropy=True, chunk_size=chunk_size
-    )
+
+  @jax.jit  # one program: the good labels' values and both paths' bad ones
+  def run(hidden, weight, labels, bad):
+    def log_probs(labels, chunk_size):
+      return jaxloss.linear_log_probs(
+        hidden, weight, labels, return_entropy=True, chunk_size=chunk_size
+      )
+
+    return log_probs(labels, CHUNK), [log_probs(bad, c) for c in (None, CHUNK)]
+
+  (good, good_h), bad_results = run(hidden, weight, labels, bad)
+  for got, got_h in bad_results:
     got = np.asarray(got)
     assert np.all(np.isnan(got[wrong]))
     assert_close(got[~wrong], np.asarray(good)[~wrong], **F64_TOL)
@@ -561,29 +578,32 @@ def test_huge_logits_and_masked_vocabulary(x64, chunk_size):
       chunk_size=chunk_size, reduction="none",
     )  # fmt: skip
 
-  values, pull = jax.vjp(ce, hidden, weight, bias)
-  want, _ = torch_weighted_smoothed_ce(
-    np, hidden, weight, bias, None, labels, class_weights, 0.0, keep
-  )
-  assert_close(values, want, rtol=1e-10, atol=1e-8)
-  grads = pull(np.ones((B, T)))
-  for g in grads:
-    assert np.all(np.isfinite(np.asarray(g)))
-  assert np.all(np.asarray(grads[2])[masked] == 0)
-
   def lp(h, w, b):
     return jaxloss.linear_log_probs(
       h, w, labels, bias=b, return_entropy=True, chunk_size=chunk_size
     )
 
-  (log_p, entropy), pull = jax.vjp(lp, hidden, weight, bias)
+  @jax.jit  # one program for both losses, values and gradients
+  def run(*args):
+    ones = jnp.ones((B, T), args[0].dtype)
+    values, pull = jax.vjp(ce, *args)
+    log_probs, pull_lp = jax.vjp(lp, *args)
+    return values, pull(ones), log_probs, pull_lp((ones, ones))
+
+  values, grads, (log_p, entropy), lp_grads = run(hidden, weight, bias)
+  want, _ = torch_weighted_smoothed_ce(
+    np, hidden, weight, bias, None, labels, class_weights, 0.0, keep
+  )
+  assert_close(values, want, rtol=1e-10, atol=1e-8)
+  for g in grads:
+    assert np.all(np.isfinite(np.asarray(g)))
+  assert np.all(np.asarray(grads[2])[masked] == 0)
   want_log_p, want_entropy = numpy_log_probs(
     hidden, weight, labels, bias, 1.0, None
   )
   assert_close(log_p, want_log_p, rtol=1e-10, atol=1e-8)
   assert_close(entropy, want_entropy, rtol=1e-10, atol=1e-8)
-  grads = pull((np.ones((B, T)), np.ones((B, T))))
-  for g in grads:
+  for g in lp_grads:
     assert np.all(np.isfinite(np.asarray(g)))
   assert np.all(np.asarray(grads[2])[masked] == 0)
 
@@ -639,7 +659,7 @@ def test_all_tokens_masked(reduction, chunk_size):
         )  # fmt: skip
       )
 
-    value, grads = jax.value_and_grad(f, argnums=(0, 1, 2, 3))(
+    value, grads = jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2, 3)))(
       hidden, weight, bias, class_weights
     )
     assert float(value) == 0.0
@@ -664,11 +684,18 @@ def test_bfloat16_hidden():
       label_smoothing=0.1,
       chunk_size=chunk_size,
     )
-    for fn in (lp, ce):
-      got = fn(half, weight, labels, bias=bias)
-      want = fn(up, weight, labels, bias=bias)
+
+    @jax.jit  # one program per path
+    def run(half, up, lp=lp, ce=ce):
+      pairs = [
+        (fn(half, weight, labels, bias=bias), fn(up, weight, labels, bias=bias))
+        for fn in (lp, ce)
+      ]
+      return pairs, jax.grad(lambda h: ce(h, weight, labels, bias=bias))(half)
+
+    pairs, grad = run(half, up)
+    for got, want in pairs:
       for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         assert g.dtype == jnp.float32
         assert_close(g, w, rtol=1e-6, atol=1e-6)
-    grad = jax.grad(lambda h: ce(h, weight, labels, bias=bias))(half)
     assert grad.dtype == jnp.bfloat16
