@@ -234,10 +234,14 @@ def cross_entropy(
   tokens = labels.size
   smoothing = not _is_zero(label_smoothing)
   use_z_loss = not _is_zero(z_loss)
-  epsilon = checks.scalar("label_smoothing", label_smoothing).astype(dtype)
-  z_weight = checks.scalar("z_loss", z_loss).astype(dtype)
-
   params = {"state": _state(labels, keep, vocab, dtype).reshape(-1)}
+  # Scalars the token function reads travel in ``params`` (closed-over
+  # arrays would leak out of the engine's custom VJP under an outer jit).
+  if smoothing:
+    params["epsilon"] = checks.scalar("label_smoothing", label_smoothing)
+    params["epsilon"] = params["epsilon"].astype(dtype)
+  if use_z_loss:
+    params["z_weight"] = checks.scalar("z_loss", z_loss).astype(dtype)
   label_weights = None
   if class_weights is not None:
     # w_y: the shard that holds the label contributes it, the others 0.
@@ -259,16 +263,18 @@ def cross_entropy(
     if class_weights is None:
       value = nll
       if smoothing:
+        epsilon = p["epsilon"]
         mean_nll = comp["log_total"] + (comp["peak"] - comp["sum"] / vocab)
         value = (1 - epsilon) * nll + epsilon * mean_nll
     else:
       value = p["label_weight"] * nll
       if smoothing:
         # (ε/V) Σ_v w_v (lse − z_v)
+        epsilon = p["epsilon"]
         spread = p["weight_total"] * lse - comp["weighted_sum"]
         value = (1 - epsilon) * value + epsilon * spread / vocab
     if use_z_loss:
-      value = value + z_weight * jnp.square(lse)
+      value = value + p["z_weight"] * jnp.square(lse)
     state = p["state"]
     value = jnp.where(state == SCORED, value, 0)
     value = jnp.where(state == INVALID, jnp.nan, value)

@@ -173,8 +173,10 @@ def token_sum(
   """``Σ`` over the tokens of ``token_fn``'s values (a scalar), with every
   gradient computed in the forward pass."""
   floats, others, rebuild = _differentiable(x, params, problem)
+  # ``others`` are arguments, as in token_values: closed over, they leak
+  # when the loss is jitted apart from its gradient (``grad(jit(loss))``).
 
-  def forward(floats):
+  def forward(floats, others):
     x, params = rebuild(floats, others)
     # Varying like the values (inside shard_map): the cotangent of Σ values.
     ones = jnp.ones(x.labels.shape, x.hidden.dtype) + _zero(x)
@@ -182,17 +184,20 @@ def token_sum(
     return jnp.sum(values), _cotangents(floats, grads)
 
   @jax.custom_vjp
-  def run(floats):
-    return forward(floats)[0]
+  def run(floats, others):
+    return forward(floats, others)[0]
 
-  def run_fwd(floats):
-    return forward(floats)
+  def run_fwd(floats, others):
+    value, grads = forward(floats, others)
+    return value, (grads, len(others))
 
-  def run_bwd(grads, cotangent):
-    return (jax.tree.map(lambda g: (cotangent * g).astype(g.dtype), grads),)
+  def run_bwd(residuals, cotangent):
+    grads, count = residuals
+    scaled = jax.tree.map(lambda g: (cotangent * g).astype(g.dtype), grads)
+    return scaled, [None] * count
 
   run.defvjp(run_fwd, run_bwd)
-  return run(floats)
+  return run(floats, others)
 
 
 def dense_components(x: Inputs, problem: Problem) -> dict:
