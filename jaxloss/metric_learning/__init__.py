@@ -1,4 +1,5 @@
-"""Metric-learning losses: triplets, pairs, proxies, angular margins.
+"""Metric-learning losses: triplets, pairs, proxies, angular margins, class
+centres, sentence embeddings.
 
 Every loss returns per-example values and reduces through
 :func:`jaxloss.reduce` (``where``, ``weights``, ``reduction``). In-batch losses
@@ -8,6 +9,15 @@ the example both as an anchor and as a candidate, so ``where`` equals slicing.
 and values.
 """
 
+from jaxloss.metric_learning.angular import (
+  large_margin_softmax_loss,
+  sphereface_loss,
+)
+from jaxloss.metric_learning.centers import (
+  center_loss,
+  te2e_loss,
+  update_centers,
+)
 from jaxloss.metric_learning.margins import arcface_loss, cosface_loss
 from jaxloss.metric_learning.mining import (
   batch_all_triplet_loss,
@@ -21,20 +31,35 @@ from jaxloss.metric_learning.pairs import (
   uniformity_loss,
 )
 from jaxloss.metric_learning.proxies import ge2e_loss, proxy_nca_loss
+from jaxloss.metric_learning.sentence import (
+  angle_loss,
+  cosent_loss,
+  margin_mse_loss,
+  matryoshka,
+)
 from jaxloss.metric_learning.triplet import angular_loss, triplet_margin_loss
 
 __all__ = [
   "alignment_loss",
+  "angle_loss",
   "angular_loss",
   "arcface_loss",
   "batch_all_triplet_loss",
   "batch_hard_triplet_loss",
+  "center_loss",
   "contrastive_loss",
+  "cosent_loss",
   "cosface_loss",
   "ge2e_loss",
+  "large_margin_softmax_loss",
+  "margin_mse_loss",
+  "matryoshka",
   "npair_loss",
   "proxy_nca_loss",
   "semi_hard_triplet_loss",
+  "sphereface_loss",
+  "te2e_loss",
   "triplet_margin_loss",
   "uniformity_loss",
+  "update_centers",
 ]
