@@ -75,16 +75,27 @@ def _multiplicative_margin(
   elements, examples = split_where(
     where, (embeddings.shape[0], num_classes), -1
   )
-  cosines = jnp.matmul(
-    numerics.l2_normalize(embeddings), numerics.l2_normalize(centers).T
-  )
-  label_cosines = labels_lib.pick(cosines, labels)[:, None]
-  is_label = jax.nn.one_hot(labels, num_classes, dtype=bool)
-  logits = jnp.where(is_label, _psi(label_cosines, int(margin)), cosines)
-  magnitudes = numerics.safe_norm(embeddings)[:, None]
+  # The other classes' logits come straight from a matmul and the label's
+  # from a gather in the cross-entropy, so no product is rounded twice: XLA
+  # may recompute an elementwise product (contracted into an FMA, or not)
+  # separately in the max and the exp of the log-sum-exp, which at logits
+  # of 1e15 differs by 1e8 and overflows exp.
+  scaled = numerics.like(scale, embeddings.dtype) * embeddings  # s x
+  unit_centers = numerics.l2_normalize(centers)
+  directions = centers if name_of_norms == "both" else unit_centers
+  products = jnp.matmul(scaled, directions.T)  # s ‖x‖ ‖W_c‖ cos θ_c
+  cosines = jnp.matmul(numerics.l2_normalize(embeddings), unit_centers.T)
+  label_cosines = labels_lib.pick(cosines, labels)
+  magnitudes = numerics.safe_norm(scaled)  # s ‖x‖
   if name_of_norms == "both":
-    magnitudes = magnitudes * numerics.safe_norm(centers)[None, :]
-  logits = numerics.like(scale, logits.dtype) * magnitudes * logits
+    center_norms = numerics.safe_norm(centers)
+    label_norms = jnp.take(
+      center_norms, labels_lib.clipped(labels, num_classes)
+    )
+    magnitudes = magnitudes * label_norms
+  targets = magnitudes * _psi(label_cosines, int(margin))
+  is_label = jax.nn.one_hot(labels, num_classes, dtype=bool)
+  logits = jnp.where(is_label, targets[:, None], products)
   values = masked_cross_entropy(logits, labels, elements)
   return reduce(values, reduction, weights=weights, where=examples)
 

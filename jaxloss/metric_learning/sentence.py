@@ -5,6 +5,7 @@ embedding."""
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -219,6 +220,10 @@ def margin_mse_loss(
     ``[batch]`` or ``[batch, k]`` squared errors, or a scalar; ``"mean"``
     is the reference's value.
 
+  Supported input range: the value is quartic in the embeddings (squared
+  dot products), so in float32 it overflows from embeddings of about 1e9
+  (``"dot"``); beyond that the value is inf and gradients may be NaN.
+
   Matches sentence-transformers' ``MarginMSELoss`` (``nn.MSELoss`` of the
   margins). Teacher scores ``[batch, 1 + k]`` (positive first) become
   margins as ``scores[:, :1] − scores[:, 1:]``.
@@ -337,18 +342,29 @@ def matryoshka(
       f"got {len(weights)}."
     )
   fixed = None if argnums is None else _argnums(argnums)
+  try:
+    positional = [
+      p.name
+      for p in inspect.signature(loss_fn).parameters.values()
+      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+  except (TypeError, ValueError):  # no signature: name them by position
+    positional = []
+
+  def arg_name(i: int) -> str:
+    return positional[i] if i < len(positional) else f"#{i}"
 
   def shrunk(*args: Any, **kwargs: Any) -> jax.Array:
-    indices = _embedding_args(args) if fixed is None else fixed
+    indices = _embedding_args(args, arg_name) if fixed is None else fixed
     total: jax.Array | None = None
     for dim, weight in zip(dims, weights):
       new_args = list(args)
       for i in indices:
-        x = checks.as_float(f"argument {i}", args[i])
+        x = checks.as_float(arg_name(i), args[i])
         if dim > x.shape[-1]:
           raise checks.fail(
             f"`dims` entry {dim} exceeds the embedding size {x.shape[-1]} "
-            f"of positional argument {i}."
+            f"of argument `{arg_name(i)}`."
           )
         new_args[i] = numerics.l2_normalize(x[..., :dim])
       value = weight * loss_fn(*new_args, **kwargs)
@@ -378,7 +394,9 @@ def _argnums(argnums: int | Sequence[int]) -> tuple[int, ...]:
   return indices
 
 
-def _embedding_args(args: Sequence[Any]) -> tuple[int, ...]:
+def _embedding_args(
+  args: Sequence[Any], arg_name: Callable[[int], str]
+) -> tuple[int, ...]:
   """The leading positional floating arrays of rank >= 2 whose last axis has
   the first one's size."""
   indices: list[int] = []
@@ -393,9 +411,11 @@ def _embedding_args(args: Sequence[Any]) -> tuple[int, ...]:
       break
     indices.append(i)
   if not indices:
+    first = jnp.asarray(args[0]) if args else jnp.zeros(())
     raise checks.fail(
-      "the first positional argument must be a floating [..., dim] "
-      "embedding array."
+      f"argument `{arg_name(0)}` must be a floating [..., dim] embedding "
+      f"array, got dtype {first.dtype} with shape {first.shape}.",
+      ValueError if jnp.issubdtype(first.dtype, jnp.floating) else TypeError,
     )
   return tuple(indices)
 
