@@ -223,7 +223,7 @@ def sphereface_loss(
   >>> centers = jnp.array([[2.0, 0.0], [0.0, 2.0]])
   >>> x = jnp.array([[2.0, 2.0]])  # ψ = 0, other logit ‖x‖ cos 45° = 2
   >>> jaxloss.sphereface_loss(x, jnp.array([0]), centers, margin=2)
-  Array([2.126928], dtype=float32)
+  Array([2.12692...], dtype=float32)
 
   References:
     Liu, Wen, Yu, Li, Raj and Song, `SphereFace: Deep Hypersphere Embedding
