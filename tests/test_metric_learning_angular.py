@@ -98,6 +98,13 @@ def test_multiplicative_margin_equals_pml(cls, fn):
     sliced = fn(x[keep], labels[keep], centers)
   assert_close(np.asarray(full)[keep], sliced, **TOL)
   assert np.all(np.asarray(full)[~keep] == 0)
+  # A [batch, classes] mask drops classes: as removing their vectors.
+  low = labels % 3
+  classes = np.broadcast_to(np.arange(C) < 3, (B, C))
+  with jax.enable_x64(True):
+    assert_close(
+      fn(x, low, centers, where=classes), fn(x, low, centers[:3]), **TOL
+    )
   with pytest.raises(ValueError, match=f"{fn.__name__}: `margin`"):
     fn(x, labels, centers, margin=1.5)
 
