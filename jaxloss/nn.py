@@ -30,12 +30,15 @@ from jaxloss._core.reduction import Reduction
 __all__ = [
   "GE2E",
   "ArcFace",
+  "CenterLoss",
   "CosFace",
+  "LargeMarginSoftmax",
   "LearnedScaleBias",
   "LearnedTemperature",
   "ProxyAnchor",
   "ProxyNCA",
   "SoftTriple",
+  "SphereFace",
   "SubCenterArcFace",
   "UncertaintyWeighting",
 ]
@@ -880,6 +883,272 @@ class SubCenterArcFace(_MultiCenterHead):
       scale=self.scale,
       margin=self.margin,
       easy_margin=self.easy_margin,
+      where=where,
+      weights=weights,
+      reduction=reduction,
+    )
+
+
+# --------------------------------------------------------------------------- #
+# Issue 22 §5: center loss, SphereFace, L-Softmax.
+
+
+class CenterLoss(nnx.Module):
+  r"""Center loss with its class centres held as state.
+
+  .. math::
+    \ell_i = \tfrac12 \|x_i - c_{y_i}\|^2, \qquad
+    c_j \leftarrow c_j - \alpha
+      \frac{\sum_i \delta(y_i = j)(c_j - x_i)}{1 + \sum_i \delta(y_i = j)}
+
+  The centres ``[num_classes, num_features]`` start at 0 and are an
+  ``nnx.BatchStat`` (state, not an ``nnx.Param``): an optimizer built with
+  ``wrt=nnx.Param`` leaves them alone, and each call with ``update=True``
+  (the default) computes :func:`jaxloss.center_loss` with the current
+  centres, then replaces them with :func:`jaxloss.update_centers` of the
+  batch (embeddings with their gradient stopped), the paper's order. Under
+  ``nnx.jit`` / ``nnx.value_and_grad`` the update is carried out of the
+  step like a batch-norm statistic. Pass ``update=False`` to evaluate.
+
+  Args:
+    num_features: embedding size ``dim``.
+    num_classes: number of classes ``C``.
+    alpha: the centres' learning rate ``α``.
+    dtype: dtype of the centres.
+
+  ``loss(embeddings, labels)`` (``[batch, dim]``, ``[batch]``) returns the
+  loss, default ``reduction="mean"``; the paper's term is ``λ`` times the
+  ``"sum"``.
+
+  >>> import jax.numpy as jnp, jaxloss as jl
+  >>> loss = jl.nn.CenterLoss(2, 3)
+  >>> x, y = jnp.array([[2.0, 0.0], [4.0, 0.0]]), jnp.array([0, 0])
+  >>> loss(x, y)  # centres at 0: ½ (4 + 16) / 2
+  Array(5., dtype=float32)
+  >>> loss.centers[...][0]  # 0 − 0.5 · (0 − 6) / 3
+  Array([1., 0.], dtype=float32)
+
+  References:
+    Wen, Zhang, Li and Qiao, `A Discriminative Feature Learning Approach for
+    Deep Face Recognition
+    <https://doi.org/10.1007/978-3-319-46478-7_31>`_, 2016.
+  """
+
+  def __init__(
+    self,
+    num_features: int,
+    num_classes: int,
+    *,
+    alpha: float = 0.5,
+    dtype: DTypeLike = jnp.float32,
+  ):
+    self.centers = nnx.BatchStat(jnp.zeros((num_classes, num_features), dtype))
+    self.alpha = alpha
+
+  def __call__(
+    self,
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    update: bool = True,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+  ) -> jax.Array:
+    centers = self.centers[...]
+    value = metric_learning.center_loss(
+      embeddings,
+      labels,
+      centers,
+      where=where,
+      weights=weights,
+      reduction=reduction,
+    )
+    if update:
+      self.centers[...] = metric_learning.update_centers(
+        centers,
+        jax.lax.stop_gradient(jnp.asarray(embeddings)),
+        labels,
+        alpha=self.alpha,
+        where=where,
+      ).astype(centers.dtype)
+    return value
+
+
+class _MultiplicativeMarginHead(nnx.Module):
+  """Class weight vectors ``[num_classes, num_features]`` ~ N(0, 1) and an
+  integer angular margin."""
+
+  def __init__(
+    self,
+    num_features: int,
+    num_classes: int,
+    *,
+    margin: int,
+    scale: float,
+    rngs: nnx.Rngs,
+    param_dtype: DTypeLike = jnp.float32,
+  ):
+    self.centers = _table(rngs, num_classes, num_features, param_dtype)
+    self.margin = margin
+    self.scale = scale
+
+
+class SphereFace(_MultiplicativeMarginHead):
+  r"""SphereFace (A-Softmax) head: learned class vectors, normalised, and a
+  multiplicative angular margin.
+
+  .. math::
+    \ell_i = \mathrm{sphereface}(x_i, y_i, W;\ m, s)
+
+  The loss is :func:`jaxloss.sphereface_loss` with the module's ``centers``
+  (``W``, ``[num_classes, num_features]``, ~ N(0, 1)).
+
+  Args:
+    num_features: embedding size ``dim``.
+    num_classes: number of classes ``C``.
+    margin: the integer margin ``m`` (the paper: 4).
+    scale: the logit scale ``s``.
+    rngs: ``nnx.Rngs`` with a ``params`` stream.
+    param_dtype: dtype of the class vectors.
+
+  ``head(embeddings, labels)`` returns the loss, default
+  ``reduction="mean"``; ``head.logits(embeddings)`` the ``[batch, C]``
+  logits without margin, ``s ‖x‖ cos θ_c``, for accuracy.
+
+  >>> import jax.numpy as jnp, jaxloss as jl
+  >>> from flax import nnx
+  >>> head = jl.nn.SphereFace(4, 3, rngs=nnx.Rngs(0))
+  >>> x, y = jnp.ones((2, 4)), jnp.array([0, 2])
+  >>> bool(jnp.allclose(head(x, y), jl.sphereface_loss(
+  ...     x, y, head.centers[...], reduction="mean")))
+  True
+
+  References:
+    Liu, Wen, Yu, Li, Raj and Song, `SphereFace: Deep Hypersphere Embedding
+    for Face Recognition <https://arxiv.org/abs/1704.08063>`_, 2017.
+  """
+
+  def __init__(
+    self,
+    num_features: int,
+    num_classes: int,
+    *,
+    margin: int = 4,
+    scale: float = 1.0,
+    rngs: nnx.Rngs,
+    param_dtype: DTypeLike = jnp.float32,
+  ):
+    super().__init__(
+      num_features,
+      num_classes,
+      margin=margin,
+      scale=scale,
+      rngs=rngs,
+      param_dtype=param_dtype,
+    )
+
+  def logits(self, embeddings: ArrayLike) -> jax.Array:
+    """``s ‖x‖ cos θ_c``, ``[..., num_classes]``."""
+    x = numerics.upcast(jnp.asarray(embeddings))
+    return self.scale * jnp.matmul(x, _unit(self.centers[...]).T)
+
+  def __call__(
+    self,
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+  ) -> jax.Array:
+    return metric_learning.sphereface_loss(
+      embeddings,
+      labels,
+      self.centers[...],
+      margin=self.margin,
+      scale=self.scale,
+      where=where,
+      weights=weights,
+      reduction=reduction,
+    )
+
+
+class LargeMarginSoftmax(_MultiplicativeMarginHead):
+  r"""L-Softmax head: a bias-free linear layer's class vectors and a
+  multiplicative angular margin.
+
+  .. math::
+    \ell_i = \mathrm{lsoftmax}(x_i, y_i, W;\ m, s)
+
+  The loss is :func:`jaxloss.large_margin_softmax_loss` with the module's
+  ``centers`` (``W``, ``[num_classes, num_features]``, ~ N(0, 1), not
+  normalised).
+
+  Args:
+    num_features: embedding size ``dim``.
+    num_classes: number of classes ``C``.
+    margin: the integer margin ``m``.
+    scale: the logit scale ``s``.
+    rngs: ``nnx.Rngs`` with a ``params`` stream.
+    param_dtype: dtype of the class vectors.
+
+  ``head(embeddings, labels)`` returns the loss, default
+  ``reduction="mean"``; ``head.logits(embeddings)`` the ``[batch, C]``
+  logits without margin, ``s W x``, for accuracy.
+
+  >>> import jax.numpy as jnp, jaxloss as jl
+  >>> from flax import nnx
+  >>> head = jl.nn.LargeMarginSoftmax(4, 3, margin=2, rngs=nnx.Rngs(0))
+  >>> x, y = jnp.ones((2, 4)), jnp.array([0, 2])
+  >>> bool(jnp.allclose(head(x, y), jl.large_margin_softmax_loss(
+  ...     x, y, head.centers[...], margin=2, reduction="mean")))
+  True
+
+  References:
+    Liu, Wen, Yu and Yang, `Large-Margin Softmax Loss for Convolutional
+    Neural Networks <https://arxiv.org/abs/1612.02295>`_, 2016.
+  """
+
+  def __init__(
+    self,
+    num_features: int,
+    num_classes: int,
+    *,
+    margin: int = 4,
+    scale: float = 1.0,
+    rngs: nnx.Rngs,
+    param_dtype: DTypeLike = jnp.float32,
+  ):
+    super().__init__(
+      num_features,
+      num_classes,
+      margin=margin,
+      scale=scale,
+      rngs=rngs,
+      param_dtype=param_dtype,
+    )
+
+  def logits(self, embeddings: ArrayLike) -> jax.Array:
+    """``s W x``, ``[..., num_classes]``."""
+    x = numerics.upcast(jnp.asarray(embeddings))
+    return self.scale * jnp.matmul(x, numerics.upcast(self.centers[...]).T)
+
+  def __call__(
+    self,
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+  ) -> jax.Array:
+    return metric_learning.large_margin_softmax_loss(
+      embeddings,
+      labels,
+      self.centers[...],
+      margin=self.margin,
+      scale=self.scale,
       where=where,
       weights=weights,
       reduction=reduction,

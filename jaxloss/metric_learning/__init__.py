@@ -1,4 +1,5 @@
-"""Metric-learning losses: triplets, pairs, proxies, angular margins.
+"""Metric-learning losses: triplets, pairs, proxies, angular margins, class
+centres, sentence embeddings.
 
 Every loss returns per-example values and reduces through
 :func:`jaxloss.reduce` (``where``, ``weights``, ``reduction``). In-batch losses
@@ -11,7 +12,16 @@ The mining losses, :func:`multi_similarity_loss` and
 and values.
 """
 
+from jaxloss.metric_learning.angular import (
+  large_margin_softmax_loss,
+  sphereface_loss,
+)
 from jaxloss.metric_learning.average_precision import fast_ap_loss
+from jaxloss.metric_learning.centers import (
+  center_loss,
+  te2e_loss,
+  update_centers,
+)
 from jaxloss.metric_learning.margins import (
   arcface_loss,
   cosface_loss,
@@ -48,31 +58,46 @@ from jaxloss.metric_learning.proxies import (
   proxy_nca_loss,
   soft_triple_loss,
 )
+from jaxloss.metric_learning.sentence import (
+  angle_loss,
+  cosent_loss,
+  margin_mse_loss,
+  matryoshka,
+)
 from jaxloss.metric_learning.triplet import angular_loss, triplet_margin_loss
 
 __all__ = [
   "alignment_loss",
+  "angle_loss",
   "angular_loss",
   "arcface_loss",
   "batch_all_triplet_loss",
   "batch_hard_triplet_loss",
+  "center_loss",
   "circle_loss",
   "contrastive_loss",
+  "cosent_loss",
   "cosface_loss",
   "cross_batch_memory",
   "fast_ap_loss",
   "ge2e_loss",
   "generalized_lifted_structure_loss",
+  "large_margin_softmax_loss",
   "lifted_structure_loss",
+  "margin_mse_loss",
+  "matryoshka",
   "multi_similarity_loss",
   "npair_loss",
   "proxy_anchor_loss",
   "proxy_nca_loss",
   "semi_hard_triplet_loss",
   "soft_triple_loss",
+  "sphereface_loss",
   "sub_center_arcface_loss",
+  "te2e_loss",
   "triplet_margin_loss",
   "tuplet_margin_loss",
   "uniformity_loss",
+  "update_centers",
   "update_cross_batch_memory",
 ]

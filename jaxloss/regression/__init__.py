@@ -23,6 +23,7 @@ from jaxloss.regression.errors import (
   huber_loss,
   l2_loss,
   log_cosh,
+  lp_loss,
   smooth_l1_loss,
   squared_error,
 )
@@ -50,6 +51,7 @@ __all__ = [
   "huber_loss",
   "l2_loss",
   "log_cosh",
+  "lp_loss",
   "normalized_mean_absolute_error",
   "poisson_nll_loss",
   "quantile_loss",

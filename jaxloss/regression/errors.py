@@ -24,6 +24,7 @@ __all__ = [
   "huber_loss",
   "l2_loss",
   "log_cosh",
+  "lp_loss",
   "smooth_l1_loss",
   "squared_error",
 ]
@@ -334,5 +335,51 @@ def asymmetric_huber_loss(
   errors = predictions - targets
   values = jnp.where(errors < -jnp.asarray(delta), alpha, 1) * _huber(
     errors, delta
+  )
+  return reduce(values, reduction, weights=weights, where=where)
+
+
+@loss
+def lp_loss(
+  predictions: ArrayLike,
+  targets: ArrayLike | None = None,
+  *,
+  p: ArrayLike,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "none",
+) -> jax.Array:
+  r"""The p-th power of the absolute error, elementwise (L_p).
+
+  .. math:: \ell = |\hat y - y|^p
+
+  ``p = 1`` is :func:`absolute_error` and ``p = 2`` :func:`squared_error`
+  (values and gradients); ``"mean"`` is the mean p-th power error. At zero
+  error the gradient is 0 for every ``p`` (for ``p < 1`` the derivative is
+  unbounded there; 0 is the library's convention, as ``sign(0)`` for L1).
+
+  Args:
+    predictions: ``[...]`` floating predictions :math:`\hat y`.
+    targets: ``[...]`` targets :math:`y`, same shape, or ``None`` for zeros.
+    p: the exponent ``p > 0`` (may be traced).
+    where, weights, reduction: see :func:`jaxloss.reduce`; default ``"none"``.
+
+  Returns:
+    ``[...]`` elementwise loss; a scalar for ``"sum"``/``"mean"``.
+
+  Matches ``numpy.abs(predictions - targets) ** p``.
+
+  >>> import jax.numpy as jnp, jaxloss
+  >>> jaxloss.lp_loss(jnp.array([1.0, 2.0]), jnp.array([0.0, 4.0]), p=3)
+  Array([1., 8.], dtype=float32)
+
+  References:
+    Hastie, Tibshirani and Friedman, `The Elements of Statistical Learning
+    <https://hastie.su.domains/ElemStatLearn/>`_, 2009.
+  """
+  checks.positive("p", p)
+  errors = _errors(predictions, targets)
+  values = numerics.safe_pow(
+    numerics.safe_abs(errors), numerics.like(p, errors.dtype)
   )
   return reduce(values, reduction, weights=weights, where=where)

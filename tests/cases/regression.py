@@ -321,3 +321,22 @@ CASES = [
   ),
   LossCase(jl.hinge_embedding_loss, _hinge_inputs, edge_inputs=_hinge_edges),
 ]
+
+
+# ---- issue 22: lp_loss ------------------------------------------------------
+# p = 1.5 in the random case; the edges (zero errors, errors of 1e4) also run
+# p = 0.5, whose derivative is unbounded at zero error (the gradient is 0).
+
+
+def _lp_edges():
+  return [(a, {"p": p}) for a, _ in _elementwise_edges() for p in (0.5, 3.0)]
+
+
+CASES.append(
+  LossCase(
+    jl.lp_loss,
+    _with(_pair, p=1.5),
+    float_args=(0, 1),
+    edge_inputs=_lp_edges,
+  )
+)
