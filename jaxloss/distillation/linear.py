@@ -32,6 +32,7 @@ student and two teacher products).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -178,8 +179,7 @@ def linear_distillation_loss(
     t: Any = float(temperature)
   else:
     t = checks.scalar("temperature", temperature).astype(dtype)
-  tokens = hs[..., 0].size
-  hs2, ht2 = hs.reshape(tokens, -1), ht.reshape(tokens, -1)
+  tokens = math.prod(shape)
 
   def combine(values):
     return reduce(values, reduction, weights=weights, where=keep)
@@ -198,6 +198,8 @@ def linear_distillation_loss(
   chunk = chunk_size if isinstance(chunk_size, int) else None
   chunk = chunk or ls.token_chunk_size(tokens, vocab, dtype)
   keep_flat = None if keep is None else keep.reshape(-1)
+  hs2 = hs.reshape(tokens, hs.shape[-1])
+  ht2 = ht.reshape(tokens, ht.shape[-1])
   static = (beta, chunk)
   if reduction in ("mean", "sum"):
     # Σ coef · ℓ is the reduction (linear in ℓ): the gradients are taken in
