@@ -8,9 +8,10 @@ of :mod:`jaxloss._core.linear_softmax` (the engine of
 :func:`jaxloss.linear_cross_entropy`): a chunk forms one full ``[chunk,
 vocab]`` block of logits per model (the weights read in ``[dim, slice]``
 slices, a bfloat16 weight upcast one slice at a time), so the per-token
-divergence (:func:`jaxloss.distillation.divergences.
-generalized_jsd_per_token`, the very function of the materialised loss) is
-computed exactly on the block, and no ``[tokens, vocab]`` array exists.
+divergence
+(:func:`jaxloss.distillation.divergences.generalized_jsd_per_token`, the
+very function of the materialised loss) is computed exactly on the block,
+and no ``[tokens, vocab]`` array exists.
 
 The issue asked for a scan over the *vocabulary* with an online
 log-sum-exp; since issue 20 the engine scans over tokens, and so does this
@@ -26,8 +27,12 @@ products and one ``tokens × vocab × dim_t`` teacher product in all. A
 vocabulary scan needs a second sweep (the weight gradient of a vocabulary
 chunk needs every token's final normaliser, and the mixture of the JSD
 needs both models' normalisers). ``"none"`` and ``"batchmean"`` use a
-custom VJP whose backward pass recomputes each chunk's two blocks (five
-student and two teacher products).
+custom VJP whose backward pass recomputes each chunk's two blocks (four
+student and two teacher products in all).
+
+The teacher's inputs are data: its gradient is stopped, and the custom VJPs
+return no cotangent for them. A traced ``temperature`` is differentiated
+(the vector-Jacobian product of each block includes it).
 """
 
 from __future__ import annotations
@@ -132,12 +137,14 @@ def linear_distillation_loss(
     per-token values for ``"none"`` (masked tokens exactly 0), in the
     compute dtype (float32 at least).
 
-  Matches trl 1.16's ``trl.trainer.distillation_trainer.
-  _chunked_divergence_loss`` (its ``lm_head`` weights are ``[vocab, dim]``:
-  pass their transposes; its default reduction, the sum over the
+  Matches trl 1.16's ``_chunked_divergence_loss``
+  (``trl.trainer.distillation_trainer``; its ``lm_head`` weights are
+  ``[vocab, dim]``: pass their transposes; its reduction, the sum over the
   ``completion_mask`` divided by its count, is ``"mean"`` with
-  ``where=completion_mask``), which computes in float32 whatever the input
-  dtype, and ``GKDTrainer.generalized_jsd_loss`` of the materialised logits.
+  ``where=completion_mask``), which computes in float32 whatever the
+  inputs' dtype, and trl's ``GKDTrainer.generalized_jsd_loss`` of the
+  materialised logits (float64: 1e-10, values and gradients). trl also
+  takes biases, logit scales and soft caps, which this loss does not.
 
   >>> import jax.numpy as jnp, jaxloss
   >>> from jaxloss.distillation.linear import linear_distillation_loss
