@@ -334,6 +334,39 @@ def test_huge_logits():
       assert all(np.all(np.isfinite(g)) for g in grads)
 
 
+def test_inside_a_users_shard_map():
+  """Called inside ``shard_map`` with the tokens over ``"data"`` (a one-device
+  mesh, ``check_vma``: the custom VJPs' inputs and loop carries are cast to
+  device-varying, the replicated weight's gradient summed over the shards):
+  the value and gradients of the one-device call."""
+  hs, ws, ht, wt = (np.asarray(a, np.float32) for a in _inputs(8, dim_s=8))
+  mesh = jax.sharding.Mesh(
+    np.array(jax.devices()[:1]),
+    ("data",),
+    axis_types=(jax.sharding.AxisType.Auto,),
+  )
+  spec = jax.P("data")
+
+  def local(h, w, h_t, w_t):
+    loss = linear_distillation_loss(h, w, h_t, w_t, chunk_size=CHUNK)
+    return jax.lax.psum(loss, "data")
+
+  sharded = jax.shard_map(
+    local,
+    mesh=mesh,
+    in_specs=(spec, jax.P(), spec, jax.P()),
+    out_specs=jax.P(),
+    check_vma=True,
+  )
+  got = jax.jit(jax.value_and_grad(sharded, (0, 1)))(hs, ws, ht, wt)
+  want = jax.value_and_grad(
+    lambda h, w: linear_distillation_loss(h, w, ht, wt, chunk_size=CHUNK),
+    (0, 1),
+  )(hs, ws)
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    assert_close(g, w, rtol=1e-6, atol=1e-7)
+
+
 # --------------------------------------------------------------------------- #
 # memory
 

@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss._core import checks
+from jaxloss._core import checks, ring
 from jaxloss._core import linear_softmax as ls
 from jaxloss._core.chunking import ChunkSize
 from jaxloss._core.loss import loss
@@ -315,7 +315,7 @@ def _fused_sum(hs, ws, ht, wt, temperature, coef, keep, static):
 
   run.defvjp(run_fwd, run_bwd)
   teacher = (jax.lax.stop_gradient(ht), jax.lax.stop_gradient(wt))
-  return run(floats, teacher, keep)
+  return run(*_varying(floats, teacher, keep))
 
 
 def _fused_values(hs, ws, ht, wt, temperature, keep, static):
@@ -343,7 +343,22 @@ def _fused_values(hs, ws, ht, wt, temperature, keep, static):
 
   run.defvjp(run_fwd, run_bwd)
   teacher = (jax.lax.stop_gradient(ht), jax.lax.stop_gradient(wt))
-  return run(floats, teacher, keep)
+  return run(*_varying(floats, teacher, keep))
+
+
+def _varying(floats, teacher, keep):
+  """The custom VJPs' arguments cast to device-varying over every mesh axis
+  one of them varies over (the loss called inside a user's ``shard_map``,
+  e.g. tokens split over ``"data"``): the transposes of the casts then sum
+  the gradients of the inputs that do not vary (a replicated weight's over
+  the token shards), as JAX's implicit casts would."""
+  leaves = [*floats, *teacher] + ([] if keep is None else [keep])
+  axes = set().union(*(ls._varying_axes(v) for v in leaves))
+  if not axes:
+    return floats, teacher, keep
+  axes = tuple(sorted(axes, key=str))
+  cast = lambda tree: None if tree is None else ring.varying(tree, axes)
+  return cast(floats), cast(teacher), cast(keep)
 
 
 def _head(hidden, weight) -> tuple[ls.Inputs, ls.Problem]:
@@ -378,12 +393,15 @@ def _sweep(hs, ws, ht, wt, temperature, keep, coef, static):
   x_s, problem_s = _head(hs, ws)
   x_t, problem_t = _head(ht, wt)
   traced_t = not isinstance(temperature, float)
-  acc: dict[str, Any] = {"values": jnp.zeros((tokens,), dtype)}
+  # Varying like the inputs (inside a user's shard_map): the loop carries.
+  zero = ls._zero(x_s) + ls._zero(x_t)
+  acc: dict[str, Any] = {"values": jnp.zeros((tokens,), dtype) + zero}
   if coef is not None:
-    acc["hidden"] = jnp.zeros(hs.shape, dtype)
+    acc["hidden"] = jnp.zeros(hs.shape, dtype) + zero
     # float32 at least: a bfloat16 weight's gradient summed over the chunks.
-    acc["weight"] = jnp.zeros(ws.shape, jnp.promote_types(dtype, jnp.float32))
-    acc["temperature"] = jnp.zeros((), dtype)
+    f32 = jnp.promote_types(dtype, jnp.float32)
+    acc["weight"] = jnp.zeros(ws.shape, f32) + zero.astype(f32)
+    acc["temperature"] = jnp.zeros((), dtype) + zero
 
   def step(acc, start, size):
     take = lambda v: jax.lax.dynamic_slice_in_dim(v, start, size)
