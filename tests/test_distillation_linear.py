@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 import torch
 
+import jaxloss
 from jaxloss.distillation.linear import linear_distillation_loss
 from jaxloss.testing import assert_close
 
@@ -80,9 +81,8 @@ def _padding(seed=1):
 
 
 def test_the_problem_has_several_slices_and_chunks():
-  from jaxloss._core import linear_softmax
-
-  assert linear_softmax.slice_size(DIM_S, V) == SLICE
+  # The weight's slice at dim 4,096 is 256 columns (linear_softmax.slice_size,
+  # asserted in tests/test_core_linear_softmax.py).
   assert divmod(V, SLICE) == (2, 88)
   assert divmod(B * K, CHUNK) == (3, 2)
 
@@ -389,17 +389,13 @@ def _temp_bytes(fn, tokens, dim_s, dim_t, vocab):
 def test_temporary_memory():
   """The issue's bar at N=4,096, D=512, V=32,768 (compiled, not run): the
   default (``"auto"``: chunks of 128 tokens, ``"mean"``) takes at most 1/16
-  of the temporary memory of value_and_grad of the materialised loss (the
-  same per-token divergence on ``log_softmax(h W)``; measured 112.5 MiB vs
-  5,632 MiB), and so does ``"none"`` (the recomputing path)."""
-  from jaxloss.distillation.divergences import generalized_jsd_per_token
-
+  of the temporary memory of value_and_grad of the materialised
+  ``generalized_jsd_loss`` (measured 112.5 MiB vs 5,632 MiB), and so does
+  ``"none"`` (the recomputing path)."""
   tokens, dim, vocab = 4096, 512, 32768
 
   def materialised(hs, ws, ht, wt):
-    log_s = jax.nn.log_softmax(hs @ ws)
-    log_t = jax.nn.log_softmax(jax.lax.stop_gradient(ht @ wt))
-    return jnp.mean(generalized_jsd_per_token(log_s, log_t, 0.5))
+    return jaxloss.generalized_jsd_loss(hs @ ws, ht @ wt, reduction="mean")
 
   def none(hs, ws, ht, wt):
     return jnp.mean(linear_distillation_loss(hs, ws, ht, wt, reduction="none"))
