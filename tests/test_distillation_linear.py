@@ -36,10 +36,10 @@ from jaxloss.testing import assert_close
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
-F64_TOL = dict(rtol=1e-10, atol=1e-10)
+F64_TOL = dict(rtol=1e-10, atol=1e-13)
 # trl's chunked kernel is float32 inside: its values and gradients carry
 # float32 rounding (measured: relative errors up to 5e-7).
-TRL_TOL = dict(rtol=1e-5, atol=1e-6)
+TRL_TOL = dict(rtol=1e-5, atol=2e-8)
 B, K = 2, 7  # 14 tokens: chunks of 4 and a tail of 2
 DIM_S, DIM_T, V = 4096, 48, 600  # the wide problem
 SLICE = 256  # linear_softmax.slice_size(4096, 600)
