@@ -204,7 +204,7 @@ def generalized_jsd_loss(
 
   The teacher's gradient is stopped. A ``-inf`` teacher logit (a masked
   vocabulary entry) gives finite values and gradients for ``beta < 1``
-  (trl's ``F.kl_div`` gives NaN there for ``0 < beta < 1``); at ``beta=1``
+  (trl's ``F.kl_div`` gives NaN there for every ``beta < 1``); at ``beta=1``
   the reverse KL is ``+inf`` wherever the student puts mass on such an
   entry, as in trl.
 
@@ -301,7 +301,7 @@ def skew_kl_loss(
     ``[...]`` (one value per token), or a scalar for ``"sum"``, ``"mean"``
     and ``"batchmean"``.
 
-  The paper's definitions (section 3.1). The authors' code
+  Matches the paper's definitions (section 3.1). The authors' code
   (``distillm/losses.py``, ``skewed_forward_kl(..., lam=alpha)``) returns the
   cross-entropy :math:`-\sum_v p_{t,v} \log m_v`, that is this skew KL plus
   the teacher's entropy :math:`H(p_t)`: the same gradient with respect to

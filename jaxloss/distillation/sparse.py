@@ -73,6 +73,12 @@ def sparse_kd_loss(
   would count the student's probability twice. Empty (``-inf``) slots may
   repeat an index.
 
+  No packaged reference implementation: tested against its definition in
+  float64. trl 1.16's server distillation
+  (``trl.experimental.server_distillation``) is a different loss: it
+  renormalises the student too over a top-1 support (or adds a tail
+  bucket for the rest of the mass).
+
   Args:
     student_logits: ``[..., vocab]`` logits of the student.
     teacher_top_indices: ``[..., k]`` integer token indices of the teacher's
