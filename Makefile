@@ -29,6 +29,7 @@ demo: $(STAMP)
 	$(BIN)/python -m examples.demo
 
 BENCHMARKS := contrastive_chunked distributed_ring linear_cross_entropy \
+              linear_distillation \
               vocab_parallel gradcache optax_dropin
 
 bench: $(STAMP)

@@ -36,6 +36,8 @@ BENCHMARKS = {  # section name -> what it compares
   "(8 simulated devices)",
   "linear_cross_entropy": "linear cross-entropy, jaxloss vs naive, the "
   "matmul floor and torch",
+  "linear_distillation": "fused linear distillation (generalized JSD), "
+  "jaxloss vs the materialised loss, the matmul floor and trl",
   "vocab_parallel": "vocabulary-parallel linear cross-entropy vs a gathered "
   "weight and sharded naive logits (8 simulated devices)",
   "gradcache": "GradCache vs full-batch gradient",
@@ -168,6 +170,33 @@ def summary_rows(found: dict) -> list:
       (
         "linear_cross_entropy",
         "jaxloss / naive (time also / floor, / torch)",
+        "; ".join(f"{r[ratio]} at {r[size]}" for r in t),
+        time,
+      )
+    )
+  if "linear_distillation" in found:
+    t = table(found["linear_distillation"])
+    ratio = column(t, "jaxloss / materialised")
+    size = column(t, "sizes")
+    steps = {
+      r[column([r], "step")]: r for r in table(found["linear_distillation"], 1)
+    }
+    time = "—"
+    if "jaxloss (auto)" in steps and "materialised JAX" in steps:
+      ratios = {
+        k: r[column([r], "jaxloss / this")].split(" ")[0]
+        for k, r in steps.items()
+      }
+      time = (
+        f"{steps['jaxloss (auto)']['CPU / floor']} the floor, "
+        f"{ratios['materialised JAX']} materialised"
+        + "".join(f", {v} trl" for k, v in ratios.items() if "trl" in k)
+        + f" (CPU) at {t[0][size]}"
+      )
+    rows.append(
+      (
+        "linear_distillation",
+        "jaxloss / materialised (time also / floor, / trl)",
         "; ".join(f"{r[ratio]} at {r[size]}" for r in t),
         time,
       )
