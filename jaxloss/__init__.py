@@ -75,6 +75,7 @@ from jaxloss.detection import (
 from jaxloss.distillation import (
   generalized_jsd_loss,
   kd_loss,
+  linear_distillation_loss,
   skew_kl_loss,
   sparse_kd_loss,
   total_variation_distance,
@@ -296,6 +297,7 @@ __all__ = [
   "large_margin_softmax_loss",
   "lifted_structure_loss",
   "linear_cross_entropy",
+  "linear_distillation_loss",
   "linear_log_probs",
   "listmle_loss",
   "log_cosh",

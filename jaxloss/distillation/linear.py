@@ -147,12 +147,12 @@ def linear_distillation_loss(
   takes biases, logit scales and soft caps, which this loss does not.
 
   >>> import jax.numpy as jnp, jaxloss
-  >>> from jaxloss.distillation.linear import linear_distillation_loss
   >>> h_s = jnp.sin(jnp.arange(48.0)).reshape(2, 3, 8)
   >>> w_s = jnp.cos(jnp.arange(80.0)).reshape(8, 10)
   >>> h_t = jnp.cos(jnp.arange(72.0)).reshape(2, 3, 12)
   >>> w_t = jnp.sin(jnp.arange(120.0)).reshape(12, 10)
-  >>> fused = linear_distillation_loss(h_s, w_s, h_t, w_t, chunk_size=4)
+  >>> fused = jaxloss.linear_distillation_loss(h_s, w_s, h_t, w_t,
+  ...                                          chunk_size=4)
   >>> dense = jaxloss.generalized_jsd_loss(h_s @ w_s, h_t @ w_t,
   ...                                      reduction="mean")
   >>> print(f"{float(fused):.4f} {float(dense):.4f}")
