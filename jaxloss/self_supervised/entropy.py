@@ -83,7 +83,7 @@ def koleo_loss(
     else checks.broadcast_mask("where", where, (n,), same_rank=True)
   )
   eps = jnp.asarray(numerics.like(eps, x))
-  x = numerics.l2_normalize(x, eps=eps)
+  x = numerics.l2_normalize(jnp.where(keep[:, None], x, 0), eps=eps)
   dots = jax.lax.stop_gradient(x @ x.T)
   candidate = keep[None, :] & ~jnp.eye(n, dtype=bool)
   neighbour = jnp.argmax(jnp.where(candidate, dots, -jnp.inf), axis=1)
