@@ -21,8 +21,8 @@ over a sharded vocabulary.
 * :func:`barlow_twins_loss`, :func:`vicreg_loss`
   (:mod:`jaxloss.distributed.self_supervised`): the batch means, variances,
   cross-correlation and covariance matrices ``psum``-ed over ``axis_name``.
-* :func:`shard` wraps the contrastive, self-supervised and vocabulary-parallel losses in
-  ``shard_map`` for global arrays.
+* :func:`shard` wraps the contrastive, self-supervised and
+  vocabulary-parallel losses in ``shard_map`` for global arrays.
 
 **Contrastive losses.**
 
