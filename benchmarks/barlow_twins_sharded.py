@@ -186,6 +186,46 @@ def run(repeats: int, chunk: int) -> str:
   times = paired_times(
     {k: step(f) for k, f in variants(chunk).items()}, (z_a, z_b), repeats
   )
+  return section(memory, times, agreement, repeats, chunk, load)
+
+
+def reading(memory: dict, times: dict, chunk: int) -> str:
+  """What the numbers say about the ``D × D`` matrix and chunking."""
+  correlation = DIM * DIM * 4
+  saved = memory["psum"] - memory["psum, chunked"]
+  return (
+    f"Reading the numbers: the `psum` step's temporary memory is "
+    f"{memory['psum'] / correlation:.2f} `D × D` matrices (the "
+    f"cross-correlation and its cotangent; nothing else of note: a view is "
+    f"{PER_DEVICE * DIM * 4 / correlation:.3f} of one), so the "
+    f"cross-correlation is essentially all of it. All-gathering the views "
+    f"holds {memory['all_gather'] / correlation:.2f} of them (the global "
+    f"batch's standardised views and the same matrices) and computes the "
+    f"whole `B × D × D` products on every device: "
+    f"{times['all_gather'][2]:.1f}× the CPU time, where the `psum` step "
+    f"splits them over the devices and sends `D²` floats. Chunking the "
+    f"cross-correlation ({chunk:,} columns a block) saves "
+    f"{mib(saved)} per device ({saved / memory['psum']:.0%} of the loss's "
+    f"memory) for {times['psum, chunked'][2]:.2f}× its CPU time (the "
+    f"backward pass recomputes each block). Not built into jaxloss: at "
+    f"D = {DIM:,} the loss's {mib(memory['psum'])} is small next to a "
+    f"ResNet-50's activations at {PER_DEVICE} images per device (GBs), "
+    f"and the `psum` is as large chunked or not. The matrices grow as "
+    f"`D²` (D = 16,384: 1 GiB each, D = 32,768: 4 GiB); a wider projector "
+    f"is where a chunked cross-correlation would pay."
+  )
+
+
+def section(
+  memory: dict,
+  times: dict,
+  agreement: float,
+  repeats: int,
+  chunk: int,
+  load: float,
+) -> str:
+  """This benchmark's section of RESULTS.md, from the measured numbers."""
+  batch = PER_DEVICE * DEVICES
   correlation = DIM * DIM * 4
   embeddings = PER_DEVICE * DIM * 4
   header = [
@@ -245,6 +285,8 @@ def run(repeats: int, chunk: int) -> str:
       f"wall times vary, the paired CPU-time ratios less).",
       "",
       *table,
+      "",
+      reading(memory, times, chunk),
       "",
     ]
   )
