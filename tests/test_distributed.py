@@ -173,6 +173,8 @@ def test_registry_covers_every_sharded_loss():
     jd.linear_log_probs,
     jd.kto_loss,
     jd.grpo_loss,
+    jd.barlow_twins_loss,  # ssl_statistics
+    jd.vicreg_loss,
   }
   losses = {getattr(jd, name) for name in jd.__all__} - {jd.shard}
   assert losses - own_checks == {case.fn for case in SHARDED}
@@ -184,3 +186,11 @@ def test_grpo_equals_single_device(results):
   # 10 settings (every loss type) on 8 and 3 devices, "sum", "none", and
   # the error outside shard_map.
   _assert_group(results, "grpo", 23)
+
+
+# Issue 22 (S1): Barlow Twins and VICReg with psum'd batch statistics.
+def test_ssl_batch_statistics_equal_single_device(results):
+  # 4 variants on meshes (8,) and (2, 4), unequal kept counts per device
+  # (float64 1e-10, values and gradients), per-device statistics differ,
+  # shard() for both, errors outside shard_map and for a global batch of 1.
+  _assert_group(results, "ssl_statistics", 14)

@@ -3,7 +3,8 @@ sharded batch, and a language model's cross-entropy and log-probabilities
 over a sharded vocabulary.
 
 * :func:`clip_loss`, :func:`siglip_loss`, :func:`infonce_loss`,
-  :func:`supervised_contrastive_loss`, :func:`multiple_negatives_ranking_loss`:
+  :func:`supervised_contrastive_loss`, :func:`multiple_negatives_ranking_loss`,
+  :func:`ntxent`:
   the batch sharded over ``axis_name`` (below).
 * :func:`linear_cross_entropy`, :func:`linear_log_probs`
   (:mod:`jaxloss.distributed.linear`): the output projection's vocabulary
@@ -17,8 +18,11 @@ over a sharded vocabulary.
 * :func:`kto_loss` (:mod:`jaxloss.distributed.preference`): KTO with its
   reference point's mean over the global batch (a ``psum`` of sums and
   counts).
-* :func:`shard` wraps the contrastive and vocabulary-parallel losses in
-  ``shard_map`` for global arrays.
+* :func:`barlow_twins_loss`, :func:`vicreg_loss`
+  (:mod:`jaxloss.distributed.self_supervised`): the batch means, variances,
+  cross-correlation and covariance matrices ``psum``-ed over ``axis_name``.
+* :func:`shard` wraps the contrastive, self-supervised and
+  vocabulary-parallel losses in ``shard_map`` for global arrays.
 
 **Contrastive losses.**
 
@@ -75,15 +79,18 @@ from jaxloss.distributed.contrastive import (
   clip_loss,
   infonce_loss,
   multiple_negatives_ranking_loss,
+  ntxent,
   siglip_loss,
   supervised_contrastive_loss,
 )
 from jaxloss.distributed.linear import linear_cross_entropy, linear_log_probs
 from jaxloss.distributed.policy import grpo_loss
 from jaxloss.distributed.preference import kto_loss
+from jaxloss.distributed.self_supervised import barlow_twins_loss, vicreg_loss
 from jaxloss.distributed.shard import shard
 
 __all__ = [
+  "barlow_twins_loss",
   "clip_loss",
   "grpo_loss",
   "infonce_loss",
@@ -91,7 +98,9 @@ __all__ = [
   "linear_cross_entropy",
   "linear_log_probs",
   "multiple_negatives_ranking_loss",
+  "ntxent",
   "shard",
   "siglip_loss",
   "supervised_contrastive_loss",
+  "vicreg_loss",
 ]

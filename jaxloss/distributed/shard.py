@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxloss._core.ring import AxisName
-from jaxloss.distributed import contrastive, linear
+from jaxloss.distributed import contrastive, linear, self_supervised
 
 # The losses `shard` accepts: every public loss of jaxloss.distributed.
 CONTRASTIVE: tuple[Callable[..., jax.Array], ...] = tuple(
@@ -20,7 +20,11 @@ CONTRASTIVE: tuple[Callable[..., jax.Array], ...] = tuple(
 VOCAB_PARALLEL: tuple[Callable[..., jax.Array], ...] = tuple(
   getattr(linear, name) for name in linear.__all__
 )
-LOSSES = CONTRASTIVE + VOCAB_PARALLEL
+# Barlow Twins and VICReg: every array split on axis 0 too.
+SELF_SUPERVISED: tuple[Callable[..., jax.Array], ...] = tuple(
+  getattr(self_supervised, name) for name in self_supervised.__all__
+)
+LOSSES = CONTRASTIVE + SELF_SUPERVISED + VOCAB_PARALLEL
 # The vocabulary-parallel losses' arguments split on the vocabulary (the
 # weight on its axis 1, bias and class weights on axis 0), and their token
 # arguments (split on axis 0 over `axis`).
