@@ -17,8 +17,12 @@ over a sharded vocabulary.
 * :func:`kto_loss` (:mod:`jaxloss.distributed.preference`): KTO with its
   reference point's mean over the global batch (a ``psum`` of sums and
   counts).
-* :func:`shard` wraps the contrastive and vocabulary-parallel losses in
-  ``shard_map`` for global arrays.
+* :func:`dino_loss`, :func:`swav_loss` (:mod:`jaxloss.distributed.clustering`):
+  DINO with its centre's batch mean, SwAV with Sinkhorn's sums over the
+  examples, over the global batch (``psum`` over ``axis_name``).
+* :func:`shard` wraps the batch-sharded and vocabulary-parallel losses in
+  ``shard_map`` for global arrays (per-argument layouts: DINO's views axis
+  first and its replicated centre).
 
 **Contrastive losses.**
 
@@ -71,6 +75,7 @@ References:
   Pre-Training <https://arxiv.org/abs/2303.15343>`_, 2023 (chunked SigLIP).
 """
 
+from jaxloss.distributed.clustering import dino_loss, swav_loss
 from jaxloss.distributed.contrastive import (
   clip_loss,
   infonce_loss,
@@ -85,6 +90,7 @@ from jaxloss.distributed.shard import shard
 
 __all__ = [
   "clip_loss",
+  "dino_loss",
   "grpo_loss",
   "infonce_loss",
   "kto_loss",
@@ -94,4 +100,5 @@ __all__ = [
   "shard",
   "siglip_loss",
   "supervised_contrastive_loss",
+  "swav_loss",
 ]
