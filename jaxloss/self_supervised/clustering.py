@@ -113,7 +113,7 @@ def dino_values(
   tau_s = numerics.like(student_temperature, student)
   tau_t = numerics.like(teacher_temperature, teacher)
   targets = jax.lax.stop_gradient(
-    jax.nn.softmax((teacher - centre) / tau_t, axis=-1)
+    jax.nn.softmax((teacher - centre[None, None]) / tau_t, axis=-1)
   )
   log_p = jax.nn.log_softmax(student / tau_s, axis=-1)
   cross = -jnp.einsum("tbk,sbk->tsb", targets, log_p)  # [T, S, B]
@@ -297,11 +297,11 @@ def sinkhorn_codes(
     filled = jnp.where(rows, log_q, -jnp.inf)
     peak = _pmax(jnp.max(filled, axis=0, initial=-jnp.inf), axis_name)
     peak = jnp.where(jnp.isfinite(peak), peak, 0)
-    total = psum(jnp.sum(jnp.exp(filled - peak), axis=0), axis_name)
+    total = psum(jnp.sum(jnp.exp(filled - peak[None]), axis=0), axis_name)
     lse = jnp.where(
       total > 0, peak + jnp.log(jnp.where(total > 0, total, 1)), 0
     )
-    log_q = jax.nn.log_softmax(log_q - lse, axis=-1)
+    log_q = jax.nn.log_softmax(log_q - lse[None], axis=-1)
   return jax.lax.stop_gradient(jnp.exp(log_q))
 
 
