@@ -25,6 +25,7 @@ from jaxloss import regression as regression
 from jaxloss import regularization as regularization
 from jaxloss import rl as rl
 from jaxloss import segmentation as segmentation
+from jaxloss import self_supervised as self_supervised
 from jaxloss import semi_supervised as semi_supervised
 from jaxloss import sequence as sequence
 from jaxloss import train as train
@@ -179,6 +180,13 @@ from jaxloss.segmentation import (
   multiclass_generalized_dice_loss,
   tversky_loss,
 )
+from jaxloss.self_supervised import (
+  barlow_twins_loss,
+  byol_loss,
+  koleo_loss,
+  simsiam_loss,
+  vicreg_loss,
+)
 from jaxloss.semi_supervised import (
   entropy_minimization_loss,
   fixmatch_loss,
@@ -207,11 +215,13 @@ __all__ = [
   "angular_loss",
   "arcface_loss",
   "asymmetric_huber_loss",
+  "barlow_twins_loss",
   "batch_all_triplet_loss",
   "batch_hard_triplet_loss",
   "binary_cross_entropy",
   "binary_dice_loss",
   "box_iou_loss",
+  "byol_loss",
   "checked",
   "class_weights_from_counts",
   "clip_loss",
@@ -258,6 +268,7 @@ __all__ = [
   "kl_divergence",
   "kl_divergence_with_log_targets",
   "kl_estimate",
+  "koleo_loss",
   "kto_loss",
   "l1_regularization",
   "l2_loss",
@@ -314,6 +325,7 @@ __all__ = [
   "sigmoid_binary_cross_entropy",
   "sigmoid_focal_loss",
   "simpo_loss",
+  "simsiam_loss",
   "skew_kl_loss",
   "smooth_l1_loss",
   "smooth_labels",
@@ -337,4 +349,5 @@ __all__ = [
   "uda_consistency_loss",
   "uniformity_loss",
   "vae_loss",
+  "vicreg_loss",
 ]

@@ -32,6 +32,7 @@ FAMILIES: tuple[Module, ...] = (
   Module("generative", "Generative models", "loss"),
   Module("regularization", "Regularisation", "loss"),
   Module("semi_supervised", "Semi-supervised learning", "loss"),
+  Module("self_supervised", "Self-supervised learning", "loss"),
 )
 OTHER_MODULES: tuple[Module, ...] = (
   Module("distributed", "Sharded losses", "loss"),
