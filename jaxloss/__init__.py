@@ -183,8 +183,10 @@ from jaxloss.segmentation import (
 from jaxloss.self_supervised import (
   barlow_twins_loss,
   byol_loss,
+  dino_loss,
   koleo_loss,
   simsiam_loss,
+  swav_loss,
   vicreg_loss,
 )
 from jaxloss.semi_supervised import (
@@ -238,6 +240,7 @@ __all__ = [
   "ctc_loss_with_forward_probs",
   "cycle_consistency_loss",
   "dice_loss",
+  "dino_loss",
   "distance_box_iou_loss",
   "dpo_implicit_rewards",
   "dpo_loss",
@@ -340,6 +343,7 @@ __all__ = [
   "squared_log_error",
   "ssim_loss",
   "supervised_contrastive_loss",
+  "swav_loss",
   "td_loss",
   "total_variation_distance",
   "total_variation_loss",

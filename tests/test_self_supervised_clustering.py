@@ -258,6 +258,24 @@ def test_swav_matches_official_codes_value_and_gradients():
         assert_close(grads[0], d_a, **TIGHT, what=f"{what_w}: d scores_a")
         assert_close(grads[1], d_b, **TIGHT, what=f"{what_w}: d scores_b")
         assert_close(grads[2], tau_ref.grad.item(), **TIGHT, what=what_w)
+      # Forward mode agrees with reverse mode (the registry's finite
+      # differences cannot check it: they see the codes move).
+      direction = rng.normal(size=a.shape), rng.normal(size=a.shape)
+      _, tangent = jax.jvp(
+        lambda x, y: swav_loss(
+          x, y, epsilon=eps, sinkhorn_iterations=iters, reduction="sum"
+        ),
+        (jnp.asarray(a), jnp.asarray(bb)),
+        direction,
+      )
+      d_a, d_b = jax.grad(
+        lambda x, y: swav_loss(
+          x, y, epsilon=eps, sinkhorn_iterations=iters, reduction="sum"
+        ),
+        argnums=(0, 1),
+      )(jnp.asarray(a), jnp.asarray(bb))
+      want = np.sum(d_a * direction[0]) + np.sum(d_b * direction[1])
+      assert_close(tangent, want, **TIGHT, what=f"{what}: jvp")
 
 
 def test_swav_log_space_stays_finite_where_the_official_overflows():
@@ -281,12 +299,19 @@ def test_swav_log_space_stays_finite_where_the_official_overflows():
   with np.errstate(all="ignore"):
     official = official_sinkhorn(scores[0], np.float32(0.05), 3)
   assert official.dtype == np.float32 and not np.all(np.isfinite(official))
-  for eps in (0.05, 1e-6):
-    value, grads = jax.value_and_grad(
-      lambda x, y, eps=eps: swav_loss(x, y, epsilon=eps, reduction="mean"),
+  # Scores of 1e15 and 1e30 (the registry case's inputs are cosines, not
+  # scaled there): finite under jit.
+  step = jax.jit(
+    jax.value_and_grad(
+      lambda x, y, eps: swav_loss(x, y, epsilon=eps, reduction="mean"),
       argnums=(0, 1),
-    )(*scores)
-    assert np.isfinite(value) and all(np.all(np.isfinite(g)) for g in grads)
+    )
+  )
+  for scale, eps in ((1, 0.05), (1, 1e-6), (1e14, 0.05), (1e29, 0.05)):
+    value, grads = step(*(scores * np.float32(scale)), eps)
+    what = f"scores x {scale:g}, epsilon {eps:g}"
+    assert np.isfinite(value), what
+    assert all(np.all(np.isfinite(g)) for g in grads), what
 
 
 def test_swav_edges():

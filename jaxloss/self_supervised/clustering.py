@@ -29,6 +29,7 @@ from jaxloss._core import checks, numerics
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce
 from jaxloss._core.ring import AxisName
+from jaxloss.distillation.divergences import log_softmax_at_temperature
 
 __all__ = ["dino_loss", "swav_loss"]
 
@@ -113,9 +114,9 @@ def dino_values(
   tau_s = numerics.like(student_temperature, student)
   tau_t = numerics.like(teacher_temperature, teacher)
   targets = jax.lax.stop_gradient(
-    jax.nn.softmax((teacher - centre[None, None]) / tau_t, axis=-1)
+    jnp.exp(log_softmax_at_temperature(teacher - centre[None, None], tau_t))
   )
-  log_p = jax.nn.log_softmax(student / tau_s, axis=-1)
+  log_p = log_softmax_at_temperature(student, tau_s)
   cross = -jnp.einsum("tbk,sbk->tsb", targets, log_p)  # [T, S, B]
   different = ~jnp.eye(t_views, s_views, dtype=bool)[:, :, None]
   pairs = t_views * s_views - t_views  # T <= S: T pairs share a view.
@@ -291,8 +292,15 @@ def sinkhorn_codes(
   log-matrix alike and cancel in the next normalisation: leaving them out
   changes nothing but the rounding.
   """
-  log_q = jax.lax.stop_gradient(scores) / numerics.like(epsilon, scores)
+  scores = jax.lax.stop_gradient(scores)
   rows = keep[:, None]
+  # Shifted by the batch's largest kept score (the prototypes' normalisation
+  # removes any constant): exact at huge scores under jit (see
+  # log_softmax_at_temperature).
+  peak = jnp.max(jnp.where(rows, scores, -jnp.inf), initial=-jnp.inf)
+  peak = _pmax(peak, axis_name)
+  peak = jnp.where(jnp.isfinite(peak), peak, 0)
+  log_q = (scores - peak) / numerics.like(epsilon, scores)
   for _ in range(iterations):
     filled = jnp.where(rows, log_q, -jnp.inf)
     peak = _pmax(jnp.max(filled, axis=0, initial=-jnp.inf), axis_name)
@@ -320,8 +328,8 @@ def swav_values(
     for s in (a, b)
   )
   tau = numerics.like(temperature, a)
-  log_p_a = jax.nn.log_softmax(a / tau, axis=-1)
-  log_p_b = jax.nn.log_softmax(b / tau, axis=-1)
+  log_p_a = log_softmax_at_temperature(a, tau)
+  log_p_b = log_softmax_at_temperature(b, tau)
   return -0.5 * (
     jnp.sum(codes_a * log_p_b, axis=-1) + jnp.sum(codes_b * log_p_a, axis=-1)
   )
