@@ -119,6 +119,13 @@ def swav_loss(
   devices along ``axis_name`` hold: Sinkhorn's codes are those of the
   global batch.
 
+  .. math::
+    \log Q_{ik} \leftarrow \log Q_{ik}
+      - \log \operatorname{psum}\Big(\sum_{j\ \text{kept}}
+        e^{\log Q_{jk}}\Big),
+    \qquad
+    \log Q_{ik} \leftarrow \log Q_{ik} - \log \sum_{l} e^{\log Q_{il}}
+
   In each Sinkhorn step, each prototype's log-sum-exp over the examples is
   taken over every device (a ``pmax`` of the local maxima, a ``psum`` of
   the shifted sums: ``K`` floats each); each example's normalisation over

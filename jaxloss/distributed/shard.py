@@ -168,7 +168,8 @@ def shard(
     )
   if not vocab_parallel and (vocab_axes or not axes):
     raise ValueError(
-      f"shard({name}): a batch-sharded loss takes axis= (the batch's mesh "
+      f"shard({name}): a batch-sharded loss (contrastive, DINO, SwAV) "
+      "takes axis= (the batch's mesh "
       f"axis) and no vocab_axis (got axis={axis!r}, "
       f"vocab_axis={vocab_axis!r})."
     )
