@@ -1871,6 +1871,170 @@ def check_cluster_shard(report):
       report.add(group, f"{label}: ValueError", False, "no error")
 
 
+# Issue 22 (S1): Barlow Twins and VICReg with psum'd batch statistics
+
+# (label, sharded loss, one-device loss, options); each variant gets its own
+# inputs, all of them in one compiled program per mesh.
+SSL_VARIANTS = [
+  ("barlow_twins", jd.barlow_twins_loss, jaxloss.barlow_twins_loss, {}),
+  (
+    "barlow_twins, where, lambda 0.1",
+    jd.barlow_twins_loss,
+    jaxloss.barlow_twins_loss,
+    dict(lambda_=0.1, eps=1e-3),
+  ),
+  ("vicreg", jd.vicreg_loss, jaxloss.vicreg_loss, {}),
+  (
+    "vicreg, where, weights 1 2 0.5, gamma 1.5",
+    jd.vicreg_loss,
+    jaxloss.vicreg_loss,
+    dict(
+      invariance_weight=1.0,
+      variance_weight=2.0,
+      covariance_weight=0.5,
+      gamma=1.5,
+    ),
+  ),
+]
+SSL_BATCH, SSL_DIM = (
+  32,
+  5,
+)  # 4 per device on (8,), 16 on the data axis of (2, 4)
+
+
+def _ssl_inputs(seed=40):
+  """``[(z_a, z_b, where or None)]``: per-dimension scales around 1, an
+  offset, and (for the ", where" variants) masks keeping 0 to 4 examples of
+  each device's 4 on the (8,) mesh: unequal counts, one device keeps none."""
+  rng = np.random.default_rng(seed)
+  kept = np.array([0, 1, 2, 3, 4, 4, 3, 2])
+  uneven = (np.arange(4)[None, :] < kept[:, None]).reshape(-1)
+  inputs = []
+  for label, *_ in SSL_VARIANTS:
+    scale = np.linspace(0.4, 1.6, SSL_DIM)
+    z_a = rng.normal(size=(SSL_BATCH, SSL_DIM)) * scale + 0.3
+    z_b = z_a + 0.5 * rng.normal(size=(SSL_BATCH, SSL_DIM))
+    inputs.append((z_a, z_b, uneven if "where" in label else None))
+  return inputs
+
+
+def _ssl_losses(call, inputs):
+  return [
+    call(fn, one, z_a, z_b, where, options)
+    for (_, fn, one, options), (z_a, z_b, where) in zip(
+      SSL_VARIANTS, inputs, strict=True
+    )
+  ]
+
+
+def _ssl_value_and_grad(total_fn):
+  """``(z pairs) -> (values, grads)`` of every variant, one program."""
+
+  def total(pairs, masks):
+    values = total_fn(pairs, masks)
+    return sum(values), values
+
+  return jax.jit(jax.value_and_grad(total, has_aux=True))
+
+
+def check_ssl_statistics(report):
+  """jd.barlow_twins_loss and jd.vicreg_loss in shard_map equal the
+  one-device losses on the global batch, value and gradients (float64,
+  1e-10), on meshes (8,) and (2, 4) (data axis "data"), with unequal kept
+  counts per device; per-device statistics would differ; shard() takes them;
+  errors outside shard_map and for a global batch of one."""
+  group = "ssl_statistics"
+  inputs = _ssl_inputs()
+  pairs = [(z_a, z_b) for z_a, z_b, _ in inputs]
+  masks = [where for _, _, where in inputs]
+
+  def one_device(pairs, masks):
+    return [
+      one(z_a, z_b, **({} if where is None else {"where": where}), **options)
+      for (_, _, one, options), (z_a, z_b), where in zip(
+        SSL_VARIANTS, pairs, masks, strict=True
+      )
+    ]
+
+  (_, want_values), want_grads = _ssl_value_and_grad(one_device)(pairs, masks)
+  want = jax.tree.map(np.asarray, (want_values, want_grads))
+  for shape, names in (((8,), ("data",)), ((2, 4), ("data", "model"))):
+    mesh = _mesh(8, names, shape)
+    spec = jax.P("data")
+
+    def sharded(pairs, masks, mesh=mesh, spec=spec):
+      def body(pairs, masks):
+        return [
+          fn(
+            z_a,
+            z_b,
+            axis_name="data",
+            **({} if where is None else {"where": where}),
+            **options,
+          )
+          for (_, fn, _, options), (z_a, z_b), where in zip(
+            SSL_VARIANTS, pairs, masks, strict=True
+          )
+        ]
+
+      specs = jax.tree.map(lambda _: spec, (pairs, masks))
+      return jax.shard_map(body, mesh=mesh, in_specs=specs, out_specs=jax.P())(
+        pairs, masks
+      )
+
+    (_, values), grads = _ssl_value_and_grad(sharded)(pairs, masks)
+    for k, (label, *_) in enumerate(SSL_VARIANTS):
+      report.close(
+        group,
+        f"mesh {shape}: {label}",
+        (values[k], grads[k]),
+        (want[0][k], want[1][k]),
+        _within(np.float64),
+      )
+  # Per-device statistics (each device's own loss, averaged) train another
+  # model: the difference on these inputs.
+  z_a, z_b, _ = inputs[0]
+  per_device = np.mean(
+    [
+      float(jaxloss.barlow_twins_loss(a, b))
+      for a, b in zip(np.split(z_a, 8), np.split(z_b, 8), strict=True)
+    ]
+  )
+  report.add(
+    group,
+    "per-device statistics differ from the global batch's",
+    abs(per_device - float(want[0][0])) > 1e-2 * abs(float(want[0][0])),
+    f"global {float(want[0][0]):.6f}, mean of per-device {per_device:.6f}",
+  )
+  mesh = _mesh(8)
+  for fn, one in (
+    (jd.barlow_twins_loss, jaxloss.barlow_twins_loss),
+    (jd.vicreg_loss, jaxloss.vicreg_loss),
+  ):
+    got = jd.shard(fn, mesh)(jnp.asarray(z_a), jnp.asarray(z_b))
+    report.close(
+      group,
+      f"shard({fn.__name__})",
+      got,
+      np.asarray(one(z_a, z_b)),
+      _within(np.float64),
+    )
+    try:
+      fn(z_a, z_b, axis_name="data")
+    except ValueError as error:
+      ok = fn.__name__ in str(error) and "axis_name" in str(error)
+      report.add(group, f"{fn.__name__} outside shard_map", ok, str(error))
+    else:
+      report.add(group, f"{fn.__name__} outside shard_map", False, "no error")
+  try:  # one example on one device: N - 1 = 0
+    jd.shard(jd.vicreg_loss, _mesh(1))(z_a[:1], z_b[:1])
+  except ValueError as error:
+    ok = "vicreg_loss" in str(error) and "`z_a`" in str(error)
+    report.add(group, "vicreg: global batch of one", ok, str(error))
+  else:
+    report.add(group, "vicreg: global batch of one", False, "no error")
+
+
 GROUPS = {
   "float64": lambda r: check_equality(r, np.float64, FLOAT64_PLAN),
   "float32": lambda r: check_equality(r, np.float32, FLOAT32_PLAN),
@@ -1892,6 +2056,7 @@ GROUPS = {
   "grpo": check_grpo,
   "cluster": check_cluster,
   "cluster_shard": check_cluster_shard,
+  "ssl_statistics": check_ssl_statistics,
 }
 
 

@@ -168,6 +168,8 @@ def test_registry_covers_every_sharded_loss():
     jd.grpo_loss,
     jd.dino_loss,  # cluster*
     jd.swav_loss,
+    jd.barlow_twins_loss,  # ssl_statistics
+    jd.vicreg_loss,
   }
   losses = {getattr(jd, name) for name in jd.__all__} - {jd.shard}
   assert losses - own_checks == {case.fn for case in SHARDED}
@@ -196,3 +198,11 @@ def test_shard_with_per_argument_batch_axes(results):
   # DINO (logits split on axis 1, centre replicated) and SwAV through
   # shard, Explicit and Auto meshes, batch_axes by hand, 5 errors.
   _assert_group(results, "cluster_shard", 8)
+
+
+# Issue 22 (S1): Barlow Twins and VICReg with psum'd batch statistics.
+def test_ssl_batch_statistics_equal_single_device(results):
+  # 4 variants on meshes (8,) and (2, 4), unequal kept counts per device
+  # (float64 1e-10, values and gradients), per-device statistics differ,
+  # shard() for both, errors outside shard_map and for a global batch of 1.
+  _assert_group(results, "ssl_statistics", 14)

@@ -177,6 +177,21 @@ def retrieval_inputs(
   return anchors, positives, negatives, checks.scalar("scale", scale)
 
 
+def ntxent_inputs(
+  embeddings: ArrayLike, labels: ArrayLike, temperature: ArrayLike
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """NT-Xent's checked ``[batch, dim]`` embeddings, ``[batch]`` labels and
+  temperature."""
+  embeddings = checks.as_float("embeddings", embeddings)
+  labels = checks.as_labels("labels", labels)
+  checks.rank("embeddings", embeddings, 2)
+  checks.shape(
+    "labels", labels, embeddings.shape[:1], "one label per embedding"
+  )
+  checks.positive("temperature", temperature)
+  return embeddings, labels, checks.scalar("temperature", temperature)
+
+
 def supervised_inputs(
   embeddings: ArrayLike,
   labels: ArrayLike | None,
@@ -239,6 +254,36 @@ def supervised_pairs(rows, columns) -> online_softmax.Chunk:
     logits,
     mask,
     (jnp.where(positive, logits, 0), positive.astype(logits.dtype)),
+  )
+
+
+def ntxent_negatives(rows, columns) -> online_softmax.Chunk:
+  """NT-Xent's first pass: each anchor's negatives (kept, another label).
+
+  Terms: their count."""
+  logits, mask = _logits(rows, columns)
+  negative = mask & ~same_label(rows["label"], columns["label"])
+  return online_softmax.Chunk(logits, negative, negative.astype(logits.dtype))
+
+
+def ntxent_positives(rows, columns) -> online_softmax.Chunk:
+  """NT-Xent's second pass, given each row's negatives' log-sum-exp
+  ``rows["lse"]`` (and whether it has any, ``rows["negatives"]``).
+
+  Terms: the sum over the positives (kept, same label, another example) of
+  ``softplus(lse − logit)``, and their count."""
+  logits, mask = _logits(rows, columns)
+  positive = (
+    mask
+    & same_label(rows["label"], columns["label"])
+    & ~same_label(rows["index"], columns["index"])
+  )
+  pair_loss = jax.nn.softplus(rows["lse"][:, None] - logits)
+  counted = positive & rows["negatives"][:, None]
+  return online_softmax.Chunk(
+    logits,
+    positive,
+    (jnp.where(counted, pair_loss, 0), positive.astype(logits.dtype)),
   )
 
 
@@ -414,3 +459,37 @@ def supervised_values(
   lse = _present(result.row_lse)
   values = factor * (lse - numerics.safe_divide(positive_sum, count))
   return values.reshape(shape), keep & (count > 0).reshape(shape)
+
+
+def ntxent_values(
+  embeddings: jax.Array,
+  labels: jax.Array,
+  temperature: jax.Array,
+  keep: jax.Array,
+  *,
+  stats: StatsFn,
+  start: ArrayLike = 0,
+) -> tuple[jax.Array, jax.Array]:
+  """NT-Xent (optax's form) per anchor: the mean over its positive pairs of
+  ``softplus(lse_negatives − logit)``, and the number of those pairs (the
+  weight of the anchor in the mean over pairs). Two passes of ``stats``:
+  the negatives' log-sum-exp, then the positive pairs' terms. ``start``
+  is the global index of this device's first example."""
+  dtype = embeddings.dtype
+  # optax's cosine similarity, x / sqrt(max(|x|², eps)).
+  unit = numerics.l2_normalize(embeddings, eps=jnp.sqrt(jnp.finfo(dtype).eps))
+  views = {
+    "x": unit,
+    "keep": keep,
+    "label": labels,
+    "index": start + jnp.arange(keep.shape[0]),
+  }
+  rows = {**views, "scale": 1 / temperature.astype(dtype)}
+  first = stats(ntxent_negatives, rows, views)
+  rows = {
+    **rows,
+    "lse": _present(first.row_lse),
+    "negatives": first.row_sums > 0,
+  }
+  pair_sum, count = stats(ntxent_positives, rows, views, row_lse=False).row_sums
+  return numerics.safe_divide(pair_sum, count), count

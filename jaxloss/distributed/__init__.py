@@ -3,7 +3,8 @@ sharded batch, and a language model's cross-entropy and log-probabilities
 over a sharded vocabulary.
 
 * :func:`clip_loss`, :func:`siglip_loss`, :func:`infonce_loss`,
-  :func:`supervised_contrastive_loss`, :func:`multiple_negatives_ranking_loss`:
+  :func:`supervised_contrastive_loss`, :func:`multiple_negatives_ranking_loss`,
+  :func:`ntxent`:
   the batch sharded over ``axis_name`` (below).
 * :func:`linear_cross_entropy`, :func:`linear_log_probs`
   (:mod:`jaxloss.distributed.linear`): the output projection's vocabulary
@@ -17,12 +18,16 @@ over a sharded vocabulary.
 * :func:`kto_loss` (:mod:`jaxloss.distributed.preference`): KTO with its
   reference point's mean over the global batch (a ``psum`` of sums and
   counts).
+* :func:`barlow_twins_loss`, :func:`vicreg_loss`
+  (:mod:`jaxloss.distributed.self_supervised`): the batch means, variances,
+  cross-correlation and covariance matrices ``psum``-ed over ``axis_name``.
 * :func:`dino_loss`, :func:`swav_loss` (:mod:`jaxloss.distributed.clustering`):
   DINO with its centre's batch mean, SwAV with Sinkhorn's sums over the
   examples, over the global batch (``psum`` over ``axis_name``).
-* :func:`shard` wraps the batch-sharded and vocabulary-parallel losses in
-  ``shard_map`` for global arrays (per-argument layouts: DINO's views axis
-  first and its replicated centre).
+* :func:`shard` wraps the batch-sharded (contrastive, self-supervised) and
+  vocabulary-parallel losses in ``shard_map`` for global arrays
+  (per-argument layouts: DINO's views axis first and its replicated
+  centre).
 
 **Contrastive losses.**
 
@@ -80,15 +85,18 @@ from jaxloss.distributed.contrastive import (
   clip_loss,
   infonce_loss,
   multiple_negatives_ranking_loss,
+  ntxent,
   siglip_loss,
   supervised_contrastive_loss,
 )
 from jaxloss.distributed.linear import linear_cross_entropy, linear_log_probs
 from jaxloss.distributed.policy import grpo_loss
 from jaxloss.distributed.preference import kto_loss
+from jaxloss.distributed.self_supervised import barlow_twins_loss, vicreg_loss
 from jaxloss.distributed.shard import shard
 
 __all__ = [
+  "barlow_twins_loss",
   "clip_loss",
   "dino_loss",
   "grpo_loss",
@@ -97,8 +105,10 @@ __all__ = [
   "linear_cross_entropy",
   "linear_log_probs",
   "multiple_negatives_ranking_loss",
+  "ntxent",
   "shard",
   "siglip_loss",
   "supervised_contrastive_loss",
   "swav_loss",
+  "vicreg_loss",
 ]

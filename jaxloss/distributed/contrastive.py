@@ -259,6 +259,86 @@ def infonce_loss(
   return global_reduce(values, reduction, keep, weights, axis_name)
 
 
+@loss(temperature=value_checks.positive)
+def ntxent(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  temperature: ArrayLike = 0.07,
+  *,
+  axis_name: AxisName,
+  strategy: Strategy = "ring",
+  chunk_size: ChunkSize = "auto",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: Reduction = "mean",
+) -> jax.Array:
+  r"""NT-Xent (optax's form) with the global batch's examples as positives
+    and negatives.
+
+    .. math::
+      \ell_{ij} = \operatorname{softplus}\Big(\log \sum_{k:\, y_k
+  e y_i}
+        e^{c_{ik}/	au} - c_{ij}/	au\Big)
+      \quad 	ext{for each positive pair } y_j = y_i,\ j
+  e i
+
+    with ``j`` and ``k`` over the global batch: :func:`jaxloss.ntxent` of the
+    concatenated slices. Two passes over the columns (the ring's or the
+    gathered ones): the negatives' log-sum-exp of each anchor, then its
+    positive pairs' terms.
+
+    Args:
+      embeddings: ``[b, dim]`` this device's embeddings.
+      labels: ``[b]`` their integer labels; equal labels (anywhere in the
+        global batch) make positive pairs.
+      temperature: ``τ > 0``; may be traced.
+      axis_name: the mesh (or pmap) axis, or tuple of axes, of the batch.
+      strategy: ``"ring"`` or ``"all_gather"``.
+      chunk_size: candidate columns per chunk (``"auto"``: within the budget;
+        ``None``: the whole block or dense).
+      where: optional ``[b]`` mask; a masked example is neither an anchor nor a
+        candidate.
+      weights: optional per-anchor weights, broadcastable to ``[b]``.
+      reduction: see :func:`jaxloss.reduce`, global; default ``"mean"``, the
+        mean over the global batch's positive pairs.
+
+    Returns:
+      A scalar, replicated (``[b]`` local values for ``"none"``).
+
+    Matches :func:`jaxloss.ntxent` on the concatenated global batch, value and
+    gradients.
+
+    >>> import jax, jax.numpy as jnp, jaxloss.distributed as jd
+    >>> mesh = jax.make_mesh((1,), ("data",))
+    >>> x = jnp.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
+    >>> jd.shard(jd.ntxent, mesh)(x, jnp.array([0, 0, 1, 1]), 1.0)
+    Array(0.5978082, dtype=float32)
+
+    References:
+      Chen, Kornblith, Norouzi and Hinton, `A Simple Framework for Contrastive
+      Learning of Visual Representations <https://arxiv.org/abs/2002.05709>`_,
+      2020.
+  """
+  embeddings, labels, temperature = in_batch.ntxent_inputs(
+    embeddings, labels, temperature
+  )
+  stats = _stats(axis_name, strategy, chunk_size)
+  keep = in_batch.example_mask(where, labels.shape)
+  values, count = in_batch.ntxent_values(
+    embeddings,
+    labels,
+    temperature,
+    keep,
+    stats=stats,
+    start=ring.start_index(axis_name, embeddings.shape[0]),
+  )
+  if weights is not None:
+    count = count * checks.broadcast_weights(
+      "weights", weights, values, same_rank=True
+    )
+  return global_reduce(values, reduction, keep, count, axis_name)
+
+
 @loss(temperature=value_checks.positive, base_temperature=value_checks.positive)
 def supervised_contrastive_loss(
   embeddings: ArrayLike,
@@ -420,6 +500,7 @@ __all__ = [
   "clip_loss",
   "infonce_loss",
   "multiple_negatives_ranking_loss",
+  "ntxent",
   "siglip_loss",
   "supervised_contrastive_loss",
 ]

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxloss._core.ring import AxisName
-from jaxloss.distributed import clustering, contrastive, linear
+from jaxloss.distributed import clustering, contrastive, linear, self_supervised
 
 # The losses `shard` accepts: the batch-sharded losses (`axis_name`) and the
 # vocabulary-parallel ones.
@@ -22,7 +22,11 @@ CONTRASTIVE: tuple[Callable[..., jax.Array], ...] = tuple(
 CLUSTERING: tuple[Callable[..., Any], ...] = tuple(
   getattr(clustering, name) for name in clustering.__all__
 )
-BATCH_SHARDED = CONTRASTIVE + CLUSTERING
+# Barlow Twins and VICReg: every array split on axis 0 too.
+SELF_SUPERVISED: tuple[Callable[..., jax.Array], ...] = tuple(
+  getattr(self_supervised, name) for name in self_supervised.__all__
+)
+BATCH_SHARDED = CONTRASTIVE + SELF_SUPERVISED + CLUSTERING
 VOCAB_PARALLEL: tuple[Callable[..., jax.Array], ...] = tuple(
   getattr(linear, name) for name in linear.__all__
 )

@@ -51,12 +51,10 @@ def _kept(x: jax.Array, keep: jax.Array | None) -> jax.Array:
 def _count(
   x: jax.Array, keep: jax.Array | None, axis_name: AxisName | None
 ) -> jax.Array:
-  local = (
-    jnp.asarray(x.shape[0], x.dtype)
-    if keep is None
-    else jnp.sum(keep, dtype=x.dtype)
-  )
-  return total(local, axis_name)
+  if keep is None:  # static: this batch, or every device's
+    devices = 1 if axis_name is None else jax.lax.axis_size(axis_name)
+    return jnp.asarray(x.shape[0] * devices, x.dtype)
+  return total(jnp.sum(keep, dtype=x.dtype), axis_name)
 
 
 def _centred(

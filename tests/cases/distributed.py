@@ -152,3 +152,17 @@ SHARDED = [
     options=dict(similarity="dot"),
   ),
 ]
+
+# Issue 22 (S1): NT-Xent over the global batch (labels shared across devices:
+# positives and negatives on other devices).
+SHARDED += [
+  ShardedCase(
+    jd.ntxent,
+    jaxloss.ntxent,
+    lambda r, n: (
+      (_normal(r, n, DIM), r.integers(0, 4, n)),
+      dict(temperature=_scalar(0.5), where=_mask(r, n), weights=_weights(r, n)),
+    ),
+    float_args=(0,),
+  ),
+]
