@@ -313,13 +313,17 @@ def shard(
           and not isinstance(v, jax.core.Tracer)
           and v.is_fully_addressable
         )
+        at = own_axes.get(arg, 0)
+        if at is None:  # replicated: the same array on every process.
+          continue
         if local and np.ndim(v):
+          layout = ", ".join(["None"] * at + [repr(axis)])
           raise ValueError(
             f"shard({name}): {arg} is a process-local array "
             f"({type(v).__name__}) but the mesh spans {len(covered)} "
             "processes; pass a global jax.Array sharded like the embeddings: "
             "jax.make_array_from_process_local_data(jax.NamedSharding(mesh, "
-            f"jax.P({axis!r})), local_{arg})."
+            f"jax.P({layout})), local_{arg})."
           )
     if vocab_parallel:
       by_name = vocab_parallel_specs(dict(zip(array_names, arrays)))
