@@ -28,8 +28,8 @@ test: lint
 demo: $(STAMP)
 	$(BIN)/python -m examples.demo
 
-BENCHMARKS := contrastive_chunked distributed_ring linear_cross_entropy \
-              vocab_parallel gradcache optax_dropin
+BENCHMARKS := contrastive_chunked distributed_ring barlow_twins_sharded \
+              linear_cross_entropy vocab_parallel gradcache optax_dropin
 
 bench: $(STAMP)
 	for b in $(BENCHMARKS); do $(BIN)/python -m benchmarks.$$b || exit 1; done

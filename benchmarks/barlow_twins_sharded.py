@@ -170,6 +170,7 @@ def check_equal(chunk: int) -> float:
 
 def run(repeats: int, chunk: int) -> str:
   batch = PER_DEVICE * DEVICES
+  load = os.getloadavg()[0]
   agreement = check_equal(chunk)
   print(f"largest relative difference from psum: {agreement:.1e}", flush=True)
   memory = {k: temp_bytes(f, batch) for k, f in variants(chunk).items()}
@@ -239,7 +240,9 @@ def run(repeats: int, chunk: int) -> str:
       f"the machine's cores. The three agree to {agreement:.0e} (relative, "
       f"value and gradients, global batch {4 * DEVICES}).",
       "",
-      f"Machine: {machine}; measured {datetime.date.today().isoformat()}.",
+      f"Machine: {machine}; measured {datetime.date.today().isoformat()}, "
+      f"load average {load:.1f} at the start (other jobs share the cores: "
+      f"wall times vary, the paired CPU-time ratios less).",
       "",
       *table,
       "",

@@ -23,11 +23,13 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss._core import (
   checks,
   in_batch,
+  numerics,
   value_checks,
 )
 from jaxloss._core.chunking import ChunkSize
@@ -187,9 +189,24 @@ def ntxent(
     embeddings, labels, temperature
   )
   keep = in_batch.example_mask(where, labels.shape)
-  values, count = in_batch.ntxent_values(
-    embeddings, labels, temperature, keep, stats=in_batch.local_stats(None)
+  # One dense logits matrix (in_batch.ntxent_values, which the sharded loss
+  # uses, makes two passes: 1.3x the CPU time here at 2048 x 128).
+  dtype = embeddings.dtype
+  # optax's cosine similarity, x / sqrt(max(|x|², eps)).
+  unit = numerics.l2_normalize(embeddings, eps=jnp.sqrt(jnp.finfo(dtype).eps))
+  logits = jnp.matmul(unit, unit.T) / temperature.astype(dtype)
+  pairs = keep[:, None] & keep[None, :]
+  same = in_batch.same_label(labels)
+  negative = pairs & ~same
+  positive = pairs & same & ~jnp.eye(labels.shape[0], dtype=bool)
+  # -log(e^s / (e^s + Σ_neg e^n)) = softplus(lse_neg - s); 0 without negatives.
+  lse_negative = numerics.masked_logsumexp(logits, negative, axis=1)
+  has_negative = jnp.any(negative, axis=1, keepdims=True)
+  pair_loss = jnp.where(
+    positive & has_negative, jax.nn.softplus(lse_negative[:, None] - logits), 0
   )
+  count = jnp.sum(positive, axis=1, dtype=dtype)
+  values = numerics.safe_divide(jnp.sum(pair_loss, axis=1), count)
   if weights is not None:
     count = count * checks.broadcast_weights(
       "weights", weights, values, same_rank=True

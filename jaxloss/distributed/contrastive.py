@@ -273,51 +273,49 @@ def ntxent(
   reduction: Reduction = "mean",
 ) -> jax.Array:
   r"""NT-Xent (optax's form) with the global batch's examples as positives
-    and negatives.
+  and negatives.
 
-    .. math::
-      \ell_{ij} = \operatorname{softplus}\Big(\log \sum_{k:\, y_k
-  e y_i}
-        e^{c_{ik}/	au} - c_{ij}/	au\Big)
-      \quad 	ext{for each positive pair } y_j = y_i,\ j
-  e i
+  .. math::
+    \ell_{ij} = \operatorname{softplus}\Big(\log \sum_{k:\, y_k \ne y_i}
+      e^{c_{ik}/\tau} - c_{ij}/\tau\Big)
+    \quad \text{for each positive pair } y_j = y_i,\ j \ne i
 
-    with ``j`` and ``k`` over the global batch: :func:`jaxloss.ntxent` of the
-    concatenated slices. Two passes over the columns (the ring's or the
-    gathered ones): the negatives' log-sum-exp of each anchor, then its
-    positive pairs' terms.
+  with ``j`` and ``k`` over the global batch: :func:`jaxloss.ntxent` of the
+  concatenated slices. Two passes over the columns (the ring's or the
+  gathered ones): the negatives' log-sum-exp of each anchor, then its
+  positive pairs' terms.
 
-    Args:
-      embeddings: ``[b, dim]`` this device's embeddings.
-      labels: ``[b]`` their integer labels; equal labels (anywhere in the
-        global batch) make positive pairs.
-      temperature: ``τ > 0``; may be traced.
-      axis_name: the mesh (or pmap) axis, or tuple of axes, of the batch.
-      strategy: ``"ring"`` or ``"all_gather"``.
-      chunk_size: candidate columns per chunk (``"auto"``: within the budget;
-        ``None``: the whole block or dense).
-      where: optional ``[b]`` mask; a masked example is neither an anchor nor a
-        candidate.
-      weights: optional per-anchor weights, broadcastable to ``[b]``.
-      reduction: see :func:`jaxloss.reduce`, global; default ``"mean"``, the
-        mean over the global batch's positive pairs.
+  Args:
+    embeddings: ``[b, dim]`` this device's embeddings.
+    labels: ``[b]`` their integer labels; equal labels (anywhere in the
+      global batch) make positive pairs.
+    temperature: ``τ > 0``; may be traced.
+    axis_name: the mesh (or pmap) axis, or tuple of axes, of the batch.
+    strategy: ``"ring"`` or ``"all_gather"``.
+    chunk_size: candidate columns per chunk (``"auto"``: within the budget;
+      ``None``: the whole block or dense).
+    where: optional ``[b]`` mask; a masked example is neither an anchor nor a
+      candidate.
+    weights: optional per-anchor weights, broadcastable to ``[b]``.
+    reduction: see :func:`jaxloss.reduce`, global; default ``"mean"``, the
+      mean over the global batch's positive pairs.
 
-    Returns:
-      A scalar, replicated (``[b]`` local values for ``"none"``).
+  Returns:
+    A scalar, replicated (``[b]`` local values for ``"none"``).
 
-    Matches :func:`jaxloss.ntxent` on the concatenated global batch, value and
-    gradients.
+  Matches :func:`jaxloss.ntxent` on the concatenated global batch, value and
+  gradients.
 
-    >>> import jax, jax.numpy as jnp, jaxloss.distributed as jd
-    >>> mesh = jax.make_mesh((1,), ("data",))
-    >>> x = jnp.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
-    >>> jd.shard(jd.ntxent, mesh)(x, jnp.array([0, 0, 1, 1]), 1.0)
-    Array(0.5978082, dtype=float32)
+  >>> import jax, jax.numpy as jnp, jaxloss.distributed as jd
+  >>> mesh = jax.make_mesh((1,), ("data",))
+  >>> x = jnp.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
+  >>> jd.shard(jd.ntxent, mesh)(x, jnp.array([0, 0, 1, 1]), 1.0)
+  Array(0.5978082, dtype=float32)
 
-    References:
-      Chen, Kornblith, Norouzi and Hinton, `A Simple Framework for Contrastive
-      Learning of Visual Representations <https://arxiv.org/abs/2002.05709>`_,
-      2020.
+  References:
+    Chen, Kornblith, Norouzi and Hinton, `A Simple Framework for Contrastive
+    Learning of Visual Representations <https://arxiv.org/abs/2002.05709>`_,
+    2020.
   """
   embeddings, labels, temperature = in_batch.ntxent_inputs(
     embeddings, labels, temperature

@@ -57,7 +57,8 @@ def koleo_loss(
   ``‖x̂ − ŷ + ε‖``, and ``-log(d + eps).mean()``), except where every other
   example is antipodal: DINOv2 fills the diagonal of the dot products with
   −1, which then ties with them and picks the example itself; here an
-  example is never its own neighbour.
+  example is never its own neighbour (as in lightly's ``KoLeoLoss``, which
+  fills it with −2).
 
   >>> import jax.numpy as jnp, jaxloss
   >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])

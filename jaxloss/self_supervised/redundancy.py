@@ -169,12 +169,14 @@ def barlow_twins_loss(
 
   Matches facebookresearch/barlowtwins ``main.py`` (``BarlowTwins.forward``:
   ``BatchNorm1d(affine=False)`` in training mode, synchronised across GPUs,
-  ``c = bn(z1).T @ bn(z2) / batch_size``) and lightly's
-  ``BarlowTwinsLoss``. The paper's pseudocode standardises with the
-  unbiased standard deviation (``z.std(0)``, no :math:`\epsilon`), which
-  scales :math:`\mathcal{C}` by about :math:`(N-1)/N`. Over a batch sharded
-  across devices, :func:`jaxloss.distributed.barlow_twins_loss` is this
-  loss of the global batch.
+  ``c = bn(z1).T @ bn(z2) / batch_size``). The paper's pseudocode, and
+  lightly's ``BarlowTwinsLoss`` (default ``lambda_param=5e-3``), standardise
+  with the unbiased standard deviation (``z.std(0)``, no :math:`\epsilon`),
+  which scales :math:`\mathcal{C}` by about :math:`(N-1)/N`; lightly's
+  multi-GPU mode averages the GPUs' cross-correlations, each standardised
+  with its own GPU's statistics. Over a batch sharded across devices,
+  :func:`jaxloss.distributed.barlow_twins_loss` is this loss of the global
+  batch (the official code's synchronised batch norm).
 
   >>> import jax.numpy as jnp, jaxloss
   >>> z_a = jnp.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
