@@ -208,8 +208,10 @@ from jaxloss.segmentation import (
 from jaxloss.self_supervised import (
   barlow_twins_loss,
   byol_loss,
+  dino_loss,
   koleo_loss,
   simsiam_loss,
+  swav_loss,
   vicreg_loss,
 )
 from jaxloss.semi_supervised import (
@@ -268,6 +270,7 @@ __all__ = [
   "ctc_loss_with_forward_probs",
   "cycle_consistency_loss",
   "dice_loss",
+  "dino_loss",
   "distance_box_iou_loss",
   "dpo_implicit_rewards",
   "dpo_loss",
@@ -383,6 +386,7 @@ __all__ = [
   "ssim_loss",
   "sub_center_arcface_loss",
   "supervised_contrastive_loss",
+  "swav_loss",
   "td_loss",
   "te2e_loss",
   "total_variation_distance",

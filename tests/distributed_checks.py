@@ -1543,6 +1543,333 @@ def check_grpo(report):
 
 
 # --------------------------------------------------------------------------- #
+# Issue 22 (S2): jaxloss.distributed.dino_loss and swav_loss (DINO's centre
+# and Sinkhorn's sums over the global batch), and shard() with per-argument
+# batch axes (DINO's logits split on axis 1, its centre replicated).
+
+CL_BATCH, CL_K = 24, 6
+# (where, weights, reduction); device 0 of 8 keeps 1 of its 3 examples.
+CL_VARIANTS = {
+  "mean": (False, False, "mean"),
+  "where and weights, mean": (True, True, "mean"),
+  "where, sum": (True, False, "sum"),
+  "where, none": (True, False, "none"),
+  "weights, batchmean": (False, True, "batchmean"),
+}
+CL_DINO = dict(teacher_temperature=0.07, center_momentum=0.8)
+CL_SWAV = dict(epsilon=0.05, sinkhorn_iterations=3)
+# (label, mesh shape, mesh axis names, the loss's axis_name)
+CL_MESHES = (
+  ("(8,)", (8,), ("data",), "data"),
+  ("(2, 4) data x model, over data", (2, 4), ("data", "model"), "data"),
+  ("(2, 4), over (data, model)", (2, 4), ("data", "model"), ("data", "model")),
+)
+
+
+def _cl_inputs():
+  rng = np.random.default_rng(70)
+  unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)
+  z_a, z_b = (unit(rng.normal(size=(CL_BATCH, 5))) for _ in range(2))
+  prototypes = unit(rng.normal(size=(CL_K, 5)))
+  where = np.ones(CL_BATCH, bool)
+  where[[1, 2, 10, 17]] = False
+  return dict(
+    student=rng.normal(size=(4, CL_BATCH, CL_K)) * 2,
+    teacher=rng.normal(size=(2, CL_BATCH, CL_K)) * 2,
+    center=rng.normal(size=CL_K) * 0.3,
+    a=z_a @ prototypes.T,
+    b=z_b @ prototypes.T,
+    where=where,
+    weights=rng.uniform(0.5, 2.0, CL_BATCH),
+    st=np.float64(0.2),
+    tau=np.float64(0.1),
+  )
+
+
+def _cl_step(dino, swav):
+  """jit of every variant's (value, new centre, gradients) of DINO (student
+  logits, student temperature) and SwAV (both scores, temperature);
+  ``dino(variant)`` and ``swav(variant)`` give the loss to call."""
+
+  def step(x):
+    out = {}
+    for label, (use_where, use_weights, reduction) in CL_VARIANTS.items():
+      masks = dict(
+        where=x["where"] if use_where else None,
+        weights=x["weights"] if use_weights else None,
+        reduction=reduction,
+      )
+
+      def dino_total(s, st, label=label, masks=masks):
+        loss, centre = dino(label)(
+          s, x["teacher"], x["center"], student_temperature=st, **masks
+        )
+        return jnp.sum(loss), (loss, centre)
+
+      def swav_total(a, b, tau, label=label, masks=masks):
+        loss = swav(label)(a, b, temperature=tau, **masks)
+        return jnp.sum(loss), loss
+
+      (_, aux), grads = jax.value_and_grad(
+        dino_total, argnums=(0, 1), has_aux=True
+      )(x["student"], x["st"])
+      out[f"dino, {label}"] = (aux, grads)
+      (_, loss), grads = jax.value_and_grad(
+        swav_total, argnums=(0, 1, 2), has_aux=True
+      )(x["a"], x["b"], x["tau"])
+      out[f"swav, {label}"] = (loss, grads)
+    return out
+
+  return jax.jit(step)
+
+
+def _cl_one_device():
+  return _cl_step(
+    lambda _: functools.partial(jaxloss.dino_loss, **CL_DINO),
+    lambda _: functools.partial(jaxloss.swav_loss, **CL_SWAV),
+  )
+
+
+def _cl_sharded(mesh, axis):
+  """shard_map of jd.dino_loss / jd.swav_loss over ``axis``, gradients
+  taken outside."""
+  batch, views = jax.P(axis), jax.P(None, axis)
+
+  def dino(label):
+    none = CL_VARIANTS[label][2] == "none"
+
+    def call(s, t, c, *, student_temperature, where, weights, reduction):
+      return jax.shard_map(
+        lambda s, t, c, st, w, wt: jd.dino_loss(
+          s,
+          t,
+          c,
+          axis_name=axis,
+          student_temperature=st,
+          where=w,
+          weights=wt,
+          reduction=reduction,
+          **CL_DINO,
+        ),
+        mesh=mesh,
+        in_specs=(views, views, jax.P(), jax.P(), batch, batch),
+        out_specs=(batch if none else jax.P(), jax.P()),
+      )(s, t, c, student_temperature, where, weights)
+
+    return call
+
+  def swav(label):
+    none = CL_VARIANTS[label][2] == "none"
+
+    def call(a, b, *, temperature, where, weights, reduction):
+      return jax.shard_map(
+        lambda a, b, tau, w, wt: jd.swav_loss(
+          a,
+          b,
+          axis_name=axis,
+          temperature=tau,
+          where=w,
+          weights=wt,
+          reduction=reduction,
+          **CL_SWAV,
+        ),
+        mesh=mesh,
+        in_specs=(batch, batch, jax.P(), batch, batch),
+        out_specs=batch if none else jax.P(),
+      )(a, b, temperature, where, weights)
+
+    return call
+
+  return _cl_step(dino, swav)
+
+
+def check_cluster(report):
+  """jd.dino_loss / jd.swav_loss in shard_map equal the one-device losses on
+  the global batch: values, new centre, gradients of the logits/scores and
+  of the temperatures (float64, 1e-10), every variant, on 3 meshes; the
+  per-device statistics would differ; a clear error outside shard_map."""
+  group = "cluster"
+  x = _cl_inputs()
+  want = jax.tree.map(np.asarray, _cl_one_device()(x))
+  for label, shape, names, axis in CL_MESHES:
+    got = _cl_sharded(
+      _mesh(8 if len(shape) > 1 else shape[0], names, shape), axis
+    )(x)
+    for variant in want:
+      report.close(
+        group,
+        f"{label}: {variant}",
+        got[variant],
+        want[variant],
+        _within(np.float64),
+      )
+  # The checks can tell the global statistics from per-device ones: SwAV's
+  # codes and DINO's centre from each device's 3 examples differ.
+  slices = [slice(3 * d, 3 * d + 3) for d in range(8)]
+  per_device = np.mean(
+    [
+      jaxloss.swav_loss(x["a"][s], x["b"][s], reduction="mean", **CL_SWAV)
+      for s in slices
+    ]
+  )
+  global_swav = want["swav, mean"][0]
+  report.add(
+    group,
+    "per-device Sinkhorn codes give another loss",
+    abs(per_device - global_swav) > 1e-3,
+    f"{per_device} vs {global_swav}",
+  )
+  where = x["where"]
+  centres = [
+    jaxloss.dino_loss(
+      x["student"][:, s], x["teacher"][:, s], x["center"], where=where[s]
+    )[1]
+    for s in slices
+  ]
+  global_centre = want["dino, where, sum"][0][1]
+  gap = np.abs(np.mean(centres, axis=0) - global_centre).max()
+  report.add(
+    group,
+    "uneven kept counts: the mean of per-device centres differs",
+    gap > 1e-3,
+    f"max difference {gap:.3g}",
+  )
+  for fn, args in (
+    (jd.dino_loss, (x["student"], x["teacher"], x["center"])),
+    (jd.swav_loss, (x["a"], x["b"])),
+  ):
+    try:
+      fn(*args, axis_name="data")
+    except ValueError as error:
+      ok = fn.__name__ in str(error) and "axis_name" in str(error)
+      report.add(
+        group, f"{fn.__name__} outside shard_map", ok, str(error)[:300]
+      )
+    else:
+      report.add(group, f"{fn.__name__} outside shard_map", False, "no error")
+
+
+def check_cluster_shard(report):
+  """shard() with per-argument batch axes: DINO (logits split on axis 1,
+  centre replicated) and SwAV through shard equal the one-device losses on
+  the global batch (Explicit and Auto meshes, jit and eager); batch_axes
+  given by hand; its errors."""
+  group = "cluster_shard"
+  x = _cl_inputs()
+  explicit = _mesh(8, types=AxisType.Explicit)
+  two_axis = _mesh(8, ("data", "model"), (2, 4))
+  masks = dict(where=x["where"], weights=x["weights"])
+
+  def one(s, st):
+    loss, centre = jaxloss.dino_loss(
+      s,
+      x["teacher"],
+      x["center"],
+      student_temperature=st,
+      reduction="mean",
+      **masks,
+      **CL_DINO,
+    )
+    return loss, centre
+
+  want = jax.value_and_grad(one, argnums=(0, 1), has_aux=True)(
+    x["student"], x["st"]
+  )
+  dino = jd.shard(jd.dino_loss, explicit)
+  got = jax.jit(
+    jax.value_and_grad(
+      lambda s, st: dino(
+        s,
+        x["teacher"],
+        x["center"],
+        student_temperature=st,
+        **masks,
+        **CL_DINO,
+      ),
+      argnums=(0, 1),
+      has_aux=True,
+    )
+  )(x["student"], x["st"])
+  report.close(
+    group,
+    "jit, Explicit (8,): dino_loss value, centre, gradients",
+    got,
+    want,
+    _within(np.float64),
+  )
+  by_hand = jd.shard(
+    jd.dino_loss,
+    two_axis,
+    batch_axes={"student_logits": 1, "teacher_logits": 1, "center": None},
+  )
+  got = by_hand(
+    x["student"], x["teacher"], x["center"], reduction="none", **CL_DINO
+  )
+  report.close(
+    group,
+    "eager, Auto (2, 4), batch_axes by hand: dino_loss 'none' and centre",
+    got,
+    jaxloss.dino_loss(x["student"], x["teacher"], x["center"], **CL_DINO),
+    _within(np.float64),
+  )
+  swav = jd.shard(jd.swav_loss, explicit)
+  got = jax.jit(
+    jax.value_and_grad(
+      lambda a, b: swav(a, b, **masks, **CL_SWAV), argnums=(0, 1)
+    )
+  )(x["a"], x["b"])
+  want = jax.value_and_grad(
+    lambda a, b: jaxloss.swav_loss(a, b, reduction="mean", **masks, **CL_SWAV),
+    argnums=(0, 1),
+  )(x["a"], x["b"])
+  report.close(
+    group, "jit, Explicit (8,): swav_loss", got, want, _within(np.float64)
+  )
+  # Errors name the loss and the argument.
+  bad = (
+    (
+      "batch_axes names an unknown argument",
+      lambda: jd.shard(jd.dino_loss, explicit, batch_axes={"logits": 1}),
+      ("dino_loss", "'logits'"),
+    ),
+    (
+      "batch_axes value not an axis",
+      lambda: jd.shard(jd.swav_loss, explicit, batch_axes={"scores_a": -1}),
+      ("swav_loss", "'scores_a'"),
+    ),
+    (
+      "batch_axes with a vocabulary-parallel loss",
+      lambda: jd.shard(
+        jd.linear_cross_entropy,
+        two_axis,
+        vocab_axis="model",
+        batch_axes={"hidden": 0},
+      ),
+      ("linear_cross_entropy", "batch_axes"),
+    ),
+    (
+      "batch not divisible on axis 1",
+      lambda: dino(x["student"][:, :20], x["teacher"][:, :20], x["center"]),
+      ("dino_loss", "student_logits", "axis 1"),
+    ),
+    (
+      "batch axis beyond the array's rank",
+      lambda: jd.shard(jd.swav_loss, explicit, batch_axes={"where": 1})(
+        x["a"], x["b"], where=x["where"]
+      ),
+      ("swav_loss", "where"),
+    ),
+  )
+  for label, call, words in bad:
+    try:
+      call()
+    except ValueError as error:
+      ok = all(w in str(error) for w in words)
+      report.add(group, f"{label}: ValueError", ok, str(error)[:300])
+    else:
+      report.add(group, f"{label}: ValueError", False, "no error")
+
+
 # Issue 22 (S1): Barlow Twins and VICReg with psum'd batch statistics
 
 # (label, sharded loss, one-device loss, options); each variant gets its own
@@ -1727,6 +2054,8 @@ GROUPS = {
   "kto": check_kto,
   "kto_f32": lambda r: check_kto(r, np.float32),
   "grpo": check_grpo,
+  "cluster": check_cluster,
+  "cluster_shard": check_cluster_shard,
   "ssl_statistics": check_ssl_statistics,
 }
 

@@ -173,6 +173,8 @@ def test_registry_covers_every_sharded_loss():
     jd.linear_log_probs,
     jd.kto_loss,
     jd.grpo_loss,
+    jd.dino_loss,  # cluster*
+    jd.swav_loss,
     jd.barlow_twins_loss,  # ssl_statistics
     jd.vicreg_loss,
   }
@@ -186,6 +188,23 @@ def test_grpo_equals_single_device(results):
   # 10 settings (every loss type) on 8 and 3 devices, "sum", "none", and
   # the error outside shard_map.
   _assert_group(results, "grpo", 23)
+
+
+# Issue 22 (S2): DINO's centre and SwAV's Sinkhorn sums over the global
+# batch; shard() with per-argument batch axes.
+def test_dino_and_swav_equal_single_device(results):
+  # 5 variants each (where with uneven kept counts, weights, every
+  # reduction) on meshes (8,), (2, 4) over data and over (data, model):
+  # value, new centre, gradients of logits/scores and temperatures,
+  # float64 1e-10; per-device statistics would differ; the errors outside
+  # shard_map.
+  _assert_group(results, "cluster", 34)
+
+
+def test_shard_with_per_argument_batch_axes(results):
+  # DINO (logits split on axis 1, centre replicated) and SwAV through
+  # shard, Explicit and Auto meshes, batch_axes by hand, 5 errors.
+  _assert_group(results, "cluster_shard", 8)
 
 
 # Issue 22 (S1): Barlow Twins and VICReg with psum'd batch statistics.

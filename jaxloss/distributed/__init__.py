@@ -21,8 +21,13 @@ over a sharded vocabulary.
 * :func:`barlow_twins_loss`, :func:`vicreg_loss`
   (:mod:`jaxloss.distributed.self_supervised`): the batch means, variances,
   cross-correlation and covariance matrices ``psum``-ed over ``axis_name``.
-* :func:`shard` wraps the contrastive, self-supervised and
-  vocabulary-parallel losses in ``shard_map`` for global arrays.
+* :func:`dino_loss`, :func:`swav_loss` (:mod:`jaxloss.distributed.clustering`):
+  DINO with its centre's batch mean, SwAV with Sinkhorn's sums over the
+  examples, over the global batch (``psum`` over ``axis_name``).
+* :func:`shard` wraps the batch-sharded (contrastive, self-supervised) and
+  vocabulary-parallel losses in ``shard_map`` for global arrays
+  (per-argument layouts: DINO's views axis first and its replicated
+  centre).
 
 **Contrastive losses.**
 
@@ -75,6 +80,7 @@ References:
   Pre-Training <https://arxiv.org/abs/2303.15343>`_, 2023 (chunked SigLIP).
 """
 
+from jaxloss.distributed.clustering import dino_loss, swav_loss
 from jaxloss.distributed.contrastive import (
   clip_loss,
   infonce_loss,
@@ -92,6 +98,7 @@ from jaxloss.distributed.shard import shard
 __all__ = [
   "barlow_twins_loss",
   "clip_loss",
+  "dino_loss",
   "grpo_loss",
   "infonce_loss",
   "kto_loss",
@@ -102,5 +109,6 @@ __all__ = [
   "shard",
   "siglip_loss",
   "supervised_contrastive_loss",
+  "swav_loss",
   "vicreg_loss",
 ]

@@ -4,27 +4,46 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxloss._core.ring import AxisName
-from jaxloss.distributed import contrastive, linear, self_supervised
+from jaxloss.distributed import clustering, contrastive, linear, self_supervised
 
-# The losses `shard` accepts: every public loss of jaxloss.distributed.
+# The losses `shard` accepts: the batch-sharded losses (`axis_name`) and the
+# vocabulary-parallel ones.
 CONTRASTIVE: tuple[Callable[..., jax.Array], ...] = tuple(
   getattr(contrastive, name) for name in contrastive.__all__
 )
-VOCAB_PARALLEL: tuple[Callable[..., jax.Array], ...] = tuple(
-  getattr(linear, name) for name in linear.__all__
+CLUSTERING: tuple[Callable[..., Any], ...] = tuple(
+  getattr(clustering, name) for name in clustering.__all__
 )
 # Barlow Twins and VICReg: every array split on axis 0 too.
 SELF_SUPERVISED: tuple[Callable[..., jax.Array], ...] = tuple(
   getattr(self_supervised, name) for name in self_supervised.__all__
 )
-LOSSES = CONTRASTIVE + SELF_SUPERVISED + VOCAB_PARALLEL
+BATCH_SHARDED = CONTRASTIVE + SELF_SUPERVISED + CLUSTERING
+VOCAB_PARALLEL: tuple[Callable[..., jax.Array], ...] = tuple(
+  getattr(linear, name) for name in linear.__all__
+)
+LOSSES = BATCH_SHARDED + VOCAB_PARALLEL
+# A batch-sharded loss's arguments whose batch is not on axis 0: the axis
+# that holds it, or None for an argument replicated on every device (every
+# other array argument of rank >= 1 is split on axis 0, a scalar replicated).
+BATCH_AXES: dict[Callable[..., Any], dict[str, int | None]] = {
+  clustering.dino_loss: {
+    "student_logits": 1,
+    "teacher_logits": 1,
+    "center": None,
+  },
+}
+# Losses that return a tuple: the loss, then outputs replicated on every
+# device (DINO's new centre), how many.
+REPLICATED_OUTPUTS = {clustering.dino_loss: 1}
 # The vocabulary-parallel losses' arguments split on the vocabulary (the
 # weight on its axis 1, bias and class weights on axis 0), and their token
 # arguments (split on axis 0 over `axis`).
@@ -48,6 +67,8 @@ def shard(
   mesh: jax.sharding.Mesh,
   axis: AxisName | None = "data",
   vocab_axis: AxisName | None = None,
+  *,
+  batch_axes: Mapping[str, int | None] | None = None,
 ) -> Callable[..., jax.Array]:
   """Wraps one of this module's losses in :func:`jax.shard_map`.
 
@@ -57,11 +78,18 @@ def shard(
   temperature) are replicated. On a mesh whose axes are ``Explicit`` the
   inputs are first ``jax.reshard``-ed to the layout below.
 
-  **Contrastive losses** (:func:`clip_loss`, :func:`siglip_loss`, ...) get
-  ``axis_name=axis``: array arguments of rank ≥ 1 (embeddings, ``labels``,
-  ``negatives``, ``where``, ``weights``) are split along axis 0 over
-  ``axis``, so their leading sizes must be multiples of its size. Other mesh
-  axes (a model axis) see replicated inputs and are not used.
+  **Batch-sharded losses** (:func:`clip_loss`, :func:`siglip_loss`, ...,
+  :func:`dino_loss`, :func:`swav_loss`) get ``axis_name=axis``: each array
+  argument is split over ``axis`` along the axis that holds its batch, so
+  that axis's size must be a multiple of the size of ``axis``; scalars are
+  replicated. The batch is on axis 0 (embeddings, ``labels``,
+  ``negatives``, ``where``, ``weights``) but for :func:`dino_loss`, whose
+  logits are ``[views, batch, K]`` (axis 1) and whose ``center`` is
+  replicated. ``batch_axes`` overrides or adds to this, argument by
+  argument: ``batch_axes={"center": None}`` replicates ``center``,
+  ``{"student_logits": 1}`` splits it on axis 1 (the loss must expect that
+  argument's local slice, or the whole array for ``None``). Other mesh axes
+  (a model axis) see replicated inputs and are not used.
 
   **Vocabulary-parallel losses** (:func:`linear_cross_entropy`,
   :func:`linear_log_probs`) get ``vocab_axis=vocab_axis`` and
@@ -92,18 +120,24 @@ def shard(
       replicated on every device).
     vocab_axis: the mesh axis (or tuple) of the vocabulary, for the
       vocabulary-parallel losses only.
+    batch_axes: batch-sharded losses only: argument name to the axis of that
+      argument that holds the batch (split over ``axis``), or ``None`` for
+      an argument replicated on every device; merged over the loss's own
+      layout (above).
 
   Returns:
     A function with ``loss_fn``'s signature, less ``axis_name`` (or
     ``vocab_axis`` and ``token_axis``); it returns the replicated scalar
     loss, or the per-example (per-token) values sharded over ``axis`` on
     their leading axis for ``reduction="none"`` and for
-    :func:`linear_log_probs`.
+    :func:`linear_log_probs`; :func:`dino_loss`'s new centre is replicated.
 
   Raises:
     ValueError: naming the loss, for a loss that is not of this module, an
       axis not in the mesh, a vocabulary not divisible by the size of
-      ``vocab_axis``, a batch (tokens) not divisible by that of ``axis``.
+      ``vocab_axis``, a batch (tokens) not divisible by that of ``axis``,
+      a ``batch_axes`` entry that is not an argument of the loss or not an
+      axis of the array.
 
   >>> import jax, jax.numpy as jnp, jaxloss.distributed as jd
   >>> mesh = jax.make_mesh((1,), ("data",))
@@ -138,7 +172,8 @@ def shard(
     )
   if not vocab_parallel and (vocab_axes or not axes):
     raise ValueError(
-      f"shard({name}): a contrastive loss takes axis= (the batch's mesh "
+      f"shard({name}): a batch-sharded loss (contrastive, DINO, SwAV) "
+      "takes axis= (the batch's mesh "
       f"axis) and no vocab_axis (got axis={axis!r}, "
       f"vocab_axis={vocab_axis!r})."
     )
@@ -151,6 +186,28 @@ def shard(
         f"shard: {label} {given!r} is not an axis of the mesh "
         f"(axes {tuple(mesh.axis_names)})."
       )
+  own_axes = dict(BATCH_AXES.get(loss_fn, {}))
+  if batch_axes is not None:
+    if vocab_parallel:
+      raise ValueError(
+        f"shard({name}): batch_axes is for the batch-sharded losses; a "
+        "vocabulary-parallel loss's layout is fixed (vocab_axis, axis)."
+      )
+    known = set(inspect.signature(loss_fn).parameters)
+    for arg, where in batch_axes.items():
+      if arg not in known or arg == "axis_name":
+        raise ValueError(
+          f"shard({name}): batch_axes names {arg!r}, not an argument of "
+          f"the loss ({', '.join(sorted(known - {'axis_name'}))})."
+        )
+      if where is not None and (
+        not isinstance(where, int) or isinstance(where, bool) or where < 0
+      ):
+        raise ValueError(
+          f"shard({name}): batch_axes[{arg!r}] must be a non-negative int "
+          f"(the axis holding the batch) or None (replicated), got {where!r}."
+        )
+    own_axes.update(batch_axes)
   if set(axes) & set(vocab_axes):
     raise ValueError(
       f"shard({name}): axis={axis!r} and vocab_axis={vocab_axis!r} share a "
@@ -183,13 +240,23 @@ def shard(
     about = f"axis={axis!r}"
 
   def batch_spec(arg, x):
-    """A contrastive loss's argument: split on axis 0 over ``axis``."""
-    if x.ndim and x.shape[0] % devices:
+    """A batch-sharded loss's argument: split over ``axis`` on the axis
+    that holds its batch (0 unless ``own_axes`` says otherwise)."""
+    at = own_axes.get(arg, 0 if x.ndim else None)
+    if at is None:
+      return jax.P()
+    if at >= x.ndim:
       raise ValueError(
-        f"shard({name}): {arg} has {x.shape[0]} rows, not a "
+        f"shard({name}): {arg} of shape {x.shape} has no axis {at} to "
+        f"split over axis {axis!r} (batch_axes)."
+      )
+    if x.shape[at] % devices:
+      where = "rows" if at == 0 else f"entries on its axis {at} (the batch)"
+      raise ValueError(
+        f"shard({name}): {arg} has {x.shape[at]} {where}, not a "
         f"multiple of the {devices} devices of axis {axis!r}."
       )
-    return jax.P() if x.ndim == 0 else spec
+    return jax.P(*[None] * at, axis_name)
 
   def vocab_parallel_specs(arrays: dict) -> dict:
     """A vocabulary-parallel loss's specs, argument by argument."""
@@ -246,13 +313,17 @@ def shard(
           and not isinstance(v, jax.core.Tracer)
           and v.is_fully_addressable
         )
+        at = own_axes.get(arg, 0)
+        if at is None:  # replicated: the same array on every process.
+          continue
         if local and np.ndim(v):
+          layout = ", ".join(["None"] * at + [repr(axis)])
           raise ValueError(
             f"shard({name}): {arg} is a process-local array "
             f"({type(v).__name__}) but the mesh spans {len(covered)} "
             "processes; pass a global jax.Array sharded like the embeddings: "
             "jax.make_array_from_process_local_data(jax.NamedSharding(mesh, "
-            f"jax.P({axis!r})), local_{arg})."
+            f"jax.P({layout})), local_{arg})."
           )
     if vocab_parallel:
       by_name = vocab_parallel_specs(dict(zip(array_names, arrays)))
@@ -277,6 +348,9 @@ def shard(
       out_specs = spec
     else:
       out_specs = jax.P()
+    replicated = REPLICATED_OUTPUTS.get(loss_fn, 0)
+    if replicated:
+      out_specs = (out_specs,) + (jax.P(),) * replicated
     return jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=out_specs)(
       *arrays
     )

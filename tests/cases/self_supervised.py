@@ -7,6 +7,9 @@ reductions); their ``where`` (examples removed from the statistics) is
 tested in tests/test_self_supervised.py.
 """
 
+import functools
+
+import jax.numpy as jnp
 import numpy as np
 
 from jaxloss import self_supervised as jss
@@ -84,5 +87,98 @@ CASES += [
     reductions=(),
     per_example=False,
     wrong_shape=_not_a_matrix,
+  ),
+]
+
+# --------------------------------------------------------------------------- #
+# DINO, SwAV (jaxloss/self_supervised/clustering.py)
+#
+# The harness slices, stacks and masks axis 0 of the positional arrays and
+# reads one array: DINO's case is a wrapper of the same name and signature
+# that takes `[batch, views, K]` logits (moved to the loss's views-first
+# layout) and returns the loss without the new centre (the centre is checked
+# in tests/test_self_supervised_clustering.py: official code, jit, bf16,
+# scan). Its teacher logits and centre are not differentiated (no gradient
+# reaches them). SwAV's codes are computed from its own scores with the
+# gradient stopped, which finite differences would see move: its gradients
+# are checked against torch autograd of the official code (float64, 1e-10),
+# and forward mode against reverse mode, in that test, so `grad_modes=()`
+# here (the finite-difference property does not apply). Its scores are
+# SwAV's cosines, bounded (`magnitude_args=()`): at scores of 1e15 the
+# float32 log-matrix (1e16 / epsilon) ties entries that float64 tells apart
+# and the codes differ (no NaN; that test checks 1e15 and 1e30).
+
+K_PROTOTYPES = 5
+
+
+@functools.wraps(jss.dino_loss)
+def _dino_batch_first(student_logits, teacher_logits, center, **kwargs):
+  loss, _ = jss.dino_loss(
+    jnp.swapaxes(student_logits, 0, 1),
+    jnp.swapaxes(teacher_logits, 0, 1),
+    center,
+    **kwargs,
+  )
+  return loss
+
+
+def _dino(rng, n):
+  return (
+    I.logits(rng, n, 3, K_PROTOTYPES),
+    I.logits(rng, n, 2, K_PROTOTYPES),
+    I.logits(rng, K_PROTOTYPES, scale=0.5),
+  ), dict(student_temperature=0.5, teacher_temperature=0.2)
+
+
+def _dino_edges():
+  """Identical (zero) logits, logits of ±1e4, one example, one teacher
+  view."""
+  zeros = np.zeros((4, 3, K_PROTOTYPES), I.F32)
+  big = I.extreme_logits(4, 3, K_PROTOTYPES)
+  centre = np.zeros(K_PROTOTYPES, I.F32)
+  return [
+    ((zeros, zeros[:, :2], centre), {}),
+    ((big, big[:, :2], centre), {}),
+    ((big, -big[:, :2], centre + 1e4), {}),
+    ((big[:1], zeros[:1, :2], centre), {}),
+    ((big, big[:, :1], centre), {}),
+  ]
+
+
+def _swav(rng, n):
+  return (
+    I.logits(rng, n, K_PROTOTYPES, scale=0.5),
+    I.logits(rng, n, K_PROTOTYPES, scale=0.5),
+  ), {}
+
+
+def _swav_edges():
+  """Identical scores, zeros, ±1e4 (exp(score / epsilon) overflows in the
+  official exp-space Sinkhorn), one example."""
+  ones = np.ones((4, K_PROTOTYPES), I.F32)
+  big = I.extreme_logits(4, K_PROTOTYPES)
+  return [
+    ((ones, ones), {}),
+    ((0 * ones, ones), {}),
+    ((big, -big), {}),
+    ((big[:1], ones[:1]), {}),
+  ]
+
+
+CASES += [
+  LossCase(
+    _dino_batch_first,
+    _dino,
+    float_args=(0,),
+    batch_args=(0, 1),
+    edge_inputs=_dino_edges,
+  ),
+  LossCase(
+    jss.swav_loss,
+    _swav,
+    float_args=(0, 1),
+    edge_inputs=_swav_edges,
+    grad_modes=(),
+    magnitude_args=(),
   ),
 ]
