@@ -224,3 +224,120 @@ plt.show()
 # SigLIP works the same way (`jd.siglip_loss` with `logit_scale` and
 # `logit_bias`), and `jaxloss.train.grad_cache` adds GradCache when even the
 # encoders' activations for the whole batch do not fit.
+
+# %% [markdown]
+# ## Non-contrastive pretraining: Barlow Twins with global batch statistics
+#
+# Barlow Twins has no negatives: it standardises every embedding dimension
+# over the batch and pulls the two views' cross-correlation matrix towards
+# the identity. Its statistics are the batch's, so a data-parallel run that
+# standardises each device's slice on its own trains a different model.
+# `jd.barlow_twins_loss` (and `jd.vicreg_loss`, `jd.dino_loss`,
+# `jd.swav_loss`) sums the statistics over the data axis: the loss of the
+# global batch, wherever its rows live.
+#
+# An encoder of whole digits, two views made by dropping 20% of the pixels
+# and adding noise:
+
+
+# %%
+def augment(key, x):
+  drop, noise = jax.random.split(key)
+  kept = jax.random.bernoulli(drop, 0.8, x.shape)
+  return x * kept + 0.1 * jax.random.normal(noise, x.shape)
+
+
+def encoder(p, x):
+  return jax.nn.relu(x @ p["w1"]) @ p["w2"]
+
+
+k1, k2 = jax.random.split(jax.random.key(1))
+encoder_params = {
+  "w1": jax.random.normal(k1, (64, 128)) / 8.0,
+  "w2": jax.random.normal(k2, (128, 64)) / np.sqrt(128),
+}
+barlow = jd.shard(jd.barlow_twins_loss, mesh)
+
+
+def barlow_objective(p, key, x):
+  view_a, view_b = jax.random.split(key)
+  return barlow(encoder(p, augment(view_a, x)), encoder(p, augment(view_b, x)))
+
+
+ssl_optimizer = optax.adam(1e-3)
+ssl_state = ssl_optimizer.init(encoder_params)
+
+
+@jax.jit
+def ssl_step(p, state, key, x):
+  loss, grads = jax.value_and_grad(barlow_objective)(p, key, x)
+  updates, state = ssl_optimizer.update(grads, state)
+  return optax.apply_updates(p, updates), state, loss
+
+
+ssl_losses = []
+for step in range(80):
+  i = rng.choice(len(digits), 512, replace=False)  # 64 per device
+  x = jax.device_put(digits[i], batch_sharding)
+  encoder_params, ssl_state, loss = ssl_step(
+    encoder_params, ssl_state, jax.random.key(step), x
+  )
+  ssl_losses.append(float(loss))
+plt.plot(ssl_losses)
+plt.xlabel("step")
+plt.ylabel("global Barlow Twins loss")
+plt.show()
+
+# %% [markdown]
+# The sharded loss equals the one-device loss on the global batch, in value
+# and gradient; the mean of the per-device losses (each device standardising
+# its own 128 rows) is another number, and another gradient:
+
+# %%
+x = digits[:1024]
+views = (augment(jax.random.key(100), x), augment(jax.random.key(101), x))
+
+
+def one_device(p):
+  return jl.barlow_twins_loss(encoder(p, views[0]), encoder(p, views[1]))
+
+
+def sharded(p):
+  a, b = jax.device_put(views, batch_sharding)
+  return barlow(encoder(p, a), encoder(p, b))
+
+
+def per_device(p):  # what a per-device loss computes, averaged
+  return jnp.mean(
+    jnp.stack(
+      [
+        jl.barlow_twins_loss(
+          encoder(p, views[0][k : k + 128]), encoder(p, views[1][k : k + 128])
+        )
+        for k in range(0, 1024, 128)
+      ]
+    )
+  )
+
+
+results = {
+  name: jax.jit(jax.value_and_grad(fn))(encoder_params)
+  for name, fn in (
+    ("one device", one_device),
+    ("sharded", sharded),
+    ("per-device", per_device),
+  )
+}
+reference_value, reference_grads = results["one device"]
+for name, (value, grads) in results.items():
+  difference = max(
+    float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
+    for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(reference_grads))
+  )
+  print(
+    f"{name:>10}: loss {float(value):9.4f}, largest relative gradient "
+    f"difference to one device {difference:.1e}"
+  )
+relative = lambda v: abs(float(v) / float(reference_value) - 1)
+assert relative(results["sharded"][0]) < 1e-5
+assert relative(results["per-device"][0]) > 1e-2
