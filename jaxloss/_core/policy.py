@@ -106,7 +106,7 @@ IMPORTANCE_SAMPLING_LEVELS: tuple[ImportanceSamplingLevel, ...] = (
 _CLIPPED = ("sequence", "grpo", "bnpo", "dr_grpo", "dapo", "luspo")
 
 
-def _completion_tokens(
+def completion_tokens(
   arg: str, mask: ArrayLike | None, shape: Sequence[int]
 ) -> jax.Array:
   """A token mask of ``shape``: boolean, or integer 0/1 (Hugging Face's
@@ -285,7 +285,7 @@ def grpo_terms(
   else:
     old_log_probs = data("old_log_probs", old_log_probs, log_probs, shape)
   advantages = data("advantages", advantages, log_probs, shape[:-1])
-  tokens = _completion_tokens("completion_mask", completion_mask, shape)
+  tokens = completion_tokens("completion_mask", completion_mask, shape)
   elements, examples = split_where(where, shape, -1)
   if elements is not None:
     tokens = tokens & elements

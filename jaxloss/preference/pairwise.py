@@ -15,8 +15,9 @@ from jax.typing import ArrayLike
 
 from jaxloss._core import checks, numerics, value_checks
 from jaxloss._core.loss import loss
+from jaxloss._core.policy import completion_tokens as token_mask
 from jaxloss._core.reduction import Reduction, reduce
-from jaxloss.preference._tokens import masked_mean, token_mask
+from jaxloss.preference._tokens import masked_mean
 
 __all__ = ["orpo_loss", "simpo_loss"]
 
