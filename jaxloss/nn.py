@@ -14,7 +14,7 @@ its parameters are updated with the model's.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 import jax
@@ -977,21 +977,43 @@ class CenterLoss(nnx.Module):
 
 class _MultiplicativeMarginHead(nnx.Module):
   """Class weight vectors ``[num_classes, num_features]`` ~ N(0, 1) and an
-  integer angular margin."""
+  integer angular margin; a subclass names its loss in ``_loss``."""
+
+  _loss: Callable[..., jax.Array]
 
   def __init__(
     self,
     num_features: int,
     num_classes: int,
     *,
-    margin: int,
-    scale: float,
+    margin: int = 4,
+    scale: float = 1.0,
     rngs: nnx.Rngs,
     param_dtype: DTypeLike = jnp.float32,
   ):
     self.centers = _table(rngs, num_classes, num_features, param_dtype)
     self.margin = margin
     self.scale = scale
+
+  def __call__(
+    self,
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+  ) -> jax.Array:
+    return self._loss(
+      embeddings,
+      labels,
+      self.centers[...],
+      margin=self.margin,
+      scale=self.scale,
+      where=where,
+      weights=weights,
+      reduction=reduction,
+    )
 
 
 class SphereFace(_MultiplicativeMarginHead):
@@ -1029,49 +1051,12 @@ class SphereFace(_MultiplicativeMarginHead):
     for Face Recognition <https://arxiv.org/abs/1704.08063>`_, 2017.
   """
 
-  def __init__(
-    self,
-    num_features: int,
-    num_classes: int,
-    *,
-    margin: int = 4,
-    scale: float = 1.0,
-    rngs: nnx.Rngs,
-    param_dtype: DTypeLike = jnp.float32,
-  ):
-    super().__init__(
-      num_features,
-      num_classes,
-      margin=margin,
-      scale=scale,
-      rngs=rngs,
-      param_dtype=param_dtype,
-    )
+  _loss = staticmethod(metric_learning.sphereface_loss)
 
   def logits(self, embeddings: ArrayLike) -> jax.Array:
     """``s ‖x‖ cos θ_c``, ``[..., num_classes]``."""
     x = numerics.upcast(jnp.asarray(embeddings))
     return self.scale * jnp.matmul(x, _unit(self.centers[...]).T)
-
-  def __call__(
-    self,
-    embeddings: ArrayLike,
-    labels: ArrayLike,
-    *,
-    where: ArrayLike | None = None,
-    weights: ArrayLike | None = None,
-    reduction: Reduction = "mean",
-  ) -> jax.Array:
-    return metric_learning.sphereface_loss(
-      embeddings,
-      labels,
-      self.centers[...],
-      margin=self.margin,
-      scale=self.scale,
-      where=where,
-      weights=weights,
-      reduction=reduction,
-    )
 
 
 class LargeMarginSoftmax(_MultiplicativeMarginHead):
@@ -1110,46 +1095,9 @@ class LargeMarginSoftmax(_MultiplicativeMarginHead):
     Neural Networks <https://arxiv.org/abs/1612.02295>`_, 2016.
   """
 
-  def __init__(
-    self,
-    num_features: int,
-    num_classes: int,
-    *,
-    margin: int = 4,
-    scale: float = 1.0,
-    rngs: nnx.Rngs,
-    param_dtype: DTypeLike = jnp.float32,
-  ):
-    super().__init__(
-      num_features,
-      num_classes,
-      margin=margin,
-      scale=scale,
-      rngs=rngs,
-      param_dtype=param_dtype,
-    )
+  _loss = staticmethod(metric_learning.large_margin_softmax_loss)
 
   def logits(self, embeddings: ArrayLike) -> jax.Array:
     """``s W x``, ``[..., num_classes]``."""
     x = numerics.upcast(jnp.asarray(embeddings))
     return self.scale * jnp.matmul(x, numerics.upcast(self.centers[...]).T)
-
-  def __call__(
-    self,
-    embeddings: ArrayLike,
-    labels: ArrayLike,
-    *,
-    where: ArrayLike | None = None,
-    weights: ArrayLike | None = None,
-    reduction: Reduction = "mean",
-  ) -> jax.Array:
-    return metric_learning.large_margin_softmax_loss(
-      embeddings,
-      labels,
-      self.centers[...],
-      margin=self.margin,
-      scale=self.scale,
-      where=where,
-      weights=weights,
-      reduction=reduction,
-    )
