@@ -7,7 +7,7 @@ Both take one summed log-probability per completion (trl's ``*_logps``),
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import jax
 import jax.numpy as jnp
@@ -35,22 +35,7 @@ DpoLossType = Literal[
   "discopop",
   "sigmoid_norm",
 ]
-DPO_LOSS_TYPES: tuple[DpoLossType, ...] = (
-  "sigmoid",
-  "hinge",
-  "ipo",
-  "robust",
-  "exo_pair",
-  "nca_pair",
-  "bco_pair",
-  "sppo_hard",
-  "aot",
-  "aot_unpaired",
-  "apo_zero",
-  "apo_down",
-  "discopop",
-  "sigmoid_norm",
-)
+DPO_LOSS_TYPES: tuple[DpoLossType, ...] = get_args(DpoLossType)
 # The types that read `label_smoothing`, and those that sort over the batch.
 _SMOOTHED = ("sigmoid", "robust", "exo_pair", "aot", "aot_unpaired")
 _SORTED = ("aot", "aot_unpaired")
