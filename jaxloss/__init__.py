@@ -12,6 +12,7 @@ optax training helpers in :mod:`jaxloss.train`.
 from jaxloss import classification as classification
 from jaxloss import contrastive as contrastive
 from jaxloss import detection as detection
+from jaxloss import diffusion as diffusion
 from jaxloss import distillation as distillation
 from jaxloss import distributed as distributed
 from jaxloss import divergence as divergence
@@ -72,6 +73,13 @@ from jaxloss.detection import (
   complete_box_iou_loss,
   distance_box_iou_loss,
   generalized_box_iou_loss,
+)
+from jaxloss.diffusion import (
+  alpha_sigma_from_log_snr,
+  convert_prediction,
+  diffusion_loss,
+  log_snr,
+  snr,
 )
 from jaxloss.distillation import (
   generalized_jsd_loss,
@@ -239,6 +247,7 @@ __all__ = [
   "absolute_error",
   "absolute_percentage_error",
   "alignment_loss",
+  "alpha_sigma_from_log_snr",
   "angle_loss",
   "angular_loss",
   "arcface_loss",
@@ -258,6 +267,7 @@ __all__ = [
   "combo_loss",
   "complete_box_iou_loss",
   "contrastive_loss",
+  "convert_prediction",
   "convex_kl_divergence",
   "cosent_loss",
   "cosface_loss",
@@ -270,6 +280,7 @@ __all__ = [
   "ctc_loss_with_forward_probs",
   "cycle_consistency_loss",
   "dice_loss",
+  "diffusion_loss",
   "dino_loss",
   "distance_box_iou_loss",
   "dpo_implicit_rewards",
@@ -315,6 +326,7 @@ __all__ = [
   "linear_log_probs",
   "listmle_loss",
   "log_cosh",
+  "log_snr",
   "loss",
   "lovasz_softmax_loss",
   "lp_loss",
@@ -372,6 +384,7 @@ __all__ = [
   "skew_kl_loss",
   "smooth_l1_loss",
   "smooth_labels",
+  "snr",
   "soft_margin_loss",
   "soft_triple_loss",
   "softmax_cross_entropy",
