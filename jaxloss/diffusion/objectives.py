@@ -177,6 +177,10 @@ def diffusion_loss(
   the score's error is computed as :math:`\sigma\hat s + \epsilon =
   \sigma(\hat s - s)`, finite there.
 
+  The squared errors are formed elementwise: in float32, data and outputs
+  up to 1e15 in magnitude (a larger error's square may overflow although
+  the mean would not), as for the other losses quadratic in their inputs.
+
   Args:
     model_output: ``[batch, ...]`` the network's prediction (floating;
       bfloat16/float16 computed in float32).
@@ -266,36 +270,31 @@ def diffusion_loss(
   return reduce(values, reduction, weights=weights, where=where)
 
 
-def _to_x0_and_epsilon(
-  output: jax.Array,
-  x_t: jax.Array,
-  alpha: jax.Array,
-  sigma: jax.Array,
-  source: str,
-  need_x0: bool,
-  need_epsilon: bool,
-) -> tuple[jax.Array | None, jax.Array | None]:
-  """``(x0, epsilon)`` implied by ``output`` at ``x_t`` (only those asked)."""
-  x0 = epsilon = None
+def _implied_x0(output, x_t, alpha, sigma, source: str) -> jax.Array:
+  """The clean data implied by ``output`` (in ``source``) at ``x_t``."""
   if source == "x0":
-    x0 = output
-    if need_epsilon:
-      epsilon = (x_t - alpha * output) / sigma
-  elif source == "epsilon":
-    epsilon = output
-    if need_x0:
-      x0 = (x_t - sigma * output) / alpha
-  elif source == "score":
-    epsilon = -sigma * output
-    if need_x0:
-      x0 = (x_t + jnp.square(sigma) * output) / alpha
-  else:  # v: the general inverse of (x_t, v) = M (x0, eps)
-    norm = jnp.square(alpha) + jnp.square(sigma)
-    if need_x0:
-      x0 = (alpha * x_t - sigma * output) / norm
-    if need_epsilon:
-      epsilon = (sigma * x_t + alpha * output) / norm
-  return x0, epsilon
+    return output
+  if source == "epsilon":
+    return (x_t - sigma * output) / alpha
+  if source == "score":
+    return (x_t + jnp.square(sigma) * output) / alpha
+  # v: the general inverse of (x_t, v) = [[a, s], [-s, a]] (x0, eps)
+  return (alpha * x_t - sigma * output) / (
+    jnp.square(alpha) + jnp.square(sigma)
+  )
+
+
+def _implied_epsilon(output, x_t, alpha, sigma, source: str) -> jax.Array:
+  """The noise implied by ``output`` (in ``source``) at ``x_t``."""
+  if source == "epsilon":
+    return output
+  if source == "x0":
+    return (x_t - alpha * output) / sigma
+  if source == "score":
+    return -sigma * output
+  return (sigma * x_t + alpha * output) / (
+    jnp.square(alpha) + jnp.square(sigma)
+  )
 
 
 @loss
@@ -369,22 +368,15 @@ def convert_prediction(
   alpha, sigma = alpha.astype(dtype), sigma.astype(dtype)
   if source == target:
     return output
-  x0, epsilon = _to_x0_and_epsilon(
-    output,
-    x_t,
-    alpha,
-    sigma,
-    source,
-    need_x0=target in ("x0", "v"),
-    need_epsilon=target in ("epsilon", "v", "score"),
-  )
+  args = (output, x_t, alpha, sigma, source)
   if target == "x0":
-    return x0
+    return _implied_x0(*args)
+  epsilon = _implied_epsilon(*args)
   if target == "epsilon":
     return epsilon
   if target == "score":
     return -epsilon / sigma
-  return alpha * epsilon - sigma * x0
+  return alpha * epsilon - sigma * _implied_x0(*args)
 
 
 __all__ = ["convert_prediction", "diffusion_loss"]
