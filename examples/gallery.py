@@ -330,6 +330,64 @@ def rl() -> Family:
   )
 
 
+def diffusion() -> Family:
+  """Each weighting as the effective weight on the ε-MSE, against log-SNR:
+  the loss of an ε-prediction whose error is 1 everywhere (EDM: the raw
+  output whose denoiser error is σ, i.e. an ε-error of 1)."""
+
+  def vp(weighting):
+    def weight(lam):
+      alpha, sigma = jl.alpha_sigma_from_log_snr(_one(lam))
+      zeros = jnp.zeros((1, 1))
+      return jl.diffusion_loss(
+        zeros + 1.0,
+        zeros,
+        zeros,
+        alpha,
+        sigma,
+        weighting=weighting,
+        reduction="sum",
+      )
+
+    return weight
+
+  def edm(lam, sigma_data=0.5):
+    sigma = jnp.exp(-0.5 * _one(lam))  # α = 1: SNR = 1/σ²
+    # F − target = ε-error · σ / c_out = sqrt(σ² + σ_d²) / σ_d
+    output = (jnp.sqrt(jnp.square(sigma) + sigma_data**2) / sigma_data)[:, None]
+    zeros = jnp.zeros((1, 1))
+    return jl.diffusion_loss(
+      output,
+      zeros,
+      zeros,
+      1.0,
+      sigma,
+      weighting="edm",
+      sigma_data=sigma_data,
+      reduction="sum",
+    )
+
+  return Family(
+    "diffusion",
+    "Diffusion loss weightings (effective weight on the ε-MSE)",
+    "log-SNR  λ = log(α²/σ²)",
+    jnp.linspace(-10, 10, 201),
+    {
+      "none (ε-prediction)": vp("none"),
+      "Min-SNR, γ = 5": vp("min_snr"),
+      "sigmoid, b = −2": vp("sigmoid"),
+      "EDM, σ_data = 0.5": edm,
+    },
+    grad_label="∂w/∂λ",
+    ylim=(0, 2.5),
+    grad_ylim=(-1.5, 0.5),
+    note="Per-example weight only: the sampler's density over λ (EDM's "
+    "log-normal σ, Kingma & Gao's −dλ/dt) is not included. Min-SNR caps the "
+    "weight of the clean end (min(SNR, γ)/SNR); the sigmoid weighting falls "
+    "smoothly past λ = b; EDM's 1 + σ²/σ_data² grows at the noisy end.",
+  )
+
+
 FAMILIES = (
   classification,
   margin,
@@ -342,6 +400,7 @@ FAMILIES = (
   divergence,
   ranking,
   rl,
+  diffusion,
 )
 
 
