@@ -88,13 +88,15 @@ def balance_value(
 ) -> jax.Array:
   """The mean over groups of ``E · Σ_e f_e P_e``, the token sums taken over
   the devices along ``axis_name`` (``None``: this batch)."""
-  experts = jnp.arange(num_experts)
   # [..., T, E]: whether the token was dispatched to the expert (a token
   # counts once per expert, as flaxformer's max over the k choices); one
-  # comparison per choice, never a [..., T, k, E] array.
+  # one-hot per choice, never a [..., T, k, E] array.
   routed = functools.reduce(
     operator.or_,
-    [indices[..., j, None] == experts for j in range(indices.shape[-1])],
+    [
+      jax.nn.one_hot(indices[..., j], num_experts, dtype=jnp.bool_)
+      for j in range(indices.shape[-1])
+    ],
   )
   invalid = jnp.any((indices < 0) | (indices >= num_experts), axis=-1)
   if keep is None:
@@ -255,7 +257,9 @@ def router_z_loss(
 
   Returns:
     A scalar: an auxiliary loss (ST-MoE's coefficient is ``1e-3``); 0, with
-    a zero gradient, when no token is kept.
+    a zero gradient, when no token is kept. Quadratic in the logits: in
+    float32, logits up to about ``1e15`` (the sum of the squares must not
+    overflow).
 
   Equals flaxformer's ``_router_z_loss``, transformers' SwitchTransformers
   ``router_z_loss_func`` and Megatron-core's ``z_loss_func`` (which takes a
