@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import numbers
 import operator
+from typing import TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -26,9 +27,12 @@ from jaxloss._core.ring import AxisName
 
 __all__ = ["load_balancing_loss", "router_z_loss"]
 
+T = TypeVar("T")
 
-def total(x: jax.Array, axis_name: AxisName | None) -> jax.Array:
-  """``x`` summed over the devices along ``axis_name`` (``None``: ``x``)."""
+
+def total(x: T, axis_name: AxisName | None) -> T:
+  """``x`` (an array or a tuple of them) summed over the devices along
+  ``axis_name`` (``None``: ``x``)."""
   return x if axis_name is None else jax.lax.psum(x, axis_name)
 
 
