@@ -172,10 +172,10 @@ def load_balancing_loss(
     has no load to balance); with no kept token anywhere the loss is 0
     with a zero gradient.
 
-  Each group's loss is computed on its own tokens, then the groups'
-  losses are averaged (flaxformer's ``_load_balancing_loss`` and
-  transformers' SwitchTransformers ``load_balancing_loss_func``, equal to
-  both for ``[groups, tokens, E]`` inputs without padding). transformers'
+  Matches flaxformer's ``_load_balancing_loss`` and transformers'
+  SwitchTransformers ``load_balancing_loss_func`` on ``[groups, tokens,
+  E]`` inputs without padding: each group's loss is computed on its own
+  tokens, then the groups' losses are averaged. transformers'
   Mixtral ``load_balancing_loss_func`` pools every token (of every batch
   row and layer) into one group and computes the top-k itself from the
   gate logits: pass ``router_probs.reshape(-1, E)``,
