@@ -25,6 +25,7 @@ from jaxloss import ranking as ranking
 from jaxloss import regression as regression
 from jaxloss import regularization as regularization
 from jaxloss import rl as rl
+from jaxloss import routing as routing
 from jaxloss import segmentation as segmentation
 from jaxloss import self_supervised as self_supervised
 from jaxloss import semi_supervised as semi_supervised
@@ -203,6 +204,7 @@ from jaxloss.rl import (
   q_learning_loss,
   td_loss,
 )
+from jaxloss.routing import load_balancing_loss, router_z_loss
 from jaxloss.segmentation import (
   binary_dice_loss,
   combo_loss,
@@ -325,6 +327,7 @@ __all__ = [
   "linear_distillation_loss",
   "linear_log_probs",
   "listmle_loss",
+  "load_balancing_loss",
   "log_cosh",
   "log_snr",
   "loss",
@@ -373,6 +376,7 @@ __all__ = [
   "ranking_softmax_loss",
   "reduce",
   "root_mean_squared_error",
+  "router_z_loss",
   "safe_softmax_cross_entropy",
   "semi_hard_triplet_loss",
   "sharpen",

@@ -2035,6 +2035,139 @@ def check_ssl_statistics(report):
     report.add(group, "vicreg: global batch of one", False, "no error")
 
 
+# Issue 23 (H-C): jaxloss.distributed.load_balancing_loss and router_z_loss,
+# the tokens of every group sharded over "data" (psum of each group's
+# dispatch counts, probability sums and kept tokens; of the z-loss's sum and
+# count). One mesh, (8,); inputs [groups 2, tokens 16 (2 per device), E 4].
+
+RT_GROUPS, RT_TOKENS, RT_EXPERTS, RT_K = 2, 16, 4, 2
+
+
+def _rt_inputs(seed=50):
+  """float64 logits and probabilities ``[2, 16, 4]``, top-2 indices, and a
+  mask under which device 0 keeps none of its tokens (in both groups),
+  device 3 one, and group 1 keeps fewer tokens than group 0."""
+  rng = np.random.default_rng(seed)
+  logits = 2 * rng.normal(size=(RT_GROUPS, RT_TOKENS, RT_EXPERTS))
+  probs = np.asarray(jax.nn.softmax(logits, axis=-1))
+  top = np.argsort(-probs, axis=-1)[..., :RT_K].astype(np.int32)
+  keep = np.ones((RT_GROUPS, RT_TOKENS), bool)
+  keep[:, 0:2] = False  # device 0: all padding
+  keep[:, 6] = False  # device 3: one token left
+  keep[1, 9:12] = False
+  return logits, probs, top, keep
+
+
+def _rt_losses(lb, z, probs2, logits2, top, keep, **sharded):
+  """Four values, each of its own copy of the floats (``probs2``,
+  ``logits2``: ``[2, groups, tokens, E]``): load balancing (top-2, no mask;
+  top-1 ``[groups, tokens]`` indices with the mask), z-loss (no mask; the
+  mask)."""
+  e = RT_EXPERTS
+  return [
+    lb(probs2[0], top, num_experts=e, **sharded),
+    lb(probs2[1], top[..., 0], num_experts=e, where=keep, **sharded),
+    z(logits2[0], **sharded),
+    z(logits2[1], where=keep, **sharded),
+  ]
+
+
+def check_routing(report):
+  """jd.load_balancing_loss and jd.router_z_loss in shard_map (tokens
+  sharded on axis 1) equal the one-device losses on the global batch, value
+  and gradients (float64, 1e-10), with a device whose tokens are all
+  padding; shard() on [tokens, E] inputs; the error outside shard_map."""
+  group = "routing"
+  logits, probs, top, keep = _rt_inputs()
+  # Each variant gets its own copy of the floats (disjoint inputs: the
+  # gradient of the sum is each loss's gradient).
+  probs2, logits2 = np.stack([probs, probs]), np.stack([logits, logits])
+
+  def value_and_grad(losses):
+    def total(probs2, logits2):
+      values = losses(probs2, logits2)
+      return sum(values), values
+
+    return jax.jit(jax.value_and_grad(total, argnums=(0, 1), has_aux=True))
+
+  def one_device(probs2, logits2):
+    return _rt_losses(
+      jaxloss.load_balancing_loss,
+      jaxloss.router_z_loss,
+      probs2,
+      logits2,
+      top,
+      keep,
+    )
+
+  mesh = _mesh(8)
+  tokens = jax.P(None, None, "data")  # [variant, group, token, ...]
+
+  def sharded(probs2, logits2):
+    def body(probs2, logits2, top, keep):
+      return _rt_losses(
+        jd.load_balancing_loss,
+        jd.router_z_loss,
+        probs2,
+        logits2,
+        top,
+        keep,
+        axis_name="data",
+      )
+
+    return jax.shard_map(
+      body,
+      mesh=mesh,
+      in_specs=(tokens, tokens, jax.P(None, "data"), jax.P(None, "data")),
+      out_specs=jax.P(),
+    )(probs2, logits2, top, keep)
+
+  (_, want_values), want_grads = value_and_grad(one_device)(probs2, logits2)
+  (_, values), grads = value_and_grad(sharded)(probs2, logits2)
+  labels = ["load balancing, top-2", "load balancing, top-1, where"]
+  labels += ["z-loss", "z-loss, where"]
+  for k, label in enumerate(labels):
+    arg = 0 if k < 2 else 1  # probabilities or logits; then the copy
+    report.close(
+      group,
+      f"mesh (8,): {label}",
+      (values[k], grads[arg][k % 2]),
+      (np.asarray(want_values[k]), np.asarray(want_grads[arg][k % 2])),
+      _within(np.float64),
+    )
+  # shard() splits [tokens, E] inputs on axis 0.
+  flat_probs = probs.reshape(-1, RT_EXPERTS)
+  flat_top = top.reshape(-1, RT_K)
+  flat_keep = keep.reshape(-1)
+  lb = jd.shard(jd.load_balancing_loss, mesh)
+  got = jax.jit(lambda p, i, w: lb(p, i, num_experts=RT_EXPERTS, where=w))(
+    flat_probs, flat_top, flat_keep
+  )
+  want = jaxloss.load_balancing_loss(
+    flat_probs, flat_top, num_experts=RT_EXPERTS, where=flat_keep
+  )
+  report.close(
+    group,
+    "shard(load_balancing_loss)",
+    got,
+    np.asarray(want),
+    _within(np.float64),
+  )
+  flat_logits = logits.reshape(-1, RT_EXPERTS)
+  got = jax.jit(jd.shard(jd.router_z_loss, mesh))(flat_logits)
+  want = jaxloss.router_z_loss(flat_logits)
+  report.close(
+    group, "shard(router_z_loss)", got, np.asarray(want), _within(np.float64)
+  )
+  try:
+    jd.router_z_loss(flat_logits, axis_name="data")
+  except ValueError as error:
+    ok = "router_z_loss" in str(error) and "axis_name" in str(error)
+    report.add(group, "router_z_loss outside shard_map", ok, str(error))
+  else:
+    report.add(group, "router_z_loss outside shard_map", False, "no error")
+
+
 GROUPS = {
   "float64": lambda r: check_equality(r, np.float64, FLOAT64_PLAN),
   "float32": lambda r: check_equality(r, np.float32, FLOAT32_PLAN),
@@ -2057,6 +2190,7 @@ GROUPS = {
   "cluster": check_cluster,
   "cluster_shard": check_cluster_shard,
   "ssl_statistics": check_ssl_statistics,
+  "routing": check_routing,
 }
 
 

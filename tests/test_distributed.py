@@ -177,6 +177,8 @@ def test_registry_covers_every_sharded_loss():
     jd.swav_loss,
     jd.barlow_twins_loss,  # ssl_statistics
     jd.vicreg_loss,
+    jd.load_balancing_loss,  # routing
+    jd.router_z_loss,
   }
   losses = {getattr(jd, name) for name in jd.__all__} - {jd.shard}
   assert losses - own_checks == {case.fn for case in SHARDED}
@@ -213,3 +215,12 @@ def test_ssl_batch_statistics_equal_single_device(results):
   # (float64 1e-10, values and gradients), per-device statistics differ,
   # shard() for both, errors outside shard_map and for a global batch of 1.
   _assert_group(results, "ssl_statistics", 14)
+
+
+# Issue 23 (H-C): the MoE router losses with the tokens sharded.
+def test_router_losses_equal_single_device(results):
+  # Load balancing (top-2; top-1 with a mask under which one device keeps
+  # no token) and z-loss (with and without the mask), groups [2, 16, 4] on
+  # mesh (8,): value and gradients, float64 1e-10; shard() for both; the
+  # error outside shard_map.
+  _assert_group(results, "routing", 7)

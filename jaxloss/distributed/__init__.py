@@ -24,6 +24,10 @@ over a sharded vocabulary.
 * :func:`dino_loss`, :func:`swav_loss` (:mod:`jaxloss.distributed.clustering`):
   DINO with its centre's batch mean, SwAV with Sinkhorn's sums over the
   examples, over the global batch (``psum`` over ``axis_name``).
+* :func:`load_balancing_loss`, :func:`router_z_loss`
+  (:mod:`jaxloss.distributed.routing`): a mixture-of-experts router's
+  auxiliary losses with the tokens sharded over ``axis_name``; the dispatch
+  counts, probability sums and token counts ``psum``-ed.
 * :func:`shard` wraps the batch-sharded (contrastive, self-supervised) and
   vocabulary-parallel losses in ``shard_map`` for global arrays
   (per-argument layouts: DINO's views axis first and its replicated
@@ -92,6 +96,7 @@ from jaxloss.distributed.contrastive import (
 from jaxloss.distributed.linear import linear_cross_entropy, linear_log_probs
 from jaxloss.distributed.policy import grpo_loss
 from jaxloss.distributed.preference import kto_loss
+from jaxloss.distributed.routing import load_balancing_loss, router_z_loss
 from jaxloss.distributed.self_supervised import barlow_twins_loss, vicreg_loss
 from jaxloss.distributed.shard import shard
 
@@ -104,8 +109,10 @@ __all__ = [
   "kto_loss",
   "linear_cross_entropy",
   "linear_log_probs",
+  "load_balancing_loss",
   "multiple_negatives_ranking_loss",
   "ntxent",
+  "router_z_loss",
   "shard",
   "siglip_loss",
   "supervised_contrastive_loss",

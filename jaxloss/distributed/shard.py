@@ -12,7 +12,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxloss._core.ring import AxisName
-from jaxloss.distributed import clustering, contrastive, linear, self_supervised
+from jaxloss.distributed import (
+  clustering,
+  contrastive,
+  linear,
+  routing,
+  self_supervised,
+)
 
 # The losses `shard` accepts: the batch-sharded losses (`axis_name`) and the
 # vocabulary-parallel ones.
@@ -26,7 +32,12 @@ CLUSTERING: tuple[Callable[..., Any], ...] = tuple(
 SELF_SUPERVISED: tuple[Callable[..., jax.Array], ...] = tuple(
   getattr(self_supervised, name) for name in self_supervised.__all__
 )
-BATCH_SHARDED = CONTRASTIVE + SELF_SUPERVISED + CLUSTERING
+# The router losses: the tokens on axis 0 of [tokens, E] inputs (with leading
+# group axes, name the token axis in batch_axes).
+ROUTING: tuple[Callable[..., jax.Array], ...] = tuple(
+  getattr(routing, name) for name in routing.__all__
+)
+BATCH_SHARDED = CONTRASTIVE + SELF_SUPERVISED + CLUSTERING + ROUTING
 VOCAB_PARALLEL: tuple[Callable[..., jax.Array], ...] = tuple(
   getattr(linear, name) for name in linear.__all__
 )
@@ -89,7 +100,11 @@ def shard(
   argument: ``batch_axes={"center": None}`` replicates ``center``,
   ``{"student_logits": 1}`` splits it on axis 1 (the loss must expect that
   argument's local slice, or the whole array for ``None``). Other mesh axes
-  (a model axis) see replicated inputs and are not used.
+  (a model axis) see replicated inputs and are not used. The router losses
+  (:func:`load_balancing_loss`, :func:`router_z_loss`) split their tokens:
+  axis 0 of ``[tokens, E]`` inputs; with leading group axes name the token
+  axis, e.g. ``batch_axes={"router_probs": 1, "expert_indices": 1,
+  "where": 1}`` for ``[groups, tokens, ...]``.
 
   **Vocabulary-parallel losses** (:func:`linear_cross_entropy`,
   :func:`linear_log_probs`) get ``vocab_axis=vocab_axis`` and
