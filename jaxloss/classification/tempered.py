@@ -133,15 +133,16 @@ def _bi_tempered_fwd(logits, labels, t1, t2, num_iters):
 
 def _bi_tempered_bwd(t1, t2, num_iters, residuals, cotangent):
   """Google's gradient: ``(p − y) p^(t2−t1)`` minus its sum times the
-  escort ``p^t2 / Σ p^t2``, the powers from ``log p``. A class outside the
-  support (``p = 0``, only for ``t2 < 1``) is locally constant: its term is
-  0 (Google's power gives ``-y`` or ``inf`` there when ``t2 <= t1``)."""
+  escort ``p^t2 / Σ p^t2``, the powers from ``log p``. At a class outside
+  the support (``p = 0``, only for ``t2 < 1``) ``p^(t2−t1)`` is Google's
+  ``0^(t2−t1)`` (0, or 1 at ``t2 = t1``: the limit from inside the
+  support), except that for ``t2 < t1``, where Google's is ``inf`` (a NaN
+  gradient), it is 0: the class is locally constant."""
   del num_iters
   labels, log_probs = residuals
   outside = jnp.isneginf(log_probs)
-  forget = jnp.where(
-    outside, 0.0, jnp.exp((t2 - t1) * jnp.where(outside, 0.0, log_probs))
-  )
+  power = jnp.exp((t2 - t1) * jnp.where(outside, 0.0, log_probs))
+  forget = jnp.where(outside, 1.0 if t2 == t1 else 0.0, power)
   scaled = (jnp.exp(log_probs) - labels) * forget
   escorts = jax.nn.softmax(t2 * log_probs, axis=-1)
   derivative = scaled - escorts * jnp.sum(scaled, axis=-1, keepdims=True)
@@ -235,8 +236,10 @@ def bi_tempered_logistic_loss(
   Matches ``jax_bitempered_loss.loss.bi_tempered_logistic_loss`` (Google's
   reference code: values and gradients to float32 rounding), which takes
   only label distributions. Where a class lies outside the support
-  (``p = 0``, ``t2 < 1``) the loss is finite and its gradient 0 where
-  Google's is NaN or ``-y`` (``t1 = 1``, or ``t2 <= t1``). Logits of
+  (``p = 0``, ``t2 < 1``), jaxloss is finite where Google's is NaN: a zero
+  label there contributes 0 to the value at ``t1 = 1`` (Google's
+  ``0 · log 0``), and for ``t2 < t1`` the class's gradient term is 0 (the
+  derivative inside the flat region; Google's is ``0 · inf``). Logits of
   ±1e4 give finite values and gradients for ``t1 < 1``; with ``t1 >= 1``
   a positive label on a class of probability 0 (``t2 < 1``) or one that
   underflows costs ``+inf``, as it does mathematically.
@@ -245,7 +248,7 @@ def bi_tempered_logistic_loss(
   >>> logits = jnp.array([[2.0, 0.0, -1.0]])
   >>> print(jaxloss.bi_tempered_logistic_loss(logits, jnp.array([0]),
   ...                                         t1=0.8, t2=1.2))
-  [0.1195...]
+  [0.1599...]
   >>> print(jaxloss.bi_tempered_logistic_loss(logits, jnp.array([0]),
   ...                                         t1=1.0, t2=1.0))
   [0.1698...]

@@ -53,7 +53,8 @@ def vector_quantization_loss(
     quantized: ``[batch, ...]`` their codebook vectors :math:`e` (the
       codebook lookup, not the straight-through value), same shape.
     commitment_cost: :math:`\beta \ge 0` (may be traced); 0.25 is the
-      paper's and haiku's/sonnet's default.
+      paper's value (haiku's and sonnet's modules take it without a
+      default).
     where, weights, reduction: see :func:`jaxloss.reduce` (a ``[batch]``
       mask drops examples); default ``"none"``.
 
@@ -113,9 +114,10 @@ def straight_through(inputs: ArrayLike, quantized: ArrayLike) -> jax.Array:
 
   The decoder reads the codebook vectors while its gradient flows to the
   encoder unchanged (identity Jacobian with respect to ``inputs``, zero with
-  respect to ``quantized``). The value is ``quantized`` exactly (a custom
-  JVP), where ``inputs + stop_gradient(quantized - inputs)`` (haiku's,
-  sonnet's) can differ from it by a rounding error.
+  respect to ``quantized``). Matches haiku's and sonnet's ``inputs +
+  stop_gradient(quantized - inputs)`` (the same gradients); the value is
+  ``quantized`` exactly (a custom JVP), where theirs can differ from it by
+  a rounding error.
 
   Args:
     inputs: ``[...]`` floating encoder outputs :math:`z_e`.
