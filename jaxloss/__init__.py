@@ -35,6 +35,7 @@ from jaxloss._core.loss import loss
 from jaxloss._core.reduction import REDUCTIONS, reduce
 from jaxloss._core.value_checks import checked
 from jaxloss.classification import (
+  bi_tempered_logistic_loss,
   binary_cross_entropy,
   class_weights_from_counts,
   hinge_loss,
@@ -104,7 +105,9 @@ from jaxloss.generative import (
   gan_generator_loss,
   gradient_penalty,
   r1_penalty,
+  straight_through,
   vae_loss,
+  vector_quantization_loss,
 )
 from jaxloss.image import (
   ms_ssim_loss,
@@ -257,6 +260,7 @@ __all__ = [
   "barlow_twins_loss",
   "batch_all_triplet_loss",
   "batch_hard_triplet_loss",
+  "bi_tempered_logistic_loss",
   "binary_cross_entropy",
   "binary_dice_loss",
   "box_iou_loss",
@@ -401,6 +405,7 @@ __all__ = [
   "squared_hinge_loss",
   "squared_log_error",
   "ssim_loss",
+  "straight_through",
   "sub_center_arcface_loss",
   "supervised_contrastive_loss",
   "swav_loss",
@@ -417,5 +422,6 @@ __all__ = [
   "update_centers",
   "update_cross_batch_memory",
   "vae_loss",
+  "vector_quantization_loss",
   "vicreg_loss",
 ]

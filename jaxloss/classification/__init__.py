@@ -1,4 +1,5 @@
-"""Classification losses: cross-entropies, focal losses, margins, sparsemax.
+"""Classification losses: cross-entropies, focal losses, margins, sparsemax,
+the bi-tempered logistic loss.
 
 Every loss returns per-example values and reduces through
 :func:`jaxloss.reduce` (``where``, ``weights``, ``reduction``). Names shared
@@ -39,8 +40,10 @@ from jaxloss.classification.margin import (
   soft_margin_loss,
   squared_hinge_loss,
 )
+from jaxloss.classification.tempered import bi_tempered_logistic_loss
 
 __all__ = [
+  "bi_tempered_logistic_loss",
   "binary_cross_entropy",
   "class_weights_from_counts",
   "hinge_loss",

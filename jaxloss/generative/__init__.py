@@ -1,5 +1,5 @@
 """Generative losses: GAN objectives, gradient penalties, the VAE's negative
-ELBO and CycleGAN's cycle consistency.
+ELBO, CycleGAN's cycle consistency and VQ-VAE's vector quantisation.
 """
 
 from jaxloss.generative.adversarial import (
@@ -7,6 +7,10 @@ from jaxloss.generative.adversarial import (
   gan_generator_loss,
 )
 from jaxloss.generative.penalties import gradient_penalty, r1_penalty
+from jaxloss.generative.quantization import (
+  straight_through,
+  vector_quantization_loss,
+)
 from jaxloss.generative.reconstruction import cycle_consistency_loss, vae_loss
 
 __all__ = [
@@ -15,5 +19,7 @@ __all__ = [
   "gan_generator_loss",
   "gradient_penalty",
   "r1_penalty",
+  "straight_through",
   "vae_loss",
+  "vector_quantization_loss",
 ]

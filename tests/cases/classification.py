@@ -266,3 +266,59 @@ CASES = [
     num_classes=V,
   ),
 ]
+
+# --------------------------------------------------------------------------- #
+# The bi-tempered logistic loss (issue 23 §4): two cases, because t2 picks
+# the program: a fixed point for t2 > 1 (integer labels, one-hot encoded:
+# the out-of-range label check) and a bisection for t2 < 1 (soft labels,
+# label smoothing). Enough iterations that the normalisation converges in
+# float64, so that the closed-form gradient (exact at convergence) meets the
+# finite differences of the gradient check.
+
+
+def _bi_tempered(labels, **kwargs):
+  def make(rng, n):
+    return (I.logits(rng, n, C), labels(rng, n)), kwargs
+
+  def edges():
+    big = I.extreme_logits(2, C)
+    return [
+      ((big, labels(np.random.default_rng(0), 2)), kwargs),
+      ((np.zeros((2, C), I.F32), labels(np.random.default_rng(1), 2)), kwargs),
+    ]
+
+  return make, edges
+
+
+_BT_HEAVY = _bi_tempered(
+  lambda rng, n: I.class_labels(rng, C, n), t1=0.8, t2=1.2, num_iters=40
+)
+_BT_FINITE = _bi_tempered(
+  lambda rng, n: I.distributions(rng, n, C),
+  t1=0.5,
+  t2=0.7,
+  num_iters=60,
+  label_smoothing=0.1,
+)
+
+CASES += [
+  LossCase(
+    jl.bi_tempered_logistic_loss,
+    _BT_HEAVY[0],
+    name="bi_tempered_logistic_loss[t2>1,integer]",
+    edge_inputs=_BT_HEAVY[1],
+    grad_modes=("rev",),
+    # Heavy tails: a far class's gradient decays as a power of the logits,
+    # |x|^(−(t2−t1)/(t2−1)) = |x|^−2 here, ~1e-59 at 1e30: below float32's
+    # smallest number (the float32 gradient is 0). Representable up to 1e19.
+    max_magnitude=1e19,
+    **LABELS,
+  ),
+  LossCase(
+    jl.bi_tempered_logistic_loss,
+    _BT_FINITE[0],
+    name="bi_tempered_logistic_loss[t2<1,soft,smoothing]",
+    edge_inputs=_BT_FINITE[1],
+    grad_modes=("rev",),
+  ),
+]

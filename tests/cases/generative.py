@@ -212,3 +212,36 @@ CASES = (
     ),
   ]
 )
+
+# --------------------------------------------------------------------------- #
+# Vector quantisation (issue 23 §4). ``straight_through`` is an activation,
+# not a loss: a HELPER, tested in tests/test_quantization.py.
+
+HELPERS = HELPERS | {"straight_through"}
+
+
+def _vq_inputs(rng, n):
+  inputs = rng.normal(size=(n, 3, 2)).astype(I.F32)
+  quantized = inputs + rng.normal(scale=0.5, size=inputs.shape).astype(I.F32)
+  return (inputs, quantized), {"commitment_cost": 0.25}
+
+
+def _vq_edges():
+  """Quantised exactly onto the inputs (zero error), and ±1e4 far apart."""
+  z = np.array([[[0.0, 1.0], [-2.0, 0.5]], [[0.0, 0.0], [0.0, 0.0]]], I.F32)
+  big = I.extreme_logits(2, 2, 2)
+  return [((z, z.copy()), {}), ((big, -big), {}), ((z, big), {})]
+
+
+CASES += [
+  LossCase(
+    jl.vector_quantization_loss,
+    _vq_inputs,
+    float_args=(0, 1),
+    edge_inputs=_vq_edges,
+    # The stop-gradients make the gradient, by design, not the derivative of
+    # the value (1 + β)·MSE: no finite-difference check; the gradients are
+    # checked against the paper's in tests/test_quantization.py.
+    grad_modes=(),
+  ),
+]
