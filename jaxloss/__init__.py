@@ -12,6 +12,7 @@ optax training helpers in :mod:`jaxloss.train`.
 from jaxloss import classification as classification
 from jaxloss import contrastive as contrastive
 from jaxloss import detection as detection
+from jaxloss import diffusion as diffusion
 from jaxloss import distillation as distillation
 from jaxloss import distributed as distributed
 from jaxloss import divergence as divergence
@@ -80,6 +81,11 @@ from jaxloss.distillation import (
   skew_kl_loss,
   sparse_kd_loss,
   total_variation_distance,
+)
+from jaxloss.diffusion import (
+  flow_matching_loss,
+  flow_matching_path,
+  ot_coupling,
 )
 from jaxloss.divergence import (
   convex_kl_divergence,
@@ -279,6 +285,8 @@ __all__ = [
   "entropy_minimization_loss",
   "fast_ap_loss",
   "fixmatch_loss",
+  "flow_matching_loss",
+  "flow_matching_path",
   "focal_tversky_loss",
   "gan_discriminator_loss",
   "gan_generator_loss",
@@ -339,6 +347,7 @@ __all__ = [
   "npair_loss",
   "ntxent",
   "orpo_loss",
+  "ot_coupling",
   "pairwise_hinge_loss",
   "pairwise_logistic_loss",
   "pairwise_soft_zero_one_loss",
