@@ -74,6 +74,11 @@ from jaxloss.detection import (
   distance_box_iou_loss,
   generalized_box_iou_loss,
 )
+from jaxloss.diffusion import (
+  flow_matching_loss,
+  flow_matching_path,
+  ot_coupling,
+)
 from jaxloss.distillation import (
   generalized_jsd_loss,
   kd_loss,
@@ -81,11 +86,6 @@ from jaxloss.distillation import (
   skew_kl_loss,
   sparse_kd_loss,
   total_variation_distance,
-)
-from jaxloss.diffusion import (
-  flow_matching_loss,
-  flow_matching_path,
-  ot_coupling,
 )
 from jaxloss.divergence import (
   convex_kl_divergence,
