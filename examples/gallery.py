@@ -43,6 +43,7 @@ class Family:
   ylim: tuple | None = None
   grad_ylim: tuple | None = None
   note: str = ""
+  draw: Callable[[pathlib.Path], None] | None = None  # a figure of its own
 
 
 def _one(x):
@@ -388,6 +389,74 @@ def diffusion() -> Family:
   )
 
 
+def flow_matching() -> Family:
+  """Flow matching's two paths from noise x0 (t = 0) to data x1 (t = 1)."""
+  x0 = jax.random.normal(jax.random.key(3), (5, 2))
+  angles = jnp.linspace(0, 2 * jnp.pi, 6)[:-1]
+  x1 = 3.0 * jnp.stack([jnp.cos(angles), jnp.sin(angles)], axis=1)
+  t = jnp.linspace(0, 1, 21)
+  paths = {"linear (rectified flow)": {}, "lipman, σ_min = 0.2": {}}
+  kwargs = dict(zip(paths, ({}, {"path": "lipman", "sigma_min": 0.2})))
+
+  def draw(path: pathlib.Path):
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), dpi=80)
+    for ax, (title, kw) in zip(axes, kwargs.items()):
+      at = lambda s, kw=kw: jl.flow_matching_path(x0, x1, s, **kw)
+      points = jax.vmap(at)(t)  # [time, pair, 2]
+      arrows = jnp.array([0.0, 0.5])
+      _, velocity = jax.vmap(lambda s: jax.jvp(at, (s,), (jnp.ones(()),)))(
+        arrows
+      )
+      loss = jax.vmap(
+        lambda v, s: jl.flow_matching_loss(v, x0, x1, s, **kw, reduction="sum")
+      )(velocity, arrows)  # d x_t / dt is the target: zero loss
+      if not jnp.allclose(loss, 0.0, atol=1e-10):
+        raise FloatingPointError(f"gallery: flow matching {title}: {loss}")
+      ax.plot(points[..., 0], points[..., 1], color="0.6", lw=1)
+      ax.scatter(*x0.T, marker="o", label="x0 (noise, t = 0)", zorder=3)
+      ax.scatter(*points[-1].T, marker="*", s=90, label="x_t at t = 1")
+      ax.scatter(*x1.T, marker="x", color="k", label="x1 (data)", zorder=4)
+      at_arrows = jax.vmap(at)(arrows)
+      ax.quiver(
+        at_arrows[..., 0],
+        at_arrows[..., 1],
+        0.25 * velocity[..., 0],
+        0.25 * velocity[..., 1],
+        angles="xy",
+        scale_units="xy",
+        scale=1,
+        color="C3",
+        width=0.008,
+        zorder=5,
+        label="target velocity at t = 0, 0.5 (× 0.25)",
+      )
+      ax.set(title=title, aspect="equal")
+      ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=4)
+    fig.suptitle(
+      "Flow matching: x_t from flow_matching_path, velocity = d x_t / dt",
+      fontsize=12,
+    )
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+  return Family(
+    "flow_matching",
+    "Flow-matching paths from noise to data",
+    "",
+    t,
+    {},
+    note="Five noise points x0 paired with five data points x1; grey lines "
+    "are x_t for t in [0, 1], red arrows the target velocity at t = 0 and "
+    "0.5 (constant along each path: its loss is 0, checked). "
+    "Lipman's path ends at x1 + σ_min·x0, a Gaussian of width σ_min "
+    "around the data.",
+    draw=draw,
+  )
+
+
 FAMILIES = (
   classification,
   margin,
@@ -401,6 +470,7 @@ FAMILIES = (
   ranking,
   rl,
   diffusion,
+  flow_matching,
 )
 
 
@@ -458,7 +528,10 @@ def run(out=common.OUT / "gallery", *, families=FAMILIES, progress=True):
   for make in common.progress(families, "gallery", progress):
     family = make()
     path = out / f"{family.name}.png"
-    plot(family, evaluate(family), path)
+    if family.draw is not None:
+      family.draw(path)
+    else:
+      plot(family, evaluate(family), path)
     paths.append(path)
     lines += [
       f"## {family.title}",

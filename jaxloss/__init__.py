@@ -80,7 +80,10 @@ from jaxloss.diffusion import (
   alpha_sigma_from_log_snr,
   convert_prediction,
   diffusion_loss,
+  flow_matching_loss,
+  flow_matching_path,
   log_snr,
+  ot_coupling,
   snr,
 )
 from jaxloss.distillation import (
@@ -296,6 +299,8 @@ __all__ = [
   "entropy_minimization_loss",
   "fast_ap_loss",
   "fixmatch_loss",
+  "flow_matching_loss",
+  "flow_matching_path",
   "focal_tversky_loss",
   "gan_discriminator_loss",
   "gan_generator_loss",
@@ -358,6 +363,7 @@ __all__ = [
   "npair_loss",
   "ntxent",
   "orpo_loss",
+  "ot_coupling",
   "pairwise_hinge_loss",
   "pairwise_logistic_loss",
   "pairwise_soft_zero_one_loss",

@@ -30,7 +30,7 @@ FAMILIES: tuple[Module, ...] = (
   Module("preference", "Preference optimisation", "loss"),
   Module("distillation", "Knowledge distillation", "loss"),
   Module("generative", "Generative models", "loss"),
-  Module("diffusion", "Diffusion models", "loss"),
+  Module("diffusion", "Diffusion and flow matching", "loss"),
   Module("regularization", "Regularisation", "loss"),
   Module("semi_supervised", "Semi-supervised learning", "loss"),
   Module("self_supervised", "Self-supervised learning", "loss"),
