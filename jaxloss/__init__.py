@@ -9,6 +9,7 @@ live in :mod:`jaxloss.distributed`, Flax NNX modules in :mod:`jaxloss.nn`,
 optax training helpers in :mod:`jaxloss.train`.
 """
 
+from jaxloss import audio as audio
 from jaxloss import classification as classification
 from jaxloss import contrastive as contrastive
 from jaxloss import detection as detection
@@ -32,6 +33,10 @@ from jaxloss import train as train
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import REDUCTIONS, reduce
 from jaxloss._core.value_checks import checked
+from jaxloss.audio import (
+  multi_resolution_stft_loss,
+  stft_loss,
+)
 from jaxloss.classification import (
   binary_cross_entropy,
   class_weights_from_counts,
@@ -326,6 +331,7 @@ __all__ = [
   "mixmatch_loss",
   "ms_ssim_loss",
   "multi_margin_loss",
+  "multi_resolution_stft_loss",
   "multi_similarity_loss",
   "multiclass_generalized_dice_loss",
   "multiclass_hinge_loss",
@@ -384,6 +390,7 @@ __all__ = [
   "squared_hinge_loss",
   "squared_log_error",
   "ssim_loss",
+  "stft_loss",
   "sub_center_arcface_loss",
   "supervised_contrastive_loss",
   "swav_loss",

@@ -33,6 +33,7 @@ FAMILIES: tuple[Module, ...] = (
   Module("regularization", "Regularisation", "loss"),
   Module("semi_supervised", "Semi-supervised learning", "loss"),
   Module("self_supervised", "Self-supervised learning", "loss"),
+  Module("audio", "Audio", "loss"),
 )
 OTHER_MODULES: tuple[Module, ...] = (
   Module("distributed", "Sharded losses", "loss"),
