@@ -109,8 +109,14 @@ def _stft_terms(
   y_mag = _magnitudes(y, fft_size, hop_size, win_length)
   flat = x_mag.shape[:-2] + (x_mag.shape[-2] * x_mag.shape[-1],)
   x_mag, y_mag = x_mag.reshape(flat), y_mag.reshape(flat)
-  # The target's norm is at least the floor times sqrt(bins): never 0.
-  convergence = numerics.safe_norm(y_mag - x_mag) / numerics.safe_norm(y_mag)
+  # Both norms in units of the target's largest magnitude (a power of two
+  # held constant: the ratio and its gradient are unchanged), so that the
+  # quotient rule's squared denominator cannot overflow. The target's norm
+  # is at least the floor times sqrt(bins): never 0.
+  unit = numerics.magnitude_scale(y_mag, axis=-1)
+  convergence = numerics.safe_norm((y_mag - x_mag) / unit) / numerics.safe_norm(
+    y_mag / unit
+  )
   log_magnitude = jnp.mean(
     numerics.safe_abs(jnp.log(y_mag) - jnp.log(x_mag)), axis=-1
   )
