@@ -9,6 +9,7 @@ live in :mod:`jaxloss.distributed`, Flax NNX modules in :mod:`jaxloss.nn`,
 optax training helpers in :mod:`jaxloss.train`.
 """
 
+from jaxloss import audio as audio
 from jaxloss import classification as classification
 from jaxloss import contrastive as contrastive
 from jaxloss import detection as detection
@@ -34,6 +35,10 @@ from jaxloss import train as train
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import REDUCTIONS, reduce
 from jaxloss._core.value_checks import checked
+from jaxloss.audio import (
+  multi_resolution_stft_loss,
+  stft_loss,
+)
 from jaxloss.classification import (
   bi_tempered_logistic_loss,
   binary_cross_entropy,
@@ -350,6 +355,7 @@ __all__ = [
   "mixmatch_loss",
   "ms_ssim_loss",
   "multi_margin_loss",
+  "multi_resolution_stft_loss",
   "multi_similarity_loss",
   "multiclass_generalized_dice_loss",
   "multiclass_hinge_loss",
@@ -411,6 +417,7 @@ __all__ = [
   "squared_hinge_loss",
   "squared_log_error",
   "ssim_loss",
+  "stft_loss",
   "straight_through",
   "sub_center_arcface_loss",
   "supervised_contrastive_loss",

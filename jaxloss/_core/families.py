@@ -35,6 +35,7 @@ FAMILIES: tuple[Module, ...] = (
   Module("semi_supervised", "Semi-supervised learning", "loss"),
   Module("self_supervised", "Self-supervised learning", "loss"),
   Module("routing", "Mixture-of-experts routing", "loss"),
+  Module("audio", "Audio", "loss"),
 )
 OTHER_MODULES: tuple[Module, ...] = (
   Module("distributed", "Sharded losses", "loss"),
