@@ -26,7 +26,7 @@ test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadgroup tests jaxloss README.md
 
 demo: $(STAMP)
-	$(BIN)/python -m examples.demo
+	$(BIN)/python -m jaxloss_examples.demo
 
 BENCHMARKS := contrastive_chunked distributed_ring barlow_twins_sharded \
               linear_cross_entropy linear_distillation vocab_parallel \
