@@ -28,8 +28,12 @@ import pathlib
 import re
 import sys
 
-import jaxloss
-from jaxloss._core import families
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: the checkout's jaxloss
+  sys.path.insert(0, str(ROOT))
+
+import jaxloss  # noqa: E402
+from jaxloss._core import families  # noqa: E402
 
 CORE = ["reduce", "checked", "loss", "REDUCTIONS"]
 CONSTANTS = {  # reStructuredText: rendered on the API page

@@ -32,7 +32,7 @@ from jaxloss import train as train
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import REDUCTIONS, reduce
 from jaxloss._core.value_checks import checked
-from jaxloss._version import __version__ as __version__
+from jaxloss._core.version import __version__ as __version__
 from jaxloss.classification import (
   binary_cross_entropy,
   class_weights_from_counts,

@@ -94,7 +94,7 @@ def _package_files():
     for p in (ROOT / "jaxloss").rglob("*")
     if p.is_file() and (p.suffix == ".py" or p.name == "py.typed")
   }
-  assert "jaxloss/py.typed" in files and "jaxloss/_version.py" in files
+  assert "jaxloss/py.typed" in files and "jaxloss/_core/version.py" in files
   return files
 
 
@@ -109,7 +109,8 @@ def test_sdist_holds_the_package_and_its_metadata(dist):
   with tarfile.open(dist[1]) as sdist:
     names = {n.split("/", 1)[1] for n in sdist.getnames() if "/" in n}
   assert _package_files() <= names
-  assert {"pyproject.toml", "README.md", "PKG-INFO"} <= names
+  assert {"pyproject.toml", "README.md", "CHANGELOG.md", "PKG-INFO"} <= names
+  assert not any(n.startswith("tests/") for n in names)  # MANIFEST.in
 
 
 CHECK = textwrap.dedent(
