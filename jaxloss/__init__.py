@@ -35,6 +35,7 @@ from jaxloss import train as train
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import REDUCTIONS, reduce
 from jaxloss._core.value_checks import checked
+from jaxloss._core.version import __version__ as __version__
 from jaxloss.audio import (
   multi_resolution_stft_loss,
   stft_loss,
@@ -252,8 +253,6 @@ from jaxloss.sequence import (
   linear_cross_entropy,
   linear_log_probs,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
   "REDUCTIONS",

@@ -146,9 +146,9 @@ def objective(
       :class:`jaxloss.nn.UncertaintyWeighting` inside an NNX model.
 
   Returns:
-    ``objective(params, batch) -> (loss, aux)`` with ``aux = {"loss": loss,
-    name: L_name, ...}`` (the unweighted terms), ready for
-    ``jax.value_and_grad(objective, has_aux=True)``.
+    ``objective(params, batch) -> (loss, aux)`` with
+    ``aux = {"loss": loss, name: L_name, ...}`` (the unweighted terms),
+    ready for ``jax.value_and_grad(objective, has_aux=True)``.
 
   >>> import jax, jax.numpy as jnp, jaxloss as jl
   >>> obj = jl.train.objective(lambda p, b: b["x"] @ p, {

@@ -2,8 +2,8 @@
 
 Parts 1, 2 and 4 run in this process (one CPU device). Part 3 needs several
 devices, and XLA reads the device count once, when jax starts, so it runs in
-a child process (``python -m examples.demo --quick --parts sharded``) with
-four simulated devices and XLA:CPU's fast-compile flags, and the test reads
+a child process (``python -m jaxloss_examples.demo --quick --parts sharded``)
+with four simulated devices and XLA:CPU's fast-compile flags, and the test reads
 the ``results.json`` it writes.
 """
 
@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from examples import common, gallery, imbalanced, metric_learning
+from jaxloss_examples import common, gallery, imbalanced, metric_learning
 from tests.conftest import background_result
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -61,7 +61,7 @@ def _run_sharded_demo(out):
     [
       sys.executable,
       "-m",
-      "examples.demo",
+      "jaxloss_examples.demo",
       "--quick",
       "--parts",
       "sharded",
@@ -148,7 +148,7 @@ def test_multihost_example_sharded_equals_one_device():
     [
       sys.executable,
       "-m",
-      "examples.multihost",
+      "jaxloss_examples.multihost",
       "--processes",
       "2",
       "--steps",

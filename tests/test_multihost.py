@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from examples.multihost import child_env, free_port, run_processes
+from jaxloss_examples.multihost import child_env, free_port, run_processes
 from tests import multihost_checks
 from tests.cases.distributed import SHARDED
 from tests.child_report import assert_group

@@ -16,7 +16,7 @@ import optax
 from flax import nnx
 
 import jaxloss as jl
-from examples import common
+from jaxloss_examples import common
 
 DIM = 8
 

@@ -15,7 +15,7 @@ import numpy as np
 import optax
 
 import jaxloss as jl
-from examples import common
+from jaxloss_examples import common
 
 
 def long_tailed_digits(seed: int = 0, imbalance: float = 0.05):

@@ -1,7 +1,7 @@
 """A CLIP step on several processes of this machine, as on a pod.
 
-``python -m examples.multihost --processes 2`` starts two processes here,
-each with ``--devices-per-process`` simulated CPU devices, joined by
+``python -m jaxloss_examples.multihost --processes 2`` starts two processes
+here, each with ``--devices-per-process`` simulated CPU devices, joined by
 :func:`jax.distributed.initialize` on 127.0.0.1 (a free port) with gloo's CPU
 collectives: the same program a pod runs, one process per host. Every process
 makes only its own part of each batch (its own seed, standing in for its own
@@ -138,7 +138,7 @@ def launch(args) -> int:
   with tempfile.TemporaryDirectory() as tmp:
     results = run_processes(
       lambda i: (
-        [sys.executable, "-m", "examples.multihost"]
+        [sys.executable, "-m", "jaxloss_examples.multihost"]
         + [f"--process-id={i}"]
         + forwarded
       ),
@@ -274,7 +274,7 @@ def worker(args) -> int:
           flush=True,
         )
   seconds = time.perf_counter() - start
-  multihost_utils.sync_global_devices("examples.multihost done")
+  multihost_utils.sync_global_devices("jaxloss_examples.multihost done")
   equal = worst <= TOLERANCE
   if talk:
     print(

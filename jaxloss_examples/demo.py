@@ -1,15 +1,15 @@
-"""The flagship demo (``make demo``, i.e. ``python -m examples.demo``).
+"""The flagship demo (``make demo``, i.e. ``python -m jaxloss_examples.demo``).
 
 Four parts, on data that needs no download (scikit-learn's bundled digits),
 each in its own module, writing Markdown tables and PNGs under ``out/``:
 
-1. :mod:`examples.imbalanced`: CE vs focal vs class-balanced vs PolyLoss on
-   long-tailed digits;
-2. :mod:`examples.metric_learning`: SupCon vs batch-hard triplet vs ArcFace
-   embeddings, nearest-neighbour accuracy;
-3. :mod:`examples.sharded_contrastive`: CLIP and SigLIP (ring) on 8 simulated
-   devices, sharded = single-device, ring vs all_gather memory;
-4. :mod:`examples.gallery`: every family's loss and gradient curves.
+1. :mod:`jaxloss_examples.imbalanced`: CE vs focal vs class-balanced vs
+   PolyLoss on long-tailed digits;
+2. :mod:`jaxloss_examples.metric_learning`: SupCon vs batch-hard triplet vs
+   ArcFace embeddings, nearest-neighbour accuracy;
+3. :mod:`jaxloss_examples.sharded_contrastive`: CLIP and SigLIP (ring) on 8
+   simulated devices, sharded = single-device, ring vs all_gather memory;
+4. :mod:`jaxloss_examples.gallery`: every family's loss and gradient curves.
 
 ``--quick`` runs a small configuration (the tests use it); ``--parts``
 chooses parts (e.g. ``--parts sharded,gallery``); ``--out`` the output folder.
@@ -35,7 +35,7 @@ import json
 import pathlib
 import time
 
-from examples import (
+from jaxloss_examples import (
   common,
   gallery,
   imbalanced,

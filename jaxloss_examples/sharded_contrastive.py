@@ -4,8 +4,8 @@ Two views of each digit, its top half and its bottom half (32 pixels each),
 go through two small towers; the towers are trained so that a top half
 retrieves its own bottom half among all the test digits. The batch is
 sharded over every device (``--xla_force_host_platform_device_count`` gives
-the CPU several, set by ``examples/demo.py`` before jax is imported) and the
-loss is :mod:`jaxloss.distributed`'s CLIP or SigLIP loss with the ring
+the CPU several, set by ``jaxloss_examples/demo.py`` before jax is imported)
+and the loss is :mod:`jaxloss.distributed`'s CLIP or SigLIP loss with the ring
 strategy, called through :func:`jaxloss.distributed.shard`.
 
 The part then checks that the sharded loss of the global batch, and its
@@ -23,7 +23,7 @@ import optax
 
 import jaxloss as jl
 import jaxloss.distributed as jd
-from examples import common
+from jaxloss_examples import common
 
 EMBED = 32
 

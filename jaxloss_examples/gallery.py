@@ -7,8 +7,8 @@ derivative with respect to ``u``; ``u`` is the plotted input itself, except
 where a family says otherwise (classification: the true-class logit, plotted
 against ``p_t``). One PNG per family, plus an ``index.md``::
 
-  python -m examples.gallery [out_dir]   # default out/gallery
-  python -m examples.gallery docs/gallery  # refresh the committed copy
+  python -m jaxloss_examples.gallery [out_dir]   # default out/gallery
+  python -m jaxloss_examples.gallery docs/gallery  # refresh the committed copy
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 import jaxloss as jl
-from examples import common
+from jaxloss_examples import common
 
 
 @dataclasses.dataclass
@@ -521,7 +521,7 @@ def run(out=common.OUT / "gallery", *, families=FAMILIES, progress=True):
     "",
     "Each family's losses (left) and their gradients from `jax.grad` "
     "(right), computed by calling the jaxloss functions "
-    "(`python -m examples.gallery`).",
+    "(`python -m jaxloss_examples.gallery`).",
     "",
   ]
   paths = []

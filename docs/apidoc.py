@@ -1,15 +1,21 @@
-"""Writes docs/catalogue.md, the catalogue of jaxloss, from the docstrings.
+"""The API reference of the documentation site, generated from the package.
 
-Every public name of the flat API (``jaxloss.__all__``), grouped by family
-module, then ``jaxloss.distributed``, ``jaxloss.nn`` and ``jaxloss.train``:
-its one-line summary, signature, formula (the ``.. math::`` blocks), Args,
-Returns, the implementation it matches and its references. The same parser
-backs ``tests/test_docs.py``, which fails when a public symbol lacks a part
-that the contract (DESIGN.md §2.6) requires, or when the committed file is
-stale::
+One page per public module, written into ``docs/api/`` (not committed) by
+``docs/conf.py`` at every Sphinx build, from the package's own list of
+modules (``jaxloss/_core/families.py``: the families, re-exported flat, then
+``jaxloss.distributed``, ``jaxloss.nn`` and ``jaxloss.train``) and each
+module's ``__all__``: its docstring, an ``autosummary`` table, then
+``autofunction`` / ``autoclass`` for every name, so a family added to
+``families.py`` gets its page with no edit here. The family losses are
+documented under their flat names (``jaxloss.<name>``), the core names
+(``reduce``, ``checked``, ``loss``, ``REDUCTIONS``) on their own page.
 
-  .venv/bin/python docs/build_catalogue.py          # rewrite docs/catalogue.md
-  .venv/bin/python docs/build_catalogue.py --check  # exit 1 if it is stale
+The same module parses the Google-style docstrings for
+``tests/test_docs.py``, which fails when a public symbol lacks a part that
+the contract (DESIGN.md §2.6) requires, or when a public name is on no
+page::
+
+  .venv/bin/python docs/apidoc.py   # write docs/api/ (conf.py does it too)
 """
 
 from __future__ import annotations
@@ -22,16 +28,18 @@ import pathlib
 import re
 import sys
 
-import jaxloss
-from jaxloss._core import families
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: the checkout's jaxloss
+  sys.path.insert(0, str(ROOT))
 
-OUTPUT = pathlib.Path(__file__).with_name("catalogue.md")
+import jaxloss  # noqa: E402
+from jaxloss._core import families  # noqa: E402
 
 CORE = ["reduce", "checked", "loss", "REDUCTIONS"]
-CONSTANTS = {
-  "REDUCTIONS": "The valid values of every loss's `reduction` argument: "
-  '`"none"`, `"sum"`, `"mean"`, `"batchmean"` (see '
-  "`jaxloss.reduce`).",
+CONSTANTS = {  # reStructuredText: rendered on the API page
+  "REDUCTIONS": "The valid values of every loss's ``reduction`` argument: "
+  '``"none"``, ``"sum"``, ``"mean"``, ``"batchmean"`` (see '
+  ":func:`jaxloss.reduce`).",
 }
 HELPERS = {"reduce", "checked", "loss", "distributed.shard"}  # and all of train
 
@@ -279,92 +287,136 @@ def catalogue() -> list:
 
 
 # --------------------------------------------------------------------------- #
-# Rendering.
+# The pages.
+
+API = pathlib.Path(__file__).with_name("api")
 
 
-def _anchor(title: str) -> str:
-  return re.sub(r"[^\w\- ]", "", title.lower()).strip().replace(" ", "-")
+def _slug(module: str) -> str:
+  return module.replace(".", "_")
 
 
-def render_entry(e: Entry) -> list:
-  out = [f"### `{e.qualname}`", "", e.summary, ""]
-  out += ["```python", e.signature, "```", ""]
-  for expr in e.math:
-    out += ["```math", expr, "```", ""]
-  if e.args:
-    out += ["**Args**", ""]
+def _rst_title(text: str, underline: str = "=") -> list:
+  return [text, underline * len(text), ""]
+
+
+def page(title: str, module: str, entries: list) -> str:
+  """The reStructuredText of one module's API page."""
+  flat = module in {f"jaxloss.{m.name}" for m in families.FAMILIES}
+  current = "jaxloss" if flat else module
+  out = [f".. _api-{_slug(module)}:", ""]
+  out += _rst_title(f"{title} (``{module}``)")
+  if module == "jaxloss":
     out += [
-      f"- {', '.join(f'`{n}`' for n in names)}: {text}"
-      for names, text in e.args
+      "The reduction, the value checks and the decorator that every loss",
+      "shares (the rest of :mod:`jaxloss`'s docstring is on the API index).",
+      "",
     ]
-    out.append("")
-  if e.returns:
-    out += [f"**Returns** {e.returns}", ""]
-  if e.call:
-    out += [f"**Calling it** {e.call}", ""]
-  if e.matches:
-    out += [f"**Reference implementation** {' '.join(e.matches)}", ""]
-  if e.references:
-    out += [f"**References** {e.references}", ""]
-  return out
+  else:
+    out += [f".. automodule:: {module}", "  :no-members:", ""]
+  if flat:
+    out += [
+      f"Every name below is also ``jaxloss.{module.split('.', 1)[1]}.<name>``;",
+      "the flat name (``jaxloss.<name>``) is the one documented.",
+      "",
+    ]
+  out += [f".. currentmodule:: {current}", "", ".. autosummary::", ""]
+  names = [e.qualname.rsplit(".", 1)[1] for e in entries]
+  out += [f"  {n}" for n in names] + [""]
+  for e, name in zip(entries, names):
+    directive = {
+      "constant": "autodata",
+      "module": "autoclass",
+    }.get(e.kind, "autofunction")
+    out += [f".. {directive}:: {name}", ""]
+    if e.kind == "constant":  # no docstring of its own
+      out += [f"  {CONSTANTS[name]}", ""]
+  return "\n".join(out)
 
 
-def render() -> str:
-  groups = catalogue()
-  total = sum(len(entries) for *_, entries in groups)
-  out = [
-    "# jaxloss catalogue",
+def pages() -> dict:
+  """``{file name: text}`` of every API page and of the API index."""
+  found, toc = {}, []
+  for title, module, _, entries in catalogue():
+    name = f"{_slug(module)}.rst"
+    found[name] = page(title, module, entries)
+    toc.append(name[:-4])
+  index = _rst_title("API reference") + [
+    ".. automodule:: jaxloss",
+    "  :no-members:",
     "",
-    "<!-- Generated by docs/build_catalogue.py from the docstrings; do not "
-    "edit. -->",
+    "One page per module; each family's names are re-exported flat "
+    "(``import jaxloss as jl; jl.<name>``), the sharded losses, the Flax "
+    "modules and the training helpers stay in their modules. Names borrowed "
+    "from other libraries are mapped in :doc:`../names`.",
     "",
-    f"Every public name of jaxloss ({total} in all), grouped by module: "
-    "the one-line summary, the signature, the formula, the shapes "
-    "(Args, Returns), the implementation it matches and the references. "
-    "The flat API (`import jaxloss as jl; jl.<name>`) holds every family's "
-    "names; the sharded losses, the Flax modules and the training helpers "
-    "stay in their modules. `help(jaxloss.<name>)` gives the full "
-    "docstring, with its example; names borrowed from other libraries are "
-    "mapped in [names.md](names.md). Regenerate with "
-    "`.venv/bin/python docs/build_catalogue.py`.",
+    ".. toctree::",
+    "  :maxdepth: 1",
     "",
-    "| module | names | |",
-    "|---|---|---|",
   ]
-  for title, module, _, entries in groups:
-    out.append(
-      f"| [{title}](#{_anchor(title)}) (`{module}`) | "
-      f"{len(entries)} | "
-      + ", ".join(f"`{e.qualname.rsplit('.', 1)[1]}`" for e in entries)
-      + " |"
+  index += [f"  {n}" for n in toc]
+  found["index.rst"] = "\n".join(index) + "\n"
+  return found
+
+
+def write(folder: pathlib.Path = API) -> list:
+  """Writes the pages into ``folder`` (only the files whose text changed,
+  so Sphinx rereads only those), removes stale ones; returns the names."""
+  folder.mkdir(exist_ok=True)
+  wanted = pages()
+  for stale in set(p.name for p in folder.glob("*.rst")) - set(wanted):
+    (folder / stale).unlink()
+  for name, text in wanted.items():
+    path = folder / name
+    if not path.exists() or path.read_text() != text:
+      path.write_text(text)
+  return sorted(wanted)
+
+
+def public_names() -> set:
+  """Every public name as documented: ``jaxloss.<name>`` for the flat API,
+  ``jaxloss.<module>.<name>`` for the other public modules."""
+  names = {f"jaxloss.{n}" for n in jaxloss.__all__}
+  for module in families.OTHER_MODULES:
+    mod = importlib.import_module(f"jaxloss.{module.name}")
+    names |= {f"jaxloss.{module.name}.{n}" for n in mod.__all__}
+  return names
+
+
+def check_site(html: pathlib.Path) -> list:
+  """The public names that the built site's ``objects.inv`` lacks (an
+  autodoc directive that failed to import its object documents nothing)."""
+  from sphinx.util.inventory import InventoryFile
+
+  with open(html / "objects.inv", "rb") as f:
+    inventory = InventoryFile.load(f, "", pathlib.PurePosixPath.joinpath)
+  found = set()
+  for role in ("py:function", "py:class", "py:data"):
+    found |= set(
+      inventory.data.get(role, {})
+      if hasattr(inventory, "data")
+      else inventory.get(role, {})
     )
-  out.append("")
-  for title, module, mod, entries in groups:
-    doc = inspect.getdoc(mod) or ""
-    out += [
-      f"## {title}",
-      "",
-      f"`{module}`: " + to_markdown(_join(_paragraphs(doc.splitlines())[0])),
-      "",
-    ]
-    for e in entries:
-      out += render_entry(e)
-  return "\n".join(out).rstrip("\n") + "\n"
+  return sorted(public_names() - found)
 
 
-def main():
+def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument(
-    "--check", action="store_true", help="exit 1 if docs/catalogue.md is stale"
+    "--check-site",
+    type=pathlib.Path,
+    metavar="HTML",
+    help="exit 1 if the built site (its objects.inv) lacks a public name",
   )
   args = parser.parse_args()
-  text = render()
-  if args.check:
-    stale = not OUTPUT.exists() or OUTPUT.read_text() != text
-    print(f"{OUTPUT} is {'stale' if stale else 'up to date'}")
-    sys.exit(1 if stale else 0)
-  OUTPUT.write_text(text)
-  print(f"wrote {OUTPUT} ({len(text.splitlines())} lines)")
+  if args.check_site:
+    missing = check_site(args.check_site)
+    print(
+      f"{args.check_site}: {len(public_names())} public names, "
+      f"missing: {missing or 'none'}"
+    )
+    sys.exit(1 if missing else 0)
+  print("\n".join(f"wrote {API / n}" for n in write()))
 
 
 if __name__ == "__main__":

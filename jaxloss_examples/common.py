@@ -11,8 +11,8 @@ from tqdm.auto import tqdm
 
 OUT = pathlib.Path("out")
 
-# The small configuration of each part (``python -m examples.demo --quick``,
-# and the tests): fewer steps, smaller batches.
+# The small configuration of each part (``python -m jaxloss_examples.demo
+# --quick``, and the tests): fewer steps, smaller batches.
 QUICK = {
   "imbalanced": {"steps": 150},
   "metric": {"steps": 150, "batch_size": 96},
