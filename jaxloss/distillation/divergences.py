@@ -86,19 +86,6 @@ def _log_mixture(
   return jnp.logaddexp(log_p + jnp.log1p(-weight_q), log_q + jnp.log(weight_q))
 
 
-def log_softmax_at_temperature(
-  logits: jax.Array, temperature: jax.Array
-) -> jax.Array:
-  """``log_softmax(logits / temperature)`` over the last axis, the logits
-  shifted by their (gradient-free) maximum *before* the division: the same
-  value, but exact at huge logits under ``jit`` (XLA on CPU gave ``inf``
-  for every entry of ``log_softmax(x / T)`` at ``|x| ≈ 1e15`` in float32,
-  while ``x - max`` is exactly 0 at the maximum)."""
-  peak = jnp.max(logits, axis=-1, keepdims=True)
-  peak = jax.lax.stop_gradient(jnp.where(jnp.isfinite(peak), peak, 0))
-  return jax.nn.log_softmax((logits - peak) / temperature, axis=-1)
-
-
 def log_probs_at_temperature(
   student_logits: ArrayLike,
   teacher_logits: ArrayLike,
@@ -116,8 +103,8 @@ def log_probs_at_temperature(
   temperature = checks.scalar("temperature", temperature)
   teacher = jax.lax.stop_gradient(teacher)
   return (
-    log_softmax_at_temperature(student, temperature),
-    log_softmax_at_temperature(teacher, temperature),
+    numerics.log_softmax_at_temperature(student, temperature),
+    numerics.log_softmax_at_temperature(teacher, temperature),
     temperature,
   )
 

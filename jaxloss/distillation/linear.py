@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss._core import checks, ring
+from jaxloss._core import checks, numerics, ring
 from jaxloss._core import linear_softmax as ls
 from jaxloss._core.chunking import ChunkSize
 from jaxloss._core.loss import loss
@@ -52,7 +52,6 @@ from jaxloss._core.reduction import Reduction, reduce
 from jaxloss.distillation.divergences import (
   generalized_jsd_loss,
   generalized_jsd_per_token,
-  log_softmax_at_temperature,
 )
 
 __all__ = ["linear_distillation_loss"]
@@ -277,8 +276,8 @@ def _divergence(raw_s, raw_t, temperature, beta: float) -> jax.Array:
   (the teacher's gradient already stopped) at ``temperature``, as
   :func:`jaxloss.generalized_jsd_loss` computes it."""
   return generalized_jsd_per_token(
-    log_softmax_at_temperature(raw_s, temperature),
-    log_softmax_at_temperature(raw_t, temperature),
+    numerics.log_softmax_at_temperature(raw_s, temperature),
+    numerics.log_softmax_at_temperature(raw_t, temperature),
     beta,
   )
 

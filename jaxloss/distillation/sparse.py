@@ -6,12 +6,11 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss._core import checks, labels, value_checks
+from jaxloss._core import checks, labels, numerics, value_checks
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce
 from jaxloss.distillation.divergences import (
   kl_terms,
-  log_softmax_at_temperature,
 )
 
 
@@ -124,7 +123,7 @@ def sparse_kd_loss(
   )
   empty = jnp.isneginf(normaliser)  # every slot -inf: the token gives 0
   teacher = teacher - jnp.where(empty, 0, normaliser)
-  student = log_softmax_at_temperature(student, temperature)
+  student = numerics.log_softmax_at_temperature(student, temperature)
   picked = jnp.take_along_axis(student, labels.clipped(indices, vocab), axis=-1)
   values = jnp.square(temperature) * jnp.sum(kl_terms(teacher, picked), -1)
   ok = jnp.all(labels.valid(indices, vocab), axis=-1)

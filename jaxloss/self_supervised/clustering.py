@@ -29,7 +29,6 @@ from jaxloss._core import checks, numerics
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce
 from jaxloss._core.ring import AxisName
-from jaxloss.distillation.divergences import log_softmax_at_temperature
 
 __all__ = ["dino_loss", "swav_loss"]
 
@@ -114,9 +113,11 @@ def dino_values(
   tau_s = numerics.like(student_temperature, student)
   tau_t = numerics.like(teacher_temperature, teacher)
   targets = jax.lax.stop_gradient(
-    jnp.exp(log_softmax_at_temperature(teacher - centre[None, None], tau_t))
+    jnp.exp(
+      numerics.log_softmax_at_temperature(teacher - centre[None, None], tau_t)
+    )
   )
-  log_p = log_softmax_at_temperature(student, tau_s)
+  log_p = numerics.log_softmax_at_temperature(student, tau_s)
   cross = -jnp.einsum("tbk,sbk->tsb", targets, log_p)  # [T, S, B]
   different = ~jnp.eye(t_views, s_views, dtype=bool)[:, :, None]
   pairs = t_views * s_views - t_views  # T <= S: T pairs share a view.
@@ -328,8 +329,8 @@ def swav_values(
     for s in (a, b)
   )
   tau = numerics.like(temperature, a)
-  log_p_a = log_softmax_at_temperature(a, tau)
-  log_p_b = log_softmax_at_temperature(b, tau)
+  log_p_a = numerics.log_softmax_at_temperature(a, tau)
+  log_p_b = numerics.log_softmax_at_temperature(b, tau)
   return -0.5 * (
     jnp.sum(codes_a * log_p_b, axis=-1) + jnp.sum(codes_b * log_p_a, axis=-1)
   )
