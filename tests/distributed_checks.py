@@ -1392,6 +1392,16 @@ def check_kto(report, dtype=np.float64):
     abs(global_mean - mean_of_means) > 1e-3,
     f"{global_mean} vs {mean_of_means}",
   )
+  # shard(): the same loss with every array split on axis 0.
+  mesh = _mesh(8)
+  args = (*floats, desirable)
+  report.close(
+    group,
+    "shard(kto_loss), 8 devices: mean",
+    jax.jit(jd.shard(jd.kto_loss, mesh))(*args, where=where),
+    np.asarray(jaxloss.kto_loss(*args, where=where, reduction="mean")),
+    _within(dtype),
+  )
   try:
     jd.kto_loss(*floats, desirable, axis_name="data")
   except ValueError as error:
@@ -1533,6 +1543,31 @@ def check_grpo(report):
       want,
       _within(np.float64),
     )
+  # shard(): every array split on axis 0 (the completions).
+  (logp, ref), (old, adv, mask, w, keep) = diffs[0], others[0]
+  options = GRPO_SETTINGS[0][1]
+  report.close(
+    group,
+    "shard(grpo_loss), 8 devices: mean",
+    jax.jit(jd.shard(jd.grpo_loss, _mesh(8)))(
+      logp, old, adv, mask, ref, beta=0.05, weights=w, where=keep, **options
+    ),
+    np.asarray(
+      jaxloss.grpo_loss(
+        logp,
+        old,
+        adv,
+        mask,
+        ref,
+        beta=0.05,
+        weights=w,
+        where=keep,
+        reduction="mean",
+        **options,
+      )
+    ),
+    _within(np.float64),
+  )
   try:
     jd.grpo_loss(*diffs[0][:1], None, others[0][1], axis_name="data")
   except ValueError as error:

@@ -150,7 +150,7 @@ def test_vocab_parallel_errors(results):
 def test_kto_equals_single_device(results):
   # 6 variants on 8 and 3 devices (float64 1e-10), trl's per-device mean
   # would differ on these shards, the error outside shard_map.
-  _assert_group(results, "kto", 14)
+  _assert_group(results, "kto", 15)
 
 
 def test_kto_float32(results):
@@ -187,9 +187,9 @@ def test_registry_covers_every_sharded_loss():
 
 
 def test_grpo_equals_single_device(results):
-  # 10 settings (every loss type) on 8 and 3 devices, "sum", "none", and
-  # the error outside shard_map.
-  _assert_group(results, "grpo", 23)
+  # 10 settings (every loss type) on 8 and 3 devices, "sum", "none",
+  # shard(grpo_loss) and the error outside shard_map.
+  _assert_group(results, "grpo", 24)
 
 
 # Issue 22 (S2): DINO's centre and SwAV's Sinkhorn sums over the global

@@ -16,6 +16,8 @@ from jaxloss.distributed import (
   clustering,
   contrastive,
   linear,
+  policy,
+  preference,
   routing,
   self_supervised,
 )
@@ -37,7 +39,14 @@ SELF_SUPERVISED: tuple[Callable[..., jax.Array], ...] = tuple(
 ROUTING: tuple[Callable[..., jax.Array], ...] = tuple(
   getattr(routing, name) for name in routing.__all__
 )
-BATCH_SHARDED = CONTRASTIVE + SELF_SUPERVISED + CLUSTERING + ROUTING
+# KTO and GRPO: every array (per example, or per completion token) on axis 0.
+POST_TRAINING: tuple[Callable[..., jax.Array], ...] = (
+  preference.kto_loss,
+  policy.grpo_loss,
+)
+BATCH_SHARDED = (
+  CONTRASTIVE + SELF_SUPERVISED + CLUSTERING + ROUTING + POST_TRAINING
+)
 VOCAB_PARALLEL: tuple[Callable[..., jax.Array], ...] = tuple(
   getattr(linear, name) for name in linear.__all__
 )
@@ -104,7 +113,9 @@ def shard(
   (:func:`load_balancing_loss`, :func:`router_z_loss`) split their tokens:
   axis 0 of ``[tokens, E]`` inputs; with leading group axes name the token
   axis, e.g. ``batch_axes={"router_probs": 1, "expert_indices": 1,
-  "where": 1}`` for ``[groups, tokens, ...]``.
+  "where": 1}`` for ``[groups, tokens, ...]``. :func:`kto_loss` and
+  :func:`grpo_loss` split every array on axis 0 (the examples, or the
+  completions of ``[batch, tokens]`` log-probabilities).
 
   **Vocabulary-parallel losses** (:func:`linear_cross_entropy`,
   :func:`linear_log_probs`) get ``vocab_axis=vocab_axis`` and
@@ -187,7 +198,8 @@ def shard(
     )
   if not vocab_parallel and (vocab_axes or not axes):
     raise ValueError(
-      f"shard({name}): a batch-sharded loss (contrastive, DINO, SwAV) "
+      f"shard({name}): a batch-sharded loss (contrastive, self-supervised, "
+      "routing, KTO, GRPO) "
       "takes axis= (the batch's mesh "
       f"axis) and no vocab_axis (got axis={axis!r}, "
       f"vocab_axis={vocab_axis!r})."
