@@ -240,6 +240,42 @@ def checked(loss_fn: F) -> F:
   # A callable object (a jaxloss.nn module) has no __name__: its class's.
   name = getattr(loss_fn, "__name__", type(loss_fn).__name__)
 
+  def run(static, check, arrays):
+    arguments = {**static, **arrays}
+    for arg, value in arrays.items():
+      floats = [
+        x for x in jax.tree.leaves(value) if jnp.issubdtype(x.dtype, jnp.inexact)
+      ]
+      if floats:
+        check(
+          jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in floats])),
+          f"{name}: argument `{arg}` contains NaN or inf",
+        )
+    for arg, rule in rules.items():
+      if arguments.get(arg) is not None:
+        ok, what, *values = rule(arguments, arg)
+        check(ok, f"{name}: argument `{arg}` {what}", **(values or [{}])[0])
+    return loss_fn(**arguments)
+
+  # Eagerly: one compiled checkify program per set of static (non-array)
+  # arguments, not the checks and the loss run op by op (a compile each).
+  programs: dict[Any, Callable] = {}
+
+  def program(static: dict) -> Callable:
+    try:
+      key: Any = tuple((k, type(v), v) for k, v in static.items())
+      hash(key)
+    except TypeError:  # an unhashable option: a program for this call only
+      key = None
+    found = programs.get(key) if key is not None else None
+    if found is None:
+      found = jax.jit(
+        checkify.checkify(functools.partial(run, static, checkify.check))
+      )
+      if key is not None:
+        programs[key] = found
+    return found
+
   @functools.wraps(loss_fn)
   def wrapper(*args, **kwargs):
     bound = signature.bind(*args, **kwargs)
@@ -250,31 +286,9 @@ def checked(loss_fn: F) -> F:
       if not isinstance(v, str) and _is_array_tree(v)
     }
     static = {k: v for k, v in bound.arguments.items() if k not in arrays}
-    staged = any(_is_staged(x) for x in jax.tree.leaves(arrays))
-    check = _raise_at_run_time if staged else checkify.check
-
-    def run(arrays):
-      arguments = {**static, **arrays}
-      for arg, value in arrays.items():
-        floats = [
-          x
-          for x in jax.tree.leaves(value)
-          if jnp.issubdtype(x.dtype, jnp.inexact)
-        ]
-        if floats:
-          check(
-            jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in floats])),
-            f"{name}: argument `{arg}` contains NaN or inf",
-          )
-      for arg, rule in rules.items():
-        if arguments.get(arg) is not None:
-          ok, what, *values = rule(arguments, arg)
-          check(ok, f"{name}: argument `{arg}` {what}", **(values or [{}])[0])
-      return loss_fn(**arguments)
-
-    if staged:
-      return run(arrays)
-    error, out = checkify.checkify(run)(arrays)
+    if any(_is_staged(x) for x in jax.tree.leaves(arrays)):
+      return run(static, _raise_at_run_time, arrays)
+    error, out = program(static)(arrays)
     error.throw()
     return out
 
