@@ -208,14 +208,25 @@ def _example_mask(mask: np.ndarray, case: LossCase, args, kwargs) -> np.ndarray:
 # properties
 
 
-@functools.lru_cache(maxsize=4)
 def _jitted_values(case: LossCase, seed: int) -> tuple[Callable, dict]:
   """``jit`` of every reduction's value on seed ``seed``'s options, and
   those options: one program per case, shared by :func:`check_jit` and
   :func:`check_vmap`'s loop (the properties of a case run one after the
-  other)."""
+  other). A case with an unhashable field (a list given for a tuple) gets a
+  program of its own."""
+  try:
+    hash(case)
+  except TypeError:
+    return _new_jitted_values(case, seed)
+  return _cached_jitted_values(case, seed)
+
+
+def _new_jitted_values(case: LossCase, seed: int) -> tuple[Callable, dict]:
   _, kwargs = case.inputs(seed)
   return jax.jit(_values(case, kwargs, case.reductions or (None,))), kwargs
+
+
+_cached_jitted_values = functools.lru_cache(maxsize=4)(_new_jitted_values)
 
 
 def check_jit(case: LossCase, seed: int = 0) -> None:
