@@ -424,8 +424,9 @@ def check_gradients(case: LossCase, seed: int = 0) -> None:
     floats = tuple(args64[i] for i in case.float_args)
     fwd, rev = "fwd" in case.grad_modes, "rev" in case.grad_modes
     zero_tangents = tuple(np.zeros_like(x) for x in floats)
-    shape = jax.eval_shape(f, *floats)
-    zero_cotangent = np.zeros(shape.shape, shape.dtype)
+    zero_cotangent = jax.tree.map(
+      lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(f, *floats)
+    )
 
     @jax.jit
     def everything(primals, tangents, cotangent):
