@@ -244,7 +244,9 @@ def checked(loss_fn: F) -> F:
     arguments = {**static, **arrays}
     for arg, value in arrays.items():
       floats = [
-        x for x in jax.tree.leaves(value) if jnp.issubdtype(x.dtype, jnp.inexact)
+        x
+        for x in jax.tree.leaves(value)
+        if jnp.issubdtype(x.dtype, jnp.inexact)
       ]
       if floats:
         check(
