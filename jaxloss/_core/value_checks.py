@@ -191,6 +191,14 @@ def _raise_at_run_time(ok: jax.Array, message: str, **values: Any) -> None:
   jax.debug.callback(fail, ok, values)
 
 
+def _is_plain(x: Any) -> bool:
+  """None, a bool, number or string, or a tuple of them (a static argument
+  that a cached program may bake in)."""
+  if isinstance(x, tuple):
+    return all(_is_plain(v) for v in x)
+  return x is None or isinstance(x, (bool, int, float, complex, str))
+
+
 def _is_array_tree(x) -> bool:
   """An array, or a pytree (dict, list, tuple, NNX state) of arrays only."""
   leaves = jax.tree.leaves(x)
@@ -259,16 +267,16 @@ def checked(loss_fn: F) -> F:
         check(ok, f"{name}: argument `{arg}` {what}", **(values or [{}])[0])
     return loss_fn(**arguments)
 
-  # Eagerly: one compiled checkify program per set of static (non-array)
-  # arguments, not the checks and the loss run op by op (a compile each).
+  # Eagerly: one compiled checkify program, not the checks and the loss run
+  # op by op (a compile each); kept per set of static (non-array) arguments
+  # when they are plain values. A callable or other object (which may close
+  # over state that changes between calls) gets a program for this call only.
   programs: dict[Any, Callable] = {}
 
   def program(static: dict) -> Callable:
-    try:
-      key: Any = tuple((k, type(v), v) for k, v in static.items())
-      hash(key)
-    except TypeError:  # an unhashable option: a program for this call only
-      key = None
+    key: Any = None
+    if all(_is_plain(v) for v in static.values()):
+      key = tuple((k, type(v), v) for k, v in static.items())
     found = programs.get(key) if key is not None else None
     if found is None:
       found = jax.jit(
