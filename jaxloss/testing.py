@@ -19,6 +19,7 @@ time on bad shapes and dtypes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -207,27 +208,48 @@ def _example_mask(mask: np.ndarray, case: LossCase, args, kwargs) -> np.ndarray:
 # properties
 
 
+def _jitted_values(case: LossCase, seed: int) -> tuple[Callable, dict]:
+  """``jit`` of every reduction's value on seed ``seed``'s options, and
+  those options: one program per case, shared by :func:`check_jit` and
+  :func:`check_vmap`'s loop (the properties of a case run one after the
+  other). A case with an unhashable field (a list given for a tuple) gets a
+  program of its own."""
+  try:
+    hash(case)
+  except TypeError:
+    return _new_jitted_values(case, seed)
+  return _cached_jitted_values(case, seed)
+
+
+def _new_jitted_values(case: LossCase, seed: int) -> tuple[Callable, dict]:
+  _, kwargs = case.inputs(seed)
+  return jax.jit(_values(case, kwargs, case.reductions or (None,))), kwargs
+
+
+_cached_jitted_values = functools.lru_cache(maxsize=4)(_new_jitted_values)
+
+
 def check_jit(case: LossCase, seed: int = 0) -> None:
   """``jax.jit`` gives the eager value, for every supported reduction."""
-  args, kwargs = case.inputs(seed)
+  args, _ = case.inputs(seed)
+  program, kwargs = _jitted_values(case, seed)
   reductions = case.reductions or (None,)
-  jitted = jax.jit(_values(case, kwargs, reductions))(*args)
+  jitted = program(*args)
   for reduction, value in zip(reductions, jitted, strict=True):
     eager = case.call(args, kwargs, **_extra(case, reduction))
     assert_close(value, eager, what=f"{case.id}: jit != eager ({reduction})")
 
 
 def check_vmap(case: LossCase, seed: int = 0, copies: int = 3) -> None:
-  """``jax.vmap`` over an extra leading axis equals a Python loop."""
+  """``jax.vmap`` over an extra leading axis equals a Python loop, for every
+  supported reduction."""
   sets = [case.inputs(seed + k) for k in range(copies)]
-  kwargs = sets[0][1]
+  single, kwargs = _jitted_values(case, seed)  # the loop, one program
   stacked = tuple(
     np.stack([s[0][i] for s in sets]) for i in range(len(sets[0][0]))
   )
-  reductions = _some_reductions(case)
-  values = _values(case, kwargs, reductions)
-  batched = jax.jit(jax.vmap(values))(*stacked)
-  single = jax.jit(values)  # the loop: one program, called per input set
+  reductions = case.reductions or (None,)
+  batched = jax.jit(jax.vmap(_values(case, kwargs, reductions)))(*stacked)
   looped = [single(*s[0]) for s in sets]
   for k, reduction in enumerate(reductions):
     assert_close(
@@ -395,19 +417,43 @@ def check_gradients(case: LossCase, seed: int = 0) -> None:
     def f(*floats):
       return case.call(_with_floats(case, args64, floats), kwargs)
 
-    # test_util.check_grads(f, order=1), with f, its JVP and its VJP each
-    # compiled once (jit of jvp / vjp, not jvp / vjp of a jitted f) instead
-    # of run op by op.
+    # test_util.check_grads(f, order=1), with f, its JVP and its VJP in one
+    # compiled program (jit of jvp / vjp, not jvp / vjp of a jitted f)
+    # instead of run op by op or compiled one by one; a call passes zero
+    # tangents or cotangents for the parts it does not read.
     floats = tuple(args64[i] for i in case.float_args)
-    value = jax.jit(f)
-    if "fwd" in case.grad_modes:
-      jvp = jax.jit(lambda primals, tangents: jax.jvp(f, primals, tangents))
-      test_util.check_jvp(value, jvp, floats, eps=1e-6)
-    if "rev" in case.grad_modes:
-      pull = jax.jit(lambda primals, ct: jax.vjp(f, *primals)[1](ct))
+    fwd, rev = "fwd" in case.grad_modes, "rev" in case.grad_modes
+    zero_tangents = tuple(np.zeros_like(x) for x in floats)
+    zero_cotangent = jax.tree.map(
+      lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(f, *floats)
+    )
+
+    @jax.jit
+    def everything(primals, tangents, cotangent):
+      if fwd:
+        out, out_tangent = jax.jvp(f, primals, tangents)
+      else:
+        out, out_tangent = f(*primals), None
+      pulled = jax.vjp(f, *primals)[1](cotangent) if rev else None
+      return out, out_tangent, pulled
+
+    def value(*primals):
+      return everything(primals, zero_tangents, zero_cotangent)[0]
+
+    if fwd:
+      test_util.check_jvp(
+        value,
+        lambda p, t: everything(p, t, zero_cotangent)[:2],
+        floats,
+        eps=1e-6,
+      )
+    if rev:
       test_util.check_vjp(
         value,
-        lambda *primals: (value(*primals), lambda ct: pull(primals, ct)),
+        lambda *p: (
+          value(*p),
+          lambda ct: everything(p, zero_tangents, ct)[2],
+        ),
         floats,
         eps=1e-6,
       )

@@ -191,6 +191,14 @@ def _raise_at_run_time(ok: jax.Array, message: str, **values: Any) -> None:
   jax.debug.callback(fail, ok, values)
 
 
+def _is_plain(x: Any) -> bool:
+  """None, a bool, number or string, or a tuple of them (a static argument
+  that a cached program may bake in)."""
+  if isinstance(x, tuple):
+    return all(_is_plain(v) for v in x)
+  return x is None or isinstance(x, (bool, int, float, complex, str))
+
+
 def _is_array_tree(x) -> bool:
   """An array, or a pytree (dict, list, tuple, NNX state) of arrays only."""
   leaves = jax.tree.leaves(x)
@@ -240,6 +248,44 @@ def checked(loss_fn: F) -> F:
   # A callable object (a jaxloss.nn module) has no __name__: its class's.
   name = getattr(loss_fn, "__name__", type(loss_fn).__name__)
 
+  def run(static, check, arrays):
+    arguments = {**static, **arrays}
+    for arg, value in arrays.items():
+      floats = [
+        x
+        for x in jax.tree.leaves(value)
+        if jnp.issubdtype(x.dtype, jnp.inexact)
+      ]
+      if floats:
+        check(
+          jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in floats])),
+          f"{name}: argument `{arg}` contains NaN or inf",
+        )
+    for arg, rule in rules.items():
+      if arguments.get(arg) is not None:
+        ok, what, *values = rule(arguments, arg)
+        check(ok, f"{name}: argument `{arg}` {what}", **(values or [{}])[0])
+    return loss_fn(**arguments)
+
+  # Eagerly: one compiled checkify program, not the checks and the loss run
+  # op by op (a compile each); kept per set of static (non-array) arguments
+  # when they are plain values. A callable or other object (which may close
+  # over state that changes between calls) gets a program for this call only.
+  programs: dict[Any, Callable] = {}
+
+  def program(static: dict) -> Callable:
+    key: Any = None
+    if all(_is_plain(v) for v in static.values()):
+      key = tuple((k, type(v), v) for k, v in static.items())
+    found = programs.get(key) if key is not None else None
+    if found is None:
+      found = jax.jit(
+        checkify.checkify(functools.partial(run, static, checkify.check))
+      )
+      if key is not None:
+        programs[key] = found
+    return found
+
   @functools.wraps(loss_fn)
   def wrapper(*args, **kwargs):
     bound = signature.bind(*args, **kwargs)
@@ -250,31 +296,9 @@ def checked(loss_fn: F) -> F:
       if not isinstance(v, str) and _is_array_tree(v)
     }
     static = {k: v for k, v in bound.arguments.items() if k not in arrays}
-    staged = any(_is_staged(x) for x in jax.tree.leaves(arrays))
-    check = _raise_at_run_time if staged else checkify.check
-
-    def run(arrays):
-      arguments = {**static, **arrays}
-      for arg, value in arrays.items():
-        floats = [
-          x
-          for x in jax.tree.leaves(value)
-          if jnp.issubdtype(x.dtype, jnp.inexact)
-        ]
-        if floats:
-          check(
-            jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in floats])),
-            f"{name}: argument `{arg}` contains NaN or inf",
-          )
-      for arg, rule in rules.items():
-        if arguments.get(arg) is not None:
-          ok, what, *values = rule(arguments, arg)
-          check(ok, f"{name}: argument `{arg}` {what}", **(values or [{}])[0])
-      return loss_fn(**arguments)
-
-    if staged:
-      return run(arrays)
-    error, out = checkify.checkify(run)(arrays)
+    if any(_is_staged(x) for x in jax.tree.leaves(arrays)):
+      return run(static, _raise_at_run_time, arrays)
+    error, out = program(static)(arrays)
     error.throw()
     return out
 

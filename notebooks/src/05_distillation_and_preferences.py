@@ -127,7 +127,7 @@ plt.show()
 
 # %%
 keys = jax.random.split(jax.random.key(2), 4)
-tokens, teacher_dim, student_dim, vocab = 1024, 128, 32, 2048
+tokens, teacher_dim, student_dim, vocab = 256, 128, 32, 2048
 features = jax.random.normal(keys[0], (tokens, teacher_dim))
 teacher_weight = (
   3 * jax.random.normal(keys[1], (teacher_dim, vocab)) / np.sqrt(teacher_dim)
@@ -139,7 +139,7 @@ params = {
 }
 
 
-def distillation(params):
+def distillation(params, features):
   return jl.linear_distillation_loss(
     features @ params["projection"],
     params["weight"],
@@ -153,8 +153,8 @@ optimizer = optax.adam(3e-2)
 
 
 @jax.jit
-def train_step(params, state):
-  value, grads = jax.value_and_grad(distillation)(params)
+def train_step(params, state, features):
+  value, grads = jax.value_and_grad(distillation)(params, features)
   updates, state = optimizer.update(grads, state)
   return optax.apply_updates(params, updates), state, value
 
@@ -162,7 +162,7 @@ def train_step(params, state):
 state = optimizer.init(params)
 history = []
 for _ in range(150):
-  params, state, value = train_step(params, state)
+  params, state, value = train_step(params, state, features)
   history.append(float(value))
 print(f"generalized JSD per token: {history[0]:.4f} -> {history[-1]:.4f}")
 assert history[-1] < 0.5 * history[0]
