@@ -339,6 +339,24 @@ def test_class_index_report_names_the_offending_label(labels, kwargs, found):
     jax.jit(fn)(logits, labels, **kwargs)
 
 
+def test_class_index_exempts_tokens_masked_by_a_leading_axes_where():
+  """A router's ``[tokens]`` mask exempts its ``[tokens, k]`` expert
+  indices; an out-of-range index on a kept token is still reported."""
+  probs = np.full((4, 3), 1 / 3, np.float32)
+  experts = np.array([[0, 1], [2, 1], [5, 0], [1, 2]], np.int32)
+  fn = jl.checked(jl.load_balancing_loss)
+  masked = np.array([True, True, False, True])
+  want = jl.load_balancing_loss(probs, experts, num_experts=3, where=masked)
+  got = fn(probs, experts, num_experts=3, where=masked)
+  assert np.isfinite(got) and got == want
+  with pytest.raises(
+    checkify.JaxRuntimeError,
+    match=r"^load_balancing_loss: argument `expert_indices` must hold class "
+    r"indices in \[0, 3\); found 5 at index \(2, 0\), 1 out of range",
+  ):
+    fn(probs, experts, num_experts=3, where=np.ones(4, bool))
+
+
 def test_class_index_report_of_a_scalar_label_and_an_empty_batch():
   fn = jl.checked(jl.softmax_cross_entropy_with_integer_labels)
   with pytest.raises(

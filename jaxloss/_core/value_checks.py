@@ -33,7 +33,9 @@ def class_index(
   logits_arg: str, axis_arg: str | None = "axis", default_axis: int = -1
 ) -> Rule:
   """Integer labels lie in ``[0, num_classes)``; ``ignore_index`` and labels
-  masked out by a ``where`` of the labels' shape are allowed.
+  masked out by ``where`` are allowed: a ``where`` of the labels' shape, or
+  of their leading axes (a router's ``[..., tokens]`` mask over its
+  ``[..., tokens, k]`` expert indices).
 
   The library's one label rule (:mod:`jaxloss._core.labels` gives such a
   label NaN); the report names the first offending label, its index, how
@@ -56,8 +58,12 @@ def class_index(
     if args.get("ignore_index") is not None:
       exempt = exempt | (labels == args["ignore_index"])
     where = args.get("where")
-    if where is not None and jnp.shape(where) == labels.shape:
-      exempt = exempt | ~jnp.asarray(where)
+    rank = jnp.ndim(where) if where is not None else 0
+    if where is not None and jnp.shape(where) == labels.shape[:rank]:
+      kept = jnp.asarray(where).reshape(
+        labels.shape[:rank] + (1,) * (labels.ndim - rank)
+      )
+      exempt = exempt | ~kept
     ok = (labels >= 0) & (labels < num_classes) | exempt
     what = f"must hold class indices in [0, {num_classes})"
     if labels.size == 0:
