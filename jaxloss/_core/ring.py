@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Hashable
-from typing import Literal
+from typing import Literal, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -47,6 +47,21 @@ from jaxloss._core.online_softmax import ChunkFn, Stats
 Strategy = Literal["ring", "all_gather"]
 STRATEGIES: tuple[Strategy, ...] = ("ring", "all_gather")
 AxisName = Hashable  # a mesh or pmap axis name, or a tuple of them
+T = TypeVar("T")
+
+
+def device_sum(x: T, axis_name: AxisName | None) -> T:
+  """``x`` (an array or a pytree of them) summed over the devices along
+  ``axis_name``; ``x`` itself for ``None`` (one device). The losses whose
+  value is a batch statistic share one body between their one-device and
+  sharded forms this way."""
+  return x if axis_name is None else jax.lax.psum(x, axis_name)
+
+
+def device_max(x: jax.Array, axis_name: AxisName | None) -> jax.Array:
+  """``x``'s elementwise maximum over the devices along ``axis_name``;
+  ``x`` itself for ``None``."""
+  return x if axis_name is None else jax.lax.pmax(x, axis_name)
 
 
 def axis_size(axis_name: AxisName) -> int:

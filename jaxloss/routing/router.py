@@ -14,27 +14,17 @@ from __future__ import annotations
 import functools
 import numbers
 import operator
-from typing import TypeVar
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss._core import checks, value_checks
+from jaxloss._core import checks, ring, value_checks
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import reduce
 from jaxloss._core.ring import AxisName
 
 __all__ = ["load_balancing_loss", "router_z_loss"]
-
-T = TypeVar("T")
-
-
-def total(x: T, axis_name: AxisName | None) -> T:
-  """``x`` (an array or a tuple of them) summed over the devices along
-  ``axis_name`` (``None``: ``x``)."""
-  return x if axis_name is None else jax.lax.psum(x, axis_name)
-
 
 # --------------------------------------------------------------------------- #
 # load balancing
@@ -112,7 +102,7 @@ def balance_value(
   prob_sums = jnp.sum(jnp.where(kept, probs, 0), axis=-2)
   tokens = jnp.sum(keep, axis=-1, dtype=probs.dtype)
   bad = jnp.sum(invalid & keep, axis=-1)
-  counts, prob_sums, tokens, bad = total(
+  counts, prob_sums, tokens, bad = ring.device_sum(
     (counts, prob_sums, tokens, bad), axis_name
   )
   present = tokens > 0

@@ -25,21 +25,12 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss._core import checks, numerics
+from jaxloss._core import checks, numerics, ring
 from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce
 from jaxloss._core.ring import AxisName
 
 __all__ = ["dino_loss", "swav_loss"]
-
-
-def psum(x: jax.Array, axis_name: AxisName | None) -> jax.Array:
-  """``jax.lax.psum`` over ``axis_name``; the identity for ``None``."""
-  return x if axis_name is None else jax.lax.psum(x, axis_name)
-
-
-def _pmax(x: jax.Array, axis_name: AxisName | None) -> jax.Array:
-  return x if axis_name is None else jax.lax.pmax(x, axis_name)
 
 
 def _keep(where: ArrayLike | None, batch: int) -> jax.Array:
@@ -131,8 +122,9 @@ def dino_center(
   examples (of every device along ``axis_name``); ``c`` when none is kept.
   No gradient."""
   teacher, centre, keep = inputs.teacher, inputs.center, inputs.keep
-  total = psum(jnp.sum(teacher, axis=(0, 1)), axis_name)  # masked rows are 0
-  count = psum(jnp.sum(keep, dtype=teacher.dtype), axis_name)
+  # masked rows are 0
+  total = ring.device_sum(jnp.sum(teacher, axis=(0, 1)), axis_name)
+  count = ring.device_sum(jnp.sum(keep, dtype=teacher.dtype), axis_name)
   count = count * teacher.shape[0]
   batch_center = total / jnp.maximum(count, 1)
   m = numerics.like(center_momentum, centre)
@@ -299,14 +291,16 @@ def sinkhorn_codes(
   # removes any constant): exact at huge scores under jit (see
   # log_softmax_at_temperature).
   peak = jnp.max(jnp.where(rows, scores, -jnp.inf), initial=-jnp.inf)
-  peak = _pmax(peak, axis_name)
+  peak = ring.device_max(peak, axis_name)
   peak = jnp.where(jnp.isfinite(peak), peak, 0)
   log_q = (scores - peak) / numerics.like(epsilon, scores)
   for _ in range(iterations):
     filled = jnp.where(rows, log_q, -jnp.inf)
-    peak = _pmax(jnp.max(filled, axis=0, initial=-jnp.inf), axis_name)
+    peak = ring.device_max(jnp.max(filled, axis=0, initial=-jnp.inf), axis_name)
     peak = jnp.where(jnp.isfinite(peak), peak, 0)
-    total = psum(jnp.sum(jnp.exp(filled - peak[None]), axis=0), axis_name)
+    total = ring.device_sum(
+      jnp.sum(jnp.exp(filled - peak[None]), axis=0), axis_name
+    )
     lse = jnp.where(
       total > 0, peak + jnp.log(jnp.where(total > 0, total, 1)), 0
     )

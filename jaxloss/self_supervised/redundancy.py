@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss._core import checks, numerics
+from jaxloss._core import checks, numerics, ring
 from jaxloss._core.loss import loss
 from jaxloss._core.ring import AxisName
 
@@ -24,11 +24,6 @@ __all__ = ["barlow_twins_loss", "vicreg_loss"]
 
 # --------------------------------------------------------------------------- #
 # batch sums: one device (axis_name None) or psum over the data axis
-
-
-def total(x: jax.Array, axis_name: AxisName | None) -> jax.Array:
-  """``x`` summed over the devices along ``axis_name`` (``None``: ``x``)."""
-  return x if axis_name is None else jax.lax.psum(x, axis_name)
 
 
 def check_views(
@@ -54,7 +49,7 @@ def _count(
   if keep is None:  # static: this batch, or every device's
     devices = 1 if axis_name is None else jax.lax.axis_size(axis_name)
     return jnp.asarray(x.shape[0] * devices, x.dtype)
-  return total(jnp.sum(keep, dtype=x.dtype), axis_name)
+  return ring.device_sum(jnp.sum(keep, dtype=x.dtype), axis_name)
 
 
 def _centred(
@@ -65,9 +60,9 @@ def _centred(
 ) -> jax.Array:
   """``x`` minus its batch mean over the kept examples (0 where not kept)."""
   x = _kept(x, keep)
-  mean = total(jnp.sum(x, axis=0, keepdims=True), axis_name) / jnp.maximum(
-    count, 1
-  )
+  mean = ring.device_sum(
+    jnp.sum(x, axis=0, keepdims=True), axis_name
+  ) / jnp.maximum(count, 1)
   return _kept(x - mean, keep)
 
 
@@ -97,7 +92,7 @@ def _standardised(
   if axis_name is not None:
     scale = jax.lax.stop_gradient(jax.lax.pmax(scale, axis_name))
   centred = _centred(z / scale, keep, count, axis_name)
-  variance = total(
+  variance = ring.device_sum(
     jnp.sum(jnp.square(centred), axis=0, keepdims=True), axis_name
   )
   variance = variance / jnp.maximum(count, 1)
@@ -118,7 +113,7 @@ def barlow_twins_value(
   count = _count(z_a, keep, axis_name)
   a = _standardised(z_a, keep, count, eps, axis_name)
   b = _standardised(z_b, keep, count, eps, axis_name)
-  c = total(a.T @ b, axis_name) / jnp.maximum(count, 1)
+  c = ring.device_sum(a.T @ b, axis_name) / jnp.maximum(count, 1)
   on_diagonal = jnp.sum(jnp.square(1 - jnp.diagonal(c)))
   off_diagonal = jnp.sum(jnp.square(_off_diagonal(c)))
   value = on_diagonal + numerics.like(lambda_, c) * off_diagonal
@@ -208,7 +203,9 @@ def _variance_and_covariance(
 ) -> tuple[jax.Array, jax.Array]:
   """VICReg's variance hinge and covariance penalty of one view."""
   centred = _centred(z, keep, count, axis_name)
-  covariance = total(centred.T @ centred, axis_name) / jnp.maximum(count - 1, 1)
+  covariance = ring.device_sum(centred.T @ centred, axis_name) / jnp.maximum(
+    count - 1, 1
+  )
   std = jnp.sqrt(jnp.diagonal(covariance) + numerics.like(eps, z))
   variance_term = jnp.mean(jax.nn.relu(numerics.like(gamma, z) - std))
   covariance_term = jnp.sum(jnp.square(_off_diagonal(covariance)))
@@ -230,7 +227,7 @@ def vicreg_value(
   ``axis_name`` (``None``: this batch)."""
   count = _count(z_a, keep, axis_name)
   squares = jnp.sum(jnp.square(_kept(z_a - z_b, keep)))
-  invariance = total(squares, axis_name) / (
+  invariance = ring.device_sum(squares, axis_name) / (
     jnp.maximum(count, 1) * z_a.shape[-1]
   )
   var_a, cov_a = _variance_and_covariance(
