@@ -324,6 +324,13 @@ def masked_mean(
   return safe_divide(total, count)
 
 
+def example_mean(x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+  """Each example's mean: over every axis of ``x`` but the first (the batch),
+  the unmasked entries only (:func:`masked_mean`); ``[batch]`` ``x`` is its
+  own mean."""
+  return masked_mean(x, mask, axis=tuple(range(1, x.ndim)))
+
+
 def clamped_log(p: jax.Array, floor: float = -100.0) -> jax.Array:
   """``max(log p, floor)`` for probabilities ``p`` in [0, 1]: torch's
   ``binary_cross_entropy`` clamp (``floor = -100``), so ``p = 0`` gives

@@ -236,7 +236,7 @@ def flow_matching_loss(
   velocity, x0, x1 = velocity.astype(dtype), x0.astype(dtype), x1.astype(dtype)
   target = x1 - _source_factor(path, sigma_min, dtype) * x0
   error = velocity - target
-  values = jnp.mean(jnp.square(error), axis=tuple(range(1, error.ndim)))
+  values = numerics.example_mean(jnp.square(error))
   return reduce(values, reduction, weights=weights, where=where)
 
 

@@ -91,13 +91,6 @@ def _weight(
   return jnp.exp(log_w)
 
 
-def _mean_data(x: jax.Array, elements: jax.Array | None) -> jax.Array:
-  """Mean over every axis but the first (the unmasked elements only)."""
-  if x.ndim == 1:
-    return x
-  return numerics.masked_mean(x, elements, axis=tuple(range(1, x.ndim)))
-
-
 def _check_static(
   prediction: str, weighting: str, snr_gamma, sigma_data
 ) -> None:
@@ -266,7 +259,7 @@ def diffusion_loss(
       error = sigma * model_output + noise
     lam = _log_snr(alpha, sigma).reshape(model_output.shape[0])
     weight = _weight(lam, prediction, weighting, snr_gamma, sigmoid_bias)
-  values = weight * _mean_data(jnp.square(error), elements)
+  values = weight * numerics.example_mean(jnp.square(error), elements)
   return reduce(values, reduction, weights=weights, where=where)
 
 

@@ -17,11 +17,6 @@ from jaxloss._core.loss import loss
 from jaxloss._core.reduction import Reduction, reduce
 
 
-def _mean_features(x: jax.Array) -> jax.Array:
-  """Means every axis but the first."""
-  return jnp.mean(x, axis=tuple(range(1, x.ndim)))
-
-
 @loss
 def vector_quantization_loss(
   inputs: ArrayLike,
@@ -88,9 +83,9 @@ def vector_quantization_loss(
   inputs, quantized = inputs.astype(dtype), quantized.astype(dtype)
   codebook = jnp.square(jax.lax.stop_gradient(inputs) - quantized)
   commitment = jnp.square(inputs - jax.lax.stop_gradient(quantized))
-  values = _mean_features(codebook) + numerics.like(
+  values = numerics.example_mean(codebook) + numerics.like(
     commitment_cost, dtype
-  ) * _mean_features(commitment)
+  ) * numerics.example_mean(commitment)
   return reduce(values, reduction, weights=weights, where=where)
 
 

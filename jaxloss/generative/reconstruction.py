@@ -37,11 +37,6 @@ def _sum_features(x: jax.Array) -> jax.Array:
   return jnp.sum(x, axis=tuple(range(1, x.ndim)))
 
 
-def _mean_features(x: jax.Array) -> jax.Array:
-  """Means every axis but the first."""
-  return jnp.mean(x, axis=tuple(range(1, x.ndim)))
-
-
 def _bernoulli_targets(args: dict, arg: str) -> tuple[jax.Array, str]:
   """Value rule: Bernoulli targets lie in [0, 1]."""
   x = jnp.asarray(args[arg])
@@ -204,8 +199,8 @@ def cycle_consistency_loss(
   dtype = jnp.result_type(real_a, real_b)
   error_a = numerics.safe_abs(reconstructed_a - real_a).astype(dtype)
   error_b = numerics.safe_abs(reconstructed_b - real_b).astype(dtype)
-  values = numerics.like(lambda_a, dtype) * _mean_features(error_a)
-  values += numerics.like(lambda_b, dtype) * _mean_features(error_b)
+  values = numerics.like(lambda_a, dtype) * numerics.example_mean(error_a)
+  values += numerics.like(lambda_b, dtype) * numerics.example_mean(error_b)
   return reduce(values, reduction, weights=weights, where=where)
 
 
