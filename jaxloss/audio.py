@@ -159,17 +159,6 @@ def _sizes(arg: str, value: Any) -> tuple[int, ...]:
   return tuple(int(v) for v in sizes)
 
 
-def _size(arg: str, value: Any) -> int:
-  """A positive Python int."""
-  if (
-    not isinstance(value, numbers.Integral)
-    or isinstance(value, bool)
-    or value < 1
-  ):
-    raise checks.fail(f"`{arg}` must be a positive int, got {value!r}.")
-  return int(value)
-
-
 def _signals(
   predictions: ArrayLike,
   targets: ArrayLike,
@@ -266,9 +255,9 @@ def stft_loss(
     model based on generative adversarial networks with multi-resolution
     spectrogram", 2020. https://arxiv.org/abs/1910.11480
   """
-  fft = _size("fft_size", fft_size)
-  hop = _size("hop_size", hop_size)
-  win = _size("win_length", win_length)
+  fft = checks.positive_int("fft_size", fft_size)
+  hop = checks.positive_int("hop_size", hop_size)
+  win = checks.positive_int("win_length", win_length)
   x, y = _signals(
     predictions, targets, (fft,), (win,), ("fft_size", "win_length")
   )

@@ -248,8 +248,9 @@ def test_errors():
     f(logits, labels, t1=2.0, t2=1.0)
   with pytest.raises(ValueError, match="`t2`"):
     f(logits, labels, t1=0.5, t2=0.0)
-  with pytest.raises(ValueError, match="`num_iters`"):
-    f(logits, labels, t1=0.5, t2=1.5, num_iters=0)
+  for bad in (0, True, 2.0):
+    with pytest.raises(ValueError, match="`num_iters` must be a positive int"):
+      f(logits, labels, t1=0.5, t2=1.5, num_iters=bad)
   with pytest.raises(ValueError, match="`labels`"):
     f(logits, np.zeros((2, K + 1), np.float32), t1=0.5, t2=1.5)
   with pytest.raises(ValueError, match="`label_smoothing`"):

@@ -276,6 +276,18 @@ def chunk_size(value: Any) -> ChunkSize:
   return int(value)
 
 
+def positive_int(arg: str, value: Any) -> int:
+  """A static count or size (iterations, bins, experts, FFT sizes): a Python
+  int >= 1, not a bool; returned as an ``int``."""
+  if (
+    not isinstance(value, numbers.Integral)
+    or isinstance(value, bool)
+    or value < 1
+  ):
+    raise fail(f"`{arg}` must be a positive int, got {value!r}.")
+  return int(value)
+
+
 def positive(arg: str, value: Any) -> None:
   """A hyper-parameter given as a number must be > 0 (traced values pass)."""
   if is_static_number(value) and not value > 0:

@@ -263,8 +263,7 @@ def bi_tempered_logistic_loss(
   if not 0.0 <= t1 < 2.0:
     raise checks.fail(f"`t1` must lie in [0, 2), got {t1}.")
   checks.positive("t2", t2)
-  if not (isinstance(num_iters, int) and num_iters >= 1):
-    raise checks.fail(f"`num_iters` must be an int >= 1, got {num_iters!r}.")
+  checks.positive_int("num_iters", num_iters)
   checks.in_unit_interval("label_smoothing", label_smoothing)
   logits = checks.as_float("logits", logits)
   checks.min_rank("logits", logits, 1, "a class axis")

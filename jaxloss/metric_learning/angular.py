@@ -4,7 +4,6 @@ and SphereFace (A-Softmax)."""
 from __future__ import annotations
 
 import math
-import numbers
 
 import jax
 import jax.numpy as jnp
@@ -64,12 +63,7 @@ def _multiplicative_margin(
   checks.shape(
     "centers", centers, (None, embeddings.shape[1]), "[num_classes, dim]"
   )
-  if (
-    not isinstance(margin, numbers.Integral)
-    or isinstance(margin, bool)
-    or margin < 1
-  ):
-    raise checks.fail(f"`margin` must be a positive int, got {margin!r}.")
+  checks.positive_int("margin", margin)
   checks.positive("scale", scale)
   num_classes = centers.shape[0]
   elements, examples = split_where(

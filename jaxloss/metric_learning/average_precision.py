@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
-
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -73,12 +71,7 @@ def fast_ap_loss(
   checks.shape(
     "labels", labels, embeddings.shape[:1], "one label per embedding"
   )
-  if (
-    not isinstance(num_bins, numbers.Integral)
-    or isinstance(num_bins, bool)
-    or num_bins < 1
-  ):
-    raise checks.fail(f"`num_bins` must be a positive int, got {num_bins!r}.")
+  checks.positive_int("num_bins", num_bins)
   n = embeddings.shape[0]
   keep = in_batch.example_mask(where, (n,))
   both = keep[:, None] & keep[None, :]

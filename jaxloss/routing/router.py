@@ -12,7 +12,6 @@ global batch.
 from __future__ import annotations
 
 import functools
-import numbers
 import operator
 
 import jax
@@ -37,14 +36,7 @@ def check_balance_inputs(
   where: ArrayLike | None,
 ) -> tuple[jax.Array, jax.Array, jax.Array | None]:
   """``(probs [..., T, E], indices [..., T, k], keep [..., T] or None)``."""
-  if (
-    not isinstance(num_experts, numbers.Integral)
-    or isinstance(num_experts, bool)
-    or num_experts < 1
-  ):
-    raise checks.fail(
-      f"`num_experts` must be a positive Python int, got {num_experts!r}."
-    )
+  checks.positive_int("num_experts", num_experts)
   probs = checks.as_float("router_probs", router_probs)
   checks.min_rank("router_probs", probs, 2, "[..., tokens, experts]")
   if probs.shape[-1] != num_experts:

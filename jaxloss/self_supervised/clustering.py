@@ -18,7 +18,6 @@ weigh the loss only.
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, NamedTuple
 
 import jax
@@ -248,15 +247,7 @@ def swav_inputs(
   """Shapes, dtypes and hyper-parameters of :func:`swav_loss`'s arguments."""
   checks.positive("temperature", temperature)
   checks.positive("epsilon", epsilon)
-  if (
-    not isinstance(sinkhorn_iterations, numbers.Integral)
-    or isinstance(sinkhorn_iterations, bool)
-    or sinkhorn_iterations < 1
-  ):
-    raise checks.fail(
-      "`sinkhorn_iterations` must be a positive Python int (static), got "
-      f"{sinkhorn_iterations!r}."
-    )
+  checks.positive_int("sinkhorn_iterations", sinkhorn_iterations)
   a, b = checks.same_shape_floats(scores_a=scores_a, scores_b=scores_b)
   checks.rank("scores_a", a, 2)
   keep = _keep(where, a.shape[0])
